@@ -1,0 +1,646 @@
+//! The release manifest: the contract a team's CI writes. Two forms are accepted:
+//!
+//! - version 1 (`{"version": 1, "release": ..., "service": ..., "images": {container: uri}, ...}`);
+//! - CodePipeline's `imagedefinitions.json` (`[{"name": container, "imageUri": uri}]`), where the
+//!   service and release come from the object key, as they must for every manifest.
+//!
+//! Parsing checks shape; [`Policy`] checks what the operator allows. Both report a message a
+//! person can act on, because it ends up verbatim in the release record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{
+    AccountId, ContainerName, ImageTag, InvalidName, ReleaseId, ReleaseKey, RepositoryName, ServiceName,
+};
+
+/// The largest manifest Convoy reads. Real ones are a few hundred bytes; the cap keeps a mistaken
+/// upload (a build log, an archive) from costing memory or a long parse.
+pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
+
+/// Why a manifest was refused. The text is shown to people in the release record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("the manifest is {size} bytes; the limit is {MAX_MANIFEST_BYTES} bytes")]
+    TooLarge { size: usize },
+    #[error("the manifest is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the manifest does not match the version 1 format: {0}")]
+    Shape(String),
+    #[error("the manifest has version {0}; this Convoy reads version 1")]
+    UnsupportedVersion(u64),
+    #[error("the manifest names no images")]
+    NoImages,
+    #[error("{0}")]
+    InvalidName(#[from] InvalidName),
+    #[error("image {uri:?} for container {container:?} is not an ECR image URI: {why}")]
+    NotEcr {
+        container: String,
+        uri: String,
+        why: &'static str,
+    },
+    #[error("container {0:?} is named twice")]
+    DuplicateContainer(String),
+    #[error(
+        "the manifest says {field} {declared:?} but was uploaded as {from_key:?} (releases/<service>/<release>.json)"
+    )]
+    KeyMismatch {
+        field: &'static str,
+        declared: String,
+        from_key: String,
+    },
+    #[error("service {0:?} is not one Convoy may deploy (allowed: {1})")]
+    ServiceNotAllowed(String, String),
+    #[error("repository {0:?} is not one Convoy may deploy from (allowed: {1})")]
+    RepositoryNotAllowed(String, String),
+    #[error(
+        "image {uri:?} is in region {image_region}; Convoy runs in {convoy_region} and sees only that region's pushes"
+    )]
+    ForeignRegion {
+        uri: String,
+        image_region: String,
+        convoy_region: String,
+    },
+    #[error("the migration runs in container {0:?}, which the manifest gives no image")]
+    MigrationContainerUnknown(String),
+    #[error("the migration command is empty")]
+    EmptyMigrationCommand,
+    #[error("the migration timeout must be between 1 and 86400 seconds, not {0}")]
+    MigrationTimeout(u64),
+    #[error(
+        "the verify path {0:?} must be a path starting with '/' (the listener is the operator's, not the manifest's)"
+    )]
+    VerifyPath(String),
+    #[error("the verify status {0} is not an HTTP status")]
+    VerifyStatus(u16),
+}
+
+/// An image as the manifest names it: which registry, repository and tag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub registry: AccountId,
+    pub region: String,
+    pub repository: RepositoryName,
+    pub tag: ImageTag,
+}
+
+impl ImageRef {
+    /// Parses `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>:<tag>`.
+    pub fn parse_uri(uri: &str) -> Result<Self, &'static str> {
+        let (host, path) = uri.split_once('/').ok_or("it has no repository path")?;
+        let mut labels = host.split('.');
+        let account = labels.next().unwrap_or_default();
+        if labels.next() != Some("dkr") {
+            return Err("the host is not <account>.dkr.ecr.<region>.amazonaws.com");
+        }
+        let ecr = labels.next().unwrap_or_default();
+        if ecr != "ecr" && ecr != "ecr-fips" {
+            return Err("the host is not <account>.dkr.ecr.<region>.amazonaws.com");
+        }
+        let region = labels.next().unwrap_or_default().to_owned();
+        let domain: Vec<&str> = labels.collect();
+        if !matches!(domain.as_slice(), ["amazonaws", "com"] | ["amazonaws", "com", "cn"]) {
+            return Err("the host is not <account>.dkr.ecr.<region>.amazonaws.com");
+        }
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err("the region in the host is not a region name");
+        }
+        let registry = AccountId::new(account).map_err(|_| "the host does not start with a 12-digit account id")?;
+        if path.contains('@') {
+            return Err("it names a digest; name a tag, and Convoy pins the digest it finds when the tag is pushed");
+        }
+        let (repository, tag) = path.rsplit_once(':').ok_or("it has no tag (<repository>:<tag>)")?;
+        let repository = RepositoryName::new(repository).map_err(|e| e.rule)?;
+        let tag = ImageTag::new(tag).map_err(|e| e.rule)?;
+        Ok(Self {
+            registry,
+            region,
+            repository,
+            tag,
+        })
+    }
+
+    pub fn uri(&self) -> String {
+        let suffix = if self.region.starts_with("cn-") { ".cn" } else { "" };
+        format!(
+            "{}.dkr.ecr.{}.amazonaws.com{suffix}/{}:{}",
+            self.registry, self.region, self.repository, self.tag
+        )
+    }
+}
+
+/// The one-off migration task: which container runs which command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    pub container: ContainerName,
+    pub command: Vec<String>,
+    /// How long the migration may run; the operator's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// What the verification expects from the test listener. The listener itself is the operator's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyExpectation {
+    pub path: String,
+    pub expect_status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    Manual,
+    Auto,
+}
+
+/// A validated manifest. Only [`parse`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub images: BTreeMap<ContainerName, ImageRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyExpectation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// What the operator lets Convoy touch. Empty allow-lists are refused at start-up (see config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub allowed_services: BTreeSet<ServiceName>,
+    pub allowed_repositories: BTreeSet<RepositoryName>,
+    /// The region Convoy runs in; ECR push events come only from it.
+    pub region: String,
+}
+
+impl Policy {
+    /// Checks a parsed manifest against the allow-lists.
+    pub fn admit(&self, key: &ReleaseKey, manifest: &Manifest) -> Result<(), ManifestError> {
+        if !self.allowed_services.contains(&key.service) {
+            return Err(ManifestError::ServiceNotAllowed(
+                key.service.to_string(),
+                join(&self.allowed_services),
+            ));
+        }
+        for image in manifest.images.values() {
+            if !self.allowed_repositories.contains(&image.repository) {
+                return Err(ManifestError::RepositoryNotAllowed(
+                    image.repository.to_string(),
+                    join(&self.allowed_repositories),
+                ));
+            }
+            if image.region != self.region {
+                return Err(ManifestError::ForeignRegion {
+                    uri: image.uri(),
+                    image_region: image.region.clone(),
+                    convoy_region: self.region.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn join<T: std::fmt::Display>(items: &BTreeSet<T>) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentV1 {
+    #[allow(dead_code)] // checked before this shape is parsed
+    version: u64,
+    release: String,
+    service: String,
+    images: BTreeMap<String, String>,
+    #[serde(default)]
+    migration: Option<MigrationDocument>,
+    #[serde(default)]
+    verify: Option<VerifyExpectation>,
+    #[serde(default)]
+    approval: Option<Approval>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigrationDocument {
+    container: String,
+    command: Vec<String>,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ImageDefinition {
+    name: String,
+    #[serde(rename = "imageUri")]
+    image_uri: String,
+}
+
+/// Parses and validates a manifest uploaded as `releases/<service>/<release>.json` (the `key`).
+pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge { size: bytes.len() });
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::MalformedJson(e.to_string()))?;
+    match value {
+        serde_json::Value::Array(_) => {
+            let definitions: Vec<ImageDefinition> = serde_json::from_value(value)
+                .map_err(|e| ManifestError::Shape(format!("imagedefinitions.json: {e}")))?;
+            let mut pairs = Vec::with_capacity(definitions.len());
+            for definition in definitions {
+                pairs.push((definition.name, definition.image_uri));
+            }
+            let images = parse_images(pairs)?;
+            Ok(Manifest {
+                images,
+                migration: None,
+                verify: None,
+                approval: None,
+            })
+        }
+        serde_json::Value::Object(ref object) => {
+            match object.get("version") {
+                Some(serde_json::Value::Number(n)) if n.as_u64() == Some(1) => {}
+                Some(serde_json::Value::Number(n)) => {
+                    return Err(ManifestError::UnsupportedVersion(n.as_u64().unwrap_or(0)));
+                }
+                Some(_) => return Err(ManifestError::Shape("\"version\" must be the number 1".into())),
+                None => return Err(ManifestError::Shape("missing field `version`".into())),
+            }
+            let document: DocumentV1 =
+                serde_json::from_value(value).map_err(|e| ManifestError::Shape(e.to_string()))?;
+            let release = ReleaseId::new(&document.release)?;
+            let service = ServiceName::new(&document.service)?;
+            if service != key.service {
+                return Err(ManifestError::KeyMismatch {
+                    field: "service",
+                    declared: service.to_string(),
+                    from_key: key.service.to_string(),
+                });
+            }
+            if release != key.release {
+                return Err(ManifestError::KeyMismatch {
+                    field: "release",
+                    declared: release.to_string(),
+                    from_key: key.release.to_string(),
+                });
+            }
+            let images = parse_images(document.images)?;
+            let migration = document.migration.map(|m| parse_migration(m, &images)).transpose()?;
+            if let Some(verify) = &document.verify {
+                check_verify(verify)?;
+            }
+            Ok(Manifest {
+                images,
+                migration,
+                verify: document.verify,
+                approval: document.approval,
+            })
+        }
+        _ => Err(ManifestError::Shape(
+            "expected a JSON object (or an imagedefinitions.json list)".into(),
+        )),
+    }
+}
+
+fn parse_images(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<ContainerName, ImageRef>, ManifestError> {
+    let mut images = BTreeMap::new();
+    for (container, uri) in pairs {
+        let image = ImageRef::parse_uri(&uri).map_err(|why| ManifestError::NotEcr {
+            container: container.clone(),
+            uri: uri.clone(),
+            why,
+        })?;
+        let name = ContainerName::new(&container)?;
+        if images.insert(name, image).is_some() {
+            return Err(ManifestError::DuplicateContainer(container));
+        }
+    }
+    if images.is_empty() {
+        return Err(ManifestError::NoImages);
+    }
+    Ok(images)
+}
+
+fn parse_migration(
+    document: MigrationDocument,
+    images: &BTreeMap<ContainerName, ImageRef>,
+) -> Result<Migration, ManifestError> {
+    let container = ContainerName::new(&document.container)?;
+    if !images.contains_key(&container) {
+        return Err(ManifestError::MigrationContainerUnknown(document.container));
+    }
+    if document.command.is_empty() || document.command.iter().all(|part| part.trim().is_empty()) {
+        return Err(ManifestError::EmptyMigrationCommand);
+    }
+    if let Some(seconds) = document.timeout_seconds
+        && !(1..=86_400).contains(&seconds)
+    {
+        return Err(ManifestError::MigrationTimeout(seconds));
+    }
+    Ok(Migration {
+        container,
+        command: document.command,
+        timeout_seconds: document.timeout_seconds,
+    })
+}
+
+fn check_verify(verify: &VerifyExpectation) -> Result<(), ManifestError> {
+    // The path is appended to the operator's listener URL; anything that could change the host
+    // (a scheme, an authority, a backslash some parsers treat as '/') is refused here.
+    let path = &verify.path;
+    if !path.starts_with('/')
+        || path.starts_with("//")
+        || path.contains("://")
+        || path.contains('\\')
+        || path.contains('@')
+    {
+        return Err(ManifestError::VerifyPath(path.clone()));
+    }
+    if !(100..=599).contains(&verify.expect_status) {
+        return Err(ManifestError::VerifyStatus(verify.expect_status));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app:4cf03d1";
+    const NGINX: &str = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app-nginx:4cf03d1";
+
+    fn key() -> ReleaseKey {
+        ReleaseKey::new(
+            ServiceName::new("laravel-app").unwrap(),
+            ReleaseId::new("4cf03d1").unwrap(),
+        )
+    }
+
+    fn v1(extra: &str) -> String {
+        format!(
+            r#"{{"version": 1, "release": "4cf03d1", "service": "laravel-app",
+                "images": {{"laravel": "{APP}", "nginx": "{NGINX}"}}{extra}}}"#
+        )
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            allowed_services: ["laravel-app".parse().unwrap()].into(),
+            allowed_repositories: ["laravel-app".parse().unwrap(), "laravel-app-nginx".parse().unwrap()].into(),
+            region: "ap-northeast-1".into(),
+        }
+    }
+
+    #[test]
+    fn the_architecture_pages_example_parses() {
+        let text = v1(
+            r#", "migration": {"container": "laravel", "command": ["php", "artisan", "migrate", "--force"]},
+            "verify": {"path": "/", "expect_status": 200, "expect_body": "4cf03d1"}, "approval": "manual""#,
+        );
+        let manifest = parse(text.as_bytes(), &key()).unwrap();
+        assert_eq!(manifest.images.len(), 2);
+        let app = &manifest.images[&ContainerName::new("laravel").unwrap()];
+        assert_eq!(app.repository.as_str(), "laravel-app");
+        assert_eq!(app.tag.as_str(), "4cf03d1");
+        assert_eq!(app.registry.as_str(), "123456789012");
+        assert_eq!(app.uri(), APP);
+        assert_eq!(
+            manifest.migration.unwrap().command,
+            ["php", "artisan", "migrate", "--force"]
+        );
+        assert_eq!(manifest.approval, Some(Approval::Manual));
+        assert!(policy().admit(&key(), &parse(text.as_bytes(), &key()).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn imagedefinitions_json_parses_with_identity_from_the_key() {
+        let text =
+            format!(r#"[{{"name": "laravel", "imageUri": "{APP}"}}, {{"name": "nginx", "imageUri": "{NGINX}"}}]"#);
+        let manifest = parse(text.as_bytes(), &key()).unwrap();
+        assert_eq!(manifest.images.len(), 2);
+        assert_eq!(manifest.migration, None);
+    }
+
+    #[test]
+    fn malformed_json_is_rejected_with_the_parsers_position() {
+        let err = parse(b"{\"version\": 1,", &key()).unwrap_err();
+        assert!(matches!(err, ManifestError::MalformedJson(_)));
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_without_images_is_rejected() {
+        let err = parse(
+            br#"{"version": 1, "release": "4cf03d1", "service": "laravel-app"}"#,
+            &key(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("missing field `images`"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_with_empty_images_is_rejected() {
+        let err = parse(
+            br#"{"version": 1, "release": "4cf03d1", "service": "laravel-app", "images": {}}"#,
+            &key(),
+        )
+        .unwrap_err();
+        assert_eq!(err, ManifestError::NoImages);
+    }
+
+    #[test]
+    fn an_empty_imagedefinitions_list_is_rejected() {
+        assert_eq!(parse(b"[]", &key()).unwrap_err(), ManifestError::NoImages);
+    }
+
+    #[test]
+    fn a_docker_hub_image_is_not_an_ecr_uri() {
+        let text = v1("").replace(APP, "docker.io/library/nginx:1.27");
+        let err = parse(text.as_bytes(), &key()).unwrap_err();
+        assert!(matches!(err, ManifestError::NotEcr { .. }), "{err}");
+        assert!(err.to_string().contains("docker.io/library/nginx:1.27"));
+    }
+
+    #[test]
+    fn an_image_without_a_tag_is_rejected() {
+        let text = v1("").replace(APP, "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app");
+        assert!(
+            parse(text.as_bytes(), &key())
+                .unwrap_err()
+                .to_string()
+                .contains("no tag")
+        );
+    }
+
+    #[test]
+    fn an_image_pinned_by_digest_is_refused_with_a_hint() {
+        let text = v1("").replace(
+            APP,
+            "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:abcd",
+        );
+        assert!(
+            parse(text.as_bytes(), &key())
+                .unwrap_err()
+                .to_string()
+                .contains("name a tag")
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_the_field() {
+        let text = v1(r#", "approval": 3"#);
+        let err = parse(text.as_bytes(), &key()).unwrap_err();
+        assert!(matches!(err, ManifestError::Shape(_)), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_field_is_rejected_so_typos_do_not_pass_silently() {
+        let text = v1(r#", "migrations": {}"#);
+        assert!(
+            parse(text.as_bytes(), &key())
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `migrations`")
+        );
+    }
+
+    #[test]
+    fn version_2_is_refused() {
+        let text = v1("").replace("\"version\": 1", "\"version\": 2");
+        assert_eq!(
+            parse(text.as_bytes(), &key()).unwrap_err(),
+            ManifestError::UnsupportedVersion(2)
+        );
+    }
+
+    #[test]
+    fn a_release_id_unsafe_in_an_s3_key_is_rejected() {
+        let text = v1("").replace("\"release\": \"4cf03d1\"", "\"release\": \"../../etc\"");
+        assert!(
+            parse(text.as_bytes(), &key())
+                .unwrap_err()
+                .to_string()
+                .contains("unsafe in an S3 key")
+        );
+    }
+
+    #[test]
+    fn a_service_name_unsafe_in_an_s3_key_is_rejected() {
+        let text = v1("").replace("\"service\": \"laravel-app\"", "\"service\": \"laravel app\"");
+        assert!(
+            parse(text.as_bytes(), &key())
+                .unwrap_err()
+                .to_string()
+                .contains("unsafe in an S3 key")
+        );
+    }
+
+    #[test]
+    fn a_release_that_disagrees_with_its_key_is_rejected() {
+        let text = v1("").replace("\"release\": \"4cf03d1\"", "\"release\": \"9999999\"");
+        assert!(matches!(
+            parse(text.as_bytes(), &key()).unwrap_err(),
+            ManifestError::KeyMismatch { .. }
+        ));
+    }
+
+    #[test]
+    fn a_manifest_over_64_kib_is_rejected_before_parsing() {
+        let text = v1(&format!(r#", "x": "{}""#, "a".repeat(MAX_MANIFEST_BYTES)));
+        assert!(matches!(
+            parse(text.as_bytes(), &key()).unwrap_err(),
+            ManifestError::TooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn a_service_outside_the_allow_list_is_refused() {
+        let mut policy = policy();
+        policy.allowed_services = ["billing".parse().unwrap()].into();
+        let manifest = parse(v1("").as_bytes(), &key()).unwrap();
+        let err = policy.admit(&key(), &manifest).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "service \"laravel-app\" is not one Convoy may deploy (allowed: billing)"
+        );
+    }
+
+    #[test]
+    fn a_repository_outside_the_allow_list_is_refused() {
+        let mut policy = policy();
+        policy
+            .allowed_repositories
+            .remove(&"laravel-app-nginx".parse().unwrap());
+        let manifest = parse(v1("").as_bytes(), &key()).unwrap();
+        assert!(matches!(
+            policy.admit(&key(), &manifest),
+            Err(ManifestError::RepositoryNotAllowed(..))
+        ));
+    }
+
+    #[test]
+    fn an_image_in_another_region_is_refused() {
+        let mut policy = policy();
+        policy.region = "eu-west-1".into();
+        let manifest = parse(v1("").as_bytes(), &key()).unwrap();
+        assert!(matches!(
+            policy.admit(&key(), &manifest),
+            Err(ManifestError::ForeignRegion { .. })
+        ));
+    }
+
+    #[test]
+    fn a_migration_in_a_container_without_an_image_is_rejected() {
+        let text = v1(r#", "migration": {"container": "worker", "command": ["migrate"]}"#);
+        assert!(matches!(
+            parse(text.as_bytes(), &key()),
+            Err(ManifestError::MigrationContainerUnknown(_))
+        ));
+    }
+
+    #[test]
+    fn an_empty_migration_command_is_rejected() {
+        let text = v1(r#", "migration": {"container": "laravel", "command": []}"#);
+        assert_eq!(
+            parse(text.as_bytes(), &key()).unwrap_err(),
+            ManifestError::EmptyMigrationCommand
+        );
+    }
+
+    #[test]
+    fn a_verify_path_that_names_another_host_is_rejected() {
+        for path in ["http://evil.example/", "//evil.example/", "/\\evil", "evil", "/@evil"] {
+            let text = v1(&format!(
+                r#", "verify": {{"path": "{}", "expect_status": 200}}"#,
+                path.replace('\\', "\\\\")
+            ));
+            assert!(
+                matches!(parse(text.as_bytes(), &key()), Err(ManifestError::VerifyPath(_))),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_container_named_twice_in_imagedefinitions_is_rejected() {
+        let text =
+            format!(r#"[{{"name": "laravel", "imageUri": "{APP}"}}, {{"name": "laravel", "imageUri": "{NGINX}"}}]"#);
+        assert!(matches!(
+            parse(text.as_bytes(), &key()),
+            Err(ManifestError::DuplicateContainer(_))
+        ));
+    }
+}

@@ -1,0 +1,286 @@
+//! Validated names. Each is parsed once at the edge and carried inward as a type, so code past the
+//! edge never re-checks a string.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name was refused; the message names the field and the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} {rule}")]
+pub struct InvalidName {
+    pub what: &'static str,
+    pub value: String,
+    pub rule: &'static str,
+}
+
+fn invalid(what: &'static str, value: &str, rule: &'static str) -> InvalidName {
+    InvalidName {
+        what,
+        value: value.to_owned(),
+        rule,
+    }
+}
+
+/// Characters that are safe in one S3 key segment without escaping: no `/`, no spaces, no
+/// characters that need URL encoding, and no segment that is only dots.
+fn check_key_safe(what: &'static str, value: &str, max: usize) -> Result<(), InvalidName> {
+    if value.is_empty() {
+        return Err(invalid(what, value, "is empty"));
+    }
+    if value.len() > max {
+        return Err(invalid(what, value, "is too long"));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(invalid(
+            what,
+            value,
+            "has characters that are unsafe in an S3 key (allowed: letters, digits, '-', '_', '.')",
+        ));
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(invalid(what, value, "must start with a letter or a digit"));
+    }
+    Ok(())
+}
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+            fn try_from(value: String) -> Result<Self, InvalidName> {
+                Self::new(&value)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidName;
+            fn from_str(value: &str) -> Result<Self, InvalidName> {
+                Self::new(value)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// An ECS service name, safe to use as one S3 key segment.
+    ServiceName
+);
+impl ServiceName {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        check_key_safe("service name", value, 255)?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// A release id (usually the commit the images were built from), safe as one S3 key segment.
+    ReleaseId
+);
+impl ReleaseId {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        check_key_safe("release id", value, 128)?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// A container name in the service's task definition.
+    ContainerName
+);
+impl ContainerName {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        // ECS: up to 255 letters, digits, hyphens and underscores.
+        if value.is_empty() || value.len() > 255 {
+            return Err(invalid("container name", value, "must be 1 to 255 characters"));
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Err(invalid(
+                "container name",
+                value,
+                "may hold only letters, digits, '-' and '_'",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// An ECR repository name, namespaces included (`team/app`).
+    RepositoryName
+);
+impl RepositoryName {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        const RULE: &str =
+            "is not an ECR repository name (lowercase letters, digits, and '.', '_', '-', '/' between them)";
+        if value.len() < 2 || value.len() > 256 {
+            return Err(invalid("repository", value, "must be 2 to 256 characters"));
+        }
+        let component_ok = |part: &str| {
+            !part.is_empty()
+                && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        };
+        if !value.split('/').all(component_ok) {
+            return Err(invalid("repository", value, RULE));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// An image tag.
+    ImageTag
+);
+impl ImageTag {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        if value.is_empty() || value.len() > 300 {
+            return Err(invalid("image tag", value, "must be 1 to 300 characters"));
+        }
+        if !value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(invalid(
+                "image tag",
+                value,
+                "may hold only letters, digits, '_', '.' and '-'",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// An image manifest digest, `sha256:<hex>`.
+    Digest
+);
+impl Digest {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        match value.split_once(':') {
+            Some(("sha256", hex)) if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Ok(Self(value.to_owned()))
+            }
+            _ => Err(invalid("image digest", value, "is not of the form sha256:<hex>")),
+        }
+    }
+}
+
+string_newtype!(
+    /// A 12-digit AWS account id (the registry id of an ECR registry).
+    AccountId
+);
+impl AccountId {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        if value.len() != 12 || !value.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid("account id", value, "is not 12 digits"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// One release of one service: the identity of a release record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReleaseKey {
+    pub service: ServiceName,
+    pub release: ReleaseId,
+}
+
+impl ReleaseKey {
+    pub fn new(service: ServiceName, release: ReleaseId) -> Self {
+        Self { service, release }
+    }
+}
+
+impl fmt::Display for ReleaseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.service, self.release)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_sha_is_a_valid_release_id() {
+        assert_eq!(ReleaseId::new("4cf03d1").unwrap().as_str(), "4cf03d1");
+    }
+
+    #[test]
+    fn a_release_id_with_a_slash_is_rejected_as_unsafe_in_an_s3_key() {
+        let err = ReleaseId::new("4cf/03d1").unwrap_err();
+        assert!(err.to_string().contains("unsafe in an S3 key"), "{err}");
+    }
+
+    #[test]
+    fn a_release_id_of_dots_is_rejected() {
+        assert!(ReleaseId::new("..").is_err());
+    }
+
+    #[test]
+    fn a_service_name_with_a_space_is_rejected() {
+        assert!(ServiceName::new("laravel app").is_err());
+    }
+
+    #[test]
+    fn an_empty_service_name_is_rejected() {
+        assert_eq!(ServiceName::new("").unwrap_err().rule, "is empty");
+    }
+
+    #[test]
+    fn a_namespaced_repository_is_valid() {
+        assert!(RepositoryName::new("team/laravel-app").is_ok());
+    }
+
+    #[test]
+    fn an_uppercase_repository_is_rejected() {
+        assert!(RepositoryName::new("Laravel").is_err());
+    }
+
+    #[test]
+    fn a_digest_must_be_sha256_hex() {
+        assert!(Digest::new("sha256:7f5b2640fe6f").is_ok());
+        assert!(Digest::new("md5:abcd").is_err());
+        assert!(Digest::new("sha256:xyz").is_err());
+    }
+
+    #[test]
+    fn names_deserialize_through_their_validation() {
+        let err = serde_json::from_str::<ServiceName>("\"a b\"").unwrap_err();
+        assert!(err.to_string().contains("unsafe in an S3 key"));
+    }
+}

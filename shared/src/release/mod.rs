@@ -1,0 +1,474 @@
+//! The release record and its pure state machine.
+//!
+//! A [`Release`] is one JSON object per release. [`Release::apply`] takes an [`Event`] and returns a
+//! [`Decision`]: either nothing changes (duplicates, late events: no write is made), or a new record
+//! plus the side effects ([`Effect`]) the caller must perform. Nothing here does I/O or reads the
+//! clock: time comes in with the event, so every transition is testable as a plain function.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{ImageRef, Manifest};
+use crate::names::{AccountId, ContainerName, Digest, ImageTag, ReleaseKey, RepositoryName};
+
+#[cfg(test)]
+mod tests;
+
+/// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// Where the manifest came from: the exact object version Convoy read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    pub bucket: String,
+    pub key: String,
+    /// The object version (versioned buckets); `None` on an unversioned bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl ManifestSource {
+    /// Two uploads are the same when their version ids (or, unversioned, their ETags) agree.
+    pub fn same_upload(&self, other: &ManifestSource) -> bool {
+        match (&self.version_id, &other.version_id) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.etag.is_some() && self.etag == other.etag,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.version_id {
+            Some(version) => format!("s3://{}/{} (version {version})", self.bucket, self.key),
+            None => format!("s3://{}/{}", self.bucket, self.key),
+        }
+    }
+}
+
+/// An image of the release and, once seen in ECR, the digest it is pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageStatus {
+    pub image: ImageRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// When the pinned digest was observed (push time, or the time of the registry look-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_at: Option<DateTime<Utc>>,
+}
+
+/// The stage a failure belongs to, and the stages a ready release moves on to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    Manifest,
+    Images,
+    Migration,
+    Deployment,
+    Verification,
+    Approval,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Stage::Manifest => "manifest",
+            Stage::Images => "images",
+            Stage::Migration => "migration",
+            Stage::Deployment => "deployment",
+            Stage::Verification => "verification",
+            Stage::Approval => "approval",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Where a release stands. Terminal states never change again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name")]
+pub enum State {
+    /// Waiting until every image of the manifest is in ECR.
+    Collecting,
+    /// Every image is pinned by digest; `next` is the stage to start.
+    Ready { next: Stage },
+    /// Ended without deploying (or deploying failed) at `stage`.
+    Failed { stage: Stage, reason: String },
+}
+
+impl State {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, State::Failed { .. })
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Collecting => f.write_str("Collecting"),
+            State::Ready { next } => write!(f, "Ready (next: {next})"),
+            State::Failed { stage, reason } => write!(f, "Failed at {stage}: {reason}"),
+        }
+    }
+}
+
+/// One line of the release's history: what happened, when, and the detail a person needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub detail: String,
+}
+
+/// The release record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub schema: u32,
+    pub key: ReleaseKey,
+    pub source: ManifestSource,
+    /// The accepted manifest; `None` when the manifest was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
+    pub images: BTreeMap<ContainerName, ImageStatus>,
+    pub state: State,
+    pub timeline: Vec<Entry>,
+}
+
+/// An image as ECR identifies it in a push event: registry, repository, tag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ImageKey {
+    pub registry: AccountId,
+    pub repository: RepositoryName,
+    pub tag: ImageTag,
+}
+
+impl ImageKey {
+    pub fn of(image: &ImageRef) -> Self {
+        Self {
+            registry: image.registry.clone(),
+            repository: image.repository.clone(),
+            tag: image.tag.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ImageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.repository, self.tag)
+    }
+}
+
+/// How Convoy learned of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sighting {
+    /// An ECR push event (its time is the push time).
+    PushEvent,
+    /// A look-up in ECR (its time is when Convoy looked).
+    RegistryLookup,
+}
+
+/// Something that happened to a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An image tag was found in ECR with this digest.
+    ImageFound {
+        image: ImageKey,
+        digest: Digest,
+        at: DateTime<Utc>,
+        via: Sighting,
+    },
+    /// The manifest object was uploaded (again) for an existing record.
+    ManifestUploaded {
+        source: ManifestSource,
+        outcome: Result<Manifest, String>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A side effect the caller performs after the new record is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "kebab-case")]
+pub enum Effect {
+    /// Run the manifest's migration with the pinned images.
+    StartMigration,
+    /// Deploy the pinned images (no migration declared).
+    StartDeployment,
+    /// Resolve these images in ECR now (they may have been pushed before the manifest arrived).
+    ResolveImages { images: Vec<ImageKey> },
+}
+
+/// The outcome of applying an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Nothing changes and nothing is written; `why` is logged.
+    Unchanged { why: String },
+    /// Store `release` (conditionally), then perform `effects`.
+    Changed {
+        release: Box<Release>,
+        effects: Vec<Effect>,
+    },
+}
+
+impl Decision {
+    fn unchanged(why: impl Into<String>) -> Self {
+        Decision::Unchanged { why: why.into() }
+    }
+}
+
+/// An event that cannot apply to this release at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("image {image} is not part of release {release}")]
+    ImageNotInRelease { image: ImageKey, release: ReleaseKey },
+}
+
+impl Release {
+    /// A new record for an accepted manifest: collecting, with a request to resolve its images.
+    pub fn open(key: ReleaseKey, source: ManifestSource, manifest: Manifest, at: DateTime<Utc>) -> (Self, Vec<Effect>) {
+        let mut release = Self {
+            schema: RECORD_SCHEMA,
+            key,
+            source,
+            manifest: None,
+            images: BTreeMap::new(),
+            state: State::Collecting,
+            timeline: Vec::new(),
+        };
+        let effects = release.accept(manifest, at);
+        (release, effects)
+    }
+
+    /// A new record for a manifest that was refused: it ends here, with the reason.
+    pub fn rejected(key: ReleaseKey, source: ManifestSource, reason: String, at: DateTime<Utc>) -> Self {
+        let mut release = Self {
+            schema: RECORD_SCHEMA,
+            key,
+            source,
+            manifest: None,
+            images: BTreeMap::new(),
+            state: State::Collecting,
+            timeline: Vec::new(),
+        };
+        release.reject(reason, at);
+        release
+    }
+
+    fn accept(&mut self, manifest: Manifest, at: DateTime<Utc>) -> Vec<Effect> {
+        self.images = manifest
+            .images
+            .iter()
+            .map(|(container, image)| {
+                (
+                    container.clone(),
+                    ImageStatus {
+                        image: image.clone(),
+                        digest: None,
+                        seen_at: None,
+                    },
+                )
+            })
+            .collect();
+        let listed = manifest
+            .images
+            .iter()
+            .map(|(c, i)| format!("{c}={}", i.uri()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.record(at, "manifest-accepted", format!("{}: {listed}", self.source.describe()));
+        let images = self.awaited_images();
+        self.manifest = Some(manifest);
+        self.state = State::Collecting;
+        vec![Effect::ResolveImages { images }]
+    }
+
+    fn reject(&mut self, reason: String, at: DateTime<Utc>) {
+        self.record(at, "manifest-rejected", format!("{}: {reason}", self.source.describe()));
+        self.state = State::Failed {
+            stage: Stage::Manifest,
+            reason,
+        };
+    }
+
+    /// The distinct images still without a digest.
+    pub fn awaited_images(&self) -> Vec<ImageKey> {
+        let mut keys: Vec<ImageKey> = self
+            .images
+            .values()
+            .filter(|status| status.digest.is_none())
+            .map(|status| ImageKey::of(&status.image))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Every image of the release, pinned: `(container, image, digest)`. Complete once ready.
+    pub fn pinned_images(&self) -> impl Iterator<Item = (&ContainerName, &ImageRef, Option<&Digest>)> {
+        self.images
+            .iter()
+            .map(|(container, status)| (container, &status.image, status.digest.as_ref()))
+    }
+
+    fn record(&mut self, at: DateTime<Utc>, event: &str, detail: String) {
+        self.timeline.push(Entry {
+            at,
+            event: event.to_owned(),
+            detail,
+        });
+    }
+
+    /// Applies `event`; see the module documentation.
+    pub fn apply(&self, event: &Event) -> Result<Decision, TransitionError> {
+        match event {
+            Event::ImageFound { image, digest, at, via } => self.on_image_found(image, digest, *at, *via),
+            Event::ManifestUploaded { source, outcome, at } => Ok(self.on_manifest_uploaded(source, outcome, *at)),
+        }
+    }
+
+    fn on_image_found(
+        &self,
+        image: &ImageKey,
+        digest: &Digest,
+        at: DateTime<Utc>,
+        via: Sighting,
+    ) -> Result<Decision, TransitionError> {
+        let matching: Vec<&ContainerName> = self
+            .images
+            .iter()
+            .filter(|(_, status)| ImageKey::of(&status.image) == *image)
+            .map(|(c, _)| c)
+            .collect();
+        if matching.is_empty() {
+            return Err(TransitionError::ImageNotInRelease {
+                image: image.clone(),
+                release: self.key.clone(),
+            });
+        }
+        if self.state != State::Collecting {
+            let moved = matching.iter().any(|c| self.images[*c].digest.as_ref() != Some(digest));
+            let why = if moved {
+                format!(
+                    "{image} now points to {digest}, but the release is {} and keeps its pinned digest",
+                    self.state
+                )
+            } else {
+                format!("{image} is already pinned; the release is {}", self.state)
+            };
+            return Ok(Decision::unchanged(why));
+        }
+
+        let mut next = self.clone();
+        let mut changed = false;
+        for container in matching {
+            let status = next.images.get_mut(container).expect("container came from this map");
+            let how = match via {
+                Sighting::PushEvent => "pushed",
+                Sighting::RegistryLookup => "found in ECR",
+            };
+            match &status.digest {
+                None => {
+                    status.digest = Some(digest.clone());
+                    status.seen_at = Some(at);
+                    let detail = format!("{container}: {image} {how}, pinned to {digest}");
+                    next.record(at, "image-pinned", detail);
+                    changed = true;
+                }
+                Some(pinned) if pinned == digest => {}
+                // The tag moved before the release was ready: the newer sighting wins, so the
+                // release ships what the tag pointed to last, whatever order the events came in.
+                Some(pinned) if status.seen_at.is_none_or(|seen| at > seen) => {
+                    let detail = format!("{container}: {image} {how} again, re-pinned from {pinned} to {digest}");
+                    status.digest = Some(digest.clone());
+                    status.seen_at = Some(at);
+                    next.record(at, "image-repinned", detail);
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        if !changed {
+            return Ok(Decision::unchanged(format!("{image} at {digest} is already known")));
+        }
+        let mut effects = Vec::new();
+        if next.awaited_images().is_empty() {
+            let has_migration = next.manifest.as_ref().is_some_and(|m| m.migration.is_some());
+            let (stage, effect, detail) = if has_migration {
+                (
+                    Stage::Migration,
+                    Effect::StartMigration,
+                    "all images pinned; next: migration",
+                )
+            } else {
+                (
+                    Stage::Deployment,
+                    Effect::StartDeployment,
+                    "all images pinned; no migration declared, next: deployment",
+                )
+            };
+            next.state = State::Ready { next: stage };
+            next.record(at, "ready", detail.to_owned());
+            effects.push(effect);
+        }
+        Ok(Decision::Changed {
+            release: Box::new(next),
+            effects,
+        })
+    }
+
+    fn on_manifest_uploaded(
+        &self,
+        source: &ManifestSource,
+        outcome: &Result<Manifest, String>,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        if self.source.same_upload(source) {
+            return Decision::unchanged(format!("{} was already read", source.describe()));
+        }
+        let mut next = self.clone();
+        // A rejected manifest may be fixed by uploading it again; an accepted one is the release's
+        // contract and never changes under it.
+        if matches!(
+            self.state,
+            State::Failed {
+                stage: Stage::Manifest,
+                ..
+            }
+        ) {
+            next.source = source.clone();
+            let effects = match outcome {
+                Ok(manifest) => next.accept(manifest.clone(), at),
+                Err(reason) => {
+                    next.reject(reason.clone(), at);
+                    Vec::new()
+                }
+            };
+            return Decision::Changed {
+                release: Box::new(next),
+                effects,
+            };
+        }
+        if next
+            .timeline
+            .iter()
+            .any(|e| e.event == "manifest-ignored" && e.detail.starts_with(&source.describe()))
+        {
+            return Decision::unchanged(format!("{} was already ignored", source.describe()));
+        }
+        next.record(
+            at,
+            "manifest-ignored",
+            format!(
+                "{}: the release already has its manifest ({}); upload a new release id to change it",
+                source.describe(),
+                self.source.describe()
+            ),
+        );
+        Decision::Changed {
+            release: Box::new(next),
+            effects: Vec::new(),
+        }
+    }
+}

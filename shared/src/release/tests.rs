@@ -1,0 +1,291 @@
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::manifest::{self, Manifest};
+use crate::names::{ReleaseId, ServiceName};
+
+const APP: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:4cf03d1";
+const NGINX: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx:4cf03d1";
+
+fn key() -> ReleaseKey {
+    ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("4cf03d1").unwrap())
+}
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+}
+
+fn source(version: &str) -> ManifestSource {
+    ManifestSource {
+        bucket: "state".into(),
+        key: "releases/web/4cf03d1.json".into(),
+        version_id: Some(version.into()),
+        etag: None,
+    }
+}
+
+fn manifest(migration: bool) -> Manifest {
+    let migration = if migration {
+        r#", "migration": {"container": "app", "command": ["migrate"]}"#
+    } else {
+        ""
+    };
+    let text = format!(
+        r#"{{"version": 1, "release": "4cf03d1", "service": "web", "images": {{"app": "{APP}", "nginx": "{NGINX}"}}{migration}}}"#
+    );
+    manifest::parse(text.as_bytes(), &key()).unwrap()
+}
+
+fn collecting(migration: bool) -> Release {
+    Release::open(key(), source("v1"), manifest(migration), t(0)).0
+}
+
+fn image(repository: &str) -> ImageKey {
+    ImageKey {
+        registry: "123456789012".parse().unwrap(),
+        repository: repository.parse().unwrap(),
+        tag: "4cf03d1".parse().unwrap(),
+    }
+}
+
+fn digest(n: u8) -> Digest {
+    Digest::new(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+}
+
+fn found(repository: &str, n: u8, at: i64) -> Event {
+    Event::ImageFound {
+        image: image(repository),
+        digest: digest(n),
+        at: t(at),
+        via: Sighting::PushEvent,
+    }
+}
+
+fn changed(decision: Decision) -> (Release, Vec<Effect>) {
+    match decision {
+        Decision::Changed { release, effects } => (*release, effects),
+        Decision::Unchanged { why } => panic!("expected a change, got unchanged: {why}"),
+    }
+}
+
+fn apply(release: &Release, event: Event) -> (Release, Vec<Effect>) {
+    changed(release.apply(&event).unwrap())
+}
+
+#[test]
+fn a_new_release_collects_and_asks_to_resolve_every_image() {
+    let (release, effects) = Release::open(key(), source("v1"), manifest(true), t(0));
+    assert_eq!(release.state, State::Collecting);
+    assert_eq!(
+        effects,
+        vec![Effect::ResolveImages {
+            images: vec![image("app"), image("nginx")]
+        }]
+    );
+    assert_eq!(release.timeline[0].event, "manifest-accepted");
+}
+
+#[test]
+fn the_first_image_pins_its_digest_and_keeps_collecting() {
+    let (release, effects) = apply(&collecting(true), found("app", 1, 5));
+    assert_eq!(release.state, State::Collecting);
+    assert!(effects.is_empty());
+    assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(1)));
+    assert_eq!(release.timeline.last().unwrap().event, "image-pinned");
+}
+
+#[test]
+fn the_last_image_makes_the_release_ready_for_its_migration() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (release, effects) = apply(&release, found("nginx", 2, 6));
+    assert_eq!(release.state, State::Ready { next: Stage::Migration });
+    assert_eq!(effects, vec![Effect::StartMigration]);
+    assert_eq!(release.timeline.last().unwrap().event, "ready");
+}
+
+#[test]
+fn a_release_without_migration_is_ready_for_deployment() {
+    let (release, _) = apply(&collecting(false), found("app", 1, 5));
+    let (release, effects) = apply(&release, found("nginx", 2, 6));
+    assert_eq!(
+        release.state,
+        State::Ready {
+            next: Stage::Deployment
+        }
+    );
+    assert_eq!(effects, vec![Effect::StartDeployment]);
+}
+
+#[test]
+fn a_duplicate_push_changes_nothing() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    assert!(matches!(
+        release.apply(&found("app", 1, 5)).unwrap(),
+        Decision::Unchanged { .. }
+    ));
+}
+
+#[test]
+fn a_duplicate_of_the_last_push_does_not_make_the_release_ready_twice() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (ready, _) = apply(&release, found("nginx", 2, 6));
+    assert!(matches!(
+        ready.apply(&found("nginx", 2, 6)).unwrap(),
+        Decision::Unchanged { .. }
+    ));
+}
+
+#[test]
+fn a_tag_pushed_again_after_readiness_keeps_the_pinned_digest() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (ready, _) = apply(&release, found("nginx", 2, 6));
+    let Decision::Unchanged { why } = ready.apply(&found("app", 9, 60)).unwrap() else {
+        panic!("must not change")
+    };
+    assert!(why.contains("keeps its pinned digest"), "{why}");
+}
+
+#[test]
+fn a_newer_push_of_a_tag_before_readiness_re_pins_it() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (release, _) = apply(&release, found("app", 3, 7));
+    assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(3)));
+    assert_eq!(release.timeline.last().unwrap().event, "image-repinned");
+}
+
+#[test]
+fn an_older_push_arriving_late_does_not_undo_a_newer_one() {
+    let (release, _) = apply(&collecting(true), found("app", 3, 7));
+    assert!(matches!(
+        release.apply(&found("app", 1, 5)).unwrap(),
+        Decision::Unchanged { .. }
+    ));
+}
+
+#[test]
+fn an_image_the_release_does_not_name_is_a_typed_error() {
+    let err = collecting(true).apply(&found("worker", 1, 5)).unwrap_err();
+    assert!(matches!(err, TransitionError::ImageNotInRelease { .. }));
+}
+
+#[test]
+fn a_container_sharing_an_image_with_another_is_pinned_by_the_same_push() {
+    let text = format!(
+        r#"{{"version": 1, "release": "4cf03d1", "service": "web", "images": {{"app": "{APP}", "worker": "{APP}"}}}}"#
+    );
+    let (release, _) = Release::open(
+        key(),
+        source("v1"),
+        manifest::parse(text.as_bytes(), &key()).unwrap(),
+        t(0),
+    );
+    let (release, effects) = apply(&release, found("app", 1, 5));
+    assert_eq!(
+        release.state,
+        State::Ready {
+            next: Stage::Deployment
+        }
+    );
+    assert_eq!(effects, vec![Effect::StartDeployment]);
+}
+
+#[test]
+fn a_rejected_manifest_fails_the_release_with_its_reason() {
+    let release = Release::rejected(key(), source("v1"), "the manifest names no images".into(), t(0));
+    assert_eq!(
+        release.state,
+        State::Failed {
+            stage: Stage::Manifest,
+            reason: "the manifest names no images".into()
+        }
+    );
+    assert_eq!(release.timeline[0].event, "manifest-rejected");
+}
+
+#[test]
+fn an_image_found_for_a_failed_release_changes_nothing() {
+    let mut release = collecting(true);
+    release.state = State::Failed {
+        stage: Stage::Migration,
+        reason: "exit 1".into(),
+    };
+    assert!(matches!(
+        release.apply(&found("app", 1, 5)).unwrap(),
+        Decision::Unchanged { .. }
+    ));
+}
+
+#[test]
+fn the_same_manifest_upload_delivered_twice_changes_nothing() {
+    let event = Event::ManifestUploaded {
+        source: source("v1"),
+        outcome: Ok(manifest(true)),
+        at: t(1),
+    };
+    assert!(matches!(
+        collecting(true).apply(&event).unwrap(),
+        Decision::Unchanged { .. }
+    ));
+}
+
+#[test]
+fn a_new_manifest_version_for_an_accepted_release_is_recorded_and_ignored() {
+    let event = Event::ManifestUploaded {
+        source: source("v2"),
+        outcome: Ok(manifest(false)),
+        at: t(1),
+    };
+    let (release, effects) = apply(&collecting(true), event.clone());
+    assert!(effects.is_empty());
+    assert_eq!(release.source, source("v1"));
+    assert!(release.manifest.as_ref().unwrap().migration.is_some());
+    assert_eq!(release.timeline.last().unwrap().event, "manifest-ignored");
+    assert!(
+        matches!(release.apply(&event).unwrap(), Decision::Unchanged { .. }),
+        "ignored once, not every retry"
+    );
+}
+
+#[test]
+fn a_fixed_manifest_reopens_a_release_whose_manifest_was_rejected() {
+    let rejected = Release::rejected(key(), source("v1"), "bad".into(), t(0));
+    let event = Event::ManifestUploaded {
+        source: source("v2"),
+        outcome: Ok(manifest(true)),
+        at: t(1),
+    };
+    let (release, effects) = apply(&rejected, event);
+    assert_eq!(release.state, State::Collecting);
+    assert_eq!(release.source, source("v2"));
+    assert!(matches!(effects.as_slice(), [Effect::ResolveImages { .. }]));
+    assert_eq!(release.timeline.len(), 2, "the rejection stays in the history");
+}
+
+#[test]
+fn unversioned_uploads_are_told_apart_by_etag() {
+    let a = ManifestSource {
+        version_id: None,
+        etag: Some("\"a\"".into()),
+        ..source("x")
+    };
+    let b = ManifestSource {
+        version_id: None,
+        etag: Some("\"b\"".into()),
+        ..source("x")
+    };
+    assert!(a.same_upload(&a.clone()));
+    assert!(!a.same_upload(&b));
+}
+
+#[test]
+fn a_record_survives_a_json_round_trip() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let json = serde_json::to_string(&release).unwrap();
+    assert_eq!(serde_json::from_str::<Release>(&json).unwrap(), release);
+}
+
+#[test]
+fn the_state_is_stored_with_a_readable_name() {
+    let json = serde_json::to_value(State::Ready { next: Stage::Migration }).unwrap();
+    assert_eq!(json, serde_json::json!({"name": "Ready", "next": "migration"}));
+}
