@@ -1,6 +1,15 @@
 //! Convoy's library: the release manifest, the release record and its pure state machine, the ports
 //! Convoy's use cases need, their AWS adapters and in-memory fakes, and the Lambda handlers.
 
+pub mod adapters;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod handlers;
 pub mod manifest;
 pub mod names;
+pub mod ports;
 pub mod release;
+pub mod service;
+pub mod startup;
+pub mod status;

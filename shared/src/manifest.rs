@@ -35,21 +35,13 @@ pub enum ManifestError {
     #[error("{0}")]
     InvalidName(#[from] InvalidName),
     #[error("image {uri:?} for container {container:?} is not an ECR image URI: {why}")]
-    NotEcr {
-        container: String,
-        uri: String,
-        why: &'static str,
-    },
+    NotEcr { container: String, uri: String, why: &'static str },
     #[error("container {0:?} is named twice")]
     DuplicateContainer(String),
     #[error(
         "the manifest says {field} {declared:?} but was uploaded as {from_key:?} (releases/<service>/<release>.json)"
     )]
-    KeyMismatch {
-        field: &'static str,
-        declared: String,
-        from_key: String,
-    },
+    KeyMismatch { field: &'static str, declared: String, from_key: String },
     #[error("service {0:?} is not one Convoy may deploy (allowed: {1})")]
     ServiceNotAllowed(String, String),
     #[error("repository {0:?} is not one Convoy may deploy from (allowed: {1})")]
@@ -57,11 +49,7 @@ pub enum ManifestError {
     #[error(
         "image {uri:?} is in region {image_region}; Convoy runs in {convoy_region} and sees only that region's pushes"
     )]
-    ForeignRegion {
-        uri: String,
-        image_region: String,
-        convoy_region: String,
-    },
+    ForeignRegion { uri: String, image_region: String, convoy_region: String },
     #[error("the migration runs in container {0:?}, which the manifest gives no image")]
     MigrationContainerUnknown(String),
     #[error("the migration command is empty")]
@@ -103,11 +91,7 @@ impl ImageRef {
         if !matches!(domain.as_slice(), ["amazonaws", "com"] | ["amazonaws", "com", "cn"]) {
             return Err("the host is not <account>.dkr.ecr.<region>.amazonaws.com");
         }
-        if region.is_empty()
-            || !region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
             return Err("the region in the host is not a region name");
         }
         let registry = AccountId::new(account).map_err(|_| "the host does not start with a 12-digit account id")?;
@@ -117,20 +101,12 @@ impl ImageRef {
         let (repository, tag) = path.rsplit_once(':').ok_or("it has no tag (<repository>:<tag>)")?;
         let repository = RepositoryName::new(repository).map_err(|e| e.rule)?;
         let tag = ImageTag::new(tag).map_err(|e| e.rule)?;
-        Ok(Self {
-            registry,
-            region,
-            repository,
-            tag,
-        })
+        Ok(Self { registry, region, repository, tag })
     }
 
     pub fn uri(&self) -> String {
         let suffix = if self.region.starts_with("cn-") { ".cn" } else { "" };
-        format!(
-            "{}.dkr.ecr.{}.amazonaws.com{suffix}/{}:{}",
-            self.registry, self.region, self.repository, self.tag
-        )
+        format!("{}.dkr.ecr.{}.amazonaws.com{suffix}/{}:{}", self.registry, self.region, self.repository, self.tag)
     }
 }
 
@@ -185,10 +161,7 @@ impl Policy {
     /// Checks a parsed manifest against the allow-lists.
     pub fn admit(&self, key: &ReleaseKey, manifest: &Manifest) -> Result<(), ManifestError> {
         if !self.allowed_services.contains(&key.service) {
-            return Err(ManifestError::ServiceNotAllowed(
-                key.service.to_string(),
-                join(&self.allowed_services),
-            ));
+            return Err(ManifestError::ServiceNotAllowed(key.service.to_string(), join(&self.allowed_services)));
         }
         for image in manifest.images.values() {
             if !self.allowed_repositories.contains(&image.repository) {
@@ -261,12 +234,7 @@ pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> 
                 pairs.push((definition.name, definition.image_uri));
             }
             let images = parse_images(pairs)?;
-            Ok(Manifest {
-                images,
-                migration: None,
-                verify: None,
-                approval: None,
-            })
+            Ok(Manifest { images, migration: None, verify: None, approval: None })
         }
         serde_json::Value::Object(ref object) => {
             match object.get("version") {
@@ -300,16 +268,9 @@ pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> 
             if let Some(verify) = &document.verify {
                 check_verify(verify)?;
             }
-            Ok(Manifest {
-                images,
-                migration,
-                verify: document.verify,
-                approval: document.approval,
-            })
+            Ok(Manifest { images, migration, verify: document.verify, approval: document.approval })
         }
-        _ => Err(ManifestError::Shape(
-            "expected a JSON object (or an imagedefinitions.json list)".into(),
-        )),
+        _ => Err(ManifestError::Shape("expected a JSON object (or an imagedefinitions.json list)".into())),
     }
 }
 
@@ -350,11 +311,7 @@ fn parse_migration(
     {
         return Err(ManifestError::MigrationTimeout(seconds));
     }
-    Ok(Migration {
-        container,
-        command: document.command,
-        timeout_seconds: document.timeout_seconds,
-    })
+    Ok(Migration { container, command: document.command, timeout_seconds: document.timeout_seconds })
 }
 
 fn check_verify(verify: &VerifyExpectation) -> Result<(), ManifestError> {
@@ -383,10 +340,7 @@ mod tests {
     const NGINX: &str = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app-nginx:4cf03d1";
 
     fn key() -> ReleaseKey {
-        ReleaseKey::new(
-            ServiceName::new("laravel-app").unwrap(),
-            ReleaseId::new("4cf03d1").unwrap(),
-        )
+        ReleaseKey::new(ServiceName::new("laravel-app").unwrap(), ReleaseId::new("4cf03d1").unwrap())
     }
 
     fn v1(extra: &str) -> String {
@@ -406,10 +360,8 @@ mod tests {
 
     #[test]
     fn the_architecture_pages_example_parses() {
-        let text = v1(
-            r#", "migration": {"container": "laravel", "command": ["php", "artisan", "migrate", "--force"]},
-            "verify": {"path": "/", "expect_status": 200, "expect_body": "4cf03d1"}, "approval": "manual""#,
-        );
+        let text = v1(r#", "migration": {"container": "laravel", "command": ["php", "artisan", "migrate", "--force"]},
+            "verify": {"path": "/", "expect_status": 200, "expect_body": "4cf03d1"}, "approval": "manual""#);
         let manifest = parse(text.as_bytes(), &key()).unwrap();
         assert_eq!(manifest.images.len(), 2);
         let app = &manifest.images[&ContainerName::new("laravel").unwrap()];
@@ -417,10 +369,7 @@ mod tests {
         assert_eq!(app.tag.as_str(), "4cf03d1");
         assert_eq!(app.registry.as_str(), "123456789012");
         assert_eq!(app.uri(), APP);
-        assert_eq!(
-            manifest.migration.unwrap().command,
-            ["php", "artisan", "migrate", "--force"]
-        );
+        assert_eq!(manifest.migration.unwrap().command, ["php", "artisan", "migrate", "--force"]);
         assert_eq!(manifest.approval, Some(Approval::Manual));
         assert!(policy().admit(&key(), &parse(text.as_bytes(), &key()).unwrap()).is_ok());
     }
@@ -443,21 +392,14 @@ mod tests {
 
     #[test]
     fn a_manifest_without_images_is_rejected() {
-        let err = parse(
-            br#"{"version": 1, "release": "4cf03d1", "service": "laravel-app"}"#,
-            &key(),
-        )
-        .unwrap_err();
+        let err = parse(br#"{"version": 1, "release": "4cf03d1", "service": "laravel-app"}"#, &key()).unwrap_err();
         assert!(err.to_string().contains("missing field `images`"), "{err}");
     }
 
     #[test]
     fn a_manifest_with_empty_images_is_rejected() {
-        let err = parse(
-            br#"{"version": 1, "release": "4cf03d1", "service": "laravel-app", "images": {}}"#,
-            &key(),
-        )
-        .unwrap_err();
+        let err = parse(br#"{"version": 1, "release": "4cf03d1", "service": "laravel-app", "images": {}}"#, &key())
+            .unwrap_err();
         assert_eq!(err, ManifestError::NoImages);
     }
 
@@ -477,26 +419,13 @@ mod tests {
     #[test]
     fn an_image_without_a_tag_is_rejected() {
         let text = v1("").replace(APP, "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app");
-        assert!(
-            parse(text.as_bytes(), &key())
-                .unwrap_err()
-                .to_string()
-                .contains("no tag")
-        );
+        assert!(parse(text.as_bytes(), &key()).unwrap_err().to_string().contains("no tag"));
     }
 
     #[test]
     fn an_image_pinned_by_digest_is_refused_with_a_hint() {
-        let text = v1("").replace(
-            APP,
-            "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:abcd",
-        );
-        assert!(
-            parse(text.as_bytes(), &key())
-                .unwrap_err()
-                .to_string()
-                .contains("name a tag")
-        );
+        let text = v1("").replace(APP, "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:abcd");
+        assert!(parse(text.as_bytes(), &key()).unwrap_err().to_string().contains("name a tag"));
     }
 
     #[test]
@@ -509,61 +438,37 @@ mod tests {
     #[test]
     fn an_unknown_field_is_rejected_so_typos_do_not_pass_silently() {
         let text = v1(r#", "migrations": {}"#);
-        assert!(
-            parse(text.as_bytes(), &key())
-                .unwrap_err()
-                .to_string()
-                .contains("unknown field `migrations`")
-        );
+        assert!(parse(text.as_bytes(), &key()).unwrap_err().to_string().contains("unknown field `migrations`"));
     }
 
     #[test]
     fn version_2_is_refused() {
         let text = v1("").replace("\"version\": 1", "\"version\": 2");
-        assert_eq!(
-            parse(text.as_bytes(), &key()).unwrap_err(),
-            ManifestError::UnsupportedVersion(2)
-        );
+        assert_eq!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::UnsupportedVersion(2));
     }
 
     #[test]
     fn a_release_id_unsafe_in_an_s3_key_is_rejected() {
         let text = v1("").replace("\"release\": \"4cf03d1\"", "\"release\": \"../../etc\"");
-        assert!(
-            parse(text.as_bytes(), &key())
-                .unwrap_err()
-                .to_string()
-                .contains("unsafe in an S3 key")
-        );
+        assert!(parse(text.as_bytes(), &key()).unwrap_err().to_string().contains("unsafe in an S3 key"));
     }
 
     #[test]
     fn a_service_name_unsafe_in_an_s3_key_is_rejected() {
         let text = v1("").replace("\"service\": \"laravel-app\"", "\"service\": \"laravel app\"");
-        assert!(
-            parse(text.as_bytes(), &key())
-                .unwrap_err()
-                .to_string()
-                .contains("unsafe in an S3 key")
-        );
+        assert!(parse(text.as_bytes(), &key()).unwrap_err().to_string().contains("unsafe in an S3 key"));
     }
 
     #[test]
     fn a_release_that_disagrees_with_its_key_is_rejected() {
         let text = v1("").replace("\"release\": \"4cf03d1\"", "\"release\": \"9999999\"");
-        assert!(matches!(
-            parse(text.as_bytes(), &key()).unwrap_err(),
-            ManifestError::KeyMismatch { .. }
-        ));
+        assert!(matches!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::KeyMismatch { .. }));
     }
 
     #[test]
     fn a_manifest_over_64_kib_is_rejected_before_parsing() {
         let text = v1(&format!(r#", "x": "{}""#, "a".repeat(MAX_MANIFEST_BYTES)));
-        assert!(matches!(
-            parse(text.as_bytes(), &key()).unwrap_err(),
-            ManifestError::TooLarge { .. }
-        ));
+        assert!(matches!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::TooLarge { .. }));
     }
 
     #[test]
@@ -572,23 +477,15 @@ mod tests {
         policy.allowed_services = ["billing".parse().unwrap()].into();
         let manifest = parse(v1("").as_bytes(), &key()).unwrap();
         let err = policy.admit(&key(), &manifest).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "service \"laravel-app\" is not one Convoy may deploy (allowed: billing)"
-        );
+        assert_eq!(err.to_string(), "service \"laravel-app\" is not one Convoy may deploy (allowed: billing)");
     }
 
     #[test]
     fn a_repository_outside_the_allow_list_is_refused() {
         let mut policy = policy();
-        policy
-            .allowed_repositories
-            .remove(&"laravel-app-nginx".parse().unwrap());
+        policy.allowed_repositories.remove(&"laravel-app-nginx".parse().unwrap());
         let manifest = parse(v1("").as_bytes(), &key()).unwrap();
-        assert!(matches!(
-            policy.admit(&key(), &manifest),
-            Err(ManifestError::RepositoryNotAllowed(..))
-        ));
+        assert!(matches!(policy.admit(&key(), &manifest), Err(ManifestError::RepositoryNotAllowed(..))));
     }
 
     #[test]
@@ -596,41 +493,27 @@ mod tests {
         let mut policy = policy();
         policy.region = "eu-west-1".into();
         let manifest = parse(v1("").as_bytes(), &key()).unwrap();
-        assert!(matches!(
-            policy.admit(&key(), &manifest),
-            Err(ManifestError::ForeignRegion { .. })
-        ));
+        assert!(matches!(policy.admit(&key(), &manifest), Err(ManifestError::ForeignRegion { .. })));
     }
 
     #[test]
     fn a_migration_in_a_container_without_an_image_is_rejected() {
         let text = v1(r#", "migration": {"container": "worker", "command": ["migrate"]}"#);
-        assert!(matches!(
-            parse(text.as_bytes(), &key()),
-            Err(ManifestError::MigrationContainerUnknown(_))
-        ));
+        assert!(matches!(parse(text.as_bytes(), &key()), Err(ManifestError::MigrationContainerUnknown(_))));
     }
 
     #[test]
     fn an_empty_migration_command_is_rejected() {
         let text = v1(r#", "migration": {"container": "laravel", "command": []}"#);
-        assert_eq!(
-            parse(text.as_bytes(), &key()).unwrap_err(),
-            ManifestError::EmptyMigrationCommand
-        );
+        assert_eq!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::EmptyMigrationCommand);
     }
 
     #[test]
     fn a_verify_path_that_names_another_host_is_rejected() {
         for path in ["http://evil.example/", "//evil.example/", "/\\evil", "evil", "/@evil"] {
-            let text = v1(&format!(
-                r#", "verify": {{"path": "{}", "expect_status": 200}}"#,
-                path.replace('\\', "\\\\")
-            ));
-            assert!(
-                matches!(parse(text.as_bytes(), &key()), Err(ManifestError::VerifyPath(_))),
-                "{path}"
-            );
+            let text =
+                v1(&format!(r#", "verify": {{"path": "{}", "expect_status": 200}}"#, path.replace('\\', "\\\\")));
+            assert!(matches!(parse(text.as_bytes(), &key()), Err(ManifestError::VerifyPath(_))), "{path}");
         }
     }
 
@@ -638,9 +521,6 @@ mod tests {
     fn a_container_named_twice_in_imagedefinitions_is_rejected() {
         let text =
             format!(r#"[{{"name": "laravel", "imageUri": "{APP}"}}, {{"name": "laravel", "imageUri": "{NGINX}"}}]"#);
-        assert!(matches!(
-            parse(text.as_bytes(), &key()),
-            Err(ManifestError::DuplicateContainer(_))
-        ));
+        assert!(matches!(parse(text.as_bytes(), &key()), Err(ManifestError::DuplicateContainer(_))));
     }
 }

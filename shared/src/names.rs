@@ -15,11 +15,7 @@ pub struct InvalidName {
 }
 
 fn invalid(what: &'static str, value: &str, rule: &'static str) -> InvalidName {
-    InvalidName {
-        what,
-        value: value.to_owned(),
-        rule,
-    }
+    InvalidName { what, value: value.to_owned(), rule }
 }
 
 /// Characters that are safe in one S3 key segment without escaping: no `/`, no spaces, no
@@ -31,10 +27,7 @@ fn check_key_safe(what: &'static str, value: &str, max: usize) -> Result<(), Inv
     if value.len() > max {
         return Err(invalid(what, value, "is too long"));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
         return Err(invalid(
             what,
             value,
@@ -120,15 +113,8 @@ impl ContainerName {
         if value.is_empty() || value.len() > 255 {
             return Err(invalid("container name", value, "must be 1 to 255 characters"));
         }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        {
-            return Err(invalid(
-                "container name",
-                value,
-                "may hold only letters, digits, '-' and '_'",
-            ));
+        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+            return Err(invalid("container name", value, "may hold only letters, digits, '-' and '_'"));
         }
         Ok(Self(value.to_owned()))
     }
@@ -149,9 +135,7 @@ impl RepositoryName {
             !part.is_empty()
                 && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
         };
         if !value.split('/').all(component_ok) {
             return Err(invalid("repository", value, RULE));
@@ -170,15 +154,9 @@ impl ImageTag {
             return Err(invalid("image tag", value, "must be 1 to 300 characters"));
         }
         if !value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            || !value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            || !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         {
-            return Err(invalid(
-                "image tag",
-                value,
-                "may hold only letters, digits, '_', '.' and '-'",
-            ));
+            return Err(invalid("image tag", value, "may hold only letters, digits, '_', '.' and '-'"));
         }
         Ok(Self(value.to_owned()))
     }

@@ -1,1 +1,10 @@
-fn main() {}
+//! The `image-pushed` Lambda: wiring only (see `convoy::handlers::image_pushed`).
+
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    convoy::startup::init_logging();
+    let convoy = convoy::startup::convoy_from_env().await?;
+    run(service_fn(|event| convoy::handlers::image_pushed(&convoy, event))).await
+}

@@ -146,11 +146,7 @@ pub struct ImageKey {
 
 impl ImageKey {
     pub fn of(image: &ImageRef) -> Self {
-        Self {
-            registry: image.registry.clone(),
-            repository: image.repository.clone(),
-            tag: image.tag.clone(),
-        }
+        Self { registry: image.registry.clone(), repository: image.repository.clone(), tag: image.tag.clone() }
     }
 }
 
@@ -174,18 +170,9 @@ pub enum Sighting {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// An image tag was found in ECR with this digest.
-    ImageFound {
-        image: ImageKey,
-        digest: Digest,
-        at: DateTime<Utc>,
-        via: Sighting,
-    },
+    ImageFound { image: ImageKey, digest: Digest, at: DateTime<Utc>, via: Sighting },
     /// The manifest object was uploaded (again) for an existing record.
-    ManifestUploaded {
-        source: ManifestSource,
-        outcome: Result<Manifest, String>,
-        at: DateTime<Utc>,
-    },
+    ManifestUploaded { source: ManifestSource, outcome: Result<Manifest, String>, at: DateTime<Utc> },
 }
 
 /// A side effect the caller performs after the new record is stored.
@@ -196,7 +183,7 @@ pub enum Effect {
     StartMigration,
     /// Deploy the pinned images (no migration declared).
     StartDeployment,
-    /// Resolve these images in ECR now (they may have been pushed before the manifest arrived).
+    /// Watch for these images and look them up in ECR now (they may predate the manifest).
     ResolveImages { images: Vec<ImageKey> },
 }
 
@@ -206,10 +193,7 @@ pub enum Decision {
     /// Nothing changes and nothing is written; `why` is logged.
     Unchanged { why: String },
     /// Store `release` (conditionally), then perform `effects`.
-    Changed {
-        release: Box<Release>,
-        effects: Vec<Effect>,
-    },
+    Changed { release: Box<Release>, effects: Vec<Effect> },
 }
 
 impl Decision {
@@ -227,7 +211,7 @@ pub enum TransitionError {
 
 impl Release {
     /// A new record for an accepted manifest: collecting, with a request to resolve its images.
-    pub fn open(key: ReleaseKey, source: ManifestSource, manifest: Manifest, at: DateTime<Utc>) -> (Self, Vec<Effect>) {
+    pub fn open(key: ReleaseKey, source: ManifestSource, manifest: Manifest, at: DateTime<Utc>) -> Self {
         let mut release = Self {
             schema: RECORD_SCHEMA,
             key,
@@ -237,8 +221,8 @@ impl Release {
             state: State::Collecting,
             timeline: Vec::new(),
         };
-        let effects = release.accept(manifest, at);
-        (release, effects)
+        release.accept(manifest, at);
+        release
     }
 
     /// A new record for a manifest that was refused: it ends here, with the reason.
@@ -256,40 +240,34 @@ impl Release {
         release
     }
 
-    fn accept(&mut self, manifest: Manifest, at: DateTime<Utc>) -> Vec<Effect> {
+    fn accept(&mut self, manifest: Manifest, at: DateTime<Utc>) {
         self.images = manifest
             .images
             .iter()
             .map(|(container, image)| {
-                (
-                    container.clone(),
-                    ImageStatus {
-                        image: image.clone(),
-                        digest: None,
-                        seen_at: None,
-                    },
-                )
+                (container.clone(), ImageStatus { image: image.clone(), digest: None, seen_at: None })
             })
             .collect();
-        let listed = manifest
-            .images
-            .iter()
-            .map(|(c, i)| format!("{c}={}", i.uri()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let listed = manifest.images.iter().map(|(c, i)| format!("{c}={}", i.uri())).collect::<Vec<_>>().join(", ");
         self.record(at, "manifest-accepted", format!("{}: {listed}", self.source.describe()));
-        let images = self.awaited_images();
         self.manifest = Some(manifest);
         self.state = State::Collecting;
-        vec![Effect::ResolveImages { images }]
+    }
+
+    /// The work this record's state asks for. It is a function of the state alone, so a handler
+    /// that crashed after storing a record resumes the same work when the event is retried.
+    pub fn pending_work(&self) -> Vec<Effect> {
+        match &self.state {
+            State::Collecting => vec![Effect::ResolveImages { images: self.awaited_images() }],
+            State::Ready { next: Stage::Migration } => vec![Effect::StartMigration],
+            State::Ready { .. } => vec![Effect::StartDeployment],
+            State::Failed { .. } => Vec::new(),
+        }
     }
 
     fn reject(&mut self, reason: String, at: DateTime<Utc>) {
         self.record(at, "manifest-rejected", format!("{}: {reason}", self.source.describe()));
-        self.state = State::Failed {
-            stage: Stage::Manifest,
-            reason,
-        };
+        self.state = State::Failed { stage: Stage::Manifest, reason };
     }
 
     /// The distinct images still without a digest.
@@ -307,17 +285,11 @@ impl Release {
 
     /// Every image of the release, pinned: `(container, image, digest)`. Complete once ready.
     pub fn pinned_images(&self) -> impl Iterator<Item = (&ContainerName, &ImageRef, Option<&Digest>)> {
-        self.images
-            .iter()
-            .map(|(container, status)| (container, &status.image, status.digest.as_ref()))
+        self.images.iter().map(|(container, status)| (container, &status.image, status.digest.as_ref()))
     }
 
     fn record(&mut self, at: DateTime<Utc>, event: &str, detail: String) {
-        self.timeline.push(Entry {
-            at,
-            event: event.to_owned(),
-            detail,
-        });
+        self.timeline.push(Entry { at, event: event.to_owned(), detail });
     }
 
     /// Applies `event`; see the module documentation.
@@ -335,25 +307,15 @@ impl Release {
         at: DateTime<Utc>,
         via: Sighting,
     ) -> Result<Decision, TransitionError> {
-        let matching: Vec<&ContainerName> = self
-            .images
-            .iter()
-            .filter(|(_, status)| ImageKey::of(&status.image) == *image)
-            .map(|(c, _)| c)
-            .collect();
+        let matching: Vec<&ContainerName> =
+            self.images.iter().filter(|(_, status)| ImageKey::of(&status.image) == *image).map(|(c, _)| c).collect();
         if matching.is_empty() {
-            return Err(TransitionError::ImageNotInRelease {
-                image: image.clone(),
-                release: self.key.clone(),
-            });
+            return Err(TransitionError::ImageNotInRelease { image: image.clone(), release: self.key.clone() });
         }
         if self.state != State::Collecting {
             let moved = matching.iter().any(|c| self.images[*c].digest.as_ref() != Some(digest));
             let why = if moved {
-                format!(
-                    "{image} now points to {digest}, but the release is {} and keeps its pinned digest",
-                    self.state
-                )
+                format!("{image} now points to {digest}, but the release is {} and keeps its pinned digest", self.state)
             } else {
                 format!("{image} is already pinned; the release is {}", self.state)
             };
@@ -392,30 +354,18 @@ impl Release {
         if !changed {
             return Ok(Decision::unchanged(format!("{image} at {digest} is already known")));
         }
-        let mut effects = Vec::new();
         if next.awaited_images().is_empty() {
             let has_migration = next.manifest.as_ref().is_some_and(|m| m.migration.is_some());
-            let (stage, effect, detail) = if has_migration {
-                (
-                    Stage::Migration,
-                    Effect::StartMigration,
-                    "all images pinned; next: migration",
-                )
+            let (stage, detail) = if has_migration {
+                (Stage::Migration, "all images pinned; next: migration")
             } else {
-                (
-                    Stage::Deployment,
-                    Effect::StartDeployment,
-                    "all images pinned; no migration declared, next: deployment",
-                )
+                (Stage::Deployment, "all images pinned; no migration declared, next: deployment")
             };
             next.state = State::Ready { next: stage };
             next.record(at, "ready", detail.to_owned());
-            effects.push(effect);
         }
-        Ok(Decision::Changed {
-            release: Box::new(next),
-            effects,
-        })
+        let effects = if next.state == self.state { Vec::new() } else { next.pending_work() };
+        Ok(Decision::Changed { release: Box::new(next), effects })
     }
 
     fn on_manifest_uploaded(
@@ -430,31 +380,16 @@ impl Release {
         let mut next = self.clone();
         // A rejected manifest may be fixed by uploading it again; an accepted one is the release's
         // contract and never changes under it.
-        if matches!(
-            self.state,
-            State::Failed {
-                stage: Stage::Manifest,
-                ..
-            }
-        ) {
+        if matches!(self.state, State::Failed { stage: Stage::Manifest, .. }) {
             next.source = source.clone();
-            let effects = match outcome {
+            match outcome {
                 Ok(manifest) => next.accept(manifest.clone(), at),
-                Err(reason) => {
-                    next.reject(reason.clone(), at);
-                    Vec::new()
-                }
-            };
-            return Decision::Changed {
-                release: Box::new(next),
-                effects,
-            };
+                Err(reason) => next.reject(reason.clone(), at),
+            }
+            let effects = next.pending_work();
+            return Decision::Changed { release: Box::new(next), effects };
         }
-        if next
-            .timeline
-            .iter()
-            .any(|e| e.event == "manifest-ignored" && e.detail.starts_with(&source.describe()))
-        {
+        if next.timeline.iter().any(|e| e.event == "manifest-ignored" && e.detail.starts_with(&source.describe())) {
             return Decision::unchanged(format!("{} was already ignored", source.describe()));
         }
         next.record(
@@ -466,9 +401,6 @@ impl Release {
                 self.source.describe()
             ),
         );
-        Decision::Changed {
-            release: Box::new(next),
-            effects: Vec::new(),
-        }
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 }

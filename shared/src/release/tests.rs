@@ -25,11 +25,7 @@ fn source(version: &str) -> ManifestSource {
 }
 
 fn manifest(migration: bool) -> Manifest {
-    let migration = if migration {
-        r#", "migration": {"container": "app", "command": ["migrate"]}"#
-    } else {
-        ""
-    };
+    let migration = if migration { r#", "migration": {"container": "app", "command": ["migrate"]}"# } else { "" };
     let text = format!(
         r#"{{"version": 1, "release": "4cf03d1", "service": "web", "images": {{"app": "{APP}", "nginx": "{NGINX}"}}{migration}}}"#
     );
@@ -37,7 +33,7 @@ fn manifest(migration: bool) -> Manifest {
 }
 
 fn collecting(migration: bool) -> Release {
-    Release::open(key(), source("v1"), manifest(migration), t(0)).0
+    Release::open(key(), source("v1"), manifest(migration), t(0))
 }
 
 fn image(repository: &str) -> ImageKey {
@@ -53,12 +49,7 @@ fn digest(n: u8) -> Digest {
 }
 
 fn found(repository: &str, n: u8, at: i64) -> Event {
-    Event::ImageFound {
-        image: image(repository),
-        digest: digest(n),
-        at: t(at),
-        via: Sighting::PushEvent,
-    }
+    Event::ImageFound { image: image(repository), digest: digest(n), at: t(at), via: Sighting::PushEvent }
 }
 
 fn changed(decision: Decision) -> (Release, Vec<Effect>) {
@@ -76,13 +67,20 @@ fn apply(release: &Release, event: Event) -> (Release, Vec<Effect>) {
 fn a_new_release_collects_and_asks_to_resolve_every_image() {
     let (release, effects) = Release::open(key(), source("v1"), manifest(true), t(0));
     assert_eq!(release.state, State::Collecting);
-    assert_eq!(
-        effects,
-        vec![Effect::ResolveImages {
-            images: vec![image("app"), image("nginx")]
-        }]
-    );
+    assert_eq!(effects, vec![Effect::ResolveImages { images: vec![image("app"), image("nginx")] }]);
     assert_eq!(release.timeline[0].event, "manifest-accepted");
+}
+
+#[test]
+fn a_failed_release_asks_for_no_more_work() {
+    let release = Release::rejected(key(), source("v1"), "bad".into(), t(0));
+    assert!(release.pending_work().is_empty());
+}
+
+#[test]
+fn pinning_an_image_narrows_the_lookup_to_the_images_still_awaited() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    assert_eq!(release.pending_work(), vec![Effect::ResolveImages { images: vec![image("nginx")] }]);
 }
 
 #[test]
@@ -107,41 +105,28 @@ fn the_last_image_makes_the_release_ready_for_its_migration() {
 fn a_release_without_migration_is_ready_for_deployment() {
     let (release, _) = apply(&collecting(false), found("app", 1, 5));
     let (release, effects) = apply(&release, found("nginx", 2, 6));
-    assert_eq!(
-        release.state,
-        State::Ready {
-            next: Stage::Deployment
-        }
-    );
+    assert_eq!(release.state, State::Ready { next: Stage::Deployment });
     assert_eq!(effects, vec![Effect::StartDeployment]);
 }
 
 #[test]
 fn a_duplicate_push_changes_nothing() {
     let (release, _) = apply(&collecting(true), found("app", 1, 5));
-    assert!(matches!(
-        release.apply(&found("app", 1, 5)).unwrap(),
-        Decision::Unchanged { .. }
-    ));
+    assert!(matches!(release.apply(&found("app", 1, 5)).unwrap(), Decision::Unchanged { .. }));
 }
 
 #[test]
 fn a_duplicate_of_the_last_push_does_not_make_the_release_ready_twice() {
     let (release, _) = apply(&collecting(true), found("app", 1, 5));
     let (ready, _) = apply(&release, found("nginx", 2, 6));
-    assert!(matches!(
-        ready.apply(&found("nginx", 2, 6)).unwrap(),
-        Decision::Unchanged { .. }
-    ));
+    assert!(matches!(ready.apply(&found("nginx", 2, 6)).unwrap(), Decision::Unchanged { .. }));
 }
 
 #[test]
 fn a_tag_pushed_again_after_readiness_keeps_the_pinned_digest() {
     let (release, _) = apply(&collecting(true), found("app", 1, 5));
     let (ready, _) = apply(&release, found("nginx", 2, 6));
-    let Decision::Unchanged { why } = ready.apply(&found("app", 9, 60)).unwrap() else {
-        panic!("must not change")
-    };
+    let Decision::Unchanged { why } = ready.apply(&found("app", 9, 60)).unwrap() else { panic!("must not change") };
     assert!(why.contains("keeps its pinned digest"), "{why}");
 }
 
@@ -156,10 +141,7 @@ fn a_newer_push_of_a_tag_before_readiness_re_pins_it() {
 #[test]
 fn an_older_push_arriving_late_does_not_undo_a_newer_one() {
     let (release, _) = apply(&collecting(true), found("app", 3, 7));
-    assert!(matches!(
-        release.apply(&found("app", 1, 5)).unwrap(),
-        Decision::Unchanged { .. }
-    ));
+    assert!(matches!(release.apply(&found("app", 1, 5)).unwrap(), Decision::Unchanged { .. }));
 }
 
 #[test]
@@ -173,87 +155,47 @@ fn a_container_sharing_an_image_with_another_is_pinned_by_the_same_push() {
     let text = format!(
         r#"{{"version": 1, "release": "4cf03d1", "service": "web", "images": {{"app": "{APP}", "worker": "{APP}"}}}}"#
     );
-    let (release, _) = Release::open(
-        key(),
-        source("v1"),
-        manifest::parse(text.as_bytes(), &key()).unwrap(),
-        t(0),
-    );
+    let (release, _) = Release::open(key(), source("v1"), manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
     let (release, effects) = apply(&release, found("app", 1, 5));
-    assert_eq!(
-        release.state,
-        State::Ready {
-            next: Stage::Deployment
-        }
-    );
+    assert_eq!(release.state, State::Ready { next: Stage::Deployment });
     assert_eq!(effects, vec![Effect::StartDeployment]);
 }
 
 #[test]
 fn a_rejected_manifest_fails_the_release_with_its_reason() {
     let release = Release::rejected(key(), source("v1"), "the manifest names no images".into(), t(0));
-    assert_eq!(
-        release.state,
-        State::Failed {
-            stage: Stage::Manifest,
-            reason: "the manifest names no images".into()
-        }
-    );
+    assert_eq!(release.state, State::Failed { stage: Stage::Manifest, reason: "the manifest names no images".into() });
     assert_eq!(release.timeline[0].event, "manifest-rejected");
 }
 
 #[test]
 fn an_image_found_for_a_failed_release_changes_nothing() {
     let mut release = collecting(true);
-    release.state = State::Failed {
-        stage: Stage::Migration,
-        reason: "exit 1".into(),
-    };
-    assert!(matches!(
-        release.apply(&found("app", 1, 5)).unwrap(),
-        Decision::Unchanged { .. }
-    ));
+    release.state = State::Failed { stage: Stage::Migration, reason: "exit 1".into() };
+    assert!(matches!(release.apply(&found("app", 1, 5)).unwrap(), Decision::Unchanged { .. }));
 }
 
 #[test]
 fn the_same_manifest_upload_delivered_twice_changes_nothing() {
-    let event = Event::ManifestUploaded {
-        source: source("v1"),
-        outcome: Ok(manifest(true)),
-        at: t(1),
-    };
-    assert!(matches!(
-        collecting(true).apply(&event).unwrap(),
-        Decision::Unchanged { .. }
-    ));
+    let event = Event::ManifestUploaded { source: source("v1"), outcome: Ok(manifest(true)), at: t(1) };
+    assert!(matches!(collecting(true).apply(&event).unwrap(), Decision::Unchanged { .. }));
 }
 
 #[test]
 fn a_new_manifest_version_for_an_accepted_release_is_recorded_and_ignored() {
-    let event = Event::ManifestUploaded {
-        source: source("v2"),
-        outcome: Ok(manifest(false)),
-        at: t(1),
-    };
+    let event = Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(false)), at: t(1) };
     let (release, effects) = apply(&collecting(true), event.clone());
     assert!(effects.is_empty());
     assert_eq!(release.source, source("v1"));
     assert!(release.manifest.as_ref().unwrap().migration.is_some());
     assert_eq!(release.timeline.last().unwrap().event, "manifest-ignored");
-    assert!(
-        matches!(release.apply(&event).unwrap(), Decision::Unchanged { .. }),
-        "ignored once, not every retry"
-    );
+    assert!(matches!(release.apply(&event).unwrap(), Decision::Unchanged { .. }), "ignored once, not every retry");
 }
 
 #[test]
 fn a_fixed_manifest_reopens_a_release_whose_manifest_was_rejected() {
     let rejected = Release::rejected(key(), source("v1"), "bad".into(), t(0));
-    let event = Event::ManifestUploaded {
-        source: source("v2"),
-        outcome: Ok(manifest(true)),
-        at: t(1),
-    };
+    let event = Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true)), at: t(1) };
     let (release, effects) = apply(&rejected, event);
     assert_eq!(release.state, State::Collecting);
     assert_eq!(release.source, source("v2"));
@@ -263,16 +205,8 @@ fn a_fixed_manifest_reopens_a_release_whose_manifest_was_rejected() {
 
 #[test]
 fn unversioned_uploads_are_told_apart_by_etag() {
-    let a = ManifestSource {
-        version_id: None,
-        etag: Some("\"a\"".into()),
-        ..source("x")
-    };
-    let b = ManifestSource {
-        version_id: None,
-        etag: Some("\"b\"".into()),
-        ..source("x")
-    };
+    let a = ManifestSource { version_id: None, etag: Some("\"a\"".into()), ..source("x") };
+    let b = ManifestSource { version_id: None, etag: Some("\"b\"".into()), ..source("x") };
     assert!(a.same_upload(&a.clone()));
     assert!(!a.same_upload(&b));
 }

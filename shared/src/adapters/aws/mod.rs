@@ -1,0 +1,47 @@
+//! The real adapters, over the official aws-sdk crates. They translate SDK errors into the ports'
+//! errors; nothing else leaves this module.
+
+mod ecr;
+mod s3;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+pub use ecr::EcrRegistry;
+pub use s3::S3Store;
+
+use crate::config::StoreSettings;
+
+/// Loads the SDK configuration once per process: the standard chain (environment, including
+/// `AWS_ENDPOINT_URL`, then the Lambda role). Clients built from it share one HTTP client.
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// The S3 client for Convoy's state bucket, with path-style addressing when the operator asks.
+pub fn s3_client(sdk: &aws_config::SdkConfig, settings: &StoreSettings) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.force_path_style).build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The HTTP status and error code of a failed call, where the service answered.
+fn status_and_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> (Option<u16>, Option<String>)
+where
+    R: HasStatus,
+{
+    let status = err.raw_response().map(HasStatus::status);
+    (status, err.code().map(str::to_owned))
+}
+
+trait HasStatus {
+    fn status(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// A one-line description of an SDK error with its causes, for logs and retryable errors.
+fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
+    aws_sdk_s3::error::DisplayErrorContext(err).to_string()
+}

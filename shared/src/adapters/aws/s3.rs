@@ -1,0 +1,194 @@
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::{describe, status_and_code};
+use crate::error::{ReadError, StoreError};
+use crate::names::{ReleaseId, ReleaseKey, ServiceName};
+use crate::ports::{FetchedObject, ManifestReader, ObjectRef, RecordVersion, ReleaseStore, Stored, WaitList};
+use crate::release::{ImageKey, Release};
+
+/// Release records (`state/<service>/<release>.json`) and the wait-list
+/// (`index/<registry>/<repository>/<tag>/<service>/<release>`, empty objects) in one bucket.
+#[derive(Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+/// Repository names hold '/', which would make wait-list prefixes ambiguous; encode everything but
+/// the characters repository names use otherwise.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into() }
+    }
+
+    pub fn record_key(key: &ReleaseKey) -> String {
+        format!("state/{}/{}.json", key.service, key.release)
+    }
+
+    fn wait_prefix(image: &ImageKey) -> String {
+        let repository = utf8_percent_encode(image.repository.as_str(), SEGMENT);
+        format!("index/{}/{repository}/{}/", image.registry, image.tag)
+    }
+
+    async fn put_record(&self, release: &Release, condition: Condition<'_>) -> Result<RecordVersion, StoreError> {
+        let body = serde_json::to_vec_pretty(release).expect("a record always serialises");
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(Self::record_key(&release.key))
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        let request = match condition {
+            Condition::Absent => request.if_none_match("*"),
+            Condition::Version(expected) => request.if_match(&expected.0),
+        };
+        match request.send().await {
+            Ok(output) => Ok(RecordVersion(output.e_tag.unwrap_or_default())),
+            Err(err) => {
+                let (status, code) = status_and_code(&err);
+                match (status, code.as_deref(), condition) {
+                    (Some(412), _, Condition::Absent) | (_, Some("PreconditionFailed"), Condition::Absent) => {
+                        Err(StoreError::AlreadyExists)
+                    }
+                    // 412: the ETag moved; 409: S3 saw a concurrent conditional write. Either way,
+                    // re-read and re-apply.
+                    (Some(412 | 409), ..) | (_, Some("PreconditionFailed" | "ConditionalRequestConflict"), _) => {
+                        Err(StoreError::Conflict)
+                    }
+                    _ => Err(StoreError::Unavailable(describe(&err))),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Condition<'a> {
+    Absent,
+    Version(&'a RecordVersion),
+}
+
+#[async_trait]
+impl ReleaseStore for S3Store {
+    async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, StoreError> {
+        let object_key = Self::record_key(key);
+        let output = match self.client.get_object().bucket(&self.bucket).key(&object_key).send().await {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(err) => return Err(StoreError::Unavailable(describe(&err))),
+        };
+        let version = RecordVersion(output.e_tag.clone().unwrap_or_default());
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {object_key}: {e}")))?
+            .into_bytes();
+        let release = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { key: object_key, detail: e.to_string() })?;
+        Ok(Some(Stored { release, version }))
+    }
+
+    async fn create(&self, release: &Release) -> Result<RecordVersion, StoreError> {
+        self.put_record(release, Condition::Absent).await
+    }
+
+    async fn replace(&self, release: &Release, expected: &RecordVersion) -> Result<RecordVersion, StoreError> {
+        self.put_record(release, Condition::Version(expected)).await
+    }
+}
+
+#[async_trait]
+impl WaitList for S3Store {
+    async fn add(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
+        let key = format!("{}{}/{}", Self::wait_prefix(image), release.service, release.release);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+        Ok(())
+    }
+
+    async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError> {
+        let prefix = Self::wait_prefix(image);
+        let mut releases = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+            for object in output.contents() {
+                let rest = object.key().and_then(|k| k.strip_prefix(&prefix)).unwrap_or_default();
+                // Keys Convoy did not write are skipped, never trusted.
+                if let Some((service, release)) = rest.split_once('/')
+                    && let (Ok(service), Ok(release)) = (ServiceName::new(service), ReleaseId::new(release))
+                {
+                    releases.push(ReleaseKey::new(service, release));
+                }
+            }
+            match output.next_continuation_token {
+                Some(next) if output.is_truncated == Some(true) => token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(releases)
+    }
+}
+
+#[async_trait]
+impl ManifestReader for S3Store {
+    async fn read(&self, object: &ObjectRef, limit: usize) -> Result<FetchedObject, ReadError> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .set_version_id(object.version_id.clone())
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(err) => {
+                let (status, code) = status_and_code(&err);
+                return Err(match (status, code.as_deref()) {
+                    (Some(404), _) | (_, Some("NoSuchKey" | "NoSuchVersion")) => ReadError::NotFound,
+                    // A malformed version id can never be read, however often we retry.
+                    (Some(400), Some("InvalidArgument")) => ReadError::NotFound,
+                    _ => ReadError::Unavailable(describe(&err)),
+                });
+            }
+        };
+        let size = output.content_length.unwrap_or_default().max(0) as u64;
+        if size > limit as u64 {
+            return Err(ReadError::TooLarge { size, limit });
+        }
+        let etag = output.e_tag.clone();
+        let version_id = output.version_id.clone();
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| ReadError::Unavailable(format!("reading s3://{}/{}: {e}", object.bucket, object.key)))?
+            .into_bytes()
+            .to_vec();
+        if bytes.len() > limit {
+            return Err(ReadError::TooLarge { size: bytes.len() as u64, limit });
+        }
+        Ok(FetchedObject { bytes, etag, version_id })
+    }
+}

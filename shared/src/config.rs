@@ -1,0 +1,169 @@
+//! Operator settings, read once at start-up from `CONVOY_*` environment variables.
+
+use std::collections::BTreeSet;
+
+use crate::manifest::Policy;
+use crate::names::{InvalidName, RepositoryName, ServiceName};
+
+/// A setting is missing or unreadable; the function refuses to start and says which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set; Convoy needs it (see template.yaml's parameters)")]
+    Missing(&'static str),
+    #[error("{0} is empty; list at least one name, separated by commas")]
+    EmptyList(&'static str),
+    #[error("{var}: {source}")]
+    Invalid { var: &'static str, source: InvalidName },
+    #[error("{0} must be true or false, not {1:?}")]
+    NotABool(&'static str, String),
+}
+
+/// Where the records live and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// `CONVOY_STATE_BUCKET`: records under `state/`, the wait-list under `index/`.
+    pub state_bucket: String,
+    /// `CONVOY_S3_FORCE_PATH_STYLE`: path-style S3 addressing (moto); off in AWS.
+    pub force_path_style: bool,
+}
+
+/// Everything the event handlers need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub store: StoreSettings,
+    /// `CONVOY_MANIFEST_PREFIX` (default `releases/`): manifests are `<prefix><service>/<release>.json`.
+    pub manifest_prefix: String,
+    /// `CONVOY_ALLOWED_SERVICES`, `CONVOY_ALLOWED_REPOSITORIES`, and the region.
+    pub policy: Policy,
+}
+
+pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
+pub const FORCE_PATH_STYLE: &str = "CONVOY_S3_FORCE_PATH_STYLE";
+pub const MANIFEST_PREFIX: &str = "CONVOY_MANIFEST_PREFIX";
+pub const ALLOWED_SERVICES: &str = "CONVOY_ALLOWED_SERVICES";
+pub const ALLOWED_REPOSITORIES: &str = "CONVOY_ALLOWED_REPOSITORIES";
+
+impl StoreSettings {
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let state_bucket = required(lookup, STATE_BUCKET)?;
+        let force_path_style = match lookup(FORCE_PATH_STYLE).as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(ConfigError::NotABool(FORCE_PATH_STYLE, other.to_owned())),
+        };
+        Ok(Self { state_bucket, force_path_style })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+}
+
+impl Config {
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>, region: &str) -> Result<Self, ConfigError> {
+        let store = StoreSettings::from_lookup(lookup)?;
+        let mut manifest_prefix =
+            lookup(MANIFEST_PREFIX).filter(|p| !p.trim().is_empty()).unwrap_or("releases/".into());
+        if !manifest_prefix.ends_with('/') {
+            manifest_prefix.push('/');
+        }
+        let allowed_services = names(lookup, ALLOWED_SERVICES, ServiceName::new)?;
+        let allowed_repositories = names(lookup, ALLOWED_REPOSITORIES, RepositoryName::new)?;
+        Ok(Self {
+            store,
+            manifest_prefix,
+            policy: Policy { allowed_services, allowed_repositories, region: region.to_owned() },
+        })
+    }
+
+    pub fn from_env(region: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok(), region)
+    }
+}
+
+fn required(lookup: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, ConfigError> {
+    lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(var))
+}
+
+fn names<T: Ord>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    parse: impl Fn(&str) -> Result<T, InvalidName>,
+) -> Result<BTreeSet<T>, ConfigError> {
+    let raw = lookup(var).ok_or(ConfigError::Missing(var))?;
+    let set = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| parse(s).map_err(|source| ConfigError::Invalid { var, source }))
+        .collect::<Result<BTreeSet<T>, _>>()?;
+    if set.is_empty() {
+        return Err(ConfigError::EmptyList(var));
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_full_environment_is_read() {
+        let config = Config::from_lookup(
+            &env(&[
+                (STATE_BUCKET, "convoy-state"),
+                (ALLOWED_SERVICES, "web, api"),
+                (ALLOWED_REPOSITORIES, "app,nginx"),
+                (FORCE_PATH_STYLE, "true"),
+            ]),
+            "us-east-1",
+        )
+        .unwrap();
+        assert_eq!(config.store.state_bucket, "convoy-state");
+        assert!(config.store.force_path_style);
+        assert_eq!(config.manifest_prefix, "releases/");
+        assert_eq!(config.policy.allowed_services.len(), 2);
+    }
+
+    #[test]
+    fn a_missing_state_bucket_is_named_in_the_error() {
+        let err =
+            Config::from_lookup(&env(&[(ALLOWED_SERVICES, "web"), (ALLOWED_REPOSITORIES, "app")]), "r").unwrap_err();
+        assert_eq!(err, ConfigError::Missing(STATE_BUCKET));
+        assert!(err.to_string().starts_with("CONVOY_STATE_BUCKET is not set"));
+    }
+
+    #[test]
+    fn an_empty_allow_list_is_refused() {
+        let err = Config::from_lookup(
+            &env(&[(STATE_BUCKET, "b"), (ALLOWED_SERVICES, " , "), (ALLOWED_REPOSITORIES, "app")]),
+            "r",
+        )
+        .unwrap_err();
+        assert_eq!(err, ConfigError::EmptyList(ALLOWED_SERVICES));
+    }
+
+    #[test]
+    fn an_invalid_repository_name_is_refused_with_the_variable() {
+        let err = Config::from_lookup(
+            &env(&[(STATE_BUCKET, "b"), (ALLOWED_SERVICES, "web"), (ALLOWED_REPOSITORIES, "App")]),
+            "r",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("CONVOY_ALLOWED_REPOSITORIES:"), "{err}");
+    }
+
+    #[test]
+    fn path_style_must_be_a_boolean() {
+        let err = StoreSettings::from_lookup(&env(&[(STATE_BUCKET, "b"), (FORCE_PATH_STYLE, "yes")])).unwrap_err();
+        assert!(matches!(err, ConfigError::NotABool(..)));
+    }
+}

@@ -1,0 +1,89 @@
+//! Errors that cross the ports, and the one question a handler asks of them: can a retry help?
+
+use crate::names::ReleaseKey;
+use crate::release::TransitionError;
+
+/// The release store's failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("a record already exists under that key")]
+    AlreadyExists,
+    #[error("the record changed since it was read")]
+    Conflict,
+    #[error("the stored record {key} cannot be read: {detail}")]
+    Corrupt { key: String, detail: String },
+    #[error("the release store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Reading the manifest object failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("the manifest object is gone (deleted, or that version no longer exists)")]
+    NotFound,
+    #[error("the manifest is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: u64, limit: usize },
+    #[error("S3 is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Looking images up in ECR failed (an image that is not there yet is not a failure).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("ECR is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Everything a Convoy use case can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvoyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("the event is not one this function reads: {0}")]
+    BadEvent(String),
+    #[error("release {0}: the record kept changing under {1} attempts to update it")]
+    Contention(ReleaseKey, u32),
+}
+
+impl ConvoyError {
+    /// Whether delivering the same event again can succeed. Handlers fail the invocation (so AWS
+    /// retries, then dead-letters) only when it can; anything else is logged and acknowledged.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ConvoyError::Store(StoreError::Unavailable(_) | StoreError::Conflict) => true,
+            ConvoyError::Store(StoreError::AlreadyExists | StoreError::Corrupt { .. }) => false,
+            ConvoyError::Read(ReadError::Unavailable(_)) => true,
+            ConvoyError::Read(ReadError::NotFound | ReadError::TooLarge { .. }) => false,
+            ConvoyError::Registry(RegistryError::Unavailable(_)) => true,
+            ConvoyError::Transition(_) | ConvoyError::BadEvent(_) => false,
+            ConvoyError::Contention(..) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_worth_a_retry() {
+        assert!(ConvoyError::from(StoreError::Unavailable("timeout".into())).is_retryable());
+    }
+
+    #[test]
+    fn a_bad_event_is_not_worth_a_retry() {
+        assert!(!ConvoyError::BadEvent("no detail".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_corrupt_record_is_not_worth_a_retry() {
+        let err = StoreError::Corrupt { key: "state/a/b.json".into(), detail: "EOF".into() };
+        assert!(!ConvoyError::from(err).is_retryable());
+    }
+}

@@ -1,0 +1,184 @@
+//! The AWS events Convoy reads, turned into domain inputs. `aws_lambda_events` has the S3
+//! notification and the EventBridge envelope; the ECR push detail and S3's EventBridge detail are
+//! written here. Parsing never panics and says why an event was not for Convoy.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::s3::S3Event;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::names::{AccountId, Digest, ImageTag, RepositoryName};
+use crate::ports::ObjectRef;
+use crate::release::ImageKey;
+
+/// `detail` of an EventBridge "ECR Image Action" event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EcrImageAction {
+    pub result: String,
+    pub repository_name: String,
+    pub image_digest: String,
+    pub action_type: String,
+    #[serde(default)]
+    pub image_tag: Option<String>,
+}
+
+/// A completed push of a tagged image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub image: ImageKey,
+    pub digest: Digest,
+    pub at: DateTime<Utc>,
+}
+
+/// What an ECR event means to Convoy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushEvent {
+    Push(Push),
+    /// Not a completed push of a tag (a delete, a failure, an untagged push): why.
+    NotAPush(String),
+}
+
+/// Reads an EventBridge ECR event. `Err` means the payload is not an ECR event at all.
+pub fn parse_push(payload: serde_json::Value, received_at: DateTime<Utc>) -> Result<PushEvent, String> {
+    let event: EventBridgeEvent<EcrImageAction> =
+        serde_json::from_value(payload).map_err(|e| format!("not an ECR Image Action event: {e}"))?;
+    if event.detail_type != "ECR Image Action" || event.source != "aws.ecr" {
+        return Err(format!(
+            "expected an ECR Image Action from aws.ecr, got {:?} from {:?}",
+            event.detail_type, event.source
+        ));
+    }
+    let detail = event.detail;
+    if detail.action_type != "PUSH" {
+        return Ok(PushEvent::NotAPush(format!("action {} is not a push", detail.action_type)));
+    }
+    if detail.result != "SUCCESS" {
+        return Ok(PushEvent::NotAPush(format!("the push of {} ended with {}", detail.repository_name, detail.result)));
+    }
+    let Some(tag) = detail.image_tag.filter(|t| !t.is_empty()) else {
+        return Ok(PushEvent::NotAPush(format!("an untagged push to {}", detail.repository_name)));
+    };
+    let account = event.account.ok_or("the event has no account")?;
+    let image = ImageKey {
+        registry: AccountId::new(&account).map_err(|e| e.to_string())?,
+        repository: RepositoryName::new(&detail.repository_name).map_err(|e| e.to_string())?,
+        tag: ImageTag::new(&tag).map_err(|e| e.to_string())?,
+    };
+    let digest = Digest::new(&detail.image_digest).map_err(|e| e.to_string())?;
+    Ok(PushEvent::Push(Push { image, digest, at: event.time.unwrap_or(received_at) }))
+}
+
+/// `detail` of an EventBridge S3 "Object Created" event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct S3ObjectCreated {
+    bucket: S3Bucket,
+    object: S3Object,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct S3Bucket {
+    name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct S3Object {
+    key: String,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    etag: Option<String>,
+    #[serde(default)]
+    version_id: Option<String>,
+}
+
+/// A created object, from either event form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub object: ObjectRef,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+}
+
+/// Reads an S3 notification (`Records`) or an EventBridge "Object Created" event.
+pub fn parse_uploads(payload: serde_json::Value) -> Result<Vec<Upload>, String> {
+    if payload.get("Records").is_some() {
+        let event: S3Event = serde_json::from_value(payload).map_err(|e| format!("not an S3 notification: {e}"))?;
+        let mut uploads = Vec::new();
+        for record in event.records {
+            if !record.event_name.as_deref().unwrap_or_default().starts_with("ObjectCreated:") {
+                continue;
+            }
+            let (Some(bucket), Some(key)) = (record.s3.bucket.name, record.s3.object.key) else {
+                return Err("an S3 record without bucket or key".into());
+            };
+            uploads.push(Upload {
+                object: ObjectRef {
+                    bucket,
+                    key: decode_notification_key(&key)?,
+                    version_id: record.s3.object.version_id,
+                },
+                size: record.s3.object.size.map(|s| s.max(0) as u64),
+                etag: record.s3.object.e_tag,
+            });
+        }
+        return Ok(uploads);
+    }
+    let event: EventBridgeEvent<S3ObjectCreated> = serde_json::from_value(payload)
+        .map_err(|e| format!("neither an S3 notification nor an S3 EventBridge event: {e}"))?;
+    if event.source != "aws.s3" || event.detail_type != "Object Created" {
+        return Err(format!(
+            "expected Object Created from aws.s3, got {:?} from {:?}",
+            event.detail_type, event.source
+        ));
+    }
+    let detail = event.detail;
+    Ok(vec![Upload {
+        object: ObjectRef { bucket: detail.bucket.name, key: detail.object.key, version_id: detail.object.version_id },
+        size: detail.object.size,
+        etag: detail.object.etag,
+    }])
+}
+
+/// S3 notification keys are URL-encoded with `+` for a space.
+fn decode_notification_key(key: &str) -> Result<String, String> {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| format!("the object key {key:?} is not UTF-8 once decoded"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_push_is_read_with_the_time_of_the_event() {
+        let payload = serde_json::json!({
+            "version": "0", "id": "1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+            "account": "123456789012", "time": "2019-11-16T01:54:34Z", "region": "us-west-2", "resources": [],
+            "detail": {"result": "SUCCESS", "repository-name": "app", "image-digest": "sha256:ab",
+                       "action-type": "PUSH", "image-tag": "v1"}
+        });
+        let PushEvent::Push(push) = parse_push(payload, at()).unwrap() else { panic!("a push") };
+        assert_eq!(push.image.to_string(), "app:v1");
+        assert_eq!(push.at.to_rfc3339(), "2019-11-16T01:54:34+00:00");
+    }
+
+    #[test]
+    fn an_ec2_event_is_not_an_ecr_event() {
+        let payload = serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+        assert!(parse_push(payload, at()).is_err());
+    }
+
+    #[test]
+    fn a_notification_key_with_plus_and_percent_is_decoded() {
+        assert_eq!(decode_notification_key("releases/web/a+b%2Bc.json").unwrap(), "releases/web/a b+c.json");
+    }
+}

@@ -1,0 +1,222 @@
+//! The readiness gate: a release is ready once every image its manifest names is in ECR, pinned
+//! by digest, whatever order the manifest and the pushes arrive in and however often they repeat.
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::{Convoy, Report, update};
+use crate::error::{ConvoyError, ReadError, StoreError};
+use crate::events::{Push, Upload};
+use crate::manifest::{self, MAX_MANIFEST_BYTES, Policy};
+use crate::names::{ReleaseId, ReleaseKey, ServiceName};
+use crate::release::{Decision, Effect, Event, ImageKey, ManifestSource, Release, Sighting};
+
+/// What the readiness gate needs from the operator's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub state_bucket: String,
+    pub manifest_prefix: String,
+    pub policy: Policy,
+}
+
+impl Settings {
+    /// The release a manifest key names: `<prefix><service>/<release>.json`.
+    pub fn release_of(&self, object_key: &str) -> Result<ReleaseKey, String> {
+        let shape = || format!("{object_key:?} is not {}<service>/<release>.json", self.manifest_prefix);
+        let rest = object_key.strip_prefix(&self.manifest_prefix).ok_or_else(shape)?;
+        let (service, file) = rest.split_once('/').ok_or_else(shape)?;
+        let release = file.strip_suffix(".json").ok_or_else(shape)?;
+        let service = ServiceName::new(service).map_err(|e| format!("{}: {e}", shape()))?;
+        let release = ReleaseId::new(release).map_err(|e| format!("{}: {e}", shape()))?;
+        Ok(ReleaseKey::new(service, release))
+    }
+}
+
+impl Convoy {
+    /// A manifest was uploaded: read it, create (or update) the release record, and pin the images
+    /// that are already in ECR. Safe to call again with the same upload.
+    pub async fn manifest_uploaded(&self, upload: &Upload, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
+        if upload.object.bucket != self.settings.state_bucket {
+            warn!(bucket = %upload.object.bucket, key = %upload.object.key, "ignored: not Convoy's bucket");
+            return Ok(None);
+        }
+        let key = match self.settings.release_of(&upload.object.key) {
+            Ok(key) => key,
+            Err(why) => {
+                // Without a safe service and release id there is no record to write the reason in.
+                warn!(key = %upload.object.key, "ignored: {why}");
+                return Ok(None);
+            }
+        };
+        let span = tracing::info_span!("release", service = %key.service, release = %key.release);
+        let _entered = span.enter();
+        let (source, outcome) = self.read_manifest(upload, &key).await?;
+        if let Err(reason) = &outcome {
+            warn!(%reason, "manifest rejected");
+        }
+
+        let fresh = match &outcome {
+            Ok(manifest) => Release::open(key.clone(), source.clone(), manifest.clone(), now),
+            Err(reason) => Release::rejected(key.clone(), source.clone(), reason.clone(), now),
+        };
+        let (release, changed, note) = match self.store.create(&fresh).await {
+            Ok(_) => {
+                info!(state = %fresh.state, "release record created");
+                (fresh, true, None)
+            }
+            Err(StoreError::AlreadyExists) => {
+                let event = Event::ManifestUploaded { source, outcome, at: now };
+                let updated =
+                    update(self.store.as_ref(), &key, |r| r.apply(&event)).await?.ok_or(StoreError::Conflict)?; // created and gone again: retry the event
+                if let Some(note) = &updated.note {
+                    info!("unchanged: {note}");
+                }
+                (updated.release, updated.changed, updated.note)
+            }
+            Err(err) => return Err(err.into()),
+        };
+
+        // The work due is derived from the stored state, so a retry after a crash resumes it.
+        let mut report = Report::of(&release, changed, note, Vec::new());
+        for effect in release.pending_work() {
+            match effect {
+                Effect::ResolveImages { images } => {
+                    if let Some(resolved) = self.resolve_images(&key, &images, now).await? {
+                        report = resolved;
+                    }
+                }
+                requested => report.requested.push(requested),
+            }
+        }
+        Ok(Some(report))
+    }
+
+    /// Reads and validates the manifest object. `Err(reason)` in the outcome is bad input (it ends
+    /// the release); a returned error is a failure to read, worth a retry.
+    async fn read_manifest(
+        &self,
+        upload: &Upload,
+        key: &ReleaseKey,
+    ) -> Result<(ManifestSource, Result<manifest::Manifest, String>), ConvoyError> {
+        let mut source = ManifestSource {
+            bucket: upload.object.bucket.clone(),
+            key: upload.object.key.clone(),
+            version_id: upload.object.version_id.clone(),
+            etag: upload.etag.clone(),
+        };
+        if let Some(size) = upload.size.filter(|s| *s > MAX_MANIFEST_BYTES as u64) {
+            let reason = manifest::ManifestError::TooLarge { size: size as usize }.to_string();
+            return Ok((source, Err(reason)));
+        }
+        let fetched = match self.manifests.read(&upload.object, MAX_MANIFEST_BYTES).await {
+            Ok(fetched) => fetched,
+            Err(err @ (ReadError::NotFound | ReadError::TooLarge { .. })) => return Ok((source, Err(err.to_string()))),
+            Err(err) => return Err(err.into()),
+        };
+        source.version_id = fetched.version_id.or(source.version_id);
+        source.etag = fetched.etag.or(source.etag);
+        let outcome = manifest::parse(&fetched.bytes, key)
+            .and_then(|m| self.settings.policy.admit(key, &m).map(|()| m))
+            .map_err(|e| e.to_string());
+        Ok((source, outcome))
+    }
+
+    /// Notes the release as waiting for `images` (so their pushes find it), then pins those already
+    /// in ECR. The wait-list is written before ECR is asked: a push that lands in between is then
+    /// seen by one side or the other, never by neither.
+    async fn resolve_images(
+        &self,
+        key: &ReleaseKey,
+        images: &[ImageKey],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        for image in images {
+            self.waits.add(image, key).await?;
+        }
+        let found = self.registry.resolve(images).await?;
+        if found.is_empty() {
+            info!(awaited = images.len(), "no image of the release is in ECR yet");
+            return Ok(None);
+        }
+        let events: Vec<Event> = found
+            .into_iter()
+            .map(|(image, digest)| Event::ImageFound { image, digest, at: now, via: Sighting::RegistryLookup })
+            .collect();
+        let Some(updated) = update(self.store.as_ref(), key, |r| r.apply_all(&events)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.finish(updated)))
+    }
+
+    /// An image was pushed: pin it in every release that waits for it. Safe to call again.
+    pub async fn image_pushed(&self, push: &Push) -> Result<Vec<Report>, ConvoyError> {
+        if !self.settings.policy.allowed_repositories.contains(&push.image.repository) {
+            info!(image = %push.image, "ignored: not an allowed repository");
+            return Ok(Vec::new());
+        }
+        let waiting = self.waits.waiting_for(&push.image).await?;
+        if waiting.is_empty() {
+            info!(image = %push.image, "no release waits for this image (yet): a manifest uploaded later will find it in ECR");
+        }
+        let event = Event::ImageFound {
+            image: push.image.clone(),
+            digest: push.digest.clone(),
+            at: push.at,
+            via: Sighting::PushEvent,
+        };
+        let mut reports = Vec::new();
+        let mut retryable = None;
+        for key in waiting {
+            let span = tracing::info_span!("release", service = %key.service, release = %key.release);
+            let _entered = span.enter();
+            match update(self.store.as_ref(), &key, |r| r.apply(&event)).await {
+                Ok(Some(updated)) => reports.push(self.finish(updated)),
+                Ok(None) => warn!("the wait-list names this release, but it has no record"),
+                Err(err) if err.is_retryable() => {
+                    warn!(error = %err, "could not update the release; the event will be retried");
+                    retryable = Some(err);
+                }
+                Err(err) => warn!(error = %err, "event ignored for this release"),
+            }
+        }
+        // Every other release was updated; a retry of the whole event is idempotent for them.
+        match retryable {
+            Some(err) => Err(err),
+            None => Ok(reports),
+        }
+    }
+
+    fn finish(&self, updated: super::Updated) -> Report {
+        let super::Updated { release, changed, effects, note } = updated;
+        match &note {
+            Some(note) => info!(state = %release.state, "unchanged: {note}"),
+            None => info!(state = %release.state, "release updated"),
+        }
+        for effect in &effects {
+            info!(?effect, "next stage due");
+        }
+        Report::of(&release, changed, note, effects)
+    }
+}
+
+impl Release {
+    /// Applies several events in order, as one decision (one write).
+    pub fn apply_all(&self, events: &[Event]) -> Result<Decision, crate::release::TransitionError> {
+        let mut current: Option<Release> = None;
+        let mut effects = Vec::new();
+        let mut notes = Vec::new();
+        for event in events {
+            match current.as_ref().unwrap_or(self).apply(event)? {
+                Decision::Changed { release, effects: more } => {
+                    current = Some(*release);
+                    effects.extend(more);
+                }
+                Decision::Unchanged { why } => notes.push(why),
+            }
+        }
+        Ok(match current {
+            Some(release) => Decision::Changed { release: Box::new(release), effects },
+            None => Decision::Unchanged { why: notes.join("; ") },
+        })
+    }
+}

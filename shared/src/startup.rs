@@ -1,0 +1,48 @@
+//! What every Lambda does once per process, before its first event: logging, the SDK
+//! configuration, the settings, the clients. Nothing here runs per invocation.
+
+use std::sync::Arc;
+
+use crate::adapters::aws::{self, EcrRegistry, S3Store};
+use crate::config::Config;
+use crate::service::{Convoy, Settings};
+
+/// Start-up failed: the function cannot serve any event.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no AWS region is configured (AWS_REGION)")]
+    NoRegion,
+}
+
+/// Logging as AWS Lambda expects it: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`. Each invocation's span carries its request id.
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// Convoy's use cases on the real AWS adapters, configured from the environment.
+pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
+    let sdk = aws::load_sdk_config().await;
+    let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
+    let config = Config::from_env(&region)?;
+    Ok(wire(&sdk, &config))
+}
+
+/// Builds the adapters from one SDK configuration (one HTTP client shared by every SDK client).
+pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Convoy {
+    let store = Arc::new(S3Store::new(aws::s3_client(sdk, &config.store), &config.store.state_bucket));
+    let registry = Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(sdk)));
+    Convoy {
+        store: store.clone(),
+        waits: store.clone(),
+        manifests: store,
+        registry,
+        settings: Settings {
+            state_bucket: config.store.state_bucket.clone(),
+            manifest_prefix: config.manifest_prefix.clone(),
+            policy: config.policy.clone(),
+        },
+    }
+}
