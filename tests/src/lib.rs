@@ -1,1 +1,6 @@
+//! The end-to-end harness: a moto server per test process, SDK clients pointed at it, the world
+//! the tests need (bucket, repositories, images), and the documented event fixtures.
 
+pub mod fixtures;
+pub mod moto;
+pub mod world;

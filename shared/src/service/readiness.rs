@@ -76,17 +76,15 @@ impl Convoy {
             Err(err) => return Err(err.into()),
         };
 
-        // The work due is derived from the stored state, so a retry after a crash resumes it.
+        // Looking images up is derived from the stored state, so a retry after a crash between
+        // the record write and the wait-list resumes it. Starting a stage is not: only the
+        // transition that made the release ready requests it, once (a stalled one is the
+        // reconciler's to find).
         let mut report = Report::of(&release, changed, note, Vec::new());
-        for effect in release.pending_work() {
-            match effect {
-                Effect::ResolveImages { images } => {
-                    if let Some(resolved) = self.resolve_images(&key, &images, now).await? {
-                        report = resolved;
-                    }
-                }
-                requested => report.requested.push(requested),
-            }
+        if let Some(Effect::ResolveImages { images }) = release.pending_work().into_iter().next()
+            && let Some(resolved) = self.resolve_images(&key, &images, now).await?
+        {
+            report = resolved;
         }
         Ok(Some(report))
     }

@@ -1,0 +1,26 @@
+# Sourced by the project's scripts: one cache folder for the Python tools and one shared cargo
+# target dir, both outside the checkout so a fresh clone on the same machine reuses them.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CONVOY_CACHE=${CONVOY_CACHE:-$HOME/.cache/convoy}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CONVOY_CACHE/target}
+VENV=$CONVOY_CACHE/venv
+export CONVOY_MOTO_SERVER=$VENV/bin/moto_server
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Installs the pinned Python tools into $VENV unless the same requirements are already there.
+ensure_python_tools() {
+  local stamp=$VENV/.requirements.sha256 want
+  want=$(cat "$ROOT"/scripts/requirements*.txt | sha256sum | cut -d' ' -f1)
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return 0; fi
+  log "installing pinned Python tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV"/bin/pip install --quiet --disable-pip-version-check -r "$ROOT"/scripts/requirements.txt
+  echo "$want" > "$stamp"
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || { echo "cargo is not installed (https://rustup.rs)" >&2; exit 1; }
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+}

@@ -1,0 +1,72 @@
+//! The documented AWS event payloads, and variants derived from them.
+
+use serde_json::{Value, json};
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub fn ecr_push_fixture() -> Value {
+    load("ecr-image-action-push.json")
+}
+
+pub fn s3_notification_fixture() -> Value {
+    load("s3-object-created-notification.json")
+}
+
+pub fn s3_eventbridge_fixture() -> Value {
+    load("s3-object-created-eventbridge.json")
+}
+
+/// The ECR push fixture for another repository, tag and digest.
+pub fn ecr_push(account: &str, repository: &str, tag: &str, digest: &str, time: &str) -> Value {
+    let mut event = ecr_push_fixture();
+    event["account"] = json!(account);
+    event["time"] = json!(time);
+    event["detail"]["repository-name"] = json!(repository);
+    event["detail"]["image-tag"] = json!(tag);
+    event["detail"]["image-digest"] = json!(digest);
+    event
+}
+
+/// The S3 notification fixture for another object (the key URL-encoded as S3 sends it).
+pub fn s3_notification(bucket: &str, key: &str, version_id: Option<&str>, size: u64) -> Value {
+    let mut event = s3_notification_fixture();
+    let record = &mut event["Records"][0]["s3"];
+    record["bucket"]["name"] = json!(bucket);
+    record["bucket"]["arn"] = json!(format!("arn:aws:s3:::{bucket}"));
+    let encoded: String = key
+        .split('/')
+        .map(|segment| {
+            percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+                .replace("%20", "+")
+                .replace("%2D", "-")
+                .replace("%2E", ".")
+                .replace("%5F", "_")
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    record["object"]["key"] = json!(encoded);
+    record["object"]["size"] = json!(size);
+    record["object"]["versionId"] = match version_id {
+        Some(v) => json!(v),
+        None => Value::Null,
+    };
+    event
+}
+
+/// The S3 EventBridge fixture for another object (keys are not encoded in this form).
+pub fn s3_eventbridge(bucket: &str, key: &str, version_id: Option<&str>, size: u64) -> Value {
+    let mut event = s3_eventbridge_fixture();
+    event["detail"]["bucket"]["name"] = json!(bucket);
+    event["detail"]["object"]["key"] = json!(key);
+    event["detail"]["object"]["size"] = json!(size);
+    event["detail"]["object"]["version-id"] = match version_id {
+        Some(v) => json!(v),
+        None => Value::Null,
+    };
+    event
+}

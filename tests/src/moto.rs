@@ -1,0 +1,112 @@
+//! moto server, started once per test process on a free loopback port and stopped with it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+
+/// The moto account and region every test uses.
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+pub struct Moto {
+    pub endpoint: String,
+}
+
+/// Where the project's bootstrap installed moto (`scripts/bootstrap`); never a moto installed by hand.
+fn moto_server_path() -> PathBuf {
+    if let Ok(path) = std::env::var("CONVOY_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var("CONVOY_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/convoy"));
+    let path = cache.join("venv/bin/moto_server");
+    assert!(path.exists(), "{} is missing: run scripts/test (or scripts/bootstrap) to install moto", path.display());
+    path
+}
+
+impl Moto {
+    /// The process's moto server, started on first use.
+    pub fn shared() -> &'static Moto {
+        static MOTO: OnceLock<Moto> = OnceLock::new();
+        MOTO.get_or_init(Moto::start)
+    }
+
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        // A watchdog shell owns moto and kills it once this test process is gone, so no server
+        // outlives the tests, whatever way they end.
+        let script = format!(
+            "\"$0\" -H 127.0.0.1 -p {port} >\"$1\" 2>&1 & m=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.3; done; kill $m 2>/dev/null",
+            parent = std::process::id()
+        );
+        let log = std::env::temp_dir().join(format!("convoy-moto-{port}.log"));
+        Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(moto_server_path())
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !responds(port) {
+            assert!(Instant::now() < deadline, "moto did not start on port {port}; see {}", log.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { endpoint }
+    }
+
+    /// SDK configuration for moto, as the Lambdas build it in AWS but with a fixed endpoint and
+    /// test credentials. Retries are off: moto answers calls it lacks with 500, and a test must see
+    /// that at once rather than after three retries.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint).await
+    }
+
+    /// Calls moto's own API (`/moto-api/...`) with a JSON body.
+    pub fn moto_api(&self, path: &str, body: &str) -> String {
+        let port = self.endpoint.rsplit(':').next().expect("endpoint has a port");
+        let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect to moto");
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("write to moto");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read from moto");
+        response
+    }
+}
+
+/// SDK configuration for any endpoint (a closed port makes every call fail like an outage).
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "convoy-tests"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+fn responds(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: Convoy's real handlers and adapters against moto server (and, for the
+//! property runs, the same scenarios against the in-memory fakes).
+
+mod bad_input;
+mod properties;
+mod readiness;
+mod scenario;
+mod store;

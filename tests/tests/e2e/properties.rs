@@ -1,0 +1,142 @@
+//! Property-style runs of the readiness gate: for releases of 1 to 10 images, sampled orders of
+//! (manifest upload, image pushes), every event delivered 1 to 3 times, deliveries of one moment
+//! handled concurrently. Always: exactly one ready transition, digests equal to the pushed ones.
+//! The same scenarios run on moto (real adapters) and on the in-memory fakes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use convoy::release::{Stage, State};
+use serde_json::Value;
+
+use crate::scenario::*;
+
+enum Action {
+    Upload,
+    Push(usize),
+}
+
+/// Runs one sampled scenario and checks the properties. `seed` makes it reproducible.
+async fn run(backend: Arc<dyn Backend>, images: usize, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let release = format!("r{seed}");
+    let containers: Vec<String> = (0..images).map(|i| format!("c{i}")).collect();
+    let migration = rng.bool();
+    let manifest = manifest_v1(backend.as_ref(), &release, &containers, migration);
+
+    let mut actions: Vec<Action> = std::iter::once(Action::Upload).chain((0..images).map(Action::Push)).collect();
+    rng.shuffle(&mut actions);
+    let steps = actions.len();
+
+    // Each event is delivered 1 to 3 times, at moments at or after the action that caused it.
+    let mut deliveries: BTreeMap<usize, Vec<(bool, Value)>> = BTreeMap::new();
+    let mut pushed = BTreeMap::new();
+    for (step, action) in actions.iter().enumerate() {
+        let (is_manifest, event) = match action {
+            Action::Upload => (true, backend.upload(&format!("releases/web/{release}.json"), &manifest).await),
+            Action::Push(i) => {
+                let (digest, event) = backend.push(&containers[*i], &release).await;
+                pushed.insert(containers[*i].clone(), digest);
+                (false, event)
+            }
+        };
+        for _ in 0..rng.usize(1..=3) {
+            deliveries.entry(rng.usize(step..=steps)).or_default().push((is_manifest, event.clone()));
+        }
+        // Deliver what is due at this moment, concurrently, before the next action happens.
+        deliver(&backend, deliveries.remove(&step).unwrap_or_default()).await;
+    }
+    for (_, due) in std::mem::take(&mut deliveries) {
+        deliver(&backend, due).await;
+    }
+
+    let record = backend.record(&release_key(&release)).await.expect("a record");
+    let expected_next = if migration { Stage::Migration } else { Stage::Deployment };
+    assert_eq!(record.state, State::Ready { next: expected_next }, "seed {seed}, {images} images");
+    let ready = record.timeline.iter().filter(|e| e.event == "ready").count();
+    assert_eq!(ready, 1, "exactly one ready transition (seed {seed})");
+    for (container, digest) in &pushed {
+        let pinned = record.images[&container.parse().unwrap()].digest.as_ref().expect("pinned");
+        assert_eq!(pinned.as_str(), digest, "seed {seed}: {container} pinned to what was pushed");
+    }
+}
+
+/// Delivers events at one moment, all at once, and counts the side effects they request.
+async fn deliver(backend: &Arc<dyn Backend>, due: Vec<(bool, Value)>) {
+    let tasks: Vec<_> = due
+        .into_iter()
+        .map(|(is_manifest, event)| {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let convoy = backend.convoy();
+                let response = if is_manifest {
+                    invoke_manifest_uploaded(convoy, event).await
+                } else {
+                    invoke_image_pushed(convoy, event).await
+                };
+                let response = response.expect("no delivery fails");
+                REQUESTS.fetch_add(count_requests(&response), std::sync::atomic::Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a delivery panicked");
+    }
+}
+
+static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_requests(response: &Value) -> usize {
+    response.as_array().map_or(0, |reports| reports.iter().map(|r| r["requested"].as_array().map_or(0, Vec::len)).sum())
+}
+
+/// Runs scenarios with their own request counter: the next stage must be requested exactly once.
+async fn check_scenarios(make: impl Fn(&[String]) -> futures_backend::Pending, cases: &[(usize, u64)]) {
+    for &(images, seed) in cases {
+        let containers: Vec<String> = (0..images).map(|i| format!("c{i}")).collect();
+        let backend = make(&containers).await;
+        let before = REQUESTS.load(std::sync::atomic::Ordering::SeqCst);
+        run(backend, images, seed).await;
+        let requested = REQUESTS.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(requested, 1, "seed {seed}: the next stage was requested {requested} times");
+    }
+}
+
+mod futures_backend {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    pub type Pending = Pin<Box<dyn Future<Output = Arc<dyn super::Backend>> + Send>>;
+}
+
+// The counter is process-wide: scenarios that count must not overlap.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_the_in_memory_fakes_every_sampled_order_is_ready_exactly_once() {
+    let _serial = SERIAL.lock().await;
+    let cases: Vec<(usize, u64)> = (1..=10).flat_map(|n| (0..20).map(move |s| (n, 1000 * n as u64 + s))).collect();
+    check_scenarios(
+        |containers| {
+            let containers = containers.to_vec();
+            Box::pin(async move { Arc::new(MemoryBackend::new(&containers)) as Arc<dyn Backend> })
+        },
+        &cases,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_moto_every_sampled_order_is_ready_exactly_once() {
+    let _serial = SERIAL.lock().await;
+    let cases: Vec<(usize, u64)> = (1..=10).flat_map(|n| [(n, 10 * n as u64), (n, 10 * n as u64 + 1)]).collect();
+    check_scenarios(
+        |containers| {
+            let containers = containers.to_vec();
+            Box::pin(async move { Arc::new(MotoBackend::new(&containers).await) as Arc<dyn Backend> })
+        },
+        &cases,
+    )
+    .await;
+}
