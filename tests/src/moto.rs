@@ -16,6 +16,8 @@ pub const REGION: &str = "us-east-1";
 
 pub struct Moto {
     pub endpoint: String,
+    /// The watchdog shell; it reaps moto itself, and is never waited on here.
+    _watchdog: std::sync::Mutex<std::process::Child>,
 }
 
 /// Where the project's bootstrap installed moto (`scripts/bootstrap`); never a moto installed by hand.
@@ -48,7 +50,7 @@ impl Moto {
             parent = std::process::id()
         );
         let log = std::env::temp_dir().join(format!("convoy-moto-{port}.log"));
-        Command::new("bash")
+        let watchdog = Command::new("bash")
             .arg("-c")
             .arg(script)
             .arg(moto_server_path())
@@ -64,7 +66,7 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto did not start on port {port}; see {}", log.display());
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { endpoint }
+        Moto { endpoint, _watchdog: std::sync::Mutex::new(watchdog) }
     }
 
     /// SDK configuration for moto, as the Lambdas build it in AWS but with a fixed endpoint and

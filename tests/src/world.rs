@@ -22,14 +22,19 @@ pub struct World {
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl World {
-    /// A new world on the process's moto server.
+    /// A new world on the process's moto server, its names unique to it.
     pub async fn new() -> World {
+        let id = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        Self::named(&format!("convoy-state-{id}"), &id).await
+    }
+
+    /// A world with a given bucket; repository names get `-<id>` unless `id` is empty.
+    pub async fn named(bucket: &str, id: &str) -> World {
         let moto = Moto::shared();
         let sdk = moto.sdk_config().await;
         let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
         let ecr = aws_sdk_ecr::Client::new(&sdk);
-        let id = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-        let bucket = format!("convoy-state-{id}");
+        let (bucket, id) = (bucket.to_owned(), id.to_owned());
         s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
         s3.put_bucket_versioning()
             .bucket(&bucket)
@@ -46,7 +51,7 @@ impl World {
 
     /// This world's name for a repository (`app` → `app-<id>`).
     pub fn repo(&self, name: &str) -> String {
-        format!("{name}-{}", self.id)
+        if self.id.is_empty() { name.to_owned() } else { format!("{name}-{}", self.id) }
     }
 
     pub async fn create_repositories(&self, names: &[&str]) {

@@ -106,10 +106,13 @@ impl Registry for MemoryRegistry {
     }
 }
 
+/// `(bucket, key)` → every version uploaded, oldest first, as `(version id, bytes)`.
+type Versions = HashMap<(String, String), Vec<(String, Vec<u8>)>>;
+
 /// Uploaded objects, every version kept.
 #[derive(Default)]
 pub struct MemoryObjects {
-    objects: Mutex<HashMap<(String, String), Vec<(String, Vec<u8>)>>>,
+    objects: Mutex<Versions>,
 }
 
 impl MemoryObjects {

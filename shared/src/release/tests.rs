@@ -65,9 +65,9 @@ fn apply(release: &Release, event: Event) -> (Release, Vec<Effect>) {
 
 #[test]
 fn a_new_release_collects_and_asks_to_resolve_every_image() {
-    let (release, effects) = Release::open(key(), source("v1"), manifest(true), t(0));
+    let release = Release::open(key(), source("v1"), manifest(true), t(0));
     assert_eq!(release.state, State::Collecting);
-    assert_eq!(effects, vec![Effect::ResolveImages { images: vec![image("app"), image("nginx")] }]);
+    assert_eq!(release.pending_work(), vec![Effect::ResolveImages { images: vec![image("app"), image("nginx")] }]);
     assert_eq!(release.timeline[0].event, "manifest-accepted");
 }
 
@@ -155,7 +155,7 @@ fn a_container_sharing_an_image_with_another_is_pinned_by_the_same_push() {
     let text = format!(
         r#"{{"version": 1, "release": "4cf03d1", "service": "web", "images": {{"app": "{APP}", "worker": "{APP}"}}}}"#
     );
-    let (release, _) = Release::open(key(), source("v1"), manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
+    let release = Release::open(key(), source("v1"), manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
     let (release, effects) = apply(&release, found("app", 1, 5));
     assert_eq!(release.state, State::Ready { next: Stage::Deployment });
     assert_eq!(effects, vec![Effect::StartDeployment]);
