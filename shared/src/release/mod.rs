@@ -14,8 +14,13 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::{ImageRef, Manifest};
 use crate::names::{AccountId, ContainerName, Digest, ImageTag, ReleaseKey, RepositoryName};
 
+mod migration;
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod tests;
+
+pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport, client_token};
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -94,6 +99,10 @@ pub enum State {
     Collecting,
     /// Every image is pinned by digest; `next` is the stage to start.
     Ready { next: Stage },
+    /// A handler claimed the migration and is starting its task (see `migration.claimed_at`).
+    StartingMigration,
+    /// The migration task runs.
+    Migrating { task: String },
     /// Ended without deploying (or deploying failed) at `stage`.
     Failed { stage: Stage, reason: String },
 }
@@ -109,6 +118,8 @@ impl fmt::Display for State {
         match self {
             State::Collecting => f.write_str("Collecting"),
             State::Ready { next } => write!(f, "Ready (next: {next})"),
+            State::StartingMigration => f.write_str("Starting migration"),
+            State::Migrating { task } => write!(f, "Migrating (task {task})"),
             State::Failed { stage, reason } => write!(f, "Failed at {stage}: {reason}"),
         }
     }
@@ -133,6 +144,9 @@ pub struct Release {
     pub manifest: Option<Manifest>,
     pub images: BTreeMap<ContainerName, ImageStatus>,
     pub state: State,
+    /// The migration's run and its evidence, once it was claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationRun>,
     pub timeline: Vec<Entry>,
 }
 
@@ -173,6 +187,18 @@ pub enum Event {
     ImageFound { image: ImageKey, digest: Digest, at: DateTime<Utc>, via: Sighting },
     /// The manifest object was uploaded (again) for an existing record.
     ManifestUploaded { source: ManifestSource, outcome: Result<Manifest, String>, at: DateTime<Utc> },
+    /// A handler claims the start of the migration. A claim older than `lease` may be taken over:
+    /// its holder is presumed dead. `timeout` bounds the migration's run.
+    MigrationClaimed { at: DateTime<Utc>, lease: chrono::Duration, timeout: chrono::Duration },
+    /// The migration task was started (or found, when a crashed holder had started it).
+    MigrationStarted { task: String, task_definition: String, log: Option<LogPointer>, at: DateTime<Utc> },
+    /// The migration cannot be started: the service, its task definition or a container is not
+    /// what the manifest needs. Bad input: the release ends.
+    MigrationImpossible { reason: String, at: DateTime<Utc> },
+    /// ECS reported a state of a task in this release's migration group.
+    MigrationTaskChanged { report: TaskReport, at: DateTime<Utc> },
+    /// The reconciler saw the migration still running at `at`.
+    MigrationOverdue { at: DateTime<Utc> },
 }
 
 /// A side effect the caller performs after the new record is stored.
@@ -181,6 +207,8 @@ pub enum Event {
 pub enum Effect {
     /// Run the manifest's migration with the pinned images.
     StartMigration,
+    /// Stop a migration task that overran its timeout.
+    StopMigration { task: String },
     /// Deploy the pinned images (no migration declared).
     StartDeployment,
     /// Watch for these images and look them up in ECR now (they may predate the manifest).
@@ -197,7 +225,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    fn unchanged(why: impl Into<String>) -> Self {
+    pub(crate) fn unchanged(why: impl Into<String>) -> Self {
         Decision::Unchanged { why: why.into() }
     }
 }
@@ -207,6 +235,8 @@ impl Decision {
 pub enum TransitionError {
     #[error("image {image} is not part of release {release}")]
     ImageNotInRelease { image: ImageKey, release: ReleaseKey },
+    #[error("release {0} declares no migration")]
+    NoMigration(ReleaseKey),
 }
 
 impl Release {
@@ -219,6 +249,7 @@ impl Release {
             manifest: None,
             images: BTreeMap::new(),
             state: State::Collecting,
+            migration: None,
             timeline: Vec::new(),
         };
         release.accept(manifest, at);
@@ -234,6 +265,7 @@ impl Release {
             manifest: None,
             images: BTreeMap::new(),
             state: State::Collecting,
+            migration: None,
             timeline: Vec::new(),
         };
         release.reject(reason, at);
@@ -261,7 +293,8 @@ impl Release {
             State::Collecting => vec![Effect::ResolveImages { images: self.awaited_images() }],
             State::Ready { next: Stage::Migration } => vec![Effect::StartMigration],
             State::Ready { .. } => vec![Effect::StartDeployment],
-            State::Failed { .. } => Vec::new(),
+            // Starting is in a claim holder's hands; running is ECS's until it reports.
+            State::StartingMigration | State::Migrating { .. } | State::Failed { .. } => Vec::new(),
         }
     }
 
@@ -288,7 +321,7 @@ impl Release {
         self.images.iter().map(|(container, status)| (container, &status.image, status.digest.as_ref()))
     }
 
-    fn record(&mut self, at: DateTime<Utc>, event: &str, detail: String) {
+    pub(crate) fn record(&mut self, at: DateTime<Utc>, event: &str, detail: String) {
         self.timeline.push(Entry { at, event: event.to_owned(), detail });
     }
 
@@ -297,6 +330,13 @@ impl Release {
         match event {
             Event::ImageFound { image, digest, at, via } => self.on_image_found(image, digest, *at, *via),
             Event::ManifestUploaded { source, outcome, at } => Ok(self.on_manifest_uploaded(source, outcome, *at)),
+            Event::MigrationClaimed { at, lease, timeout } => self.on_migration_claimed(*at, *lease, *timeout),
+            Event::MigrationStarted { task, task_definition, log, at } => {
+                Ok(self.on_migration_started(task, task_definition, log.as_ref(), *at))
+            }
+            Event::MigrationImpossible { reason, at } => Ok(self.on_migration_impossible(reason, *at)),
+            Event::MigrationTaskChanged { report, at } => Ok(self.on_migration_task_changed(report, *at)),
+            Event::MigrationOverdue { at } => Ok(self.on_migration_overdue(*at)),
         }
     }
 

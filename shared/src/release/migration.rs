@@ -1,0 +1,263 @@
+//! The migration stage of the state machine: claim → started → stopped (exit 0 → ready for
+//! deployment; anything else → failed with the evidence), with a timeout the reconciler enforces.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Decision, Effect, Release, Stage, State, TransitionError};
+use crate::names::ReleaseKey;
+
+/// Where the migration container's log stream is (awslogs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPointer {
+    pub group: String,
+    pub stream: String,
+}
+
+/// The migration's run and the evidence of how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationRun {
+    /// The idempotency token of the run (RunTask `clientToken`), derived from the release.
+    pub token: String,
+    /// How many handlers claimed the start (more than one: a holder died mid-start).
+    pub claims: u32,
+    pub claimed_at: DateTime<Utc>,
+    /// When a still-running migration is declared failed.
+    pub deadline: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogPointer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// The highest ECS event `version` applied; lower ones are stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_reason: Option<String>,
+}
+
+/// One container's state in an ECS task report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerReport {
+    pub name: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+/// What ECS says of a task (from a task state change event, or `DescribeTasks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task: String,
+    /// ECS's event version; `None` from `DescribeTasks`, which is always current.
+    pub version: Option<u64>,
+    pub last_status: String,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub containers: Vec<ContainerReport>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// A stable idempotency token for one side effect of one release (32 hex characters: within
+/// RunTask's `clientToken` and CodePipeline's `clientRequestToken` limits).
+pub fn client_token(key: &ReleaseKey, purpose: &str) -> String {
+    // FNV-1a, twice with different offsets: stable across processes and Rust versions, which
+    // std's hasher is not. Uniqueness per release is all that is needed, not secrecy.
+    let input = format!("convoy/{}/{}/{purpose}", key.service, key.release);
+    let fnv =
+        |offset: u64| input.bytes().fold(offset, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
+}
+
+impl Release {
+    fn migration_container(&self) -> Option<&str> {
+        self.manifest.as_ref()?.migration.as_ref().map(|m| m.container.as_str())
+    }
+
+    pub(super) fn on_migration_claimed(
+        &self,
+        at: DateTime<Utc>,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Decision, TransitionError> {
+        if self.migration_container().is_none() {
+            return Err(TransitionError::NoMigration(self.key.clone()));
+        }
+        let mut next = self.clone();
+        match (&self.state, &self.migration) {
+            (State::Ready { next: Stage::Migration }, _) => {
+                next.migration = Some(MigrationRun {
+                    token: client_token(&self.key, "migration"),
+                    claims: 1,
+                    claimed_at: at,
+                    deadline: at + timeout,
+                    task_definition: None,
+                    task: None,
+                    log: None,
+                    started_at: None,
+                    stopped_at: None,
+                    event_version: None,
+                    exit_code: None,
+                    stop_code: None,
+                    stopped_reason: None,
+                    container_reason: None,
+                });
+                next.state = State::StartingMigration;
+                next.record(at, "migration-starting", format!("timeout {}s", timeout.num_seconds()));
+            }
+            (State::StartingMigration, Some(run)) if run.claimed_at + lease <= at => {
+                let run = next.migration.as_mut().expect("matched above");
+                run.claims += 1;
+                run.claimed_at = at;
+                next.record(
+                    at,
+                    "migration-claim-taken-over",
+                    format!("the previous handler did not record a task within {}s", lease.num_seconds()),
+                );
+            }
+            _ => return Ok(Decision::unchanged(format!("the migration is not due: the release is {}", self.state))),
+        }
+        Ok(Decision::Changed { release: Box::new(next), effects: Vec::new() })
+    }
+
+    pub(super) fn on_migration_started(
+        &self,
+        task: &str,
+        task_definition: &str,
+        log: Option<&LogPointer>,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        if self.state != State::StartingMigration {
+            return Decision::unchanged(format!("task {task} started, but the release is {}", self.state));
+        }
+        let mut next = self.clone();
+        let run = next.migration.as_mut().expect("a starting migration has a run");
+        run.task = Some(task.to_owned());
+        run.task_definition = Some(task_definition.to_owned());
+        run.log = log.cloned();
+        run.started_at = Some(at);
+        let logs = log.map_or(String::new(), |l| format!("; logs: {} {}", l.group, l.stream));
+        next.state = State::Migrating { task: task.to_owned() };
+        next.record(at, "migration-started", format!("task {task} from {task_definition}{logs}"));
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_migration_impossible(&self, reason: &str, at: DateTime<Utc>) -> Decision {
+        if !matches!(self.state, State::StartingMigration | State::Ready { next: Stage::Migration }) {
+            return Decision::unchanged(format!("the release is {}", self.state));
+        }
+        let mut next = self.clone();
+        next.state = State::Failed { stage: Stage::Migration, reason: reason.to_owned() };
+        next.record(at, "migration-impossible", reason.to_owned());
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_migration_task_changed(&self, report: &TaskReport, at: DateTime<Utc>) -> Decision {
+        let ours = match &self.state {
+            State::Migrating { task } => *task == report.task,
+            // The task's stop can overtake the handler that started it: its group already names
+            // this release, so it is adopted.
+            State::StartingMigration => true,
+            _ => false,
+        };
+        if !ours {
+            return Decision::unchanged(format!(
+                "task {} is not the running migration; the release is {}",
+                report.task, self.state
+            ));
+        }
+        let run = self.migration.as_ref().expect("a migrating release has a run");
+        if let (Some(seen), Some(version)) = (run.event_version, report.version)
+            && version <= seen
+        {
+            return Decision::unchanged(format!("stale event: version {version}, already applied {seen}"));
+        }
+        if report.last_status != "STOPPED" {
+            return Decision::unchanged(format!("task {} is {}, not stopped yet", report.task, report.last_status));
+        }
+
+        let container = self.migration_container().unwrap_or_default();
+        let reported = report
+            .containers
+            .iter()
+            .find(|c| c.name == container)
+            .or_else(|| (report.containers.len() == 1).then(|| &report.containers[0]));
+        let exit_code = reported.and_then(|c| c.exit_code);
+        let container_reason = reported.and_then(|c| c.reason.clone());
+
+        let mut next = self.clone();
+        let run = next.migration.as_mut().expect("a migrating release has a run");
+        run.task = Some(report.task.clone());
+        run.event_version = report.version.or(run.event_version);
+        run.started_at = report.started_at.or(run.started_at);
+        run.stopped_at = report.stopped_at.or(Some(at));
+        run.exit_code = exit_code;
+        run.stop_code = report.stop_code.clone();
+        run.stopped_reason = report.stopped_reason.clone();
+        run.container_reason = container_reason.clone();
+        let took = match (run.started_at, run.stopped_at) {
+            (Some(start), Some(stop)) => format!(" after {}s", (stop - start).num_seconds()),
+            _ => String::new(),
+        };
+        let stop = describe_stop(report);
+        let never_started = report.stop_code.as_deref() == Some("TaskFailedToStart");
+
+        if exit_code == Some(0) && !never_started {
+            next.state = State::Ready { next: Stage::Deployment };
+            next.record(at, "migration-succeeded", format!("container {container} exited 0{took}"));
+            let effects = next.pending_work();
+            return Decision::Changed { release: Box::new(next), effects };
+        }
+        let reason = match (never_started, exit_code) {
+            (true, _) => format!("the migration task never started ({stop})"),
+            (false, Some(code)) => {
+                let why = container_reason.map_or(String::new(), |r| format!("{r}; "));
+                format!("the migration exited with code {code}{took} ({why}{stop})")
+            }
+            (false, None) => format!("the migration container reported no exit code ({stop})"),
+        };
+        next.state = State::Failed { stage: Stage::Migration, reason: reason.clone() };
+        next.record(at, "migration-failed", reason);
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_migration_overdue(&self, at: DateTime<Utc>) -> Decision {
+        let Some(run) = &self.migration else { return Decision::unchanged("no migration runs") };
+        if at < run.deadline {
+            return Decision::unchanged(format!("the migration has until {}", run.deadline));
+        }
+        let timeout = (run.deadline - run.claimed_at).num_seconds();
+        let mut next = self.clone();
+        let (reason, effects) = match &self.state {
+            State::Migrating { task } => (
+                format!("the migration ran past its timeout of {timeout}s; Convoy stops task {task}"),
+                vec![Effect::StopMigration { task: task.clone() }],
+            ),
+            State::StartingMigration => (format!("the migration task was not started within {timeout}s"), Vec::new()),
+            _ => return Decision::unchanged(format!("the release is {}", self.state)),
+        };
+        next.state = State::Failed { stage: Stage::Migration, reason: reason.clone() };
+        next.record(at, "migration-timed-out", reason);
+        Decision::Changed { release: Box::new(next), effects }
+    }
+}
+
+fn describe_stop(report: &TaskReport) -> String {
+    match (&report.stop_code, &report.stopped_reason) {
+        (Some(code), Some(reason)) => format!("{code}: {reason}"),
+        (Some(code), None) => code.clone(),
+        (None, Some(reason)) => reason.clone(),
+        (None, None) => "no stop reason given".to_owned(),
+    }
+}

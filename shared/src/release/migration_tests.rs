@@ -1,0 +1,211 @@
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::manifest;
+use crate::names::{ReleaseId, ServiceName};
+
+const APP: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:r1";
+
+fn key() -> ReleaseKey {
+    ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("r1").unwrap())
+}
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+}
+
+fn ready(migration: bool) -> Release {
+    let migration = if migration { r#", "migration": {"container": "app", "command": ["migrate"]}"# } else { "" };
+    let text =
+        format!(r#"{{"version": 1, "release": "r1", "service": "web", "images": {{"app": "{APP}"}}{migration}}}"#);
+    let source =
+        ManifestSource { bucket: "b".into(), key: "releases/web/r1.json".into(), version_id: None, etag: None };
+    let release = Release::open(key(), source, manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
+    let digest = Digest::new("sha256:aa").unwrap();
+    let image = ImageKey::of(&release.images.values().next().unwrap().image);
+    changed(release.apply(&Event::ImageFound { image, digest, at: t(1), via: Sighting::PushEvent }).unwrap()).0
+}
+
+fn changed(decision: Decision) -> (Release, Vec<Effect>) {
+    match decision {
+        Decision::Changed { release, effects } => (*release, effects),
+        Decision::Unchanged { why } => panic!("expected a change: {why}"),
+    }
+}
+
+fn claim(at: i64) -> Event {
+    Event::MigrationClaimed { at: t(at), lease: Duration::seconds(60), timeout: Duration::seconds(600) }
+}
+
+fn started(task: &str) -> Event {
+    Event::MigrationStarted {
+        task: task.into(),
+        task_definition: "arn:td/web-convoy-migration:3".into(),
+        log: Some(LogPointer { group: "/ecs/web".into(), stream: format!("ecs/app/{task}") }),
+        at: t(3),
+    }
+}
+
+fn stopped(task: &str, version: u64, exit_code: Option<i32>, stop_code: &str) -> Event {
+    Event::MigrationTaskChanged {
+        report: TaskReport {
+            task: task.into(),
+            version: Some(version),
+            last_status: "STOPPED".into(),
+            stop_code: Some(stop_code.into()),
+            stopped_reason: Some("Essential container in task exited".into()),
+            containers: vec![ContainerReport { name: "app".into(), exit_code, reason: None }],
+            started_at: Some(t(4)),
+            stopped_at: Some(t(34)),
+        },
+        at: t(35),
+    }
+}
+
+fn migrating() -> Release {
+    let (release, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    changed(release.apply(&started("task-1")).unwrap()).0
+}
+
+#[test]
+fn a_ready_release_is_claimed_once() {
+    let (claimed, effects) = changed(ready(true).apply(&claim(2)).unwrap());
+    assert_eq!(claimed.state, State::StartingMigration);
+    assert!(effects.is_empty());
+    assert_eq!(claimed.migration.as_ref().unwrap().claims, 1);
+    assert!(matches!(claimed.apply(&claim(3)).unwrap(), Decision::Unchanged { .. }), "a second claim loses");
+}
+
+#[test]
+fn a_stale_claim_is_taken_over_after_its_lease() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let (taken, _) = changed(claimed.apply(&claim(62)).unwrap());
+    assert_eq!(taken.migration.as_ref().unwrap().claims, 2);
+    assert_eq!(taken.timeline.last().unwrap().event, "migration-claim-taken-over");
+}
+
+#[test]
+fn the_token_is_the_same_for_every_claim_of_a_release() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let (taken, _) = changed(claimed.apply(&claim(62)).unwrap());
+    assert_eq!(claimed.migration.unwrap().token, taken.migration.unwrap().token);
+}
+
+#[test]
+fn client_tokens_differ_between_releases_and_purposes() {
+    let other = ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("r2").unwrap());
+    assert_ne!(client_token(&key(), "migration"), client_token(&other, "migration"));
+    assert_ne!(client_token(&key(), "migration"), client_token(&key(), "deployment"));
+    assert_eq!(client_token(&key(), "migration").len(), 32);
+}
+
+#[test]
+fn a_release_without_migration_cannot_be_claimed() {
+    assert!(matches!(ready(false).apply(&claim(2)), Err(TransitionError::NoMigration(_))));
+}
+
+#[test]
+fn a_started_task_makes_the_release_migrating_with_its_log_pointer() {
+    let release = migrating();
+    assert_eq!(release.state, State::Migrating { task: "task-1".into() });
+    assert_eq!(release.migration.unwrap().log.unwrap().group, "/ecs/web");
+}
+
+#[test]
+fn exit_0_makes_the_release_ready_for_deployment() {
+    let (release, effects) =
+        changed(migrating().apply(&stopped("task-1", 4, Some(0), "EssentialContainerExited")).unwrap());
+    assert_eq!(release.state, State::Ready { next: Stage::Deployment });
+    assert_eq!(effects, vec![Effect::StartDeployment]);
+    assert_eq!(release.migration.unwrap().exit_code, Some(0));
+}
+
+#[test]
+fn exit_1_fails_the_release_with_the_evidence() {
+    let (release, effects) =
+        changed(migrating().apply(&stopped("task-1", 4, Some(1), "EssentialContainerExited")).unwrap());
+    let State::Failed { stage: Stage::Migration, reason } = &release.state else { panic!("{}", release.state) };
+    assert!(reason.contains("exited with code 1 after 30s"), "{reason}");
+    assert!(reason.contains("EssentialContainerExited: Essential container in task exited"), "{reason}");
+    assert!(effects.is_empty());
+    let run = release.migration.unwrap();
+    assert_eq!((run.exit_code, run.stop_code.as_deref()), (Some(1), Some("EssentialContainerExited")));
+    assert!(run.log.is_some(), "the log pointer stays with the evidence");
+}
+
+#[test]
+fn a_task_that_never_started_is_a_failure_not_a_success() {
+    let (release, _) = changed(migrating().apply(&stopped("task-1", 2, None, "TaskFailedToStart")).unwrap());
+    let State::Failed { reason, .. } = &release.state else { panic!("{}", release.state) };
+    assert!(reason.contains("never started (TaskFailedToStart"), "{reason}");
+}
+
+#[test]
+fn a_stop_without_an_exit_code_is_a_failure() {
+    let (release, _) = changed(migrating().apply(&stopped("task-1", 4, None, "UserInitiated")).unwrap());
+    assert!(matches!(release.state, State::Failed { stage: Stage::Migration, .. }));
+}
+
+#[test]
+fn a_running_event_changes_nothing() {
+    let mut event = stopped("task-1", 3, None, "");
+    if let Event::MigrationTaskChanged { report, .. } = &mut event {
+        report.last_status = "RUNNING".into();
+    }
+    assert!(matches!(migrating().apply(&event).unwrap(), Decision::Unchanged { .. }));
+}
+
+#[test]
+fn a_duplicate_stop_event_changes_nothing() {
+    let event = stopped("task-1", 4, Some(0), "EssentialContainerExited");
+    let (release, _) = changed(migrating().apply(&event).unwrap());
+    assert!(matches!(release.apply(&event).unwrap(), Decision::Unchanged { .. }));
+}
+
+#[test]
+fn an_event_with_a_lower_version_is_stale() {
+    let (failed, _) = changed(migrating().apply(&stopped("task-1", 5, Some(1), "EssentialContainerExited")).unwrap());
+    // Even a success with a lower version cannot rewrite what a newer event said.
+    assert!(matches!(
+        failed.apply(&stopped("task-1", 4, Some(0), "EssentialContainerExited")).unwrap(),
+        Decision::Unchanged { .. }
+    ));
+}
+
+#[test]
+fn an_event_for_another_task_is_ignored() {
+    let decision = migrating().apply(&stopped("task-other", 4, Some(1), "EssentialContainerExited")).unwrap();
+    assert!(matches!(decision, Decision::Unchanged { .. }));
+}
+
+#[test]
+fn a_stop_that_overtakes_the_start_record_is_adopted() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let (release, _) = changed(claimed.apply(&stopped("task-1", 4, Some(0), "EssentialContainerExited")).unwrap());
+    assert_eq!(release.state, State::Ready { next: Stage::Deployment });
+    assert!(
+        matches!(release.apply(&started("task-1")).unwrap(), Decision::Unchanged { .. }),
+        "the late start record changes nothing"
+    );
+}
+
+#[test]
+fn an_impossible_migration_fails_the_release() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let event = Event::MigrationImpossible { reason: "service web not found".into(), at: t(3) };
+    let (release, _) = changed(claimed.apply(&event).unwrap());
+    assert_eq!(release.state, State::Failed { stage: Stage::Migration, reason: "service web not found".into() });
+}
+
+#[test]
+fn an_overdue_migration_fails_and_asks_to_stop_its_task() {
+    let (release, effects) = changed(migrating().apply(&Event::MigrationOverdue { at: t(602) }).unwrap());
+    let State::Failed { reason, .. } = &release.state else { panic!("{}", release.state) };
+    assert!(reason.contains("timeout of 600s"), "{reason}");
+    assert_eq!(effects, vec![Effect::StopMigration { task: "task-1".into() }]);
+}
+
+#[test]
+fn a_migration_within_its_time_is_not_overdue() {
+    assert!(matches!(migrating().apply(&Event::MigrationOverdue { at: t(500) }).unwrap(), Decision::Unchanged { .. }));
+}
