@@ -16,6 +16,8 @@ pub enum ConfigError {
     Invalid { var: &'static str, source: InvalidName },
     #[error("{0} must be true or false, not {1:?}")]
     NotABool(&'static str, String),
+    #[error("{0} must be a whole number of seconds from 1 to 86400, not {1:?}")]
+    NotSeconds(&'static str, String),
 }
 
 /// Where the records live and how to reach them.
@@ -35,6 +37,10 @@ pub struct Config {
     pub manifest_prefix: String,
     /// `CONVOY_ALLOWED_SERVICES`, `CONVOY_ALLOWED_REPOSITORIES`, and the region.
     pub policy: Policy,
+    /// `CONVOY_CLUSTER`: the ECS cluster of the services.
+    pub cluster: String,
+    /// `CONVOY_MIGRATION_TIMEOUT_SECONDS` (default 1800): for manifests that set none.
+    pub migration_timeout_seconds: u64,
 }
 
 pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
@@ -42,6 +48,8 @@ pub const FORCE_PATH_STYLE: &str = "CONVOY_S3_FORCE_PATH_STYLE";
 pub const MANIFEST_PREFIX: &str = "CONVOY_MANIFEST_PREFIX";
 pub const ALLOWED_SERVICES: &str = "CONVOY_ALLOWED_SERVICES";
 pub const ALLOWED_REPOSITORIES: &str = "CONVOY_ALLOWED_REPOSITORIES";
+pub const CLUSTER: &str = "CONVOY_CLUSTER";
+pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
 
 impl StoreSettings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -70,10 +78,21 @@ impl Config {
         }
         let allowed_services = names(lookup, ALLOWED_SERVICES, ServiceName::new)?;
         let allowed_repositories = names(lookup, ALLOWED_REPOSITORIES, RepositoryName::new)?;
+        let cluster = required(lookup, CLUSTER)?;
+        let migration_timeout_seconds = match lookup(MIGRATION_TIMEOUT).map(|v| v.trim().to_owned()) {
+            None => 1800,
+            Some(raw) => raw
+                .parse()
+                .ok()
+                .filter(|s| (1..=86_400).contains(s))
+                .ok_or(ConfigError::NotSeconds(MIGRATION_TIMEOUT, raw))?,
+        };
         Ok(Self {
             store,
             manifest_prefix,
             policy: Policy { allowed_services, allowed_repositories, region: region.to_owned() },
+            cluster,
+            migration_timeout_seconds,
         })
     }
 
@@ -123,6 +142,7 @@ mod tests {
                 (ALLOWED_SERVICES, "web, api"),
                 (ALLOWED_REPOSITORIES, "app,nginx"),
                 (FORCE_PATH_STYLE, "true"),
+                (CLUSTER, "prod"),
             ]),
             "us-east-1",
         )
@@ -131,6 +151,24 @@ mod tests {
         assert!(config.store.force_path_style);
         assert_eq!(config.manifest_prefix, "releases/");
         assert_eq!(config.policy.allowed_services.len(), 2);
+        assert_eq!(config.cluster, "prod");
+        assert_eq!(config.migration_timeout_seconds, 1800);
+    }
+
+    #[test]
+    fn a_migration_timeout_that_is_not_seconds_is_refused() {
+        let err = Config::from_lookup(
+            &env(&[
+                (STATE_BUCKET, "b"),
+                (ALLOWED_SERVICES, "web"),
+                (ALLOWED_REPOSITORIES, "app"),
+                (CLUSTER, "prod"),
+                (MIGRATION_TIMEOUT, "10m"),
+            ]),
+            "r",
+        )
+        .unwrap_err();
+        assert_eq!(err, ConfigError::NotSeconds(MIGRATION_TIMEOUT, "10m".into()));
     }
 
     #[test]

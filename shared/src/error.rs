@@ -34,6 +34,17 @@ pub enum RegistryError {
     Unavailable(String),
 }
 
+/// ECS failed, or refused what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TasksError {
+    /// ECS refused the request for a reason a retry cannot change (no such service, a container
+    /// the task definition lacks, an invalid parameter): the release's input or setup is wrong.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("ECS is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// Everything a Convoy use case can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvoyError {
@@ -43,6 +54,8 @@ pub enum ConvoyError {
     Read(#[from] ReadError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Tasks(#[from] TasksError),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error("the event is not one this function reads: {0}")]
@@ -61,6 +74,8 @@ impl ConvoyError {
             ConvoyError::Read(ReadError::Unavailable(_)) => true,
             ConvoyError::Read(ReadError::NotFound | ReadError::TooLarge { .. }) => false,
             ConvoyError::Registry(RegistryError::Unavailable(_)) => true,
+            ConvoyError::Tasks(TasksError::Unavailable(_)) => true,
+            ConvoyError::Tasks(TasksError::Rejected(_)) => false,
             ConvoyError::Transition(_) | ConvoyError::BadEvent(_) => false,
             ConvoyError::Contention(..) => true,
         }

@@ -182,3 +182,86 @@ mod tests {
         assert_eq!(decode_notification_key("releases/web/a+b%2Bc.json").unwrap(), "releases/web/a b+c.json");
     }
 }
+
+/// `detail` of an EventBridge "ECS Task State Change" event (the fields Convoy reads).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsTaskStateChange {
+    task_arn: String,
+    last_status: String,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    stop_code: Option<String>,
+    #[serde(default)]
+    stopped_reason: Option<String>,
+    #[serde(default)]
+    containers: Vec<EcsContainer>,
+    version: u64,
+    #[serde(default)]
+    started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    stopped_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsContainer {
+    name: String,
+    #[serde(default)]
+    exit_code: Option<i32>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// What an ECS task event means to Convoy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEvent {
+    /// A task of a release's migration group.
+    Migration { release: crate::names::ReleaseKey, report: crate::release::TaskReport },
+    /// Not a Convoy migration task: why.
+    NotOurs(String),
+}
+
+/// Reads an EventBridge "ECS Task State Change". `Err` means it is not such an event at all.
+pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String> {
+    let event: EventBridgeEvent<EcsTaskStateChange> =
+        serde_json::from_value(payload).map_err(|e| format!("not an ECS Task State Change event: {e}"))?;
+    if event.detail_type != "ECS Task State Change" || event.source != "aws.ecs" {
+        return Err(format!(
+            "expected an ECS Task State Change from aws.ecs, got {:?} from {:?}",
+            event.detail_type, event.source
+        ));
+    }
+    let detail = event.detail;
+    let group = detail.group.unwrap_or_default();
+    let Some(release) = release_of_group(&group) else {
+        return Ok(TaskEvent::NotOurs(format!(
+            "task {} is in group {group:?}, not a Convoy migration",
+            detail.task_arn
+        )));
+    };
+    Ok(TaskEvent::Migration {
+        release,
+        report: crate::release::TaskReport {
+            task: detail.task_arn,
+            version: Some(detail.version),
+            last_status: detail.last_status,
+            stop_code: detail.stop_code,
+            stopped_reason: detail.stopped_reason,
+            containers: detail
+                .containers
+                .into_iter()
+                .map(|c| crate::release::ContainerReport { name: c.name, exit_code: c.exit_code, reason: c.reason })
+                .collect(),
+            started_at: detail.started_at,
+            stopped_at: detail.stopped_at,
+        },
+    })
+}
+
+/// The release a migration group (`convoy:<service>:<release>`) names.
+fn release_of_group(group: &str) -> Option<crate::names::ReleaseKey> {
+    let (service, release) = group.strip_prefix("convoy:")?.split_once(':')?;
+    Some(crate::names::ReleaseKey::new(service.parse().ok()?, release.parse().ok()?))
+}

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
 use crate::error::ConvoyError;
-use crate::events::{self, PushEvent};
+use crate::events::{self, PushEvent, TaskEvent};
 use crate::service::Convoy;
 
 /// EventBridge "ECR Image Action".
@@ -23,7 +23,7 @@ pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<
             info!("ignored: {why}");
             Ok(json!({ "ignored": why }))
         }
-        Ok(PushEvent::Push(push)) => respond(convoy.image_pushed(&push).await),
+        Ok(PushEvent::Push(push)) => respond(convoy.image_pushed(&push, Utc::now()).await),
     }
 }
 
@@ -50,6 +50,30 @@ pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
         Some(err) => respond::<()>(Err(err)),
         None => respond(Ok(reports)),
     }
+}
+
+/// EventBridge "ECS Task State Change" (the rule passes only Convoy's tasks).
+pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    match events::parse_task_change(event.payload) {
+        Err(why) => {
+            warn!("ignored: {why}");
+            Ok(json!({ "ignored": why }))
+        }
+        Ok(TaskEvent::NotOurs(why)) => {
+            info!("ignored: {why}");
+            Ok(json!({ "ignored": why }))
+        }
+        Ok(TaskEvent::Migration { release, report }) => {
+            let span = tracing::info_span!("release", service = %release.service, release = %release.release);
+            let _entered = span.enter();
+            respond(convoy.migration_task_changed(&release, &report, Utc::now()).await)
+        }
+    }
+}
+
+/// The schedule: re-derive every release in progress from AWS.
+pub async fn reconcile(convoy: &Convoy, _event: LambdaEvent<Value>) -> Result<Value, Error> {
+    respond(convoy.reconcile(Utc::now()).await)
 }
 
 fn respond<T: Serialize>(result: Result<T, ConvoyError>) -> Result<Value, Error> {

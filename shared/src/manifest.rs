@@ -105,8 +105,17 @@ impl ImageRef {
     }
 
     pub fn uri(&self) -> String {
+        format!("{}/{}:{}", self.registry_host(), self.repository, self.tag)
+    }
+
+    /// The image pinned by digest, as task definitions name it: `<registry>/<repository>@<digest>`.
+    pub fn pinned_uri(&self, digest: &crate::names::Digest) -> String {
+        format!("{}/{}@{digest}", self.registry_host(), self.repository)
+    }
+
+    fn registry_host(&self) -> String {
         let suffix = if self.region.starts_with("cn-") { ".cn" } else { "" };
-        format!("{}.dkr.ecr.{}.amazonaws.com{suffix}/{}:{}", self.registry, self.region, self.repository, self.tag)
+        format!("{}.dkr.ecr.{}.amazonaws.com{suffix}", self.registry, self.region)
     }
 }
 

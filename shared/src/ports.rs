@@ -78,3 +78,103 @@ pub trait Registry: Send + Sync {
     /// failure to ask is an error.
     async fn resolve(&self, images: &[ImageKey]) -> Result<Vec<(ImageKey, Digest)>, RegistryError>;
 }
+
+/// How a service runs its tasks: what a one-off task needs to run the way the service's do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceShape {
+    pub task_definition: String,
+    pub network: Option<AwsVpc>,
+    pub launch: Launch,
+    pub platform_version: Option<String>,
+}
+
+/// The service's awsvpc network configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsVpc {
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub assign_public_ip: bool,
+}
+
+/// How the service places tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// `FARGATE`, `EC2` or `EXTERNAL`.
+    Type(String),
+    /// A capacity provider strategy: (provider, weight, base).
+    CapacityProviders(Vec<(String, i32, i32)>),
+    /// Neither: the cluster's default strategy applies.
+    ClusterDefault,
+}
+
+/// The migration's task definition: the service's, every named container's image pinned, only
+/// the migration container essential (so the task stops when it exits, and a sidecar that cannot
+/// start on its own does not fail the migration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationTaskSpec {
+    /// The service's task definition ARN.
+    pub base: String,
+    pub container: String,
+    /// Container name → pinned image URI (`<registry>/<repository>@sha256:...`).
+    pub images: Vec<(String, String)>,
+}
+
+/// A registered task definition and where its migration container logs (awslogs group and
+/// stream prefix), when it logs to CloudWatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredTaskDefinition {
+    pub arn: String,
+    pub log_group: Option<String>,
+    pub log_stream_prefix: Option<String>,
+}
+
+/// A one-off task to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunTaskRequest {
+    pub cluster: String,
+    pub task_definition: String,
+    pub shape: ServiceShape,
+    pub container: String,
+    pub command: Vec<String>,
+    pub started_by: String,
+    pub group: String,
+    pub client_token: String,
+}
+
+/// ECS: the service, its task definitions, one-off tasks.
+#[async_trait]
+pub trait Tasks: Send + Sync {
+    /// How `service` runs. MUST return [`TasksError::Rejected`] when the cluster or service does
+    /// not exist or is not active.
+    async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError>;
+
+    /// Registers the migration task definition. MUST return [`TasksError::Rejected`] when the
+    /// base definition lacks the migration container or a container `images` names.
+    async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError>;
+
+    /// Runs one task; returns its ARN. MUST pass `client_token` so that a repeated call within
+    /// 24 hours starts no second task (where ECS honours it).
+    async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError>;
+
+    /// The ARNs of tasks (running or stopped) started with `started_by`.
+    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, TasksError>;
+
+    /// What ECS says of `task` now; `None` when ECS no longer knows it.
+    async fn describe(&self, cluster: &str, task: &str) -> Result<Option<crate::release::TaskReport>, TasksError>;
+
+    /// Stops `task`, saying why.
+    async fn stop(&self, cluster: &str, task: &str, reason: &str) -> Result<(), TasksError>;
+}
+
+pub use crate::error::TasksError;
+
+/// The releases still in progress, so the reconciler visits them without scanning every record.
+#[async_trait]
+pub trait ActiveReleases: Send + Sync {
+    /// Notes `release` as in progress. MUST be idempotent.
+    async fn mark_active(&self, release: &ReleaseKey) -> Result<(), StoreError>;
+    /// Forgets `release` (it ended). MUST succeed when it was not noted.
+    async fn mark_done(&self, release: &ReleaseKey) -> Result<(), StoreError>;
+    /// Every release noted as in progress.
+    async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError>;
+}

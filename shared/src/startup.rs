@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::adapters::aws::{self, EcrRegistry, S3Store};
+use crate::adapters::aws::{self, EcrRegistry, EcsTasks, S3Store};
 use crate::config::Config;
 use crate::service::{Convoy, Settings};
+
+/// A Lambda times out after 30 s (template.yaml), so a claim older than this one's holder is dead.
+pub const CLAIM_LEASE: chrono::Duration = chrono::Duration::seconds(90);
 
 /// Start-up failed: the function cannot serve any event.
 #[derive(Debug, thiserror::Error)]
@@ -34,15 +37,21 @@ pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
 pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Convoy {
     let store = Arc::new(S3Store::new(aws::s3_client(sdk, &config.store), &config.store.state_bucket));
     let registry = Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(sdk)));
+    let tasks = Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(sdk)));
     Convoy {
         store: store.clone(),
         waits: store.clone(),
-        manifests: store,
+        manifests: store.clone(),
+        active: store,
         registry,
+        tasks,
         settings: Settings {
             state_bucket: config.store.state_bucket.clone(),
             manifest_prefix: config.manifest_prefix.clone(),
             policy: config.policy.clone(),
+            cluster: config.cluster.clone(),
+            migration_timeout: chrono::Duration::seconds(config.migration_timeout_seconds as i64),
+            claim_lease: CLAIM_LEASE,
         },
     }
 }

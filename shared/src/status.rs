@@ -18,6 +18,26 @@ pub fn render(release: &Release) -> String {
             let _ = writeln!(out, "  {:width$}  {}  {digest}", container.as_str(), status.image.uri());
         }
     }
+    if let Some(run) = &release.migration {
+        let _ = writeln!(out, "\nmigration");
+        let field = |out: &mut String, name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                let _ = writeln!(out, "  {name:<15} {value}");
+            }
+        };
+        let time =
+            |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        field(&mut out, "task", run.task.clone());
+        field(&mut out, "task definition", run.task_definition.clone());
+        field(&mut out, "started", time(run.started_at));
+        field(&mut out, "stopped", time(run.stopped_at));
+        field(&mut out, "exit code", run.exit_code.map(|c| c.to_string()));
+        field(&mut out, "stop code", run.stop_code.clone());
+        field(&mut out, "stopped reason", run.stopped_reason.clone());
+        field(&mut out, "container", run.container_reason.clone());
+        field(&mut out, "logs", run.log.as_ref().map(|l| format!("{} {}", l.group, l.stream)));
+        field(&mut out, "deadline", time(Some(run.deadline)));
+    }
     let _ = writeln!(out, "\ntimeline");
     let width = release.timeline.iter().map(|e| e.event.len()).max().unwrap_or(0);
     for entry in &release.timeline {

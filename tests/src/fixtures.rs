@@ -70,3 +70,45 @@ pub fn s3_eventbridge(bucket: &str, key: &str, version_id: Option<&str>, size: u
     };
     event
 }
+
+pub fn ecs_task_stopped_fixture() -> Value {
+    load("ecs-task-state-change-stopped.json")
+}
+
+/// The ECS STOPPED fixture for a real task: its ARN, group, startedBy, the migration container's
+/// name and exit code (`None`: no exit code, as for a task that never started), stop code, version.
+pub fn ecs_task_stopped(
+    task: &str,
+    group: &str,
+    started_by: &str,
+    container: &str,
+    exit_code: Option<i32>,
+    stop_code: &str,
+    version: u64,
+) -> Value {
+    let mut event = ecs_task_stopped_fixture();
+    event["resources"] = json!([task]);
+    let detail = &mut event["detail"];
+    detail["taskArn"] = json!(task);
+    detail["group"] = json!(group);
+    detail["startedBy"] = json!(started_by);
+    detail["stopCode"] = json!(stop_code);
+    detail["version"] = json!(version);
+    if stop_code == "TaskFailedToStart" {
+        detail["stoppedReason"] = json!("CannotPullContainerError: pull image manifest has been retried 5 time(s)");
+        detail.as_object_mut().expect("detail").remove("startedAt");
+    }
+    let c = &mut detail["containers"][0];
+    c["name"] = json!(container);
+    c["taskArn"] = json!(task);
+    match exit_code {
+        Some(code) => c["exitCode"] = json!(code),
+        None => {
+            c.as_object_mut().expect("container").remove("exitCode");
+        }
+    }
+    if exit_code.is_some_and(|code| code != 0) {
+        c["reason"] = json!("SQLSTATE[42S01]: Base table or view already exists");
+    }
+    event
+}

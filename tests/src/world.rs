@@ -102,6 +102,11 @@ impl World {
         format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{}:{tag}", self.repo(name))
     }
 
+    /// This world's ECS cluster name (see [`World::ecs_service`]).
+    pub fn cluster(&self) -> String {
+        format!("convoy-{}", if self.id.is_empty() { "sandbox" } else { &self.id })
+    }
+
     /// Convoy's configuration for this world: its bucket, `services`, and its `repositories`.
     pub fn config(&self, services: &[&str], repositories: &[&str]) -> Config {
         let repos: Vec<String> = repositories.iter().map(|r| self.repo(r)).collect();
@@ -110,6 +115,7 @@ impl World {
             ("CONVOY_S3_FORCE_PATH_STYLE", "true".to_owned()),
             ("CONVOY_ALLOWED_SERVICES", services.join(",")),
             ("CONVOY_ALLOWED_REPOSITORIES", repos.join(",")),
+            ("CONVOY_CLUSTER", self.cluster()),
         ];
         Config::from_lookup(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()), REGION)
             .expect("a valid test configuration")
@@ -118,5 +124,126 @@ impl World {
     /// Convoy on the real adapters against this world.
     pub fn convoy(&self, services: &[&str], repositories: &[&str]) -> Convoy {
         convoy::startup::wire(&self.sdk, &self.config(services, repositories))
+    }
+}
+
+/// A service's ECS world on moto.
+pub struct EcsWorld {
+    pub cluster: String,
+    pub service: String,
+    pub subnet: String,
+    pub security_group: String,
+    pub task_definition: String,
+}
+
+impl World {
+    /// An ECS cluster with a blue/green (CODE_DEPLOY) Fargate service whose task definition has
+    /// `containers`, each logging to CloudWatch and carrying its own environment and secret, in a
+    /// VPC where moto can run Fargate tasks (DNS hostnames on, every container with memory).
+    pub async fn ecs_service(&self, service: &str, containers: &[&str]) -> EcsWorld {
+        use aws_sdk_ecs::types::{
+            AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, DeploymentController,
+            DeploymentControllerType, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
+            NetworkMode, Secret,
+        };
+        let ec2 = aws_sdk_ec2::Client::new(&self.sdk);
+        let ecs = aws_sdk_ecs::Client::new(&self.sdk);
+        let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.expect("vpc");
+        let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
+        ec2.modify_vpc_attribute()
+            .vpc_id(&vpc_id)
+            .enable_dns_hostnames(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build())
+            .send()
+            .await
+            .expect("dns hostnames");
+        let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.0.1.0/24").send().await.expect("subnet");
+        let subnet = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_owned();
+        let group = ec2
+            .create_security_group()
+            .group_name(format!("convoy-{}", self.id))
+            .description("convoy test service")
+            .vpc_id(&vpc_id)
+            .send()
+            .await
+            .expect("security group");
+        let security_group = group.group_id().expect("group id").to_owned();
+
+        let cluster = self.cluster();
+        ecs.create_cluster().cluster_name(&cluster).send().await.expect("cluster");
+        let definitions: Vec<ContainerDefinition> = containers
+            .iter()
+            .map(|name| {
+                ContainerDefinition::builder()
+                    .name(*name)
+                    .image(self.uri(name, "bootstrap"))
+                    .memory(256)
+                    .essential(true)
+                    .environment(KeyValuePair::builder().name("DB_HOST").value("db.internal").build())
+                    .secrets(
+                        Secret::builder()
+                            .name("DB_PASSWORD")
+                            .value_from(format!(
+                                "arn:aws:ssm:{}:{}:parameter/{service}/db",
+                                crate::moto::REGION,
+                                crate::moto::ACCOUNT
+                            ))
+                            .build()
+                            .expect("secret"),
+                    )
+                    .log_configuration(
+                        LogConfiguration::builder()
+                            .log_driver(LogDriver::Awslogs)
+                            .options("awslogs-group", format!("/ecs/{service}"))
+                            .options("awslogs-region", crate::moto::REGION)
+                            .options("awslogs-stream-prefix", "ecs")
+                            .build()
+                            .expect("log configuration"),
+                    )
+                    .build()
+            })
+            .collect();
+        let registered = ecs
+            .register_task_definition()
+            .family(if self.id.is_empty() { service.to_owned() } else { format!("{service}-{}", self.id) })
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .execution_role_arn(format!("arn:aws:iam::{}:role/{service}-execution", crate::moto::ACCOUNT))
+            .task_role_arn(format!("arn:aws:iam::{}:role/{service}-task", crate::moto::ACCOUNT))
+            .set_container_definitions(Some(definitions))
+            .send()
+            .await
+            .expect("task definition");
+        let task_definition =
+            registered.task_definition().and_then(|t| t.task_definition_arn()).expect("arn").to_owned();
+        ecs.create_service()
+            .cluster(&cluster)
+            .service_name(service)
+            .task_definition(&task_definition)
+            .desired_count(1)
+            .launch_type(LaunchType::Fargate)
+            .deployment_controller(
+                DeploymentController::builder()
+                    .r#type(DeploymentControllerType::CodeDeploy)
+                    .build()
+                    .expect("controller"),
+            )
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .subnets(&subnet)
+                            .security_groups(&security_group)
+                            .assign_public_ip(AssignPublicIp::Disabled)
+                            .build()
+                            .expect("awsvpc"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("service");
+        EcsWorld { cluster, service: service.to_owned(), subnet, security_group, task_definition }
     }
 }

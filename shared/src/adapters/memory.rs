@@ -7,16 +7,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use crate::error::{ReadError, RegistryError, StoreError};
+use crate::error::{ReadError, RegistryError, StoreError, TasksError};
 use crate::names::{Digest, ReleaseKey};
-use crate::ports::{FetchedObject, ManifestReader, ObjectRef, RecordVersion, Registry, ReleaseStore, Stored, WaitList};
-use crate::release::{ImageKey, Release};
+use crate::ports::{
+    ActiveReleases, FetchedObject, ManifestReader, MigrationTaskSpec, ObjectRef, RecordVersion,
+    RegisteredTaskDefinition, Registry, ReleaseStore, RunTaskRequest, ServiceShape, Stored, Tasks, WaitList,
+};
+use crate::release::{ContainerReport, ImageKey, Release, TaskReport};
 
 /// Records and the wait-list. Records are kept as JSON so every write round-trips like in S3.
 #[derive(Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<ReleaseKey, (String, u64)>>,
     waits: Mutex<BTreeSet<(ImageKey, ReleaseKey)>>,
+    active: Mutex<BTreeSet<ReleaseKey>>,
     writes: AtomicUsize,
 }
 
@@ -80,6 +84,23 @@ impl WaitList for MemoryStore {
     }
 }
 
+#[async_trait]
+impl ActiveReleases for MemoryStore {
+    async fn mark_active(&self, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.active).insert(release.clone());
+        Ok(())
+    }
+
+    async fn mark_done(&self, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.active).remove(release);
+        Ok(())
+    }
+
+    async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError> {
+        Ok(lock(&self.active).iter().cloned().collect())
+    }
+}
+
 /// A registry whose images tests push.
 #[derive(Default)]
 pub struct MemoryRegistry {
@@ -139,5 +160,133 @@ impl ManifestReader for MemoryObjects {
             return Err(ReadError::TooLarge { size: bytes.len() as u64, limit });
         }
         Ok(FetchedObject { bytes: bytes.clone(), etag: None, version_id: Some(version.clone()) })
+    }
+}
+
+/// ECS with one service per name, and tasks that run until a test stops them. Unlike moto it
+/// honours `clientToken`, as ECS does.
+#[derive(Default)]
+pub struct MemoryTasks {
+    services: Mutex<HashMap<String, (ServiceShape, Vec<String>)>>,
+    state: Mutex<TasksState>,
+}
+
+#[derive(Default)]
+struct TasksState {
+    runs: Vec<RunTaskRequest>,
+    tasks: HashMap<String, TaskReport>,
+    tokens: HashMap<String, String>,
+    definitions: usize,
+}
+
+impl MemoryTasks {
+    /// Adds a service whose task definition has `containers`.
+    pub fn add_service(&self, name: &str, shape: ServiceShape, containers: &[&str]) {
+        lock(&self.services).insert(name.to_owned(), (shape, containers.iter().map(|c| c.to_string()).collect()));
+    }
+
+    /// Every RunTask request made, in order.
+    pub fn runs(&self) -> Vec<RunTaskRequest> {
+        lock(&self.state).runs.clone()
+    }
+
+    /// How many distinct tasks were started.
+    pub fn tasks_started(&self) -> usize {
+        lock(&self.state).tasks.len()
+    }
+
+    /// Ends `task` with `exit_code` (as its container would).
+    pub fn finish(&self, task: &str, exit_code: i32) {
+        if let Some(report) = lock(&self.state).tasks.get_mut(task) {
+            report.last_status = "STOPPED".into();
+            report.stop_code = Some("EssentialContainerExited".into());
+            report.stopped_reason = Some("Essential container in task exited".into());
+            for container in &mut report.containers {
+                container.exit_code = Some(exit_code);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Tasks for MemoryTasks {
+    async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError> {
+        lock(&self.services)
+            .get(service)
+            .map(|(shape, _)| shape.clone())
+            .ok_or_else(|| TasksError::Rejected(format!("service {service} not found in cluster {cluster}")))
+    }
+
+    async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
+        let services = lock(&self.services);
+        let Some((_, containers)) = services.values().find(|(shape, _)| shape.task_definition == spec.base) else {
+            return Err(TasksError::Rejected(format!("task definition {} not found", spec.base)));
+        };
+        for name in spec.images.iter().map(|(n, _)| n).chain([&spec.container]) {
+            if !containers.contains(name) {
+                return Err(TasksError::Rejected(format!(
+                    "container {name:?} is not in task definition {}",
+                    spec.base
+                )));
+            }
+        }
+        let mut state = lock(&self.state);
+        state.definitions += 1;
+        Ok(RegisteredTaskDefinition {
+            arn: format!("{}-convoy-migration:{}", spec.base, state.definitions),
+            log_group: Some("/ecs/memory".into()),
+            log_stream_prefix: Some("ecs".into()),
+        })
+    }
+
+    async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError> {
+        let mut state = lock(&self.state);
+        state.runs.push(request.clone());
+        if let Some(task) = state.tokens.get(&request.client_token) {
+            return Ok(task.clone());
+        }
+        let task =
+            format!("arn:aws:ecs:us-east-1:123456789012:task/{}/{:032x}", request.cluster, state.tasks.len() + 1);
+        state.tokens.insert(request.client_token.clone(), task.clone());
+        state.tasks.insert(
+            task.clone(),
+            TaskReport {
+                task: task.clone(),
+                version: None,
+                last_status: "RUNNING".into(),
+                stop_code: None,
+                stopped_reason: None,
+                containers: vec![ContainerReport { name: request.container.clone(), exit_code: None, reason: None }],
+                started_at: None,
+                stopped_at: None,
+            },
+        );
+        Ok(task)
+    }
+
+    async fn find(&self, _cluster: &str, started_by: &str) -> Result<Vec<String>, TasksError> {
+        let state = lock(&self.state);
+        let mut found: Vec<String> = state
+            .runs
+            .iter()
+            .filter(|r| r.started_by == started_by)
+            .filter_map(|r| state.tokens.get(&r.client_token).cloned())
+            .collect();
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    async fn describe(&self, _cluster: &str, task: &str) -> Result<Option<TaskReport>, TasksError> {
+        Ok(lock(&self.state).tasks.get(task).cloned())
+    }
+
+    async fn stop(&self, _cluster: &str, task: &str, reason: &str) -> Result<(), TasksError> {
+        if let Some(report) = lock(&self.state).tasks.get_mut(task) {
+            report.last_status = "STOPPED".into();
+            report.stop_code = Some("UserInitiated".into());
+            report.stopped_reason = Some(reason.to_owned());
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,11 @@
 //! The use cases: what Convoy does with each event, over the ports. Handlers translate events into
 //! calls here; the state machine decides; this layer stores decisions and performs their effects.
 
+mod migration;
 mod readiness;
+mod reconcile;
+
+pub use self::migration::{migration_group, started_by};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +15,8 @@ use serde::Serialize;
 pub use self::readiness::Settings;
 use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
-use crate::ports::{ManifestReader, Registry, ReleaseStore, WaitList};
-use crate::release::{Decision, Effect, Release, TransitionError};
+use crate::ports::{ActiveReleases, ManifestReader, Registry, ReleaseStore, Tasks, WaitList};
+use crate::release::{Decision, Effect, Release, Stage, State, TransitionError};
 
 /// Convoy's use cases, wired to one set of ports.
 #[derive(Clone)]
@@ -21,6 +25,8 @@ pub struct Convoy {
     pub waits: Arc<dyn WaitList>,
     pub manifests: Arc<dyn ManifestReader>,
     pub registry: Arc<dyn Registry>,
+    pub tasks: Arc<dyn Tasks>,
+    pub active: Arc<dyn ActiveReleases>,
     pub settings: Settings,
 }
 
@@ -89,4 +95,54 @@ async fn update(
         }
     }
     Err(ConvoyError::Contention(key.clone(), MAX_ATTEMPTS))
+}
+
+impl Convoy {
+    /// Logs what an update did and turns it into a report.
+    fn finish(&self, updated: Updated) -> Report {
+        let Updated { release, changed, effects, note } = updated;
+        match &note {
+            Some(note) => tracing::info!(state = %release.state, "unchanged: {note}"),
+            None => tracing::info!(state = %release.state, "release updated"),
+        }
+        for effect in &effects {
+            tracing::info!(?effect, "due");
+        }
+        Report::of(&release, changed, note, effects)
+    }
+
+    /// Reports an update, then starts the release's next stage if it is due. Starting is guarded
+    /// by a claim in the record, so calling this for a duplicate event starts nothing twice; it
+    /// lets a retried event resume a start that a crash interrupted.
+    async fn finish_and_advance(
+        &self,
+        updated: Updated,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Report, ConvoyError> {
+        let key = updated.release.key.clone();
+        let state = updated.release.state.clone();
+        let mut report = self.finish(updated);
+        if let Some(advanced) = self.advance(&key, &state, now).await? {
+            report.state = advanced.state;
+            report.note = report.note.or(advanced.note);
+        }
+        Ok(report)
+    }
+
+    /// Starts the stage a ready release waits for.
+    async fn advance(
+        &self,
+        key: &ReleaseKey,
+        state: &State,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        match state {
+            State::Ready { next: Stage::Migration } => self.start_migration(key, now).await,
+            State::Ready { next: Stage::Deployment } => {
+                tracing::info!("the deployment is due; starting deployments is not built yet (issue 4)");
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
 }

@@ -11,12 +11,19 @@ use crate::manifest::{self, MAX_MANIFEST_BYTES, Policy};
 use crate::names::{ReleaseId, ReleaseKey, ServiceName};
 use crate::release::{Decision, Effect, Event, ImageKey, ManifestSource, Release, Sighting};
 
-/// What the readiness gate needs from the operator's configuration.
+/// What the use cases need from the operator's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub state_bucket: String,
     pub manifest_prefix: String,
     pub policy: Policy,
+    /// The ECS cluster of the allowed services.
+    pub cluster: String,
+    /// How long a migration may run when its manifest sets no timeout.
+    pub migration_timeout: chrono::Duration,
+    /// How long a claim to start a migration protects its holder; after it, a stalled start is
+    /// taken over (by the reconciler). Longer than any start takes, shorter than a reconcile period.
+    pub claim_lease: chrono::Duration,
 }
 
 impl Settings {
@@ -75,6 +82,10 @@ impl Convoy {
             }
             Err(err) => return Err(err.into()),
         };
+        if !release.state.is_terminal() {
+            // Before any further work, so the reconciler finds the release whatever happens next.
+            self.active.mark_active(&key).await?;
+        }
 
         // Looking images up is derived from the stored state, so a retry after a crash between
         // the record write and the wait-list resumes it. Starting a stage is not: only the
@@ -122,7 +133,7 @@ impl Convoy {
     /// Notes the release as waiting for `images` (so their pushes find it), then pins those already
     /// in ECR. The wait-list is written before ECR is asked: a push that lands in between is then
     /// seen by one side or the other, never by neither.
-    async fn resolve_images(
+    pub(super) async fn resolve_images(
         &self,
         key: &ReleaseKey,
         images: &[ImageKey],
@@ -143,11 +154,11 @@ impl Convoy {
         let Some(updated) = update(self.store.as_ref(), key, |r| r.apply_all(&events)).await? else {
             return Ok(None);
         };
-        Ok(Some(self.finish(updated)))
+        self.finish_and_advance(updated, now).await.map(Some)
     }
 
     /// An image was pushed: pin it in every release that waits for it. Safe to call again.
-    pub async fn image_pushed(&self, push: &Push) -> Result<Vec<Report>, ConvoyError> {
+    pub async fn image_pushed(&self, push: &Push, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
         if !self.settings.policy.allowed_repositories.contains(&push.image.repository) {
             info!(image = %push.image, "ignored: not an allowed repository");
             return Ok(Vec::new());
@@ -167,8 +178,12 @@ impl Convoy {
         for key in waiting {
             let span = tracing::info_span!("release", service = %key.service, release = %key.release);
             let _entered = span.enter();
-            match update(self.store.as_ref(), &key, |r| r.apply(&event)).await {
-                Ok(Some(updated)) => reports.push(self.finish(updated)),
+            let result = match update(self.store.as_ref(), &key, |r| r.apply(&event)).await {
+                Ok(Some(updated)) => self.finish_and_advance(updated, now).await.map(Some),
+                other => other.map(|_| None),
+            };
+            match result {
+                Ok(Some(report)) => reports.push(report),
                 Ok(None) => warn!("the wait-list names this release, but it has no record"),
                 Err(err) if err.is_retryable() => {
                     warn!(error = %err, "could not update the release; the event will be retried");
@@ -182,18 +197,6 @@ impl Convoy {
             Some(err) => Err(err),
             None => Ok(reports),
         }
-    }
-
-    fn finish(&self, updated: super::Updated) -> Report {
-        let super::Updated { release, changed, effects, note } = updated;
-        match &note {
-            Some(note) => info!(state = %release.state, "unchanged: {note}"),
-            None => info!(state = %release.state, "release updated"),
-        }
-        for effect in &effects {
-            info!(?effect, "next stage due");
-        }
-        Report::of(&release, changed, note, effects)
     }
 }
 

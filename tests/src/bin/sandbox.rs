@@ -1,12 +1,19 @@
 //! The local sandbox: one release through Convoy's real handlers and adapters against moto
 //! server, its events arriving in a mixed order and repeated, ending with `convoy status`.
 //!
-//! What is what: S3 and ECR are moto (the real SDK adapters talk to it over HTTP). moto emits no
+//! What is what: S3, ECR and ECS (the service, its task definition, RunTask) are moto, which the
+//! real SDK adapters talk to over HTTP. Stand-ins, because moto cannot do them: moto emits no
 //! EventBridge or S3 events, so the sandbox builds each event AWS would send from the documented
-//! fixtures and hands it to the handler, as the Lambda runtime would.
+//! fixtures and hands it to the handler, as the Lambda runtime would; moto runs no container, so
+//! the sandbox runs the migration's command as a local process and reports its real exit code in
+//! the ECS "Task State Change" event for moto's task.
+//!
+//! `--migration-fails` runs a migration that exits 1.
 
 use std::process::Command;
 
+use convoy::release::State;
+use convoy::service::{migration_group, started_by};
 use convoy_tests::fixtures;
 use convoy_tests::moto::{ACCOUNT, Moto, REGION};
 use convoy_tests::world::World;
@@ -31,8 +38,11 @@ fn show(response: &Result<Value, lambda_runtime::Error>) {
 async fn main() {
     let moto = Moto::shared();
     println!("moto server (S3, ECR) at {}", moto.endpoint);
+    let fails = std::env::args().any(|a| a == "--migration-fails");
     let world = World::named("convoy-sandbox-state", "").await;
     world.create_repositories(&["laravel-app", "laravel-app-nginx"]).await;
+    let ecs = world.ecs_service(SERVICE, &["laravel", "nginx"]).await;
+    println!("ECS service {SERVICE} in cluster {} (CODE_DEPLOY controller, Fargate, awsvpc)", ecs.cluster);
     let convoy = world.convoy(&[SERVICE], &["laravel-app", "laravel-app-nginx"]);
     let invoke = |payload: Value| LambdaEvent::new(payload, Context::default());
 
@@ -49,7 +59,7 @@ async fn main() {
             "laravel": world.uri("laravel-app", RELEASE),
             "nginx": world.uri("laravel-app-nginx", RELEASE),
         },
-        "migration": {"container": "laravel", "command": ["php", "artisan", "migrate", "--force"]},
+        "migration": {"container": "laravel", "command": migration_command(fails)},
         "approval": "manual"
     });
     let key = format!("releases/{SERVICE}/{RELEASE}.json");
@@ -66,6 +76,33 @@ async fn main() {
         fixtures::ecr_push(ACCOUNT, "laravel-app-nginx", RELEASE, &nginx, &chrono::Utc::now().to_rfc3339());
     show(&convoy::handlers::image_pushed(&convoy, invoke(push_nginx.clone())).await);
     show(&convoy::handlers::image_pushed(&convoy, invoke(push_nginx)).await);
+
+    step("the migration task runs (moto has the task; the command runs here, as a local process)");
+    let key = convoy::names::ReleaseKey::new(SERVICE.parse().unwrap(), RELEASE.parse().unwrap());
+    let record = convoy.store.load(&key).await.expect("load").expect("a record").release;
+    let State::Migrating { task } = &record.state else {
+        eprintln!("expected the migration to run, the release is {}", record.state);
+        std::process::exit(1);
+    };
+    println!("  task {task}");
+    let command = migration_command(fails);
+    let started_at = chrono::Utc::now();
+    let status = Command::new(&command[0]).args(&command[1..]).status().expect("run the migration command");
+    let stopped_at = chrono::Utc::now();
+    let exit_code = status.code().unwrap_or(-1);
+    println!("  {} exited {exit_code}; ECS reports the task STOPPED to migration-stopped", command.join(" "));
+    let mut stopped = fixtures::ecs_task_stopped(
+        task,
+        &migration_group(&key),
+        &started_by(&key),
+        "laravel",
+        Some(exit_code),
+        "EssentialContainerExited",
+        3,
+    );
+    stopped["detail"]["startedAt"] = json!(started_at.to_rfc3339());
+    stopped["detail"]["stoppedAt"] = json!(stopped_at.to_rfc3339());
+    show(&convoy::handlers::migration_stopped(&convoy, invoke(stopped)).await);
 
     step("convoy status laravel-app 4cf03d1");
     let cli = std::env::var("CONVOY_CLI").unwrap_or_else(|_| "convoy".into());
@@ -84,7 +121,17 @@ async fn main() {
         std::process::exit(1);
     }
     println!(
-        "\nThe migration (issue 3), deployment, verification and approval (issue 4) are the next stages; \
-         the record above shows the request for the first of them."
+        "\nStands in for AWS here: the events (moto emits none) and the migration container (moto runs none). \
+         Deployment, verification and approval are the next stages to build (issue 4)."
     );
+}
+
+/// The migration's command: a real process whose exit code the sandbox reports.
+fn migration_command(fails: bool) -> Vec<String> {
+    let script = if fails {
+        "echo 'migrating 2026_11_25_000000_add_orders'; echo 'SQLSTATE[42S01]: table orders already exists' >&2; exit 1"
+    } else {
+        "echo 'migrating 2026_11_25_000000_add_orders'; sleep 0.2; echo 'migrated'"
+    };
+    vec!["sh".into(), "-c".into(), script.into()]
 }

@@ -1,6 +1,7 @@
 //! Property-style runs of the readiness gate: for releases of 1 to 10 images, sampled orders of
 //! (manifest upload, image pushes), every event delivered 1 to 3 times, deliveries of one moment
-//! handled concurrently. Always: exactly one ready transition, digests equal to the pushed ones.
+//! handled concurrently. Always: exactly one ready transition, digests equal to the pushed ones,
+//! and exactly one migration task (none when the manifest declares no migration).
 //! The same scenarios run on moto (real adapters) and on the in-memory fakes.
 
 use std::collections::BTreeMap;
@@ -50,9 +51,17 @@ async fn run(backend: Arc<dyn Backend>, images: usize, seed: u64) {
         deliver(&backend, due).await;
     }
 
-    let record = backend.record(&release_key(&release)).await.expect("a record");
-    let expected_next = if migration { Stage::Migration } else { Stage::Deployment };
-    assert_eq!(record.state, State::Ready { next: expected_next }, "seed {seed}, {images} images");
+    let key = release_key(&release);
+    let record = backend.record(&key).await.expect("a record");
+    if migration {
+        assert!(matches!(record.state, State::Migrating { .. }), "seed {seed}, {images} images: {}", record.state);
+        let starts = record.timeline.iter().filter(|e| e.event == "migration-starting").count();
+        assert_eq!(starts, 1, "one claim (seed {seed})");
+        assert_eq!(backend.migration_tasks(&key).await, 1, "exactly one migration task (seed {seed})");
+    } else {
+        assert_eq!(record.state, State::Ready { next: Stage::Deployment }, "seed {seed}, {images} images");
+        assert_eq!(backend.migration_tasks(&key).await, 0, "no migration task (seed {seed})");
+    }
     let ready = record.timeline.iter().filter(|e| e.event == "ready").count();
     assert_eq!(ready, 1, "exactly one ready transition (seed {seed})");
     for (container, digest) in &pushed {

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use convoy::adapters::memory::{MemoryObjects, MemoryRegistry, MemoryStore};
+use convoy::adapters::memory::{MemoryObjects, MemoryRegistry, MemoryStore, MemoryTasks};
 use convoy::manifest::Policy;
 use convoy::names::ReleaseKey;
+use convoy::ports::Tasks;
 use convoy::release::{ImageKey, Release};
 use convoy::service::{Convoy, Settings};
 use convoy_tests::fixtures;
 use convoy_tests::moto::{ACCOUNT, REGION};
-use convoy_tests::world::World;
+use convoy_tests::world::{EcsWorld, World};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
@@ -36,6 +37,8 @@ pub trait Backend: Send + Sync {
     /// Pushes an image; returns its digest and the ECR event AWS would send.
     async fn push(&self, container: &str, tag: &str) -> (String, Value);
     async fn record(&self, key: &ReleaseKey) -> Option<Release>;
+    /// How many migration tasks exist for the release (started, running or stopped).
+    async fn migration_tasks(&self, key: &ReleaseKey) -> usize;
 }
 
 pub fn manifest_v1(backend: &dyn Backend, release: &str, containers: &[String], migration: bool) -> String {
@@ -55,6 +58,7 @@ pub fn release_key(release: &str) -> ReleaseKey {
 /// moto through the real adapters.
 pub struct MotoBackend {
     pub world: World,
+    pub ecs: EcsWorld,
     pub convoy: Convoy,
 }
 
@@ -63,8 +67,13 @@ impl MotoBackend {
         let world = World::new().await;
         let names: Vec<&str> = containers.iter().map(String::as_str).collect();
         world.create_repositories(&names).await;
+        let ecs = world.ecs_service(SERVICE, &names).await;
         let convoy = world.convoy(&[SERVICE], &names);
-        Self { world, convoy }
+        Self { world, ecs, convoy }
+    }
+
+    pub fn ecs_client(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.world.sdk)
     }
 }
 
@@ -89,10 +98,22 @@ impl Backend for MotoBackend {
     async fn record(&self, key: &ReleaseKey) -> Option<Release> {
         self.convoy.store.load(key).await.unwrap().map(|s| s.release)
     }
+    async fn migration_tasks(&self, key: &ReleaseKey) -> usize {
+        let listed = self
+            .ecs_client()
+            .list_tasks()
+            .cluster(&self.ecs.cluster)
+            .started_by(convoy::service::started_by(key))
+            .send()
+            .await
+            .expect("list tasks");
+        listed.task_arns().len()
+    }
 }
 
 /// The in-memory fakes: the same contracts, no I/O.
 pub struct MemoryBackend {
+    pub tasks: Arc<MemoryTasks>,
     pub registry: Arc<MemoryRegistry>,
     pub objects: Arc<MemoryObjects>,
     pub convoy: Convoy,
@@ -105,11 +126,26 @@ impl MemoryBackend {
         let store = Arc::new(MemoryStore::default());
         let registry = Arc::new(MemoryRegistry::default());
         let objects = Arc::new(MemoryObjects::default());
+        let tasks = Arc::new(MemoryTasks::default());
+        let shape = convoy::ports::ServiceShape {
+            task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into(),
+            network: Some(convoy::ports::AwsVpc {
+                subnets: vec!["subnet-1".into()],
+                security_groups: vec!["sg-1".into()],
+                assign_public_ip: false,
+            }),
+            launch: convoy::ports::Launch::Type("FARGATE".into()),
+            platform_version: None,
+        };
+        let names: Vec<&str> = containers.iter().map(String::as_str).collect();
+        tasks.add_service(SERVICE, shape, &names);
         let convoy = Convoy {
             store: store.clone(),
             waits: store.clone(),
+            active: store.clone(),
             manifests: objects.clone(),
             registry: registry.clone(),
+            tasks: tasks.clone(),
             settings: Settings {
                 state_bucket: MEMORY_BUCKET.into(),
                 manifest_prefix: "releases/".into(),
@@ -118,9 +154,12 @@ impl MemoryBackend {
                     allowed_repositories: containers.iter().map(|c| c.parse().unwrap()).collect(),
                     region: REGION.into(),
                 },
+                cluster: "memory".into(),
+                migration_timeout: chrono::Duration::seconds(1800),
+                claim_lease: convoy::startup::CLAIM_LEASE,
             },
         };
-        Self { registry, objects, convoy }
+        Self { tasks, registry, objects, convoy }
     }
 }
 
@@ -155,5 +194,8 @@ impl Backend for MemoryBackend {
     }
     async fn record(&self, key: &ReleaseKey) -> Option<Release> {
         self.convoy.store.load(key).await.unwrap().map(|s| s.release)
+    }
+    async fn migration_tasks(&self, key: &ReleaseKey) -> usize {
+        self.tasks.find("memory", &convoy::service::started_by(key)).await.unwrap().len()
     }
 }

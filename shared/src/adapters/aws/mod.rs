@@ -2,10 +2,12 @@
 //! errors; nothing else leaves this module.
 
 mod ecr;
+mod ecs;
 mod s3;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 pub use ecr::EcrRegistry;
+pub use ecs::EcsTasks;
 pub use s3::S3Store;
 
 use crate::config::StoreSettings;

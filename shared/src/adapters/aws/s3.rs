@@ -5,7 +5,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use super::{describe, status_and_code};
 use crate::error::{ReadError, StoreError};
 use crate::names::{ReleaseId, ReleaseKey, ServiceName};
-use crate::ports::{FetchedObject, ManifestReader, ObjectRef, RecordVersion, ReleaseStore, Stored, WaitList};
+use crate::ports::{
+    ActiveReleases, FetchedObject, ManifestReader, ObjectRef, RecordVersion, ReleaseStore, Stored, WaitList,
+};
 use crate::release::{ImageKey, Release};
 
 /// Release records (`state/<service>/<release>.json`) and the wait-list
@@ -27,6 +29,44 @@ impl S3Store {
 
     pub fn record_key(key: &ReleaseKey) -> String {
         format!("state/{}/{}.json", key.service, key.release)
+    }
+
+    fn active_key(key: &ReleaseKey) -> String {
+        format!("active/{}/{}", key.service, key.release)
+    }
+
+    /// Lists the keys under `prefix`, all pages.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+            keys.extend(output.contents().iter().filter_map(|o| o.key()).map(str::to_owned));
+            match output.next_continuation_token {
+                Some(next) if output.is_truncated == Some(true) => token = Some(next),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    async fn put_empty(&self, key: String) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+        Ok(())
     }
 
     fn wait_prefix(image: &ImageKey) -> String {
@@ -103,50 +143,45 @@ impl ReleaseStore for S3Store {
     }
 }
 
+/// `<service>/<release>` at the end of a key Convoy wrote; keys it did not write are skipped.
+fn release_at_end(rest: &str) -> Option<ReleaseKey> {
+    let (service, release) = rest.split_once('/')?;
+    Some(ReleaseKey::new(ServiceName::new(service).ok()?, ReleaseId::new(release).ok()?))
+}
+
 #[async_trait]
 impl WaitList for S3Store {
     async fn add(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
-        let key = format!("{}{}/{}", Self::wait_prefix(image), release.service, release.release);
+        self.put_empty(format!("{}{}/{}", Self::wait_prefix(image), release.service, release.release)).await
+    }
+
+    async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError> {
+        let prefix = Self::wait_prefix(image);
+        let keys = self.list(&prefix).await?;
+        Ok(keys.iter().filter_map(|k| release_at_end(k.strip_prefix(&prefix)?)).collect())
+    }
+}
+
+#[async_trait]
+impl ActiveReleases for S3Store {
+    async fn mark_active(&self, release: &ReleaseKey) -> Result<(), StoreError> {
+        self.put_empty(Self::active_key(release)).await
+    }
+
+    async fn mark_done(&self, release: &ReleaseKey) -> Result<(), StoreError> {
         self.client
-            .put_object()
+            .delete_object()
             .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from_static(b""))
+            .key(Self::active_key(release))
             .send()
             .await
             .map_err(|err| StoreError::Unavailable(describe(&err)))?;
         Ok(())
     }
 
-    async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError> {
-        let prefix = Self::wait_prefix(image);
-        let mut releases = Vec::new();
-        let mut token = None;
-        loop {
-            let output = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|err| StoreError::Unavailable(describe(&err)))?;
-            for object in output.contents() {
-                let rest = object.key().and_then(|k| k.strip_prefix(&prefix)).unwrap_or_default();
-                // Keys Convoy did not write are skipped, never trusted.
-                if let Some((service, release)) = rest.split_once('/')
-                    && let (Ok(service), Ok(release)) = (ServiceName::new(service), ReleaseId::new(release))
-                {
-                    releases.push(ReleaseKey::new(service, release));
-                }
-            }
-            match output.next_continuation_token {
-                Some(next) if output.is_truncated == Some(true) => token = Some(next),
-                _ => break,
-            }
-        }
-        Ok(releases)
+    async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError> {
+        let keys = self.list("active/").await?;
+        Ok(keys.iter().filter_map(|k| release_at_end(k.strip_prefix("active/")?)).collect())
     }
 }
 

@@ -1,0 +1,10 @@
+//! The `migration-stopped` Lambda: wiring only (see `convoy::handlers::migration_stopped`).
+
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    convoy::startup::init_logging();
+    let convoy = convoy::startup::convoy_from_env().await?;
+    run(service_fn(|event| convoy::handlers::migration_stopped(&convoy, event))).await
+}

@@ -1,0 +1,10 @@
+//! The `reconciler` Lambda: wiring only (see `convoy::handlers::reconcile`).
+
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    convoy::startup::init_logging();
+    let convoy = convoy::startup::convoy_from_env().await?;
+    run(service_fn(|event| convoy::handlers::reconcile(&convoy, event))).await
+}

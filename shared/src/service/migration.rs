@@ -1,0 +1,156 @@
+//! The migration gate: run the release's migration once, as a one-off task derived from the
+//! service itself, and move on only when it exits 0.
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+
+use super::{Convoy, Report, update};
+use crate::error::{ConvoyError, TasksError};
+use crate::names::ReleaseKey;
+use crate::ports::{MigrationTaskSpec, RunTaskRequest};
+use crate::release::{Event, LogPointer, Release, TaskReport, client_token};
+
+/// `startedBy` of a release's migration task: identifies Convoy (the EventBridge rule matches the
+/// `convoy-` prefix) and the release (so a takeover finds the task with one `ListTasks`).
+pub fn started_by(key: &ReleaseKey) -> String {
+    format!("convoy-{}", &client_token(key, "migration")[..16])
+}
+
+/// `group` of a release's migration task: `convoy:<service>:<release>`, read back from ECS events.
+pub fn migration_group(key: &ReleaseKey) -> String {
+    format!("convoy:{}:{}", key.service, key.release)
+}
+
+impl Convoy {
+    /// Starts the release's migration if it is due and nobody else holds the start. At most one
+    /// task per release: the claim is a conditional write, the RunTask call carries the release's
+    /// client token, and a takeover after a crashed holder adopts the task that holder started.
+    pub async fn start_migration(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
+        let default_timeout = self.settings.migration_timeout;
+        let lease = self.settings.claim_lease;
+        let claimed = update(self.store.as_ref(), key, |release| {
+            let timeout = release
+                .manifest
+                .as_ref()
+                .and_then(|m| m.migration.as_ref())
+                .and_then(|m| m.timeout_seconds)
+                .map_or(default_timeout, |s| Duration::seconds(s as i64));
+            release.apply(&Event::MigrationClaimed { at: now, lease, timeout })
+        })
+        .await?;
+        let Some(claimed) = claimed else { return Ok(None) };
+        if !claimed.changed {
+            return Ok(Some(self.finish(claimed)));
+        }
+        let release = claimed.release;
+        let run = release.migration.as_ref().expect("a claimed migration has a run");
+        let cluster = &self.settings.cluster;
+
+        if run.claims > 1 {
+            let found = self.tasks.find(cluster, &started_by(key)).await?;
+            if let Some(task) = found.first() {
+                info!(task, "adopting the task a previous holder started");
+                let definition =
+                    run.task_definition.clone().unwrap_or_else(|| "(started by a previous attempt)".into());
+                return self.record_migration_start(key, task, &definition, None, now).await;
+            }
+        }
+        match self.launch_migration(&release, &run.token).await {
+            Ok((task, definition, log)) => self.record_migration_start(key, &task, &definition, log, now).await,
+            Err(TasksError::Rejected(reason)) => {
+                let event =
+                    Event::MigrationImpossible { reason: format!("the migration cannot start: {reason}"), at: now };
+                warn!(%reason, "the migration cannot start");
+                let updated = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+                Ok(updated.map(|u| self.finish(u)))
+            }
+            // The claim stays; once its lease is over the reconciler takes the start over.
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn launch_migration(
+        &self,
+        release: &Release,
+        token: &str,
+    ) -> Result<(String, String, Option<LogPointer>), TasksError> {
+        let migration = release
+            .manifest
+            .as_ref()
+            .and_then(|m| m.migration.as_ref())
+            .expect("a claimed release declares a migration");
+        let key = &release.key;
+        let group = migration_group(key);
+        if group.len() > 255 {
+            return Err(TasksError::Rejected(format!("the task group {group:?} is longer than ECS allows (255)")));
+        }
+        let shape = self.tasks.service_shape(&self.settings.cluster, key.service.as_str()).await?;
+        let images = release
+            .pinned_images()
+            .map(|(container, image, digest)| {
+                let digest = digest.expect("a ready release has every digest");
+                (container.to_string(), image.pinned_uri(digest))
+            })
+            .collect();
+        let spec = MigrationTaskSpec {
+            base: shape.task_definition.clone(),
+            container: migration.container.to_string(),
+            images,
+        };
+        let definition = self.tasks.register_migration(&spec).await?;
+        let request = RunTaskRequest {
+            cluster: self.settings.cluster.clone(),
+            task_definition: definition.arn.clone(),
+            shape,
+            container: migration.container.to_string(),
+            command: migration.command.clone(),
+            started_by: started_by(key),
+            group,
+            client_token: token.to_owned(),
+        };
+        let task = self.tasks.run(&request).await?;
+        let task_id = task.rsplit('/').next().unwrap_or(&task);
+        let log = match (definition.log_group, definition.log_stream_prefix) {
+            (Some(group), Some(prefix)) => {
+                Some(LogPointer { group, stream: format!("{prefix}/{}/{task_id}", migration.container) })
+            }
+            _ => None,
+        };
+        Ok((task, definition.arn, log))
+    }
+
+    async fn record_migration_start(
+        &self,
+        key: &ReleaseKey,
+        task: &str,
+        task_definition: &str,
+        log: Option<LogPointer>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let event = Event::MigrationStarted {
+            task: task.to_owned(),
+            task_definition: task_definition.to_owned(),
+            log,
+            at: now,
+        };
+        let updated = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+        Ok(updated.map(|u| self.finish(u)))
+    }
+
+    /// ECS reported a task of a release's migration group.
+    pub async fn migration_task_changed(
+        &self,
+        key: &ReleaseKey,
+        report: &TaskReport,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let event = Event::MigrationTaskChanged { report: report.clone(), at: now };
+        match update(self.store.as_ref(), key, |r| r.apply(&event)).await? {
+            Some(updated) => self.finish_and_advance(updated, now).await.map(Some),
+            None => {
+                warn!(task = %report.task, "a task names this release, but it has no record");
+                Ok(None)
+            }
+        }
+    }
+}

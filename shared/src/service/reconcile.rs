@@ -1,0 +1,83 @@
+//! The reconciler: on a schedule, re-derives every release in progress from AWS, so a lost event
+//! delays a release by one period at most. ECR push events are best effort (a Collecting release
+//! looks its images up again); a STOPPED task event can be missed (a Migrating release asks ECS);
+//! a migration that overran its timeout fails; a start whose holder died is taken over.
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::{Convoy, Report, update};
+use crate::error::ConvoyError;
+use crate::names::ReleaseKey;
+use crate::release::{Effect, Event, State};
+
+impl Convoy {
+    /// Visits every active release once.
+    pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
+        let mut reports = Vec::new();
+        let mut retryable = None;
+        for key in self.active.active().await? {
+            let span = tracing::info_span!("release", service = %key.service, release = %key.release);
+            let _entered = span.enter();
+            match self.reconcile_one(&key, now).await {
+                Ok(report) => reports.extend(report),
+                Err(err) if err.is_retryable() => {
+                    warn!(error = %err, "could not reconcile; next period tries again");
+                    retryable = Some(err);
+                }
+                Err(err) => warn!(error = %err, "could not reconcile"),
+            }
+        }
+        match retryable {
+            Some(err) if reports.is_empty() => Err(err),
+            _ => Ok(reports),
+        }
+    }
+
+    async fn reconcile_one(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
+        let Some(stored) = self.store.load(key).await? else {
+            self.active.mark_done(key).await?;
+            return Ok(None);
+        };
+        let release = stored.release;
+        match &release.state {
+            State::Failed { .. } => {
+                info!("ended; no longer active");
+                self.active.mark_done(key).await?;
+                Ok(None)
+            }
+            State::Collecting => self.resolve_images(key, &release.awaited_images(), now).await,
+            State::Ready { .. } => self.advance(key, &release.state, now).await,
+            State::StartingMigration => {
+                if let Some(report) = self.fail_if_overdue(key, now).await? {
+                    return Ok(Some(report));
+                }
+                self.start_migration(key, now).await
+            }
+            State::Migrating { task } => match self.tasks.describe(&self.settings.cluster, task).await? {
+                Some(report) if report.last_status == "STOPPED" => {
+                    info!(task, "the task stopped without Convoy hearing of it; applying what ECS says");
+                    self.migration_task_changed(key, &report, now).await
+                }
+                _ => self.fail_if_overdue(key, now).await,
+            },
+        }
+    }
+
+    /// Fails a migration past its deadline and stops its task.
+    async fn fail_if_overdue(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
+        let Some(updated) = update(self.store.as_ref(), key, |r| r.apply(&Event::MigrationOverdue { at: now })).await?
+        else {
+            return Ok(None);
+        };
+        if !updated.changed {
+            return Ok(None);
+        }
+        for effect in &updated.effects {
+            if let Effect::StopMigration { task } = effect {
+                self.tasks.stop(&self.settings.cluster, task, "convoy: the migration ran past its timeout").await?;
+            }
+        }
+        Ok(Some(self.finish(updated)))
+    }
+}

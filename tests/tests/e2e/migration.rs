@@ -1,0 +1,290 @@
+//! The migration gate on moto: one task per release, derived from the service, evidence kept.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use convoy::error::TasksError;
+use convoy::ports::{MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
+use convoy::release::{Stage, State, TaskReport};
+use convoy::service::{Convoy, migration_group, started_by};
+use convoy_tests::fixtures;
+use serde_json::{Value, json};
+
+use crate::scenario::*;
+
+fn containers() -> Vec<String> {
+    vec!["app".into(), "nginx".into()]
+}
+
+async fn invoke_migration_stopped(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+    convoy::handlers::migration_stopped(convoy, event).await
+}
+
+/// A release whose images are in ECR and whose manifest was just uploaded: it is migrating.
+async fn migrating(release: &str) -> (MotoBackend, String) {
+    let backend = MotoBackend::new(&containers()).await;
+    backend.push("app", release).await;
+    backend.push("nginx", release).await;
+    let manifest = manifest_v1(&backend, release, &containers(), true);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload(&format!("releases/web/{release}.json"), &manifest).await)
+        .await
+        .unwrap();
+    let record = backend.record(&release_key(release)).await.unwrap();
+    let State::Migrating { task } = record.state else { panic!("expected Migrating, got {}", record.state) };
+    (backend, task)
+}
+
+fn stopped(release: &str, task: &str, exit_code: Option<i32>, stop_code: &str, version: u64) -> Value {
+    let key = release_key(release);
+    fixtures::ecs_task_stopped(task, &migration_group(&key), &started_by(&key), "app", exit_code, stop_code, version)
+}
+
+#[tokio::test]
+async fn the_migration_task_is_derived_from_the_service_with_pinned_images() {
+    let (backend, task) = migrating("m1").await;
+    let ecs = backend.ecs_client();
+    let described = ecs.describe_tasks().cluster(&backend.ecs.cluster).tasks(&task).send().await.unwrap();
+    let found = &described.tasks()[0];
+    assert_eq!(found.group(), Some(migration_group(&release_key("m1")).as_str()));
+    assert_eq!(found.started_by(), Some(started_by(&release_key("m1")).as_str()));
+    let overrides = found.overrides().unwrap().container_overrides();
+    assert_eq!(overrides[0].name(), Some("app"));
+    assert_eq!(overrides[0].command(), ["./migrate"]);
+
+    let definition = found.task_definition_arn().unwrap();
+    let described = ecs.describe_task_definition().task_definition(definition).send().await.unwrap();
+    let definition = described.task_definition().unwrap();
+    assert_eq!(definition.family(), Some(format!("web-{}-convoy-migration", backend.world.id).as_str()));
+    assert_eq!(definition.task_role_arn(), Some("arn:aws:iam::123456789012:role/web-task"));
+    let record = backend.record(&release_key("m1")).await.unwrap();
+    for container in definition.container_definitions() {
+        let name = container.name().unwrap();
+        let pinned = record.images[&name.parse().unwrap()].digest.as_ref().unwrap();
+        assert!(container.image().unwrap().ends_with(&format!("@{pinned}")), "{name}: {:?}", container.image());
+        assert_eq!(container.environment()[0].name(), Some("DB_HOST"), "{name}: env from the service");
+        assert_eq!(container.secrets()[0].name(), "DB_PASSWORD", "{name}: secrets from the service");
+        assert_eq!(container.essential(), Some(name == "app"));
+    }
+    let run = record.migration.unwrap();
+    let task_id = task.rsplit('/').next().unwrap();
+    assert_eq!(run.log.unwrap().stream, format!("ecs/app/{task_id}"), "the log pointer follows awslogs naming");
+}
+
+#[tokio::test]
+async fn exit_0_moves_the_release_on_to_deployment() {
+    let (backend, task) = migrating("m2").await;
+    let response =
+        invoke_migration_stopped(&backend.convoy, stopped("m2", &task, Some(0), "EssentialContainerExited", 4))
+            .await
+            .unwrap();
+    assert_eq!(response["requested"], json!([{"effect": "start-deployment"}]));
+    let record = backend.record(&release_key("m2")).await.unwrap();
+    assert_eq!(record.state, State::Ready { next: Stage::Deployment });
+    assert_eq!(record.migration.unwrap().exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn exit_1_fails_the_release_and_keeps_the_evidence() {
+    let (backend, task) = migrating("m3").await;
+    invoke_migration_stopped(&backend.convoy, stopped("m3", &task, Some(1), "EssentialContainerExited", 4))
+        .await
+        .unwrap();
+    let record = backend.record(&release_key("m3")).await.unwrap();
+    let State::Failed { stage: Stage::Migration, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("exited with code 1"), "{reason}");
+    assert!(reason.contains("Base table or view already exists"), "{reason}");
+    let run = record.migration.as_ref().unwrap();
+    assert_eq!(run.exit_code, Some(1));
+    assert_eq!(run.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(run.stopped_reason.as_deref(), Some("Essential container in task exited"));
+    assert!(run.log.as_ref().unwrap().group.starts_with("/ecs/web"));
+    let text = convoy::status::render(&record);
+    assert!(text.contains("exit code       1") && text.contains("logs            /ecs/web"), "{text}");
+}
+
+#[tokio::test]
+async fn a_task_that_failed_to_start_fails_the_release() {
+    let (backend, task) = migrating("m4").await;
+    invoke_migration_stopped(&backend.convoy, stopped("m4", &task, None, "TaskFailedToStart", 3)).await.unwrap();
+    let record = backend.record(&release_key("m4")).await.unwrap();
+    let State::Failed { reason, .. } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("never started") && reason.contains("CannotPullContainerError"), "{reason}");
+}
+
+#[tokio::test]
+async fn duplicate_and_older_events_change_nothing() {
+    let (backend, task) = migrating("m5").await;
+    let failed = stopped("m5", &task, Some(1), "EssentialContainerExited", 5);
+    invoke_migration_stopped(&backend.convoy, failed.clone()).await.unwrap();
+    let after_first = backend.record(&release_key("m5")).await.unwrap();
+    let duplicate = invoke_migration_stopped(&backend.convoy, failed).await.unwrap();
+    assert_eq!(duplicate["changed"], json!(false));
+    let older = invoke_migration_stopped(&backend.convoy, stopped("m5", &task, Some(0), "EssentialContainerExited", 4))
+        .await
+        .unwrap();
+    assert_eq!(older["changed"], json!(false));
+    assert_eq!(backend.record(&release_key("m5")).await.unwrap(), after_first);
+}
+
+#[tokio::test]
+async fn an_event_for_a_foreign_task_is_ignored() {
+    let (backend, task) = migrating("m6").await;
+    let before = backend.record(&release_key("m6")).await.unwrap();
+    // Another team's task: not in a Convoy group.
+    let foreign = fixtures::ecs_task_stopped_fixture();
+    let response = invoke_migration_stopped(&backend.convoy, foreign).await.unwrap();
+    assert!(response["ignored"].as_str().unwrap().contains("not a Convoy migration"));
+    // A task in this release's group that is not its migration task.
+    let other = stopped("m6", &format!("{task}-other"), Some(1), "EssentialContainerExited", 9);
+    assert_eq!(invoke_migration_stopped(&backend.convoy, other).await.unwrap()["changed"], json!(false));
+    assert_eq!(backend.record(&release_key("m6")).await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_migration_past_its_timeout_fails_and_its_task_is_stopped() {
+    // On the in-memory ECS a task runs until told otherwise (moto's advance on every look-up).
+    let backend = MemoryBackend::new(&containers());
+    let manifest = manifest_v1(&backend, "m7", &containers(), true);
+    let (_, push_app) = backend.push("app", "m7").await;
+    let (_, push_nginx) = backend.push("nginx", "m7").await;
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/m7.json", &manifest).await).await.unwrap();
+    invoke_image_pushed(&backend.convoy, push_app).await.unwrap();
+    invoke_image_pushed(&backend.convoy, push_nginx).await.unwrap();
+    let key = release_key("m7");
+    let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
+
+    backend.convoy.reconcile(chrono::Utc::now() + chrono::Duration::minutes(29)).await.unwrap();
+    assert!(matches!(backend.record(&key).await.unwrap().state, State::Migrating { .. }), "within its time");
+
+    backend.convoy.reconcile(chrono::Utc::now() + chrono::Duration::minutes(31)).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Migration, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("past its timeout of 1800s"), "{reason}");
+    let stopped = backend.tasks.describe("memory", &task).await.unwrap().unwrap();
+    assert_eq!(stopped.stop_code.as_deref(), Some("UserInitiated"), "Convoy stopped the task");
+    assert!(stopped.stopped_reason.unwrap().contains("timeout"));
+
+    backend.convoy.reconcile(chrono::Utc::now() + chrono::Duration::minutes(32)).await.unwrap();
+    assert!(backend.convoy.active.active().await.unwrap().is_empty(), "an ended release is no longer visited");
+}
+
+#[tokio::test]
+async fn the_reconciler_catches_a_missed_stopped_event() {
+    let (backend, _task) = migrating("m8").await;
+    // moto moves a task on with each DescribeTasks and reports exit 0 once stopped.
+    for _ in 0..6 {
+        backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+        if !matches!(backend.record(&release_key("m8")).await.unwrap().state, State::Migrating { .. }) {
+            break;
+        }
+    }
+    let record = backend.record(&release_key("m8")).await.unwrap();
+    assert_eq!(record.state, State::Ready { next: Stage::Deployment });
+    assert!(record.timeline.iter().any(|e| e.event == "migration-succeeded"));
+}
+
+#[tokio::test]
+async fn the_reconciler_pins_an_image_whose_push_event_was_lost() {
+    let backend = MotoBackend::new(&containers()).await;
+    let manifest = manifest_v1(&backend, "m9", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/m9.json", &manifest).await).await.unwrap();
+    backend.push("app", "m9").await;
+    backend.push("nginx", "m9").await; // neither push event is delivered
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&release_key("m9")).await.unwrap();
+    assert_eq!(record.state, State::Ready { next: Stage::Deployment });
+    assert!(record.timeline.iter().any(|e| e.detail.contains("no migration declared")), "the skip is recorded");
+}
+
+#[tokio::test]
+async fn a_missing_service_fails_the_release_and_runs_nothing() {
+    let backend = MotoBackend::new(&containers()).await;
+    backend.push("app", "m10").await;
+    backend.push("nginx", "m10").await;
+    let mut manifest: Value = serde_json::from_str(&manifest_v1(&backend, "m10", &containers(), true)).unwrap();
+    manifest["service"] = json!("api");
+    let convoy = backend.world.convoy(&["web", "api"], &["app", "nginx"]);
+    let upload = backend.upload("releases/api/m10.json", &manifest.to_string()).await;
+    invoke_manifest_uploaded(&convoy, upload).await.expect("acknowledged");
+    let key = convoy::names::ReleaseKey::new("api".parse().unwrap(), "m10".parse().unwrap());
+    let record = convoy.store.load(&key).await.unwrap().unwrap().release;
+    let State::Failed { stage: Stage::Migration, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("api"), "{reason}");
+    let listed = backend.ecs_client().list_tasks().cluster(&backend.ecs.cluster).send().await.unwrap();
+    assert!(listed.task_arns().is_empty(), "no task ran");
+}
+
+/// ECS as a handler sees it when it crashes right after RunTask: the task starts, the handler dies.
+struct CrashAfterRun(Arc<dyn Tasks>);
+
+#[async_trait]
+impl Tasks for CrashAfterRun {
+    async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError> {
+        self.0.service_shape(cluster, service).await
+    }
+    async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
+        self.0.register_migration(spec).await
+    }
+    async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError> {
+        self.0.run(request).await?;
+        Err(TasksError::Unavailable("simulated crash after RunTask".into()))
+    }
+    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, TasksError> {
+        self.0.find(cluster, started_by).await
+    }
+    async fn describe(&self, cluster: &str, task: &str) -> Result<Option<TaskReport>, TasksError> {
+        self.0.describe(cluster, task).await
+    }
+    async fn stop(&self, cluster: &str, task: &str, reason: &str) -> Result<(), TasksError> {
+        self.0.stop(cluster, task, reason).await
+    }
+}
+
+#[tokio::test]
+async fn replays_and_a_crash_between_run_task_and_the_record_start_exactly_one_task() {
+    let backend = MotoBackend::new(&containers()).await;
+    let key = release_key("m11");
+    let manifest = manifest_v1(&backend, "m11", &containers(), true);
+    // Images and manifest arrive with a handler that crashes after RunTask: the record says the
+    // start is claimed, ECS has the task, nothing records it.
+    let mut crashing = backend.convoy.clone();
+    crashing.tasks = Arc::new(CrashAfterRun(backend.convoy.tasks.clone()));
+    backend.push("app", "m11").await;
+    let (_, last_push) = backend.push("nginx", "m11").await;
+    let err = invoke_manifest_uploaded(&crashing, backend.upload("releases/web/m11.json", &manifest).await).await;
+    assert!(err.is_err(), "the crash fails the invocation, so AWS retries it");
+    assert_eq!(backend.record(&key).await.unwrap().state, State::StartingMigration);
+    assert_eq!(backend.migration_tasks(&key).await, 1);
+
+    // The "ready" event replayed 10 times at once, as retries and duplicates would.
+    let replays: Vec<_> = (0..10)
+        .map(|_| {
+            let convoy = backend.convoy.clone();
+            let push = last_push.clone();
+            tokio::spawn(async move { invoke_image_pushed(&convoy, push).await.unwrap() })
+        })
+        .collect();
+    for replay in replays {
+        replay.await.unwrap();
+    }
+    let direct: Vec<_> = (0..10)
+        .map(|_| {
+            let convoy = backend.convoy.clone();
+            let key = key.clone();
+            tokio::spawn(async move { convoy.start_migration(&key, chrono::Utc::now()).await.unwrap() })
+        })
+        .collect();
+    for start in direct {
+        start.await.unwrap();
+    }
+    assert_eq!(backend.migration_tasks(&key).await, 1, "within the claim's lease nobody starts another");
+
+    // After the lease the reconciler takes over, finds the task the dead holder started, adopts it.
+    let later = chrono::Utc::now() + convoy::startup::CLAIM_LEASE + chrono::Duration::seconds(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::Migrating { .. }), "{}", record.state);
+    assert_eq!(record.migration.as_ref().unwrap().claims, 2);
+    assert_eq!(backend.migration_tasks(&key).await, 1, "exactly one migration task exists in moto");
+}
