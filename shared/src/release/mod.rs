@@ -12,14 +12,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ImageRef, Manifest};
-use crate::names::{AccountId, ContainerName, Digest, ImageTag, ReleaseKey, RepositoryName};
+use crate::names::{AccountId, ContainerName, Digest, ImageTag, ReleaseId, ReleaseKey, RepositoryName};
 
+mod deployment;
+#[cfg(test)]
+mod deployment_tests;
 mod migration;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]
 mod tests;
 
+pub use self::deployment::{
+    ApprovalDecision, DeploymentEnd, DeploymentRun, Hook, LockDecision, ProbeResult, Verification, VerificationOutcome,
+};
 pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport, client_token};
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
@@ -103,13 +109,45 @@ pub enum State {
     StartingMigration,
     /// The migration task runs.
     Migrating { task: String },
+    /// Another release of the service is deploying; this one waits for it to end.
+    Queued { behind: ReleaseId },
+    /// A handler claimed the start of the deployment (see `deployment.claimed_at`).
+    StartingDeployment,
+    /// The blue/green deployment runs (CodeDeploy deployment id, or pipeline execution id).
+    Deploying { deployment: String },
+    /// The new version is being probed on the test listener.
+    Verifying { deployment: String },
+    /// Verification passed; the traffic shift waits for a person (or for the bake time).
+    AwaitingApproval { deployment: String },
+    /// Approved: production traffic moves to the new version.
+    ShiftingTraffic { deployment: String },
+    /// The deployment is being rolled back (verification failed, or a person rejected it).
+    RollingBack { deployment: String, reason: String },
+    /// Production runs this release.
+    Succeeded,
+    /// The deployment was rolled back (rejected, stopped, or failed after verification).
+    RolledBack { reason: String },
+    /// A newer release of the service deployed (or will) instead of this one.
+    Superseded { by: ReleaseId },
     /// Ended without deploying (or deploying failed) at `stage`.
     Failed { stage: Stage, reason: String },
 }
 
 impl State {
     pub fn is_terminal(&self) -> bool {
-        matches!(self, State::Failed { .. })
+        matches!(self, State::Failed { .. } | State::Succeeded | State::RolledBack { .. } | State::Superseded { .. })
+    }
+
+    /// The deployment this state is about, while one runs.
+    pub fn deployment(&self) -> Option<&str> {
+        match self {
+            State::Deploying { deployment }
+            | State::Verifying { deployment }
+            | State::AwaitingApproval { deployment }
+            | State::ShiftingTraffic { deployment }
+            | State::RollingBack { deployment, .. } => Some(deployment),
+            _ => None,
+        }
     }
 }
 
@@ -120,6 +158,16 @@ impl fmt::Display for State {
             State::Ready { next } => write!(f, "Ready (next: {next})"),
             State::StartingMigration => f.write_str("Starting migration"),
             State::Migrating { task } => write!(f, "Migrating (task {task})"),
+            State::Queued { behind } => write!(f, "Queued (behind release {behind})"),
+            State::StartingDeployment => f.write_str("Starting deployment"),
+            State::Deploying { deployment } => write!(f, "Deploying ({deployment})"),
+            State::Verifying { deployment } => write!(f, "Verifying ({deployment})"),
+            State::AwaitingApproval { deployment } => write!(f, "Awaiting approval ({deployment})"),
+            State::ShiftingTraffic { deployment } => write!(f, "Shifting traffic ({deployment})"),
+            State::RollingBack { deployment, reason } => write!(f, "Rolling back ({deployment}): {reason}"),
+            State::Succeeded => f.write_str("Succeeded"),
+            State::RolledBack { reason } => write!(f, "Rolled back: {reason}"),
+            State::Superseded { by } => write!(f, "Superseded by release {by}"),
             State::Failed { stage, reason } => write!(f, "Failed at {stage}: {reason}"),
         }
     }
@@ -147,6 +195,15 @@ pub struct Release {
     /// The migration's run and its evidence, once it was claimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationRun>,
+    /// The deployment, once it was claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<DeploymentRun>,
+    /// The verification on the test listener and every probe's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// Who approved or rejected the traffic shift, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalDecision>,
     pub timeline: Vec<Entry>,
 }
 
@@ -199,6 +256,24 @@ pub enum Event {
     MigrationTaskChanged { report: TaskReport, at: DateTime<Utc> },
     /// The reconciler saw the migration still running at `at`.
     MigrationOverdue { at: DateTime<Utc> },
+    /// What the service's deploy lock said when this release asked for it.
+    DeployLock { decision: LockDecision, at: DateTime<Utc> },
+    /// A handler claims the start of the deployment (see [`Event::MigrationClaimed`]).
+    DeploymentClaimed { method: String, at: DateTime<Utc>, lease: chrono::Duration },
+    /// The deployment was started (or found after a crashed holder started it).
+    DeploymentStarted { deployment: String, task_definition: Option<String>, at: DateTime<Utc> },
+    /// The deployment cannot be started (no settings, a container the service lacks, ...).
+    DeploymentImpossible { reason: String, at: DateTime<Utc> },
+    /// A lifecycle hook asks Convoy to verify the deployment on the test listener.
+    VerificationStarted { hook: Hook, at: DateTime<Utc> },
+    /// Probes were made (more may follow).
+    Probed { probes: Vec<ProbeResult>, at: DateTime<Utc> },
+    /// The analysis ended. `auto` says whether policy approves (after `bake` seconds).
+    VerificationFinished { outcome: VerificationOutcome, auto: bool, bake_seconds: u64, at: DateTime<Utc> },
+    /// A person (or policy, `by: "policy"`) approved or rejected the traffic shift.
+    Decided { approve: bool, by: String, at: DateTime<Utc> },
+    /// CodeDeploy (or ECS) says how the deployment ended.
+    DeploymentEnded { deployment: String, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
 }
 
 /// A side effect the caller performs after the new record is stored.
@@ -209,6 +284,10 @@ pub enum Effect {
     StartMigration,
     /// Stop a migration task that overran its timeout.
     StopMigration { task: String },
+    /// Let the deployment shift production traffic (policy approval).
+    ContinueDeployment { deployment: String },
+    /// Free the service's deploy lock: this release no longer deploys.
+    ReleaseDeployLock,
     /// Deploy the pinned images (no migration declared).
     StartDeployment,
     /// Watch for these images and look them up in ECR now (they may predate the manifest).
@@ -250,6 +329,9 @@ impl Release {
             images: BTreeMap::new(),
             state: State::Collecting,
             migration: None,
+            deployment: None,
+            verification: None,
+            approval: None,
             timeline: Vec::new(),
         };
         release.accept(manifest, at);
@@ -266,6 +348,9 @@ impl Release {
             images: BTreeMap::new(),
             state: State::Collecting,
             migration: None,
+            deployment: None,
+            verification: None,
+            approval: None,
             timeline: Vec::new(),
         };
         release.reject(reason, at);
@@ -292,9 +377,9 @@ impl Release {
         match &self.state {
             State::Collecting => vec![Effect::ResolveImages { images: self.awaited_images() }],
             State::Ready { next: Stage::Migration } => vec![Effect::StartMigration],
-            State::Ready { .. } => vec![Effect::StartDeployment],
-            // Starting is in a claim holder's hands; running is ECS's until it reports.
-            State::StartingMigration | State::Migrating { .. } | State::Failed { .. } => Vec::new(),
+            State::Ready { .. } | State::Queued { .. } => vec![Effect::StartDeployment],
+            // The others are in a claim holder's, ECS's, CodeDeploy's or a person's hands.
+            _ => Vec::new(),
         }
     }
 
@@ -337,6 +422,21 @@ impl Release {
             Event::MigrationImpossible { reason, at } => Ok(self.on_migration_impossible(reason, *at)),
             Event::MigrationTaskChanged { report, at } => Ok(self.on_migration_task_changed(report, *at)),
             Event::MigrationOverdue { at } => Ok(self.on_migration_overdue(*at)),
+            Event::DeployLock { decision, at } => Ok(self.on_deploy_lock(decision, *at)),
+            Event::DeploymentClaimed { method, at, lease } => Ok(self.on_deployment_claimed(method, *at, *lease)),
+            Event::DeploymentStarted { deployment, task_definition, at } => {
+                Ok(self.on_deployment_started(deployment, task_definition.as_deref(), *at))
+            }
+            Event::DeploymentImpossible { reason, at } => Ok(self.on_deployment_impossible(reason, *at)),
+            Event::VerificationStarted { hook, at } => Ok(self.on_verification_started(hook, *at)),
+            Event::Probed { probes, at } => Ok(self.on_probed(probes, *at)),
+            Event::VerificationFinished { outcome, auto, bake_seconds, at } => {
+                Ok(self.on_verification_finished(outcome, *auto, *bake_seconds, *at))
+            }
+            Event::Decided { approve, by, at } => Ok(self.on_decided(*approve, by, *at)),
+            Event::DeploymentEnded { deployment, end, detail, at } => {
+                Ok(self.on_deployment_ended(deployment, *end, detail, *at))
+            }
         }
     }
 

@@ -41,7 +41,7 @@ impl Convoy {
         };
         let release = stored.release;
         match &release.state {
-            State::Failed { .. } => {
+            state if state.is_terminal() => {
                 info!("ended; no longer active");
                 self.active.mark_done(key).await?;
                 Ok(None)
@@ -61,6 +61,7 @@ impl Convoy {
                 }
                 _ => self.fail_if_overdue(key, now).await,
             },
+            _ => Ok(None),
         }
     }
 

@@ -1,0 +1,372 @@
+//! The deployment stages of the state machine: the service's deploy lock, the claimed start, the
+//! verification on the test listener, the approval of the traffic shift, and how it all ended.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Decision, Effect, Release, Stage, State, client_token};
+use crate::names::ReleaseId;
+
+/// What the service's deploy lock answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockDecision {
+    /// This release holds the lock: it may deploy.
+    Acquired,
+    /// Another release deploys; this one waits.
+    HeldBy(ReleaseId),
+    /// A newer release deploys or waits to: this one never will.
+    SupersededBy(ReleaseId),
+}
+
+/// How CodeDeploy (or ECS) says a deployment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentEnd {
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+/// The deployment's run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRun {
+    /// `codedeploy` or `codepipeline`.
+    pub method: String,
+    /// The idempotency token of the start (`clientRequestToken`), derived from the release.
+    pub token: String,
+    pub claims: u32,
+    pub claimed_at: DateTime<Utc>,
+    /// The CodeDeploy deployment id or pipeline execution id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Policy approves the traffic shift at this time (auto approval with a bake time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approve_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<DeploymentEnd>,
+}
+
+/// The lifecycle hook that asked for verification, and how to answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Hook {
+    /// CodeDeploy `AfterAllowTestTraffic`: answered with `PutLifecycleEventHookExecutionStatus`.
+    CodeDeploy { deployment_id: String, execution_id: String },
+    /// ECS native blue/green `POST_TEST_TRAFFIC_SHIFT`: answered by the function's return value.
+    EcsNative { execution_id: String, service_deployment: String },
+}
+
+impl Hook {
+    /// The deployment the hook belongs to.
+    pub fn deployment(&self) -> &str {
+        match self {
+            Hook::CodeDeploy { deployment_id, .. } => deployment_id,
+            Hook::EcsNative { service_deployment, .. } => service_deployment,
+        }
+    }
+}
+
+/// One probe of the test listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub at: DateTime<Utc>,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationOutcome {
+    pub passed: bool,
+    pub reason: String,
+}
+
+/// The verification and its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub hook: Hook,
+    pub started_at: DateTime<Utc>,
+    pub probes: Vec<ProbeResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<VerificationOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Who decided the traffic shift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub approved: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Release {
+    /// When the release was opened (its first timeline entry): deploy order follows it.
+    pub fn opened_at(&self) -> DateTime<Utc> {
+        self.timeline.first().map_or(DateTime::<Utc>::MIN_UTC, |e| e.at)
+    }
+
+    fn wants_deploy_lock(&self) -> bool {
+        matches!(self.state, State::Ready { next: Stage::Deployment } | State::Queued { .. })
+    }
+
+    pub(super) fn on_deploy_lock(&self, decision: &LockDecision, at: DateTime<Utc>) -> Decision {
+        if !self.wants_deploy_lock() {
+            return Decision::unchanged(format!("the release is {}", self.state));
+        }
+        let mut next = self.clone();
+        match decision {
+            LockDecision::Acquired => return Decision::unchanged("the deploy lock is this release's"),
+            LockDecision::HeldBy(other) => {
+                if self.state == (State::Queued { behind: other.clone() }) {
+                    return Decision::unchanged(format!("still queued behind release {other}"));
+                }
+                next.state = State::Queued { behind: other.clone() };
+                next.record(
+                    at,
+                    "queued",
+                    format!("release {other} of {} is deploying; this one waits", self.key.service),
+                );
+            }
+            LockDecision::SupersededBy(newer) => {
+                next.state = State::Superseded { by: newer.clone() };
+                next.record(at, "superseded", format!("newer release {newer} deploys instead; this one never will"));
+            }
+        }
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_deployment_claimed(&self, method: &str, at: DateTime<Utc>, lease: Duration) -> Decision {
+        let mut next = self.clone();
+        match (&self.state, &self.deployment) {
+            (State::Ready { next: Stage::Deployment } | State::Queued { .. }, _) => {
+                next.deployment = Some(DeploymentRun {
+                    method: method.to_owned(),
+                    token: client_token(&self.key, "deployment"),
+                    claims: 1,
+                    claimed_at: at,
+                    id: None,
+                    task_definition: None,
+                    started_at: None,
+                    auto_approve_at: None,
+                    ended_at: None,
+                    end: None,
+                });
+                next.state = State::StartingDeployment;
+                next.record(at, "deployment-starting", format!("via {method}"));
+            }
+            (State::StartingDeployment, Some(run)) if run.claimed_at + lease <= at => {
+                let run = next.deployment.as_mut().expect("matched above");
+                run.claims += 1;
+                run.claimed_at = at;
+                next.record(
+                    at,
+                    "deployment-claim-taken-over",
+                    format!("the previous handler did not record a deployment within {}s", lease.num_seconds()),
+                );
+            }
+            _ => return Decision::unchanged(format!("the deployment is not due: the release is {}", self.state)),
+        }
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_deployment_started(&self, id: &str, task_definition: Option<&str>, at: DateTime<Utc>) -> Decision {
+        if self.state != State::StartingDeployment {
+            return Decision::unchanged(format!("deployment {id} started, but the release is {}", self.state));
+        }
+        let mut next = self.clone();
+        let run = next.deployment.as_mut().expect("a starting deployment has a run");
+        run.id = Some(id.to_owned());
+        run.task_definition = task_definition.map(str::to_owned).or(run.task_definition.take());
+        run.started_at = Some(at);
+        let revision = task_definition.map_or(String::new(), |t| format!(" with {t}"));
+        next.state = State::Deploying { deployment: id.to_owned() };
+        next.record(at, "deployment-started", format!("{id}{revision}"));
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_deployment_impossible(&self, reason: &str, at: DateTime<Utc>) -> Decision {
+        if !matches!(self.state, State::StartingDeployment) && !self.wants_deploy_lock() {
+            return Decision::unchanged(format!("the release is {}", self.state));
+        }
+        let mut next = self.clone();
+        next.state = State::Failed { stage: Stage::Deployment, reason: reason.to_owned() };
+        next.record(at, "deployment-impossible", reason.to_owned());
+        Decision::Changed { release: Box::new(next), effects: vec![Effect::ReleaseDeployLock] }
+    }
+
+    pub(super) fn on_verification_started(&self, hook: &Hook, at: DateTime<Utc>) -> Decision {
+        let deployment = match (&self.state, hook) {
+            (State::Deploying { deployment }, _) => deployment.clone(),
+            // The hook can overtake the record of the start (a crashed holder): its deployment id
+            // is adopted, as CodeDeploy runs only deployments of this release's group here.
+            (State::StartingDeployment, Hook::CodeDeploy { deployment_id, .. }) => deployment_id.clone(),
+            (State::Verifying { .. }, _) if self.verification.as_ref().is_some_and(|v| v.hook == *hook) => {
+                return Decision::unchanged("this hook's verification is under way");
+            }
+            (State::Verifying { deployment }, _) => deployment.clone(),
+            _ => return Decision::unchanged(format!("no verification is due: the release is {}", self.state)),
+        };
+        let mut next = self.clone();
+        if let Some(run) = next.deployment.as_mut() {
+            run.id.get_or_insert_with(|| deployment.clone());
+        }
+        next.verification = Some(Verification {
+            hook: hook.clone(),
+            started_at: at,
+            probes: Vec::new(),
+            outcome: None,
+            finished_at: None,
+        });
+        next.state = State::Verifying { deployment };
+        next.record(at, "verification-started", format!("{} hook", hook_name(hook)));
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_probed(&self, probes: &[ProbeResult], at: DateTime<Utc>) -> Decision {
+        let (State::Verifying { .. }, Some(verification)) = (&self.state, &self.verification) else {
+            return Decision::unchanged(format!("no verification runs: the release is {}", self.state));
+        };
+        let fresh: Vec<&ProbeResult> = probes.iter().filter(|p| !verification.probes.contains(p)).collect();
+        if fresh.is_empty() {
+            return Decision::unchanged("these probes are recorded already");
+        }
+        let mut next = self.clone();
+        let recorded = next.verification.as_mut().expect("matched above");
+        recorded.probes.extend(fresh.into_iter().cloned());
+        let _ = at;
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_verification_finished(
+        &self,
+        outcome: &VerificationOutcome,
+        auto: bool,
+        bake_seconds: u64,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        let State::Verifying { deployment } = &self.state else {
+            return Decision::unchanged(format!("no verification runs: the release is {}", self.state));
+        };
+        let mut next = self.clone();
+        let verification = next.verification.as_mut().expect("a verifying release has a verification");
+        verification.outcome = Some(outcome.clone());
+        verification.finished_at = Some(at);
+        let mut effects = Vec::new();
+        if !outcome.passed {
+            next.state = State::RollingBack { deployment: deployment.clone(), reason: outcome.reason.clone() };
+            next.record(at, "verification-failed", format!("{}; the deployment rolls back", outcome.reason));
+        } else if auto && bake_seconds == 0 {
+            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
+            next.approval = Some(ApprovalDecision { approved: true, by: "policy (auto)".into(), at });
+            next.record(at, "verification-passed", outcome.reason.clone());
+            next.record(at, "approved", "by policy (auto): production traffic shifts".into());
+            effects.push(Effect::ContinueDeployment { deployment: deployment.clone() });
+        } else {
+            next.state = State::AwaitingApproval { deployment: deployment.clone() };
+            next.record(at, "verification-passed", outcome.reason.clone());
+            if auto {
+                let when = at + Duration::seconds(bake_seconds as i64);
+                if let Some(run) = next.deployment.as_mut() {
+                    run.auto_approve_at = Some(when);
+                }
+                next.record(
+                    at,
+                    "baking",
+                    format!("policy approves at {} unless a person decides first", when.to_rfc3339()),
+                );
+            }
+        }
+        Decision::Changed { release: Box::new(next), effects }
+    }
+
+    pub(super) fn on_decided(&self, approve: bool, by: &str, at: DateTime<Utc>) -> Decision {
+        let State::AwaitingApproval { deployment } = &self.state else {
+            return Decision::unchanged(format!("nothing awaits a decision: the release is {}", self.state));
+        };
+        let mut next = self.clone();
+        next.approval = Some(ApprovalDecision { approved: approve, by: by.to_owned(), at });
+        if approve {
+            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
+            next.record(at, "approved", format!("by {by}: production traffic shifts"));
+        } else {
+            let reason = format!("rejected by {by}");
+            next.state = State::RollingBack { deployment: deployment.clone(), reason: reason.clone() };
+            next.record(at, "rejected", format!("{reason}; the deployment rolls back"));
+        }
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_deployment_ended(
+        &self,
+        deployment: &str,
+        end: DeploymentEnd,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        if self.state.deployment() != Some(deployment) {
+            return Decision::unchanged(format!(
+                "deployment {deployment} is not this release's current one ({})",
+                self.state
+            ));
+        }
+        let mut next = self.clone();
+        if let Some(run) = next.deployment.as_mut() {
+            run.ended_at = Some(at);
+            run.end = Some(end);
+        }
+        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        match (end, &self.state) {
+            (DeploymentEnd::Succeeded, State::AwaitingApproval { .. }) => {
+                // Nobody approved through Convoy, yet traffic shifted: someone did, in the console.
+                next.approval =
+                    Some(ApprovalDecision { approved: true, by: "outside Convoy (CodeDeploy console)".into(), at });
+                next.record(
+                    at,
+                    "approved",
+                    "outside Convoy: the deployment shifted traffic without `convoy approve`".into(),
+                );
+                next.state = State::Succeeded;
+                next.record(at, "succeeded", format!("deployment {deployment} succeeded{detail}"));
+            }
+            (DeploymentEnd::Succeeded, _) => {
+                next.state = State::Succeeded;
+                next.record(at, "succeeded", format!("deployment {deployment} succeeded{detail}"));
+            }
+            (_, State::RollingBack { reason, .. }) => {
+                let verification_failed =
+                    self.verification.as_ref().and_then(|v| v.outcome.as_ref()).is_some_and(|o| !o.passed);
+                next.state = if verification_failed {
+                    State::Failed { stage: Stage::Verification, reason: reason.clone() }
+                } else {
+                    State::RolledBack { reason: reason.clone() }
+                };
+                next.record(at, "rolled-back", format!("deployment {deployment} ended {end:?}{detail}"));
+            }
+            (_, _) => {
+                let reason = format!("deployment {deployment} ended {end:?}{detail}");
+                next.state = State::RolledBack { reason: reason.clone() };
+                next.record(at, "rolled-back", reason);
+            }
+        }
+        Decision::Changed { release: Box::new(next), effects: vec![Effect::ReleaseDeployLock] }
+    }
+}
+
+fn hook_name(hook: &Hook) -> &'static str {
+    match hook {
+        Hook::CodeDeploy { .. } => "CodeDeploy AfterAllowTestTraffic",
+        Hook::EcsNative { .. } => "ECS POST_TEST_TRAFFIC_SHIFT",
+    }
+}

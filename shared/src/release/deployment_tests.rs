@@ -1,0 +1,247 @@
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::manifest;
+use crate::names::{ReleaseId, ServiceName};
+
+fn key() -> ReleaseKey {
+    ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("r1").unwrap())
+}
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+}
+
+fn changed(decision: Decision) -> (Release, Vec<Effect>) {
+    match decision {
+        Decision::Changed { release, effects } => (*release, effects),
+        Decision::Unchanged { why } => panic!("expected a change: {why}"),
+    }
+}
+
+fn unchanged(decision: Decision) -> bool {
+    matches!(decision, Decision::Unchanged { .. })
+}
+
+fn apply(release: &Release, event: Event) -> (Release, Vec<Effect>) {
+    changed(release.apply(&event).unwrap())
+}
+
+/// A release ready for deployment (no migration).
+fn ready() -> Release {
+    let text = r#"{"version": 1, "release": "r1", "service": "web",
+        "images": {"app": "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:r1"}}"#;
+    let source =
+        ManifestSource { bucket: "b".into(), key: "releases/web/r1.json".into(), version_id: None, etag: None };
+    let release = Release::open(key(), source, manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
+    let image = ImageKey::of(&release.images.values().next().unwrap().image);
+    let event =
+        Event::ImageFound { image, digest: Digest::new("sha256:aa").unwrap(), at: t(1), via: Sighting::PushEvent };
+    apply(&release, event).0
+}
+
+fn claim(at: i64) -> Event {
+    Event::DeploymentClaimed { method: "codedeploy".into(), at: t(at), lease: Duration::seconds(90) }
+}
+
+fn deploying() -> Release {
+    let (release, _) = apply(&ready(), claim(2));
+    apply(
+        &release,
+        Event::DeploymentStarted { deployment: "d-1".into(), task_definition: Some("web:42".into()), at: t(3) },
+    )
+    .0
+}
+
+fn hook() -> Hook {
+    Hook::CodeDeploy { deployment_id: "d-1".into(), execution_id: "exec-1".into() }
+}
+
+fn verifying() -> Release {
+    apply(&deploying(), Event::VerificationStarted { hook: hook(), at: t(4) }).0
+}
+
+fn finished(passed: bool, auto: bool, bake_seconds: u64) -> Event {
+    let reason = if passed { "10 of 10 probes passed" } else { "3 probes failed (limit 2)" };
+    Event::VerificationFinished {
+        outcome: VerificationOutcome { passed, reason: reason.into() },
+        auto,
+        bake_seconds,
+        at: t(60),
+    }
+}
+
+fn awaiting() -> Release {
+    apply(&verifying(), finished(true, false, 0)).0
+}
+
+fn ended(end: DeploymentEnd) -> Event {
+    Event::DeploymentEnded { deployment: "d-1".into(), end, detail: String::new(), at: t(100) }
+}
+
+#[test]
+fn a_ready_release_with_the_lock_is_claimed_once() {
+    let (claimed, _) = apply(&ready(), claim(2));
+    assert_eq!(claimed.state, State::StartingDeployment);
+    assert!(unchanged(claimed.apply(&claim(3)).unwrap()), "a second claim loses");
+}
+
+#[test]
+fn a_stale_deployment_claim_is_taken_over() {
+    let (claimed, _) = apply(&ready(), claim(2));
+    let (taken, _) = apply(&claimed, claim(200));
+    assert_eq!(taken.deployment.unwrap().claims, 2);
+}
+
+#[test]
+fn a_release_behind_another_is_queued_once() {
+    let decision = LockDecision::HeldBy(ReleaseId::new("r0").unwrap());
+    let (queued, _) = apply(&ready(), Event::DeployLock { decision: decision.clone(), at: t(2) });
+    assert_eq!(queued.state, State::Queued { behind: ReleaseId::new("r0").unwrap() });
+    assert!(unchanged(queued.apply(&Event::DeployLock { decision, at: t(3) }).unwrap()));
+    assert_eq!(queued.pending_work(), vec![Effect::StartDeployment], "a queued release keeps asking");
+}
+
+#[test]
+fn a_queued_release_is_claimed_when_the_lock_frees() {
+    let decision = LockDecision::HeldBy(ReleaseId::new("r0").unwrap());
+    let (queued, _) = apply(&ready(), Event::DeployLock { decision, at: t(2) });
+    assert_eq!(apply(&queued, claim(5)).0.state, State::StartingDeployment);
+}
+
+#[test]
+fn an_older_release_is_superseded_by_a_newer_one() {
+    let decision = LockDecision::SupersededBy(ReleaseId::new("r9").unwrap());
+    let (superseded, effects) = apply(&ready(), Event::DeployLock { decision, at: t(2) });
+    assert_eq!(superseded.state, State::Superseded { by: ReleaseId::new("r9").unwrap() });
+    assert!(superseded.state.is_terminal());
+    assert!(effects.is_empty(), "it never held the lock");
+}
+
+#[test]
+fn a_deployment_in_flight_is_never_superseded() {
+    let decision = LockDecision::SupersededBy(ReleaseId::new("r9").unwrap());
+    assert!(unchanged(deploying().apply(&Event::DeployLock { decision, at: t(5) }).unwrap()));
+}
+
+#[test]
+fn a_started_deployment_is_recorded_with_its_revision() {
+    let release = deploying();
+    assert_eq!(release.state, State::Deploying { deployment: "d-1".into() });
+    assert_eq!(release.deployment.unwrap().task_definition.as_deref(), Some("web:42"));
+}
+
+#[test]
+fn an_impossible_deployment_fails_and_frees_the_lock() {
+    let (claimed, _) = apply(&ready(), claim(2));
+    let (failed, effects) = apply(&claimed, Event::DeploymentImpossible { reason: "no settings".into(), at: t(3) });
+    assert!(matches!(failed.state, State::Failed { stage: Stage::Deployment, .. }));
+    assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
+}
+
+#[test]
+fn the_hook_starts_verification_once() {
+    let release = verifying();
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".into() });
+    assert!(unchanged(release.apply(&Event::VerificationStarted { hook: hook(), at: t(5) }).unwrap()));
+}
+
+#[test]
+fn a_hook_that_overtakes_the_start_record_adopts_the_deployment() {
+    let (claimed, _) = apply(&ready(), claim(2));
+    let (release, _) = apply(&claimed, Event::VerificationStarted { hook: hook(), at: t(4) });
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".into() });
+    assert_eq!(release.deployment.unwrap().id.as_deref(), Some("d-1"));
+}
+
+#[test]
+fn probes_are_recorded_once_each() {
+    let probe =
+        ProbeResult { at: t(5), url: "http://t/".into(), status: Some(200), latency_ms: 3, ok: true, failure: None };
+    let (release, _) = apply(&verifying(), Event::Probed { probes: vec![probe.clone()], at: t(5) });
+    assert_eq!(release.verification.as_ref().unwrap().probes.len(), 1);
+    assert!(unchanged(release.apply(&Event::Probed { probes: vec![probe], at: t(6) }).unwrap()));
+}
+
+#[test]
+fn passed_verification_with_manual_approval_awaits_a_person() {
+    let release = awaiting();
+    assert_eq!(release.state, State::AwaitingApproval { deployment: "d-1".into() });
+    assert!(release.verification.unwrap().outcome.unwrap().passed);
+}
+
+#[test]
+fn passed_verification_with_auto_approval_continues_at_once() {
+    let (release, effects) = apply(&verifying(), finished(true, true, 0));
+    assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".into() });
+    assert_eq!(effects, vec![Effect::ContinueDeployment { deployment: "d-1".into() }]);
+    assert_eq!(release.approval.unwrap().by, "policy (auto)");
+}
+
+#[test]
+fn auto_approval_with_a_bake_time_waits_until_then() {
+    let (release, effects) = apply(&verifying(), finished(true, true, 300));
+    assert_eq!(release.state, State::AwaitingApproval { deployment: "d-1".into() });
+    assert!(effects.is_empty());
+    assert_eq!(release.deployment.unwrap().auto_approve_at, Some(t(360)));
+}
+
+#[test]
+fn failed_verification_rolls_back_and_ends_failed_at_verification() {
+    let (rolling, _) = apply(&verifying(), finished(false, false, 0));
+    assert!(matches!(rolling.state, State::RollingBack { .. }));
+    assert!(!rolling.state.is_terminal(), "the lock stays until the rollback is over");
+    let (release, effects) = apply(&rolling, ended(DeploymentEnd::Stopped));
+    assert_eq!(release.state, State::Failed { stage: Stage::Verification, reason: "3 probes failed (limit 2)".into() });
+    assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
+}
+
+#[test]
+fn approval_shifts_traffic_and_names_who_approved() {
+    let (release, _) = apply(&awaiting(), Event::Decided { approve: true, by: "alice".into(), at: t(70) });
+    assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".into() });
+    assert_eq!(release.approval.unwrap().by, "alice");
+}
+
+#[test]
+fn rejection_rolls_back_and_ends_rolled_back() {
+    let (rolling, _) = apply(&awaiting(), Event::Decided { approve: false, by: "bob".into(), at: t(70) });
+    let (release, _) = apply(&rolling, ended(DeploymentEnd::Stopped));
+    assert_eq!(release.state, State::RolledBack { reason: "rejected by bob".into() });
+}
+
+#[test]
+fn a_decision_before_verification_passed_changes_nothing() {
+    assert!(unchanged(verifying().apply(&Event::Decided { approve: true, by: "eve".into(), at: t(5) }).unwrap()));
+}
+
+#[test]
+fn a_deployment_that_succeeds_while_awaiting_approval_was_approved_in_the_console() {
+    let (release, effects) = apply(&awaiting(), ended(DeploymentEnd::Succeeded));
+    assert_eq!(release.state, State::Succeeded);
+    assert!(release.approval.unwrap().by.contains("outside Convoy"));
+    assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
+}
+
+#[test]
+fn an_approved_deployment_that_succeeds_ends_succeeded() {
+    let (shifting, _) = apply(&awaiting(), Event::Decided { approve: true, by: "alice".into(), at: t(70) });
+    assert_eq!(apply(&shifting, ended(DeploymentEnd::Succeeded)).0.state, State::Succeeded);
+}
+
+#[test]
+fn a_deployment_that_fails_after_approval_ends_rolled_back() {
+    let (shifting, _) = apply(&awaiting(), Event::Decided { approve: true, by: "alice".into(), at: t(70) });
+    assert!(matches!(apply(&shifting, ended(DeploymentEnd::Failed)).0.state, State::RolledBack { .. }));
+}
+
+#[test]
+fn the_end_of_another_deployment_changes_nothing() {
+    let event = Event::DeploymentEnded {
+        deployment: "d-other".into(),
+        end: DeploymentEnd::Failed,
+        detail: String::new(),
+        at: t(9),
+    };
+    assert!(unchanged(awaiting().apply(&event).unwrap()));
+}
