@@ -24,3 +24,22 @@ ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo is not installed (https://rustup.rs)" >&2; exit 1; }
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 }
+
+# Release build tools (cargo-lambda, and zig for cross-linking) in their own venv, so that the
+# tests' venv never pays for them; reinstalled only when requirements-build.txt changes. Callers
+# put $BUILD_VENV/bin first on PATH: cargo-lambda finds zig only via `python3 -m ziglang`.
+BUILD_VENV=$CONVOY_CACHE/venv-build
+ensure_build_tools() {
+  local stamp=$BUILD_VENV/.requirements.sha256 want
+  want=$(sha256sum < "$ROOT"/scripts/requirements-build.txt | cut -d' ' -f1)
+  if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    log "installing pinned build tools into $BUILD_VENV"
+    python3 -m venv "$BUILD_VENV"
+    "$BUILD_VENV"/bin/pip install --quiet --disable-pip-version-check \
+      -r "$ROOT"/scripts/requirements-build.txt
+    echo "$want" > "$stamp"
+  fi
+  # Lambda's arm64 (Graviton) target; the zip build cross-compiles for it.
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
+    || rustup target add aarch64-unknown-linux-gnu
+}

@@ -1,11 +1,13 @@
-//! `convoy`: read a release record. Honours the standard AWS environment (`AWS_ENDPOINT_URL`,
-//! `AWS_REGION`, credentials) and `CONVOY_STATE_BUCKET` / `CONVOY_S3_FORCE_PATH_STYLE`.
+//! `convoy`: read a release record, approve or reject its traffic shift. Honours the standard AWS
+//! environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) and `CONVOY_STATE_BUCKET` /
+//! `CONVOY_S3_FORCE_PATH_STYLE`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use convoy::adapters::aws::{self, S3Store};
-use convoy::config::StoreSettings;
+use convoy::config::{Config, StoreSettings};
+use convoy::error::ConvoyError;
 use convoy::names::{ReleaseId, ReleaseKey, ServiceName};
 use convoy::ports::ReleaseStore;
 
@@ -18,13 +20,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show a release: its state, each image with tag and digest, and its timeline.
+    /// Show a release: its state, images and digests, migration, verification, timeline.
     Status {
         service: ServiceName,
         release: ReleaseId,
         /// Print the record as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Let a verified release shift production traffic (CodeDeploy ContinueDeployment, or ECS
+    /// ContinueServiceDeployment). Refused unless its verification passed.
+    Approve {
+        service: ServiceName,
+        release: ReleaseId,
+        /// Who approves (recorded); defaults to $USER.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Stop a release awaiting approval and roll its deployment back.
+    Reject {
+        service: ServiceName,
+        release: ReleaseId,
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -43,9 +61,9 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let settings = StoreSettings::from_env().map_err(|e| e.to_string())?;
     let sdk = aws::load_sdk_config().await;
-    let store = S3Store::new(aws::s3_client(&sdk, &settings), &settings.state_bucket);
     match cli.command {
         Command::Status { service, release, json } => {
+            let store = S3Store::new(aws::s3_client(&sdk, &settings), &settings.state_bucket);
             let key = ReleaseKey::new(service, release);
             let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {
                 eprintln!("convoy: no release {key} in s3://{}/{}", settings.state_bucket, S3Store::record_key(&key));
@@ -58,5 +76,34 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Approve { service, release, by } => {
+            decide(&sdk, settings, ReleaseKey::new(service, release), true, by).await
+        }
+        Command::Reject { service, release, by } => {
+            decide(&sdk, settings, ReleaseKey::new(service, release), false, by).await
+        }
+    }
+}
+
+async fn decide(
+    sdk: &aws_config::SdkConfig,
+    settings: StoreSettings,
+    key: ReleaseKey,
+    approve: bool,
+    by: Option<String>,
+) -> Result<ExitCode, String> {
+    let region = sdk.region().map(ToString::to_string).unwrap_or_default();
+    let convoy = convoy::startup::wire(sdk, &Config::for_cli(settings, &region)).map_err(|e| e.to_string())?;
+    let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+    match convoy.decide(&key, approve, &by, chrono::Utc::now()).await {
+        Ok(report) => {
+            println!("{}: {}", key, report.state);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConvoyError::Refused(why)) => {
+            eprintln!("convoy: refused: {why}");
+            Ok(ExitCode::from(1))
+        }
+        Err(err) => Err(err.to_string()),
     }
 }

@@ -18,6 +18,8 @@ pub enum ConfigError {
     NotABool(&'static str, String),
     #[error("{0} must be a whole number of seconds from 1 to 86400, not {1:?}")]
     NotSeconds(&'static str, String),
+    #[error("{0}: {1}")]
+    BadSettings(&'static str, String),
 }
 
 /// Where the records live and how to reach them.
@@ -41,6 +43,8 @@ pub struct Config {
     pub cluster: String,
     /// `CONVOY_MIGRATION_TIMEOUT_SECONDS` (default 1800): for manifests that set none.
     pub migration_timeout_seconds: u64,
+    /// `CONVOY_SERVICE_SETTINGS`: per service, where to deploy and how to verify (JSON).
+    pub services: std::collections::BTreeMap<ServiceName, crate::settings::ServiceSettings>,
 }
 
 pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
@@ -50,6 +54,7 @@ pub const ALLOWED_SERVICES: &str = "CONVOY_ALLOWED_SERVICES";
 pub const ALLOWED_REPOSITORIES: &str = "CONVOY_ALLOWED_REPOSITORIES";
 pub const CLUSTER: &str = "CONVOY_CLUSTER";
 pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
+pub const SERVICE_SETTINGS: &str = "CONVOY_SERVICE_SETTINGS";
 
 impl StoreSettings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -87,17 +92,38 @@ impl Config {
                 .filter(|s| (1..=86_400).contains(s))
                 .ok_or(ConfigError::NotSeconds(MIGRATION_TIMEOUT, raw))?,
         };
+        let services = match lookup(SERVICE_SETTINGS).filter(|v| !v.trim().is_empty()) {
+            None => Default::default(),
+            Some(json) => crate::settings::parse(&json).map_err(|e| ConfigError::BadSettings(SERVICE_SETTINGS, e))?,
+        };
         Ok(Self {
             store,
             manifest_prefix,
             policy: Policy { allowed_services, allowed_repositories, region: region.to_owned() },
             cluster,
             migration_timeout_seconds,
+            services,
         })
     }
 
     pub fn from_env(region: &str) -> Result<Self, ConfigError> {
         Self::from_lookup(&|name| std::env::var(name).ok(), region)
+    }
+
+    /// What the `convoy` CLI needs: the store; it reads, approves and rejects, and opens nothing.
+    pub fn for_cli(store: StoreSettings, region: &str) -> Self {
+        Self {
+            store,
+            manifest_prefix: "releases/".into(),
+            policy: Policy {
+                allowed_services: BTreeSet::new(),
+                allowed_repositories: BTreeSet::new(),
+                region: region.into(),
+            },
+            cluster: String::new(),
+            migration_timeout_seconds: 1800,
+            services: Default::default(),
+        }
     }
 }
 

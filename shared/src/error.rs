@@ -45,6 +45,16 @@ pub enum TasksError {
     Unavailable(String),
 }
 
+/// CodeDeploy (or ECS's deployment API) failed, or refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeployError {
+    /// Refused for good (no such application or group, an invalid revision, not waiting).
+    #[error("{0}")]
+    Rejected(String),
+    #[error("the deployment service is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// Everything a Convoy use case can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvoyError {
@@ -56,6 +66,11 @@ pub enum ConvoyError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Tasks(#[from] TasksError),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    /// A person asked for something the release's state does not allow.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error("the event is not one this function reads: {0}")]
@@ -76,6 +91,8 @@ impl ConvoyError {
             ConvoyError::Registry(RegistryError::Unavailable(_)) => true,
             ConvoyError::Tasks(TasksError::Unavailable(_)) => true,
             ConvoyError::Tasks(TasksError::Rejected(_)) => false,
+            ConvoyError::Deploy(DeployError::Unavailable(_)) => true,
+            ConvoyError::Deploy(DeployError::Rejected(_)) | ConvoyError::Refused(_) => false,
             ConvoyError::Transition(_) | ConvoyError::BadEvent(_) => false,
             ConvoyError::Contention(..) => true,
         }

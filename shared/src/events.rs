@@ -265,3 +265,74 @@ fn release_of_group(group: &str) -> Option<crate::names::ReleaseKey> {
     let (service, release) = group.strip_prefix("convoy:")?.split_once(':')?;
     Some(crate::names::ReleaseKey::new(service.parse().ok()?, release.parse().ok()?))
 }
+
+/// A lifecycle hook invocation asking for verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookEvent {
+    /// CodeDeploy (`aws_lambda_events`' `CodeDeployLifecycleEvent`).
+    CodeDeploy { deployment: String, execution: String },
+    /// ECS native blue/green.
+    EcsNative { execution: String, stage: String, service_deployment: String, service: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsLifecycleHook {
+    execution_id: String,
+    lifecycle_stage: String,
+    resource_arn: String,
+    execution_details: EcsExecutionDetails,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsExecutionDetails {
+    service_arn: String,
+}
+
+/// Reads a CodeDeploy hook (`DeploymentId`, `LifecycleEventHookExecutionId`) or an ECS native hook.
+pub fn parse_hook(payload: serde_json::Value) -> Result<HookEvent, String> {
+    if payload.get("DeploymentId").is_some() {
+        let event: aws_lambda_events::codedeploy::CodeDeployLifecycleEvent =
+            serde_json::from_value(payload).map_err(|e| format!("not a CodeDeploy lifecycle hook: {e}"))?;
+        return Ok(HookEvent::CodeDeploy {
+            deployment: event.deployment_id,
+            execution: event.lifecycle_event_hook_execution_id,
+        });
+    }
+    let hook: EcsLifecycleHook =
+        serde_json::from_value(payload).map_err(|e| format!("neither a CodeDeploy nor an ECS lifecycle hook: {e}"))?;
+    let service = hook.execution_details.service_arn.rsplit('/').next().unwrap_or_default().to_owned();
+    Ok(HookEvent::EcsNative {
+        execution: hook.execution_id,
+        stage: hook.lifecycle_stage,
+        service_deployment: hook.resource_arn,
+        service,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeDeployStateChange {
+    deployment_id: String,
+    state: String,
+}
+
+/// Reads an EventBridge "CodeDeploy Deployment State-change Notification": `Some` when it ended.
+pub fn parse_deployment_change(
+    payload: serde_json::Value,
+) -> Result<Option<(String, crate::release::DeploymentEnd)>, String> {
+    let event: EventBridgeEvent<CodeDeployStateChange> = serde_json::from_value(payload)
+        .map_err(|e| format!("not a CodeDeploy Deployment State-change Notification: {e}"))?;
+    if event.source != "aws.codedeploy" {
+        return Err(format!("expected an event from aws.codedeploy, got one from {:?}", event.source));
+    }
+    use crate::release::DeploymentEnd;
+    let end = match event.detail.state.as_str() {
+        "SUCCESS" => DeploymentEnd::Succeeded,
+        "FAILURE" => DeploymentEnd::Failed,
+        "STOP" => DeploymentEnd::Stopped,
+        _ => return Ok(None),
+    };
+    Ok(Some((event.detail.deployment_id, end)))
+}

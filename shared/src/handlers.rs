@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
 use crate::error::ConvoyError;
-use crate::events::{self, PushEvent, TaskEvent};
+use crate::events::{self, HookEvent, PushEvent, TaskEvent};
 use crate::service::Convoy;
 
 /// EventBridge "ECR Image Action".
@@ -68,6 +68,37 @@ pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
             let _entered = span.enter();
             respond(convoy.migration_task_changed(&release, &report, Utc::now()).await)
         }
+    }
+}
+
+/// A lifecycle hook: CodeDeploy's `AfterAllowTestTraffic` (answered through the API) or ECS
+/// native blue/green's `POST_TEST_TRAFFIC_SHIFT` (answered by the return value). A malformed
+/// event is answered FAILED for ECS, since a hook that returns nothing rolls back anyway.
+pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    match events::parse_hook(event.payload) {
+        Err(why) => {
+            warn!("not a hook: {why}");
+            Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": why } }))
+        }
+        Ok(HookEvent::CodeDeploy { deployment, execution }) => {
+            respond(convoy.verify_codedeploy(&deployment, &execution, Utc::now()).await)
+        }
+        Ok(HookEvent::EcsNative { execution, stage, service_deployment, service }) => {
+            info!(%stage, %service, "ECS lifecycle hook");
+            respond(convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now()).await)
+        }
+    }
+}
+
+/// EventBridge "CodeDeploy Deployment State-change Notification".
+pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    match events::parse_deployment_change(event.payload) {
+        Err(why) => {
+            warn!("ignored: {why}");
+            Ok(json!({ "ignored": why }))
+        }
+        Ok(None) => Ok(json!({ "ignored": "the deployment has not ended" })),
+        Ok(Some((deployment, end))) => respond(convoy.deployment_ended(&deployment, end, "", Utc::now()).await),
     }
 }
 

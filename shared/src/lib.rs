@@ -11,5 +11,7 @@ pub mod names;
 pub mod ports;
 pub mod release;
 pub mod service;
+pub mod settings;
 pub mod startup;
 pub mod status;
+pub mod verify;

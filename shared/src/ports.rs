@@ -178,3 +178,114 @@ pub trait ActiveReleases: Send + Sync {
     /// Every release noted as in progress.
     async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError>;
 }
+
+/// A deployment to create with CodeDeploy (ECS blue/green).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeDeployRequest {
+    pub application: String,
+    pub deployment_group: String,
+    pub task_definition: String,
+    pub container: String,
+    pub port: u16,
+    pub verify_function: String,
+    /// Carries the release's marker, so a crashed start can be found again.
+    pub description: String,
+}
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    /// Running (or waiting for the traffic shift to be approved).
+    Running,
+    Ended {
+        end: crate::release::DeploymentEnd,
+        detail: String,
+    },
+}
+
+/// The deployment services: CodeDeploy, and ECS native blue/green's continuation.
+#[async_trait]
+pub trait Deployer: Send + Sync {
+    /// Creates a deployment; returns its id. CodeDeploy has no idempotency token: callers MUST
+    /// claim the start in the record first and look for an earlier one with [`Deployer::find`].
+    async fn create(&self, request: &CodeDeployRequest) -> Result<String, DeployError>;
+    /// A recent deployment of the group whose description contains `marker`.
+    async fn find(
+        &self,
+        application: &str,
+        deployment_group: &str,
+        marker: &str,
+    ) -> Result<Option<String>, DeployError>;
+    async fn status(&self, deployment: &str) -> Result<DeploymentStatus, DeployError>;
+    /// Whether `deployment` is an automatic or manual rollback (its hooks re-run then).
+    async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError>;
+    /// Answers a CodeDeploy lifecycle hook.
+    async fn answer_hook(&self, deployment: &str, execution: &str, succeeded: bool) -> Result<(), DeployError>;
+    /// Lets a deployment that waits (READY_WAIT) shift production traffic.
+    async fn continue_traffic(&self, deployment: &str) -> Result<(), DeployError>;
+    /// Stops a deployment, rolling it back.
+    async fn roll_back(&self, deployment: &str) -> Result<(), DeployError>;
+    /// Continues (or rolls back) an ECS native deployment paused at a pause hook.
+    async fn continue_native(&self, service_deployment: &str, roll_back: bool) -> Result<(), DeployError>;
+}
+
+pub use crate::error::DeployError;
+
+/// The release task definition: the service's, every named container's image pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseTaskSpec {
+    pub base: String,
+    pub images: Vec<(String, String)>,
+}
+
+/// Registers the release's task definition revision (the service's family).
+#[async_trait]
+pub trait ReleaseDefinitions: Send + Sync {
+    /// MUST return [`TasksError::Rejected`] when the base lacks a container `images` names.
+    async fn register_release(&self, spec: &ReleaseTaskSpec) -> Result<String, TasksError>;
+}
+
+/// Who holds a service's deploy lock, and the newest releases that deployed or wait.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DeployLock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<LockEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_started: Option<LockEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_waiting: Option<LockEntry>,
+}
+
+/// A release and when it was opened (deploy order follows it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct LockEntry {
+    pub opened_at: chrono::DateTime<chrono::Utc>,
+    pub release: crate::names::ReleaseId,
+}
+
+/// The per-service deploy locks, changed only by conditional writes.
+#[async_trait]
+pub trait DeployLocks: Send + Sync {
+    async fn load(
+        &self,
+        service: &crate::names::ServiceName,
+    ) -> Result<Option<(DeployLock, RecordVersion)>, StoreError>;
+    /// MUST return [`StoreError::AlreadyExists`] when a lock exists.
+    async fn create(&self, service: &crate::names::ServiceName, lock: &DeployLock)
+    -> Result<RecordVersion, StoreError>;
+    /// MUST return [`StoreError::Conflict`] when the stored version is not `expected`.
+    async fn replace(
+        &self,
+        service: &crate::names::ServiceName,
+        lock: &DeployLock,
+        expected: &RecordVersion,
+    ) -> Result<RecordVersion, StoreError>;
+}
+
+/// Which release a deployment belongs to (hooks and deployment events name only the deployment).
+#[async_trait]
+pub trait DeploymentIndex: Send + Sync {
+    /// MUST be idempotent.
+    async fn note(&self, deployment: &str, release: &ReleaseKey) -> Result<(), StoreError>;
+    async fn find(&self, deployment: &str) -> Result<Option<ReleaseKey>, StoreError>;
+}

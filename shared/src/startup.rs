@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::aws::{self, EcrRegistry, EcsTasks, S3Store};
+use crate::adapters::aws::{self, CodeDeployer, EcrRegistry, EcsTasks, HttpProber, S3Store};
 use crate::config::Config;
 use crate::service::{Convoy, Settings};
 
@@ -17,6 +17,8 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
     #[error("no AWS region is configured (AWS_REGION)")]
     NoRegion,
+    #[error("the HTTP prober cannot start: {0}")]
+    Prober(String),
 }
 
 /// Logging as AWS Lambda expects it: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from
@@ -30,21 +32,29 @@ pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
     let sdk = aws::load_sdk_config().await;
     let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
     let config = Config::from_env(&region)?;
-    Ok(wire(&sdk, &config))
+    wire(&sdk, &config)
 }
 
 /// Builds the adapters from one SDK configuration (one HTTP client shared by every SDK client).
-pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Convoy {
+pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, StartupError> {
     let store = Arc::new(S3Store::new(aws::s3_client(sdk, &config.store), &config.store.state_bucket));
     let registry = Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(sdk)));
-    let tasks = Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(sdk)));
-    Convoy {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let tasks = Arc::new(EcsTasks::new(ecs.clone()));
+    let deployer = Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(sdk), ecs));
+    let prober = Arc::new(HttpProber::new().map_err(StartupError::Prober)?);
+    Ok(Convoy {
         store: store.clone(),
         waits: store.clone(),
         manifests: store.clone(),
-        active: store,
+        active: store.clone(),
+        locks: store.clone(),
+        deployments: store,
         registry,
+        definitions: tasks.clone(),
         tasks,
+        deployer,
+        prober,
         settings: Settings {
             state_bucket: config.store.state_bucket.clone(),
             manifest_prefix: config.manifest_prefix.clone(),
@@ -52,6 +62,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Convoy {
             cluster: config.cluster.clone(),
             migration_timeout: chrono::Duration::seconds(config.migration_timeout_seconds as i64),
             claim_lease: CLAIM_LEASE,
+            services: config.services.clone(),
         },
-    }
+    })
 }

@@ -2,5 +2,7 @@
 //! the tests need (bucket, repositories, images), and the documented event fixtures.
 
 pub mod fixtures;
+pub mod http;
 pub mod moto;
+pub mod standin;
 pub mod world;

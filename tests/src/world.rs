@@ -109,6 +109,11 @@ impl World {
 
     /// Convoy's configuration for this world: its bucket, `services`, and its `repositories`.
     pub fn config(&self, services: &[&str], repositories: &[&str]) -> Config {
+        self.config_with(services, repositories, None)
+    }
+
+    /// The same, with per-service settings (`CONVOY_SERVICE_SETTINGS`).
+    pub fn config_with(&self, services: &[&str], repositories: &[&str], settings: Option<&str>) -> Config {
         let repos: Vec<String> = repositories.iter().map(|r| self.repo(r)).collect();
         let vars = [
             ("CONVOY_STATE_BUCKET", self.bucket.clone()),
@@ -116,6 +121,7 @@ impl World {
             ("CONVOY_ALLOWED_SERVICES", services.join(",")),
             ("CONVOY_ALLOWED_REPOSITORIES", repos.join(",")),
             ("CONVOY_CLUSTER", self.cluster()),
+            ("CONVOY_SERVICE_SETTINGS", settings.unwrap_or_default().to_owned()),
         ];
         Config::from_lookup(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()), REGION)
             .expect("a valid test configuration")
@@ -123,9 +129,82 @@ impl World {
 
     /// Convoy on the real adapters against this world.
     pub fn convoy(&self, services: &[&str], repositories: &[&str]) -> Convoy {
-        convoy::startup::wire(&self.sdk, &self.config(services, repositories))
+        convoy::startup::wire(&self.sdk, &self.config(services, repositories)).expect("Convoy starts")
+    }
+
+    /// Convoy with per-service settings.
+    pub fn convoy_with(&self, services: &[&str], repositories: &[&str], settings: &str) -> Convoy {
+        convoy::startup::wire(&self.sdk, &self.config_with(services, repositories, Some(settings)))
+            .expect("Convoy starts")
+    }
+
+    /// A CodeDeploy application (ECS) and a blue/green deployment group for `service` that waits
+    /// for the traffic shift to be approved. Returns (application, group).
+    pub async fn codedeploy(&self, service: &str) -> (String, String) {
+        use aws_sdk_codedeploy::types::{
+            BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentOption, DeploymentReadyAction,
+            DeploymentReadyOption, DeploymentStyle, DeploymentType, EcsService,
+        };
+        let codedeploy = aws_sdk_codedeploy::Client::new(&self.sdk);
+        let application = format!("convoy-{}", if self.id.is_empty() { "sandbox" } else { &self.id });
+        codedeploy
+            .create_application()
+            .application_name(&application)
+            .compute_platform(ComputePlatform::Ecs)
+            .send()
+            .await
+            .expect("application");
+        codedeploy
+            .create_deployment_group()
+            .application_name(&application)
+            .deployment_group_name(service)
+            .service_role_arn(format!("arn:aws:iam::{}:role/codedeploy-ecs", crate::moto::ACCOUNT))
+            .deployment_style(
+                DeploymentStyle::builder()
+                    .deployment_type(DeploymentType::BlueGreen)
+                    .deployment_option(DeploymentOption::WithTrafficControl)
+                    .build(),
+            )
+            .blue_green_deployment_configuration(
+                BlueGreenDeploymentConfiguration::builder()
+                    .deployment_ready_option(
+                        DeploymentReadyOption::builder()
+                            .action_on_timeout(DeploymentReadyAction::StopDeployment)
+                            .wait_time_in_minutes(60)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .ecs_services(EcsService::builder().service_name(service).cluster_name(self.cluster()).build())
+            .send()
+            .await
+            .expect("deployment group");
+        (application, service.to_owned())
     }
 }
+
+/// `CONVOY_SERVICE_SETTINGS` for one service deploying with CodeDeploy and verified on `listener`.
+pub fn service_settings(
+    service: &str,
+    application: &str,
+    group: &str,
+    listener: &str,
+    approval: &str,
+    probe: serde_json::Value,
+) -> String {
+    serde_json::json!({
+        service: {
+            "codedeploy": {"application": application, "deployment_group": group, "container": "nginx",
+                           "port": 80, "verify_function": "convoy-verify"},
+            "test_listener": listener,
+            "approval": approval,
+            "probe": probe
+        }
+    })
+    .to_string()
+}
+
+impl World {}
 
 /// A service's ECS world on moto.
 pub struct EcsWorld {

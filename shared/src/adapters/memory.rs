@@ -290,3 +290,175 @@ impl Tasks for MemoryTasks {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::ports::ReleaseDefinitions for MemoryTasks {
+    async fn register_release(&self, spec: &crate::ports::ReleaseTaskSpec) -> Result<String, TasksError> {
+        let services = lock(&self.services);
+        let Some((_, containers)) = services.values().find(|(shape, _)| shape.task_definition == spec.base) else {
+            return Err(TasksError::Rejected(format!("task definition {} not found", spec.base)));
+        };
+        if let Some((name, _)) = spec.images.iter().find(|(n, _)| !containers.contains(n)) {
+            return Err(TasksError::Rejected(format!("container {name:?} is not in task definition {}", spec.base)));
+        }
+        let mut state = lock(&self.state);
+        state.definitions += 1;
+        Ok(format!("{}:release-{}", spec.base, state.definitions))
+    }
+}
+
+#[derive(Default)]
+struct Documents {
+    locks: HashMap<String, (crate::ports::DeployLock, u64)>,
+    deployments: HashMap<String, ReleaseKey>,
+}
+
+/// Deploy locks and the deployment index, with the S3 adapter's conditional-write contract.
+#[derive(Default)]
+pub struct MemoryDocuments {
+    documents: Mutex<Documents>,
+}
+
+#[async_trait]
+impl crate::ports::DeployLocks for MemoryDocuments {
+    async fn load(
+        &self,
+        service: &crate::names::ServiceName,
+    ) -> Result<Option<(crate::ports::DeployLock, RecordVersion)>, StoreError> {
+        let documents = lock(&self.documents);
+        Ok(documents.locks.get(service.as_str()).map(|(l, v)| (l.clone(), RecordVersion(v.to_string()))))
+    }
+
+    async fn create(
+        &self,
+        service: &crate::names::ServiceName,
+        value: &crate::ports::DeployLock,
+    ) -> Result<RecordVersion, StoreError> {
+        let mut documents = lock(&self.documents);
+        if documents.locks.contains_key(service.as_str()) {
+            return Err(StoreError::AlreadyExists);
+        }
+        documents.locks.insert(service.to_string(), (value.clone(), 1));
+        Ok(RecordVersion("1".into()))
+    }
+
+    async fn replace(
+        &self,
+        service: &crate::names::ServiceName,
+        value: &crate::ports::DeployLock,
+        expected: &RecordVersion,
+    ) -> Result<RecordVersion, StoreError> {
+        let mut documents = lock(&self.documents);
+        match documents.locks.get_mut(service.as_str()) {
+            Some((stored, version)) if version.to_string() == expected.0 => {
+                *stored = value.clone();
+                *version += 1;
+                Ok(RecordVersion(version.to_string()))
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::DeploymentIndex for MemoryDocuments {
+    async fn note(&self, deployment: &str, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.documents).deployments.entry(deployment.to_owned()).or_insert_with(|| release.clone());
+        Ok(())
+    }
+
+    async fn find(&self, deployment: &str) -> Result<Option<ReleaseKey>, StoreError> {
+        Ok(lock(&self.documents).deployments.get(deployment).cloned())
+    }
+}
+
+/// A call the fake deployer received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployCall {
+    Create(crate::ports::CodeDeployRequest),
+    AnswerHook { deployment: String, execution: String, succeeded: bool },
+    Continue(String),
+    RollBack(String),
+    ContinueNative { service_deployment: String, roll_back: bool },
+}
+
+/// CodeDeploy as the tests script it: deployments run until a test ends them.
+#[derive(Default)]
+pub struct MemoryDeployer {
+    calls: Mutex<Vec<DeployCall>>,
+    ended: Mutex<HashMap<String, crate::ports::DeploymentStatus>>,
+}
+
+impl MemoryDeployer {
+    pub fn calls(&self) -> Vec<DeployCall> {
+        lock(&self.calls).clone()
+    }
+
+    pub fn end(&self, deployment: &str, end: crate::release::DeploymentEnd) {
+        lock(&self.ended)
+            .insert(deployment.to_owned(), crate::ports::DeploymentStatus::Ended { end, detail: String::new() });
+    }
+}
+
+#[async_trait]
+impl crate::ports::Deployer for MemoryDeployer {
+    async fn create(&self, request: &crate::ports::CodeDeployRequest) -> Result<String, crate::error::DeployError> {
+        let mut calls = lock(&self.calls);
+        calls.push(DeployCall::Create(request.clone()));
+        let n = calls.iter().filter(|c| matches!(c, DeployCall::Create(_))).count();
+        Ok(format!("d-MEMORY{n:04}"))
+    }
+
+    async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<String>, crate::error::DeployError> {
+        let calls = lock(&self.calls);
+        let creates = calls.iter().filter_map(|c| match c {
+            DeployCall::Create(r) => Some(r),
+            _ => None,
+        });
+        Ok(creates
+            .enumerate()
+            .find(|(_, r)| r.description.contains(marker))
+            .map(|(i, _)| format!("d-MEMORY{:04}", i + 1)))
+    }
+
+    async fn status(&self, deployment: &str) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
+        Ok(lock(&self.ended).get(deployment).cloned().unwrap_or(crate::ports::DeploymentStatus::Running))
+    }
+
+    async fn is_rollback(&self, _: &str) -> Result<bool, crate::error::DeployError> {
+        Ok(false)
+    }
+
+    async fn answer_hook(
+        &self,
+        deployment: &str,
+        execution: &str,
+        succeeded: bool,
+    ) -> Result<(), crate::error::DeployError> {
+        lock(&self.calls).push(DeployCall::AnswerHook {
+            deployment: deployment.into(),
+            execution: execution.into(),
+            succeeded,
+        });
+        Ok(())
+    }
+
+    async fn continue_traffic(&self, deployment: &str) -> Result<(), crate::error::DeployError> {
+        lock(&self.calls).push(DeployCall::Continue(deployment.into()));
+        Ok(())
+    }
+
+    async fn roll_back(&self, deployment: &str) -> Result<(), crate::error::DeployError> {
+        lock(&self.calls).push(DeployCall::RollBack(deployment.into()));
+        Ok(())
+    }
+
+    async fn continue_native(
+        &self,
+        service_deployment: &str,
+        roll_back: bool,
+    ) -> Result<(), crate::error::DeployError> {
+        lock(&self.calls).push(DeployCall::ContinueNative { service_deployment: service_deployment.into(), roll_back });
+        Ok(())
+    }
+}

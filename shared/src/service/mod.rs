@@ -1,11 +1,15 @@
 //! The use cases: what Convoy does with each event, over the ports. Handlers translate events into
 //! calls here; the state machine decides; this layer stores decisions and performs their effects.
 
+mod deploy;
 mod migration;
 mod readiness;
 mod reconcile;
+mod verification;
 
+pub use self::deploy::deployment_marker;
 pub use self::migration::{migration_group, started_by};
+pub use self::verification::HookReply;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +19,12 @@ use serde::Serialize;
 pub use self::readiness::Settings;
 use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
-use crate::ports::{ActiveReleases, ManifestReader, Registry, ReleaseStore, Tasks, WaitList};
+use crate::ports::{
+    ActiveReleases, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Registry, ReleaseDefinitions, ReleaseStore,
+    Tasks, WaitList,
+};
 use crate::release::{Decision, Effect, Release, Stage, State, TransitionError};
+use crate::verify::Prober;
 
 /// Convoy's use cases, wired to one set of ports.
 #[derive(Clone)]
@@ -27,6 +35,11 @@ pub struct Convoy {
     pub registry: Arc<dyn Registry>,
     pub tasks: Arc<dyn Tasks>,
     pub active: Arc<dyn ActiveReleases>,
+    pub definitions: Arc<dyn ReleaseDefinitions>,
+    pub deployer: Arc<dyn Deployer>,
+    pub locks: Arc<dyn DeployLocks>,
+    pub deployments: Arc<dyn DeploymentIndex>,
+    pub prober: Arc<dyn Prober>,
     pub settings: Settings,
 }
 
@@ -61,7 +74,7 @@ struct Updated {
 
 /// How often one update re-reads and re-applies after losing a conditional write. Far above what
 /// ten handlers writing one record at once need, and still bounded so a Lambda never spins.
-const MAX_ATTEMPTS: u32 = 30;
+pub(crate) const MAX_ATTEMPTS: u32 = 30;
 
 /// Reads the record, lets `decide` apply the event, and stores the result with a conditional
 /// write; when another writer got there first, it starts over from the newer record. Returns
@@ -129,6 +142,14 @@ impl Convoy {
         Ok(report)
     }
 
+    /// Reports an update and performs its effects, without starting a next stage (for
+    /// transitions that end a stage for good).
+    async fn finish_and_perform(&self, updated: Updated) -> Result<Report, ConvoyError> {
+        let hook = updated.release.verification.as_ref().map(|v| v.hook.clone());
+        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref()).await?;
+        Ok(self.finish(updated))
+    }
+
     /// Starts the stage a ready release waits for.
     async fn advance(
         &self,
@@ -138,11 +159,40 @@ impl Convoy {
     ) -> Result<Option<Report>, ConvoyError> {
         match state {
             State::Ready { next: Stage::Migration } => self.start_migration(key, now).await,
-            State::Ready { next: Stage::Deployment } => {
-                tracing::info!("the deployment is due; starting deployments is not built yet (issue 4)");
-                Ok(None)
-            }
+            State::Ready { next: Stage::Deployment } => self.start_deployment(key, now).await,
             _ => Ok(None),
         }
+    }
+
+    /// Performs the side effects of a stored transition (stage starts are [`Convoy::advance`]'s).
+    async fn perform(
+        &self,
+        key: &ReleaseKey,
+        effects: &[Effect],
+        hook: Option<&crate::release::Hook>,
+    ) -> Result<(), ConvoyError> {
+        for effect in effects {
+            match effect {
+                Effect::ReleaseDeployLock => self.release_deploy_lock(key).await?,
+                Effect::StopMigration { task } => {
+                    self.tasks.stop(&self.settings.cluster, task, "convoy: the migration ran past its timeout").await?;
+                }
+                Effect::ContinueDeployment { deployment } => {
+                    let continued = match hook {
+                        Some(crate::release::Hook::EcsNative { service_deployment, .. }) => {
+                            self.deployer.continue_native(service_deployment, false).await
+                        }
+                        _ => self.deployer.continue_traffic(deployment).await,
+                    };
+                    // CodeDeploy may not be waiting yet (or at all, without a wait configured):
+                    // the reconciler continues a shifting deployment that still runs.
+                    if let Err(err) = continued {
+                        tracing::info!(error = %err, "could not continue the deployment now; the reconciler retries");
+                    }
+                }
+                Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
+            }
+        }
+        Ok(())
     }
 }

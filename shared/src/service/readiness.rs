@@ -24,6 +24,8 @@ pub struct Settings {
     /// How long a claim to start a migration protects its holder; after it, a stalled start is
     /// taken over (by the reconciler). Longer than any start takes, shorter than a reconcile period.
     pub claim_lease: chrono::Duration,
+    /// Per service: where to deploy, what to probe, the approval policy.
+    pub services: std::collections::BTreeMap<crate::names::ServiceName, crate::settings::ServiceSettings>,
 }
 
 impl Settings {

@@ -48,6 +48,31 @@ impl Convoy {
             }
             State::Collecting => self.resolve_images(key, &release.awaited_images(), now).await,
             State::Ready { .. } => self.advance(key, &release.state, now).await,
+            State::Queued { .. } | State::StartingDeployment => self.start_deployment(key, now).await,
+            State::AwaitingApproval { .. }
+                if release.deployment.as_ref().and_then(|d| d.auto_approve_at).is_some_and(|at| at <= now) =>
+            {
+                info!("the bake time is over: policy approves");
+                self.decide(key, true, "policy (auto, after bake time)", now).await.map(Some)
+            }
+            State::Deploying { deployment }
+            | State::Verifying { deployment }
+            | State::AwaitingApproval { deployment }
+            | State::ShiftingTraffic { deployment }
+            | State::RollingBack { deployment, .. } => match self.deployer.status(deployment).await? {
+                crate::ports::DeploymentStatus::Ended { end, detail } => {
+                    info!(deployment, ?end, "the deployment ended without Convoy hearing of it");
+                    self.deployment_ended(deployment, end, &detail, now).await
+                }
+                crate::ports::DeploymentStatus::Running => {
+                    if matches!(release.state, State::ShiftingTraffic { .. }) {
+                        let hook = release.verification.as_ref().map(|v| v.hook.clone());
+                        let effect = Effect::ContinueDeployment { deployment: deployment.clone() };
+                        self.perform(key, &[effect], hook.as_ref()).await?;
+                    }
+                    Ok(None)
+                }
+            },
             State::StartingMigration => {
                 if let Some(report) = self.fail_if_overdue(key, now).await? {
                     return Ok(Some(report));
@@ -61,7 +86,7 @@ impl Convoy {
                 }
                 _ => self.fail_if_overdue(key, now).await,
             },
-            _ => Ok(None),
+            State::Succeeded | State::RolledBack { .. } | State::Superseded { .. } | State::Failed { .. } => Ok(None),
         }
     }
 
@@ -74,11 +99,7 @@ impl Convoy {
         if !updated.changed {
             return Ok(None);
         }
-        for effect in &updated.effects {
-            if let Effect::StopMigration { task } = effect {
-                self.tasks.stop(&self.settings.cluster, task, "convoy: the migration ran past its timeout").await?;
-            }
-        }
+        self.perform(key, &updated.effects, None).await?;
         Ok(Some(self.finish(updated)))
     }
 }

@@ -1,13 +1,13 @@
 //! Property-style runs of the readiness gate: for releases of 1 to 10 images, sampled orders of
 //! (manifest upload, image pushes), every event delivered 1 to 3 times, deliveries of one moment
 //! handled concurrently. Always: exactly one ready transition, digests equal to the pushed ones,
-//! and exactly one migration task (none when the manifest declares no migration).
+//! and exactly one migration task, or (with no migration declared) exactly one deployment.
 //! The same scenarios run on moto (real adapters) and on the in-memory fakes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use convoy::release::{Stage, State};
+use convoy::release::State;
 use serde_json::Value;
 
 use crate::scenario::*;
@@ -58,9 +58,11 @@ async fn run(backend: Arc<dyn Backend>, images: usize, seed: u64) {
         let starts = record.timeline.iter().filter(|e| e.event == "migration-starting").count();
         assert_eq!(starts, 1, "one claim (seed {seed})");
         assert_eq!(backend.migration_tasks(&key).await, 1, "exactly one migration task (seed {seed})");
+        assert_eq!(backend.deployments(&key).await, 0, "nothing deploys before the migration ends (seed {seed})");
     } else {
-        assert_eq!(record.state, State::Ready { next: Stage::Deployment }, "seed {seed}, {images} images");
+        assert!(matches!(record.state, State::Deploying { .. }), "seed {seed}, {images} images: {}", record.state);
         assert_eq!(backend.migration_tasks(&key).await, 0, "no migration task (seed {seed})");
+        assert_eq!(backend.deployments(&key).await, 1, "exactly one deployment (seed {seed})");
     }
     let ready = record.timeline.iter().filter(|e| e.event == "ready").count();
     assert_eq!(ready, 1, "exactly one ready transition (seed {seed})");

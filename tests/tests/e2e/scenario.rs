@@ -4,15 +4,19 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use convoy::adapters::memory::{MemoryObjects, MemoryRegistry, MemoryStore, MemoryTasks};
+use convoy::adapters::aws::{CodeDeployer, HttpProber};
+use convoy::adapters::memory::{
+    MemoryDeployer, MemoryDocuments, MemoryObjects, MemoryRegistry, MemoryStore, MemoryTasks,
+};
 use convoy::manifest::Policy;
 use convoy::names::ReleaseKey;
 use convoy::ports::Tasks;
 use convoy::release::{ImageKey, Release};
 use convoy::service::{Convoy, Settings};
 use convoy_tests::fixtures;
-use convoy_tests::moto::{ACCOUNT, REGION};
-use convoy_tests::world::{EcsWorld, World};
+use convoy_tests::moto::{ACCOUNT, Moto, REGION};
+use convoy_tests::standin::StandIn;
+use convoy_tests::world::{EcsWorld, World, service_settings};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
@@ -39,6 +43,8 @@ pub trait Backend: Send + Sync {
     async fn record(&self, key: &ReleaseKey) -> Option<Release>;
     /// How many migration tasks exist for the release (started, running or stopped).
     async fn migration_tasks(&self, key: &ReleaseKey) -> usize;
+    /// How many deployments were created for the release.
+    async fn deployments(&self, key: &ReleaseKey) -> usize;
 }
 
 pub fn manifest_v1(backend: &dyn Backend, release: &str, containers: &[String], migration: bool) -> String {
@@ -55,21 +61,61 @@ pub fn release_key(release: &str) -> ReleaseKey {
     ReleaseKey::new(SERVICE.parse().unwrap(), release.parse().unwrap())
 }
 
-/// moto through the real adapters.
+/// moto through the real adapters; CodeDeploy's missing operations through the stand-in.
 pub struct MotoBackend {
     pub world: World,
     pub ecs: EcsWorld,
+    pub application: String,
+    pub group: String,
+    pub standin: StandIn,
     pub convoy: Convoy,
 }
 
+/// What the stand-in answers for the operations moto lacks (the real services answer `{}`).
+fn standin_answers() -> Vec<(String, serde_json::Value)> {
+    let empty = serde_json::json!({});
+    let paused = serde_json::json!({"serviceDeployments": [{"lifecycleHookDetails": [
+        {"hookId": "hook-pause-1", "targetType": "PAUSE", "status": "AWAITING_ACTION"}]}]});
+    vec![
+        ("PutLifecycleEventHookExecutionStatus".into(), serde_json::json!({"lifecycleEventHookExecutionId": "x"})),
+        ("ContinueDeployment".into(), empty.clone()),
+        ("StopDeployment".into(), serde_json::json!({"status": "Pending"})),
+        ("DescribeServiceDeployments".into(), paused),
+        ("ContinueServiceDeployment".into(), empty),
+    ]
+}
+
 impl MotoBackend {
+    /// A service that deploys with CodeDeploy, verified on a listener where nothing listens.
     pub async fn new(containers: &[String]) -> Self {
+        Self::with_listener(containers, &convoy_tests::http::refused_url(), "manual", serde_json::json!({})).await
+    }
+
+    /// A service whose test listener is `listener`, with an approval policy and probe settings.
+    pub async fn with_listener(
+        containers: &[String],
+        listener: &str,
+        approval: &str,
+        probe: serde_json::Value,
+    ) -> Self {
         let world = World::new().await;
         let names: Vec<&str> = containers.iter().map(String::as_str).collect();
         world.create_repositories(&names).await;
-        let ecs = world.ecs_service(SERVICE, &names).await;
-        let convoy = world.convoy(&[SERVICE], &names);
-        Self { world, ecs, convoy }
+        let mut all = names.clone();
+        if !all.contains(&"nginx") {
+            all.push("nginx"); // the load balancer's container (service settings)
+        }
+        let ecs = world.ecs_service(SERVICE, &all).await;
+        let (application, group) = world.codedeploy(SERVICE).await;
+        let settings = service_settings(SERVICE, &application, &group, listener, approval, probe);
+        let mut convoy = world.convoy_with(&[SERVICE], &names, &settings);
+        let standin = StandIn::start(&Moto::shared().endpoint, standin_answers()).await;
+        let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
+        convoy.deployer = Arc::new(CodeDeployer::new(
+            aws_sdk_codedeploy::Client::new(&via_standin),
+            aws_sdk_ecs::Client::new(&via_standin),
+        ));
+        Self { world, ecs, application, group, standin, convoy }
     }
 
     pub fn ecs_client(&self) -> aws_sdk_ecs::Client {
@@ -109,11 +155,31 @@ impl Backend for MotoBackend {
             .expect("list tasks");
         listed.task_arns().len()
     }
+    async fn deployments(&self, key: &ReleaseKey) -> usize {
+        let codedeploy = aws_sdk_codedeploy::Client::new(&self.world.sdk);
+        let listed = codedeploy
+            .list_deployments()
+            .application_name(&self.application)
+            .deployment_group_name(&self.group)
+            .send()
+            .await
+            .expect("list deployments");
+        let marker = convoy::service::deployment_marker(key);
+        let mut count = 0;
+        for id in listed.deployments() {
+            let info = codedeploy.get_deployment().deployment_id(id).send().await.expect("get deployment");
+            if info.deployment_info().and_then(|d| d.description()).is_some_and(|d| d.contains(&marker)) {
+                count += 1;
+            }
+        }
+        count
+    }
 }
 
 /// The in-memory fakes: the same contracts, no I/O.
 pub struct MemoryBackend {
     pub tasks: Arc<MemoryTasks>,
+    pub deployer: Arc<MemoryDeployer>,
     pub registry: Arc<MemoryRegistry>,
     pub objects: Arc<MemoryObjects>,
     pub convoy: Convoy,
@@ -137,8 +203,19 @@ impl MemoryBackend {
             launch: convoy::ports::Launch::Type("FARGATE".into()),
             platform_version: None,
         };
-        let names: Vec<&str> = containers.iter().map(String::as_str).collect();
+        let mut names: Vec<&str> = containers.iter().map(String::as_str).collect();
+        names.push("nginx");
         tasks.add_service(SERVICE, shape, &names);
+        let deployer = Arc::new(MemoryDeployer::default());
+        let documents = Arc::new(MemoryDocuments::default());
+        let settings = service_settings(
+            SERVICE,
+            "convoy",
+            SERVICE,
+            &convoy_tests::http::refused_url(),
+            "manual",
+            serde_json::json!({}),
+        );
         let convoy = Convoy {
             store: store.clone(),
             waits: store.clone(),
@@ -146,6 +223,11 @@ impl MemoryBackend {
             manifests: objects.clone(),
             registry: registry.clone(),
             tasks: tasks.clone(),
+            definitions: tasks.clone(),
+            deployer: deployer.clone(),
+            locks: documents.clone(),
+            deployments: documents,
+            prober: Arc::new(HttpProber::new().expect("prober")),
             settings: Settings {
                 state_bucket: MEMORY_BUCKET.into(),
                 manifest_prefix: "releases/".into(),
@@ -157,9 +239,10 @@ impl MemoryBackend {
                 cluster: "memory".into(),
                 migration_timeout: chrono::Duration::seconds(1800),
                 claim_lease: convoy::startup::CLAIM_LEASE,
+                services: convoy::settings::parse(&settings).expect("settings"),
             },
         };
-        Self { tasks, registry, objects, convoy }
+        Self { tasks, deployer, registry, objects, convoy }
     }
 }
 
@@ -197,5 +280,12 @@ impl Backend for MemoryBackend {
     }
     async fn migration_tasks(&self, key: &ReleaseKey) -> usize {
         self.tasks.find("memory", &convoy::service::started_by(key)).await.unwrap().len()
+    }
+    async fn deployments(&self, key: &ReleaseKey) -> usize {
+        let marker = convoy::service::deployment_marker(key);
+        let created = self.deployer.calls().into_iter().filter(
+            |c| matches!(c, convoy::adapters::memory::DeployCall::Create(r) if r.description.contains(&marker)),
+        );
+        created.count()
     }
 }

@@ -6,7 +6,10 @@ use aws_sdk_ecs::types::{
 use chrono::{DateTime, Utc};
 
 use crate::error::TasksError;
-use crate::ports::{AwsVpc, Launch, MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
+use crate::ports::{
+    AwsVpc, Launch, MigrationTaskSpec, RegisteredTaskDefinition, ReleaseDefinitions, ReleaseTaskSpec, RunTaskRequest,
+    ServiceShape, Tasks,
+};
 use crate::release::{ContainerReport, TaskReport};
 
 /// ECS through the SDK.
@@ -49,6 +52,99 @@ where
 
 fn to_chrono(time: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
     time.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+/// A task definition derived from a service's: every named container's image replaced by its
+/// pinned URI; for a migration, its own family and only the migration container essential.
+struct Derivation<'a> {
+    base: &'a str,
+    images: &'a [(String, String)],
+    migration: Option<&'a str>,
+}
+
+impl EcsTasks {
+    async fn register_derived(&self, derived: Derivation<'_>) -> Result<RegisteredTaskDefinition, TasksError> {
+        let output =
+            self.client.describe_task_definition().task_definition(derived.base).send().await.map_err(classify)?;
+        let base = output
+            .task_definition()
+            .ok_or_else(|| TasksError::Rejected(format!("task definition {} not found", derived.base)))?;
+        let family = base.family().unwrap_or("task");
+        let revision = format!("{family}:{}", base.revision());
+        let mut containers = base.container_definitions().to_vec();
+        for (name, _) in derived.images {
+            if !containers.iter().any(|c| c.name() == Some(name.as_str())) {
+                return Err(TasksError::Rejected(format!(
+                    "the manifest names container {name:?}, which task definition {revision} does not have"
+                )));
+            }
+        }
+        let logged = derived.migration.or_else(|| containers.first().and_then(|c| c.name()));
+        let Some(logged) = containers.iter().find(|c| c.name() == logged) else {
+            return Err(TasksError::Rejected(format!(
+                "the migration container {:?} is not in task definition {revision}",
+                derived.migration.unwrap_or_default()
+            )));
+        };
+        let log = logged
+            .log_configuration()
+            .filter(|l| l.log_driver().as_str() == "awslogs")
+            .and_then(|l| l.options())
+            .cloned()
+            .unwrap_or_default();
+        for container in &mut containers {
+            let name = container.name().unwrap_or_default().to_owned();
+            if let Some((_, uri)) = derived.images.iter().find(|(n, _)| *n == name) {
+                container.image = Some(uri.clone());
+            }
+            if let Some(migration) = derived.migration {
+                container.essential = Some(name == migration);
+            }
+        }
+        let family = match derived.migration {
+            Some(_) => format!("{family}-convoy-migration"),
+            None => family.to_owned(),
+        };
+        let registered = self
+            .client
+            .register_task_definition()
+            .family(family)
+            .set_task_role_arn(base.task_role_arn().map(str::to_owned))
+            .set_execution_role_arn(base.execution_role_arn().map(str::to_owned))
+            .set_network_mode(base.network_mode().cloned())
+            .set_container_definitions(Some(containers))
+            .set_volumes(Some(base.volumes().to_vec()))
+            .set_placement_constraints(Some(base.placement_constraints().to_vec()))
+            .set_requires_compatibilities(Some(base.requires_compatibilities().to_vec()))
+            .set_cpu(base.cpu().map(str::to_owned))
+            .set_memory(base.memory().map(str::to_owned))
+            .set_pid_mode(base.pid_mode().cloned())
+            .set_ipc_mode(base.ipc_mode().cloned())
+            .set_proxy_configuration(base.proxy_configuration().cloned())
+            .set_ephemeral_storage(base.ephemeral_storage().cloned())
+            .set_runtime_platform(base.runtime_platform().cloned())
+            .send()
+            .await
+            .map_err(classify)?;
+        let arn = registered
+            .task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .ok_or_else(|| TasksError::Unavailable("RegisterTaskDefinition returned no ARN".into()))?
+            .to_owned();
+        Ok(RegisteredTaskDefinition {
+            arn,
+            log_group: log.get("awslogs-group").cloned(),
+            log_stream_prefix: log.get("awslogs-stream-prefix").cloned(),
+        })
+    }
+}
+
+#[async_trait]
+impl ReleaseDefinitions for EcsTasks {
+    async fn register_release(&self, spec: &ReleaseTaskSpec) -> Result<String, TasksError> {
+        let derived = Derivation { base: &spec.base, images: &spec.images, migration: None };
+        Ok(self.register_derived(derived).await?.arn)
+    }
 }
 
 #[async_trait]
@@ -99,73 +195,8 @@ impl Tasks for EcsTasks {
     }
 
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
-        let output =
-            self.client.describe_task_definition().task_definition(&spec.base).send().await.map_err(classify)?;
-        let base = output
-            .task_definition()
-            .ok_or_else(|| TasksError::Rejected(format!("task definition {} not found", spec.base)))?;
-        let family = base.family().unwrap_or("task");
-        let revision = format!("{family}:{}", base.revision());
-        let mut containers = base.container_definitions().to_vec();
-        for (name, _) in &spec.images {
-            if !containers.iter().any(|c| c.name() == Some(name.as_str())) {
-                return Err(TasksError::Rejected(format!(
-                    "the manifest names container {name:?}, which task definition {revision} does not have"
-                )));
-            }
-        }
-        let Some(migration) = containers.iter().find(|c| c.name() == Some(spec.container.as_str())) else {
-            return Err(TasksError::Rejected(format!(
-                "the migration container {:?} is not in task definition {revision}",
-                spec.container
-            )));
-        };
-        let log = migration
-            .log_configuration()
-            .filter(|l| l.log_driver().as_str() == "awslogs")
-            .and_then(|l| l.options())
-            .cloned()
-            .unwrap_or_default();
-        for container in &mut containers {
-            let name = container.name().unwrap_or_default().to_owned();
-            let mut edited = container.clone();
-            if let Some((_, uri)) = spec.images.iter().find(|(n, _)| *n == name) {
-                edited.image = Some(uri.clone());
-            }
-            edited.essential = Some(name == spec.container);
-            *container = edited;
-        }
-        let registered = self
-            .client
-            .register_task_definition()
-            .family(format!("{family}-convoy-migration"))
-            .set_task_role_arn(base.task_role_arn().map(str::to_owned))
-            .set_execution_role_arn(base.execution_role_arn().map(str::to_owned))
-            .set_network_mode(base.network_mode().cloned())
-            .set_container_definitions(Some(containers))
-            .set_volumes(Some(base.volumes().to_vec()))
-            .set_placement_constraints(Some(base.placement_constraints().to_vec()))
-            .set_requires_compatibilities(Some(base.requires_compatibilities().to_vec()))
-            .set_cpu(base.cpu().map(str::to_owned))
-            .set_memory(base.memory().map(str::to_owned))
-            .set_pid_mode(base.pid_mode().cloned())
-            .set_ipc_mode(base.ipc_mode().cloned())
-            .set_proxy_configuration(base.proxy_configuration().cloned())
-            .set_ephemeral_storage(base.ephemeral_storage().cloned())
-            .set_runtime_platform(base.runtime_platform().cloned())
-            .send()
-            .await
-            .map_err(classify)?;
-        let arn = registered
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .ok_or_else(|| TasksError::Unavailable("RegisterTaskDefinition returned no ARN".into()))?
-            .to_owned();
-        Ok(RegisteredTaskDefinition {
-            arn,
-            log_group: log.get("awslogs-group").cloned(),
-            log_stream_prefix: log.get("awslogs-stream-prefix").cloned(),
-        })
+        let derived = Derivation { base: &spec.base, images: &spec.images, migration: Some(&spec.container) };
+        self.register_derived(derived).await
     }
 
     async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError> {

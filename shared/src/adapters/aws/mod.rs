@@ -1,13 +1,17 @@
 //! The real adapters, over the official aws-sdk crates. They translate SDK errors into the ports'
 //! errors; nothing else leaves this module.
 
+mod codedeploy;
 mod ecr;
 mod ecs;
+mod prober;
 mod s3;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+pub use codedeploy::{CodeDeployer, app_spec};
 pub use ecr::EcrRegistry;
 pub use ecs::EcsTasks;
+pub use prober::HttpProber;
 pub use s3::S3Store;
 
 use crate::config::StoreSettings;

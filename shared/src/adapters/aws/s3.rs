@@ -6,7 +6,8 @@ use super::{describe, status_and_code};
 use crate::error::{ReadError, StoreError};
 use crate::names::{ReleaseId, ReleaseKey, ServiceName};
 use crate::ports::{
-    ActiveReleases, FetchedObject, ManifestReader, ObjectRef, RecordVersion, ReleaseStore, Stored, WaitList,
+    ActiveReleases, DeployLock, DeployLocks, DeploymentIndex, FetchedObject, ManifestReader, ObjectRef, RecordVersion,
+    ReleaseStore, Stored, WaitList,
 };
 use crate::release::{ImageKey, Release};
 
@@ -75,12 +76,44 @@ impl S3Store {
     }
 
     async fn put_record(&self, release: &Release, condition: Condition<'_>) -> Result<RecordVersion, StoreError> {
-        let body = serde_json::to_vec_pretty(release).expect("a record always serialises");
+        self.put_json(Self::record_key(&release.key), release, condition).await
+    }
+
+    /// Loads a JSON document and its version; `None` when there is none.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(T, RecordVersion)>, StoreError> {
+        let output = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(err) => return Err(StoreError::Unavailable(describe(&err))),
+        };
+        let version = RecordVersion(output.e_tag.clone().unwrap_or_default());
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?
+            .into_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { key: key.to_owned(), detail: e.to_string() })?;
+        Ok(Some((value, version)))
+    }
+
+    /// Writes a JSON document under a condition (absent, or at a version).
+    async fn put_json<T: serde::Serialize>(
+        &self,
+        key: String,
+        value: &T,
+        condition: Condition<'_>,
+    ) -> Result<RecordVersion, StoreError> {
+        let body = serde_json::to_vec_pretty(value).expect("Convoy's documents always serialise");
         let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(Self::record_key(&release.key))
+            .key(key)
             .content_type("application/json")
             .body(ByteStream::from(body));
         let request = match condition {
@@ -116,22 +149,8 @@ enum Condition<'a> {
 #[async_trait]
 impl ReleaseStore for S3Store {
     async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, StoreError> {
-        let object_key = Self::record_key(key);
-        let output = match self.client.get_object().bucket(&self.bucket).key(&object_key).send().await {
-            Ok(output) => output,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(err) => return Err(StoreError::Unavailable(describe(&err))),
-        };
-        let version = RecordVersion(output.e_tag.clone().unwrap_or_default());
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("reading {object_key}: {e}")))?
-            .into_bytes();
-        let release = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt { key: object_key, detail: e.to_string() })?;
-        Ok(Some(Stored { release, version }))
+        let stored = self.get_json(&Self::record_key(key)).await?;
+        Ok(stored.map(|(release, version)| Stored { release, version }))
     }
 
     async fn create(&self, release: &Release) -> Result<RecordVersion, StoreError> {
@@ -182,6 +201,42 @@ impl ActiveReleases for S3Store {
     async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError> {
         let keys = self.list("active/").await?;
         Ok(keys.iter().filter_map(|k| release_at_end(k.strip_prefix("active/")?)).collect())
+    }
+}
+
+#[async_trait]
+impl DeployLocks for S3Store {
+    async fn load(&self, service: &ServiceName) -> Result<Option<(DeployLock, RecordVersion)>, StoreError> {
+        self.get_json(&format!("lock/{service}.json")).await
+    }
+
+    async fn create(&self, service: &ServiceName, lock: &DeployLock) -> Result<RecordVersion, StoreError> {
+        self.put_json(format!("lock/{service}.json"), lock, Condition::Absent).await
+    }
+
+    async fn replace(
+        &self,
+        service: &ServiceName,
+        lock: &DeployLock,
+        expected: &RecordVersion,
+    ) -> Result<RecordVersion, StoreError> {
+        self.put_json(format!("lock/{service}.json"), lock, Condition::Version(expected)).await
+    }
+}
+
+#[async_trait]
+impl DeploymentIndex for S3Store {
+    async fn note(&self, deployment: &str, release: &ReleaseKey) -> Result<(), StoreError> {
+        let key = format!("deployments/{}.json", utf8_percent_encode(deployment, SEGMENT));
+        match self.put_json(key, release, Condition::Absent).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn find(&self, deployment: &str) -> Result<Option<ReleaseKey>, StoreError> {
+        let key = format!("deployments/{}.json", utf8_percent_encode(deployment, SEGMENT));
+        Ok(self.get_json(&key).await?.map(|(release, _)| release))
     }
 }
 

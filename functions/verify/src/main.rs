@@ -1,0 +1,10 @@
+//! The `verify` Lambda: wiring only (see `convoy::handlers::verify`).
+
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    convoy::startup::init_logging();
+    let convoy = convoy::startup::convoy_from_env().await?;
+    run(service_fn(|event| convoy::handlers::verify(&convoy, event))).await
+}

@@ -1,0 +1,224 @@
+use async_trait::async_trait;
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, DeploymentStatus as Status, DeploymentWaitType, LifecycleEventStatus, RevisionLocation,
+    RevisionLocationType,
+};
+
+use crate::error::DeployError;
+use crate::ports::{CodeDeployRequest, Deployer, DeploymentStatus};
+use crate::release::DeploymentEnd;
+
+/// CodeDeploy, and ECS's deployment API for native blue/green pause hooks.
+#[derive(Clone)]
+pub struct CodeDeployer {
+    codedeploy: aws_sdk_codedeploy::Client,
+    ecs: aws_sdk_ecs::Client,
+}
+
+impl CodeDeployer {
+    pub fn new(codedeploy: aws_sdk_codedeploy::Client, ecs: aws_sdk_ecs::Client) -> Self {
+        Self { codedeploy, ecs }
+    }
+}
+
+/// Codes for requests that cannot succeed as made.
+const REJECTIONS: &[&str] = &[
+    "ApplicationDoesNotExistException",
+    "DeploymentGroupDoesNotExistException",
+    "DeploymentDoesNotExistException",
+    "DeploymentAlreadyCompletedException",
+    "DeploymentIsNotInReadyStateException",
+    "InvalidRevisionException",
+    "InvalidDeploymentIdException",
+    "InvalidLifecycleEventHookExecutionIdException",
+    "LifecycleEventAlreadyCompletedException",
+    "UnsupportedActionForDeploymentTypeException",
+    "InvalidParameterException",
+    "ClientException",
+    "AccessDeniedException",
+];
+
+fn classify<E, R>(err: aws_sdk_codedeploy::error::SdkError<E, R>) -> DeployError
+where
+    E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(service_error) = err.as_service_error()
+        && let Some(code) = service_error.code().filter(|code| REJECTIONS.contains(code))
+    {
+        return DeployError::Rejected(format!("{code}: {}", service_error.message().unwrap_or("no message")));
+    }
+    DeployError::Unavailable(aws_sdk_codedeploy::error::DisplayErrorContext(&err).to_string())
+}
+
+/// ECS answered: its refusal stands; no answer is worth a retry.
+fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(service_error) => DeployError::Rejected(format!(
+            "{}: {}",
+            service_error.code().unwrap_or("ECS"),
+            service_error.message().unwrap_or("no message")
+        )),
+        None => DeployError::Unavailable(aws_sdk_ecs::error::DisplayErrorContext(&err).to_string()),
+    }
+}
+
+/// The AppSpec of an ECS blue/green deployment (JSON is valid AppSpec YAML).
+pub fn app_spec(request: &CodeDeployRequest) -> String {
+    serde_json::json!({
+        "version": 0.0,
+        "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": {
+            "TaskDefinition": request.task_definition,
+            "LoadBalancerInfo": {"ContainerName": request.container, "ContainerPort": request.port}
+        }}}],
+        "Hooks": [{"AfterAllowTestTraffic": request.verify_function}]
+    })
+    .to_string()
+}
+
+#[async_trait]
+impl Deployer for CodeDeployer {
+    async fn create(&self, request: &CodeDeployRequest) -> Result<String, DeployError> {
+        let revision = RevisionLocation::builder()
+            .revision_type(RevisionLocationType::AppSpecContent)
+            .app_spec_content(AppSpecContent::builder().content(app_spec(request)).build())
+            .build();
+        let output = self
+            .codedeploy
+            .create_deployment()
+            .application_name(&request.application)
+            .deployment_group_name(&request.deployment_group)
+            .revision(revision)
+            .description(&request.description)
+            .send()
+            .await
+            .map_err(classify)?;
+        output.deployment_id.ok_or_else(|| DeployError::Unavailable("CreateDeployment returned no id".into()))
+    }
+
+    async fn find(
+        &self,
+        application: &str,
+        deployment_group: &str,
+        marker: &str,
+    ) -> Result<Option<String>, DeployError> {
+        let listed = self
+            .codedeploy
+            .list_deployments()
+            .application_name(application)
+            .deployment_group_name(deployment_group)
+            .send()
+            .await
+            .map_err(classify)?;
+        // Newest first; a start is found within the first page or it never happened.
+        for id in listed.deployments() {
+            let info = self.codedeploy.get_deployment().deployment_id(id).send().await.map_err(classify)?;
+            if info.deployment_info().and_then(|d| d.description()).is_some_and(|d| d.contains(marker)) {
+                return Ok(Some(id.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn status(&self, deployment: &str) -> Result<DeploymentStatus, DeployError> {
+        let output = self.codedeploy.get_deployment().deployment_id(deployment).send().await.map_err(classify)?;
+        let info = output.deployment_info();
+        let detail = info
+            .and_then(|d| d.error_information())
+            .map(|e| format!("{}: {}", e.code().map(|c| c.as_str()).unwrap_or(""), e.message().unwrap_or("")))
+            .unwrap_or_default();
+        Ok(match info.and_then(|d| d.status()) {
+            Some(Status::Succeeded) => DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, detail },
+            Some(Status::Failed) => DeploymentStatus::Ended { end: DeploymentEnd::Failed, detail },
+            Some(Status::Stopped) => DeploymentStatus::Ended { end: DeploymentEnd::Stopped, detail },
+            _ => DeploymentStatus::Running,
+        })
+    }
+
+    async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError> {
+        let output = self.codedeploy.get_deployment().deployment_id(deployment).send().await.map_err(classify)?;
+        let info = output.deployment_info();
+        let creator = info.and_then(|d| d.creator()).map(|c| c.as_str().to_owned()).unwrap_or_default();
+        let rolls_back =
+            info.and_then(|d| d.rollback_info()).and_then(|r| r.rollback_triggering_deployment_id()).is_some();
+        Ok(rolls_back || creator == "autoRollback" || creator == "CodeDeployRollback")
+    }
+
+    async fn answer_hook(&self, deployment: &str, execution: &str, succeeded: bool) -> Result<(), DeployError> {
+        let status = if succeeded { LifecycleEventStatus::Succeeded } else { LifecycleEventStatus::Failed };
+        self.codedeploy
+            .put_lifecycle_event_hook_execution_status()
+            .deployment_id(deployment)
+            .lifecycle_event_hook_execution_id(execution)
+            .status(status)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn continue_traffic(&self, deployment: &str) -> Result<(), DeployError> {
+        self.codedeploy
+            .continue_deployment()
+            .deployment_id(deployment)
+            .deployment_wait_type(DeploymentWaitType::ReadyWait)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn roll_back(&self, deployment: &str) -> Result<(), DeployError> {
+        self.codedeploy
+            .stop_deployment()
+            .deployment_id(deployment)
+            .auto_rollback_enabled(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn continue_native(&self, service_deployment: &str, roll_back: bool) -> Result<(), DeployError> {
+        let described = self
+            .ecs
+            .describe_service_deployments()
+            .service_deployment_arns(service_deployment)
+            .send()
+            .await
+            .map_err(ecs_error)?;
+        let paused = described
+            .service_deployments()
+            .first()
+            .map(|d| d.lifecycle_hook_details())
+            .unwrap_or_default()
+            .iter()
+            .find(|h| {
+                h.target_type().map(|t| t.as_str()) == Some("PAUSE")
+                    && h.status().map(|s| s.as_str()) == Some("AWAITING_ACTION")
+            })
+            .and_then(|h| h.hook_id())
+            .ok_or_else(|| {
+                DeployError::Rejected(format!("service deployment {service_deployment} is not paused for approval"))
+            })?
+            .to_owned();
+        let action = if roll_back {
+            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback
+        } else {
+            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue
+        };
+        self.ecs
+            .continue_service_deployment()
+            .service_deployment_arn(service_deployment)
+            .hook_id(paused)
+            .action(action)
+            .send()
+            .await
+            .map_err(ecs_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Per-service operator settings (`CONVOY_SERVICE_SETTINGS`, a JSON object keyed by service):
+//! where to deploy, which test listener to probe and how, and the approval policy. None of it
+//! comes from a manifest.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::manifest::Approval;
+use crate::names::ServiceName;
+
+/// The budget of one CodeDeploy hook invocation: the verify function's timeout (300 s in
+/// template.yaml) less a margin for the record writes and the hook answer.
+pub const HOOK_BUDGET: Duration = Duration::from_secs(280);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// CodeDeploy for ECS blue/green.
+    pub codedeploy: CodeDeployTarget,
+    /// The ALB test listener, e.g. `http://internal-alb.example:8080`.
+    pub test_listener: String,
+    #[serde(default)]
+    pub probe: ProbeDefaults,
+    /// Used when the manifest says nothing.
+    #[serde(default = "manual")]
+    pub approval: Approval,
+    /// With auto approval: how long the new version takes test traffic before policy approves.
+    #[serde(default)]
+    pub bake_seconds: u64,
+}
+
+fn manual() -> Approval {
+    Approval::Manual
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeDeployTarget {
+    pub application: String,
+    pub deployment_group: String,
+    /// The container and port the load balancer routes to (the AppSpec's `LoadBalancerInfo`).
+    pub container: String,
+    pub port: u16,
+    /// The verify function's name or ARN, named in the AppSpec's `AfterAllowTestTraffic` hook.
+    pub verify_function: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeDefaults {
+    pub count: u32,
+    pub interval_ms: u64,
+    pub failure_limit: u32,
+    pub consecutive_successes: u32,
+    pub timeout_ms: u64,
+    pub path: String,
+    pub expect_status: u16,
+    /// A response header that may carry the version instead of the body.
+    pub expect_header: Option<String>,
+}
+
+impl Default for ProbeDefaults {
+    fn default() -> Self {
+        Self {
+            count: 10,
+            interval_ms: 3000,
+            failure_limit: 1,
+            consecutive_successes: 0,
+            timeout_ms: 2000,
+            path: "/".into(),
+            expect_status: 200,
+            expect_header: Some("x-release".into()),
+        }
+    }
+}
+
+/// Reads and checks the settings; the message names the service and the field.
+pub fn parse(json: &str) -> Result<BTreeMap<ServiceName, ServiceSettings>, String> {
+    let raw: BTreeMap<String, ServiceSettings> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut settings = BTreeMap::new();
+    for (service, value) in raw {
+        let name = ServiceName::new(&service).map_err(|e| e.to_string())?;
+        check(&value).map_err(|e| format!("service {service}: {e}"))?;
+        settings.insert(name, value);
+    }
+    Ok(settings)
+}
+
+fn check(settings: &ServiceSettings) -> Result<(), String> {
+    let listener = &settings.test_listener;
+    let rest = listener
+        .strip_prefix("http://")
+        .or_else(|| listener.strip_prefix("https://"))
+        .ok_or_else(|| format!("test_listener {listener:?} must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', '@']) {
+        return Err(format!(
+            "test_listener {listener:?} must be scheme://host[:port][/path], without user, query or fragment"
+        ));
+    }
+    let probe = &settings.probe;
+    if !(1..=100).contains(&probe.count) {
+        return Err(format!("probe.count must be 1 to 100, not {}", probe.count));
+    }
+    let budget = probe.count as u64 * (probe.interval_ms + probe.timeout_ms);
+    if budget > HOOK_BUDGET.as_millis() as u64 {
+        return Err(format!(
+            "probe.count × (interval + timeout) is {} s; a CodeDeploy hook invocation allows {} s",
+            budget / 1000,
+            HOOK_BUDGET.as_secs()
+        ));
+    }
+    crate::verify::probe_url(listener, &probe.path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"web": {"codedeploy": {"application": "convoy", "deployment_group": "web",
+        "container": "nginx", "port": 80, "verify_function": "convoy-verify"},
+        "test_listener": "http://internal-alb:8080"}}"#;
+
+    #[test]
+    fn settings_take_defaults_for_the_probe_and_approval() {
+        let settings = parse(GOOD).unwrap();
+        let web = &settings[&"web".parse().unwrap()];
+        assert_eq!(web.approval, Approval::Manual);
+        assert_eq!(web.probe.count, 10);
+        assert_eq!(web.codedeploy.port, 80);
+    }
+
+    #[test]
+    fn a_listener_that_is_not_a_url_is_refused() {
+        let err = parse(&GOOD.replace("http://internal-alb:8080", "internal-alb:8080")).unwrap_err();
+        assert!(err.contains("service web: test_listener"), "{err}");
+    }
+
+    #[test]
+    fn a_probe_plan_longer_than_a_hook_invocation_is_refused() {
+        let json =
+            GOOD.replace(r#""test_listener""#, r#""probe": {"count": 100, "interval_ms": 5000}, "test_listener""#);
+        assert!(parse(&json).unwrap_err().contains("allows 280 s"));
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused() {
+        assert!(
+            parse(&GOOD.replace(r#""port": 80"#, r#""port": 80, "prot": 1"#)).unwrap_err().contains("unknown field")
+        );
+    }
+}

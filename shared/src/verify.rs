@@ -1,0 +1,256 @@
+//! Verification on the test listener, Argo-style: up to `count` probes, `interval` apart; the
+//! analysis fails once more than `failure_limit` probes failed, passes once
+//! `consecutive_successes` probes in a row passed (or, when that is 0, after `count` probes within
+//! the failure limit). The judging is pure; the probing goes through the [`Prober`] port.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::release::ProbeResult;
+
+/// What to probe and what a good answer is. The URL is always the operator's test listener with
+/// the (validated) path appended: nothing in a manifest can change the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub url: String,
+    pub count: u32,
+    pub interval: Duration,
+    pub failure_limit: u32,
+    pub consecutive_successes: u32,
+    pub timeout: Duration,
+    pub expect_status: u16,
+    /// The text a good answer carries (the release id, unless the manifest says otherwise).
+    pub expect_text: String,
+    /// When set, the text may be in this response header instead of the body.
+    pub expect_header: Option<String>,
+}
+
+/// An HTTP answer, as much of it as judging needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body's first bytes (bounded by the prober), lossily decoded.
+    pub body: String,
+}
+
+/// Sends one GET. `Err` carries why no answer came (refused, timed out, reset).
+#[async_trait::async_trait]
+pub trait Prober: Send + Sync {
+    async fn get(&self, url: &str, timeout: Duration) -> Result<ProbeResponse, String>;
+}
+
+/// The analysis so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    Pass(String),
+    Fail(String),
+}
+
+/// Judges one answer against the spec.
+pub fn evaluate(
+    spec: &ProbeSpec,
+    answer: Result<ProbeResponse, String>,
+    at: DateTime<Utc>,
+    latency: Duration,
+) -> ProbeResult {
+    let latency_ms = latency.as_millis() as u64;
+    let (status, failure) = match answer {
+        Err(why) => (None, Some(why)),
+        Ok(response) => {
+            let in_header = spec.expect_header.as_ref().is_some_and(|name| {
+                response.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case(name) && v.contains(&spec.expect_text))
+            });
+            let failure = if response.status != spec.expect_status {
+                Some(format!("status {} (expected {})", response.status, spec.expect_status))
+            } else if !in_header && !response.body.contains(&spec.expect_text) {
+                let place =
+                    spec.expect_header.as_ref().map_or("the body".to_owned(), |h| format!("the body or header {h}"));
+                Some(format!("{place} does not contain {:?}", spec.expect_text))
+            } else {
+                None
+            };
+            (Some(response.status), failure)
+        }
+    };
+    ProbeResult { at, url: spec.url.clone(), status, latency_ms, ok: failure.is_none(), failure }
+}
+
+/// Judges the probes made so far.
+pub fn judge(spec: &ProbeSpec, probes: &[ProbeResult]) -> Verdict {
+    let failures = probes.iter().filter(|p| !p.ok).count() as u32;
+    if failures > spec.failure_limit {
+        let last = probes.iter().rev().find(|p| !p.ok).and_then(|p| p.failure.clone()).unwrap_or_default();
+        return Verdict::Fail(format!(
+            "{failures} of {} probes failed (limit {}); last failure: {last}",
+            probes.len(),
+            spec.failure_limit
+        ));
+    }
+    let streak = probes.iter().rev().take_while(|p| p.ok).count() as u32;
+    if spec.consecutive_successes > 0 && streak >= spec.consecutive_successes {
+        return Verdict::Pass(format!(
+            "{streak} consecutive probes passed ({failures} failed of {}, limit {})",
+            probes.len(),
+            spec.failure_limit
+        ));
+    }
+    if probes.len() as u32 >= spec.count {
+        if spec.consecutive_successes > 0 {
+            return Verdict::Fail(format!(
+                "no {} consecutive passes in {} probes (last streak {streak})",
+                spec.consecutive_successes,
+                probes.len()
+            ));
+        }
+        return Verdict::Pass(format!(
+            "{} of {} probes passed (limit {} failures)",
+            probes.len() as u32 - failures,
+            probes.len(),
+            spec.failure_limit
+        ));
+    }
+    Verdict::Continue
+}
+
+/// Runs the analysis to its verdict, sleeping `interval` between probes.
+pub async fn analyse(
+    spec: &ProbeSpec,
+    prober: &dyn Prober,
+    mut probes: Vec<ProbeResult>,
+) -> (Vec<ProbeResult>, Verdict) {
+    loop {
+        match judge(spec, &probes) {
+            Verdict::Continue => {}
+            verdict => return (probes, verdict),
+        }
+        if !probes.is_empty() {
+            tokio::time::sleep(spec.interval).await;
+        }
+        probes.push(probe_once(spec, prober).await);
+    }
+}
+
+/// One probe, timed.
+pub async fn probe_once(spec: &ProbeSpec, prober: &dyn Prober) -> ProbeResult {
+    let at = Utc::now();
+    let started = std::time::Instant::now();
+    let answer = prober.get(&spec.url, spec.timeout).await;
+    evaluate(spec, answer, at, started.elapsed())
+}
+
+/// The probe URL: the operator's listener and a path that cannot name another host (checked by
+/// the manifest parser and again here).
+pub fn probe_url(listener: &str, path: &str) -> Result<String, String> {
+    if !path.starts_with('/') || path.starts_with("//") || path.contains(['\\', '@', '#']) || path.contains("://") {
+        return Err(format!("the verify path {path:?} is not a plain absolute path"));
+    }
+    Ok(format!("{}{path}", listener.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ProbeSpec {
+        ProbeSpec {
+            url: "http://127.0.0.1:8080/".into(),
+            count: 5,
+            interval: Duration::from_millis(1),
+            failure_limit: 1,
+            consecutive_successes: 0,
+            timeout: Duration::from_millis(100),
+            expect_status: 200,
+            expect_text: "4cf03d1".into(),
+            expect_header: Some("x-release".into()),
+        }
+    }
+
+    fn answer(status: u16, body: &str) -> Result<ProbeResponse, String> {
+        Ok(ProbeResponse { status, headers: Vec::new(), body: body.into() })
+    }
+
+    fn probe(answer: Result<ProbeResponse, String>) -> ProbeResult {
+        evaluate(&spec(), answer, Utc::now(), Duration::from_millis(2))
+    }
+
+    fn ok() -> ProbeResult {
+        probe(answer(200, "version 4cf03d1"))
+    }
+
+    fn bad() -> ProbeResult {
+        probe(answer(503, "down"))
+    }
+
+    #[test]
+    fn the_right_status_and_version_pass_a_probe() {
+        assert!(ok().ok);
+    }
+
+    #[test]
+    fn a_wrong_status_fails_a_probe_with_the_status() {
+        let result = bad();
+        assert_eq!(result.failure.as_deref(), Some("status 503 (expected 200)"));
+        assert_eq!(result.status, Some(503));
+    }
+
+    #[test]
+    fn the_old_version_fails_a_probe() {
+        let result = probe(answer(200, "version 0000000"));
+        assert!(result.failure.unwrap().contains("does not contain \"4cf03d1\""));
+    }
+
+    #[test]
+    fn the_version_in_the_configured_header_passes() {
+        let response =
+            ProbeResponse { status: 200, headers: vec![("X-Release".into(), "4cf03d1".into())], body: String::new() };
+        assert!(probe(Ok(response)).ok);
+    }
+
+    #[test]
+    fn no_answer_fails_a_probe_with_the_reason() {
+        let result = probe(Err("connection refused".into()));
+        assert_eq!((result.status, result.failure.as_deref()), (None, Some("connection refused")));
+    }
+
+    #[test]
+    fn all_probes_passing_passes_after_count() {
+        let probes = vec![ok(); 5];
+        assert!(matches!(judge(&spec(), &probes[..4]), Verdict::Continue));
+        assert!(matches!(judge(&spec(), &probes), Verdict::Pass(_)));
+    }
+
+    #[test]
+    fn failures_within_the_limit_still_pass() {
+        assert!(matches!(judge(&spec(), &[ok(), bad(), ok(), ok(), ok()]), Verdict::Pass(_)));
+    }
+
+    #[test]
+    fn failures_beyond_the_limit_fail_at_once() {
+        let Verdict::Fail(reason) = judge(&spec(), &[ok(), bad(), bad()]) else { panic!("must fail") };
+        assert!(reason.starts_with("2 of 3 probes failed (limit 1)"), "{reason}");
+    }
+
+    #[test]
+    fn consecutive_successes_pass_early() {
+        let spec = ProbeSpec { consecutive_successes: 3, ..spec() };
+        assert!(matches!(judge(&spec, &[bad(), ok(), ok()]), Verdict::Continue));
+        assert!(matches!(judge(&spec, &[bad(), ok(), ok(), ok()]), Verdict::Pass(_)));
+    }
+
+    #[test]
+    fn flapping_without_the_required_streak_fails_at_count() {
+        let spec = ProbeSpec { consecutive_successes: 3, failure_limit: 5, ..spec() };
+        assert!(matches!(judge(&spec, &[ok(), bad(), ok(), bad(), ok()]), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn the_probe_url_keeps_the_listeners_host() {
+        assert_eq!(probe_url("http://alb:8080/", "/health").unwrap(), "http://alb:8080/health");
+        for path in ["//evil/", "/@evil", "http://evil/", "/\\evil", "evil"] {
+            assert!(probe_url("http://alb:8080", path).is_err(), "{path}");
+        }
+    }
+}

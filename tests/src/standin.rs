@@ -1,0 +1,126 @@
+//! A stand-in for exactly the AWS operations moto lacks, at the HTTP level: a loopback proxy in
+//! front of moto that answers the named JSON-protocol operations (by `X-Amz-Target`) itself,
+//! records each request, and forwards every other request to moto untouched.
+//!
+//! moto 5.2.5 lacks CodeDeploy `PutLifecycleEventHookExecutionStatus`, `ContinueDeployment` and
+//! `StopDeployment`, and ECS `DescribeServiceDeployments` / `ContinueServiceDeployment`.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One intercepted request: the operation (`X-Amz-Target`) and its JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub target: String,
+    pub body: Value,
+}
+
+pub struct StandIn {
+    pub endpoint: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl StandIn {
+    /// Starts the proxy in front of `upstream`, answering each `(target, response JSON)` itself.
+    pub async fn start(upstream: &str, answers: Vec<(String, Value)>) -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let recorded = calls.clone();
+        let answers = Arc::new(answers);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (upstream, recorded, answers) = (upstream.clone(), recorded.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let _ = serve(stream, &upstream, &recorded, &answers).await;
+                });
+            }
+        });
+        StandIn { endpoint, calls, task }
+    }
+
+    /// Every intercepted request, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("calls").clone()
+    }
+
+    /// The intercepted requests of one operation (`ContinueDeployment`, ...).
+    pub fn calls_to(&self, operation: &str) -> Vec<Value> {
+        self.calls().into_iter().filter(|c| c.target.ends_with(&format!(".{operation}"))).map(|c| c.body).collect()
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    recorded: &Mutex<Vec<Call>>,
+    answers: &[(String, Value)],
+) -> std::io::Result<()> {
+    // One request per connection: read the head, then the body by its length.
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let head_end = loop {
+        let n = client.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buffer[..n]);
+        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+        })
+    };
+    let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while request.len() < head_end + length {
+        let n = client.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buffer[..n]);
+    }
+    let target = header("x-amz-target").unwrap_or_default();
+    if let Some((_, answer)) = answers.iter().find(|(operation, _)| target.ends_with(&format!(".{operation}"))) {
+        let body: Value = serde_json::from_slice(&request[head_end..]).unwrap_or(Value::Null);
+        recorded.lock().expect("calls").push(Call { target: target.clone(), body });
+        let text = answer.to_string();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        client.write_all(response.as_bytes()).await?;
+        return client.shutdown().await;
+    }
+    // Forward untouched, but ask moto to close, so the response ends at EOF.
+    let mut forwarded = String::new();
+    for line in head[..head_end - 4].lines() {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            forwarded.push_str(line);
+            forwarded.push_str("\r\n");
+        }
+    }
+    forwarded.push_str("Connection: close\r\n\r\n");
+    let mut moto = TcpStream::connect(upstream).await?;
+    moto.write_all(forwarded.as_bytes()).await?;
+    moto.write_all(&request[head_end..]).await?;
+    let mut response = Vec::new();
+    moto.read_to_end(&mut response).await?;
+    client.write_all(&response).await?;
+    client.shutdown().await
+}
