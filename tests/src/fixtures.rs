@@ -112,3 +112,36 @@ pub fn ecs_task_stopped(
     }
     event
 }
+
+/// The CodeDeploy hook fixture for a real deployment and hook execution.
+pub fn codedeploy_hook(deployment: &str, execution: &str) -> Value {
+    let mut event = load("codedeploy-lifecycle-hook.json");
+    event["DeploymentId"] = json!(deployment);
+    event["LifecycleEventHookExecutionId"] = json!(execution);
+    event
+}
+
+/// The ECS native POST_TEST_TRAFFIC_SHIFT fixture for a service, carrying `hook_details` back.
+pub fn ecs_hook(cluster: &str, service: &str, execution: &str, hook_details: Value) -> Value {
+    let mut event = load("ecs-lifecycle-hook-post-test-traffic-shift.json");
+    event["executionId"] = json!(execution);
+    event["resourceArn"] = json!(format!(
+        "arn:aws:ecs:us-east-1:123456789012:service-deployment/{cluster}/{service}/EZe5LK0Yt0aNmBWwaBK2X"
+    ));
+    event["executionDetails"]["serviceArn"] =
+        json!(format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"));
+    event["hookDetails"] = hook_details;
+    event
+}
+
+/// An EventBridge "CodeDeploy Deployment State-change Notification" (no fixture ships one; its
+/// shape follows the CodeDeploy User Guide's example).
+pub fn codedeploy_state_change(deployment: &str, state: &str) -> Value {
+    json!({
+        "version": "0", "id": "c071bfbf-83c4-49ca-a6ff-3df053957145",
+        "detail-type": "CodeDeploy Deployment State-change Notification", "source": "aws.codedeploy",
+        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {"region": "us-east-1", "deploymentId": deployment, "state": state,
+                                    "application": "convoy", "deploymentGroup": "web"}
+    })
+}

@@ -1,0 +1,359 @@
+//! Deploy, verify on the test listener, and hand over the traffic shift: CodeDeploy on moto (its
+//! missing operations through the stand-in, whose requests are asserted), real HTTP servers on
+//! loopback as the green version.
+
+use std::time::Duration;
+
+use convoy::release::{Stage, State};
+use convoy_tests::fixtures;
+use convoy_tests::http::{self, Behaviour, Server};
+use serde_json::{Value, json};
+
+use crate::scenario::*;
+
+fn containers() -> Vec<String> {
+    vec!["app".into(), "nginx".into()]
+}
+
+fn probe() -> Value {
+    json!({"count": 5, "interval_ms": 20, "failure_limit": 1, "timeout_ms": 300})
+}
+
+async fn invoke(convoy: &convoy::service::Convoy, handler: &str, payload: Value) -> Value {
+    let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+    let result = match handler {
+        "verify" => convoy::handlers::verify(convoy, event).await,
+        "deployment-changed" => convoy::handlers::deployment_changed(convoy, event).await,
+        "migration-stopped" => convoy::handlers::migration_stopped(convoy, event).await,
+        other => panic!("no handler {other}"),
+    };
+    result.expect("the handler succeeds")
+}
+
+/// A release with no migration, its images pushed and manifest uploaded: it is deploying.
+async fn deploying(backend: &MotoBackend, release: &str, manifest_extra: Value) -> String {
+    backend.push("app", release).await;
+    backend.push("nginx", release).await;
+    let mut manifest: Value = serde_json::from_str(&manifest_v1(backend, release, &containers(), false)).unwrap();
+    for (k, v) in manifest_extra.as_object().unwrap() {
+        manifest[k] = v.clone();
+    }
+    let upload = backend.upload(&format!("releases/web/{release}.json"), &manifest.to_string()).await;
+    invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
+    let record = backend.record(&release_key(release)).await.unwrap();
+    let State::Deploying { deployment } = record.state else { panic!("expected Deploying, got {}", record.state) };
+    deployment
+}
+
+/// A backend whose test listener is a green server with `behaviour`.
+async fn with_green(behaviour: Behaviour, approval: &str) -> (MotoBackend, Server) {
+    let green = http::serve(behaviour).await;
+    let backend = MotoBackend::with_listener(&containers(), &green.url, approval, probe()).await;
+    (backend, green)
+}
+
+/// Runs the CodeDeploy hook for `release` and returns the record and the hook answers sent.
+async fn verify_codedeploy(backend: &MotoBackend, release: &str) -> (convoy::release::Release, Vec<Value>) {
+    let deployment = deploying(backend, release, json!({})).await;
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    let record = backend.record(&release_key(release)).await.unwrap();
+    (record, backend.standin.calls_to("PutLifecycleEventHookExecutionStatus"))
+}
+
+#[tokio::test]
+async fn the_green_version_passes_verification_and_the_hook_is_answered_succeeded() {
+    let (backend, green) = with_green(Behaviour::version("v1"), "manual").await;
+    let (record, answers) = verify_codedeploy(&backend, "v1").await;
+    let deployment = record.deployment.as_ref().unwrap().id.clone().unwrap();
+    assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.clone() });
+    assert_eq!(
+        answers,
+        vec![json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-1", "status": "Succeeded"})]
+    );
+    let verification = record.verification.unwrap();
+    assert_eq!(verification.probes.len(), 5);
+    assert!(verification.probes.iter().all(|p| p.ok && p.status == Some(200) && p.url == format!("{}/", green.url)));
+    assert_eq!(green.requests(), 5, "every probe went to the test listener");
+}
+
+#[tokio::test]
+async fn a_5xx_fails_verification_and_the_hook() {
+    let (backend, _green) = with_green(Behaviour { status: 500, ..Behaviour::version("v2") }, "manual").await;
+    let (record, answers) = verify_codedeploy(&backend, "v2").await;
+    assert_eq!(answers[0]["status"], "Failed");
+    let State::RollingBack { reason, .. } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("status 500 (expected 200)"), "{reason}");
+    assert_eq!(record.verification.unwrap().probes.len(), 2, "stopped as soon as the failure limit was passed");
+}
+
+#[tokio::test]
+async fn the_old_version_fails_verification_by_body() {
+    let (backend, _blue) = with_green(Behaviour::version("blue-0000"), "manual").await;
+    let (record, answers) = verify_codedeploy(&backend, "v3").await;
+    assert_eq!(answers[0]["status"], "Failed");
+    assert!(record.state.to_string().contains("does not contain \"v3\""), "{}", record.state);
+}
+
+#[tokio::test]
+async fn a_slow_green_fails_by_timeout() {
+    let slow = Behaviour { delay: Duration::from_millis(800), ..Behaviour::version("v4") };
+    let (backend, _green) = with_green(slow, "manual").await;
+    let (record, answers) = verify_codedeploy(&backend, "v4").await;
+    assert_eq!(answers[0]["status"], "Failed");
+    let probes = record.verification.unwrap().probes;
+    assert!(probes.iter().all(|p| p.failure.as_deref() == Some("no answer within 300 ms")), "{probes:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_fails_verification() {
+    let backend = MotoBackend::with_listener(&containers(), &http::refused_url(), "manual", probe()).await;
+    let (record, answers) = verify_codedeploy(&backend, "v5").await;
+    assert_eq!(answers[0]["status"], "Failed");
+    let probes = record.verification.unwrap().probes;
+    assert!(probes[0].failure.as_deref().unwrap().contains("onnect"), "{:?}", probes[0].failure);
+}
+
+#[tokio::test]
+async fn flapping_within_the_failure_limit_passes() {
+    let flapping = Behaviour { pattern: vec![true, false, true, true, true], ..Behaviour::version("v6") };
+    let (backend, _green) = with_green(flapping, "manual").await;
+    let (record, answers) = verify_codedeploy(&backend, "v6").await;
+    assert_eq!(answers[0]["status"], "Succeeded");
+    assert!(matches!(record.state, State::AwaitingApproval { .. }));
+}
+
+#[tokio::test]
+async fn flapping_beyond_the_failure_limit_fails() {
+    let flapping = Behaviour { pattern: vec![true, false], ..Behaviour::version("v7") };
+    let (backend, _green) = with_green(flapping, "manual").await;
+    let (_, answers) = verify_codedeploy(&backend, "v7").await;
+    assert_eq!(answers[0]["status"], "Failed");
+}
+
+#[tokio::test]
+async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
+    let (backend, green) = with_green(Behaviour { status: 503, ..Behaviour::version("v8") }, "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "v8").await;
+    let deployment = record.deployment.unwrap().id.unwrap();
+    let probes_before = green.requests();
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-rollback")).await;
+    assert_eq!(green.requests(), probes_before, "no probe");
+    let answers = backend.standin.calls_to("PutLifecycleEventHookExecutionStatus");
+    assert_eq!(
+        answers[1],
+        json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-rollback", "status": "Succeeded"})
+    );
+    // The deployment ends; the release ends failed at verification, with its evidence.
+    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "STOP")).await;
+    let record = backend.record(&release_key("v8")).await.unwrap();
+    assert!(matches!(record.state, State::Failed { stage: Stage::Verification, .. }), "{}", record.state);
+}
+
+#[tokio::test]
+async fn a_duplicate_hook_invocation_is_answered_again_without_probing() {
+    let (backend, green) = with_green(Behaviour::version("v9"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "v9").await;
+    let deployment = record.deployment.unwrap().id.unwrap();
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    assert_eq!(green.requests(), 5);
+    assert_eq!(backend.standin.calls_to("PutLifecycleEventHookExecutionStatus").len(), 2);
+}
+
+#[tokio::test]
+async fn the_ecs_native_hook_probes_once_per_invocation_until_decided() {
+    let (backend, green) = with_green(Behaviour::version("n1"), "manual").await;
+    deploying(&backend, "n1", json!({})).await;
+    let mut details = json!({});
+    let mut replies = Vec::new();
+    for _ in 0..10 {
+        let reply = invoke(
+            &backend.convoy,
+            "verify",
+            fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-1", details.clone()),
+        )
+        .await;
+        details = reply["hookDetails"].clone();
+        replies.push(reply["hookStatus"].as_str().unwrap().to_owned());
+        if replies.last().unwrap() != "IN_PROGRESS" {
+            break;
+        }
+    }
+    assert_eq!(replies, ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
+    assert_eq!(details["probes"], 5);
+    assert_eq!(green.requests(), 5);
+    let record = backend.record(&release_key("n1")).await.unwrap();
+    assert!(matches!(record.state, State::AwaitingApproval { .. }));
+    assert_eq!(record.verification.unwrap().probes.len(), 5, "every probe is in the record");
+}
+
+#[tokio::test]
+async fn the_ecs_native_hook_fails_and_its_rollback_rerun_is_let_through() {
+    let (backend, green) = with_green(Behaviour { status: 502, ..Behaviour::version("n2") }, "manual").await;
+    deploying(&backend, "n2", json!({})).await;
+    let hook = |details: Value| fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-2", details);
+    assert_eq!(invoke(&backend.convoy, "verify", hook(json!({}))).await["hookStatus"], "IN_PROGRESS");
+    assert_eq!(invoke(&backend.convoy, "verify", hook(json!({}))).await["hookStatus"], "FAILED");
+    let record = backend.record(&release_key("n2")).await.unwrap();
+    assert!(matches!(record.state, State::RollingBack { .. }), "{}", record.state);
+    // ECS runs TEST_TRAFFIC_SHIFT hooks again while rolling back.
+    let rerun = fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-rollback", json!({}));
+    assert_eq!(invoke(&backend.convoy, "verify", rerun).await["hookStatus"], "SUCCEEDED");
+    assert_eq!(green.requests(), 2, "the re-run probed nothing");
+}
+
+#[tokio::test]
+async fn a_manifest_cannot_steer_the_probe_to_another_host() {
+    let (backend, green) = with_green(Behaviour::version("s1"), "manual").await;
+    let evil = http::serve(Behaviour::version("s1")).await;
+    let evil_host = evil.url.trim_start_matches("http://");
+    // A path that names another host is refused with the manifest.
+    backend.push("app", "s0").await;
+    let mut manifest: Value = serde_json::from_str(&manifest_v1(&backend, "s0", &containers(), false)).unwrap();
+    manifest["verify"] = json!({"path": format!("//{evil_host}/"), "expect_status": 200});
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/s0.json", &manifest.to_string()).await)
+        .await
+        .unwrap();
+    let record = backend.record(&release_key("s0")).await.unwrap();
+    assert!(matches!(record.state, State::Failed { stage: Stage::Manifest, .. }), "{}", record.state);
+    // A plain path is appended to the operator's listener; the probes go there and only there.
+    let deployment = deploying(&backend, "s1", json!({"verify": {"path": "/status", "expect_status": 200}})).await;
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    let record = backend.record(&release_key("s1")).await.unwrap();
+    assert!(record.verification.unwrap().probes.iter().all(|p| p.url == format!("{}/status", green.url)));
+    assert_eq!(evil.requests(), 0);
+}
+
+#[tokio::test]
+async fn approval_is_refused_before_verification_passes_and_continues_the_deployment_after() {
+    let (backend, _green) = with_green(Behaviour::version("a1"), "manual").await;
+    let key = release_key("a1");
+    let deployment = deploying(&backend, "a1", json!({})).await;
+    let refused = backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap_err();
+    assert!(refused.to_string().contains("does not await approval"), "{refused}");
+    assert!(backend.standin.calls_to("ContinueDeployment").is_empty());
+
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    let report = backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap();
+    assert!(report.state.starts_with("Shifting traffic"), "{}", report.state);
+    assert_eq!(
+        backend.standin.calls_to("ContinueDeployment"),
+        vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
+    );
+    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "SUCCESS")).await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded);
+    assert_eq!(record.approval.unwrap().by, "alice");
+}
+
+#[tokio::test]
+async fn approval_is_refused_when_verification_failed() {
+    let (backend, _green) = with_green(Behaviour::version("other"), "manual").await;
+    verify_codedeploy(&backend, "a2").await;
+    let refused = backend.convoy.decide(&release_key("a2"), true, "alice", chrono::Utc::now()).await.unwrap_err();
+    assert!(refused.to_string().contains("does not await approval"), "{refused}");
+}
+
+#[tokio::test]
+async fn rejection_stops_the_deployment_with_rollback() {
+    let (backend, _green) = with_green(Behaviour::version("a3"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "a3").await;
+    let deployment = record.deployment.unwrap().id.unwrap();
+    backend.convoy.decide(&release_key("a3"), false, "bob", chrono::Utc::now()).await.unwrap();
+    assert_eq!(
+        backend.standin.calls_to("StopDeployment"),
+        vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})]
+    );
+    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "STOP")).await;
+    let record = backend.record(&release_key("a3")).await.unwrap();
+    assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
+}
+
+#[tokio::test]
+async fn auto_approval_continues_once_verification_passes() {
+    let (backend, _green) = with_green(Behaviour::version("a4"), "auto").await;
+    let (record, _) = verify_codedeploy(&backend, "a4").await;
+    let deployment = record.deployment.unwrap().id.unwrap();
+    assert_eq!(record.state, State::ShiftingTraffic { deployment: deployment.clone() });
+    assert_eq!(
+        backend.standin.calls_to("ContinueDeployment"),
+        vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
+    );
+}
+
+#[tokio::test]
+async fn an_ecs_native_approval_continues_the_paused_service_deployment() {
+    let (backend, _green) = with_green(Behaviour::version("n3"), "manual").await;
+    deploying(&backend, "n3", json!({})).await;
+    let mut details = json!({});
+    loop {
+        let reply =
+            invoke(&backend.convoy, "verify", fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-3", details))
+                .await;
+        if reply["hookStatus"] != "IN_PROGRESS" {
+            break;
+        }
+        details = reply["hookDetails"].clone();
+    }
+    backend.convoy.decide(&release_key("n3"), true, "carol", chrono::Utc::now()).await.unwrap();
+    let continued = backend.standin.calls_to("ContinueServiceDeployment");
+    assert_eq!(continued.len(), 1);
+    assert_eq!(continued[0]["hookId"], "hook-pause-1");
+    assert_eq!(continued[0]["action"], "CONTINUE");
+    assert!(continued[0]["serviceDeploymentArn"].as_str().unwrap().contains("service-deployment/"));
+}
+
+#[tokio::test]
+async fn duplicated_and_concurrent_migration_successes_create_exactly_one_deployment() {
+    let backend = MotoBackend::new(&containers()).await;
+    backend.push("app", "x1").await;
+    backend.push("nginx", "x1").await;
+    let manifest = manifest_v1(&backend, "x1", &containers(), true);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/x1.json", &manifest).await).await.unwrap();
+    let key = release_key("x1");
+    let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
+    let group = convoy::service::migration_group(&key);
+    let started_by = convoy::service::started_by(&key);
+    let stopped = fixtures::ecs_task_stopped(&task, &group, &started_by, "app", Some(0), "EssentialContainerExited", 4);
+    let deliveries: Vec<_> = (0..10)
+        .map(|_| {
+            let (convoy, event) = (backend.convoy.clone(), stopped.clone());
+            tokio::spawn(async move { invoke(&convoy, "migration-stopped", event).await })
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    assert!(matches!(backend.record(&key).await.unwrap().state, State::Deploying { .. }));
+    assert_eq!(backend.deployments(&key).await, 1, "exactly one CodeDeploy deployment exists in moto");
+}
+
+#[tokio::test]
+async fn a_newer_release_waits_for_the_one_in_flight_and_an_older_one_is_superseded() {
+    let backend = MotoBackend::new(&containers()).await;
+    let first = deploying(&backend, "q1", json!({})).await;
+    // q0 was opened before q2 but gets ready after it: it must never deploy.
+    let q0 = manifest_v1(&backend, "q0", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/q0.json", &q0).await).await.unwrap();
+    backend.push("app", "q2").await;
+    backend.push("nginx", "q2").await;
+    let q2 = manifest_v1(&backend, "q2", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/q2.json", &q2).await).await.unwrap();
+    assert_eq!(
+        backend.record(&release_key("q2")).await.unwrap().state,
+        State::Queued { behind: "q1".parse().unwrap() }
+    );
+    assert_eq!(backend.deployments(&release_key("q2")).await, 0, "the deployment in flight is not interrupted");
+
+    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&first, "SUCCESS")).await;
+    assert_eq!(backend.record(&release_key("q1")).await.unwrap().state, State::Succeeded);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert!(matches!(backend.record(&release_key("q2")).await.unwrap().state, State::Deploying { .. }));
+
+    let (_, push_app) = backend.push("app", "q0").await;
+    let (_, push_nginx) = backend.push("nginx", "q0").await;
+    invoke_image_pushed(&backend.convoy, push_app).await.unwrap();
+    invoke_image_pushed(&backend.convoy, push_nginx).await.unwrap();
+    let record = backend.record(&release_key("q0")).await.unwrap();
+    assert_eq!(record.state, State::Superseded { by: "q2".parse().unwrap() });
+    assert_eq!(backend.deployments(&release_key("q0")).await, 0);
+}
