@@ -38,6 +38,41 @@ pub fn render(release: &Release) -> String {
         field(&mut out, "logs", run.log.as_ref().map(|l| format!("{} {}", l.group, l.stream)));
         field(&mut out, "deadline", time(Some(run.deadline)));
     }
+    if let Some(run) = &release.deployment {
+        let _ = writeln!(out, "\ndeployment");
+        let _ = writeln!(out, "  {:<15} {}", "via", run.method);
+        for (name, value) in [
+            ("id", run.id.clone()),
+            ("task definition", run.task_definition.clone()),
+            ("started", run.started_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
+            ("auto-approve at", run.auto_approve_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
+            ("ended", run.end.map(|e| format!("{e:?}"))),
+        ] {
+            if let Some(value) = value {
+                let _ = writeln!(out, "  {name:<15} {value}");
+            }
+        }
+    }
+    if let Some(verification) = &release.verification {
+        let _ = writeln!(out, "\nverification");
+        let verdict = verification
+            .outcome
+            .as_ref()
+            .map_or("running".to_owned(), |o| format!("{}: {}", if o.passed { "passed" } else { "failed" }, o.reason));
+        let _ = writeln!(out, "  {verdict}");
+        for probe in &verification.probes {
+            let at = probe.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let status = probe.status.map_or("---".to_owned(), |s| s.to_string());
+            let mark = if probe.ok { "ok  " } else { "FAIL" };
+            let why = probe.failure.as_deref().unwrap_or("");
+            let _ = writeln!(out, "  {at}  {mark} {status} {:>5} ms  {}  {why}", probe.latency_ms, probe.url);
+        }
+    }
+    if let Some(approval) = &release.approval {
+        let decision = if approval.approved { "approved" } else { "rejected" };
+        let at = approval.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let _ = writeln!(out, "\napproval\n  {decision} by {} at {at}", approval.by);
+    }
     let _ = writeln!(out, "\ntimeline");
     let width = release.timeline.iter().map(|e| e.event.len()).max().unwrap_or(0);
     for entry in &release.timeline {

@@ -4,5 +4,7 @@
 pub mod fixtures;
 pub mod http;
 pub mod moto;
+pub mod runtime;
+pub mod sandbox;
 pub mod standin;
 pub mod world;

@@ -31,6 +31,21 @@ impl Drop for StandIn {
 }
 
 impl StandIn {
+    /// The stand-in for every operation moto lacks that Convoy calls, answering as AWS does.
+    pub async fn for_missing_operations(upstream: &str) -> StandIn {
+        let empty = serde_json::json!({});
+        let paused = serde_json::json!({"serviceDeployments": [{"lifecycleHookDetails": [
+            {"hookId": "hook-pause-1", "targetType": "PAUSE", "status": "AWAITING_ACTION"}]}]});
+        let answers = vec![
+            ("PutLifecycleEventHookExecutionStatus".into(), serde_json::json!({"lifecycleEventHookExecutionId": "x"})),
+            ("ContinueDeployment".into(), empty.clone()),
+            ("StopDeployment".into(), serde_json::json!({"status": "Pending"})),
+            ("DescribeServiceDeployments".into(), paused),
+            ("ContinueServiceDeployment".into(), empty),
+        ];
+        Self::start(upstream, answers).await
+    }
+
     /// Starts the proxy in front of `upstream`, answering each `(target, response JSON)` itself.
     pub async fn start(upstream: &str, answers: Vec<(String, Value)>) -> StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");

@@ -6,5 +6,6 @@ mod deploy;
 mod migration;
 mod properties;
 mod readiness;
+mod sandbox;
 mod scenario;
 mod store;

@@ -71,20 +71,6 @@ pub struct MotoBackend {
     pub convoy: Convoy,
 }
 
-/// What the stand-in answers for the operations moto lacks (the real services answer `{}`).
-fn standin_answers() -> Vec<(String, serde_json::Value)> {
-    let empty = serde_json::json!({});
-    let paused = serde_json::json!({"serviceDeployments": [{"lifecycleHookDetails": [
-        {"hookId": "hook-pause-1", "targetType": "PAUSE", "status": "AWAITING_ACTION"}]}]});
-    vec![
-        ("PutLifecycleEventHookExecutionStatus".into(), serde_json::json!({"lifecycleEventHookExecutionId": "x"})),
-        ("ContinueDeployment".into(), empty.clone()),
-        ("StopDeployment".into(), serde_json::json!({"status": "Pending"})),
-        ("DescribeServiceDeployments".into(), paused),
-        ("ContinueServiceDeployment".into(), empty),
-    ]
-}
-
 impl MotoBackend {
     /// A service that deploys with CodeDeploy, verified on a listener where nothing listens.
     pub async fn new(containers: &[String]) -> Self {
@@ -109,7 +95,7 @@ impl MotoBackend {
         let (application, group) = world.codedeploy(SERVICE).await;
         let settings = service_settings(SERVICE, &application, &group, listener, approval, probe);
         let mut convoy = world.convoy_with(&[SERVICE], &names, &settings);
-        let standin = StandIn::start(&Moto::shared().endpoint, standin_answers()).await;
+        let standin = StandIn::for_missing_operations(&Moto::shared().endpoint).await;
         let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
         convoy.deployer = Arc::new(CodeDeployer::new(
             aws_sdk_codedeploy::Client::new(&via_standin),

@@ -1,0 +1,228 @@
+//! A local AWS Lambda Runtime API, so the real function binaries run here as they do in Lambda:
+//! the process starts, polls `GET /2018-06-01/runtime/invocation/next`, and posts its answer to
+//! `.../invocation/{id}/response` (or `/error`). The host records when the first poll came, which
+//! is the function's init time.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, oneshot};
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response(Value),
+    /// The function reported an error (AWS would retry an asynchronous invocation).
+    Error(Value),
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<VecDeque<(String, Value)>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    arrived: Notify,
+    first_poll: Mutex<Option<Instant>>,
+    init_error: Mutex<Option<Value>>,
+    next_id: Mutex<u64>,
+}
+
+/// One function process and the Runtime API it polls.
+pub struct LambdaProcess {
+    pub name: String,
+    child: Child,
+    shared: Arc<Shared>,
+    started: Instant,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LambdaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.server.abort();
+    }
+}
+
+impl LambdaProcess {
+    /// Starts `binary` with `env` (plus the variables Lambda sets) against a fresh Runtime API.
+    pub async fn spawn(name: &str, binary: &Path, env: &[(String, String)]) -> LambdaProcess {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let address = listener.local_addr().expect("address").to_string();
+        let shared = Arc::new(Shared::default());
+        let serving = shared.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let shared = serving.clone();
+                tokio::spawn(async move {
+                    let _ = connection(stream, &shared).await;
+                });
+            }
+        });
+        let started = Instant::now();
+        let child = Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log_file(name, "out"))
+            .stderr(log_file(name, "err"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        LambdaProcess { name: name.to_owned(), child, shared, started, server }
+    }
+
+    /// Waits for the function's first poll; returns the time from process start to it.
+    pub async fn init_time(&self, limit: Duration) -> Result<Duration, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(at) = *self.shared.first_poll.lock().expect("first poll") {
+                return Ok(at - self.started);
+            }
+            if let Some(error) = self.shared.init_error.lock().expect("init error").clone() {
+                return Err(format!("{} failed to start: {error}", self.name));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not poll within {limit:?}", self.name));
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// Invokes the function with `event` and waits for its answer.
+    pub async fn invoke(&self, event: Value) -> Result<Outcome, String> {
+        let id = {
+            let mut next = self.shared.next_id.lock().expect("ids");
+            *next += 1;
+            format!("{}-{:06}", self.name, *next)
+        };
+        let (tx, rx) = oneshot::channel();
+        self.shared.waiting.lock().expect("waiting").insert(id.clone(), tx);
+        self.shared.queue.lock().expect("queue").push_back((id, event));
+        self.shared.arrived.notify_one();
+        match tokio::time::timeout(Duration::from_secs(300), rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(format!("{}: the invocation was dropped", self.name)),
+            Err(_) => Err(format!("{}: no answer within 300 s", self.name)),
+        }
+    }
+}
+
+/// Where a function's output goes: a file per function and process, for when a run goes wrong.
+fn log_file(name: &str, stream: &str) -> Stdio {
+    let path = std::env::temp_dir().join(format!("convoy-{name}-{}.{stream}.log", std::process::id()));
+    std::fs::File::create(path).map(Stdio::from).unwrap_or_else(|_| Stdio::null())
+}
+
+/// The folder holding the workspace's built binaries: the one this program runs from, or the
+/// folder above it (test binaries run from `deps/`).
+pub fn binaries_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe folder").to_path_buf();
+    for _ in 0..2 {
+        if dir.join("image-pushed").exists() {
+            return dir;
+        }
+        dir = dir.parent().expect("parent").to_path_buf();
+    }
+    panic!(
+        "no built function binaries near {}: run `cargo build --workspace --bins` (scripts/test does)",
+        exe.display()
+    )
+}
+
+async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut pending = Vec::new();
+    loop {
+        // One request: head, then body by length (the runtime client keeps the connection open).
+        let head_end = loop {
+            if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut buffer = [0u8; 8192];
+            let n = stream.read(&mut buffer).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            pending.extend_from_slice(&buffer[..n]);
+        };
+        let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        while pending.len() < head_end + length {
+            let mut buffer = [0u8; 8192];
+            let n = stream.read(&mut buffer).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            pending.extend_from_slice(&buffer[..n]);
+        }
+        let body: Value = serde_json::from_slice(&pending[head_end..head_end + length]).unwrap_or(Value::Null);
+        pending.drain(..head_end + length);
+        let request_line = head.lines().next().unwrap_or_default().to_owned();
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            shared.first_poll.lock().expect("first poll").get_or_insert_with(Instant::now);
+            let (id, event) = loop {
+                let notified = shared.arrived.notified();
+                if let Some(next) = shared.queue.lock().expect("queue").pop_front() {
+                    break next;
+                }
+                notified.await;
+            };
+            let deadline = (std::time::SystemTime::now() + Duration::from_secs(300))
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis();
+            let payload = event.to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
+                 Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
+                 Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:local\r\n\
+                 Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{payload}",
+                payload.len()
+            );
+            stream.write_all(response.as_bytes()).await?;
+            continue;
+        }
+        let outcome = if path.ends_with("/response") {
+            Some(Outcome::Response(body))
+        } else if path.ends_with("/error") && path.contains("/invocation/") {
+            Some(Outcome::Error(body))
+        } else {
+            if path.ends_with("/init/error") {
+                *shared.init_error.lock().expect("init error") = Some(body);
+            }
+            None
+        };
+        if let Some(outcome) = outcome {
+            let id = path.split('/').rev().nth(1).unwrap_or_default();
+            if let Some(tx) = shared.waiting.lock().expect("waiting").remove(id) {
+                let _ = tx.send(outcome);
+            }
+        }
+        let accepted = "{\"status\":\"OK\"}";
+        let response = format!(
+            "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{accepted}",
+            accepted.len()
+        );
+        stream.write_all(response.as_bytes()).await?;
+    }
+}

@@ -1,0 +1,268 @@
+//! One release through Convoy's real function binaries against local AWS.
+//!
+//! What is real: every function is its built binary, started as Lambda
+//! starts it and invoked through a local Lambda Runtime API; the `convoy` CLI binary; S3, ECR, ECS
+//! and CodeDeploy are moto server, reached over HTTP by the real SDK adapters; the green version
+//! is a real HTTP server on loopback, probed over TCP.
+//!
+//! What stands in, and why: moto emits no events, so the sandbox sends each function the event AWS
+//! would (built from the documented fixtures); moto runs no container, so the migration's command
+//! runs here as a local process and its real exit code goes into the ECS task event; moto lacks
+//! CodeDeploy's hook answer, continue and stop calls (and ECS's deployment continuation), so a
+//! loopback stand-in answers exactly those and forwards everything else to moto; CodeDeploy would
+//! call the verify hook and report the deployment's end: the sandbox does both.
+
+use std::process::Command;
+
+use convoy::names::ReleaseKey;
+use convoy::ports::ReleaseStore;
+use convoy::release::{Release, State};
+use serde_json::{Value, json};
+
+use crate::fixtures;
+use crate::http::{self, Behaviour};
+use crate::moto::{ACCOUNT, Moto, REGION};
+use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
+use crate::standin::StandIn;
+use crate::world::{World, service_settings};
+
+pub const SERVICE: &str = "laravel-app";
+pub const RELEASE: &str = "4cf03d1";
+
+/// Which path to run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The migration exits 1.
+    pub migration_fails: bool,
+    /// The green version answers the old version.
+    pub wrong_version: bool,
+    /// Names unique to this run (tests); empty: the sandbox's readable names.
+    pub id: String,
+    /// Print each step.
+    pub verbose: bool,
+}
+
+/// The final record and `convoy status` as printed.
+pub struct Finished {
+    pub release: Release,
+    pub status: String,
+}
+
+struct Sandbox {
+    verbose: bool,
+}
+
+impl Sandbox {
+    fn step(&self, text: &str) {
+        if self.verbose {
+            println!("\n\x1b[1m▶ {text}\x1b[0m");
+        }
+    }
+
+    fn say(&self, text: impl AsRef<str>) {
+        if self.verbose {
+            println!("  {}", text.as_ref());
+        }
+    }
+
+    async fn send(&self, function: &LambdaProcess, event: Value) -> Value {
+        let outcome = function.invoke(event).await.expect("the function answers");
+        match outcome {
+            Outcome::Response(value) => {
+                self.say(format!("{} answered: {value}", function.name));
+                value
+            }
+            Outcome::Error(error) => {
+                self.say(format!("{} failed (AWS would retry): {error}", function.name));
+                Value::Null
+            }
+        }
+    }
+}
+
+/// Runs the release; returns its final record.
+pub async fn run(options: Options) -> Finished {
+    let out = Sandbox { verbose: options.verbose };
+    let moto = Moto::shared();
+    let bucket = if options.id.is_empty() {
+        "convoy-sandbox-state".to_owned()
+    } else {
+        format!("convoy-sandbox-{}", options.id)
+    };
+    let world = World::named(&bucket, &options.id).await;
+    world.create_repositories(&["laravel-app", "laravel-app-nginx"]).await;
+    let ecs = world.ecs_service(SERVICE, &["laravel", "nginx"]).await;
+    let (application, group) = world.codedeploy(SERVICE).await;
+    let standin = StandIn::for_missing_operations(&moto.endpoint).await;
+    let green_version = if options.wrong_version { "0000000" } else { RELEASE };
+    let green = http::serve(Behaviour::version(green_version)).await;
+    let blue = http::serve(Behaviour::version("0000000")).await;
+    out.say(format!("moto server (S3, ECR, ECS, EC2, CodeDeploy) at {}", moto.endpoint));
+    out.say(format!("stand-in for the operations moto lacks at {}", standin.endpoint));
+    out.say(format!(
+        "ECS service {SERVICE} in cluster {} with a CodeDeploy blue/green group {application}/{group}",
+        ecs.cluster
+    ));
+    out.say(format!(
+        "blue (live, old version) at {}; green (new tasks, test listener) at {} answering {green_version}",
+        blue.url, green.url
+    ));
+
+    let probe = json!({"count": 5, "interval_ms": 200, "failure_limit": 1, "timeout_ms": 1000});
+    let settings = service_settings(SERVICE, &application, &group, &green.url, "manual", probe);
+    let repositories = format!("{},{}", world.repo("laravel-app"), world.repo("laravel-app-nginx"));
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", standin.endpoint.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("CONVOY_STATE_BUCKET", &world.bucket),
+        ("CONVOY_S3_FORCE_PATH_STYLE", "true"),
+        ("CONVOY_ALLOWED_SERVICES", SERVICE),
+        ("CONVOY_ALLOWED_REPOSITORIES", &repositories),
+        ("CONVOY_CLUSTER", &ecs.cluster),
+        ("CONVOY_SERVICE_SETTINGS", &settings),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let bin = binaries_dir();
+    let start = |name: &'static str| {
+        let env = env.clone();
+        let path = bin.join(name);
+        async move { LambdaProcess::spawn(name, &path, &env).await }
+    };
+    let image_pushed = start("image-pushed").await;
+    let manifest_uploaded = start("manifest-uploaded").await;
+    let migration_stopped = start("migration-stopped").await;
+    let verify = start("verify").await;
+    let deployment_changed = start("deployment-changed").await;
+    for function in [&image_pushed, &manifest_uploaded, &migration_stopped, &verify, &deployment_changed] {
+        let init = function.init_time(std::time::Duration::from_secs(30)).await.expect("the function starts");
+        out.say(format!("{} is polling the Runtime API ({} ms after start)", function.name, init.as_millis()));
+    }
+
+    out.step("CI pushes laravel-app:4cf03d1 to ECR (before any manifest)");
+    let app = world.push_image("laravel-app", RELEASE).await;
+    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, &chrono::Utc::now().to_rfc3339());
+    out.send(&image_pushed, push).await;
+
+    out.step("CI uploads releases/laravel-app/4cf03d1.json; S3 delivers the event twice");
+    let command = migration_command(options.migration_fails);
+    let manifest = json!({
+        "version": 1, "release": RELEASE, "service": SERVICE,
+        "images": {"laravel": world.uri("laravel-app", RELEASE), "nginx": world.uri("laravel-app-nginx", RELEASE)},
+        "migration": {"container": "laravel", "command": command},
+        "verify": {"path": "/", "expect_status": 200, "expect_body": RELEASE},
+        "approval": "manual"
+    });
+    let key_name = format!("releases/{SERVICE}/{RELEASE}.json");
+    let (version, size) = world.upload(&key_name, &manifest.to_string()).await;
+    let upload = fixtures::s3_notification(&world.bucket, &key_name, version.as_deref(), size);
+    out.send(&manifest_uploaded, upload.clone()).await;
+    out.send(&manifest_uploaded, upload).await;
+
+    out.step("CI pushes laravel-app-nginx:4cf03d1; EventBridge delivers the push twice");
+    let nginx = world.push_image("laravel-app-nginx", RELEASE).await;
+    let push = fixtures::ecr_push(
+        ACCOUNT,
+        &world.repo("laravel-app-nginx"),
+        RELEASE,
+        &nginx,
+        &chrono::Utc::now().to_rfc3339(),
+    );
+    out.send(&image_pushed, push.clone()).await;
+    out.send(&image_pushed, push).await;
+
+    let store = convoy::adapters::aws::S3Store::new(
+        convoy::adapters::aws::s3_client(
+            &world.sdk,
+            &convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true },
+        ),
+        &world.bucket,
+    );
+    let key = ReleaseKey::new(SERVICE.parse().expect("service"), RELEASE.parse().expect("release"));
+    let record = || async { store.load(&key).await.expect("load").expect("a record").release };
+
+    out.step("the migration task runs (moto has the task; its command runs here, as a local process)");
+    let State::Migrating { task } = record().await.state else {
+        panic!("expected the migration to run: {}", record().await.state)
+    };
+    out.say(format!("task {task}"));
+    let started_at = chrono::Utc::now();
+    let status = Command::new(&command[0]).args(&command[1..]).status().expect("run the migration command");
+    let exit_code = status.code().unwrap_or(-1);
+    out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
+    let key_group = convoy::service::migration_group(&key);
+    let mut stopped = fixtures::ecs_task_stopped(
+        &task,
+        &key_group,
+        &convoy::service::started_by(&key),
+        "laravel",
+        Some(exit_code),
+        "EssentialContainerExited",
+        3,
+    );
+    stopped["detail"]["startedAt"] = json!(started_at.to_rfc3339());
+    stopped["detail"]["stoppedAt"] = json!(chrono::Utc::now().to_rfc3339());
+    out.send(&migration_stopped, stopped).await;
+
+    if let State::Deploying { deployment } = record().await.state {
+        out.step("CodeDeploy shifts test traffic to green and calls the AfterAllowTestTraffic hook");
+        out.send(&verify, fixtures::codedeploy_hook(&deployment, "sandbox-hook-1")).await;
+        let answers = standin.calls_to("PutLifecycleEventHookExecutionStatus");
+        out.say(format!("hook answer sent to CodeDeploy: {}", answers.last().cloned().unwrap_or_default()));
+        if matches!(record().await.state, State::AwaitingApproval { .. }) {
+            out.step("a person approves: convoy approve laravel-app 4cf03d1");
+            let approved =
+                cli(&standin.endpoint, &world.bucket, &["approve", SERVICE, RELEASE, "--by", "sandbox-operator"]);
+            out.say(approved.trim());
+            out.say(format!(
+                "ContinueDeployment sent: {}",
+                standin.calls_to("ContinueDeployment").last().cloned().unwrap_or_default()
+            ));
+            out.step("CodeDeploy shifts production traffic and reports SUCCESS");
+            out.send(&deployment_changed, fixtures::codedeploy_state_change(&deployment, "SUCCESS")).await;
+        } else {
+            out.step("CodeDeploy rolls back (the hook failed) and reports STOP");
+            out.send(&deployment_changed, fixtures::codedeploy_state_change(&deployment, "STOP")).await;
+        }
+    }
+
+    out.step("convoy status laravel-app 4cf03d1");
+    let status = cli(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE]);
+    if options.verbose {
+        print!("{status}");
+    }
+    Finished { release: record().await, status }
+}
+
+/// Runs the real `convoy` CLI against local AWS (through the stand-in).
+fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> String {
+    let path = binaries_dir().join("convoy");
+    let output = Command::new(&path)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("CONVOY_STATE_BUCKET", bucket)
+        .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    text
+}
+
+/// The migration's command: a real process whose exit code the sandbox reports.
+fn migration_command(fails: bool) -> Vec<String> {
+    let script = if fails {
+        "echo 'migrating 2026_11_25_000000_add_orders'; echo 'SQLSTATE[42S01]: table orders already exists' >&2; exit 1"
+    } else {
+        "echo 'migrating 2026_11_25_000000_add_orders'; sleep 0.2; echo 'migrated'"
+    };
+    vec!["sh".into(), "-c".into(), script.into()]
+}

@@ -1,0 +1,58 @@
+//! The sandbox (the README's first command) end to end: the real function binaries through the
+//! local Lambda Runtime API, the real CLI, moto, the green server. Needs the binaries built
+//! (`cargo build --workspace --bins`, which scripts/test runs first).
+
+use convoy::release::{Stage, State};
+use convoy_tests::sandbox::{Options, run};
+
+fn options(id: &str) -> Options {
+    Options { id: format!("{id}-{}", std::process::id()), ..Options::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_ships_a_release_to_production() {
+    let finished = run(options("happy")).await;
+    assert_eq!(finished.release.state, State::Succeeded);
+    let events: Vec<&str> = finished.release.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "manifest-accepted",
+            "image-pinned",
+            "image-pinned",
+            "ready",
+            "migration-starting",
+            "migration-started",
+            "migration-succeeded",
+            "deployment-starting",
+            "deployment-started",
+            "verification-started",
+            "verification-passed",
+            "approved",
+            "succeeded"
+        ]
+    );
+    assert_eq!(finished.release.approval.unwrap().by, "sandbox-operator");
+    assert!(finished.status.contains("state     Succeeded"), "{}", finished.status);
+    assert!(finished.status.contains("passed: 5 of 5 probes passed"), "{}", finished.status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_stops_a_release_whose_migration_fails() {
+    let finished = run(Options { migration_fails: true, ..options("migration") }).await;
+    let State::Failed { stage: Stage::Migration, reason } = &finished.release.state else {
+        panic!("{}", finished.release.state)
+    };
+    assert!(reason.contains("exited with code 1"), "{reason}");
+    assert!(finished.release.deployment.is_none(), "nothing was deployed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_rolls_back_a_release_whose_green_answers_the_wrong_version() {
+    let finished = run(Options { wrong_version: true, ..options("wrong") }).await;
+    let State::Failed { stage: Stage::Verification, reason } = &finished.release.state else {
+        panic!("{}", finished.release.state)
+    };
+    assert!(reason.contains("does not contain \"4cf03d1\""), "{reason}");
+    assert!(finished.release.approval.is_none(), "nobody approved");
+}
