@@ -84,6 +84,14 @@ impl LambdaProcess {
         LambdaProcess { name: name.to_owned(), child, shared, started, server }
     }
 
+    /// CPU time the process has used so far (user and system, nanoseconds), from the scheduler.
+    pub fn cpu_ns(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id()))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    }
+
     /// Waits for the function's first poll; returns the time from process start to it.
     pub async fn init_time(&self, limit: Duration) -> Result<Duration, String> {
         let deadline = Instant::now() + limit;

@@ -21,6 +21,7 @@ pub struct Call {
 pub struct StandIn {
     pub endpoint: String,
     calls: Arc<Mutex<Vec<Call>>>,
+    forwarded: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -53,22 +54,35 @@ impl StandIn {
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
         let recorded = calls.clone();
+        let forwarded: Arc<Mutex<Vec<String>>> = Arc::default();
+        let passed = forwarded.clone();
         let answers = Arc::new(answers);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (upstream, recorded, answers) = (upstream.clone(), recorded.clone(), answers.clone());
+                let (upstream, recorded, answers, passed) =
+                    (upstream.clone(), recorded.clone(), answers.clone(), passed.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, &upstream, &recorded, &answers).await;
+                    let _ = serve(stream, &upstream, &recorded, &answers, &passed).await;
                 });
             }
         });
-        StandIn { endpoint, calls, task }
+        StandIn { endpoint, calls, forwarded, task }
     }
 
     /// Every intercepted request, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().expect("calls").clone()
+    }
+
+    /// Every request that went on to moto, as "METHOD /path" or the JSON operation, in order.
+    pub fn forwarded(&self) -> Vec<String> {
+        self.forwarded.lock().expect("forwarded").clone()
+    }
+
+    /// Every AWS request the stand-in saw (forwarded or answered), so far.
+    pub fn requests(&self) -> usize {
+        self.forwarded.lock().expect("forwarded").len() + self.calls.lock().expect("calls").len()
     }
 
     /// The intercepted requests of one operation (`ContinueDeployment`, ...).
@@ -82,6 +96,7 @@ async fn serve(
     upstream: &str,
     recorded: &Mutex<Vec<Call>>,
     answers: &[(String, Value)],
+    passed: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     // One request per connection: read the head, then the body by its length.
     let mut request = Vec::new();
@@ -122,6 +137,15 @@ async fn serve(
         client.write_all(response.as_bytes()).await?;
         return client.shutdown().await;
     }
+    let request_line = head.lines().next().unwrap_or_default();
+    let operation = if target.is_empty() {
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        format!("{method} {}", path.split('?').next().unwrap_or_default())
+    } else {
+        target.clone()
+    };
+    passed.lock().expect("forwarded").push(operation);
     // Forward untouched, but ask moto to close, so the response ends at EOF.
     let mut forwarded = String::new();
     for line in head[..head_end - 4].lines() {

@@ -147,13 +147,11 @@ impl World {
         };
         let codedeploy = aws_sdk_codedeploy::Client::new(&self.sdk);
         let application = format!("convoy-{}", if self.id.is_empty() { "sandbox" } else { &self.id });
-        codedeploy
-            .create_application()
-            .application_name(&application)
-            .compute_platform(ComputePlatform::Ecs)
-            .send()
-            .await
-            .expect("application");
+        let created = codedeploy.create_application().application_name(&application).compute_platform(ComputePlatform::Ecs).send().await;
+        if let Err(err) = created {
+            // One application serves every service of a world.
+            assert!(err.as_service_error().is_some_and(|e| e.is_application_already_exists_exception()), "application: {err:?}");
+        }
         codedeploy
             .create_deployment_group()
             .application_name(&application)
