@@ -85,7 +85,21 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
         }
         Ok(HookEvent::EcsNative { execution, stage, service_deployment, service }) => {
             info!(%stage, %service, "ECS lifecycle hook");
-            respond(convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now()).await)
+            match convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now()).await {
+                Ok(reply) => Ok(serde_json::to_value(reply)?),
+                // ECS rolls back a deployment whose hook fails: a transient error asks to be
+                // called again instead, a permanent one answers FAILED with the reason.
+                Err(err) if err.is_retryable() => {
+                    warn!(error = %err, "transient error; ECS calls the hook again");
+                    Ok(
+                        json!({ "hookStatus": "IN_PROGRESS", "callBackDelay": 15, "hookDetails": { "convoy": err.to_string() } }),
+                    )
+                }
+                Err(err) => {
+                    error!(error = %err, "verification cannot run");
+                    Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": err.to_string() } }))
+                }
+            }
         }
     }
 }

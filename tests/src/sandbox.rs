@@ -24,7 +24,7 @@ use crate::http::{self, Behaviour};
 use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
 use crate::standin::StandIn;
-use crate::world::{World, service_settings};
+use crate::world::{World, function_env, service_settings};
 
 pub const SERVICE: &str = "laravel-app";
 pub const RELEASE: &str = "4cf03d1";
@@ -110,23 +110,8 @@ pub async fn run(options: Options) -> Finished {
 
     let probe = json!({"count": 5, "interval_ms": 200, "failure_limit": 1, "timeout_ms": 1000});
     let settings = service_settings(SERVICE, &application, &group, &green.url, "manual", probe);
-    let repositories = format!("{},{}", world.repo("laravel-app"), world.repo("laravel-app-nginx"));
-    let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", standin.endpoint.as_str()),
-        ("AWS_REGION", REGION),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-        ("CONVOY_STATE_BUCKET", &world.bucket),
-        ("CONVOY_S3_FORCE_PATH_STYLE", "true"),
-        ("CONVOY_ALLOWED_SERVICES", SERVICE),
-        ("CONVOY_ALLOWED_REPOSITORIES", &repositories),
-        ("CONVOY_CLUSTER", &ecs.cluster),
-        ("CONVOY_SERVICE_SETTINGS", &settings),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
+    let env = function_env(&world, &standin.endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
 
     let bin = binaries_dir();
     let start = |name: &'static str| {

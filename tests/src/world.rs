@@ -147,10 +147,18 @@ impl World {
         };
         let codedeploy = aws_sdk_codedeploy::Client::new(&self.sdk);
         let application = format!("convoy-{}", if self.id.is_empty() { "sandbox" } else { &self.id });
-        let created = codedeploy.create_application().application_name(&application).compute_platform(ComputePlatform::Ecs).send().await;
+        let created = codedeploy
+            .create_application()
+            .application_name(&application)
+            .compute_platform(ComputePlatform::Ecs)
+            .send()
+            .await;
         if let Err(err) = created {
             // One application serves every service of a world.
-            assert!(err.as_service_error().is_some_and(|e| e.is_application_already_exists_exception()), "application: {err:?}");
+            assert!(
+                err.as_service_error().is_some_and(|e| e.is_application_already_exists_exception()),
+                "application: {err:?}"
+            );
         }
         codedeploy
             .create_deployment_group()
@@ -323,4 +331,31 @@ impl World {
             .expect("service");
         EcsWorld { cluster, service: service.to_owned(), subnet, security_group, task_definition }
     }
+}
+
+/// The environment a Convoy function gets in this world: AWS through `endpoint`, the settings.
+pub fn function_env(
+    world: &World,
+    endpoint: &str,
+    cluster: &str,
+    services: &[String],
+    repositories: &[String],
+    settings: &str,
+) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", crate::moto::REGION),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("CONVOY_STATE_BUCKET", &world.bucket),
+        ("CONVOY_S3_FORCE_PATH_STYLE", "true"),
+        ("CONVOY_ALLOWED_SERVICES", &services.join(",")),
+        ("CONVOY_ALLOWED_REPOSITORIES", &repositories.join(",")),
+        ("CONVOY_CLUSTER", cluster),
+        ("CONVOY_SERVICE_SETTINGS", settings),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }

@@ -319,9 +319,9 @@ pub enum TransitionError {
 }
 
 impl Release {
-    /// A new record for an accepted manifest: collecting, with a request to resolve its images.
-    pub fn open(key: ReleaseKey, source: ManifestSource, manifest: Manifest, at: DateTime<Utc>) -> Self {
-        let mut release = Self {
+    /// A record with nothing in it yet.
+    fn empty(key: ReleaseKey, source: ManifestSource) -> Self {
+        Self {
             schema: RECORD_SCHEMA,
             key,
             source,
@@ -333,26 +333,19 @@ impl Release {
             verification: None,
             approval: None,
             timeline: Vec::new(),
-        };
+        }
+    }
+
+    /// A new record for an accepted manifest: collecting, with a request to resolve its images.
+    pub fn open(key: ReleaseKey, source: ManifestSource, manifest: Manifest, at: DateTime<Utc>) -> Self {
+        let mut release = Self::empty(key, source);
         release.accept(manifest, at);
         release
     }
 
     /// A new record for a manifest that was refused: it ends here, with the reason.
     pub fn rejected(key: ReleaseKey, source: ManifestSource, reason: String, at: DateTime<Utc>) -> Self {
-        let mut release = Self {
-            schema: RECORD_SCHEMA,
-            key,
-            source,
-            manifest: None,
-            images: BTreeMap::new(),
-            state: State::Collecting,
-            migration: None,
-            deployment: None,
-            verification: None,
-            approval: None,
-            timeline: Vec::new(),
-        };
+        let mut release = Self::empty(key, source);
         release.reject(reason, at);
         release
     }
@@ -399,6 +392,13 @@ impl Release {
         keys.sort();
         keys.dedup();
         keys
+    }
+
+    /// Each container's image pinned by digest, as task definitions name it (once ready, all).
+    pub fn pinned_uris(&self) -> Vec<(String, String)> {
+        self.pinned_images()
+            .filter_map(|(container, image, digest)| Some((container.to_string(), image.pinned_uri(digest?))))
+            .collect()
     }
 
     /// Every image of the release, pinned: `(container, image, digest)`. Complete once ready.

@@ -139,13 +139,7 @@ impl Convoy {
     ) -> Result<(String, String), ConvoyError> {
         let key = &release.key;
         let shape = self.tasks.service_shape(&self.settings.cluster, key.service.as_str()).await?;
-        let images = release
-            .pinned_images()
-            .map(|(container, image, digest)| {
-                let digest = digest.expect("a ready release has every digest");
-                (container.to_string(), image.pinned_uri(digest))
-            })
-            .collect();
+        let images = release.pinned_uris();
         let definition =
             self.definitions.register_release(&ReleaseTaskSpec { base: shape.task_definition, images }).await?;
         let target = &settings.codedeploy;

@@ -85,13 +85,7 @@ impl Convoy {
             return Err(TasksError::Rejected(format!("the task group {group:?} is longer than ECS allows (255)")));
         }
         let shape = self.tasks.service_shape(&self.settings.cluster, key.service.as_str()).await?;
-        let images = release
-            .pinned_images()
-            .map(|(container, image, digest)| {
-                let digest = digest.expect("a ready release has every digest");
-                (container.to_string(), image.pinned_uri(digest))
-            })
-            .collect();
+        let images = release.pinned_uris();
         let spec = MigrationTaskSpec {
             base: shape.task_definition.clone(),
             container: migration.container.to_string(),

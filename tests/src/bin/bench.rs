@@ -10,33 +10,17 @@ use convoy_tests::fixtures;
 use convoy_tests::moto::{ACCOUNT, Moto, REGION};
 use convoy_tests::runtime::{LambdaProcess, Outcome};
 use convoy_tests::standin::StandIn;
-use convoy_tests::world::{World, service_settings};
+use convoy_tests::world::{World, function_env as env, service_settings};
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 6] = ["image-pushed", "manifest-uploaded", "migration-stopped", "verify", "deployment-changed", "reconciler"];
+const FUNCTIONS: [&str; 6] =
+    ["image-pushed", "manifest-uploaded", "migration-stopped", "verify", "deployment-changed", "reconciler"];
 const STARTS: usize = 25;
 
 fn bin_dir() -> PathBuf {
-    PathBuf::from(std::env::var("CONVOY_BENCH_BIN").expect("CONVOY_BENCH_BIN: the folder of the release-built functions"))
-}
-
-fn env(world: &World, endpoint: &str, cluster: &str, services: &[String], repositories: &[String], settings: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", REGION),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-        ("CONVOY_STATE_BUCKET", &world.bucket),
-        ("CONVOY_S3_FORCE_PATH_STYLE", "true"),
-        ("CONVOY_ALLOWED_SERVICES", &services.join(",")),
-        ("CONVOY_ALLOWED_REPOSITORIES", &repositories.join(",")),
-        ("CONVOY_CLUSTER", cluster),
-        ("CONVOY_SERVICE_SETTINGS", settings),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    PathBuf::from(
+        std::env::var("CONVOY_BENCH_BIN").expect("CONVOY_BENCH_BIN: the folder of the release-built functions"),
+    )
 }
 
 fn ms(d: Duration) -> f64 {
@@ -73,7 +57,9 @@ async fn main() {
     let env = env(&world, &proxy.endpoint, &ecs.cluster, &["web".into()], &repositories, &settings);
 
     println!("Convoy benchmark — release binaries from {}", bin.display());
-    println!("\n## init: process start → first Runtime API poll ({STARTS} starts each; SDK config and clients built as in production)");
+    println!(
+        "\n## init: process start → first Runtime API poll ({STARTS} starts each; SDK config and clients built as in production)"
+    );
     println!("{:<20} {:>10} {:>10} {:>10}", "function", "median ms", "min ms", "max ms");
     for name in FUNCTIONS {
         let mut times = Vec::new();
@@ -162,7 +148,15 @@ async fn load(bin: &std::path::Path, moto: &Moto) {
     for service in &services {
         cluster = world.ecs_service(service, &container_names).await.cluster;
         let (application, group) = world.codedeploy(service).await;
-        let one: Value = serde_json::from_str(&service_settings(service, &application, &group, "http://127.0.0.1:9", "manual", json!({}))).unwrap();
+        let one: Value = serde_json::from_str(&service_settings(
+            service,
+            &application,
+            &group,
+            "http://127.0.0.1:9",
+            "manual",
+            json!({}),
+        ))
+        .unwrap();
         settings.extend(one.as_object().unwrap().clone());
     }
     let proxy = StandIn::for_missing_operations(&moto.endpoint).await;
@@ -181,11 +175,15 @@ async fn load(bin: &std::path::Path, moto: &Moto) {
         events.push((true, fixtures::s3_notification(&world.bucket, &key, version.as_deref(), size)));
         for repo in &repos {
             let digest = world.push_image(repo, &release).await;
-            events.push((false, fixtures::ecr_push(ACCOUNT, &world.repo(repo), &release, &digest, &chrono::Utc::now().to_rfc3339())));
+            events.push((
+                false,
+                fixtures::ecr_push(ACCOUNT, &world.repo(repo), &release, &digest, &chrono::Utc::now().to_rfc3339()),
+            ));
         }
     }
     // ...then EventBridge and S3 deliver every event three times, in any order, all at once.
-    let mut deliveries: Vec<(bool, Value)> = events.iter().flat_map(|e| std::iter::repeat_n(e.clone(), COPIES)).collect();
+    let mut deliveries: Vec<(bool, Value)> =
+        events.iter().flat_map(|e| std::iter::repeat_n(e.clone(), COPIES)).collect();
     fastrand::shuffle(&mut deliveries);
     let pushers: Vec<Arc<LambdaProcess>> = futures_pool(bin, "image-pushed", 10, &env).await;
     let uploaders: Vec<Arc<LambdaProcess>> = futures_pool(bin, "manifest-uploaded", 3, &env).await;
@@ -193,7 +191,8 @@ async fn load(bin: &std::path::Path, moto: &Moto) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (n, (is_manifest, event)) in deliveries.iter().cloned().enumerate() {
-        let function = if is_manifest { uploaders[n % uploaders.len()].clone() } else { pushers[n % pushers.len()].clone() };
+        let function =
+            if is_manifest { uploaders[n % uploaders.len()].clone() } else { pushers[n % pushers.len()].clone() };
         tasks.push(tokio::spawn(async move { function.invoke(event).await }));
     }
     let mut retry = Vec::new();
@@ -218,7 +217,10 @@ async fn load(bin: &std::path::Path, moto: &Moto) {
     let calls = proxy.requests() - calls_before;
 
     let store = convoy::adapters::aws::S3Store::new(
-        convoy::adapters::aws::s3_client(&world.sdk, &convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true }),
+        convoy::adapters::aws::s3_client(
+            &world.sdk,
+            &convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true },
+        ),
         &world.bucket,
     );
     use convoy::ports::ReleaseStore;
@@ -235,16 +237,25 @@ async fn load(bin: &std::path::Path, moto: &Moto) {
             _ => doubled += 1,
         }
     }
-    println!("\n## load: {RELEASES} releases × {IMAGES} images, every event delivered {COPIES}×, all at once (10 image-pushed + 3 manifest-uploaded processes)");
+    println!(
+        "\n## load: {RELEASES} releases × {IMAGES} images, every event delivered {COPIES}×, all at once (10 image-pushed + 3 manifest-uploaded processes)"
+    );
     println!("deliveries          {}", deliveries.len());
     println!("wall time           {:.0} ms", ms(wall));
     println!("events per second   {:.0}", deliveries.len() as f64 / wall.as_secs_f64());
     println!("AWS requests        {calls} ({:.1} per delivery)", calls as f64 / deliveries.len() as f64);
     println!("failed invocations  {failed}, still failing after two retries {}", retry.len());
-    println!("ready transitions   lost {lost}, doubled {doubled}; deployments started {deployments} for {RELEASES} releases");
+    println!(
+        "ready transitions   lost {lost}, doubled {doubled}; deployments started {deployments} for {RELEASES} releases"
+    );
 }
 
-async fn futures_pool(bin: &std::path::Path, name: &str, size: usize, env: &[(String, String)]) -> Vec<Arc<LambdaProcess>> {
+async fn futures_pool(
+    bin: &std::path::Path,
+    name: &str,
+    size: usize,
+    env: &[(String, String)],
+) -> Vec<Arc<LambdaProcess>> {
     let mut pool = Vec::new();
     for _ in 0..size {
         let process = LambdaProcess::spawn(name, &bin.join(name), env).await;

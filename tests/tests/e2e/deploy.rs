@@ -357,3 +357,23 @@ async fn a_newer_release_waits_for_the_one_in_flight_and_an_older_one_is_superse
     assert_eq!(record.state, State::Superseded { by: "q2".parse().unwrap() });
     assert_eq!(backend.deployments(&release_key("q0")).await, 0);
 }
+
+#[tokio::test]
+async fn an_ecs_native_hook_asks_to_be_called_again_when_aws_is_unavailable() {
+    let (backend, _green) = with_green(Behaviour::version("n4"), "manual").await;
+    deploying(&backend, "n4", json!({})).await;
+    // The same Convoy, its S3 unreachable (a closed port): the record cannot be read.
+    let outage = convoy_tests::moto::sdk_config_for(&http::refused_url()).await;
+    let settings = backend.world.config_with(&["web"], &["app", "nginx"], None);
+    let mut broken = backend.convoy.clone();
+    let store = std::sync::Arc::new(convoy::adapters::aws::S3Store::new(
+        convoy::adapters::aws::s3_client(&outage, &settings.store),
+        &backend.world.bucket,
+    ));
+    broken.locks = store.clone();
+    broken.store = store;
+    let reply =
+        invoke(&broken, "verify", fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-4", json!({}))).await;
+    assert_eq!(reply["hookStatus"], "IN_PROGRESS", "{reply}");
+    assert_eq!(reply["callBackDelay"], 15);
+}
