@@ -12,7 +12,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Installs the pinned Python tools into $VENV unless the same requirements are already there.
 ensure_python_tools() {
   local stamp=$VENV/.requirements.sha256 want
-  want=$(cat "$ROOT"/scripts/requirements*.txt | sha256sum | cut -d' ' -f1)
+  want=$(sha256sum < "$ROOT"/scripts/requirements.txt | cut -d" " -f1)
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return 0; fi
   log "installing pinned Python tools into $VENV"
   python3 -m venv "$VENV"

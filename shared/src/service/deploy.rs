@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::{Convoy, Report, update};
+use super::{Convoy, Report, update, update_from};
 use crate::error::{ConvoyError, DeployError, StoreError, TasksError};
 use crate::names::{ReleaseId, ReleaseKey};
 use crate::ports::{CodeDeployRequest, DeployLock, LockEntry, ReleaseTaskSpec};
@@ -86,9 +86,20 @@ impl Convoy {
     /// Starts the release's deployment if it is due, its service is free, and nobody else holds
     /// the start. At most one deployment per release: the claim is a conditional write, and a
     /// takeover after a crashed holder finds that holder's deployment by its marker.
-    pub async fn start_deployment(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
-        let Some(stored) = self.store.load(key).await? else { return Ok(None) };
-        let release = stored.release;
+    pub async fn start_deployment(
+        &self,
+        key: &ReleaseKey,
+        now: DateTime<Utc>,
+        known: Option<crate::ports::Stored>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let stored = match known {
+            Some(stored) => stored,
+            None => match self.store.load(key).await? {
+                Some(stored) => stored,
+                None => return Ok(None),
+            },
+        };
+        let release = stored.release.clone();
         let Some(settings) = self.settings.services.get(&key.service).cloned() else {
             let reason = format!("no deployment settings for service {} (CONVOY_SERVICE_SETTINGS)", key.service);
             return self.deployment_impossible(key, reason, now).await;
@@ -104,22 +115,26 @@ impl Convoy {
         }
         let lease = self.settings.claim_lease;
         let event = Event::DeploymentClaimed { method: "codedeploy".into(), at: now, lease };
-        let Some(claimed) = update(self.store.as_ref(), key, |r| r.apply(&event)).await? else { return Ok(None) };
+        let claimed = update_from(self.store.as_ref(), key, Some(stored), |r| r.apply(&event)).await?;
+        let Some(claimed) = claimed else { return Ok(None) };
         if !claimed.changed {
             return Ok(Some(self.finish(claimed)));
         }
         let target = &settings.codedeploy;
         let marker = deployment_marker(key);
         let claims = claimed.release.deployment.as_ref().map_or(1, |run| run.claims);
+        let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
         if claims > 1
             && let Some(found) = self.deployer.find(&target.application, &target.deployment_group, &marker).await?
         {
             info!(deployment = %found, "adopting the deployment a previous holder created");
             self.deployments.note(&found, key).await?;
-            return self.record_deployment_start(key, &found, None, now).await;
+            return self.record_deployment_start(key, &found, None, now, claim).await;
         }
         match self.launch_deployment(&claimed.release, &settings, &marker).await {
-            Ok((deployment, definition)) => self.record_deployment_start(key, &deployment, Some(definition), now).await,
+            Ok((deployment, definition)) => {
+                self.record_deployment_start(key, &deployment, Some(definition), now, claim).await
+            }
             Err(
                 ConvoyError::Tasks(TasksError::Rejected(reason)) | ConvoyError::Deploy(DeployError::Rejected(reason)),
             ) => {
@@ -164,10 +179,11 @@ impl Convoy {
         deployment: &str,
         definition: Option<String>,
         now: DateTime<Utc>,
+        claim: crate::ports::Stored,
     ) -> Result<Option<Report>, ConvoyError> {
         let event =
             Event::DeploymentStarted { deployment: deployment.to_owned(), task_definition: definition, at: now };
-        let updated = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+        let updated = update_from(self.store.as_ref(), key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
 

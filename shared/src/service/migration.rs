@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
-use super::{Convoy, Report, update};
+use super::{Convoy, Report, update, update_from};
 use crate::error::{ConvoyError, TasksError};
 use crate::names::ReleaseKey;
 use crate::ports::{MigrationTaskSpec, RunTaskRequest};
@@ -25,10 +25,15 @@ impl Convoy {
     /// Starts the release's migration if it is due and nobody else holds the start. At most one
     /// task per release: the claim is a conditional write, the RunTask call carries the release's
     /// client token, and a takeover after a crashed holder adopts the task that holder started.
-    pub async fn start_migration(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
+    pub async fn start_migration(
+        &self,
+        key: &ReleaseKey,
+        now: DateTime<Utc>,
+        known: Option<crate::ports::Stored>,
+    ) -> Result<Option<Report>, ConvoyError> {
         let default_timeout = self.settings.migration_timeout;
         let lease = self.settings.claim_lease;
-        let claimed = update(self.store.as_ref(), key, |release| {
+        let claimed = update_from(self.store.as_ref(), key, known, |release| {
             let timeout = release
                 .manifest
                 .as_ref()
@@ -42,6 +47,7 @@ impl Convoy {
         if !claimed.changed {
             return Ok(Some(self.finish(claimed)));
         }
+        let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
         let release = claimed.release;
         let run = release.migration.as_ref().expect("a claimed migration has a run");
         let cluster = &self.settings.cluster;
@@ -52,11 +58,11 @@ impl Convoy {
                 info!(task, "adopting the task a previous holder started");
                 let definition =
                     run.task_definition.clone().unwrap_or_else(|| "(started by a previous attempt)".into());
-                return self.record_migration_start(key, task, &definition, None, now).await;
+                return self.record_migration_start(key, task, &definition, None, now, claim).await;
             }
         }
         match self.launch_migration(&release, &run.token).await {
-            Ok((task, definition, log)) => self.record_migration_start(key, &task, &definition, log, now).await,
+            Ok((task, definition, log)) => self.record_migration_start(key, &task, &definition, log, now, claim).await,
             Err(TasksError::Rejected(reason)) => {
                 let event =
                     Event::MigrationImpossible { reason: format!("the migration cannot start: {reason}"), at: now };
@@ -120,6 +126,7 @@ impl Convoy {
         task_definition: &str,
         log: Option<LogPointer>,
         now: DateTime<Utc>,
+        claim: crate::ports::Stored,
     ) -> Result<Option<Report>, ConvoyError> {
         let event = Event::MigrationStarted {
             task: task.to_owned(),
@@ -127,7 +134,7 @@ impl Convoy {
             log,
             at: now,
         };
-        let updated = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+        let updated = update_from(self.store.as_ref(), key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
 

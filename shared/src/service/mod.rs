@@ -67,6 +67,8 @@ impl Report {
 /// A record after an update.
 struct Updated {
     release: Release,
+    /// The stored version of `release`: a next update can start from it without a read.
+    version: crate::ports::RecordVersion,
     changed: bool,
     effects: Vec<Effect>,
     note: Option<String>,
@@ -82,21 +84,41 @@ pub(crate) const MAX_ATTEMPTS: u32 = 30;
 async fn update(
     store: &dyn ReleaseStore,
     key: &ReleaseKey,
+    decide: impl FnMut(&Release) -> Result<Decision, TransitionError>,
+) -> Result<Option<Updated>, ConvoyError> {
+    update_from(store, key, None, decide).await
+}
+
+/// [`update`], starting from a record the caller already holds (it just wrote it): one read
+/// fewer. A stale `known` costs nothing but the conditional write it loses.
+async fn update_from(
+    store: &dyn ReleaseStore,
+    key: &ReleaseKey,
+    mut known: Option<crate::ports::Stored>,
     mut decide: impl FnMut(&Release) -> Result<Decision, TransitionError>,
 ) -> Result<Option<Updated>, ConvoyError> {
     for attempt in 1..=MAX_ATTEMPTS {
-        let Some(stored) = store.load(key).await? else { return Ok(None) };
+        let stored = match known.take() {
+            Some(stored) => stored,
+            None => match store.load(key).await? {
+                Some(stored) => stored,
+                None => return Ok(None),
+            },
+        };
         match decide(&stored.release)? {
             Decision::Unchanged { why } => {
                 return Ok(Some(Updated {
                     release: stored.release,
+                    version: stored.version,
                     changed: false,
                     effects: Vec::new(),
                     note: Some(why),
                 }));
             }
             Decision::Changed { release, effects } => match store.replace(&release, &stored.version).await {
-                Ok(_) => return Ok(Some(Updated { release: *release, changed: true, effects, note: None })),
+                Ok(version) => {
+                    return Ok(Some(Updated { release: *release, version, changed: true, effects, note: None }));
+                }
                 Err(StoreError::Conflict) => {
                     tracing::debug!(release = %key, attempt, "lost a conditional write; re-reading");
                     // Jitter spreads writers that collided so they do not collide again.
@@ -113,7 +135,7 @@ async fn update(
 impl Convoy {
     /// Logs what an update did and turns it into a report.
     fn finish(&self, updated: Updated) -> Report {
-        let Updated { release, changed, effects, note } = updated;
+        let Updated { release, changed, effects, note, .. } = updated;
         match &note {
             Some(note) => tracing::info!(state = %release.state, "unchanged: {note}"),
             None => tracing::info!(state = %release.state, "release updated"),
@@ -132,10 +154,11 @@ impl Convoy {
         updated: Updated,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Report, ConvoyError> {
-        let key = updated.release.key.clone();
-        let state = updated.release.state.clone();
+        let hook = updated.release.verification.as_ref().map(|v| v.hook.clone());
+        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref()).await?;
+        let stored = crate::ports::Stored { release: updated.release.clone(), version: updated.version.clone() };
         let mut report = self.finish(updated);
-        if let Some(advanced) = self.advance(&key, &state, now).await? {
+        if let Some(advanced) = self.advance(stored, now).await? {
             report.state = advanced.state;
             report.note = report.note.or(advanced.note);
         }
@@ -150,16 +173,16 @@ impl Convoy {
         Ok(self.finish(updated))
     }
 
-    /// Starts the stage a ready release waits for.
+    /// Starts the stage a ready release waits for, from the record as last stored.
     async fn advance(
         &self,
-        key: &ReleaseKey,
-        state: &State,
+        stored: crate::ports::Stored,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        match state {
-            State::Ready { next: Stage::Migration } => self.start_migration(key, now).await,
-            State::Ready { next: Stage::Deployment } => self.start_deployment(key, now).await,
+        let key = stored.release.key.clone();
+        match stored.release.state {
+            State::Ready { next: Stage::Migration } => self.start_migration(&key, now, Some(stored)).await,
+            State::Ready { next: Stage::Deployment } => self.start_deployment(&key, now, Some(stored)).await,
             _ => Ok(None),
         }
     }

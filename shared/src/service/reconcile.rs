@@ -39,7 +39,7 @@ impl Convoy {
             self.active.mark_done(key).await?;
             return Ok(None);
         };
-        let release = stored.release;
+        let release = stored.release.clone();
         match &release.state {
             state if state.is_terminal() => {
                 info!("ended; no longer active");
@@ -47,8 +47,8 @@ impl Convoy {
                 Ok(None)
             }
             State::Collecting => self.resolve_images(key, &release.awaited_images(), now).await,
-            State::Ready { .. } => self.advance(key, &release.state, now).await,
-            State::Queued { .. } | State::StartingDeployment => self.start_deployment(key, now).await,
+            State::Ready { .. } => self.advance(stored, now).await,
+            State::Queued { .. } | State::StartingDeployment => self.start_deployment(key, now, Some(stored)).await,
             State::AwaitingApproval { .. }
                 if release.deployment.as_ref().and_then(|d| d.auto_approve_at).is_some_and(|at| at <= now) =>
             {
@@ -77,7 +77,7 @@ impl Convoy {
                 if let Some(report) = self.fail_if_overdue(key, now).await? {
                     return Ok(Some(report));
                 }
-                self.start_migration(key, now).await
+                self.start_migration(key, now, None).await
             }
             State::Migrating { task } => match self.tasks.describe(&self.settings.cluster, task).await? {
                 Some(report) if report.last_status == "STOPPED" => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use convoy_tests::fixtures;
-use convoy_tests::moto::{ACCOUNT, Moto, REGION};
+use convoy_tests::moto::{ACCOUNT, Moto};
 use convoy_tests::runtime::{LambdaProcess, Outcome};
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::{World, function_env as env, service_settings};

@@ -272,7 +272,7 @@ async fn replays_and_a_crash_between_run_task_and_the_record_start_exactly_one_t
         .map(|_| {
             let convoy = backend.convoy.clone();
             let key = key.clone();
-            tokio::spawn(async move { convoy.start_migration(&key, chrono::Utc::now()).await.unwrap() })
+            tokio::spawn(async move { convoy.start_migration(&key, chrono::Utc::now(), None).await.unwrap() })
         })
         .collect();
     for start in direct {
