@@ -167,7 +167,9 @@ impl Release {
                 next.record(at, "deployment-starting", format!("via {method}"));
             }
             (State::StartingDeployment, Some(run)) if run.claimed_at + lease <= at => {
-                let run = next.deployment.as_mut().expect("matched above");
+                let Some(run) = next.deployment.as_mut() else {
+                    return Decision::inconsistent(self, "a deployment run");
+                };
                 run.claims += 1;
                 run.claimed_at = at;
                 next.record(
@@ -186,7 +188,7 @@ impl Release {
             return Decision::unchanged(format!("deployment {id} started, but the release is {}", self.state));
         }
         let mut next = self.clone();
-        let run = next.deployment.as_mut().expect("a starting deployment has a run");
+        let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         run.id = Some(id.to_owned());
         run.task_definition = task_definition.map(str::to_owned).or(run.task_definition.take());
         run.started_at = Some(at);
@@ -243,7 +245,7 @@ impl Release {
             return Decision::unchanged("these probes are recorded already");
         }
         let mut next = self.clone();
-        let recorded = next.verification.as_mut().expect("matched above");
+        let Some(recorded) = next.verification.as_mut() else { return Decision::inconsistent(self, "a verification") };
         recorded.probes.extend(fresh.into_iter().cloned());
         let _ = at;
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
@@ -260,7 +262,9 @@ impl Release {
             return Decision::unchanged(format!("no verification runs: the release is {}", self.state));
         };
         let mut next = self.clone();
-        let verification = next.verification.as_mut().expect("a verifying release has a verification");
+        let Some(verification) = next.verification.as_mut() else {
+            return Decision::inconsistent(self, "a verification");
+        };
         verification.outcome = Some(outcome.clone());
         verification.finished_at = Some(at);
         let mut effects = Vec::new();

@@ -117,7 +117,9 @@ impl Release {
                 next.record(at, "migration-starting", format!("timeout {}s", timeout.num_seconds()));
             }
             (State::StartingMigration, Some(run)) if run.claimed_at + lease <= at => {
-                let run = next.migration.as_mut().expect("matched above");
+                let Some(run) = next.migration.as_mut() else {
+                    return Ok(Decision::inconsistent(self, "a migration run"));
+                };
                 run.claims += 1;
                 run.claimed_at = at;
                 next.record(
@@ -142,7 +144,7 @@ impl Release {
             return Decision::unchanged(format!("task {task} started, but the release is {}", self.state));
         }
         let mut next = self.clone();
-        let run = next.migration.as_mut().expect("a starting migration has a run");
+        let Some(run) = next.migration.as_mut() else { return Decision::inconsistent(self, "a migration run") };
         run.task = Some(task.to_owned());
         run.task_definition = Some(task_definition.to_owned());
         run.log = log.cloned();
@@ -177,7 +179,7 @@ impl Release {
                 report.task, self.state
             ));
         }
-        let run = self.migration.as_ref().expect("a migrating release has a run");
+        let Some(run) = self.migration.as_ref() else { return Decision::inconsistent(self, "a migration run") };
         if let (Some(seen), Some(version)) = (run.event_version, report.version)
             && version <= seen
         {
@@ -197,7 +199,7 @@ impl Release {
         let container_reason = reported.and_then(|c| c.reason.clone());
 
         let mut next = self.clone();
-        let run = next.migration.as_mut().expect("a migrating release has a run");
+        let Some(run) = next.migration.as_mut() else { return Decision::inconsistent(self, "a migration run") };
         run.task = Some(report.task.clone());
         run.event_version = report.version.or(run.event_version);
         run.started_at = report.started_at.or(run.started_at);

@@ -209,3 +209,15 @@ fn an_overdue_migration_fails_and_asks_to_stop_its_task() {
 fn a_migration_within_its_time_is_not_overdue() {
     assert!(matches!(migrating().apply(&Event::MigrationOverdue { at: t(500) }).unwrap(), Decision::Unchanged { .. }));
 }
+
+#[test]
+fn an_inconsistent_record_is_left_alone_instead_of_crashing_the_handler() {
+    let mut release = migrating();
+    release.migration = None; // edited by hand: migrating, but no run
+    let Decision::Unchanged { why } =
+        release.apply(&stopped("task-1", 4, Some(0), "EssentialContainerExited")).unwrap()
+    else {
+        panic!("must not change");
+    };
+    assert!(why.contains("inconsistent"), "{why}");
+}

@@ -307,6 +307,12 @@ impl Decision {
     pub(crate) fn unchanged(why: impl Into<String>) -> Self {
         Decision::Unchanged { why: why.into() }
     }
+
+    /// A record whose state and evidence disagree (edited by hand, or written by a newer
+    /// Convoy): nothing is decided on it, and the handler acknowledges instead of crashing.
+    pub(crate) fn inconsistent(release: &Release, missing: &str) -> Self {
+        Decision::Unchanged { why: format!("the record is inconsistent: it is {} without {missing}", release.state) }
+    }
 }
 
 /// An event that cannot apply to this release at all.

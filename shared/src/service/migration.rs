@@ -49,7 +49,9 @@ impl Convoy {
         }
         let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
         let release = claimed.release;
-        let run = release.migration.as_ref().expect("a claimed migration has a run");
+        let Some(run) = release.migration.as_ref() else {
+            return Err(ConvoyError::BadEvent(format!("release {key} was claimed without a migration run")));
+        };
         let cluster = &self.settings.cluster;
 
         if run.claims > 1 {
@@ -80,11 +82,9 @@ impl Convoy {
         release: &Release,
         token: &str,
     ) -> Result<(String, String, Option<LogPointer>), TasksError> {
-        let migration = release
-            .manifest
-            .as_ref()
-            .and_then(|m| m.migration.as_ref())
-            .expect("a claimed release declares a migration");
+        let Some(migration) = release.manifest.as_ref().and_then(|m| m.migration.as_ref()) else {
+            return Err(TasksError::Rejected(format!("release {} declares no migration", release.key)));
+        };
         let key = &release.key;
         let group = migration_group(key);
         if group.len() > 255 {
