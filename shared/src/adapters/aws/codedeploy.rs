@@ -43,27 +43,21 @@ where
     E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if let Some(service_error) = err.as_service_error()
-        && let Some(code) = service_error.code().filter(|code| REJECTIONS.contains(code))
-    {
-        return DeployError::Rejected(format!("{code}: {}", service_error.message().unwrap_or("no message")));
+    match super::refusal(&err, Some(REJECTIONS)) {
+        Some(refused) => DeployError::Rejected(refused),
+        None => DeployError::Unavailable(super::describe(&err)),
     }
-    DeployError::Unavailable(aws_sdk_codedeploy::error::DisplayErrorContext(&err).to_string())
 }
 
-/// ECS answered: its refusal stands; no answer is worth a retry.
+/// ECS's deployment API: any refusal stands; no answer is worth a retry.
 fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match err.as_service_error() {
-        Some(service_error) => DeployError::Rejected(format!(
-            "{}: {}",
-            service_error.code().unwrap_or("ECS"),
-            service_error.message().unwrap_or("no message")
-        )),
-        None => DeployError::Unavailable(aws_sdk_ecs::error::DisplayErrorContext(&err).to_string()),
+    match super::refusal(&err, None) {
+        Some(refused) => DeployError::Rejected(refused),
+        None => DeployError::Unavailable(super::describe(&err)),
     }
 }
 

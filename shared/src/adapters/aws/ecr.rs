@@ -50,9 +50,7 @@ impl Registry for EcrRegistry {
                         continue;
                     }
                     Err(err) => {
-                        return Err(RegistryError::Unavailable(
-                            aws_sdk_ecr::error::DisplayErrorContext(&err).to_string(),
-                        ));
+                        return Err(RegistryError::Unavailable(super::describe(&err)));
                     }
                 };
                 for image in output.images() {

@@ -42,12 +42,10 @@ where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if let Some(service_error) = err.as_service_error()
-        && let Some(code) = service_error.code().filter(|code| REJECTIONS.contains(code))
-    {
-        return TasksError::Rejected(format!("{code}: {}", service_error.message().unwrap_or("no message")));
+    match super::refusal(&err, Some(REJECTIONS)) {
+        Some(refused) => TasksError::Rejected(refused),
+        None => TasksError::Unavailable(super::describe(&err)),
     }
-    TasksError::Unavailable(aws_sdk_ecs::error::DisplayErrorContext(&err).to_string())
 }
 
 fn to_chrono(time: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {

@@ -47,6 +47,18 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
+/// `"<code>: <message>"` when the service refused the request with one of `codes` (any code when
+/// `codes` is `None`): a refusal no retry changes. `None` when it did not answer, or answered
+/// otherwise, which is worth a retry.
+fn refusal<E, R>(err: &SdkError<E, R>, codes: Option<&[&str]>) -> Option<String>
+where
+    E: ProvideErrorMetadata,
+{
+    let service_error = err.as_service_error()?;
+    let code = service_error.code().filter(|code| codes.is_none_or(|codes| codes.contains(code)))?;
+    Some(format!("{code}: {}", service_error.message().unwrap_or("no message")))
+}
+
 /// A one-line description of an SDK error with its causes, for logs and retryable errors.
 fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
     aws_sdk_s3::error::DisplayErrorContext(err).to_string()
