@@ -62,16 +62,6 @@ pub enum Hook {
     EcsNative { execution_id: String, service_deployment: String },
 }
 
-impl Hook {
-    /// The deployment the hook belongs to.
-    pub fn deployment(&self) -> &str {
-        match self {
-            Hook::CodeDeploy { deployment_id, .. } => deployment_id,
-            Hook::EcsNative { service_deployment, .. } => service_deployment,
-        }
-    }
-}
-
 /// One probe of the test listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeResult {

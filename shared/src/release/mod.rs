@@ -446,6 +446,26 @@ impl Release {
         }
     }
 
+    /// Applies several events in order, as one decision (one write).
+    pub fn apply_all(&self, events: &[Event]) -> Result<Decision, TransitionError> {
+        let mut current: Option<Release> = None;
+        let mut effects = Vec::new();
+        let mut notes = Vec::new();
+        for event in events {
+            match current.as_ref().unwrap_or(self).apply(event)? {
+                Decision::Changed { release, effects: more } => {
+                    current = Some(*release);
+                    effects.extend(more);
+                }
+                Decision::Unchanged { why } => notes.push(why),
+            }
+        }
+        Ok(match current {
+            Some(release) => Decision::Changed { release: Box::new(release), effects },
+            None => Decision::Unchanged { why: notes.join("; ") },
+        })
+    }
+
     fn on_image_found(
         &self,
         image: &ImageKey,

@@ -9,7 +9,7 @@ use crate::error::{ConvoyError, ReadError, StoreError};
 use crate::events::{Push, Upload};
 use crate::manifest::{self, MAX_MANIFEST_BYTES, Policy};
 use crate::names::{ReleaseId, ReleaseKey, ServiceName};
-use crate::release::{Decision, Effect, Event, ImageKey, ManifestSource, Release, Sighting};
+use crate::release::{Effect, Event, ImageKey, ManifestSource, Release, Sighting};
 
 /// What the use cases need from the operator's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,27 +199,5 @@ impl Convoy {
             Some(err) => Err(err),
             None => Ok(reports),
         }
-    }
-}
-
-impl Release {
-    /// Applies several events in order, as one decision (one write).
-    pub fn apply_all(&self, events: &[Event]) -> Result<Decision, crate::release::TransitionError> {
-        let mut current: Option<Release> = None;
-        let mut effects = Vec::new();
-        let mut notes = Vec::new();
-        for event in events {
-            match current.as_ref().unwrap_or(self).apply(event)? {
-                Decision::Changed { release, effects: more } => {
-                    current = Some(*release);
-                    effects.extend(more);
-                }
-                Decision::Unchanged { why } => notes.push(why),
-            }
-        }
-        Ok(match current {
-            Some(release) => Decision::Changed { release: Box::new(release), effects },
-            None => Decision::Unchanged { why: notes.join("; ") },
-        })
     }
 }
