@@ -336,3 +336,146 @@ pub fn parse_deployment_change(
     };
     Ok(Some((event.detail.deployment_id, end)))
 }
+
+/// `detail` of an EventBridge "CodePipeline Pipeline Execution State Change" (the fields Convoy
+/// reads). Not `aws_lambda_events`' `CodePipelineCloudWatchEvent`: its `detail.version` is an
+/// `i64`, and CodePipeline sends the pipeline's version as a float (`"version": 4.0` in the
+/// CodePipeline User Guide's examples and in real events), which that type fails to read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct PipelineExecutionStateChange {
+    pipeline: String,
+    execution_id: String,
+    state: String,
+    /// Set on STOPPING and STOPPED when whoever stopped the execution gave a reason.
+    #[serde(default)]
+    stop_execution_comments: Option<String>,
+}
+
+/// A pipeline execution that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineEnded {
+    pub pipeline: String,
+    /// The pipeline execution id (what `StartPipelineExecution` returned).
+    pub execution: String,
+    pub end: crate::release::DeploymentEnd,
+    /// A short line for the release's timeline, e.g. "pipeline web-deploy execution <id> FAILED".
+    pub detail: String,
+}
+
+/// Reads an EventBridge "CodePipeline Pipeline Execution State Change": `Some` when the execution
+/// ended (SUCCEEDED; FAILED; STOPPED, SUPERSEDED or CANCELED), `None` while it runs (STARTED,
+/// RESUMED, STOPPING). `Err` means it is not such an event, or a state CodePipeline did not document.
+pub fn parse_pipeline_change(payload: serde_json::Value) -> Result<Option<PipelineEnded>, String> {
+    let event: EventBridgeEvent<PipelineExecutionStateChange> = serde_json::from_value(payload)
+        .map_err(|e| format!("not a CodePipeline Pipeline Execution State Change event: {e}"))?;
+    if event.detail_type != "CodePipeline Pipeline Execution State Change" || event.source != "aws.codepipeline" {
+        return Err(format!(
+            "expected a CodePipeline Pipeline Execution State Change from aws.codepipeline, got {:?} from {:?}",
+            event.detail_type, event.source
+        ));
+    }
+    use crate::release::DeploymentEnd;
+    let detail = event.detail;
+    let end = match detail.state.as_str() {
+        "SUCCEEDED" => DeploymentEnd::Succeeded,
+        "FAILED" => DeploymentEnd::Failed,
+        "STOPPED" | "SUPERSEDED" | "CANCELED" => DeploymentEnd::Stopped,
+        "STARTED" | "RESUMED" | "STOPPING" => return Ok(None),
+        other => {
+            return Err(format!(
+                "pipeline {} execution {} is in state {other:?}, which Convoy does not know",
+                detail.pipeline, detail.execution_id
+            ));
+        }
+    };
+    let mut line = format!("pipeline {} execution {} {}", detail.pipeline, detail.execution_id, detail.state);
+    if let Some(comments) = detail.stop_execution_comments.filter(|c| !c.trim().is_empty()) {
+        line.push_str(": ");
+        line.push_str(comments.trim());
+    }
+    Ok(Some(PipelineEnded { pipeline: detail.pipeline, execution: detail.execution_id, end, detail: line }))
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+    use crate::release::DeploymentEnd;
+
+    const FAILED: &str = include_str!("../../tests/fixtures/events/codepipeline-execution-state-change-failed.json");
+
+    fn failed() -> serde_json::Value {
+        serde_json::from_str(FAILED).unwrap()
+    }
+
+    fn in_state(state: &str) -> serde_json::Value {
+        let mut event = failed();
+        event["detail"]["state"] = serde_json::json!(state);
+        event
+    }
+
+    #[test]
+    fn a_failed_execution_ends_the_deployment_as_failed() {
+        let ended = parse_pipeline_change(failed()).unwrap().unwrap();
+        assert_eq!(ended.pipeline, "web-deploy");
+        assert_eq!(ended.execution, "12345678-1234-5678-abcd-12345678abcd");
+        assert_eq!(ended.end, DeploymentEnd::Failed);
+        assert_eq!(ended.detail, "pipeline web-deploy execution 12345678-1234-5678-abcd-12345678abcd FAILED");
+    }
+
+    #[test]
+    fn a_succeeded_execution_ends_the_deployment_as_succeeded() {
+        assert_eq!(parse_pipeline_change(in_state("SUCCEEDED")).unwrap().unwrap().end, DeploymentEnd::Succeeded);
+    }
+
+    #[test]
+    fn a_stopped_superseded_or_canceled_execution_ends_the_deployment_as_stopped() {
+        for state in ["STOPPED", "SUPERSEDED", "CANCELED"] {
+            let ended = parse_pipeline_change(in_state(state)).unwrap().unwrap();
+            assert_eq!(ended.end, DeploymentEnd::Stopped, "{state}");
+            assert!(ended.detail.ends_with(state), "{}", ended.detail);
+        }
+    }
+
+    #[test]
+    fn a_stopped_execution_keeps_the_reason_it_was_stopped_for() {
+        let mut event = in_state("STOPPED");
+        event["detail"]["stop-execution-comments"] = serde_json::json!("Stopping the pipeline for an update");
+        let ended = parse_pipeline_change(event).unwrap().unwrap();
+        assert!(ended.detail.ends_with("STOPPED: Stopping the pipeline for an update"), "{}", ended.detail);
+    }
+
+    #[test]
+    fn a_running_execution_has_not_ended() {
+        for state in ["STARTED", "RESUMED", "STOPPING"] {
+            assert_eq!(parse_pipeline_change(in_state(state)).unwrap(), None, "{state}");
+        }
+    }
+
+    #[test]
+    fn an_undocumented_state_is_refused_with_its_name() {
+        assert!(parse_pipeline_change(in_state("PAUSED")).unwrap_err().contains("\"PAUSED\""));
+    }
+
+    #[test]
+    fn a_codedeploy_event_is_not_a_pipeline_event() {
+        let mut event = failed();
+        event["source"] = serde_json::json!("aws.codedeploy");
+        assert!(parse_pipeline_change(event).unwrap_err().contains("aws.codedeploy"));
+    }
+
+    #[test]
+    fn a_stage_change_is_not_a_pipeline_execution_change() {
+        let mut event = failed();
+        event["detail-type"] = serde_json::json!("CodePipeline Stage Execution State Change");
+        event["detail"]["stage"] = serde_json::json!("Deploy");
+        assert!(parse_pipeline_change(event).unwrap_err().contains("Stage Execution"));
+    }
+
+    #[test]
+    fn an_event_without_an_execution_id_is_refused() {
+        let mut event = failed();
+        event["detail"].as_object_mut().unwrap().remove("execution-id");
+        assert!(parse_pipeline_change(event).is_err());
+    }
+}
