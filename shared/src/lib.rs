@@ -2,6 +2,7 @@
 //! Convoy's use cases need, their AWS adapters and in-memory fakes, and the Lambda handlers.
 
 pub mod adapters;
+pub mod bundle;
 pub mod config;
 pub mod error;
 pub mod events;

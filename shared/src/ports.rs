@@ -217,6 +217,9 @@ pub trait Deployer: Send + Sync {
         marker: &str,
     ) -> Result<Option<String>, DeployError>;
     async fn status(&self, deployment: &str) -> Result<DeploymentStatus, DeployError>;
+    /// The application and deployment group `deployment` runs in (a deployment a pipeline created
+    /// is known to Convoy only by its group); `None` when CodeDeploy does not know it.
+    async fn group_of(&self, deployment: &str) -> Result<Option<(String, String)>, DeployError>;
     /// Whether `deployment` is an automatic or manual rollback (its hooks re-run then).
     async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError>;
     /// Answers a CodeDeploy lifecycle hook.
@@ -238,11 +241,51 @@ pub struct ReleaseTaskSpec {
     pub images: Vec<(String, String)>,
 }
 
-/// Registers the release's task definition revision (the service's family).
+/// A task definition exactly as ECS describes it: the body of `DescribeTaskDefinition` (its
+/// `taskDefinition` and `tags`), every field kept, including those newer than Convoy's SDK.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedTaskDefinition(pub serde_json::Value);
+
+/// The service's task definitions, for the release's revision.
 #[async_trait]
 pub trait ReleaseDefinitions: Send + Sync {
-    /// MUST return [`TasksError::Rejected`] when the base lacks a container `images` names.
+    /// Registers the release's revision (the service's family). MUST return
+    /// [`TasksError::Rejected`] when the base lacks a container `images` names.
     async fn register_release(&self, spec: &ReleaseTaskSpec) -> Result<String, TasksError>;
+    /// Describes `task_definition` verbatim (for a pipeline's `taskdef.json`). MUST return
+    /// [`TasksError::Rejected`] when it does not exist.
+    async fn describe_verbatim(&self, task_definition: &str) -> Result<DescribedTaskDefinition, TasksError>;
+}
+
+/// A pipeline execution to start, pinned to one version of its S3 source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineStart {
+    pub pipeline: String,
+    pub source_action: String,
+    pub source_version: String,
+    /// (name, value) of the pipeline variables to set.
+    pub variables: Vec<(String, String)>,
+    /// `clientRequestToken`: a repeated start with it starts no second execution.
+    pub token: String,
+}
+
+/// CodePipeline, and the S3 source it reads.
+#[async_trait]
+pub trait Pipelines: Send + Sync {
+    /// Writes a deploy bundle to `bucket`/`key`, tagged with the release in its metadata, and
+    /// returns the new object version. MUST return [`DeployError::Rejected`] when the bucket does
+    /// not keep versions (an execution could not be pinned to what Convoy wrote).
+    async fn write_bundle(
+        &self,
+        bucket: &str,
+        key: &str,
+        bundle: Vec<u8>,
+        release: &ReleaseKey,
+    ) -> Result<String, DeployError>;
+    /// Starts an execution; returns its id. MUST pass the token.
+    async fn start(&self, start: &PipelineStart) -> Result<String, DeployError>;
+    /// Where the execution stands.
+    async fn status(&self, pipeline: &str, execution: &str) -> Result<DeploymentStatus, DeployError>;
 }
 
 /// Who holds a service's deploy lock, and the newest releases that deployed or wait.

@@ -17,8 +17,12 @@ pub const HOOK_BUDGET: Duration = Duration::from_secs(280);
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
-    /// CodeDeploy for ECS blue/green.
+    /// CodeDeploy for ECS blue/green. With `pipeline` set, the pipeline's deploy action creates the
+    /// deployment in this group, and Convoy writes this AppSpec into the bundle.
     pub codedeploy: CodeDeployTarget,
+    /// Deploy through this CodePipeline instead of creating the CodeDeploy deployment directly.
+    #[serde(default)]
+    pub pipeline: Option<PipelineTarget>,
     /// The ALB test listener, e.g. `http://internal-alb.example:8080`.
     pub test_listener: String,
     #[serde(default)]
@@ -45,6 +49,28 @@ pub struct CodeDeployTarget {
     pub port: u16,
     /// The verify function's name or ARN, named in the AppSpec's `AfterAllowTestTraffic` hook.
     pub verify_function: String,
+}
+
+/// A CodePipeline (V2) whose S3 source action reads Convoy's deploy bundle and whose
+/// `CodeDeployToECS` action deploys it. The source must not start executions by itself (no
+/// EventBridge rule or polling on the object): Convoy starts each execution, pinned to the version
+/// it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineTarget {
+    pub name: String,
+    /// The S3 source action's bucket (versioned) and object key.
+    pub source_bucket: String,
+    pub source_key: String,
+    /// The S3 source action's name, for `sourceRevisions`.
+    pub source_action: String,
+    /// The pipeline-level variable that receives the release id.
+    #[serde(default = "release_variable")]
+    pub release_variable: String,
+}
+
+fn release_variable() -> String {
+    "CONVOY_RELEASE".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -112,6 +138,28 @@ fn check(settings: &ServiceSettings) -> Result<(), String> {
         ));
     }
     crate::verify::probe_url(listener, &probe.path)?;
+    if let Some(pipeline) = &settings.pipeline {
+        check_pipeline(pipeline)?;
+    }
+    Ok(())
+}
+
+/// The names CodePipeline accepts (its API patterns), so a typo fails at start-up, not mid-release.
+fn check_pipeline(pipeline: &PipelineTarget) -> Result<(), String> {
+    let names = [
+        ("pipeline.name", &pipeline.name, "A-Za-z0-9.@-_", 100),
+        ("pipeline.source_action", &pipeline.source_action, "A-Za-z0-9.@-_", 100),
+        ("pipeline.release_variable", &pipeline.release_variable, "A-Za-z0-9@-_", 128),
+    ];
+    for (field, value, allowed, max) in names {
+        let fits = |c: char| c.is_ascii_alphanumeric() || "@-_".contains(c) || (c == '.' && allowed.contains('.'));
+        if value.is_empty() || value.len() > max || !value.chars().all(fits) {
+            return Err(format!("{field} {value:?} must be 1 to {max} of [{allowed}]"));
+        }
+    }
+    if pipeline.source_bucket.is_empty() || pipeline.source_key.is_empty() || pipeline.source_key.ends_with('/') {
+        return Err("pipeline.source_bucket and pipeline.source_key must name one object".into());
+    }
     Ok(())
 }
 
@@ -143,6 +191,29 @@ mod tests {
         let json =
             GOOD.replace(r#""test_listener""#, r#""probe": {"count": 100, "interval_ms": 5000}, "test_listener""#);
         assert!(parse(&json).unwrap_err().contains("allows 280 s"));
+    }
+
+    #[test]
+    fn a_pipeline_takes_the_default_release_variable() {
+        let json = GOOD.replace(
+            r#""test_listener""#,
+            r#""pipeline": {"name": "web-deploy", "source_bucket": "b", "source_key": "web/bundle.zip",
+                "source_action": "Bundle"}, "test_listener""#,
+        );
+        let settings = parse(&json).unwrap();
+        let pipeline = settings[&"web".parse().unwrap()].pipeline.clone().unwrap();
+        assert_eq!(pipeline.release_variable, "CONVOY_RELEASE");
+        assert_eq!(pipeline.source_action, "Bundle");
+    }
+
+    #[test]
+    fn a_pipeline_variable_codepipeline_would_refuse_is_refused_at_start_up() {
+        let json = GOOD.replace(
+            r#""test_listener""#,
+            r#""pipeline": {"name": "web-deploy", "source_bucket": "b", "source_key": "k",
+                "source_action": "Bundle", "release_variable": "convoy.release"}, "test_listener""#,
+        );
+        assert!(parse(&json).unwrap_err().contains("pipeline.release_variable"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::aws::{self, CodeDeployer, EcrRegistry, EcsTasks, HttpProber, S3Store};
+use crate::adapters::aws::{self, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, HttpProber, S3Store};
 use crate::config::Config;
 use crate::service::{Convoy, Settings};
 
@@ -37,7 +37,9 @@ pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
 
 /// Builds the adapters from one SDK configuration (one HTTP client shared by every SDK client).
 pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, StartupError> {
-    let store = Arc::new(S3Store::new(aws::s3_client(sdk, &config.store), &config.store.state_bucket));
+    let s3 = aws::s3_client(sdk, &config.store);
+    let store = Arc::new(S3Store::new(s3.clone(), &config.store.state_bucket));
+    let pipelines = Arc::new(CodePipelines::new(s3, aws_sdk_codepipeline::Client::new(sdk)));
     let registry = Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(sdk)));
     let ecs = aws_sdk_ecs::Client::new(sdk);
     let tasks = Arc::new(EcsTasks::new(ecs.clone()));
@@ -54,6 +56,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         definitions: tasks.clone(),
         tasks,
         deployer,
+        pipelines,
         prober,
         settings: Settings {
             state_bucket: config.store.state_bucket.clone(),

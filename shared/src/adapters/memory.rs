@@ -266,6 +266,26 @@ impl crate::ports::ReleaseDefinitions for MemoryTasks {
         state.definitions += 1;
         Ok(format!("{}:release-{}", spec.base, state.definitions))
     }
+
+    async fn describe_verbatim(
+        &self,
+        task_definition: &str,
+    ) -> Result<crate::ports::DescribedTaskDefinition, TasksError> {
+        let services = lock(&self.services);
+        let Some((_, containers)) = services.values().find(|(shape, _)| shape.task_definition == task_definition)
+        else {
+            return Err(TasksError::Rejected(format!("task definition {task_definition} not found")));
+        };
+        let family = task_definition.rsplit('/').next().and_then(|f| f.split(':').next()).unwrap_or("memory");
+        let containers: Vec<serde_json::Value> = containers
+            .iter()
+            .map(|name| serde_json::json!({"name": name, "image": format!("{name}:running"), "essential": true}))
+            .collect();
+        Ok(crate::ports::DescribedTaskDefinition(serde_json::json!({"taskDefinition": {
+            "taskDefinitionArn": task_definition, "family": family, "revision": 1, "status": "ACTIVE",
+            "networkMode": "awsvpc", "containerDefinitions": containers
+        }})))
+    }
 }
 
 #[derive(Default)]
@@ -347,11 +367,18 @@ pub enum DeployCall {
 #[derive(Default)]
 pub struct MemoryDeployer {
     calls: Mutex<Vec<DeployCall>>,
+    /// Deployments created outside Convoy (by a pipeline): id → (application, group).
+    foreign: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl MemoryDeployer {
     pub fn calls(&self) -> Vec<DeployCall> {
         lock(&self.calls).clone()
+    }
+
+    /// A deployment that something other than Convoy created in `group` (a pipeline's action).
+    pub fn add_foreign(&self, deployment: &str, application: &str, group: &str) {
+        lock(&self.foreign).insert(deployment.to_owned(), (application.to_owned(), group.to_owned()));
     }
 }
 
@@ -379,6 +406,21 @@ impl crate::ports::Deployer for MemoryDeployer {
     async fn status(&self, deployment: &str) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
         let _ = deployment; // deployments here end only through the events the tests send
         Ok(crate::ports::DeploymentStatus::Running)
+    }
+
+    async fn group_of(&self, deployment: &str) -> Result<Option<(String, String)>, crate::error::DeployError> {
+        if let Some(group) = lock(&self.foreign).get(deployment) {
+            return Ok(Some(group.clone()));
+        }
+        let calls = lock(&self.calls);
+        let created = calls.iter().filter_map(|c| match c {
+            DeployCall::Create(r) => Some(r),
+            _ => None,
+        });
+        Ok(created
+            .enumerate()
+            .find(|(i, _)| format!("d-MEMORY{:04}", i + 1) == deployment)
+            .map(|(_, r)| (r.application.clone(), r.deployment_group.clone())))
     }
 
     async fn is_rollback(&self, _: &str) -> Result<bool, crate::error::DeployError> {
@@ -416,5 +458,95 @@ impl crate::ports::Deployer for MemoryDeployer {
     ) -> Result<(), crate::error::DeployError> {
         lock(&self.calls).push(DeployCall::ContinueNative { service_deployment: service_deployment.into(), roll_back });
         Ok(())
+    }
+}
+
+/// A bundle written to a pipeline's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenBundle {
+    pub bucket: String,
+    pub key: String,
+    pub bytes: Vec<u8>,
+    pub version: String,
+    pub release: ReleaseKey,
+}
+
+/// CodePipeline and its versioned S3 source. Like CodePipeline (and unlike moto) it honours
+/// `clientRequestToken`; executions run until a test ends them.
+#[derive(Default)]
+pub struct MemoryPipelines {
+    state: Mutex<PipelineState>,
+}
+
+#[derive(Default)]
+struct PipelineState {
+    bundles: Vec<WrittenBundle>,
+    starts: Vec<crate::ports::PipelineStart>,
+    executions: HashMap<String, crate::ports::DeploymentStatus>,
+    tokens: HashMap<String, String>,
+}
+
+impl MemoryPipelines {
+    pub fn bundles(&self) -> Vec<WrittenBundle> {
+        lock(&self.state).bundles.clone()
+    }
+
+    /// Every start requested, repeated ones included.
+    pub fn starts(&self) -> Vec<crate::ports::PipelineStart> {
+        lock(&self.state).starts.clone()
+    }
+
+    /// The executions that really started.
+    pub fn executions(&self) -> usize {
+        lock(&self.state).executions.len()
+    }
+
+    pub fn end(&self, execution: &str, end: crate::release::DeploymentEnd) {
+        let status = crate::ports::DeploymentStatus::Ended { end, detail: String::new() };
+        lock(&self.state).executions.insert(execution.to_owned(), status);
+    }
+}
+
+#[async_trait]
+impl crate::ports::Pipelines for MemoryPipelines {
+    async fn write_bundle(
+        &self,
+        bucket: &str,
+        key: &str,
+        bundle: Vec<u8>,
+        release: &ReleaseKey,
+    ) -> Result<String, crate::error::DeployError> {
+        let mut state = lock(&self.state);
+        let version = format!("v{}", state.bundles.len() + 1);
+        state.bundles.push(WrittenBundle {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            bytes: bundle,
+            version: version.clone(),
+            release: release.clone(),
+        });
+        Ok(version)
+    }
+
+    async fn start(&self, start: &crate::ports::PipelineStart) -> Result<String, crate::error::DeployError> {
+        let mut state = lock(&self.state);
+        state.starts.push(start.clone());
+        if let Some(execution) = state.tokens.get(&start.token) {
+            return Ok(execution.clone());
+        }
+        let execution = format!("00000000-0000-4000-8000-{:012}", state.executions.len() + 1);
+        state.tokens.insert(start.token.clone(), execution.clone());
+        state.executions.insert(execution.clone(), crate::ports::DeploymentStatus::Running);
+        Ok(execution)
+    }
+
+    async fn status(
+        &self,
+        pipeline: &str,
+        execution: &str,
+    ) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
+        lock(&self.state).executions.get(execution).cloned().ok_or_else(|| {
+            crate::error::DeployError::Rejected(format!("pipeline {pipeline} has no execution {execution}"))
+        })
     }
 }

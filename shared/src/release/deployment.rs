@@ -50,6 +50,33 @@ pub struct DeploymentRun {
     pub ended_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<DeploymentEnd>,
+    /// With the `codepipeline` method: the bundle and the execution that deploys it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineRun>,
+}
+
+/// A deployment through CodePipeline: the bundle Convoy wrote, and the execution pinned to it.
+/// The pipeline's deploy action creates the CodeDeploy deployment; Convoy learns its id from the
+/// lifecycle hook, and from then on follows that deployment (`DeploymentRun::id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineRun {
+    pub name: String,
+    /// `s3://bucket/key` of the bundle.
+    pub bundle: String,
+    /// The bundle's object version: the execution's pinned source revision.
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+}
+
+impl Release {
+    /// The pipeline and execution, while the state follows the pipeline execution (its CodeDeploy
+    /// deployment is not known yet).
+    pub fn following_pipeline(&self) -> Option<(&str, &str)> {
+        let pipeline = self.deployment.as_ref()?.pipeline.as_ref()?;
+        let execution = pipeline.execution.as_deref()?;
+        (self.state.deployment() == Some(execution)).then_some((pipeline.name.as_str(), execution))
+    }
 }
 
 /// The lifecycle hook that asked for verification, and how to answer it.
@@ -152,6 +179,7 @@ impl Release {
                     auto_approve_at: None,
                     ended_at: None,
                     end: None,
+                    pipeline: None,
                 });
                 next.state = State::StartingDeployment;
                 next.record(at, "deployment-starting", format!("via {method}"));
@@ -188,6 +216,47 @@ impl Release {
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
+    pub(super) fn on_bundle_written(&self, pipeline: &str, bundle: &str, version: &str, at: DateTime<Utc>) -> Decision {
+        let (State::StartingDeployment, Some(run)) = (&self.state, &self.deployment) else {
+            return Decision::unchanged(format!("bundle version {version} written, but the release is {}", self.state));
+        };
+        if let Some(written) = &run.pipeline {
+            // Only the first bundle is ever started: a takeover reuses it.
+            return Decision::unchanged(format!("the bundle is version {} already", written.version));
+        }
+        let mut next = self.clone();
+        let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        run.pipeline = Some(PipelineRun {
+            name: pipeline.to_owned(),
+            bundle: bundle.to_owned(),
+            version: version.to_owned(),
+            execution: None,
+        });
+        next.record(at, "bundle-written", format!("{bundle} (version {version}) for pipeline {pipeline}"));
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    pub(super) fn on_pipeline_started(&self, execution: &str, at: DateTime<Utc>) -> Decision {
+        if self.state != State::StartingDeployment {
+            return Decision::unchanged(format!(
+                "pipeline execution {execution} started, but the release is {}",
+                self.state
+            ));
+        }
+        let mut next = self.clone();
+        let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        let Some(pipeline) = run.pipeline.as_mut() else { return Decision::inconsistent(self, "a written bundle") };
+        pipeline.execution = Some(execution.to_owned());
+        run.started_at = Some(at);
+        let detail = format!(
+            "execution {execution} of pipeline {}, pinned to {} version {}",
+            pipeline.name, pipeline.bundle, pipeline.version
+        );
+        next.state = State::Deploying { deployment: execution.to_owned() };
+        next.record(at, "pipeline-started", detail);
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
     pub(super) fn on_deployment_impossible(&self, reason: &str, at: DateTime<Utc>) -> Decision {
         if !matches!(self.state, State::StartingDeployment) && !self.wants_deploy_lock() {
             return Decision::unchanged(format!("the release is {}", self.state));
@@ -199,7 +268,13 @@ impl Release {
     }
 
     pub(super) fn on_verification_started(&self, hook: &Hook, at: DateTime<Utc>) -> Decision {
+        let pipeline_execution = self.following_pipeline().map(|(_, execution)| execution.to_owned());
         let deployment = match (&self.state, hook) {
+            // The pipeline's deploy action created this deployment: from now on it is the one
+            // Convoy follows, approves and rolls back.
+            (State::Deploying { .. }, Hook::CodeDeploy { deployment_id, .. }) if pipeline_execution.is_some() => {
+                deployment_id.clone()
+            }
             (State::Deploying { deployment }, _) => deployment.clone(),
             // The hook can overtake the record of the start (a crashed holder): its deployment id
             // is adopted, as CodeDeploy runs only deployments of this release's group here.
@@ -213,6 +288,13 @@ impl Release {
         let mut next = self.clone();
         if let Some(run) = next.deployment.as_mut() {
             run.id.get_or_insert_with(|| deployment.clone());
+        }
+        if let Some(execution) = pipeline_execution.filter(|e| *e != deployment) {
+            next.record(
+                at,
+                "deployment-adopted",
+                format!("CodeDeploy deployment {deployment}, created by pipeline execution {execution}"),
+            );
         }
         next.verification = Some(Verification {
             hook: hook.clone(),
@@ -347,6 +429,13 @@ impl Release {
                     State::RolledBack { reason: reason.clone() }
                 };
                 next.record(at, "rolled-back", format!("deployment {deployment} ended {end:?}{detail}"));
+            }
+            // No CodeDeploy deployment is known: the pipeline ended before one reached the test
+            // listener (a failed source or build stage, a task definition ECS refused, ...).
+            (_, _) if self.following_pipeline().is_some() => {
+                let reason = format!("pipeline execution {deployment} ended {end:?}{detail}");
+                next.state = State::Failed { stage: Stage::Deployment, reason: reason.clone() };
+                next.record(at, "deployment-failed", reason);
             }
             (_, _) => {
                 let reason = format!("deployment {deployment} ended {end:?}{detail}");

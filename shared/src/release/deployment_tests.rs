@@ -245,3 +245,107 @@ fn the_end_of_another_deployment_changes_nothing() {
     };
     assert!(unchanged(awaiting().apply(&event).unwrap()));
 }
+
+// The codepipeline method.
+
+fn pipeline_claimed() -> Release {
+    let claim = Event::DeploymentClaimed { method: "codepipeline".into(), at: t(2), lease: Duration::seconds(90) };
+    apply(&ready(), claim).0
+}
+
+fn bundle_written(version: &str) -> Event {
+    Event::BundleWritten {
+        pipeline: "web-deploy".into(),
+        bundle: "s3://source/web/bundle.zip".into(),
+        version: version.into(),
+        at: t(3),
+    }
+}
+
+fn following_pipeline() -> Release {
+    let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
+    apply(&release, Event::PipelineStarted { execution: "e-1".into(), at: t(4) }).0
+}
+
+fn pipeline_ended(end: DeploymentEnd) -> Event {
+    Event::DeploymentEnded { deployment: "e-1".into(), end, detail: "FAILED".into(), at: t(50) }
+}
+
+#[test]
+fn a_written_bundle_is_recorded_with_its_version_before_the_pipeline_starts() {
+    let (release, effects) = apply(&pipeline_claimed(), bundle_written("v1"));
+    let pipeline = release.deployment.as_ref().unwrap().pipeline.as_ref().unwrap();
+    assert_eq!((pipeline.version.as_str(), pipeline.execution.as_deref()), ("v1", None));
+    assert_eq!(release.state, State::StartingDeployment);
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn a_second_bundle_never_replaces_the_recorded_one() {
+    let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
+    assert!(unchanged(release.apply(&bundle_written("v2")).unwrap()));
+}
+
+#[test]
+fn a_bundle_written_after_the_start_changes_nothing() {
+    assert!(unchanged(following_pipeline().apply(&bundle_written("v1")).unwrap()));
+}
+
+#[test]
+fn a_started_pipeline_is_followed_by_its_execution() {
+    let release = following_pipeline();
+    assert_eq!(release.state, State::Deploying { deployment: "e-1".into() });
+    assert_eq!(release.following_pipeline(), Some(("web-deploy", "e-1")));
+    assert!(release.timeline.last().unwrap().detail.contains("pinned to s3://source/web/bundle.zip version v1"));
+}
+
+#[test]
+fn a_pipeline_start_without_a_recorded_bundle_is_inconsistent_and_changes_nothing() {
+    let event = Event::PipelineStarted { execution: "e-1".into(), at: t(4) };
+    assert!(unchanged(pipeline_claimed().apply(&event).unwrap()));
+}
+
+#[test]
+fn a_taken_over_pipeline_claim_keeps_its_bundle() {
+    let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
+    let takeover = Event::DeploymentClaimed { method: "codepipeline".into(), at: t(200), lease: Duration::seconds(90) };
+    let (release, _) = apply(&release, takeover);
+    let run = release.deployment.as_ref().unwrap();
+    assert_eq!((run.claims, run.pipeline.as_ref().unwrap().version.as_str()), (2, "v1"));
+}
+
+#[test]
+fn the_hook_of_the_pipelines_deployment_adopts_that_deployment() {
+    let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".into() });
+    assert_eq!(release.deployment.as_ref().unwrap().id.as_deref(), Some("d-1"));
+    assert_eq!(release.following_pipeline(), None);
+    assert!(release.timeline.iter().any(|e| e.event == "deployment-adopted" && e.detail.contains("e-1")));
+}
+
+#[test]
+fn after_adoption_the_deployments_end_decides_and_the_executions_does_not() {
+    let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
+    let (release, _) = apply(&release, finished(true, false, 0));
+    assert!(unchanged(release.apply(&pipeline_ended(DeploymentEnd::Failed)).unwrap()));
+    let (release, effects) = apply(&release, ended(DeploymentEnd::Succeeded));
+    assert_eq!(release.state, State::Succeeded);
+    assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
+}
+
+#[test]
+fn a_pipeline_that_fails_before_any_deployment_fails_the_release_at_deployment() {
+    let (release, effects) = apply(&following_pipeline(), pipeline_ended(DeploymentEnd::Failed));
+    assert!(
+        matches!(&release.state, State::Failed { stage: Stage::Deployment, reason } if reason.contains("pipeline execution e-1 ended Failed")),
+        "{}",
+        release.state
+    );
+    assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
+}
+
+#[test]
+fn a_pipeline_that_succeeds_without_a_hook_ends_the_release_succeeded() {
+    let (release, _) = apply(&following_pipeline(), pipeline_ended(DeploymentEnd::Succeeded));
+    assert_eq!(release.state, State::Succeeded);
+}

@@ -24,7 +24,8 @@ mod migration_tests;
 mod tests;
 
 pub use self::deployment::{
-    ApprovalDecision, DeploymentEnd, DeploymentRun, Hook, LockDecision, ProbeResult, Verification, VerificationOutcome,
+    ApprovalDecision, DeploymentEnd, DeploymentRun, Hook, LockDecision, PipelineRun, ProbeResult, Verification,
+    VerificationOutcome,
 };
 pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport, client_token};
 
@@ -262,6 +263,10 @@ pub enum Event {
     DeploymentClaimed { method: String, at: DateTime<Utc>, lease: chrono::Duration },
     /// The deployment was started (or found after a crashed holder started it).
     DeploymentStarted { deployment: String, task_definition: Option<String>, at: DateTime<Utc> },
+    /// The pipeline's deploy bundle was written to its S3 source as object `version`.
+    BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
+    /// The pipeline execution that deploys the bundle was started (or found again by its token).
+    PipelineStarted { execution: String, at: DateTime<Utc> },
     /// The deployment cannot be started (no settings, a container the service lacks, ...).
     DeploymentImpossible { reason: String, at: DateTime<Utc> },
     /// A lifecycle hook asks Convoy to verify the deployment on the test listener.
@@ -433,6 +438,10 @@ impl Release {
             Event::DeploymentStarted { deployment, task_definition, at } => {
                 Ok(self.on_deployment_started(deployment, task_definition.as_deref(), *at))
             }
+            Event::BundleWritten { pipeline, bundle, version, at } => {
+                Ok(self.on_bundle_written(pipeline, bundle, version, *at))
+            }
+            Event::PipelineStarted { execution, at } => Ok(self.on_pipeline_started(execution, *at)),
             Event::DeploymentImpossible { reason, at } => Ok(self.on_deployment_impossible(reason, *at)),
             Event::VerificationStarted { hook, at } => Ok(self.on_verification_started(hook, *at)),
             Event::Probed { probes, at } => Ok(self.on_probed(probes, *at)),

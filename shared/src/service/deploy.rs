@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::{Convoy, Report, update, update_from};
+use crate::bundle;
 use crate::error::{ConvoyError, DeployError, StoreError, TasksError};
 use crate::names::{ReleaseId, ReleaseKey};
-use crate::ports::{CodeDeployRequest, DeployLock, LockEntry, ReleaseTaskSpec};
+use crate::ports::{CodeDeployRequest, DeployLock, LockEntry, PipelineStart, ReleaseTaskSpec};
 use crate::release::{Event, LockDecision, Release, Stage, State};
 
 /// Marks a release's deployment in its description, so a crashed start can be found again.
@@ -114,16 +115,30 @@ impl Convoy {
             }
         }
         let lease = self.settings.claim_lease;
-        let event = Event::DeploymentClaimed { method: "codedeploy".into(), at: now, lease };
+        let method = if settings.pipeline.is_some() { "codepipeline" } else { "codedeploy" };
+        let event = Event::DeploymentClaimed { method: method.into(), at: now, lease };
         let claimed = update_from(self.store.as_ref(), key, Some(stored), |r| r.apply(&event)).await?;
         let Some(claimed) = claimed else { return Ok(None) };
         if !claimed.changed {
             return Ok(Some(self.finish(claimed)));
         }
+        let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
+        if let Some(pipeline) = &settings.pipeline {
+            return match self.start_pipeline(&settings, pipeline, claim, now).await {
+                Err(
+                    ConvoyError::Tasks(TasksError::Rejected(reason))
+                    | ConvoyError::Deploy(DeployError::Rejected(reason)),
+                ) => {
+                    warn!(%reason, "the pipeline cannot start");
+                    self.deployment_impossible(key, format!("the pipeline cannot start: {reason}"), now).await
+                }
+                // Unavailable: the claim stays, and the reconciler takes the start over after its lease.
+                other => other,
+            };
+        }
         let target = &settings.codedeploy;
         let marker = deployment_marker(key);
         let claims = claimed.release.deployment.as_ref().map_or(1, |run| run.claims);
-        let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
         if claims > 1
             && let Some(found) = self.deployer.find(&target.application, &target.deployment_group, &marker).await?
         {
@@ -173,6 +188,92 @@ impl Convoy {
         Ok((deployment, definition))
     }
 
+    /// The `codepipeline` method: write the bundle once (recorded before anything starts), then
+    /// start the execution pinned to it. A takeover restarts with the recorded bundle and the same
+    /// `clientRequestToken`, so CodePipeline starts no second execution.
+    async fn start_pipeline(
+        &self,
+        settings: &crate::settings::ServiceSettings,
+        pipeline: &crate::settings::PipelineTarget,
+        claim: crate::ports::Stored,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let key = claim.release.key.clone();
+        let recorded = claim.release.deployment.as_ref().and_then(|run| run.pipeline.clone());
+        let (version, claim) = match recorded {
+            Some(written) => (written.version, claim),
+            None => {
+                let bundle = self.render_bundle(&claim.release, settings).await?;
+                let version =
+                    self.pipelines.write_bundle(&pipeline.source_bucket, &pipeline.source_key, bundle, &key).await?;
+                let event = Event::BundleWritten {
+                    pipeline: pipeline.name.clone(),
+                    bundle: format!("s3://{}/{}", pipeline.source_bucket, pipeline.source_key),
+                    version: version.clone(),
+                    at: now,
+                };
+                let Some(updated) = update_from(self.store.as_ref(), &key, Some(claim), |r| r.apply(&event)).await?
+                else {
+                    return Ok(None);
+                };
+                let recorded = updated.release.deployment.as_ref().and_then(|run| run.pipeline.as_ref());
+                let Some(recorded) = recorded.filter(|p| p.version == version) else {
+                    // Another handler's bundle was recorded first; its start is that handler's.
+                    return Ok(Some(self.finish(updated)));
+                };
+                let version = recorded.version.clone();
+                (version, crate::ports::Stored { release: updated.release, version: updated.version })
+            }
+        };
+        let token = claim.release.deployment.as_ref().map(|run| run.token.clone()).unwrap_or_default();
+        let start = PipelineStart {
+            pipeline: pipeline.name.clone(),
+            source_action: pipeline.source_action.clone(),
+            source_version: version,
+            variables: vec![(pipeline.release_variable.clone(), key.release.to_string())],
+            token,
+        };
+        let execution = self.pipelines.start(&start).await?;
+        info!(%execution, pipeline = %pipeline.name, "pipeline execution started");
+        // Before the record: the execution's end event may come before the record is written.
+        self.deployments.note(&execution, &key).await?;
+        let event = Event::PipelineStarted { execution, at: now };
+        let updated = update_from(self.store.as_ref(), &key, Some(claim), |r| r.apply(&event)).await?;
+        Ok(updated.map(|u| self.finish(u)))
+    }
+
+    /// The bundle a pipeline's `CodeDeployToECS` action deploys: the service's task definition
+    /// verbatim with the release's images pinned, the AppSpec, and the main container's image.
+    async fn render_bundle(
+        &self,
+        release: &Release,
+        settings: &crate::settings::ServiceSettings,
+    ) -> Result<Vec<u8>, ConvoyError> {
+        let shape = self.tasks.service_shape(&self.settings.cluster, release.key.service.as_str()).await?;
+        let described = self.definitions.describe_verbatim(&shape.task_definition).await?;
+        let images = release.pinned_uris();
+        let task_definition = bundle::render_task_definition(&described.0, &images)
+            .map_err(|reason| TasksError::Rejected(format!("task definition {}: {reason}", shape.task_definition)))?;
+        let target = &settings.codedeploy;
+        let main_image = container_image(&task_definition, &target.container).ok_or_else(|| {
+            TasksError::Rejected(format!(
+                "the load balancer's container {:?} is not in task definition {}",
+                target.container, shape.task_definition
+            ))
+        })?;
+        let bundle = bundle::Bundle {
+            task_definition,
+            app_spec: bundle::app_spec(
+                bundle::TASK_DEFINITION_PLACEHOLDER,
+                &target.container,
+                target.port,
+                &target.verify_function,
+            ),
+            image_detail: bundle::image_detail(&main_image),
+        };
+        Ok(bundle.to_zip())
+    }
+
     async fn record_deployment_start(
         &self,
         key: &ReleaseKey,
@@ -219,6 +320,16 @@ impl Convoy {
             None => Ok(None),
         }
     }
+}
+
+/// The image of `container` in a task definition document.
+fn container_image(task_definition: &serde_json::Value, container: &str) -> Option<String> {
+    task_definition["containerDefinitions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == container)
+        .and_then(|c| c["image"].as_str())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ pub use self::readiness::Settings;
 use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
 use crate::ports::{
-    ActiveReleases, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Registry, ReleaseDefinitions, ReleaseStore,
-    Tasks, WaitList,
+    ActiveReleases, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Pipelines, Registry, ReleaseDefinitions,
+    ReleaseStore, Tasks, WaitList,
 };
 use crate::release::{Decision, Effect, Release, Stage, State, TransitionError};
 use crate::verify::Prober;
@@ -37,6 +37,7 @@ pub struct Convoy {
     pub active: Arc<dyn ActiveReleases>,
     pub definitions: Arc<dyn ReleaseDefinitions>,
     pub deployer: Arc<dyn Deployer>,
+    pub pipelines: Arc<dyn Pipelines>,
     pub locks: Arc<dyn DeployLocks>,
     pub deployments: Arc<dyn DeploymentIndex>,
     pub prober: Arc<dyn Prober>,

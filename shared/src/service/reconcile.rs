@@ -59,7 +59,7 @@ impl Convoy {
             | State::Verifying { deployment }
             | State::AwaitingApproval { deployment }
             | State::ShiftingTraffic { deployment }
-            | State::RollingBack { deployment, .. } => match self.deployer.status(deployment).await? {
+            | State::RollingBack { deployment, .. } => match self.deployment_status(&release, deployment).await? {
                 crate::ports::DeploymentStatus::Ended { end, detail } => {
                     info!(deployment, ?end, "the deployment ended without Convoy hearing of it");
                     self.deployment_ended(deployment, end, &detail, now).await
@@ -88,6 +88,18 @@ impl Convoy {
             },
             State::Succeeded | State::RolledBack { .. } | State::Superseded { .. } | State::Failed { .. } => Ok(None),
         }
+    }
+
+    /// The pipeline execution's status while the release follows it; its deployment's otherwise.
+    async fn deployment_status(
+        &self,
+        release: &crate::release::Release,
+        deployment: &str,
+    ) -> Result<crate::ports::DeploymentStatus, ConvoyError> {
+        Ok(match release.following_pipeline() {
+            Some((pipeline, execution)) => self.pipelines.status(pipeline, execution).await?,
+            None => self.deployer.status(deployment).await?,
+        })
     }
 
     /// Fails a migration past its deadline and stops its task.

@@ -70,7 +70,11 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<Value, ConvoyError> {
         let hook = Hook::CodeDeploy { deployment_id: deployment.to_owned(), execution_id: execution.to_owned() };
-        let Some(key) = self.deployments.find(deployment).await? else {
+        let known = match self.deployments.find(deployment).await? {
+            Some(key) => Some(key),
+            None => self.adopt_pipeline_deployment(deployment).await?,
+        };
+        let Some(key) = known else {
             // Not a deployment Convoy created: a rollback's re-run passes, anything else fails,
             // since nobody told Convoy what version to expect.
             let rollback = self.deployer.is_rollback(deployment).await?;
@@ -130,6 +134,33 @@ impl Convoy {
             None => None,
         };
         Ok(json!({ "release": key.to_string(), "succeeded": outcome.passed, "why": outcome.reason, "report": report }))
+    }
+
+    /// A deployment that a pipeline's deploy action created: CodeDeploy names only its group.
+    /// It belongs to the release that holds the deploy lock of the service deploying through that
+    /// group, when that release follows its pipeline execution and knows no deployment yet.
+    async fn adopt_pipeline_deployment(&self, deployment: &str) -> Result<Option<ReleaseKey>, ConvoyError> {
+        let Some((application, group)) = self.deployer.group_of(deployment).await? else { return Ok(None) };
+        let services = self.settings.services.iter().filter(|(_, settings)| {
+            settings.pipeline.is_some()
+                && settings.codedeploy.application == application
+                && settings.codedeploy.deployment_group == group
+        });
+        for (service, _) in services {
+            let Some((lock, _)) = self.locks.load(service).await? else { continue };
+            let Some(holder) = lock.holder else { continue };
+            let key = ReleaseKey { service: service.clone(), release: holder.release };
+            let Some(stored) = self.store.load(&key).await? else { continue };
+            let release = &stored.release;
+            let awaits_one = release.deployment.as_ref().is_some_and(|run| run.pipeline.is_some() && run.id.is_none())
+                && matches!(release.state, State::Deploying { .. } | State::StartingDeployment);
+            if awaits_one {
+                info!(deployment, release = %key, "a deployment of the release's pipeline execution: adopted");
+                self.deployments.note(deployment, &key).await?;
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_codedeploy_hook(

@@ -61,17 +61,10 @@ where
     }
 }
 
-/// The AppSpec of an ECS blue/green deployment (JSON is valid AppSpec YAML).
+/// The AppSpec of an ECS blue/green deployment for `request` (see [`crate::bundle::app_spec`], which
+/// the CodePipeline deploy method shares).
 pub fn app_spec(request: &CodeDeployRequest) -> String {
-    serde_json::json!({
-        "version": 0.0,
-        "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": {
-            "TaskDefinition": request.task_definition,
-            "LoadBalancerInfo": {"ContainerName": request.container, "ContainerPort": request.port}
-        }}}],
-        "Hooks": [{"AfterAllowTestTraffic": request.verify_function}]
-    })
-    .to_string()
+    crate::bundle::app_spec(&request.task_definition, &request.container, request.port, &request.verify_function)
 }
 
 #[async_trait]
@@ -131,6 +124,18 @@ impl Deployer for CodeDeployer {
             Some(Status::Stopped) => DeploymentStatus::Ended { end: DeploymentEnd::Stopped, detail },
             _ => DeploymentStatus::Running,
         })
+    }
+
+    async fn group_of(&self, deployment: &str) -> Result<Option<(String, String)>, DeployError> {
+        let output = match self.codedeploy.get_deployment().deployment_id(deployment).send().await {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_deployment_does_not_exist_exception()) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(classify(err)),
+        };
+        let info = output.deployment_info();
+        Ok(info.and_then(|d| Some((d.application_name()?.to_owned(), d.deployment_group_name()?.to_owned()))))
     }
 
     async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError> {

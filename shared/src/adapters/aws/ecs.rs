@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::TasksError;
 use crate::ports::{
-    AwsVpc, Launch, MigrationTaskSpec, RegisteredTaskDefinition, ReleaseDefinitions, ReleaseTaskSpec, RunTaskRequest,
-    ServiceShape, Tasks,
+    AwsVpc, DescribedTaskDefinition, Launch, MigrationTaskSpec, RegisteredTaskDefinition, ReleaseDefinitions,
+    ReleaseTaskSpec, RunTaskRequest, ServiceShape, Tasks,
 };
 use crate::release::{ContainerReport, TaskReport};
 
@@ -142,6 +142,57 @@ impl ReleaseDefinitions for EcsTasks {
     async fn register_release(&self, spec: &ReleaseTaskSpec) -> Result<String, TasksError> {
         let derived = Derivation { base: &spec.base, images: &spec.images, migration: None };
         Ok(self.register_derived(derived).await?.arn)
+    }
+
+    async fn describe_verbatim(&self, task_definition: &str) -> Result<DescribedTaskDefinition, TasksError> {
+        let body = ResponseBody::default();
+        self.client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+            .customize()
+            .interceptor(body.clone())
+            .send()
+            .await
+            .map_err(classify)?;
+        let bytes = body
+            .take()
+            .ok_or_else(|| TasksError::Unavailable("DescribeTaskDefinition's response body was not captured".into()))?;
+        let document: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| TasksError::Unavailable(format!("DescribeTaskDefinition answered no JSON: {e}")))?;
+        Ok(DescribedTaskDefinition(document))
+    }
+}
+
+/// Keeps the raw body of a successful response. The SDK's types drop fields they don't know and
+/// don't serialise back to JSON; a pipeline's `taskdef.json` must keep every field ECS returned.
+#[derive(Debug, Clone, Default)]
+struct ResponseBody(std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+impl ResponseBody {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+}
+
+impl aws_sdk_ecs::config::Intercept for ResponseBody {
+    fn name(&self) -> &'static str {
+        "convoy-response-body"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_ecs::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_ecs::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ecs::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // After deserialisation a non-streaming body is in memory; a failed attempt is not kept.
+        if context.output_or_error().is_ok()
+            && let Some(bytes) = context.response().body().bytes()
+        {
+            *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bytes.to_vec());
+        }
+        Ok(())
     }
 }
 

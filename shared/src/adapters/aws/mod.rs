@@ -2,6 +2,7 @@
 //! errors; nothing else leaves this module.
 
 mod codedeploy;
+mod codepipeline;
 mod ecr;
 mod ecs;
 mod prober;
@@ -9,6 +10,7 @@ mod s3;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 pub use codedeploy::{CodeDeployer, app_spec};
+pub use codepipeline::CodePipelines;
 pub use ecr::EcrRegistry;
 pub use ecs::EcsTasks;
 pub use prober::HttpProber;
