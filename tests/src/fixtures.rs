@@ -145,3 +145,14 @@ pub fn codedeploy_state_change(deployment: &str, state: &str) -> Value {
                                     "application": "convoy", "deploymentGroup": "web"}
     })
 }
+
+/// The fixture "CodePipeline Pipeline Execution State Change" for `pipeline`'s `execution`, in
+/// `state` (SUCCEEDED, FAILED, STOPPED, ...).
+pub fn pipeline_state_change(pipeline: &str, execution: &str, state: &str) -> Value {
+    let mut event = load("codepipeline-execution-state-change-failed.json");
+    event["resources"] = json!([format!("arn:aws:codepipeline:us-east-1:123456789012:{pipeline}")]);
+    event["detail"]["pipeline"] = json!(pipeline);
+    event["detail"]["execution-id"] = json!(execution);
+    event["detail"]["state"] = json!(state);
+    event
+}

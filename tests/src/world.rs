@@ -210,7 +210,122 @@ pub fn service_settings(
     .to_string()
 }
 
-impl World {}
+/// A CodePipeline (V2) deploying `service` from a bundle in an S3 source: stage `Source` (S3,
+/// no polling: Convoy starts each execution) and stage `Deploy` (`CodeDeployToECS` into the
+/// service's deployment group).
+pub struct PipelineWorld {
+    pub name: String,
+    pub bucket: String,
+    pub key: String,
+    pub action: String,
+}
+
+impl PipelineWorld {
+    /// The `pipeline` object of the service's settings.
+    pub fn settings(&self) -> serde_json::Value {
+        serde_json::json!({"name": self.name, "source_bucket": self.bucket, "source_key": self.key,
+                           "source_action": self.action})
+    }
+}
+
+/// The pipeline variable Convoy sets to the release id (the settings' default).
+pub const RELEASE_VARIABLE: &str = "CONVOY_RELEASE";
+
+impl World {
+    /// A pipeline for `service` whose source bucket keeps versions when `versioned`.
+    pub async fn pipeline(&self, service: &str, application: &str, group: &str, versioned: bool) -> PipelineWorld {
+        use aws_sdk_codepipeline::types::{
+            ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType,
+            InputArtifact, OutputArtifact, PipelineDeclaration, PipelineType, PipelineVariableDeclaration,
+            StageDeclaration,
+        };
+        let moto = Moto::shared();
+        let role = format!("convoy-pipeline-{}", self.id);
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codepipeline.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let form = format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={role}&AssumeRolePolicyDocument={}",
+            percent_encoding::utf8_percent_encode(trust, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let (status, body) = moto.raw_call("iam", None, "application/x-www-form-urlencoded", &form);
+        assert_eq!(status, 200, "create the pipeline's role: {body}");
+        let bucket = format!("convoy-source-{}", self.id);
+        self.s3.create_bucket().bucket(&bucket).send().await.expect("create the source bucket");
+        if versioned {
+            let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build();
+            self.s3
+                .put_bucket_versioning()
+                .bucket(&bucket)
+                .versioning_configuration(enabled)
+                .send()
+                .await
+                .expect("versioning");
+        }
+        let key = format!("{service}/bundle.zip");
+        let action = "Bundle".to_owned();
+        let type_id = |category: ActionCategory, provider: &str| {
+            ActionTypeId::builder()
+                .category(category)
+                .owner(ActionOwner::Aws)
+                .provider(provider)
+                .version("1")
+                .build()
+                .expect("action type")
+        };
+        let source = ActionDeclaration::builder()
+            .name(&action)
+            .action_type_id(type_id(ActionCategory::Source, "S3"))
+            .configuration("S3Bucket", &bucket)
+            .configuration("S3ObjectKey", &key)
+            .configuration("PollForSourceChanges", "false")
+            .output_artifacts(OutputArtifact::builder().name("BundleArtifact").build().expect("artifact"))
+            .build()
+            .expect("source action");
+        let deploy = ActionDeclaration::builder()
+            .name("BlueGreen")
+            .action_type_id(type_id(ActionCategory::Deploy, "CodeDeployToECS"))
+            .configuration("ApplicationName", application)
+            .configuration("DeploymentGroupName", group)
+            .configuration("TaskDefinitionTemplateArtifact", "BundleArtifact")
+            .configuration("TaskDefinitionTemplatePath", "taskdef.json")
+            .configuration("AppSpecTemplateArtifact", "BundleArtifact")
+            .configuration("AppSpecTemplatePath", "appspec.yaml")
+            .input_artifacts(InputArtifact::builder().name("BundleArtifact").build().expect("artifact"))
+            .build()
+            .expect("deploy action");
+        let stage = |name: &str, action: ActionDeclaration| {
+            StageDeclaration::builder().name(name).actions(action).build().expect("stage")
+        };
+        let name = format!("{service}-deploy-{}", self.id);
+        let declaration = PipelineDeclaration::builder()
+            .name(&name)
+            .role_arn(format!("arn:aws:iam::{}:role/{role}", crate::moto::ACCOUNT))
+            .artifact_store(
+                ArtifactStore::builder().r#type(ArtifactStoreType::S3).location(&bucket).build().expect("store"),
+            )
+            .stages(stage("Source", source))
+            .stages(stage("Deploy", deploy))
+            .pipeline_type(PipelineType::V2)
+            .variables(
+                PipelineVariableDeclaration::builder()
+                    .name(RELEASE_VARIABLE)
+                    .default_value("none")
+                    .description("The Convoy release this execution deploys")
+                    .build()
+                    .expect("variable"),
+            )
+            .build()
+            .expect("pipeline");
+        aws_sdk_codepipeline::Client::new(&self.sdk)
+            .create_pipeline()
+            .pipeline(declaration)
+            .send()
+            .await
+            .expect("create the pipeline");
+        PipelineWorld { name, bucket, key, action }
+    }
+}
 
 /// A service's ECS world on moto.
 pub struct EcsWorld {

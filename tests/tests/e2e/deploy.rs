@@ -11,15 +11,15 @@ use serde_json::{Value, json};
 
 use crate::scenario::*;
 
-fn containers() -> Vec<String> {
+pub(crate) fn containers() -> Vec<String> {
     vec!["app".into(), "nginx".into()]
 }
 
-fn probe() -> Value {
+pub(crate) fn probe() -> Value {
     json!({"count": 5, "interval_ms": 20, "failure_limit": 1, "timeout_ms": 300})
 }
 
-async fn invoke(convoy: &convoy::service::Convoy, handler: &str, payload: Value) -> Value {
+pub(crate) async fn invoke(convoy: &convoy::service::Convoy, handler: &str, payload: Value) -> Value {
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
     let result = match handler {
         "verify" => convoy::handlers::verify(convoy, event).await,
@@ -31,7 +31,7 @@ async fn invoke(convoy: &convoy::service::Convoy, handler: &str, payload: Value)
 }
 
 /// A release with no migration, its images pushed and manifest uploaded: it is deploying.
-async fn deploying(backend: &MotoBackend, release: &str, manifest_extra: Value) -> String {
+pub(crate) async fn deploying(backend: &MotoBackend, release: &str, manifest_extra: Value) -> String {
     backend.push("app", release).await;
     backend.push("nginx", release).await;
     let mut manifest: Value = serde_json::from_str(&manifest_v1(backend, release, &containers(), false)).unwrap();

@@ -4,6 +4,7 @@
 mod bad_input;
 mod deploy;
 mod migration;
+mod pipeline;
 mod properties;
 mod readiness;
 mod sandbox;

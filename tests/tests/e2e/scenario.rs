@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use convoy::adapters::aws::{CodeDeployer, HttpProber};
 use convoy::adapters::memory::{
-    MemoryDeployer, MemoryDocuments, MemoryObjects, MemoryRegistry, MemoryStore, MemoryTasks,
+    MemoryDeployer, MemoryDocuments, MemoryObjects, MemoryPipelines, MemoryRegistry, MemoryStore, MemoryTasks,
 };
 use convoy::manifest::Policy;
 use convoy::names::ReleaseKey;
@@ -16,7 +16,7 @@ use convoy::service::{Convoy, Settings};
 use convoy_tests::fixtures;
 use convoy_tests::moto::{ACCOUNT, Moto, REGION};
 use convoy_tests::standin::StandIn;
-use convoy_tests::world::{EcsWorld, World, service_settings};
+use convoy_tests::world::{EcsWorld, PipelineWorld, World, service_settings};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
@@ -84,6 +84,29 @@ impl MotoBackend {
         approval: &str,
         probe: serde_json::Value,
     ) -> Self {
+        Self::build(containers, listener, approval, probe, None).await.0
+    }
+
+    /// A service that deploys through a CodePipeline whose source bucket keeps versions when
+    /// `versioned`.
+    pub async fn with_pipeline(
+        containers: &[String],
+        listener: &str,
+        approval: &str,
+        probe: serde_json::Value,
+        versioned: bool,
+    ) -> (Self, PipelineWorld) {
+        let (backend, pipeline) = Self::build(containers, listener, approval, probe, Some(versioned)).await;
+        (backend, pipeline.expect("a pipeline"))
+    }
+
+    async fn build(
+        containers: &[String],
+        listener: &str,
+        approval: &str,
+        probe: serde_json::Value,
+        pipeline: Option<bool>,
+    ) -> (Self, Option<PipelineWorld>) {
         let world = World::new().await;
         let names: Vec<&str> = containers.iter().map(String::as_str).collect();
         world.create_repositories(&names).await;
@@ -93,15 +116,23 @@ impl MotoBackend {
         }
         let ecs = world.ecs_service(SERVICE, &all).await;
         let (application, group) = world.codedeploy(SERVICE).await;
-        let settings = service_settings(SERVICE, &application, &group, listener, approval, probe);
-        let mut convoy = world.convoy_with(&[SERVICE], &names, &settings);
+        let mut settings: Value =
+            serde_json::from_str(&service_settings(SERVICE, &application, &group, listener, approval, probe)).unwrap();
+        let pipeline = match pipeline {
+            Some(versioned) => Some(world.pipeline(SERVICE, &application, &group, versioned).await),
+            None => None,
+        };
+        if let Some(pipeline) = &pipeline {
+            settings[SERVICE]["pipeline"] = pipeline.settings();
+        }
+        let mut convoy = world.convoy_with(&[SERVICE], &names, &settings.to_string());
         let standin = StandIn::for_missing_operations(&Moto::shared().endpoint).await;
         let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
         convoy.deployer = Arc::new(CodeDeployer::new(
             aws_sdk_codedeploy::Client::new(&via_standin),
             aws_sdk_ecs::Client::new(&via_standin),
         ));
-        Self { world, ecs, application, group, standin, convoy }
+        (Self { world, ecs, application, group, standin, convoy }, pipeline)
     }
 
     pub fn ecs_client(&self) -> aws_sdk_ecs::Client {
@@ -166,6 +197,7 @@ impl Backend for MotoBackend {
 pub struct MemoryBackend {
     pub tasks: Arc<MemoryTasks>,
     pub deployer: Arc<MemoryDeployer>,
+    pub pipelines: Arc<MemoryPipelines>,
     pub registry: Arc<MemoryRegistry>,
     pub objects: Arc<MemoryObjects>,
     pub convoy: Convoy,
@@ -175,6 +207,15 @@ pub const MEMORY_BUCKET: &str = "convoy-state";
 
 impl MemoryBackend {
     pub fn new(containers: &[String]) -> Self {
+        Self::build(containers, None)
+    }
+
+    /// A service that deploys through a pipeline (`pipeline` is the settings' `pipeline` object).
+    pub fn with_pipeline(containers: &[String], pipeline: Value) -> Self {
+        Self::build(containers, Some(pipeline))
+    }
+
+    fn build(containers: &[String], pipeline: Option<Value>) -> Self {
         let store = Arc::new(MemoryStore::default());
         let registry = Arc::new(MemoryRegistry::default());
         let objects = Arc::new(MemoryObjects::default());
@@ -202,6 +243,12 @@ impl MemoryBackend {
             "manual",
             serde_json::json!({}),
         );
+        let mut settings: Value = serde_json::from_str(&settings).unwrap();
+        if let Some(pipeline) = pipeline {
+            settings[SERVICE]["pipeline"] = pipeline;
+        }
+        let settings = settings.to_string();
+        let pipelines = Arc::new(MemoryPipelines::default());
         let convoy = Convoy {
             store: store.clone(),
             waits: store.clone(),
@@ -211,6 +258,7 @@ impl MemoryBackend {
             tasks: tasks.clone(),
             definitions: tasks.clone(),
             deployer: deployer.clone(),
+            pipelines: pipelines.clone(),
             locks: documents.clone(),
             deployments: documents,
             prober: Arc::new(HttpProber::new().expect("prober")),
@@ -228,7 +276,7 @@ impl MemoryBackend {
                 services: convoy::settings::parse(&settings).expect("settings"),
             },
         };
-        Self { tasks, deployer, registry, objects, convoy }
+        Self { tasks, deployer, pipelines, registry, objects, convoy }
     }
 }
 

@@ -1,0 +1,345 @@
+//! Deploying through CodePipeline: Convoy writes the deploy bundle to the pipeline's versioned S3
+//! source and starts the execution pinned to that version. moto runs no pipeline actions (its
+//! executions are "Succeeded" at once), so the harness plays the `CodeDeployToECS` action, as
+//! AWS does it: it registers `taskdef.json` as written, substitutes the AppSpec's
+//! `<TASK_DEFINITION>` and creates the CodeDeploy deployment whose hook calls the verify function.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use convoy::bundle::{Bundle, TASK_DEFINITION_PLACEHOLDER};
+use convoy::error::DeployError;
+use convoy::ports::{DeploymentStatus, PipelineStart, Pipelines};
+use convoy::release::{DeploymentEnd, Release, Stage, State};
+use convoy_tests::fixtures;
+use convoy_tests::http::{self, Behaviour, Server};
+use convoy_tests::moto::Moto;
+use convoy_tests::world::{PipelineWorld, RELEASE_VARIABLE};
+use serde_json::{Value, json};
+
+use crate::deploy::{containers, deploying, invoke, probe};
+use crate::scenario::*;
+
+async fn with_pipeline(behaviour: Behaviour) -> (MotoBackend, PipelineWorld, Server) {
+    let green = http::serve(behaviour).await;
+    let (backend, pipeline) = MotoBackend::with_pipeline(&containers(), &green.url, "manual", probe(), true).await;
+    (backend, pipeline, green)
+}
+
+fn codepipeline(backend: &MotoBackend) -> aws_sdk_codepipeline::Client {
+    aws_sdk_codepipeline::Client::new(&backend.world.sdk)
+}
+
+/// How many executions moto holds. Read raw: moto 5.2.5 writes the summaries' times as ISO
+/// strings where the SDK expects epoch seconds, so the SDK cannot read its answer.
+fn executions(pipeline: &PipelineWorld) -> usize {
+    let (status, body) = Moto::shared().raw_call(
+        "codepipeline",
+        Some("CodePipeline_20150709.ListPipelineExecutions"),
+        "application/x-amz-json-1.1",
+        &json!({"pipelineName": pipeline.name}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    listed["pipelineExecutionSummaries"].as_array().unwrap().len()
+}
+
+async fn bundle_versions(backend: &MotoBackend, pipeline: &PipelineWorld) -> usize {
+    let listed = backend
+        .world
+        .s3
+        .list_object_versions()
+        .bucket(&pipeline.bucket)
+        .prefix(&pipeline.key)
+        .send()
+        .await
+        .expect("list versions");
+    listed.versions().len()
+}
+
+/// The bundle version the record names, read from the source bucket.
+async fn recorded_bundle(backend: &MotoBackend, pipeline: &PipelineWorld, record: &Release) -> (Bundle, String) {
+    let run = record.deployment.as_ref().and_then(|d| d.pipeline.as_ref()).expect("a pipeline run");
+    assert_eq!(run.bundle, format!("s3://{}/{}", pipeline.bucket, pipeline.key));
+    let object = backend
+        .world
+        .s3
+        .get_object()
+        .bucket(&pipeline.bucket)
+        .key(&pipeline.key)
+        .version_id(&run.version)
+        .send()
+        .await
+        .expect("the recorded bundle version exists");
+    let release = object.metadata().and_then(|m| m.get("convoy-release")).cloned().unwrap_or_default();
+    let bytes = object.body.collect().await.expect("bundle body").into_bytes();
+    (Bundle::from_zip(&bytes).expect("a bundle the pipeline can read"), release)
+}
+
+/// What the pipeline's `CodeDeployToECS` action does with the bundle: register `taskdef.json`
+/// as it is, name the new revision in the AppSpec, create the deployment. Returns its id.
+async fn play_deploy_action(backend: &MotoBackend, bundle: &Bundle) -> (String, String) {
+    let (status, body) = Moto::shared().raw_call(
+        "ecs",
+        Some("AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"),
+        "application/x-amz-json-1.1",
+        &bundle.task_definition.to_string(),
+    );
+    assert_eq!(status, 200, "ECS registers taskdef.json as written: {body}");
+    let registered: Value = serde_json::from_str(&body).unwrap();
+    let arn = registered["taskDefinition"]["taskDefinitionArn"].as_str().unwrap().to_owned();
+    assert!(bundle.app_spec.contains(TASK_DEFINITION_PLACEHOLDER));
+    let app_spec = bundle.app_spec.replace(TASK_DEFINITION_PLACEHOLDER, &arn);
+    let revision = aws_sdk_codedeploy::types::RevisionLocation::builder()
+        .revision_type(aws_sdk_codedeploy::types::RevisionLocationType::AppSpecContent)
+        .app_spec_content(aws_sdk_codedeploy::types::AppSpecContent::builder().content(app_spec).build())
+        .build();
+    let created = aws_sdk_codedeploy::Client::new(&backend.world.sdk)
+        .create_deployment()
+        .application_name(&backend.application)
+        .deployment_group_name(&backend.group)
+        .revision(revision)
+        .send()
+        .await
+        .expect("the pipeline's deployment");
+    (created.deployment_id.unwrap(), arn)
+}
+
+#[tokio::test]
+async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("p1")).await;
+    let key = release_key("p1");
+    let execution = deploying(&backend, "p1", json!({})).await;
+    let record = backend.record(&key).await.unwrap();
+    let run = record.deployment.clone().unwrap();
+    assert_eq!(run.method, "codepipeline");
+    assert_eq!(run.pipeline.as_ref().unwrap().execution.as_deref(), Some(execution.as_str()));
+    let events: Vec<&str> = record.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert!(events.ends_with(&["deployment-starting", "bundle-written", "pipeline-started"]), "{events:?}");
+
+    // The execution carries the release id; moto keeps the variables (it drops sourceRevisions,
+    // whose request the adapter's unit test pins down).
+    let started = codepipeline(&backend)
+        .get_pipeline_execution()
+        .pipeline_name(&pipeline.name)
+        .pipeline_execution_id(&execution)
+        .send()
+        .await
+        .expect("the execution exists");
+    let variables = started.pipeline_execution().unwrap().variables();
+    assert_eq!(variables.len(), 1);
+    assert_eq!((variables[0].name(), variables[0].resolved_value()), (Some(RELEASE_VARIABLE), Some("p1")));
+
+    // The bundle: the service's own task definition with this release's digests.
+    let (bundle, tagged) = recorded_bundle(&backend, &pipeline, &record).await;
+    assert_eq!(tagged, key.to_string());
+    let pinned: std::collections::BTreeMap<String, String> = record.pinned_uris().into_iter().collect();
+    let original = backend
+        .ecs_client()
+        .describe_task_definition()
+        .task_definition(&backend.ecs.task_definition)
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .unwrap();
+    let rendered = &bundle.task_definition;
+    assert_eq!(rendered["family"], original.family().unwrap());
+    assert_eq!(rendered["executionRoleArn"], original.execution_role_arn().unwrap());
+    assert!(rendered.get("taskDefinitionArn").is_none() && rendered.get("revision").is_none());
+    for container in rendered["containerDefinitions"].as_array().unwrap() {
+        let name = container["name"].as_str().unwrap();
+        let before = original.container_definitions().iter().find(|c| c.name() == Some(name)).unwrap();
+        assert_eq!(container["image"], pinned[name], "{name} is pinned to this release's digest");
+        assert_eq!(container["environment"].as_array().unwrap().len(), before.environment().len());
+        assert_eq!(container["secrets"].as_array().unwrap().len(), before.secrets().len());
+        assert_eq!(container["logConfiguration"]["logDriver"], "awslogs");
+    }
+    assert_eq!(serde_json::from_str::<Value>(&bundle.image_detail).unwrap(), json!({"ImageURI": pinned["nginx"]}));
+
+    // The pipeline deploys it; its hook reaches Convoy with a deployment Convoy never created.
+    let (deployment, revision) = play_deploy_action(&backend, &bundle).await;
+    let registered = backend.ecs_client().describe_task_definition().task_definition(&revision).send().await.unwrap();
+    let images: Vec<&str> =
+        registered.task_definition().unwrap().container_definitions().iter().filter_map(|c| c.image()).collect();
+    assert!(images.iter().all(|image| image.contains("@sha256:")), "{images:?}");
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.clone() });
+    assert!(record.timeline.iter().any(|e| e.event == "deployment-adopted" && e.detail.contains(&execution)));
+    assert_eq!(
+        backend.standin.calls_to("PutLifecycleEventHookExecutionStatus"),
+        vec![json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-1", "status": "Succeeded"})]
+    );
+
+    backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap();
+    assert_eq!(
+        backend.standin.calls_to("ContinueDeployment"),
+        vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
+    );
+    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "SUCCESS")).await;
+    invoke(
+        &backend.convoy,
+        "deployment-changed",
+        fixtures::pipeline_state_change(&pipeline.name, &execution, "SUCCEEDED"),
+    )
+    .await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded);
+    assert_eq!(record.timeline.iter().filter(|e| e.event == "succeeded").count(), 1);
+    assert_eq!(executions(&pipeline), 1);
+}
+
+#[tokio::test]
+async fn duplicated_and_concurrent_migration_successes_start_exactly_one_pipeline_execution() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("x1")).await;
+    backend.push("app", "x1").await;
+    backend.push("nginx", "x1").await;
+    let manifest = manifest_v1(&backend, "x1", &containers(), true);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/x1.json", &manifest).await).await.unwrap();
+    let key = release_key("x1");
+    let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
+    let group = convoy::service::migration_group(&key);
+    let started_by = convoy::service::started_by(&key);
+    let stopped = fixtures::ecs_task_stopped(&task, &group, &started_by, "app", Some(0), "EssentialContainerExited", 4);
+    let deliveries: Vec<_> = (0..10)
+        .map(|_| {
+            let (convoy, event) = (backend.convoy.clone(), stopped.clone());
+            tokio::spawn(async move { invoke(&convoy, "migration-stopped", event).await })
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    assert!(matches!(backend.record(&key).await.unwrap().state, State::Deploying { .. }));
+    assert_eq!(executions(&pipeline), 1, "exactly one execution exists in moto");
+    assert_eq!(bundle_versions(&backend, &pipeline).await, 1, "exactly one bundle was written");
+}
+
+#[tokio::test]
+async fn a_pipeline_that_fails_before_deploying_fails_the_release_and_frees_the_service() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("f1")).await;
+    let execution = deploying(&backend, "f1", json!({})).await;
+    invoke(
+        &backend.convoy,
+        "deployment-changed",
+        fixtures::pipeline_state_change(&pipeline.name, &execution, "FAILED"),
+    )
+    .await;
+    let record = backend.record(&release_key("f1")).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains(&format!("pipeline execution {execution} ended Failed")), "{reason}");
+    // The service is free: the next release deploys at once.
+    deploying(&backend, "f2", json!({})).await;
+    assert_eq!(executions(&pipeline), 2);
+}
+
+#[tokio::test]
+async fn the_reconciler_learns_a_lost_pipeline_end_from_codepipeline() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("l1")).await;
+    let execution = deploying(&backend, "l1", json!({})).await;
+    // moto's executions succeed at once; no end event ever reaches Convoy here.
+    let status = backend.convoy.pipelines.status(&pipeline.name, &execution).await.unwrap();
+    assert!(matches!(status, DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, .. }), "{status:?}");
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&release_key("l1")).await.unwrap();
+    assert_eq!(record.state, State::Succeeded);
+    assert!(record.timeline.last().unwrap().detail.contains(&pipeline.name));
+}
+
+#[tokio::test]
+async fn an_unversioned_source_bucket_fails_the_release_with_a_readable_reason() {
+    let green = http::serve(Behaviour::version("u1")).await;
+    let (backend, pipeline) = MotoBackend::with_pipeline(&containers(), &green.url, "manual", probe(), false).await;
+    backend.push("app", "u1").await;
+    backend.push("nginx", "u1").await;
+    let manifest = manifest_v1(&backend, "u1", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/u1.json", &manifest).await).await.unwrap();
+    let record = backend.record(&release_key("u1")).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("does not keep versions"), "{reason}");
+    assert_eq!(executions(&pipeline), 0);
+}
+
+#[tokio::test]
+async fn a_hook_for_a_deployment_no_release_awaits_is_failed_not_adopted() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("h1")).await;
+    let execution = deploying(&backend, "h1", json!({})).await;
+    invoke(
+        &backend.convoy,
+        "deployment-changed",
+        fixtures::pipeline_state_change(&pipeline.name, &execution, "FAILED"),
+    )
+    .await;
+    let record = backend.record(&release_key("h1")).await.unwrap();
+    let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
+    let (deployment, _) = play_deploy_action(&backend, &bundle).await;
+    let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-9")).await;
+    assert_eq!(answer["succeeded"], false, "{answer}");
+    assert_eq!(backend.convoy.deployments.find(&deployment).await.unwrap(), None);
+}
+
+/// CodePipeline that starts the execution but whose answer is lost (a timeout after the request
+/// was served): the caller sees an error the first time.
+struct LostFirstAnswer {
+    inner: Arc<convoy::adapters::memory::MemoryPipelines>,
+    lost: AtomicBool,
+}
+
+#[async_trait]
+impl Pipelines for LostFirstAnswer {
+    async fn write_bundle(
+        &self,
+        bucket: &str,
+        key: &str,
+        bundle: Vec<u8>,
+        release: &convoy::names::ReleaseKey,
+    ) -> Result<String, DeployError> {
+        self.inner.write_bundle(bucket, key, bundle, release).await
+    }
+    async fn start(&self, start: &PipelineStart) -> Result<String, DeployError> {
+        let execution = self.inner.start(start).await?;
+        if !self.lost.swap(true, Ordering::SeqCst) {
+            return Err(DeployError::Unavailable("the answer timed out".into()));
+        }
+        Ok(execution)
+    }
+    async fn status(&self, pipeline: &str, execution: &str) -> Result<DeploymentStatus, DeployError> {
+        self.inner.status(pipeline, execution).await
+    }
+}
+
+#[tokio::test]
+async fn a_start_whose_answer_was_lost_is_taken_over_with_the_same_bundle_and_token() {
+    let settings = json!({"name": "web-deploy", "source_bucket": "source", "source_key": "web/bundle.zip",
+                          "source_action": "Bundle"});
+    let mut backend = MemoryBackend::with_pipeline(&containers(), settings);
+    backend.convoy.pipelines =
+        Arc::new(LostFirstAnswer { inner: backend.pipelines.clone(), lost: AtomicBool::new(false) });
+    for container in containers() {
+        let (_, event) = backend.push(&container, "t1").await;
+        invoke_image_pushed(&backend.convoy, event).await.unwrap();
+    }
+    let manifest = manifest_v1(&backend, "t1", &containers(), false);
+    let upload = backend.upload("releases/web/t1.json", &manifest).await;
+    assert!(invoke_manifest_uploaded(&backend.convoy, upload).await.is_err(), "the lost answer is worth a retry");
+    let key = release_key("t1");
+    assert_eq!(backend.record(&key).await.unwrap().state, State::StartingDeployment);
+
+    // Before the claim's lease ends nobody takes over; after it, the reconciler does.
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.pipelines.starts().len(), 1);
+    let later = chrono::Utc::now() + convoy::startup::CLAIM_LEASE + chrono::Duration::seconds(1);
+    backend.convoy.reconcile(later).await.unwrap();
+
+    let record = backend.record(&key).await.unwrap();
+    let starts = backend.pipelines.starts();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[0], starts[1], "the same version, variables and token");
+    assert_eq!(starts[0].variables, vec![(RELEASE_VARIABLE.to_owned(), "t1".to_owned())]);
+    assert_eq!(backend.pipelines.bundles().len(), 1, "the recorded bundle is reused");
+    assert_eq!(backend.pipelines.executions(), 1, "the token started no second execution");
+    assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
+    assert_eq!(record.deployment.unwrap().claims, 2);
+}
