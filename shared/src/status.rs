@@ -41,7 +41,11 @@ pub fn render(release: &Release) -> String {
     if let Some(run) = &release.deployment {
         let _ = writeln!(out, "\ndeployment");
         let _ = writeln!(out, "  {:<15} {}", "via", run.method);
+        let pipeline = run.pipeline.as_ref();
         for (name, value) in [
+            ("pipeline", pipeline.map(|p| p.name.clone())),
+            ("bundle", pipeline.map(|p| format!("{} (version {})", p.bundle, p.version))),
+            ("execution", pipeline.and_then(|p| p.execution.clone())),
             ("id", run.id.clone()),
             ("task definition", run.task_definition.clone()),
             ("started", run.started_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),

@@ -10,7 +10,9 @@
 //! runs here as a local process and its real exit code goes into the ECS task event; moto lacks
 //! CodeDeploy's hook answer, continue and stop calls (and ECS's deployment continuation), so a
 //! loopback stand-in answers exactly those and forwards everything else to moto; CodeDeploy would
-//! call the verify hook and report the deployment's end: the sandbox does both.
+//! call the verify hook and report the deployment's end: the sandbox does both. With
+//! `--pipeline`, Convoy deploys through a CodePipeline on moto; moto runs no pipeline actions, so
+//! the sandbox plays the pipeline's CodeDeployToECS action on the bundle Convoy wrote.
 
 use std::process::Command;
 
@@ -36,6 +38,9 @@ pub struct Options {
     pub migration_fails: bool,
     /// The green version answers the old version.
     pub wrong_version: bool,
+    /// Deploy through a CodePipeline (Convoy writes the bundle and starts the execution; the
+    /// sandbox plays the pipeline's CodeDeployToECS action, which moto does not run).
+    pub via_pipeline: bool,
     /// Names unique to this run (tests); empty: the sandbox's readable names.
     pub id: String,
     /// Print each step.
@@ -93,6 +98,10 @@ pub async fn run(options: Options) -> Finished {
     world.create_repositories(&["laravel-app", "laravel-app-nginx"]).await;
     let ecs = world.ecs_service(SERVICE, &["laravel", "nginx"]).await;
     let (application, group) = world.codedeploy(SERVICE).await;
+    let pipeline = match options.via_pipeline {
+        true => Some(world.pipeline(SERVICE, &application, &group, true).await),
+        false => None,
+    };
     let standin = StandIn::for_missing_operations(&moto.endpoint).await;
     let green_version = if options.wrong_version { "0000000" } else { RELEASE };
     let green = http::serve(Behaviour::version(green_version)).await;
@@ -109,7 +118,17 @@ pub async fn run(options: Options) -> Finished {
     ));
 
     let probe = json!({"count": 5, "interval_ms": 200, "failure_limit": 1, "timeout_ms": 1000});
-    let settings = service_settings(SERVICE, &application, &group, &green.url, "manual", probe);
+    let mut settings: Value =
+        serde_json::from_str(&service_settings(SERVICE, &application, &group, &green.url, "manual", probe))
+            .expect("settings are JSON");
+    if let Some(pipeline) = &pipeline {
+        settings[SERVICE]["pipeline"] = pipeline.settings();
+        out.say(format!(
+            "CodePipeline {} (V2): S3 source s3://{}/{} (versioned), then CodeDeployToECS into {application}/{group}",
+            pipeline.name, pipeline.bucket, pipeline.key
+        ));
+    }
+    let settings = settings.to_string();
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
     let env = function_env(&world, &standin.endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
 
@@ -195,6 +214,23 @@ pub async fn run(options: Options) -> Finished {
     out.send(&migration_stopped, stopped).await;
 
     if let State::Deploying { deployment } = record().await.state {
+        let deployment = match &pipeline {
+            None => deployment,
+            Some(pipeline) => {
+                let released = record().await;
+                let (bundle, _) = crate::pipeline::recorded_bundle(&world, pipeline, &released).await;
+                let run = released.deployment.as_ref().and_then(|d| d.pipeline.as_ref()).expect("a pipeline run");
+                out.step(&format!(
+                    "CodePipeline runs execution {deployment}, pinned to bundle version {} \
+                     (moto runs no actions: the sandbox plays CodeDeployToECS)",
+                    run.version
+                ));
+                let (created, revision) =
+                    crate::pipeline::play_deploy_action(&world, &application, &group, &bundle).await;
+                out.say(format!("registered taskdef.json as {revision}; CodeDeploy deployment {created}"));
+                created
+            }
+        };
         out.step("CodeDeploy shifts test traffic to green and calls the AfterAllowTestTraffic hook");
         out.send(&verify, fixtures::codedeploy_hook(&deployment, "sandbox-hook-1")).await;
         let answers = standin.calls_to("PutLifecycleEventHookExecutionStatus");
@@ -213,6 +249,17 @@ pub async fn run(options: Options) -> Finished {
         } else {
             out.step("CodeDeploy rolls back (the hook failed) and reports STOP");
             out.send(&deployment_changed, fixtures::codedeploy_state_change(&deployment, "STOP")).await;
+        }
+        if let Some(pipeline) = &pipeline {
+            let record = record().await;
+            let execution =
+                record.deployment.as_ref().and_then(|d| d.pipeline.as_ref()).and_then(|p| p.execution.clone());
+            let state = if record.state == State::Succeeded { "SUCCEEDED" } else { "FAILED" };
+            out.step(&format!(
+                "CodePipeline reports the execution {state} (it changes nothing: the deployment decided)"
+            ));
+            let ended = fixtures::pipeline_state_change(&pipeline.name, &execution.unwrap_or_default(), state);
+            out.send(&deployment_changed, ended).await;
         }
     }
 

@@ -240,7 +240,8 @@ impl World {
             StageDeclaration,
         };
         let moto = Moto::shared();
-        let role = format!("convoy-pipeline-{}", self.id);
+        let suffix = if self.id.is_empty() { String::new() } else { format!("-{}", self.id) };
+        let role = format!("convoy-pipeline{suffix}");
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codepipeline.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         let form = format!(
             "Action=CreateRole&Version=2010-05-08&RoleName={role}&AssumeRolePolicyDocument={}",
@@ -248,7 +249,7 @@ impl World {
         );
         let (status, body) = moto.raw_call("iam", None, "application/x-www-form-urlencoded", &form);
         assert_eq!(status, 200, "create the pipeline's role: {body}");
-        let bucket = format!("convoy-source-{}", self.id);
+        let bucket = format!("convoy-source{suffix}");
         self.s3.create_bucket().bucket(&bucket).send().await.expect("create the source bucket");
         if versioned {
             let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
@@ -297,7 +298,7 @@ impl World {
         let stage = |name: &str, action: ActionDeclaration| {
             StageDeclaration::builder().name(name).actions(action).build().expect("stage")
         };
-        let name = format!("{service}-deploy-{}", self.id);
+        let name = format!("{service}-deploy{suffix}");
         let declaration = PipelineDeclaration::builder()
             .name(&name)
             .role_arn(format!("arn:aws:iam::{}:role/{role}", crate::moto::ACCOUNT))

@@ -123,6 +123,17 @@ impl Convoy {
             return Ok(Some(self.finish(claimed)));
         }
         let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
+        // A takeover keeps the method of the first claim: switching methods mid-start could
+        // deploy the release twice, once each way.
+        let claimed_method = claimed.release.deployment.as_ref().map_or(method, |run| run.method.as_str());
+        if claimed_method != method {
+            let reason = format!(
+                "the start was claimed for {claimed_method}, but the service's settings now deploy with {method}: \
+                 Convoy will not start it twice; check {claimed_method} for a deployment the earlier start may \
+                 have made"
+            );
+            return self.deployment_impossible(key, reason, now).await;
+        }
         if let Some(pipeline) = &settings.pipeline {
             return match self.start_pipeline(&settings, pipeline, claim, now).await {
                 Err(

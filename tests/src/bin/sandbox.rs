@@ -1,7 +1,8 @@
 //! The local sandbox (the README's first command): one release through Convoy's real function
 //! binaries and CLI against local AWS. See `convoy_tests::sandbox` for what is real and what
 //! stands in. `--migration-fails`: the migration exits 1. `--wrong-version`: the green version
-//! answers the old version, so verification fails.
+//! answers the old version, so verification fails. `--pipeline`: deploy through a CodePipeline
+//! (Convoy's bundle and execution; the sandbox plays the pipeline's CodeDeployToECS action).
 
 #[tokio::main]
 async fn main() {
@@ -9,6 +10,7 @@ async fn main() {
     let options = convoy_tests::sandbox::Options {
         migration_fails: args.iter().any(|a| a == "--migration-fails"),
         wrong_version: args.iter().any(|a| a == "--wrong-version"),
+        via_pipeline: args.iter().any(|a| a == "--pipeline"),
         id: String::new(),
         verbose: true,
     };

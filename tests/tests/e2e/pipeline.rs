@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use convoy::bundle::{Bundle, TASK_DEFINITION_PLACEHOLDER};
+use convoy::bundle::Bundle;
 use convoy::error::DeployError;
 use convoy::ports::{DeploymentStatus, PipelineStart, Pipelines};
 use convoy::release::{DeploymentEnd, Release, Stage, State};
@@ -58,52 +58,12 @@ async fn bundle_versions(backend: &MotoBackend, pipeline: &PipelineWorld) -> usi
     listed.versions().len()
 }
 
-/// The bundle version the record names, read from the source bucket.
 async fn recorded_bundle(backend: &MotoBackend, pipeline: &PipelineWorld, record: &Release) -> (Bundle, String) {
-    let run = record.deployment.as_ref().and_then(|d| d.pipeline.as_ref()).expect("a pipeline run");
-    assert_eq!(run.bundle, format!("s3://{}/{}", pipeline.bucket, pipeline.key));
-    let object = backend
-        .world
-        .s3
-        .get_object()
-        .bucket(&pipeline.bucket)
-        .key(&pipeline.key)
-        .version_id(&run.version)
-        .send()
-        .await
-        .expect("the recorded bundle version exists");
-    let release = object.metadata().and_then(|m| m.get("convoy-release")).cloned().unwrap_or_default();
-    let bytes = object.body.collect().await.expect("bundle body").into_bytes();
-    (Bundle::from_zip(&bytes).expect("a bundle the pipeline can read"), release)
+    convoy_tests::pipeline::recorded_bundle(&backend.world, pipeline, record).await
 }
 
-/// What the pipeline's `CodeDeployToECS` action does with the bundle: register `taskdef.json`
-/// as it is, name the new revision in the AppSpec, create the deployment. Returns its id.
 async fn play_deploy_action(backend: &MotoBackend, bundle: &Bundle) -> (String, String) {
-    let (status, body) = Moto::shared().raw_call(
-        "ecs",
-        Some("AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"),
-        "application/x-amz-json-1.1",
-        &bundle.task_definition.to_string(),
-    );
-    assert_eq!(status, 200, "ECS registers taskdef.json as written: {body}");
-    let registered: Value = serde_json::from_str(&body).unwrap();
-    let arn = registered["taskDefinition"]["taskDefinitionArn"].as_str().unwrap().to_owned();
-    assert!(bundle.app_spec.contains(TASK_DEFINITION_PLACEHOLDER));
-    let app_spec = bundle.app_spec.replace(TASK_DEFINITION_PLACEHOLDER, &arn);
-    let revision = aws_sdk_codedeploy::types::RevisionLocation::builder()
-        .revision_type(aws_sdk_codedeploy::types::RevisionLocationType::AppSpecContent)
-        .app_spec_content(aws_sdk_codedeploy::types::AppSpecContent::builder().content(app_spec).build())
-        .build();
-    let created = aws_sdk_codedeploy::Client::new(&backend.world.sdk)
-        .create_deployment()
-        .application_name(&backend.application)
-        .deployment_group_name(&backend.group)
-        .revision(revision)
-        .send()
-        .await
-        .expect("the pipeline's deployment");
-    (created.deployment_id.unwrap(), arn)
+    convoy_tests::pipeline::play_deploy_action(&backend.world, &backend.application, &backend.group, bundle).await
 }
 
 #[tokio::test]
@@ -342,4 +302,51 @@ async fn a_start_whose_answer_was_lost_is_taken_over_with_the_same_bundle_and_to
     assert_eq!(backend.pipelines.executions(), 1, "the token started no second execution");
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
     assert_eq!(record.deployment.unwrap().claims, 2);
+}
+
+#[tokio::test]
+async fn a_start_claimed_for_codedeploy_is_not_taken_over_through_a_pipeline() {
+    use convoy::release::{Event, Release, Sighting};
+    let settings = json!({"name": "web-deploy", "source_bucket": "source", "source_key": "web/bundle.zip",
+                          "source_action": "Bundle"});
+    let backend = MemoryBackend::with_pipeline(&containers(), settings);
+    let key = release_key("m1");
+    let manifest = convoy::manifest::parse(manifest_v1(&backend, "m1", &containers(), false).as_bytes(), &key).unwrap();
+    let source = convoy::release::ManifestSource {
+        bucket: MEMORY_BUCKET.into(),
+        key: "releases/web/m1.json".into(),
+        version_id: None,
+        etag: None,
+    };
+    let opened = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let mut release = Release::open(key.clone(), source, manifest, opened);
+    let mut events: Vec<Event> = release
+        .awaited_images()
+        .into_iter()
+        .map(|image| Event::ImageFound {
+            image,
+            digest: "sha256:aa".parse().unwrap(),
+            at: opened,
+            via: Sighting::RegistryLookup,
+        })
+        .collect();
+    // A handler claimed the start while the service deployed with CodeDeploy, then died.
+    events.push(Event::DeploymentClaimed {
+        method: "codedeploy".into(),
+        at: opened,
+        lease: convoy::startup::CLAIM_LEASE,
+    });
+    for event in &events {
+        if let convoy::release::Decision::Changed { release: next, .. } = release.apply(event).unwrap() {
+            release = *next;
+        }
+    }
+    assert_eq!(release.state, State::StartingDeployment);
+    backend.convoy.store.create(&release).await.unwrap();
+
+    backend.convoy.start_deployment(&key, chrono::Utc::now(), None).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("claimed for codedeploy"), "{reason}");
+    assert!(backend.pipelines.starts().is_empty() && backend.pipelines.bundles().is_empty());
 }

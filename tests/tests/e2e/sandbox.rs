@@ -56,3 +56,27 @@ async fn the_sandbox_rolls_back_a_release_whose_green_answers_the_wrong_version(
     assert!(reason.contains("does not contain \"4cf03d1\""), "{reason}");
     assert!(finished.release.approval.is_none(), "nobody approved");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_ships_a_release_through_a_pipeline() {
+    let finished = run(Options { via_pipeline: true, ..options("pipeline") }).await;
+    assert_eq!(finished.release.state, State::Succeeded);
+    let events: Vec<&str> = finished.release.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        events[7..],
+        [
+            "deployment-starting",
+            "bundle-written",
+            "pipeline-started",
+            "deployment-adopted",
+            "verification-started",
+            "verification-passed",
+            "approved",
+            "succeeded"
+        ]
+    );
+    let run = finished.release.deployment.unwrap();
+    let execution = run.pipeline.unwrap().execution.unwrap();
+    assert!(finished.status.contains(&format!("execution       {execution}")), "{}", finished.status);
+    assert!(finished.status.contains("via             codepipeline"), "{}", finished.status);
+}
