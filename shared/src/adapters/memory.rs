@@ -367,19 +367,21 @@ pub enum DeployCall {
 #[derive(Default)]
 pub struct MemoryDeployer {
     calls: Mutex<Vec<DeployCall>>,
-    /// Deployments created outside Convoy (by a pipeline): id → (application, group).
-    foreign: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl MemoryDeployer {
     pub fn calls(&self) -> Vec<DeployCall> {
         lock(&self.calls).clone()
     }
+}
 
-    /// A deployment that something other than Convoy created in `group` (a pipeline's action).
-    pub fn add_foreign(&self, deployment: &str, application: &str, group: &str) {
-        lock(&self.foreign).insert(deployment.to_owned(), (application.to_owned(), group.to_owned()));
-    }
+/// The deployments created so far, with the ids `create` gave them.
+fn created(calls: &[DeployCall]) -> impl Iterator<Item = (String, &crate::ports::CodeDeployRequest)> {
+    let requests = calls.iter().filter_map(|c| match c {
+        DeployCall::Create(r) => Some(r),
+        _ => None,
+    });
+    requests.enumerate().map(|(i, r)| (format!("d-MEMORY{:04}", i + 1), r))
 }
 
 #[async_trait]
@@ -387,20 +389,11 @@ impl crate::ports::Deployer for MemoryDeployer {
     async fn create(&self, request: &crate::ports::CodeDeployRequest) -> Result<String, crate::error::DeployError> {
         let mut calls = lock(&self.calls);
         calls.push(DeployCall::Create(request.clone()));
-        let n = calls.iter().filter(|c| matches!(c, DeployCall::Create(_))).count();
-        Ok(format!("d-MEMORY{n:04}"))
+        Ok(created(&calls).last().map(|(id, _)| id).unwrap_or_default())
     }
 
     async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<String>, crate::error::DeployError> {
-        let calls = lock(&self.calls);
-        let creates = calls.iter().filter_map(|c| match c {
-            DeployCall::Create(r) => Some(r),
-            _ => None,
-        });
-        Ok(creates
-            .enumerate()
-            .find(|(_, r)| r.description.contains(marker))
-            .map(|(i, _)| format!("d-MEMORY{:04}", i + 1)))
+        Ok(created(&lock(&self.calls)).find(|(_, r)| r.description.contains(marker)).map(|(id, _)| id))
     }
 
     async fn status(&self, deployment: &str) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
@@ -409,17 +402,8 @@ impl crate::ports::Deployer for MemoryDeployer {
     }
 
     async fn group_of(&self, deployment: &str) -> Result<Option<(String, String)>, crate::error::DeployError> {
-        if let Some(group) = lock(&self.foreign).get(deployment) {
-            return Ok(Some(group.clone()));
-        }
-        let calls = lock(&self.calls);
-        let created = calls.iter().filter_map(|c| match c {
-            DeployCall::Create(r) => Some(r),
-            _ => None,
-        });
-        Ok(created
-            .enumerate()
-            .find(|(i, _)| format!("d-MEMORY{:04}", i + 1) == deployment)
+        Ok(created(&lock(&self.calls))
+            .find(|(id, _)| id == deployment)
             .map(|(_, r)| (r.application.clone(), r.deployment_group.clone())))
     }
 

@@ -302,14 +302,17 @@ async fn an_ecs_native_approval_continues_the_paused_service_deployment() {
     assert!(continued[0]["serviceDeploymentArn"].as_str().unwrap().contains("service-deployment/"));
 }
 
-#[tokio::test]
-async fn duplicated_and_concurrent_migration_successes_create_exactly_one_deployment() {
-    let backend = MotoBackend::new(&containers()).await;
-    backend.push("app", "x1").await;
-    backend.push("nginx", "x1").await;
-    let manifest = manifest_v1(&backend, "x1", &containers(), true);
-    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/x1.json", &manifest).await).await.unwrap();
-    let key = release_key("x1");
+/// A release with a migration, whose task's STOPPED event (exit 0) arrives ten times at once.
+pub(crate) async fn migration_succeeds_ten_times_at_once(
+    backend: &MotoBackend,
+    release: &str,
+) -> convoy::names::ReleaseKey {
+    backend.push("app", release).await;
+    backend.push("nginx", release).await;
+    let manifest = manifest_v1(backend, release, &containers(), true);
+    let upload = backend.upload(&format!("releases/web/{release}.json"), &manifest).await;
+    invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
+    let key = release_key(release);
     let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
     let group = convoy::service::migration_group(&key);
     let started_by = convoy::service::started_by(&key);
@@ -323,6 +326,13 @@ async fn duplicated_and_concurrent_migration_successes_create_exactly_one_deploy
     for delivery in deliveries {
         delivery.await.unwrap();
     }
+    key
+}
+
+#[tokio::test]
+async fn duplicated_and_concurrent_migration_successes_create_exactly_one_deployment() {
+    let backend = MotoBackend::new(&containers()).await;
+    let key = migration_succeeds_ten_times_at_once(&backend, "x1").await;
     assert!(matches!(backend.record(&key).await.unwrap().state, State::Deploying { .. }));
     assert_eq!(backend.deployments(&key).await, 1, "exactly one CodeDeploy deployment exists in moto");
 }

@@ -18,7 +18,7 @@ use convoy_tests::moto::Moto;
 use convoy_tests::world::{PipelineWorld, RELEASE_VARIABLE};
 use serde_json::{Value, json};
 
-use crate::deploy::{containers, deploying, invoke, probe};
+use crate::deploy::{containers, deploying, invoke, migration_succeeds_ten_times_at_once, probe};
 use crate::scenario::*;
 
 async fn with_pipeline(behaviour: Behaviour) -> (MotoBackend, PipelineWorld, Server) {
@@ -64,6 +64,14 @@ async fn recorded_bundle(backend: &MotoBackend, pipeline: &PipelineWorld, record
 
 async fn play_deploy_action(backend: &MotoBackend, bundle: &Bundle) -> (String, String) {
     convoy_tests::pipeline::play_deploy_action(&backend.world, &backend.application, &backend.group, bundle).await
+}
+
+/// A release whose pipeline execution fails before any deployment reaches the hook.
+async fn failed_before_deploying(backend: &MotoBackend, pipeline: &PipelineWorld, release: &str) -> String {
+    let execution = deploying(backend, release, json!({})).await;
+    let failed = fixtures::pipeline_state_change(&pipeline.name, &execution, "FAILED");
+    invoke(&backend.convoy, "deployment-changed", failed).await;
+    execution
 }
 
 #[tokio::test]
@@ -154,24 +162,7 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
 #[tokio::test]
 async fn duplicated_and_concurrent_migration_successes_start_exactly_one_pipeline_execution() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("x1")).await;
-    backend.push("app", "x1").await;
-    backend.push("nginx", "x1").await;
-    let manifest = manifest_v1(&backend, "x1", &containers(), true);
-    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/x1.json", &manifest).await).await.unwrap();
-    let key = release_key("x1");
-    let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
-    let group = convoy::service::migration_group(&key);
-    let started_by = convoy::service::started_by(&key);
-    let stopped = fixtures::ecs_task_stopped(&task, &group, &started_by, "app", Some(0), "EssentialContainerExited", 4);
-    let deliveries: Vec<_> = (0..10)
-        .map(|_| {
-            let (convoy, event) = (backend.convoy.clone(), stopped.clone());
-            tokio::spawn(async move { invoke(&convoy, "migration-stopped", event).await })
-        })
-        .collect();
-    for delivery in deliveries {
-        delivery.await.unwrap();
-    }
+    let key = migration_succeeds_ten_times_at_once(&backend, "x1").await;
     assert!(matches!(backend.record(&key).await.unwrap().state, State::Deploying { .. }));
     assert_eq!(executions(&pipeline), 1, "exactly one execution exists in moto");
     assert_eq!(bundle_versions(&backend, &pipeline).await, 1, "exactly one bundle was written");
@@ -180,13 +171,7 @@ async fn duplicated_and_concurrent_migration_successes_start_exactly_one_pipelin
 #[tokio::test]
 async fn a_pipeline_that_fails_before_deploying_fails_the_release_and_frees_the_service() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("f1")).await;
-    let execution = deploying(&backend, "f1", json!({})).await;
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::pipeline_state_change(&pipeline.name, &execution, "FAILED"),
-    )
-    .await;
+    let execution = failed_before_deploying(&backend, &pipeline, "f1").await;
     let record = backend.record(&release_key("f1")).await.unwrap();
     let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
     assert!(reason.contains(&format!("pipeline execution {execution} ended Failed")), "{reason}");
@@ -225,13 +210,7 @@ async fn an_unversioned_source_bucket_fails_the_release_with_a_readable_reason()
 #[tokio::test]
 async fn a_hook_for_a_deployment_no_release_awaits_is_failed_not_adopted() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("h1")).await;
-    let execution = deploying(&backend, "h1", json!({})).await;
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::pipeline_state_change(&pipeline.name, &execution, "FAILED"),
-    )
-    .await;
+    failed_before_deploying(&backend, &pipeline, "h1").await;
     let record = backend.record(&release_key("h1")).await.unwrap();
     let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
     let (deployment, _) = play_deploy_action(&backend, &bundle).await;
