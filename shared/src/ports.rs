@@ -203,6 +203,14 @@ pub enum DeploymentStatus {
     },
 }
 
+/// A CodeDeploy deployment's group and creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentOrigin {
+    pub application: String,
+    pub deployment_group: String,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The deployment services: CodeDeploy, and ECS native blue/green's continuation.
 #[async_trait]
 pub trait Deployer: Send + Sync {
@@ -217,9 +225,9 @@ pub trait Deployer: Send + Sync {
         marker: &str,
     ) -> Result<Option<String>, DeployError>;
     async fn status(&self, deployment: &str) -> Result<DeploymentStatus, DeployError>;
-    /// The application and deployment group `deployment` runs in (a deployment a pipeline created
-    /// is known to Convoy only by its group); `None` when CodeDeploy does not know it.
-    async fn group_of(&self, deployment: &str) -> Result<Option<(String, String)>, DeployError>;
+    /// Where `deployment` runs and when it was created (a deployment a pipeline created is known
+    /// to Convoy only by these); `None` when CodeDeploy does not know it.
+    async fn origin(&self, deployment: &str) -> Result<Option<DeploymentOrigin>, DeployError>;
     /// Whether `deployment` is an automatic or manual rollback (its hooks re-run then).
     async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError>;
     /// Answers a CodeDeploy lifecycle hook.
@@ -286,6 +294,9 @@ pub trait Pipelines: Send + Sync {
     async fn start(&self, start: &PipelineStart) -> Result<String, DeployError>;
     /// Where the execution stands.
     async fn status(&self, pipeline: &str, execution: &str) -> Result<DeploymentStatus, DeployError>;
+    /// The CodeDeploy deployment the execution's deploy action created, once CodePipeline reports
+    /// it; `None` before.
+    async fn deployment_of(&self, pipeline: &str, execution: &str) -> Result<Option<String>, DeployError>;
 }
 
 /// Who holds a service's deploy lock, and the newest releases that deployed or wait.

@@ -9,8 +9,9 @@
 //! would (built from the documented fixtures); moto runs no container, so the migration's command
 //! runs here as a local process and its real exit code goes into the ECS task event; moto lacks
 //! CodeDeploy's hook answer, continue and stop calls (and ECS's deployment continuation), so a
-//! loopback stand-in answers exactly those and forwards everything else to moto; CodeDeploy would
-//! call the verify hook and report the deployment's end: the sandbox does both. With
+//! loopback stand-in answers exactly those (and CodePipeline's ListActionExecutions) and forwards
+//! everything else to moto; CodeDeploy would call the verify hook and report the deployment's end:
+//! the sandbox does both. With
 //! `--pipeline`, Convoy deploys through a CodePipeline on moto; moto runs no pipeline actions, so
 //! the sandbox plays the pipeline's CodeDeployToECS action on the bundle Convoy wrote.
 
@@ -227,6 +228,7 @@ pub async fn run(options: Options) -> Finished {
                 ));
                 let (created, revision) =
                     crate::pipeline::play_deploy_action(&world, &application, &group, &bundle).await;
+                standin.report_deploy_action(&deployment, &created);
                 out.say(format!("registered taskdef.json as {revision}; CodeDeploy deployment {created}"));
                 created
             }

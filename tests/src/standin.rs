@@ -3,7 +3,9 @@
 //! records each request, and forwards every other request to moto untouched.
 //!
 //! moto 5.2.5 lacks CodeDeploy `PutLifecycleEventHookExecutionStatus`, `ContinueDeployment` and
-//! `StopDeployment`, and ECS `DescribeServiceDeployments` / `ContinueServiceDeployment`.
+//! `StopDeployment`, ECS `DescribeServiceDeployments` / `ContinueServiceDeployment`, and
+//! CodePipeline `ListActionExecutions` (moto runs no actions: the harness, which plays the
+//! pipeline's deploy action, also says what that action reported, with [`StandIn::answer`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +22,7 @@ pub struct Call {
 
 pub struct StandIn {
     pub endpoint: String,
+    answers: Arc<Mutex<Vec<(String, Value)>>>,
     calls: Arc<Mutex<Vec<Call>>>,
     forwarded: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -43,6 +46,8 @@ impl StandIn {
             ("StopDeployment".into(), serde_json::json!({"status": "Pending"})),
             ("DescribeServiceDeployments".into(), paused),
             ("ContinueServiceDeployment".into(), empty),
+            // No action of the execution has reported anything yet.
+            ("ListActionExecutions".into(), serde_json::json!({"actionExecutionDetails": []})),
         ];
         Self::start(upstream, answers).await
     }
@@ -56,18 +61,37 @@ impl StandIn {
         let recorded = calls.clone();
         let forwarded: Arc<Mutex<Vec<String>>> = Arc::default();
         let passed = forwarded.clone();
-        let answers = Arc::new(answers);
+        let answers = Arc::new(Mutex::new(answers));
+        let answering = answers.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 let (upstream, recorded, answers, passed) =
-                    (upstream.clone(), recorded.clone(), answers.clone(), passed.clone());
+                    (upstream.clone(), recorded.clone(), answering.clone(), passed.clone());
                 tokio::spawn(async move {
                     let _ = serve(stream, &upstream, &recorded, &answers, &passed).await;
                 });
             }
         });
-        StandIn { endpoint, calls, forwarded, task }
+        StandIn { endpoint, answers, calls, forwarded, task }
+    }
+
+    /// Answers `operation` with `answer` from now on (what AWS would say at this point).
+    pub fn answer(&self, operation: &str, answer: Value) {
+        let mut answers = self.answers.lock().expect("answers");
+        answers.retain(|(known, _)| known != operation);
+        answers.push((operation.to_owned(), answer));
+    }
+
+    /// Answers `ListActionExecutions` as CodePipeline does once the deploy action of
+    /// `execution` reported the CodeDeploy `deployment` it created.
+    pub fn report_deploy_action(&self, execution: &str, deployment: &str) {
+        let detail = serde_json::json!({"pipelineExecutionId": execution, "actionName": "BlueGreen",
+            "status": "InProgress",
+            "input": {"actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeployToECS",
+                                       "version": "1"}},
+            "output": {"executionResult": {"externalExecutionId": deployment}}});
+        self.answer("ListActionExecutions", serde_json::json!({"actionExecutionDetails": [detail]}));
     }
 
     /// Every intercepted request, in order.
@@ -95,7 +119,7 @@ async fn serve(
     mut client: TcpStream,
     upstream: &str,
     recorded: &Mutex<Vec<Call>>,
-    answers: &[(String, Value)],
+    answers: &Mutex<Vec<(String, Value)>>,
     passed: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     // One request per connection: read the head, then the body by its length.
@@ -126,7 +150,13 @@ async fn serve(
         request.extend_from_slice(&buffer[..n]);
     }
     let target = header("x-amz-target").unwrap_or_default();
-    if let Some((_, answer)) = answers.iter().find(|(operation, _)| target.ends_with(&format!(".{operation}"))) {
+    let answer = answers
+        .lock()
+        .expect("answers")
+        .iter()
+        .find(|(operation, _)| target.ends_with(&format!(".{operation}")))
+        .map(|(_, answer)| answer.clone());
+    if let Some(answer) = answer {
         let body: Value = serde_json::from_slice(&request[head_end..]).unwrap_or(Value::Null);
         recorded.lock().expect("calls").push(Call { target: target.clone(), body });
         let text = answer.to_string();

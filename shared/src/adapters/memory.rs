@@ -401,10 +401,15 @@ impl crate::ports::Deployer for MemoryDeployer {
         Ok(crate::ports::DeploymentStatus::Running)
     }
 
-    async fn group_of(&self, deployment: &str) -> Result<Option<(String, String)>, crate::error::DeployError> {
-        Ok(created(&lock(&self.calls))
-            .find(|(id, _)| id == deployment)
-            .map(|(_, r)| (r.application.clone(), r.deployment_group.clone())))
+    async fn origin(
+        &self,
+        deployment: &str,
+    ) -> Result<Option<crate::ports::DeploymentOrigin>, crate::error::DeployError> {
+        Ok(created(&lock(&self.calls)).find(|(id, _)| id == deployment).map(|(_, r)| crate::ports::DeploymentOrigin {
+            application: r.application.clone(),
+            deployment_group: r.deployment_group.clone(),
+            created_at: None,
+        }))
     }
 
     async fn is_rollback(&self, _: &str) -> Result<bool, crate::error::DeployError> {
@@ -468,6 +473,7 @@ struct PipelineState {
     starts: Vec<crate::ports::PipelineStart>,
     executions: HashMap<String, crate::ports::DeploymentStatus>,
     tokens: HashMap<String, String>,
+    deployments: HashMap<String, String>,
 }
 
 impl MemoryPipelines {
@@ -485,9 +491,9 @@ impl MemoryPipelines {
         lock(&self.state).executions.len()
     }
 
-    pub fn end(&self, execution: &str, end: crate::release::DeploymentEnd) {
-        let status = crate::ports::DeploymentStatus::Ended { end, detail: String::new() };
-        lock(&self.state).executions.insert(execution.to_owned(), status);
+    /// The deploy action of `execution` reports `deployment`.
+    pub fn report_deployment(&self, execution: &str, deployment: &str) {
+        lock(&self.state).deployments.insert(execution.to_owned(), deployment.to_owned());
     }
 }
 
@@ -532,5 +538,9 @@ impl crate::ports::Pipelines for MemoryPipelines {
         lock(&self.state).executions.get(execution).cloned().ok_or_else(|| {
             crate::error::DeployError::Rejected(format!("pipeline {pipeline} has no execution {execution}"))
         })
+    }
+
+    async fn deployment_of(&self, _: &str, execution: &str) -> Result<Option<String>, crate::error::DeployError> {
+        Ok(lock(&self.state).deployments.get(execution).cloned())
     }
 }

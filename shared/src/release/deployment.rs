@@ -257,6 +257,21 @@ impl Release {
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
+    /// The pipeline execution ended, but the deployment it created still runs (an execution
+    /// stopped and abandoned): the release follows that deployment now.
+    pub(super) fn on_deployment_adopted(&self, deployment: &str, reason: &str, at: DateTime<Utc>) -> Decision {
+        let Some((_, execution)) = self.following_pipeline() else {
+            return Decision::unchanged(format!("deployment {deployment} not adopted: the release is {}", self.state));
+        };
+        let detail = format!("CodeDeploy deployment {deployment}, created by pipeline execution {execution}: {reason}");
+        let mut next = self.clone();
+        let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        run.id = Some(deployment.to_owned());
+        next.state = State::Deploying { deployment: deployment.to_owned() };
+        next.record(at, "deployment-adopted", detail);
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
     pub(super) fn on_deployment_impossible(&self, reason: &str, at: DateTime<Utc>) -> Decision {
         if !matches!(self.state, State::StartingDeployment) && !self.wants_deploy_lock() {
             return Decision::unchanged(format!("the release is {}", self.state));
@@ -278,9 +293,20 @@ impl Release {
             (State::Deploying { deployment }, _) => deployment.clone(),
             // The hook can overtake the record of the start (a crashed holder): its deployment id
             // is adopted, as CodeDeploy runs only deployments of this release's group here.
-            (State::StartingDeployment, Hook::CodeDeploy { deployment_id, .. }) => deployment_id.clone(),
+            (State::StartingDeployment, Hook::CodeDeploy { deployment_id, .. })
+                if self.deployment.as_ref().is_none_or(|run| run.pipeline.is_none()) =>
+            {
+                deployment_id.clone()
+            }
             (State::Verifying { .. }, _) if self.verification.as_ref().is_some_and(|v| v.hook == *hook) => {
                 return Decision::unchanged("this hook's verification is under way");
+            }
+            (State::Verifying { deployment }, Hook::CodeDeploy { deployment_id, .. })
+                if deployment_id != deployment =>
+            {
+                return Decision::unchanged(format!(
+                    "the hook is of deployment {deployment_id}; this release verifies {deployment}"
+                ));
             }
             (State::Verifying { deployment }, _) => deployment.clone(),
             _ => return Decision::unchanged(format!("no verification is due: the release is {}", self.state)),
@@ -404,6 +430,17 @@ impl Release {
         }
         let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
         match (end, &self.state) {
+            (DeploymentEnd::Succeeded, _) if self.following_pipeline().is_some() => {
+                next.state = State::Succeeded;
+                next.record(
+                    at,
+                    "succeeded",
+                    format!(
+                        "pipeline execution {deployment} succeeded{detail}, but no deployment of it reached Convoy's \
+                         verify hook: deployed without Convoy's verification or approval"
+                    ),
+                );
+            }
             (DeploymentEnd::Succeeded, State::AwaitingApproval { .. }) => {
                 // Nobody approved through Convoy, yet traffic shifted: someone did, in the console.
                 next.approval =

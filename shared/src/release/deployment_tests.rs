@@ -345,7 +345,41 @@ fn a_pipeline_that_fails_before_any_deployment_fails_the_release_at_deployment()
 }
 
 #[test]
-fn a_pipeline_that_succeeds_without_a_hook_ends_the_release_succeeded() {
+fn a_pipeline_that_succeeds_without_a_hook_ends_succeeded_and_says_nothing_was_verified() {
     let (release, _) = apply(&following_pipeline(), pipeline_ended(DeploymentEnd::Succeeded));
     assert_eq!(release.state, State::Succeeded);
+    let last = release.timeline.last().unwrap();
+    assert!(last.detail.contains("deployed without Convoy's verification or approval"), "{}", last.detail);
+    assert_eq!(release.approval, None);
+}
+
+#[test]
+fn a_hook_of_another_deployment_does_not_replace_the_one_being_verified() {
+    let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
+    let other = Hook::CodeDeploy { deployment_id: "d-2".into(), execution_id: "exec-2".into() };
+    assert!(unchanged(release.apply(&Event::VerificationStarted { hook: other, at: t(6) }).unwrap()));
+}
+
+#[test]
+fn a_pipeline_release_still_starting_does_not_take_a_hooks_deployment() {
+    let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
+    assert!(unchanged(release.apply(&Event::VerificationStarted { hook: hook(), at: t(5) }).unwrap()));
+}
+
+#[test]
+fn the_running_deployment_of_an_abandoned_execution_is_adopted_and_decides_the_end() {
+    let adopted =
+        Event::DeploymentAdopted { deployment: "d-1".into(), reason: "the execution ended Stopped".into(), at: t(6) };
+    let (release, effects) = apply(&following_pipeline(), adopted);
+    assert_eq!(release.state, State::Deploying { deployment: "d-1".into() });
+    assert_eq!(release.deployment.as_ref().unwrap().id.as_deref(), Some("d-1"));
+    assert!(effects.is_empty(), "the service stays locked");
+    let (release, _) = apply(&release, ended(DeploymentEnd::Failed));
+    assert!(matches!(release.state, State::RolledBack { .. }), "{}", release.state);
+}
+
+#[test]
+fn a_deployment_is_adopted_only_while_the_release_follows_its_execution() {
+    let adopted = Event::DeploymentAdopted { deployment: "d-9".into(), reason: "r".into(), at: t(6) };
+    assert!(unchanged(deploying().apply(&adopted).unwrap()));
 }

@@ -267,6 +267,8 @@ pub enum Event {
     BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
     /// The pipeline execution that deploys the bundle was started (or found again by its token).
     PipelineStarted { execution: String, at: DateTime<Utc> },
+    /// The pipeline execution ended while the deployment it created still runs: follow that one.
+    DeploymentAdopted { deployment: String, reason: String, at: DateTime<Utc> },
     /// The deployment cannot be started (no settings, a container the service lacks, ...).
     DeploymentImpossible { reason: String, at: DateTime<Utc> },
     /// A lifecycle hook asks Convoy to verify the deployment on the test listener.
@@ -442,6 +444,9 @@ impl Release {
                 Ok(self.on_bundle_written(pipeline, bundle, version, *at))
             }
             Event::PipelineStarted { execution, at } => Ok(self.on_pipeline_started(execution, *at)),
+            Event::DeploymentAdopted { deployment, reason, at } => {
+                Ok(self.on_deployment_adopted(deployment, reason, *at))
+            }
             Event::DeploymentImpossible { reason, at } => Ok(self.on_deployment_impossible(reason, *at)),
             Event::VerificationStarted { hook, at } => Ok(self.on_verification_started(hook, *at)),
             Event::Probed { probes, at } => Ok(self.on_probed(probes, *at)),

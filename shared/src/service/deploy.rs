@@ -212,6 +212,14 @@ impl Convoy {
         let key = claim.release.key.clone();
         let recorded = claim.release.deployment.as_ref().and_then(|run| run.pipeline.clone());
         let (version, claim) = match recorded {
+            Some(written) if written.name != pipeline.name => {
+                let reason = format!(
+                    "the bundle was written for pipeline {}, but the service's settings now name {}: Convoy will \
+                     not start a different pipeline on it",
+                    written.name, pipeline.name
+                );
+                return self.deployment_impossible(&key, reason, now).await;
+            }
             Some(written) => (written.version, claim),
             None => {
                 let bundle = self.render_bundle(&claim.release, settings).await?;
@@ -324,6 +332,11 @@ impl Convoy {
             info!(deployment, "not a deployment Convoy started; ignored");
             return Ok(None);
         };
+        if end != crate::release::DeploymentEnd::Succeeded
+            && let Some(report) = self.follow_abandoned_deployment(&key, deployment, end, detail, now).await?
+        {
+            return Ok(Some(report));
+        }
         let event =
             Event::DeploymentEnded { deployment: deployment.to_owned(), end, detail: detail.to_owned(), at: now };
         match update(self.store.as_ref(), &key, |r| r.apply(&event)).await? {
@@ -341,6 +354,40 @@ fn container_image(task_definition: &serde_json::Value, container: &str) -> Opti
         .find(|c| c["name"] == container)
         .and_then(|c| c["image"].as_str())
         .map(str::to_owned)
+}
+
+impl Convoy {
+    /// A pipeline execution that ended without success while the release still followed it: if
+    /// its deploy action's deployment still runs (an execution stopped and abandoned), the release
+    /// follows that deployment instead of ending, and keeps its service's lock.
+    async fn follow_abandoned_deployment(
+        &self,
+        key: &ReleaseKey,
+        execution: &str,
+        end: crate::release::DeploymentEnd,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let Some(stored) = self.store.load(key).await? else { return Ok(None) };
+        let Some((pipeline, followed)) = stored.release.following_pipeline() else { return Ok(None) };
+        if followed != execution {
+            return Ok(None);
+        }
+        let deployment = match self.pipelines.deployment_of(pipeline, execution).await {
+            Ok(Some(deployment)) => deployment,
+            Ok(None) | Err(DeployError::Rejected(_)) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        if self.deployer.status(&deployment).await? != crate::ports::DeploymentStatus::Running {
+            return Ok(None);
+        }
+        warn!(execution, %deployment, "the execution ended, but its deployment still runs: following it");
+        self.deployments.note(&deployment, key).await?;
+        let reason = format!("the execution ended {end:?} ({detail}), but this deployment still runs");
+        let event = Event::DeploymentAdopted { deployment, reason, at: now };
+        let updated = update_from(self.store.as_ref(), key, Some(stored), |r| r.apply(&event)).await?;
+        Ok(updated.map(|u| self.finish(u)))
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,15 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::{Convoy, update};
-use crate::error::ConvoyError;
+use crate::error::{ConvoyError, DeployError};
 use crate::manifest::Approval;
 use crate::names::ReleaseKey;
 use crate::release::{Event, Hook, Release, State, VerificationOutcome};
 use crate::verify::{self, ProbeSpec, Verdict};
+
+/// How much earlier than Convoy's record of the execution's start a deployment may have been
+/// created (clocks differ) and still be taken for the execution's.
+const ADOPTION_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
 
 /// What an ECS native lifecycle hook returns.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,7 +111,11 @@ impl Convoy {
         let started =
             update(self.store.as_ref(), &key, |r| r.apply(&Event::VerificationStarted { hook: hook.clone(), at: now }))
                 .await?;
-        if !started.as_ref().is_some_and(|u| matches!(u.release.state, State::Verifying { .. })) {
+        let verifies_this_hook = |release: &Release| {
+            matches!(release.state, State::Verifying { .. })
+                && release.verification.as_ref().is_some_and(|v| v.hook == hook)
+        };
+        if !started.as_ref().is_some_and(|u| verifies_this_hook(&u.release)) {
             let state = started.map_or("gone".to_owned(), |u| u.release.state.to_string());
             let reason = format!("no verification is due: the release is {state}");
             return self.fail_codedeploy_hook(&key, deployment, execution, reason).await;
@@ -138,13 +146,15 @@ impl Convoy {
 
     /// A deployment that a pipeline's deploy action created: CodeDeploy names only its group.
     /// It belongs to the release that holds the deploy lock of the service deploying through that
-    /// group, when that release follows its pipeline execution and knows no deployment yet.
+    /// group, when that release follows its pipeline execution, and CodePipeline reports this
+    /// deployment as that execution's (or, before it reports any, the deployment was created
+    /// after the execution started: an older, abandoned deployment is never taken for it).
     async fn adopt_pipeline_deployment(&self, deployment: &str) -> Result<Option<ReleaseKey>, ConvoyError> {
-        let Some((application, group)) = self.deployer.group_of(deployment).await? else { return Ok(None) };
+        let Some(origin) = self.deployer.origin(deployment).await? else { return Ok(None) };
         let services = self.settings.services.iter().filter(|(_, settings)| {
             settings.pipeline.is_some()
-                && settings.codedeploy.application == application
-                && settings.codedeploy.deployment_group == group
+                && settings.codedeploy.application == origin.application
+                && settings.codedeploy.deployment_group == origin.deployment_group
         });
         for (service, _) in services {
             let Some((lock, _)) = self.locks.load(service).await? else { continue };
@@ -152,13 +162,27 @@ impl Convoy {
             let key = ReleaseKey { service: service.clone(), release: holder.release };
             let Some(stored) = self.store.load(&key).await? else { continue };
             let release = &stored.release;
-            let awaits_one = release.deployment.as_ref().is_some_and(|run| run.pipeline.is_some() && run.id.is_none())
-                && matches!(release.state, State::Deploying { .. } | State::StartingDeployment);
-            if awaits_one {
-                info!(deployment, release = %key, "a deployment of the release's pipeline execution: adopted");
+            let Some((pipeline, execution)) = release.following_pipeline() else { continue };
+            let started = release.deployment.as_ref().and_then(|run| run.started_at);
+            let created_after_start = match (origin.created_at, started) {
+                (Some(created), Some(started)) => created >= started - ADOPTION_CLOCK_SKEW,
+                _ => false,
+            };
+            let belongs = match self.pipelines.deployment_of(pipeline, execution).await {
+                Ok(Some(reported)) => reported == deployment,
+                Ok(None) => created_after_start,
+                Err(DeployError::Rejected(why)) => {
+                    warn!(%why, "CodePipeline does not say which deployment the execution created");
+                    created_after_start
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if belongs {
+                info!(deployment, release = %key, execution, "a deployment of the release's pipeline execution: adopted");
                 self.deployments.note(deployment, &key).await?;
                 return Ok(Some(key));
             }
+            info!(deployment, release = %key, execution, "not a deployment of the release's pipeline execution");
         }
         Ok(None)
     }

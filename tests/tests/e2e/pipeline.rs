@@ -128,6 +128,7 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
 
     // The pipeline deploys it; its hook reaches Convoy with a deployment Convoy never created.
     let (deployment, revision) = play_deploy_action(&backend, &bundle).await;
+    backend.standin.report_deploy_action(&execution, &deployment);
     let registered = backend.ecs_client().describe_task_definition().task_definition(&revision).send().await.unwrap();
     let images: Vec<&str> =
         registered.task_definition().unwrap().container_definitions().iter().filter_map(|c| c.image()).collect();
@@ -136,6 +137,11 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
     let record = backend.record(&key).await.unwrap();
     assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.clone() });
     assert!(record.timeline.iter().any(|e| e.event == "deployment-adopted" && e.detail.contains(&execution)));
+    assert_eq!(
+        backend.standin.calls_to("ListActionExecutions"),
+        vec![json!({"pipelineName": pipeline.name, "filter": {"pipelineExecutionId": execution}})],
+        "the deployment is confirmed as the execution's"
+    );
     assert_eq!(
         backend.standin.calls_to("PutLifecycleEventHookExecutionStatus"),
         vec![json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-1", "status": "Succeeded"})]
@@ -190,7 +196,9 @@ async fn the_reconciler_learns_a_lost_pipeline_end_from_codepipeline() {
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     let record = backend.record(&release_key("l1")).await.unwrap();
     assert_eq!(record.state, State::Succeeded);
-    assert!(record.timeline.last().unwrap().detail.contains(&pipeline.name));
+    let last = &record.timeline.last().unwrap().detail;
+    assert!(last.contains(&pipeline.name), "{last}");
+    assert!(last.contains("deployed without Convoy's verification or approval"), "{last}");
 }
 
 #[tokio::test]
@@ -246,6 +254,9 @@ impl Pipelines for LostFirstAnswer {
     }
     async fn status(&self, pipeline: &str, execution: &str) -> Result<DeploymentStatus, DeployError> {
         self.inner.status(pipeline, execution).await
+    }
+    async fn deployment_of(&self, pipeline: &str, execution: &str) -> Result<Option<String>, DeployError> {
+        self.inner.deployment_of(pipeline, execution).await
     }
 }
 
@@ -328,4 +339,61 @@ async fn a_start_claimed_for_codedeploy_is_not_taken_over_through_a_pipeline() {
     let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
     assert!(reason.contains("claimed for codedeploy"), "{reason}");
     assert!(backend.pipelines.starts().is_empty() && backend.pipelines.bundles().is_empty());
+}
+
+#[tokio::test]
+async fn a_deployment_codepipeline_reports_for_no_execution_of_the_release_is_not_adopted() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("o1")).await;
+    let key = release_key("o1");
+    let execution = deploying(&backend, "o1", json!({})).await;
+    let record = backend.record(&key).await.unwrap();
+    let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
+    // Someone else's deployment in the group, while the execution's own is another one.
+    let (outsider, _) = play_deploy_action(&backend, &bundle).await;
+    backend.standin.report_deploy_action(&execution, "d-THEEXECUTIONS");
+    let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&outsider, "exec-1")).await;
+    assert_eq!(answer["succeeded"], false, "{answer}");
+    assert_eq!(backend.record(&key).await.unwrap().state, State::Deploying { deployment: execution });
+}
+
+#[tokio::test]
+async fn an_older_deployment_is_not_taken_for_a_new_execution_before_codepipeline_reports_one() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("a1")).await;
+    let first = deploying(&backend, "a1", json!({})).await;
+    let record = backend.record(&release_key("a1")).await.unwrap();
+    let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
+    let (abandoned, _) = play_deploy_action(&backend, &bundle).await;
+    let failed = fixtures::pipeline_state_change(&pipeline.name, &first, "FAILED");
+    invoke(&backend.convoy, "deployment-changed", failed).await;
+    // Past the clock-skew allowance, the next release's execution starts; CodePipeline has not
+    // reported its deploy action yet when the abandoned deployment's hook arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let second = deploying(&backend, "a2", json!({})).await;
+    let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&abandoned, "exec-1")).await;
+    assert_eq!(answer["succeeded"], false, "{answer}");
+    assert_eq!(backend.record(&release_key("a2")).await.unwrap().state, State::Deploying { deployment: second });
+}
+
+#[tokio::test]
+async fn a_stopped_execution_whose_deployment_still_runs_is_followed_not_ended() {
+    let (backend, pipeline, _green) = with_pipeline(Behaviour::version("s1")).await;
+    let key = release_key("s1");
+    let execution = deploying(&backend, "s1", json!({})).await;
+    let record = backend.record(&key).await.unwrap();
+    let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
+    let (deployment, _) = play_deploy_action(&backend, &bundle).await;
+    backend.standin.report_deploy_action(&execution, &deployment);
+    // "Stop and abandon": the execution ends, its CodeDeploy deployment (still "Created" in moto) runs on.
+    let stopped = fixtures::pipeline_state_change(&pipeline.name, &execution, "STOPPED");
+    invoke(&backend.convoy, "deployment-changed", stopped).await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Deploying { deployment: deployment.clone() });
+    let (lock, _) = backend.convoy.locks.load(&key.service).await.unwrap().unwrap();
+    assert_eq!(lock.holder.map(|h| h.release), Some(key.release.clone()), "the service stays locked");
+
+    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "FAILURE")).await;
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::RolledBack { .. }), "{}", record.state);
+    let (lock, _) = backend.convoy.locks.load(&key.service).await.unwrap().unwrap();
+    assert_eq!(lock.holder, None);
 }

@@ -132,6 +132,11 @@ impl MotoBackend {
             aws_sdk_codedeploy::Client::new(&via_standin),
             aws_sdk_ecs::Client::new(&via_standin),
         ));
+        let source = convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
+        convoy.pipelines = Arc::new(convoy::adapters::aws::CodePipelines::new(
+            convoy::adapters::aws::s3_client(&world.sdk, &source),
+            aws_sdk_codepipeline::Client::new(&via_standin),
+        ));
         (Self { world, ecs, application, group, standin, convoy }, pipeline)
     }
 

@@ -5,7 +5,7 @@ use aws_sdk_codedeploy::types::{
 };
 
 use crate::error::DeployError;
-use crate::ports::{CodeDeployRequest, Deployer, DeploymentStatus};
+use crate::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus};
 use crate::release::DeploymentEnd;
 
 /// CodeDeploy, and ECS's deployment API for native blue/green pause hooks.
@@ -126,7 +126,7 @@ impl Deployer for CodeDeployer {
         })
     }
 
-    async fn group_of(&self, deployment: &str) -> Result<Option<(String, String)>, DeployError> {
+    async fn origin(&self, deployment: &str) -> Result<Option<DeploymentOrigin>, DeployError> {
         let output = match self.codedeploy.get_deployment().deployment_id(deployment).send().await {
             Ok(output) => output,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_deployment_does_not_exist_exception()) => {
@@ -135,7 +135,13 @@ impl Deployer for CodeDeployer {
             Err(err) => return Err(classify(err)),
         };
         let info = output.deployment_info();
-        Ok(info.and_then(|d| Some((d.application_name()?.to_owned(), d.deployment_group_name()?.to_owned()))))
+        Ok(info.and_then(|d| {
+            Some(DeploymentOrigin {
+                application: d.application_name()?.to_owned(),
+                deployment_group: d.deployment_group_name()?.to_owned(),
+                created_at: d.create_time().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+            })
+        }))
     }
 
     async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError> {

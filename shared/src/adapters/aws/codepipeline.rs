@@ -120,6 +120,29 @@ impl Pipelines for CodePipelines {
         };
         Ok(DeploymentStatus::Ended { end, detail })
     }
+
+    async fn deployment_of(&self, pipeline: &str, execution: &str) -> Result<Option<String>, DeployError> {
+        let filter =
+            aws_sdk_codepipeline::types::ActionExecutionFilter::builder().pipeline_execution_id(execution).build();
+        let listed = self
+            .codepipeline
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .filter(filter)
+            .send()
+            .await
+            .map_err(classify)?;
+        // The deploy action's external execution is the CodeDeploy deployment it created.
+        let deployment = listed
+            .action_execution_details()
+            .iter()
+            .filter(|detail| {
+                let action = detail.input().and_then(|i| i.action_type_id());
+                action.is_some_and(|a| a.category() == &aws_sdk_codepipeline::types::ActionCategory::Deploy)
+            })
+            .find_map(|detail| detail.output()?.execution_result()?.external_execution_id());
+        Ok(deployment.map(str::to_owned))
+    }
 }
 
 fn summary_suffix(summary: &str) -> String {
