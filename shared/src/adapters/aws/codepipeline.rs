@@ -217,6 +217,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_deployment_of_an_execution_is_its_deploy_actions_external_execution() {
+        use aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsOutput;
+        use aws_sdk_codepipeline::types::{
+            ActionCategory, ActionExecutionDetail, ActionExecutionInput, ActionExecutionOutput, ActionExecutionResult,
+            ActionOwner, ActionTypeId,
+        };
+        let action = |category: ActionCategory, provider: &str, external: &str| {
+            let type_id = ActionTypeId::builder()
+                .category(category)
+                .owner(ActionOwner::Aws)
+                .provider(provider)
+                .version("1")
+                .build()
+                .unwrap();
+            ActionExecutionDetail::builder()
+                .input(ActionExecutionInput::builder().action_type_id(type_id).build())
+                .output(
+                    ActionExecutionOutput::builder()
+                        .execution_result(ActionExecutionResult::builder().external_execution_id(external).build())
+                        .build(),
+                )
+                .build()
+        };
+        let rule = mock!(Client::list_action_executions)
+            .match_requests(|input| {
+                input.pipeline_name() == Some("web-deploy")
+                    && input.filter().and_then(|f| f.pipeline_execution_id()) == Some("e-1")
+            })
+            .then_output(move || {
+                ListActionExecutionsOutput::builder()
+                    .action_execution_details(action(ActionCategory::Source, "S3", "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"))
+                    .action_execution_details(action(ActionCategory::Deploy, "CodeDeployToECS", "d-EXAMPLE11"))
+                    .build()
+            });
+        let adapter = pipelines(mock_client!(aws_sdk_codepipeline, [&rule]));
+        assert_eq!(adapter.deployment_of("web-deploy", "e-1").await.unwrap().as_deref(), Some("d-EXAMPLE11"));
+    }
+
+    #[tokio::test]
     async fn each_ended_execution_status_maps_to_how_the_deployment_ended() {
         let cases = [
             (Status::Succeeded, Some(DeploymentEnd::Succeeded)),
