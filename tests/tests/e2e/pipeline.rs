@@ -66,6 +66,16 @@ async fn play_deploy_action(backend: &MotoBackend, bundle: &Bundle) -> (String, 
     convoy_tests::pipeline::play_deploy_action(&backend.world, &backend.application, &backend.group, bundle).await
 }
 
+/// A release whose execution started and whose pipeline created its CodeDeploy deployment
+/// (CodePipeline has not reported it yet): (execution, deployment).
+async fn deployed_by_its_pipeline(backend: &MotoBackend, pipeline: &PipelineWorld, release: &str) -> (String, String) {
+    let execution = deploying(backend, release, json!({})).await;
+    let record = backend.record(&release_key(release)).await.unwrap();
+    let (bundle, _) = recorded_bundle(backend, pipeline, &record).await;
+    let (deployment, _) = play_deploy_action(backend, &bundle).await;
+    (execution, deployment)
+}
+
 /// A release whose pipeline execution fails before any deployment reaches the hook.
 async fn failed_before_deploying(backend: &MotoBackend, pipeline: &PipelineWorld, release: &str) -> String {
     let execution = deploying(backend, release, json!({})).await;
@@ -345,11 +355,8 @@ async fn a_start_claimed_for_codedeploy_is_not_taken_over_through_a_pipeline() {
 async fn a_deployment_codepipeline_reports_for_no_execution_of_the_release_is_not_adopted() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("o1")).await;
     let key = release_key("o1");
-    let execution = deploying(&backend, "o1", json!({})).await;
-    let record = backend.record(&key).await.unwrap();
-    let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
     // Someone else's deployment in the group, while the execution's own is another one.
-    let (outsider, _) = play_deploy_action(&backend, &bundle).await;
+    let (execution, outsider) = deployed_by_its_pipeline(&backend, &pipeline, "o1").await;
     backend.standin.report_deploy_action(&execution, "d-THEEXECUTIONS");
     let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&outsider, "exec-1")).await;
     assert_eq!(answer["succeeded"], false, "{answer}");
@@ -359,10 +366,7 @@ async fn a_deployment_codepipeline_reports_for_no_execution_of_the_release_is_no
 #[tokio::test]
 async fn an_older_deployment_is_not_taken_for_a_new_execution_before_codepipeline_reports_one() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("a1")).await;
-    let first = deploying(&backend, "a1", json!({})).await;
-    let record = backend.record(&release_key("a1")).await.unwrap();
-    let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
-    let (abandoned, _) = play_deploy_action(&backend, &bundle).await;
+    let (first, abandoned) = deployed_by_its_pipeline(&backend, &pipeline, "a1").await;
     let failed = fixtures::pipeline_state_change(&pipeline.name, &first, "FAILED");
     invoke(&backend.convoy, "deployment-changed", failed).await;
     // Past the clock-skew allowance, the next release's execution starts; CodePipeline has not
@@ -378,10 +382,7 @@ async fn an_older_deployment_is_not_taken_for_a_new_execution_before_codepipelin
 async fn a_stopped_execution_whose_deployment_still_runs_is_followed_not_ended() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("s1")).await;
     let key = release_key("s1");
-    let execution = deploying(&backend, "s1", json!({})).await;
-    let record = backend.record(&key).await.unwrap();
-    let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
-    let (deployment, _) = play_deploy_action(&backend, &bundle).await;
+    let (execution, deployment) = deployed_by_its_pipeline(&backend, &pipeline, "s1").await;
     backend.standin.report_deploy_action(&execution, &deployment);
     // "Stop and abandon": the execution ends, its CodeDeploy deployment (still "Created" in moto) runs on.
     let stopped = fixtures::pipeline_state_change(&pipeline.name, &execution, "STOPPED");
