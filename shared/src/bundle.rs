@@ -100,6 +100,16 @@ pub fn app_spec(task_definition: &str, container: &str, port: u16, verify_functi
     .to_string()
 }
 
+/// The image of `container` in a task definition document (as [`render_task_definition`] returns).
+pub fn container_image(task_definition: &Value, container: &str) -> Option<String> {
+    task_definition["containerDefinitions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == container)
+        .and_then(|c| c["image"].as_str())
+        .map(str::to_owned)
+}
+
 /// `imageDetail.json`: the image URI that CodePipeline's ECS actions read from their input artifact.
 pub fn image_detail(uri: &str) -> String {
     serde_json::json!({ "ImageURI": uri }).to_string()
@@ -120,9 +130,8 @@ impl Bundle {
     /// The bundle as a zip of stored entries. Every entry gets the same fixed time, permissions and
     /// host system, so the same bundle always gives the same bytes: a retried upload writes an
     /// identical object, and a test can compare bundles byte for byte.
-    pub fn to_zip(&self) -> Vec<u8> {
-        // Writing to memory only fails on a bug (an entry over 4 GiB, a duplicate name).
-        self.write_zip().expect("a deploy bundle zips in memory")
+    pub fn to_zip(&self) -> Result<Vec<u8>, String> {
+        self.write_zip().map_err(|e| format!("the deploy bundle cannot be zipped: {e}"))
     }
 
     fn write_zip(&self) -> zip::result::ZipResult<Vec<u8>> {
@@ -398,13 +407,13 @@ mod tests {
     #[test]
     fn a_bundle_survives_a_zip_round_trip() {
         let bundle = bundle();
-        assert_eq!(Bundle::from_zip(&bundle.to_zip()).unwrap(), bundle);
+        assert_eq!(Bundle::from_zip(&bundle.to_zip().unwrap()).unwrap(), bundle);
     }
 
     #[test]
     fn the_zip_holds_the_three_files_stored_under_the_names_the_pipeline_expects() {
         let bundle = bundle();
-        let bytes = bundle.to_zip();
+        let bytes = bundle.to_zip().unwrap();
         let mut archive = ZipArchive::new(Cursor::new(bytes.as_slice())).unwrap();
         let names: Vec<String> = archive.file_names().map(|name| name.unwrap().into_owned()).collect();
         assert_eq!(names, ["taskdef.json", "appspec.yaml", "imageDetail.json"]);
@@ -422,11 +431,11 @@ mod tests {
     fn the_same_bundle_zips_to_the_same_bytes() {
         // The entries' time is fixed rather than read from the clock (see the test above), so
         // zipping twice gives the same bytes even with the zip crate's `time` feature on.
-        let first = bundle().to_zip();
-        assert_eq!(bundle().to_zip(), first);
+        let first = bundle().to_zip().unwrap();
+        assert_eq!(bundle().to_zip().unwrap(), first);
         let mut other = bundle();
         other.image_detail = image_detail(NGINX_IMAGE);
-        assert_ne!(other.to_zip(), first, "a different bundle must not zip to the same bytes");
+        assert_ne!(other.to_zip().unwrap(), first, "a different bundle must not zip to the same bytes");
     }
 
     #[test]

@@ -274,7 +274,7 @@ impl Convoy {
         let task_definition = bundle::render_task_definition(&described.0, &images)
             .map_err(|reason| TasksError::Rejected(format!("task definition {}: {reason}", shape.task_definition)))?;
         let target = &settings.codedeploy;
-        let main_image = container_image(&task_definition, &target.container).ok_or_else(|| {
+        let main_image = bundle::container_image(&task_definition, &target.container).ok_or_else(|| {
             TasksError::Rejected(format!(
                 "the load balancer's container {:?} is not in task definition {}",
                 target.container, shape.task_definition
@@ -290,7 +290,7 @@ impl Convoy {
             ),
             image_detail: bundle::image_detail(&main_image),
         };
-        Ok(bundle.to_zip())
+        Ok(bundle.to_zip().map_err(TasksError::Rejected)?)
     }
 
     async fn record_deployment_start(
@@ -332,28 +332,19 @@ impl Convoy {
             info!(deployment, "not a deployment Convoy started; ignored");
             return Ok(None);
         };
+        let Some(stored) = self.store.load(&key).await? else { return Ok(None) };
         if end != crate::release::DeploymentEnd::Succeeded
-            && let Some(report) = self.follow_abandoned_deployment(&key, deployment, end, detail, now).await?
+            && let Some(report) = self.follow_abandoned_deployment(&stored, deployment, end, detail, now).await?
         {
             return Ok(Some(report));
         }
         let event =
             Event::DeploymentEnded { deployment: deployment.to_owned(), end, detail: detail.to_owned(), at: now };
-        match update(self.store.as_ref(), &key, |r| r.apply(&event)).await? {
+        match update_from(self.store.as_ref(), &key, Some(stored), |r| r.apply(&event)).await? {
             Some(updated) => self.finish_and_perform(updated).await.map(Some),
             None => Ok(None),
         }
     }
-}
-
-/// The image of `container` in a task definition document.
-fn container_image(task_definition: &serde_json::Value, container: &str) -> Option<String> {
-    task_definition["containerDefinitions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == container)
-        .and_then(|c| c["image"].as_str())
-        .map(str::to_owned)
 }
 
 impl Convoy {
@@ -362,13 +353,13 @@ impl Convoy {
     /// follows that deployment instead of ending, and keeps its service's lock.
     async fn follow_abandoned_deployment(
         &self,
-        key: &ReleaseKey,
+        stored: &crate::ports::Stored,
         execution: &str,
         end: crate::release::DeploymentEnd,
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let Some(stored) = self.store.load(key).await? else { return Ok(None) };
+        let key = &stored.release.key;
         let Some((pipeline, followed)) = stored.release.following_pipeline() else { return Ok(None) };
         if followed != execution {
             return Ok(None);
@@ -385,7 +376,7 @@ impl Convoy {
         self.deployments.note(&deployment, key).await?;
         let reason = format!("the execution ended {end:?} ({detail}), but this deployment still runs");
         let event = Event::DeploymentAdopted { deployment, reason, at: now };
-        let updated = update_from(self.store.as_ref(), key, Some(stored), |r| r.apply(&event)).await?;
+        let updated = update_from(self.store.as_ref(), key, Some(stored.clone()), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
 }
