@@ -203,12 +203,14 @@ pub enum DeploymentStatus {
     },
 }
 
-/// A CodeDeploy deployment's group and creation time.
+/// A CodeDeploy deployment's group, creation time, and whether it is an automatic or manual
+/// rollback (a rollback re-runs the hooks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentOrigin {
     pub application: String,
     pub deployment_group: String,
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub rollback: bool,
 }
 
 /// The deployment services: CodeDeploy, and ECS native blue/green's continuation.
@@ -225,11 +227,10 @@ pub trait Deployer: Send + Sync {
         marker: &str,
     ) -> Result<Option<String>, DeployError>;
     async fn status(&self, deployment: &str) -> Result<DeploymentStatus, DeployError>;
-    /// Where `deployment` runs and when it was created (a deployment a pipeline created is known
-    /// to Convoy only by these); `None` when CodeDeploy does not know it.
+    /// Where `deployment` runs, when it was created and whether it rolls another back (a
+    /// deployment Convoy did not create is known only by these); `None` when CodeDeploy does not
+    /// know it.
     async fn origin(&self, deployment: &str) -> Result<Option<DeploymentOrigin>, DeployError>;
-    /// Whether `deployment` is an automatic or manual rollback (its hooks re-run then).
-    async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError>;
     /// Answers a CodeDeploy lifecycle hook.
     async fn answer_hook(&self, deployment: &str, execution: &str, succeeded: bool) -> Result<(), DeployError>;
     /// Lets a deployment that waits (READY_WAIT) shift production traffic.

@@ -409,11 +409,8 @@ impl crate::ports::Deployer for MemoryDeployer {
             application: r.application.clone(),
             deployment_group: r.deployment_group.clone(),
             created_at: None,
+            rollback: false,
         }))
-    }
-
-    async fn is_rollback(&self, _: &str) -> Result<bool, crate::error::DeployError> {
-        Ok(false)
     }
 
     async fn answer_hook(

@@ -9,6 +9,7 @@ use super::{Convoy, update};
 use crate::error::{ConvoyError, DeployError};
 use crate::manifest::Approval;
 use crate::names::ReleaseKey;
+use crate::ports::DeploymentOrigin;
 use crate::release::{Event, Hook, Release, State, VerificationOutcome};
 use crate::verify::{self, ProbeSpec, Verdict};
 
@@ -74,14 +75,21 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<Value, ConvoyError> {
         let hook = Hook::CodeDeploy { deployment_id: deployment.to_owned(), execution_id: execution.to_owned() };
-        let known = match self.deployments.find(deployment).await? {
-            Some(key) => Some(key),
-            None => self.adopt_pipeline_deployment(deployment).await?,
+        let (known, origin) = match self.deployments.find(deployment).await? {
+            Some(key) => (Some(key), None),
+            None => {
+                let origin = self.deployer.origin(deployment).await?;
+                let adopted = match &origin {
+                    Some(origin) => self.adopt_pipeline_deployment(deployment, origin).await?,
+                    None => None,
+                };
+                (adopted, origin)
+            }
         };
         let Some(key) = known else {
             // Not a deployment Convoy created: a rollback's re-run passes, anything else fails,
             // since nobody told Convoy what version to expect.
-            let rollback = self.deployer.is_rollback(deployment).await?;
+            let rollback = origin.is_some_and(|o| o.rollback);
             self.deployer.answer_hook(deployment, execution, rollback).await?;
             let why = if rollback { "a rollback re-run: let through" } else { "not a deployment Convoy started" };
             info!(deployment, "{why}");
@@ -149,8 +157,14 @@ impl Convoy {
     /// group, when that release follows its pipeline execution, and CodePipeline reports this
     /// deployment as that execution's (or, before it reports any, the deployment was created
     /// after the execution started: an older, abandoned deployment is never taken for it).
-    async fn adopt_pipeline_deployment(&self, deployment: &str) -> Result<Option<ReleaseKey>, ConvoyError> {
-        let Some(origin) = self.deployer.origin(deployment).await? else { return Ok(None) };
+    async fn adopt_pipeline_deployment(
+        &self,
+        deployment: &str,
+        origin: &DeploymentOrigin,
+    ) -> Result<Option<ReleaseKey>, ConvoyError> {
+        if origin.rollback {
+            return Ok(None); // a rollback's re-run of the hooks: never a release's deployment
+        }
         let services = self.settings.services.iter().filter(|(_, settings)| {
             settings.pipeline.is_some()
                 && settings.codedeploy.application == origin.application
@@ -253,10 +267,10 @@ impl Convoy {
             return Ok(HookReply::done(false, json!({ "convoy": "no verification is due" })));
         };
         let mut probes = started.release.verification.map(|v| v.probes).unwrap_or_default();
-        probes.push(verify::probe_once(&spec, self.prober.as_ref()).await);
+        let latest = verify::probe_once(&spec, self.prober.as_ref()).await;
+        probes.push(latest.clone());
         let verdict = verify::judge(&spec, &probes);
-        let latest = vec![probes.last().expect("one probe was just made").clone()];
-        let mut events = vec![Event::Probed { probes: latest, at: now }];
+        let mut events = vec![Event::Probed { probes: vec![latest], at: now }];
         let outcome = match &verdict {
             Verdict::Continue => None,
             Verdict::Pass(reason) => Some(VerificationOutcome { passed: true, reason: reason.clone() }),

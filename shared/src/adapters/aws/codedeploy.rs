@@ -43,10 +43,7 @@ where
     E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match super::refusal(&err, Some(REJECTIONS)) {
-        Some(refused) => DeployError::Rejected(refused),
-        None => DeployError::Unavailable(super::describe(&err)),
-    }
+    super::sort(&err, Some(REJECTIONS), DeployError::Rejected, DeployError::Unavailable)
 }
 
 /// ECS's deployment API: any refusal stands; no answer is worth a retry.
@@ -55,10 +52,7 @@ where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match super::refusal(&err, None) {
-        Some(refused) => DeployError::Rejected(refused),
-        None => DeployError::Unavailable(super::describe(&err)),
-    }
+    super::sort(&err, None, DeployError::Rejected, DeployError::Unavailable)
 }
 
 /// The AppSpec of an ECS blue/green deployment for `request` (see [`crate::bundle::app_spec`], which
@@ -136,21 +130,15 @@ impl Deployer for CodeDeployer {
         };
         let info = output.deployment_info();
         Ok(info.and_then(|d| {
+            let creator = d.creator().map(|c| c.as_str()).unwrap_or_default();
+            let rolls_back = d.rollback_info().and_then(|r| r.rollback_triggering_deployment_id()).is_some();
             Some(DeploymentOrigin {
                 application: d.application_name()?.to_owned(),
                 deployment_group: d.deployment_group_name()?.to_owned(),
                 created_at: d.create_time().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                rollback: rolls_back || creator == "autoRollback" || creator == "CodeDeployRollback",
             })
         }))
-    }
-
-    async fn is_rollback(&self, deployment: &str) -> Result<bool, DeployError> {
-        let output = self.codedeploy.get_deployment().deployment_id(deployment).send().await.map_err(classify)?;
-        let info = output.deployment_info();
-        let creator = info.and_then(|d| d.creator()).map(|c| c.as_str().to_owned()).unwrap_or_default();
-        let rolls_back =
-            info.and_then(|d| d.rollback_info()).and_then(|r| r.rollback_triggering_deployment_id()).is_some();
-        Ok(rolls_back || creator == "autoRollback" || creator == "CodeDeployRollback")
     }
 
     async fn answer_hook(&self, deployment: &str, execution: &str, succeeded: bool) -> Result<(), DeployError> {

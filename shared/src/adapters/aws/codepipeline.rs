@@ -33,10 +33,7 @@ where
     E: aws_sdk_codepipeline::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match super::refusal(&err, Some(REJECTIONS)) {
-        Some(refused) => DeployError::Rejected(refused),
-        None => DeployError::Unavailable(super::describe(&err)),
-    }
+    super::sort(&err, Some(REJECTIONS), DeployError::Rejected, DeployError::Unavailable)
 }
 
 /// S3 codes that mean the source bucket cannot take the bundle until an operator acts.
@@ -61,9 +58,10 @@ impl Pipelines for CodePipelines {
             .body(bundle.into())
             .send()
             .await
-            .map_err(|err| match super::refusal(&err, Some(S3_REJECTIONS)) {
-                Some(refused) => DeployError::Rejected(format!("the pipeline's source s3://{bucket}/{key}: {refused}")),
-                None => DeployError::Unavailable(super::describe(&err)),
+            .map_err(|err| {
+                let source =
+                    |refused| DeployError::Rejected(format!("the pipeline's source s3://{bucket}/{key}: {refused}"));
+                super::sort(&err, Some(S3_REJECTIONS), source, DeployError::Unavailable)
             })?;
         written.version_id.filter(|v| !v.is_empty() && v != "null").ok_or_else(|| {
             DeployError::Rejected(format!(

@@ -42,10 +42,7 @@ where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match super::refusal(&err, Some(REJECTIONS)) {
-        Some(refused) => TasksError::Rejected(refused),
-        None => TasksError::Unavailable(super::describe(&err)),
-    }
+    super::sort(&err, Some(REJECTIONS), TasksError::Rejected, TasksError::Unavailable)
 }
 
 fn to_chrono(time: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {

@@ -61,6 +61,24 @@ where
     Some(format!("{code}: {}", service_error.message().unwrap_or("no message")))
 }
 
+/// Sorts a failed call: `rejected` with the refusal when the service refused it with one of
+/// `codes` (see [`refusal`]), `unavailable` with its description when a retry may help.
+fn sort<E, R, T>(
+    err: &SdkError<E, R>,
+    codes: Option<&[&str]>,
+    rejected: impl FnOnce(String) -> T,
+    unavailable: impl FnOnce(String) -> T,
+) -> T
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match refusal(err, codes) {
+        Some(refused) => rejected(refused),
+        None => unavailable(describe(err)),
+    }
+}
+
 /// A one-line description of an SDK error with its causes, for logs and retryable errors.
 fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
     aws_sdk_s3::error::DisplayErrorContext(err).to_string()
