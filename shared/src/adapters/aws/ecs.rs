@@ -268,19 +268,13 @@ impl Tasks for EcsTasks {
             .set_platform_version(request.shape.platform_version.clone());
         call = match &request.shape.launch {
             Launch::Type(launch_type) => call.launch_type(LaunchType::from(launch_type.as_str())),
-            Launch::CapacityProviders(strategy) => call.set_capacity_provider_strategy(Some(
-                strategy
-                    .iter()
-                    .map(|(name, weight, base)| {
-                        CapacityProviderStrategyItem::builder()
-                            .capacity_provider(name)
-                            .weight(*weight)
-                            .base(*base)
-                            .build()
-                            .expect("capacity provider is set")
-                    })
-                    .collect(),
-            )),
+            Launch::CapacityProviders(strategy) => {
+                let items = strategy.iter().map(|(name, weight, base)| {
+                    CapacityProviderStrategyItem::builder().capacity_provider(name).weight(*weight).base(*base).build()
+                });
+                let items = items.collect::<Result<Vec<_>, _>>().map_err(|e| TasksError::Rejected(e.to_string()))?;
+                call.set_capacity_provider_strategy(Some(items))
+            }
             Launch::ClusterDefault => call,
         };
         if let Some(vpc) = &request.shape.network {
@@ -293,7 +287,7 @@ impl Tasks for EcsTasks {
                             .set_security_groups(Some(vpc.security_groups.clone()))
                             .assign_public_ip(public_ip)
                             .build()
-                            .expect("subnets are set"),
+                            .map_err(|e| TasksError::Rejected(e.to_string()))?,
                     )
                     .build(),
             );
