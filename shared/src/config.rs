@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::manifest::Policy;
-use crate::names::{InvalidName, RepositoryName, ServiceName};
+use crate::names::{InvalidName, ReleaseId, ReleaseKey, RepositoryName, ServiceName};
 
 /// A setting is missing or unreadable; the function refuses to start and says which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +31,13 @@ pub struct StoreSettings {
     pub force_path_style: bool,
 }
 
-/// Everything the event handlers need.
+/// How long a claim to start a stage protects its holder; after it, a stalled start is taken over
+/// (by the reconciler). Stages are started only by functions that time out within 60 s (the event
+/// functions at 30 s, the reconciler at 60 s; `verify`, at 300 s, starts none), so a claim older
+/// than this one's holder is dead; and it is shorter than a few reconcile periods.
+pub const CLAIM_LEASE: chrono::Duration = chrono::Duration::seconds(90);
+
+/// The operator's configuration: everything the use cases and the handlers need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub store: StoreSettings,
@@ -45,6 +51,8 @@ pub struct Config {
     pub migration_timeout_seconds: u64,
     /// `CONVOY_SERVICE_SETTINGS`: per service, where to deploy and how to verify (JSON).
     pub services: std::collections::BTreeMap<ServiceName, crate::settings::ServiceSettings>,
+    /// See [`CLAIM_LEASE`].
+    pub claim_lease: chrono::Duration,
 }
 
 pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
@@ -103,6 +111,7 @@ impl Config {
             cluster,
             migration_timeout_seconds,
             services,
+            claim_lease: CLAIM_LEASE,
         })
     }
 
@@ -123,7 +132,24 @@ impl Config {
             cluster: String::new(),
             migration_timeout_seconds: 1800,
             services: Default::default(),
+            claim_lease: CLAIM_LEASE,
         }
+    }
+
+    /// How long a migration may run when its manifest sets no timeout.
+    pub fn migration_timeout(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.migration_timeout_seconds as i64)
+    }
+
+    /// The release a manifest key names: `<prefix><service>/<release>.json`.
+    pub fn release_of(&self, object_key: &str) -> Result<ReleaseKey, String> {
+        let shape = || format!("{object_key:?} is not {}<service>/<release>.json", self.manifest_prefix);
+        let rest = object_key.strip_prefix(&self.manifest_prefix).ok_or_else(shape)?;
+        let (service, file) = rest.split_once('/').ok_or_else(shape)?;
+        let release = file.strip_suffix(".json").ok_or_else(shape)?;
+        let service = ServiceName::new(service).map_err(|e| format!("{}: {e}", shape()))?;
+        let release = ReleaseId::new(release).map_err(|e| format!("{}: {e}", shape()))?;
+        Ok(ReleaseKey::new(service, release))
     }
 }
 

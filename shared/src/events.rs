@@ -150,39 +150,6 @@ fn decode_notification_key(key: &str) -> Result<String, String> {
         .map_err(|_| format!("the object key {key:?} is not UTF-8 once decoded"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn a_push_is_read_with_the_time_of_the_event() {
-        let payload = serde_json::json!({
-            "version": "0", "id": "1", "detail-type": "ECR Image Action", "source": "aws.ecr",
-            "account": "123456789012", "time": "2019-11-16T01:54:34Z", "region": "us-west-2", "resources": [],
-            "detail": {"result": "SUCCESS", "repository-name": "app", "image-digest": "sha256:ab",
-                       "action-type": "PUSH", "image-tag": "v1"}
-        });
-        let PushEvent::Push(push) = parse_push(payload, at()).unwrap() else { panic!("a push") };
-        assert_eq!(push.image.to_string(), "app:v1");
-        assert_eq!(push.at.to_rfc3339(), "2019-11-16T01:54:34+00:00");
-    }
-
-    #[test]
-    fn an_ec2_event_is_not_an_ecr_event() {
-        let payload = serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
-        assert!(parse_push(payload, at()).is_err());
-    }
-
-    #[test]
-    fn a_notification_key_with_plus_and_percent_is_decoded() {
-        assert_eq!(decode_notification_key("releases/web/a+b%2Bc.json").unwrap(), "releases/web/a b+c.json");
-    }
-}
-
 /// `detail` of an EventBridge "ECS Task State Change" event (the fields Convoy reads).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -235,7 +202,7 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
     }
     let detail = event.detail;
     let group = detail.group.unwrap_or_default();
-    let Some(release) = release_of_group(&group) else {
+    let Some(release) = crate::names::ReleaseKey::from_tag(&group) else {
         return Ok(TaskEvent::NotOurs(format!(
             "task {} is in group {group:?}, not a Convoy migration",
             detail.task_arn
@@ -258,12 +225,6 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
             stopped_at: detail.stopped_at,
         },
     })
-}
-
-/// The release a migration group (`convoy:<service>:<release>`) names.
-fn release_of_group(group: &str) -> Option<crate::names::ReleaseKey> {
-    let (service, release) = group.strip_prefix("convoy:")?.split_once(':')?;
-    Some(crate::names::ReleaseKey::new(service.parse().ok()?, release.parse().ok()?))
 }
 
 /// A lifecycle hook invocation asking for verification.
@@ -397,6 +358,33 @@ pub fn parse_pipeline_change(payload: serde_json::Value) -> Result<Option<Pipeli
     Ok(Some(PipelineEnded { pipeline: detail.pipeline, execution: detail.execution_id, end, detail: line }))
 }
 
+/// What a deployment-changed event says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeploymentChange {
+    /// Not ended yet: why nothing is done.
+    Running(&'static str),
+    /// `deployment` is a CodeDeploy deployment id or a pipeline execution id.
+    Ended { deployment: String, end: crate::release::DeploymentEnd, detail: String },
+}
+
+/// Reads the event by its `source`; `Err` says why it is not one Convoy handles.
+pub fn parse_deployment_end(payload: serde_json::Value) -> Result<DeploymentChange, String> {
+    let source = payload.get("source").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    match source.as_str() {
+        "aws.codedeploy" => Ok(match parse_deployment_change(payload)? {
+            None => DeploymentChange::Running("the deployment has not ended"),
+            Some((deployment, end)) => DeploymentChange::Ended { deployment, end, detail: String::new() },
+        }),
+        "aws.codepipeline" => Ok(match parse_pipeline_change(payload)? {
+            None => DeploymentChange::Running("the pipeline execution has not ended"),
+            Some(ended) => {
+                DeploymentChange::Ended { deployment: ended.execution, end: ended.end, detail: ended.detail }
+            }
+        }),
+        _ => Err(format!("expected an event from aws.codedeploy or aws.codepipeline, got one from {source:?}")),
+    }
+}
+
 #[cfg(test)]
 mod pipeline_tests {
     use super::*;
@@ -477,5 +465,96 @@ mod pipeline_tests {
         let mut event = failed();
         event["detail"].as_object_mut().unwrap().remove("execution-id");
         assert!(parse_pipeline_change(event).is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_push_is_read_with_the_time_of_the_event() {
+        let payload = serde_json::json!({
+            "version": "0", "id": "1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+            "account": "123456789012", "time": "2019-11-16T01:54:34Z", "region": "us-west-2", "resources": [],
+            "detail": {"result": "SUCCESS", "repository-name": "app", "image-digest": "sha256:ab",
+                       "action-type": "PUSH", "image-tag": "v1"}
+        });
+        let PushEvent::Push(push) = parse_push(payload, at()).unwrap() else { panic!("a push") };
+        assert_eq!(push.image.to_string(), "app:v1");
+        assert_eq!(push.at.to_rfc3339(), "2019-11-16T01:54:34+00:00");
+    }
+
+    #[test]
+    fn an_ec2_event_is_not_an_ecr_event() {
+        let payload = serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+        assert!(parse_push(payload, at()).is_err());
+    }
+
+    #[test]
+    fn a_notification_key_with_plus_and_percent_is_decoded() {
+        assert_eq!(decode_notification_key("releases/web/a+b%2Bc.json").unwrap(), "releases/web/a b+c.json");
+    }
+}
+
+#[cfg(test)]
+mod deployment_change_tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::release::DeploymentEnd;
+
+    fn pipeline_failed() -> Value {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/events/codepipeline-execution-state-change-failed.json"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_codedeploy_event_ends_its_deployment() {
+        let event = json!({
+            "version": "0", "id": "1", "detail-type": "CodeDeploy Deployment State-change Notification",
+            "source": "aws.codedeploy", "account": "123456789012", "time": "2026-01-01T00:00:00Z",
+            "region": "us-east-1", "resources": [],
+            "detail": {"deploymentId": "d-ABC123", "state": "FAILURE", "application": "convoy", "deploymentGroup": "web"}
+        });
+        assert_eq!(
+            parse_deployment_end(event).unwrap(),
+            DeploymentChange::Ended {
+                deployment: "d-ABC123".into(),
+                end: DeploymentEnd::Failed,
+                detail: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn a_pipeline_event_ends_the_deployment_named_by_its_execution() {
+        let DeploymentChange::Ended { deployment, end, detail } = parse_deployment_end(pipeline_failed()).unwrap()
+        else {
+            panic!("ended")
+        };
+        assert_eq!(deployment, "12345678-1234-5678-abcd-12345678abcd");
+        assert_eq!(end, DeploymentEnd::Failed);
+        assert!(detail.starts_with("pipeline web-deploy execution "), "{detail}");
+    }
+
+    #[test]
+    fn a_pipeline_that_started_has_not_ended() {
+        let mut event = pipeline_failed();
+        event["detail"]["state"] = json!("STARTED");
+        assert!(matches!(parse_deployment_end(event), Ok(DeploymentChange::Running(_))));
+    }
+
+    #[test]
+    fn an_event_from_another_source_is_refused_with_the_source() {
+        let event = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+        assert!(parse_deployment_end(event).unwrap_err().contains("aws.ec2"));
+        assert!(parse_deployment_end(json!("not an object")).is_err());
     }
 }

@@ -6,12 +6,11 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::error::ConvoyError;
-use crate::events::{self, HookEvent, PushEvent, TaskEvent};
-use crate::release::DeploymentEnd;
-use crate::service::Convoy;
+use crate::events::{self, DeploymentChange, HookEvent, PushEvent, TaskEvent};
+use crate::service::{Convoy, release_span};
 
 /// EventBridge "ECR Image Action".
 pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
@@ -65,9 +64,8 @@ pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
             Ok(json!({ "ignored": why }))
         }
         Ok(TaskEvent::Migration { release, report }) => {
-            let span = tracing::info_span!("release", service = %release.service, release = %release.release);
-            let _entered = span.enter();
-            respond(convoy.migration_task_changed(&release, &report, Utc::now()).await)
+            let changed = convoy.migration_task_changed(&release, &report, Utc::now());
+            respond(changed.instrument(release_span(&release)).await)
         }
     }
 }
@@ -109,7 +107,7 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
 /// State-change Notification") or a pipeline execution that deploys through CodeDeploy
 /// ("CodePipeline Pipeline Execution State Change"). Any other event is acknowledged and logged.
 pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    match deployment_end(event.payload) {
+    match events::parse_deployment_end(event.payload) {
         Err(why) => {
             warn!("ignored: {why}");
             Ok(json!({ "ignored": why }))
@@ -118,33 +116,6 @@ pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> R
         Ok(DeploymentChange::Ended { deployment, end, detail }) => {
             respond(convoy.deployment_ended(&deployment, end, &detail, Utc::now()).await)
         }
-    }
-}
-
-/// What a deployment-changed event says.
-#[derive(Debug, PartialEq, Eq)]
-enum DeploymentChange {
-    /// Not ended yet: why nothing is done.
-    Running(&'static str),
-    /// `deployment` is a CodeDeploy deployment id or a pipeline execution id.
-    Ended { deployment: String, end: DeploymentEnd, detail: String },
-}
-
-/// Reads the event by its `source`; `Err` says why it is not one Convoy handles.
-fn deployment_end(payload: Value) -> Result<DeploymentChange, String> {
-    let source = payload.get("source").and_then(Value::as_str).unwrap_or_default().to_owned();
-    match source.as_str() {
-        "aws.codedeploy" => Ok(match events::parse_deployment_change(payload)? {
-            None => DeploymentChange::Running("the deployment has not ended"),
-            Some((deployment, end)) => DeploymentChange::Ended { deployment, end, detail: String::new() },
-        }),
-        "aws.codepipeline" => Ok(match events::parse_pipeline_change(payload)? {
-            None => DeploymentChange::Running("the pipeline execution has not ended"),
-            Some(ended) => {
-                DeploymentChange::Ended { deployment: ended.execution, end: ended.end, detail: ended.detail }
-            }
-        }),
-        _ => Err(format!("expected an event from aws.codedeploy or aws.codepipeline, got one from {source:?}")),
     }
 }
 
@@ -164,59 +135,5 @@ fn respond<T: Serialize>(result: Result<T, ConvoyError>) -> Result<Value, Error>
             error!(error = %err, "failed; acknowledged, since a retry cannot help");
             Ok(json!({ "error": err.to_string() }))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pipeline_failed() -> Value {
-        serde_json::from_str(include_str!(
-            "../../tests/fixtures/events/codepipeline-execution-state-change-failed.json"
-        ))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_codedeploy_event_ends_its_deployment() {
-        let event = json!({
-            "version": "0", "id": "1", "detail-type": "CodeDeploy Deployment State-change Notification",
-            "source": "aws.codedeploy", "account": "123456789012", "time": "2026-01-01T00:00:00Z",
-            "region": "us-east-1", "resources": [],
-            "detail": {"deploymentId": "d-ABC123", "state": "FAILURE", "application": "convoy", "deploymentGroup": "web"}
-        });
-        assert_eq!(
-            deployment_end(event).unwrap(),
-            DeploymentChange::Ended {
-                deployment: "d-ABC123".into(),
-                end: DeploymentEnd::Failed,
-                detail: String::new()
-            }
-        );
-    }
-
-    #[test]
-    fn a_pipeline_event_ends_the_deployment_named_by_its_execution() {
-        let DeploymentChange::Ended { deployment, end, detail } = deployment_end(pipeline_failed()).unwrap() else {
-            panic!("ended")
-        };
-        assert_eq!(deployment, "12345678-1234-5678-abcd-12345678abcd");
-        assert_eq!(end, DeploymentEnd::Failed);
-        assert!(detail.starts_with("pipeline web-deploy execution "), "{detail}");
-    }
-
-    #[test]
-    fn a_pipeline_that_started_has_not_ended() {
-        let mut event = pipeline_failed();
-        event["detail"]["state"] = json!("STARTED");
-        assert!(matches!(deployment_end(event), Ok(DeploymentChange::Running(_))));
-    }
-
-    #[test]
-    fn an_event_from_another_source_is_refused_with_the_source() {
-        let event = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
-        assert!(deployment_end(event).unwrap_err().contains("aws.ec2"));
-        assert!(deployment_end(json!("not an object")).is_err());
     }
 }

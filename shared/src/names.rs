@@ -201,7 +201,41 @@ impl ReleaseKey {
     pub fn new(service: ServiceName, release: ReleaseId) -> Self {
         Self { service, release }
     }
+
+    /// `convoy:<service>:<release>`: what Convoy writes on what it starts for the release (the
+    /// migration task's `group`, the CodeDeploy deployment's description), so ECS events and a
+    /// takeover after a crash lead back to the release. [`ReleaseKey::from_tag`] reads it back.
+    pub fn tag(&self) -> String {
+        format!("{TAG_PREFIX}{}:{}", self.service, self.release)
+    }
+
+    /// The release a [`ReleaseKey::tag`] names; `None` for anything else.
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        let (service, release) = tag.strip_prefix(TAG_PREFIX)?.split_once(':')?;
+        Some(Self::new(service.parse().ok()?, release.parse().ok()?))
+    }
+
+    /// A stable idempotency token for one side effect of the release (32 hex characters: within
+    /// RunTask's `clientToken` and CodePipeline's `clientRequestToken` limits).
+    pub fn client_token(&self, purpose: &str) -> String {
+        // FNV-1a, twice with different offsets: stable across processes and Rust versions, which
+        // std's hasher is not. Uniqueness per release is all that is needed, not secrecy.
+        let input = format!("convoy/{}/{}/{purpose}", self.service, self.release);
+        let fnv = |offset: u64| {
+            input.bytes().fold(offset, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+        };
+        format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
+    }
+
+    /// `startedBy` of the release's migration task: identifies Convoy (the EventBridge rule
+    /// matches the `convoy-` prefix) and the release (a takeover finds the task with one
+    /// `ListTasks`). ECS allows 36 characters.
+    pub fn migration_started_by(&self) -> String {
+        format!("convoy-{}", &self.client_token("migration")[..16])
+    }
 }
+
+const TAG_PREFIX: &str = "convoy:";
 
 impl fmt::Display for ReleaseKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

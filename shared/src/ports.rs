@@ -1,6 +1,8 @@
 //! The ports: the small traits Convoy's use cases need from the outside world. Only domain types
-//! cross them. Each has a real AWS adapter (`adapters::aws`) and an in-memory fake
+//! cross them. Each has a real adapter (`adapters::aws`) and, all but one, an in-memory fake
 //! (`adapters::memory`) that keeps the same contract, so the use cases are tested against both.
+//! The exception is [`Prober`]: its real adapter ([`HttpProber`](crate::adapters::aws::HttpProber))
+//! probes real HTTP servers on loopback in every test, which is cheaper and truer than a fake.
 
 use async_trait::async_trait;
 
@@ -300,23 +302,7 @@ pub trait Pipelines: Send + Sync {
     async fn deployment_of(&self, pipeline: &str, execution: &str) -> Result<Option<String>, DeployError>;
 }
 
-/// Who holds a service's deploy lock, and the newest releases that deployed or wait.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct DeployLock {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holder: Option<LockEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub newest_started: Option<LockEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub newest_waiting: Option<LockEntry>,
-}
-
-/// A release and when it was opened (deploy order follows it).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct LockEntry {
-    pub opened_at: chrono::DateTime<chrono::Utc>,
-    pub release: crate::names::ReleaseId,
-}
+pub use crate::release::{DeployLock, LockEntry};
 
 /// The per-service deploy locks, changed only by conditional writes.
 #[async_trait]
@@ -343,4 +329,19 @@ pub trait DeploymentIndex: Send + Sync {
     /// MUST be idempotent.
     async fn note(&self, deployment: &str, release: &ReleaseKey) -> Result<(), StoreError>;
     async fn find(&self, deployment: &str) -> Result<Option<ReleaseKey>, StoreError>;
+}
+
+/// An HTTP answer, as much of it as judging needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body's first bytes (bounded by the prober), lossily decoded.
+    pub body: String,
+}
+
+/// Sends one GET to the test listener. `Err` carries why no answer came (refused, timed out, reset).
+#[async_trait]
+pub trait Prober: Send + Sync {
+    async fn get(&self, url: &str, timeout: std::time::Duration) -> Result<ProbeResponse, String>;
 }

@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use crate::adapters::aws::{self, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, HttpProber, S3Store};
 use crate::config::Config;
-use crate::service::{Convoy, Settings};
-
-/// A Lambda times out after 30 s (template.yaml), so a claim older than this one's holder is dead.
-pub const CLAIM_LEASE: chrono::Duration = chrono::Duration::seconds(90);
+use crate::service::Convoy;
 
 /// Start-up failed: the function cannot serve any event.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +55,6 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         deployer,
         pipelines,
         prober,
-        settings: Settings {
-            state_bucket: config.store.state_bucket.clone(),
-            manifest_prefix: config.manifest_prefix.clone(),
-            policy: config.policy.clone(),
-            cluster: config.cluster.clone(),
-            migration_timeout: chrono::Duration::seconds(config.migration_timeout_seconds as i64),
-            claim_lease: CLAIM_LEASE,
-            services: config.services.clone(),
-        },
+        config: config.clone(),
     })
 }

@@ -1,12 +1,14 @@
 //! Verification on the test listener, Argo-style: up to `count` probes, `interval` apart; the
 //! analysis fails once more than `failure_limit` probes failed, passes once
 //! `consecutive_successes` probes in a row passed (or, when that is 0, after `count` probes within
-//! the failure limit). The judging is pure; the probing goes through the [`Prober`] port.
+//! the failure limit). The judging is pure; the probing goes through the
+//! [`Prober`](crate::ports::Prober) port.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::ports::{ProbeResponse, Prober};
 use crate::release::ProbeResult;
 
 /// What to probe and what a good answer is. The URL is always the operator's test listener with
@@ -24,21 +26,6 @@ pub struct ProbeSpec {
     pub expect_text: String,
     /// When set, the text may be in this response header instead of the body.
     pub expect_header: Option<String>,
-}
-
-/// An HTTP answer, as much of it as judging needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    /// The body's first bytes (bounded by the prober), lossily decoded.
-    pub body: String,
-}
-
-/// Sends one GET. `Err` carries why no answer came (refused, timed out, reset).
-#[async_trait::async_trait]
-pub trait Prober: Send + Sync {
-    async fn get(&self, url: &str, timeout: Duration) -> Result<ProbeResponse, String>;
 }
 
 /// The analysis so far.

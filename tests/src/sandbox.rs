@@ -200,11 +200,11 @@ pub async fn run(options: Options) -> Finished {
     let status = Command::new(&command[0]).args(&command[1..]).status().expect("run the migration command");
     let exit_code = status.code().unwrap_or(-1);
     out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
-    let key_group = convoy::service::migration_group(&key);
+    let key_group = key.tag();
     let mut stopped = fixtures::ecs_task_stopped(
         &task,
         &key_group,
-        &convoy::service::started_by(&key),
+        &key.migration_started_by(),
         "laravel",
         Some(exit_code),
         "EssentialContainerExited",

@@ -4,19 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, Effect, Release, Stage, State, client_token};
-use crate::names::ReleaseId;
-
-/// What the service's deploy lock answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LockDecision {
-    /// This release holds the lock: it may deploy.
-    Acquired,
-    /// Another release deploys; this one waits.
-    HeldBy(ReleaseId),
-    /// A newer release deploys or waits to: this one never will.
-    SupersededBy(ReleaseId),
-}
+use super::LockDecision;
+use super::{Decision, Effect, Release, Stage, State};
 
 /// How CodeDeploy (or ECS) says a deployment ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,7 +159,7 @@ impl Release {
             (State::Ready { next: Stage::Deployment } | State::Queued { .. }, _) => {
                 next.deployment = Some(DeploymentRun {
                     method: method.to_owned(),
-                    token: client_token(&self.key, "deployment"),
+                    token: self.key.client_token("deployment"),
                     claims: 1,
                     claimed_at: at,
                     id: None,

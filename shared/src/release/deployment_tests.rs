@@ -1,51 +1,15 @@
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 
+use super::test_support::{apply, ready, t, unchanged};
 use super::*;
-use crate::manifest;
-use crate::names::{ReleaseId, ServiceName};
-
-fn key() -> ReleaseKey {
-    ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("r1").unwrap())
-}
-
-fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
-}
-
-fn changed(decision: Decision) -> (Release, Vec<Effect>) {
-    match decision {
-        Decision::Changed { release, effects } => (*release, effects),
-        Decision::Unchanged { why } => panic!("expected a change: {why}"),
-    }
-}
-
-fn unchanged(decision: Decision) -> bool {
-    matches!(decision, Decision::Unchanged { .. })
-}
-
-fn apply(release: &Release, event: Event) -> (Release, Vec<Effect>) {
-    changed(release.apply(&event).unwrap())
-}
-
-/// A release ready for deployment (no migration).
-fn ready() -> Release {
-    let text = r#"{"version": 1, "release": "r1", "service": "web",
-        "images": {"app": "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:r1"}}"#;
-    let source =
-        ManifestSource { bucket: "b".into(), key: "releases/web/r1.json".into(), version_id: None, etag: None };
-    let release = Release::open(key(), source, manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
-    let image = ImageKey::of(&release.images.values().next().unwrap().image);
-    let event =
-        Event::ImageFound { image, digest: Digest::new("sha256:aa").unwrap(), at: t(1), via: Sighting::PushEvent };
-    apply(&release, event).0
-}
+use crate::names::ReleaseId;
 
 fn claim(at: i64) -> Event {
     Event::DeploymentClaimed { method: "codedeploy".into(), at: t(at), lease: Duration::seconds(90) }
 }
 
 fn deploying() -> Release {
-    let (release, _) = apply(&ready(), claim(2));
+    let (release, _) = apply(&ready(false), claim(2));
     apply(
         &release,
         Event::DeploymentStarted { deployment: "d-1".into(), task_definition: Some("web:42".into()), at: t(3) },
@@ -81,14 +45,14 @@ fn ended(end: DeploymentEnd) -> Event {
 
 #[test]
 fn a_ready_release_with_the_lock_is_claimed_once() {
-    let (claimed, _) = apply(&ready(), claim(2));
+    let (claimed, _) = apply(&ready(false), claim(2));
     assert_eq!(claimed.state, State::StartingDeployment);
     assert!(unchanged(claimed.apply(&claim(3)).unwrap()), "a second claim loses");
 }
 
 #[test]
 fn a_stale_deployment_claim_is_taken_over() {
-    let (claimed, _) = apply(&ready(), claim(2));
+    let (claimed, _) = apply(&ready(false), claim(2));
     let (taken, _) = apply(&claimed, claim(200));
     assert_eq!(taken.deployment.unwrap().claims, 2);
 }
@@ -96,7 +60,7 @@ fn a_stale_deployment_claim_is_taken_over() {
 #[test]
 fn a_release_behind_another_is_queued_once() {
     let decision = LockDecision::HeldBy(ReleaseId::new("r0").unwrap());
-    let (queued, _) = apply(&ready(), Event::DeployLock { decision: decision.clone(), at: t(2) });
+    let (queued, _) = apply(&ready(false), Event::DeployLock { decision: decision.clone(), at: t(2) });
     assert_eq!(queued.state, State::Queued { behind: ReleaseId::new("r0").unwrap() });
     assert!(unchanged(queued.apply(&Event::DeployLock { decision, at: t(3) }).unwrap()));
     assert_eq!(queued.pending_work(), vec![Effect::StartDeployment], "a queued release keeps asking");
@@ -105,14 +69,14 @@ fn a_release_behind_another_is_queued_once() {
 #[test]
 fn a_queued_release_is_claimed_when_the_lock_frees() {
     let decision = LockDecision::HeldBy(ReleaseId::new("r0").unwrap());
-    let (queued, _) = apply(&ready(), Event::DeployLock { decision, at: t(2) });
+    let (queued, _) = apply(&ready(false), Event::DeployLock { decision, at: t(2) });
     assert_eq!(apply(&queued, claim(5)).0.state, State::StartingDeployment);
 }
 
 #[test]
 fn an_older_release_is_superseded_by_a_newer_one() {
     let decision = LockDecision::SupersededBy(ReleaseId::new("r9").unwrap());
-    let (superseded, effects) = apply(&ready(), Event::DeployLock { decision, at: t(2) });
+    let (superseded, effects) = apply(&ready(false), Event::DeployLock { decision, at: t(2) });
     assert_eq!(superseded.state, State::Superseded { by: ReleaseId::new("r9").unwrap() });
     assert!(superseded.state.is_terminal());
     assert!(effects.is_empty(), "it never held the lock");
@@ -133,7 +97,7 @@ fn a_started_deployment_is_recorded_with_its_revision() {
 
 #[test]
 fn an_impossible_deployment_fails_and_frees_the_lock() {
-    let (claimed, _) = apply(&ready(), claim(2));
+    let (claimed, _) = apply(&ready(false), claim(2));
     let (failed, effects) = apply(&claimed, Event::DeploymentImpossible { reason: "no settings".into(), at: t(3) });
     assert!(matches!(failed.state, State::Failed { stage: Stage::Deployment, .. }));
     assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
@@ -148,7 +112,7 @@ fn the_hook_starts_verification_once() {
 
 #[test]
 fn a_hook_that_overtakes_the_start_record_adopts_the_deployment() {
-    let (claimed, _) = apply(&ready(), claim(2));
+    let (claimed, _) = apply(&ready(false), claim(2));
     let (release, _) = apply(&claimed, Event::VerificationStarted { hook: hook(), at: t(4) });
     assert_eq!(release.state, State::Verifying { deployment: "d-1".into() });
     assert_eq!(release.deployment.unwrap().id.as_deref(), Some("d-1"));
@@ -250,7 +214,7 @@ fn the_end_of_another_deployment_changes_nothing() {
 
 fn pipeline_claimed() -> Release {
     let claim = Event::DeploymentClaimed { method: "codepipeline".into(), at: t(2), lease: Duration::seconds(90) };
-    apply(&ready(), claim).0
+    apply(&ready(false), claim).0
 }
 
 fn bundle_written(version: &str) -> Event {

@@ -5,7 +5,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Decision, Effect, Release, Stage, State, TransitionError};
-use crate::names::ReleaseKey;
 
 /// Where the migration container's log stream is (awslogs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,17 +68,6 @@ pub struct TaskReport {
     pub stopped_at: Option<DateTime<Utc>>,
 }
 
-/// A stable idempotency token for one side effect of one release (32 hex characters: within
-/// RunTask's `clientToken` and CodePipeline's `clientRequestToken` limits).
-pub fn client_token(key: &ReleaseKey, purpose: &str) -> String {
-    // FNV-1a, twice with different offsets: stable across processes and Rust versions, which
-    // std's hasher is not. Uniqueness per release is all that is needed, not secrecy.
-    let input = format!("convoy/{}/{}/{purpose}", key.service, key.release);
-    let fnv =
-        |offset: u64| input.bytes().fold(offset, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
-}
-
 impl Release {
     fn migration_container(&self) -> Option<&str> {
         self.manifest.as_ref()?.migration.as_ref().map(|m| m.container.as_str())
@@ -98,7 +86,7 @@ impl Release {
         match (&self.state, &self.migration) {
             (State::Ready { next: Stage::Migration }, _) => {
                 next.migration = Some(MigrationRun {
-                    token: client_token(&self.key, "migration"),
+                    token: self.key.client_token("migration"),
                     claims: 1,
                     claimed_at: at,
                     deadline: at + timeout,

@@ -1,37 +1,8 @@
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 
+use super::test_support::{changed, key, ready, t};
 use super::*;
-use crate::manifest;
 use crate::names::{ReleaseId, ServiceName};
-
-const APP: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:r1";
-
-fn key() -> ReleaseKey {
-    ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("r1").unwrap())
-}
-
-fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
-}
-
-fn ready(migration: bool) -> Release {
-    let migration = if migration { r#", "migration": {"container": "app", "command": ["migrate"]}"# } else { "" };
-    let text =
-        format!(r#"{{"version": 1, "release": "r1", "service": "web", "images": {{"app": "{APP}"}}{migration}}}"#);
-    let source =
-        ManifestSource { bucket: "b".into(), key: "releases/web/r1.json".into(), version_id: None, etag: None };
-    let release = Release::open(key(), source, manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
-    let digest = Digest::new("sha256:aa").unwrap();
-    let image = ImageKey::of(&release.images.values().next().unwrap().image);
-    changed(release.apply(&Event::ImageFound { image, digest, at: t(1), via: Sighting::PushEvent }).unwrap()).0
-}
-
-fn changed(decision: Decision) -> (Release, Vec<Effect>) {
-    match decision {
-        Decision::Changed { release, effects } => (*release, effects),
-        Decision::Unchanged { why } => panic!("expected a change: {why}"),
-    }
-}
 
 fn claim(at: i64) -> Event {
     Event::MigrationClaimed { at: t(at), lease: Duration::seconds(60), timeout: Duration::seconds(600) }
@@ -94,9 +65,9 @@ fn the_token_is_the_same_for_every_claim_of_a_release() {
 #[test]
 fn client_tokens_differ_between_releases_and_purposes() {
     let other = ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("r2").unwrap());
-    assert_ne!(client_token(&key(), "migration"), client_token(&other, "migration"));
-    assert_ne!(client_token(&key(), "migration"), client_token(&key(), "deployment"));
-    assert_eq!(client_token(&key(), "migration").len(), 32);
+    assert_ne!(key().client_token("migration"), other.client_token("migration"));
+    assert_ne!(key().client_token("migration"), key().client_token("deployment"));
+    assert_eq!(key().client_token("migration").len(), 32);
 }
 
 #[test]

@@ -17,17 +17,21 @@ use crate::names::{AccountId, ContainerName, Digest, ImageTag, ReleaseId, Releas
 mod deployment;
 #[cfg(test)]
 mod deployment_tests;
+mod lock;
 mod migration;
 #[cfg(test)]
 mod migration_tests;
+mod readiness;
 #[cfg(test)]
-mod tests;
+mod readiness_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use self::deployment::{
-    ApprovalDecision, DeploymentEnd, DeploymentRun, Hook, LockDecision, PipelineRun, ProbeResult, Verification,
-    VerificationOutcome,
+    ApprovalDecision, DeploymentEnd, DeploymentRun, Hook, PipelineRun, ProbeResult, Verification, VerificationOutcome,
 };
-pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport, client_token};
+pub use self::lock::{DeployLock, LockDecision, LockEntry};
+pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport};
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -363,20 +367,6 @@ impl Release {
         release
     }
 
-    fn accept(&mut self, manifest: Manifest, at: DateTime<Utc>) {
-        self.images = manifest
-            .images
-            .iter()
-            .map(|(container, image)| {
-                (container.clone(), ImageStatus { image: image.clone(), digest: None, seen_at: None })
-            })
-            .collect();
-        let listed = manifest.images.iter().map(|(c, i)| format!("{c}={}", i.uri())).collect::<Vec<_>>().join(", ");
-        self.record(at, "manifest-accepted", format!("{}: {listed}", self.source.describe()));
-        self.manifest = Some(manifest);
-        self.state = State::Collecting;
-    }
-
     /// The work this record's state asks for. It is a function of the state alone, so a handler
     /// that crashed after storing a record resumes the same work when the event is retried.
     pub fn pending_work(&self) -> Vec<Effect> {
@@ -387,11 +377,6 @@ impl Release {
             // The others are in a claim holder's, ECS's, CodeDeploy's or a person's hands.
             _ => Vec::new(),
         }
-    }
-
-    fn reject(&mut self, reason: String, at: DateTime<Utc>) {
-        self.record(at, "manifest-rejected", format!("{}: {reason}", self.source.describe()));
-        self.state = State::Failed { stage: Stage::Manifest, reason };
     }
 
     /// The distinct images still without a digest.
@@ -478,109 +463,5 @@ impl Release {
             Some(release) => Decision::Changed { release: Box::new(release), effects },
             None => Decision::Unchanged { why: notes.join("; ") },
         })
-    }
-
-    fn on_image_found(
-        &self,
-        image: &ImageKey,
-        digest: &Digest,
-        at: DateTime<Utc>,
-        via: Sighting,
-    ) -> Result<Decision, TransitionError> {
-        let matching: Vec<&ContainerName> =
-            self.images.iter().filter(|(_, status)| ImageKey::of(&status.image) == *image).map(|(c, _)| c).collect();
-        if matching.is_empty() {
-            return Err(TransitionError::ImageNotInRelease { image: image.clone(), release: self.key.clone() });
-        }
-        if self.state != State::Collecting {
-            let moved = matching.iter().any(|c| self.images[*c].digest.as_ref() != Some(digest));
-            let why = if moved {
-                format!("{image} now points to {digest}, but the release is {} and keeps its pinned digest", self.state)
-            } else {
-                format!("{image} is already pinned; the release is {}", self.state)
-            };
-            return Ok(Decision::unchanged(why));
-        }
-
-        let mut next = self.clone();
-        let mut changed = false;
-        for container in matching {
-            let status = next.images.get_mut(container).expect("container came from this map");
-            let how = match via {
-                Sighting::PushEvent => "pushed",
-                Sighting::RegistryLookup => "found in ECR",
-            };
-            match &status.digest {
-                None => {
-                    status.digest = Some(digest.clone());
-                    status.seen_at = Some(at);
-                    let detail = format!("{container}: {image} {how}, pinned to {digest}");
-                    next.record(at, "image-pinned", detail);
-                    changed = true;
-                }
-                Some(pinned) if pinned == digest => {}
-                // The tag moved before the release was ready: the newer sighting wins, so the
-                // release ships what the tag pointed to last, whatever order the events came in.
-                Some(pinned) if status.seen_at.is_none_or(|seen| at > seen) => {
-                    let detail = format!("{container}: {image} {how} again, re-pinned from {pinned} to {digest}");
-                    status.digest = Some(digest.clone());
-                    status.seen_at = Some(at);
-                    next.record(at, "image-repinned", detail);
-                    changed = true;
-                }
-                Some(_) => {}
-            }
-        }
-        if !changed {
-            return Ok(Decision::unchanged(format!("{image} at {digest} is already known")));
-        }
-        if next.awaited_images().is_empty() {
-            let has_migration = next.manifest.as_ref().is_some_and(|m| m.migration.is_some());
-            let (stage, detail) = if has_migration {
-                (Stage::Migration, "all images pinned; next: migration")
-            } else {
-                (Stage::Deployment, "all images pinned; no migration declared, next: deployment")
-            };
-            next.state = State::Ready { next: stage };
-            next.record(at, "ready", detail.to_owned());
-        }
-        let effects = if next.state == self.state { Vec::new() } else { next.pending_work() };
-        Ok(Decision::Changed { release: Box::new(next), effects })
-    }
-
-    fn on_manifest_uploaded(
-        &self,
-        source: &ManifestSource,
-        outcome: &Result<Manifest, String>,
-        at: DateTime<Utc>,
-    ) -> Decision {
-        if self.source.same_upload(source) {
-            return Decision::unchanged(format!("{} was already read", source.describe()));
-        }
-        let mut next = self.clone();
-        // A rejected manifest may be fixed by uploading it again; an accepted one is the release's
-        // contract and never changes under it.
-        if matches!(self.state, State::Failed { stage: Stage::Manifest, .. }) {
-            next.source = source.clone();
-            match outcome {
-                Ok(manifest) => next.accept(manifest.clone(), at),
-                Err(reason) => next.reject(reason.clone(), at),
-            }
-            let effects = next.pending_work();
-            return Decision::Changed { release: Box::new(next), effects };
-        }
-        if next.timeline.iter().any(|e| e.event == "manifest-ignored" && e.detail.starts_with(&source.describe())) {
-            return Decision::unchanged(format!("{} was already ignored", source.describe()));
-        }
-        next.record(
-            at,
-            "manifest-ignored",
-            format!(
-                "{}: the release already has its manifest ({}); upload a new release id to change it",
-                source.describe(),
-                self.source.describe()
-            ),
-        );
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 }

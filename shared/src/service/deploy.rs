@@ -6,84 +6,12 @@ use tracing::{info, warn};
 
 use super::{Convoy, Report, update, update_from};
 use crate::bundle;
-use crate::error::{ConvoyError, DeployError, StoreError, TasksError};
-use crate::names::{ReleaseId, ReleaseKey};
-use crate::ports::{CodeDeployRequest, DeployLock, LockEntry, PipelineStart, ReleaseTaskSpec};
+use crate::error::{ConvoyError, DeployError, TasksError};
+use crate::names::ReleaseKey;
+use crate::ports::{CodeDeployRequest, LockEntry, PipelineStart, ReleaseTaskSpec};
 use crate::release::{Event, LockDecision, Release, Stage, State};
 
-/// Marks a release's deployment in its description, so a crashed start can be found again.
-pub fn deployment_marker(key: &ReleaseKey) -> String {
-    format!("convoy:{}:{}", key.service, key.release)
-}
-
-impl DeployLock {
-    /// What `entry` gets when it asks for the lock, and the lock to store if it changed.
-    pub fn acquire(&self, entry: &LockEntry) -> (LockDecision, Option<DeployLock>) {
-        if self.holder.as_ref().is_some_and(|h| h.release == entry.release) {
-            return (LockDecision::Acquired, None);
-        }
-        for newer in [&self.newest_started, &self.newest_waiting].into_iter().flatten() {
-            if newer > entry {
-                return (LockDecision::SupersededBy(newer.release.clone()), None);
-            }
-        }
-        let mut next = self.clone();
-        if let Some(holder) = &self.holder {
-            next.newest_waiting = Some(entry.clone());
-            let changed = (next != *self).then_some(next);
-            return (LockDecision::HeldBy(holder.release.clone()), changed);
-        }
-        next.holder = Some(entry.clone());
-        next.newest_started = Some(entry.clone());
-        if next.newest_waiting.as_ref() == Some(entry) {
-            next.newest_waiting = None;
-        }
-        (LockDecision::Acquired, Some(next))
-    }
-
-    /// The lock after `release` stops deploying (unchanged unless it held it).
-    pub fn release(&self, release: &ReleaseId) -> Option<DeployLock> {
-        if self.holder.as_ref().is_some_and(|h| h.release == *release) {
-            return Some(DeployLock { holder: None, ..self.clone() });
-        }
-        None
-    }
-}
-
 impl Convoy {
-    /// Applies `change` to the service's lock with conditional writes (re-read on conflict).
-    async fn change_lock<T>(
-        &self,
-        key: &ReleaseKey,
-        change: impl Fn(&DeployLock) -> (T, Option<DeployLock>),
-    ) -> Result<T, ConvoyError> {
-        for _ in 0..super::MAX_ATTEMPTS {
-            let stored = self.locks.load(&key.service).await?;
-            let (current, version) = match &stored {
-                Some((lock, version)) => (lock.clone(), Some(version)),
-                None => (DeployLock::default(), None),
-            };
-            let (answer, next) = change(&current);
-            let Some(next) = next else { return Ok(answer) };
-            let written = match version {
-                Some(version) => self.locks.replace(&key.service, &next, version).await,
-                None => self.locks.create(&key.service, &next).await,
-            };
-            match written {
-                Ok(_) => return Ok(answer),
-                Err(StoreError::Conflict | StoreError::AlreadyExists) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(1..=30))).await;
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(ConvoyError::Contention(key.clone(), super::MAX_ATTEMPTS))
-    }
-
-    pub(super) async fn release_deploy_lock(&self, key: &ReleaseKey) -> Result<(), ConvoyError> {
-        self.change_lock(key, |lock| ((), lock.release(&key.release))).await
-    }
-
     /// Starts the release's deployment if it is due, its service is free, and nobody else holds
     /// the start. At most one deployment per release: the claim is a conditional write, and a
     /// takeover after a crashed holder finds that holder's deployment by its marker.
@@ -101,7 +29,7 @@ impl Convoy {
             },
         };
         let release = stored.release.clone();
-        let Some(settings) = self.settings.services.get(&key.service).cloned() else {
+        let Some(settings) = self.config.services.get(&key.service).cloned() else {
             let reason = format!("no deployment settings for service {} (CONVOY_SERVICE_SETTINGS)", key.service);
             return self.deployment_impossible(key, reason, now).await;
         };
@@ -114,7 +42,7 @@ impl Convoy {
                 return Ok(updated.map(|u| self.finish(u)));
             }
         }
-        let lease = self.settings.claim_lease;
+        let lease = self.config.claim_lease;
         let method = if settings.pipeline.is_some() { "codepipeline" } else { "codedeploy" };
         let event = Event::DeploymentClaimed { method: method.into(), at: now, lease };
         let claimed = update_from(self.store.as_ref(), key, Some(stored), |r| r.apply(&event)).await?;
@@ -148,7 +76,7 @@ impl Convoy {
             };
         }
         let target = &settings.codedeploy;
-        let marker = deployment_marker(key);
+        let marker = key.tag();
         let claims = claimed.release.deployment.as_ref().map_or(1, |run| run.claims);
         if claims > 1
             && let Some(found) = self.deployer.find(&target.application, &target.deployment_group, &marker).await?
@@ -179,7 +107,7 @@ impl Convoy {
         marker: &str,
     ) -> Result<(String, String), ConvoyError> {
         let key = &release.key;
-        let shape = self.tasks.service_shape(&self.settings.cluster, key.service.as_str()).await?;
+        let shape = self.tasks.service_shape(&self.config.cluster, key.service.as_str()).await?;
         let images = release.pinned_uris();
         let definition =
             self.definitions.register_release(&ReleaseTaskSpec { base: shape.task_definition, images }).await?;
@@ -268,7 +196,7 @@ impl Convoy {
         release: &Release,
         settings: &crate::settings::ServiceSettings,
     ) -> Result<Vec<u8>, ConvoyError> {
-        let shape = self.tasks.service_shape(&self.settings.cluster, release.key.service.as_str()).await?;
+        let shape = self.tasks.service_shape(&self.config.cluster, release.key.service.as_str()).await?;
         let described = self.definitions.describe_verbatim(&shape.task_definition).await?;
         let images = release.pinned_uris();
         let task_definition = bundle::render_task_definition(&described.0, &images)
@@ -378,67 +306,5 @@ impl Convoy {
         let event = Event::DeploymentAdopted { deployment, reason, at: now };
         let updated = update_from(self.store.as_ref(), key, Some(stored.clone()), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn entry(release: &str, minute: i64) -> LockEntry {
-        LockEntry { opened_at: Utc.timestamp_opt(minute * 60, 0).unwrap(), release: release.parse().unwrap() }
-    }
-
-    #[test]
-    fn a_free_lock_is_acquired() {
-        let (decision, next) = DeployLock::default().acquire(&entry("a", 1));
-        assert_eq!(decision, LockDecision::Acquired);
-        assert_eq!(next.unwrap().holder, Some(entry("a", 1)));
-    }
-
-    #[test]
-    fn the_holder_acquires_again_without_a_write() {
-        let lock = DeployLock::default().acquire(&entry("a", 1)).1.unwrap();
-        assert_eq!(lock.acquire(&entry("a", 1)), (LockDecision::Acquired, None));
-    }
-
-    #[test]
-    fn a_newer_release_waits_for_the_holder() {
-        let lock = DeployLock::default().acquire(&entry("a", 1)).1.unwrap();
-        let (decision, next) = lock.acquire(&entry("b", 2));
-        assert_eq!(decision, LockDecision::HeldBy("a".parse().unwrap()));
-        assert_eq!(next.unwrap().newest_waiting, Some(entry("b", 2)));
-    }
-
-    #[test]
-    fn an_older_release_is_superseded_by_one_that_started() {
-        let lock = DeployLock::default().acquire(&entry("b", 2)).1.unwrap();
-        let released = lock.release(&"b".parse().unwrap()).unwrap();
-        assert_eq!(released.acquire(&entry("a", 1)).0, LockDecision::SupersededBy("b".parse().unwrap()));
-    }
-
-    #[test]
-    fn an_older_waiting_release_is_superseded_by_a_newer_waiting_one() {
-        let lock = DeployLock::default().acquire(&entry("a", 1)).1.unwrap();
-        let lock = lock.acquire(&entry("c", 3)).1.unwrap();
-        assert_eq!(lock.acquire(&entry("b", 2)).0, LockDecision::SupersededBy("c".parse().unwrap()));
-    }
-
-    #[test]
-    fn the_newest_waiting_release_takes_the_freed_lock() {
-        let lock = DeployLock::default().acquire(&entry("a", 1)).1.unwrap();
-        let lock = lock.acquire(&entry("c", 3)).1.unwrap();
-        let freed = lock.release(&"a".parse().unwrap()).unwrap();
-        let (decision, next) = freed.acquire(&entry("c", 3));
-        assert_eq!(decision, LockDecision::Acquired);
-        assert_eq!(next.unwrap().newest_waiting, None);
-    }
-
-    #[test]
-    fn only_the_holder_releases_the_lock() {
-        let lock = DeployLock::default().acquire(&entry("a", 1)).1.unwrap();
-        assert_eq!(lock.release(&"b".parse().unwrap()), None);
     }
 }

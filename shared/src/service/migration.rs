@@ -8,18 +8,7 @@ use super::{Convoy, Report, update, update_from};
 use crate::error::{ConvoyError, TasksError};
 use crate::names::ReleaseKey;
 use crate::ports::{MigrationTaskSpec, RunTaskRequest};
-use crate::release::{Event, LogPointer, Release, TaskReport, client_token};
-
-/// `startedBy` of a release's migration task: identifies Convoy (the EventBridge rule matches the
-/// `convoy-` prefix) and the release (so a takeover finds the task with one `ListTasks`).
-pub fn started_by(key: &ReleaseKey) -> String {
-    format!("convoy-{}", &client_token(key, "migration")[..16])
-}
-
-/// `group` of a release's migration task: `convoy:<service>:<release>`, read back from ECS events.
-pub fn migration_group(key: &ReleaseKey) -> String {
-    format!("convoy:{}:{}", key.service, key.release)
-}
+use crate::release::{Event, LogPointer, Release, TaskReport};
 
 impl Convoy {
     /// Starts the release's migration if it is due and nobody else holds the start. At most one
@@ -31,8 +20,8 @@ impl Convoy {
         now: DateTime<Utc>,
         known: Option<crate::ports::Stored>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let default_timeout = self.settings.migration_timeout;
-        let lease = self.settings.claim_lease;
+        let default_timeout = self.config.migration_timeout();
+        let lease = self.config.claim_lease;
         let claimed = update_from(self.store.as_ref(), key, known, |release| {
             let timeout = release
                 .manifest
@@ -52,10 +41,10 @@ impl Convoy {
         let Some(run) = release.migration.as_ref() else {
             return Err(ConvoyError::BadEvent(format!("release {key} was claimed without a migration run")));
         };
-        let cluster = &self.settings.cluster;
+        let cluster = &self.config.cluster;
 
         if run.claims > 1 {
-            let found = self.tasks.find(cluster, &started_by(key)).await?;
+            let found = self.tasks.find(cluster, &key.migration_started_by()).await?;
             if let Some(task) = found.first() {
                 info!(task, "adopting the task a previous holder started");
                 let definition =
@@ -86,11 +75,11 @@ impl Convoy {
             return Err(TasksError::Rejected(format!("release {} declares no migration", release.key)));
         };
         let key = &release.key;
-        let group = migration_group(key);
+        let group = key.tag();
         if group.len() > 255 {
             return Err(TasksError::Rejected(format!("the task group {group:?} is longer than ECS allows (255)")));
         }
-        let shape = self.tasks.service_shape(&self.settings.cluster, key.service.as_str()).await?;
+        let shape = self.tasks.service_shape(&self.config.cluster, key.service.as_str()).await?;
         let images = release.pinned_uris();
         let spec = MigrationTaskSpec {
             base: shape.task_definition.clone(),
@@ -99,12 +88,12 @@ impl Convoy {
         };
         let definition = self.tasks.register_migration(&spec).await?;
         let request = RunTaskRequest {
-            cluster: self.settings.cluster.clone(),
+            cluster: self.config.cluster.clone(),
             task_definition: definition.arn.clone(),
             shape,
             container: migration.container.to_string(),
             command: migration.command.clone(),
-            started_by: started_by(key),
+            started_by: key.migration_started_by(),
             group,
             client_token: token.to_owned(),
         };

@@ -1,30 +1,29 @@
 //! The use cases: what Convoy does with each event, over the ports. Handlers translate events into
 //! calls here; the state machine decides; this layer stores decisions and performs their effects.
 
+mod advance;
+mod decide;
 mod deploy;
 mod migration;
 mod readiness;
 mod reconcile;
 mod verification;
 
-pub use self::deploy::deployment_marker;
-pub use self::migration::{migration_group, started_by};
-pub use self::verification::HookReply;
+pub use self::verification::{HookAnswer, HookReply};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use self::readiness::Settings;
+use crate::config::Config;
 use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
 use crate::ports::{
-    ActiveReleases, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Pipelines, Registry, ReleaseDefinitions,
-    ReleaseStore, Tasks, WaitList,
+    ActiveReleases, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Pipelines, Prober,
+    RecordVersion, Registry, ReleaseDefinitions, ReleaseStore, Stored, Tasks, WaitList,
 };
-use crate::release::{Decision, Effect, Release, Stage, State, TransitionError};
-use crate::verify::Prober;
+use crate::release::{Decision, Effect, Release, TransitionError};
 
 /// Convoy's use cases, wired to one set of ports.
 #[derive(Clone)]
@@ -41,7 +40,7 @@ pub struct Convoy {
     pub locks: Arc<dyn DeployLocks>,
     pub deployments: Arc<dyn DeploymentIndex>,
     pub prober: Arc<dyn Prober>,
-    pub settings: Settings,
+    pub config: Config,
 }
 
 /// What handling an event did to one release: shown in logs and returned by the Lambda.
@@ -69,15 +68,41 @@ impl Report {
 struct Updated {
     release: Release,
     /// The stored version of `release`: a next update can start from it without a read.
-    version: crate::ports::RecordVersion,
+    version: RecordVersion,
     changed: bool,
     effects: Vec<Effect>,
     note: Option<String>,
 }
 
-/// How often one update re-reads and re-applies after losing a conditional write. Far above what
-/// ten handlers writing one record at once need, and still bounded so a Lambda never spins.
+/// How often one conditional write is tried again after losing to another writer. Far above what
+/// ten handlers writing one object at once need, and still bounded so a Lambda never spins.
 pub(crate) const MAX_ATTEMPTS: u32 = 30;
+
+/// Paces the retries of one conditional write (a record or a deploy lock): after each lost write
+/// the caller re-reads, re-decides and tries again, until [`MAX_ATTEMPTS`].
+struct Contention<'a> {
+    key: &'a ReleaseKey,
+    lost: u32,
+}
+
+impl<'a> Contention<'a> {
+    fn new(key: &'a ReleaseKey) -> Self {
+        Self { key, lost: 0 }
+    }
+
+    /// A write was lost: waits a little (jitter spreads writers that collided so they do not
+    /// collide again), or gives up once the attempts are spent.
+    async fn lost(&mut self) -> Result<(), ConvoyError> {
+        self.lost += 1;
+        if self.lost >= MAX_ATTEMPTS {
+            return Err(ConvoyError::Contention(self.key.clone(), MAX_ATTEMPTS));
+        }
+        tracing::debug!(release = %self.key, attempt = self.lost, "lost a conditional write; re-reading");
+        let ceiling = 5 + 10 * u64::from(self.lost.min(10));
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
+        Ok(())
+    }
+}
 
 /// Reads the record, lets `decide` apply the event, and stores the result with a conditional
 /// write; when another writer got there first, it starts over from the newer record. Returns
@@ -95,10 +120,11 @@ async fn update(
 async fn update_from(
     store: &dyn ReleaseStore,
     key: &ReleaseKey,
-    mut known: Option<crate::ports::Stored>,
+    mut known: Option<Stored>,
     mut decide: impl FnMut(&Release) -> Result<Decision, TransitionError>,
 ) -> Result<Option<Updated>, ConvoyError> {
-    for attempt in 1..=MAX_ATTEMPTS {
+    let mut contention = Contention::new(key);
+    loop {
         let stored = match known.take() {
             Some(stored) => stored,
             None => match store.load(key).await? {
@@ -120,17 +146,16 @@ async fn update_from(
                 Ok(version) => {
                     return Ok(Some(Updated { release: *release, version, changed: true, effects, note: None }));
                 }
-                Err(StoreError::Conflict) => {
-                    tracing::debug!(release = %key, attempt, "lost a conditional write; re-reading");
-                    // Jitter spreads writers that collided so they do not collide again.
-                    let ceiling = 5 + 10 * u64::from(attempt.min(10));
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
-                }
+                Err(StoreError::Conflict) => contention.lost().await?,
                 Err(other) => return Err(other.into()),
             },
         }
     }
-    Err(ConvoyError::Contention(key.clone(), MAX_ATTEMPTS))
+}
+
+/// The span every log line about one release is written in: it names the service and release.
+pub fn release_span(key: &ReleaseKey) -> tracing::Span {
+    tracing::info_span!("release", service = %key.service, release = %key.release)
 }
 
 impl Convoy {
@@ -147,76 +172,30 @@ impl Convoy {
         Report::of(&release, changed, note, effects)
     }
 
-    /// Reports an update, then starts the release's next stage if it is due. Starting is guarded
-    /// by a claim in the record, so calling this for a duplicate event starts nothing twice; it
-    /// lets a retried event resume a start that a crash interrupted.
-    async fn finish_and_advance(
-        &self,
-        updated: Updated,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Report, ConvoyError> {
-        let hook = updated.release.verification.as_ref().map(|v| v.hook.clone());
-        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref()).await?;
-        let stored = crate::ports::Stored { release: updated.release.clone(), version: updated.version.clone() };
-        let mut report = self.finish(updated);
-        if let Some(advanced) = self.advance(stored, now).await? {
-            report.state = advanced.state;
-            report.note = report.note.or(advanced.note);
-        }
-        Ok(report)
-    }
-
-    /// Reports an update and performs its effects, without starting a next stage (for
-    /// transitions that end a stage for good).
-    async fn finish_and_perform(&self, updated: Updated) -> Result<Report, ConvoyError> {
-        let hook = updated.release.verification.as_ref().map(|v| v.hook.clone());
-        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref()).await?;
-        Ok(self.finish(updated))
-    }
-
-    /// Starts the stage a ready release waits for, from the record as last stored.
-    async fn advance(
-        &self,
-        stored: crate::ports::Stored,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Report>, ConvoyError> {
-        let key = stored.release.key.clone();
-        match stored.release.state {
-            State::Ready { next: Stage::Migration } => self.start_migration(&key, now, Some(stored)).await,
-            State::Ready { next: Stage::Deployment } => self.start_deployment(&key, now, Some(stored)).await,
-            _ => Ok(None),
-        }
-    }
-
-    /// Performs the side effects of a stored transition (stage starts are [`Convoy::advance`]'s).
-    async fn perform(
+    /// Applies `change` to the service's deploy lock with conditional writes (re-read on conflict).
+    async fn change_lock<T>(
         &self,
         key: &ReleaseKey,
-        effects: &[Effect],
-        hook: Option<&crate::release::Hook>,
-    ) -> Result<(), ConvoyError> {
-        for effect in effects {
-            match effect {
-                Effect::ReleaseDeployLock => self.release_deploy_lock(key).await?,
-                Effect::StopMigration { task } => {
-                    self.tasks.stop(&self.settings.cluster, task, "convoy: the migration ran past its timeout").await?;
-                }
-                Effect::ContinueDeployment { deployment } => {
-                    let continued = match hook {
-                        Some(crate::release::Hook::EcsNative { service_deployment, .. }) => {
-                            self.deployer.continue_native(service_deployment, false).await
-                        }
-                        _ => self.deployer.continue_traffic(deployment).await,
-                    };
-                    // CodeDeploy may not be waiting yet (or at all, without a wait configured):
-                    // the reconciler continues a shifting deployment that still runs.
-                    if let Err(err) = continued {
-                        tracing::info!(error = %err, "could not continue the deployment now; the reconciler retries");
-                    }
-                }
-                Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
+        change: impl Fn(&DeployLock) -> (T, Option<DeployLock>),
+    ) -> Result<T, ConvoyError> {
+        let mut contention = Contention::new(key);
+        loop {
+            let stored = self.locks.load(&key.service).await?;
+            let (current, version) = match &stored {
+                Some((lock, version)) => (lock.clone(), Some(version)),
+                None => (DeployLock::default(), None),
+            };
+            let (answer, next) = change(&current);
+            let Some(next) = next else { return Ok(answer) };
+            let written = match version {
+                Some(version) => self.locks.replace(&key.service, &next, version).await,
+                None => self.locks.create(&key.service, &next).await,
+            };
+            match written {
+                Ok(_) => return Ok(answer),
+                Err(StoreError::Conflict | StoreError::AlreadyExists) => contention.lost().await?,
+                Err(err) => return Err(err.into()),
             }
         }
-        Ok(())
     }
 }

@@ -2,54 +2,24 @@
 //! by digest, whatever order the manifest and the pushes arrive in and however often they repeat.
 
 use chrono::{DateTime, Utc};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
-use super::{Convoy, Report, update};
+use super::{Convoy, Report, release_span, update};
 use crate::error::{ConvoyError, ReadError, StoreError};
 use crate::events::{Push, Upload};
-use crate::manifest::{self, MAX_MANIFEST_BYTES, Policy};
-use crate::names::{ReleaseId, ReleaseKey, ServiceName};
+use crate::manifest::{self, MAX_MANIFEST_BYTES};
+use crate::names::ReleaseKey;
 use crate::release::{Effect, Event, ImageKey, ManifestSource, Release, Sighting};
-
-/// What the use cases need from the operator's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub state_bucket: String,
-    pub manifest_prefix: String,
-    pub policy: Policy,
-    /// The ECS cluster of the allowed services.
-    pub cluster: String,
-    /// How long a migration may run when its manifest sets no timeout.
-    pub migration_timeout: chrono::Duration,
-    /// How long a claim to start a migration protects its holder; after it, a stalled start is
-    /// taken over (by the reconciler). Longer than any start takes, shorter than a reconcile period.
-    pub claim_lease: chrono::Duration,
-    /// Per service: where to deploy, what to probe, the approval policy.
-    pub services: std::collections::BTreeMap<crate::names::ServiceName, crate::settings::ServiceSettings>,
-}
-
-impl Settings {
-    /// The release a manifest key names: `<prefix><service>/<release>.json`.
-    pub fn release_of(&self, object_key: &str) -> Result<ReleaseKey, String> {
-        let shape = || format!("{object_key:?} is not {}<service>/<release>.json", self.manifest_prefix);
-        let rest = object_key.strip_prefix(&self.manifest_prefix).ok_or_else(shape)?;
-        let (service, file) = rest.split_once('/').ok_or_else(shape)?;
-        let release = file.strip_suffix(".json").ok_or_else(shape)?;
-        let service = ServiceName::new(service).map_err(|e| format!("{}: {e}", shape()))?;
-        let release = ReleaseId::new(release).map_err(|e| format!("{}: {e}", shape()))?;
-        Ok(ReleaseKey::new(service, release))
-    }
-}
 
 impl Convoy {
     /// A manifest was uploaded: read it, create (or update) the release record, and pin the images
     /// that are already in ECR. Safe to call again with the same upload.
     pub async fn manifest_uploaded(&self, upload: &Upload, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
-        if upload.object.bucket != self.settings.state_bucket {
+        if upload.object.bucket != self.config.store.state_bucket {
             warn!(bucket = %upload.object.bucket, key = %upload.object.key, "ignored: not Convoy's bucket");
             return Ok(None);
         }
-        let key = match self.settings.release_of(&upload.object.key) {
+        let key = match self.config.release_of(&upload.object.key) {
             Ok(key) => key,
             Err(why) => {
                 // Without a safe service and release id there is no record to write the reason in.
@@ -57,9 +27,13 @@ impl Convoy {
                 return Ok(None);
             }
         };
-        let span = tracing::info_span!("release", service = %key.service, release = %key.release);
-        let _entered = span.enter();
-        let (source, outcome) = self.read_manifest(upload, &key).await?;
+        self.open_release(upload, &key, now).instrument(release_span(&key)).await.map(Some)
+    }
+
+    /// Creates the release's record from the manifest (or updates it, for a repeated upload) and
+    /// looks up the images it awaits.
+    async fn open_release(&self, upload: &Upload, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Report, ConvoyError> {
+        let (source, outcome) = self.read_manifest(upload, key).await?;
         if let Err(reason) = &outcome {
             warn!(%reason, "manifest rejected");
         }
@@ -76,7 +50,7 @@ impl Convoy {
             Err(StoreError::AlreadyExists) => {
                 let event = Event::ManifestUploaded { source, outcome, at: now };
                 let updated =
-                    update(self.store.as_ref(), &key, |r| r.apply(&event)).await?.ok_or(StoreError::Conflict)?; // created and gone again: retry the event
+                    update(self.store.as_ref(), key, |r| r.apply(&event)).await?.ok_or(StoreError::Conflict)?; // created and gone again: retry the event
                 if let Some(note) = &updated.note {
                     info!("unchanged: {note}");
                 }
@@ -86,7 +60,7 @@ impl Convoy {
         };
         if !release.state.is_terminal() {
             // Before any further work, so the reconciler finds the release whatever happens next.
-            self.active.mark_active(&key).await?;
+            self.active.mark_active(key).await?;
         }
 
         // Looking images up is derived from the stored state, so a retry after a crash between
@@ -95,11 +69,11 @@ impl Convoy {
         // reconciler's to find).
         let mut report = Report::of(&release, changed, note, Vec::new());
         if let Some(Effect::ResolveImages { images }) = release.pending_work().into_iter().next()
-            && let Some(resolved) = self.resolve_images(&key, &images, now).await?
+            && let Some(resolved) = self.resolve_images(key, &images, now).await?
         {
             report = resolved;
         }
-        Ok(Some(report))
+        Ok(report)
     }
 
     /// Reads and validates the manifest object. `Err(reason)` in the outcome is bad input (it ends
@@ -127,7 +101,7 @@ impl Convoy {
         source.version_id = fetched.version_id.or(source.version_id);
         source.etag = fetched.etag.or(source.etag);
         let outcome = manifest::parse(&fetched.bytes, key)
-            .and_then(|m| self.settings.policy.admit(key, &m).map(|()| m))
+            .and_then(|m| self.config.policy.admit(key, &m).map(|()| m))
             .map_err(|e| e.to_string());
         Ok((source, outcome))
     }
@@ -161,7 +135,7 @@ impl Convoy {
 
     /// An image was pushed: pin it in every release that waits for it. Safe to call again.
     pub async fn image_pushed(&self, push: &Push, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
-        if !self.settings.policy.allowed_repositories.contains(&push.image.repository) {
+        if !self.config.policy.allowed_repositories.contains(&push.image.repository) {
             info!(image = %push.image, "ignored: not an allowed repository");
             return Ok(Vec::new());
         }
@@ -178,20 +152,25 @@ impl Convoy {
         let mut reports = Vec::new();
         let mut retryable = None;
         for key in waiting {
-            let span = tracing::info_span!("release", service = %key.service, release = %key.release);
-            let _entered = span.enter();
-            let result = match update(self.store.as_ref(), &key, |r| r.apply(&event)).await {
-                Ok(Some(updated)) => self.finish_and_advance(updated, now).await.map(Some),
-                other => other.map(|_| None),
-            };
-            match result {
-                Ok(Some(report)) => reports.push(report),
-                Ok(None) => warn!("the wait-list names this release, but it has no record"),
-                Err(err) if err.is_retryable() => {
-                    warn!(error = %err, "could not update the release; the event will be retried");
-                    retryable = Some(err);
+            let pinned = async {
+                let result = match update(self.store.as_ref(), &key, |r| r.apply(&event)).await {
+                    Ok(Some(updated)) => self.finish_and_advance(updated, now).await.map(Some),
+                    other => other.map(|_| None),
+                };
+                match &result {
+                    Ok(Some(_)) => {}
+                    Ok(None) => warn!("the wait-list names this release, but it has no record"),
+                    Err(err) if err.is_retryable() => {
+                        warn!(error = %err, "could not update the release; the event will be retried");
+                    }
+                    Err(err) => warn!(error = %err, "event ignored for this release"),
                 }
-                Err(err) => warn!(error = %err, "event ignored for this release"),
+                result
+            };
+            match pinned.instrument(release_span(&key)).await {
+                Ok(Some(report)) => reports.push(report),
+                Err(err) if err.is_retryable() => retryable = Some(err),
+                Ok(None) | Err(_) => {}
             }
         }
         // Every other release was updated; a retry of the whole event is idempotent for them.

@@ -4,9 +4,9 @@
 //! a migration that overran its timeout fails; a start whose holder died is taken over.
 
 use chrono::{DateTime, Utc};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
-use super::{Convoy, Report, update};
+use super::{Convoy, Report, release_span, update};
 use crate::error::ConvoyError;
 use crate::names::ReleaseKey;
 use crate::release::{Effect, Event, State};
@@ -17,15 +17,14 @@ impl Convoy {
         let mut reports = Vec::new();
         let mut retryable = None;
         for key in self.active.active().await? {
-            let span = tracing::info_span!("release", service = %key.service, release = %key.release);
-            let _entered = span.enter();
-            match self.reconcile_one(&key, now).await {
+            let span = release_span(&key);
+            match self.reconcile_one(&key, now).instrument(span.clone()).await {
                 Ok(report) => reports.extend(report),
                 Err(err) if err.is_retryable() => {
-                    warn!(error = %err, "could not reconcile; next period tries again");
+                    span.in_scope(|| warn!(error = %err, "could not reconcile; next period tries again"));
                     retryable = Some(err);
                 }
-                Err(err) => warn!(error = %err, "could not reconcile"),
+                Err(err) => span.in_scope(|| warn!(error = %err, "could not reconcile")),
             }
         }
         match retryable {
@@ -79,7 +78,7 @@ impl Convoy {
                 }
                 self.start_migration(key, now, None).await
             }
-            State::Migrating { task } => match self.tasks.describe(&self.settings.cluster, task).await? {
+            State::Migrating { task } => match self.tasks.describe(&self.config.cluster, task).await? {
                 Some(report) if report.last_status == "STOPPED" => {
                     info!(task, "the task stopped without Convoy hearing of it; applying what ECS says");
                     self.migration_task_changed(key, &report, now).await

@@ -1,16 +1,20 @@
-//! Verification on the test listener, from either lifecycle hook, and the decision that follows.
+//! Verification on the test listener, from either lifecycle hook. Both forms find their release
+//! their own way (CodeDeploy names a deployment, ECS names a service), then share one opening
+//! ([`Convoy::open_verification`]: the hook answered before, a rollback's re-run, the probe plan,
+//! the recorded start), and differ again in how they probe (CodeDeploy: the whole analysis in one
+//! invocation; ECS: one probe per invocation) and how they answer (an API call, a return value).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
-use super::{Convoy, update};
+use super::{Convoy, Report, Updated, release_span, update};
 use crate::error::{ConvoyError, DeployError};
 use crate::manifest::Approval;
 use crate::names::ReleaseKey;
 use crate::ports::DeploymentOrigin;
-use crate::release::{Event, Hook, Release, State, VerificationOutcome};
+use crate::release::{Event, Hook, ProbeResult, Release, State, VerificationOutcome};
 use crate::verify::{self, ProbeSpec, Verdict};
 
 /// How much earlier than Convoy's record of the execution's start a deployment may have been
@@ -33,6 +37,47 @@ impl HookReply {
     }
 }
 
+/// How Convoy answered a CodeDeploy hook (the handler's return value; CodeDeploy itself hears
+/// the answer through `PutLifecycleEventHookExecutionStatus`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HookAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    pub succeeded: bool,
+    pub why: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+}
+
+/// How to verify a release: the probes, and what follows a pass.
+#[derive(Debug, Clone, PartialEq)]
+struct ProbePlan {
+    spec: ProbeSpec,
+    /// Policy approves the traffic shift (after `bake_seconds`) instead of a person.
+    auto_approve: bool,
+    bake_seconds: u64,
+}
+
+/// What the shared opening of a hook decided.
+enum Opening {
+    /// The hook is answered at once, without probing.
+    Settled(Settled),
+    /// Verification for this hook is under way: probe with `plan`; `probes` were made before.
+    Probe { plan: ProbePlan, probes: Vec<ProbeResult> },
+}
+
+/// Why a hook is answered without probing.
+enum Settled {
+    /// This hook was answered before: the same answer again.
+    AnsweredBefore { outcome: VerificationOutcome, probes: usize },
+    /// A rollback's re-run of the hooks: let through (the release's evidence stays).
+    RollbackRerun,
+    /// No verification can run: the hook fails, and this is why.
+    Refused(String),
+}
+
 /// Whether the release is past verification and rolling back or ended: a hook that runs now is
 /// a rollback's re-run, which Convoy lets through without probing (the release's evidence stays).
 fn rollback_rerun(release: &Release) -> bool {
@@ -42,9 +87,9 @@ fn rollback_rerun(release: &Release) -> bool {
 impl Convoy {
     /// The probe plan for a release: the operator's listener and defaults, the manifest's path and
     /// expectations. `Err` when the service has no settings.
-    fn probe_plan(&self, release: &Release) -> Result<(ProbeSpec, bool, u64), String> {
+    fn probe_plan(&self, release: &Release) -> Result<ProbePlan, String> {
         let settings = self
-            .settings
+            .config
             .services
             .get(&release.key.service)
             .ok_or_else(|| format!("no deployment settings for service {}", release.key.service))?;
@@ -63,8 +108,71 @@ impl Convoy {
             expect_text: verify.and_then(|v| v.expect_body.clone()).unwrap_or_else(|| release.key.release.to_string()),
             expect_header: defaults.expect_header.clone(),
         };
-        let auto = manifest.and_then(|m| m.approval).unwrap_or(settings.approval) == Approval::Auto;
-        Ok((spec, auto, settings.bake_seconds))
+        let auto_approve = manifest.and_then(|m| m.approval).unwrap_or(settings.approval) == Approval::Auto;
+        Ok(ProbePlan { spec, auto_approve, bake_seconds: settings.bake_seconds })
+    }
+
+    /// The opening both hook forms share, once they know the release: a hook answered before is
+    /// answered the same way, a rollback's re-run is let through, and otherwise the verification
+    /// is recorded as started for this hook (or refused, with the reason).
+    async fn open_verification(
+        &self,
+        key: &ReleaseKey,
+        hook: &Hook,
+        now: DateTime<Utc>,
+    ) -> Result<Opening, ConvoyError> {
+        let release =
+            self.store.load(key).await?.ok_or(ConvoyError::BadEvent(format!("release {key} has no record")))?.release;
+        let this_hooks = release.verification.as_ref().filter(|v| v.hook == *hook);
+        if let Some(outcome) = this_hooks.and_then(|v| v.outcome.clone()) {
+            let probes = this_hooks.map_or(0, |v| v.probes.len());
+            return Ok(Opening::Settled(Settled::AnsweredBefore { outcome, probes }));
+        }
+        if rollback_rerun(&release) {
+            info!("a rollback re-run of the hook: let through without probing");
+            return Ok(Opening::Settled(Settled::RollbackRerun));
+        }
+        let plan = match self.probe_plan(&release) {
+            Ok(plan) => plan,
+            Err(reason) => return Ok(Opening::Settled(Settled::Refused(reason))),
+        };
+        let event = Event::VerificationStarted { hook: hook.clone(), at: now };
+        let started = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+        let verifies_this_hook = |release: &Release| {
+            matches!(release.state, State::Verifying { .. })
+                && release.verification.as_ref().is_some_and(|v| v.hook == *hook)
+        };
+        match started {
+            Some(started) if verifies_this_hook(&started.release) => {
+                let probes = started.release.verification.map(|v| v.probes).unwrap_or_default();
+                Ok(Opening::Probe { plan, probes })
+            }
+            other => {
+                let state = other.map_or("gone".to_owned(), |u| u.release.state.to_string());
+                Ok(Opening::Settled(Settled::Refused(format!("no verification is due: the release is {state}"))))
+            }
+        }
+    }
+
+    /// Records the probes and, when the analysis decided, its outcome.
+    async fn record_analysis(
+        &self,
+        key: &ReleaseKey,
+        plan: &ProbePlan,
+        probes: Vec<ProbeResult>,
+        outcome: Option<&VerificationOutcome>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Updated>, ConvoyError> {
+        let mut events = vec![Event::Probed { probes, at }];
+        if let Some(outcome) = outcome {
+            events.push(Event::VerificationFinished {
+                outcome: outcome.clone(),
+                auto: plan.auto_approve,
+                bake_seconds: plan.bake_seconds,
+                at,
+            });
+        }
+        update(self.store.as_ref(), key, |r| r.apply_all(&events)).await
     }
 
     /// CodeDeploy's `AfterAllowTestTraffic` hook: verify, record, answer.
@@ -73,8 +181,7 @@ impl Convoy {
         deployment: &str,
         execution: &str,
         now: DateTime<Utc>,
-    ) -> Result<Value, ConvoyError> {
-        let hook = Hook::CodeDeploy { deployment_id: deployment.to_owned(), execution_id: execution.to_owned() };
+    ) -> Result<HookAnswer, ConvoyError> {
         let (known, origin) = match self.deployments.find(deployment).await? {
             Some(key) => (Some(key), None),
             None => {
@@ -92,44 +199,54 @@ impl Convoy {
             let rollback = origin.is_some_and(|o| o.rollback);
             self.deployer.answer_hook(deployment, execution, rollback).await?;
             let why = if rollback { "a rollback re-run: let through" } else { "not a deployment Convoy started" };
-            info!(deployment, "{why}");
-            return Ok(json!({ "deployment": deployment, "succeeded": rollback, "why": why }));
+            info!(%deployment, "{why}");
+            return Ok(HookAnswer {
+                release: None,
+                deployment: Some(deployment.to_owned()),
+                succeeded: rollback,
+                why: why.into(),
+                report: None,
+            });
         };
-        let span = tracing::info_span!("release", service = %key.service, release = %key.release);
-        let _entered = span.enter();
-        let release =
-            self.store.load(&key).await?.ok_or(ConvoyError::BadEvent(format!("release {key} has no record")))?.release;
-        if let Some(outcome) = release.verification.as_ref().filter(|v| v.hook == hook).and_then(|v| v.outcome.clone())
-        {
-            self.deployer.answer_hook(deployment, execution, outcome.passed).await?;
-            return Ok(
-                json!({ "release": key.to_string(), "succeeded": outcome.passed, "why": "answered before; answered again" }),
-            );
-        }
-        if rollback_rerun(&release) {
-            self.deployer.answer_hook(deployment, execution, true).await?;
-            return Ok(
-                json!({ "release": key.to_string(), "succeeded": true, "why": "a rollback re-run: let through without probing" }),
-            );
-        }
-        let (spec, auto, bake) = match self.probe_plan(&release) {
-            Ok(plan) => plan,
-            Err(reason) => return self.fail_codedeploy_hook(&key, deployment, execution, reason).await,
+        let hook = Hook::CodeDeploy { deployment_id: deployment.to_owned(), execution_id: execution.to_owned() };
+        self.verify_codedeploy_release(&key, &hook, now).instrument(release_span(&key)).await
+    }
+
+    async fn verify_codedeploy_release(
+        &self,
+        key: &ReleaseKey,
+        hook: &Hook,
+        now: DateTime<Utc>,
+    ) -> Result<HookAnswer, ConvoyError> {
+        let Hook::CodeDeploy { deployment_id: deployment, execution_id: execution } = hook else {
+            return Err(ConvoyError::BadEvent("a CodeDeploy hook was expected".into()));
         };
-        let started =
-            update(self.store.as_ref(), &key, |r| r.apply(&Event::VerificationStarted { hook: hook.clone(), at: now }))
-                .await?;
-        let verifies_this_hook = |release: &Release| {
-            matches!(release.state, State::Verifying { .. })
-                && release.verification.as_ref().is_some_and(|v| v.hook == hook)
+        let answer = |succeeded: bool, why: String, report: Option<Report>| HookAnswer {
+            release: Some(key.to_string()),
+            deployment: None,
+            succeeded,
+            why,
+            report,
         };
-        if !started.as_ref().is_some_and(|u| verifies_this_hook(&u.release)) {
-            let state = started.map_or("gone".to_owned(), |u| u.release.state.to_string());
-            let reason = format!("no verification is due: the release is {state}");
-            return self.fail_codedeploy_hook(&key, deployment, execution, reason).await;
-        }
-        info!(url = %spec.url, count = spec.count, "verifying on the test listener");
-        let (probes, verdict) = verify::analyse(&spec, self.prober.as_ref(), Vec::new()).await;
+        let plan = match self.open_verification(key, hook, now).await? {
+            Opening::Probe { plan, .. } => plan,
+            Opening::Settled(settled) => {
+                let (passed, why) = match settled {
+                    Settled::AnsweredBefore { outcome, .. } => {
+                        (outcome.passed, "answered before; answered again".into())
+                    }
+                    Settled::RollbackRerun => (true, "a rollback re-run: let through without probing".into()),
+                    Settled::Refused(reason) => {
+                        warn!(%reason, "failing the hook");
+                        (false, reason)
+                    }
+                };
+                self.deployer.answer_hook(deployment, execution, passed).await?;
+                return Ok(answer(passed, why, None));
+            }
+        };
+        info!(url = %plan.spec.url, count = plan.spec.count, "verifying on the test listener");
+        let (probes, verdict) = verify::analyse(&plan.spec, self.prober.as_ref(), Vec::new()).await;
         let outcome = match verdict {
             Verdict::Pass(reason) => VerificationOutcome { passed: true, reason },
             Verdict::Fail(reason) => VerificationOutcome { passed: false, reason },
@@ -137,19 +254,14 @@ impl Convoy {
                 VerificationOutcome { passed: false, reason: "the analysis ended without a verdict".into() }
             }
         };
-        let finished = Utc::now();
-        let events = [
-            Event::Probed { probes, at: finished },
-            Event::VerificationFinished { outcome: outcome.clone(), auto, bake_seconds: bake, at: finished },
-        ];
-        let updated = update(self.store.as_ref(), &key, |r| r.apply_all(&events)).await?;
+        let updated = self.record_analysis(key, &plan, probes, Some(&outcome), Utc::now()).await?;
         // Answer first: the traffic shift (auto approval) can only follow a passed hook.
         self.deployer.answer_hook(deployment, execution, outcome.passed).await?;
         let report = match updated {
             Some(updated) => Some(self.finish_and_perform(updated).await?),
             None => None,
         };
-        Ok(json!({ "release": key.to_string(), "succeeded": outcome.passed, "why": outcome.reason, "report": report }))
+        Ok(answer(outcome.passed, outcome.reason, report))
     }
 
     /// A deployment that a pipeline's deploy action created: CodeDeploy names only its group.
@@ -165,7 +277,7 @@ impl Convoy {
         if origin.rollback {
             return Ok(None); // a rollback's re-run of the hooks: never a release's deployment
         }
-        let services = self.settings.services.iter().filter(|(_, settings)| {
+        let services = self.config.services.iter().filter(|(_, settings)| {
             settings.pipeline.is_some()
                 && settings.codedeploy.application == origin.application
                 && settings.codedeploy.deployment_group == origin.deployment_group
@@ -192,25 +304,13 @@ impl Convoy {
                 Err(err) => return Err(err.into()),
             };
             if belongs {
-                info!(deployment, release = %key, execution, "a deployment of the release's pipeline execution: adopted");
+                info!(%deployment, release = %key, %execution, "a deployment of the release's pipeline execution: adopted");
                 self.deployments.note(deployment, &key).await?;
                 return Ok(Some(key));
             }
-            info!(deployment, release = %key, execution, "not a deployment of the release's pipeline execution");
+            info!(%deployment, release = %key, %execution, "not a deployment of the release's pipeline execution");
         }
         Ok(None)
-    }
-
-    async fn fail_codedeploy_hook(
-        &self,
-        key: &ReleaseKey,
-        deployment: &str,
-        execution: &str,
-        reason: String,
-    ) -> Result<Value, ConvoyError> {
-        warn!(%reason, "failing the hook");
-        self.deployer.answer_hook(deployment, execution, false).await?;
-        Ok(json!({ "release": key.to_string(), "succeeded": false, "why": reason }))
     }
 
     /// ECS native blue/green's `POST_TEST_TRAFFIC_SHIFT` hook: one probe per invocation, the
@@ -222,8 +322,6 @@ impl Convoy {
         service: &str,
         now: DateTime<Utc>,
     ) -> Result<HookReply, ConvoyError> {
-        let hook =
-            Hook::EcsNative { execution_id: execution.to_owned(), service_deployment: service_deployment.to_owned() };
         let holder = match service.parse::<crate::names::ServiceName>() {
             Ok(name) => self
                 .locks
@@ -240,91 +338,48 @@ impl Convoy {
                 json!({ "convoy": format!("no Convoy release deploys service {service}") }),
             ));
         };
-        let span = tracing::info_span!("release", service = %key.service, release = %key.release);
-        let _entered = span.enter();
-        let release =
-            self.store.load(&key).await?.ok_or(ConvoyError::BadEvent(format!("release {key} has no record")))?.release;
+        let hook =
+            Hook::EcsNative { execution_id: execution.to_owned(), service_deployment: service_deployment.to_owned() };
+        self.verify_ecs_native_release(&key, &hook, now).instrument(release_span(&key)).await
+    }
+
+    async fn verify_ecs_native_release(
+        &self,
+        key: &ReleaseKey,
+        hook: &Hook,
+        now: DateTime<Utc>,
+    ) -> Result<HookReply, ConvoyError> {
         let details = |probes: usize| json!({ "release": key.to_string(), "probes": probes });
-        if let Some(outcome) = release.verification.as_ref().filter(|v| v.hook == hook).and_then(|v| v.outcome.clone())
-        {
-            return Ok(HookReply::done(
-                outcome.passed,
-                details(release.verification.as_ref().map_or(0, |v| v.probes.len())),
-            ));
-        }
-        if rollback_rerun(&release) {
-            info!("a rollback re-run of the hook: let through without probing");
-            return Ok(HookReply::done(true, json!({ "release": key.to_string(), "rollback": true })));
-        }
-        let (spec, auto, bake) = match self.probe_plan(&release) {
-            Ok(plan) => plan,
-            Err(reason) => return Ok(HookReply::done(false, json!({ "convoy": reason }))),
+        let (plan, mut probes) = match self.open_verification(key, hook, now).await? {
+            Opening::Probe { plan, probes } => (plan, probes),
+            Opening::Settled(Settled::AnsweredBefore { outcome, probes }) => {
+                return Ok(HookReply::done(outcome.passed, details(probes)));
+            }
+            Opening::Settled(Settled::RollbackRerun) => {
+                return Ok(HookReply::done(true, json!({ "release": key.to_string(), "rollback": true })));
+            }
+            Opening::Settled(Settled::Refused(reason)) => {
+                warn!(%reason, "failing the hook");
+                return Ok(HookReply::done(false, json!({ "convoy": reason })));
+            }
         };
-        let started =
-            update(self.store.as_ref(), &key, |r| r.apply(&Event::VerificationStarted { hook: hook.clone(), at: now }))
-                .await?;
-        let Some(started) = started.filter(|u| matches!(u.release.state, State::Verifying { .. })) else {
-            return Ok(HookReply::done(false, json!({ "convoy": "no verification is due" })));
-        };
-        let mut probes = started.release.verification.map(|v| v.probes).unwrap_or_default();
-        let latest = verify::probe_once(&spec, self.prober.as_ref()).await;
+        let latest = verify::probe_once(&plan.spec, self.prober.as_ref()).await;
         probes.push(latest.clone());
-        let verdict = verify::judge(&spec, &probes);
-        let mut events = vec![Event::Probed { probes: vec![latest], at: now }];
-        let outcome = match &verdict {
+        let outcome = match verify::judge(&plan.spec, &probes) {
             Verdict::Continue => None,
-            Verdict::Pass(reason) => Some(VerificationOutcome { passed: true, reason: reason.clone() }),
-            Verdict::Fail(reason) => Some(VerificationOutcome { passed: false, reason: reason.clone() }),
+            Verdict::Pass(reason) => Some(VerificationOutcome { passed: true, reason }),
+            Verdict::Fail(reason) => Some(VerificationOutcome { passed: false, reason }),
         };
-        if let Some(outcome) = &outcome {
-            events.push(Event::VerificationFinished { outcome: outcome.clone(), auto, bake_seconds: bake, at: now });
-        }
-        if let Some(updated) = update(self.store.as_ref(), &key, |r| r.apply_all(&events)).await? {
+        if let Some(updated) = self.record_analysis(key, &plan, vec![latest], outcome.as_ref(), now).await? {
             self.finish_and_perform(updated).await?;
         }
         Ok(match outcome {
             None => HookReply {
                 hook_status: "IN_PROGRESS",
-                call_back_delay: Some(spec.interval.as_secs().max(1)),
+                call_back_delay: Some(plan.spec.interval.as_secs().max(1)),
                 hook_details: details(probes.len()),
             },
             Some(outcome) => HookReply::done(outcome.passed, details(probes.len())),
         })
-    }
-
-    /// A person approves or rejects the traffic shift (`convoy approve` / `convoy reject`).
-    /// Refused unless the release awaits approval with a passed verification.
-    pub async fn decide(
-        &self,
-        key: &ReleaseKey,
-        approve: bool,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<super::Report, ConvoyError> {
-        let release =
-            self.store.load(key).await?.ok_or_else(|| ConvoyError::Refused(format!("no release {key}")))?.release;
-        let passed = release.verification.as_ref().and_then(|v| v.outcome.as_ref()).is_some_and(|o| o.passed);
-        let State::AwaitingApproval { deployment } = &release.state else {
-            return Err(ConvoyError::Refused(format!(
-                "release {key} does not await approval: it is {}",
-                release.state
-            )));
-        };
-        if !passed {
-            return Err(ConvoyError::Refused(format!("release {key} has not passed verification")));
-        }
-        let hook = release.verification.as_ref().map(|v| v.hook.clone());
-        match (hook, approve) {
-            (Some(Hook::EcsNative { service_deployment, .. }), _) => {
-                self.deployer.continue_native(&service_deployment, !approve).await?;
-            }
-            (_, true) => self.deployer.continue_traffic(deployment).await?,
-            (_, false) => self.deployer.roll_back(deployment).await?,
-        }
-        let event = Event::Decided { approve, by: by.to_owned(), at: now };
-        let updated = update(self.store.as_ref(), key, |r| r.apply(&event))
-            .await?
-            .ok_or(ConvoyError::Refused(format!("no release {key}")))?;
-        Ok(self.finish(updated))
     }
 }

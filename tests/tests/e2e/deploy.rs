@@ -314,8 +314,8 @@ pub(crate) async fn migration_succeeds_ten_times_at_once(
     invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
     let key = release_key(release);
     let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
-    let group = convoy::service::migration_group(&key);
-    let started_by = convoy::service::started_by(&key);
+    let group = key.tag();
+    let started_by = key.migration_started_by();
     let stopped = fixtures::ecs_task_stopped(&task, &group, &started_by, "app", Some(0), "EssentialContainerExited", 4);
     let deliveries: Vec<_> = (0..10)
         .map(|_| {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use convoy::error::TasksError;
 use convoy::ports::{MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
 use convoy::release::{Stage, State, TaskReport};
-use convoy::service::{Convoy, migration_group, started_by};
+use convoy::service::Convoy;
 use convoy_tests::fixtures;
 use serde_json::{Value, json};
 
@@ -37,7 +37,7 @@ async fn migrating(release: &str) -> (MotoBackend, String) {
 
 fn stopped(release: &str, task: &str, exit_code: Option<i32>, stop_code: &str, version: u64) -> Value {
     let key = release_key(release);
-    fixtures::ecs_task_stopped(task, &migration_group(&key), &started_by(&key), "app", exit_code, stop_code, version)
+    fixtures::ecs_task_stopped(task, &key.tag(), &key.migration_started_by(), "app", exit_code, stop_code, version)
 }
 
 #[tokio::test]
@@ -46,8 +46,8 @@ async fn the_migration_task_is_derived_from_the_service_with_pinned_images() {
     let ecs = backend.ecs_client();
     let described = ecs.describe_tasks().cluster(&backend.ecs.cluster).tasks(&task).send().await.unwrap();
     let found = &described.tasks()[0];
-    assert_eq!(found.group(), Some(migration_group(&release_key("m1")).as_str()));
-    assert_eq!(found.started_by(), Some(started_by(&release_key("m1")).as_str()));
+    assert_eq!(found.group(), Some(release_key("m1").tag().as_str()));
+    assert_eq!(found.started_by(), Some(release_key("m1").migration_started_by().as_str()));
     let overrides = found.overrides().unwrap().container_overrides();
     assert_eq!(overrides[0].name(), Some("app"));
     assert_eq!(overrides[0].command(), ["./migrate"]);
@@ -281,7 +281,7 @@ async fn replays_and_a_crash_between_run_task_and_the_record_start_exactly_one_t
     assert_eq!(backend.migration_tasks(&key).await, 1, "within the claim's lease nobody starts another");
 
     // After the lease the reconciler takes over, finds the task the dead holder started, adopts it.
-    let later = chrono::Utc::now() + convoy::startup::CLAIM_LEASE + chrono::Duration::seconds(1);
+    let later = chrono::Utc::now() + convoy::config::CLAIM_LEASE + chrono::Duration::seconds(1);
     backend.convoy.reconcile(later).await.unwrap();
     let record = backend.record(&key).await.unwrap();
     assert!(matches!(record.state, State::Migrating { .. }), "{}", record.state);

@@ -290,7 +290,7 @@ async fn a_start_whose_answer_was_lost_is_taken_over_with_the_same_bundle_and_to
     // Before the claim's lease ends nobody takes over; after it, the reconciler does.
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     assert_eq!(backend.pipelines.starts().len(), 1);
-    let later = chrono::Utc::now() + convoy::startup::CLAIM_LEASE + chrono::Duration::seconds(1);
+    let later = chrono::Utc::now() + convoy::config::CLAIM_LEASE + chrono::Duration::seconds(1);
     backend.convoy.reconcile(later).await.unwrap();
 
     let record = backend.record(&key).await.unwrap();
@@ -334,7 +334,7 @@ async fn a_start_claimed_for_codedeploy_is_not_taken_over_through_a_pipeline() {
     events.push(Event::DeploymentClaimed {
         method: "codedeploy".into(),
         at: opened,
-        lease: convoy::startup::CLAIM_LEASE,
+        lease: convoy::config::CLAIM_LEASE,
     });
     for event in &events {
         if let convoy::release::Decision::Changed { release: next, .. } = release.apply(event).unwrap() {

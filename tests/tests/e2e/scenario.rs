@@ -8,11 +8,12 @@ use convoy::adapters::aws::{CodeDeployer, HttpProber};
 use convoy::adapters::memory::{
     MemoryDeployer, MemoryDocuments, MemoryObjects, MemoryPipelines, MemoryRegistry, MemoryStore, MemoryTasks,
 };
+use convoy::config::{Config, StoreSettings};
 use convoy::manifest::Policy;
 use convoy::names::ReleaseKey;
 use convoy::ports::Tasks;
 use convoy::release::{ImageKey, Release};
-use convoy::service::{Convoy, Settings};
+use convoy::service::Convoy;
 use convoy_tests::fixtures;
 use convoy_tests::moto::{ACCOUNT, Moto, REGION};
 use convoy_tests::standin::StandIn;
@@ -132,7 +133,7 @@ impl MotoBackend {
             aws_sdk_codedeploy::Client::new(&via_standin),
             aws_sdk_ecs::Client::new(&via_standin),
         ));
-        let source = convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
+        let source = StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
         convoy.pipelines = Arc::new(convoy::adapters::aws::CodePipelines::new(
             convoy::adapters::aws::s3_client(&world.sdk, &source),
             aws_sdk_codepipeline::Client::new(&via_standin),
@@ -171,7 +172,7 @@ impl Backend for MotoBackend {
             .ecs_client()
             .list_tasks()
             .cluster(&self.ecs.cluster)
-            .started_by(convoy::service::started_by(key))
+            .started_by(key.migration_started_by())
             .send()
             .await
             .expect("list tasks");
@@ -186,7 +187,7 @@ impl Backend for MotoBackend {
             .send()
             .await
             .expect("list deployments");
-        let marker = convoy::service::deployment_marker(key);
+        let marker = key.tag();
         let mut count = 0;
         for id in listed.deployments() {
             let info = codedeploy.get_deployment().deployment_id(id).send().await.expect("get deployment");
@@ -267,8 +268,8 @@ impl MemoryBackend {
             locks: documents.clone(),
             deployments: documents,
             prober: Arc::new(HttpProber::new().expect("prober")),
-            settings: Settings {
-                state_bucket: MEMORY_BUCKET.into(),
+            config: Config {
+                store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),
                 policy: Policy {
                     allowed_services: [SERVICE.parse().unwrap()].into(),
@@ -276,8 +277,8 @@ impl MemoryBackend {
                     region: REGION.into(),
                 },
                 cluster: "memory".into(),
-                migration_timeout: chrono::Duration::seconds(1800),
-                claim_lease: convoy::startup::CLAIM_LEASE,
+                migration_timeout_seconds: 1800,
+                claim_lease: convoy::config::CLAIM_LEASE,
                 services: convoy::settings::parse(&settings).expect("settings"),
             },
         };
@@ -318,10 +319,10 @@ impl Backend for MemoryBackend {
         self.convoy.store.load(key).await.unwrap().map(|s| s.release)
     }
     async fn migration_tasks(&self, key: &ReleaseKey) -> usize {
-        self.tasks.find("memory", &convoy::service::started_by(key)).await.unwrap().len()
+        self.tasks.find("memory", &key.migration_started_by()).await.unwrap().len()
     }
     async fn deployments(&self, key: &ReleaseKey) -> usize {
-        let marker = convoy::service::deployment_marker(key);
+        let marker = key.tag();
         let created = self.deployer.calls().into_iter().filter(
             |c| matches!(c, convoy::adapters::memory::DeployCall::Create(r) if r.description.contains(&marker)),
         );

@@ -7,7 +7,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::verify::{ProbeResponse, Prober};
+use crate::ports::{ProbeResponse, Prober};
 
 /// How much of a body the prober reads: enough for a version page, bounded against a huge one.
 const BODY_LIMIT: usize = 64 * 1024;

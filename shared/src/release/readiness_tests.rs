@@ -1,24 +1,13 @@
-use chrono::{TimeZone, Utc};
-
+use super::test_support::{APP, apply, key, t};
 use super::*;
 use crate::manifest::{self, Manifest};
-use crate::names::{ReleaseId, ServiceName};
 
-const APP: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:4cf03d1";
-const NGINX: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx:4cf03d1";
-
-fn key() -> ReleaseKey {
-    ReleaseKey::new(ServiceName::new("web").unwrap(), ReleaseId::new("4cf03d1").unwrap())
-}
-
-fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
-}
+const NGINX: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx:r1";
 
 fn source(version: &str) -> ManifestSource {
     ManifestSource {
         bucket: "state".into(),
-        key: "releases/web/4cf03d1.json".into(),
+        key: "releases/web/r1.json".into(),
         version_id: Some(version.into()),
         etag: None,
     }
@@ -27,7 +16,7 @@ fn source(version: &str) -> ManifestSource {
 fn manifest(migration: bool) -> Manifest {
     let migration = if migration { r#", "migration": {"container": "app", "command": ["migrate"]}"# } else { "" };
     let text = format!(
-        r#"{{"version": 1, "release": "4cf03d1", "service": "web", "images": {{"app": "{APP}", "nginx": "{NGINX}"}}{migration}}}"#
+        r#"{{"version": 1, "release": "r1", "service": "web", "images": {{"app": "{APP}", "nginx": "{NGINX}"}}{migration}}}"#
     );
     manifest::parse(text.as_bytes(), &key()).unwrap()
 }
@@ -40,7 +29,7 @@ fn image(repository: &str) -> ImageKey {
     ImageKey {
         registry: "123456789012".parse().unwrap(),
         repository: repository.parse().unwrap(),
-        tag: "4cf03d1".parse().unwrap(),
+        tag: "r1".parse().unwrap(),
     }
 }
 
@@ -50,17 +39,6 @@ fn digest(n: u8) -> Digest {
 
 fn found(repository: &str, n: u8, at: i64) -> Event {
     Event::ImageFound { image: image(repository), digest: digest(n), at: t(at), via: Sighting::PushEvent }
-}
-
-fn changed(decision: Decision) -> (Release, Vec<Effect>) {
-    match decision {
-        Decision::Changed { release, effects } => (*release, effects),
-        Decision::Unchanged { why } => panic!("expected a change, got unchanged: {why}"),
-    }
-}
-
-fn apply(release: &Release, event: Event) -> (Release, Vec<Effect>) {
-    changed(release.apply(&event).unwrap())
 }
 
 #[test]
@@ -153,7 +131,7 @@ fn an_image_the_release_does_not_name_is_a_typed_error() {
 #[test]
 fn a_container_sharing_an_image_with_another_is_pinned_by_the_same_push() {
     let text = format!(
-        r#"{{"version": 1, "release": "4cf03d1", "service": "web", "images": {{"app": "{APP}", "worker": "{APP}"}}}}"#
+        r#"{{"version": 1, "release": "r1", "service": "web", "images": {{"app": "{APP}", "worker": "{APP}"}}}}"#
     );
     let release = Release::open(key(), source("v1"), manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
     let (release, effects) = apply(&release, found("app", 1, 5));

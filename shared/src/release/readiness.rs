@@ -1,0 +1,135 @@
+//! The readiness stage of the state machine: the manifest is accepted (or refused), and each image
+//! it names is pinned by digest as ECR pushes and look-ups report it, in whatever order and however
+//! often they arrive. The last pinned image makes the release ready for its migration (or, without
+//! one, for its deployment).
+
+use chrono::{DateTime, Utc};
+
+use super::{Decision, ImageKey, ImageStatus, ManifestSource, Release, Sighting, Stage, State, TransitionError};
+use crate::manifest::Manifest;
+use crate::names::{ContainerName, Digest};
+
+impl Release {
+    pub(super) fn accept(&mut self, manifest: Manifest, at: DateTime<Utc>) {
+        self.images = manifest
+            .images
+            .iter()
+            .map(|(container, image)| {
+                (container.clone(), ImageStatus { image: image.clone(), digest: None, seen_at: None })
+            })
+            .collect();
+        let listed = manifest.images.iter().map(|(c, i)| format!("{c}={}", i.uri())).collect::<Vec<_>>().join(", ");
+        self.record(at, "manifest-accepted", format!("{}: {listed}", self.source.describe()));
+        self.manifest = Some(manifest);
+        self.state = State::Collecting;
+    }
+
+    pub(super) fn reject(&mut self, reason: String, at: DateTime<Utc>) {
+        self.record(at, "manifest-rejected", format!("{}: {reason}", self.source.describe()));
+        self.state = State::Failed { stage: Stage::Manifest, reason };
+    }
+
+    pub(super) fn on_image_found(
+        &self,
+        image: &ImageKey,
+        digest: &Digest,
+        at: DateTime<Utc>,
+        via: Sighting,
+    ) -> Result<Decision, TransitionError> {
+        let matching: Vec<&ContainerName> =
+            self.images.iter().filter(|(_, status)| ImageKey::of(&status.image) == *image).map(|(c, _)| c).collect();
+        if matching.is_empty() {
+            return Err(TransitionError::ImageNotInRelease { image: image.clone(), release: self.key.clone() });
+        }
+        if self.state != State::Collecting {
+            let moved = matching.iter().any(|c| self.images[*c].digest.as_ref() != Some(digest));
+            let why = if moved {
+                format!("{image} now points to {digest}, but the release is {} and keeps its pinned digest", self.state)
+            } else {
+                format!("{image} is already pinned; the release is {}", self.state)
+            };
+            return Ok(Decision::unchanged(why));
+        }
+
+        let mut next = self.clone();
+        let mut changed = false;
+        for container in matching {
+            let status = next.images.get_mut(container).expect("container came from this map");
+            let how = match via {
+                Sighting::PushEvent => "pushed",
+                Sighting::RegistryLookup => "found in ECR",
+            };
+            match &status.digest {
+                None => {
+                    status.digest = Some(digest.clone());
+                    status.seen_at = Some(at);
+                    let detail = format!("{container}: {image} {how}, pinned to {digest}");
+                    next.record(at, "image-pinned", detail);
+                    changed = true;
+                }
+                Some(pinned) if pinned == digest => {}
+                // The tag moved before the release was ready: the newer sighting wins, so the
+                // release ships what the tag pointed to last, whatever order the events came in.
+                Some(pinned) if status.seen_at.is_none_or(|seen| at > seen) => {
+                    let detail = format!("{container}: {image} {how} again, re-pinned from {pinned} to {digest}");
+                    status.digest = Some(digest.clone());
+                    status.seen_at = Some(at);
+                    next.record(at, "image-repinned", detail);
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        if !changed {
+            return Ok(Decision::unchanged(format!("{image} at {digest} is already known")));
+        }
+        if next.awaited_images().is_empty() {
+            let has_migration = next.manifest.as_ref().is_some_and(|m| m.migration.is_some());
+            let (stage, detail) = if has_migration {
+                (Stage::Migration, "all images pinned; next: migration")
+            } else {
+                (Stage::Deployment, "all images pinned; no migration declared, next: deployment")
+            };
+            next.state = State::Ready { next: stage };
+            next.record(at, "ready", detail.to_owned());
+        }
+        let effects = if next.state == self.state { Vec::new() } else { next.pending_work() };
+        Ok(Decision::Changed { release: Box::new(next), effects })
+    }
+
+    pub(super) fn on_manifest_uploaded(
+        &self,
+        source: &ManifestSource,
+        outcome: &Result<Manifest, String>,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        if self.source.same_upload(source) {
+            return Decision::unchanged(format!("{} was already read", source.describe()));
+        }
+        let mut next = self.clone();
+        // A rejected manifest may be fixed by uploading it again; an accepted one is the release's
+        // contract and never changes under it.
+        if matches!(self.state, State::Failed { stage: Stage::Manifest, .. }) {
+            next.source = source.clone();
+            match outcome {
+                Ok(manifest) => next.accept(manifest.clone(), at),
+                Err(reason) => next.reject(reason.clone(), at),
+            }
+            let effects = next.pending_work();
+            return Decision::Changed { release: Box::new(next), effects };
+        }
+        if next.timeline.iter().any(|e| e.event == "manifest-ignored" && e.detail.starts_with(&source.describe())) {
+            return Decision::unchanged(format!("{} was already ignored", source.describe()));
+        }
+        next.record(
+            at,
+            "manifest-ignored",
+            format!(
+                "{}: the release already has its manifest ({}); upload a new release id to change it",
+                source.describe(),
+                self.source.describe()
+            ),
+        );
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+}
