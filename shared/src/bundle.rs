@@ -11,6 +11,8 @@ use serde_json::Value;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipArchive, ZipWriter};
 
+use crate::taskdef::{self, Derivation};
+
 /// What the CodeDeployToECS action looks for in `appspec.yaml` and replaces with the ARN of the task
 /// definition it registered from `taskdef.json`.
 pub const TASK_DEFINITION_PLACEHOLDER: &str = "<TASK_DEFINITION>";
@@ -20,68 +22,15 @@ const TASK_DEFINITION_ENTRY: &str = "taskdef.json";
 const APP_SPEC_ENTRY: &str = "appspec.yaml";
 const IMAGE_DETAIL_ENTRY: &str = "imageDetail.json";
 
-/// Fields of a DescribeTaskDefinition answer that ECS sets itself and RegisterTaskDefinition refuses
-/// or ignores. A blocklist rather than an allowlist, so a field ECS adds later is carried over
-/// without a change here.
-const READ_ONLY_FIELDS: &[&str] = &[
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-    "deleteRequestedAt",
-];
-
 /// Renders `taskdef.json`: the RegisterTaskDefinition input that registers a copy of the described
-/// task definition with each named container's image replaced.
+/// task definition with each named container's image replaced (see [`taskdef::derive`], the
+/// derivation every task definition Convoy registers goes through).
 ///
-/// `described` is the DescribeTaskDefinition response body, as received: working on the raw JSON
-/// rather than the SDK's types keeps every field, even one newer than the SDK we were built with.
-/// Its `tags` (present only when they were asked for) are carried over when there are any, so the
-/// new revision is tagged like the old one.
-///
-/// `images` maps a container name to its image pinned by digest (`<registry>/<repo>@sha256:...`).
-/// Naming a container the definition lacks is an error rather than a no-op: the release would
-/// otherwise deploy without the image it names.
+/// `described` is the DescribeTaskDefinition response body, as received; its tags are carried over.
+/// `images` maps a container name to its image pinned by digest; naming a container the definition
+/// lacks is an error.
 pub fn render_task_definition(described: &Value, images: &[(String, String)]) -> Result<Value, String> {
-    let mut definition = match described.get("taskDefinition") {
-        Some(Value::Object(definition)) => definition.clone(),
-        Some(_) => return Err("DescribeTaskDefinition's taskDefinition is not an object".into()),
-        None => return Err("DescribeTaskDefinition's answer has no taskDefinition".into()),
-    };
-    for field in READ_ONLY_FIELDS {
-        definition.remove(*field);
-    }
-
-    let containers = match definition.get_mut("containerDefinitions") {
-        Some(Value::Array(containers)) => containers,
-        Some(_) => return Err("the task definition's containerDefinitions is not a list".into()),
-        None => return Err("the task definition has no containerDefinitions".into()),
-    };
-    for (name, image) in images {
-        let container = containers.iter_mut().find(|c| c.get("name").and_then(Value::as_str) == Some(name.as_str()));
-        match container {
-            Some(Value::Object(container)) => {
-                container.insert("image".into(), Value::String(image.clone()));
-            }
-            _ => {
-                let names: Vec<&str> =
-                    containers.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
-                return Err(format!(
-                    "container {name:?} is not in the task definition; its containers are: {}",
-                    names.join(", ")
-                ));
-            }
-        }
-    }
-
-    if let Some(tags) = described.get("tags").and_then(Value::as_array).filter(|tags| !tags.is_empty()) {
-        definition.insert("tags".into(), Value::Array(tags.clone()));
-    }
-    Ok(Value::Object(definition))
+    taskdef::derive(described, &Derivation::revision(images))
 }
 
 /// The AppSpec of an ECS blue/green deployment (JSON is valid AppSpec YAML). CodeDeploy shifts
@@ -181,6 +130,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::taskdef::READ_ONLY_FIELDS;
 
     const APP_IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/app@sha256:\
                              1111111111111111111111111111111111111111111111111111111111111111";

@@ -15,4 +15,5 @@ pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod status;
+pub mod taskdef;
 pub mod verify;

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride, DesiredStatus, LaunchType,
-    NetworkConfiguration, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerDefinition, ContainerOverride,
+    DesiredStatus, LaunchType, NetworkConfiguration, TaskOverride,
 };
 use chrono::{DateTime, Utc};
 
@@ -11,6 +11,7 @@ use crate::ports::{
     ReleaseTaskSpec, RunTaskRequest, ServiceShape, Tasks,
 };
 use crate::release::{ContainerReport, TaskReport};
+use crate::taskdef::{self, Derivation};
 
 /// ECS through the SDK.
 #[derive(Clone)]
@@ -49,96 +50,78 @@ fn to_chrono(time: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTim
     time.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
-/// A task definition derived from a service's: every named container's image replaced by its
-/// pinned URI; for a migration, its own family and only the migration container essential.
-struct Derivation<'a> {
-    base: &'a str,
-    images: &'a [(String, String)],
-    migration: Option<&'a str>,
-}
-
 impl EcsTasks {
-    async fn register_derived(&self, derived: Derivation<'_>) -> Result<RegisteredTaskDefinition, TasksError> {
-        let output =
-            self.client.describe_task_definition().task_definition(derived.base).send().await.map_err(classify)?;
-        let base = output
-            .task_definition()
-            .ok_or_else(|| TasksError::Rejected(format!("task definition {} not found", derived.base)))?;
-        let family = base.family().unwrap_or("task");
-        let revision = format!("{family}:{}", base.revision());
-        let mut containers = base.container_definitions().to_vec();
-        for (name, _) in derived.images {
-            if !containers.iter().any(|c| c.name() == Some(name.as_str())) {
-                return Err(TasksError::Rejected(format!(
-                    "the manifest names container {name:?}, which task definition {revision} does not have"
-                )));
-            }
-        }
-        let logged = derived.migration.or_else(|| containers.first().and_then(|c| c.name()));
-        let Some(logged) = containers.iter().find(|c| c.name() == logged) else {
-            return Err(TasksError::Rejected(format!(
-                "the migration container {:?} is not in task definition {revision}",
-                derived.migration.unwrap_or_default()
-            )));
-        };
-        let log = logged
-            .log_configuration()
-            .filter(|l| l.log_driver().as_str() == "awslogs")
-            .and_then(|l| l.options())
-            .cloned()
-            .unwrap_or_default();
-        for container in &mut containers {
-            let name = container.name().unwrap_or_default().to_owned();
-            if let Some((_, uri)) = derived.images.iter().find(|(n, _)| *n == name) {
-                container.image = Some(uri.clone());
-            }
-            if let Some(migration) = derived.migration {
-                container.essential = Some(name == migration);
-            }
-        }
-        let family = match derived.migration {
-            Some(_) => format!("{family}-convoy-migration"),
-            None => family.to_owned(),
-        };
+    /// Registers the definition derived from `base` as ECS describes it (see [`taskdef::derive`]),
+    /// and says where the derivation's essential container (else the first) logs.
+    async fn register_derived(
+        &self,
+        base: &str,
+        derivation: &Derivation<'_>,
+    ) -> Result<RegisteredTaskDefinition, TasksError> {
+        let described = self.describe_verbatim(base).await?;
+        let definition = taskdef::derive(&described.0, derivation)
+            .map_err(|reason| TasksError::Rejected(format!("task definition {base}: {reason}")))?;
+        let containers = taskdef::containers(&definition);
+        let logged = derivation.only_essential.or(containers.first().copied()).unwrap_or_default();
+        let (log_group, log_stream_prefix) = taskdef::awslogs(&definition, logged);
+        let arn = self.register_verbatim(&definition).await?;
+        Ok(RegisteredTaskDefinition { arn, log_group, log_stream_prefix })
+    }
+
+    /// Registers `definition`, a RegisterTaskDefinition input document, as it is: the SDK call is
+    /// built with just enough to pass its validation, and [`RequestBody`] sends the document in
+    /// place of what the SDK serialised, so fields the SDK does not model reach ECS unchanged.
+    async fn register_verbatim(&self, definition: &serde_json::Value) -> Result<String, TasksError> {
+        let body = serde_json::to_vec(definition)
+            .map_err(|e| TasksError::Rejected(format!("the task definition cannot be serialised: {e}")))?;
+        let family = definition.get("family").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let containers =
+            taskdef::containers(definition).into_iter().map(|name| ContainerDefinition::builder().name(name).build());
         let registered = self
             .client
             .register_task_definition()
             .family(family)
-            .set_task_role_arn(base.task_role_arn().map(str::to_owned))
-            .set_execution_role_arn(base.execution_role_arn().map(str::to_owned))
-            .set_network_mode(base.network_mode().cloned())
-            .set_container_definitions(Some(containers))
-            .set_volumes(Some(base.volumes().to_vec()))
-            .set_placement_constraints(Some(base.placement_constraints().to_vec()))
-            .set_requires_compatibilities(Some(base.requires_compatibilities().to_vec()))
-            .set_cpu(base.cpu().map(str::to_owned))
-            .set_memory(base.memory().map(str::to_owned))
-            .set_pid_mode(base.pid_mode().cloned())
-            .set_ipc_mode(base.ipc_mode().cloned())
-            .set_proxy_configuration(base.proxy_configuration().cloned())
-            .set_ephemeral_storage(base.ephemeral_storage().cloned())
-            .set_runtime_platform(base.runtime_platform().cloned())
+            .set_container_definitions(Some(containers.collect()))
+            .customize()
+            .interceptor(RequestBody(bytes::Bytes::from(body)))
             .send()
             .await
             .map_err(classify)?;
-        let arn = registered
+        Ok(registered
             .task_definition()
             .and_then(|t| t.task_definition_arn())
             .ok_or_else(|| TasksError::Unavailable("RegisterTaskDefinition returned no ARN".into()))?
-            .to_owned();
-        Ok(RegisteredTaskDefinition {
-            arn,
-            log_group: log.get("awslogs-group").cloned(),
-            log_stream_prefix: log.get("awslogs-stream-prefix").cloned(),
-        })
+            .to_owned())
+    }
+}
+
+/// Replaces the serialised request body. Signing comes after this hook, so the signature covers
+/// the body sent; a retried attempt starts from the SDK's body again and gets the same replacement.
+#[derive(Debug)]
+struct RequestBody(bytes::Bytes);
+
+impl aws_sdk_ecs::config::Intercept for RequestBody {
+    fn name(&self) -> &'static str {
+        "convoy-request-body"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_ecs::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_ecs::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ecs::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request_mut();
+        *request.body_mut() = self.0.clone().into();
+        request.headers_mut().try_insert("content-length", self.0.len().to_string())?;
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ReleaseDefinitions for EcsTasks {
     async fn register_release(&self, spec: &ReleaseTaskSpec) -> Result<String, TasksError> {
-        let derived = Derivation { base: &spec.base, images: &spec.images, migration: None };
-        Ok(self.register_derived(derived).await?.arn)
+        Ok(self.register_derived(&spec.base, &Derivation::revision(&spec.images)).await?.arn)
     }
 
     async fn describe_verbatim(&self, task_definition: &str) -> Result<DescribedTaskDefinition, TasksError> {
@@ -162,7 +145,8 @@ impl ReleaseDefinitions for EcsTasks {
 }
 
 /// Keeps the raw body of a successful response. The SDK's types drop fields they don't know and
-/// don't serialise back to JSON; a pipeline's `taskdef.json` must keep every field ECS returned.
+/// don't serialise back to JSON; every task definition Convoy derives must keep each field ECS
+/// returned.
 #[derive(Debug, Clone, Default)]
 struct ResponseBody(std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>);
 
@@ -241,8 +225,7 @@ impl Tasks for EcsTasks {
     }
 
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
-        let derived = Derivation { base: &spec.base, images: &spec.images, migration: Some(&spec.container) };
-        self.register_derived(derived).await
+        self.register_derived(&spec.base, &Derivation::migration(&spec.images, &spec.container)).await
     }
 
     async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError> {
@@ -358,13 +341,13 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use aws_sdk_ecs::Client;
-    use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
-    use aws_sdk_ecs::operation::register_task_definition::{RegisterTaskDefinitionInput, RegisterTaskDefinitionOutput};
+    use aws_sdk_ecs::config::http::{HttpRequest, HttpResponse};
+    use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
     use aws_sdk_ecs::operation::run_task::{RunTaskInput, RunTaskOutput};
-    use aws_sdk_ecs::types::{
-        ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, Secret, Task, TaskDefinition,
-    };
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_sdk_ecs::types::{Task, TaskDefinition};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -459,43 +442,79 @@ mod tests {
         assert!(matches!(&err, TasksError::Unavailable(m) if m.contains("RESOURCE:ENI")), "{err}");
     }
 
-    fn container(name: &str) -> ContainerDefinition {
-        ContainerDefinition::builder()
-            .name(name)
-            .image(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}:old"))
-            .memory(256)
-            .essential(true)
-            .environment(KeyValuePair::builder().name("DB_HOST").value("db.internal").build())
-            .secrets(Secret::builder().name("DB_PASSWORD").value_from("arn:aws:ssm:x").build().unwrap())
-            .log_configuration(
-                LogConfiguration::builder()
-                    .log_driver(LogDriver::Awslogs)
-                    .options("awslogs-group", "/ecs/web")
-                    .options("awslogs-stream-prefix", "ecs")
-                    .build()
-                    .unwrap(),
-            )
-            .build()
+    fn container(name: &str) -> Value {
+        json!({
+            "name": name,
+            "image": format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}:old"),
+            "memory": 256,
+            "essential": true,
+            "environment": [{"name": "DB_HOST", "value": "db.internal"}],
+            "secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:x"}],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": "/ecs/web", "awslogs-stream-prefix": "ecs"}
+            }
+        })
+    }
+
+    /// The DescribeTaskDefinition answer ECS sends for the service's definition, as JSON: Convoy
+    /// reads the raw body, so the mock answers at the HTTP level.
+    fn described() -> Value {
+        json!({
+            "taskDefinition": {
+                "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:41",
+                "family": "web",
+                "revision": 41,
+                "status": "ACTIVE",
+                "taskRoleArn": "arn:aws:iam::123456789012:role/web-task",
+                "executionRoleArn": "arn:aws:iam::123456789012:role/web-execution",
+                "networkMode": "awsvpc",
+                "cpu": "256",
+                "memory": "512",
+                "containerDefinitions": [container("laravel"), container("nginx")]
+            },
+            "tags": []
+        })
+    }
+
+    fn json_response(body: &Value) -> HttpResponse {
+        HttpResponse::new(200u16.try_into().unwrap(), body.to_string().into())
     }
 
     fn describe_rule() -> aws_smithy_mocks::Rule {
-        mock!(Client::describe_task_definition).then_output(|| {
-            DescribeTaskDefinitionOutput::builder()
-                .task_definition(
-                    TaskDefinition::builder()
-                        .family("web")
-                        .revision(41)
-                        .task_role_arn("arn:aws:iam::123456789012:role/web-task")
-                        .execution_role_arn("arn:aws:iam::123456789012:role/web-execution")
-                        .network_mode(NetworkMode::Awsvpc)
-                        .cpu("256")
-                        .memory("512")
-                        .container_definitions(container("laravel"))
-                        .container_definitions(container("nginx"))
-                        .build(),
-                )
-                .build()
-        })
+        mock!(Client::describe_task_definition).then_http_response(|| json_response(&described()))
+    }
+
+    /// The bodies of the requests the SDK sends, by operation (`X-Amz-Target`), read after every
+    /// interceptor has had its say: what goes on the wire.
+    #[derive(Debug, Clone, Default)]
+    struct Sent(Arc<Mutex<Vec<(String, Value)>>>);
+
+    impl Sent {
+        fn body(&self, operation: &str) -> Value {
+            let sent = self.0.lock().unwrap();
+            let found = sent.iter().find(|(target, _)| target.ends_with(&format!(".{operation}")));
+            found.unwrap_or_else(|| panic!("no {operation} request was sent")).1.clone()
+        }
+    }
+
+    impl aws_sdk_ecs::config::Intercept for Sent {
+        fn name(&self) -> &'static str {
+            "test-sent"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &aws_sdk_ecs::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+            _components: &aws_sdk_ecs::config::RuntimeComponents,
+            _cfg: &mut aws_sdk_ecs::config::ConfigBag,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let request = context.request();
+            let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
+            let body = serde_json::from_slice(request.body().bytes().unwrap()).unwrap();
+            self.0.lock().unwrap().push((target, body));
+            Ok(())
+        }
     }
 
     fn spec() -> MigrationTaskSpec {
@@ -511,41 +530,38 @@ mod tests {
 
     #[tokio::test]
     async fn the_migration_definition_is_the_services_with_pinned_images_and_one_essential_container() {
-        let seen: Arc<Mutex<Option<RegisterTaskDefinitionInput>>> = Arc::default();
-        let capture = seen.clone();
         let describe = describe_rule();
-        let register = mock!(Client::register_task_definition)
-            .match_requests(move |input| {
-                *capture.lock().unwrap() = Some(input.clone());
-                true
-            })
-            .then_output(|| {
-                RegisterTaskDefinitionOutput::builder()
-                    .task_definition(
-                        TaskDefinition::builder().task_definition_arn("arn:td/web-convoy-migration:1").build(),
-                    )
-                    .build()
-            });
-        let tasks = EcsTasks::new(mock_client!(aws_sdk_ecs, [&describe, &register]));
+        let register = mock!(Client::register_task_definition).then_output(|| {
+            RegisterTaskDefinitionOutput::builder()
+                .task_definition(TaskDefinition::builder().task_definition_arn("arn:td/web-convoy-migration:1").build())
+                .build()
+        });
+        let sent = Sent::default();
+        let interceptor = sent.clone();
+        let client = mock_client!(aws_sdk_ecs, RuleMode::Sequential, [&describe, &register], |config| config
+            .interceptor(interceptor.clone()));
+        let tasks = EcsTasks::new(client);
 
         let registered = tasks.register_migration(&spec()).await.unwrap();
         assert_eq!(registered.arn, "arn:td/web-convoy-migration:1");
         assert_eq!(registered.log_group.as_deref(), Some("/ecs/web"));
         assert_eq!(registered.log_stream_prefix.as_deref(), Some("ecs"));
+        assert_eq!(register.num_calls(), 1);
 
-        let input = seen.lock().unwrap().clone().expect("RegisterTaskDefinition was called");
-        assert_eq!(input.family(), Some("web-convoy-migration"));
-        assert_eq!(input.task_role_arn(), Some("arn:aws:iam::123456789012:role/web-task"));
-        assert_eq!(input.execution_role_arn(), Some("arn:aws:iam::123456789012:role/web-execution"));
-        assert_eq!(input.network_mode(), Some(&NetworkMode::Awsvpc));
-        let containers = input.container_definitions();
-        let by_name = |name: &str| containers.iter().find(|c| c.name() == Some(name)).unwrap();
-        assert_eq!(by_name("laravel").image(), Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/laravel@sha256:aa"));
-        assert_eq!(by_name("nginx").image(), Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx@sha256:bb"));
-        assert_eq!(by_name("laravel").essential(), Some(true));
-        assert_eq!(by_name("nginx").essential(), Some(false));
-        assert_eq!(by_name("laravel").environment()[0].value(), Some("db.internal"), "env comes from the service");
-        assert_eq!(by_name("laravel").secrets()[0].value_from(), "arn:aws:ssm:x", "secrets come from the service");
+        // What RegisterTaskDefinition received: the body on the wire, not the SDK's input.
+        let input = sent.body("RegisterTaskDefinition");
+        assert_eq!(input["family"], "web-convoy-migration");
+        assert_eq!(input["taskRoleArn"], "arn:aws:iam::123456789012:role/web-task");
+        assert_eq!(input["executionRoleArn"], "arn:aws:iam::123456789012:role/web-execution");
+        assert_eq!(input["networkMode"], "awsvpc");
+        let containers = input["containerDefinitions"].as_array().unwrap();
+        let by_name = |name: &str| containers.iter().find(|c| c["name"] == name).unwrap();
+        assert_eq!(by_name("laravel")["image"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/laravel@sha256:aa");
+        assert_eq!(by_name("nginx")["image"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx@sha256:bb");
+        assert_eq!(by_name("laravel")["essential"], true);
+        assert_eq!(by_name("nginx")["essential"], false);
+        assert_eq!(by_name("laravel")["environment"][0]["value"], "db.internal", "env comes from the service");
+        assert_eq!(by_name("laravel")["secrets"][0]["valueFrom"], "arn:aws:ssm:x", "secrets come from the service");
     }
 
     #[tokio::test]
@@ -556,5 +572,98 @@ mod tests {
         spec.images.push(("worker".into(), "x@sha256:cc".into()));
         let err = tasks.register_migration(&spec).await.unwrap_err();
         assert!(matches!(&err, TasksError::Rejected(m) if m.contains("\"worker\"") && m.contains("web:41")), "{err}");
+    }
+
+    /// An ECS client whose HTTP client answers DescribeTaskDefinition with `described`, then
+    /// RegisterTaskDefinition with `arn`, and keeps every request as it was sent.
+    fn replaying(described: &Value, arn: &str) -> (EcsTasks, StaticReplayClient) {
+        let registered = json!({"taskDefinition": {"taskDefinitionArn": arn}});
+        let http = StaticReplayClient::new(vec![
+            ReplayEvent::new(HttpRequest::new("".into()), json_response(described)),
+            ReplayEvent::new(HttpRequest::new("".into()), json_response(&registered)),
+        ]);
+        let config = aws_sdk_ecs::Config::builder().with_test_defaults_v2().http_client(http.clone()).build();
+        (EcsTasks::new(Client::from_conf(config)), http)
+    }
+
+    /// The operation and body of each request that reached the HTTP client.
+    fn on_the_wire(http: &StaticReplayClient) -> Vec<(String, Value, HttpRequest)> {
+        http.actual_requests()
+            .map(|request| {
+                let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
+                let body = serde_json::from_slice(request.body().bytes().unwrap()).unwrap();
+                (target, body, request.try_clone().unwrap())
+            })
+            .collect()
+    }
+
+    /// The service's definition with settings the SDK's types model (mounts, ulimits, a health
+    /// check) and a field they do not, on the definition and on a container.
+    fn described_with_unmodeled_fields() -> Value {
+        let mut described = described();
+        let definition = &mut described["taskDefinition"];
+        definition["someFieldFromTheFuture"] = json!({"mode": "SPREAD_BY_CELL", "cells": 3});
+        definition["volumes"] = json!([{"name": "scratch", "host": {}}]);
+        let laravel = &mut definition["containerDefinitions"][0];
+        laravel["someFieldFromTheFuture"] = json!({"restartAfter": 30});
+        laravel["mountPoints"] = json!([{"sourceVolume": "scratch", "containerPath": "/scratch", "readOnly": false}]);
+        laravel["ulimits"] = json!([{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}]);
+        laravel["healthCheck"] = json!({"command": ["CMD-SHELL", "true"], "interval": 10, "retries": 3});
+        described["tags"] = json!([{"key": "team", "value": "web"}]);
+        described
+    }
+
+    #[tokio::test]
+    async fn the_migration_registration_sends_fields_the_sdk_does_not_model() {
+        let (tasks, http) = replaying(&described_with_unmodeled_fields(), "arn:td/web-convoy-migration:1");
+
+        let registered = tasks.register_migration(&spec()).await.unwrap();
+        assert_eq!(registered.arn, "arn:td/web-convoy-migration:1");
+        assert_eq!(registered.log_group.as_deref(), Some("/ecs/web"));
+
+        let sent = on_the_wire(&http);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        let (describe, asked, _) = &sent[0];
+        assert!(describe.ends_with(".DescribeTaskDefinition"), "{describe}");
+        assert_eq!(asked["include"], json!(["TAGS"]), "the tags are asked for, to be carried over");
+        let (register, body, request) = &sent[1];
+        assert!(register.ends_with(".RegisterTaskDefinition"), "{register}");
+        assert_eq!(body["someFieldFromTheFuture"], json!({"mode": "SPREAD_BY_CELL", "cells": 3}));
+        let laravel = &body["containerDefinitions"][0];
+        assert_eq!(laravel["name"], "laravel");
+        assert_eq!(laravel["someFieldFromTheFuture"], json!({"restartAfter": 30}));
+        assert_eq!(laravel["mountPoints"][0]["containerPath"], "/scratch");
+        assert_eq!(laravel["ulimits"][0]["softLimit"], 65536);
+        assert_eq!(laravel["healthCheck"]["command"], json!(["CMD-SHELL", "true"]));
+        assert_eq!(laravel["image"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/laravel@sha256:aa");
+        assert_eq!(laravel["essential"], true);
+        assert_eq!(body["containerDefinitions"][1]["essential"], false);
+        assert_eq!(body["family"], "web-convoy-migration");
+        assert_eq!(body["volumes"], json!([{"name": "scratch", "host": {}}]));
+        assert_eq!(body["tags"], json!([{"key": "team", "value": "web"}]));
+        assert!(body.get("revision").is_none() && body.get("taskDefinitionArn").is_none(), "{body}");
+        // The replaced body is the one declared and signed.
+        let length = request.body().bytes().unwrap().len().to_string();
+        assert_eq!(request.headers().get("content-length"), Some(length.as_str()));
+        assert!(request.headers().get("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")));
+    }
+
+    #[tokio::test]
+    async fn the_release_revision_is_the_services_verbatim_in_its_family() {
+        let (tasks, http) = replaying(&described_with_unmodeled_fields(), "arn:td/web:42");
+        let spec = ReleaseTaskSpec { base: spec().base, images: spec().images };
+
+        assert_eq!(tasks.register_release(&spec).await.unwrap(), "arn:td/web:42");
+
+        let sent = on_the_wire(&http);
+        let (_, body, _) = &sent[1];
+        let mut expected = described_with_unmodeled_fields()["taskDefinition"].clone();
+        for field in ["taskDefinitionArn", "revision", "status"] {
+            expected.as_object_mut().unwrap().remove(field);
+        }
+        expected["containerDefinitions"][0]["image"] = json!(spec.images[0].1);
+        expected["containerDefinitions"][1]["image"] = json!(spec.images[1].1);
+        expected["tags"] = json!([{"key": "team", "value": "web"}]);
+        assert_eq!(body, &expected, "only the images change; both containers stay essential");
     }
 }
