@@ -7,7 +7,10 @@ use aws_lambda_events::s3::S3Event;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::names::{AccountId, Digest, ImageTag, RepositoryName};
+use crate::names::{
+    AccountId, DeploymentId, DeploymentRef, Digest, HookExecutionId, ImageTag, PipelineExecutionId, RepositoryName,
+    ServiceDeploymentArn, TaskArn,
+};
 use crate::ports::ObjectRef;
 use crate::release::ImageKey;
 
@@ -211,7 +214,7 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
     Ok(TaskEvent::Migration {
         release,
         report: crate::release::TaskReport {
-            task: detail.task_arn,
+            task: TaskArn::new(&detail.task_arn).map_err(|e| e.to_string())?,
             version: Some(detail.version),
             last_status: detail.last_status,
             stop_code: detail.stop_code,
@@ -231,9 +234,9 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookEvent {
     /// CodeDeploy (`aws_lambda_events`' `CodeDeployLifecycleEvent`).
-    CodeDeploy { deployment: String, execution: String },
+    CodeDeploy { deployment: DeploymentId, execution: HookExecutionId },
     /// ECS native blue/green.
-    EcsNative { execution: String, stage: String, service_deployment: String, service: String },
+    EcsNative { execution: HookExecutionId, stage: String, service_deployment: ServiceDeploymentArn, service: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -257,17 +260,17 @@ pub fn parse_hook(payload: serde_json::Value) -> Result<HookEvent, String> {
         let event: aws_lambda_events::codedeploy::CodeDeployLifecycleEvent =
             serde_json::from_value(payload).map_err(|e| format!("not a CodeDeploy lifecycle hook: {e}"))?;
         return Ok(HookEvent::CodeDeploy {
-            deployment: event.deployment_id,
-            execution: event.lifecycle_event_hook_execution_id,
+            deployment: DeploymentId::new(&event.deployment_id).map_err(|e| e.to_string())?,
+            execution: HookExecutionId::new(&event.lifecycle_event_hook_execution_id).map_err(|e| e.to_string())?,
         });
     }
     let hook: EcsLifecycleHook =
         serde_json::from_value(payload).map_err(|e| format!("neither a CodeDeploy nor an ECS lifecycle hook: {e}"))?;
     let service = hook.execution_details.service_arn.rsplit('/').next().unwrap_or_default().to_owned();
     Ok(HookEvent::EcsNative {
-        execution: hook.execution_id,
+        execution: HookExecutionId::new(&hook.execution_id).map_err(|e| e.to_string())?,
         stage: hook.lifecycle_stage,
-        service_deployment: hook.resource_arn,
+        service_deployment: ServiceDeploymentArn::new(&hook.resource_arn).map_err(|e| e.to_string())?,
         service,
     })
 }
@@ -282,7 +285,7 @@ struct CodeDeployStateChange {
 /// Reads an EventBridge "CodeDeploy Deployment State-change Notification": `Some` when it ended.
 pub fn parse_deployment_change(
     payload: serde_json::Value,
-) -> Result<Option<(String, crate::release::DeploymentEnd)>, String> {
+) -> Result<Option<(DeploymentId, crate::release::DeploymentEnd)>, String> {
     let event: EventBridgeEvent<CodeDeployStateChange> = serde_json::from_value(payload)
         .map_err(|e| format!("not a CodeDeploy Deployment State-change Notification: {e}"))?;
     if event.source != "aws.codedeploy" {
@@ -295,7 +298,7 @@ pub fn parse_deployment_change(
         "STOP" => DeploymentEnd::Stopped,
         _ => return Ok(None),
     };
-    Ok(Some((event.detail.deployment_id, end)))
+    Ok(Some((DeploymentId::new(&event.detail.deployment_id).map_err(|e| e.to_string())?, end)))
 }
 
 /// `detail` of an EventBridge "CodePipeline Pipeline Execution State Change" (the fields Convoy
@@ -318,7 +321,7 @@ struct PipelineExecutionStateChange {
 pub struct PipelineEnded {
     pub pipeline: String,
     /// The pipeline execution id (what `StartPipelineExecution` returned).
-    pub execution: String,
+    pub execution: PipelineExecutionId,
     pub end: crate::release::DeploymentEnd,
     /// A short line for the release's timeline, e.g. "pipeline web-deploy execution <id> FAILED".
     pub detail: String,
@@ -355,7 +358,8 @@ pub fn parse_pipeline_change(payload: serde_json::Value) -> Result<Option<Pipeli
         line.push_str(": ");
         line.push_str(comments.trim());
     }
-    Ok(Some(PipelineEnded { pipeline: detail.pipeline, execution: detail.execution_id, end, detail: line }))
+    let execution = PipelineExecutionId::new(&detail.execution_id).map_err(|e| e.to_string())?;
+    Ok(Some(PipelineEnded { pipeline: detail.pipeline, execution, end, detail: line }))
 }
 
 /// What a deployment-changed event says.
@@ -363,8 +367,11 @@ pub fn parse_pipeline_change(payload: serde_json::Value) -> Result<Option<Pipeli
 pub enum DeploymentChange {
     /// Not ended yet: why nothing is done.
     Running(&'static str),
-    /// `deployment` is a CodeDeploy deployment id or a pipeline execution id.
-    Ended { deployment: String, end: crate::release::DeploymentEnd, detail: String },
+    Ended {
+        deployment: DeploymentRef,
+        end: crate::release::DeploymentEnd,
+        detail: String,
+    },
 }
 
 /// Reads the event by its `source`; `Err` says why it is not one Convoy handles.
@@ -373,12 +380,17 @@ pub fn parse_deployment_end(payload: serde_json::Value) -> Result<DeploymentChan
     match source.as_str() {
         "aws.codedeploy" => Ok(match parse_deployment_change(payload)? {
             None => DeploymentChange::Running("the deployment has not ended"),
-            Some((deployment, end)) => DeploymentChange::Ended { deployment, end, detail: String::new() },
+            Some((deployment, end)) => DeploymentChange::Ended {
+                deployment: DeploymentRef::CodeDeploy(deployment),
+                end,
+                detail: String::new(),
+            },
         }),
         "aws.codepipeline" => Ok(match parse_pipeline_change(payload)? {
             None => DeploymentChange::Running("the pipeline execution has not ended"),
             Some(ended) => {
-                DeploymentChange::Ended { deployment: ended.execution, end: ended.end, detail: ended.detail }
+                let deployment = DeploymentRef::Pipeline(ended.execution);
+                DeploymentChange::Ended { deployment, end: ended.end, detail: ended.detail }
             }
         }),
         _ => Err(format!("expected an event from aws.codedeploy or aws.codepipeline, got one from {source:?}")),
@@ -406,7 +418,7 @@ mod pipeline_tests {
     fn a_failed_execution_ends_the_deployment_as_failed() {
         let ended = parse_pipeline_change(failed()).unwrap().unwrap();
         assert_eq!(ended.pipeline, "web-deploy");
-        assert_eq!(ended.execution, "12345678-1234-5678-abcd-12345678abcd");
+        assert_eq!(ended.execution.as_str(), "12345678-1234-5678-abcd-12345678abcd");
         assert_eq!(ended.end, DeploymentEnd::Failed);
         assert_eq!(ended.detail, "pipeline web-deploy execution 12345678-1234-5678-abcd-12345678abcd FAILED");
     }
@@ -526,7 +538,7 @@ mod deployment_change_tests {
         assert_eq!(
             parse_deployment_end(event).unwrap(),
             DeploymentChange::Ended {
-                deployment: "d-ABC123".into(),
+                deployment: DeploymentRef::CodeDeploy("d-ABC123".parse().unwrap()),
                 end: DeploymentEnd::Failed,
                 detail: String::new()
             }
@@ -539,7 +551,7 @@ mod deployment_change_tests {
         else {
             panic!("ended")
         };
-        assert_eq!(deployment, "12345678-1234-5678-abcd-12345678abcd");
+        assert_eq!(deployment.as_str(), "12345678-1234-5678-abcd-12345678abcd");
         assert_eq!(end, DeploymentEnd::Failed);
         assert!(detail.starts_with("pipeline web-deploy execution "), "{detail}");
     }

@@ -190,6 +190,74 @@ impl AccountId {
     }
 }
 
+/// An identifier AWS gave out: any non-empty string (its format is AWS's to choose), typed so that
+/// one kind of id is never passed where another is meant.
+macro_rules! aws_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        string_newtype!($(#[$doc])* $name);
+        impl $name {
+            pub fn new(value: &str) -> Result<Self, InvalidName> {
+                if value.trim().is_empty() {
+                    return Err(invalid($what, value, "is empty"));
+                }
+                Ok(Self(value.to_owned()))
+            }
+        }
+    };
+}
+
+aws_id!(
+    /// A CodeDeploy deployment id (`d-…`).
+    DeploymentId,
+    "deployment id"
+);
+aws_id!(
+    /// A CodePipeline execution id.
+    PipelineExecutionId,
+    "pipeline execution id"
+);
+aws_id!(
+    /// An ECS task ARN.
+    TaskArn,
+    "task ARN"
+);
+aws_id!(
+    /// One invocation of a lifecycle hook: CodeDeploy's `lifecycleEventHookExecutionId`, or ECS
+    /// native blue/green's `executionId`. Not a pipeline execution.
+    HookExecutionId,
+    "hook execution id"
+);
+aws_id!(
+    /// An ECS service deployment ARN (ECS native blue/green).
+    ServiceDeploymentArn,
+    "service deployment ARN"
+);
+
+/// What carries a release's deployment and ends it: a CodeDeploy deployment, or a pipeline
+/// execution (whose end event names only the execution). Both kinds of id share one namespace in
+/// the deployment index; they never collide (CodeDeploy's start with `d-`, CodePipeline's are
+/// UUIDs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentRef {
+    CodeDeploy(DeploymentId),
+    Pipeline(PipelineExecutionId),
+}
+
+impl DeploymentRef {
+    pub fn as_str(&self) -> &str {
+        match self {
+            DeploymentRef::CodeDeploy(id) => id.as_str(),
+            DeploymentRef::Pipeline(id) => id.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for DeploymentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One release of one service: the identity of a release record.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ReleaseKey {

@@ -7,7 +7,10 @@
 use async_trait::async_trait;
 
 use crate::error::{ReadError, RegistryError, StoreError};
-use crate::names::{Digest, ReleaseKey};
+use crate::names::{
+    DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
+    TaskArn,
+};
 use crate::release::{ImageKey, Release};
 
 /// The version a stored record had when it was read; conditional writes compare against it.
@@ -156,16 +159,16 @@ pub trait Tasks: Send + Sync {
 
     /// Runs one task; returns its ARN. MUST pass `client_token` so that a repeated call within
     /// 24 hours starts no second task (where ECS honours it).
-    async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError>;
+    async fn run(&self, request: &RunTaskRequest) -> Result<TaskArn, TasksError>;
 
     /// The ARNs of tasks (running or stopped) started with `started_by`.
-    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, TasksError>;
+    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError>;
 
     /// What ECS says of `task` now; `None` when ECS no longer knows it.
-    async fn describe(&self, cluster: &str, task: &str) -> Result<Option<crate::release::TaskReport>, TasksError>;
+    async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<crate::release::TaskReport>, TasksError>;
 
     /// Stops `task`, saying why.
-    async fn stop(&self, cluster: &str, task: &str, reason: &str) -> Result<(), TasksError>;
+    async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError>;
 }
 
 pub use crate::error::TasksError;
@@ -220,27 +223,36 @@ pub struct DeploymentOrigin {
 pub trait Deployer: Send + Sync {
     /// Creates a deployment; returns its id. CodeDeploy has no idempotency token: callers MUST
     /// claim the start in the record first and look for an earlier one with [`Deployer::find`].
-    async fn create(&self, request: &CodeDeployRequest) -> Result<String, DeployError>;
+    async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError>;
     /// A recent deployment of the group whose description contains `marker`.
     async fn find(
         &self,
         application: &str,
         deployment_group: &str,
         marker: &str,
-    ) -> Result<Option<String>, DeployError>;
-    async fn status(&self, deployment: &str) -> Result<DeploymentStatus, DeployError>;
+    ) -> Result<Option<DeploymentId>, DeployError>;
+    async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError>;
     /// Where `deployment` runs, when it was created and whether it rolls another back (a
     /// deployment Convoy did not create is known only by these); `None` when CodeDeploy does not
     /// know it.
-    async fn origin(&self, deployment: &str) -> Result<Option<DeploymentOrigin>, DeployError>;
+    async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError>;
     /// Answers a CodeDeploy lifecycle hook.
-    async fn answer_hook(&self, deployment: &str, execution: &str, succeeded: bool) -> Result<(), DeployError>;
+    async fn answer_hook(
+        &self,
+        deployment: &DeploymentId,
+        hook_execution: &HookExecutionId,
+        succeeded: bool,
+    ) -> Result<(), DeployError>;
     /// Lets a deployment that waits (READY_WAIT) shift production traffic.
-    async fn continue_traffic(&self, deployment: &str) -> Result<(), DeployError>;
+    async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), DeployError>;
     /// Stops a deployment, rolling it back.
-    async fn roll_back(&self, deployment: &str) -> Result<(), DeployError>;
+    async fn roll_back(&self, deployment: &DeploymentId) -> Result<(), DeployError>;
     /// Continues (or rolls back) an ECS native deployment paused at a pause hook.
-    async fn continue_native(&self, service_deployment: &str, roll_back: bool) -> Result<(), DeployError>;
+    async fn continue_native(
+        &self,
+        service_deployment: &ServiceDeploymentArn,
+        roll_back: bool,
+    ) -> Result<(), DeployError>;
 }
 
 pub use crate::error::DeployError;
@@ -294,12 +306,16 @@ pub trait Pipelines: Send + Sync {
         release: &ReleaseKey,
     ) -> Result<String, DeployError>;
     /// Starts an execution; returns its id. MUST pass the token.
-    async fn start(&self, start: &PipelineStart) -> Result<String, DeployError>;
+    async fn start(&self, start: &PipelineStart) -> Result<PipelineExecutionId, DeployError>;
     /// Where the execution stands.
-    async fn status(&self, pipeline: &str, execution: &str) -> Result<DeploymentStatus, DeployError>;
+    async fn status(&self, pipeline: &str, execution: &PipelineExecutionId) -> Result<DeploymentStatus, DeployError>;
     /// The CodeDeploy deployment the execution's deploy action created, once CodePipeline reports
     /// it; `None` before.
-    async fn deployment_of(&self, pipeline: &str, execution: &str) -> Result<Option<String>, DeployError>;
+    async fn deployment_of(
+        &self,
+        pipeline: &str,
+        execution: &PipelineExecutionId,
+    ) -> Result<Option<DeploymentId>, DeployError>;
 }
 
 pub use crate::release::{DeployLock, LockEntry};
@@ -324,11 +340,13 @@ pub trait DeployLocks: Send + Sync {
 }
 
 /// Which release a deployment belongs to (hooks and deployment events name only the deployment).
+/// Keys are what ends a release's deployment: a CodeDeploy deployment id, or a pipeline execution
+/// id (its end event names only the execution); see [`DeploymentRef`].
 #[async_trait]
 pub trait DeploymentIndex: Send + Sync {
     /// MUST be idempotent.
-    async fn note(&self, deployment: &str, release: &ReleaseKey) -> Result<(), StoreError>;
-    async fn find(&self, deployment: &str) -> Result<Option<ReleaseKey>, StoreError>;
+    async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError>;
+    async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError>;
 }
 
 /// An HTTP answer, as much of it as judging needs.

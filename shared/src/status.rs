@@ -27,7 +27,7 @@ pub fn render(release: &Release) -> String {
         };
         let time =
             |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        field(&mut out, "task", run.task.clone());
+        field(&mut out, "task", run.task.as_ref().map(ToString::to_string));
         field(&mut out, "task definition", run.task_definition.clone());
         field(&mut out, "started", time(run.started_at));
         field(&mut out, "stopped", time(run.stopped_at));
@@ -45,8 +45,8 @@ pub fn render(release: &Release) -> String {
         for (name, value) in [
             ("pipeline", pipeline.map(|p| p.name.clone())),
             ("bundle", pipeline.map(|p| format!("{} (version {})", p.bundle, p.version))),
-            ("execution", pipeline.and_then(|p| p.execution.clone())),
-            ("id", run.id.clone()),
+            ("execution", pipeline.and_then(|p| p.execution.as_ref().map(ToString::to_string))),
+            ("id", run.id.as_ref().map(ToString::to_string)),
             ("task definition", run.task_definition.clone()),
             ("started", run.started_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
             ("auto-approve at", run.auto_approve_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),

@@ -202,7 +202,7 @@ pub async fn run(options: Options) -> Finished {
     out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
     let key_group = key.tag();
     let mut stopped = fixtures::ecs_task_stopped(
-        &task,
+        task.as_str(),
         &key_group,
         &key.migration_started_by(),
         "laravel",
@@ -260,7 +260,8 @@ pub async fn run(options: Options) -> Finished {
             out.step(&format!(
                 "CodePipeline reports the execution {state} (it changes nothing: the deployment decided)"
             ));
-            let ended = fixtures::pipeline_state_change(&pipeline.name, &execution.unwrap_or_default(), state);
+            let ended =
+                fixtures::pipeline_state_change(&pipeline.name, execution.as_ref().map_or("", |e| e.as_str()), state);
             out.send(&deployment_changed, ended).await;
         }
     }

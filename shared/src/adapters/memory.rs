@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::error::{ReadError, RegistryError, StoreError, TasksError};
-use crate::names::{Digest, ReleaseKey};
+use crate::names::{
+    DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
+    TaskArn,
+};
 use crate::ports::{
     ActiveReleases, FetchedObject, ManifestReader, MigrationTaskSpec, ObjectRef, RecordVersion,
     RegisteredTaskDefinition, Registry, ReleaseStore, RunTaskRequest, ServiceShape, Stored, Tasks, WaitList,
@@ -157,8 +160,8 @@ pub struct MemoryTasks {
 #[derive(Default)]
 struct TasksState {
     runs: Vec<RunTaskRequest>,
-    tasks: HashMap<String, TaskReport>,
-    tokens: HashMap<String, String>,
+    tasks: HashMap<TaskArn, TaskReport>,
+    tokens: HashMap<String, TaskArn>,
     definitions: usize,
 }
 
@@ -200,14 +203,14 @@ impl Tasks for MemoryTasks {
         })
     }
 
-    async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError> {
+    async fn run(&self, request: &RunTaskRequest) -> Result<TaskArn, TasksError> {
         let mut state = lock(&self.state);
         state.runs.push(request.clone());
         if let Some(task) = state.tokens.get(&request.client_token) {
             return Ok(task.clone());
         }
-        let task =
-            format!("arn:aws:ecs:us-east-1:123456789012:task/{}/{:032x}", request.cluster, state.tasks.len() + 1);
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/{}/{:032x}", request.cluster, state.tasks.len() + 1);
+        let task = TaskArn::new(&arn).map_err(|e| TasksError::Rejected(e.to_string()))?;
         state.tokens.insert(request.client_token.clone(), task.clone());
         state.tasks.insert(
             task.clone(),
@@ -225,9 +228,9 @@ impl Tasks for MemoryTasks {
         Ok(task)
     }
 
-    async fn find(&self, _cluster: &str, started_by: &str) -> Result<Vec<String>, TasksError> {
+    async fn find(&self, _cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError> {
         let state = lock(&self.state);
-        let mut found: Vec<String> = state
+        let mut found: Vec<TaskArn> = state
             .runs
             .iter()
             .filter(|r| r.started_by == started_by)
@@ -238,11 +241,11 @@ impl Tasks for MemoryTasks {
         Ok(found)
     }
 
-    async fn describe(&self, _cluster: &str, task: &str) -> Result<Option<TaskReport>, TasksError> {
+    async fn describe(&self, _cluster: &str, task: &TaskArn) -> Result<Option<TaskReport>, TasksError> {
         Ok(lock(&self.state).tasks.get(task).cloned())
     }
 
-    async fn stop(&self, _cluster: &str, task: &str, reason: &str) -> Result<(), TasksError> {
+    async fn stop(&self, _cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError> {
         if let Some(report) = lock(&self.state).tasks.get_mut(task) {
             report.last_status = "STOPPED".into();
             report.stop_code = Some("UserInitiated".into());
@@ -343,13 +346,13 @@ impl crate::ports::DeployLocks for MemoryDocuments {
 
 #[async_trait]
 impl crate::ports::DeploymentIndex for MemoryDocuments {
-    async fn note(&self, deployment: &str, release: &ReleaseKey) -> Result<(), StoreError> {
-        lock(&self.documents).deployments.entry(deployment.to_owned()).or_insert_with(|| release.clone());
+    async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.documents).deployments.entry(deployment.as_str().to_owned()).or_insert_with(|| release.clone());
         Ok(())
     }
 
-    async fn find(&self, deployment: &str) -> Result<Option<ReleaseKey>, StoreError> {
-        Ok(lock(&self.documents).deployments.get(deployment).cloned())
+    async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError> {
+        Ok(lock(&self.documents).deployments.get(deployment.as_str()).cloned())
     }
 }
 
@@ -376,34 +379,43 @@ impl MemoryDeployer {
 }
 
 /// The deployments created so far, with the ids `create` gave them.
-fn created(calls: &[DeployCall]) -> impl Iterator<Item = (String, &crate::ports::CodeDeployRequest)> {
+fn created(calls: &[DeployCall]) -> impl Iterator<Item = (DeploymentId, &crate::ports::CodeDeployRequest)> {
     let requests = calls.iter().filter_map(|c| match c {
         DeployCall::Create(r) => Some(r),
         _ => None,
     });
-    requests.enumerate().map(|(i, r)| (format!("d-MEMORY{:04}", i + 1), r))
+    requests.enumerate().filter_map(|(i, r)| Some((DeploymentId::new(&format!("d-MEMORY{:04}", i + 1)).ok()?, r)))
 }
 
 #[async_trait]
 impl crate::ports::Deployer for MemoryDeployer {
-    async fn create(&self, request: &crate::ports::CodeDeployRequest) -> Result<String, crate::error::DeployError> {
+    async fn create(
+        &self,
+        request: &crate::ports::CodeDeployRequest,
+    ) -> Result<DeploymentId, crate::error::DeployError> {
         let mut calls = lock(&self.calls);
         calls.push(DeployCall::Create(request.clone()));
-        Ok(created(&calls).last().map(|(id, _)| id).unwrap_or_default())
+        created(&calls)
+            .last()
+            .map(|(id, _)| id)
+            .ok_or_else(|| crate::error::DeployError::Unavailable("no deployment was created".into()))
     }
 
-    async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<String>, crate::error::DeployError> {
+    async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<DeploymentId>, crate::error::DeployError> {
         Ok(created(&lock(&self.calls)).find(|(_, r)| r.description.contains(marker)).map(|(id, _)| id))
     }
 
-    async fn status(&self, deployment: &str) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
+    async fn status(
+        &self,
+        deployment: &DeploymentId,
+    ) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
         let _ = deployment; // deployments here end only through the events the tests send
         Ok(crate::ports::DeploymentStatus::Running)
     }
 
     async fn origin(
         &self,
-        deployment: &str,
+        deployment: &DeploymentId,
     ) -> Result<Option<crate::ports::DeploymentOrigin>, crate::error::DeployError> {
         Ok(created(&lock(&self.calls)).find(|(id, _)| id == deployment).map(|(_, r)| crate::ports::DeploymentOrigin {
             application: r.application.clone(),
@@ -415,34 +427,35 @@ impl crate::ports::Deployer for MemoryDeployer {
 
     async fn answer_hook(
         &self,
-        deployment: &str,
-        execution: &str,
+        deployment: &DeploymentId,
+        hook_execution: &HookExecutionId,
         succeeded: bool,
     ) -> Result<(), crate::error::DeployError> {
         lock(&self.calls).push(DeployCall::AnswerHook {
-            deployment: deployment.into(),
-            execution: execution.into(),
+            deployment: deployment.to_string(),
+            execution: hook_execution.to_string(),
             succeeded,
         });
         Ok(())
     }
 
-    async fn continue_traffic(&self, deployment: &str) -> Result<(), crate::error::DeployError> {
-        lock(&self.calls).push(DeployCall::Continue(deployment.into()));
+    async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), crate::error::DeployError> {
+        lock(&self.calls).push(DeployCall::Continue(deployment.to_string()));
         Ok(())
     }
 
-    async fn roll_back(&self, deployment: &str) -> Result<(), crate::error::DeployError> {
-        lock(&self.calls).push(DeployCall::RollBack(deployment.into()));
+    async fn roll_back(&self, deployment: &DeploymentId) -> Result<(), crate::error::DeployError> {
+        lock(&self.calls).push(DeployCall::RollBack(deployment.to_string()));
         Ok(())
     }
 
     async fn continue_native(
         &self,
-        service_deployment: &str,
+        service_deployment: &ServiceDeploymentArn,
         roll_back: bool,
     ) -> Result<(), crate::error::DeployError> {
-        lock(&self.calls).push(DeployCall::ContinueNative { service_deployment: service_deployment.into(), roll_back });
+        lock(&self.calls)
+            .push(DeployCall::ContinueNative { service_deployment: service_deployment.to_string(), roll_back });
         Ok(())
     }
 }
@@ -468,9 +481,9 @@ pub struct MemoryPipelines {
 struct PipelineState {
     bundles: Vec<WrittenBundle>,
     starts: Vec<crate::ports::PipelineStart>,
-    executions: HashMap<String, crate::ports::DeploymentStatus>,
-    tokens: HashMap<String, String>,
-    deployments: HashMap<String, String>,
+    executions: HashMap<PipelineExecutionId, crate::ports::DeploymentStatus>,
+    tokens: HashMap<String, PipelineExecutionId>,
+    deployments: HashMap<PipelineExecutionId, DeploymentId>,
 }
 
 impl MemoryPipelines {
@@ -489,8 +502,8 @@ impl MemoryPipelines {
     }
 
     /// The deploy action of `execution` reports `deployment`.
-    pub fn report_deployment(&self, execution: &str, deployment: &str) {
-        lock(&self.state).deployments.insert(execution.to_owned(), deployment.to_owned());
+    pub fn report_deployment(&self, execution: &PipelineExecutionId, deployment: &DeploymentId) {
+        lock(&self.state).deployments.insert(execution.clone(), deployment.clone());
     }
 }
 
@@ -515,13 +528,18 @@ impl crate::ports::Pipelines for MemoryPipelines {
         Ok(version)
     }
 
-    async fn start(&self, start: &crate::ports::PipelineStart) -> Result<String, crate::error::DeployError> {
+    async fn start(
+        &self,
+        start: &crate::ports::PipelineStart,
+    ) -> Result<PipelineExecutionId, crate::error::DeployError> {
         let mut state = lock(&self.state);
         state.starts.push(start.clone());
         if let Some(execution) = state.tokens.get(&start.token) {
             return Ok(execution.clone());
         }
-        let execution = format!("00000000-0000-4000-8000-{:012}", state.executions.len() + 1);
+        let execution =
+            PipelineExecutionId::new(&format!("00000000-0000-4000-8000-{:012}", state.executions.len() + 1))
+                .map_err(|e| crate::error::DeployError::Rejected(e.to_string()))?;
         state.tokens.insert(start.token.clone(), execution.clone());
         state.executions.insert(execution.clone(), crate::ports::DeploymentStatus::Running);
         Ok(execution)
@@ -530,14 +548,18 @@ impl crate::ports::Pipelines for MemoryPipelines {
     async fn status(
         &self,
         pipeline: &str,
-        execution: &str,
+        execution: &PipelineExecutionId,
     ) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
         lock(&self.state).executions.get(execution).cloned().ok_or_else(|| {
             crate::error::DeployError::Rejected(format!("pipeline {pipeline} has no execution {execution}"))
         })
     }
 
-    async fn deployment_of(&self, _: &str, execution: &str) -> Result<Option<String>, crate::error::DeployError> {
+    async fn deployment_of(
+        &self,
+        _: &str,
+        execution: &PipelineExecutionId,
+    ) -> Result<Option<DeploymentId>, crate::error::DeployError> {
         Ok(lock(&self.state).deployments.get(execution).cloned())
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LockDecision;
 use super::{Decision, Effect, Release, Stage, State};
+use crate::names::{DeploymentId, HookExecutionId, PipelineExecutionId, ServiceDeploymentArn};
 
 /// How CodeDeploy (or ECS) says a deployment ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,18 +17,35 @@ pub enum DeploymentEnd {
     Stopped,
 }
 
+/// How a service deploys: Convoy creates the CodeDeploy deployment itself, or starts the
+/// service's pipeline, whose deploy action creates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployMethod {
+    CodeDeploy,
+    CodePipeline,
+}
+
+impl std::fmt::Display for DeployMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeployMethod::CodeDeploy => "codedeploy",
+            DeployMethod::CodePipeline => "codepipeline",
+        })
+    }
+}
+
 /// The deployment's run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentRun {
-    /// `codedeploy` or `codepipeline`.
-    pub method: String,
+    pub method: DeployMethod,
     /// The idempotency token of the start (`clientRequestToken`), derived from the release.
     pub token: String,
     pub claims: u32,
     pub claimed_at: DateTime<Utc>,
     /// The CodeDeploy deployment id or pipeline execution id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<DeploymentId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,16 +73,30 @@ pub struct PipelineRun {
     /// The bundle's object version: the execution's pinned source revision.
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution: Option<String>,
+    pub execution: Option<PipelineExecutionId>,
 }
 
 impl Release {
     /// The pipeline and execution, while the state follows the pipeline execution (its CodeDeploy
     /// deployment is not known yet).
-    pub fn following_pipeline(&self) -> Option<(&str, &str)> {
+    /// The CodeDeploy deployment this release follows now (none while it follows a pipeline
+    /// execution that has not reached its deployment's hook).
+    pub fn codedeploy_deployment(&self) -> Option<DeploymentId> {
+        match &self.state {
+            State::Deploying { .. } if self.following_pipeline().is_some() => None,
+            State::Deploying { deployment } => DeploymentId::new(deployment).ok(),
+            State::Verifying { deployment }
+            | State::AwaitingApproval { deployment }
+            | State::ShiftingTraffic { deployment }
+            | State::RollingBack { deployment, .. } => Some(deployment.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn following_pipeline(&self) -> Option<(&str, &PipelineExecutionId)> {
         let pipeline = self.deployment.as_ref()?.pipeline.as_ref()?;
-        let execution = pipeline.execution.as_deref()?;
-        (self.state.deployment() == Some(execution)).then_some((pipeline.name.as_str(), execution))
+        let execution = pipeline.execution.as_ref()?;
+        (self.state.deployment() == Some(execution.as_str())).then_some((pipeline.name.as_str(), execution))
     }
 }
 
@@ -73,9 +105,9 @@ impl Release {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Hook {
     /// CodeDeploy `AfterAllowTestTraffic`: answered with `PutLifecycleEventHookExecutionStatus`.
-    CodeDeploy { deployment_id: String, execution_id: String },
+    CodeDeploy { deployment_id: DeploymentId, execution_id: HookExecutionId },
     /// ECS native blue/green `POST_TEST_TRAFFIC_SHIFT`: answered by the function's return value.
-    EcsNative { execution_id: String, service_deployment: String },
+    EcsNative { execution_id: HookExecutionId, service_deployment: ServiceDeploymentArn },
 }
 
 /// One probe of the test listener.
@@ -153,12 +185,12 @@ impl Release {
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
-    pub(super) fn on_deployment_claimed(&self, method: &str, at: DateTime<Utc>, lease: Duration) -> Decision {
+    pub(super) fn on_deployment_claimed(&self, method: DeployMethod, at: DateTime<Utc>, lease: Duration) -> Decision {
         let mut next = self.clone();
         match (&self.state, &self.deployment) {
             (State::Ready { next: Stage::Deployment } | State::Queued { .. }, _) => {
                 next.deployment = Some(DeploymentRun {
-                    method: method.to_owned(),
+                    method,
                     token: self.key.client_token("deployment"),
                     claims: 1,
                     claimed_at: at,
@@ -190,17 +222,22 @@ impl Release {
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
-    pub(super) fn on_deployment_started(&self, id: &str, task_definition: Option<&str>, at: DateTime<Utc>) -> Decision {
+    pub(super) fn on_deployment_started(
+        &self,
+        id: &DeploymentId,
+        task_definition: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Decision {
         if self.state != State::StartingDeployment {
             return Decision::unchanged(format!("deployment {id} started, but the release is {}", self.state));
         }
         let mut next = self.clone();
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
-        run.id = Some(id.to_owned());
+        run.id = Some(id.clone());
         run.task_definition = task_definition.map(str::to_owned).or(run.task_definition.take());
         run.started_at = Some(at);
         let revision = task_definition.map_or(String::new(), |t| format!(" with {t}"));
-        next.state = State::Deploying { deployment: id.to_owned() };
+        next.state = State::Deploying { deployment: id.to_string() };
         next.record(at, "deployment-started", format!("{id}{revision}"));
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
@@ -225,7 +262,7 @@ impl Release {
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
-    pub(super) fn on_pipeline_started(&self, execution: &str, at: DateTime<Utc>) -> Decision {
+    pub(super) fn on_pipeline_started(&self, execution: &PipelineExecutionId, at: DateTime<Utc>) -> Decision {
         if self.state != State::StartingDeployment {
             return Decision::unchanged(format!(
                 "pipeline execution {execution} started, but the release is {}",
@@ -235,28 +272,28 @@ impl Release {
         let mut next = self.clone();
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         let Some(pipeline) = run.pipeline.as_mut() else { return Decision::inconsistent(self, "a written bundle") };
-        pipeline.execution = Some(execution.to_owned());
+        pipeline.execution = Some(execution.clone());
         run.started_at = Some(at);
         let detail = format!(
             "execution {execution} of pipeline {}, pinned to {} version {}",
             pipeline.name, pipeline.bundle, pipeline.version
         );
-        next.state = State::Deploying { deployment: execution.to_owned() };
+        next.state = State::Deploying { deployment: execution.to_string() };
         next.record(at, "pipeline-started", detail);
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
     /// The pipeline execution ended, but the deployment it created still runs (an execution
     /// stopped and abandoned): the release follows that deployment now.
-    pub(super) fn on_deployment_adopted(&self, deployment: &str, reason: &str, at: DateTime<Utc>) -> Decision {
+    pub(super) fn on_deployment_adopted(&self, deployment: &DeploymentId, reason: &str, at: DateTime<Utc>) -> Decision {
         let Some((_, execution)) = self.following_pipeline() else {
             return Decision::unchanged(format!("deployment {deployment} not adopted: the release is {}", self.state));
         };
         let detail = format!("CodeDeploy deployment {deployment}, created by pipeline execution {execution}: {reason}");
         let mut next = self.clone();
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
-        run.id = Some(deployment.to_owned());
-        next.state = State::Deploying { deployment: deployment.to_owned() };
+        run.id = Some(deployment.clone());
+        next.state = State::Deploying { deployment: deployment.to_string() };
         next.record(at, "deployment-adopted", detail);
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
@@ -279,7 +316,12 @@ impl Release {
             (State::Deploying { .. }, Hook::CodeDeploy { deployment_id, .. }) if pipeline_execution.is_some() => {
                 deployment_id.clone()
             }
-            (State::Deploying { deployment }, _) => deployment.clone(),
+            // CodeDeploy's deployment (a pipeline's execution is handled above); an unreadable id
+            // is a record edited by hand.
+            (State::Deploying { deployment }, _) => match DeploymentId::new(deployment) {
+                Ok(deployment) => deployment,
+                Err(_) => return Decision::inconsistent(self, "a deployment id"),
+            },
             // The hook can overtake the record of the start (a crashed holder): its deployment id
             // is adopted, as CodeDeploy runs only deployments of this release's group here.
             (State::StartingDeployment, Hook::CodeDeploy { deployment_id, .. })
@@ -304,7 +346,7 @@ impl Release {
         if let Some(run) = next.deployment.as_mut() {
             run.id.get_or_insert_with(|| deployment.clone());
         }
-        if let Some(execution) = pipeline_execution.filter(|e| *e != deployment) {
+        if let Some(execution) = pipeline_execution.filter(|e| e.as_str() != deployment.as_str()) {
             next.record(
                 at,
                 "deployment-adopted",

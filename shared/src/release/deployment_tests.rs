@@ -5,20 +5,24 @@ use super::*;
 use crate::names::ReleaseId;
 
 fn claim(at: i64) -> Event {
-    Event::DeploymentClaimed { method: "codedeploy".into(), at: t(at), lease: Duration::seconds(90) }
+    Event::DeploymentClaimed { method: DeployMethod::CodeDeploy, at: t(at), lease: Duration::seconds(90) }
 }
 
 fn deploying() -> Release {
     let (release, _) = apply(&ready(false), claim(2));
     apply(
         &release,
-        Event::DeploymentStarted { deployment: "d-1".into(), task_definition: Some("web:42".into()), at: t(3) },
+        Event::DeploymentStarted {
+            deployment: "d-1".parse().unwrap(),
+            task_definition: Some("web:42".parse().unwrap()),
+            at: t(3),
+        },
     )
     .0
 }
 
 fn hook() -> Hook {
-    Hook::CodeDeploy { deployment_id: "d-1".into(), execution_id: "exec-1".into() }
+    Hook::CodeDeploy { deployment_id: "d-1".parse().unwrap(), execution_id: "exec-1".parse().unwrap() }
 }
 
 fn verifying() -> Release {
@@ -106,7 +110,7 @@ fn an_impossible_deployment_fails_and_frees_the_lock() {
 #[test]
 fn the_hook_starts_verification_once() {
     let release = verifying();
-    assert_eq!(release.state, State::Verifying { deployment: "d-1".into() });
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
     assert!(unchanged(release.apply(&Event::VerificationStarted { hook: hook(), at: t(5) }).unwrap()));
 }
 
@@ -114,8 +118,8 @@ fn the_hook_starts_verification_once() {
 fn a_hook_that_overtakes_the_start_record_adopts_the_deployment() {
     let (claimed, _) = apply(&ready(false), claim(2));
     let (release, _) = apply(&claimed, Event::VerificationStarted { hook: hook(), at: t(4) });
-    assert_eq!(release.state, State::Verifying { deployment: "d-1".into() });
-    assert_eq!(release.deployment.unwrap().id.as_deref(), Some("d-1"));
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
+    assert_eq!(release.deployment.unwrap().id.as_ref().map(|id| id.as_str()), Some("d-1"));
 }
 
 #[test]
@@ -130,22 +134,22 @@ fn probes_are_recorded_once_each() {
 #[test]
 fn passed_verification_with_manual_approval_awaits_a_person() {
     let release = awaiting();
-    assert_eq!(release.state, State::AwaitingApproval { deployment: "d-1".into() });
+    assert_eq!(release.state, State::AwaitingApproval { deployment: "d-1".parse().unwrap() });
     assert!(release.verification.unwrap().outcome.unwrap().passed);
 }
 
 #[test]
 fn passed_verification_with_auto_approval_continues_at_once() {
     let (release, effects) = apply(&verifying(), finished(true, true, 0));
-    assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".into() });
-    assert_eq!(effects, vec![Effect::ContinueDeployment { deployment: "d-1".into() }]);
+    assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".parse().unwrap() });
+    assert_eq!(effects, vec![Effect::ContinueDeployment { deployment: "d-1".parse().unwrap() }]);
     assert_eq!(release.approval.unwrap().by, "policy (auto)");
 }
 
 #[test]
 fn auto_approval_with_a_bake_time_waits_until_then() {
     let (release, effects) = apply(&verifying(), finished(true, true, 300));
-    assert_eq!(release.state, State::AwaitingApproval { deployment: "d-1".into() });
+    assert_eq!(release.state, State::AwaitingApproval { deployment: "d-1".parse().unwrap() });
     assert!(effects.is_empty());
     assert_eq!(release.deployment.unwrap().auto_approve_at, Some(t(360)));
 }
@@ -163,7 +167,7 @@ fn failed_verification_rolls_back_and_ends_failed_at_verification() {
 #[test]
 fn approval_shifts_traffic_and_names_who_approved() {
     let (release, _) = apply(&awaiting(), Event::Decided { approve: true, by: "alice".into(), at: t(70) });
-    assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".into() });
+    assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".parse().unwrap() });
     assert_eq!(release.approval.unwrap().by, "alice");
 }
 
@@ -213,7 +217,7 @@ fn the_end_of_another_deployment_changes_nothing() {
 // The codepipeline method.
 
 fn pipeline_claimed() -> Release {
-    let claim = Event::DeploymentClaimed { method: "codepipeline".into(), at: t(2), lease: Duration::seconds(90) };
+    let claim = Event::DeploymentClaimed { method: DeployMethod::CodePipeline, at: t(2), lease: Duration::seconds(90) };
     apply(&ready(false), claim).0
 }
 
@@ -228,7 +232,7 @@ fn bundle_written(version: &str) -> Event {
 
 fn following_pipeline() -> Release {
     let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
-    apply(&release, Event::PipelineStarted { execution: "e-1".into(), at: t(4) }).0
+    apply(&release, Event::PipelineStarted { execution: "e-1".parse().unwrap(), at: t(4) }).0
 }
 
 fn pipeline_ended(end: DeploymentEnd) -> Event {
@@ -239,7 +243,7 @@ fn pipeline_ended(end: DeploymentEnd) -> Event {
 fn a_written_bundle_is_recorded_with_its_version_before_the_pipeline_starts() {
     let (release, effects) = apply(&pipeline_claimed(), bundle_written("v1"));
     let pipeline = release.deployment.as_ref().unwrap().pipeline.as_ref().unwrap();
-    assert_eq!((pipeline.version.as_str(), pipeline.execution.as_deref()), ("v1", None));
+    assert_eq!((pipeline.version.as_str(), pipeline.execution.as_ref().map(|e| e.as_str())), ("v1", None));
     assert_eq!(release.state, State::StartingDeployment);
     assert!(effects.is_empty());
 }
@@ -259,20 +263,21 @@ fn a_bundle_written_after_the_start_changes_nothing() {
 fn a_started_pipeline_is_followed_by_its_execution() {
     let release = following_pipeline();
     assert_eq!(release.state, State::Deploying { deployment: "e-1".into() });
-    assert_eq!(release.following_pipeline(), Some(("web-deploy", "e-1")));
+    assert_eq!(release.following_pipeline(), Some(("web-deploy", &"e-1".parse().unwrap())));
     assert!(release.timeline.last().unwrap().detail.contains("pinned to s3://source/web/bundle.zip version v1"));
 }
 
 #[test]
 fn a_pipeline_start_without_a_recorded_bundle_is_inconsistent_and_changes_nothing() {
-    let event = Event::PipelineStarted { execution: "e-1".into(), at: t(4) };
+    let event = Event::PipelineStarted { execution: "e-1".parse().unwrap(), at: t(4) };
     assert!(unchanged(pipeline_claimed().apply(&event).unwrap()));
 }
 
 #[test]
 fn a_taken_over_pipeline_claim_keeps_its_bundle() {
     let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
-    let takeover = Event::DeploymentClaimed { method: "codepipeline".into(), at: t(200), lease: Duration::seconds(90) };
+    let takeover =
+        Event::DeploymentClaimed { method: DeployMethod::CodePipeline, at: t(200), lease: Duration::seconds(90) };
     let (release, _) = apply(&release, takeover);
     let run = release.deployment.as_ref().unwrap();
     assert_eq!((run.claims, run.pipeline.as_ref().unwrap().version.as_str()), (2, "v1"));
@@ -281,8 +286,8 @@ fn a_taken_over_pipeline_claim_keeps_its_bundle() {
 #[test]
 fn the_hook_of_the_pipelines_deployment_adopts_that_deployment() {
     let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
-    assert_eq!(release.state, State::Verifying { deployment: "d-1".into() });
-    assert_eq!(release.deployment.as_ref().unwrap().id.as_deref(), Some("d-1"));
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
+    assert_eq!(release.deployment.as_ref().unwrap().id.as_ref().map(|id| id.as_str()), Some("d-1"));
     assert_eq!(release.following_pipeline(), None);
     assert!(release.timeline.iter().any(|e| e.event == "deployment-adopted" && e.detail.contains("e-1")));
 }
@@ -320,7 +325,7 @@ fn a_pipeline_that_succeeds_without_a_hook_ends_succeeded_and_says_nothing_was_v
 #[test]
 fn a_hook_of_another_deployment_does_not_replace_the_one_being_verified() {
     let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
-    let other = Hook::CodeDeploy { deployment_id: "d-2".into(), execution_id: "exec-2".into() };
+    let other = Hook::CodeDeploy { deployment_id: "d-2".parse().unwrap(), execution_id: "exec-2".parse().unwrap() };
     assert!(unchanged(release.apply(&Event::VerificationStarted { hook: other, at: t(6) }).unwrap()));
 }
 
@@ -332,11 +337,14 @@ fn a_pipeline_release_still_starting_does_not_take_a_hooks_deployment() {
 
 #[test]
 fn the_running_deployment_of_an_abandoned_execution_is_adopted_and_decides_the_end() {
-    let adopted =
-        Event::DeploymentAdopted { deployment: "d-1".into(), reason: "the execution ended Stopped".into(), at: t(6) };
+    let adopted = Event::DeploymentAdopted {
+        deployment: "d-1".parse().unwrap(),
+        reason: "the execution ended Stopped".parse().unwrap(),
+        at: t(6),
+    };
     let (release, effects) = apply(&following_pipeline(), adopted);
     assert_eq!(release.state, State::Deploying { deployment: "d-1".into() });
-    assert_eq!(release.deployment.as_ref().unwrap().id.as_deref(), Some("d-1"));
+    assert_eq!(release.deployment.as_ref().unwrap().id.as_ref().map(|id| id.as_str()), Some("d-1"));
     assert!(effects.is_empty(), "the service stays locked");
     let (release, _) = apply(&release, ended(DeploymentEnd::Failed));
     assert!(matches!(release.state, State::RolledBack { .. }), "{}", release.state);
@@ -344,6 +352,7 @@ fn the_running_deployment_of_an_abandoned_execution_is_adopted_and_decides_the_e
 
 #[test]
 fn a_deployment_is_adopted_only_while_the_release_follows_its_execution() {
-    let adopted = Event::DeploymentAdopted { deployment: "d-9".into(), reason: "r".into(), at: t(6) };
+    let adopted =
+        Event::DeploymentAdopted { deployment: "d-9".parse().unwrap(), reason: "r".parse().unwrap(), at: t(6) };
     assert!(unchanged(deploying().apply(&adopted).unwrap()));
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Decision, Effect, Release, Stage, State, TransitionError};
+use crate::names::TaskArn;
 
 /// Where the migration container's log stream is (awslogs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +27,7 @@ pub struct MigrationRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<String>,
+    pub task: Option<TaskArn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogPointer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,7 +58,7 @@ pub struct ContainerReport {
 /// What ECS says of a task (from a task state change event, or `DescribeTasks`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskReport {
-    pub task: String,
+    pub task: TaskArn,
     /// ECS's event version; `None` from `DescribeTasks`, which is always current.
     pub version: Option<u64>,
     pub last_status: String,
@@ -123,7 +124,7 @@ impl Release {
 
     pub(super) fn on_migration_started(
         &self,
-        task: &str,
+        task: &TaskArn,
         task_definition: &str,
         log: Option<&LogPointer>,
         at: DateTime<Utc>,
@@ -133,12 +134,12 @@ impl Release {
         }
         let mut next = self.clone();
         let Some(run) = next.migration.as_mut() else { return Decision::inconsistent(self, "a migration run") };
-        run.task = Some(task.to_owned());
+        run.task = Some(task.clone());
         run.task_definition = Some(task_definition.to_owned());
         run.log = log.cloned();
         run.started_at = Some(at);
         let logs = log.map_or(String::new(), |l| format!("; logs: {} {}", l.group, l.stream));
-        next.state = State::Migrating { task: task.to_owned() };
+        next.state = State::Migrating { task: task.clone() };
         next.record(at, "migration-started", format!("task {task} from {task_definition}{logs}"));
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }

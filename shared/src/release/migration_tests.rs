@@ -10,7 +10,7 @@ fn claim(at: i64) -> Event {
 
 fn started(task: &str) -> Event {
     Event::MigrationStarted {
-        task: task.into(),
+        task: task.parse().unwrap(),
         task_definition: "arn:td/web-convoy-migration:3".into(),
         log: Some(LogPointer { group: "/ecs/web".into(), stream: format!("ecs/app/{task}") }),
         at: t(3),
@@ -20,7 +20,7 @@ fn started(task: &str) -> Event {
 fn stopped(task: &str, version: u64, exit_code: Option<i32>, stop_code: &str) -> Event {
     Event::MigrationTaskChanged {
         report: TaskReport {
-            task: task.into(),
+            task: task.parse().unwrap(),
             version: Some(version),
             last_status: "STOPPED".into(),
             stop_code: Some(stop_code.into()),
@@ -78,7 +78,7 @@ fn a_release_without_migration_cannot_be_claimed() {
 #[test]
 fn a_started_task_makes_the_release_migrating_with_its_log_pointer() {
     let release = migrating();
-    assert_eq!(release.state, State::Migrating { task: "task-1".into() });
+    assert_eq!(release.state, State::Migrating { task: "task-1".parse().unwrap() });
     assert_eq!(release.migration.unwrap().log.unwrap().group, "/ecs/web");
 }
 
@@ -173,7 +173,7 @@ fn an_overdue_migration_fails_and_asks_to_stop_its_task() {
     let (release, effects) = changed(migrating().apply(&Event::MigrationOverdue { at: t(602) }).unwrap());
     let State::Failed { reason, .. } = &release.state else { panic!("{}", release.state) };
     assert!(reason.contains("timeout of 600s"), "{reason}");
-    assert_eq!(effects, vec![Effect::StopMigration { task: "task-1".into() }]);
+    assert_eq!(effects, vec![Effect::StopMigration { task: "task-1".parse().unwrap() }]);
 }
 
 #[test]

@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ImageRef, Manifest};
-use crate::names::{AccountId, ContainerName, Digest, ImageTag, ReleaseId, ReleaseKey, RepositoryName};
+use crate::names::{
+    AccountId, ContainerName, DeploymentId, Digest, ImageTag, PipelineExecutionId, ReleaseId, ReleaseKey,
+    RepositoryName, TaskArn,
+};
 
 mod deployment;
 #[cfg(test)]
@@ -28,7 +31,8 @@ mod readiness_tests;
 pub(crate) mod test_support;
 
 pub use self::deployment::{
-    ApprovalDecision, DeploymentEnd, DeploymentRun, Hook, PipelineRun, ProbeResult, Verification, VerificationOutcome,
+    ApprovalDecision, DeployMethod, DeploymentEnd, DeploymentRun, Hook, PipelineRun, ProbeResult, Verification,
+    VerificationOutcome,
 };
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
 pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport};
@@ -113,21 +117,22 @@ pub enum State {
     /// A handler claimed the migration and is starting its task (see `migration.claimed_at`).
     StartingMigration,
     /// The migration task runs.
-    Migrating { task: String },
+    Migrating { task: TaskArn },
     /// Another release of the service is deploying; this one waits for it to end.
     Queued { behind: ReleaseId },
     /// A handler claimed the start of the deployment (see `deployment.claimed_at`).
     StartingDeployment,
-    /// The blue/green deployment runs (CodeDeploy deployment id, or pipeline execution id).
+    /// The blue/green deployment runs: a CodeDeploy deployment id, or the pipeline execution id
+    /// until the pipeline's deployment reaches its hook (see [`DeploymentRef`](crate::names::DeploymentRef)).
     Deploying { deployment: String },
     /// The new version is being probed on the test listener.
-    Verifying { deployment: String },
+    Verifying { deployment: DeploymentId },
     /// Verification passed; the traffic shift waits for a person (or for the bake time).
-    AwaitingApproval { deployment: String },
+    AwaitingApproval { deployment: DeploymentId },
     /// Approved: production traffic moves to the new version.
-    ShiftingTraffic { deployment: String },
+    ShiftingTraffic { deployment: DeploymentId },
     /// The deployment is being rolled back (verification failed, or a person rejected it).
-    RollingBack { deployment: String, reason: String },
+    RollingBack { deployment: DeploymentId, reason: String },
     /// Production runs this release.
     Succeeded,
     /// The deployment was rolled back (rejected, stopped, or failed after verification).
@@ -146,11 +151,11 @@ impl State {
     /// The deployment this state is about, while one runs.
     pub fn deployment(&self) -> Option<&str> {
         match self {
-            State::Deploying { deployment }
-            | State::Verifying { deployment }
+            State::Deploying { deployment } => Some(deployment),
+            State::Verifying { deployment }
             | State::AwaitingApproval { deployment }
             | State::ShiftingTraffic { deployment }
-            | State::RollingBack { deployment, .. } => Some(deployment),
+            | State::RollingBack { deployment, .. } => Some(deployment.as_str()),
             _ => None,
         }
     }
@@ -253,7 +258,7 @@ pub enum Event {
     /// its holder is presumed dead. `timeout` bounds the migration's run.
     MigrationClaimed { at: DateTime<Utc>, lease: chrono::Duration, timeout: chrono::Duration },
     /// The migration task was started (or found, when a crashed holder had started it).
-    MigrationStarted { task: String, task_definition: String, log: Option<LogPointer>, at: DateTime<Utc> },
+    MigrationStarted { task: TaskArn, task_definition: String, log: Option<LogPointer>, at: DateTime<Utc> },
     /// The migration cannot be started: the service, its task definition or a container is not
     /// what the manifest needs. Bad input: the release ends.
     MigrationImpossible { reason: String, at: DateTime<Utc> },
@@ -264,15 +269,15 @@ pub enum Event {
     /// What the service's deploy lock said when this release asked for it.
     DeployLock { decision: LockDecision, at: DateTime<Utc> },
     /// A handler claims the start of the deployment (see [`Event::MigrationClaimed`]).
-    DeploymentClaimed { method: String, at: DateTime<Utc>, lease: chrono::Duration },
+    DeploymentClaimed { method: DeployMethod, at: DateTime<Utc>, lease: chrono::Duration },
     /// The deployment was started (or found after a crashed holder started it).
-    DeploymentStarted { deployment: String, task_definition: Option<String>, at: DateTime<Utc> },
+    DeploymentStarted { deployment: DeploymentId, task_definition: Option<String>, at: DateTime<Utc> },
     /// The pipeline's deploy bundle was written to its S3 source as object `version`.
     BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
     /// The pipeline execution that deploys the bundle was started (or found again by its token).
-    PipelineStarted { execution: String, at: DateTime<Utc> },
+    PipelineStarted { execution: PipelineExecutionId, at: DateTime<Utc> },
     /// The pipeline execution ended while the deployment it created still runs: follow that one.
-    DeploymentAdopted { deployment: String, reason: String, at: DateTime<Utc> },
+    DeploymentAdopted { deployment: DeploymentId, reason: String, at: DateTime<Utc> },
     /// The deployment cannot be started (no settings, a container the service lacks, ...).
     DeploymentImpossible { reason: String, at: DateTime<Utc> },
     /// A lifecycle hook asks Convoy to verify the deployment on the test listener.
@@ -294,9 +299,9 @@ pub enum Effect {
     /// Run the manifest's migration with the pinned images.
     StartMigration,
     /// Stop a migration task that overran its timeout.
-    StopMigration { task: String },
+    StopMigration { task: TaskArn },
     /// Let the deployment shift production traffic (policy approval).
-    ContinueDeployment { deployment: String },
+    ContinueDeployment { deployment: DeploymentId },
     /// Free the service's deploy lock: this release no longer deploys.
     ReleaseDeployLock,
     /// Deploy the pinned images (no migration declared).
@@ -421,7 +426,7 @@ impl Release {
             Event::MigrationTaskChanged { report, at } => Ok(self.on_migration_task_changed(report, *at)),
             Event::MigrationOverdue { at } => Ok(self.on_migration_overdue(*at)),
             Event::DeployLock { decision, at } => Ok(self.on_deploy_lock(decision, *at)),
-            Event::DeploymentClaimed { method, at, lease } => Ok(self.on_deployment_claimed(method, *at, *lease)),
+            Event::DeploymentClaimed { method, at, lease } => Ok(self.on_deployment_claimed(*method, *at, *lease)),
             Event::DeploymentStarted { deployment, task_definition, at } => {
                 Ok(self.on_deployment_started(deployment, task_definition.as_deref(), *at))
             }

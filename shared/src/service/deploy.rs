@@ -7,9 +7,9 @@ use tracing::{info, warn};
 use super::{Convoy, Report, update, update_from};
 use crate::bundle;
 use crate::error::{ConvoyError, DeployError, TasksError};
-use crate::names::ReleaseKey;
+use crate::names::{DeploymentId, DeploymentRef, PipelineExecutionId, ReleaseKey};
 use crate::ports::{CodeDeployRequest, LockEntry, PipelineStart, ReleaseTaskSpec};
-use crate::release::{Event, LockDecision, Release, Stage, State};
+use crate::release::{DeployMethod, Event, LockDecision, Release, Stage, State};
 
 impl Convoy {
     /// Starts the release's deployment if it is due, its service is free, and nobody else holds
@@ -43,8 +43,8 @@ impl Convoy {
             }
         }
         let lease = self.config.claim_lease;
-        let method = if settings.pipeline.is_some() { "codepipeline" } else { "codedeploy" };
-        let event = Event::DeploymentClaimed { method: method.into(), at: now, lease };
+        let method = if settings.pipeline.is_some() { DeployMethod::CodePipeline } else { DeployMethod::CodeDeploy };
+        let event = Event::DeploymentClaimed { method, at: now, lease };
         let claimed = update_from(self.store.as_ref(), key, Some(stored), |r| r.apply(&event)).await?;
         let Some(claimed) = claimed else { return Ok(None) };
         if !claimed.changed {
@@ -53,7 +53,7 @@ impl Convoy {
         let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
         // A takeover keeps the method of the first claim: switching methods mid-start could
         // deploy the release twice, once each way.
-        let claimed_method = claimed.release.deployment.as_ref().map_or(method, |run| run.method.as_str());
+        let claimed_method = claimed.release.deployment.as_ref().map_or(method, |run| run.method);
         if claimed_method != method {
             let reason = format!(
                 "the start was claimed for {claimed_method}, but the service's settings now deploy with {method}: \
@@ -82,12 +82,12 @@ impl Convoy {
             && let Some(found) = self.deployer.find(&target.application, &target.deployment_group, &marker).await?
         {
             info!(deployment = %found, "adopting the deployment a previous holder created");
-            self.deployments.note(&found, key).await?;
-            return self.record_deployment_start(key, &found, None, now, claim).await;
+            self.deployments.note(&DeploymentRef::CodeDeploy(found.clone()), key).await?;
+            return self.record_deployment_start(key, found, None, now, claim).await;
         }
         match self.launch_deployment(&claimed.release, &settings, &marker).await {
-            Ok((deployment, definition)) => {
-                self.record_deployment_start(key, &deployment, Some(definition), now, claim).await
+            Ok(created) => {
+                self.record_deployment_start(key, created.deployment, Some(created.task_definition), now, claim).await
             }
             Err(
                 ConvoyError::Tasks(TasksError::Rejected(reason)) | ConvoyError::Deploy(DeployError::Rejected(reason)),
@@ -105,7 +105,7 @@ impl Convoy {
         release: &Release,
         settings: &crate::settings::ServiceSettings,
         marker: &str,
-    ) -> Result<(String, String), ConvoyError> {
+    ) -> Result<CreatedDeployment, ConvoyError> {
         let key = &release.key;
         let shape = self.tasks.service_shape(&self.config.cluster, key.service.as_str()).await?;
         let images = release.pinned_uris();
@@ -123,8 +123,8 @@ impl Convoy {
         };
         let deployment = self.deployer.create(&request).await?;
         // Before the record: the hook may come before the record is written.
-        self.deployments.note(&deployment, key).await?;
-        Ok((deployment, definition))
+        self.deployments.note(&DeploymentRef::CodeDeploy(deployment.clone()), key).await?;
+        Ok(CreatedDeployment { deployment, task_definition: definition })
     }
 
     /// The `codepipeline` method: write the bundle once (recorded before anything starts), then
@@ -183,7 +183,7 @@ impl Convoy {
         let execution = self.pipelines.start(&start).await?;
         info!(%execution, pipeline = %pipeline.name, "pipeline execution started");
         // Before the record: the execution's end event may come before the record is written.
-        self.deployments.note(&execution, &key).await?;
+        self.deployments.note(&DeploymentRef::Pipeline(execution.clone()), &key).await?;
         let event = Event::PipelineStarted { execution, at: now };
         let updated = update_from(self.store.as_ref(), &key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
@@ -224,13 +224,12 @@ impl Convoy {
     async fn record_deployment_start(
         &self,
         key: &ReleaseKey,
-        deployment: &str,
+        deployment: DeploymentId,
         definition: Option<String>,
         now: DateTime<Utc>,
         claim: crate::ports::Stored,
     ) -> Result<Option<Report>, ConvoyError> {
-        let event =
-            Event::DeploymentStarted { deployment: deployment.to_owned(), task_definition: definition, at: now };
+        let event = Event::DeploymentStarted { deployment, task_definition: definition, at: now };
         let updated = update_from(self.store.as_ref(), key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
@@ -248,31 +247,42 @@ impl Convoy {
         }
     }
 
-    /// CodeDeploy (an event, or a look-up) says how a deployment ended.
+    /// CodeDeploy or CodePipeline (an event, or a look-up) says how a deployment ended.
     pub async fn deployment_ended(
         &self,
-        deployment: &str,
+        deployment: &DeploymentRef,
         end: crate::release::DeploymentEnd,
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
         let Some(key) = self.deployments.find(deployment).await? else {
-            info!(deployment, "not a deployment Convoy started; ignored");
+            info!(%deployment, "not a deployment Convoy started; ignored");
             return Ok(None);
         };
         let Some(stored) = self.store.load(&key).await? else { return Ok(None) };
-        if end != crate::release::DeploymentEnd::Succeeded
-            && let Some(report) = self.follow_abandoned_deployment(&stored, deployment, end, detail, now).await?
+        if let DeploymentRef::Pipeline(execution) = deployment
+            && end != crate::release::DeploymentEnd::Succeeded
+            && let Some(report) = self.follow_abandoned_deployment(&stored, execution, end, detail, now).await?
         {
             return Ok(Some(report));
         }
-        let event =
-            Event::DeploymentEnded { deployment: deployment.to_owned(), end, detail: detail.to_owned(), at: now };
+        let event = Event::DeploymentEnded {
+            deployment: deployment.as_str().to_owned(),
+            end,
+            detail: detail.to_owned(),
+            at: now,
+        };
         match update_from(self.store.as_ref(), &key, Some(stored), |r| r.apply(&event)).await? {
             Some(updated) => self.finish_and_perform(updated).await.map(Some),
             None => Ok(None),
         }
     }
+}
+
+/// A CodeDeploy deployment Convoy created, and the task-definition revision it deploys.
+struct CreatedDeployment {
+    deployment: DeploymentId,
+    task_definition: String,
 }
 
 impl Convoy {
@@ -282,7 +292,7 @@ impl Convoy {
     async fn follow_abandoned_deployment(
         &self,
         stored: &crate::ports::Stored,
-        execution: &str,
+        execution: &PipelineExecutionId,
         end: crate::release::DeploymentEnd,
         detail: &str,
         now: DateTime<Utc>,
@@ -300,8 +310,8 @@ impl Convoy {
         if self.deployer.status(&deployment).await? != crate::ports::DeploymentStatus::Running {
             return Ok(None);
         }
-        warn!(execution, %deployment, "the execution ended, but its deployment still runs: following it");
-        self.deployments.note(&deployment, key).await?;
+        warn!(%execution, %deployment, "the execution ended, but its deployment still runs: following it");
+        self.deployments.note(&DeploymentRef::CodeDeploy(deployment.clone()), key).await?;
         let reason = format!("the execution ended {end:?} ({detail}), but this deployment still runs");
         let event = Event::DeploymentAdopted { deployment, reason, at: now };
         let updated = update_from(self.store.as_ref(), key, Some(stored.clone()), |r| r.apply(&event)).await?;

@@ -6,9 +6,16 @@ use tracing::{info, warn};
 
 use super::{Convoy, Report, update, update_from};
 use crate::error::{ConvoyError, TasksError};
-use crate::names::ReleaseKey;
+use crate::names::{ReleaseKey, TaskArn};
 use crate::ports::{MigrationTaskSpec, RunTaskRequest};
 use crate::release::{Event, LogPointer, Release, TaskReport};
+
+/// A migration task ECS started (or a previous holder did), as the record keeps it.
+struct StartedMigration {
+    task: TaskArn,
+    task_definition: String,
+    log: Option<LogPointer>,
+}
 
 impl Convoy {
     /// Starts the release's migration if it is due and nobody else holds the start. At most one
@@ -45,15 +52,16 @@ impl Convoy {
 
         if run.claims > 1 {
             let found = self.tasks.find(cluster, &key.migration_started_by()).await?;
-            if let Some(task) = found.first() {
-                info!(task, "adopting the task a previous holder started");
-                let definition =
+            if let Some(task) = found.into_iter().next() {
+                info!(%task, "adopting the task a previous holder started");
+                let task_definition =
                     run.task_definition.clone().unwrap_or_else(|| "(started by a previous attempt)".into());
-                return self.record_migration_start(key, task, &definition, None, now, claim).await;
+                let started = StartedMigration { task, task_definition, log: None };
+                return self.record_migration_start(key, started, now, claim).await;
             }
         }
         match self.launch_migration(&release, &run.token).await {
-            Ok((task, definition, log)) => self.record_migration_start(key, &task, &definition, log, now, claim).await,
+            Ok(started) => self.record_migration_start(key, started, now, claim).await,
             Err(TasksError::Rejected(reason)) => {
                 let event =
                     Event::MigrationImpossible { reason: format!("the migration cannot start: {reason}"), at: now };
@@ -66,11 +74,7 @@ impl Convoy {
         }
     }
 
-    async fn launch_migration(
-        &self,
-        release: &Release,
-        token: &str,
-    ) -> Result<(String, String, Option<LogPointer>), TasksError> {
+    async fn launch_migration(&self, release: &Release, token: &str) -> Result<StartedMigration, TasksError> {
         let Some(migration) = release.manifest.as_ref().and_then(|m| m.migration.as_ref()) else {
             return Err(TasksError::Rejected(format!("release {} declares no migration", release.key)));
         };
@@ -98,31 +102,25 @@ impl Convoy {
             client_token: token.to_owned(),
         };
         let task = self.tasks.run(&request).await?;
-        let task_id = task.rsplit('/').next().unwrap_or(&task);
+        let task_id = task.as_str().rsplit('/').next().unwrap_or_default();
         let log = match (definition.log_group, definition.log_stream_prefix) {
             (Some(group), Some(prefix)) => {
                 Some(LogPointer { group, stream: format!("{prefix}/{}/{task_id}", migration.container) })
             }
             _ => None,
         };
-        Ok((task, definition.arn, log))
+        Ok(StartedMigration { task, task_definition: definition.arn, log })
     }
 
     async fn record_migration_start(
         &self,
         key: &ReleaseKey,
-        task: &str,
-        task_definition: &str,
-        log: Option<LogPointer>,
+        started: StartedMigration,
         now: DateTime<Utc>,
         claim: crate::ports::Stored,
     ) -> Result<Option<Report>, ConvoyError> {
-        let event = Event::MigrationStarted {
-            task: task.to_owned(),
-            task_definition: task_definition.to_owned(),
-            log,
-            at: now,
-        };
+        let StartedMigration { task, task_definition, log } = started;
+        let event = Event::MigrationStarted { task, task_definition, log, at: now };
         let updated = update_from(self.store.as_ref(), key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }

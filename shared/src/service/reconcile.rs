@@ -8,7 +8,8 @@ use tracing::{Instrument, info, warn};
 
 use super::{Convoy, Report, release_span, update};
 use crate::error::ConvoyError;
-use crate::names::ReleaseKey;
+use crate::names::{DeploymentRef, ReleaseKey};
+use crate::ports::DeploymentStatus;
 use crate::release::{Effect, Event, State};
 
 impl Convoy {
@@ -54,23 +55,24 @@ impl Convoy {
                 info!("the bake time is over: policy approves");
                 self.decide(key, true, "policy (auto, after bake time)", now).await.map(Some)
             }
-            State::Deploying { deployment }
-            | State::Verifying { deployment }
-            | State::AwaitingApproval { deployment }
-            | State::ShiftingTraffic { deployment }
-            | State::RollingBack { deployment, .. } => match self.deployment_status(&release, deployment).await? {
-                crate::ports::DeploymentStatus::Ended { end, detail } => {
-                    info!(deployment, ?end, "the deployment ended without Convoy hearing of it");
-                    self.deployment_ended(deployment, end, &detail, now).await
+            State::Deploying { .. }
+            | State::Verifying { .. }
+            | State::AwaitingApproval { .. }
+            | State::ShiftingTraffic { .. }
+            | State::RollingBack { .. } => match self.deployment_status(&release).await? {
+                Some((deployment, DeploymentStatus::Ended { end, detail })) => {
+                    info!(%deployment, ?end, "the deployment ended without Convoy hearing of it");
+                    self.deployment_ended(&deployment, end, &detail, now).await
                 }
-                crate::ports::DeploymentStatus::Running => {
-                    if matches!(release.state, State::ShiftingTraffic { .. }) {
-                        let hook = release.verification.as_ref().map(|v| v.hook.clone());
-                        let effect = Effect::ContinueDeployment { deployment: deployment.clone() };
-                        self.perform(key, &[effect], hook.as_ref()).await?;
-                    }
+                Some((DeploymentRef::CodeDeploy(deployment), DeploymentStatus::Running))
+                    if matches!(release.state, State::ShiftingTraffic { .. }) =>
+                {
+                    let hook = release.verification.as_ref().map(|v| v.hook.clone());
+                    let effect = Effect::ContinueDeployment { deployment };
+                    self.perform(key, &[effect], hook.as_ref()).await?;
                     Ok(None)
                 }
+                _ => Ok(None),
             },
             State::StartingMigration => {
                 if let Some(report) = self.fail_if_overdue(key, now).await? {
@@ -80,7 +82,7 @@ impl Convoy {
             }
             State::Migrating { task } => match self.tasks.describe(&self.config.cluster, task).await? {
                 Some(report) if report.last_status == "STOPPED" => {
-                    info!(task, "the task stopped without Convoy hearing of it; applying what ECS says");
+                    info!(%task, "the task stopped without Convoy hearing of it; applying what ECS says");
                     self.migration_task_changed(key, &report, now).await
                 }
                 _ => self.fail_if_overdue(key, now).await,
@@ -93,12 +95,14 @@ impl Convoy {
     async fn deployment_status(
         &self,
         release: &crate::release::Release,
-        deployment: &str,
-    ) -> Result<crate::ports::DeploymentStatus, ConvoyError> {
-        Ok(match release.following_pipeline() {
-            Some((pipeline, execution)) => self.pipelines.status(pipeline, execution).await?,
-            None => self.deployer.status(deployment).await?,
-        })
+    ) -> Result<Option<(DeploymentRef, DeploymentStatus)>, ConvoyError> {
+        if let Some((pipeline, execution)) = release.following_pipeline() {
+            let status = self.pipelines.status(pipeline, execution).await?;
+            return Ok(Some((DeploymentRef::Pipeline(execution.clone()), status)));
+        }
+        let Some(deployment) = release.codedeploy_deployment() else { return Ok(None) };
+        let status = self.deployer.status(&deployment).await?;
+        Ok(Some((DeploymentRef::CodeDeploy(deployment), status)))
     }
 
     /// Fails a migration past its deadline and stops its task.

@@ -12,7 +12,7 @@ use tracing::{Instrument, info, warn};
 use super::{Convoy, Report, Updated, release_span, update};
 use crate::error::{ConvoyError, DeployError};
 use crate::manifest::Approval;
-use crate::names::ReleaseKey;
+use crate::names::{DeploymentId, DeploymentRef, HookExecutionId, ReleaseKey, ServiceDeploymentArn};
 use crate::ports::DeploymentOrigin;
 use crate::release::{Event, Hook, ProbeResult, Release, State, VerificationOutcome};
 use crate::verify::{self, ProbeSpec, Verdict};
@@ -44,7 +44,7 @@ pub struct HookAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment: Option<String>,
+    pub deployment: Option<DeploymentId>,
     pub succeeded: bool,
     pub why: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,11 +178,11 @@ impl Convoy {
     /// CodeDeploy's `AfterAllowTestTraffic` hook: verify, record, answer.
     pub async fn verify_codedeploy(
         &self,
-        deployment: &str,
-        execution: &str,
+        deployment: &DeploymentId,
+        hook_execution: &HookExecutionId,
         now: DateTime<Utc>,
     ) -> Result<HookAnswer, ConvoyError> {
-        let (known, origin) = match self.deployments.find(deployment).await? {
+        let (known, origin) = match self.deployments.find(&DeploymentRef::CodeDeploy(deployment.clone())).await? {
             Some(key) => (Some(key), None),
             None => {
                 let origin = self.deployer.origin(deployment).await?;
@@ -197,18 +197,18 @@ impl Convoy {
             // Not a deployment Convoy created: a rollback's re-run passes, anything else fails,
             // since nobody told Convoy what version to expect.
             let rollback = origin.is_some_and(|o| o.rollback);
-            self.deployer.answer_hook(deployment, execution, rollback).await?;
+            self.deployer.answer_hook(deployment, hook_execution, rollback).await?;
             let why = if rollback { "a rollback re-run: let through" } else { "not a deployment Convoy started" };
             info!(%deployment, "{why}");
             return Ok(HookAnswer {
                 release: None,
-                deployment: Some(deployment.to_owned()),
+                deployment: Some(deployment.clone()),
                 succeeded: rollback,
                 why: why.into(),
                 report: None,
             });
         };
-        let hook = Hook::CodeDeploy { deployment_id: deployment.to_owned(), execution_id: execution.to_owned() };
+        let hook = Hook::CodeDeploy { deployment_id: deployment.clone(), execution_id: hook_execution.clone() };
         self.verify_codedeploy_release(&key, &hook, now).instrument(release_span(&key)).await
     }
 
@@ -218,7 +218,7 @@ impl Convoy {
         hook: &Hook,
         now: DateTime<Utc>,
     ) -> Result<HookAnswer, ConvoyError> {
-        let Hook::CodeDeploy { deployment_id: deployment, execution_id: execution } = hook else {
+        let Hook::CodeDeploy { deployment_id: deployment, execution_id: hook_execution } = hook else {
             return Err(ConvoyError::BadEvent("a CodeDeploy hook was expected".into()));
         };
         let answer = |succeeded: bool, why: String, report: Option<Report>| HookAnswer {
@@ -241,7 +241,7 @@ impl Convoy {
                         (false, reason)
                     }
                 };
-                self.deployer.answer_hook(deployment, execution, passed).await?;
+                self.deployer.answer_hook(deployment, hook_execution, passed).await?;
                 return Ok(answer(passed, why, None));
             }
         };
@@ -256,7 +256,7 @@ impl Convoy {
         };
         let updated = self.record_analysis(key, &plan, probes, Some(&outcome), Utc::now()).await?;
         // Answer first: the traffic shift (auto approval) can only follow a passed hook.
-        self.deployer.answer_hook(deployment, execution, outcome.passed).await?;
+        self.deployer.answer_hook(deployment, hook_execution, outcome.passed).await?;
         let report = match updated {
             Some(updated) => Some(self.finish_and_perform(updated).await?),
             None => None,
@@ -271,7 +271,7 @@ impl Convoy {
     /// after the execution started: an older, abandoned deployment is never taken for it).
     async fn adopt_pipeline_deployment(
         &self,
-        deployment: &str,
+        deployment: &DeploymentId,
         origin: &DeploymentOrigin,
     ) -> Result<Option<ReleaseKey>, ConvoyError> {
         if origin.rollback {
@@ -295,7 +295,7 @@ impl Convoy {
                 _ => false,
             };
             let belongs = match self.pipelines.deployment_of(pipeline, execution).await {
-                Ok(Some(reported)) => reported == deployment,
+                Ok(Some(reported)) => reported == *deployment,
                 Ok(None) => created_after_start,
                 Err(DeployError::Rejected(why)) => {
                     warn!(%why, "CodePipeline does not say which deployment the execution created");
@@ -305,7 +305,7 @@ impl Convoy {
             };
             if belongs {
                 info!(%deployment, release = %key, %execution, "a deployment of the release's pipeline execution: adopted");
-                self.deployments.note(deployment, &key).await?;
+                self.deployments.note(&DeploymentRef::CodeDeploy(deployment.clone()), &key).await?;
                 return Ok(Some(key));
             }
             info!(%deployment, release = %key, %execution, "not a deployment of the release's pipeline execution");
@@ -317,8 +317,8 @@ impl Convoy {
     /// analysis state in the record (and its count in `hookDetails`), `IN_PROGRESS` until decided.
     pub async fn verify_ecs_native(
         &self,
-        execution: &str,
-        service_deployment: &str,
+        hook_execution: &HookExecutionId,
+        service_deployment: &ServiceDeploymentArn,
         service: &str,
         now: DateTime<Utc>,
     ) -> Result<HookReply, ConvoyError> {
@@ -339,7 +339,7 @@ impl Convoy {
             ));
         };
         let hook =
-            Hook::EcsNative { execution_id: execution.to_owned(), service_deployment: service_deployment.to_owned() };
+            Hook::EcsNative { execution_id: hook_execution.clone(), service_deployment: service_deployment.clone() };
         self.verify_ecs_native_release(&key, &hook, now).instrument(release_span(&key)).await
     }
 

@@ -134,7 +134,7 @@ async fn flapping_beyond_the_failure_limit_fails() {
 async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
     let (backend, green) = with_green(Behaviour { status: 503, ..Behaviour::version("v8") }, "manual").await;
     let (record, _) = verify_codedeploy(&backend, "v8").await;
-    let deployment = record.deployment.unwrap().id.unwrap();
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
     let probes_before = green.requests();
     invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-rollback")).await;
     assert_eq!(green.requests(), probes_before, "no probe");
@@ -153,7 +153,7 @@ async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
 async fn a_duplicate_hook_invocation_is_answered_again_without_probing() {
     let (backend, green) = with_green(Behaviour::version("v9"), "manual").await;
     let (record, _) = verify_codedeploy(&backend, "v9").await;
-    let deployment = record.deployment.unwrap().id.unwrap();
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
     invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
     assert_eq!(green.requests(), 5);
     assert_eq!(backend.standin.calls_to("PutLifecycleEventHookExecutionStatus").len(), 2);
@@ -257,7 +257,7 @@ async fn approval_is_refused_when_verification_failed() {
 async fn rejection_stops_the_deployment_with_rollback() {
     let (backend, _green) = with_green(Behaviour::version("a3"), "manual").await;
     let (record, _) = verify_codedeploy(&backend, "a3").await;
-    let deployment = record.deployment.unwrap().id.unwrap();
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
     backend.convoy.decide(&release_key("a3"), false, "bob", chrono::Utc::now()).await.unwrap();
     assert_eq!(
         backend.standin.calls_to("StopDeployment"),
@@ -272,8 +272,8 @@ async fn rejection_stops_the_deployment_with_rollback() {
 async fn auto_approval_continues_once_verification_passes() {
     let (backend, _green) = with_green(Behaviour::version("a4"), "auto").await;
     let (record, _) = verify_codedeploy(&backend, "a4").await;
-    let deployment = record.deployment.unwrap().id.unwrap();
-    assert_eq!(record.state, State::ShiftingTraffic { deployment: deployment.clone() });
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    assert_eq!(record.state, State::ShiftingTraffic { deployment: deployment.parse().unwrap() });
     assert_eq!(
         backend.standin.calls_to("ContinueDeployment"),
         vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
@@ -316,7 +316,8 @@ pub(crate) async fn migration_succeeds_ten_times_at_once(
     let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
     let group = key.tag();
     let started_by = key.migration_started_by();
-    let stopped = fixtures::ecs_task_stopped(&task, &group, &started_by, "app", Some(0), "EssentialContainerExited", 4);
+    let stopped =
+        fixtures::ecs_task_stopped(task.as_str(), &group, &started_by, "app", Some(0), "EssentialContainerExited", 4);
     let deliveries: Vec<_> = (0..10)
         .map(|_| {
             let (convoy, event) = (backend.convoy.clone(), stopped.clone());

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use convoy::error::TasksError;
+use convoy::names::TaskArn;
 use convoy::ports::{MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
 use convoy::release::{Stage, State, TaskReport};
 use convoy::service::Convoy;
@@ -32,7 +33,7 @@ async fn migrating(release: &str) -> (MotoBackend, String) {
         .unwrap();
     let record = backend.record(&release_key(release)).await.unwrap();
     let State::Migrating { task } = record.state else { panic!("expected Migrating, got {}", record.state) };
-    (backend, task)
+    (backend, task.to_string())
 }
 
 fn stopped(release: &str, task: &str, exit_code: Option<i32>, stop_code: &str, version: u64) -> Value {
@@ -226,17 +227,17 @@ impl Tasks for CrashAfterRun {
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
         self.0.register_migration(spec).await
     }
-    async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError> {
+    async fn run(&self, request: &RunTaskRequest) -> Result<TaskArn, TasksError> {
         self.0.run(request).await?;
         Err(TasksError::Unavailable("simulated crash after RunTask".into()))
     }
-    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, TasksError> {
+    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError> {
         self.0.find(cluster, started_by).await
     }
-    async fn describe(&self, cluster: &str, task: &str) -> Result<Option<TaskReport>, TasksError> {
+    async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<TaskReport>, TasksError> {
         self.0.describe(cluster, task).await
     }
-    async fn stop(&self, cluster: &str, task: &str, reason: &str) -> Result<(), TasksError> {
+    async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError> {
         self.0.stop(cluster, task, reason).await
     }
 }

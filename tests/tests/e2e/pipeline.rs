@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use convoy::bundle::Bundle;
 use convoy::error::DeployError;
+use convoy::names::{DeploymentId, DeploymentRef, PipelineExecutionId};
 use convoy::ports::{DeploymentStatus, PipelineStart, Pipelines};
-use convoy::release::{DeploymentEnd, Release, Stage, State};
+use convoy::release::{DeployMethod, DeploymentEnd, Release, Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
 use convoy_tests::moto::Moto;
@@ -91,8 +92,8 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
     let execution = deploying(&backend, "p1", json!({})).await;
     let record = backend.record(&key).await.unwrap();
     let run = record.deployment.clone().unwrap();
-    assert_eq!(run.method, "codepipeline");
-    assert_eq!(run.pipeline.as_ref().unwrap().execution.as_deref(), Some(execution.as_str()));
+    assert_eq!(run.method, DeployMethod::CodePipeline);
+    assert_eq!(run.pipeline.as_ref().unwrap().execution.as_ref().map(|e| e.as_str()), Some(execution.as_str()));
     let events: Vec<&str> = record.timeline.iter().map(|e| e.event.as_str()).collect();
     assert!(events.ends_with(&["deployment-starting", "bundle-written", "pipeline-started"]), "{events:?}");
 
@@ -145,7 +146,7 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
     assert!(images.iter().all(|image| image.contains("@sha256:")), "{images:?}");
     invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
     let record = backend.record(&key).await.unwrap();
-    assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.clone() });
+    assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.parse().unwrap() });
     assert!(record.timeline.iter().any(|e| e.event == "deployment-adopted" && e.detail.contains(&execution)));
     assert_eq!(
         backend.standin.calls_to("ListActionExecutions"),
@@ -201,7 +202,7 @@ async fn the_reconciler_learns_a_lost_pipeline_end_from_codepipeline() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("l1")).await;
     let execution = deploying(&backend, "l1", json!({})).await;
     // moto's executions succeed at once; no end event ever reaches Convoy here.
-    let status = backend.convoy.pipelines.status(&pipeline.name, &execution).await.unwrap();
+    let status = backend.convoy.pipelines.status(&pipeline.name, &execution.parse().unwrap()).await.unwrap();
     assert!(matches!(status, DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, .. }), "{status:?}");
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     let record = backend.record(&release_key("l1")).await.unwrap();
@@ -234,6 +235,7 @@ async fn a_hook_for_a_deployment_no_release_awaits_is_failed_not_adopted() {
     let (deployment, _) = play_deploy_action(&backend, &bundle).await;
     let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-9")).await;
     assert_eq!(answer["succeeded"], false, "{answer}");
+    let deployment = DeploymentRef::CodeDeploy(deployment.parse().unwrap());
     assert_eq!(backend.convoy.deployments.find(&deployment).await.unwrap(), None);
 }
 
@@ -255,17 +257,21 @@ impl Pipelines for LostFirstAnswer {
     ) -> Result<String, DeployError> {
         self.inner.write_bundle(bucket, key, bundle, release).await
     }
-    async fn start(&self, start: &PipelineStart) -> Result<String, DeployError> {
+    async fn start(&self, start: &PipelineStart) -> Result<PipelineExecutionId, DeployError> {
         let execution = self.inner.start(start).await?;
         if !self.lost.swap(true, Ordering::SeqCst) {
             return Err(DeployError::Unavailable("the answer timed out".into()));
         }
         Ok(execution)
     }
-    async fn status(&self, pipeline: &str, execution: &str) -> Result<DeploymentStatus, DeployError> {
+    async fn status(&self, pipeline: &str, execution: &PipelineExecutionId) -> Result<DeploymentStatus, DeployError> {
         self.inner.status(pipeline, execution).await
     }
-    async fn deployment_of(&self, pipeline: &str, execution: &str) -> Result<Option<String>, DeployError> {
+    async fn deployment_of(
+        &self,
+        pipeline: &str,
+        execution: &PipelineExecutionId,
+    ) -> Result<Option<DeploymentId>, DeployError> {
         self.inner.deployment_of(pipeline, execution).await
     }
 }
@@ -332,7 +338,7 @@ async fn a_start_claimed_for_codedeploy_is_not_taken_over_through_a_pipeline() {
         .collect();
     // A handler claimed the start while the service deployed with CodeDeploy, then died.
     events.push(Event::DeploymentClaimed {
-        method: "codedeploy".into(),
+        method: DeployMethod::CodeDeploy,
         at: opened,
         lease: convoy::config::CLAIM_LEASE,
     });

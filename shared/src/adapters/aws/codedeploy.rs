@@ -5,6 +5,7 @@ use aws_sdk_codedeploy::types::{
 };
 
 use crate::error::DeployError;
+use crate::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
 use crate::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus};
 use crate::release::DeploymentEnd;
 
@@ -61,9 +62,15 @@ pub fn app_spec(request: &CodeDeployRequest) -> String {
     crate::bundle::app_spec(&request.task_definition, &request.container, request.port, &request.verify_function)
 }
 
+/// A deployment id CodeDeploy answered with (an answer without one is worth a retry).
+fn deployment_id(id: Option<&str>, operation: &str) -> Result<DeploymentId, DeployError> {
+    id.and_then(|id| DeploymentId::new(id).ok())
+        .ok_or_else(|| DeployError::Unavailable(format!("{operation} returned no deployment id")))
+}
+
 #[async_trait]
 impl Deployer for CodeDeployer {
-    async fn create(&self, request: &CodeDeployRequest) -> Result<String, DeployError> {
+    async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError> {
         let revision = RevisionLocation::builder()
             .revision_type(RevisionLocationType::AppSpecContent)
             .app_spec_content(AppSpecContent::builder().content(app_spec(request)).build())
@@ -78,7 +85,7 @@ impl Deployer for CodeDeployer {
             .send()
             .await
             .map_err(classify)?;
-        output.deployment_id.ok_or_else(|| DeployError::Unavailable("CreateDeployment returned no id".into()))
+        deployment_id(output.deployment_id.as_deref(), "CreateDeployment")
     }
 
     async fn find(
@@ -86,7 +93,7 @@ impl Deployer for CodeDeployer {
         application: &str,
         deployment_group: &str,
         marker: &str,
-    ) -> Result<Option<String>, DeployError> {
+    ) -> Result<Option<DeploymentId>, DeployError> {
         let listed = self
             .codedeploy
             .list_deployments()
@@ -99,14 +106,15 @@ impl Deployer for CodeDeployer {
         for id in listed.deployments() {
             let info = self.codedeploy.get_deployment().deployment_id(id).send().await.map_err(classify)?;
             if info.deployment_info().and_then(|d| d.description()).is_some_and(|d| d.contains(marker)) {
-                return Ok(Some(id.clone()));
+                return deployment_id(Some(id), "ListDeployments").map(Some);
             }
         }
         Ok(None)
     }
 
-    async fn status(&self, deployment: &str) -> Result<DeploymentStatus, DeployError> {
-        let output = self.codedeploy.get_deployment().deployment_id(deployment).send().await.map_err(classify)?;
+    async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError> {
+        let output =
+            self.codedeploy.get_deployment().deployment_id(deployment.as_str()).send().await.map_err(classify)?;
         let info = output.deployment_info();
         let detail = info
             .and_then(|d| d.error_information())
@@ -120,8 +128,8 @@ impl Deployer for CodeDeployer {
         })
     }
 
-    async fn origin(&self, deployment: &str) -> Result<Option<DeploymentOrigin>, DeployError> {
-        let output = match self.codedeploy.get_deployment().deployment_id(deployment).send().await {
+    async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError> {
+        let output = match self.codedeploy.get_deployment().deployment_id(deployment.as_str()).send().await {
             Ok(output) => output,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_deployment_does_not_exist_exception()) => {
                 return Ok(None);
@@ -141,12 +149,17 @@ impl Deployer for CodeDeployer {
         }))
     }
 
-    async fn answer_hook(&self, deployment: &str, execution: &str, succeeded: bool) -> Result<(), DeployError> {
+    async fn answer_hook(
+        &self,
+        deployment: &DeploymentId,
+        hook_execution: &HookExecutionId,
+        succeeded: bool,
+    ) -> Result<(), DeployError> {
         let status = if succeeded { LifecycleEventStatus::Succeeded } else { LifecycleEventStatus::Failed };
         self.codedeploy
             .put_lifecycle_event_hook_execution_status()
-            .deployment_id(deployment)
-            .lifecycle_event_hook_execution_id(execution)
+            .deployment_id(deployment.as_str())
+            .lifecycle_event_hook_execution_id(hook_execution.as_str())
             .status(status)
             .send()
             .await
@@ -154,10 +167,10 @@ impl Deployer for CodeDeployer {
         Ok(())
     }
 
-    async fn continue_traffic(&self, deployment: &str) -> Result<(), DeployError> {
+    async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), DeployError> {
         self.codedeploy
             .continue_deployment()
-            .deployment_id(deployment)
+            .deployment_id(deployment.as_str())
             .deployment_wait_type(DeploymentWaitType::ReadyWait)
             .send()
             .await
@@ -165,10 +178,10 @@ impl Deployer for CodeDeployer {
         Ok(())
     }
 
-    async fn roll_back(&self, deployment: &str) -> Result<(), DeployError> {
+    async fn roll_back(&self, deployment: &DeploymentId) -> Result<(), DeployError> {
         self.codedeploy
             .stop_deployment()
-            .deployment_id(deployment)
+            .deployment_id(deployment.as_str())
             .auto_rollback_enabled(true)
             .send()
             .await
@@ -176,11 +189,15 @@ impl Deployer for CodeDeployer {
         Ok(())
     }
 
-    async fn continue_native(&self, service_deployment: &str, roll_back: bool) -> Result<(), DeployError> {
+    async fn continue_native(
+        &self,
+        service_deployment: &ServiceDeploymentArn,
+        roll_back: bool,
+    ) -> Result<(), DeployError> {
         let described = self
             .ecs
             .describe_service_deployments()
-            .service_deployment_arns(service_deployment)
+            .service_deployment_arns(service_deployment.as_str())
             .send()
             .await
             .map_err(ecs_error)?;
@@ -206,7 +223,7 @@ impl Deployer for CodeDeployer {
         };
         self.ecs
             .continue_service_deployment()
-            .service_deployment_arn(service_deployment)
+            .service_deployment_arn(service_deployment.as_str())
             .hook_id(paused)
             .action(action)
             .send()

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use aws_sdk_codepipeline::types::{PipelineExecutionStatus as Status, PipelineVariable, SourceRevisionOverride};
 
 use crate::error::DeployError;
-use crate::names::ReleaseKey;
+use crate::names::{DeploymentId, PipelineExecutionId, ReleaseKey};
 use crate::ports::{DeploymentStatus, PipelineStart, Pipelines};
 use crate::release::DeploymentEnd;
 
@@ -71,7 +71,7 @@ impl Pipelines for CodePipelines {
         })
     }
 
-    async fn start(&self, start: &PipelineStart) -> Result<String, DeployError> {
+    async fn start(&self, start: &PipelineStart) -> Result<PipelineExecutionId, DeployError> {
         let revision = SourceRevisionOverride::builder()
             .action_name(&start.source_action)
             .revision_type(aws_sdk_codepipeline::types::SourceRevisionType::S3ObjectVersionId)
@@ -95,15 +95,16 @@ impl Pipelines for CodePipelines {
         let output = request.send().await.map_err(classify)?;
         output
             .pipeline_execution_id
+            .and_then(|id| PipelineExecutionId::new(&id).ok())
             .ok_or_else(|| DeployError::Unavailable("StartPipelineExecution returned no execution id".into()))
     }
 
-    async fn status(&self, pipeline: &str, execution: &str) -> Result<DeploymentStatus, DeployError> {
+    async fn status(&self, pipeline: &str, execution: &PipelineExecutionId) -> Result<DeploymentStatus, DeployError> {
         let output = self
             .codepipeline
             .get_pipeline_execution()
             .pipeline_name(pipeline)
-            .pipeline_execution_id(execution)
+            .pipeline_execution_id(execution.as_str())
             .send()
             .await
             .map_err(classify)?;
@@ -119,9 +120,14 @@ impl Pipelines for CodePipelines {
         Ok(DeploymentStatus::Ended { end, detail })
     }
 
-    async fn deployment_of(&self, pipeline: &str, execution: &str) -> Result<Option<String>, DeployError> {
-        let filter =
-            aws_sdk_codepipeline::types::ActionExecutionFilter::builder().pipeline_execution_id(execution).build();
+    async fn deployment_of(
+        &self,
+        pipeline: &str,
+        execution: &PipelineExecutionId,
+    ) -> Result<Option<DeploymentId>, DeployError> {
+        let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+            .pipeline_execution_id(execution.as_str())
+            .build();
         let listed = self
             .codepipeline
             .list_action_executions()
@@ -139,7 +145,7 @@ impl Pipelines for CodePipelines {
                 action.is_some_and(|a| a.category() == &aws_sdk_codepipeline::types::ActionCategory::Deploy)
             })
             .find_map(|detail| detail.output()?.execution_result()?.external_execution_id());
-        Ok(deployment.map(str::to_owned))
+        Ok(deployment.and_then(|id| DeploymentId::new(id).ok()))
     }
 }
 
@@ -190,7 +196,7 @@ mod tests {
             })
             .then_output(|| StartPipelineExecutionOutput::builder().pipeline_execution_id("e-1").build());
         let adapter = pipelines(mock_client!(aws_sdk_codepipeline, [&rule]));
-        assert_eq!(adapter.start(&start()).await.unwrap(), "e-1");
+        assert_eq!(adapter.start(&start()).await.unwrap().as_str(), "e-1");
         assert_eq!(rule.num_calls(), 1);
     }
 
@@ -250,7 +256,8 @@ mod tests {
                     .build()
             });
         let adapter = pipelines(mock_client!(aws_sdk_codepipeline, [&rule]));
-        assert_eq!(adapter.deployment_of("web-deploy", "e-1").await.unwrap().as_deref(), Some("d-EXAMPLE11"));
+        let deployment = adapter.deployment_of("web-deploy", &"e-1".parse().unwrap()).await.unwrap();
+        assert_eq!(deployment.as_ref().map(|d| d.as_str()), Some("d-EXAMPLE11"));
     }
 
     #[tokio::test]
@@ -274,7 +281,7 @@ mod tests {
                     .build()
             });
             let adapter = pipelines(mock_client!(aws_sdk_codepipeline, [&rule]));
-            let found = adapter.status("web-deploy", "e-1").await.unwrap();
+            let found = adapter.status("web-deploy", &"e-1".parse().unwrap()).await.unwrap();
             match (found, expected) {
                 (DeploymentStatus::Ended { end, detail }, Some(expected)) => {
                     assert_eq!(end, expected, "{status:?}");

@@ -6,6 +6,7 @@ use aws_sdk_ecs::types::{
 use chrono::{DateTime, Utc};
 
 use crate::error::TasksError;
+use crate::names::TaskArn;
 use crate::ports::{
     AwsVpc, DescribedTaskDefinition, Launch, MigrationTaskSpec, RegisteredTaskDefinition, ReleaseDefinitions,
     ReleaseTaskSpec, RunTaskRequest, ServiceShape, Tasks,
@@ -228,7 +229,7 @@ impl Tasks for EcsTasks {
         self.register_derived(&spec.base, &Derivation::migration(&spec.images, &spec.container)).await
     }
 
-    async fn run(&self, request: &RunTaskRequest) -> Result<String, TasksError> {
+    async fn run(&self, request: &RunTaskRequest) -> Result<TaskArn, TasksError> {
         let mut call = self
             .client
             .run_task()
@@ -276,8 +277,8 @@ impl Tasks for EcsTasks {
             );
         }
         let output = call.send().await.map_err(classify)?;
-        if let Some(task) = output.tasks().first().and_then(|t| t.task_arn()) {
-            return Ok(task.to_owned());
+        if let Some(task) = output.tasks().first().and_then(|t| TaskArn::new(t.task_arn()?).ok()) {
+            return Ok(task);
         }
         // No task and a failure list: capacity or placement, which may clear; retried.
         let failures: Vec<String> = output
@@ -288,7 +289,7 @@ impl Tasks for EcsTasks {
         Err(TasksError::Unavailable(format!("RunTask started no task: {}", failures.join("; "))))
     }
 
-    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<String>, TasksError> {
+    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError> {
         let mut tasks = Vec::new();
         for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
             let output = self
@@ -300,18 +301,19 @@ impl Tasks for EcsTasks {
                 .send()
                 .await
                 .map_err(classify)?;
-            tasks.extend(output.task_arns().iter().cloned());
+            tasks.extend(output.task_arns().iter().filter_map(|arn| TaskArn::new(arn).ok()));
         }
         tasks.sort();
         tasks.dedup();
         Ok(tasks)
     }
 
-    async fn describe(&self, cluster: &str, task: &str) -> Result<Option<TaskReport>, TasksError> {
-        let output = self.client.describe_tasks().cluster(cluster).tasks(task).send().await.map_err(classify)?;
+    async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<TaskReport>, TasksError> {
+        let output =
+            self.client.describe_tasks().cluster(cluster).tasks(task.as_str()).send().await.map_err(classify)?;
         let Some(found) = output.tasks().first() else { return Ok(None) };
         Ok(Some(TaskReport {
-            task: found.task_arn().unwrap_or(task).to_owned(),
+            task: found.task_arn().and_then(|arn| TaskArn::new(arn).ok()).unwrap_or_else(|| task.clone()),
             version: None,
             last_status: found.last_status().unwrap_or("UNKNOWN").to_owned(),
             stop_code: found.stop_code().map(|c| c.as_str().to_owned()),
@@ -330,8 +332,8 @@ impl Tasks for EcsTasks {
         }))
     }
 
-    async fn stop(&self, cluster: &str, task: &str, reason: &str) -> Result<(), TasksError> {
-        self.client.stop_task().cluster(cluster).task(task).reason(reason).send().await.map_err(classify)?;
+    async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError> {
+        self.client.stop_task().cluster(cluster).task(task.as_str()).reason(reason).send().await.map_err(classify)?;
         Ok(())
     }
 }
@@ -387,7 +389,7 @@ mod tests {
             });
         let tasks = EcsTasks::new(mock_client!(aws_sdk_ecs, [&rule]));
 
-        assert_eq!(tasks.run(&request()).await.unwrap(), "arn:task/prod/1");
+        assert_eq!(tasks.run(&request()).await.unwrap().as_str(), "arn:task/prod/1");
 
         let input = seen.lock().unwrap().clone().expect("RunTask was called");
         assert_eq!(input.cluster(), Some("prod"));

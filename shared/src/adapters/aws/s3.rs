@@ -4,7 +4,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{describe, status_and_code};
 use crate::error::{ReadError, StoreError};
-use crate::names::{ReleaseId, ReleaseKey, ServiceName};
+use crate::names::{DeploymentRef, ReleaseId, ReleaseKey, ServiceName};
 use crate::ports::{
     ActiveReleases, DeployLock, DeployLocks, DeploymentIndex, FetchedObject, ManifestReader, ObjectRef, RecordVersion,
     ReleaseStore, Stored, WaitList,
@@ -226,16 +226,16 @@ impl DeployLocks for S3Store {
 
 #[async_trait]
 impl DeploymentIndex for S3Store {
-    async fn note(&self, deployment: &str, release: &ReleaseKey) -> Result<(), StoreError> {
-        let key = format!("deployments/{}.json", utf8_percent_encode(deployment, SEGMENT));
+    async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError> {
+        let key = format!("deployments/{}.json", utf8_percent_encode(deployment.as_str(), SEGMENT));
         match self.put_json(key, release, Condition::Absent).await {
             Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
             Err(err) => Err(err),
         }
     }
 
-    async fn find(&self, deployment: &str) -> Result<Option<ReleaseKey>, StoreError> {
-        let key = format!("deployments/{}.json", utf8_percent_encode(deployment, SEGMENT));
+    async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError> {
+        let key = format!("deployments/{}.json", utf8_percent_encode(deployment.as_str(), SEGMENT));
         Ok(self.get_json(&key).await?.map(|(release, _)| release))
     }
 }
