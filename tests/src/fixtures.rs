@@ -2,10 +2,44 @@
 
 use serde_json::{Value, json};
 
+use crate::moto::{ACCOUNT, REGION};
+
+/// The accounts and regions of AWS's documented examples, which a harness event never keeps:
+/// every event is in the test world's account and region, as AWS would send it there.
+const FIXTURE_ACCOUNTS: &[&str] = &["111122223333", "123456789012"];
+const FIXTURE_REGIONS: &[&str] = &["us-west-2", "ca-central-1", "us-east-1"];
+
+/// A documented fixture, moved into the test world's account and region (in every string: the
+/// envelope, ARNs, image URIs, availability zones).
 fn load(name: &str) -> Value {
     let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    into_world(&mut event);
+    event
+}
+
+/// The raw documented fixture `name`, as AWS's example has it (for tests about foreign events).
+pub fn documented(name: &str) -> Value {
+    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn into_world(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            for account in FIXTURE_ACCOUNTS {
+                *s = s.replace(account, ACCOUNT);
+            }
+            for region in FIXTURE_REGIONS {
+                *s = s.replace(region, REGION);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(into_world),
+        Value::Object(fields) => fields.values_mut().for_each(into_world),
+        _ => {}
+    }
 }
 
 pub fn ecr_push_fixture() -> Value {
@@ -75,42 +109,100 @@ pub fn ecs_task_stopped_fixture() -> Value {
     load("ecs-task-state-change-stopped.json")
 }
 
-/// The ECS STOPPED fixture for a real task: its ARN, group, startedBy, the migration container's
-/// name and exit code (`None`: no exit code, as for a task that never started), stop code, version.
-pub fn ecs_task_stopped(
-    task: &str,
-    group: &str,
-    started_by: &str,
-    container: &str,
-    exit_code: Option<i32>,
-    stop_code: &str,
-    version: u64,
-) -> Value {
+/// How one container of a stopped task ended, as the task event lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerExit<'a> {
+    pub name: &'a str,
+    /// `None`: no exit code, as for a container that never started.
+    pub exit_code: Option<i32>,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> ContainerExit<'a> {
+    pub fn exited(name: &'a str, exit_code: i32) -> Self {
+        Self { name, exit_code: Some(exit_code), reason: None }
+    }
+
+    /// A container that never ran (the task failed to start): ECS lists it without an exit code.
+    pub fn never_started(name: &'a str) -> Self {
+        Self { name, exit_code: None, reason: None }
+    }
+
+    pub fn because(self, reason: &'a str) -> Self {
+        Self { reason: Some(reason), ..self }
+    }
+}
+
+/// A task STOPPED event for a real task of the world's cluster.
+#[derive(Debug, Clone)]
+pub struct TaskStopped<'a> {
+    pub cluster: &'a str,
+    pub task: &'a str,
+    pub group: &'a str,
+    pub started_by: &'a str,
+    /// The container whose command the task overrides (the migration's).
+    pub overridden: &'a str,
+    /// Every container of the task definition, in the order the event lists them: ECS lists
+    /// them all, the non-essential ones too, each with its own exit code.
+    pub containers: &'a [ContainerExit<'a>],
+    pub stop_code: &'a str,
+    pub version: u64,
+}
+
+/// The ECS STOPPED fixture for a real task of the world's cluster: one entry per container (each
+/// a copy of the fixture's container with its own name, ARN and exit code), group, startedBy,
+/// stop code and version. A `TaskFailedToStart` task has no `startedAt` and the fixture's
+/// documented pull-failure reason.
+pub fn ecs_task_stopped(stopped: &TaskStopped<'_>) -> Value {
     let mut event = ecs_task_stopped_fixture();
+    let task = stopped.task;
     event["resources"] = json!([task]);
     let detail = &mut event["detail"];
+    detail["clusterArn"] = json!(cluster_arn(stopped.cluster));
     detail["taskArn"] = json!(task);
-    detail["group"] = json!(group);
-    detail["startedBy"] = json!(started_by);
-    detail["stopCode"] = json!(stop_code);
-    detail["version"] = json!(version);
-    if stop_code == "TaskFailedToStart" {
+    detail["group"] = json!(stopped.group);
+    detail["startedBy"] = json!(stopped.started_by);
+    detail["stopCode"] = json!(stopped.stop_code);
+    detail["version"] = json!(stopped.version);
+    detail["overrides"]["containerOverrides"][0]["name"] = json!(stopped.overridden);
+    if stopped.stop_code == "TaskFailedToStart" {
         detail["stoppedReason"] = json!("CannotPullContainerError: pull image manifest has been retried 5 time(s)");
         detail.as_object_mut().expect("detail").remove("startedAt");
     }
-    let c = &mut detail["containers"][0];
-    c["name"] = json!(container);
-    c["taskArn"] = json!(task);
-    match exit_code {
-        Some(code) => c["exitCode"] = json!(code),
-        None => {
-            c.as_object_mut().expect("container").remove("exitCode");
-        }
-    }
-    if exit_code.is_some_and(|code| code != 0) {
-        c["reason"] = json!("SQLSTATE[42S01]: Base table or view already exists");
-    }
+    let template = detail["containers"][0].clone();
+    let containers: Vec<Value> = stopped
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, exit)| {
+            let mut c = template.clone();
+            c["name"] = json!(exit.name);
+            c["taskArn"] = json!(task);
+            // Each container of a task has its own ARN; keep the fixture's form, vary the id.
+            c["containerArn"] =
+                json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:container/cf159fd6-3e3f-4a9e-84f9-66cbe726af{i:02}"));
+            let fields = c.as_object_mut().expect("container");
+            match exit.exit_code {
+                Some(code) => {
+                    fields.insert("exitCode".into(), json!(code));
+                }
+                None => {
+                    fields.remove("exitCode");
+                }
+            }
+            if let Some(reason) = exit.reason {
+                fields.insert("reason".into(), json!(reason));
+            }
+            c
+        })
+        .collect();
+    detail["containers"] = json!(containers);
     event
+}
+
+/// The ARN of the world's cluster `cluster`.
+pub fn cluster_arn(cluster: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}")
 }
 
 /// The CodeDeploy hook fixture for a real deployment and hook execution.
@@ -121,36 +213,46 @@ pub fn codedeploy_hook(deployment: &str, execution: &str) -> Value {
     event
 }
 
-/// The ECS native POST_TEST_TRAFFIC_SHIFT fixture for a service, carrying `hook_details` back.
+/// The ECS native POST_TEST_TRAFFIC_SHIFT fixture for a service of the world's cluster, carrying
+/// `hook_details` back.
 pub fn ecs_hook(cluster: &str, service: &str, execution: &str, hook_details: Value) -> Value {
     let mut event = load("ecs-lifecycle-hook-post-test-traffic-shift.json");
     event["executionId"] = json!(execution);
-    event["resourceArn"] = json!(format!(
-        "arn:aws:ecs:us-east-1:123456789012:service-deployment/{cluster}/{service}/EZe5LK0Yt0aNmBWwaBK2X"
-    ));
+    event["resourceArn"] =
+        json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/{service}/EZe5LK0Yt0aNmBWwaBK2X"));
     event["executionDetails"]["serviceArn"] =
-        json!(format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"));
+        json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}"));
+    event["executionDetails"]["targetServiceRevisionArn"] =
+        json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{cluster}/{service}/9313146279232917431"));
     event["hookDetails"] = hook_details;
     event
 }
 
-/// An EventBridge "CodeDeploy Deployment State-change Notification" (no fixture ships one; its
-/// shape follows the CodeDeploy User Guide's example).
-pub fn codedeploy_state_change(deployment: &str, state: &str) -> Value {
-    json!({
-        "version": "0", "id": "c071bfbf-83c4-49ca-a6ff-3df053957145",
-        "detail-type": "CodeDeploy Deployment State-change Notification", "source": "aws.codedeploy",
-        "account": "123456789012", "time": "2026-11-25T10:00:00Z", "region": "us-east-1",
-        "resources": [], "detail": {"region": "us-east-1", "deploymentId": deployment, "state": state,
-                                    "application": "convoy", "deploymentGroup": "web"}
-    })
+pub fn codedeploy_state_change_fixture() -> Value {
+    load("codedeploy-deployment-state-change.json")
+}
+
+/// The fixture "CodeDeploy Deployment State-change Notification" for `deployment` of the world's
+/// `application` and `deployment_group`, in `state` (SUCCESS, FAILURE, STOP, START, READY, ...).
+pub fn codedeploy_state_change(application: &str, deployment_group: &str, deployment: &str, state: &str) -> Value {
+    let mut event = codedeploy_state_change_fixture();
+    event["resources"] = json!([
+        format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:application:{application}"),
+        format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{application}/{deployment_group}"),
+    ]);
+    let detail = &mut event["detail"];
+    detail["application"] = json!(application);
+    detail["deploymentGroup"] = json!(deployment_group);
+    detail["deploymentId"] = json!(deployment);
+    detail["state"] = json!(state);
+    event
 }
 
 /// The fixture "CodePipeline Pipeline Execution State Change" for `pipeline`'s `execution`, in
 /// `state` (SUCCEEDED, FAILED, STOPPED, ...).
 pub fn pipeline_state_change(pipeline: &str, execution: &str, state: &str) -> Value {
     let mut event = load("codepipeline-execution-state-change-failed.json");
-    event["resources"] = json!([format!("arn:aws:codepipeline:us-east-1:123456789012:{pipeline}")]);
+    event["resources"] = json!([format!("arn:aws:codepipeline:{REGION}:{ACCOUNT}:{pipeline}")]);
     event["detail"]["pipeline"] = json!(pipeline);
     event["detail"]["execution-id"] = json!(execution);
     event["detail"]["state"] = json!(state);

@@ -201,15 +201,19 @@ pub async fn run(options: Options) -> Finished {
     let exit_code = status.code().unwrap_or(-1);
     out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
     let key_group = key.tag();
-    let mut stopped = fixtures::ecs_task_stopped(
-        task.as_str(),
-        &key_group,
-        &key.migration_started_by(),
-        "laravel",
-        Some(exit_code),
-        "EssentialContainerExited",
-        3,
-    );
+    // ECS lists every container of the task: nginx too, stopped once the essential one exited.
+    let containers =
+        [fixtures::ContainerExit::exited("laravel", exit_code), fixtures::ContainerExit::exited("nginx", 0)];
+    let mut stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
+        cluster: &ecs.cluster,
+        task: task.as_str(),
+        group: &key_group,
+        started_by: &key.migration_started_by(),
+        overridden: "laravel",
+        containers: &containers,
+        stop_code: "EssentialContainerExited",
+        version: 3,
+    });
     stopped["detail"]["startedAt"] = json!(started_at.to_rfc3339());
     stopped["detail"]["stoppedAt"] = json!(chrono::Utc::now().to_rfc3339());
     out.send(&migration_stopped, stopped).await;
@@ -247,10 +251,15 @@ pub async fn run(options: Options) -> Finished {
                 standin.calls_to("ContinueDeployment").last().cloned().unwrap_or_default()
             ));
             out.step("CodeDeploy shifts production traffic and reports SUCCESS");
-            out.send(&deployment_changed, fixtures::codedeploy_state_change(&deployment, "SUCCESS")).await;
+            out.send(
+                &deployment_changed,
+                fixtures::codedeploy_state_change(&application, &group, &deployment, "SUCCESS"),
+            )
+            .await;
         } else {
             out.step("CodeDeploy rolls back (the hook failed) and reports STOP");
-            out.send(&deployment_changed, fixtures::codedeploy_state_change(&deployment, "STOP")).await;
+            out.send(&deployment_changed, fixtures::codedeploy_state_change(&application, &group, &deployment, "STOP"))
+                .await;
         }
         if let Some(pipeline) = &pipeline {
             let record = record().await;

@@ -144,7 +144,12 @@ async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
         json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-rollback", "status": "Succeeded"})
     );
     // The deployment ends; the release ends failed at verification, with its evidence.
-    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "STOP")).await;
+    invoke(
+        &backend.convoy,
+        "deployment-changed",
+        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "STOP"),
+    )
+    .await;
     let record = backend.record(&release_key("v8")).await.unwrap();
     assert!(matches!(record.state, State::Failed { stage: Stage::Verification, .. }), "{}", record.state);
 }
@@ -239,7 +244,12 @@ async fn approval_is_refused_before_verification_passes_and_continues_the_deploy
         backend.standin.calls_to("ContinueDeployment"),
         vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
     );
-    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "SUCCESS")).await;
+    invoke(
+        &backend.convoy,
+        "deployment-changed",
+        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "SUCCESS"),
+    )
+    .await;
     let record = backend.record(&key).await.unwrap();
     assert_eq!(record.state, State::Succeeded);
     assert_eq!(record.approval.unwrap().by, "alice");
@@ -263,7 +273,12 @@ async fn rejection_stops_the_deployment_with_rollback() {
         backend.standin.calls_to("StopDeployment"),
         vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})]
     );
-    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&deployment, "STOP")).await;
+    invoke(
+        &backend.convoy,
+        "deployment-changed",
+        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "STOP"),
+    )
+    .await;
     let record = backend.record(&release_key("a3")).await.unwrap();
     assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
 }
@@ -316,8 +331,18 @@ pub(crate) async fn migration_succeeds_ten_times_at_once(
     let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
     let group = key.tag();
     let started_by = key.migration_started_by();
-    let stopped =
-        fixtures::ecs_task_stopped(task.as_str(), &group, &started_by, "app", Some(0), "EssentialContainerExited", 4);
+    // Every container of the task, nginx (stopped by ECS once app exited) listed first.
+    let containers = [fixtures::ContainerExit::exited("nginx", 137), fixtures::ContainerExit::exited("app", 0)];
+    let stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
+        cluster: &backend.ecs.cluster,
+        task: task.as_str(),
+        group: &group,
+        started_by: &started_by,
+        overridden: "app",
+        containers: &containers,
+        stop_code: "EssentialContainerExited",
+        version: 4,
+    });
     let deliveries: Vec<_> = (0..10)
         .map(|_| {
             let (convoy, event) = (backend.convoy.clone(), stopped.clone());
@@ -355,7 +380,12 @@ async fn a_newer_release_waits_for_the_one_in_flight_and_an_older_one_is_superse
     );
     assert_eq!(backend.deployments(&release_key("q2")).await, 0, "the deployment in flight is not interrupted");
 
-    invoke(&backend.convoy, "deployment-changed", fixtures::codedeploy_state_change(&first, "SUCCESS")).await;
+    invoke(
+        &backend.convoy,
+        "deployment-changed",
+        fixtures::codedeploy_state_change(&backend.application, &backend.group, &first, "SUCCESS"),
+    )
+    .await;
     assert_eq!(backend.record(&release_key("q1")).await.unwrap().state, State::Succeeded);
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     assert!(matches!(backend.record(&release_key("q2")).await.unwrap().state, State::Deploying { .. }));

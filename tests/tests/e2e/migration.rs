@@ -8,7 +8,7 @@ use convoy::names::TaskArn;
 use convoy::ports::{MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
 use convoy::release::{Stage, State, TaskReport};
 use convoy::service::Convoy;
-use convoy_tests::fixtures;
+use convoy_tests::fixtures::{self, ContainerExit, TaskStopped};
 use serde_json::{Value, json};
 
 use crate::scenario::*;
@@ -36,9 +36,48 @@ async fn migrating(release: &str) -> (MotoBackend, String) {
     (backend, task.to_string())
 }
 
-fn stopped(release: &str, task: &str, exit_code: Option<i32>, stop_code: &str, version: u64) -> Value {
+/// The STOPPED event of a release's migration task in the backend's cluster, listing `containers`
+/// (every container of the task definition, in the order given).
+fn stopped_with(
+    backend: &MotoBackend,
+    release: &str,
+    task: &str,
+    containers: &[ContainerExit<'_>],
+    stop_code: &str,
+    version: u64,
+) -> Value {
     let key = release_key(release);
-    fixtures::ecs_task_stopped(task, &key.tag(), &key.migration_started_by(), "app", exit_code, stop_code, version)
+    fixtures::ecs_task_stopped(&TaskStopped {
+        cluster: &backend.ecs.cluster,
+        task,
+        group: &key.tag(),
+        started_by: &key.migration_started_by(),
+        overridden: "app",
+        containers,
+        stop_code,
+        version,
+    })
+}
+
+/// The same, as ECS reports an essential `app` that exited with `exit_code` (`None`: never
+/// started): the migration container first, then nginx, stopped by ECS once `app` exited.
+fn stopped(
+    backend: &MotoBackend,
+    release: &str,
+    task: &str,
+    exit_code: Option<i32>,
+    stop_code: &str,
+    version: u64,
+) -> Value {
+    let containers = match exit_code {
+        None => [ContainerExit::never_started("app"), ContainerExit::never_started("nginx")],
+        Some(0) => [ContainerExit::exited("app", 0), ContainerExit::exited("nginx", 0)],
+        Some(code) => [
+            ContainerExit::exited("app", code).because("SQLSTATE[42S01]: Base table or view already exists"),
+            ContainerExit::exited("nginx", 0),
+        ],
+    };
+    stopped_with(backend, release, task, &containers, stop_code, version)
 }
 
 #[tokio::test]
@@ -75,10 +114,12 @@ async fn the_migration_task_is_derived_from_the_service_with_pinned_images() {
 #[tokio::test]
 async fn exit_0_moves_the_release_on_to_deployment() {
     let (backend, task) = migrating("m2").await;
-    let response =
-        invoke_migration_stopped(&backend.convoy, stopped("m2", &task, Some(0), "EssentialContainerExited", 4))
-            .await
-            .unwrap();
+    let response = invoke_migration_stopped(
+        &backend.convoy,
+        stopped(&backend, "m2", &task, Some(0), "EssentialContainerExited", 4),
+    )
+    .await
+    .unwrap();
     assert_eq!(response["requested"], json!([{"effect": "start-deployment"}]));
     let record = backend.record(&release_key("m2")).await.unwrap();
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
@@ -88,7 +129,7 @@ async fn exit_0_moves_the_release_on_to_deployment() {
 #[tokio::test]
 async fn exit_1_fails_the_release_and_keeps_the_evidence() {
     let (backend, task) = migrating("m3").await;
-    invoke_migration_stopped(&backend.convoy, stopped("m3", &task, Some(1), "EssentialContainerExited", 4))
+    invoke_migration_stopped(&backend.convoy, stopped(&backend, "m3", &task, Some(1), "EssentialContainerExited", 4))
         .await
         .unwrap();
     let record = backend.record(&release_key("m3")).await.unwrap();
@@ -104,10 +145,53 @@ async fn exit_1_fails_the_release_and_keeps_the_evidence() {
     assert!(text.contains("exit code       1") && text.contains("logs            /ecs/web"), "{text}");
 }
 
+/// ECS lists every container of the task, nginx too: the release's outcome and exit code are
+/// the migration container's, found by name, wherever it stands in the list and whatever the
+/// others' exit codes (0, or 137 when ECS killed nginx after the essential container exited).
+#[tokio::test]
+async fn a_failed_migration_container_fails_the_release_whatever_nginx_did_and_wherever_it_is_listed() {
+    for (release, nginx_exit, nginx_first) in [("m12", 0, true), ("m13", 137, true), ("m14", 137, false)] {
+        let (backend, task) = migrating(release).await;
+        let app = ContainerExit::exited("app", 1).because("SQLSTATE[42S01]: Base table or view already exists");
+        let nginx = ContainerExit::exited("nginx", nginx_exit);
+        let containers = if nginx_first { [nginx, app] } else { [app, nginx] };
+        let event = stopped_with(&backend, release, &task, &containers, "EssentialContainerExited", 4);
+        assert_eq!(event["detail"]["containers"].as_array().unwrap().len(), 2);
+        invoke_migration_stopped(&backend.convoy, event).await.unwrap();
+        let record = backend.record(&release_key(release)).await.unwrap();
+        let State::Failed { stage: Stage::Migration, reason } = &record.state else {
+            panic!("{release}: {}", record.state)
+        };
+        assert!(reason.contains("exited with code 1"), "{release}: {reason}");
+        let run = record.migration.as_ref().unwrap();
+        assert_eq!(run.exit_code, Some(1), "{release}: nginx exited {nginx_exit}");
+        assert_eq!(run.container_reason.as_deref(), Some("SQLSTATE[42S01]: Base table or view already exists"));
+        assert_eq!(backend.deployments(&release_key(release)).await, 0, "{release}: no deployment");
+    }
+}
+
+/// The reverse: nginx (listed first) exited 1 and the migration container 0. The migration
+/// passed, so the release deploys, and its record keeps the migration container's exit code.
+#[tokio::test]
+async fn a_passed_migration_moves_on_even_when_nginx_exited_non_zero() {
+    let (backend, task) = migrating("m15").await;
+    let containers = [ContainerExit::exited("nginx", 1), ContainerExit::exited("app", 0)];
+    let event = stopped_with(&backend, "m15", &task, &containers, "EssentialContainerExited", 4);
+    invoke_migration_stopped(&backend.convoy, event).await.unwrap();
+    let record = backend.record(&release_key("m15")).await.unwrap();
+    assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
+    let run = record.migration.as_ref().unwrap();
+    assert_eq!(run.exit_code, Some(0));
+    assert_eq!(run.container_reason, None);
+    assert_eq!(backend.deployments(&release_key("m15")).await, 1);
+}
+
 #[tokio::test]
 async fn a_task_that_failed_to_start_fails_the_release() {
     let (backend, task) = migrating("m4").await;
-    invoke_migration_stopped(&backend.convoy, stopped("m4", &task, None, "TaskFailedToStart", 3)).await.unwrap();
+    invoke_migration_stopped(&backend.convoy, stopped(&backend, "m4", &task, None, "TaskFailedToStart", 3))
+        .await
+        .unwrap();
     let record = backend.record(&release_key("m4")).await.unwrap();
     let State::Failed { reason, .. } = &record.state else { panic!("{}", record.state) };
     assert!(reason.contains("never started") && reason.contains("CannotPullContainerError"), "{reason}");
@@ -116,14 +200,19 @@ async fn a_task_that_failed_to_start_fails_the_release() {
 #[tokio::test]
 async fn duplicate_and_older_events_change_nothing() {
     let (backend, task) = migrating("m5").await;
-    let failed = stopped("m5", &task, Some(1), "EssentialContainerExited", 5);
+    // This time ECS lists nginx first.
+    let containers = [ContainerExit::exited("nginx", 137), ContainerExit::exited("app", 1)];
+    let failed = stopped_with(&backend, "m5", &task, &containers, "EssentialContainerExited", 5);
     invoke_migration_stopped(&backend.convoy, failed.clone()).await.unwrap();
     let after_first = backend.record(&release_key("m5")).await.unwrap();
     let duplicate = invoke_migration_stopped(&backend.convoy, failed).await.unwrap();
     assert_eq!(duplicate["changed"], json!(false));
-    let older = invoke_migration_stopped(&backend.convoy, stopped("m5", &task, Some(0), "EssentialContainerExited", 4))
-        .await
-        .unwrap();
+    let older = invoke_migration_stopped(
+        &backend.convoy,
+        stopped(&backend, "m5", &task, Some(0), "EssentialContainerExited", 4),
+    )
+    .await
+    .unwrap();
     assert_eq!(older["changed"], json!(false));
     assert_eq!(backend.record(&release_key("m5")).await.unwrap(), after_first);
 }
@@ -137,7 +226,7 @@ async fn an_event_for_a_foreign_task_is_ignored() {
     let response = invoke_migration_stopped(&backend.convoy, foreign).await.unwrap();
     assert!(response["ignored"].as_str().unwrap().contains("not a Convoy migration"));
     // A task in this release's group that is not its migration task.
-    let other = stopped("m6", &format!("{task}-other"), Some(1), "EssentialContainerExited", 9);
+    let other = stopped(&backend, "m6", &format!("{task}-other"), Some(1), "EssentialContainerExited", 9);
     assert_eq!(invoke_migration_stopped(&backend.convoy, other).await.unwrap()["changed"], json!(false));
     assert_eq!(backend.record(&release_key("m6")).await.unwrap(), before);
 }
