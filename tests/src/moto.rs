@@ -33,6 +33,12 @@ fn moto_server_path() -> PathBuf {
     path
 }
 
+/// The Python of the venv that holds moto (and cfn-lint, samtranslator): the tests' helper
+/// scripts run with it.
+pub fn venv_python() -> PathBuf {
+    moto_server_path().with_file_name("python")
+}
+
 impl Moto {
     /// The process's moto server, started on first use.
     pub fn shared() -> &'static Moto {

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod deploy;
+mod event_rules;
 mod migration;
 mod pipeline;
 mod properties;

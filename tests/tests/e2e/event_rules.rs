@@ -1,0 +1,207 @@
+//! template.yaml's EventBridge rules against the events the harness sends: each rule matches the
+//! events its function must get (as AWS sends them in the test world's account, region, cluster,
+//! bucket, repositories and application) and none of a few it must not. The rules are read from
+//! the template as SAM transforms it, and evaluated by moto's EventBridge pattern matcher
+//! (tests/event_rules.py says why not moto's TestEventPattern API).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use convoy::events::{DeploymentChange, PushEvent, TaskEvent};
+use convoy_tests::fixtures::{self, ContainerExit, TaskStopped};
+use convoy_tests::moto::{ACCOUNT, REGION, venv_python};
+use convoy_tests::world::World;
+use serde_json::{Value, json};
+
+use crate::scenario::SERVICE;
+
+/// The rules of the transformed template, by logical id, and the function each one invokes.
+const RULES: &[(&str, &str)] = &[
+    ("ImagePushedFunctionEcrPush", "image-pushed"),
+    ("ManifestUploadedFunctionManifestCreated", "manifest-uploaded"),
+    ("MigrationStoppedFunctionMigrationTaskStopped", "migration-stopped"),
+    ("DeploymentChangedFunctionDeploymentEnded", "deployment-changed"),
+    ("PipelineExecutionEndedRule", "deployment-changed (pipeline)"),
+];
+
+/// Evaluates every rule against every event; returns (rule → pattern, rule → event → matched).
+fn evaluate(parameters: Value, events: &BTreeMap<String, Value>) -> (Value, BTreeMap<String, BTreeMap<String, bool>>) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let input = json!({
+        "parameters": parameters,
+        "pseudo": {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::StackName": "convoy"},
+        "events": events,
+    });
+    let path = std::env::temp_dir().join(format!("convoy-event-rules-{}.json", std::process::id()));
+    std::fs::write(&path, input.to_string()).unwrap();
+    let output = Command::new(venv_python())
+        .arg(format!("{root}/tests/event_rules.py"))
+        .arg(format!("{root}/template.yaml"))
+        .arg(&path)
+        .output()
+        .expect("run tests/event_rules.py");
+    let _ = std::fs::remove_file(&path);
+    assert!(output.status.success(), "event_rules.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let matches = serde_json::from_value(answer["matches"].clone()).unwrap();
+    (answer["rules"].clone(), matches)
+}
+
+#[tokio::test]
+async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_other() {
+    let world = World::new().await;
+    let (application, group) = world.codedeploy(SERVICE).await;
+    let cluster = world.cluster();
+    let (app, nginx) = (world.repo("app"), world.repo("nginx"));
+    let pipeline = format!("web-deploy-{}", world.id);
+    let parameters = json!({
+        "StateBucketName": world.bucket,
+        "AllowedServices": SERVICE,
+        "AllowedRepositories": format!("{app},{nginx}"),
+        "ClusterName": cluster,
+        "ServiceRoleArns": format!("arn:aws:iam::{ACCOUNT}:role/web-task"),
+        "CodeDeployApplication": application,
+        "ServiceSettings": "{}",
+        "PipelineName": pipeline,
+        "PipelineSourceBucket": format!("{}-source", world.bucket),
+    });
+
+    let digest = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234";
+    let push = fixtures::ecr_push(ACCOUNT, &app, "r1", digest, "2026-11-25T10:00:00Z");
+    let task = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/c13b4cb40f1f4fe4a2971f76ae5a47ad");
+    let containers = [ContainerExit::exited("nginx", 137), ContainerExit::exited("app", 1)];
+    let stopped = |cluster: &str, group: &str| {
+        fixtures::ecs_task_stopped(&TaskStopped {
+            cluster,
+            task: &task,
+            group,
+            started_by: "convoy-migration-web-r1",
+            overridden: "app",
+            containers: &containers,
+            stop_code: "EssentialContainerExited",
+            version: 4,
+        })
+    };
+    let migration = stopped(&cluster, "convoy:web:r1");
+    let deployment =
+        |application: &str, state: &str| fixtures::codedeploy_state_change(application, &group, "d-EXAMPLE11", state);
+    let execution = "12345678-1234-5678-abcd-12345678abcd";
+    let mut failed_push = push.clone();
+    failed_push["detail"]["result"] = json!("FAILURE");
+    let mut delete = push.clone();
+    delete["detail"]["action-type"] = json!("DELETE");
+    let mut running = migration.clone();
+    running["detail"]["lastStatus"] = json!("RUNNING");
+
+    // (name, event, the rules that must match it): every event derived from a documented fixture.
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        ("ECR push of an allowed repository", push.clone(), &["ImagePushedFunctionEcrPush"]),
+        ("ECR PUSH that failed", failed_push, &[]),
+        ("ECR DELETE of an allowed repository", delete, &[]),
+        ("ECR push of another repository", fixtures::ecr_push(ACCOUNT, "someone-else", "r1", digest, "t"), &[]),
+        (
+            "S3 manifest under releases/",
+            fixtures::s3_eventbridge(&world.bucket, "releases/web/r1.json", Some("v1"), 9),
+            &["ManifestUploadedFunctionManifestCreated"],
+        ),
+        (
+            "S3 record under state/ (Convoy's own write)",
+            fixtures::s3_eventbridge(&world.bucket, "state/web/r1.json", Some("v1"), 9),
+            &[],
+        ),
+        (
+            "S3 manifest in another bucket",
+            fixtures::s3_eventbridge("another-bucket", "releases/web/r1.json", Some("v1"), 9),
+            &[],
+        ),
+        ("ECS migration task STOPPED", migration.clone(), &["MigrationStoppedFunctionMigrationTaskStopped"]),
+        ("ECS migration task RUNNING", running, &[]),
+        ("ECS task STOPPED, another cluster", stopped("another-cluster", "convoy:web:r1"), &[]),
+        ("ECS task STOPPED, not started by Convoy", stopped(&cluster, "service:web"), &[]),
+        ("ECS task STOPPED, AWS's example as is", fixtures::documented("ecs-task-state-change-stopped.json"), &[]),
+        ("CodeDeploy SUCCESS", deployment(&application, "SUCCESS"), &["DeploymentChangedFunctionDeploymentEnded"]),
+        ("CodeDeploy FAILURE", deployment(&application, "FAILURE"), &["DeploymentChangedFunctionDeploymentEnded"]),
+        ("CodeDeploy STOP", deployment(&application, "STOP"), &["DeploymentChangedFunctionDeploymentEnded"]),
+        ("CodeDeploy START (not an end)", deployment(&application, "START"), &[]),
+        ("CodeDeploy SUCCESS, another application", deployment("another-application", "SUCCESS"), &[]),
+        (
+            "Pipeline FAILED",
+            fixtures::pipeline_state_change(&pipeline, execution, "FAILED"),
+            &["PipelineExecutionEndedRule"],
+        ),
+        (
+            "Pipeline SUCCEEDED",
+            fixtures::pipeline_state_change(&pipeline, execution, "SUCCEEDED"),
+            &["PipelineExecutionEndedRule"],
+        ),
+        (
+            "Pipeline STOPPED",
+            fixtures::pipeline_state_change(&pipeline, execution, "STOPPED"),
+            &["PipelineExecutionEndedRule"],
+        ),
+        ("Pipeline STARTED (not an end)", fixtures::pipeline_state_change(&pipeline, execution, "STARTED"), &[]),
+        (
+            "Pipeline FAILED, another pipeline",
+            fixtures::pipeline_state_change("another-pipeline", execution, "FAILED"),
+            &[],
+        ),
+    ];
+
+    let events: BTreeMap<String, Value> =
+        cases.iter().map(|(name, event, _)| (name.to_string(), event.clone())).collect();
+    assert_eq!(events.len(), cases.len(), "event names are unique");
+    let (patterns, matches) = evaluate(parameters, &events);
+
+    let found: Vec<&str> = matches.keys().map(String::as_str).collect();
+    let mut expected: Vec<&str> = RULES.iter().map(|(rule, _)| *rule).collect();
+    expected.sort_unstable();
+    assert_eq!(found, expected, "the template's event rules (a new rule needs its cases here)");
+
+    // The table: one row per event, one column per rule.
+    let width = cases.iter().map(|(name, _, _)| name.len()).max().unwrap_or(0);
+    let column = RULES.iter().map(|(_, function)| function.len()).max().unwrap_or(0);
+    let mut table = format!("{:width$}", "event \\ rule (function)");
+    for (_, function) in RULES {
+        table.push_str(&format!(" | {function:^column$}"));
+    }
+    table.push('\n');
+    let mut wrong = Vec::new();
+    for (name, _, want) in &cases {
+        table.push_str(&format!("{name:width$}"));
+        for (rule, _) in RULES {
+            let matched = matches[*rule][*name];
+            let expected = want.contains(rule);
+            let cell = if matched { "match" } else { "no match" };
+            table.push_str(&format!(
+                " | {:^18}",
+                if matched == expected { cell.to_owned() } else { format!("{cell} (!)") }
+            ));
+            if matched != expected {
+                wrong
+                    .push(format!("{rule} × {name}: {cell}, expected {}", if expected { "match" } else { "no match" }));
+            }
+        }
+        table.push('\n');
+    }
+    println!("EventBridge rules of template.yaml (SAM-transformed), moto's pattern matcher:\n{table}");
+    assert!(wrong.is_empty(), "{}\npatterns: {patterns:#}", wrong.join("\n"));
+
+    // What a rule lets through, its function reads as the event it needs.
+    let now = chrono::Utc::now();
+    for (name, event, want) in &cases {
+        let Some(rule) = want.first() else { continue };
+        let read = match *rule {
+            "ImagePushedFunctionEcrPush" => {
+                matches!(convoy::events::parse_push(event.clone(), now), Ok(PushEvent::Push(_)))
+            }
+            "ManifestUploadedFunctionManifestCreated" => {
+                convoy::events::parse_uploads(event.clone()).is_ok_and(|u| u.len() == 1)
+            }
+            "MigrationStoppedFunctionMigrationTaskStopped" => {
+                matches!(convoy::events::parse_task_change(event.clone()), Ok(TaskEvent::Migration { .. }))
+            }
+            _ => matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Ended { .. })),
+        };
+        assert!(read, "{name}: {rule} lets it through but its function does not read it as one it handles");
+    }
+}
