@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_codedeploy::types::{
-    AppSpecContent, DeploymentStatus as Status, DeploymentWaitType, LifecycleEventStatus, RevisionLocation,
-    RevisionLocationType,
+    AppSpecContent, DeploymentCreator, DeploymentStatus as Status, DeploymentWaitType, LifecycleEventStatus,
+    RevisionLocation, RevisionLocationType,
 };
 
 use crate::error::DeployError;
@@ -138,13 +138,19 @@ impl Deployer for CodeDeployer {
         };
         let info = output.deployment_info();
         Ok(info.and_then(|d| {
-            let creator = d.creator().map(|c| c.as_str()).unwrap_or_default();
+            // A rollback deployment names the deployment it rolls back (rollbackInfo), and its
+            // creator says a rollback made it: CodeDeploy's own (`codeDeployRollback`) or, for a
+            // blue/green deployment run by a CloudFormation stack, `CloudFormationRollback`.
+            let by_rollback = matches!(
+                d.creator(),
+                Some(DeploymentCreator::CodeDeployRollback | DeploymentCreator::CloudFormationRollback)
+            );
             let rolls_back = d.rollback_info().and_then(|r| r.rollback_triggering_deployment_id()).is_some();
             Some(DeploymentOrigin {
                 application: d.application_name()?.to_owned(),
                 deployment_group: d.deployment_group_name()?.to_owned(),
                 created_at: d.create_time().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                rollback: rolls_back || creator == "autoRollback" || creator == "CodeDeployRollback",
+                rollback: rolls_back || by_rollback,
             })
         }))
     }
@@ -230,5 +236,209 @@ impl Deployer for CodeDeployer {
             .await
             .map_err(ecs_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_codedeploy::Client;
+    use aws_sdk_codedeploy::operation::create_deployment::CreateDeploymentOutput;
+    use aws_sdk_codedeploy::operation::get_deployment::GetDeploymentOutput;
+    use aws_sdk_codedeploy::operation::list_deployments::ListDeploymentsOutput;
+    use aws_sdk_codedeploy::primitives::DateTime;
+    use aws_sdk_codedeploy::types::{DeploymentInfo, ErrorCode, ErrorInformation, RollbackInfo};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn deployer(codedeploy: Client) -> CodeDeployer {
+        let ecs = aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::Config::builder().behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest()).build(),
+        );
+        CodeDeployer::new(codedeploy, ecs)
+    }
+
+    fn request() -> CodeDeployRequest {
+        CodeDeployRequest {
+            application: "convoy".into(),
+            deployment_group: "web".into(),
+            task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:42".into(),
+            container: "nginx".into(),
+            port: 80,
+            verify_function: "convoy-verify".into(),
+            description: "convoy:web:4cf03d1 (Convoy release web/4cf03d1)".into(),
+        }
+    }
+
+    fn id(id: &str) -> DeploymentId {
+        DeploymentId::new(id).unwrap()
+    }
+
+    /// A GetDeployment answer for `info`.
+    fn described(info: DeploymentInfo) -> GetDeploymentOutput {
+        GetDeploymentOutput::builder().deployment_info(info).build()
+    }
+
+    #[tokio::test]
+    async fn create_sends_an_appspec_with_the_task_definition_container_port_and_verify_hook() {
+        let rule = mock!(Client::create_deployment)
+            .match_requests(|input| {
+                let revision = input.revision().expect("a revision");
+                let content = revision.app_spec_content().and_then(|c| c.content()).expect("AppSpec content");
+                let app_spec: Value = serde_json::from_str(content).expect("the AppSpec is JSON");
+                let expected = json!({
+                    "version": 0.0,
+                    "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": {
+                        "TaskDefinition": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:42",
+                        "LoadBalancerInfo": {"ContainerName": "nginx", "ContainerPort": 80}
+                    }}}],
+                    "Hooks": [{"AfterAllowTestTraffic": "convoy-verify"}]
+                });
+                input.application_name() == Some("convoy")
+                    && input.deployment_group_name() == Some("web")
+                    && revision.revision_type() == Some(&RevisionLocationType::AppSpecContent)
+                    && app_spec == expected
+                    && input.description() == Some("convoy:web:4cf03d1 (Convoy release web/4cf03d1)")
+            })
+            .then_output(|| CreateDeploymentOutput::builder().deployment_id("d-EXAMPLE11").build());
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        assert_eq!(adapter.create(&request()).await.unwrap(), id("d-EXAMPLE11"));
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_create_answered_without_an_id_is_worth_a_retry() {
+        let rule = mock!(Client::create_deployment).then_output(|| CreateDeploymentOutput::builder().build());
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        let created = adapter.create(&request()).await;
+        assert!(matches!(&created, Err(DeployError::Unavailable(m)) if m.contains("no deployment id")), "{created:?}");
+    }
+
+    #[tokio::test]
+    async fn find_returns_the_groups_deployment_whose_description_carries_the_marker() {
+        // Each rule answers twice: the test looks for two markers.
+        let list = mock!(Client::list_deployments)
+            .match_requests(|input| {
+                input.application_name() == Some("convoy") && input.deployment_group_name() == Some("web")
+            })
+            .sequence()
+            .output(|| ListDeploymentsOutput::builder().deployments("d-NEWER").deployments("d-EXAMPLE11").build())
+            .times(2)
+            .build();
+        let newer = mock!(Client::get_deployment)
+            .match_requests(|input| input.deployment_id() == Some("d-NEWER"))
+            .sequence()
+            .output(|| {
+                described(
+                    DeploymentInfo::builder().description("convoy:web:5d20e19 (Convoy release web/5d20e19)").build(),
+                )
+            })
+            .times(2)
+            .build();
+        let ours = mock!(Client::get_deployment)
+            .match_requests(|input| input.deployment_id() == Some("d-EXAMPLE11"))
+            .sequence()
+            .output(|| described(DeploymentInfo::builder().description(request().description).build()))
+            .times(2)
+            .build();
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&list, &newer, &ours]));
+        let found = adapter.find("convoy", "web", "convoy:web:4cf03d1").await.unwrap();
+        assert_eq!(found, Some(id("d-EXAMPLE11")));
+        assert_eq!((newer.num_calls(), ours.num_calls()), (1, 1));
+        let absent = adapter.find("convoy", "web", "convoy:web:0000000").await.unwrap();
+        assert_eq!(absent, None);
+        assert_eq!((list.num_calls(), newer.num_calls(), ours.num_calls()), (2, 2, 2));
+    }
+
+    #[tokio::test]
+    async fn each_deployment_status_maps_to_running_or_how_it_ended() {
+        let failed = ErrorInformation::builder()
+            .code(ErrorCode::HealthConstraints)
+            .message("The overall deployment failed because too many individual instances failed deployment")
+            .build();
+        let cases = [
+            (Status::Succeeded, None, DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, detail: String::new() }),
+            (
+                Status::Failed,
+                Some(failed),
+                DeploymentStatus::Ended {
+                    end: DeploymentEnd::Failed,
+                    detail: "HEALTH_CONSTRAINTS: The overall deployment failed because too many individual \
+                             instances failed deployment"
+                        .into(),
+                },
+            ),
+            (Status::Stopped, None, DeploymentStatus::Ended { end: DeploymentEnd::Stopped, detail: String::new() }),
+            (Status::Created, None, DeploymentStatus::Running),
+            (Status::Queued, None, DeploymentStatus::Running),
+            (Status::InProgress, None, DeploymentStatus::Running),
+            (Status::Ready, None, DeploymentStatus::Running),
+            (Status::Baking, None, DeploymentStatus::Running),
+        ];
+        for (status, error, expected) in cases {
+            let answer = status.clone();
+            let rule = mock!(Client::get_deployment)
+                .match_requests(|input| input.deployment_id() == Some("d-EXAMPLE11"))
+                .then_output(move || {
+                    described(
+                        DeploymentInfo::builder().status(answer.clone()).set_error_information(error.clone()).build(),
+                    )
+                });
+            let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+            assert_eq!(adapter.status(&id("d-EXAMPLE11")).await.unwrap(), expected, "{status:?}");
+        }
+    }
+
+    /// The origin of a deployment as GetDeployment answers with `info` (application and group set).
+    async fn origin_of(info: aws_sdk_codedeploy::types::builders::DeploymentInfoBuilder) -> DeploymentOrigin {
+        let info = info
+            .application_name("convoy")
+            .deployment_group_name("web")
+            .create_time(DateTime::from_secs(1_764_000_000));
+        let rule = mock!(Client::get_deployment)
+            .match_requests(|input| input.deployment_id() == Some("d-EXAMPLE22"))
+            .then_output(move || described(info.clone().build()));
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        adapter.origin(&id("d-EXAMPLE22")).await.unwrap().expect("an origin")
+    }
+
+    #[tokio::test]
+    async fn a_deployment_created_by_a_rollback_is_a_rollback() {
+        let by_user = origin_of(DeploymentInfo::builder().creator(DeploymentCreator::User)).await;
+        assert_eq!(by_user.application, "convoy");
+        assert_eq!(by_user.deployment_group, "web");
+        assert_eq!(by_user.created_at.map(|t| t.timestamp()), Some(1_764_000_000));
+        assert!(!by_user.rollback, "a user's deployment");
+        let by_pipeline = origin_of(DeploymentInfo::builder().creator(DeploymentCreator::CodeDeploy)).await;
+        assert!(!by_pipeline.rollback, "a deployment a pipeline's CodeDeployToECS action created");
+        // The rollback's rollbackInfo names the deployment it rolls back.
+        let triggered = RollbackInfo::builder().rollback_triggering_deployment_id("d-EXAMPLE11").build();
+        for (creator, rollback_info) in [
+            (DeploymentCreator::CodeDeployRollback, None),
+            (DeploymentCreator::CloudFormationRollback, None),
+            (DeploymentCreator::CodeDeployRollback, Some(triggered.clone())),
+            (DeploymentCreator::User, Some(triggered.clone())),
+        ] {
+            let info = DeploymentInfo::builder().creator(creator.clone()).set_rollback_info(rollback_info.clone());
+            assert!(origin_of(info).await.rollback, "{creator:?}, {rollback_info:?}");
+        }
+        // The deployment that was rolled back names its rollback: it is not one itself.
+        let rolled_back = RollbackInfo::builder().rollback_deployment_id("d-EXAMPLE22").build();
+        let info = DeploymentInfo::builder().creator(DeploymentCreator::User).rollback_info(rolled_back);
+        assert!(!origin_of(info).await.rollback);
+    }
+
+    #[tokio::test]
+    async fn the_origin_of_a_deployment_codedeploy_does_not_know_is_none() {
+        let rule = mock!(Client::get_deployment).then_error(|| {
+            aws_sdk_codedeploy::operation::get_deployment::GetDeploymentError::DeploymentDoesNotExistException(
+                aws_sdk_codedeploy::types::error::DeploymentDoesNotExistException::builder()
+                    .message("The deployment d-EXAMPLE99 could not be found")
+                    .build(),
+            )
+        });
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        assert_eq!(adapter.origin(&id("d-EXAMPLE99")).await.unwrap(), None);
     }
 }
