@@ -366,15 +366,39 @@ pub enum DeployCall {
     ContinueNative { service_deployment: String, roll_back: bool },
 }
 
-/// CodeDeploy as the tests script it: deployments run until a test ends them.
+/// CodeDeploy as the tests script it: deployments run until a test ends them ([`MemoryDeployer::end`]),
+/// and a test can have CodeDeploy roll one back ([`MemoryDeployer::start_rollback`]).
 #[derive(Default)]
 pub struct MemoryDeployer {
     calls: Mutex<Vec<DeployCall>>,
+    ended: Mutex<HashMap<DeploymentId, crate::release::DeploymentEnd>>,
+    /// Rollback deployments CodeDeploy created: (the rollback, the deployment it rolls back).
+    rollbacks: Mutex<Vec<(DeploymentId, DeploymentId)>>,
 }
 
 impl MemoryDeployer {
     pub fn calls(&self) -> Vec<DeployCall> {
         lock(&self.calls).clone()
+    }
+
+    /// CodeDeploy ends `deployment` (GetDeployment reports it so from now on); no event is sent:
+    /// the test sends one, or leaves it lost for the reconciler to find.
+    pub fn end(&self, deployment: &DeploymentId, end: crate::release::DeploymentEnd) {
+        lock(&self.ended).insert(deployment.clone(), end);
+    }
+
+    /// CodeDeploy rolls `deployment` back as it does on a failure or a stop with auto rollback: a
+    /// new deployment in the same application and group that rolls it back (its hooks run again,
+    /// with its own id). `None` when `deployment` is not one of this fake's.
+    pub fn start_rollback(&self, deployment: &DeploymentId) -> Option<DeploymentId> {
+        let known = created(&lock(&self.calls)).any(|(id, _)| id == *deployment);
+        if !known {
+            return None;
+        }
+        let mut rollbacks = lock(&self.rollbacks);
+        let id = DeploymentId::new(&format!("d-MEMORYRB{:02}", rollbacks.len() + 1)).ok()?;
+        rollbacks.push((id.clone(), deployment.clone()));
+        Some(id)
     }
 }
 
@@ -409,19 +433,24 @@ impl crate::ports::Deployer for MemoryDeployer {
         &self,
         deployment: &DeploymentId,
     ) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
-        let _ = deployment; // deployments here end only through the events the tests send
-        Ok(crate::ports::DeploymentStatus::Running)
+        Ok(match lock(&self.ended).get(deployment) {
+            Some(end) => crate::ports::DeploymentStatus::Ended { end: *end, detail: String::new() },
+            None => crate::ports::DeploymentStatus::Running,
+        })
     }
 
     async fn origin(
         &self,
         deployment: &DeploymentId,
     ) -> Result<Option<crate::ports::DeploymentOrigin>, crate::error::DeployError> {
-        Ok(created(&lock(&self.calls)).find(|(id, _)| id == deployment).map(|(_, r)| crate::ports::DeploymentOrigin {
+        // A rollback runs where the deployment it rolls back ran.
+        let rolls_back = lock(&self.rollbacks).iter().find(|(id, _)| id == deployment).map(|(_, of)| of.clone());
+        let target = rolls_back.as_ref().unwrap_or(deployment);
+        Ok(created(&lock(&self.calls)).find(|(id, _)| id == target).map(|(_, r)| crate::ports::DeploymentOrigin {
             application: r.application.clone(),
             deployment_group: r.deployment_group.clone(),
             created_at: None,
-            rollback: false,
+            rollback: rolls_back.is_some(),
         }))
     }
 

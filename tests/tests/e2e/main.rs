@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod deploy;
+mod deployment_end;
 mod event_rules;
 mod migration;
 mod pipeline;
