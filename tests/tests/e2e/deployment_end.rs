@@ -101,3 +101,16 @@ async fn the_hook_of_codedeploys_rollback_is_let_through_and_a_foreign_ones_is_f
     let record = backend.record(&release_key("e3")).await.unwrap();
     assert!(matches!(record.state, State::RolledBack { .. }), "{}", record.state);
 }
+
+/// What the README says of ECS native blue/green: Convoy never starts a native deployment, so
+/// for a service that deploys natively no release holds the deploy lock, and the hook is answered
+/// FAILED, which rolls the native deployment back. (The ECS native hook's reply is the answer.)
+#[tokio::test]
+async fn an_ecs_native_hook_with_no_release_holding_the_service_is_answered_failed() {
+    let backend = MemoryBackend::new(&containers());
+    let hook = fixtures::ecs_hook("memory", SERVICE, "ecs-exec-native", serde_json::json!({}));
+    let reply = convoy::handlers::verify(&backend.convoy, LambdaEvent::new(hook, Context::default())).await.unwrap();
+    assert_eq!(reply["hookStatus"], "FAILED", "{reply}");
+    assert_eq!(reply["hookDetails"]["convoy"], format!("no Convoy release deploys service {SERVICE}"));
+    assert!(backend.deployer.calls().is_empty(), "nothing continued, nothing rolled back by Convoy");
+}
