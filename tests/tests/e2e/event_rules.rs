@@ -173,7 +173,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             let expected = want.contains(rule);
             let cell = if matched { "match" } else { "no match" };
             table.push_str(&format!(
-                " | {:^18}",
+                " | {:^column$}",
                 if matched == expected { cell.to_owned() } else { format!("{cell} (!)") }
             ));
             if matched != expected {
