@@ -173,6 +173,7 @@ impl Convoy {
     }
 
     /// Applies `change` to the service's deploy lock with conditional writes (re-read on conflict).
+    /// `change` answers what to report and the lock to store, if it changed.
     async fn change_lock<T>(
         &self,
         key: &ReleaseKey,

@@ -69,7 +69,7 @@ impl Convoy {
                 {
                     let hook = release.verification.as_ref().map(|v| v.hook.clone());
                     let effect = Effect::ContinueDeployment { deployment };
-                    self.perform(key, &[effect], hook.as_ref()).await?;
+                    self.perform(key, &[effect], hook.as_ref(), now).await?;
                     Ok(None)
                 }
                 _ => Ok(None),
@@ -114,7 +114,7 @@ impl Convoy {
         if !updated.changed {
             return Ok(None);
         }
-        self.perform(key, &updated.effects, None).await?;
+        self.perform(key, &updated.effects, None, now).await?;
         Ok(Some(self.finish(updated)))
     }
 }

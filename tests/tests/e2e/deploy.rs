@@ -370,6 +370,31 @@ async fn a_newer_release_waits_for_the_one_in_flight_and_an_older_one_is_superse
 }
 
 #[tokio::test]
+async fn the_end_of_a_deployment_starts_the_queued_release_at_once_and_only_once() {
+    let backend = MotoBackend::new(&containers()).await;
+    let first = deploying(&backend, "w1", json!({})).await;
+    backend.push("app", "w2").await;
+    backend.push("nginx", "w2").await;
+    let w2 = manifest_v1(&backend, "w2", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/w2.json", &w2).await).await.unwrap();
+    assert_eq!(
+        backend.record(&release_key("w2")).await.unwrap().state,
+        State::Queued { behind: "w1".parse().unwrap() }
+    );
+
+    // No reconciler run: the end event itself hands the service to the queued release.
+    let ended = fixtures::codedeploy_state_change(&first, "SUCCESS");
+    invoke(&backend.convoy, "deployment-changed", ended.clone()).await;
+    assert!(matches!(backend.record(&release_key("w2")).await.unwrap().state, State::Deploying { .. }));
+    assert_eq!(backend.deployments(&release_key("w2")).await, 1);
+
+    // A repeated end event and a reconciler run start nothing more.
+    invoke(&backend.convoy, "deployment-changed", ended).await;
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.deployments(&release_key("w2")).await, 1);
+}
+
+#[tokio::test]
 async fn an_ecs_native_hook_asks_to_be_called_again_when_aws_is_unavailable() {
     let (backend, _green) = with_green(Behaviour::version("n4"), "manual").await;
     deploying(&backend, "n4", json!({})).await;
