@@ -9,6 +9,7 @@ mod readiness;
 mod reconcile;
 mod verification;
 
+pub use self::reconcile::{CONCURRENT_VISITS, Reconciliation};
 pub use self::verification::{HookAnswer, HookReply};
 
 use std::sync::Arc;
