@@ -194,3 +194,28 @@ async fn an_ecs_continue_goes_through_only_while_ecs_waits_for_it() {
         ["InvalidParameterException", "ServiceDeploymentNotFoundException"]
     );
 }
+
+/// A person approves before CodeDeploy waits for the reroute: CodeDeploy refuses the continue
+/// (`DeploymentIsNotInReadyStateException`), Convoy reports it as worth a retry and records no
+/// decision; the same approval goes through once CodeDeploy waits.
+#[tokio::test]
+async fn an_approval_before_codedeploy_waits_is_refused_for_now_and_goes_through_once_it_waits() {
+    let (backend, _green) = with_green(Behaviour::version("r7"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "r7").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    let key = release_key("r7");
+    let early = backend.convoy.decide(&key, true, "erin", chrono::Utc::now()).await.unwrap_err();
+    assert!(early.is_retryable(), "{early}");
+    assert!(early.to_string().contains("not ready for this yet: DeploymentIsNotInReadyStateException"), "{early}");
+    assert_eq!(backend.record(&key).await.unwrap().approval, None, "no decision is recorded");
+
+    backend.standin.waits(&deployment);
+    let report = backend.convoy.decide(&key, true, "erin", chrono::Utc::now()).await.unwrap();
+    assert!(report.state.starts_with("Shifting traffic"), "{}", report.state);
+    let continues = backend.standin.calls_of("ContinueDeployment");
+    assert_eq!(
+        continues.iter().map(|c| c.refused.as_deref()).collect::<Vec<_>>(),
+        [Some("DeploymentIsNotInReadyStateException"), None]
+    );
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
+}
