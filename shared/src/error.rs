@@ -48,9 +48,14 @@ pub enum TasksError {
 /// CodeDeploy (or ECS's deployment API) failed, or refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeployError {
-    /// Refused for good (no such application or group, an invalid revision, not waiting).
+    /// Refused for good (no such application, group or deployment, an invalid revision, a
+    /// deployment that already ended).
     #[error("{0}")]
     Rejected(String),
+    /// Refused because the deployment is not at the step the call needs yet (a continue before
+    /// CodeDeploy waits for it): the same call succeeds later, so it is worth a retry.
+    #[error("the deployment is not ready for this yet: {0}")]
+    NotYet(String),
     #[error("the deployment service is unavailable: {0}")]
     Unavailable(String),
 }
@@ -91,7 +96,7 @@ impl ConvoyError {
             ConvoyError::Registry(RegistryError::Unavailable(_)) => true,
             ConvoyError::Tasks(TasksError::Unavailable(_)) => true,
             ConvoyError::Tasks(TasksError::Rejected(_)) => false,
-            ConvoyError::Deploy(DeployError::Unavailable(_)) => true,
+            ConvoyError::Deploy(DeployError::Unavailable(_) | DeployError::NotYet(_)) => true,
             ConvoyError::Deploy(DeployError::Rejected(_)) | ConvoyError::Refused(_) => false,
             ConvoyError::Transition(_) | ConvoyError::BadEvent(_) => false,
             ConvoyError::Contention(..) => true,

@@ -119,9 +119,19 @@ pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> R
     }
 }
 
-/// The schedule: re-derive every release in progress from AWS.
-pub async fn reconcile(convoy: &Convoy, _event: LambdaEvent<Value>) -> Result<Value, Error> {
-    respond(convoy.reconcile(Utc::now()).await)
+/// How long before the function's deadline the reconciler starts no more visits: the visits under
+/// way (a stage start among them) finish within it.
+const RECONCILE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The schedule: re-derive the releases in progress from AWS, as many as the invocation's time
+/// allows (the rest next period).
+pub async fn reconcile(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let left = std::time::Duration::from_millis(
+        event.context.deadline.saturating_sub(Utc::now().timestamp_millis().max(0) as u64),
+    );
+    // A context without a deadline (a local runtime) gets the whole budget the template sets.
+    let budget = if event.context.deadline == 0 { None } else { Some(left.saturating_sub(RECONCILE_MARGIN)) };
+    respond(convoy.reconcile_within(Utc::now(), budget).await)
 }
 
 fn respond<T: Serialize>(result: Result<T, ConvoyError>) -> Result<Value, Error> {

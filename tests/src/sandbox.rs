@@ -9,9 +9,13 @@
 //! would (built from the documented fixtures); moto runs no container, so the migration's command
 //! runs here as a local process and its real exit code goes into the ECS task event; moto lacks
 //! CodeDeploy's hook answer, continue and stop calls (and ECS's deployment continuation), so a
-//! loopback stand-in answers exactly those (and CodePipeline's ListActionExecutions) and forwards
-//! everything else to moto; CodeDeploy would call the verify hook and report the deployment's end:
-//! the sandbox does both. With
+//! loopback stand-in answers exactly those (and CodePipeline's ListActionExecutions), keeping each
+//! deployment's state as CodeDeploy does, and forwards everything else to moto; CodeDeploy would
+//! call the verify hook and report the deployment's end: the sandbox does both, and decides that
+//! end from what Convoy asked CodeDeploy (the stand-in) to do, never from Convoy's own record: a
+//! failed hook answer rolls back (FAILURE), an accepted `ContinueDeployment` shifts (SUCCESS), an
+//! accepted `StopDeployment` rolls back (STOP). A function invocation that fails, or a CLI
+//! command that exits non-zero, fails the sandbox. With
 //! `--pipeline`, Convoy deploys through a CodePipeline on moto; moto runs no pipeline actions, so
 //! the sandbox plays the pipeline's CodeDeployToECS action on the bundle Convoy wrote.
 
@@ -26,7 +30,7 @@ use crate::fixtures;
 use crate::http::{self, Behaviour};
 use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
-use crate::standin::StandIn;
+use crate::standin::{Phase, StandIn};
 use crate::world::{World, function_env, service_settings};
 
 pub const SERVICE: &str = "laravel-app";
@@ -42,6 +46,8 @@ pub struct Options {
     /// Deploy through a CodePipeline (Convoy writes the bundle and starts the execution; the
     /// sandbox plays the pipeline's CodeDeployToECS action, which moto does not run).
     pub via_pipeline: bool,
+    /// The functions reach AWS at a closed port (an outage): their first invocation fails.
+    pub aws_unreachable: bool,
     /// Names unique to this run (tests); empty: the sandbox's readable names.
     pub id: String,
     /// Print each step.
@@ -71,23 +77,22 @@ impl Sandbox {
         }
     }
 
-    async fn send(&self, function: &LambdaProcess, event: Value) -> Value {
-        let outcome = function.invoke(event).await.expect("the function answers");
-        match outcome {
+    /// Invokes `function` with `event`; `Err` when it fails (AWS would retry it, and the sandbox
+    /// shows one release going through, so a failure is the sandbox's failure).
+    async fn send(&self, function: &LambdaProcess, event: Value) -> Result<Value, String> {
+        match function.invoke(event).await? {
             Outcome::Response(value) => {
                 self.say(format!("{} answered: {value}", function.name));
-                value
+                Ok(value)
             }
-            Outcome::Error(error) => {
-                self.say(format!("{} failed (AWS would retry): {error}", function.name));
-                Value::Null
-            }
+            Outcome::Error(error) => Err(format!("{} failed: {error}", function.name)),
         }
     }
 }
 
-/// Runs the release; returns its final record.
-pub async fn run(options: Options) -> Finished {
+/// Runs the release; returns its final record, or why the sandbox could not go on (a function
+/// invocation or a CLI command failed, or Convoy left CodeDeploy without an answer).
+pub async fn run(options: Options) -> Result<Finished, String> {
     let out = Sandbox { verbose: options.verbose };
     let moto = Moto::shared();
     let bucket = if options.id.is_empty() {
@@ -131,7 +136,8 @@ pub async fn run(options: Options) -> Finished {
     }
     let settings = settings.to_string();
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
-    let env = function_env(&world, &standin.endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
+    let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
+    let env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
 
     let bin = binaries_dir();
     let start = |name: &'static str| {
@@ -145,14 +151,14 @@ pub async fn run(options: Options) -> Finished {
     let verify = start("verify").await;
     let deployment_changed = start("deployment-changed").await;
     for function in [&image_pushed, &manifest_uploaded, &migration_stopped, &verify, &deployment_changed] {
-        let init = function.init_time(std::time::Duration::from_secs(30)).await.expect("the function starts");
+        let init = function.init_time(std::time::Duration::from_secs(30)).await?;
         out.say(format!("{} is polling the Runtime API ({} ms after start)", function.name, init.as_millis()));
     }
 
     out.step("CI pushes laravel-app:4cf03d1 to ECR (before any manifest)");
     let app = world.push_image("laravel-app", RELEASE).await;
     let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, &chrono::Utc::now().to_rfc3339());
-    out.send(&image_pushed, push).await;
+    out.send(&image_pushed, push).await?;
 
     out.step("CI uploads releases/laravel-app/4cf03d1.json; S3 delivers the event twice");
     let command = migration_command(options.migration_fails);
@@ -166,8 +172,8 @@ pub async fn run(options: Options) -> Finished {
     let key_name = format!("releases/{SERVICE}/{RELEASE}.json");
     let (version, size) = world.upload(&key_name, &manifest.to_string()).await;
     let upload = fixtures::s3_notification(&world.bucket, &key_name, version.as_deref(), size);
-    out.send(&manifest_uploaded, upload.clone()).await;
-    out.send(&manifest_uploaded, upload).await;
+    out.send(&manifest_uploaded, upload.clone()).await?;
+    out.send(&manifest_uploaded, upload).await?;
 
     out.step("CI pushes laravel-app-nginx:4cf03d1; EventBridge delivers the push twice");
     let nginx = world.push_image("laravel-app-nginx", RELEASE).await;
@@ -178,8 +184,8 @@ pub async fn run(options: Options) -> Finished {
         &nginx,
         &chrono::Utc::now().to_rfc3339(),
     );
-    out.send(&image_pushed, push.clone()).await;
-    out.send(&image_pushed, push).await;
+    out.send(&image_pushed, push.clone()).await?;
+    out.send(&image_pushed, push).await?;
 
     let store = convoy::adapters::aws::S3Store::new(
         convoy::adapters::aws::s3_client(
@@ -216,7 +222,7 @@ pub async fn run(options: Options) -> Finished {
     });
     stopped["detail"]["startedAt"] = json!(started_at.to_rfc3339());
     stopped["detail"]["stoppedAt"] = json!(chrono::Utc::now().to_rfc3339());
-    out.send(&migration_stopped, stopped).await;
+    out.send(&migration_stopped, stopped).await?;
 
     if let State::Deploying { deployment } = record().await.state {
         let deployment = match &pipeline {
@@ -232,59 +238,97 @@ pub async fn run(options: Options) -> Finished {
                 ));
                 let (created, revision) =
                     crate::pipeline::play_deploy_action(&world, &application, &group, &bundle).await;
+                // Created straight on moto, as CodePipeline would: CodeDeploy knows it.
+                standin.register(&created);
                 standin.report_deploy_action(&deployment, &created);
                 out.say(format!("registered taskdef.json as {revision}; CodeDeploy deployment {created}"));
                 created
             }
         };
         out.step("CodeDeploy shifts test traffic to green and calls the AfterAllowTestTraffic hook");
-        out.send(&verify, fixtures::codedeploy_hook(&deployment, "sandbox-hook-1")).await;
-        let answers = standin.calls_to("PutLifecycleEventHookExecutionStatus");
-        out.say(format!("hook answer sent to CodeDeploy: {}", answers.last().cloned().unwrap_or_default()));
-        if matches!(record().await.state, State::AwaitingApproval { .. }) {
-            out.step("a person approves: convoy approve laravel-app 4cf03d1");
-            let approved =
-                cli(&standin.endpoint, &world.bucket, &["approve", SERVICE, RELEASE, "--by", "sandbox-operator"]);
-            out.say(approved.trim());
-            out.say(format!(
-                "ContinueDeployment sent: {}",
-                standin.calls_to("ContinueDeployment").last().cloned().unwrap_or_default()
-            ));
-            out.step("CodeDeploy shifts production traffic and reports SUCCESS");
-            out.send(
-                &deployment_changed,
-                fixtures::codedeploy_state_change(&application, &group, &deployment, "SUCCESS"),
-            )
-            .await;
-        } else {
-            out.step("CodeDeploy rolls back (the hook failed) and reports STOP");
-            out.send(&deployment_changed, fixtures::codedeploy_state_change(&application, &group, &deployment, "STOP"))
-                .await;
+        standin.hook_invoked(&deployment, "sandbox-hook-1");
+        out.send(&verify, fixtures::codedeploy_hook(&deployment, "sandbox-hook-1")).await?;
+        let end = match standin.phase(&deployment) {
+            Some(Phase::HookPassed) => {
+                out.say("CodeDeploy took the hook's answer: Succeeded");
+                out.step("CodeDeploy waits for the reroute (READY_WAIT)");
+                standin.waits(&deployment);
+                if matches!(record().await.state, State::AwaitingApproval { .. }) {
+                    out.step("a person approves: convoy approve laravel-app 4cf03d1");
+                    let approved = cli(
+                        &standin.endpoint,
+                        &world.bucket,
+                        &["approve", SERVICE, RELEASE, "--by", "sandbox-operator"],
+                    )?;
+                    out.say(approved.trim());
+                }
+                codedeploy_end(&standin, &deployment)?
+            }
+            Some(Phase::Failed) => {
+                out.say("CodeDeploy took the hook's answer: Failed");
+                "FAILURE"
+            }
+            other => {
+                let answers = standin.calls_to("PutLifecycleEventHookExecutionStatus");
+                return Err(format!(
+                    "CodeDeploy took no answer to the hook: deployment {deployment} is {other:?}; answers sent: {answers:?}"
+                ));
+            }
+        };
+        match end {
+            "SUCCESS" => out.step("CodeDeploy shifts production traffic (Convoy continued it) and reports SUCCESS"),
+            "STOP" => out.step("CodeDeploy stops and rolls back (Convoy stopped it) and reports STOP"),
+            _ => out.step("CodeDeploy fails the deployment (the hook failed), rolls back and reports FAILURE"),
         }
+        out.send(&deployment_changed, fixtures::codedeploy_state_change(&application, &group, &deployment, end))
+            .await?;
         if let Some(pipeline) = &pipeline {
             let record = record().await;
             let execution =
                 record.deployment.as_ref().and_then(|d| d.pipeline.as_ref()).and_then(|p| p.execution.clone());
-            let state = if record.state == State::Succeeded { "SUCCEEDED" } else { "FAILED" };
+            // The action's end is its deployment's end.
+            let state = if end == "SUCCESS" { "SUCCEEDED" } else { "FAILED" };
             out.step(&format!(
                 "CodePipeline reports the execution {state} (it changes nothing: the deployment decided)"
             ));
             let ended =
                 fixtures::pipeline_state_change(&pipeline.name, execution.as_ref().map_or("", |e| e.as_str()), state);
-            out.send(&deployment_changed, ended).await;
+            out.send(&deployment_changed, ended).await?;
         }
     }
 
     out.step("convoy status laravel-app 4cf03d1");
-    let status = cli(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE]);
+    let status = cli(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE])?;
     if options.verbose {
         print!("{status}");
     }
-    Finished { release: record().await, status }
+    Ok(Finished { release: record().await, status })
 }
 
-/// Runs the real `convoy` CLI against local AWS (through the stand-in).
-fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> String {
+/// CodeDeploy's part after the reroute wait, from what Convoy asked it: an accepted
+/// `ContinueDeployment` shifts production traffic and succeeds; an accepted `StopDeployment`
+/// stops and rolls back. The state-change event's state.
+fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, String> {
+    let took = |operation: &str| {
+        standin.calls_of(operation).iter().any(|c| c.refused.is_none() && c.body["deploymentId"] == deployment)
+    };
+    if took("ContinueDeployment") {
+        standin.finish(deployment);
+        Ok("SUCCESS")
+    } else if took("StopDeployment") {
+        Ok("STOP")
+    } else {
+        Err(format!(
+            "Convoy neither continued nor stopped deployment {deployment}: ContinueDeployment {:?}, StopDeployment {:?}",
+            standin.calls_of("ContinueDeployment"),
+            standin.calls_of("StopDeployment")
+        ))
+    }
+}
+
+/// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
+/// it when the command fails.
+fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
     let path = binaries_dir().join("convoy");
     let output = Command::new(&path)
         .args(args)
@@ -295,10 +339,13 @@ fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> String {
         .env("CONVOY_STATE_BUCKET", bucket)
         .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
         .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
+        .map_err(|e| format!("run {}: {e}", path.display()))?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    text
+    match output.status.success() {
+        true => Ok(text),
+        false => Err(format!("convoy {} failed ({}): {}", args.join(" "), output.status, text.trim())),
+    }
 }
 
 /// The migration's command: a real process whose exit code the sandbox reports.

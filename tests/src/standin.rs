@@ -6,18 +6,231 @@
 //! `StopDeployment`, ECS `DescribeServiceDeployments` / `ContinueServiceDeployment`, and
 //! CodePipeline `ListActionExecutions` (moto runs no actions: the harness, which plays the
 //! pipeline's deploy action, also says what that action reported, with [`StandIn::answer`]).
+//!
+//! It says no where AWS says no. It keeps each CodeDeploy deployment's state as CodeDeploy does
+//! (learned from the `CreateDeployment` answers it forwards, or from [`StandIn::register`]):
+//! created → in progress → at the `AfterAllowTestTraffic` hook → (hook Succeeded) still in
+//! progress → waiting for the reroute (`Ready`) → shifting → `Succeeded`; a Failed hook answer
+//! fails it (CodeDeploy rolls back), `StopDeployment` stops it. moto's `GetDeployment` answer is
+//! passed on with that status. What moto cannot decide (when CodeDeploy invokes a hook, reaches
+//! READY_WAIT, ends the shift) the tests say, as AWS would, with [`StandIn::hook_invoked`],
+//! [`StandIn::waits`], [`StandIn::finish`]. Requests that AWS refuses are refused with the
+//! service's own error code and HTTP 400 (`{"__type": code, "message": ...}`, JSON 1.1), and
+//! recorded like any other, with the refusal.
+//!
+//! ECS native service deployments are known only once a test pauses one
+//! ([`StandIn::pause_service_deployment`]): `DescribeServiceDeployments` reports it and its PAUSE
+//! hook, and `ContinueServiceDeployment` acts on it once.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// One intercepted request: the operation (`X-Amz-Target`) and its JSON body.
+/// One intercepted request: the operation (`X-Amz-Target`), its JSON body, and the error code
+/// the stand-in refused it with (`None`: answered as a success).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
     pub target: String,
     pub body: Value,
+    pub refused: Option<String>,
+}
+
+/// Where a CodeDeploy ECS blue/green deployment is (CodeDeploy's status in the comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `Created`: CodeDeploy has not begun.
+    Created,
+    /// `InProgress`: the replacement tasks start, test traffic moves.
+    InProgress,
+    /// `InProgress`: the `AfterAllowTestTraffic` hook was invoked and awaits its answer.
+    AtHook,
+    /// `InProgress`: the hook passed; CodeDeploy has not reached READY_WAIT yet.
+    HookPassed,
+    /// `Ready`: waiting for `ContinueDeployment` to reroute production traffic.
+    Ready,
+    /// `InProgress`: production traffic shifts.
+    Shifting,
+    Succeeded,
+    /// A failed hook (or anything else) failed it; CodeDeploy rolls back.
+    Failed,
+    /// `StopDeployment` stopped it.
+    Stopped,
+}
+
+impl Phase {
+    /// The status `GetDeployment` names.
+    pub fn status(self) -> &'static str {
+        match self {
+            Phase::Created => "Created",
+            Phase::InProgress | Phase::AtHook | Phase::HookPassed | Phase::Shifting => "InProgress",
+            Phase::Ready => "Ready",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Stopped => "Stopped",
+        }
+    }
+
+    pub fn ended(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Stopped)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Deployment {
+    phase: Option<Phase>,
+    /// Each hook execution CodeDeploy invoked, and the status it was answered with.
+    hooks: HashMap<String, Option<String>>,
+}
+
+#[derive(Debug)]
+struct ServiceDeployment {
+    hook_id: String,
+    /// `AWAITING_ACTION` until continued, then the action taken.
+    hook_status: String,
+}
+
+/// What the stand-in knows of AWS's state.
+#[derive(Debug, Default)]
+struct Aws {
+    deployments: HashMap<String, Deployment>,
+    service_deployments: HashMap<String, ServiceDeployment>,
+}
+
+/// The stand-in's answer: the HTTP status and the JSON body.
+type Reply = (u16, Value);
+
+fn refuse(code: &str, message: String) -> Reply {
+    (400, json!({"__type": code, "message": message}))
+}
+
+impl Aws {
+    fn deployment(&mut self, id: &str) -> Result<&mut Deployment, Reply> {
+        self.deployments.get_mut(id).ok_or_else(|| {
+            refuse("DeploymentDoesNotExistException", format!("The deployment {id} could not be found."))
+        })
+    }
+
+    /// CodeDeploy's answer to `operation`, and how its state changes; `None`: not CodeDeploy's
+    /// or ECS's deployment API.
+    fn handle(&mut self, operation: &str, body: &Value) -> Option<Reply> {
+        let text = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+        Some(match operation {
+            "PutLifecycleEventHookExecutionStatus" => {
+                let (id, execution, status) =
+                    (text("deploymentId"), text("lifecycleEventHookExecutionId"), text("status"));
+                self.answer_hook(&id, &execution, &status).unwrap_or_else(|refused| refused)
+            }
+            "ContinueDeployment" => self.continue_deployment(&text("deploymentId")).unwrap_or_else(|r| r),
+            "StopDeployment" => self.stop_deployment(&text("deploymentId")).unwrap_or_else(|r| r),
+            "DescribeServiceDeployments" => self.describe_service_deployments(body),
+            "ContinueServiceDeployment" => self
+                .continue_service_deployment(&text("serviceDeploymentArn"), &text("hookId"), &text("action"))
+                .unwrap_or_else(|r| r),
+            _ => return None,
+        })
+    }
+
+    /// Learns a deployment from moto's answer to its creation; says a known deployment's status
+    /// in moto's `GetDeployment` answer as CodeDeploy would (moto's stays "Created"). `None`:
+    /// moto's answer goes through as it is.
+    fn overlay(&mut self, operation: &str, mut answer: Value) -> Option<Value> {
+        if operation == "CreateDeployment" {
+            let id = answer["deploymentId"].as_str()?;
+            self.deployments.entry(id.to_owned()).or_default().phase.get_or_insert(Phase::Created);
+            return None;
+        }
+        let id = answer["deploymentInfo"]["deploymentId"].as_str()?;
+        let phase = self.deployments.get(id)?.phase?;
+        answer["deploymentInfo"]["status"] = json!(phase.status());
+        Some(answer)
+    }
+
+    fn answer_hook(&mut self, id: &str, execution: &str, status: &str) -> Result<Reply, Reply> {
+        let deployment = self.deployment(id)?;
+        let answered = deployment.hooks.get_mut(execution).ok_or_else(|| {
+            refuse(
+                "InvalidLifecycleEventHookExecutionIdException",
+                format!("The lifecycle event hook execution {execution} is not one of deployment {id}."),
+            )
+        })?;
+        if answered.is_some() {
+            return Err(refuse(
+                "LifecycleEventAlreadyCompletedException",
+                format!("The lifecycle event hook execution {execution} has already completed."),
+            ));
+        }
+        *answered = Some(status.to_owned());
+        // A hook of a deployment that already ended is a rollback's re-run: its answer is taken
+        // and changes nothing.
+        if deployment.phase == Some(Phase::AtHook) {
+            deployment.phase = Some(if status == "Succeeded" { Phase::HookPassed } else { Phase::Failed });
+        }
+        Ok((200, json!({"lifecycleEventHookExecutionId": execution})))
+    }
+
+    fn continue_deployment(&mut self, id: &str) -> Result<Reply, Reply> {
+        let deployment = self.deployment(id)?;
+        match deployment.phase {
+            Some(Phase::Ready) => {
+                deployment.phase = Some(Phase::Shifting);
+                Ok((200, json!({})))
+            }
+            Some(phase) if phase.ended() => Err(refuse(
+                "DeploymentAlreadyCompletedException",
+                format!("The deployment {id} has already completed ({}).", phase.status()),
+            )),
+            phase => Err(refuse(
+                "DeploymentIsNotInReadyStateException",
+                format!(
+                    "The deployment {id} is not in the Ready state (it is {}).",
+                    phase.map_or("unknown", Phase::status)
+                ),
+            )),
+        }
+    }
+
+    fn stop_deployment(&mut self, id: &str) -> Result<Reply, Reply> {
+        let deployment = self.deployment(id)?;
+        if let Some(phase) = deployment.phase.filter(|p| p.ended()) {
+            return Err(refuse(
+                "DeploymentAlreadyCompletedException",
+                format!("The deployment {id} has already completed ({}).", phase.status()),
+            ));
+        }
+        deployment.phase = Some(Phase::Stopped);
+        Ok((200, json!({"status": "Pending", "statusMessage": "Stopping the deployment"})))
+    }
+
+    fn describe_service_deployments(&self, body: &Value) -> Reply {
+        let arns: Vec<&str> =
+            body["serviceDeploymentArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let (mut found, mut failures) = (Vec::new(), Vec::new());
+        for arn in arns {
+            match self.service_deployments.get(arn) {
+                Some(known) => found.push(json!({"serviceDeploymentArn": arn, "status": "IN_PROGRESS",
+                    "lifecycleHookDetails": [{"hookId": known.hook_id, "targetType": "PAUSE", "status": known.hook_status}]})),
+                None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+            }
+        }
+        (200, json!({"serviceDeployments": found, "failures": failures}))
+    }
+
+    fn continue_service_deployment(&mut self, arn: &str, hook_id: &str, action: &str) -> Result<Reply, Reply> {
+        let known = self.service_deployments.get_mut(arn).ok_or_else(|| {
+            refuse("ServiceDeploymentNotFoundException", format!("The service deployment {arn} does not exist."))
+        })?;
+        if known.hook_id != hook_id || known.hook_status != "AWAITING_ACTION" {
+            return Err(refuse(
+                "InvalidParameterException",
+                format!("The lifecycle hook {hook_id} of service deployment {arn} is not awaiting action."),
+            ));
+        }
+        known.hook_status = if action == "ROLLBACK" { "FAILED" } else { "SUCCEEDED" }.to_owned();
+        Ok((200, json!({"serviceDeploymentArn": arn})))
+    }
 }
 
 pub struct StandIn {
@@ -25,6 +238,7 @@ pub struct StandIn {
     answers: Arc<Mutex<Vec<(String, Value)>>>,
     calls: Arc<Mutex<Vec<Call>>>,
     forwarded: Arc<Mutex<Vec<String>>>,
+    aws: Arc<Mutex<Aws>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -34,46 +248,54 @@ impl Drop for StandIn {
     }
 }
 
+/// What one connection's handler shares with the stand-in.
+#[derive(Clone)]
+struct Shared {
+    upstream: String,
+    recorded: Arc<Mutex<Vec<Call>>>,
+    answers: Arc<Mutex<Vec<(String, Value)>>>,
+    passed: Arc<Mutex<Vec<String>>>,
+    aws: Arc<Mutex<Aws>>,
+}
+
 impl StandIn {
     /// The stand-in for every operation moto lacks that Convoy calls, answering as AWS does.
     pub async fn for_missing_operations(upstream: &str) -> StandIn {
-        let empty = serde_json::json!({});
-        let paused = serde_json::json!({"serviceDeployments": [{"lifecycleHookDetails": [
-            {"hookId": "hook-pause-1", "targetType": "PAUSE", "status": "AWAITING_ACTION"}]}]});
-        let answers = vec![
-            ("PutLifecycleEventHookExecutionStatus".into(), serde_json::json!({"lifecycleEventHookExecutionId": "x"})),
-            ("ContinueDeployment".into(), empty.clone()),
-            ("StopDeployment".into(), serde_json::json!({"status": "Pending"})),
-            ("DescribeServiceDeployments".into(), paused),
-            ("ContinueServiceDeployment".into(), empty),
-            // No action of the execution has reported anything yet.
-            ("ListActionExecutions".into(), serde_json::json!({"actionExecutionDetails": []})),
-        ];
+        // No action of the execution has reported anything yet.
+        let answers = vec![("ListActionExecutions".into(), json!({"actionExecutionDetails": []}))];
         Self::start(upstream, answers).await
     }
 
-    /// Starts the proxy in front of `upstream`, answering each `(target, response JSON)` itself.
+    /// Starts the proxy in front of `upstream`: CodeDeploy's and ECS's deployment calls answered
+    /// from the deployments' state, each `(target, response JSON)` answered as given.
     pub async fn start(upstream: &str, answers: Vec<(String, Value)>) -> StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        let upstream = upstream.trim_start_matches("http://").to_owned();
-        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
-        let recorded = calls.clone();
-        let forwarded: Arc<Mutex<Vec<String>>> = Arc::default();
-        let passed = forwarded.clone();
-        let answers = Arc::new(Mutex::new(answers));
-        let answering = answers.clone();
+        let shared = Shared {
+            upstream: upstream.trim_start_matches("http://").to_owned(),
+            recorded: Arc::default(),
+            answers: Arc::new(Mutex::new(answers)),
+            passed: Arc::default(),
+            aws: Arc::default(),
+        };
+        let serving = shared.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (upstream, recorded, answers, passed) =
-                    (upstream.clone(), recorded.clone(), answering.clone(), passed.clone());
+                let shared = serving.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, &upstream, &recorded, &answers, &passed).await;
+                    let _ = serve(stream, &shared).await;
                 });
             }
         });
-        StandIn { endpoint, answers, calls, forwarded, task }
+        StandIn {
+            endpoint,
+            answers: shared.answers,
+            calls: shared.recorded,
+            forwarded: shared.passed,
+            aws: shared.aws,
+            task,
+        }
     }
 
     /// Answers `operation` with `answer` from now on (what AWS would say at this point).
@@ -86,12 +308,74 @@ impl StandIn {
     /// Answers `ListActionExecutions` as CodePipeline does once the deploy action of
     /// `execution` reported the CodeDeploy `deployment` it created.
     pub fn report_deploy_action(&self, execution: &str, deployment: &str) {
-        let detail = serde_json::json!({"pipelineExecutionId": execution, "actionName": "BlueGreen",
+        let detail = json!({"pipelineExecutionId": execution, "actionName": "BlueGreen",
             "status": "InProgress",
             "input": {"actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeployToECS",
                                        "version": "1"}},
             "output": {"executionResult": {"externalExecutionId": deployment}}});
-        self.answer("ListActionExecutions", serde_json::json!({"actionExecutionDetails": [detail]}));
+        self.answer("ListActionExecutions", json!({"actionExecutionDetails": [detail]}));
+    }
+
+    /// A deployment CodeDeploy created without the stand-in seeing it (the harness created it
+    /// straight on moto): known from now on, `Created`.
+    pub fn register(&self, deployment: &str) {
+        let mut aws = self.aws.lock().expect("aws");
+        let known = aws.deployments.entry(deployment.to_owned()).or_default();
+        known.phase.get_or_insert(Phase::Created);
+    }
+
+    /// CodeDeploy invokes the `AfterAllowTestTraffic` hook of `deployment` as `execution`: the
+    /// deployment waits for that answer. On a deployment that ended (rolled back), it is a
+    /// rollback's re-run of the hook, which changes nothing but takes one answer.
+    pub fn hook_invoked(&self, deployment: &str, execution: &str) {
+        let mut aws = self.aws.lock().expect("aws");
+        let known = aws
+            .deployments
+            .get_mut(deployment)
+            .unwrap_or_else(|| panic!("CodeDeploy invokes hooks only for its own deployments, not {deployment}"));
+        known.hooks.entry(execution.to_owned()).or_insert(None);
+        if !known.phase.is_some_and(Phase::ended) {
+            known.phase = Some(Phase::AtHook);
+        }
+    }
+
+    /// CodeDeploy reaches READY_WAIT: the hook passed, and the deployment now waits for
+    /// `ContinueDeployment`.
+    pub fn waits(&self, deployment: &str) {
+        self.step(deployment, Phase::HookPassed, Phase::Ready);
+    }
+
+    /// CodeDeploy finishes shifting production traffic (after a continue): `Succeeded`.
+    pub fn finish(&self, deployment: &str) {
+        self.step(deployment, Phase::Shifting, Phase::Succeeded);
+    }
+
+    /// The deployment ends `phase` without Convoy's doing (someone continued or stopped it in
+    /// the console, or its READY_WAIT timed out).
+    pub fn ended_elsewhere(&self, deployment: &str, phase: Phase) {
+        assert!(phase.ended(), "{phase:?} is not an end");
+        let mut aws = self.aws.lock().expect("aws");
+        let known = aws.deployments.get_mut(deployment).unwrap_or_else(|| panic!("no deployment {deployment}"));
+        known.phase = Some(phase);
+    }
+
+    fn step(&self, deployment: &str, from: Phase, to: Phase) {
+        let mut aws = self.aws.lock().expect("aws");
+        let known = aws.deployments.get_mut(deployment).unwrap_or_else(|| panic!("no deployment {deployment}"));
+        assert_eq!(known.phase, Some(from), "CodeDeploy moves {deployment} to {to:?} only from {from:?}");
+        known.phase = Some(to);
+    }
+
+    /// Where CodeDeploy has `deployment` now (`None`: CodeDeploy does not know it).
+    pub fn phase(&self, deployment: &str) -> Option<Phase> {
+        self.aws.lock().expect("aws").deployments.get(deployment).and_then(|d| d.phase)
+    }
+
+    /// ECS pauses `service_deployment` at a PAUSE lifecycle hook (`hook-pause-1`), awaiting
+    /// `ContinueServiceDeployment`.
+    pub fn pause_service_deployment(&self, service_deployment: &str) {
+        let paused = ServiceDeployment { hook_id: "hook-pause-1".into(), hook_status: "AWAITING_ACTION".into() };
+        self.aws.lock().expect("aws").service_deployments.insert(service_deployment.to_owned(), paused);
     }
 
     /// Every intercepted request, in order.
@@ -109,19 +393,28 @@ impl StandIn {
         self.forwarded.lock().expect("forwarded").len() + self.calls.lock().expect("calls").len()
     }
 
-    /// The intercepted requests of one operation (`ContinueDeployment`, ...).
+    /// The intercepted requests of one operation (`ContinueDeployment`, ...), refused or not.
     pub fn calls_to(&self, operation: &str) -> Vec<Value> {
-        self.calls().into_iter().filter(|c| c.target.ends_with(&format!(".{operation}"))).map(|c| c.body).collect()
+        self.calls_of(operation).into_iter().map(|c| c.body).collect()
+    }
+
+    /// The intercepted calls of one operation, with how each was answered.
+    pub fn calls_of(&self, operation: &str) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.target.ends_with(&format!(".{operation}"))).collect()
+    }
+
+    /// The error codes the stand-in refused `operation` with, in order.
+    pub fn refusals_of(&self, operation: &str) -> Vec<String> {
+        self.calls_of(operation).into_iter().filter_map(|c| c.refused).collect()
     }
 }
 
-async fn serve(
-    mut client: TcpStream,
-    upstream: &str,
-    recorded: &Mutex<Vec<Call>>,
-    answers: &Mutex<Vec<(String, Value)>>,
-    passed: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
+/// `Some(operation)` when `target` is `<Service>.<operation>`.
+fn operation_of(target: &str) -> &str {
+    target.rsplit_once('.').map_or(target, |(_, operation)| operation)
+}
+
+async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     // One request per connection: read the head, then the body by its length.
     let mut request = Vec::new();
     let mut buffer = [0u8; 8192];
@@ -136,12 +429,7 @@ async fn serve(
         }
     };
     let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
-    let header = |name: &str| {
-        head.lines().find_map(|l| {
-            l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
-        })
-    };
-    let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let length: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while request.len() < head_end + length {
         let n = client.read(&mut buffer).await?;
         if n == 0 {
@@ -149,33 +437,28 @@ async fn serve(
         }
         request.extend_from_slice(&buffer[..n]);
     }
-    let target = header("x-amz-target").unwrap_or_default();
-    let answer = answers
-        .lock()
-        .expect("answers")
-        .iter()
-        .find(|(operation, _)| target.ends_with(&format!(".{operation}")))
-        .map(|(_, answer)| answer.clone());
-    if let Some(answer) = answer {
-        let body: Value = serde_json::from_slice(&request[head_end..]).unwrap_or(Value::Null);
-        recorded.lock().expect("calls").push(Call { target: target.clone(), body });
-        let text = answer.to_string();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-            text.len()
-        );
-        client.write_all(response.as_bytes()).await?;
-        return client.shutdown().await;
+    let target = header(&head, "x-amz-target").unwrap_or_default();
+    let operation = operation_of(&target).to_owned();
+    let body: Value = serde_json::from_slice(&request[head_end..]).unwrap_or(Value::Null);
+    let stateful = if target.is_empty() { None } else { shared.aws.lock().expect("aws").handle(&operation, &body) };
+    let given = || {
+        let answers = shared.answers.lock().expect("answers");
+        answers.iter().find(|(known, _)| *known == operation).map(|(_, answer)| (200, answer.clone()))
+    };
+    if let Some((status, answer)) = stateful.or_else(given) {
+        let refused = (status != 200).then(|| answer["__type"].as_str().unwrap_or_default().to_owned());
+        shared.recorded.lock().expect("calls").push(Call { target: target.clone(), body, refused });
+        return respond(&mut client, status, &answer.to_string()).await;
     }
     let request_line = head.lines().next().unwrap_or_default();
-    let operation = if target.is_empty() {
+    let described = if target.is_empty() {
         let mut parts = request_line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         format!("{method} {}", path.split('?').next().unwrap_or_default())
     } else {
         target.clone()
     };
-    passed.lock().expect("forwarded").push(operation);
+    shared.passed.lock().expect("forwarded").push(described);
     // Forward untouched, but ask moto to close, so the response ends at EOF.
     let mut forwarded = String::new();
     for line in head[..head_end - 4].lines() {
@@ -185,11 +468,59 @@ async fn serve(
         }
     }
     forwarded.push_str("Connection: close\r\n\r\n");
-    let mut moto = TcpStream::connect(upstream).await?;
+    let mut moto = TcpStream::connect(&shared.upstream).await?;
     moto.write_all(forwarded.as_bytes()).await?;
     moto.write_all(&request[head_end..]).await?;
     let mut response = Vec::new();
     moto.read_to_end(&mut response).await?;
+    // CodeDeploy's own record of a deployment: learn it from moto's answer to its creation, and
+    // say its status as CodeDeploy would (moto's stays "Created").
+    if (operation == "CreateDeployment" || operation == "GetDeployment")
+        && let Some((status, answer)) = json_response(&response).filter(|(status, _)| *status == 200)
+    {
+        let overlaid = shared.aws.lock().expect("aws").overlay(&operation, answer);
+        if let Some(answer) = overlaid {
+            return respond(&mut client, status, &answer.to_string()).await;
+        }
+    }
     client.write_all(&response).await?;
+    client.shutdown().await
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+    })
+}
+
+/// The status and JSON body of a whole HTTP/1.1 response (plain or chunked).
+fn json_response(response: &[u8]) -> Option<(u16, Value)> {
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = response[head_end..].to_vec();
+    if header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let (mut plain, mut rest) = (Vec::new(), body.as_slice());
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16).ok()?;
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(rest.get(line_end + 2..line_end + 2 + size)?);
+            rest = rest.get(line_end + 4 + size..)?;
+        }
+        body = plain;
+    }
+    Some((status, serde_json::from_slice(&body).ok()?))
+}
+
+async fn respond(client: &mut TcpStream, status: u16, text: &str) -> std::io::Result<()> {
+    let reason = if status == 200 { "OK" } else { "Bad Request" };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    client.write_all(response.as_bytes()).await?;
     client.shutdown().await
 }

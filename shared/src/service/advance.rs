@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Convoy, Report, Updated};
+use tracing::Instrument;
+
+use super::{Convoy, Report, Updated, release_span};
 use crate::error::ConvoyError;
 use crate::names::ReleaseKey;
 use crate::ports::Stored;
@@ -16,7 +18,7 @@ impl Convoy {
     /// lets a retried event resume a start that a crash interrupted.
     pub(super) async fn finish_and_advance(&self, updated: Updated, now: DateTime<Utc>) -> Result<Report, ConvoyError> {
         let hook = updated.release.verification.as_ref().map(|v| v.hook.clone());
-        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref()).await?;
+        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref(), now).await?;
         let stored = Stored { release: updated.release.clone(), version: updated.version.clone() };
         let mut report = self.finish(updated);
         if let Some(advanced) = self.advance(stored, now).await? {
@@ -28,9 +30,9 @@ impl Convoy {
 
     /// Reports an update and performs its effects, without starting a next stage (for
     /// transitions that end a stage for good).
-    pub(super) async fn finish_and_perform(&self, updated: Updated) -> Result<Report, ConvoyError> {
+    pub(super) async fn finish_and_perform(&self, updated: Updated, now: DateTime<Utc>) -> Result<Report, ConvoyError> {
         let hook = updated.release.verification.as_ref().map(|v| v.hook.clone());
-        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref()).await?;
+        self.perform(&updated.release.key.clone(), &updated.effects, hook.as_ref(), now).await?;
         Ok(self.finish(updated))
     }
 
@@ -44,16 +46,41 @@ impl Convoy {
         }
     }
 
+    /// Starts the release that waited for the deploy lock just freed, at once rather than at the
+    /// reconciler's next run. Its start is claimed as any other, so a concurrent reconciler starts
+    /// it only once; a failure here is logged and left to the reconciler, so that the event that
+    /// ended the holder is not retried for another release's sake.
+    async fn start_queued(&self, next: &ReleaseKey, now: DateTime<Utc>) {
+        match self.start_deployment(next, now, None).await {
+            Ok(report) => tracing::info!(state = ?report.map(|r| r.state), "the queued release was started"),
+            Err(err) => tracing::warn!(error = %err, "the queued release could not start now; the reconciler retries"),
+        }
+    }
+
     /// Performs the side effects of a stored transition (stage starts are [`Convoy::advance`]'s).
     pub(super) async fn perform(
         &self,
         key: &ReleaseKey,
         effects: &[Effect],
         hook: Option<&Hook>,
+        now: DateTime<Utc>,
     ) -> Result<(), ConvoyError> {
         for effect in effects {
             match effect {
-                Effect::ReleaseDeployLock => self.change_lock(key, |lock| ((), lock.release(&key.release))).await?,
+                Effect::ReleaseDeployLock => {
+                    let freed = self
+                        .change_lock(key, |lock| {
+                            let freed = lock.release(&key.release);
+                            (freed.clone(), freed)
+                        })
+                        .await?;
+                    if let Some(waiting) = freed.and_then(|lock| lock.newest_waiting) {
+                        let next = ReleaseKey::new(key.service.clone(), waiting.release);
+                        // Boxed: starting it may end it (an impossible deployment), which performs
+                        // effects again.
+                        Box::pin(self.start_queued(&next, now).instrument(release_span(&next))).await;
+                    }
+                }
                 Effect::StopMigration { task } => {
                     self.tasks.stop(&self.config.cluster, task, "convoy: the migration ran past its timeout").await?;
                 }

@@ -242,7 +242,7 @@ impl Convoy {
     ) -> Result<Option<Report>, ConvoyError> {
         let event = Event::DeploymentImpossible { reason, at: now };
         match update(self.store.as_ref(), key, |r| r.apply(&event)).await? {
-            Some(updated) => self.finish_and_perform(updated).await.map(Some),
+            Some(updated) => self.finish_and_perform(updated, now).await.map(Some),
             None => Ok(None),
         }
     }
@@ -273,7 +273,7 @@ impl Convoy {
             at: now,
         };
         match update_from(self.store.as_ref(), &key, Some(stored), |r| r.apply(&event)).await? {
-            Some(updated) => self.finish_and_perform(updated).await.map(Some),
+            Some(updated) => self.finish_and_perform(updated, now).await.map(Some),
             None => Ok(None),
         }
     }

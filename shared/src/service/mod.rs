@@ -9,6 +9,7 @@ mod readiness;
 mod reconcile;
 mod verification;
 
+pub use self::reconcile::{CONCURRENT_VISITS, Reconciliation};
 pub use self::verification::{HookAnswer, HookReply};
 
 use std::sync::Arc;
@@ -173,6 +174,7 @@ impl Convoy {
     }
 
     /// Applies `change` to the service's deploy lock with conditional writes (re-read on conflict).
+    /// `change` answers what to report and the lock to store, if it changed.
     async fn change_lock<T>(
         &self,
         key: &ReleaseKey,

@@ -4,6 +4,8 @@
 //! a migration that overran its timeout fails; a start whose holder died is taken over.
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
 use tracing::{Instrument, info, warn};
 
 use super::{Convoy, Report, release_span, update};
@@ -12,14 +14,51 @@ use crate::names::{DeploymentRef, ReleaseKey};
 use crate::ports::DeploymentStatus;
 use crate::release::{Effect, Event, State};
 
+/// How many releases one reconciler run visits at once: enough that thousands fit one period
+/// (each visit waits on S3 and one AWS call or two), few enough to stay far below S3's and the
+/// deployment services' request rates.
+pub const CONCURRENT_VISITS: usize = 16;
+
+/// What one reconciler run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reconciliation {
+    /// The releases whose record changed or whose stage was started.
+    pub reports: Vec<Report>,
+    /// Active releases visited, and those left for the next run because the time ran out.
+    pub visited: usize,
+    pub left: usize,
+}
+
 impl Convoy {
-    /// Visits every active release once.
+    /// Visits every active release once, without a time limit.
     pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
-        let mut reports = Vec::new();
-        let mut retryable = None;
-        for key in self.active.active().await? {
-            let span = release_span(&key);
-            match self.reconcile_one(&key, now).instrument(span.clone()).await {
+        Ok(self.reconcile_within(now, None).await?.reports)
+    }
+
+    /// Visits the active releases, [`CONCURRENT_VISITS`] at a time, starting no visit once
+    /// `budget` is spent (the function's own deadline, less a margin for the visits under way).
+    /// Each run starts at a random place in the list, so when the time does not suffice for all,
+    /// no release is always last: every one is visited within a few periods.
+    pub async fn reconcile_within(
+        &self,
+        now: DateTime<Utc>,
+        budget: Option<std::time::Duration>,
+    ) -> Result<Reconciliation, ConvoyError> {
+        let deadline = budget.map(|budget| std::time::Instant::now() + budget);
+        let active = self.active.active().await?;
+        let start = if active.is_empty() { 0 } else { fastrand::usize(..active.len()) };
+        let order = active[start..].iter().chain(&active[..start]);
+        let mut visits = futures_util::stream::iter(order)
+            .take_while(|_| std::future::ready(deadline.is_none_or(|deadline| std::time::Instant::now() < deadline)))
+            .map(|key| {
+                let span = release_span(key);
+                async move { (self.reconcile_one(key, now).instrument(span.clone()).await, span) }
+            })
+            .buffer_unordered(CONCURRENT_VISITS);
+        let (mut reports, mut visited, mut retryable) = (Vec::new(), 0, None);
+        while let Some((result, span)) = visits.next().await {
+            visited += 1;
+            match result {
                 Ok(report) => reports.extend(report),
                 Err(err) if err.is_retryable() => {
                     span.in_scope(|| warn!(error = %err, "could not reconcile; next period tries again"));
@@ -28,9 +67,13 @@ impl Convoy {
                 Err(err) => span.in_scope(|| warn!(error = %err, "could not reconcile")),
             }
         }
+        let left = active.len() - visited;
+        if left > 0 {
+            warn!(visited, left, "the time ran out; the next run visits the rest (from another place in the list)");
+        }
         match retryable {
             Some(err) if reports.is_empty() => Err(err),
-            _ => Ok(reports),
+            _ => Ok(Reconciliation { reports, visited, left }),
         }
     }
 
@@ -69,7 +112,7 @@ impl Convoy {
                 {
                     let hook = release.verification.as_ref().map(|v| v.hook.clone());
                     let effect = Effect::ContinueDeployment { deployment };
-                    self.perform(key, &[effect], hook.as_ref()).await?;
+                    self.perform(key, &[effect], hook.as_ref(), now).await?;
                     Ok(None)
                 }
                 _ => Ok(None),
@@ -114,7 +157,7 @@ impl Convoy {
         if !updated.changed {
             return Ok(None);
         }
-        self.perform(key, &updated.effects, None).await?;
+        self.perform(key, &updated.effects, None, now).await?;
         Ok(Some(self.finish(updated)))
     }
 }

@@ -258,7 +258,7 @@ impl Convoy {
         // Answer first: the traffic shift (auto approval) can only follow a passed hook.
         self.deployer.answer_hook(deployment, hook_execution, outcome.passed).await?;
         let report = match updated {
-            Some(updated) => Some(self.finish_and_perform(updated).await?),
+            Some(updated) => Some(self.finish_and_perform(updated, now).await?),
             None => None,
         };
         Ok(answer(outcome.passed, outcome.reason, report))
@@ -371,7 +371,7 @@ impl Convoy {
             Verdict::Fail(reason) => Some(VerificationOutcome { passed: false, reason }),
         };
         if let Some(updated) = self.record_analysis(key, &plan, vec![latest], outcome.as_ref(), now).await? {
-            self.finish_and_perform(updated).await?;
+            self.finish_and_perform(updated, now).await?;
         }
         Ok(match outcome {
             None => HookReply {

@@ -11,9 +11,15 @@ async fn main() {
         migration_fails: args.iter().any(|a| a == "--migration-fails"),
         wrong_version: args.iter().any(|a| a == "--wrong-version"),
         via_pipeline: args.iter().any(|a| a == "--pipeline"),
+        aws_unreachable: false,
         id: String::new(),
         verbose: true,
     };
-    let finished = convoy_tests::sandbox::run(options).await;
-    println!("\nfinal state: {}", finished.release.state);
+    match convoy_tests::sandbox::run(options).await {
+        Ok(finished) => println!("\nfinal state: {}", finished.release.state),
+        Err(why) => {
+            eprintln!("\nthe sandbox failed: {why}");
+            std::process::exit(1);
+        }
+    }
 }

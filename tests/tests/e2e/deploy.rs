@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use convoy::release::{Stage, State};
+use convoy::release::{Hook, Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
+use convoy_tests::standin::Phase;
 use serde_json::{Value, json};
 
 use crate::scenario::*;
@@ -46,18 +47,19 @@ pub(crate) async fn deploying(backend: &MotoBackend, release: &str, manifest_ext
 }
 
 /// A backend whose test listener is a green server with `behaviour`.
-async fn with_green(behaviour: Behaviour, approval: &str) -> (MotoBackend, Server) {
+pub(crate) async fn with_green(behaviour: Behaviour, approval: &str) -> (MotoBackend, Server) {
     let green = http::serve(behaviour).await;
     let backend = MotoBackend::with_listener(&containers(), &green.url, approval, probe()).await;
     (backend, green)
 }
 
-/// Runs the CodeDeploy hook for `release` and returns the record and the hook answers sent.
-async fn verify_codedeploy(backend: &MotoBackend, release: &str) -> (convoy::release::Release, Vec<Value>) {
+/// Runs the CodeDeploy hook for `release` and returns the record and the hook answers CodeDeploy
+/// (the stand-in) took.
+pub(crate) async fn verify_codedeploy(backend: &MotoBackend, release: &str) -> (convoy::release::Release, Vec<Value>) {
     let deployment = deploying(backend, release, json!({})).await;
-    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    backend.codedeploy_hook(&deployment, "exec-1").await;
     let record = backend.record(&release_key(release)).await.unwrap();
-    (record, backend.standin.calls_to("PutLifecycleEventHookExecutionStatus"))
+    (record, backend.accepted_hook_answers())
 }
 
 #[tokio::test]
@@ -135,10 +137,11 @@ async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
     let (backend, green) = with_green(Behaviour { status: 503, ..Behaviour::version("v8") }, "manual").await;
     let (record, _) = verify_codedeploy(&backend, "v8").await;
     let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Failed), "the failed hook failed the deployment");
     let probes_before = green.requests();
-    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-rollback")).await;
+    backend.codedeploy_hook(&deployment, "exec-rollback").await;
     assert_eq!(green.requests(), probes_before, "no probe");
-    let answers = backend.standin.calls_to("PutLifecycleEventHookExecutionStatus");
+    let answers = backend.accepted_hook_answers();
     assert_eq!(
         answers[1],
         json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-rollback", "status": "Succeeded"})
@@ -152,16 +155,6 @@ async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
     .await;
     let record = backend.record(&release_key("v8")).await.unwrap();
     assert!(matches!(record.state, State::Failed { stage: Stage::Verification, .. }), "{}", record.state);
-}
-
-#[tokio::test]
-async fn a_duplicate_hook_invocation_is_answered_again_without_probing() {
-    let (backend, green) = with_green(Behaviour::version("v9"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "v9").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
-    assert_eq!(green.requests(), 5);
-    assert_eq!(backend.standin.calls_to("PutLifecycleEventHookExecutionStatus").len(), 2);
 }
 
 #[tokio::test]
@@ -222,7 +215,8 @@ async fn a_manifest_cannot_steer_the_probe_to_another_host() {
     assert!(matches!(record.state, State::Failed { stage: Stage::Manifest, .. }), "{}", record.state);
     // A plain path is appended to the operator's listener; the probes go there and only there.
     let deployment = deploying(&backend, "s1", json!({"verify": {"path": "/status", "expect_status": 200}})).await;
-    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    assert_eq!(backend.accepted_hook_answers()[0]["status"], "Succeeded");
     let record = backend.record(&release_key("s1")).await.unwrap();
     assert!(record.verification.unwrap().probes.iter().all(|p| p.url == format!("{}/status", green.url)));
     assert_eq!(evil.requests(), 0);
@@ -237,13 +231,19 @@ async fn approval_is_refused_before_verification_passes_and_continues_the_deploy
     assert!(refused.to_string().contains("does not await approval"), "{refused}");
     assert!(backend.standin.calls_to("ContinueDeployment").is_empty());
 
-    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    assert_eq!(backend.accepted_hook_answers()[0]["status"], "Succeeded");
+    // A person approves once CodeDeploy waits for the reroute.
+    backend.standin.waits(&deployment);
     let report = backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap();
     assert!(report.state.starts_with("Shifting traffic"), "{}", report.state);
     assert_eq!(
         backend.standin.calls_to("ContinueDeployment"),
         vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
     );
+    assert!(backend.standin.refusals_of("ContinueDeployment").is_empty());
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
+    backend.standin.finish(&deployment);
     invoke(
         &backend.convoy,
         "deployment-changed",
@@ -273,6 +273,7 @@ async fn rejection_stops_the_deployment_with_rollback() {
         backend.standin.calls_to("StopDeployment"),
         vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})]
     );
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Stopped), "CodeDeploy took the stop");
     invoke(
         &backend.convoy,
         "deployment-changed",
@@ -281,18 +282,6 @@ async fn rejection_stops_the_deployment_with_rollback() {
     .await;
     let record = backend.record(&release_key("a3")).await.unwrap();
     assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
-}
-
-#[tokio::test]
-async fn auto_approval_continues_once_verification_passes() {
-    let (backend, _green) = with_green(Behaviour::version("a4"), "auto").await;
-    let (record, _) = verify_codedeploy(&backend, "a4").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    assert_eq!(record.state, State::ShiftingTraffic { deployment: deployment.parse().unwrap() });
-    assert_eq!(
-        backend.standin.calls_to("ContinueDeployment"),
-        vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
-    );
 }
 
 #[tokio::test]
@@ -309,8 +298,14 @@ async fn an_ecs_native_approval_continues_the_paused_service_deployment() {
         }
         details = reply["hookDetails"].clone();
     }
+    let record = backend.record(&release_key("n3")).await.unwrap();
+    let Some(Hook::EcsNative { service_deployment, .. }) = record.verification.map(|v| v.hook) else {
+        panic!("an ECS native verification")
+    };
+    backend.standin.pause_service_deployment(service_deployment.as_str());
     backend.convoy.decide(&release_key("n3"), true, "carol", chrono::Utc::now()).await.unwrap();
     let continued = backend.standin.calls_to("ContinueServiceDeployment");
+    assert!(backend.standin.refusals_of("ContinueServiceDeployment").is_empty(), "ECS took the continue");
     assert_eq!(continued.len(), 1);
     assert_eq!(continued[0]["hookId"], "hook-pause-1");
     assert_eq!(continued[0]["action"], "CONTINUE");
@@ -397,6 +392,31 @@ async fn a_newer_release_waits_for_the_one_in_flight_and_an_older_one_is_superse
     let record = backend.record(&release_key("q0")).await.unwrap();
     assert_eq!(record.state, State::Superseded { by: "q2".parse().unwrap() });
     assert_eq!(backend.deployments(&release_key("q0")).await, 0);
+}
+
+#[tokio::test]
+async fn the_end_of_a_deployment_starts_the_queued_release_at_once_and_only_once() {
+    let backend = MotoBackend::new(&containers()).await;
+    let first = deploying(&backend, "w1", json!({})).await;
+    backend.push("app", "w2").await;
+    backend.push("nginx", "w2").await;
+    let w2 = manifest_v1(&backend, "w2", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/w2.json", &w2).await).await.unwrap();
+    assert_eq!(
+        backend.record(&release_key("w2")).await.unwrap().state,
+        State::Queued { behind: "w1".parse().unwrap() }
+    );
+
+    // No reconciler run: the end event itself hands the service to the queued release.
+    let ended = fixtures::codedeploy_state_change(&backend.application, &backend.group, &first, "SUCCESS");
+    invoke(&backend.convoy, "deployment-changed", ended.clone()).await;
+    assert!(matches!(backend.record(&release_key("w2")).await.unwrap().state, State::Deploying { .. }));
+    assert_eq!(backend.deployments(&release_key("w2")).await, 1);
+
+    // A repeated end event and a reconciler run start nothing more.
+    invoke(&backend.convoy, "deployment-changed", ended).await;
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.deployments(&release_key("w2")).await, 1);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod migration;
 mod pipeline;
 mod properties;
 mod readiness;
+mod refusals;
 mod sandbox;
 mod scenario;
 mod store;

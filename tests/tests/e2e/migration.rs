@@ -275,6 +275,26 @@ async fn the_reconciler_catches_a_missed_stopped_event() {
 }
 
 #[tokio::test]
+async fn a_reconciler_out_of_time_leaves_the_rest_for_its_next_run() {
+    let backend = MotoBackend::new(&containers()).await;
+    for release in ["b1", "b2", "b3"] {
+        let manifest = manifest_v1(&backend, release, &containers(), false);
+        let upload = backend.upload(&format!("releases/web/{release}.json"), &manifest).await;
+        invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
+    }
+    backend.push("app", "b2").await;
+    backend.push("nginx", "b2").await; // no push event is delivered
+    let spent = backend.convoy.reconcile_within(chrono::Utc::now(), Some(std::time::Duration::ZERO)).await.unwrap();
+    assert_eq!((spent.visited, spent.left), (0, 3));
+    assert_eq!(backend.record(&release_key("b2")).await.unwrap().state, State::Collecting);
+
+    let run = backend.convoy.reconcile_within(chrono::Utc::now(), Some(std::time::Duration::from_secs(30))).await;
+    let run = run.unwrap();
+    assert_eq!((run.visited, run.left), (3, 0));
+    assert!(matches!(backend.record(&release_key("b2")).await.unwrap().state, State::Deploying { .. }));
+}
+
+#[tokio::test]
 async fn the_reconciler_pins_an_image_whose_push_event_was_lost() {
     let backend = MotoBackend::new(&containers()).await;
     let manifest = manifest_v1(&backend, "m9", &containers(), false);

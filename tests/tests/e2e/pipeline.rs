@@ -63,8 +63,13 @@ async fn recorded_bundle(backend: &MotoBackend, pipeline: &PipelineWorld, record
     convoy_tests::pipeline::recorded_bundle(&backend.world, pipeline, record).await
 }
 
+/// The deploy action creates the deployment straight on moto (as CodePipeline would, not through
+/// Convoy's clients): CodeDeploy (the stand-in) knows it from then on.
 async fn play_deploy_action(backend: &MotoBackend, bundle: &Bundle) -> (String, String) {
-    convoy_tests::pipeline::play_deploy_action(&backend.world, &backend.application, &backend.group, bundle).await
+    let (deployment, revision) =
+        convoy_tests::pipeline::play_deploy_action(&backend.world, &backend.application, &backend.group, bundle).await;
+    backend.standin.register(&deployment);
+    (deployment, revision)
 }
 
 /// A release whose execution started and whose pipeline created its CodeDeploy deployment
@@ -144,7 +149,7 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
     let images: Vec<&str> =
         registered.task_definition().unwrap().container_definitions().iter().filter_map(|c| c.image()).collect();
     assert!(images.iter().all(|image| image.contains("@sha256:")), "{images:?}");
-    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    backend.codedeploy_hook(&deployment, "exec-1").await;
     let record = backend.record(&key).await.unwrap();
     assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.parse().unwrap() });
     assert!(record.timeline.iter().any(|e| e.event == "deployment-adopted" && e.detail.contains(&execution)));
@@ -154,15 +159,18 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
         "the deployment is confirmed as the execution's"
     );
     assert_eq!(
-        backend.standin.calls_to("PutLifecycleEventHookExecutionStatus"),
+        backend.accepted_hook_answers(),
         vec![json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-1", "status": "Succeeded"})]
     );
 
+    backend.standin.waits(&deployment);
     backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap();
     assert_eq!(
         backend.standin.calls_to("ContinueDeployment"),
         vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
     );
+    assert!(backend.standin.refusals_of("ContinueDeployment").is_empty());
+    backend.standin.finish(&deployment);
     invoke(
         &backend.convoy,
         "deployment-changed",
@@ -238,8 +246,13 @@ async fn a_hook_for_a_deployment_no_release_awaits_is_failed_not_adopted() {
     let record = backend.record(&release_key("h1")).await.unwrap();
     let (bundle, _) = recorded_bundle(&backend, &pipeline, &record).await;
     let (deployment, _) = play_deploy_action(&backend, &bundle).await;
-    let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-9")).await;
+    let answer = backend.codedeploy_hook(&deployment, "exec-9").await;
     assert_eq!(answer["succeeded"], false, "{answer}");
+    assert_eq!(
+        backend.accepted_hook_answers(),
+        vec![json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-9", "status": "Failed"})],
+        "CodeDeploy heard the hook fail"
+    );
     let deployment = DeploymentRef::CodeDeploy(deployment.parse().unwrap());
     assert_eq!(backend.convoy.deployments.find(&deployment).await.unwrap(), None);
 }
@@ -369,8 +382,13 @@ async fn a_deployment_codepipeline_reports_for_no_execution_of_the_release_is_no
     // Someone else's deployment in the group, while the execution's own is another one.
     let (execution, outsider) = deployed_by_its_pipeline(&backend, &pipeline, "o1").await;
     backend.standin.report_deploy_action(&execution, "d-THEEXECUTIONS");
-    let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&outsider, "exec-1")).await;
+    let answer = backend.codedeploy_hook(&outsider, "exec-1").await;
     assert_eq!(answer["succeeded"], false, "{answer}");
+    assert_eq!(
+        backend.accepted_hook_answers(),
+        vec![json!({"deploymentId": outsider, "lifecycleEventHookExecutionId": "exec-1", "status": "Failed"})],
+        "CodeDeploy heard the hook fail"
+    );
     assert_eq!(backend.record(&key).await.unwrap().state, State::Deploying { deployment: execution });
 }
 
@@ -384,8 +402,13 @@ async fn an_older_deployment_is_not_taken_for_a_new_execution_before_codepipelin
     // reported its deploy action yet when the abandoned deployment's hook arrives.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let second = deploying(&backend, "a2", json!({})).await;
-    let answer = invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&abandoned, "exec-1")).await;
+    let answer = backend.codedeploy_hook(&abandoned, "exec-1").await;
     assert_eq!(answer["succeeded"], false, "{answer}");
+    assert_eq!(
+        backend.accepted_hook_answers(),
+        vec![json!({"deploymentId": abandoned, "lifecycleEventHookExecutionId": "exec-1", "status": "Failed"})],
+        "CodeDeploy heard the hook fail"
+    );
     assert_eq!(backend.record(&release_key("a2")).await.unwrap().state, State::Deploying { deployment: second });
 }
 

@@ -11,7 +11,7 @@ fn options(id: &str) -> Options {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_ships_a_release_to_production() {
-    let finished = run(options("happy")).await;
+    let finished = run(options("happy")).await.expect("the sandbox runs");
     assert_eq!(finished.release.state, State::Succeeded);
     let events: Vec<&str> = finished.release.timeline.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(
@@ -39,7 +39,7 @@ async fn the_sandbox_ships_a_release_to_production() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_stops_a_release_whose_migration_fails() {
-    let finished = run(Options { migration_fails: true, ..options("migration") }).await;
+    let finished = run(Options { migration_fails: true, ..options("migration") }).await.expect("the sandbox runs");
     let State::Failed { stage: Stage::Migration, reason } = &finished.release.state else {
         panic!("{}", finished.release.state)
     };
@@ -49,7 +49,7 @@ async fn the_sandbox_stops_a_release_whose_migration_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_rolls_back_a_release_whose_green_answers_the_wrong_version() {
-    let finished = run(Options { wrong_version: true, ..options("wrong") }).await;
+    let finished = run(Options { wrong_version: true, ..options("wrong") }).await.expect("the sandbox runs");
     let State::Failed { stage: Stage::Verification, reason } = &finished.release.state else {
         panic!("{}", finished.release.state)
     };
@@ -59,7 +59,7 @@ async fn the_sandbox_rolls_back_a_release_whose_green_answers_the_wrong_version(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_ships_a_release_through_a_pipeline() {
-    let finished = run(Options { via_pipeline: true, ..options("pipeline") }).await;
+    let finished = run(Options { via_pipeline: true, ..options("pipeline") }).await.expect("the sandbox runs");
     assert_eq!(finished.release.state, State::Succeeded);
     let events: Vec<&str> = finished.release.timeline.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(
@@ -79,4 +79,10 @@ async fn the_sandbox_ships_a_release_through_a_pipeline() {
     let execution = run.pipeline.unwrap().execution.unwrap();
     assert!(finished.status.contains(&format!("execution       {execution}")), "{}", finished.status);
     assert!(finished.status.contains("via             codepipeline"), "{}", finished.status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_fails_when_a_function_invocation_fails() {
+    let failed = run(Options { aws_unreachable: true, ..options("outage") }).await.err().expect("the sandbox fails");
+    assert!(failed.starts_with("image-pushed failed: "), "{failed}");
 }

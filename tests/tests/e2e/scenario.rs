@@ -144,6 +144,20 @@ impl MotoBackend {
     pub fn ecs_client(&self) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::new(&self.world.sdk)
     }
+
+    /// CodeDeploy invokes the `AfterAllowTestTraffic` hook of `deployment` as `execution`: the
+    /// stand-in expects that execution's answer, and the verify function runs.
+    pub async fn codedeploy_hook(&self, deployment: &str, execution: &str) -> Value {
+        self.standin.hook_invoked(deployment, execution);
+        crate::deploy::invoke(&self.convoy, "verify", convoy_tests::fixtures::codedeploy_hook(deployment, execution))
+            .await
+    }
+
+    /// The hook answers CodeDeploy (the stand-in) took, in order; refused ones are left out.
+    pub fn accepted_hook_answers(&self) -> Vec<Value> {
+        let calls = self.standin.calls_of("PutLifecycleEventHookExecutionStatus");
+        calls.into_iter().filter(|c| c.refused.is_none()).map(|c| c.body).collect()
+    }
 }
 
 #[async_trait]

@@ -22,7 +22,8 @@ impl CodeDeployer {
     }
 }
 
-/// Codes for requests that cannot succeed as made.
+/// The refusals CodeDeploy documents for the calls Convoy makes. Each is a refusal, not an outage:
+/// [`meaning`] says which are for good and which are not.
 const REJECTIONS: &[&str] = &[
     "ApplicationDoesNotExistException",
     "DeploymentGroupDoesNotExistException",
@@ -39,15 +40,36 @@ const REJECTIONS: &[&str] = &[
     "AccessDeniedException",
 ];
 
+/// Refusals that only say "not yet": `ContinueDeployment` before CodeDeploy reaches READY_WAIT
+/// (auto approval continues straight after answering the hook, and CodeDeploy takes a moment to
+/// act on the answer). The same call succeeds once it waits: the reconciler calls again.
+const NOT_YET: &[&str] = &["DeploymentIsNotInReadyStateException"];
+
+/// The refusal of a second answer to one hook execution: the hook was answered already (a
+/// duplicate invocation of the hook, or an answer retried after its reply was lost).
+const ALREADY_ANSWERED: &str = "LifecycleEventAlreadyCompletedException";
+
+/// What a refusal (`"<code>: <message>"`, from [`super::sort`]) means to Convoy.
+fn meaning(refusal: String) -> DeployError {
+    let code = refusal.split(':').next().unwrap_or_default();
+    if NOT_YET.contains(&code) { DeployError::NotYet(refusal) } else { DeployError::Rejected(refusal) }
+}
+
+/// Whether `err` is CodeDeploy's refusal with `code`.
+fn refused_with(err: &DeployError, code: &str) -> bool {
+    matches!(err, DeployError::Rejected(refusal) if refusal.split(':').next() == Some(code))
+}
+
 fn classify<E, R>(err: aws_sdk_codedeploy::error::SdkError<E, R>) -> DeployError
 where
     E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    super::sort(&err, Some(REJECTIONS), DeployError::Rejected, DeployError::Unavailable)
+    super::sort(&err, Some(REJECTIONS), meaning, DeployError::Unavailable)
 }
 
-/// ECS's deployment API: any refusal stands; no answer is worth a retry.
+/// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
+/// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
 fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -162,15 +184,24 @@ impl Deployer for CodeDeployer {
         succeeded: bool,
     ) -> Result<(), DeployError> {
         let status = if succeeded { LifecycleEventStatus::Succeeded } else { LifecycleEventStatus::Failed };
-        self.codedeploy
+        let sent = self
+            .codedeploy
             .put_lifecycle_event_hook_execution_status()
             .deployment_id(deployment.as_str())
             .lifecycle_event_hook_execution_id(hook_execution.as_str())
             .status(status)
             .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .await;
+        match sent.map_err(classify) {
+            Ok(_) => Ok(()),
+            // The hook has its answer (Convoy answers a hook the same way every time, from the
+            // record): done, and retrying would only meet the same refusal.
+            Err(err) if refused_with(&err, ALREADY_ANSWERED) => {
+                tracing::info!(%deployment, %hook_execution, refusal = %err, "the hook was answered before");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
     }
 
     async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), DeployError> {
@@ -440,5 +471,55 @@ mod tests {
         });
         let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
         assert_eq!(adapter.origin(&id("d-EXAMPLE99")).await.unwrap(), None);
+    }
+}
+
+/// What each CodeDeploy refusal means to Convoy, through the one classifier ([`super::sort`]).
+#[cfg(test)]
+mod refusals {
+    use aws_sdk_codedeploy::config::http::HttpResponse;
+    use aws_sdk_codedeploy::error::{ErrorMetadata, SdkError};
+    use aws_sdk_codedeploy::operation::continue_deployment::ContinueDeploymentError;
+
+    use super::*;
+
+    /// A refusal as the SDK hands it over: the service's code and message in an HTTP 400.
+    fn refused(code: &str) -> SdkError<ContinueDeploymentError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message("as CodeDeploy says it").build();
+        let status = 400.try_into().expect("a status");
+        SdkError::service_error(
+            ContinueDeploymentError::generic(meta),
+            HttpResponse::new(status, aws_sdk_s3::primitives::SdkBody::from("")),
+        )
+    }
+
+    #[test]
+    fn a_continue_before_codedeploy_waits_is_worth_a_retry() {
+        let err = classify(refused("DeploymentIsNotInReadyStateException"));
+        assert_eq!(err, DeployError::NotYet("DeploymentIsNotInReadyStateException: as CodeDeploy says it".into()));
+        assert!(crate::error::ConvoyError::from(err).is_retryable());
+    }
+
+    #[test]
+    fn an_ended_or_unknown_deployment_is_refused_for_good() {
+        for code in ["DeploymentAlreadyCompletedException", "DeploymentDoesNotExistException"] {
+            let err = classify(refused(code));
+            assert_eq!(err, DeployError::Rejected(format!("{code}: as CodeDeploy says it")));
+            assert!(!crate::error::ConvoyError::from(err).is_retryable(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_second_answer_to_a_hook_is_told_apart_from_other_refusals() {
+        let err = classify(refused(ALREADY_ANSWERED));
+        assert!(refused_with(&err, ALREADY_ANSWERED), "{err:?}");
+        let other = classify(refused("InvalidLifecycleEventHookExecutionIdException"));
+        assert!(!refused_with(&other, ALREADY_ANSWERED), "{other:?}");
+        assert!(matches!(other, DeployError::Rejected(_)));
+    }
+
+    #[test]
+    fn an_unknown_code_or_a_server_error_is_worth_a_retry() {
+        assert!(matches!(classify(refused("ThrottlingException")), DeployError::Unavailable(_)));
     }
 }
