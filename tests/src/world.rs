@@ -347,27 +347,24 @@ impl World {
             DeploymentControllerType, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
             NetworkMode, Secret,
         };
-        let ec2 = aws_sdk_ec2::Client::new(&self.sdk);
+        let moto = Moto::shared();
         let ecs = aws_sdk_ecs::Client::new(&self.sdk);
-        let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.expect("vpc");
-        let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_owned();
-        ec2.modify_vpc_attribute()
-            .vpc_id(&vpc_id)
-            .enable_dns_hostnames(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build())
-            .send()
-            .await
-            .expect("dns hostnames");
-        let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.0.1.0/24").send().await.expect("subnet");
-        let subnet = subnet.subnet().and_then(|s| s.subnet_id()).expect("subnet id").to_owned();
-        let group = ec2
-            .create_security_group()
-            .group_name(format!("convoy-{}", self.id))
-            .description("convoy test service")
-            .vpc_id(&vpc_id)
-            .send()
-            .await
-            .expect("security group");
-        let security_group = group.group_id().expect("group id").to_owned();
+        // EC2 through its Query API: the tests need only these four calls, not the SDK crate.
+        let vpc = ec2(moto, "CreateVpc", &[("CidrBlock", "10.0.0.0/16")]);
+        let vpc_id = xml_text(&vpc, "vpcId").expect("CreateVpc answers a vpcId").to_owned();
+        ec2(moto, "ModifyVpcAttribute", &[("VpcId", &vpc_id), ("EnableDnsHostnames.Value", "true")]);
+        let subnet = ec2(moto, "CreateSubnet", &[("VpcId", &vpc_id), ("CidrBlock", "10.0.1.0/24")]);
+        let subnet = xml_text(&subnet, "subnetId").expect("CreateSubnet answers a subnetId").to_owned();
+        let group = ec2(
+            moto,
+            "CreateSecurityGroup",
+            &[
+                ("GroupName", &format!("convoy-{}", self.id)),
+                ("GroupDescription", "convoy test service"),
+                ("VpcId", &vpc_id),
+            ],
+        );
+        let security_group = xml_text(&group, "groupId").expect("CreateSecurityGroup answers a groupId").to_owned();
 
         let cluster = self.cluster();
         ecs.create_cluster().cluster_name(&cluster).send().await.expect("cluster");
@@ -449,6 +446,24 @@ impl World {
     }
 }
 
+/// One EC2 Query API call on moto (form-encoded `Action=…&Version=…`, XML answer); its body.
+fn ec2(moto: &Moto, action: &str, params: &[(&str, &str)]) -> String {
+    let mut form = format!("Action={action}&Version=2016-11-15");
+    for (name, value) in params {
+        let value = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+        form.push_str(&format!("&{name}={value}"));
+    }
+    let (status, body) = moto.raw_call("ec2", None, "application/x-www-form-urlencoded", &form);
+    assert_eq!(status, 200, "EC2 {action} on moto: {body}");
+    body
+}
+
+/// The text of the first `<tag>…</tag>` in an XML answer.
+fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let (_, rest) = xml.split_once(&format!("<{tag}>"))?;
+    rest.split_once(&format!("</{tag}>")).map(|(text, _)| text.trim())
+}
+
 /// The environment a Convoy function gets in this world: AWS through `endpoint`, the settings.
 pub fn function_env(
     world: &World,
@@ -474,4 +489,17 @@ pub fn function_env(
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml_text;
+
+    #[test]
+    fn xml_text_reads_the_first_element_of_a_name() {
+        let xml = "<CreateVpcResponse><vpc><vpcId>vpc-1</vpcId><dhcpOptionsId>default</dhcpOptionsId></vpc>\
+                   <vpcId>vpc-2</vpcId></CreateVpcResponse>";
+        assert_eq!(xml_text(xml, "vpcId"), Some("vpc-1"));
+        assert_eq!(xml_text(xml, "subnetId"), None);
+    }
 }
