@@ -23,7 +23,7 @@ impl CodeDeployer {
 }
 
 /// The refusals CodeDeploy documents for the calls Convoy makes. Each is a refusal, not an outage:
-/// [`meaning`] says which are for good and which are not.
+/// [`classify`] says which are for good and which are not.
 const REJECTIONS: &[&str] = &[
     "ApplicationDoesNotExistException",
     "DeploymentGroupDoesNotExistException",
@@ -49,15 +49,20 @@ const NOT_YET: &[&str] = &["DeploymentIsNotInReadyStateException"];
 /// duplicate invocation of the hook, or an answer retried after its reply was lost).
 const ALREADY_ANSWERED: &str = "LifecycleEventAlreadyCompletedException";
 
-/// What a refusal (`"<code>: <message>"`, from [`super::sort`]) means to Convoy.
-fn meaning(refusal: String) -> DeployError {
-    let code = refusal.split(':').next().unwrap_or_default();
-    if NOT_YET.contains(&code) { DeployError::NotYet(refusal) } else { DeployError::Rejected(refusal) }
+/// The code CodeDeploy refused a call with, read from the SDK's error metadata.
+fn refusal_code<E, R>(err: &aws_sdk_codedeploy::error::SdkError<E, R>) -> Option<&str>
+where
+    E: aws_sdk_codedeploy::error::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code())
 }
 
-/// Whether `err` is CodeDeploy's refusal with `code`.
-fn refused_with(err: &DeployError, code: &str) -> bool {
-    matches!(err, DeployError::Rejected(refusal) if refusal.split(':').next() == Some(code))
+/// Whether CodeDeploy refused a hook answer because the hook has its answer already.
+fn answered_before<E, R>(err: &aws_sdk_codedeploy::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_codedeploy::error::ProvideErrorMetadata,
+{
+    refusal_code(err) == Some(ALREADY_ANSWERED)
 }
 
 fn classify<E, R>(err: aws_sdk_codedeploy::error::SdkError<E, R>) -> DeployError
@@ -65,7 +70,9 @@ where
     E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    super::sort(&err, Some(REJECTIONS), meaning, DeployError::Unavailable)
+    let not_yet = refusal_code(&err).is_some_and(|code| NOT_YET.contains(&code));
+    let refused = |refusal| if not_yet { DeployError::NotYet(refusal) } else { DeployError::Rejected(refusal) };
+    super::sort(&err, Some(REJECTIONS), refused, DeployError::Unavailable)
 }
 
 /// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
@@ -192,15 +199,15 @@ impl Deployer for CodeDeployer {
             .status(status)
             .send()
             .await;
-        match sent.map_err(classify) {
+        match sent {
             Ok(_) => Ok(()),
             // The hook has its answer (Convoy answers a hook the same way every time, from the
             // record): done, and retrying would only meet the same refusal.
-            Err(err) if refused_with(&err, ALREADY_ANSWERED) => {
-                tracing::info!(%deployment, %hook_execution, refusal = %err, "the hook was answered before");
+            Err(err) if answered_before(&err) => {
+                tracing::info!(%deployment, %hook_execution, "the hook was answered before");
                 Ok(())
             }
-            Err(err) => Err(err),
+            Err(err) => Err(classify(err)),
         }
     }
 
@@ -511,11 +518,10 @@ mod refusals {
 
     #[test]
     fn a_second_answer_to_a_hook_is_told_apart_from_other_refusals() {
-        let err = classify(refused(ALREADY_ANSWERED));
-        assert!(refused_with(&err, ALREADY_ANSWERED), "{err:?}");
-        let other = classify(refused("InvalidLifecycleEventHookExecutionIdException"));
-        assert!(!refused_with(&other, ALREADY_ANSWERED), "{other:?}");
-        assert!(matches!(other, DeployError::Rejected(_)));
+        assert!(answered_before(&refused(ALREADY_ANSWERED)));
+        let other = refused("InvalidLifecycleEventHookExecutionIdException");
+        assert!(!answered_before(&other));
+        assert!(matches!(classify(other), DeployError::Rejected(_)));
     }
 
     #[test]
