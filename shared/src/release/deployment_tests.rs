@@ -14,7 +14,7 @@ fn deploying() -> Release {
         &release,
         Event::DeploymentStarted {
             deployment: "d-1".parse().unwrap(),
-            task_definition: Some("web:42".parse().unwrap()),
+            task_definition: Some("web:42".into()),
             at: t(3),
         },
     )
@@ -339,7 +339,7 @@ fn a_pipeline_release_still_starting_does_not_take_a_hooks_deployment() {
 fn the_running_deployment_of_an_abandoned_execution_is_adopted_and_decides_the_end() {
     let adopted = Event::DeploymentAdopted {
         deployment: "d-1".parse().unwrap(),
-        reason: "the execution ended Stopped".parse().unwrap(),
+        reason: "the execution ended Stopped".into(),
         at: t(6),
     };
     let (release, effects) = apply(&following_pipeline(), adopted);
@@ -352,7 +352,6 @@ fn the_running_deployment_of_an_abandoned_execution_is_adopted_and_decides_the_e
 
 #[test]
 fn a_deployment_is_adopted_only_while_the_release_follows_its_execution() {
-    let adopted =
-        Event::DeploymentAdopted { deployment: "d-9".parse().unwrap(), reason: "r".parse().unwrap(), at: t(6) };
+    let adopted = Event::DeploymentAdopted { deployment: "d-9".parse().unwrap(), reason: "r".into(), at: t(6) };
     assert!(unchanged(deploying().apply(&adopted).unwrap()));
 }

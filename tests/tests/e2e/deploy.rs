@@ -147,12 +147,7 @@ async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
         json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-rollback", "status": "Succeeded"})
     );
     // The deployment ends; the release ends failed at verification, with its evidence.
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "STOP"),
-    )
-    .await;
+    backend.codedeploy_reports(&deployment, "STOP").await;
     let record = backend.record(&release_key("v8")).await.unwrap();
     assert!(matches!(record.state, State::Failed { stage: Stage::Verification, .. }), "{}", record.state);
 }
@@ -244,12 +239,7 @@ async fn approval_is_refused_before_verification_passes_and_continues_the_deploy
     assert!(backend.standin.refusals_of("ContinueDeployment").is_empty());
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
     backend.standin.finish(&deployment);
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "SUCCESS"),
-    )
-    .await;
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
     let record = backend.record(&key).await.unwrap();
     assert_eq!(record.state, State::Succeeded);
     assert_eq!(record.approval.unwrap().by, "alice");
@@ -274,12 +264,7 @@ async fn rejection_stops_the_deployment_with_rollback() {
         vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})]
     );
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Stopped), "CodeDeploy took the stop");
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "STOP"),
-    )
-    .await;
+    backend.codedeploy_reports(&deployment, "STOP").await;
     let record = backend.record(&release_key("a3")).await.unwrap();
     assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
 }
@@ -375,12 +360,7 @@ async fn a_newer_release_waits_for_the_one_in_flight_and_an_older_one_is_superse
     );
     assert_eq!(backend.deployments(&release_key("q2")).await, 0, "the deployment in flight is not interrupted");
 
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::codedeploy_state_change(&backend.application, &backend.group, &first, "SUCCESS"),
-    )
-    .await;
+    backend.codedeploy_reports(&first, "SUCCESS").await;
     assert_eq!(backend.record(&release_key("q1")).await.unwrap().state, State::Succeeded);
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     assert!(matches!(backend.record(&release_key("q2")).await.unwrap().state, State::Deploying { .. }));

@@ -171,12 +171,7 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
     );
     assert!(backend.standin.refusals_of("ContinueDeployment").is_empty());
     backend.standin.finish(&deployment);
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "SUCCESS"),
-    )
-    .await;
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
     invoke(
         &backend.convoy,
         "deployment-changed",
@@ -426,12 +421,7 @@ async fn a_stopped_execution_whose_deployment_still_runs_is_followed_not_ended()
     let (lock, _) = backend.convoy.locks.load(&key.service).await.unwrap().unwrap();
     assert_eq!(lock.holder.map(|h| h.release), Some(key.release.clone()), "the service stays locked");
 
-    invoke(
-        &backend.convoy,
-        "deployment-changed",
-        fixtures::codedeploy_state_change(&backend.application, &backend.group, &deployment, "FAILURE"),
-    )
-    .await;
+    backend.codedeploy_reports(&deployment, "FAILURE").await;
     let record = backend.record(&key).await.unwrap();
     assert!(matches!(record.state, State::RolledBack { .. }), "{}", record.state);
     let (lock, _) = backend.convoy.locks.load(&key.service).await.unwrap().unwrap();

@@ -153,6 +153,13 @@ impl MotoBackend {
             .await
     }
 
+    /// CodeDeploy reports that `deployment` (of this world's application and group) ended in
+    /// `state`: the deployment-changed function gets the state-change event.
+    pub async fn codedeploy_reports(&self, deployment: &str, state: &str) -> Value {
+        let event = convoy_tests::fixtures::codedeploy_state_change(&self.application, &self.group, deployment, state);
+        crate::deploy::invoke(&self.convoy, "deployment-changed", event).await
+    }
+
     /// The hook answers CodeDeploy (the stand-in) took, in order; refused ones are left out.
     pub fn accepted_hook_answers(&self) -> Vec<Value> {
         let calls = self.standin.calls_of("PutLifecycleEventHookExecutionStatus");
