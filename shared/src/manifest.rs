@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::names::{
-    AccountId, ContainerName, ImageTag, InvalidName, ReleaseId, ReleaseKey, RepositoryName, ServiceName,
+    AccountId, ContainerName, Excerpt, ImageTag, InvalidName, ReleaseId, ReleaseKey, RepositoryName, ServiceName,
 };
 
 /// The largest manifest Convoy reads. Real ones are a few hundred bytes; the cap keeps a mistaken
@@ -26,6 +26,8 @@ pub enum ManifestError {
     TooLarge { size: usize },
     #[error("the manifest is not valid JSON: {0}")]
     MalformedJson(String),
+    #[error("the manifest names {} twice in one object; JSON readers disagree on which one counts", Excerpt(.0))]
+    DuplicateKey(String),
     #[error("the manifest does not match the version 1 format: {0}")]
     Shape(String),
     #[error("the manifest has version {0}; this Convoy reads version 1")]
@@ -34,30 +36,34 @@ pub enum ManifestError {
     NoImages,
     #[error("{0}")]
     InvalidName(#[from] InvalidName),
-    #[error("image {uri:?} for container {container:?} is not an ECR image URI: {why}")]
+    #[error("image {} for container {} is not an ECR image URI: {why}", Excerpt(.uri), Excerpt(.container))]
     NotEcr { container: String, uri: String, why: &'static str },
-    #[error("container {0:?} is named twice")]
+    #[error("container {} is named twice", Excerpt(.0))]
     DuplicateContainer(String),
     #[error(
-        "the manifest says {field} {declared:?} but was uploaded as {from_key:?} (releases/<service>/<release>.json)"
+        "the manifest says {field} {} but was uploaded as {} (releases/<service>/<release>.json)",
+        Excerpt(.declared),
+        Excerpt(.from_key)
     )]
     KeyMismatch { field: &'static str, declared: String, from_key: String },
-    #[error("service {0:?} is not one Convoy may deploy (allowed: {1})")]
+    #[error("service {} is not one Convoy may deploy (allowed: {allowed})", Excerpt(.0), allowed = .1)]
     ServiceNotAllowed(String, String),
-    #[error("repository {0:?} is not one Convoy may deploy from (allowed: {1})")]
+    #[error("repository {} is not one Convoy may deploy from (allowed: {allowed})", Excerpt(.0), allowed = .1)]
     RepositoryNotAllowed(String, String),
     #[error(
-        "image {uri:?} is in region {image_region}; Convoy runs in {convoy_region} and sees only that region's pushes"
+        "image {} is in region {image_region}; Convoy runs in {convoy_region} and sees only that region's pushes",
+        Excerpt(.uri)
     )]
     ForeignRegion { uri: String, image_region: String, convoy_region: String },
-    #[error("the migration runs in container {0:?}, which the manifest gives no image")]
+    #[error("the migration runs in container {}, which the manifest gives no image", Excerpt(.0))]
     MigrationContainerUnknown(String),
     #[error("the migration command is empty")]
     EmptyMigrationCommand,
     #[error("the migration timeout must be between 1 and 86400 seconds, not {0}")]
     MigrationTimeout(u64),
     #[error(
-        "the verify path {0:?} must be a path starting with '/' (the listener is the operator's, not the manifest's)"
+        "the verify path {} must be a path starting with '/', without spaces or control characters (the listener is the operator's, not the manifest's)",
+        Excerpt(.0)
     )]
     VerifyPath(String),
     #[error("the verify status {0} is not an HTTP status")]
@@ -232,12 +238,18 @@ pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> 
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge { size: bytes.len() });
     }
+    // serde_json keeps the last of two equal keys; another reader (the CI's, a person's) may keep
+    // the first. A manifest that means two things is refused rather than read one way.
+    serde_json::from_slice::<NoDuplicateKeys>(bytes).map_err(|e| match DuplicateKeyFound::take(&e) {
+        Some(key) => ManifestError::DuplicateKey(key),
+        None => ManifestError::MalformedJson(bounded(&e)),
+    })?;
     let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ManifestError::MalformedJson(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::MalformedJson(bounded(&e)))?;
     match value {
         serde_json::Value::Array(_) => {
             let definitions: Vec<ImageDefinition> = serde_json::from_value(value)
-                .map_err(|e| ManifestError::Shape(format!("imagedefinitions.json: {e}")))?;
+                .map_err(|e| ManifestError::Shape(format!("imagedefinitions.json: {}", bounded(&e))))?;
             let mut pairs = Vec::with_capacity(definitions.len());
             for definition in definitions {
                 pairs.push((definition.name, definition.image_uri));
@@ -254,8 +266,7 @@ pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> 
                 Some(_) => return Err(ManifestError::Shape("\"version\" must be the number 1".into())),
                 None => return Err(ManifestError::Shape("missing field `version`".into())),
             }
-            let document: DocumentV1 =
-                serde_json::from_value(value).map_err(|e| ManifestError::Shape(e.to_string()))?;
+            let document: DocumentV1 = serde_json::from_value(value).map_err(|e| ManifestError::Shape(bounded(&e)))?;
             let release = ReleaseId::new(&document.release)?;
             let service = ServiceName::new(&document.service)?;
             if service != key.service {
@@ -280,6 +291,90 @@ pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> 
             Ok(Manifest { images, migration, verify: document.verify, approval: document.approval })
         }
         _ => Err(ManifestError::Shape("expected a JSON object (or an imagedefinitions.json list)".into())),
+    }
+}
+
+/// A parser's message, cut to a length a record can carry (serde quotes unknown field names whole).
+fn bounded(error: &serde_json::Error) -> String {
+    const KEEP: usize = 240;
+    let message = error.to_string();
+    if message.chars().count() <= KEEP {
+        return message;
+    }
+    let kept: String = message.chars().take(KEEP).collect();
+    format!("{kept}… (message cut)")
+}
+
+/// Walks a JSON document and fails on the first object that names a key twice, at any depth.
+struct NoDuplicateKeys;
+
+/// The marker a duplicate key leaves in serde's error, so [`parse`] can tell it from bad JSON.
+struct DuplicateKeyFound;
+
+impl DuplicateKeyFound {
+    const PREFIX: &'static str = "convoy-duplicate-key:";
+
+    fn error<E: serde::de::Error>(key: &str) -> E {
+        E::custom(format_args!("{}{key}", Self::PREFIX))
+    }
+
+    fn take(error: &serde_json::Error) -> Option<String> {
+        let message = error.to_string();
+        let rest = message.strip_prefix(Self::PREFIX)?;
+        // serde_json appends " at line L column C" to custom errors.
+        let key = rest.rsplit_once(" at line ").map_or(rest, |(key, _)| key);
+        Some(key.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<NoDuplicateKeys>()?;
+            if !seen.insert(key.clone()) {
+                return Err(DuplicateKeyFound::error(&key));
+            }
+        }
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
     }
 }
 
@@ -332,6 +427,9 @@ fn check_verify(verify: &VerifyExpectation) -> Result<(), ManifestError> {
         || path.contains("://")
         || path.contains('\\')
         || path.contains('@')
+        // A space, tab, CR or LF would be refused by the prober only after the migration ran; a
+        // CR or LF could also split the request line. Refused here, before anything runs.
+        || path.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(ManifestError::VerifyPath(path.clone()));
     }
@@ -531,5 +629,62 @@ mod tests {
         let text =
             format!(r#"[{{"name": "laravel", "imageUri": "{APP}"}}, {{"name": "laravel", "imageUri": "{NGINX}"}}]"#);
         assert!(matches!(parse(text.as_bytes(), &key()), Err(ManifestError::DuplicateContainer(_))));
+    }
+
+    #[test]
+    fn a_verify_path_with_a_space_tab_cr_or_lf_is_refused_at_the_manifest_stage() {
+        for path in ["/health check", "/health\\tcheck", "/health\\r\\nHost: evil", "/health\\n"] {
+            let text = v1(&format!(r#", "verify": {{"path": "{path}", "expect_status": 200}}"#));
+            let err = parse(text.as_bytes(), &key()).unwrap_err();
+            assert!(matches!(err, ManifestError::VerifyPath(_)), "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_top_level_key_is_refused_not_read_as_its_last_value() {
+        let text = v1("").replace("\"release\": \"4cf03d1\"", "\"release\": \"a\", \"release\": \"4cf03d1\"");
+        let err = parse(text.as_bytes(), &key()).unwrap_err();
+        assert_eq!(err, ManifestError::DuplicateKey("release".into()));
+        assert_eq!(
+            err.to_string(),
+            "the manifest names \"release\" twice in one object; JSON readers disagree on which one counts"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_inside_images_is_refused() {
+        let text = v1("").replace("\"nginx\": ", "\"laravel\": ");
+        assert_eq!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::DuplicateKey("laravel".into()));
+    }
+
+    #[test]
+    fn equal_keys_in_different_objects_are_not_duplicates() {
+        let text =
+            format!(r#"[{{"name": "laravel", "imageUri": "{APP}"}}, {{"name": "nginx", "imageUri": "{NGINX}"}}]"#);
+        assert!(parse(text.as_bytes(), &key()).is_ok());
+    }
+
+    #[test]
+    fn a_2000_character_release_id_is_quoted_only_in_part() {
+        let long = "a".repeat(2000);
+        let text = v1("").replace("\"release\": \"4cf03d1\"", &format!("\"release\": \"{long}\""));
+        let reason = parse(text.as_bytes(), &key()).unwrap_err().to_string();
+        assert!(reason.len() < 200, "{} characters: {reason}", reason.len());
+        assert!(reason.contains("(2000 characters)"), "{reason}");
+    }
+
+    #[test]
+    fn a_long_unknown_field_name_is_cut_in_the_reason() {
+        let text = v1(&format!(r#", "{}": 1"#, "x".repeat(5000)));
+        let reason = parse(text.as_bytes(), &key()).unwrap_err().to_string();
+        assert!(reason.len() < 400, "{} characters", reason.len());
+        assert!(reason.contains("unknown field"), "{reason}");
+    }
+
+    #[test]
+    fn a_long_image_uri_is_quoted_only_in_part() {
+        let text = v1("").replace(APP, &format!("docker.io/{}:1", "x".repeat(3000)));
+        let reason = parse(text.as_bytes(), &key()).unwrap_err().to_string();
+        assert!(reason.len() < 300, "{} characters: {reason}", reason.len());
     }
 }

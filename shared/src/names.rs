@@ -7,11 +7,37 @@ use serde::{Deserialize, Serialize};
 
 /// Why a name was refused; the message names the field and the rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {value:?} {rule}")]
+#[error("{what} {} {rule}", Excerpt(value))]
 pub struct InvalidName {
     pub what: &'static str,
     pub value: String,
     pub rule: &'static str,
+}
+
+/// A value from outside, quoted for a person: whole when short, otherwise its first
+/// [`Excerpt::KEEP`] characters and its length. A reason lands in the release record, in logs and
+/// in notifications; a 2,000-character release id must not make a 2,000-character reason.
+pub struct Excerpt<'a>(pub &'a str);
+
+impl Excerpt<'_> {
+    pub const KEEP: usize = 64;
+}
+
+impl fmt::Display for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.0.chars().count();
+        if total <= Self::KEEP {
+            return write!(f, "{:?}", self.0);
+        }
+        let kept: String = self.0.chars().take(Self::KEEP).collect();
+        write!(f, "{kept:?}… ({total} characters)")
+    }
+}
+
+impl fmt::Debug for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 fn invalid(what: &'static str, value: &str, rule: &'static str) -> InvalidName {
