@@ -172,6 +172,10 @@ struct EcsTaskStateChange {
     started_at: Option<DateTime<Utc>>,
     #[serde(default)]
     stopped_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    started_by: Option<String>,
+    #[serde(default)]
+    task_definition_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,6 +230,8 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
                 .collect(),
             started_at: detail.started_at,
             stopped_at: detail.stopped_at,
+            started_by: detail.started_by,
+            task_definition: detail.task_definition_arn,
         },
     })
 }

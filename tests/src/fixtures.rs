@@ -133,6 +133,11 @@ impl<'a> ContainerExit<'a> {
     }
 }
 
+/// The ARN of a migration task definition of `family` (Convoy's migration family of it).
+pub fn migration_task_definition(family: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}{}:1", convoy::taskdef::MIGRATION_FAMILY_SUFFIX)
+}
+
 /// A task STOPPED event for a real task of the world's cluster.
 #[derive(Debug, Clone)]
 pub struct TaskStopped<'a> {
@@ -140,6 +145,9 @@ pub struct TaskStopped<'a> {
     pub task: &'a str,
     pub group: &'a str,
     pub started_by: &'a str,
+    /// The task definition the task runs (`taskDefinitionArn`): Convoy adopts a task only when it
+    /// is of the migration family.
+    pub task_definition: &'a str,
     /// The container whose command the task overrides (the migration's).
     pub overridden: &'a str,
     /// Every container of the task definition, in the order the event lists them: ECS lists
@@ -162,6 +170,7 @@ pub fn ecs_task_stopped(stopped: &TaskStopped<'_>) -> Value {
     detail["taskArn"] = json!(task);
     detail["group"] = json!(stopped.group);
     detail["startedBy"] = json!(stopped.started_by);
+    detail["taskDefinitionArn"] = json!(stopped.task_definition);
     detail["stopCode"] = json!(stopped.stop_code);
     detail["version"] = json!(stopped.version);
     detail["overrides"]["containerOverrides"][0]["name"] = json!(stopped.overridden);

@@ -207,6 +207,8 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let exit_code = status.code().unwrap_or(-1);
     out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
     let key_group = key.tag();
+    let task_definition =
+        record().await.migration.and_then(|m| m.task_definition).expect("a migration task definition");
     // ECS lists every container of the task: nginx too, stopped once the essential one exited.
     let containers =
         [fixtures::ContainerExit::exited("laravel", exit_code), fixtures::ContainerExit::exited("nginx", 0)];
@@ -215,6 +217,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         task: task.as_str(),
         group: &key_group,
         started_by: &key.migration_started_by(),
+        task_definition: &task_definition,
         overridden: "laravel",
         containers: &containers,
         stop_code: "EssentialContainerExited",

@@ -223,6 +223,8 @@ impl Tasks for MemoryTasks {
                 containers: vec![ContainerReport { name: request.container.clone(), exit_code: None, reason: None }],
                 started_at: None,
                 stopped_at: None,
+                started_by: Some(request.started_by.clone()),
+                task_definition: Some(request.task_definition.clone()),
             },
         );
         Ok(task)

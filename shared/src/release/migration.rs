@@ -67,6 +67,30 @@ pub struct TaskReport {
     pub containers: Vec<ContainerReport>,
     pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The task's `startedBy`: Convoy gives its migrations the release's own value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    /// The task definition the task runs (its ARN): a migration runs the migration family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+}
+
+impl TaskReport {
+    /// Whether this task carries the marks only Convoy's own start gives a release's migration:
+    /// the release's `startedBy` and a task definition of the migration family. Anyone allowed to
+    /// RunTask can put a task in the release's group; a task without both marks is not adopted.
+    pub fn is_convoy_migration_of(&self, key: &crate::names::ReleaseKey) -> bool {
+        let started_by = self.started_by.as_deref() == Some(key.migration_started_by().as_str());
+        let family = self.task_definition.as_deref().and_then(task_definition_family);
+        started_by && family.is_some_and(|f| f.ends_with(crate::taskdef::MIGRATION_FAMILY_SUFFIX))
+    }
+}
+
+/// `family` of `arn:aws:ecs:<region>:<account>:task-definition/<family>:<revision>`.
+pub fn task_definition_family(arn: &str) -> Option<&str> {
+    let (_, name) = arn.rsplit_once(":task-definition/")?;
+    let (family, revision) = name.rsplit_once(':')?;
+    (!family.is_empty() && revision.chars().all(|c| c.is_ascii_digit())).then_some(family)
 }
 
 impl Release {
@@ -157,9 +181,9 @@ impl Release {
     pub(super) fn on_migration_task_changed(&self, report: &TaskReport, at: DateTime<Utc>) -> Decision {
         let ours = match &self.state {
             State::Migrating { task } => *task == report.task,
-            // The task's stop can overtake the handler that started it: its group already names
-            // this release, so it is adopted.
-            State::StartingMigration => true,
+            // The task's stop can overtake the handler that started it: it is adopted when it
+            // carries Convoy's marks for this release, not merely the release's group.
+            State::StartingMigration => report.is_convoy_migration_of(&self.key),
             _ => false,
         };
         if !ours {

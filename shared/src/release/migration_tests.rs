@@ -28,6 +28,8 @@ fn stopped(task: &str, version: u64, exit_code: Option<i32>, stop_code: &str) ->
             containers: vec![ContainerReport { name: "app".into(), exit_code, reason: None }],
             started_at: Some(t(4)),
             stopped_at: Some(t(34)),
+            started_by: Some(key().migration_started_by()),
+            task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web-convoy-migration:3".into()),
         },
         at: t(35),
     }
@@ -158,6 +160,45 @@ fn a_stop_that_overtakes_the_start_record_is_adopted() {
         matches!(release.apply(&started("task-1")).unwrap(), Decision::Unchanged { .. }),
         "the late start record changes nothing"
     );
+}
+
+/// A stop event of a task someone else ran in the release's group, while the start is claimed.
+fn foreign_stop(started_by: Option<&str>, task_definition: &str) -> Event {
+    let Event::MigrationTaskChanged { mut report, at } = stopped("task-9", 4, Some(0), "EssentialContainerExited")
+    else {
+        unreachable!()
+    };
+    report.started_by = started_by.map(str::to_owned);
+    report.task_definition = Some(task_definition.into());
+    Event::MigrationTaskChanged { report, at }
+}
+
+#[test]
+fn a_task_in_the_releases_group_without_convoys_started_by_is_not_adopted() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let td = "arn:aws:ecs:us-east-1:123456789012:task-definition/web-convoy-migration:3";
+    for started_by in [None, Some("someone"), Some("convoy-0000000000000000")] {
+        let decision = claimed.apply(&foreign_stop(started_by, td)).unwrap();
+        assert!(matches!(decision, Decision::Unchanged { .. }), "{started_by:?}");
+    }
+}
+
+#[test]
+fn a_task_with_convoys_started_by_but_another_family_is_not_adopted() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let marks = key().migration_started_by();
+    for td in ["arn:aws:ecs:us-east-1:123456789012:task-definition/web:3", "not-an-arn"] {
+        let decision = claimed.apply(&foreign_stop(Some(&marks), td)).unwrap();
+        assert!(matches!(decision, Decision::Unchanged { .. }), "{td}");
+    }
+}
+
+#[test]
+fn a_task_definition_family_is_read_from_its_arn() {
+    let arn = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web-convoy-migration:12";
+    assert_eq!(task_definition_family(arn), Some("web-convoy-migration"));
+    assert_eq!(task_definition_family("arn:aws:ecs:eu-west-1:1:task-definition/web"), None);
+    assert_eq!(task_definition_family("web-convoy-migration:12"), None);
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub use self::deployment::{
     VerificationOutcome,
 };
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
-pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport};
+pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport, task_definition_family};
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
 pub const RECORD_SCHEMA: u32 = 1;

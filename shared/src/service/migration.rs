@@ -52,7 +52,7 @@ impl Convoy {
 
         if run.claims > 1 {
             let found = self.tasks.find(cluster, &key.migration_started_by()).await?;
-            if let Some(task) = found.into_iter().next() {
+            if let Some(task) = self.convoy_migration_among(cluster, key, found).await? {
                 info!(%task, "adopting the task a previous holder started");
                 let task_definition =
                     run.task_definition.clone().unwrap_or_else(|| "(started by a previous attempt)".into());
@@ -72,6 +72,26 @@ impl Convoy {
             // The claim stays; once its lease is over the reconciler takes the start over.
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// The first of `found` that carries Convoy's marks for this release (see
+    /// [`TaskReport::is_convoy_migration_of`]): `startedBy` alone is a value anyone can copy.
+    async fn convoy_migration_among(
+        &self,
+        cluster: &str,
+        key: &ReleaseKey,
+        found: Vec<TaskArn>,
+    ) -> Result<Option<TaskArn>, TasksError> {
+        for task in found {
+            match self.tasks.describe(cluster, &task).await? {
+                Some(report) if report.is_convoy_migration_of(key) => return Ok(Some(task)),
+                Some(report) => {
+                    warn!(%task, task_definition = ?report.task_definition, "not adopted: not a Convoy migration task")
+                }
+                None => {}
+            }
+        }
+        Ok(None)
     }
 
     async fn launch_migration(&self, release: &Release, token: &str) -> Result<StartedMigration, TasksError> {

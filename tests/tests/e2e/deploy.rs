@@ -318,6 +318,7 @@ pub(crate) async fn migration_succeeds_ten_times_at_once(
         task: task.as_str(),
         group: &group,
         started_by: &started_by,
+        task_definition: &fixtures::migration_task_definition("web"),
         overridden: "app",
         containers: &containers,
         stop_code: "EssentialContainerExited",

@@ -76,6 +76,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             task: &task,
             group,
             started_by: "convoy-migration-web-r1",
+            task_definition: &fixtures::migration_task_definition("web"),
             overridden: "app",
             containers: &containers,
             stop_code: "EssentialContainerExited",

@@ -52,6 +52,7 @@ fn stopped_with(
         task,
         group: &key.tag(),
         started_by: &key.migration_started_by(),
+        task_definition: &fixtures::migration_task_definition("web"),
         overridden: "app",
         containers,
         stop_code,
@@ -397,4 +398,91 @@ async fn replays_and_a_crash_between_run_task_and_the_record_start_exactly_one_t
     assert!(matches!(record.state, State::Migrating { .. }), "{}", record.state);
     assert_eq!(record.migration.as_ref().unwrap().claims, 2);
     assert_eq!(backend.migration_tasks(&key).await, 1, "exactly one migration task exists in moto");
+}
+
+/// ECS as a handler sees it when it dies before RunTask: the start is claimed, no task runs.
+struct CrashBeforeRun(Arc<dyn Tasks>);
+
+#[async_trait]
+impl Tasks for CrashBeforeRun {
+    async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError> {
+        self.0.service_shape(cluster, service).await
+    }
+    async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
+        self.0.register_migration(spec).await
+    }
+    async fn run(&self, _: &RunTaskRequest) -> Result<TaskArn, TasksError> {
+        Err(TasksError::Unavailable("simulated crash before RunTask".into()))
+    }
+    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError> {
+        self.0.find(cluster, started_by).await
+    }
+    async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<TaskReport>, TasksError> {
+        self.0.describe(cluster, task).await
+    }
+    async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError> {
+        self.0.stop(cluster, task, reason).await
+    }
+}
+
+#[tokio::test]
+async fn a_task_someone_else_runs_with_the_releases_group_and_started_by_is_never_adopted() {
+    let backend = MotoBackend::new(&containers()).await;
+    let key = release_key("m20");
+    let manifest = manifest_v1(&backend, "m20", &containers(), true);
+    let mut crashing = backend.convoy.clone();
+    crashing.tasks = Arc::new(CrashBeforeRun(backend.convoy.tasks.clone()));
+    backend.push("app", "m20").await;
+    backend.push("nginx", "m20").await;
+    let err = invoke_manifest_uploaded(&crashing, backend.upload("releases/web/m20.json", &manifest).await).await;
+    assert!(err.is_err(), "the crash fails the invocation");
+    assert_eq!(backend.record(&key).await.unwrap().state, State::StartingMigration);
+
+    // Anyone with RunTask copies the release's group and startedBy onto the service's own task
+    // definition (which does not migrate), and the task "exits 0".
+    let ecs = backend.ecs_client();
+    let network = aws_sdk_ecs::types::NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                .subnets(&backend.ecs.subnet)
+                .security_groups(&backend.ecs.security_group)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let ran = ecs
+        .run_task()
+        .cluster(&backend.ecs.cluster)
+        .task_definition(&backend.ecs.task_definition)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(network)
+        .group(key.tag())
+        .started_by(key.migration_started_by())
+        .send()
+        .await
+        .expect("run the foreign task");
+    let foreign = ran.tasks()[0].task_arn().unwrap().to_owned();
+    let containers = [ContainerExit::exited("app", 0), ContainerExit::exited("nginx", 0)];
+    let event = fixtures::ecs_task_stopped(&TaskStopped {
+        cluster: &backend.ecs.cluster,
+        task: &foreign,
+        group: &key.tag(),
+        started_by: &key.migration_started_by(),
+        task_definition: &backend.ecs.task_definition,
+        overridden: "app",
+        containers: &containers,
+        stop_code: "EssentialContainerExited",
+        version: 4,
+    });
+    invoke_migration_stopped(&backend.convoy, event).await.expect("acknowledged");
+    assert_eq!(backend.record(&key).await.unwrap().state, State::StartingMigration, "the stop passes nothing");
+
+    // The takeover after the lease finds the foreign task by startedBy, refuses it for its
+    // family, and starts Convoy's own migration.
+    let later = chrono::Utc::now() + convoy::config::CLAIM_LEASE + chrono::Duration::seconds(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Migrating { task } = &record.state else { panic!("expected Migrating, got {}", record.state) };
+    assert_ne!(task.as_str(), foreign, "the foreign task is not the migration");
+    assert_eq!(backend.migration_tasks(&key).await, 2, "the foreign task and Convoy's own");
 }

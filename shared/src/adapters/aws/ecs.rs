@@ -329,6 +329,8 @@ impl Tasks for EcsTasks {
                 .collect(),
             started_at: to_chrono(found.started_at()),
             stopped_at: to_chrono(found.stopped_at()),
+            started_by: found.started_by().map(str::to_owned),
+            task_definition: found.task_definition_arn().map(str::to_owned),
         }))
     }
 
