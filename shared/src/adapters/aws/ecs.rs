@@ -39,11 +39,24 @@ const REJECTIONS: &[&str] = &[
     "UnsupportedFeatureException",
 ];
 
+/// `ClientException`s that ECS gives for load, not for a bad request: worth a retry. ECS answers
+/// concurrent RegisterTaskDefinition calls on one family with the first, and throttles with
+/// `ThrottlingException` ("Rate exceeded"), which is not in [`REJECTIONS`] either.
+const CLIENT_EXCEPTIONS_FOR_LOAD: &[&str] = &["Too many concurrent attempts", "Rate exceeded"];
+
 fn classify<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> TasksError
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    use aws_sdk_ecs::error::ProvideErrorMetadata;
+    let load = err.as_service_error().is_some_and(|e| {
+        e.code() == Some("ClientException")
+            && e.message().is_some_and(|m| CLIENT_EXCEPTIONS_FOR_LOAD.iter().any(|load| m.contains(load)))
+    });
+    if load {
+        return TasksError::Unavailable(super::describe(&err));
+    }
     super::sort(&err, Some(REJECTIONS), TasksError::Rejected, TasksError::Unavailable)
 }
 
@@ -444,6 +457,34 @@ mod tests {
         let tasks = EcsTasks::new(mock_client!(aws_sdk_ecs, [&rule]));
         let err = tasks.run(&request()).await.unwrap_err();
         assert!(matches!(&err, TasksError::Unavailable(m) if m.contains("RESOURCE:ENI")), "{err}");
+    }
+
+    fn refused_run(code: &'static str, message: &'static str) -> TasksError {
+        use aws_sdk_ecs::error::ErrorMetadata;
+        use aws_sdk_ecs::operation::run_task::RunTaskError;
+        let err = aws_sdk_ecs::error::SdkError::service_error(
+            RunTaskError::generic(ErrorMetadata::builder().code(code).message(message).build()),
+            HttpResponse::new(400u16.try_into().unwrap(), String::new().into()),
+        );
+        classify(err)
+    }
+
+    #[test]
+    fn ecs_throttling_is_worth_a_retry() {
+        let err = refused_run("ThrottlingException", "Rate exceeded");
+        assert!(matches!(err, TasksError::Unavailable(_)), "{err}");
+    }
+
+    #[test]
+    fn too_many_concurrent_revisions_of_a_family_is_worth_a_retry() {
+        let message = "Too many concurrent attempts to create a new revision of the specified family.";
+        assert!(matches!(refused_run("ClientException", message), TasksError::Unavailable(_)));
+    }
+
+    #[test]
+    fn a_client_exception_about_the_request_is_final() {
+        let err = refused_run("ClientException", "The referenced task definition was not found.");
+        assert!(matches!(&err, TasksError::Rejected(m) if m.starts_with("ClientException")), "{err}");
     }
 
     fn container(name: &str) -> Value {
