@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Decision, ImageKey, ImageStatus, ManifestSource, Release, Sighting, Stage, State, TransitionError};
+use super::{
+    Decision, Effect, ImageKey, ImageStatus, ManifestSource, Release, Sighting, Stage, State, TransitionError,
+};
 use crate::manifest::Manifest;
 use crate::names::{ContainerName, Digest};
 
@@ -53,6 +55,7 @@ impl Release {
 
         let mut next = self.clone();
         let mut changed = false;
+        let mut unordered = false;
         for container in matching {
             let status = next.images.get_mut(container).expect("container came from this map");
             let how = match via {
@@ -60,9 +63,18 @@ impl Release {
                 Sighting::RegistryLookup => "found in ECR",
             };
             match &status.digest {
+                // Unpinned after two same-second pushes of different digests: a push event from
+                // that second (a replay of either) cannot say which came last; ECR's answer, or
+                // a later push, can.
+                None if via == Sighting::PushEvent && status.seen_at.is_some_and(|unordered| at <= unordered) => {}
                 None => {
                     status.digest = Some(digest.clone());
-                    status.seen_at = Some(at);
+                    // After an unordered second, ECR's answer outranks every push of that second
+                    // (it counts as the next second at the earliest), even from a clock behind
+                    // EventBridge's. A push in that next second is again unordered: ECR is asked
+                    // again, and again has the answer.
+                    let outranks = |unordered: DateTime<Utc>| (unordered + chrono::Duration::seconds(1)).max(at);
+                    status.seen_at = Some(status.seen_at.map_or(at, outranks));
                     let detail = format!("{container}: {image} {how}, pinned to {digest}");
                     next.record(at, "image-pinned", detail);
                     changed = true;
@@ -77,8 +89,25 @@ impl Release {
                     next.record(at, "image-repinned", detail);
                     changed = true;
                 }
+                // EventBridge's `time` has whole seconds: two pushes of one tag within a second
+                // cannot be ordered by it. The pin is dropped (the release waits) and ECR is asked
+                // what the tag points to now.
+                Some(pinned) if status.seen_at == Some(at) => {
+                    let detail = format!(
+                        "{container}: {image} {how} as {pinned} and as {digest} within the same second; \
+                         asking ECR what the tag points to now"
+                    );
+                    status.digest = None;
+                    next.record(at, "image-unordered", detail);
+                    changed = true;
+                    unordered = true;
+                }
                 Some(_) => {}
             }
+        }
+        if unordered {
+            let effects = vec![Effect::ResolveImages { images: vec![image.clone()] }];
+            return Ok(Decision::Changed { release: Box::new(next), effects });
         }
         if !changed {
             return Ok(Decision::unchanged(format!("{image} at {digest} is already known")));

@@ -123,6 +123,49 @@ fn an_older_push_arriving_late_does_not_undo_a_newer_one() {
 }
 
 #[test]
+fn two_pushes_of_a_tag_within_one_second_unpin_it_and_ask_ecr() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (release, effects) = apply(&release, found("app", 2, 5));
+    let app = &release.images[&"app".parse().unwrap()];
+    assert_eq!(app.digest, None, "neither push is known to be the last");
+    assert_eq!(effects, vec![Effect::ResolveImages { images: vec![image("app")] }]);
+    let entry = release.timeline.last().unwrap();
+    assert_eq!(entry.event, "image-unordered");
+    assert!(entry.detail.contains("same second"), "{}", entry.detail);
+}
+
+#[test]
+fn a_replayed_push_from_the_unordered_second_does_not_pin_again() {
+    let (release, _) = apply(&collecting(false), found("app", 1, 5));
+    let (release, _) = apply(&release, found("app", 2, 5));
+    let (release, _) = apply(&release, found("nginx", 9, 1));
+    for replay in [found("app", 1, 5), found("app", 2, 5), found("app", 1, 4)] {
+        assert!(matches!(release.apply(&replay).unwrap(), Decision::Unchanged { .. }));
+    }
+    assert_eq!(release.state, State::Collecting, "the release waits for ECR's answer");
+}
+
+#[test]
+fn ecrs_answer_pins_an_unordered_tag_and_can_make_the_release_ready() {
+    let (release, _) = apply(&collecting(false), found("app", 1, 5));
+    let (release, _) = apply(&release, found("app", 2, 5));
+    let (release, _) = apply(&release, found("nginx", 9, 1));
+    let lookup = Event::ImageFound { image: image("app"), digest: digest(2), at: t(6), via: Sighting::RegistryLookup };
+    let (release, effects) = apply(&release, lookup);
+    assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(2)));
+    assert_eq!(release.state, State::Ready { next: Stage::Deployment });
+    assert_eq!(effects, vec![Effect::StartDeployment]);
+}
+
+#[test]
+fn a_later_push_pins_an_unordered_tag_too() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (release, _) = apply(&release, found("app", 2, 5));
+    let (release, _) = apply(&release, found("app", 3, 6));
+    assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(3)));
+}
+
+#[test]
 fn an_image_the_release_does_not_name_is_a_typed_error() {
     let err = collecting(true).apply(&found("worker", 1, 5)).unwrap_err();
     assert!(matches!(err, TransitionError::ImageNotInRelease { .. }));
@@ -200,4 +243,14 @@ fn a_record_survives_a_json_round_trip() {
 fn the_state_is_stored_with_a_readable_name() {
     let json = serde_json::to_value(State::Ready { next: Stage::Migration }).unwrap();
     assert_eq!(json, serde_json::json!({"name": "Ready", "next": "migration"}));
+}
+
+#[test]
+fn ecrs_answer_outranks_the_unordered_second_even_from_a_clock_behind_eventbridges() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (release, _) = apply(&release, found("app", 2, 5));
+    let lookup = Event::ImageFound { image: image("app"), digest: digest(2), at: t(4), via: Sighting::RegistryLookup };
+    let (release, _) = apply(&release, lookup);
+    assert!(matches!(release.apply(&found("app", 1, 5)).unwrap(), Decision::Unchanged { .. }));
+    assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(2)));
 }

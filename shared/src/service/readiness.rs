@@ -154,6 +154,13 @@ impl Convoy {
         for key in waiting {
             let pinned = async {
                 let result = match update(self.store.as_ref(), &key, |r| r.apply(&event)).await {
+                    // Two pushes the event times cannot order: ECR says which digest the tag has.
+                    Ok(Some(updated)) if updated.effects.iter().any(|e| matches!(e, Effect::ResolveImages { .. })) => {
+                        let report = self.finish(updated);
+                        self.resolve_images(&key, std::slice::from_ref(&push.image), now)
+                            .await
+                            .map(|resolved| Some(resolved.unwrap_or(report)))
+                    }
                     Ok(Some(updated)) => self.finish_and_advance(updated, now).await.map(Some),
                     other => other.map(|_| None),
                 };

@@ -186,3 +186,39 @@ async fn status_renders_state_images_with_digests_and_the_timeline() {
     assert!(text.contains("(waiting for push)"), "{text}");
     assert!(text.contains("manifest-accepted") && text.contains("image-pinned"), "{text}");
 }
+
+#[tokio::test]
+async fn a_tag_pushed_twice_within_one_second_pins_what_ecr_says_it_points_to_last() {
+    // Delivered in push order and in reverse: EventBridge `time` has whole seconds, so the
+    // two events carry the same time and cannot say which push came last. ECR can.
+    for (release, reversed) in [("s1", false), ("s2", true)] {
+        let backend = MotoBackend::new(&containers()).await;
+        let manifest = manifest_v1(&backend, release, &containers(), true);
+        invoke_manifest_uploaded(
+            &backend.convoy,
+            backend.upload(&format!("releases/web/{release}.json"), &manifest).await,
+        )
+        .await
+        .unwrap();
+        let key = release_key(release);
+        // A whole second, as EventBridge writes it, a little in the past.
+        let second = (chrono::Utc::now() - chrono::Duration::seconds(2)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let (first, mut first_push) = backend.push("app", release).await;
+        let (last, mut last_push) = backend.push("app", release).await;
+        assert_ne!(first, last, "the tag really moved in ECR");
+        first_push["time"] = json!(&second);
+        last_push["time"] = json!(&second);
+        let (a, b) = if reversed { (last_push, first_push) } else { (first_push, last_push) };
+        invoke_image_pushed(&backend.convoy, a.clone()).await.unwrap();
+        invoke_image_pushed(&backend.convoy, b.clone()).await.unwrap();
+        // Replays of either changes nothing.
+        invoke_image_pushed(&backend.convoy, a).await.unwrap();
+        invoke_image_pushed(&backend.convoy, b).await.unwrap();
+
+        let record = backend.record(&key).await.unwrap();
+        assert_eq!(digest_of(&record, "app"), last, "reversed: {reversed}");
+        let events: Vec<&str> = record.timeline.iter().map(|e| e.event.as_str()).collect();
+        assert!(events.contains(&"image-unordered"), "{events:?}");
+        assert_eq!(record.state, State::Collecting, "nginx is still awaited");
+    }
+}
