@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::manifest::Policy;
-use crate::names::{InvalidName, ReleaseId, ReleaseKey, RepositoryName, ServiceName};
+use crate::names::{AccountId, InvalidName, ReleaseId, ReleaseKey, RepositoryName, ServiceName};
 
 /// A setting is missing or unreadable; the function refuses to start and says which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +63,8 @@ pub const ALLOWED_REPOSITORIES: &str = "CONVOY_ALLOWED_REPOSITORIES";
 pub const CLUSTER: &str = "CONVOY_CLUSTER";
 pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
 pub const SERVICE_SETTINGS: &str = "CONVOY_SERVICE_SETTINGS";
+pub const ACCOUNT_ID: &str = "CONVOY_ACCOUNT_ID";
+pub const REGISTRY_ACCOUNTS: &str = "CONVOY_REGISTRY_ACCOUNTS";
 
 impl StoreSettings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -92,6 +94,10 @@ impl Config {
         let allowed_services = names(lookup, ALLOWED_SERVICES, ServiceName::new)?;
         let allowed_repositories = names(lookup, ALLOWED_REPOSITORIES, RepositoryName::new)?;
         let cluster = required(lookup, CLUSTER)?;
+        let own_account = AccountId::new(required(lookup, ACCOUNT_ID)?.trim())
+            .map_err(|source| ConfigError::Invalid { var: ACCOUNT_ID, source })?;
+        let mut registries = optional_names(lookup, REGISTRY_ACCOUNTS, AccountId::new)?;
+        registries.insert(own_account);
         let migration_timeout_seconds = match lookup(MIGRATION_TIMEOUT).map(|v| v.trim().to_owned()) {
             None => 1800,
             Some(raw) => raw
@@ -107,7 +113,7 @@ impl Config {
         Ok(Self {
             store,
             manifest_prefix,
-            policy: Policy { allowed_services, allowed_repositories, region: region.to_owned() },
+            policy: Policy { allowed_services, allowed_repositories, region: region.to_owned(), registries },
             cluster,
             migration_timeout_seconds,
             services,
@@ -128,6 +134,7 @@ impl Config {
                 allowed_services: BTreeSet::new(),
                 allowed_repositories: BTreeSet::new(),
                 region: region.into(),
+                registries: BTreeSet::new(),
             },
             cluster: String::new(),
             migration_timeout_seconds: 1800,
@@ -153,6 +160,20 @@ impl Config {
     }
 }
 
+/// A comma-separated list that may be absent or empty.
+fn optional_names<T: Ord>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    parse: impl Fn(&str) -> Result<T, InvalidName>,
+) -> Result<BTreeSet<T>, ConfigError> {
+    let raw = lookup(var).unwrap_or_default();
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| parse(s).map_err(|source| ConfigError::Invalid { var, source }))
+        .collect()
+}
+
 fn required(lookup: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, ConfigError> {
     lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(var))
 }
@@ -162,13 +183,8 @@ fn names<T: Ord>(
     var: &'static str,
     parse: impl Fn(&str) -> Result<T, InvalidName>,
 ) -> Result<BTreeSet<T>, ConfigError> {
-    let raw = lookup(var).ok_or(ConfigError::Missing(var))?;
-    let set = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| parse(s).map_err(|source| ConfigError::Invalid { var, source }))
-        .collect::<Result<BTreeSet<T>, _>>()?;
+    lookup(var).ok_or(ConfigError::Missing(var))?;
+    let set = optional_names(lookup, var, parse)?;
     if set.is_empty() {
         return Err(ConfigError::EmptyList(var));
     }
@@ -195,6 +211,8 @@ mod tests {
                 (ALLOWED_REPOSITORIES, "app,nginx"),
                 (FORCE_PATH_STYLE, "true"),
                 (CLUSTER, "prod"),
+                (ACCOUNT_ID, "123456789012"),
+                (REGISTRY_ACCOUNTS, "210987654321, "),
             ]),
             "us-east-1",
         )
@@ -205,6 +223,26 @@ mod tests {
         assert_eq!(config.policy.allowed_services.len(), 2);
         assert_eq!(config.cluster, "prod");
         assert_eq!(config.migration_timeout_seconds, 1800);
+        let registries: Vec<&str> = config.policy.registries.iter().map(|a| a.as_str()).collect();
+        assert_eq!(registries, ["123456789012", "210987654321"], "its own account, and the listed one");
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![(STATE_BUCKET, "b"), (ALLOWED_SERVICES, "web"), (ALLOWED_REPOSITORIES, "app"), (CLUSTER, "prod")]
+    }
+
+    #[test]
+    fn convoys_own_account_is_required_for_the_registry_check() {
+        let err = Config::from_lookup(&env(&base()), "r").unwrap_err();
+        assert_eq!(err, ConfigError::Missing(ACCOUNT_ID));
+    }
+
+    #[test]
+    fn a_listed_registry_account_that_is_not_12_digits_is_refused_with_the_variable() {
+        let mut vars = base();
+        vars.extend([(ACCOUNT_ID, "123456789012"), (REGISTRY_ACCOUNTS, "12345")]);
+        let err = Config::from_lookup(&env(&vars), "r").unwrap_err();
+        assert!(err.to_string().starts_with("CONVOY_REGISTRY_ACCOUNTS: account id \"12345\""), "{err}");
     }
 
     #[test]
@@ -215,6 +253,7 @@ mod tests {
                 (ALLOWED_SERVICES, "web"),
                 (ALLOWED_REPOSITORIES, "app"),
                 (CLUSTER, "prod"),
+                (ACCOUNT_ID, "123456789012"),
                 (MIGRATION_TIMEOUT, "10m"),
             ]),
             "r",

@@ -55,6 +55,11 @@ pub enum ManifestError {
         Excerpt(.uri)
     )]
     ForeignRegion { uri: String, image_region: String, convoy_region: String },
+    #[error(
+        "image {} is in account {registry}'s registry; Convoy pins images only from {allowed} (its own account, and those the operator lists)",
+        Excerpt(.uri)
+    )]
+    ForeignRegistry { uri: String, registry: String, allowed: String },
     #[error("the migration runs in container {}, which the manifest gives no image", Excerpt(.0))]
     MigrationContainerUnknown(String),
     #[error("the migration command is empty")]
@@ -170,6 +175,9 @@ pub struct Policy {
     pub allowed_repositories: BTreeSet<RepositoryName>,
     /// The region Convoy runs in; ECR push events come only from it.
     pub region: String,
+    /// The accounts whose registries images may come from: Convoy's own, and those the operator
+    /// lists. An image in any other account's registry is someone else's to change.
+    pub registries: BTreeSet<AccountId>,
 }
 
 impl Policy {
@@ -184,6 +192,13 @@ impl Policy {
                     image.repository.to_string(),
                     join(&self.allowed_repositories),
                 ));
+            }
+            if !self.registries.contains(&image.registry) {
+                return Err(ManifestError::ForeignRegistry {
+                    uri: image.uri(),
+                    registry: image.registry.to_string(),
+                    allowed: join(&self.registries),
+                });
             }
             if image.region != self.region {
                 return Err(ManifestError::ForeignRegion {
@@ -462,6 +477,7 @@ mod tests {
             allowed_services: ["laravel-app".parse().unwrap()].into(),
             allowed_repositories: ["laravel-app".parse().unwrap(), "laravel-app-nginx".parse().unwrap()].into(),
             region: "ap-northeast-1".into(),
+            registries: ["123456789012".parse().unwrap()].into(),
         }
     }
 
@@ -686,5 +702,29 @@ mod tests {
         let text = v1("").replace(APP, &format!("docker.io/{}:1", "x".repeat(3000)));
         let reason = parse(text.as_bytes(), &key()).unwrap_err().to_string();
         assert!(reason.len() < 300, "{} characters: {reason}", reason.len());
+    }
+
+    #[test]
+    fn an_image_in_another_accounts_registry_is_refused() {
+        let text = v1("").replace(
+            "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app:",
+            "999999999999.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app:",
+        );
+        let manifest = parse(text.as_bytes(), &key()).unwrap();
+        let err = policy().admit(&key(), &manifest).unwrap_err();
+        assert!(matches!(err, ManifestError::ForeignRegistry { .. }), "{err}");
+        assert!(err.to_string().contains("999999999999"), "{err}");
+    }
+
+    #[test]
+    fn an_account_the_operator_lists_may_hold_images() {
+        let text = v1("").replace(
+            "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app:",
+            "999999999999.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app:",
+        );
+        let manifest = parse(text.as_bytes(), &key()).unwrap();
+        let mut policy = policy();
+        policy.registries.insert("999999999999".parse().unwrap());
+        assert!(policy.admit(&key(), &manifest).is_ok());
     }
 }

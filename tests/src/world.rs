@@ -121,6 +121,7 @@ impl World {
             ("CONVOY_ALLOWED_SERVICES", services.join(",")),
             ("CONVOY_ALLOWED_REPOSITORIES", repos.join(",")),
             ("CONVOY_CLUSTER", self.cluster()),
+            ("CONVOY_ACCOUNT_ID", ACCOUNT.to_owned()),
             ("CONVOY_SERVICE_SETTINGS", settings.unwrap_or_default().to_owned()),
         ];
         Config::from_lookup(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()), REGION)
@@ -484,6 +485,7 @@ pub fn function_env(
         ("CONVOY_ALLOWED_SERVICES", &services.join(",")),
         ("CONVOY_ALLOWED_REPOSITORIES", &repositories.join(",")),
         ("CONVOY_CLUSTER", cluster),
+        ("CONVOY_ACCOUNT_ID", crate::moto::ACCOUNT),
         ("CONVOY_SERVICE_SETTINGS", settings),
     ]
     .iter()

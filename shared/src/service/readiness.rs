@@ -139,6 +139,10 @@ impl Convoy {
             info!(image = %push.image, "ignored: not an allowed repository");
             return Ok(Vec::new());
         }
+        if !self.config.policy.registries.contains(&push.image.registry) {
+            warn!(image = %push.image, "ignored: a push to a registry of an account Convoy does not pin from");
+            return Ok(Vec::new());
+        }
         let waiting = self.waits.waiting_for(&push.image).await?;
         if waiting.is_empty() {
             info!(image = %push.image, "no release waits for this image (yet): a manifest uploaded later will find it in ECR");

@@ -66,10 +66,37 @@ async fn every_bad_manifest_fails_its_release_with_a_reason() {
             .to_string(),
             "the limit is 65536 bytes",
         ),
+        (
+            "foreignregistry",
+            json!({"version": 1, "release": "foreignregistry", "service": "web",
+                   "images": {"app": app.replace(ACCOUNT, "999999999999")}})
+            .to_string(),
+            "is in account 999999999999's registry",
+        ),
+        (
+            "duplicatekey",
+            format!(
+                r#"{{"version": 1, "release": "other", "release": "duplicatekey", "service": "web", "images": {{"app": "{app}"}}}}"#
+            ),
+            "names \"release\" twice",
+        ),
+        (
+            "verifyspace",
+            json!({"version": 1, "release": "verifyspace", "service": "web", "images": {"app": app},
+                   "verify": {"path": "/health check", "expect_status": 200}})
+            .to_string(),
+            "without spaces or control characters",
+        ),
+        (
+            "longid",
+            json!({"version": 1, "release": "x".repeat(2000), "service": "web", "images": {"app": app}}).to_string(),
+            "(2000 characters) is too long",
+        ),
     ];
     for (release, body, expected) in cases {
         let reason = failure_of(&backend, release, &body).await;
         assert!(reason.contains(expected), "{release}: {reason:?} should contain {expected:?}");
+        assert!(reason.len() <= 400, "{release}: a reason of {} characters", reason.len());
     }
 }
 

@@ -296,6 +296,7 @@ impl MemoryBackend {
                     allowed_services: [SERVICE.parse().unwrap()].into(),
                     allowed_repositories: containers.iter().map(|c| c.parse().unwrap()).collect(),
                     region: REGION.into(),
+                    registries: [convoy_tests::moto::ACCOUNT.parse().unwrap()].into(),
                 },
                 cluster: "memory".into(),
                 migration_timeout_seconds: 1800,
