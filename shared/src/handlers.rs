@@ -73,18 +73,31 @@ pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 /// A lifecycle hook: CodeDeploy's `AfterAllowTestTraffic` (answered through the API) or ECS
 /// native blue/green's `POST_TEST_TRAFFIC_SHIFT` (answered by the return value). A malformed
 /// event is answered FAILED for ECS, since a hook that returns nothing rolls back anyway.
+///
+/// The hook is always answered before the function's deadline: an analysis that has not decided
+/// [`HOOK_ANSWER_MARGIN`] before it (slow probes, a slow store) is cut short and the hook failed
+/// with the reason, rather than left to CodeDeploy's or ECS's own hour-long timeout.
 pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let budget = time_left(&event.context).map(|left| left.saturating_sub(HOOK_ANSWER_MARGIN));
     match events::parse_hook(event.payload) {
         Err(why) => {
             warn!("not a hook: {why}");
             Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": why } }))
         }
         Ok(HookEvent::CodeDeploy { deployment, execution }) => {
-            respond(convoy.verify_codedeploy(&deployment, &execution, Utc::now()).await)
+            match within(budget, convoy.verify_codedeploy(&deployment, &execution, Utc::now())).await {
+                Some(result) => respond(result),
+                None => respond(convoy.codedeploy_hook_out_of_time(&deployment, &execution, Utc::now()).await),
+            }
         }
         Ok(HookEvent::EcsNative { execution, stage, service_deployment, service }) => {
             info!(%stage, %service, "ECS lifecycle hook");
-            match convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now()).await {
+            let verifying = convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now());
+            let Some(result) = within(budget, verifying).await else {
+                let reply = convoy.ecs_native_hook_out_of_time(&execution, &service_deployment, &service, Utc::now());
+                return Ok(serde_json::to_value(reply.await)?);
+            };
+            match result {
                 Ok(reply) => Ok(serde_json::to_value(reply)?),
                 // ECS rolls back a deployment whose hook fails: a transient error asks to be
                 // called again instead, a permanent one answers FAILED with the reason.
@@ -119,6 +132,28 @@ pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> R
     }
 }
 
+/// How long before `verify`'s deadline an undecided analysis is cut short: enough to answer the
+/// hook and, within [`crate::service::OUT_OF_TIME_NOTE_LIMIT`], to note why in the record.
+pub const HOOK_ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// The time left before the invocation's deadline; `None` for a context without one (a local
+/// runtime, a test), which gets the whole time the template sets.
+fn time_left(context: &lambda_runtime::Context) -> Option<std::time::Duration> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let now = Utc::now().timestamp_millis().max(0) as u64;
+    Some(std::time::Duration::from_millis(context.deadline.saturating_sub(now)))
+}
+
+/// `work`'s result, or `None` when `budget` ran out first.
+async fn within<T>(budget: Option<std::time::Duration>, work: impl std::future::Future<Output = T>) -> Option<T> {
+    match budget {
+        None => Some(work.await),
+        Some(budget) => tokio::time::timeout(budget, work).await.ok(),
+    }
+}
+
 /// How long before the function's deadline the reconciler starts no more visits: the visits under
 /// way (a stage start among them) finish within it.
 const RECONCILE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
@@ -126,11 +161,7 @@ const RECONCILE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15)
 /// The schedule: re-derive the releases in progress from AWS, as many as the invocation's time
 /// allows (the rest next period).
 pub async fn reconcile(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let left = std::time::Duration::from_millis(
-        event.context.deadline.saturating_sub(Utc::now().timestamp_millis().max(0) as u64),
-    );
-    // A context without a deadline (a local runtime) gets the whole budget the template sets.
-    let budget = if event.context.deadline == 0 { None } else { Some(left.saturating_sub(RECONCILE_MARGIN)) };
+    let budget = time_left(&event.context).map(|left| left.saturating_sub(RECONCILE_MARGIN));
     respond(convoy.reconcile_within(Utc::now(), budget).await)
 }
 

@@ -10,7 +10,7 @@ mod reconcile;
 mod verification;
 
 pub use self::reconcile::{CONCURRENT_VISITS, Reconciliation};
-pub use self::verification::{HookAnswer, HookReply};
+pub use self::verification::{HookAnswer, HookReply, OUT_OF_TIME_NOTE_LIMIT};
 
 use std::sync::Arc;
 use std::time::Duration;

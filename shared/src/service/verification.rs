@@ -21,6 +21,13 @@ use crate::verify::{self, ProbeSpec, Verdict};
 /// created (clocks differ) and still be taken for the execution's.
 const ADOPTION_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
 
+/// How long a hook cut short by the function's deadline may spend noting why in the record (the
+/// store may be what was slow); the hook itself is answered first.
+pub const OUT_OF_TIME_NOTE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+const OUT_OF_TIME: &str = "the verification did not decide before the verify function's deadline (slow probes \
+     or a slow store); the hook is failed so the deployment rolls back instead of waiting for its own timeout";
+
 /// What an ECS native lifecycle hook returns.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -381,5 +388,85 @@ impl Convoy {
             },
             Some(outcome) => HookReply::done(outcome.passed, details(probes.len())),
         })
+    }
+
+    /// A CodeDeploy hook whose verification ran out of the function's time: answered Failed at
+    /// once, then the reason noted in the release's record when the store answers in time.
+    pub async fn codedeploy_hook_out_of_time(
+        &self,
+        deployment: &DeploymentId,
+        hook_execution: &HookExecutionId,
+        now: DateTime<Utc>,
+    ) -> Result<HookAnswer, ConvoyError> {
+        warn!(%deployment, "{OUT_OF_TIME}");
+        self.deployer.answer_hook(deployment, hook_execution, false).await?;
+        let hook = Hook::CodeDeploy { deployment_id: deployment.clone(), execution_id: hook_execution.clone() };
+        let noted = tokio::time::timeout(OUT_OF_TIME_NOTE_LIMIT, async {
+            match self.deployments.find(&DeploymentRef::CodeDeploy(deployment.clone())).await? {
+                Some(key) => self.note_out_of_time(&key, &hook, now).await.map(|()| Some(key)),
+                None => Ok(None),
+            }
+        })
+        .await;
+        let release = self.noted_release(noted);
+        Ok(HookAnswer {
+            release: release.map(|k| k.to_string()),
+            deployment: Some(deployment.clone()),
+            succeeded: false,
+            why: OUT_OF_TIME.into(),
+            report: None,
+        })
+    }
+
+    /// The same for an ECS native hook: the reply is FAILED, the reason noted when possible.
+    pub async fn ecs_native_hook_out_of_time(
+        &self,
+        hook_execution: &HookExecutionId,
+        service_deployment: &ServiceDeploymentArn,
+        service: &str,
+        now: DateTime<Utc>,
+    ) -> HookReply {
+        warn!(service, "{OUT_OF_TIME}");
+        let hook =
+            Hook::EcsNative { execution_id: hook_execution.clone(), service_deployment: service_deployment.clone() };
+        let noted = tokio::time::timeout(OUT_OF_TIME_NOTE_LIMIT, async {
+            let Ok(name) = service.parse::<crate::names::ServiceName>() else { return Ok(None) };
+            let Some(holder) = self.locks.load(&name).await?.and_then(|(lock, _)| lock.holder) else { return Ok(None) };
+            let key = ReleaseKey::new(name, holder.release);
+            self.note_out_of_time(&key, &hook, now).await.map(|()| Some(key))
+        })
+        .await;
+        let release = self.noted_release(noted);
+        HookReply::done(false, json!({ "convoy": OUT_OF_TIME, "release": release.map(|k| k.to_string()) }))
+    }
+
+    /// Ends the release's verification of `hook` as failed for running out of time (recording the
+    /// start too, when the store was too slow to record it before).
+    async fn note_out_of_time(&self, key: &ReleaseKey, hook: &Hook, now: DateTime<Utc>) -> Result<(), ConvoyError> {
+        let outcome = VerificationOutcome { passed: false, reason: OUT_OF_TIME.into() };
+        let events = [
+            Event::VerificationStarted { hook: hook.clone(), at: now },
+            Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, at: now },
+        ];
+        update(self.store.as_ref(), key, |r| r.apply_all(&events)).await.map(|_| ())
+    }
+
+    fn noted_release(
+        &self,
+        noted: Result<Result<Option<ReleaseKey>, ConvoyError>, tokio::time::error::Elapsed>,
+    ) -> Option<ReleaseKey> {
+        match noted {
+            Ok(Ok(key)) => key,
+            Ok(Err(err)) => {
+                warn!(error = %err, "the record could not note why the hook failed; its deployment's end will be recorded");
+                None
+            }
+            Err(_) => {
+                warn!(
+                    "the store did not answer in time to note why the hook failed; its deployment's end will be recorded"
+                );
+                None
+            }
+        }
     }
 }

@@ -419,3 +419,85 @@ async fn an_ecs_native_hook_asks_to_be_called_again_when_aws_is_unavailable() {
     assert_eq!(reply["hookStatus"], "IN_PROGRESS", "{reply}");
     assert_eq!(reply["callBackDelay"], 15);
 }
+
+/// `verify` as Lambda runs it, with `deadline_in` left before the invocation's deadline.
+async fn verify_with_deadline(convoy: &convoy::service::Convoy, payload: Value, deadline_in: Duration) -> Value {
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (chrono::Utc::now() + deadline_in).timestamp_millis() as u64;
+    let event = lambda_runtime::LambdaEvent::new(payload, context);
+    convoy::handlers::verify(convoy, event).await.expect("the hook is answered, not failed into retries")
+}
+
+/// The deadline the tests give `verify`: a little more than its answer margin.
+const SHORT_DEADLINE: Duration = Duration::from_secs(11);
+
+#[tokio::test]
+async fn probes_that_outlast_the_function_fail_the_hook_before_its_deadline_with_the_reason_recorded() {
+    // 60 probes a second apart: the analysis would take a minute; the function has 11 s.
+    let green = http::serve(Behaviour::version("t1")).await;
+    let long = json!({"count": 60, "interval_ms": 1000, "failure_limit": 1, "timeout_ms": 300});
+    let backend = MotoBackend::with_listener(&containers(), &green.url, "manual", long).await;
+    let deployment = deploying(&backend, "t1", json!({})).await;
+    backend.standin.hook_invoked(&deployment, "exec-1");
+
+    let started = std::time::Instant::now();
+    let answer =
+        verify_with_deadline(&backend.convoy, fixtures::codedeploy_hook(&deployment, "exec-1"), SHORT_DEADLINE).await;
+    let took = started.elapsed();
+
+    assert!(took < SHORT_DEADLINE, "answered after {took:?}");
+    assert_eq!(answer["succeeded"], json!(false), "{answer}");
+    assert_eq!(backend.accepted_hook_answers()[0]["status"], "Failed");
+    let record = backend.record(&release_key("t1")).await.unwrap();
+    let State::RollingBack { reason, .. } = &record.state else { panic!("expected RollingBack, got {}", record.state) };
+    assert!(reason.contains("deadline"), "{reason}");
+}
+
+/// A store whose reads take a minute, as a throttled or unreachable S3 may.
+struct SlowStore(std::sync::Arc<dyn convoy::ports::ReleaseStore>);
+
+#[async_trait::async_trait]
+impl convoy::ports::ReleaseStore for SlowStore {
+    async fn load(
+        &self,
+        key: &convoy::names::ReleaseKey,
+    ) -> Result<Option<convoy::ports::Stored>, convoy::error::StoreError> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        self.0.load(key).await
+    }
+    async fn create(
+        &self,
+        release: &convoy::release::Release,
+    ) -> Result<convoy::ports::RecordVersion, convoy::error::StoreError> {
+        self.0.create(release).await
+    }
+    async fn replace(
+        &self,
+        release: &convoy::release::Release,
+        expected: &convoy::ports::RecordVersion,
+    ) -> Result<convoy::ports::RecordVersion, convoy::error::StoreError> {
+        self.0.replace(release, expected).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_still_gets_the_hook_failed_before_the_deadline() {
+    let (backend, _green) = with_green(Behaviour::version("t2"), "manual").await;
+    let deployment = deploying(&backend, "t2", json!({})).await;
+    backend.standin.hook_invoked(&deployment, "exec-1");
+    let mut slow = backend.convoy.clone();
+    slow.store = std::sync::Arc::new(SlowStore(backend.convoy.store.clone()));
+
+    let started = std::time::Instant::now();
+    let answer = verify_with_deadline(&slow, fixtures::codedeploy_hook(&deployment, "exec-1"), SHORT_DEADLINE).await;
+    let took = started.elapsed();
+
+    assert!(took < SHORT_DEADLINE, "answered after {took:?}");
+    assert_eq!(answer["succeeded"], json!(false), "{answer}");
+    assert_eq!(backend.accepted_hook_answers()[0]["status"], "Failed");
+    // The record could not be written in time; the deployment's end is what records the failure.
+    assert!(matches!(backend.record(&release_key("t2")).await.unwrap().state, State::Deploying { .. }));
+    backend.codedeploy_reports(&deployment, "FAILURE").await;
+    let record = backend.record(&release_key("t2")).await.unwrap();
+    assert!(record.state.is_terminal(), "{}", record.state);
+}

@@ -49,7 +49,6 @@ where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    use aws_sdk_ecs::error::ProvideErrorMetadata;
     let load = err.as_service_error().is_some_and(|e| {
         e.code() == Some("ClientException")
             && e.message().is_some_and(|m| CLIENT_EXCEPTIONS_FOR_LOAD.iter().any(|load| m.contains(load)))
