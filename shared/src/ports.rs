@@ -216,6 +216,8 @@ pub struct DeploymentOrigin {
     pub deployment_group: String,
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     pub rollback: bool,
+    /// The description its creator gave it (Convoy's carries the release's marker).
+    pub description: Option<String>,
 }
 
 /// The deployment services: CodeDeploy, and ECS native blue/green's continuation.

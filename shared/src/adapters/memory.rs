@@ -453,6 +453,7 @@ impl crate::ports::Deployer for MemoryDeployer {
             deployment_group: r.deployment_group.clone(),
             created_at: None,
             rollback: rolls_back.is_some(),
+            description: Some(r.description.clone()),
         }))
     }
 

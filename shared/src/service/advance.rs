@@ -57,6 +57,69 @@ impl Convoy {
         }
     }
 
+    /// Whether AWS confirms what the record says before Convoy reroutes production traffic (or
+    /// rolls it back) with its own role: the deployment is in the deployment group of the release's service, Convoy
+    /// created it for this release (its description carries the release's marker, or, for the
+    /// pipeline method, CodePipeline reports it as the release's execution's). The record alone is
+    /// not enough: anyone who can write to the state bucket could have written it. That the
+    /// deployment waits for the reroute is CodeDeploy's own check: it refuses `ContinueDeployment`
+    /// otherwise (`DeploymentIsNotInReadyStateException`), and an unknown deployment with
+    /// `DeploymentDoesNotExistException`, which the call then reports. `Ok(Err(why))` when AWS
+    /// does not confirm.
+    pub(super) async fn confirm_convoys_deployment(
+        &self,
+        key: &ReleaseKey,
+        deployment: &crate::names::DeploymentId,
+    ) -> Result<Result<(), String>, ConvoyError> {
+        let Some(settings) = self.config.services.get(&key.service) else {
+            return Ok(Err(format!("service {} has no deployment settings", key.service)));
+        };
+        let Some(origin) = self.deployer.origin(deployment).await? else { return Ok(Ok(())) };
+        let group = &settings.codedeploy;
+        if origin.application != group.application || origin.deployment_group != group.deployment_group {
+            return Ok(Err(format!(
+                "deployment {deployment} is in {}/{}, not the service's {}/{}",
+                origin.application, origin.deployment_group, group.application, group.deployment_group
+            )));
+        }
+        let marked = origin.description.as_deref().is_some_and(|d| d.contains(&key.tag()));
+        if !marked && !self.pipeline_reports(key, deployment, origin.created_at).await? {
+            return Ok(Err(format!("deployment {deployment} was not created by Convoy for release {key}")));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Whether CodePipeline reports `deployment` as the one the release's pipeline execution
+    /// created; before it reports any, whether the deployment was created after the execution
+    /// started (the rule by which `verify` adopted it; the start time is the record's, so for a
+    /// pipeline whose action reports nothing this check trusts the record that far).
+    async fn pipeline_reports(
+        &self,
+        key: &ReleaseKey,
+        deployment: &crate::names::DeploymentId,
+        created_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, ConvoyError> {
+        let Some(pipeline) = self.config.services.get(&key.service).and_then(|s| s.pipeline.as_ref()) else {
+            return Ok(false);
+        };
+        let Some(stored) = self.store.load(key).await? else { return Ok(false) };
+        // The execution the release started (its record keeps it after adopting the deployment).
+        let run = stored.release.deployment.as_ref();
+        let Some(execution) = run.and_then(|d| d.pipeline.as_ref()).and_then(|p| p.execution.as_ref()) else {
+            return Ok(false);
+        };
+        let started = stored.release.deployment.as_ref().and_then(|run| run.started_at);
+        let created_after_start = match (created_at, started) {
+            (Some(created), Some(started)) => created >= started - super::verification::ADOPTION_CLOCK_SKEW,
+            _ => false,
+        };
+        match self.pipelines.deployment_of(&pipeline.name, execution).await {
+            Ok(Some(reported)) => Ok(reported == *deployment),
+            Ok(None) | Err(crate::error::DeployError::Rejected(_)) => Ok(created_after_start),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Performs the side effects of a stored transition (stage starts are [`Convoy::advance`]'s).
     pub(super) async fn perform(
         &self,
@@ -89,7 +152,13 @@ impl Convoy {
                         Some(Hook::EcsNative { service_deployment, .. }) => {
                             self.deployer.continue_native(service_deployment, false).await
                         }
-                        _ => self.deployer.continue_traffic(deployment).await,
+                        _ => match self.confirm_convoys_deployment(key, deployment).await? {
+                            Ok(()) => self.deployer.continue_traffic(deployment).await,
+                            Err(why) => {
+                                tracing::warn!(%deployment, %why, "not continued: AWS does not confirm the record");
+                                continue;
+                            }
+                        },
                     };
                     // CodeDeploy may not be waiting yet (or at all, without a wait configured):
                     // the reconciler continues a shifting deployment that still runs.

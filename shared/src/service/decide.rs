@@ -34,8 +34,16 @@ impl Convoy {
             (Some(Hook::EcsNative { service_deployment, .. }), _) => {
                 self.deployer.continue_native(&service_deployment, !approve).await?;
             }
-            (_, true) => self.deployer.continue_traffic(deployment).await?,
-            (_, false) => self.deployer.roll_back(deployment).await?,
+            (_, decision) => {
+                if let Err(why) = self.confirm_convoys_deployment(key, deployment).await? {
+                    return Err(ConvoyError::Refused(format!("release {key}: {why}")));
+                }
+                if decision {
+                    self.deployer.continue_traffic(deployment).await?
+                } else {
+                    self.deployer.roll_back(deployment).await?
+                }
+            }
         }
         let event = Event::Decided { approve, by: by.to_owned(), at: now };
         let updated = update(self.store.as_ref(), key, |r| r.apply(&event))

@@ -19,7 +19,7 @@ use crate::verify::{self, ProbeSpec, Verdict};
 
 /// How much earlier than Convoy's record of the execution's start a deployment may have been
 /// created (clocks differ) and still be taken for the execution's.
-const ADOPTION_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
+pub(super) const ADOPTION_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
 
 /// How long a hook cut short by the function's deadline may spend noting why in the record (the
 /// store may be what was slow); the hook itself is answered first.

@@ -13,3 +13,4 @@ mod refusals;
 mod sandbox;
 mod scenario;
 mod store;
+mod trust;

@@ -180,6 +180,7 @@ impl Deployer for CodeDeployer {
                 deployment_group: d.deployment_group_name()?.to_owned(),
                 created_at: d.create_time().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
                 rollback: rolls_back || by_rollback,
+                description: d.description().map(str::to_owned),
             })
         }))
     }
