@@ -192,7 +192,7 @@ struct EcsContainer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEvent {
     /// A task of a release's migration group.
-    Migration { release: crate::names::ReleaseKey, report: crate::release::TaskReport },
+    Migration { release: crate::names::ReleaseKey, report: Box<crate::release::TaskReport> },
     /// Not a Convoy migration task: why.
     NotOurs(String),
 }
@@ -217,7 +217,7 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
     };
     Ok(TaskEvent::Migration {
         release,
-        report: crate::release::TaskReport {
+        report: Box::new(crate::release::TaskReport {
             task: TaskArn::new(&detail.task_arn).map_err(|e| e.to_string())?,
             version: Some(detail.version),
             last_status: detail.last_status,
@@ -232,7 +232,7 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
             stopped_at: detail.stopped_at,
             started_by: detail.started_by,
             task_definition: detail.task_definition_arn,
-        },
+        }),
     })
 }
 
