@@ -53,6 +53,8 @@ pub struct Config {
     pub services: std::collections::BTreeMap<ServiceName, crate::settings::ServiceSettings>,
     /// See [`CLAIM_LEASE`].
     pub claim_lease: chrono::Duration,
+    /// `CONVOY_EVENT_BUS` (default `default`): where release events are published.
+    pub event_bus: String,
 }
 
 pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
@@ -63,6 +65,7 @@ pub const ALLOWED_REPOSITORIES: &str = "CONVOY_ALLOWED_REPOSITORIES";
 pub const CLUSTER: &str = "CONVOY_CLUSTER";
 pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
 pub const SERVICE_SETTINGS: &str = "CONVOY_SERVICE_SETTINGS";
+pub const EVENT_BUS: &str = "CONVOY_EVENT_BUS";
 
 impl StoreSettings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -112,6 +115,7 @@ impl Config {
             migration_timeout_seconds,
             services,
             claim_lease: CLAIM_LEASE,
+            event_bus: event_bus(lookup),
         })
     }
 
@@ -133,6 +137,8 @@ impl Config {
             migration_timeout_seconds: 1800,
             services: Default::default(),
             claim_lease: CLAIM_LEASE,
+            // The CLI's approvals and rejections are transitions too: published to the same bus.
+            event_bus: event_bus(&|name| std::env::var(name).ok()),
         }
     }
 
@@ -151,6 +157,11 @@ impl Config {
         let release = ReleaseId::new(release).map_err(|e| format!("{}: {e}", shape()))?;
         Ok(ReleaseKey::new(service, release))
     }
+}
+
+/// `CONVOY_EVENT_BUS`, or the account's default bus.
+fn event_bus(lookup: &impl Fn(&str) -> Option<String>) -> String {
+    lookup(EVENT_BUS).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| "default".into())
 }
 
 fn required(lookup: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, ConfigError> {

@@ -289,6 +289,7 @@ impl MemoryBackend {
             locks: documents.clone(),
             deployments: documents,
             prober: Arc::new(HttpProber::new().expect("prober")),
+            events: Arc::new(convoy::adapters::memory::MemoryEvents::default()),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),
@@ -300,6 +301,7 @@ impl MemoryBackend {
                 cluster: "memory".into(),
                 migration_timeout_seconds: 1800,
                 claim_lease: convoy::config::CLAIM_LEASE,
+                event_bus: "default".into(),
                 services: convoy::settings::parse(&settings).expect("settings"),
             },
         };
