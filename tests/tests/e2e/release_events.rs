@@ -162,3 +162,26 @@ async fn a_release_keeps_moving_when_its_events_cannot_be_published() {
     assert!(matches!(refused, convoy::notify::PublishError::Rejected(_)), "{refused:?}");
     assert!(refused.to_string().contains("ResourceNotFoundException"), "{refused}");
 }
+
+/// An event bus that never answers.
+struct Hanging;
+
+#[async_trait::async_trait]
+impl convoy::ports::ReleaseEvents for Hanging {
+    async fn publish(&self, _: &convoy::notify::ReleaseChange) -> Result<(), convoy::notify::PublishError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_event_bus_that_never_answers_does_not_hold_the_release_up() {
+    let mut backend = MemoryBackend::new(&["app".to_owned()]);
+    backend.convoy.events = Arc::new(Hanging);
+    let manifest = manifest_v1(&backend, "h1", &["app".to_owned()], false);
+    let upload = backend.upload("releases/web/h1.json", &manifest).await;
+    invoke_manifest_uploaded(&backend.convoy, upload).await.expect("the handler returns");
+    let (_, push) = backend.push("app", "h1").await;
+    invoke_image_pushed(&backend.convoy, push).await.expect("the handler returns");
+    let record = backend.record(&release_key("h1")).await.unwrap();
+    assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
+}
