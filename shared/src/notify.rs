@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::release::{Release, State};
 
@@ -177,6 +178,74 @@ fn bounded(text: &str, max: usize) -> String {
     }
 }
 
+/// The documented schema (README, "Release events"), as data: each field, its JSON type, and whether it may be null.
+pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
+    ("schema", "number", false),
+    ("service", "string", false),
+    ("release", "string", false),
+    ("from", "string", true),
+    ("to", "string", false),
+    ("state", "string", false),
+    ("stage", "string", true),
+    ("reason", "string", false),
+    ("event", "string", false),
+    ("at", "string", false),
+    ("terminal", "boolean", false),
+    ("images", "object", false),
+    ("deployment_id", "string", true),
+    ("approver", "string", true),
+    ("approved", "boolean", true),
+    ("links", "object", false),
+];
+/// The fields of `links`, and whether each may be null (all are strings).
+pub const LINK_FIELDS: &[(&str, bool)] =
+    &[("deployment", true), ("migration_logs", true), ("status", false), ("approve", false), ("reject", false)];
+
+fn type_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Checks an event's `detail` against the documented schema: no field missing, none undocumented, each
+/// of its type. Returns what is wrong.
+pub fn schema_violations(detail: &Value) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let Some(object) = detail.as_object() else { return vec!["the detail is not an object".into()] };
+    for key in object.keys() {
+        if !SCHEMA_FIELDS.iter().any(|(name, ..)| name == key) {
+            wrong.push(format!("undocumented field {key}"));
+        }
+    }
+    for (name, kind, nullable) in SCHEMA_FIELDS {
+        match object.get(*name) {
+            None => wrong.push(format!("missing {name}")),
+            Some(Value::Null) if *nullable => {}
+            Some(value) if type_of(value) == *kind => {}
+            Some(value) => wrong.push(format!("{name} is {}, not {kind}", type_of(value))),
+        }
+    }
+    let links = object.get("links").and_then(Value::as_object).cloned().unwrap_or_default();
+    for (name, nullable) in LINK_FIELDS {
+        match links.get(*name) {
+            Some(Value::String(_)) => {}
+            Some(Value::Null) if *nullable => {}
+            other => wrong.push(format!("links.{name} is {other:?}")),
+        }
+    }
+    for (container, image) in object.get("images").and_then(Value::as_object).into_iter().flatten() {
+        if type_of(&image["image"]) != "string" || !matches!(type_of(&image["digest"]), "string" | "null") {
+            wrong.push(format!("images.{container} is {image}"));
+        }
+    }
+    wrong
+}
+
 /// A release event was not published. Never fails a transition; the caller logs it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
@@ -196,8 +265,6 @@ impl PublishError {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
     use crate::release::test_support::{apply, key, ready, t};
     use crate::release::{DeployMethod, Event, Hook, ManifestSource, VerificationOutcome};
@@ -226,73 +293,6 @@ mod tests {
         let (release, _) = apply(&release, Event::VerificationStarted { hook, at: t(4) });
         let outcome = VerificationOutcome { passed: true, reason: "10 of 10 probes passed".into() };
         apply(&release, Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, at: t(60) }).0
-    }
-
-    /// The documented schema: each field, its JSON type, and whether it may be null.
-    const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
-        ("schema", "number", false),
-        ("service", "string", false),
-        ("release", "string", false),
-        ("from", "string", true),
-        ("to", "string", false),
-        ("state", "string", false),
-        ("stage", "string", true),
-        ("reason", "string", false),
-        ("event", "string", false),
-        ("at", "string", false),
-        ("terminal", "boolean", false),
-        ("images", "object", false),
-        ("deployment_id", "string", true),
-        ("approver", "string", true),
-        ("approved", "boolean", true),
-        ("links", "object", false),
-    ];
-    const LINK_FIELDS: &[(&str, bool)] =
-        &[("deployment", true), ("migration_logs", true), ("status", false), ("approve", false), ("reject", false)];
-
-    fn type_of(value: &Value) -> &'static str {
-        match value {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(_) => "array",
-            Value::Object(_) => "object",
-        }
-    }
-
-    /// Checks `detail` against the documented schema: no field missing, none undocumented, each
-    /// of its type. Returns what is wrong.
-    fn schema_violations(detail: &Value) -> Vec<String> {
-        let mut wrong = Vec::new();
-        let object = detail.as_object().expect("the detail is an object");
-        for key in object.keys() {
-            if !SCHEMA_FIELDS.iter().any(|(name, ..)| name == key) {
-                wrong.push(format!("undocumented field {key}"));
-            }
-        }
-        for (name, kind, nullable) in SCHEMA_FIELDS {
-            match object.get(*name) {
-                None => wrong.push(format!("missing {name}")),
-                Some(Value::Null) if *nullable => {}
-                Some(value) if type_of(value) == *kind => {}
-                Some(value) => wrong.push(format!("{name} is {}, not {kind}", type_of(value))),
-            }
-        }
-        let links = object.get("links").and_then(Value::as_object).cloned().unwrap_or_default();
-        for (name, nullable) in LINK_FIELDS {
-            match links.get(*name) {
-                Some(Value::String(_)) => {}
-                Some(Value::Null) if *nullable => {}
-                other => wrong.push(format!("links.{name} is {other:?}")),
-            }
-        }
-        for (container, image) in object.get("images").and_then(Value::as_object).into_iter().flatten() {
-            if type_of(&image["image"]) != "string" || !matches!(type_of(&image["digest"]), "string" | "null") {
-                wrong.push(format!("images.{container} is {image}"));
-            }
-        }
-        wrong
     }
 
     #[test]

@@ -67,6 +67,8 @@ async fn every_transition_arrives_as_an_event_and_the_notification_rules_take_on
     for event in &events {
         assert_eq!(event["source"], "convoy");
         assert_eq!(event["detail-type"], "Convoy Release State Change");
+        let wrong = convoy::notify::schema_violations(&event["detail"]);
+        assert!(wrong.is_empty(), "the event off moto is not as documented: {wrong:?}\n{event:#}");
     }
     let by_release = transitions(&events);
     let deploy = [
