@@ -53,6 +53,8 @@ pub struct Config {
     pub services: std::collections::BTreeMap<ServiceName, crate::settings::ServiceSettings>,
     /// See [`CLAIM_LEASE`].
     pub claim_lease: chrono::Duration,
+    /// `CONVOY_EVENT_BUS` (default `default`): where release events are published.
+    pub event_bus: String,
 }
 
 pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
@@ -65,6 +67,7 @@ pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
 pub const SERVICE_SETTINGS: &str = "CONVOY_SERVICE_SETTINGS";
 pub const ACCOUNT_ID: &str = "CONVOY_ACCOUNT_ID";
 pub const REGISTRY_ACCOUNTS: &str = "CONVOY_REGISTRY_ACCOUNTS";
+pub const EVENT_BUS: &str = "CONVOY_EVENT_BUS";
 
 impl StoreSettings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -118,6 +121,7 @@ impl Config {
             migration_timeout_seconds,
             services,
             claim_lease: CLAIM_LEASE,
+            event_bus: event_bus(lookup),
         })
     }
 
@@ -140,6 +144,8 @@ impl Config {
             migration_timeout_seconds: 1800,
             services: Default::default(),
             claim_lease: CLAIM_LEASE,
+            // The CLI's approvals and rejections are transitions too: published to the same bus.
+            event_bus: event_bus(&|name| std::env::var(name).ok()),
         }
     }
 
@@ -172,6 +178,11 @@ fn optional_names<T: Ord>(
         .filter(|s| !s.is_empty())
         .map(|s| parse(s).map_err(|source| ConfigError::Invalid { var, source }))
         .collect()
+}
+
+/// `CONVOY_EVENT_BUS`, or the account's default bus.
+fn event_bus(lookup: &impl Fn(&str) -> Option<String>) -> String {
+    lookup(EVENT_BUS).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| "default".into())
 }
 
 fn required(lookup: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, ConfigError> {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod handlers;
 pub mod manifest;
 pub mod names;
+pub mod notify;
 pub mod ports;
 pub mod release;
 pub mod service;

@@ -365,3 +365,13 @@ pub struct ProbeResponse {
 pub trait Prober: Send + Sync {
     async fn get(&self, url: &str, timeout: std::time::Duration) -> Result<ProbeResponse, String>;
 }
+
+pub use crate::notify::{PublishError, ReleaseChange};
+
+/// Where release events go (EventBridge). Best effort: the record is the truth, and a caller logs
+/// a failure and moves on; it never retries a transition because an event was lost.
+#[async_trait]
+pub trait ReleaseEvents: Send + Sync {
+    /// Publishes one state change as `source: convoy`, `detail-type: Convoy Release State Change`.
+    async fn publish(&self, change: &ReleaseChange) -> Result<(), PublishError>;
+}

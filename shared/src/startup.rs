@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::adapters::aws::{self, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, HttpProber, S3Store};
+use crate::adapters::aws::{
+    self, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, EventBridgeEvents, HttpProber, S3Store,
+};
 use crate::config::Config;
 use crate::service::Convoy;
 
@@ -42,6 +44,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
     let tasks = Arc::new(EcsTasks::new(ecs.clone()));
     let deployer = Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(sdk), ecs));
     let prober = Arc::new(HttpProber::new().map_err(StartupError::Prober)?);
+    let events = Arc::new(EventBridgeEvents::new(aws_sdk_eventbridge::Client::new(sdk), &config.event_bus));
     Ok(Convoy {
         store: store.clone(),
         waits: store.clone(),
@@ -55,6 +58,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         deployer,
         pipelines,
         prober,
+        events,
         config: config.clone(),
     })
 }

@@ -4,6 +4,7 @@
 pub mod fixtures;
 pub mod http;
 pub mod moto;
+pub mod notifications;
 pub mod pipeline;
 pub mod runtime;
 pub mod sandbox;

@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use crate::fixtures;
 use crate::http::{self, Behaviour};
 use crate::moto::{ACCOUNT, Moto, REGION};
+use crate::notifications::{self, Queue};
 use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
 use crate::standin::{Phase, StandIn};
 use crate::world::{World, function_env, service_settings};
@@ -54,10 +55,14 @@ pub struct Options {
     pub verbose: bool,
 }
 
-/// The final record and `convoy status` as printed.
+/// The final record, `convoy status` as printed, and the notifications (`detail.to`, the SNS
+/// message text) template.yaml's notification rules sent during the release.
 pub struct Finished {
     pub release: Release,
     pub status: String,
+    pub notifications: Vec<(String, String)>,
+    /// Every release event on the bus, as `from → to`.
+    pub transitions: Vec<String>,
 }
 
 struct Sandbox {
@@ -65,6 +70,17 @@ struct Sandbox {
 }
 
 impl Sandbox {
+    /// Shows the SNS messages the notification rules sent since the last call, and keeps them.
+    fn notify(&self, queues: &[(notifications::NotificationRule, Queue)], sent: &mut Vec<(String, String)>) {
+        for (_, to, text) in notifications::notifications(queues) {
+            self.step(&format!("SNS notification ({to}), as the email reads"));
+            for line in text.lines() {
+                self.say(line);
+            }
+            sent.push((to, text));
+        }
+    }
+
     fn step(&self, text: &str) {
         if self.verbose {
             println!("\n\x1b[1m▶ {text}\x1b[0m");
@@ -137,7 +153,21 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let settings = settings.to_string();
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
     let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
-    let env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
+    let mut env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
+    // Release events go to a bus of this run's own, where template.yaml's notification rules
+    // (a queue in place of the SNS topic: moto delivers to SQS, not SNS) and a rule taking every
+    // event wait.
+    let bus = event_bus(&world.bucket);
+    notifications::create_bus(&bus);
+    let every_event = Queue::create(&format!("{bus}-every-event"));
+    notifications::route(&bus, &format!("{bus}-every-event"), &notifications::every_release_event(), &every_event);
+    let notification_queues = notifications::notification_queues(&bus, &bus);
+    let mut sent = Vec::new();
+    env.push((convoy::config::EVENT_BUS.to_owned(), bus.clone()));
+    out.say(format!(
+        "EventBridge bus {bus}: template.yaml's ApprovalNotificationRule and OutcomeNotificationRule, \
+         each to a queue in place of the SNS topic"
+    ));
 
     let bin = binaries_dir();
     let start = |name: &'static str| {
@@ -257,6 +287,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                 out.step("CodeDeploy waits for the reroute (READY_WAIT)");
                 standin.waits(&deployment);
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
+                    out.notify(&notification_queues, &mut sent);
                     out.step("a person approves: convoy approve laravel-app 4cf03d1");
                     let approved = cli(
                         &standin.endpoint,
@@ -300,12 +331,32 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         }
     }
 
+    out.notify(&notification_queues, &mut sent);
+    let transitions: Vec<String> = every_event
+        .drain()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} → {}",
+                e["detail"]["from"].as_str().unwrap_or("(created)"),
+                e["detail"]["to"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    out.step(&format!("EventBridge got {} release events on {bus}", transitions.len()));
+    out.say(transitions.join(", "));
+
     out.step("convoy status laravel-app 4cf03d1");
     let status = cli(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE])?;
     if options.verbose {
         print!("{status}");
     }
-    Ok(Finished { release: record().await, status })
+    Ok(Finished { release: record().await, status, notifications: sent, transitions })
+}
+
+/// The event bus of the sandbox whose state bucket is `bucket`.
+fn event_bus(bucket: &str) -> String {
+    format!("{bucket}-events")
 }
 
 /// CodeDeploy's part after the reroute wait, from what Convoy asked it: an accepted
@@ -341,6 +392,7 @@ fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("CONVOY_STATE_BUCKET", bucket)
         .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
+        .env(convoy::config::EVENT_BUS, event_bus(bucket))
         .output()
         .map_err(|e| format!("run {}: {e}", path.display()))?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();

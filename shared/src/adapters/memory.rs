@@ -595,3 +595,28 @@ impl crate::ports::Pipelines for MemoryPipelines {
         Ok(lock(&self.state).deployments.get(execution).cloned())
     }
 }
+
+/// Release events, kept in order; `fail` makes every publish fail (EventBridge down).
+#[derive(Default)]
+pub struct MemoryEvents {
+    published: Mutex<Vec<crate::notify::ReleaseChange>>,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryEvents {
+    /// Every change published so far, oldest first.
+    pub fn published(&self) -> Vec<crate::notify::ReleaseChange> {
+        lock(&self.published).clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::ReleaseEvents for MemoryEvents {
+    async fn publish(&self, change: &crate::notify::ReleaseChange) -> Result<(), crate::notify::PublishError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::notify::PublishError::Unavailable("the memory event bus is down".into()));
+        }
+        lock(&self.published).push(change.clone());
+        Ok(())
+    }
+}

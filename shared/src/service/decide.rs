@@ -46,9 +46,8 @@ impl Convoy {
             }
         }
         let event = Event::Decided { approve, by: by.to_owned(), at: now };
-        let updated = update(self.store.as_ref(), key, |r| r.apply(&event))
-            .await?
-            .ok_or(ConvoyError::Refused(format!("no release {key}")))?;
+        let updated =
+            update(self, key, |r| r.apply(&event)).await?.ok_or(ConvoyError::Refused(format!("no release {key}")))?;
         Ok(self.finish(updated))
     }
 }

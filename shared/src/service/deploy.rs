@@ -38,14 +38,14 @@ impl Convoy {
             let decision = self.change_lock(key, |lock| lock.acquire(&entry)).await?;
             if decision != LockDecision::Acquired {
                 let event = Event::DeployLock { decision, at: now };
-                let updated = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+                let updated = update(self, key, |r| r.apply(&event)).await?;
                 return Ok(updated.map(|u| self.finish(u)));
             }
         }
         let lease = self.config.claim_lease;
         let method = if settings.pipeline.is_some() { DeployMethod::CodePipeline } else { DeployMethod::CodeDeploy };
         let event = Event::DeploymentClaimed { method, at: now, lease };
-        let claimed = update_from(self.store.as_ref(), key, Some(stored), |r| r.apply(&event)).await?;
+        let claimed = update_from(self, key, Some(stored), |r| r.apply(&event)).await?;
         let Some(claimed) = claimed else { return Ok(None) };
         if !claimed.changed {
             return Ok(Some(self.finish(claimed)));
@@ -159,8 +159,7 @@ impl Convoy {
                     version: version.clone(),
                     at: now,
                 };
-                let Some(updated) = update_from(self.store.as_ref(), &key, Some(claim), |r| r.apply(&event)).await?
-                else {
+                let Some(updated) = update_from(self, &key, Some(claim), |r| r.apply(&event)).await? else {
                     return Ok(None);
                 };
                 let recorded = updated.release.deployment.as_ref().and_then(|run| run.pipeline.as_ref());
@@ -185,7 +184,7 @@ impl Convoy {
         // Before the record: the execution's end event may come before the record is written.
         self.deployments.note(&DeploymentRef::Pipeline(execution.clone()), &key).await?;
         let event = Event::PipelineStarted { execution, at: now };
-        let updated = update_from(self.store.as_ref(), &key, Some(claim), |r| r.apply(&event)).await?;
+        let updated = update_from(self, &key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
 
@@ -230,7 +229,7 @@ impl Convoy {
         claim: crate::ports::Stored,
     ) -> Result<Option<Report>, ConvoyError> {
         let event = Event::DeploymentStarted { deployment, task_definition: definition, at: now };
-        let updated = update_from(self.store.as_ref(), key, Some(claim), |r| r.apply(&event)).await?;
+        let updated = update_from(self, key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
 
@@ -241,7 +240,7 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
         let event = Event::DeploymentImpossible { reason, at: now };
-        match update(self.store.as_ref(), key, |r| r.apply(&event)).await? {
+        match update(self, key, |r| r.apply(&event)).await? {
             Some(updated) => self.finish_and_perform(updated, now).await.map(Some),
             None => Ok(None),
         }
@@ -272,7 +271,7 @@ impl Convoy {
             detail: detail.to_owned(),
             at: now,
         };
-        match update_from(self.store.as_ref(), &key, Some(stored), |r| r.apply(&event)).await? {
+        match update_from(self, &key, Some(stored), |r| r.apply(&event)).await? {
             Some(updated) => self.finish_and_perform(updated, now).await.map(Some),
             None => Ok(None),
         }
@@ -314,7 +313,7 @@ impl Convoy {
         self.deployments.note(&DeploymentRef::CodeDeploy(deployment.clone()), key).await?;
         let reason = format!("the execution ended {end:?} ({detail}), but this deployment still runs");
         let event = Event::DeploymentAdopted { deployment, reason, at: now };
-        let updated = update_from(self.store.as_ref(), key, Some(stored.clone()), |r| r.apply(&event)).await?;
+        let updated = update_from(self, key, Some(stored.clone()), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
 }

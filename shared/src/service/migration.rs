@@ -29,7 +29,7 @@ impl Convoy {
     ) -> Result<Option<Report>, ConvoyError> {
         let default_timeout = self.config.migration_timeout();
         let lease = self.config.claim_lease;
-        let claimed = update_from(self.store.as_ref(), key, known, |release| {
+        let claimed = update_from(self, key, known, |release| {
             let timeout = release
                 .manifest
                 .as_ref()
@@ -66,7 +66,7 @@ impl Convoy {
                 let event =
                     Event::MigrationImpossible { reason: format!("the migration cannot start: {reason}"), at: now };
                 warn!(%reason, "the migration cannot start");
-                let updated = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+                let updated = update(self, key, |r| r.apply(&event)).await?;
                 Ok(updated.map(|u| self.finish(u)))
             }
             // The claim stays; once its lease is over the reconciler takes the start over.
@@ -141,7 +141,7 @@ impl Convoy {
     ) -> Result<Option<Report>, ConvoyError> {
         let StartedMigration { task, task_definition, log } = started;
         let event = Event::MigrationStarted { task, task_definition, log, at: now };
-        let updated = update_from(self.store.as_ref(), key, Some(claim), |r| r.apply(&event)).await?;
+        let updated = update_from(self, key, Some(claim), |r| r.apply(&event)).await?;
         Ok(updated.map(|u| self.finish(u)))
     }
 
@@ -153,7 +153,7 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
         let event = Event::MigrationTaskChanged { report: report.clone(), at: now };
-        match update(self.store.as_ref(), key, |r| r.apply(&event)).await? {
+        match update(self, key, |r| r.apply(&event)).await? {
             Some(updated) => self.finish_and_advance(updated, now).await.map(Some),
             None => {
                 warn!(task = %report.task, "a task names this release, but it has no record");

@@ -22,9 +22,9 @@ use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
 use crate::ports::{
     ActiveReleases, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Pipelines, Prober,
-    RecordVersion, Registry, ReleaseDefinitions, ReleaseStore, Stored, Tasks, WaitList,
+    RecordVersion, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, Stored, Tasks, WaitList,
 };
-use crate::release::{Decision, Effect, Release, TransitionError};
+use crate::release::{Decision, Effect, Release, State, TransitionError};
 
 /// Convoy's use cases, wired to one set of ports.
 #[derive(Clone)]
@@ -41,6 +41,8 @@ pub struct Convoy {
     pub locks: Arc<dyn DeployLocks>,
     pub deployments: Arc<dyn DeploymentIndex>,
     pub prober: Arc<dyn Prober>,
+    /// Where each stored state change is announced (best effort, after the write).
+    pub events: Arc<dyn ReleaseEvents>,
     pub config: Config,
 }
 
@@ -107,23 +109,25 @@ impl<'a> Contention<'a> {
 
 /// Reads the record, lets `decide` apply the event, and stores the result with a conditional
 /// write; when another writer got there first, it starts over from the newer record. Returns
-/// `None` when there is no record.
+/// `None` when there is no record. Every stored change of state is then announced
+/// ([`Convoy::announce`]): all record writes but the creation pass here.
 async fn update(
-    store: &dyn ReleaseStore,
+    convoy: &Convoy,
     key: &ReleaseKey,
     decide: impl FnMut(&Release) -> Result<Decision, TransitionError>,
 ) -> Result<Option<Updated>, ConvoyError> {
-    update_from(store, key, None, decide).await
+    update_from(convoy, key, None, decide).await
 }
 
 /// [`update`], starting from a record the caller already holds (it just wrote it): one read
 /// fewer. A stale `known` costs nothing but the conditional write it loses.
 async fn update_from(
-    store: &dyn ReleaseStore,
+    convoy: &Convoy,
     key: &ReleaseKey,
     mut known: Option<Stored>,
     mut decide: impl FnMut(&Release) -> Result<Decision, TransitionError>,
 ) -> Result<Option<Updated>, ConvoyError> {
+    let store: &dyn ReleaseStore = convoy.store.as_ref();
     let mut contention = Contention::new(key);
     loop {
         let stored = match known.take() {
@@ -145,6 +149,7 @@ async fn update_from(
             }
             Decision::Changed { release, effects } => match store.replace(&release, &stored.version).await {
                 Ok(version) => {
+                    convoy.announce(Some(&stored.release.state), &release).await;
                     return Ok(Some(Updated { release: *release, version, changed: true, effects, note: None }));
                 }
                 Err(StoreError::Conflict) => contention.lost().await?,
@@ -159,7 +164,32 @@ pub fn release_span(key: &ReleaseKey) -> tracing::Span {
     tracing::info_span!("release", service = %key.service, release = %key.release)
 }
 
+/// How long announcing one change may hold up the handler that made it.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Convoy {
+    /// Publishes a stored change of state (`from` is `None` when the write created the record).
+    /// Called only after the write succeeded; never fails: a lost event is logged with the
+    /// release id and the record stays the truth. Writes that keep the state (a probe recorded,
+    /// an image pinned while others are awaited) are not announced.
+    pub(crate) async fn announce(&self, from: Option<&State>, to: &Release) {
+        if from == Some(&to.state) {
+            return;
+        }
+        let change = crate::notify::ReleaseChange::of(from, to, &self.config.policy.region);
+        match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.events.publish(&change)).await {
+            Ok(Ok(())) => tracing::debug!(release = %to.key, to = %change.to, "release event published"),
+            Ok(Err(err)) => tracing::warn!(
+                release = %to.key, from = ?change.from, to = %change.to, retryable = err.is_retryable(),
+                "release event lost: {err}"
+            ),
+            Err(_) => tracing::warn!(
+                release = %to.key, from = ?change.from, to = %change.to,
+                "release event lost: EventBridge did not answer within {ANNOUNCE_TIMEOUT:?}"
+            ),
+        }
+    }
+
     /// Logs what an update did and turns it into a report.
     fn finish(&self, updated: Updated) -> Report {
         let Updated { release, changed, effects, note, .. } = updated;

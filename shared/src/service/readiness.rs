@@ -45,12 +45,12 @@ impl Convoy {
         let (release, changed, note) = match self.store.create(&fresh).await {
             Ok(_) => {
                 info!(state = %fresh.state, "release record created");
+                self.announce(None, &fresh).await;
                 (fresh, true, None)
             }
             Err(StoreError::AlreadyExists) => {
                 let event = Event::ManifestUploaded { source, outcome, at: now };
-                let updated =
-                    update(self.store.as_ref(), key, |r| r.apply(&event)).await?.ok_or(StoreError::Conflict)?; // created and gone again: retry the event
+                let updated = update(self, key, |r| r.apply(&event)).await?.ok_or(StoreError::Conflict)?; // created and gone again: retry the event
                 if let Some(note) = &updated.note {
                     info!("unchanged: {note}");
                 }
@@ -127,7 +127,7 @@ impl Convoy {
             .into_iter()
             .map(|(image, digest)| Event::ImageFound { image, digest, at: now, via: Sighting::RegistryLookup })
             .collect();
-        let Some(updated) = update(self.store.as_ref(), key, |r| r.apply_all(&events)).await? else {
+        let Some(updated) = update(self, key, |r| r.apply_all(&events)).await? else {
             return Ok(None);
         };
         self.finish_and_advance(updated, now).await.map(Some)
@@ -157,7 +157,7 @@ impl Convoy {
         let mut retryable = None;
         for key in waiting {
             let pinned = async {
-                let result = match update(self.store.as_ref(), &key, |r| r.apply(&event)).await {
+                let result = match update(self, &key, |r| r.apply(&event)).await {
                     // Two pushes the event times cannot order: ECR says which digest the tag has.
                     Ok(Some(updated)) if updated.effects.iter().any(|e| matches!(e, Effect::ResolveImages { .. })) => {
                         let report = self.finish(updated);

@@ -150,8 +150,7 @@ impl Convoy {
 
     /// Fails a migration past its deadline and stops its task.
     async fn fail_if_overdue(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
-        let Some(updated) = update(self.store.as_ref(), key, |r| r.apply(&Event::MigrationOverdue { at: now })).await?
-        else {
+        let Some(updated) = update(self, key, |r| r.apply(&Event::MigrationOverdue { at: now })).await? else {
             return Ok(None);
         };
         if !updated.changed {

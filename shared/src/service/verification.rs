@@ -144,7 +144,7 @@ impl Convoy {
             Err(reason) => return Ok(Opening::Settled(Settled::Refused(reason))),
         };
         let event = Event::VerificationStarted { hook: hook.clone(), at: now };
-        let started = update(self.store.as_ref(), key, |r| r.apply(&event)).await?;
+        let started = update(self, key, |r| r.apply(&event)).await?;
         let verifies_this_hook = |release: &Release| {
             matches!(release.state, State::Verifying { .. })
                 && release.verification.as_ref().is_some_and(|v| v.hook == *hook)
@@ -179,7 +179,7 @@ impl Convoy {
                 at,
             });
         }
-        update(self.store.as_ref(), key, |r| r.apply_all(&events)).await
+        update(self, key, |r| r.apply_all(&events)).await
     }
 
     /// CodeDeploy's `AfterAllowTestTraffic` hook: verify, record, answer.
@@ -448,7 +448,7 @@ impl Convoy {
             Event::VerificationStarted { hook: hook.clone(), at: now },
             Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, at: now },
         ];
-        update(self.store.as_ref(), key, |r| r.apply_all(&events)).await.map(|_| ())
+        update(self, key, |r| r.apply_all(&events)).await.map(|_| ())
     }
 
     fn noted_release(

@@ -22,6 +22,8 @@ const RULES: &[(&str, &str)] = &[
     ("MigrationStoppedFunctionMigrationTaskStopped", "migration-stopped"),
     ("DeploymentChangedFunctionDeploymentEnded", "deployment-changed"),
     ("PipelineExecutionEndedRule", "deployment-changed (pipeline)"),
+    ("ApprovalNotificationRule", "SNS: approval"),
+    ("OutcomeNotificationRule", "SNS: outcome"),
 ];
 
 /// Evaluates every rule against every event; returns (rule → pattern, rule → event → matched).
@@ -94,8 +96,29 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     let mut running = migration.clone();
     running["detail"]["lastStatus"] = json!("RUNNING");
 
+    // Convoy's own release events (README, "Release events"), by the state they enter.
+    let convoy_event = |to: &str| {
+        json!({"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "source": "convoy",
+               "detail-type": "Convoy Release State Change", "account": ACCOUNT, "time": "2026-11-25T10:00:00Z",
+               "region": REGION, "resources": [],
+               "detail": {"schema": 1, "service": SERVICE, "release": "r1", "from": "Verifying", "to": to,
+                          "links": {"approve": "convoy approve web r1", "reject": "convoy reject web r1",
+                                    "status": "convoy status web r1"}}})
+    };
+    let mut foreign_convoy = convoy_event("AwaitingApproval");
+    foreign_convoy["source"] = json!("someone.else");
+
     // (name, event, the rules that must match it): every event derived from a documented fixture.
     let cases: Vec<(&str, Value, &[&str])> = vec![
+        ("Convoy release awaits approval", convoy_event("AwaitingApproval"), &["ApprovalNotificationRule"]),
+        ("Convoy release succeeded", convoy_event("Succeeded"), &["OutcomeNotificationRule"]),
+        ("Convoy release failed", convoy_event("Failed"), &["OutcomeNotificationRule"]),
+        ("Convoy release rolled back", convoy_event("RolledBack"), &["OutcomeNotificationRule"]),
+        ("Convoy release superseded", convoy_event("Superseded"), &[]),
+        ("Convoy release rolling back", convoy_event("RollingBack"), &[]),
+        ("Convoy release shifting traffic", convoy_event("ShiftingTraffic"), &[]),
+        ("Convoy release collecting", convoy_event("Collecting"), &[]),
+        ("Another source's AwaitingApproval", foreign_convoy, &[]),
         ("ECR push of an allowed repository", push.clone(), &["ImagePushedFunctionEcrPush"]),
         ("ECR PUSH that failed", failed_push, &[]),
         ("ECR DELETE of an allowed repository", delete, &[]),
@@ -200,6 +223,10 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             }
             "MigrationStoppedFunctionMigrationTaskStopped" => {
                 matches!(convoy::events::parse_task_change(event.clone()), Ok(TaskEvent::Migration { .. }))
+            }
+            // An email is made of the event's detail: the commands it carries are there.
+            "ApprovalNotificationRule" | "OutcomeNotificationRule" => {
+                event["detail"]["links"]["approve"].is_string() && event["detail"]["links"]["status"].is_string()
             }
             _ => matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Ended { .. })),
         };

@@ -10,6 +10,7 @@ mod pipeline;
 mod properties;
 mod readiness;
 mod refusals;
+mod release_events;
 mod sandbox;
 mod scenario;
 mod store;

@@ -1,7 +1,9 @@
 //! Property-style runs of the readiness gate: for releases of 1 to 10 images, sampled orders of
 //! (manifest upload, image pushes), every event delivered 1 to 3 times, deliveries of one moment
 //! handled concurrently. Always: exactly one ready transition, digests equal to the pushed ones,
-//! and exactly one migration task, or (with no migration declared) exactly one deployment.
+//! and exactly one migration task, or (with no migration declared) exactly one deployment; on the
+//! fakes, each state change announced exactly once, the announcements one path from creation to
+//! the record's state.
 //! The same scenarios run on moto (real adapters) and on the in-memory fakes.
 
 use std::collections::BTreeMap;
@@ -66,6 +68,26 @@ async fn run(backend: Arc<dyn Backend>, images: usize, seed: u64) {
     }
     let ready = record.timeline.iter().filter(|e| e.event == "ready").count();
     assert_eq!(ready, 1, "exactly one ready transition (seed {seed})");
+    if let Some(published) = backend.published() {
+        // Handlers run concurrently, so announcements may arrive out of order; followed from the
+        // creation, they must make one path, each step once, ending at the record's state.
+        let mut steps: Vec<(Option<String>, String)> =
+            published.into_iter().filter(|c| c.release == release).map(|c| (c.from, c.to)).collect();
+        let total = steps.len();
+        let mut at: Option<String> = None;
+        let mut path = Vec::new();
+        while let Some(i) = steps.iter().position(|(from, _)| *from == at) {
+            let (_, to) = steps.remove(i);
+            path.push(to.clone());
+            at = Some(to);
+        }
+        assert!(steps.is_empty(), "seed {seed}: announcements off the path {path:?}: {steps:?} (of {total})");
+        assert_eq!(at.as_deref(), Some(convoy::notify::state_name(&record.state).as_str()), "seed {seed}: {path:?}");
+        let mut unique = path.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), path.len(), "seed {seed}: a state announced twice: {path:?}");
+    }
     for (container, digest) in &pushed {
         let pinned = record.images[&container.parse().unwrap()].digest.as_ref().expect("pinned");
         assert_eq!(pinned.as_str(), digest, "seed {seed}: {container} pinned to what was pushed");

@@ -35,6 +35,32 @@ async fn the_sandbox_ships_a_release_to_production() {
     assert_eq!(finished.release.approval.unwrap().by, "sandbox-operator");
     assert!(finished.status.contains("state     Succeeded"), "{}", finished.status);
     assert!(finished.status.contains("passed: 5 of 5 probes passed"), "{}", finished.status);
+    // The functions and the CLI's approval announced every state change; the notification rules
+    // sent the approval request, with its commands, and the success.
+    assert_eq!(
+        finished.transitions,
+        [
+            "(created) → Collecting",
+            "Collecting → Ready",
+            "Ready → StartingMigration",
+            "StartingMigration → Migrating",
+            "Migrating → Ready",
+            "Ready → StartingDeployment",
+            "StartingDeployment → Deploying",
+            "Deploying → Verifying",
+            "Verifying → AwaitingApproval",
+            "AwaitingApproval → ShiftingTraffic",
+            "ShiftingTraffic → Succeeded"
+        ]
+    );
+    let kinds: Vec<&str> = finished.notifications.iter().map(|(to, _)| to.as_str()).collect();
+    assert_eq!(kinds, ["AwaitingApproval", "Succeeded"]);
+    let approval = &finished.notifications[0].1;
+    assert!(
+        approval.contains("\"Approve (shift production traffic): convoy approve laravel-app 4cf03d1\""),
+        "{approval}"
+    );
+    assert!(approval.contains("\"Reject (roll back): convoy reject laravel-app 4cf03d1\""), "{approval}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,6 +71,9 @@ async fn the_sandbox_stops_a_release_whose_migration_fails() {
     };
     assert!(reason.contains("exited with code 1"), "{reason}");
     assert!(finished.release.deployment.is_none(), "nothing was deployed");
+    let kinds: Vec<&str> = finished.notifications.iter().map(|(to, _)| to.as_str()).collect();
+    assert_eq!(kinds, ["Failed"], "one notification: the failure");
+    assert!(finished.notifications[0].1.contains("Failed at migration"), "{}", finished.notifications[0].1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

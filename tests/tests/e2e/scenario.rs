@@ -46,6 +46,10 @@ pub trait Backend: Send + Sync {
     async fn migration_tasks(&self, key: &ReleaseKey) -> usize;
     /// How many deployments were created for the release.
     async fn deployments(&self, key: &ReleaseKey) -> usize;
+    /// The release events published so far, where the backend keeps them (the in-memory fakes).
+    fn published(&self) -> Option<Vec<convoy::notify::ReleaseChange>> {
+        None
+    }
 }
 
 pub fn manifest_v1(backend: &dyn Backend, release: &str, containers: &[String], migration: bool) -> String {
@@ -227,6 +231,7 @@ pub struct MemoryBackend {
     pub pipelines: Arc<MemoryPipelines>,
     pub registry: Arc<MemoryRegistry>,
     pub objects: Arc<MemoryObjects>,
+    pub events: Arc<convoy::adapters::memory::MemoryEvents>,
     pub convoy: Convoy,
 }
 
@@ -276,6 +281,7 @@ impl MemoryBackend {
         }
         let settings = settings.to_string();
         let pipelines = Arc::new(MemoryPipelines::default());
+        let events = Arc::new(convoy::adapters::memory::MemoryEvents::default());
         let convoy = Convoy {
             store: store.clone(),
             waits: store.clone(),
@@ -289,6 +295,7 @@ impl MemoryBackend {
             locks: documents.clone(),
             deployments: documents,
             prober: Arc::new(HttpProber::new().expect("prober")),
+            events: events.clone(),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),
@@ -301,10 +308,11 @@ impl MemoryBackend {
                 cluster: "memory".into(),
                 migration_timeout_seconds: 1800,
                 claim_lease: convoy::config::CLAIM_LEASE,
+                event_bus: "default".into(),
                 services: convoy::settings::parse(&settings).expect("settings"),
             },
         };
-        Self { tasks, deployer, pipelines, registry, objects, convoy }
+        Self { tasks, deployer, pipelines, registry, objects, events, convoy }
     }
 }
 
@@ -349,5 +357,8 @@ impl Backend for MemoryBackend {
             |c| matches!(c, convoy::adapters::memory::DeployCall::Create(r) if r.description.contains(&marker)),
         );
         created.count()
+    }
+    fn published(&self) -> Option<Vec<convoy::notify::ReleaseChange>> {
+        Some(self.events.published())
     }
 }
