@@ -77,7 +77,7 @@ where
 
 /// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
 /// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
-fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
+pub(super) fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -245,6 +245,11 @@ impl Deployer for CodeDeployer {
             .send()
             .await
             .map_err(ecs_error)?;
+        let running = described
+            .service_deployments()
+            .first()
+            .and_then(|d| d.status())
+            .is_some_and(|s| matches!(s.as_str(), "PENDING" | "IN_PROGRESS"));
         let paused = described
             .service_deployments()
             .first()
@@ -257,7 +262,9 @@ impl Deployer for CodeDeployer {
             })
             .and_then(|h| h.hook_id())
             .ok_or_else(|| {
-                DeployError::Rejected(format!("service deployment {service_deployment} is not paused for approval"))
+                let why = format!("service deployment {service_deployment} is not paused for approval");
+                // Still running: ECS has not reached the pause hook yet, and will.
+                if running { DeployError::NotYet(why) } else { DeployError::Rejected(why) }
             })?
             .to_owned();
         let action = if roll_back {
@@ -274,6 +281,35 @@ impl Deployer for CodeDeployer {
             .await
             .map_err(ecs_error)?;
         Ok(())
+    }
+
+    async fn native_service(&self, cluster: &str, service: &str) -> Result<crate::ports::NativeService, DeployError> {
+        super::ecs_native::native_service(&self.ecs, cluster, service).await
+    }
+
+    async fn start_native(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<ServiceDeploymentArn, DeployError> {
+        super::ecs_native::start_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn find_native(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
+        super::ecs_native::find_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn native_status(
+        &self,
+        service_deployment: &ServiceDeploymentArn,
+    ) -> Result<crate::ports::NativeStatus, DeployError> {
+        super::ecs_native::native_status(&self.ecs, service_deployment).await
     }
 }
 

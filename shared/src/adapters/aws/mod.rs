@@ -5,6 +5,7 @@ mod codedeploy;
 mod codepipeline;
 mod ecr;
 mod ecs;
+mod ecs_native;
 mod prober;
 mod s3;
 
