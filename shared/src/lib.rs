@@ -15,5 +15,6 @@ pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod status;
+mod status_native;
 pub mod taskdef;
 pub mod verify;

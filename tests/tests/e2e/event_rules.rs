@@ -21,6 +21,7 @@ const RULES: &[(&str, &str)] = &[
     ("ManifestUploadedFunctionManifestCreated", "manifest-uploaded"),
     ("MigrationStoppedFunctionMigrationTaskStopped", "migration-stopped"),
     ("DeploymentChangedFunctionDeploymentEnded", "deployment-changed"),
+    ("DeploymentChangedFunctionEcsDeploymentChanged", "deployment-changed (ECS native)"),
     ("PipelineExecutionEndedRule", "deployment-changed (pipeline)"),
 ];
 
@@ -64,6 +65,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         "ServiceSettings": "{}",
         "PipelineName": pipeline,
         "PipelineSourceBucket": format!("{}-source", world.bucket),
+        "EcsNativeServices": SERVICE,
     });
 
     let digest = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234";
@@ -141,6 +143,26 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         ),
         ("Pipeline STARTED (not an end)", fixtures::pipeline_state_change(&pipeline, execution, "STARTED"), &[]),
         (
+            "ECS service deployment COMPLETED",
+            fixtures::ecs_deployment_state_change(&cluster, SERVICE, "SERVICE_DEPLOYMENT_COMPLETED", "completed"),
+            &["DeploymentChangedFunctionEcsDeploymentChanged"],
+        ),
+        (
+            "ECS service deployment FAILED",
+            fixtures::ecs_deployment_state_change(&cluster, SERVICE, "SERVICE_DEPLOYMENT_FAILED", "rolled back"),
+            &["DeploymentChangedFunctionEcsDeploymentChanged"],
+        ),
+        (
+            "ECS service deployment, another cluster",
+            fixtures::ecs_deployment_state_change("another-cluster", SERVICE, "SERVICE_DEPLOYMENT_FAILED", "r"),
+            &[],
+        ),
+        (
+            "ECS service deployment, AWS's example as is",
+            fixtures::documented("ecs-deployment-state-change-failed.json"),
+            &[],
+        ),
+        (
             "Pipeline FAILED, another pipeline",
             fixtures::pipeline_state_change("another-pipeline", execution, "FAILED"),
             &[],
@@ -199,6 +221,9 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             }
             "MigrationStoppedFunctionMigrationTaskStopped" => {
                 matches!(convoy::events::parse_task_change(event.clone()), Ok(TaskEvent::Migration { .. }))
+            }
+            "DeploymentChangedFunctionEcsDeploymentChanged" => {
+                matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Native(_)))
             }
             _ => matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Ended { .. })),
         };
