@@ -203,6 +203,30 @@ async fn a_lost_end_event_is_learned_by_the_reconciler_with_the_shift_and_ecss_r
     assert!(!backend.standin.calls_to("DescribeServiceDeployments").is_empty());
 }
 
+#[tokio::test]
+async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollback() {
+    let (backend, _green) = native_backend(Behaviour::version("e6"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "e6", json!({})).await;
+    assert_eq!(run_hook(&backend, &arn, "exec-6").await.last().unwrap(), "SUCCEEDED");
+    let key = release_key("e6");
+    // ECS has not reached the PAUSE hook yet: an approval must wait, a rejection need not.
+    let early = backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap_err();
+    assert!(early.is_retryable(), "{early}");
+    backend.convoy.decide(&key, false, "bob", chrono::Utc::now()).await.unwrap();
+    let stops = backend.standin.calls_to("StopServiceDeployment");
+    assert_eq!(stops.len(), 1);
+    assert_eq!(
+        (stops[0]["serviceDeploymentArn"].as_str(), stops[0]["stopType"].as_str()),
+        (Some(arn.as_str()), Some("ROLLBACK"))
+    );
+    assert!(backend.standin.calls_to("ContinueServiceDeployment").is_empty());
+
+    backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", "Service deployment stopped by request");
+    ecs_reports(&backend, "SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 stopped.").await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
+}
+
 /// ECS as a handler sees it when it crashes right after `UpdateService`: the service deployment
 /// starts, the handler dies before the record says so.
 struct CrashAfterUpdate(Arc<dyn Deployer>);

@@ -261,12 +261,26 @@ impl Deployer for CodeDeployer {
                     && h.status().map(|s| s.as_str()) == Some("AWAITING_ACTION")
             })
             .and_then(|h| h.hook_id())
-            .ok_or_else(|| {
+            .map(str::to_owned);
+        let paused = match paused {
+            Some(hook) => hook,
+            // A rejection need not wait for the pause: ECS stops the deployment and rolls back.
+            None if roll_back && running => {
+                self.ecs
+                    .stop_service_deployment()
+                    .service_deployment_arn(service_deployment.as_str())
+                    .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
+                    .send()
+                    .await
+                    .map_err(ecs_error)?;
+                return Ok(());
+            }
+            None => {
                 let why = format!("service deployment {service_deployment} is not paused for approval");
                 // Still running: ECS has not reached the pause hook yet, and will.
-                if running { DeployError::NotYet(why) } else { DeployError::Rejected(why) }
-            })?
-            .to_owned();
+                return Err(if running { DeployError::NotYet(why) } else { DeployError::Rejected(why) });
+            }
+        };
         let action = if roll_back {
             aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback
         } else {
