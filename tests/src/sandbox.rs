@@ -160,6 +160,11 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
     let env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
 
+    if options.ecs_native {
+        out.step("convoy check: the service deploys blue/green and its hooks call Convoy");
+        let checked = cli_with(&standin.endpoint, &world.bucket, &["check"], &env)?;
+        out.say(checked.trim());
+    }
     let bin = binaries_dir();
     let start = |name: &'static str| {
         let env = env.clone();
@@ -433,9 +438,15 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
 /// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
 /// it when the command fails.
 fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
+    cli_with(endpoint, bucket, args, &[])
+}
+
+/// [`cli`] with the functions' environment `env` too (`convoy check` reads the settings).
+fn cli_with(endpoint: &str, bucket: &str, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
     let path = binaries_dir().join("convoy");
     let output = Command::new(&path)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
