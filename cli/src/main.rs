@@ -44,6 +44,9 @@ enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Check every ECS native service of the settings (the functions' CONVOY_* environment): the
+    /// BLUE_GREEN strategy and hooks that call the verify function; say what is missing.
+    Check,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -82,6 +85,27 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Reject { service, release, by } => {
             decide(&sdk, settings, ReleaseKey::new(service, release), false, by).await
         }
+        Command::Check => check(&sdk).await,
+    }
+}
+
+/// `convoy check`: the ECS native services' checks, as a release would meet them.
+async fn check(sdk: &aws_config::SdkConfig) -> Result<ExitCode, String> {
+    let region = sdk.region().map(ToString::to_string).unwrap_or_default();
+    let config = Config::from_env(&region).map_err(|e| e.to_string())?;
+    let convoy = convoy::startup::wire(sdk, &config).map_err(|e| e.to_string())?;
+    match convoy.check_native_services().await {
+        Ok(checked) => {
+            for service in checked {
+                println!("{service}: ready for ECS native blue/green");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConvoyError::Refused(missing)) => {
+            eprintln!("{missing}");
+            Ok(ExitCode::from(1))
+        }
+        Err(err) => Err(err.to_string()),
     }
 }
 

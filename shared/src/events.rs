@@ -368,11 +368,69 @@ pub fn parse_pipeline_change(payload: serde_json::Value) -> Result<Option<Pipeli
     Ok(Some(PipelineEnded { pipeline: detail.pipeline, execution, end, detail: line }))
 }
 
+/// `detail` of an EventBridge "ECS Deployment State Change" (the fields Convoy reads).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsDeploymentStateChange {
+    event_name: String,
+    #[serde(default)]
+    deployment_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// An ECS service deployment changed state: the service (from the event's `resources`), ECS's
+/// event name and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeChange {
+    pub service: String,
+    pub event_name: String,
+    /// ECS's reason, with its deployment id: "ecs-svc/123: ECS deployment ... rolling back ...".
+    pub reason: String,
+    /// ECS says it is rolling back (`reason`), whatever the event name.
+    pub rollback: bool,
+}
+
+/// Reads an EventBridge "ECS Deployment State Change" (SERVICE_DEPLOYMENT_IN_PROGRESS, _COMPLETED,
+/// _FAILED). `Err` when it is not one, or names no service.
+pub fn parse_native_change(payload: serde_json::Value) -> Result<NativeChange, String> {
+    let event: EventBridgeEvent<EcsDeploymentStateChange> =
+        serde_json::from_value(payload).map_err(|e| format!("not an ECS Deployment State Change event: {e}"))?;
+    if event.detail_type != "ECS Deployment State Change" || event.source != "aws.ecs" {
+        return Err(format!(
+            "expected an ECS Deployment State Change from aws.ecs, got {:?} from {:?}",
+            event.detail_type, event.source
+        ));
+    }
+    let detail = event.detail;
+    if !detail.event_name.starts_with("SERVICE_DEPLOYMENT_") {
+        return Err(format!("ECS event {:?} is not a service deployment's", detail.event_name));
+    }
+    // `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>`
+    let service = event
+        .resources
+        .iter()
+        .flatten()
+        .find_map(|arn| arn.split_once(":service/").map(|(_, rest)| rest.rsplit('/').next().unwrap_or_default()))
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| "the ECS Deployment State Change names no service ARN in resources".to_owned())?;
+    let rollback = detail.reason.to_ascii_lowercase().contains("rolling back")
+        || detail.reason.to_ascii_lowercase().contains("rollback");
+    let reason = match (detail.deployment_id.is_empty(), detail.reason.is_empty()) {
+        (true, _) => detail.reason,
+        (false, true) => detail.deployment_id,
+        (false, false) => format!("{}: {}", detail.deployment_id, detail.reason),
+    };
+    Ok(NativeChange { service: service.to_owned(), event_name: detail.event_name, reason, rollback })
+}
+
 /// What a deployment-changed event says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeploymentChange {
     /// Not ended yet: why nothing is done.
     Running(&'static str),
+    /// An ECS service deployment changed: Convoy asks ECS whether the release's ended.
+    Native(NativeChange),
     Ended {
         deployment: DeploymentRef,
         end: crate::release::DeploymentEnd,
@@ -399,7 +457,10 @@ pub fn parse_deployment_end(payload: serde_json::Value) -> Result<DeploymentChan
                 DeploymentChange::Ended { deployment, end: ended.end, detail: ended.detail }
             }
         }),
-        _ => Err(format!("expected an event from aws.codedeploy or aws.codepipeline, got one from {source:?}")),
+        "aws.ecs" => Ok(DeploymentChange::Native(parse_native_change(payload)?)),
+        _ => {
+            Err(format!("expected an event from aws.codedeploy, aws.codepipeline or aws.ecs, got one from {source:?}"))
+        }
     }
 }
 
@@ -574,5 +635,48 @@ mod deployment_change_tests {
         let event = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
         assert!(parse_deployment_end(event).unwrap_err().contains("aws.ec2"));
         assert!(parse_deployment_end(json!("not an object")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod native_tests {
+    use super::*;
+
+    const FAILED: &str = include_str!("../../tests/fixtures/events/ecs-deployment-state-change-failed.json");
+
+    fn failed() -> serde_json::Value {
+        serde_json::from_str(FAILED).unwrap()
+    }
+
+    #[test]
+    fn a_failed_service_deployment_names_its_service_and_ecss_reason() {
+        let DeploymentChange::Native(change) = parse_deployment_end(failed()).unwrap() else {
+            panic!("an ECS Deployment State Change is native")
+        };
+        assert_eq!(change.service, "servicetest");
+        assert_eq!(change.event_name, "SERVICE_DEPLOYMENT_FAILED");
+        assert_eq!(change.reason, "ecs-svc/123: ECS deployment circuit breaker: task failed to start.");
+        assert!(!change.rollback);
+    }
+
+    #[test]
+    fn a_rollback_is_told_apart_by_its_reason() {
+        let mut event = failed();
+        event["detail"]["eventName"] = serde_json::json!("SERVICE_DEPLOYMENT_IN_PROGRESS");
+        event["detail"]["reason"] =
+            serde_json::json!("ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/122.");
+        let change = parse_native_change(event).unwrap();
+        assert!(change.rollback);
+        assert_eq!(change.event_name, "SERVICE_DEPLOYMENT_IN_PROGRESS");
+    }
+
+    #[test]
+    fn an_ecs_event_of_another_kind_or_without_a_service_is_refused() {
+        let mut task = failed();
+        task["detail-type"] = serde_json::json!("ECS Task State Change");
+        assert!(parse_native_change(task).unwrap_err().contains("expected an ECS Deployment State Change"));
+        let mut anonymous = failed();
+        anonymous["resources"] = serde_json::json!([]);
+        assert!(parse_native_change(anonymous).unwrap_err().contains("names no service"));
     }
 }

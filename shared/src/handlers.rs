@@ -126,6 +126,10 @@ pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> R
             Ok(json!({ "ignored": why }))
         }
         Ok(DeploymentChange::Running(why)) => Ok(json!({ "ignored": why })),
+        Ok(DeploymentChange::Native(change)) => {
+            let reason = if change.rollback { format!("{} (ECS rolls back)", change.reason) } else { change.reason };
+            respond(convoy.native_deployment_changed(&change.service, &change.event_name, &reason, Utc::now()).await)
+        }
         Ok(DeploymentChange::Ended { deployment, end, detail }) => {
             respond(convoy.deployment_ended(&deployment, end, &detail, Utc::now()).await)
         }

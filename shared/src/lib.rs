@@ -16,5 +16,6 @@ pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod status;
+mod status_native;
 pub mod taskdef;
 pub mod verify;

@@ -267,6 +267,8 @@ aws_id!(
 pub enum DeploymentRef {
     CodeDeploy(DeploymentId),
     Pipeline(PipelineExecutionId),
+    /// An ECS native blue/green service deployment (its ARN starts with `arn:`).
+    Service(ServiceDeploymentArn),
 }
 
 impl DeploymentRef {
@@ -274,6 +276,7 @@ impl DeploymentRef {
         match self {
             DeploymentRef::CodeDeploy(id) => id.as_str(),
             DeploymentRef::Pipeline(id) => id.as_str(),
+            DeploymentRef::Service(arn) => arn.as_str(),
         }
     }
 }

@@ -255,6 +255,55 @@ pub trait Deployer: Send + Sync {
         service_deployment: &ServiceDeploymentArn,
         roll_back: bool,
     ) -> Result<(), DeployError>;
+    /// ECS native blue/green: how `service` deploys (`DescribeServices`), for the checks before
+    /// Convoy updates it.
+    async fn native_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError>;
+    /// `UpdateService` with `task_definition`; returns the service deployment ECS started. Not
+    /// idempotent: callers MUST claim the start and record the revision first, and on a takeover
+    /// look for it with [`Deployer::find_native`].
+    async fn start_native(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<ServiceDeploymentArn, DeployError>;
+    /// The service deployment of `service` whose target revision runs `task_definition`
+    /// (`ListServiceDeployments` + `DescribeServiceRevisions`), if ECS started one.
+    async fn find_native(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Option<ServiceDeploymentArn>, DeployError>;
+    /// Where a service deployment stands (`DescribeServiceDeployments`).
+    async fn native_status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError>;
+}
+
+/// How an ECS service deploys, as far as Convoy's native checks need.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NativeService {
+    /// `ECS` for ECS's own deployment controller (native blue/green needs it).
+    pub controller: Option<String>,
+    /// `BLUE_GREEN`, `ROLLING`, ...
+    pub strategy: Option<String>,
+    pub hooks: Vec<NativeHook>,
+}
+
+/// One lifecycle hook of a service's deployment configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeHook {
+    /// `AWS_LAMBDA` (the default) or `PAUSE`.
+    pub target_type: String,
+    pub target: Option<String>,
+    pub role: Option<String>,
+    pub stages: Vec<String>,
+}
+
+/// A service deployment: where it stands, and how it shifts traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeStatus {
+    pub status: DeploymentStatus,
+    pub progress: crate::release::NativeProgress,
 }
 
 pub use crate::error::DeployError;

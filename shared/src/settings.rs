@@ -18,8 +18,13 @@ pub const HOOK_BUDGET: Duration = Duration::from_secs(280);
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
     /// CodeDeploy for ECS blue/green. With `pipeline` set, the pipeline's deploy action creates the
-    /// deployment in this group, and Convoy writes this AppSpec into the bundle.
-    pub codedeploy: CodeDeployTarget,
+    /// deployment in this group, and Convoy writes this AppSpec into the bundle. Required unless
+    /// `ecs_native` is set.
+    #[serde(default)]
+    pub codedeploy: Option<CodeDeployTarget>,
+    /// Deploy through ECS native blue/green instead (`UpdateService` on a `BLUE_GREEN` service).
+    #[serde(default)]
+    pub ecs_native: Option<EcsNativeTarget>,
     /// Deploy through this CodePipeline instead of creating the CodeDeploy deployment directly.
     #[serde(default)]
     pub pipeline: Option<PipelineTarget>,
@@ -33,6 +38,45 @@ pub struct ServiceSettings {
     /// With auto approval: how long the new version takes test traffic before policy approves.
     #[serde(default)]
     pub bake_seconds: u64,
+}
+
+impl ServiceSettings {
+    /// The deploy method these settings choose.
+    pub fn method(&self) -> crate::release::DeployMethod {
+        use crate::release::DeployMethod;
+        match (&self.ecs_native, &self.pipeline) {
+            (Some(_), _) => DeployMethod::EcsNative,
+            (None, Some(_)) => DeployMethod::CodePipeline,
+            (None, None) => DeployMethod::CodeDeploy,
+        }
+    }
+
+    /// The CodeDeploy target (checked at start-up to be set for the `codedeploy` and
+    /// `codepipeline` methods).
+    pub fn codedeploy_target(&self) -> Result<&CodeDeployTarget, String> {
+        self.codedeploy.as_ref().ok_or_else(|| "the service's settings name no codedeploy target".to_owned())
+    }
+}
+
+/// The lifecycle stages at which ECS lets a `PAUSE` hook wait for Convoy's approval: after the
+/// test traffic shift Convoy verifies at, before production traffic moves.
+pub const APPROVAL_STAGES: [&str; 2] = ["POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT"];
+
+/// ECS native blue/green: the service's own deployment configuration (strategy `BLUE_GREEN`,
+/// lifecycle hooks, bake time) drives the deployment; Convoy starts it with `UpdateService`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsNativeTarget {
+    /// The verify function's name or ARN: the service must have an `AWS_LAMBDA` hook on it at
+    /// `POST_TEST_TRAFFIC_SHIFT`.
+    pub verify_function: String,
+    /// Where the service's `PAUSE` hook waits for `convoy approve` (one of [`APPROVAL_STAGES`]).
+    #[serde(default = "approval_stage")]
+    pub approval_stage: String,
+}
+
+fn approval_stage() -> String {
+    "PRE_PRODUCTION_TRAFFIC_SHIFT".into()
 }
 
 fn manual() -> Approval {
@@ -141,6 +185,27 @@ fn check(settings: &ServiceSettings) -> Result<(), String> {
     if let Some(pipeline) = &settings.pipeline {
         check_pipeline(pipeline)?;
     }
+    match (&settings.codedeploy, &settings.ecs_native, &settings.pipeline) {
+        (None, None, _) => return Err("set codedeploy (or ecs_native for ECS native blue/green)".into()),
+        (Some(_), Some(_), _) => {
+            return Err("codedeploy and ecs_native both set: choose one deploy method".into());
+        }
+        (None, Some(_), Some(_)) => return Err("pipeline needs codedeploy; ecs_native deploys without one".into()),
+        _ => {}
+    }
+    if let Some(native) = &settings.ecs_native {
+        if native.verify_function.trim().is_empty() {
+            return Err("ecs_native.verify_function must name the verify function".into());
+        }
+        if !APPROVAL_STAGES.contains(&native.approval_stage.as_str()) {
+            return Err(format!(
+                "ecs_native.approval_stage {:?} must be one of {} (a PAUSE hook after verification, before production \
+                 traffic moves)",
+                native.approval_stage,
+                APPROVAL_STAGES.join(", ")
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -177,7 +242,8 @@ mod tests {
         let web = &settings[&"web".parse().unwrap()];
         assert_eq!(web.approval, Approval::Manual);
         assert_eq!(web.probe.count, 10);
-        assert_eq!(web.codedeploy.port, 80);
+        assert_eq!(web.codedeploy.as_ref().unwrap().port, 80);
+        assert_eq!(web.method(), crate::release::DeployMethod::CodeDeploy);
     }
 
     #[test]
@@ -214,6 +280,37 @@ mod tests {
                 "source_action": "Bundle", "release_variable": "convoy.release"}, "test_listener""#,
         );
         assert!(parse(&json).unwrap_err().contains("pipeline.release_variable"));
+    }
+
+    const NATIVE: &str = r#"{"web": {"ecs_native": {"verify_function": "convoy-verify"},
+        "test_listener": "http://internal-alb:8080"}}"#;
+
+    #[test]
+    fn ecs_native_settings_choose_the_native_method_and_wait_before_production_traffic() {
+        let settings = parse(NATIVE).unwrap();
+        let web = &settings[&"web".parse().unwrap()];
+        assert_eq!(web.method(), crate::release::DeployMethod::EcsNative);
+        assert_eq!(web.ecs_native.as_ref().unwrap().approval_stage, "PRE_PRODUCTION_TRAFFIC_SHIFT");
+    }
+
+    #[test]
+    fn an_approval_stage_ecs_cannot_pause_at_is_refused_with_the_field_named() {
+        let json =
+            NATIVE.replace(r#""convoy-verify""#, r#""convoy-verify", "approval_stage": "PRODUCTION_TRAFFIC_SHIFT""#);
+        let err = parse(&json).unwrap_err();
+        assert!(err.contains("service web: ecs_native.approval_stage \"PRODUCTION_TRAFFIC_SHIFT\""), "{err}");
+    }
+
+    #[test]
+    fn settings_with_both_or_neither_deploy_target_are_refused() {
+        let both = NATIVE.replace(
+            r#""test_listener""#,
+            r#""codedeploy": {"application": "a", "deployment_group": "g", "container": "c", "port": 80,
+                "verify_function": "v"}, "test_listener""#,
+        );
+        assert!(parse(&both).unwrap_err().contains("choose one deploy method"));
+        let neither = NATIVE.replace(r#""ecs_native": {"verify_function": "convoy-verify"},"#, "");
+        assert!(parse(&neither).unwrap_err().contains("set codedeploy"));
     }
 
     #[test]

@@ -51,7 +51,10 @@ pub fn render(release: &Release) -> String {
             ("started", run.started_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
             ("auto-approve at", run.auto_approve_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
             ("ended", run.end.map(|e| format!("{e:?}"))),
-        ] {
+        ]
+        .into_iter()
+        .chain(crate::status_native::lines(run.native.as_ref()))
+        {
             if let Some(value) = value {
                 let _ = writeln!(out, "  {name:<15} {value}");
             }

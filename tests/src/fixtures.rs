@@ -237,6 +237,27 @@ pub fn ecs_hook(cluster: &str, service: &str, execution: &str, hook_details: Val
     event
 }
 
+/// The ECS native POST_TEST_TRAFFIC_SHIFT fixture for `service_deployment` (its ARN names the
+/// cluster and service), carrying `hook_details` back.
+pub fn ecs_native_hook(service_deployment: &str, execution: &str, hook_details: Value) -> Value {
+    let mut parts = service_deployment.rsplit('/');
+    let (_, service, cluster) = (parts.next(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let mut event = ecs_hook(cluster, service, execution, hook_details);
+    event["resourceArn"] = json!(service_deployment);
+    event
+}
+
+/// The documented "ECS Deployment State Change" (SERVICE_DEPLOYMENT_FAILED) moved to the world's
+/// `cluster` and `service`, as `event_name` with `reason`.
+pub fn ecs_deployment_state_change(cluster: &str, service: &str, event_name: &str, reason: &str) -> Value {
+    let mut event = load("ecs-deployment-state-change-failed.json");
+    event["resources"] = json!([format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}")]);
+    event["detail"]["eventName"] = json!(event_name);
+    event["detail"]["eventType"] = json!(if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" });
+    event["detail"]["reason"] = json!(reason);
+    event
+}
+
 pub fn codedeploy_state_change_fixture() -> Value {
     load("codedeploy-deployment-state-change.json")
 }

@@ -17,7 +17,10 @@
 //! accepted `StopDeployment` rolls back (STOP). A function invocation that fails, or a CLI
 //! command that exits non-zero, fails the sandbox. With
 //! `--pipeline`, Convoy deploys through a CodePipeline on moto; moto runs no pipeline actions, so
-//! the sandbox plays the pipeline's CodeDeployToECS action on the bundle Convoy wrote.
+//! the sandbox plays the pipeline's CodeDeployToECS action on the bundle Convoy wrote. With
+//! `--ecs-native`, Convoy calls `UpdateService` on a service with the ECS deployment controller
+//! (moto updates it); moto keeps no deployment configuration or service deployment, so the
+//! stand-in adds them, and the sandbox plays ECS: the verify hook, the PAUSE hook, the end.
 
 use std::process::Command;
 
@@ -47,6 +50,9 @@ pub struct Options {
     /// Deploy through a CodePipeline (Convoy writes the bundle and starts the execution; the
     /// sandbox plays the pipeline's CodeDeployToECS action, which moto does not run).
     pub via_pipeline: bool,
+    /// Deploy through ECS native blue/green (`UpdateService` on a BLUE_GREEN service; the sandbox
+    /// plays ECS's hooks, pause and end, which moto does not run).
+    pub ecs_native: bool,
     /// The functions reach AWS at a closed port (an outage): their first invocation fails.
     pub aws_unreachable: bool,
     /// Names unique to this run (tests); empty: the sandbox's readable names.
@@ -118,7 +124,12 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     };
     let world = World::named(&bucket, &options.id).await;
     world.create_repositories(&["laravel-app", "laravel-app-nginx"]).await;
-    let ecs = world.ecs_service(SERVICE, &["laravel", "nginx"]).await;
+    let controller = if options.ecs_native {
+        aws_sdk_ecs::types::DeploymentControllerType::Ecs
+    } else {
+        aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy
+    };
+    let ecs = world.ecs_service_controlled(SERVICE, &["laravel", "nginx"], controller).await;
     let (application, group) = world.codedeploy(SERVICE).await;
     let pipeline = match options.via_pipeline {
         true => Some(world.pipeline(SERVICE, &application, &group, true).await),
@@ -150,6 +161,16 @@ pub async fn run(options: Options) -> Result<Finished, String> {
             pipeline.name, pipeline.bucket, pipeline.key
         ));
     }
+    if options.ecs_native {
+        settings[SERVICE] = json!({"ecs_native": {"verify_function": "convoy-verify"}, "test_listener": green.url,
+                                   "approval": "manual", "probe": settings[SERVICE]["probe"].clone()});
+        standin.native_service(SERVICE, native_configuration());
+        out.say(format!(
+            "ECS native blue/green: {SERVICE} has the ECS controller and a LINEAR strategy (as ECS would describe \
+             it: moto keeps no deploymentConfiguration, the stand-in adds it), the verify hook at \
+             POST_TEST_TRAFFIC_SHIFT and a PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT"
+        ));
+    }
     let settings = settings.to_string();
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
     let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
@@ -169,6 +190,11 @@ pub async fn run(options: Options) -> Result<Finished, String> {
          each to a queue in place of the SNS topic"
     ));
 
+    if options.ecs_native {
+        out.step("convoy check: the service deploys blue/green and its hooks call Convoy");
+        let checked = cli_with(&standin.endpoint, &world.bucket, &["check"], &env)?;
+        out.say(checked.trim());
+    }
     let bin = binaries_dir();
     let start = |name: &'static str| {
         let env = env.clone();
@@ -257,7 +283,9 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     stopped["detail"]["stoppedAt"] = json!(chrono::Utc::now().to_rfc3339());
     out.send(&migration_stopped, stopped).await?;
 
-    if let State::Deploying { deployment } = record().await.state {
+    if let (true, State::Deploying { deployment }) = (options.ecs_native, record().await.state) {
+        play_ecs_native(&out, &standin, &world, &ecs.cluster, &verify, &deployment_changed, &deployment).await?;
+    } else if let State::Deploying { deployment } = record().await.state {
         let deployment = match &pipeline {
             None => deployment,
             Some(pipeline) => {
@@ -359,6 +387,87 @@ fn event_bus(bucket: &str) -> String {
     format!("{bucket}-events")
 }
 
+/// A LINEAR blue/green service: Convoy's verify hook after the test traffic shift, a PAUSE hook
+/// before production traffic moves, 10 minutes of bake time.
+fn native_configuration() -> Value {
+    json!({
+        "strategy": "LINEAR",
+        "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2},
+        "bakeTimeInMinutes": 10,
+        "lifecycleHooks": [
+            {"targetType": "AWS_LAMBDA",
+             "hookTargetArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:convoy-verify"),
+             "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/convoy-ecs-hooks"),
+             "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]},
+            {"targetType": "PAUSE", "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"]}
+        ]
+    })
+}
+
+/// ECS's part of a native service deployment, decided from what Convoy answered and asked: the
+/// verify hook until it answers SUCCEEDED or FAILED (waiting its `callBackDelay`), then the PAUSE
+/// hook for `convoy approve` (an accepted CONTINUE shifts and completes; a ROLLBACK or a failed
+/// hook rolls back), then the "ECS Deployment State Change" event.
+async fn play_ecs_native(
+    out: &Sandbox,
+    standin: &StandIn,
+    world: &World,
+    cluster: &str,
+    verify: &LambdaProcess,
+    deployment_changed: &LambdaProcess,
+    arn: &str,
+) -> Result<(), String> {
+    out.say(format!("Convoy called UpdateService; ECS started service deployment {arn}"));
+    out.step("ECS scales green up, shifts test traffic and invokes the POST_TEST_TRAFFIC_SHIFT hook");
+    standin.service_deployment_at(arn, "POST_TEST_TRAFFIC_SHIFT", 0.0);
+    let mut details = json!({});
+    let mut status = String::new();
+    for attempt in 1..=20 {
+        let reply = out.send(verify, fixtures::ecs_native_hook(arn, "sandbox-ecs-hook-1", details)).await?;
+        status = reply["hookStatus"].as_str().unwrap_or_default().to_owned();
+        details = reply["hookDetails"].clone();
+        if status != "IN_PROGRESS" {
+            break;
+        }
+        let delay = reply["callBackDelay"].as_u64().unwrap_or(1);
+        out.say(format!("IN_PROGRESS (attempt {attempt}): ECS calls again in {delay} s"));
+        tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+    }
+    let (event, reason) = match status.as_str() {
+        "SUCCEEDED" => {
+            out.step("ECS pauses at PRE_PRODUCTION_TRAFFIC_SHIFT (PAUSE hook) for the approval");
+            standin.pause_service_deployment(arn);
+            out.step("a person approves: convoy approve laravel-app 4cf03d1");
+            let approved =
+                cli(&standin.endpoint, &world.bucket, &["approve", SERVICE, RELEASE, "--by", "sandbox-operator"])?;
+            out.say(approved.trim());
+            let continued = standin.calls_of("ContinueServiceDeployment");
+            let took = |action: &str| continued.iter().any(|c| c.refused.is_none() && c.body["action"] == action);
+            if took("CONTINUE") {
+                out.step("ECS shifts production traffic 25% at a time, bakes, and completes");
+                standin.service_deployment_at(arn, "PRODUCTION_TRAFFIC_SHIFT", 100.0);
+                standin.service_deployment_ends(arn, "SUCCESSFUL", "Service deployment completed");
+                ("SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/1 completed.")
+            } else if took("ROLLBACK") {
+                standin.service_deployment_ends(arn, "ROLLBACK_SUCCESSFUL", "Rolled back at the PAUSE hook");
+                ("SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 rolled back.")
+            } else {
+                return Err(format!("Convoy neither continued nor rolled back {arn}: {continued:?}"));
+            }
+        }
+        "FAILED" => {
+            out.step("the hook FAILED: ECS rolls back to blue (and re-runs no verification)");
+            let reason = "Service deployment rolled back because lifecycle hook POST_TEST_TRAFFIC_SHIFT failed";
+            standin.service_deployment_ends(arn, "ROLLBACK_SUCCESSFUL", reason);
+            ("SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 rolled back.")
+        }
+        other => return Err(format!("the verify hook never decided: last hookStatus {other:?}")),
+    };
+    out.step(&format!("ECS reports {event}"));
+    out.send(deployment_changed, fixtures::ecs_deployment_state_change(cluster, SERVICE, event, reason)).await?;
+    Ok(())
+}
+
 /// CodeDeploy's part after the reroute wait, from what Convoy asked it: an accepted
 /// `ContinueDeployment` shifts production traffic and succeeds; an accepted `StopDeployment`
 /// stops and rolls back. The state-change event's state.
@@ -383,9 +492,15 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
 /// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
 /// it when the command fails.
 fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
+    cli_with(endpoint, bucket, args, &[])
+}
+
+/// [`cli`] with the functions' environment `env` too (`convoy check` reads the settings).
+fn cli_with(endpoint: &str, bucket: &str, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
     let path = binaries_dir().join("convoy");
     let output = Command::new(&path)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")

@@ -343,10 +343,19 @@ impl World {
     /// `containers`, each logging to CloudWatch and carrying its own environment and secret, in a
     /// VPC where moto can run Fargate tasks (DNS hostnames on, every container with memory).
     pub async fn ecs_service(&self, service: &str, containers: &[&str]) -> EcsWorld {
+        self.ecs_service_controlled(service, containers, aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy).await
+    }
+
+    /// The same service under `controller` (`Ecs` for ECS native blue/green).
+    pub async fn ecs_service_controlled(
+        &self,
+        service: &str,
+        containers: &[&str],
+        controller: aws_sdk_ecs::types::DeploymentControllerType,
+    ) -> EcsWorld {
         use aws_sdk_ecs::types::{
             AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, DeploymentController,
-            DeploymentControllerType, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
-            NetworkMode, Secret,
+            KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, Secret,
         };
         let moto = Moto::shared();
         let ecs = aws_sdk_ecs::Client::new(&self.sdk);
@@ -422,12 +431,7 @@ impl World {
             .task_definition(&task_definition)
             .desired_count(1)
             .launch_type(LaunchType::Fargate)
-            .deployment_controller(
-                DeploymentController::builder()
-                    .r#type(DeploymentControllerType::CodeDeploy)
-                    .build()
-                    .expect("controller"),
-            )
+            .deployment_controller(DeploymentController::builder().r#type(controller).build().expect("controller"))
             .network_configuration(
                 NetworkConfiguration::builder()
                     .awsvpc_configuration(

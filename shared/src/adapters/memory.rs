@@ -366,6 +366,16 @@ pub enum DeployCall {
     Continue(String),
     RollBack(String),
     ContinueNative { service_deployment: String, roll_back: bool },
+    UpdateService { service: String, task_definition: String },
+}
+
+/// A service deployment the fake's `UpdateService` started.
+#[derive(Debug, Clone)]
+struct FakeServiceDeployment {
+    arn: ServiceDeploymentArn,
+    service: String,
+    task_definition: String,
+    status: crate::ports::DeploymentStatus,
 }
 
 /// CodeDeploy as the tests script it: deployments run until a test ends them ([`MemoryDeployer::end`]),
@@ -376,6 +386,9 @@ pub struct MemoryDeployer {
     ended: Mutex<HashMap<DeploymentId, crate::release::DeploymentEnd>>,
     /// Rollback deployments CodeDeploy created: (the rollback, the deployment it rolls back).
     rollbacks: Mutex<Vec<(DeploymentId, DeploymentId)>>,
+    /// ECS native: how each service deploys, and the service deployments `UpdateService` started.
+    native_services: Mutex<HashMap<String, crate::ports::NativeService>>,
+    service_deployments: Mutex<Vec<FakeServiceDeployment>>,
 }
 
 impl MemoryDeployer {
@@ -387,6 +400,23 @@ impl MemoryDeployer {
     /// the test sends one, or leaves it lost for the reconciler to find.
     pub fn end(&self, deployment: &DeploymentId, end: crate::release::DeploymentEnd) {
         lock(&self.ended).insert(deployment.clone(), end);
+    }
+
+    /// ECS describes `service` this way from now on (strategy, hooks).
+    pub fn native_service_is(&self, service: &str, described: crate::ports::NativeService) {
+        lock(&self.native_services).insert(service.to_owned(), described);
+    }
+
+    /// ECS ends `service_deployment` (`DescribeServiceDeployments` says so from now on).
+    pub fn end_native(
+        &self,
+        service_deployment: &ServiceDeploymentArn,
+        end: crate::release::DeploymentEnd,
+        detail: &str,
+    ) {
+        for known in lock(&self.service_deployments).iter_mut().filter(|d| d.arn == *service_deployment) {
+            known.status = crate::ports::DeploymentStatus::Ended { end, detail: detail.to_owned() };
+        }
     }
 
     /// CodeDeploy rolls `deployment` back as it does on a failure or a stop with auto rollback: a
@@ -489,6 +519,77 @@ impl crate::ports::Deployer for MemoryDeployer {
         lock(&self.calls)
             .push(DeployCall::ContinueNative { service_deployment: service_deployment.to_string(), roll_back });
         Ok(())
+    }
+
+    async fn native_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<crate::ports::NativeService, crate::error::DeployError> {
+        lock(&self.native_services).get(service).cloned().ok_or_else(|| {
+            crate::error::DeployError::Rejected(format!("service {service} is not in cluster {cluster}"))
+        })
+    }
+
+    async fn start_native(
+        &self,
+        _: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<ServiceDeploymentArn, crate::error::DeployError> {
+        lock(&self.calls).push(DeployCall::UpdateService {
+            service: service.to_owned(),
+            task_definition: task_definition.to_owned(),
+        });
+        let mut started = lock(&self.service_deployments);
+        let arn = ServiceDeploymentArn::new(&format!(
+            "arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/{service}/memory{}",
+            started.len() + 1
+        ))
+        .map_err(|e| crate::error::DeployError::Unavailable(e.to_string()))?;
+        started.push(FakeServiceDeployment {
+            arn: arn.clone(),
+            service: service.to_owned(),
+            task_definition: task_definition.to_owned(),
+            status: crate::ports::DeploymentStatus::Running,
+        });
+        Ok(arn)
+    }
+
+    async fn find_native(
+        &self,
+        _: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Option<ServiceDeploymentArn>, crate::error::DeployError> {
+        let started = lock(&self.service_deployments);
+        Ok(started.iter().find(|d| d.service == service && d.task_definition == task_definition).map(|d| d.arn.clone()))
+    }
+
+    async fn native_status(
+        &self,
+        service_deployment: &ServiceDeploymentArn,
+    ) -> Result<crate::ports::NativeStatus, crate::error::DeployError> {
+        let started = lock(&self.service_deployments);
+        let known = started.iter().find(|d| d.arn == *service_deployment).ok_or_else(|| {
+            crate::error::DeployError::Rejected(format!("ECS does not know service deployment {service_deployment}"))
+        })?;
+        let status = match &known.status {
+            crate::ports::DeploymentStatus::Running => "IN_PROGRESS",
+            crate::ports::DeploymentStatus::Ended { end: crate::release::DeploymentEnd::Succeeded, .. } => "SUCCESSFUL",
+            crate::ports::DeploymentStatus::Ended { .. } => "ROLLBACK_SUCCESSFUL",
+        };
+        Ok(crate::ports::NativeStatus {
+            status: known.status.clone(),
+            progress: crate::release::NativeProgress {
+                strategy: "blue/green, all at once".into(),
+                bake_minutes: None,
+                production_percent: None,
+                stage: None,
+                status: status.into(),
+                seen_at: chrono::Utc::now(),
+            },
+        })
     }
 }
 

@@ -17,13 +17,16 @@ pub enum DeploymentEnd {
     Stopped,
 }
 
-/// How a service deploys: Convoy creates the CodeDeploy deployment itself, or starts the
-/// service's pipeline, whose deploy action creates it.
+/// How a service deploys: Convoy creates the CodeDeploy deployment itself, starts the service's
+/// pipeline, whose deploy action creates it, or updates an ECS service that deploys blue/green
+/// natively (`UpdateService`; ECS creates a service deployment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeployMethod {
     CodeDeploy,
     CodePipeline,
+    #[serde(rename = "ecs-native")]
+    EcsNative,
 }
 
 impl std::fmt::Display for DeployMethod {
@@ -31,6 +34,7 @@ impl std::fmt::Display for DeployMethod {
         f.write_str(match self {
             DeployMethod::CodeDeploy => "codedeploy",
             DeployMethod::CodePipeline => "codepipeline",
+            DeployMethod::EcsNative => "ecs-native",
         })
     }
 }
@@ -60,6 +64,29 @@ pub struct DeploymentRun {
     /// With the `codepipeline` method: the bundle and the execution that deploys it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineRun>,
+    /// With the `ecs-native` method: what ECS last said of the service deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeProgress>,
+}
+
+/// An ECS native blue/green service deployment as `DescribeServiceDeployments` last described it:
+/// what `convoy status` shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeProgress {
+    /// `all-at-once`, `linear 10% every 5 min`, `canary 10% for 5 min`, as ECS configured it.
+    pub strategy: String,
+    /// The deployment's bake time after the production shift, in minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_minutes: Option<i32>,
+    /// The share of production traffic (percent, rounded) the target revision is asked to take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_percent: Option<u32>,
+    /// ECS's lifecycle stage (`POST_TEST_TRAFFIC_SHIFT`, `PRODUCTION_TRAFFIC_SHIFT`, `BAKE_TIME`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// ECS's status of the service deployment (`IN_PROGRESS`, `SUCCESSFUL`, `ROLLBACK_SUCCESSFUL`, ...).
+    pub status: String,
+    pub seen_at: DateTime<Utc>,
 }
 
 /// A deployment through CodePipeline: the bundle Convoy wrote, and the execution pinned to it.
@@ -82,6 +109,9 @@ impl Release {
     /// The CodeDeploy deployment this release follows now (none while it follows a pipeline
     /// execution that has not reached its deployment's hook).
     pub fn codedeploy_deployment(&self) -> Option<DeploymentId> {
+        if self.native_deployment().is_some() {
+            return None;
+        }
         match &self.state {
             State::Deploying { .. } if self.following_pipeline().is_some() => None,
             State::Deploying { deployment } => DeploymentId::new(deployment).ok(),
@@ -91,6 +121,15 @@ impl Release {
             | State::RollingBack { deployment, .. } => Some(deployment.clone()),
             _ => None,
         }
+    }
+
+    /// The ECS service deployment this release follows now (the `ecs-native` method, once started).
+    pub fn native_deployment(&self) -> Option<ServiceDeploymentArn> {
+        let run = self.deployment.as_ref()?;
+        if run.method != DeployMethod::EcsNative {
+            return None;
+        }
+        ServiceDeploymentArn::new(self.state.deployment()?).ok()
     }
 
     pub fn following_pipeline(&self) -> Option<(&str, &PipelineExecutionId)> {
@@ -201,6 +240,7 @@ impl Release {
                     ended_at: None,
                     end: None,
                     pipeline: None,
+                    native: None,
                 });
                 next.state = State::StartingDeployment;
                 next.record(at, "deployment-starting", format!("via {method}"));
@@ -239,6 +279,44 @@ impl Release {
         let revision = task_definition.map_or(String::new(), |t| format!(" with {t}"));
         next.state = State::Deploying { deployment: id.to_string() };
         next.record(at, "deployment-started", format!("{id}{revision}"));
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    /// The `ecs-native` method registers the release's revision before `UpdateService`, and
+    /// records it first: a takeover finds the service deployment by it instead of updating again.
+    pub(super) fn on_revision_registered(&self, task_definition: &str, at: DateTime<Utc>) -> Decision {
+        let (State::StartingDeployment, Some(run)) = (&self.state, &self.deployment) else {
+            return Decision::unchanged(format!(
+                "revision {task_definition} registered, but the release is {}",
+                self.state
+            ));
+        };
+        if let Some(recorded) = &run.task_definition {
+            // Only the first revision is ever deployed: a takeover reuses it.
+            return Decision::unchanged(format!("the release's revision is {recorded} already"));
+        }
+        let mut next = self.clone();
+        let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        run.task_definition = Some(task_definition.to_owned());
+        next.record(at, "revision-registered", task_definition.to_owned());
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    /// What ECS says of the service deployment now (strategy, shift, stage); kept for `status`.
+    pub(super) fn on_native_observed(&self, progress: &NativeProgress) -> Decision {
+        let (Some(run), Some(_)) = (&self.deployment, self.native_deployment()) else {
+            return Decision::unchanged(format!("no service deployment is followed: the release is {}", self.state));
+        };
+        let same = run
+            .native
+            .as_ref()
+            .is_some_and(|known| NativeProgress { seen_at: progress.seen_at, ..known.clone() } == *progress);
+        if same {
+            return Decision::unchanged("the service deployment is where it was");
+        }
+        let mut next = self.clone();
+        let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        run.native = Some(progress.clone());
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
@@ -310,7 +388,26 @@ impl Release {
 
     pub(super) fn on_verification_started(&self, hook: &Hook, at: DateTime<Utc>) -> Decision {
         let pipeline_execution = self.following_pipeline().map(|(_, execution)| execution.to_owned());
+        let native = self.deployment.as_ref().is_some_and(|run| run.method == DeployMethod::EcsNative);
         let deployment = match (&self.state, hook) {
+            // Convoy's own service deployment: only its hook verifies it (a hook of another
+            // service deployment of the service, or of the rollback, is not this release's).
+            (State::Deploying { .. } | State::Verifying { .. }, Hook::EcsNative { service_deployment, .. })
+                if native && self.state.deployment() != Some(service_deployment.as_str()) =>
+            {
+                return Decision::unchanged(format!(
+                    "the hook is of service deployment {service_deployment}; this release follows {}",
+                    self.state.deployment().unwrap_or("none")
+                ));
+            }
+            // The hook can overtake the record of the start (a crash between `UpdateService` and
+            // the record): the service deployment it names is the one the claimed start made.
+            (State::StartingDeployment, Hook::EcsNative { service_deployment, .. }) if native => {
+                match DeploymentId::new(service_deployment.as_str()) {
+                    Ok(deployment) => deployment,
+                    Err(_) => return Decision::inconsistent(self, "a service deployment ARN"),
+                }
+            }
             // The pipeline's deploy action created this deployment: from now on it is the one
             // Convoy follows, approves and rolls back.
             (State::Deploying { .. }, Hook::CodeDeploy { deployment_id, .. }) if pipeline_execution.is_some() => {

@@ -24,6 +24,8 @@ mod lock;
 mod migration;
 #[cfg(test)]
 mod migration_tests;
+#[cfg(test)]
+mod native_tests;
 mod readiness;
 #[cfg(test)]
 mod readiness_tests;
@@ -31,8 +33,8 @@ mod readiness_tests;
 pub(crate) mod test_support;
 
 pub use self::deployment::{
-    ApprovalDecision, DeployMethod, DeploymentEnd, DeploymentRun, Hook, PipelineRun, ProbeResult, Verification,
-    VerificationOutcome,
+    ApprovalDecision, DeployMethod, DeploymentEnd, DeploymentRun, Hook, NativeProgress, PipelineRun, ProbeResult,
+    Verification, VerificationOutcome,
 };
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
 pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport, task_definition_family};
@@ -272,6 +274,11 @@ pub enum Event {
     DeploymentClaimed { method: DeployMethod, at: DateTime<Utc>, lease: chrono::Duration },
     /// The deployment was started (or found after a crashed holder started it).
     DeploymentStarted { deployment: DeploymentId, task_definition: Option<String>, at: DateTime<Utc> },
+    /// The release's task-definition revision was registered (the `ecs-native` method records it
+    /// before `UpdateService`).
+    RevisionRegistered { task_definition: String, at: DateTime<Utc> },
+    /// ECS described the release's service deployment (strategy, traffic shift, stage).
+    NativeObserved { progress: NativeProgress },
     /// The pipeline's deploy bundle was written to its S3 source as object `version`.
     BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
     /// The pipeline execution that deploys the bundle was started (or found again by its token).
@@ -433,6 +440,8 @@ impl Release {
             Event::BundleWritten { pipeline, bundle, version, at } => {
                 Ok(self.on_bundle_written(pipeline, bundle, version, *at))
             }
+            Event::RevisionRegistered { task_definition, at } => Ok(self.on_revision_registered(task_definition, *at)),
+            Event::NativeObserved { progress } => Ok(self.on_native_observed(progress)),
             Event::PipelineStarted { execution, at } => Ok(self.on_pipeline_started(execution, *at)),
             Event::DeploymentAdopted { deployment, reason, at } => {
                 Ok(self.on_deployment_adopted(deployment, reason, *at))

@@ -74,8 +74,11 @@ impl Convoy {
         let Some(settings) = self.config.services.get(&key.service) else {
             return Ok(Err(format!("service {} has no deployment settings", key.service)));
         };
+        let group = match settings.codedeploy_target() {
+            Ok(group) => group,
+            Err(why) => return Ok(Err(why)),
+        };
         let Some(origin) = self.deployer.origin(deployment).await? else { return Ok(Ok(())) };
-        let group = &settings.codedeploy;
         if origin.application != group.application || origin.deployment_group != group.deployment_group {
             return Ok(Err(format!(
                 "deployment {deployment} is in {}/{}, not the service's {}/{}",

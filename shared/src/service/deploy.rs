@@ -43,7 +43,7 @@ impl Convoy {
             }
         }
         let lease = self.config.claim_lease;
-        let method = if settings.pipeline.is_some() { DeployMethod::CodePipeline } else { DeployMethod::CodeDeploy };
+        let method = settings.method();
         let event = Event::DeploymentClaimed { method, at: now, lease };
         let claimed = update_from(self, key, Some(stored), |r| r.apply(&event)).await?;
         let Some(claimed) = claimed else { return Ok(None) };
@@ -75,7 +75,13 @@ impl Convoy {
                 other => other,
             };
         }
-        let target = &settings.codedeploy;
+        if claimed_method == DeployMethod::EcsNative {
+            return self.start_native(&settings, claim, now).await;
+        }
+        let target = match settings.codedeploy_target() {
+            Ok(target) => target,
+            Err(reason) => return self.deployment_impossible(key, reason, now).await,
+        };
         let marker = key.tag();
         let claims = claimed.release.deployment.as_ref().map_or(1, |run| run.claims);
         if claims > 1
@@ -111,7 +117,7 @@ impl Convoy {
         let images = release.pinned_uris();
         let definition =
             self.definitions.register_release(&ReleaseTaskSpec { base: shape.task_definition, images }).await?;
-        let target = &settings.codedeploy;
+        let target = settings.codedeploy_target().map_err(DeployError::Rejected)?;
         let request = CodeDeployRequest {
             application: target.application.clone(),
             deployment_group: target.deployment_group.clone(),
@@ -200,7 +206,7 @@ impl Convoy {
         let images = release.pinned_uris();
         let task_definition = bundle::render_task_definition(&described.0, &images)
             .map_err(|reason| TasksError::Rejected(format!("task definition {}: {reason}", shape.task_definition)))?;
-        let target = &settings.codedeploy;
+        let target = settings.codedeploy_target().map_err(DeployError::Rejected)?;
         let main_image = bundle::container_image(&task_definition, &target.container).ok_or_else(|| {
             TasksError::Rejected(format!(
                 "the load balancer's container {:?} is not in task definition {}",
@@ -233,7 +239,7 @@ impl Convoy {
         Ok(updated.map(|u| self.finish(u)))
     }
 
-    async fn deployment_impossible(
+    pub(super) async fn deployment_impossible(
         &self,
         key: &ReleaseKey,
         reason: String,

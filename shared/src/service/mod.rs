@@ -5,10 +5,12 @@ mod advance;
 mod decide;
 mod deploy;
 mod migration;
+mod native;
 mod readiness;
 mod reconcile;
 mod verification;
 
+pub use self::native::{BLUE_GREEN_STRATEGIES, check_native_service};
 pub use self::reconcile::{CONCURRENT_VISITS, Reconciliation};
 pub use self::verification::{HookAnswer, HookReply, OUT_OF_TIME_NOTE_LIMIT};
 

@@ -107,9 +107,13 @@ impl Convoy {
                     info!(%deployment, ?end, "the deployment ended without Convoy hearing of it");
                     self.deployment_ended(&deployment, end, &detail, now).await
                 }
-                Some((DeploymentRef::CodeDeploy(deployment), DeploymentStatus::Running))
-                    if matches!(release.state, State::ShiftingTraffic { .. }) =>
-                {
+                Some((
+                    running @ (DeploymentRef::CodeDeploy(_) | DeploymentRef::Service(_)),
+                    DeploymentStatus::Running,
+                )) if matches!(release.state, State::ShiftingTraffic { .. }) => {
+                    // ECS native too: a policy approval's continue can come before ECS pauses
+                    // (the verify hook is answered after it), so it is tried again here.
+                    let Ok(deployment) = crate::names::DeploymentId::new(running.as_str()) else { return Ok(None) };
                     let hook = release.verification.as_ref().map(|v| v.hook.clone());
                     let effect = Effect::ContinueDeployment { deployment };
                     self.perform(key, &[effect], hook.as_ref(), now).await?;
@@ -142,6 +146,10 @@ impl Convoy {
         if let Some((pipeline, execution)) = release.following_pipeline() {
             let status = self.pipelines.status(pipeline, execution).await?;
             return Ok(Some((DeploymentRef::Pipeline(execution.clone()), status)));
+        }
+        if let Some(arn) = release.native_deployment() {
+            let status = self.observe_native(release, &arn).await?;
+            return Ok(Some((DeploymentRef::Service(arn), status)));
         }
         let Some(deployment) = release.codedeploy_deployment() else { return Ok(None) };
         let status = self.deployer.status(&deployment).await?;

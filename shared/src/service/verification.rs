@@ -286,8 +286,9 @@ impl Convoy {
         }
         let services = self.config.services.iter().filter(|(_, settings)| {
             settings.pipeline.is_some()
-                && settings.codedeploy.application == origin.application
-                && settings.codedeploy.deployment_group == origin.deployment_group
+                && settings.codedeploy.as_ref().is_some_and(|target| {
+                    target.application == origin.application && target.deployment_group == origin.deployment_group
+                })
         });
         for (service, _) in services {
             let Some((lock, _)) = self.locks.load(service).await? else { continue };

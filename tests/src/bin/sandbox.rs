@@ -3,6 +3,8 @@
 //! stands in. `--migration-fails`: the migration exits 1. `--wrong-version`: the green version
 //! answers the old version, so verification fails. `--pipeline`: deploy through a CodePipeline
 //! (Convoy's bundle and execution; the sandbox plays the pipeline's CodeDeployToECS action).
+//! `--ecs-native`: deploy through ECS native blue/green (`UpdateService`; the sandbox plays ECS's
+//! lifecycle hooks and the end of the service deployment).
 
 #[tokio::main]
 async fn main() {
@@ -11,6 +13,7 @@ async fn main() {
         migration_fails: args.iter().any(|a| a == "--migration-fails"),
         wrong_version: args.iter().any(|a| a == "--wrong-version"),
         via_pipeline: args.iter().any(|a| a == "--pipeline"),
+        ecs_native: args.iter().any(|a| a == "--ecs-native"),
         aws_unreachable: false,
         id: String::new(),
         verbose: true,

@@ -21,6 +21,7 @@ const RULES: &[(&str, &str)] = &[
     ("ManifestUploadedFunctionManifestCreated", "manifest-uploaded"),
     ("MigrationStoppedFunctionMigrationTaskStopped", "migration-stopped"),
     ("DeploymentChangedFunctionDeploymentEnded", "deployment-changed"),
+    ("DeploymentChangedFunctionEcsDeploymentChanged", "deployment-changed (ECS native)"),
     ("PipelineExecutionEndedRule", "deployment-changed (pipeline)"),
     ("ApprovalNotificationRule", "SNS: approval"),
     ("OutcomeNotificationRule", "SNS: outcome"),
@@ -66,6 +67,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         "ServiceSettings": "{}",
         "PipelineName": pipeline,
         "PipelineSourceBucket": format!("{}-source", world.bucket),
+        "EcsNativeServices": SERVICE,
     });
 
     let digest = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234";
@@ -165,6 +167,26 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         ),
         ("Pipeline STARTED (not an end)", fixtures::pipeline_state_change(&pipeline, execution, "STARTED"), &[]),
         (
+            "ECS service deployment COMPLETED",
+            fixtures::ecs_deployment_state_change(&cluster, SERVICE, "SERVICE_DEPLOYMENT_COMPLETED", "completed"),
+            &["DeploymentChangedFunctionEcsDeploymentChanged"],
+        ),
+        (
+            "ECS service deployment FAILED",
+            fixtures::ecs_deployment_state_change(&cluster, SERVICE, "SERVICE_DEPLOYMENT_FAILED", "rolled back"),
+            &["DeploymentChangedFunctionEcsDeploymentChanged"],
+        ),
+        (
+            "ECS service deployment, another cluster",
+            fixtures::ecs_deployment_state_change("another-cluster", SERVICE, "SERVICE_DEPLOYMENT_FAILED", "r"),
+            &[],
+        ),
+        (
+            "ECS service deployment, AWS's example as is",
+            fixtures::documented("ecs-deployment-state-change-failed.json"),
+            &[],
+        ),
+        (
             "Pipeline FAILED, another pipeline",
             fixtures::pipeline_state_change("another-pipeline", execution, "FAILED"),
             &[],
@@ -227,6 +249,9 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             // An email is made of the event's detail: the commands it carries are there.
             "ApprovalNotificationRule" | "OutcomeNotificationRule" => {
                 event["detail"]["links"]["approve"].is_string() && event["detail"]["links"]["status"].is_string()
+            }
+            "DeploymentChangedFunctionEcsDeploymentChanged" => {
+                matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Native(_)))
             }
             _ => matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Ended { .. })),
         };

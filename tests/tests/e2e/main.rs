@@ -6,6 +6,7 @@ mod deploy;
 mod deployment_end;
 mod event_rules;
 mod migration;
+mod native;
 mod pipeline;
 mod properties;
 mod readiness;

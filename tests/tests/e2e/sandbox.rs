@@ -111,6 +111,29 @@ async fn the_sandbox_ships_a_release_through_a_pipeline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_ships_a_release_through_ecs_native_blue_green() {
+    let finished = run(Options { ecs_native: true, ..options("native") }).await.expect("the sandbox runs");
+    assert_eq!(finished.release.state, State::Succeeded);
+    let events: Vec<&str> = finished.release.timeline.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        events[7..],
+        [
+            "deployment-starting",
+            "revision-registered",
+            "deployment-started",
+            "verification-started",
+            "verification-passed",
+            "approved",
+            "succeeded"
+        ]
+    );
+    assert!(finished.status.contains("via             ecs-native"), "{}", finished.status);
+    assert!(finished.status.contains("strategy        linear, 25% every 2 min"), "{}", finished.status);
+    assert!(finished.status.contains("bake time       10 min"), "{}", finished.status);
+    assert!(finished.status.contains("100% of production traffic"), "{}", finished.status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_fails_when_a_function_invocation_fails() {
     let failed = run(Options { aws_unreachable: true, ..options("outage") }).await.err().expect("the sandbox fails");
     assert!(failed.starts_with("image-pushed failed: "), "{failed}");

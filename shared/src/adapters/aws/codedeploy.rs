@@ -77,7 +77,7 @@ where
 
 /// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
 /// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
-fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
+pub(super) fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -246,6 +246,11 @@ impl Deployer for CodeDeployer {
             .send()
             .await
             .map_err(ecs_error)?;
+        let running = described
+            .service_deployments()
+            .first()
+            .and_then(|d| d.status())
+            .is_some_and(|s| matches!(s.as_str(), "PENDING" | "IN_PROGRESS"));
         let paused = described
             .service_deployments()
             .first()
@@ -257,10 +262,26 @@ impl Deployer for CodeDeployer {
                     && h.status().map(|s| s.as_str()) == Some("AWAITING_ACTION")
             })
             .and_then(|h| h.hook_id())
-            .ok_or_else(|| {
-                DeployError::Rejected(format!("service deployment {service_deployment} is not paused for approval"))
-            })?
-            .to_owned();
+            .map(str::to_owned);
+        let paused = match paused {
+            Some(hook) => hook,
+            // A rejection need not wait for the pause: ECS stops the deployment and rolls back.
+            None if roll_back && running => {
+                self.ecs
+                    .stop_service_deployment()
+                    .service_deployment_arn(service_deployment.as_str())
+                    .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
+                    .send()
+                    .await
+                    .map_err(ecs_error)?;
+                return Ok(());
+            }
+            None => {
+                let why = format!("service deployment {service_deployment} is not paused for approval");
+                // Still running: ECS has not reached the pause hook yet, and will.
+                return Err(if running { DeployError::NotYet(why) } else { DeployError::Rejected(why) });
+            }
+        };
         let action = if roll_back {
             aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback
         } else {
@@ -275,6 +296,35 @@ impl Deployer for CodeDeployer {
             .await
             .map_err(ecs_error)?;
         Ok(())
+    }
+
+    async fn native_service(&self, cluster: &str, service: &str) -> Result<crate::ports::NativeService, DeployError> {
+        super::ecs_native::native_service(&self.ecs, cluster, service).await
+    }
+
+    async fn start_native(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<ServiceDeploymentArn, DeployError> {
+        super::ecs_native::start_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn find_native(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
+        super::ecs_native::find_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn native_status(
+        &self,
+        service_deployment: &ServiceDeploymentArn,
+    ) -> Result<crate::ports::NativeStatus, DeployError> {
+        super::ecs_native::native_status(&self.ecs, service_deployment).await
     }
 }
 

@@ -5,6 +5,7 @@ mod codedeploy;
 mod codepipeline;
 mod ecr;
 mod ecs;
+mod ecs_native;
 mod eventbridge;
 mod prober;
 mod s3;

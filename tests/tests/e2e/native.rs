@@ -1,0 +1,340 @@
+//! ECS native blue/green, end to end on moto: Convoy updates a service with the ECS deployment
+//! controller (`UpdateService`, forwarded to moto), and the stand-in plays what moto 5.2.5 lacks
+//! (the service's `deploymentConfiguration`, the service deployment, `ListServiceDeployments`,
+//! `DescribeServiceRevisions`, `DescribeServiceDeployments`, `ContinueServiceDeployment`). The
+//! green version is a real HTTP server on loopback.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_ecs::types::DeploymentControllerType;
+use convoy::adapters::aws::CodeDeployer;
+use convoy::error::DeployError;
+use convoy::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
+use convoy::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, NativeService, NativeStatus};
+use convoy::release::{DeployMethod, Stage, State};
+use convoy_tests::fixtures;
+use convoy_tests::http::{self, Behaviour, Server};
+use convoy_tests::moto::{ACCOUNT, Moto, REGION};
+use convoy_tests::standin::StandIn;
+use convoy_tests::world::World;
+use serde_json::{Value, json};
+
+use crate::deploy::{containers, deploying, invoke, migration_succeeds_ten_times_at_once, probe};
+use crate::scenario::*;
+
+/// A canary service whose verify hook calls Convoy's function and whose PAUSE hook waits before
+/// production traffic moves.
+fn deployment_configuration(strategy: &str) -> Value {
+    json!({
+        "strategy": strategy,
+        "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5},
+        "bakeTimeInMinutes": 15,
+        "lifecycleHooks": [
+            {"targetType": "AWS_LAMBDA",
+             "hookTargetArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:convoy-verify"),
+             "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/convoy-ecs-hooks"),
+             "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]},
+            {"targetType": "PAUSE", "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"]}
+        ]
+    })
+}
+
+/// A world whose service `web` deploys natively with `configuration`, verified on a green server.
+async fn native_backend(behaviour: Behaviour, configuration: Value) -> (MotoBackend, Server) {
+    let green = http::serve(behaviour).await;
+    let world = World::new().await;
+    world.create_repositories(&["app", "nginx"]).await;
+    let ecs = world.ecs_service_controlled(SERVICE, &["app", "nginx"], DeploymentControllerType::Ecs).await;
+    let settings = json!({SERVICE: {"ecs_native": {"verify_function": "convoy-verify"}, "test_listener": green.url,
+                                    "approval": "manual", "probe": probe()}});
+    let mut convoy = world.convoy_with(&[SERVICE], &["app", "nginx"], &settings.to_string());
+    let standin = StandIn::for_missing_operations(&Moto::shared().endpoint).await;
+    standin.native_service(SERVICE, configuration);
+    let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
+    convoy.deployer = Arc::new(CodeDeployer::new(
+        aws_sdk_codedeploy::Client::new(&via_standin),
+        aws_sdk_ecs::Client::new(&via_standin),
+    ));
+    let backend = MotoBackend { world, ecs, application: String::new(), group: String::new(), standin, convoy };
+    (backend, green)
+}
+
+/// How many `UpdateService` requests reached moto.
+fn updates(backend: &MotoBackend) -> usize {
+    backend.standin.forwarded().iter().filter(|f| f.ends_with(".UpdateService")).count()
+}
+
+/// ECS invokes the verify hook of `arn` as `execution` until it is decided; the replies' statuses.
+async fn run_hook(backend: &MotoBackend, arn: &str, execution: &str) -> Vec<String> {
+    let mut details = json!({});
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let reply = invoke(&backend.convoy, "verify", fixtures::ecs_native_hook(arn, execution, details)).await;
+        details = reply["hookDetails"].clone();
+        statuses.push(reply["hookStatus"].as_str().unwrap().to_owned());
+        if statuses.last().unwrap() != "IN_PROGRESS" {
+            break;
+        }
+    }
+    statuses
+}
+
+/// ECS sends "ECS Deployment State Change" `event_name` for the service.
+async fn ecs_reports(backend: &MotoBackend, event_name: &str, reason: &str) -> Value {
+    let event = fixtures::ecs_deployment_state_change(&backend.ecs.cluster, SERVICE, event_name, reason);
+    invoke(&backend.convoy, "deployment-changed", event).await
+}
+
+async fn lock_holder(backend: &MotoBackend) -> Option<String> {
+    let lock = backend.convoy.locks.load(&SERVICE.parse().unwrap()).await.unwrap();
+    lock.and_then(|(lock, _)| lock.holder).map(|h| h.release.to_string())
+}
+
+#[tokio::test]
+async fn a_native_release_updates_its_service_once_under_ten_migration_successes_and_succeeds_once_approved() {
+    let (backend, green) = native_backend(Behaviour::version("e1"), deployment_configuration("CANARY")).await;
+    let key = migration_succeeds_ten_times_at_once(&backend, "e1").await;
+    assert_eq!(updates(&backend), 1, "exactly one UpdateService reached ECS");
+    let started = backend.standin.service_deployments();
+    assert_eq!(started.len(), 1);
+    let arn = started[0].clone();
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Deploying { deployment: arn.clone() });
+    let run = record.deployment.clone().unwrap();
+    assert_eq!((run.method, run.claims), (DeployMethod::EcsNative, 1));
+
+    // The revision ECS deploys: the service's family, every container pinned by digest.
+    let definition = run.task_definition.unwrap();
+    let described = backend.ecs_client().describe_task_definition().task_definition(&definition).send().await;
+    let described = described.unwrap().task_definition.unwrap();
+    let images: Vec<&str> = described.container_definitions().iter().filter_map(|c| c.image()).collect();
+    assert_eq!(images.len(), 2);
+    assert!(images.iter().all(|i| i.contains("@sha256:")), "{images:?}");
+
+    // ECS invokes the verify hook at POST_TEST_TRAFFIC_SHIFT: one probe per invocation.
+    backend.standin.service_deployment_at(&arn, "POST_TEST_TRAFFIC_SHIFT", 0.0);
+    assert_eq!(
+        run_hook(&backend, &arn, "exec-1").await,
+        ["IN_PROGRESS"; 4].into_iter().chain(["SUCCEEDED"]).collect::<Vec<_>>()
+    );
+    assert_eq!(green.requests(), 5);
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::AwaitingApproval { .. }), "{}", record.state);
+
+    // The approval waits at the PAUSE hook; `convoy approve` continues it.
+    backend.standin.pause_service_deployment(&arn);
+    backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap();
+    let continued = backend.standin.calls_to("ContinueServiceDeployment");
+    assert_eq!(continued.len(), 1);
+    assert_eq!(
+        (continued[0]["serviceDeploymentArn"].as_str(), continued[0]["action"].as_str()),
+        (Some(arn.as_str()), Some("CONTINUE"))
+    );
+
+    // ECS completes it and says so; a duplicate of the event changes nothing.
+    backend.standin.service_deployment_ends(&arn, "SUCCESSFUL", "Service deployment completed");
+    ecs_reports(&backend, "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/1 completed.").await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded);
+    assert_eq!(lock_holder(&backend).await, None, "the service is free");
+    ecs_reports(&backend, "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/1 completed.").await;
+    let again = backend.record(&key).await.unwrap();
+    assert_eq!(again.timeline.iter().filter(|e| e.event == "succeeded").count(), 1);
+    assert_eq!(updates(&backend), 1);
+}
+
+#[tokio::test]
+async fn a_failed_native_hook_rolls_the_service_deployment_back_and_the_rerun_is_let_through() {
+    let failing = Behaviour { status: 502, ..Behaviour::version("e2") };
+    let (backend, green) = native_backend(failing, deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "e2", json!({})).await;
+    assert_eq!(run_hook(&backend, &arn, "exec-2").await, ["IN_PROGRESS", "FAILED"]);
+    let key = release_key("e2");
+    assert!(matches!(backend.record(&key).await.unwrap().state, State::RollingBack { .. }));
+
+    // ECS rolls back and runs the hook again: let through without a probe.
+    let probes = green.requests();
+    let rerun = invoke(&backend.convoy, "verify", fixtures::ecs_native_hook(&arn, "exec-rollback", json!({}))).await;
+    assert_eq!(rerun["hookStatus"], "SUCCEEDED");
+    assert_eq!(green.requests(), probes, "the re-run probed nothing");
+
+    let reason = "Service deployment rolled back because lifecycle hook POST_TEST_TRAFFIC_SHIFT failed";
+    backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", reason);
+    ecs_reports(&backend, "SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 rolled back.").await;
+    let record = backend.record(&key).await.unwrap();
+    // As with CodeDeploy: rolled back because verification failed, with ECS's reason kept.
+    let State::Failed { stage: Stage::Verification, reason: why } = &record.state else { panic!("{}", record.state) };
+    assert!(why.contains("status 502"), "{why}");
+    let rolled_back = record.timeline.iter().find(|e| e.event == "rolled-back").unwrap();
+    assert!(rolled_back.detail.contains(&format!("ECS rolled it back: {reason}")), "{}", rolled_back.detail);
+    assert!(rolled_back.detail.contains("SERVICE_DEPLOYMENT_FAILED"), "{}", rolled_back.detail);
+    assert_eq!(lock_holder(&backend).await, None);
+}
+
+#[tokio::test]
+async fn a_lost_end_event_is_learned_by_the_reconciler_with_the_shift_and_ecss_reason() {
+    let (backend, _green) = native_backend(Behaviour::version("e3"), deployment_configuration("CANARY")).await;
+    let arn = deploying(&backend, "e3", json!({})).await;
+    assert_eq!(run_hook(&backend, &arn, "exec-3").await.last().unwrap(), "SUCCEEDED");
+    let key = release_key("e3");
+    backend.standin.pause_service_deployment(&arn);
+    backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap();
+
+    // The canary step takes 10% of production traffic: the reconciler records what ECS says.
+    backend.standin.service_deployment_at(&arn, "PRODUCTION_TRAFFIC_SHIFT", 10.0);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let native = record.deployment.as_ref().unwrap().native.clone().unwrap();
+    assert_eq!(native.strategy, "canary, 10% for 5 min, then the rest");
+    assert_eq!((native.production_percent, native.bake_minutes), (Some(10), Some(15)));
+    let shown = convoy::status::render(&record);
+    assert!(shown.contains("10% of production traffic (PRODUCTION_TRAFFIC_SHIFT)"), "{shown}");
+    assert!(shown.contains("bake time       15 min"), "{shown}");
+
+    // ECS rolls it back (an alarm) and the event is lost: the reconciler ends the record.
+    let reason = "CloudWatch alarm web-5xx went into ALARM";
+    backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", reason);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::RolledBack { reason: why } = &record.state else { panic!("{}", record.state) };
+    assert!(why.contains(&format!("ECS rolled it back: {reason}")), "{why}");
+    assert_eq!(lock_holder(&backend).await, None);
+    assert!(!backend.standin.calls_to("DescribeServiceDeployments").is_empty());
+}
+
+#[tokio::test]
+async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollback() {
+    let (backend, _green) = native_backend(Behaviour::version("e6"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "e6", json!({})).await;
+    assert_eq!(run_hook(&backend, &arn, "exec-6").await.last().unwrap(), "SUCCEEDED");
+    let key = release_key("e6");
+    // ECS has not reached the PAUSE hook yet: an approval must wait, a rejection need not.
+    let early = backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap_err();
+    assert!(early.is_retryable(), "{early}");
+    backend.convoy.decide(&key, false, "bob", chrono::Utc::now()).await.unwrap();
+    let stops = backend.standin.calls_to("StopServiceDeployment");
+    assert_eq!(stops.len(), 1);
+    assert_eq!(
+        (stops[0]["serviceDeploymentArn"].as_str(), stops[0]["stopType"].as_str()),
+        (Some(arn.as_str()), Some("ROLLBACK"))
+    );
+    assert!(backend.standin.calls_to("ContinueServiceDeployment").is_empty());
+
+    backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", "Service deployment stopped by request");
+    ecs_reports(&backend, "SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 stopped.").await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
+}
+
+/// ECS as a handler sees it when it crashes right after `UpdateService`: the service deployment
+/// starts, the handler dies before the record says so.
+struct CrashAfterUpdate(Arc<dyn Deployer>);
+
+#[async_trait]
+impl Deployer for CrashAfterUpdate {
+    async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError> {
+        self.0.create(request).await
+    }
+    async fn find(&self, app: &str, group: &str, marker: &str) -> Result<Option<DeploymentId>, DeployError> {
+        self.0.find(app, group, marker).await
+    }
+    async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError> {
+        self.0.status(deployment).await
+    }
+    async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError> {
+        self.0.origin(deployment).await
+    }
+    async fn answer_hook(&self, d: &DeploymentId, h: &HookExecutionId, ok: bool) -> Result<(), DeployError> {
+        self.0.answer_hook(d, h, ok).await
+    }
+    async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), DeployError> {
+        self.0.continue_traffic(deployment).await
+    }
+    async fn roll_back(&self, deployment: &DeploymentId) -> Result<(), DeployError> {
+        self.0.roll_back(deployment).await
+    }
+    async fn continue_native(&self, arn: &ServiceDeploymentArn, roll_back: bool) -> Result<(), DeployError> {
+        self.0.continue_native(arn, roll_back).await
+    }
+    async fn native_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
+        self.0.native_service(cluster, service).await
+    }
+    async fn start_native(&self, cluster: &str, service: &str, td: &str) -> Result<ServiceDeploymentArn, DeployError> {
+        self.0.start_native(cluster, service, td).await?;
+        Err(DeployError::Unavailable("simulated crash after UpdateService".into()))
+    }
+    async fn find_native(
+        &self,
+        cluster: &str,
+        service: &str,
+        td: &str,
+    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
+        self.0.find_native(cluster, service, td).await
+    }
+    async fn native_status(&self, arn: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
+        self.0.native_status(arn).await
+    }
+}
+
+#[tokio::test]
+async fn a_takeover_after_a_crash_between_update_service_and_the_record_starts_nothing_new() {
+    let (backend, _green) = native_backend(Behaviour::version("e4"), deployment_configuration("LINEAR")).await;
+    let key = release_key("e4");
+    let mut crashing = backend.convoy.clone();
+    crashing.deployer = Arc::new(CrashAfterUpdate(backend.convoy.deployer.clone()));
+    backend.push("app", "e4").await;
+    backend.push("nginx", "e4").await;
+    let manifest = manifest_v1(&backend, "e4", &containers(), false);
+    let upload = backend.upload("releases/web/e4.json", &manifest).await;
+    assert!(invoke_manifest_uploaded(&crashing, upload).await.is_err(), "the crash fails the invocation: AWS retries");
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::StartingDeployment);
+    assert!(record.deployment.unwrap().task_definition.is_some(), "the revision was recorded before the update");
+    assert_eq!(updates(&backend), 1);
+
+    // Retries within the claim's lease start nothing.
+    let retries: Vec<_> = (0..10)
+        .map(|_| {
+            let (convoy, key) = (backend.convoy.clone(), key.clone());
+            tokio::spawn(async move { convoy.start_deployment(&key, chrono::Utc::now(), None).await.unwrap() })
+        })
+        .collect();
+    for retry in retries {
+        retry.await.unwrap();
+    }
+    assert_eq!(updates(&backend), 1, "within the claim's lease nobody updates the service again");
+
+    // After the lease the reconciler takes over and finds the service deployment by its revision.
+    let later = chrono::Utc::now() + convoy::config::CLAIM_LEASE + chrono::Duration::seconds(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let arn = backend.standin.service_deployments()[0].clone();
+    assert_eq!(record.state, State::Deploying { deployment: arn });
+    assert_eq!(record.deployment.as_ref().unwrap().claims, 2);
+    assert_eq!(updates(&backend), 1, "exactly one UpdateService reached ECS");
+    assert_eq!(backend.standin.calls_to("ListServiceDeployments").len(), 1);
+    assert_eq!(backend.standin.calls_to("DescribeServiceRevisions").len(), 1);
+}
+
+#[tokio::test]
+async fn a_service_that_does_not_deploy_blue_green_fails_the_release_saying_what_is_missing() {
+    let rolling = json!({"strategy": "ROLLING", "lifecycleHooks": []});
+    let (backend, _green) = native_backend(Behaviour::version("e5"), rolling).await;
+    backend.push("app", "e5").await;
+    backend.push("nginx", "e5").await;
+    let manifest = manifest_v1(&backend, "e5", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/e5.json", &manifest).await).await.unwrap();
+    let record = backend.record(&release_key("e5")).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert_eq!(
+        reason,
+        "service web cannot deploy through ECS native blue/green: its deployment strategy is ROLLING, not \
+         BLUE_GREEN (or LINEAR or CANARY); no AWS_LAMBDA lifecycle hook calls convoy-verify at \
+         POST_TEST_TRAFFIC_SHIFT; no PAUSE lifecycle hook at PRE_PRODUCTION_TRAFFIC_SHIFT for the approval to \
+         wait at"
+    );
+    assert_eq!(updates(&backend), 0, "the service was not updated");
+    let checked = backend.convoy.check_native_services().await.unwrap_err().to_string();
+    assert!(checked.contains("its deployment strategy is ROLLING"), "{checked}");
+}
