@@ -35,6 +35,8 @@ async fn the_sandbox_ships_a_release_to_production() {
     assert_eq!(finished.release.approval.unwrap().by, "sandbox-operator");
     assert!(finished.status.contains("state     Succeeded"), "{}", finished.status);
     assert!(finished.status.contains("passed: 5 of 5 probes passed"), "{}", finished.status);
+    assert_eq!(finished.wait_exit, 0, "convoy wait: {}", finished.waited);
+    assert!(finished.waited.ends_with("laravel-app/4cf03d1: Succeeded\n"), "{}", finished.waited);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,6 +47,7 @@ async fn the_sandbox_stops_a_release_whose_migration_fails() {
     };
     assert!(reason.contains("exited with code 1"), "{reason}");
     assert!(finished.release.deployment.is_none(), "nothing was deployed");
+    assert_eq!(finished.wait_exit, 1, "convoy wait: {}", finished.waited);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
