@@ -4,6 +4,7 @@
 
 mod exit;
 mod list;
+mod logs;
 mod submit;
 mod text;
 mod wait;
@@ -37,6 +38,8 @@ enum Command {
     Wait(wait::Args),
     /// List releases with their state, age and stage durations.
     List(list::Args),
+    /// Print the migration's log lines (CloudWatch Logs, the stream its record names).
+    Logs(logs::Args),
     /// Show a release: its state, images and digests, migration, verification, timeline.
     #[command(after_help = "Exit status: 0 in progress or succeeded, 1 failed, rolled back or superseded, \
                             2 error, 4 no such release.")]
@@ -91,6 +94,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Submit(args) => submit::run(args, &sdk, &store, &settings).await,
         Command::Wait(args) => wait::run(args, &store).await,
         Command::List(args) => list::run(args, &store).await,
+        Command::Logs(args) => logs::run(args, &sdk, &store).await,
         Command::Status { service, release, json } => {
             let key = ReleaseKey::new(service, release);
             let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {

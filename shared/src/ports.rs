@@ -6,12 +6,12 @@
 
 use async_trait::async_trait;
 
-use crate::error::{ReadError, RegistryError, StoreError};
+use crate::error::{LogsError, ReadError, RegistryError, StoreError};
 use crate::names::{
     DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
     TaskArn,
 };
-use crate::release::{ImageKey, Release};
+use crate::release::{ImageKey, LogPointer, Release};
 
 /// The version a stored record had when it was read; conditional writes compare against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,4 +362,12 @@ pub struct ProbeResponse {
 #[async_trait]
 pub trait Prober: Send + Sync {
     async fn get(&self, url: &str, timeout: std::time::Duration) -> Result<ProbeResponse, String>;
+}
+
+/// The migration container's log (CloudWatch Logs, awslogs driver).
+#[async_trait]
+pub trait MigrationLogs: Send + Sync {
+    /// The newest `limit` lines of the stream, oldest first. MUST return
+    /// [`LogsError::NotFound`] when the group or stream does not exist.
+    async fn last_lines(&self, log: &LogPointer, limit: usize) -> Result<Vec<String>, LogsError>;
 }

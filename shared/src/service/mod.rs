@@ -21,8 +21,8 @@ use crate::config::Config;
 use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
 use crate::ports::{
-    ActiveReleases, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Pipelines, Prober,
-    RecordVersion, Registry, ReleaseDefinitions, ReleaseStore, Stored, Tasks, WaitList,
+    ActiveReleases, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, MigrationLogs, Pipelines,
+    Prober, RecordVersion, Registry, ReleaseDefinitions, ReleaseStore, Stored, Tasks, WaitList,
 };
 use crate::release::{Decision, Effect, Release, TransitionError};
 
@@ -41,6 +41,8 @@ pub struct Convoy {
     pub locks: Arc<dyn DeployLocks>,
     pub deployments: Arc<dyn DeploymentIndex>,
     pub prober: Arc<dyn Prober>,
+    /// The migration's log: the last lines of a failed one are copied into its record.
+    pub logs: Arc<dyn MigrationLogs>,
     pub config: Config,
 }
 

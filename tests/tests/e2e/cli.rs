@@ -28,7 +28,7 @@ fn convoy(backend: &MotoBackend) -> Command {
     command
 }
 
-fn run(backend: &MotoBackend, args: &[&str]) -> (i32, String, String) {
+pub fn run(backend: &MotoBackend, args: &[&str]) -> (i32, String, String) {
     let Output { status, stdout, stderr } = convoy(backend).args(args).output().expect("run convoy");
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     (status.code().expect("an exit code"), text(stdout), text(stderr))

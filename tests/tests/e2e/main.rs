@@ -7,6 +7,7 @@ mod deploy;
 mod deployment_end;
 mod event_rules;
 mod migration;
+mod migration_logs;
 mod pipeline;
 mod properties;
 mod readiness;

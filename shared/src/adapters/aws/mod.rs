@@ -5,6 +5,7 @@ mod codedeploy;
 mod codepipeline;
 mod ecr;
 mod ecs;
+mod logs;
 mod prober;
 mod s3;
 
@@ -13,6 +14,7 @@ pub use codedeploy::{CodeDeployer, app_spec};
 pub use codepipeline::CodePipelines;
 pub use ecr::EcrRegistry;
 pub use ecs::EcsTasks;
+pub use logs::CloudWatchLogs;
 pub use prober::HttpProber;
 pub use s3::S3Store;
 
