@@ -205,8 +205,17 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     };
     out.say(format!("task {task}"));
     let started_at = chrono::Utc::now();
-    let status = Command::new(&command[0]).args(&command[1..]).status().expect("run the migration command");
-    let exit_code = status.code().unwrap_or(-1);
+    let ran = Command::new(&command[0]).args(&command[1..]).output().expect("run the migration command");
+    let exit_code = ran.status.code().unwrap_or(-1);
+    // What the awslogs driver would ship: the container's output, into the stream the record names.
+    let lines: Vec<String> = [&ran.stdout, &ran.stderr]
+        .iter()
+        .flat_map(|b| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    if let Some(log) = record().await.migration.and_then(|m| m.log) {
+        ship_log(&world.sdk, &log, &lines).await;
+        out.say(format!("its output went to CloudWatch Logs {} {} ({} lines)", log.group, log.stream, lines.len()));
+    }
     out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
     let key_group = key.tag();
     // ECS lists every container of the task: nginx too, stopped once the essential one exited.
@@ -361,6 +370,33 @@ fn cli_exits(endpoint: &str, bucket: &str, args: &[&str], ok: &[i32]) -> Result<
         Some(code) => Ok((code, text)),
         None => Err(format!("convoy {} failed ({}): {}", args.join(" "), output.status, text.trim())),
     }
+}
+
+/// Writes the migration's output to its log stream on moto, as the awslogs driver would.
+async fn ship_log(sdk: &aws_config::SdkConfig, log: &convoy::release::LogPointer, lines: &[String]) {
+    let client = aws_sdk_cloudwatchlogs::Client::new(sdk);
+    // The group may exist from an earlier run on the same moto.
+    let _ = client.create_log_group().log_group_name(&log.group).send().await;
+    let _ = client.create_log_stream().log_group_name(&log.group).log_stream_name(&log.stream).send().await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let events: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now + i as i64).message(line).build().ok()
+        })
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    client
+        .put_log_events()
+        .log_group_name(&log.group)
+        .log_stream_name(&log.stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("put the migration's log events");
 }
 
 /// The migration's command: a real process whose exit code the sandbox reports.

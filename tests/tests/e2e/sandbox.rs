@@ -48,6 +48,9 @@ async fn the_sandbox_stops_a_release_whose_migration_fails() {
     assert!(reason.contains("exited with code 1"), "{reason}");
     assert!(finished.release.deployment.is_none(), "nothing was deployed");
     assert_eq!(finished.wait_exit, 1, "convoy wait: {}", finished.waited);
+    let tail = finished.release.migration.as_ref().and_then(|m| m.log_tail.clone()).expect("the log's last lines");
+    assert_eq!(tail.last().map(String::as_str), Some("SQLSTATE[42S01]: table orders already exists"));
+    assert!(finished.status.contains("| SQLSTATE[42S01]: table orders already exists"), "{}", finished.status);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
