@@ -167,3 +167,30 @@ async fn wait_follows_a_release_to_success_printing_entries_as_they_happen_and_e
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn list_shows_every_release_with_its_state_and_stages_and_active_leaves_out_the_ended() {
+    let backend = MotoBackend::new(&containers()).await;
+    failure_of(&backend, "gone", "{").await;
+    let body = manifest_v1(&backend, "open", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/open.json", &body).await).await.unwrap();
+
+    let (code, stdout, stderr) = run(&backend, &["list", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("a JSON array");
+    let mut seen: Vec<(String, String, bool)> = rows
+        .iter()
+        .map(|r| (r["release"].as_str().unwrap().into(), r["state"].as_str().unwrap().into(), r["terminal"] == true))
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 2, "{stdout}");
+    assert_eq!((seen[0].0.as_str(), seen[0].2), ("gone", true));
+    assert!(seen[0].1.starts_with("Failed at manifest"), "{stdout}");
+    assert_eq!((seen[1].0.as_str(), seen[1].1.as_str(), seen[1].2), ("open", "Collecting", false));
+    assert!(rows.iter().all(|r| r["stage_seconds"]["images"].is_number()), "{stdout}");
+
+    let (code, stdout, _) = run(&backend, &["list", SERVICE, "--active"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("web/open") && !stdout.contains("web/gone"), "{stdout}");
+    assert!(stdout.lines().next().unwrap().starts_with("RELEASE"), "a table with headers: {stdout}");
+}
