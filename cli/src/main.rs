@@ -1,6 +1,13 @@
-//! `convoy`: read a release record, approve or reject its traffic shift. Honours the standard AWS
-//! environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) and `CONVOY_STATE_BUCKET` /
-//! `CONVOY_S3_FORCE_PATH_STYLE`.
+//! `convoy`: submit a release, follow it, read its record, approve or reject its traffic shift.
+//! Honours the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) and
+//! `CONVOY_STATE_BUCKET` / `CONVOY_S3_FORCE_PATH_STYLE`.
+
+mod exit;
+mod list;
+mod logs;
+mod submit;
+mod text;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -12,7 +19,12 @@ use convoy::names::{ReleaseId, ReleaseKey, ServiceName};
 use convoy::ports::ReleaseStore;
 
 #[derive(Parser)]
-#[command(name = "convoy", version, about = "Read and steer Convoy's release records")]
+#[command(
+    name = "convoy",
+    version,
+    about = "Submit, follow and steer Convoy releases",
+    after_help = exit::HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +32,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Validate a manifest as the Lambda will, then upload it (never over an existing release).
+    Submit(submit::Args),
+    /// Follow a release until it ends (or awaits approval), printing its timeline as it grows.
+    Wait(wait::Args),
+    /// List releases with their state, age and stage durations.
+    List(list::Args),
+    /// Print the migration's log lines (CloudWatch Logs, the stream its record names).
+    Logs(logs::Args),
     /// Show a release: its state, images and digests, migration, verification, timeline.
+    #[command(after_help = "Exit status: 0 in progress or succeeded, 1 failed, rolled back or superseded, \
+                            2 error, 4 no such release.")]
     Status {
         service: ServiceName,
         release: ReleaseId,
@@ -36,6 +58,9 @@ enum Command {
         /// Who approves (recorded); defaults to $USER.
         #[arg(long)]
         by: Option<String>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Stop a release awaiting approval and roll its deployment back.
     Reject {
@@ -43,6 +68,9 @@ enum Command {
         release: ReleaseId,
         #[arg(long)]
         by: Option<String>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check every ECS native service of the settings (the functions' CONVOY_* environment): the
     /// BLUE_GREEN strategy and hooks that call the verify function; say what is missing.
@@ -56,7 +84,7 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(message) => {
             eprintln!("convoy: {message}");
-            ExitCode::from(2)
+            ExitCode::from(exit::ERROR)
         }
     }
 }
@@ -64,26 +92,30 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let settings = StoreSettings::from_env().map_err(|e| e.to_string())?;
     let sdk = aws::load_sdk_config().await;
+    let store = S3Store::new(aws::s3_client(&sdk, &settings), &settings.state_bucket);
     match cli.command {
+        Command::Submit(args) => submit::run(args, &sdk, &store, &settings).await,
+        Command::Wait(args) => wait::run(args, &store).await,
+        Command::List(args) => list::run(args, &store).await,
+        Command::Logs(args) => logs::run(args, &sdk, &store).await,
         Command::Status { service, release, json } => {
-            let store = S3Store::new(aws::s3_client(&sdk, &settings), &settings.state_bucket);
             let key = ReleaseKey::new(service, release);
             let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {
                 eprintln!("convoy: no release {key} in s3://{}/{}", settings.state_bucket, S3Store::record_key(&key));
-                return Ok(ExitCode::from(1));
+                return Ok(ExitCode::from(exit::NO_SUCH_RELEASE));
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&stored.release).map_err(|e| e.to_string())?);
             } else {
                 print!("{}", convoy::status::render(&stored.release));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(exit::of_state(&stored.release.state)))
         }
-        Command::Approve { service, release, by } => {
-            decide(&sdk, settings, ReleaseKey::new(service, release), true, by).await
+        Command::Approve { service, release, by, json } => {
+            decide(&sdk, settings, ReleaseKey::new(service, release), true, by, json).await
         }
-        Command::Reject { service, release, by } => {
-            decide(&sdk, settings, ReleaseKey::new(service, release), false, by).await
+        Command::Reject { service, release, by, json } => {
+            decide(&sdk, settings, ReleaseKey::new(service, release), false, by, json).await
         }
         Command::Check => check(&sdk).await,
     }
@@ -115,18 +147,26 @@ async fn decide(
     key: ReleaseKey,
     approve: bool,
     by: Option<String>,
+    json: bool,
 ) -> Result<ExitCode, String> {
     let region = sdk.region().map(ToString::to_string).unwrap_or_default();
     let convoy = convoy::startup::wire(sdk, &Config::for_cli(settings, &region)).map_err(|e| e.to_string())?;
     let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
     match convoy.decide(&key, approve, &by, chrono::Utc::now()).await {
         Ok(report) => {
-            println!("{}: {}", key, report.state);
+            if json {
+                println!("{}", serde_json::json!({"release": key.to_string(), "state": report.state}));
+            } else {
+                println!("{}: {}", key, report.state);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(ConvoyError::Refused(why)) => {
+            if json {
+                println!("{}", serde_json::json!({"release": key.to_string(), "refused": why}));
+            }
             eprintln!("convoy: refused: {why}");
-            Ok(ExitCode::from(1))
+            Ok(ExitCode::from(exit::REFUSED))
         }
         Err(err) => Err(err.to_string()),
     }

@@ -27,6 +27,16 @@ pub enum ReadError {
     Unavailable(String),
 }
 
+/// Reading a migration's log failed. Copying its last lines is best effort: this is logged,
+/// never retried at the cost of the event that ended the migration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogsError {
+    #[error("the log stream {0} does not exist (the container wrote nothing, or it expired)")]
+    NotFound(String),
+    #[error("CloudWatch Logs is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// Looking images up in ECR failed (an image that is not there yet is not a failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {

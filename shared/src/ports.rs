@@ -6,12 +6,12 @@
 
 use async_trait::async_trait;
 
-use crate::error::{ReadError, RegistryError, StoreError};
+use crate::error::{LogsError, ReadError, RegistryError, StoreError};
 use crate::names::{
     DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
     TaskArn,
 };
-use crate::release::{ImageKey, Release};
+use crate::release::{ImageKey, LogPointer, Release};
 
 /// The version a stored record had when it was read; conditional writes compare against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,4 +423,12 @@ pub use crate::notify::{PublishError, ReleaseChange};
 pub trait ReleaseEvents: Send + Sync {
     /// Publishes one state change as `source: convoy`, `detail-type: Convoy Release State Change`.
     async fn publish(&self, change: &ReleaseChange) -> Result<(), PublishError>;
+}
+
+/// The migration container's log (CloudWatch Logs, awslogs driver).
+#[async_trait]
+pub trait MigrationLogs: Send + Sync {
+    /// The newest `limit` lines of the stream, oldest first. MUST return
+    /// [`LogsError::NotFound`] when the group or stream does not exist.
+    async fn last_lines(&self, log: &LogPointer, limit: usize) -> Result<Vec<String>, LogsError>;
 }

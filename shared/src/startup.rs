@@ -59,6 +59,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         pipelines,
         prober,
         events,
+        logs: Arc::new(crate::adapters::aws::CloudWatchLogs::new(aws_sdk_cloudwatchlogs::Client::new(sdk))),
         config: config.clone(),
     })
 }

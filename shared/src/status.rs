@@ -37,6 +37,16 @@ pub fn render(release: &Release) -> String {
         field(&mut out, "container", run.container_reason.clone());
         field(&mut out, "logs", run.log.as_ref().map(|l| format!("{} {}", l.group, l.stream)));
         field(&mut out, "deadline", time(Some(run.deadline)));
+        if let Some(tail) = run.log_tail.as_ref().filter(|t| !t.is_empty()) {
+            let _ = writeln!(
+                out,
+                "  last log lines (convoy logs {} {} prints them all)",
+                release.key.service, release.key.release
+            );
+            for line in tail {
+                let _ = writeln!(out, "    | {line}");
+            }
+        }
     }
     if let Some(run) = &release.deployment {
         let _ = writeln!(out, "\ndeployment");

@@ -15,7 +15,7 @@
 //! end from what Convoy asked CodeDeploy (the stand-in) to do, never from Convoy's own record: a
 //! failed hook answer rolls back (FAILURE), an accepted `ContinueDeployment` shifts (SUCCESS), an
 //! accepted `StopDeployment` rolls back (STOP). A function invocation that fails, or a CLI
-//! command that exits non-zero, fails the sandbox. With
+//! command that exits otherwise than documented, fails the sandbox. It ends with `convoy wait`. With
 //! `--pipeline`, Convoy deploys through a CodePipeline on moto; moto runs no pipeline actions, so
 //! the sandbox plays the pipeline's CodeDeployToECS action on the bundle Convoy wrote. With
 //! `--ecs-native`, Convoy calls `UpdateService` on a service with the ECS deployment controller
@@ -61,14 +61,17 @@ pub struct Options {
     pub verbose: bool,
 }
 
-/// The final record, `convoy status` as printed, and the notifications (`detail.to`, the SNS
-/// message text) template.yaml's notification rules sent during the release.
+/// The final record, `convoy status` as printed, the notifications (`detail.to`, the SNS message
+/// text) template.yaml's notification rules sent during the release, and `convoy wait`'s exit code
+/// and output.
 pub struct Finished {
     pub release: Release,
     pub status: String,
     pub notifications: Vec<(String, String)>,
     /// Every release event on the bus, as `from → to`.
     pub transitions: Vec<String>,
+    pub wait_exit: i32,
+    pub waited: String,
 }
 
 struct Sandbox {
@@ -259,8 +262,17 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     };
     out.say(format!("task {task}"));
     let started_at = chrono::Utc::now();
-    let status = Command::new(&command[0]).args(&command[1..]).status().expect("run the migration command");
-    let exit_code = status.code().unwrap_or(-1);
+    let ran = Command::new(&command[0]).args(&command[1..]).output().expect("run the migration command");
+    let exit_code = ran.status.code().unwrap_or(-1);
+    // What the awslogs driver would ship: the container's output, into the stream the record names.
+    let lines: Vec<String> = [&ran.stdout, &ran.stderr]
+        .iter()
+        .flat_map(|b| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    if let Some(log) = record().await.migration.and_then(|m| m.log) {
+        ship_log(&world.sdk, &log, &lines).await;
+        out.say(format!("its output went to CloudWatch Logs {} {} ({} lines)", log.group, log.stream, lines.len()));
+    }
     out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
     let key_group = key.tag();
     let task_definition =
@@ -375,11 +387,19 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     out.say(transitions.join(", "));
 
     out.step("convoy status laravel-app 4cf03d1");
-    let status = cli(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE])?;
+    // `status` exits 1 for a release that failed (documented): that is its answer, not an error.
+    let (_, status) = cli_exits(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE], &[0, 1])?;
     if options.verbose {
         print!("{status}");
     }
-    Ok(Finished { release: record().await, status, notifications: sent, transitions })
+    out.step("convoy wait laravel-app 4cf03d1 (what CI runs: exit 0 Succeeded, 1 Failed/RolledBack, 3 timeout)");
+    let (wait_exit, waited) =
+        cli_exits(&standin.endpoint, &world.bucket, &["wait", SERVICE, RELEASE, "--timeout", "30s"], &[0, 1])?;
+    for line in waited.lines() {
+        out.say(line);
+    }
+    out.say(format!("convoy wait exited {wait_exit}"));
+    Ok(Finished { release: record().await, status, notifications: sent, transitions, wait_exit, waited })
 }
 
 /// The event bus of the sandbox whose state bucket is `bucket`.
@@ -492,11 +512,26 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
 /// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
 /// it when the command fails.
 fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
-    cli_with(endpoint, bucket, args, &[])
+    cli_exits(endpoint, bucket, args, &[0]).map(|(_, text)| text)
 }
 
 /// [`cli`] with the functions' environment `env` too (`convoy check` reads the settings).
 fn cli_with(endpoint: &str, bucket: &str, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
+    cli_run(endpoint, bucket, args, env, &[0]).map(|(_, text)| text)
+}
+
+/// [`cli`], accepting the exit codes in `ok`: the code and the output.
+fn cli_exits(endpoint: &str, bucket: &str, args: &[&str], ok: &[i32]) -> Result<(i32, String), String> {
+    cli_run(endpoint, bucket, args, &[], ok)
+}
+
+fn cli_run(
+    endpoint: &str,
+    bucket: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    ok: &[i32],
+) -> Result<(i32, String), String> {
     let path = binaries_dir().join("convoy");
     let output = Command::new(&path)
         .args(args)
@@ -512,10 +547,37 @@ fn cli_with(endpoint: &str, bucket: &str, args: &[&str], env: &[(String, String)
         .map_err(|e| format!("run {}: {e}", path.display()))?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    match output.status.success() {
-        true => Ok(text),
-        false => Err(format!("convoy {} failed ({}): {}", args.join(" "), output.status, text.trim())),
+    match output.status.code().filter(|code| ok.contains(code)) {
+        Some(code) => Ok((code, text)),
+        None => Err(format!("convoy {} failed ({}): {}", args.join(" "), output.status, text.trim())),
     }
+}
+
+/// Writes the migration's output to its log stream on moto, as the awslogs driver would.
+async fn ship_log(sdk: &aws_config::SdkConfig, log: &convoy::release::LogPointer, lines: &[String]) {
+    let client = aws_sdk_cloudwatchlogs::Client::new(sdk);
+    // The group may exist from an earlier run on the same moto.
+    let _ = client.create_log_group().log_group_name(&log.group).send().await;
+    let _ = client.create_log_stream().log_group_name(&log.group).log_stream_name(&log.stream).send().await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let events: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now + i as i64).message(line).build().ok()
+        })
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    client
+        .put_log_events()
+        .log_group_name(&log.group)
+        .log_stream_name(&log.stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("put the migration's log events");
 }
 
 /// The migration's command: a real process whose exit code the sandbox reports.

@@ -7,6 +7,43 @@ use serde::{Deserialize, Serialize};
 use super::{Decision, Effect, Release, Stage, State, TransitionError};
 use crate::names::TaskArn;
 
+/// At most this many of a failed migration's last log lines go into its record.
+pub const LOG_TAIL_LINES: usize = 20;
+/// At most this many bytes of them in all (the record stays small); one line at most a quarter.
+pub const LOG_TAIL_BYTES: usize = 4096;
+
+fn run_log(release: &Release) -> Option<LogPointer> {
+    release.migration.as_ref().and_then(|run| run.log.clone())
+}
+
+/// The newest lines that fit the bounds, oldest first; control characters (a log is outside
+/// input: escape sequences must not reach a person's terminal) become `?`, and a line longer than
+/// a quarter of the bytes is cut, marked with `…`.
+pub fn bound_log_tail(lines: &[String]) -> Vec<String> {
+    let per_line = LOG_TAIL_BYTES / 4;
+    let mut kept: Vec<String> = Vec::new();
+    let mut bytes = 0;
+    for line in lines.iter().rev().take(LOG_TAIL_LINES) {
+        let mut clean: String =
+            line.trim_end().chars().map(|c| if c.is_control() && c != '\t' { '?' } else { c }).collect();
+        if clean.len() > per_line {
+            let mut cut = per_line - '…'.len_utf8();
+            while !clean.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            clean.truncate(cut);
+            clean.push('…');
+        }
+        if bytes + clean.len() > LOG_TAIL_BYTES {
+            break;
+        }
+        bytes += clean.len();
+        kept.push(clean);
+    }
+    kept.reverse();
+    kept
+}
+
 /// Where the migration container's log stream is (awslogs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogPointer {
@@ -30,6 +67,10 @@ pub struct MigrationRun {
     pub task: Option<TaskArn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogPointer>,
+    /// The last lines of the log of a failed migration (bounded: [`LOG_TAIL_LINES`],
+    /// [`LOG_TAIL_BYTES`]), copied once, so `convoy status` shows why without a second tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +159,7 @@ impl Release {
                     task_definition: None,
                     task: None,
                     log: None,
+                    log_tail: None,
                     started_at: None,
                     stopped_at: None,
                     event_version: None,
@@ -244,6 +286,26 @@ impl Release {
         };
         next.state = State::Failed { stage: Stage::Migration, reason: reason.clone() };
         next.record(at, "migration-failed", reason);
+        let effects = run_log(&next).map(|log| Effect::CopyMigrationLogs { log }).into_iter().collect();
+        Decision::Changed { release: Box::new(next), effects }
+    }
+
+    /// The last lines of a failed migration's log were read: they go into the record, once.
+    pub(super) fn on_migration_logs_copied(&self, lines: &[String], at: DateTime<Utc>) -> Decision {
+        if !matches!(self.state, State::Failed { stage: Stage::Migration, .. }) {
+            return Decision::unchanged(format!("the release is {}, not a failed migration", self.state));
+        }
+        let Some(run) = self.migration.as_ref() else { return Decision::inconsistent(self, "a migration run") };
+        if run.log_tail.is_some() {
+            return Decision::unchanged("the migration's last log lines are already in the record");
+        }
+        let tail = bound_log_tail(lines);
+        let mut next = self.clone();
+        let Some(run) = next.migration.as_mut() else { return Decision::inconsistent(self, "a migration run") };
+        let stream = run.log.as_ref().map_or(String::new(), |l| format!(" of {} {}", l.group, l.stream));
+        let detail = format!("the last {} log lines{stream} are in the record", tail.len());
+        run.log_tail = Some(tail);
+        next.record(at, "migration-logs", detail);
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 

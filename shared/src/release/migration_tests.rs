@@ -100,7 +100,10 @@ fn exit_1_fails_the_release_with_the_evidence() {
     let State::Failed { stage: Stage::Migration, reason } = &release.state else { panic!("{}", release.state) };
     assert!(reason.contains("exited with code 1 after 30s"), "{reason}");
     assert!(reason.contains("EssentialContainerExited: Essential container in task exited"), "{reason}");
-    assert!(effects.is_empty());
+    assert!(
+        effects.iter().all(|e| matches!(e, Effect::CopyMigrationLogs { .. })),
+        "nothing starts, only its log is read: {effects:?}"
+    );
     let run = release.migration.unwrap();
     assert_eq!((run.exit_code, run.stop_code.as_deref()), (Some(1), Some("EssentialContainerExited")));
     assert!(run.log.is_some(), "the log pointer stays with the evidence");
@@ -232,4 +235,54 @@ fn an_inconsistent_record_is_left_alone_instead_of_crashing_the_handler() {
         panic!("must not change");
     };
     assert!(why.contains("inconsistent"), "{why}");
+}
+
+fn logs_copied(lines: &[&str], at: i64) -> Event {
+    Event::MigrationLogsCopied { lines: lines.iter().map(|l| (*l).to_owned()).collect(), at: t(at) }
+}
+
+#[test]
+fn a_failed_migration_asks_for_the_last_lines_of_its_log() {
+    let (failed, effects) =
+        changed(migrating().apply(&stopped("task-1", 3, Some(1), "EssentialContainerExited")).unwrap());
+    assert!(matches!(failed.state, State::Failed { stage: Stage::Migration, .. }));
+    let log = LogPointer { group: "/ecs/web".into(), stream: "ecs/app/task-1".into() };
+    assert_eq!(effects, vec![Effect::CopyMigrationLogs { log }]);
+    let (_, effects) = changed(migrating().apply(&stopped("task-1", 3, Some(0), "EssentialContainerExited")).unwrap());
+    assert!(!effects.iter().any(|e| matches!(e, Effect::CopyMigrationLogs { .. })), "a success copies nothing");
+}
+
+#[test]
+fn the_last_log_lines_are_copied_into_the_record_once() {
+    let (failed, _) = changed(migrating().apply(&stopped("task-1", 3, Some(1), "EssentialContainerExited")).unwrap());
+    let (copied, effects) = changed(failed.apply(&logs_copied(&["migrating", "SQLSTATE[42S01]"], 36)).unwrap());
+    assert!(effects.is_empty());
+    assert_eq!(
+        copied.migration.as_ref().unwrap().log_tail.as_deref(),
+        Some(&["migrating".into(), "SQLSTATE[42S01]".into()][..])
+    );
+    assert_eq!(copied.timeline.last().unwrap().event, "migration-logs");
+    assert!(matches!(copied.apply(&logs_copied(&["other"], 37)).unwrap(), Decision::Unchanged { .. }), "copied once");
+    assert!(
+        matches!(migrating().apply(&logs_copied(&["x"], 36)).unwrap(), Decision::Unchanged { .. }),
+        "a migration that has not failed keeps no lines"
+    );
+}
+
+#[test]
+fn the_copied_lines_are_bounded_and_cleaned() {
+    let many: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+    let tail = bound_log_tail(&many);
+    assert_eq!(tail.len(), LOG_TAIL_LINES);
+    assert_eq!(tail.last().unwrap(), "line 99", "the newest lines are kept, oldest first");
+    assert_eq!(tail.first().unwrap(), &format!("line {}", 100 - LOG_TAIL_LINES));
+
+    let long = vec!["é".repeat(5000); 10];
+    let tail = bound_log_tail(&long);
+    assert!(tail.iter().all(|l| l.len() <= LOG_TAIL_BYTES / 4 && l.ends_with('…')));
+    assert!(tail.iter().map(String::len).sum::<usize>() <= LOG_TAIL_BYTES);
+    assert_eq!(tail.len(), 4, "a quarter of the bytes each");
+
+    let hostile = vec!["\u{1b}[2Jcleared\r\n".to_owned()];
+    assert_eq!(bound_log_tail(&hostile), ["?[2Jcleared"]);
 }

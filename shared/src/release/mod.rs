@@ -37,7 +37,10 @@ pub use self::deployment::{
     Verification, VerificationOutcome,
 };
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
-pub use self::migration::{ContainerReport, LogPointer, MigrationRun, TaskReport, task_definition_family};
+pub use self::migration::{
+    ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationRun, TaskReport, bound_log_tail,
+    task_definition_family,
+};
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -297,6 +300,8 @@ pub enum Event {
     Decided { approve: bool, by: String, at: DateTime<Utc> },
     /// CodeDeploy (or ECS) says how the deployment ended.
     DeploymentEnded { deployment: String, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
+    /// The last lines of the failed migration's log were read (effect `CopyMigrationLogs`).
+    MigrationLogsCopied { lines: Vec<String>, at: DateTime<Utc> },
 }
 
 /// A side effect the caller performs after the new record is stored.
@@ -315,6 +320,8 @@ pub enum Effect {
     StartDeployment,
     /// Watch for these images and look them up in ECR now (they may predate the manifest).
     ResolveImages { images: Vec<ImageKey> },
+    /// Copy the last lines of the failed migration's log into the record (best effort).
+    CopyMigrationLogs { log: LogPointer },
 }
 
 /// The outcome of applying an event.
@@ -432,6 +439,7 @@ impl Release {
             Event::MigrationImpossible { reason, at } => Ok(self.on_migration_impossible(reason, *at)),
             Event::MigrationTaskChanged { report, at } => Ok(self.on_migration_task_changed(report, *at)),
             Event::MigrationOverdue { at } => Ok(self.on_migration_overdue(*at)),
+            Event::MigrationLogsCopied { lines, at } => Ok(self.on_migration_logs_copied(lines, *at)),
             Event::DeployLock { decision, at } => Ok(self.on_deploy_lock(decision, *at)),
             Event::DeploymentClaimed { method, at, lease } => Ok(self.on_deployment_claimed(*method, *at, *lease)),
             Event::DeploymentStarted { deployment, task_definition, at } => {

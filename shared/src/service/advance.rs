@@ -169,6 +169,7 @@ impl Convoy {
                         tracing::info!(error = %err, "could not continue the deployment now; the reconciler retries");
                     }
                 }
+                Effect::CopyMigrationLogs { log } => self.copy_migration_logs(key, log, now).await,
                 Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
             }
         }

@@ -162,3 +162,22 @@ impl Convoy {
         }
     }
 }
+
+impl Convoy {
+    /// Copies the last lines of a failed migration's log into its record. Best effort: the
+    /// migration's end is already stored, so a log that cannot be read (or a write that loses
+    /// every race) is logged and the event still succeeds.
+    pub(super) async fn copy_migration_logs(&self, key: &ReleaseKey, log: &LogPointer, now: DateTime<Utc>) {
+        let lines = match self.logs.last_lines(log, crate::release::LOG_TAIL_LINES).await {
+            Ok(lines) => lines,
+            Err(err) => {
+                warn!(error = %err, group = %log.group, stream = %log.stream, "could not read the migration's log");
+                return;
+            }
+        };
+        let event = Event::MigrationLogsCopied { lines, at: now };
+        if let Err(err) = update(self, key, |r| r.apply(&event)).await {
+            warn!(error = %err, "could not copy the migration's last log lines into the record");
+        }
+    }
+}

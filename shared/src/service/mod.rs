@@ -23,8 +23,8 @@ use crate::config::Config;
 use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
 use crate::ports::{
-    ActiveReleases, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, Pipelines, Prober,
-    RecordVersion, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, Stored, Tasks, WaitList,
+    ActiveReleases, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, MigrationLogs, Pipelines,
+    Prober, RecordVersion, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, Stored, Tasks, WaitList,
 };
 use crate::release::{Decision, Effect, Release, State, TransitionError};
 
@@ -45,6 +45,8 @@ pub struct Convoy {
     pub prober: Arc<dyn Prober>,
     /// Where each stored state change is announced (best effort, after the write).
     pub events: Arc<dyn ReleaseEvents>,
+    /// The migration's log: the last lines of a failed one are copied into its record.
+    pub logs: Arc<dyn MigrationLogs>,
     pub config: Config,
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::scenario::*;
 
-async fn failure_of(backend: &MotoBackend, release: &str, body: &str) -> String {
+pub async fn failure_of(backend: &MotoBackend, release: &str, body: &str) -> String {
     let upload = backend.upload(&format!("releases/web/{release}.json"), body).await;
     let response = invoke_manifest_uploaded(&backend.convoy, upload).await.expect("bad input is acknowledged");
     assert_eq!(response[0]["changed"], json!(true));
@@ -20,15 +20,15 @@ async fn failure_of(backend: &MotoBackend, release: &str, body: &str) -> String 
     reason.clone()
 }
 
-fn containers() -> Vec<String> {
+pub fn containers() -> Vec<String> {
     vec!["app".into()]
 }
 
-#[tokio::test]
-async fn every_bad_manifest_fails_its_release_with_a_reason() {
-    let backend = MotoBackend::new(&containers()).await;
+/// The bad manifests, each with its release id and a part of the reason its record must carry
+/// (`convoy submit` refuses each with that same reason: `e2e/cli.rs`).
+pub fn bad_manifests(backend: &MotoBackend) -> Vec<(&'static str, String, &'static str)> {
     let app = backend.uri("app", "x");
-    let cases: Vec<(&str, String, &str)> = vec![
+    vec![
         ("malformed", "{\"version\": 1, \"images\": ".into(), "not valid JSON"),
         ("noimages", r#"{"version": 1, "release": "noimages", "service": "web"}"#.into(), "missing field `images`"),
         (
@@ -92,8 +92,13 @@ async fn every_bad_manifest_fails_its_release_with_a_reason() {
             json!({"version": 1, "release": "x".repeat(2000), "service": "web", "images": {"app": app}}).to_string(),
             "(2000 characters) is too long",
         ),
-    ];
-    for (release, body, expected) in cases {
+    ]
+}
+
+#[tokio::test]
+async fn every_bad_manifest_fails_its_release_with_a_reason() {
+    let backend = MotoBackend::new(&containers()).await;
+    for (release, body, expected) in bad_manifests(&backend) {
         let reason = failure_of(&backend, release, &body).await;
         assert!(reason.contains(expected), "{release}: {reason:?} should contain {expected:?}");
         assert!(reason.len() <= 400, "{release}: a reason of {} characters", reason.len());

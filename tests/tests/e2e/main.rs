@@ -2,10 +2,12 @@
 //! property runs, the same scenarios against the in-memory fakes).
 
 mod bad_input;
+mod cli;
 mod deploy;
 mod deployment_end;
 mod event_rules;
 mod migration;
+mod migration_logs;
 mod native;
 mod pipeline;
 mod properties;

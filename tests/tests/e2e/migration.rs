@@ -17,13 +17,13 @@ fn containers() -> Vec<String> {
     vec!["app".into(), "nginx".into()]
 }
 
-async fn invoke_migration_stopped(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
+pub async fn invoke_migration_stopped(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
     convoy::handlers::migration_stopped(convoy, event).await
 }
 
 /// A release whose images are in ECR and whose manifest was just uploaded: it is migrating.
-async fn migrating(release: &str) -> (MotoBackend, String) {
+pub async fn migrating(release: &str) -> (MotoBackend, String) {
     let backend = MotoBackend::new(&containers()).await;
     backend.push("app", release).await;
     backend.push("nginx", release).await;
@@ -62,7 +62,7 @@ fn stopped_with(
 
 /// The same, as ECS reports an essential `app` that exited with `exit_code` (`None`: never
 /// started): the migration container first, then nginx, stopped by ECS once `app` exited.
-fn stopped(
+pub fn stopped(
     backend: &MotoBackend,
     release: &str,
     task: &str,

@@ -61,6 +61,8 @@ async fn the_sandbox_ships_a_release_to_production() {
         "{approval}"
     );
     assert!(approval.contains("\"Reject (roll back): convoy reject laravel-app 4cf03d1\""), "{approval}");
+    assert_eq!(finished.wait_exit, 0, "convoy wait: {}", finished.waited);
+    assert!(finished.waited.ends_with("laravel-app/4cf03d1: Succeeded\n"), "{}", finished.waited);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +76,10 @@ async fn the_sandbox_stops_a_release_whose_migration_fails() {
     let kinds: Vec<&str> = finished.notifications.iter().map(|(to, _)| to.as_str()).collect();
     assert_eq!(kinds, ["Failed"], "one notification: the failure");
     assert!(finished.notifications[0].1.contains("Failed at migration"), "{}", finished.notifications[0].1);
+    assert_eq!(finished.wait_exit, 1, "convoy wait: {}", finished.waited);
+    let tail = finished.release.migration.as_ref().and_then(|m| m.log_tail.clone()).expect("the log's last lines");
+    assert_eq!(tail.last().map(String::as_str), Some("SQLSTATE[42S01]: table orders already exists"));
+    assert!(finished.status.contains("| SQLSTATE[42S01]: table orders already exists"), "{}", finished.status);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use convoy::adapters::aws::{CodeDeployer, HttpProber};
 use convoy::adapters::memory::{
-    MemoryDeployer, MemoryDocuments, MemoryObjects, MemoryPipelines, MemoryRegistry, MemoryStore, MemoryTasks,
+    MemoryDeployer, MemoryDocuments, MemoryLogs, MemoryObjects, MemoryPipelines, MemoryRegistry, MemoryStore,
+    MemoryTasks,
 };
 use convoy::config::{Config, StoreSettings};
 use convoy::manifest::Policy;
@@ -296,6 +297,7 @@ impl MemoryBackend {
             deployments: documents,
             prober: Arc::new(HttpProber::new().expect("prober")),
             events: events.clone(),
+            logs: Arc::new(MemoryLogs::default()),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),

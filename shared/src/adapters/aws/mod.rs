@@ -7,6 +7,7 @@ mod ecr;
 mod ecs;
 mod ecs_native;
 mod eventbridge;
+mod logs;
 mod prober;
 mod s3;
 
@@ -16,6 +17,7 @@ pub use codepipeline::CodePipelines;
 pub use ecr::EcrRegistry;
 pub use ecs::EcsTasks;
 pub use eventbridge::EventBridgeEvents;
+pub use logs::CloudWatchLogs;
 pub use prober::HttpProber;
 pub use s3::S3Store;
 

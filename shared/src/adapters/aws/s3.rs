@@ -282,3 +282,38 @@ impl ManifestReader for S3Store {
         Ok(FetchedObject { bytes, etag, version_id })
     }
 }
+
+/// What the `convoy` CLI asks of the state bucket beyond the ports: uploading a manifest exactly
+/// once, and listing the records.
+impl S3Store {
+    /// Uploads a manifest under `key` only if no object is there (`If-None-Match: *`): a release
+    /// id is never overwritten. Returns the new object's version id; [`StoreError::AlreadyExists`]
+    /// when the key is taken.
+    pub async fn put_manifest_once(&self, key: &str, bytes: Vec<u8>) -> Result<Option<String>, StoreError> {
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await;
+        match sent {
+            Ok(output) => Ok(output.version_id),
+            Err(err) => match status_and_code(&err) {
+                (Some(412), _) => Err(StoreError::AlreadyExists),
+                (_, Some(code)) if code == "PreconditionFailed" => Err(StoreError::AlreadyExists),
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    /// The releases that have a record, of one service or of all.
+    pub async fn recorded(&self, service: Option<&ServiceName>) -> Result<Vec<ReleaseKey>, StoreError> {
+        let prefix = service.map_or("state/".to_owned(), |s| format!("state/{s}/"));
+        let keys = self.list(&prefix).await?;
+        Ok(keys.iter().filter_map(|k| release_at_end(k.strip_prefix("state/")?.strip_suffix(".json")?)).collect())
+    }
+}

@@ -1,0 +1,196 @@
+//! `convoy wait`: polls the record with back-off and prints each new timeline entry as it
+//! happens. On a terminal, a live line under them shows the current state and how long it has
+//! lasted; in CI logs (no terminal) only the entries are printed.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use convoy::adapters::aws::S3Store;
+use convoy::names::{ReleaseId, ReleaseKey, ServiceName};
+use convoy::ports::ReleaseStore;
+use convoy::release::{Release, State};
+use serde_json::json;
+
+use crate::{exit, text};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Until {
+    /// Until the release has ended (Succeeded: 0; Failed, RolledBack, Superseded: 1).
+    Ended,
+    /// Until it awaits approval, or went past it (0), or ended without getting there (1).
+    AwaitingApproval,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Exit status: 0 reached (Succeeded, or awaiting approval when asked), \
+                        1 Failed/RolledBack/Superseded, 2 error, 3 timed out.")]
+pub struct Args {
+    service: ServiceName,
+    release: ReleaseId,
+    /// How far to follow the release.
+    #[arg(long, value_enum, default_value = "ended")]
+    until: Until,
+    /// Give up after this long (90s, 30m, 1h30m).
+    #[arg(long, default_value = "30m", value_parser = text::parse_span)]
+    timeout: Duration,
+    /// The longest pause between two reads of the record (the pause starts at 1s and grows).
+    #[arg(long, default_value = "15s", value_parser = text::parse_span)]
+    max_interval: Duration,
+    /// One JSON object per line: each timeline entry, then the outcome.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where a release is, for `--until`.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Reached,
+    EndedBadly,
+    NotYet,
+}
+
+fn outcome(until: Until, state: &State) -> Outcome {
+    if exit::ended_badly(state) {
+        return Outcome::EndedBadly;
+    }
+    let reached = match until {
+        Until::Ended => matches!(state, State::Succeeded),
+        Until::AwaitingApproval => {
+            matches!(state, State::AwaitingApproval { .. } | State::ShiftingTraffic { .. } | State::Succeeded)
+        }
+    };
+    if reached { Outcome::Reached } else { Outcome::NotYet }
+}
+
+pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
+    let key = ReleaseKey::new(args.service.clone(), args.release.clone());
+    let live = !args.json && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let deadline = started + args.timeout;
+    let first_pause = Duration::from_secs(1).min(args.max_interval);
+    let mut pause = first_pause;
+    let mut printed = 0usize;
+    let mut said_missing = false;
+    loop {
+        let record = store.load(&key).await.map_err(|e| format!("reading the record of {key}: {e}"))?;
+        match &record {
+            None if !said_missing => {
+                said_missing = true;
+                if !args.json {
+                    clear(live);
+                    eprintln!("waiting for the record of {key} (the manifest is not read yet, or was never uploaded)");
+                }
+            }
+            None => {}
+            Some(stored) => {
+                let release = &stored.release;
+                if release.timeline.len() > printed {
+                    pause = first_pause;
+                    clear(live);
+                    for entry in &release.timeline[printed..] {
+                        if args.json {
+                            println!("{}", json!({"at": entry.at, "event": entry.event, "detail": entry.detail}));
+                        } else {
+                            println!("{}", text::entry_line(entry));
+                        }
+                    }
+                    printed = release.timeline.len();
+                }
+                match outcome(args.until, &release.state) {
+                    Outcome::NotYet => {}
+                    Outcome::Reached => return Ok(finish(args.json, release, "reached", 0, live)),
+                    Outcome::EndedBadly => return Ok(finish(args.json, release, "ended", exit::REFUSED, live)),
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            clear(live);
+            let state = record.as_ref().map_or("no record".to_owned(), |s| s.release.state.to_string());
+            if args.json {
+                println!("{}", json!({"release": key.to_string(), "state": state, "outcome": "timeout"}));
+            }
+            eprintln!("convoy: timed out after {}: {key} is {state}", text::span(chrono_of(args.timeout)));
+            return Ok(ExitCode::from(exit::TIMEOUT));
+        }
+        let sleep_until = (now + pause).min(deadline);
+        // On a terminal, redraw the live line every second while pausing.
+        while Instant::now() < sleep_until {
+            if live {
+                draw(record.as_ref().map(|s| &s.release), started);
+            }
+            let step = if live { Duration::from_secs(1) } else { pause };
+            tokio::time::sleep(step.min(sleep_until.saturating_duration_since(Instant::now()))).await;
+        }
+        pause = (pause.mul_f32(1.5)).min(args.max_interval);
+    }
+}
+
+fn finish(json: bool, release: &Release, outcome: &str, code: u8, live: bool) -> ExitCode {
+    clear(live);
+    if json {
+        println!(
+            "{}",
+            json!({"release": release.key.to_string(), "state": release.state.to_string(), "outcome": outcome})
+        );
+    } else {
+        println!("{}: {}", release.key, release.state);
+    }
+    ExitCode::from(code)
+}
+
+fn chrono_of(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The live line: the current state and how long since its stage's last entry.
+fn draw(release: Option<&Release>, started: Instant) {
+    let line = match release {
+        None => format!("waiting for the record  {}", text::span(chrono_of(started.elapsed()))),
+        Some(release) => {
+            let since = release.timeline.last().map_or(chrono::Duration::zero(), |e| chrono::Utc::now() - e.at);
+            format!("{}  {}", release.state, text::span(since))
+        }
+    };
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r\x1b[2K… {line}");
+    let _ = err.flush();
+}
+
+fn clear(live: bool) {
+    if live {
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\r\x1b[2K");
+        let _ = err.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn awaiting_approval_is_reached_by_a_release_that_went_past_it() {
+        let deployment: convoy::names::DeploymentId = "d-ABCDEFGHI".parse().unwrap();
+        for state in [
+            State::AwaitingApproval { deployment: deployment.clone() },
+            State::ShiftingTraffic { deployment: deployment.clone() },
+            State::Succeeded,
+        ] {
+            assert_eq!(outcome(Until::AwaitingApproval, &state), Outcome::Reached, "{state}");
+        }
+        assert_eq!(outcome(Until::Ended, &State::AwaitingApproval { deployment }), Outcome::NotYet);
+    }
+
+    #[test]
+    fn a_release_that_ended_without_production_ends_the_wait_badly_whatever_was_asked() {
+        let superseded = State::Superseded { by: "r9".parse().unwrap() };
+        let rolled_back = State::RolledBack { reason: "rejected".into() };
+        for until in [Until::Ended, Until::AwaitingApproval] {
+            assert_eq!(outcome(until, &superseded), Outcome::EndedBadly);
+            assert_eq!(outcome(until, &rolled_back), Outcome::EndedBadly);
+        }
+        assert_eq!(outcome(Until::Ended, &State::Collecting), Outcome::NotYet);
+    }
+}
