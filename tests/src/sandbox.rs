@@ -52,12 +52,23 @@ pub struct Options {
     pub id: String,
     /// Print each step.
     pub verbose: bool,
+    /// Stop once the release awaits approval, keeping the stand-in and the world (the dashboard
+    /// decides instead of `convoy approve`).
+    pub hold_for_approval: bool,
+}
+
+/// What a run held for approval keeps alive: the world and the stand-in Convoy's calls go through.
+pub struct Held {
+    pub world: World,
+    pub standin: StandIn,
 }
 
 /// The final record and `convoy status` as printed.
 pub struct Finished {
     pub release: Release,
     pub status: String,
+    /// With [`Options::hold_for_approval`], the run stopped at the approval: what it kept.
+    pub held: Option<Held>,
 }
 
 struct Sandbox {
@@ -253,6 +264,11 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                 out.say("CodeDeploy took the hook's answer: Succeeded");
                 out.step("CodeDeploy waits for the reroute (READY_WAIT)");
                 standin.waits(&deployment);
+                if options.hold_for_approval && matches!(record().await.state, State::AwaitingApproval { .. }) {
+                    out.step("the release awaits a person's approval (held for the dashboard)");
+                    let release = record().await;
+                    return Ok(Finished { release, status: String::new(), held: Some(Held { world, standin }) });
+                }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
                     out.step("a person approves: convoy approve laravel-app 4cf03d1");
                     let approved = cli(
@@ -302,7 +318,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     if options.verbose {
         print!("{status}");
     }
-    Ok(Finished { release: record().await, status })
+    Ok(Finished { release: record().await, status, held: None })
 }
 
 /// CodeDeploy's part after the reroute wait, from what Convoy asked it: an accepted

@@ -2,6 +2,7 @@
 //! property runs, the same scenarios against the in-memory fakes).
 
 mod bad_input;
+mod dashboard;
 mod deploy;
 mod deployment_end;
 mod event_rules;
