@@ -42,7 +42,7 @@ fn continues(world: &DashboardWorld) -> Vec<serde_json::Value> {
 async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_bar_per_stage() {
     let world = dashboard_world("view").await;
     let dashboard = world.start_dashboard(0).expect("convoy dashboard starts");
-    let browser = Browser::start(1100, 1500).await;
+    let browser = Browser::start(1100, 1750).await;
     let client = &browser.client;
 
     client.goto(&dashboard.url).await.expect("open the overview");
@@ -94,6 +94,11 @@ async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_b
         std::fs::write(docs, &png).expect("save docs/dashboard.png");
     }
     println!("release page screenshot: {} bytes", png.len());
+
+    // A failed release marks its failure point on the stage it failed in.
+    client.goto(&format!("{}release/{SERVICE}/{REFUSED}", dashboard.url)).await.unwrap();
+    let failed = client.find_all(Locator::Css("svg#timeline g.stage[data-stage=collecting] g.failure")).await.unwrap();
+    assert_eq!(failed.len(), 1, "the refused manifest's failure is marked");
 
     client.goto(&format!("{}release/{SERVICE}/{UNREADABLE}", dashboard.url)).await.unwrap();
     let message = client.find(Locator::Css("#message")).await.unwrap().text().await.unwrap();
