@@ -58,6 +58,12 @@ async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_b
     assert!(listed[2].contains(REFUSED) && listed[2].contains("not one Convoy may deploy from"), "{listed:#?}");
     let unreadable = client.find(Locator::Css("#unreadable")).await.expect("the unreadable list").text().await.unwrap();
     assert!(unreadable.contains(&format!("state/{SERVICE}/{UNREADABLE}.json")), "{unreadable}");
+    // Every state badge is legible: its text is not painted in its background's colour.
+    for badge in client.find_all(Locator::Css("#releases span.badge")).await.unwrap() {
+        let color = badge.css_value("color").await.unwrap();
+        let background = badge.css_value("background-color").await.unwrap();
+        assert_ne!(color, background, "badge {:?}", badge.text().await);
+    }
     let refresh = client.find_all(Locator::Css("meta[http-equiv=refresh]")).await.unwrap();
     assert_eq!(refresh.len(), 1, "something is in flight: the overview reloads itself");
 
