@@ -43,3 +43,15 @@ ensure_build_tools() {
   rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
     || rustup target add aarch64-unknown-linux-gnu
 }
+
+# Headless Chromium and its WebDriver (Debian's packages) for the dashboard's browser tests.
+# Idempotent: nothing runs when both are there. The tests fail (never skip) without them.
+ensure_browser() {
+  if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then return 0; fi
+  log "installing chromium and chromium-driver (Debian packages) for the browser tests"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver fonts-dejavu-core >/dev/null
+}

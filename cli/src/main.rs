@@ -9,6 +9,8 @@ mod submit;
 mod text;
 mod wait;
 
+mod dashboard;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -75,6 +77,12 @@ enum Command {
     /// Check every ECS native service of the settings (the functions' CONVOY_* environment): the
     /// BLUE_GREEN strategy and hooks that call the verify function; say what is missing.
     Check,
+    /// Serve a local web UI of every release on http://127.0.0.1:<port>/ (loopback only), with
+    /// approve/reject from the page. Port 0 picks a free one.
+    Dashboard {
+        #[arg(long, default_value_t = 3100)]
+        port: u16,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -118,6 +126,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             decide(&sdk, settings, ReleaseKey::new(service, release), false, by, json).await
         }
         Command::Check => check(&sdk).await,
+        Command::Dashboard { port } => dashboard(&sdk, settings, port).await,
     }
 }
 
@@ -170,4 +179,28 @@ async fn decide(
         }
         Err(err) => Err(err.to_string()),
     }
+}
+
+/// `convoy dashboard`: the web UI, with the same wiring as `approve`/`reject`.
+async fn dashboard(sdk: &aws_config::SdkConfig, settings: StoreSettings, port: u16) -> Result<ExitCode, String> {
+    let region = sdk.region().map(ToString::to_string).unwrap_or_default();
+    let convoy = convoy::startup::wire(sdk, &Config::for_cli(settings.clone(), &region)).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let app = dashboard::App {
+        store: S3Store::new(aws::s3_client(sdk, &settings), &settings.state_bucket),
+        s3: aws::s3_client(sdk, &settings),
+        bucket: settings.state_bucket.clone(),
+        convoy,
+        token: dashboard::new_token()?,
+        port,
+        default_by: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+    };
+    println!("convoy dashboard: http://127.0.0.1:{port}/ (s3://{}, Ctrl-C stops it)", settings.state_bucket);
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    dashboard::serve(listener, app).await?;
+    Ok(ExitCode::SUCCESS)
 }

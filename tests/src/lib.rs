@@ -1,6 +1,8 @@
 //! The end-to-end harness: a moto server per test process, SDK clients pointed at it, the world
 //! the tests need (bucket, repositories, images), and the documented event fixtures.
 
+pub mod browser;
+pub mod dashboard;
 pub mod fixtures;
 pub mod http;
 pub mod moto;

@@ -59,6 +59,15 @@ pub struct Options {
     pub id: String,
     /// Print each step.
     pub verbose: bool,
+    /// Stop once the release awaits approval, keeping the stand-in and the world (the dashboard
+    /// decides instead of `convoy approve`).
+    pub hold_for_approval: bool,
+}
+
+/// What a run held for approval keeps alive: the world and the stand-in Convoy's calls go through.
+pub struct Held {
+    pub world: World,
+    pub standin: StandIn,
 }
 
 /// The final record, `convoy status` as printed, the notifications (`detail.to`, the SNS message
@@ -72,6 +81,8 @@ pub struct Finished {
     pub transitions: Vec<String>,
     pub wait_exit: i32,
     pub waited: String,
+    /// With [`Options::hold_for_approval`], the run stopped at the approval: what it kept.
+    pub held: Option<Held>,
 }
 
 struct Sandbox {
@@ -326,6 +337,20 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                 out.say("CodeDeploy took the hook's answer: Succeeded");
                 out.step("CodeDeploy waits for the reroute (READY_WAIT)");
                 standin.waits(&deployment);
+                if options.hold_for_approval && matches!(record().await.state, State::AwaitingApproval { .. }) {
+                    out.step("the release awaits a person's approval (held for the dashboard)");
+                    let release = record().await;
+                    out.notify(&notification_queues, &mut sent);
+                    return Ok(Finished {
+                        release,
+                        status: String::new(),
+                        notifications: sent,
+                        transitions: Vec::new(),
+                        wait_exit: 0,
+                        waited: String::new(),
+                        held: Some(Held { world, standin }),
+                    });
+                }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
                     out.notify(&notification_queues, &mut sent);
                     out.step("a person approves: convoy approve laravel-app 4cf03d1");
@@ -399,7 +424,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         out.say(line);
     }
     out.say(format!("convoy wait exited {wait_exit}"));
-    Ok(Finished { release: record().await, status, notifications: sent, transitions, wait_exit, waited })
+    Ok(Finished { release: record().await, status, notifications: sent, transitions, wait_exit, waited, held: None })
 }
 
 /// The event bus of the sandbox whose state bucket is `bucket`.

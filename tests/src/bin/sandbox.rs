@@ -5,10 +5,15 @@
 //! (Convoy's bundle and execution; the sandbox plays the pipeline's CodeDeployToECS action).
 //! `--ecs-native`: deploy through ECS native blue/green (`UpdateService`; the sandbox plays ECS's
 //! lifecycle hooks and the end of the service deployment).
+//! `--dashboard [--port N]`: the release stops at its approval, a few more releases join it, and
+//! `convoy dashboard` serves them (approve or reject from the page) until Ctrl-C.
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--dashboard") {
+        return dashboard(&args).await;
+    }
     let options = convoy_tests::sandbox::Options {
         migration_fails: args.iter().any(|a| a == "--migration-fails"),
         wrong_version: args.iter().any(|a| a == "--wrong-version"),
@@ -17,6 +22,7 @@ async fn main() {
         aws_unreachable: false,
         id: String::new(),
         verbose: true,
+        hold_for_approval: false,
     };
     match convoy_tests::sandbox::run(options).await {
         Ok(finished) => println!("\nfinal state: {}", finished.release.state),
@@ -25,4 +31,36 @@ async fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// `--dashboard`: leaves `convoy dashboard` running on the sandbox's releases until Ctrl-C.
+async fn dashboard(args: &[String]) {
+    let port = args
+        .iter()
+        .position(|a| a == "--port")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(3100), |p| p.parse::<u16>())
+        .unwrap_or_else(|_| {
+            eprintln!("--port takes a port number");
+            std::process::exit(2)
+        });
+    let world = match convoy_tests::dashboard::world("", true).await {
+        Ok(world) => world,
+        Err(why) => {
+            eprintln!("\nthe sandbox failed: {why}");
+            std::process::exit(1);
+        }
+    };
+    let dashboard = match world.start_dashboard(port) {
+        Ok(dashboard) => dashboard,
+        Err(why) => {
+            eprintln!("\nthe dashboard did not start: {why}");
+            std::process::exit(1);
+        }
+    };
+    println!("\n\x1b[1mconvoy dashboard on the sandbox's releases: {}\x1b[0m", dashboard.url);
+    println!("  laravel-app/4cf03d1 awaits approval: {}release/laravel-app/4cf03d1", dashboard.url);
+    println!("  (moto and the stand-in live in this process: Ctrl-C stops everything)");
+    // Serves until the person stops it (Ctrl-C reaches the dashboard too: same process group).
+    std::future::pending::<()>().await;
 }

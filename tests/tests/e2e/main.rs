@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod dashboard;
 mod deploy;
 mod deployment_end;
 mod event_rules;

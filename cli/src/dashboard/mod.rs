@@ -1,0 +1,347 @@
+//! `convoy dashboard`: a local web UI over the state bucket, served on loopback with the person's
+//! own AWS environment. Server-rendered pages (maud), no JavaScript, the stylesheet embedded.
+//!
+//! It must not be a hole on the person's machine: it binds 127.0.0.1 only; every request must
+//! name this server in `Host` (`127.0.0.1:<port>` or `localhost:<port>`: a DNS-rebound name is
+//! refused); every state-changing request must come from this server's own pages (`Origin`) and
+//! carry the per-launch random token the pages embed in their forms.
+
+mod pages;
+pub mod stages;
+mod svg;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use convoy::adapters::aws::S3Store;
+use convoy::error::{ConvoyError, StoreError};
+use convoy::names::{ReleaseId, ReleaseKey, ServiceName};
+use convoy::ports::ReleaseStore;
+use convoy::release::Release;
+use convoy::service::Convoy;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+/// The most records the overview loads (newest keys are not known before loading: S3 lists by
+/// name, so a bucket with more shows a note instead of loading them all).
+const MAX_RECORDS: usize = 500;
+
+pub struct App {
+    pub store: S3Store,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    /// The same use cases the CLI's `approve` and `reject` run (same refusals).
+    pub convoy: Convoy,
+    /// Per-launch random token every state-changing request must carry.
+    pub token: String,
+    /// The port actually bound (the `Host`/`Origin` checks need it).
+    pub port: u16,
+    /// Who decides, unless the form names someone ($USER).
+    pub default_by: String,
+}
+
+/// A record under `state/`: read, or why it could not be.
+pub enum Loaded {
+    Read(Box<Release>),
+    Unreadable { key: String, why: String },
+}
+
+/// A random token (32 bytes from the OS, hex).
+pub fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the dashboard's token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Serves until the process is stopped. Prints the address once listening.
+pub async fn serve(listener: tokio::net::TcpListener, app: App) -> Result<(), String> {
+    let app = Arc::new(app);
+    let router = Router::new()
+        .route("/", get(overview))
+        .route("/release/{service}/{release}", get(release_page))
+        .route("/release/{service}/{release}/{decision}", get(confirm_page).post(decide))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .with_state(app);
+    axum::serve(listener, router).await.map_err(|e| format!("the dashboard stopped: {e}"))
+}
+
+fn allowed_hosts(port: u16) -> [String; 2] {
+    [format!("127.0.0.1:{port}"), format!("localhost:{port}")]
+}
+
+/// The checks every request passes before any handler runs, and the headers every answer gets.
+async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let hosts = allowed_hosts(app.port);
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if !hosts.iter().any(|h| h == host) {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Wrong host",
+            &format!("This dashboard answers only to http://{} or http://{}.", hosts[0], hosts[1]),
+        );
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let origin = request.headers().get(header::ORIGIN).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if !hosts.iter().any(|h| origin == format!("http://{h}")) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Refused: foreign origin",
+                "A change must come from this dashboard's own page (its Origin header did not name it).",
+            );
+        }
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Not `no-referrer`: with it Chromium sends `Origin: null` on the page's own form posts.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn refuse(status: StatusCode, title: &str, text: &str) -> Response {
+    (status, pages::message(title, text)).into_response()
+}
+
+async fn not_found() -> Response {
+    refuse(StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+}
+
+/// Loads every record under `state/` (at most [`MAX_RECORDS`]); the second value says whether
+/// some were left out.
+async fn load_all(app: &App) -> Result<(Vec<Loaded>, bool), String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = app
+            .s3
+            .list_objects_v2()
+            .bucket(&app.bucket)
+            .prefix("state/")
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| format!("listing s3://{}/state/: {}", app.bucket, aws_error(&e)))?;
+        keys.extend(page.contents().iter().filter_map(|o| o.key()).map(str::to_owned));
+        match page.next_continuation_token {
+            Some(next) if page.is_truncated == Some(true) && keys.len() < MAX_RECORDS => token = Some(next),
+            _ => break,
+        }
+    }
+    let more = keys.len() > MAX_RECORDS;
+    keys.truncate(MAX_RECORDS);
+    let loaded = futures_util::stream::iter(keys)
+        .map(|object| async move {
+            let Some(key) = key_of(&object) else {
+                return Loaded::Unreadable {
+                    key: object,
+                    why: "not a record name (state/<service>/<release>.json)".into(),
+                };
+            };
+            match app.store.load(&key).await {
+                Ok(Some(stored)) => Loaded::Read(Box::new(stored.release)),
+                Ok(None) => Loaded::Unreadable { key: object, why: "deleted while the page was read".into() },
+                Err(err) => Loaded::Unreadable { key: object, why: err.to_string() },
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    Ok((loaded, more))
+}
+
+fn key_of(object: &str) -> Option<ReleaseKey> {
+    let rest = object.strip_prefix("state/")?.strip_suffix(".json")?;
+    let (service, release) = rest.split_once('/')?;
+    Some(ReleaseKey::new(service.parse().ok()?, release.parse().ok()?))
+}
+
+fn aws_error<E: std::error::Error>(err: &E) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[derive(Deserialize, Default)]
+pub struct Filter {
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+async fn overview(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Response {
+    match load_all(&app).await {
+        Ok((loaded, more)) => pages::overview(&app.bucket, loaded, more, &filter, chrono::Utc::now()).into_response(),
+        Err(why) => refuse(StatusCode::BAD_GATEWAY, "The state bucket cannot be read", &why),
+    }
+}
+
+/// The key named by a URL, or the page that says why it names none.
+fn parse_key(service: &str, release: &str) -> Result<ReleaseKey, Box<Response>> {
+    let service: ServiceName = service
+        .parse()
+        .map_err(|e| Box::new(refuse(StatusCode::BAD_REQUEST, "Not a service name", &format!("{service:?}: {e}"))))?;
+    let release: ReleaseId = release
+        .parse()
+        .map_err(|e| Box::new(refuse(StatusCode::BAD_REQUEST, "Not a release id", &format!("{release:?}: {e}"))))?;
+    Ok(ReleaseKey::new(service, release))
+}
+
+/// The record, or the page for a missing or unreadable one.
+async fn load_one(app: &App, key: &ReleaseKey) -> Result<Release, Box<Response>> {
+    let object = S3Store::record_key(key);
+    match app.store.load(key).await {
+        Ok(Some(stored)) => Ok(stored.release),
+        Ok(None) => Err(Box::new(refuse(
+            StatusCode::NOT_FOUND,
+            "No such release",
+            &format!("There is no record of release {key} (s3://{}/{object}).", app.bucket),
+        ))),
+        Err(StoreError::Corrupt { detail, .. }) => Err(Box::new(refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Unreadable record",
+            &format!("The record s3://{}/{object} is not a release record this Convoy can read: {detail}", app.bucket),
+        ))),
+        Err(err) => Err(Box::new(refuse(
+            StatusCode::BAD_GATEWAY,
+            "The record cannot be read",
+            &format!("s3://{}/{object}: {err}", app.bucket),
+        ))),
+    }
+}
+
+async fn release_page(State(app): State<Arc<App>>, Path((service, release)): Path<(String, String)>) -> Response {
+    let key = match parse_key(&service, &release) {
+        Ok(key) => key,
+        Err(page) => return *page,
+    };
+    match load_one(&app, &key).await {
+        Ok(release) => pages::release(&release, &app.bucket, chrono::Utc::now()).into_response(),
+        Err(page) => *page,
+    }
+}
+
+fn decision(word: &str) -> Option<bool> {
+    match word {
+        "approve" => Some(true),
+        "reject" => Some(false),
+        _ => None,
+    }
+}
+
+async fn confirm_page(
+    State(app): State<Arc<App>>,
+    Path((service, release, word)): Path<(String, String, String)>,
+) -> Response {
+    let Some(approve) = decision(&word) else { return not_found().await };
+    let key = match parse_key(&service, &release) {
+        Ok(key) => key,
+        Err(page) => return *page,
+    };
+    match load_one(&app, &key).await {
+        Ok(release) => pages::confirm(&release, approve, &app.token, &app.default_by).into_response(),
+        Err(page) => *page,
+    }
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    by: String,
+}
+
+/// Approves or rejects through [`Convoy::decide`], the code `convoy approve`/`reject` run.
+async fn decide(
+    State(app): State<Arc<App>>,
+    Path((service, release, word)): Path<(String, String, String)>,
+    form: Result<Form<DecideForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Some(approve) = decision(&word) else { return not_found().await };
+    let form = form.map(|Form(f)| f).unwrap_or(DecideForm { token: String::new(), by: String::new() });
+    if !same(form.token.as_bytes(), app.token.as_bytes()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Refused: no valid token",
+            "A change needs the token of this dashboard's launch, which its own pages carry. Reload the page.",
+        );
+    }
+    let key = match parse_key(&service, &release) {
+        Ok(key) => key,
+        Err(page) => return *page,
+    };
+    let by = form.by.trim();
+    let by = if by.is_empty() { app.default_by.as_str() } else { by };
+    if by.chars().count() > 64 || by.chars().any(char::is_control) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Not a name",
+            "The approver's name must be at most 64 printable characters.",
+        );
+    }
+    let verb = if approve { "approve" } else { "reject" };
+    match app.convoy.decide(&key, approve, by, chrono::Utc::now()).await {
+        Ok(report) => {
+            eprintln!("convoy dashboard: release={key} {verb} by={by}: {}", report.state);
+            Redirect::to(&format!("/release/{}/{}", key.service, key.release)).into_response()
+        }
+        Err(ConvoyError::Refused(why)) => {
+            eprintln!("convoy dashboard: release={key} {verb} by={by}: refused: {why}");
+            (StatusCode::CONFLICT, pages::refused(&key, verb, &why)).into_response()
+        }
+        Err(err) => {
+            eprintln!("convoy dashboard: release={key} {verb} by={by}: failed: {err}");
+            refuse(StatusCode::BAD_GATEWAY, "The decision could not be made", &err.to_string())
+        }
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_record_names_become_release_keys() {
+        let key = key_of("state/laravel-app/4cf03d1.json").expect("a key");
+        assert_eq!(key.to_string(), "laravel-app/4cf03d1");
+        assert!(key_of("state/laravel-app/4cf03d1.txt").is_none());
+        assert!(key_of("state/../x.json").is_none());
+        assert!(key_of("lock/laravel-app.json").is_none());
+    }
+
+    #[test]
+    fn tokens_are_random_and_compared_whole() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert!(same(a.as_bytes(), a.as_bytes()));
+        assert!(!same(a.as_bytes(), b.as_bytes()));
+        assert!(!same(a.as_bytes(), &a.as_bytes()[..63]));
+        assert!(!same(b"", a.as_bytes()));
+    }
+}

@@ -1,0 +1,279 @@
+//! The dashboard's pages (maud templates, checked and compiled with the binary; the stylesheet is
+//! embedded). Every value from a record is escaped by maud.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use convoy::names::ReleaseKey;
+use convoy::release::{Release, State};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::stages::{Outcome, human, stages};
+use super::{Filter, Loaded, svg};
+
+const STYLE: &str = include_str!("style.css");
+/// Seconds between reloads of a page that shows something in flight.
+const REFRESH_SECONDS: u32 = 5;
+
+fn layout(title: &str, refresh: bool, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if refresh { meta http-equiv="refresh" content=(REFRESH_SECONDS); }
+                title { (title) " · convoy" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header { a.brand href="/" { "convoy" } span.muted { " dashboard" } }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A page that only says something (refusals, missing and unreadable records, bad addresses).
+pub fn message(title: &str, text: &str) -> Markup {
+    layout(title, false, html! { h1 { (title) } p #message { (text) } p { a href="/" { "Back to every release" } } })
+}
+
+/// The state's name as the record spells it (`AwaitingApproval`), for filters and badges.
+pub fn state_name(state: &State) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "Unknown".into())
+}
+
+fn badge_class(state: &State) -> &'static str {
+    match state {
+        State::Succeeded => "badge ok",
+        State::Failed { .. } | State::RolledBack { .. } => "badge bad",
+        State::Superseded { .. } => "badge muted",
+        State::AwaitingApproval { .. } => "badge wait",
+        _ => "badge live",
+    }
+}
+
+fn ago(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> String {
+    at.map_or("—".into(), |at| format!("{} ago", human(now - at)))
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn release_href(key: &ReleaseKey) -> String {
+    format!("/release/{}/{}", key.service, key.release)
+}
+
+pub fn overview(bucket: &str, loaded: Vec<Loaded>, more: bool, filter: &Filter, now: DateTime<Utc>) -> Markup {
+    let mut releases = Vec::new();
+    let mut unreadable = Vec::new();
+    for item in loaded {
+        match item {
+            Loaded::Read(release) => releases.push(*release),
+            Loaded::Unreadable { key, why } => unreadable.push((key, why)),
+        }
+    }
+    let services: BTreeSet<String> = releases.iter().map(|r| r.key.service.to_string()).collect();
+    let states: BTreeSet<String> = releases.iter().map(|r| state_name(&r.state)).collect();
+    let wanted_service = filter.service.as_deref().filter(|s| !s.is_empty());
+    let wanted_state = filter.state.as_deref().filter(|s| !s.is_empty());
+    let total = releases.len();
+    releases.retain(|r| {
+        wanted_service.is_none_or(|s| r.key.service.as_str() == s)
+            && wanted_state.is_none_or(|s| match s {
+                "active" => !r.state.is_terminal(),
+                s => state_name(&r.state) == s,
+            })
+    });
+    let last = |r: &Release| r.timeline.last().map(|e| e.at);
+    // Active first, then the most recently changed.
+    releases.sort_by(|a, b| a.state.is_terminal().cmp(&b.state.is_terminal()).then(last(b).cmp(&last(a))));
+    let in_flight = releases.iter().any(|r| !r.state.is_terminal());
+    html! {
+        (layout("Releases", in_flight, html! {
+            h1 { "Releases" }
+            p.muted { "Records in s3://" (bucket) "/state/" @if in_flight { " · something is in flight: this page reloads every " (REFRESH_SECONDS) " s" } }
+            form.filters method="get" action="/" {
+                label { "service " select name="service" {
+                    option value="" { "all" }
+                    @for s in &services { option value=(s) selected[wanted_service == Some(s.as_str())] { (s) } }
+                } }
+                label { "state " select name="state" {
+                    option value="" { "all" }
+                    option value="active" selected[wanted_state == Some("active")] { "in flight" }
+                    @for s in &states { option value=(s) selected[wanted_state == Some(s.as_str())] { (s) } }
+                } }
+                button type="submit" { "Filter" }
+            }
+            @if total == 0 && unreadable.is_empty() {
+                p #empty { "No release yet: nothing under s3://" (bucket) "/state/. A release appears here once its manifest is uploaded." }
+            } @else if releases.is_empty() {
+                p #empty { "No release matches these filters. " a href="/" { "Show all" } }
+            } @else {
+                table #releases {
+                    thead { tr { th { "service" } th { "release" } th { "state" } th { "age" } th { "last change" } th { "approval" } } }
+                    tbody {
+                        @for r in &releases {
+                            tr.release data-state=(state_name(&r.state)) {
+                                td { (r.key.service) }
+                                td { a href=(release_href(&r.key)) { (r.key.release) } }
+                                td { span class=(badge_class(&r.state)) { (state_name(&r.state)) } div.detail { (r.state) } }
+                                td { (ago(now, r.timeline.first().map(|e| e.at))) }
+                                td { (ago(now, last(r))) }
+                                td { @match &r.approval {
+                                    Some(a) => { (if a.approved { "approved" } else { "rejected" }) " by " (a.by) },
+                                    None => { span.muted { "—" } },
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if more { p.note { "Only the first " (super::MAX_RECORDS) " records are shown." } }
+            @if !unreadable.is_empty() {
+                h2 { "Unreadable records" }
+                ul #unreadable { @for (key, why) in &unreadable { li { code { (key) } ": " (why) } } }
+            }
+        }))
+    }
+}
+
+pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
+    let spans = stages(release, now);
+    let raw = serde_json::to_string_pretty(release).unwrap_or_else(|e| format!("(cannot show: {e})"));
+    let key = &release.key;
+    html! {
+        (layout(&key.to_string(), !release.state.is_terminal(), html! {
+            h1 { (key.service) " / " (key.release) " " span class=(badge_class(&release.state)) { (state_name(&release.state)) } }
+            p #state { (release.state) }
+            p.muted { "manifest " (release.source.describe()) " · record s3://" (bucket) "/state/" (key.service) "/" (key.release) ".json" }
+            @if let State::AwaitingApproval { deployment } = &release.state {
+                section.decide {
+                    p { "Deployment " code { (deployment) } " passed verification and waits for the traffic shift." }
+                    a.button.approve #approve href={ (release_href(key)) "/approve" } { "Approve…" }
+                    " "
+                    a.button.reject #reject href={ (release_href(key)) "/reject" } { "Reject…" }
+                }
+            }
+            h2 { "Timeline" }
+            (svg::timeline(&spans))
+            table.stages {
+                thead { tr { th { "stage" } th { "started" } th { "took" } th { "outcome" } } }
+                tbody { @for s in &spans { tr {
+                    td { (s.kind.label()) } td { (time(s.start)) } td { (human(s.duration())) }
+                    td { @match &s.outcome {
+                        Outcome::Running => { "running" },
+                        Outcome::Done => { "done" },
+                        Outcome::Failed { event, detail } => { span.bad { (event) } ": " (detail) },
+                    } }
+                } } }
+            }
+            h2 { "Images" }
+            table #images {
+                thead { tr { th { "container" } th { "image" } th { "digest" } } }
+                tbody { @for (container, status) in &release.images { tr {
+                    td { (container.as_str()) } td { code { (status.image.uri()) } }
+                    td { @match &status.digest { Some(d) => { code { (d) } }, None => { span.muted { "waiting for push" } } } }
+                } } }
+            }
+            @if let Some(run) = &release.migration {
+                h2 { "Migration" }
+                dl #migration {
+                    @if let Some(task) = &run.task { dt { "task" } dd { code { (task) } } }
+                    @if let Some(td) = &run.task_definition { dt { "task definition" } dd { code { (td) } } }
+                    @if let Some(at) = run.started_at { dt { "started" } dd { (time(at)) } }
+                    @if let Some(at) = run.stopped_at { dt { "stopped" } dd { (time(at)) } }
+                    @if let Some(code) = run.exit_code { dt { "exit code" } dd class=(if code == 0 { "ok" } else { "bad" }) { (code) } }
+                    @if let Some(code) = &run.stop_code { dt { "stop code" } dd { (code) } }
+                    @if let Some(why) = &run.stopped_reason { dt { "stopped reason" } dd { (why) } }
+                    @if let Some(why) = &run.container_reason { dt { "container reason" } dd { (why) } }
+                    @if let Some(log) = &run.log { dt { "log stream" } dd { code { (log.group) " " (log.stream) } } }
+                    dt { "deadline" } dd { (time(run.deadline)) }
+                }
+            }
+            @if let Some(run) = &release.deployment {
+                h2 { "Deployment" }
+                dl #deployment {
+                    dt { "via" } dd { (run.method) }
+                    @if let Some(id) = &run.id { dt { "id" } dd { code { (id) } } }
+                    @if let Some(p) = &run.pipeline { dt { "pipeline" } dd { (p.name) " · bundle " (p.bundle) " (version " (p.version) ")" } }
+                    @if let Some(td) = &run.task_definition { dt { "task definition" } dd { code { (td) } } }
+                    @if let Some(at) = run.auto_approve_at { dt { "policy approves at" } dd { (time(at)) } }
+                    @if let Some(end) = &run.end { dt { "ended" } dd { (format!("{end:?}")) } }
+                }
+            }
+            @if let Some(v) = &release.verification {
+                h2 { "Verification" }
+                p #verdict { @match &v.outcome {
+                    Some(o) => { span class=(if o.passed { "ok" } else { "bad" }) { (if o.passed { "passed" } else { "failed" }) } ": " (o.reason) },
+                    None => { "running" },
+                } }
+                (svg::latency(&v.probes))
+                table #probes {
+                    thead { tr { th { "#" } th { "at" } th { "status" } th { "latency" } th { "result" } } }
+                    tbody { @for (i, p) in v.probes.iter().enumerate() { tr class=(if p.ok { "" } else { "bad" }) {
+                        td { (i + 1) } td { (p.at.to_rfc3339_opts(SecondsFormat::Millis, true)) }
+                        td { (p.status.map_or("—".to_owned(), |s| s.to_string())) } td { (p.latency_ms) " ms" }
+                        td { (p.failure.as_deref().unwrap_or("ok")) }
+                    } } }
+                }
+            }
+            h2 { "Approval" }
+            p #approval { @match &release.approval {
+                Some(a) => { (if a.approved { "Approved" } else { "Rejected" }) " by " (a.by) " at " (time(a.at)) },
+                None => { span.muted { "No decision yet." } },
+            } }
+            h2 { "History" }
+            table #history {
+                tbody { @for e in &release.timeline { tr {
+                    td { (e.at.to_rfc3339_opts(SecondsFormat::Millis, true)) } td { code { (e.event) } } td { (e.detail) }
+                } } }
+            }
+            details #raw { summary { "Raw record" } pre { (raw) } }
+        }))
+    }
+}
+
+pub fn confirm(release: &Release, approve: bool, token: &str, by: &str) -> Markup {
+    let key = &release.key;
+    let (verb, what) = if approve {
+        ("approve", "CodeDeploy continues the deployment: production traffic shifts to this release.")
+    } else {
+        ("reject", "CodeDeploy stops the deployment and rolls it back; production stays on the current version.")
+    };
+    html! {
+        (layout(&format!("{verb} {key}"), false, html! {
+            h1 { "Confirm: " (verb) " " (key.service) " / " (key.release) }
+            p { "Now: " (release.state) }
+            p { (what) }
+            @if !matches!(release.state, State::AwaitingApproval { .. }) {
+                p.note { "This release does not await approval: Convoy will refuse, as `convoy " (verb) "` would." }
+            }
+            form #decide method="post" action={ (release_href(key)) "/" (verb) } {
+                input type="hidden" name="token" value=(token);
+                label { "decided by " input type="text" name="by" value=(by) maxlength="64"; }
+                " "
+                button #confirm type="submit" class=(if approve { "button approve" } else { "button reject" }) { "Yes, " (verb) }
+                " "
+                a href=(release_href(key)) { "Cancel" }
+            }
+        }))
+    }
+}
+
+pub fn refused(key: &ReleaseKey, verb: &str, why: &str) -> Markup {
+    layout(
+        "Refused",
+        false,
+        html! {
+            h1 { "Convoy refused to " (verb) " " (key) }
+            p #message { (why) }
+            p { a href=(release_href(key)) { "Back to the release" } }
+        },
+    )
+}

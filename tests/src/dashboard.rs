@@ -1,0 +1,121 @@
+//! `convoy dashboard` on the sandbox's world: the sandbox's release held at the approval, plus a
+//! release still collecting, one whose manifest was refused, and one unreadable record, all made by
+//! Convoy's real handlers on moto (the unreadable one written by hand, as a broken write would
+//! leave it). The dashboard is the real `convoy` binary, reaching AWS through the stand-in.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use convoy::release::State;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::json;
+
+use crate::fixtures;
+use crate::moto::REGION;
+use crate::runtime::binaries_dir;
+use crate::sandbox::{self, Held, Options, RELEASE, SERVICE};
+
+/// The release still waiting for its images, and the one whose manifest was refused.
+pub const COLLECTING: &str = "5e6f7a8";
+pub const REFUSED: &str = "9b8c7d6";
+/// A record that is not JSON.
+pub const UNREADABLE: &str = "0badc0d";
+
+pub struct DashboardWorld {
+    pub held: Held,
+}
+
+/// Runs the sandbox's release up to its approval, then adds the other releases.
+pub async fn world(id: &str, verbose: bool) -> Result<DashboardWorld, String> {
+    let finished =
+        sandbox::run(Options { id: id.to_owned(), verbose, hold_for_approval: true, ..Options::default() }).await?;
+    let held =
+        finished.held.ok_or_else(|| format!("the release did not wait for approval: {}", finished.release.state))?;
+    if !matches!(finished.release.state, State::AwaitingApproval { .. }) {
+        return Err(format!("expected the release to await approval: {}", finished.release.state));
+    }
+    let world = &held.world;
+    let convoy = world.convoy(&[SERVICE], &["laravel-app", "laravel-app-nginx"]);
+    let manifest = |release: &str, nginx: String| {
+        json!({
+            "version": 1, "release": release, "service": SERVICE,
+            "images": {"laravel": world.uri("laravel-app", release), "nginx": nginx},
+            "verify": {"path": "/", "expect_status": 200, "expect_body": release},
+            "approval": "manual"
+        })
+    };
+    let uploads = [
+        // Its images are never pushed: it collects.
+        (COLLECTING, manifest(COLLECTING, world.uri("laravel-app-nginx", COLLECTING))),
+        // An image from a repository Convoy may not deploy from: refused.
+        (REFUSED, manifest(REFUSED, format!("123456789012.dkr.ecr.{REGION}.amazonaws.com/not-allowed:{REFUSED}"))),
+    ];
+    for (release, body) in uploads {
+        let key = format!("releases/{SERVICE}/{release}.json");
+        let (version, size) = world.upload(&key, &body.to_string()).await;
+        let event = fixtures::s3_notification(&world.bucket, &key, version.as_deref(), size);
+        convoy::handlers::manifest_uploaded(&convoy, LambdaEvent::new(event, Context::default()))
+            .await
+            .map_err(|e| format!("manifest-uploaded for {release}: {e}"))?;
+    }
+    world
+        .s3
+        .put_object()
+        .bucket(&world.bucket)
+        .key(format!("state/{SERVICE}/{UNREADABLE}.json"))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{\"schema\": 1, \"key\": "))
+        .send()
+        .await
+        .map_err(|e| format!("write the unreadable record: {e}"))?;
+    Ok(DashboardWorld { held })
+}
+
+/// The running `convoy dashboard`; stopped when dropped.
+pub struct Dashboard {
+    pub url: String,
+    pub port: u16,
+    child: Child,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DashboardWorld {
+    /// Starts `convoy dashboard --port <port>` (0: any free port) on this world, as a person would
+    /// with the sandbox's AWS environment.
+    pub fn start_dashboard(&self, port: u16) -> Result<Dashboard, String> {
+        let path = binaries_dir().join("convoy");
+        let mut child = Command::new(&path)
+            .args(["dashboard", "--port", &port.to_string()])
+            .env("AWS_ENDPOINT_URL", &self.held.standin.endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("CONVOY_STATE_BUCKET", &self.held.world.bucket)
+            .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
+            .env("USER", "dashboard-operator")
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("run {}: {e}", path.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read the dashboard's address: {e}"))?;
+        // "convoy dashboard: http://127.0.0.1:<port>/ (...)"
+        let url = line.split_whitespace().nth(2).unwrap_or_default().to_owned();
+        let port = url
+            .trim_start_matches("http://127.0.0.1:")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| format!("the dashboard did not print its address: {line:?}"))?;
+        Ok(Dashboard { url, port, child })
+    }
+}
+
+/// The release the sandbox held for approval.
+pub fn held_release() -> (&'static str, &'static str) {
+    (SERVICE, RELEASE)
+}

@@ -1,0 +1,246 @@
+//! `convoy dashboard` (the real binary) on the sandbox's world on moto: in a real headless
+//! Chromium through chromedriver (`convoy_tests::browser`), and over plain HTTP for the refusals.
+//! Needs the binaries built (`cargo build --workspace --bins`, which scripts/test runs first).
+
+use convoy::names::ReleaseKey;
+use convoy::ports::ReleaseStore;
+use convoy::release::{Release, State};
+use convoy_tests::browser::Browser;
+use convoy_tests::dashboard::{COLLECTING, DashboardWorld, REFUSED, UNREADABLE, world};
+use convoy_tests::sandbox::{RELEASE, SERVICE};
+use fantoccini::Locator;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn dashboard_world(name: &str) -> DashboardWorld {
+    world(&format!("dash-{name}-{}", std::process::id()), false).await.expect("the sandbox's world")
+}
+
+async fn record(world: &DashboardWorld, release: &str) -> Release {
+    let settings =
+        convoy::config::StoreSettings { state_bucket: world.held.world.bucket.clone(), force_path_style: true };
+    let store = convoy::adapters::aws::S3Store::new(
+        convoy::adapters::aws::s3_client(&world.held.world.sdk, &settings),
+        &world.held.world.bucket,
+    );
+    let key = ReleaseKey::new(SERVICE.parse().unwrap(), release.parse().unwrap());
+    store.load(&key).await.expect("load").expect("a record").release
+}
+
+/// The accepted `ContinueDeployment` requests the stand-in saw.
+fn continues(world: &DashboardWorld) -> Vec<serde_json::Value> {
+    world
+        .held
+        .standin
+        .calls_of("ContinueDeployment")
+        .into_iter()
+        .filter(|c| c.refused.is_none())
+        .map(|c| c.body)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_bar_per_stage() {
+    let world = dashboard_world("view").await;
+    let dashboard = world.start_dashboard(0).expect("convoy dashboard starts");
+    let browser = Browser::start(1100, 1750).await;
+    let client = &browser.client;
+
+    client.goto(&dashboard.url).await.expect("open the overview");
+    let rows = client.find_all(Locator::Css("#releases tr.release")).await.expect("rows");
+    let mut listed = Vec::new();
+    for row in &rows {
+        listed.push(row.text().await.expect("row text"));
+    }
+    assert_eq!(listed.len(), 3, "{listed:#?}");
+    // In flight first (the one awaiting approval and the one collecting), then the ended one.
+    assert!(listed[..2].iter().any(|r| r.contains(RELEASE) && r.contains("AwaitingApproval")), "{listed:#?}");
+    assert!(listed[..2].iter().any(|r| r.contains(COLLECTING) && r.contains("Collecting")), "{listed:#?}");
+    assert!(listed[2].contains(REFUSED) && listed[2].contains("not one Convoy may deploy from"), "{listed:#?}");
+    let unreadable = client.find(Locator::Css("#unreadable")).await.expect("the unreadable list").text().await.unwrap();
+    assert!(unreadable.contains(&format!("state/{SERVICE}/{UNREADABLE}.json")), "{unreadable}");
+    // Every state badge is legible: its text is not painted in its background's colour.
+    for badge in client.find_all(Locator::Css("#releases span.badge")).await.unwrap() {
+        let color = badge.css_value("color").await.unwrap();
+        let background = badge.css_value("background-color").await.unwrap();
+        assert_ne!(color, background, "badge {:?}", badge.text().await);
+    }
+    let refresh = client.find_all(Locator::Css("meta[http-equiv=refresh]")).await.unwrap();
+    assert_eq!(refresh.len(), 1, "something is in flight: the overview reloads itself");
+
+    // The state filter keeps only the matching releases.
+    client.goto(&format!("{}?state=Failed", dashboard.url)).await.unwrap();
+    let failed = client.find_all(Locator::Css("#releases tr.release")).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].text().await.unwrap().contains(REFUSED));
+
+    client.goto(&format!("{}release/{SERVICE}/{RELEASE}", dashboard.url)).await.expect("open the release");
+    let stages = client.find_all(Locator::Css("svg#timeline g.stage")).await.expect("the timeline's stages");
+    let mut names = Vec::new();
+    for stage in &stages {
+        names.push(stage.attr("data-stage").await.unwrap().unwrap_or_default());
+        assert_eq!(stage.find_all(Locator::Css("rect.bar")).await.unwrap().len(), 1, "one bar per stage");
+    }
+    assert_eq!(names, ["collecting", "migration", "deployment", "verification", "approval wait"]);
+    let running = client.find_all(Locator::Css("svg#timeline rect.bar.running")).await.unwrap();
+    assert_eq!(running.len(), 1, "the approval wait is under way");
+    let probes = client.find_all(Locator::Css("svg#latency circle.probe.ok")).await.unwrap();
+    assert_eq!(probes.len(), 5, "the sandbox's five probes passed");
+    let images = client.find(Locator::Css("#images")).await.unwrap().text().await.unwrap();
+    assert!(images.contains("sha256:"), "{images}");
+    let migration = client.find(Locator::Css("#migration")).await.unwrap().text().await.unwrap();
+    assert!(migration.contains("exit code\n0") || migration.contains("exit code 0"), "{migration}");
+
+    let png = client.screenshot().await.expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| std::env::temp_dir(), std::path::PathBuf::from);
+    std::fs::write(target.join("dashboard.png"), &png).expect("save the screenshot");
+    // The README's picture is refreshed on request only, so that a test run leaves the tree clean.
+    if std::env::var_os("CONVOY_UPDATE_SCREENSHOT").is_some() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dashboard.png");
+        std::fs::write(docs, &png).expect("save docs/dashboard.png");
+    }
+    println!("release page screenshot: {} bytes", png.len());
+
+    // A failed release marks its failure point on the stage it failed in.
+    client.goto(&format!("{}release/{SERVICE}/{REFUSED}", dashboard.url)).await.unwrap();
+    let failed = client.find_all(Locator::Css("svg#timeline g.stage[data-stage=collecting] g.failure")).await.unwrap();
+    assert_eq!(failed.len(), 1, "the refused manifest's failure is marked");
+
+    client.goto(&format!("{}release/{SERVICE}/{UNREADABLE}", dashboard.url)).await.unwrap();
+    let message = client.find(Locator::Css("#message")).await.unwrap().text().await.unwrap();
+    assert!(message.contains("is not a release record this Convoy can read"), "{message}");
+    client.goto(&format!("{}release/{SERVICE}/1234567", dashboard.url)).await.unwrap();
+    let message = client.find(Locator::Css("#message")).await.unwrap().text().await.unwrap();
+    assert!(message.contains("There is no record of release laravel-app/1234567"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_from_the_page_continues_the_deployment_once_and_a_second_approval_is_refused() {
+    let world = dashboard_world("approve").await;
+    let State::AwaitingApproval { deployment } = record(&world, RELEASE).await.state else { panic!("not awaiting") };
+    let dashboard = world.start_dashboard(0).expect("convoy dashboard starts");
+    let browser = Browser::start(1100, 900).await;
+    let client = &browser.client;
+    let page = format!("{}release/{SERVICE}/{RELEASE}", dashboard.url);
+
+    client.goto(&page).await.unwrap();
+    client.find(Locator::Css("#approve")).await.expect("an approve button").click().await.unwrap();
+    // The confirmation: nothing is decided until it is confirmed.
+    assert!(continues(&world).is_empty(), "opening the confirmation decides nothing");
+    let heading = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, format!("Confirm: approve {SERVICE} / {RELEASE}"));
+    client.find(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
+
+    let Ok(badge) = client.find(Locator::Css("h1 .badge")).await else {
+        panic!("not back on the release page: {}", client.source().await.unwrap_or_default())
+    };
+    let badge = badge.text().await.unwrap();
+    assert_eq!(badge, "ShiftingTraffic");
+    assert_eq!(client.current_url().await.unwrap().as_str(), page);
+    let calls = continues(&world);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["deploymentId"], deployment.as_str());
+    assert_eq!(calls[0]["deploymentWaitType"], "READY_WAIT");
+    let stored = record(&world, RELEASE).await;
+    assert_eq!(stored.state, State::ShiftingTraffic { deployment: deployment.clone() });
+    assert_eq!(stored.approval.expect("the decision").by, "dashboard-operator");
+    assert!(client.find_all(Locator::Css("#approve")).await.unwrap().is_empty(), "no more approve button");
+
+    // The same refusal as `convoy approve` gives: the release no longer awaits approval.
+    client.goto(&format!("{page}/approve")).await.unwrap();
+    client.find(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
+    let message = client.find(Locator::Css("#message")).await.expect("a refusal").text().await.unwrap();
+    assert!(message.contains("does not await approval"), "{message}");
+    assert_eq!(continues(&world).len(), 1, "CodeDeploy was asked once");
+}
+
+/// One HTTP/1.1 request on loopback: (status, body).
+async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut text = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    stream.write_all(text.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_without_the_token_or_from_a_foreign_origin_or_host_is_refused() {
+    let world = dashboard_world("refuse").await;
+    let dashboard = world.start_dashboard(0).expect("convoy dashboard starts");
+    let port = dashboard.port;
+    let host = format!("127.0.0.1:{port}");
+    let origin = format!("http://{host}");
+    let path = format!("/release/{SERVICE}/{RELEASE}/approve");
+    let form = "application/x-www-form-urlencoded";
+
+    let (status, page) = request(port, "GET", &path, &[("Host", &host)], "").await;
+    assert_eq!(status, 200, "{page}");
+    let token = page.split("name=\"token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a token");
+    assert_eq!(token.len(), 64);
+    let with_token = format!("token={token}&by=mallory");
+
+    let refusals = [
+        (
+            "no token",
+            vec![("Host", host.as_str()), ("Origin", origin.as_str()), ("Content-Type", form)],
+            "by=mallory",
+            403,
+        ),
+        (
+            "a wrong token",
+            vec![("Host", &host), ("Origin", &origin), ("Content-Type", form)],
+            "token=0000&by=mallory",
+            403,
+        ),
+        (
+            "a foreign origin",
+            vec![("Host", &host), ("Origin", "http://evil.example"), ("Content-Type", form)],
+            &with_token,
+            403,
+        ),
+        ("no origin", vec![("Host", &host), ("Content-Type", form)], &with_token, 403),
+        (
+            "a foreign host (DNS rebinding)",
+            vec![("Host", "evil.example"), ("Origin", "http://evil.example"), ("Content-Type", form)],
+            &with_token,
+            421,
+        ),
+    ];
+    for (what, headers, body, expected) in refusals {
+        let (status, answer) = request(port, "POST", &path, &headers, body).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        assert!(answer.contains("id=\"message\""), "{what}: a page that says why: {answer}");
+    }
+    let (status, _) = request(port, "GET", "/", &[("Host", &format!("rebound.example:{port}"))], "").await;
+    assert_eq!(status, 421, "a rebound name cannot even read");
+    assert!(continues(&world).is_empty(), "nothing reached CodeDeploy");
+    assert!(matches!(record(&world, RELEASE).await.state, State::AwaitingApproval { .. }));
+
+    // The same request with everything in place goes through (so the refusals were the checks').
+    let (status, answer) =
+        request(port, "POST", &path, &[("Host", &host), ("Origin", &origin), ("Content-Type", form)], &with_token)
+            .await;
+    assert_eq!(status, 303, "{answer}");
+    assert_eq!(continues(&world).len(), 1);
+    assert_eq!(record(&world, RELEASE).await.approval.expect("decided").by, "mallory");
+
+    // Missing and unreadable records, and names that are no names, each get a page, not a dump.
+    for (path, expected, says) in [
+        (format!("/release/{SERVICE}/1234567"), 404, "There is no record"),
+        (format!("/release/{SERVICE}/{UNREADABLE}"), 422, "not a release record"),
+        ("/release/..%2F..%2Fetc/x".to_owned(), 400, "Not a service name"),
+        ("/nowhere".to_owned(), 404, "no such page"),
+    ] {
+        let (status, answer) = request(port, "GET", &path, &[("Host", &host)], "").await;
+        assert_eq!(status, expected, "{path}: {answer}");
+        assert!(answer.contains(says), "{path}: {answer}");
+        assert!(!answer.contains("panicked"), "{path}: {answer}");
+    }
+}
