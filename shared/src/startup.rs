@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::aws::{self, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, HttpProber, S3Store};
+use crate::adapters::aws::{self, CloudWatch, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, HttpProber, S3Store};
 use crate::config::Config;
 use crate::service::Convoy;
 
@@ -55,6 +55,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         deployer,
         pipelines,
         prober,
+        watch: Arc::new(CloudWatch::new(aws_sdk_cloudwatch::Client::new(sdk))),
         config: config.clone(),
     })
 }

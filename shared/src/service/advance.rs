@@ -97,6 +97,19 @@ impl Convoy {
                         tracing::info!(error = %err, "could not continue the deployment now; the reconciler retries");
                     }
                 }
+                Effect::RollBack { deployment } => {
+                    let rolled = match hook {
+                        Some(Hook::EcsNative { service_deployment, .. }) => {
+                            self.deployer.continue_native(service_deployment, true).await
+                        }
+                        _ => self.deployer.roll_back(deployment).await,
+                    };
+                    // The record says RollingBack already: the reconciler asks again while the
+                    // deployment still runs.
+                    if let Err(err) = rolled {
+                        tracing::warn!(error = %err, "could not roll the deployment back now; the reconciler retries");
+                    }
+                }
                 Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
             }
         }

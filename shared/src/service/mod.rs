@@ -4,6 +4,7 @@
 mod advance;
 mod decide;
 mod deploy;
+mod gates;
 mod migration;
 mod readiness;
 mod reconcile;
@@ -41,6 +42,8 @@ pub struct Convoy {
     pub locks: Arc<dyn DeployLocks>,
     pub deployments: Arc<dyn DeploymentIndex>,
     pub prober: Arc<dyn Prober>,
+    /// CloudWatch: metric checks and alarm gates.
+    pub watch: Arc<dyn crate::ports::Watch>,
     pub config: Config,
 }
 
@@ -163,6 +166,9 @@ impl Convoy {
     /// Logs what an update did and turns it into a report.
     fn finish(&self, updated: Updated) -> Report {
         let Updated { release, changed, effects, note, .. } = updated;
+        if changed && release.state.is_terminal() {
+            crate::telemetry::release_ended(&release);
+        }
         match &note {
             Some(note) => tracing::info!(state = %release.state, "unchanged: {note}"),
             None => tracing::info!(state = %release.state, "release updated"),

@@ -45,6 +45,10 @@ impl Convoy {
         let (release, changed, note) = match self.store.create(&fresh).await {
             Ok(_) => {
                 info!(state = %fresh.state, "release record created");
+                crate::telemetry::release_started(key);
+                if fresh.state.is_terminal() {
+                    crate::telemetry::release_ended(&fresh);
+                }
                 (fresh, true, None)
             }
             Err(StoreError::AlreadyExists) => {

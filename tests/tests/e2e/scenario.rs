@@ -289,6 +289,7 @@ impl MemoryBackend {
             locks: documents.clone(),
             deployments: documents,
             prober: Arc::new(HttpProber::new().expect("prober")),
+            watch: Arc::new(convoy::adapters::memory::MemoryWatch::default()),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),
