@@ -5,6 +5,7 @@ mod bad_input;
 mod deploy;
 mod deployment_end;
 mod event_rules;
+mod gates;
 mod migration;
 mod pipeline;
 mod properties;

@@ -19,7 +19,7 @@ use convoy_tests::moto::{ACCOUNT, Moto, REGION};
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::{EcsWorld, PipelineWorld, World, service_settings};
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const SERVICE: &str = "web";
 
@@ -85,7 +85,19 @@ impl MotoBackend {
         approval: &str,
         probe: serde_json::Value,
     ) -> Self {
-        Self::build(containers, listener, approval, probe, None).await.0
+        Self::build(containers, listener, approval, probe, None, json!({})).await.0
+    }
+
+    /// A service whose settings also hold `gates` (`metric_checks`, `alarms`); CloudWatch is
+    /// moto's, through the stand-in's bridge (the SDK speaks CBOR to CloudWatch, moto JSON).
+    pub async fn with_gates(
+        containers: &[String],
+        listener: &str,
+        approval: &str,
+        probe: serde_json::Value,
+        gates: serde_json::Value,
+    ) -> Self {
+        Self::build(containers, listener, approval, probe, None, gates).await.0
     }
 
     /// A service that deploys through a CodePipeline whose source bucket keeps versions when
@@ -97,7 +109,7 @@ impl MotoBackend {
         probe: serde_json::Value,
         versioned: bool,
     ) -> (Self, PipelineWorld) {
-        let (backend, pipeline) = Self::build(containers, listener, approval, probe, Some(versioned)).await;
+        let (backend, pipeline) = Self::build(containers, listener, approval, probe, Some(versioned), json!({})).await;
         (backend, pipeline.expect("a pipeline"))
     }
 
@@ -107,6 +119,7 @@ impl MotoBackend {
         approval: &str,
         probe: serde_json::Value,
         pipeline: Option<bool>,
+        gates: serde_json::Value,
     ) -> (Self, Option<PipelineWorld>) {
         let world = World::new().await;
         let names: Vec<&str> = containers.iter().map(String::as_str).collect();
@@ -126,6 +139,9 @@ impl MotoBackend {
         if let Some(pipeline) = &pipeline {
             settings[SERVICE]["pipeline"] = pipeline.settings();
         }
+        for (field, value) in gates.as_object().into_iter().flatten() {
+            settings[SERVICE][field] = value.clone();
+        }
         let mut convoy = world.convoy_with(&[SERVICE], &names, &settings.to_string());
         let standin = StandIn::for_missing_operations(&Moto::shared().endpoint).await;
         let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
@@ -138,6 +154,7 @@ impl MotoBackend {
             convoy::adapters::aws::s3_client(&world.sdk, &source),
             aws_sdk_codepipeline::Client::new(&via_standin),
         ));
+        convoy.watch = Arc::new(convoy::adapters::aws::CloudWatch::new(aws_sdk_cloudwatch::Client::new(&via_standin)));
         (Self { world, ecs, application, group, standin, convoy }, pipeline)
     }
 
