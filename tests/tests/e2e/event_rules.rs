@@ -22,6 +22,7 @@ const RULES: &[(&str, &str)] = &[
     ("MigrationStoppedFunctionMigrationTaskStopped", "migration-stopped"),
     ("DeploymentChangedFunctionDeploymentEnded", "deployment-changed"),
     ("PipelineExecutionEndedRule", "deployment-changed (pipeline)"),
+    ("DeploymentChangedFunctionAlarmStateChange", "deployment-changed (alarm)"),
 ];
 
 /// Evaluates every rule against every event; returns (rule → pattern, rule → event → matched).
@@ -90,6 +91,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     failed_push["detail"]["result"] = json!("FAILURE");
     let mut delete = push.clone();
     delete["detail"]["action-type"] = json!("DELETE");
+    let now = chrono::Utc::now();
     let mut running = migration.clone();
     running["detail"]["lastStatus"] = json!("RUNNING");
 
@@ -145,6 +147,12 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             fixtures::pipeline_state_change("another-pipeline", execution, "FAILED"),
             &[],
         ),
+        (
+            "CloudWatch alarm to ALARM",
+            fixtures::alarm_state_change("web-5xx", "ALARM", "Threshold Crossed", now),
+            &["DeploymentChangedFunctionAlarmStateChange"],
+        ),
+        ("CloudWatch alarm back to OK", fixtures::alarm_state_change("web-5xx", "OK", "fine", now), &[]),
     ];
 
     let events: BTreeMap<String, Value> =
@@ -187,7 +195,6 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     assert!(wrong.is_empty(), "{}\npatterns: {patterns:#}", wrong.join("\n"));
 
     // What a rule lets through, its function reads as the event it needs.
-    let now = chrono::Utc::now();
     for (name, event, want) in &cases {
         let Some(rule) = want.first() else { continue };
         let read = match *rule {
@@ -199,6 +206,9 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             }
             "MigrationStoppedFunctionMigrationTaskStopped" => {
                 matches!(convoy::events::parse_task_change(event.clone()), Ok(TaskEvent::Migration { .. }))
+            }
+            "DeploymentChangedFunctionAlarmStateChange" => {
+                convoy::gates::parse_alarm_change(event).is_ok_and(|change| change.state == "ALARM")
             }
             _ => matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Ended { .. })),
         };
