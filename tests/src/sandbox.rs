@@ -58,6 +58,9 @@ pub struct Options {
 pub struct Finished {
     pub release: Release,
     pub status: String,
+    /// The release's stage durations (stage, seconds), read from the EMF lines the functions
+    /// wrote to standard output (namespace Convoy, metric StageSeconds).
+    pub stage_seconds: Vec<(String, f64)>,
 }
 
 struct Sandbox {
@@ -302,7 +305,35 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     if options.verbose {
         print!("{status}");
     }
-    Ok(Finished { release: record().await, status })
+    let release = record().await;
+    let functions = [&image_pushed, &manifest_uploaded, &migration_stopped, &verify, &deployment_changed];
+    let stage_seconds = stage_seconds(&functions, &release.key.to_string());
+    out.step("its stage durations, from the functions' EMF lines (CloudWatch namespace Convoy, StageSeconds)");
+    for (stage, seconds) in &stage_seconds {
+        out.say(format!("{stage:<14} {seconds:>8.3} s"));
+    }
+    Ok(Finished { release, status, stage_seconds })
+}
+
+/// The `StageSeconds` EMF lines of `release` among the functions' standard output, in order.
+fn stage_seconds(functions: &[&LambdaProcess], release: &str) -> Vec<(String, f64)> {
+    let mut stages = Vec::new();
+    for function in functions {
+        for line in function.stdout().lines().filter(|l| l.contains("\"_aws\":")) {
+            let Ok(value) = serde_json::from_str::<Value>(line) else { continue };
+            if value["release"] != release {
+                continue;
+            }
+            let Ok(metrics) = convoy::telemetry::read(line) else { continue };
+            for (name, values, dimensions) in metrics {
+                let stage = dimensions.iter().find(|(k, _)| k == "Stage").map(|(_, v)| v.clone());
+                if let (Some(stage), "StageSeconds", Some(seconds)) = (stage, name.as_str(), values.first()) {
+                    stages.push((stage, *seconds));
+                }
+            }
+        }
+    }
+    stages
 }
 
 /// CodeDeploy's part after the reroute wait, from what Convoy asked it: an accepted
