@@ -359,7 +359,7 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
 
 /// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
 /// it when the command fails.
-fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
+pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
     let path = binaries_dir().join("convoy");
     let output = Command::new(&path)
         .args(args)

@@ -84,7 +84,8 @@ async fn a_metric_check_without_datapoints_passes_when_the_settings_allow_inconc
     assert_eq!((check.verdict, check.passed), (MetricVerdict::Inconclusive, true));
 }
 
-#[tokio::test]
+// Two workers: the stand-in keeps serving while the test waits for the CLI process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_during_approval_rolls_back_exactly_once_and_approval_is_refused_while_it_holds() {
     let alarm = unique("web-5xx");
     cloudwatch::put_alarm(&alarm, "targetgroup/green");
@@ -99,6 +100,17 @@ async fn an_alarm_during_approval_rolls_back_exactly_once_and_approval_is_refuse
     cloudwatch::set_alarm_state(&alarm, "ALARM", "Threshold Crossed: 1 datapoint [12.0] > 0.0");
     let refused = backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap_err();
     assert!(refused.to_string().contains(&format!("alarm {alarm} is in ALARM")), "{refused}");
+    // The real CLI (built by scripts/test before the tests), through the stand-in to moto.
+    let (endpoint, bucket) = (backend.standin.endpoint.clone(), backend.world.bucket.clone());
+    let cli = tokio::task::spawn_blocking(move || {
+        convoy_tests::sandbox::cli(&endpoint, &bucket, &["approve", SERVICE, "g1"])
+    });
+    let refused = cli.await.unwrap().expect_err("convoy approve is refused");
+    println!("{refused}");
+    assert!(
+        refused.contains(&format!("refused: release web/g1 may not shift traffic: alarm {alarm} is in ALARM")),
+        "{refused}"
+    );
     assert!(backend.standin.calls_to("ContinueDeployment").is_empty());
 
     // EventBridge delivers at least once: the same event twice, then the reconciler looks too.
