@@ -70,6 +70,16 @@ pub enum DeployError {
     Unavailable(String),
 }
 
+/// CloudWatch failed, or refused a query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WatchError {
+    /// Refused for good (an invalid query or expression, a statistic CloudWatch does not know).
+    #[error("CloudWatch refused the query: {0}")]
+    Rejected(String),
+    #[error("CloudWatch is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// Everything a Convoy use case can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvoyError {
@@ -83,6 +93,8 @@ pub enum ConvoyError {
     Tasks(#[from] TasksError),
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     /// A person asked for something the release's state does not allow.
     #[error("{0}")]
     Refused(String),
@@ -108,6 +120,8 @@ impl ConvoyError {
             ConvoyError::Tasks(TasksError::Rejected(_)) => false,
             ConvoyError::Deploy(DeployError::Unavailable(_) | DeployError::NotYet(_)) => true,
             ConvoyError::Deploy(DeployError::Rejected(_)) | ConvoyError::Refused(_) => false,
+            ConvoyError::Watch(WatchError::Unavailable(_)) => true,
+            ConvoyError::Watch(WatchError::Rejected(_)) => false,
             ConvoyError::Transition(_) | ConvoyError::BadEvent(_) => false,
             ConvoyError::Contention(..) => true,
         }

@@ -119,7 +119,19 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
 /// How a deployment ended: a CodeDeploy deployment (EventBridge "CodeDeploy Deployment
 /// State-change Notification") or a pipeline execution that deploys through CodeDeploy
 /// ("CodePipeline Pipeline Execution State Change"). Any other event is acknowledged and logged.
+///
+/// It also reads "CloudWatch Alarm State Change": an alarm that gates a release in flight rolls
+/// its deployment back.
 pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    if event.payload["detail-type"].as_str() == Some(crate::gates::ALARM_DETAIL_TYPE) {
+        return match crate::gates::parse_alarm_change(&event.payload) {
+            Err(why) => {
+                warn!("ignored: {why}");
+                Ok(json!({ "ignored": why }))
+            }
+            Ok(change) => respond(convoy.alarm_changed(&change, Utc::now()).await),
+        };
+    }
     match events::parse_deployment_end(event.payload) {
         Err(why) => {
             warn!("ignored: {why}");
@@ -173,10 +185,12 @@ fn respond<T: Serialize>(result: Result<T, ConvoyError>) -> Result<Value, Error>
     match result {
         Ok(value) => Ok(serde_json::to_value(value)?),
         Err(err) if err.is_retryable() => {
+            crate::telemetry::handler_error(true);
             error!(error = %err, "failed; the invocation fails so that AWS retries it");
             Err(err.into())
         }
         Err(err) => {
+            crate::telemetry::handler_error(false);
             error!(error = %err, "failed; acknowledged, since a retry cannot help");
             Ok(json!({ "error": err.to_string() }))
         }

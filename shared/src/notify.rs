@@ -292,7 +292,11 @@ mod tests {
             Hook::CodeDeploy { deployment_id: deployment.parse().unwrap(), execution_id: "exec-1".parse().unwrap() };
         let (release, _) = apply(&release, Event::VerificationStarted { hook, at: t(4) });
         let outcome = VerificationOutcome { passed: true, reason: "10 of 10 probes passed".into() };
-        apply(&release, Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, at: t(60) }).0
+        apply(
+            &release,
+            Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(60) },
+        )
+        .0
     }
 
     #[test]

@@ -432,3 +432,23 @@ pub trait MigrationLogs: Send + Sync {
     /// [`LogsError::NotFound`] when the group or stream does not exist.
     async fn last_lines(&self, log: &LogPointer, limit: usize) -> Result<Vec<String>, LogsError>;
 }
+
+/// CloudWatch, read-only: the datapoints of a metric check, the states of alarms.
+#[async_trait]
+pub trait Watch: Send + Sync {
+    /// The values of `check`'s query (its metric, or its expression) in `period_seconds` periods
+    /// from `start` to `end`. MUST return an empty list, not an error, when CloudWatch has no
+    /// datapoint; [`WatchError::Rejected`] when CloudWatch refuses the query itself.
+    async fn metric_values(
+        &self,
+        check: &crate::gates::MetricCheck,
+        period_seconds: u64,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<f64>, WatchError>;
+
+    /// The state of each alarm in `names` that exists (an unknown name is left out).
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<crate::gates::AlarmStatus>, WatchError>;
+}
+
+pub use crate::error::WatchError;

@@ -38,6 +38,13 @@ pub struct ServiceSettings {
     /// With auto approval: how long the new version takes test traffic before policy approves.
     #[serde(default)]
     pub bake_seconds: u64,
+    /// CloudWatch metric checks judged after the probes (see [`crate::gates`]).
+    #[serde(default)]
+    pub metric_checks: Vec<crate::gates::MetricCheck>,
+    /// CloudWatch alarms that hold the traffic shift and roll the release back while it awaits
+    /// approval, bakes, or waits before the blue tasks are terminated.
+    #[serde(default)]
+    pub alarms: Vec<String>,
 }
 
 impl ServiceSettings {
@@ -206,6 +213,7 @@ fn check(settings: &ServiceSettings) -> Result<(), String> {
             ));
         }
     }
+    crate::gates::check_settings(&settings.metric_checks, &settings.alarms)?;
     Ok(())
 }
 
@@ -311,6 +319,16 @@ mod tests {
         assert!(parse(&both).unwrap_err().contains("choose one deploy method"));
         let neither = NATIVE.replace(r#""ecs_native": {"verify_function": "convoy-verify"},"#, "");
         assert!(parse(&neither).unwrap_err().contains("set codedeploy"));
+    }
+
+    #[test]
+    fn a_metric_check_without_a_query_is_refused_naming_the_service_and_field() {
+        let json = GOOD.replace(
+            r#""test_listener""#,
+            r#""metric_checks": [{"name": "p95", "pass_if": "<= 0.5"}], "alarms": ["web-5xx"], "test_listener""#,
+        );
+        let err = parse(&json).unwrap_err();
+        assert!(err.starts_with("service web: metric_checks[0] (p95) needs either"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::adapters::aws::{
-    self, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, EventBridgeEvents, HttpProber, S3Store,
+    self, CloudWatch, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, EventBridgeEvents, HttpProber, S3Store,
 };
 use crate::config::Config;
 use crate::service::Convoy;
@@ -60,6 +60,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         prober,
         events,
         logs: Arc::new(crate::adapters::aws::CloudWatchLogs::new(aws_sdk_cloudwatchlogs::Client::new(sdk))),
+        watch: Arc::new(CloudWatch::new(aws_sdk_cloudwatch::Client::new(sdk))),
         config: config.clone(),
     })
 }

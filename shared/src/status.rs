@@ -84,6 +84,10 @@ pub fn render(release: &Release) -> String {
             let why = probe.failure.as_deref().unwrap_or("");
             let _ = writeln!(out, "  {at}  {mark} {status} {:>5} ms  {}  {why}", probe.latency_ms, probe.url);
         }
+        crate::gates::render_metrics(&mut out, &verification.metrics);
+    }
+    if let Some(gate) = &release.alarms {
+        crate::gates::render_alarms(&mut out, gate);
     }
     if let Some(approval) = &release.approval {
         let decision = if approval.approved { "approved" } else { "rejected" };

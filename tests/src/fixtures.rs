@@ -288,3 +288,17 @@ pub fn pipeline_state_change(pipeline: &str, execution: &str, state: &str) -> Va
     event["detail"]["state"] = json!(state);
     event
 }
+
+/// The fixture "CloudWatch Alarm State Change" for the world's alarm `alarm`, now in `state`
+/// (ALARM, OK, INSUFFICIENT_DATA) for `reason`, changed at `at`.
+pub fn alarm_state_change(alarm: &str, state: &str, reason: &str, at: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut event = load("cloudwatch-alarm-state-change.json");
+    event["resources"] = json!([format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}")]);
+    event["time"] = json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let detail = &mut event["detail"];
+    detail["alarmName"] = json!(alarm);
+    detail["state"]["value"] = json!(state);
+    detail["state"]["reason"] = json!(reason);
+    detail["state"]["timestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+    event
+}

@@ -2,6 +2,7 @@
 //! the tests need (bucket, repositories, images), and the documented event fixtures.
 
 pub mod browser;
+pub mod cbor;
 pub mod dashboard;
 pub mod fixtures;
 pub mod http;

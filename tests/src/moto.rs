@@ -141,3 +141,46 @@ fn responds(port: u16) -> bool {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
+
+/// moto's CloudWatch, seeded as AWS would be by the services and operators (AWS JSON 1.0, which
+/// moto reads; Convoy itself reads them back through the SDK and the stand-in's bridge).
+pub mod cloudwatch {
+    use super::Moto;
+    use serde_json::{Value, json};
+
+    fn call(operation: &str, body: Value) {
+        let target = format!("GraniteServiceVersion20100801.{operation}");
+        let (status, answer) =
+            Moto::shared().raw_call("monitoring", Some(&target), "application/x-amz-json-1.0", &body.to_string());
+        assert_eq!(status, 200, "{operation}: {answer}");
+    }
+
+    /// `PutMetricData`: one datapoint of `metric` in `namespace` with `dimensions`, two seconds ago
+    /// (a query's `EndTime` is exclusive, and moto truncates it to the second: a datapoint of this
+    /// very second would fall outside a window that ends now).
+    pub fn put_metric(namespace: &str, metric: &str, dimensions: &[(&str, &str)], value: f64) {
+        let dimensions: Vec<Value> = dimensions.iter().map(|(k, v)| json!({"Name": k, "Value": v})).collect();
+        let now = chrono::Utc::now().timestamp() - 2;
+        call(
+            "PutMetricData",
+            json!({"Namespace": namespace, "MetricData": [{"MetricName": metric, "Dimensions": dimensions,
+                   "Value": value, "Timestamp": now}]}),
+        );
+    }
+
+    /// `PutMetricAlarm`: an alarm on a target group's 5xx count (it starts INSUFFICIENT_DATA).
+    pub fn put_alarm(name: &str, target_group: &str) {
+        call(
+            "PutMetricAlarm",
+            json!({"AlarmName": name, "Namespace": "AWS/ApplicationELB", "MetricName": "HTTPCode_Target_5XX_Count",
+                   "Dimensions": [{"Name": "TargetGroup", "Value": target_group}], "Statistic": "Sum",
+                   "Period": 60, "EvaluationPeriods": 1, "Threshold": 0.0,
+                   "ComparisonOperator": "GreaterThanThreshold"}),
+        );
+    }
+
+    /// `SetAlarmState`.
+    pub fn set_alarm_state(name: &str, state: &str, reason: &str) {
+        call("SetAlarmState", json!({"AlarmName": name, "StateValue": state, "StateReason": reason}));
+    }
+}

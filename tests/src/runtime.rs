@@ -39,6 +39,8 @@ pub struct LambdaProcess {
     shared: Arc<Shared>,
     started: Instant,
     server: tokio::task::JoinHandle<()>,
+    /// Where its standard output goes.
+    stdout: std::path::PathBuf,
 }
 
 impl Drop for LambdaProcess {
@@ -66,6 +68,9 @@ impl LambdaProcess {
             }
         });
         let started = Instant::now();
+        // Each process its own files: sandboxes running at once start functions of the same name.
+        let sequence = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stdout = log_path(name, "out", sequence);
         let child = Command::new(binary)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -77,11 +82,16 @@ impl LambdaProcess {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
-            .stdout(log_file(name, "out"))
-            .stderr(log_file(name, "err"))
+            .stdout(log_file(&stdout))
+            .stderr(log_file(&log_path(name, "err", sequence)))
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-        LambdaProcess { name: name.to_owned(), child, shared, started, server }
+        LambdaProcess { name: name.to_owned(), child, shared, started, server, stdout }
+    }
+
+    /// What the function wrote to standard output so far (its log lines and EMF metric lines).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
     /// CPU time the process has used so far (user and system, nanoseconds), from the scheduler.
@@ -128,10 +138,16 @@ impl LambdaProcess {
     }
 }
 
-/// Where a function's output goes: a file per function and process, for when a run goes wrong.
-fn log_file(name: &str, stream: &str) -> Stdio {
-    let path = std::env::temp_dir().join(format!("convoy-{name}-{}.{stream}.log", std::process::id()));
+/// Where a function's output goes: a file per function and process, for when a run goes wrong
+/// (and, on standard output, for its EMF metric lines).
+fn log_file(path: &Path) -> Stdio {
     std::fs::File::create(path).map(Stdio::from).unwrap_or_else(|_| Stdio::null())
+}
+
+static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn log_path(name: &str, stream: &str, sequence: u64) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("convoy-{name}-{}-{sequence}.{stream}.log", std::process::id()))
 }
 
 /// The folder holding the workspace's built binaries: the one this program runs from, or the

@@ -83,6 +83,9 @@ pub struct Finished {
     pub waited: String,
     /// With [`Options::hold_for_approval`], the run stopped at the approval: what it kept.
     pub held: Option<Held>,
+    /// The release's stage durations (stage, seconds), read from the EMF lines the functions
+    /// wrote to standard output (namespace Convoy, metric StageSeconds).
+    pub stage_seconds: Vec<(String, f64)>,
 }
 
 struct Sandbox {
@@ -349,6 +352,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                         wait_exit: 0,
                         waited: String::new(),
                         held: Some(Held { world, standin }),
+                        stage_seconds: Vec::new(),
                     });
                 }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
@@ -424,7 +428,35 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         out.say(line);
     }
     out.say(format!("convoy wait exited {wait_exit}"));
-    Ok(Finished { release: record().await, status, notifications: sent, transitions, wait_exit, waited, held: None })
+    let release = record().await;
+    let functions = [&image_pushed, &manifest_uploaded, &migration_stopped, &verify, &deployment_changed];
+    let stage_seconds = stage_seconds(&functions, &release.key.to_string());
+    out.step("its stage durations, from the functions' EMF lines (CloudWatch namespace Convoy, StageSeconds)");
+    for (stage, seconds) in &stage_seconds {
+        out.say(format!("{stage:<14} {seconds:>8.3} s"));
+    }
+    Ok(Finished { release, status, notifications: sent, transitions, wait_exit, waited, held: None, stage_seconds })
+}
+
+/// The `StageSeconds` EMF lines of `release` among the functions' standard output, in order.
+fn stage_seconds(functions: &[&LambdaProcess], release: &str) -> Vec<(String, f64)> {
+    let mut stages = Vec::new();
+    for function in functions {
+        for line in function.stdout().lines().filter(|l| l.contains("\"_aws\":")) {
+            let Ok(value) = serde_json::from_str::<Value>(line) else { continue };
+            if value["release"] != release {
+                continue;
+            }
+            let Ok(metrics) = convoy::telemetry::read(line) else { continue };
+            for (name, values, dimensions) in metrics {
+                let stage = dimensions.iter().find(|(k, _)| k == "Stage").map(|(_, v)| v.clone());
+                if let (Some(stage), "StageSeconds", Some(seconds)) = (stage, name.as_str(), values.first()) {
+                    stages.push((stage, *seconds));
+                }
+            }
+        }
+    }
+    stages
 }
 
 /// The event bus of the sandbox whose state bucket is `bucket`.
@@ -536,7 +568,7 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
 
 /// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
 /// it when the command fails.
-fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
+pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
     cli_exits(endpoint, bucket, args, &[0]).map(|(_, text)| text)
 }
 

@@ -7,6 +7,9 @@
 //! `ListServiceDeployments`, `DescribeServiceRevisions` and `StopServiceDeployment`, and
 //! CodePipeline `ListActionExecutions` (moto runs no actions: the harness, which plays the
 //! pipeline's deploy action, also says what that action reported, with [`StandIn::answer`]).
+//! Nor does it read Smithy RPC v2 CBOR, the protocol the SDK speaks to CloudWatch: those requests
+//! (`GetMetricData`, `DescribeAlarms`) go on to moto as the same AWS JSON 1.0 operation, and
+//! moto's answer comes back as CBOR ([`crate::cbor`]); moto keeps the metrics and alarm states.
 //!
 //! It says no where AWS says no. It keeps each CodeDeploy deployment's state as CodeDeploy does
 //! (learned from the `CreateDeployment` answers it forwards, or from [`StandIn::register`]):
@@ -617,6 +620,9 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         request.extend_from_slice(&buffer[..n]);
     }
+    if header(&head, "smithy-protocol").is_some_and(|p| p == "rpc-v2-cbor") {
+        return bridge_cbor(client, shared, &head, &request[head_end..]).await;
+    }
     let target = header(&head, "x-amz-target").unwrap_or_default();
     let operation = operation_of(&target).to_owned();
     let body: Value = serde_json::from_slice(&request[head_end..]).unwrap_or(Value::Null);
@@ -674,6 +680,47 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
     }
     client.write_all(&response).await?;
+    client.shutdown().await
+}
+
+/// A Smithy RPC v2 CBOR request (CloudWatch's protocol in the SDK, which moto does not read):
+/// sent on to moto as the same AWS JSON 1.0 operation, and moto's answer returned as CBOR. Only
+/// the encoding changes; moto answers (see [`crate::cbor`]).
+async fn bridge_cbor(mut client: TcpStream, shared: &Shared, head: &str, body: &[u8]) -> std::io::Result<()> {
+    let path = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_owned();
+    // /service/<Service>/operation/<Operation>
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (service, operation) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("service"), Some(service), Some("operation"), Some(operation)) => (service, operation),
+        _ => {
+            return respond(&mut client, 400, &json!({"__type": "UnknownOperation", "message": path}).to_string())
+                .await;
+        }
+    };
+    let target = format!("{service}.{operation}");
+    shared.passed.lock().expect("forwarded").push(target.clone());
+    let document = crate::cbor::to_json(body).unwrap_or(Value::Null).to_string();
+    let authorization = header(head, "authorization").unwrap_or_default();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\n\
+         Authorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{document}",
+        shared.upstream,
+        document.len()
+    );
+    let mut moto = TcpStream::connect(&shared.upstream).await?;
+    moto.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    moto.read_to_end(&mut response).await?;
+    let (status, answer) = json_response(&response).unwrap_or((500, json!({"__type": "InternalFailure"})));
+    let bytes = crate::cbor::from_json(&answer);
+    let reason = if status == 200 { "OK" } else { "Bad Request" };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
+    );
+    client.write_all(head.as_bytes()).await?;
+    client.write_all(&bytes).await?;
     client.shutdown().await
 }
 

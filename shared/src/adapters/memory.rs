@@ -728,6 +728,38 @@ impl MemoryLogs {
     }
 }
 
+/// CloudWatch as a test sets it: each check's datapoints by check name, each alarm's state. Every
+/// query is recorded, so a test sees the window Convoy asked for.
+#[derive(Default)]
+pub struct MemoryWatch {
+    values: Mutex<HashMap<String, Vec<f64>>>,
+    alarms: Mutex<HashMap<String, crate::gates::AlarmStatus>>,
+    queries: Mutex<Vec<(String, u64)>>,
+}
+
+impl MemoryWatch {
+    /// The datapoints CloudWatch has for the check named `check`.
+    pub fn set_values(&self, check: &str, values: &[f64]) {
+        lock(&self.values).insert(check.to_owned(), values.to_vec());
+    }
+
+    /// Sets an alarm's state (`SetAlarmState`).
+    pub fn set_alarm(&self, name: &str, state: &str, reason: &str) {
+        let status = crate::gates::AlarmStatus {
+            name: name.to_owned(),
+            state: state.to_owned(),
+            reason: reason.to_owned(),
+            since: Some(chrono::Utc::now()),
+        };
+        lock(&self.alarms).insert(name.to_owned(), status);
+    }
+
+    /// (check name, period) of every metric query so far.
+    pub fn queries(&self) -> Vec<(String, u64)> {
+        lock(&self.queries).clone()
+    }
+}
+
 #[async_trait]
 impl crate::ports::ReleaseEvents for MemoryEvents {
     async fn publish(&self, change: &crate::notify::ReleaseChange) -> Result<(), crate::notify::PublishError> {
@@ -750,5 +782,24 @@ impl crate::ports::MigrationLogs for MemoryLogs {
             .get(&(log.group.clone(), log.stream.clone()))
             .ok_or_else(|| LogsError::NotFound(format!("{} {}", log.group, log.stream)))?;
         Ok(lines[lines.len().saturating_sub(limit)..].to_vec())
+    }
+}
+
+#[async_trait]
+impl crate::ports::Watch for MemoryWatch {
+    async fn metric_values(
+        &self,
+        check: &crate::gates::MetricCheck,
+        period_seconds: u64,
+        _start: chrono::DateTime<chrono::Utc>,
+        _end: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<f64>, crate::error::WatchError> {
+        lock(&self.queries).push((check.name.clone(), period_seconds));
+        Ok(lock(&self.values).get(&check.name).cloned().unwrap_or_default())
+    }
+
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<crate::gates::AlarmStatus>, crate::error::WatchError> {
+        let alarms = lock(&self.alarms);
+        Ok(names.iter().filter_map(|name| alarms.get(name).cloned()).collect())
     }
 }

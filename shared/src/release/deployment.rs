@@ -174,6 +174,9 @@ pub struct Verification {
     pub hook: Hook,
     pub started_at: DateTime<Utc>,
     pub probes: Vec<ProbeResult>,
+    /// The metric checks, judged after the probes passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<crate::gates::MetricResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<VerificationOutcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -454,6 +457,7 @@ impl Release {
             hook: hook.clone(),
             started_at: at,
             probes: Vec::new(),
+            metrics: Vec::new(),
             outcome: None,
             finished_at: None,
         });
@@ -482,12 +486,16 @@ impl Release {
         outcome: &VerificationOutcome,
         auto: bool,
         bake_seconds: u64,
+        alarms: &[String],
         at: DateTime<Utc>,
     ) -> Decision {
         let State::Verifying { deployment } = &self.state else {
             return Decision::unchanged(format!("no verification runs: the release is {}", self.state));
         };
         let mut next = self.clone();
+        if !alarms.is_empty() {
+            next.alarms = Some(crate::gates::AlarmGate { watched: alarms.to_vec(), fired: Vec::new() });
+        }
         let Some(verification) = next.verification.as_mut() else {
             return Decision::inconsistent(self, "a verification");
         };

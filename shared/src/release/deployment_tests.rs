@@ -35,6 +35,7 @@ fn finished(passed: bool, auto: bool, bake_seconds: u64) -> Event {
         outcome: VerificationOutcome { passed, reason: reason.into() },
         auto,
         bake_seconds,
+        alarms: Vec::new(),
         at: t(60),
     }
 }

@@ -20,6 +20,9 @@ use crate::names::{
 mod deployment;
 #[cfg(test)]
 mod deployment_tests;
+mod gates;
+#[cfg(test)]
+mod gates_tests;
 mod lock;
 mod migration;
 #[cfg(test)]
@@ -219,6 +222,9 @@ pub struct Release {
     /// Who approved or rejected the traffic shift, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalDecision>,
+    /// The CloudWatch alarms that gate the traffic shift, and those that fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<crate::gates::AlarmGate>,
     pub timeline: Vec<Entry>,
 }
 
@@ -294,8 +300,19 @@ pub enum Event {
     VerificationStarted { hook: Hook, at: DateTime<Utc> },
     /// Probes were made (more may follow).
     Probed { probes: Vec<ProbeResult>, at: DateTime<Utc> },
-    /// The analysis ended. `auto` says whether policy approves (after `bake` seconds).
-    VerificationFinished { outcome: VerificationOutcome, auto: bool, bake_seconds: u64, at: DateTime<Utc> },
+    /// The metric checks were judged (after the probes passed).
+    MetricsChecked { results: Vec<crate::gates::MetricResult>, at: DateTime<Utc> },
+    /// The analysis ended. `auto` says whether policy approves (after `bake` seconds); `alarms`
+    /// gate the traffic shift from now on.
+    VerificationFinished {
+        outcome: VerificationOutcome,
+        auto: bool,
+        bake_seconds: u64,
+        alarms: Vec<String>,
+        at: DateTime<Utc>,
+    },
+    /// A CloudWatch alarm is in ALARM (an EventBridge event, or the reconciler's DescribeAlarms).
+    AlarmRaised { alarm: String, reason: String, since: Option<DateTime<Utc>>, via: String, at: DateTime<Utc> },
     /// A person (or policy, `by: "policy"`) approved or rejected the traffic shift.
     Decided { approve: bool, by: String, at: DateTime<Utc> },
     /// CodeDeploy (or ECS) says how the deployment ended.
@@ -314,6 +331,9 @@ pub enum Effect {
     StopMigration { task: TaskArn },
     /// Let the deployment shift production traffic (policy approval).
     ContinueDeployment { deployment: DeploymentId },
+    /// Roll the deployment back (CodeDeploy `StopDeployment` with auto rollback, or ECS
+    /// `ContinueServiceDeployment` ROLLBACK): an alarm fired.
+    RollBack { deployment: DeploymentId },
     /// Free the service's deploy lock: this release no longer deploys.
     ReleaseDeployLock,
     /// Deploy the pinned images (no migration declared).
@@ -368,6 +388,7 @@ impl Release {
             deployment: None,
             verification: None,
             approval: None,
+            alarms: None,
             timeline: Vec::new(),
         }
     }
@@ -457,8 +478,12 @@ impl Release {
             Event::DeploymentImpossible { reason, at } => Ok(self.on_deployment_impossible(reason, *at)),
             Event::VerificationStarted { hook, at } => Ok(self.on_verification_started(hook, *at)),
             Event::Probed { probes, at } => Ok(self.on_probed(probes, *at)),
-            Event::VerificationFinished { outcome, auto, bake_seconds, at } => {
-                Ok(self.on_verification_finished(outcome, *auto, *bake_seconds, *at))
+            Event::MetricsChecked { results, at } => Ok(self.on_metrics_checked(results, *at)),
+            Event::VerificationFinished { outcome, auto, bake_seconds, alarms, at } => {
+                Ok(self.on_verification_finished(outcome, *auto, *bake_seconds, alarms, *at))
+            }
+            Event::AlarmRaised { alarm, reason, since, via, at } => {
+                Ok(self.on_alarm_raised(alarm, reason, *since, via, *at))
             }
             Event::Decided { approve, by, at } => Ok(self.on_decided(*approve, by, *at)),
             Event::DeploymentEnded { deployment, end, detail, at } => {

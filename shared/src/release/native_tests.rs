@@ -94,8 +94,10 @@ fn what_ecs_says_of_the_shift_is_kept_and_a_repeat_is_not_written() {
 fn an_approved_service_deployment_that_succeeds_ends_succeeded() {
     let (verifying, _) = apply(&started(), Event::VerificationStarted { hook: hook(ARN), at: t(5) });
     let outcome = VerificationOutcome { passed: true, reason: "3 of 3 probes passed".into() };
-    let (awaiting, _) =
-        apply(&verifying, Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, at: t(6) });
+    let (awaiting, _) = apply(
+        &verifying,
+        Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(6) },
+    );
     let (shifting, _) = apply(&awaiting, Event::Decided { approve: true, by: "ana".into(), at: t(7) });
     let ended = Event::DeploymentEnded {
         deployment: ARN.into(),

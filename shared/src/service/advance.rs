@@ -170,6 +170,25 @@ impl Convoy {
                     }
                 }
                 Effect::CopyMigrationLogs { log } => self.copy_migration_logs(key, log, now).await,
+                Effect::RollBack { deployment } => {
+                    let rolled = match hook {
+                        Some(Hook::EcsNative { service_deployment, .. }) => {
+                            self.deployer.continue_native(service_deployment, true).await
+                        }
+                        _ => match self.confirm_convoys_deployment(key, deployment).await? {
+                            Ok(()) => self.deployer.roll_back(deployment).await,
+                            Err(why) => {
+                                tracing::warn!(%deployment, %why, "not rolled back: AWS does not confirm the record");
+                                continue;
+                            }
+                        },
+                    };
+                    // The record says RollingBack already: the reconciler asks again while the
+                    // deployment still runs.
+                    if let Err(err) = rolled {
+                        tracing::warn!(error = %err, "could not roll the deployment back now; the reconciler retries");
+                    }
+                }
                 Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
             }
         }

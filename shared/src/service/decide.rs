@@ -29,6 +29,9 @@ impl Convoy {
         if !passed {
             return Err(ConvoyError::Refused(format!("release {key} has not passed verification")));
         }
+        if approve {
+            self.refuse_while_alarmed(&release).await?;
+        }
         let hook = release.verification.as_ref().map(|v| v.hook.clone());
         match (hook, approve) {
             (Some(Hook::EcsNative { service_deployment, .. }), _) => {

@@ -4,6 +4,7 @@
 mod advance;
 mod decide;
 mod deploy;
+mod gates;
 mod migration;
 mod native;
 mod readiness;
@@ -47,6 +48,8 @@ pub struct Convoy {
     pub events: Arc<dyn ReleaseEvents>,
     /// The migration's log: the last lines of a failed one are copied into its record.
     pub logs: Arc<dyn MigrationLogs>,
+    /// CloudWatch: metric checks and alarm gates.
+    pub watch: Arc<dyn crate::ports::Watch>,
     pub config: Config,
 }
 
@@ -197,6 +200,9 @@ impl Convoy {
     /// Logs what an update did and turns it into a report.
     fn finish(&self, updated: Updated) -> Report {
         let Updated { release, changed, effects, note, .. } = updated;
+        if changed && release.state.is_terminal() {
+            crate::telemetry::release_ended(&release);
+        }
         match &note {
             Some(note) => tracing::info!(state = %release.state, "unchanged: {note}"),
             None => tracing::info!(state = %release.state, "release updated"),

@@ -46,6 +46,10 @@ impl Convoy {
             Ok(_) => {
                 info!(state = %fresh.state, "release record created");
                 self.announce(None, &fresh).await;
+                crate::telemetry::release_started(key);
+                if fresh.state.is_terminal() {
+                    crate::telemetry::release_ended(&fresh);
+                }
                 (fresh, true, None)
             }
             Err(StoreError::AlreadyExists) => {

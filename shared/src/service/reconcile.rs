@@ -83,6 +83,9 @@ impl Convoy {
             return Ok(None);
         };
         let release = stored.release.clone();
+        if let Some(report) = self.recheck_alarms(&release, now).await? {
+            return Ok(Some(report));
+        }
         match &release.state {
             state if state.is_terminal() => {
                 info!("ended; no longer active");
@@ -117,6 +120,15 @@ impl Convoy {
                     let hook = release.verification.as_ref().map(|v| v.hook.clone());
                     let effect = Effect::ContinueDeployment { deployment };
                     self.perform(key, &[effect], hook.as_ref(), now).await?;
+                    Ok(None)
+                }
+                // An alarm's rollback whose request failed: asked again while the deployment runs.
+                Some((DeploymentRef::CodeDeploy(deployment), DeploymentStatus::Running))
+                    if matches!(release.state, State::RollingBack { .. })
+                        && release.alarms.as_ref().is_some_and(|gate| !gate.fired.is_empty()) =>
+                {
+                    let hook = release.verification.as_ref().map(|v| v.hook.clone());
+                    self.perform(key, &[Effect::RollBack { deployment }], hook.as_ref(), now).await?;
                     Ok(None)
                 }
                 _ => Ok(None),

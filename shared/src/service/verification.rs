@@ -65,6 +65,9 @@ struct ProbePlan {
     /// Policy approves the traffic shift (after `bake_seconds`) instead of a person.
     auto_approve: bool,
     bake_seconds: u64,
+    /// The service's metric checks (judged after the probes pass) and alarm gates.
+    metric_checks: Vec<crate::gates::MetricCheck>,
+    alarms: Vec<String>,
 }
 
 /// What the shared opening of a hook decided.
@@ -72,7 +75,7 @@ enum Opening {
     /// The hook is answered at once, without probing.
     Settled(Settled),
     /// Verification for this hook is under way: probe with `plan`; `probes` were made before.
-    Probe { plan: ProbePlan, probes: Vec<ProbeResult> },
+    Probe { plan: ProbePlan, probes: Vec<ProbeResult>, started_at: DateTime<Utc> },
 }
 
 /// Why a hook is answered without probing.
@@ -116,7 +119,13 @@ impl Convoy {
             expect_header: defaults.expect_header.clone(),
         };
         let auto_approve = manifest.and_then(|m| m.approval).unwrap_or(settings.approval) == Approval::Auto;
-        Ok(ProbePlan { spec, auto_approve, bake_seconds: settings.bake_seconds })
+        Ok(ProbePlan {
+            spec,
+            auto_approve,
+            bake_seconds: settings.bake_seconds,
+            metric_checks: settings.metric_checks.clone(),
+            alarms: settings.alarms.clone(),
+        })
     }
 
     /// The opening both hook forms share, once they know the release: a hook answered before is
@@ -151,8 +160,10 @@ impl Convoy {
         };
         match started {
             Some(started) if verifies_this_hook(&started.release) => {
-                let probes = started.release.verification.map(|v| v.probes).unwrap_or_default();
-                Ok(Opening::Probe { plan, probes })
+                let verification = started.release.verification;
+                let started_at = verification.as_ref().map_or(now, |v| v.started_at);
+                let probes = verification.map(|v| v.probes).unwrap_or_default();
+                Ok(Opening::Probe { plan, probes, started_at })
             }
             other => {
                 let state = other.map_or("gone".to_owned(), |u| u.release.state.to_string());
@@ -167,15 +178,20 @@ impl Convoy {
         key: &ReleaseKey,
         plan: &ProbePlan,
         probes: Vec<ProbeResult>,
+        metrics: Vec<crate::gates::MetricResult>,
         outcome: Option<&VerificationOutcome>,
         at: DateTime<Utc>,
     ) -> Result<Option<Updated>, ConvoyError> {
         let mut events = vec![Event::Probed { probes, at }];
+        if !metrics.is_empty() {
+            events.push(Event::MetricsChecked { results: metrics, at });
+        }
         if let Some(outcome) = outcome {
             events.push(Event::VerificationFinished {
                 outcome: outcome.clone(),
                 auto: plan.auto_approve,
                 bake_seconds: plan.bake_seconds,
+                alarms: plan.alarms.clone(),
                 at,
             });
         }
@@ -235,8 +251,8 @@ impl Convoy {
             why,
             report,
         };
-        let plan = match self.open_verification(key, hook, now).await? {
-            Opening::Probe { plan, .. } => plan,
+        let (plan, started_at) = match self.open_verification(key, hook, now).await? {
+            Opening::Probe { plan, started_at, .. } => (plan, started_at),
             Opening::Settled(settled) => {
                 let (passed, why) = match settled {
                     Settled::AnsweredBefore { outcome, .. } => {
@@ -254,6 +270,7 @@ impl Convoy {
         };
         info!(url = %plan.spec.url, count = plan.spec.count, "verifying on the test listener");
         let (probes, verdict) = verify::analyse(&plan.spec, self.prober.as_ref(), Vec::new()).await;
+        crate::telemetry::probe_latencies(key, &probes);
         let outcome = match verdict {
             Verdict::Pass(reason) => VerificationOutcome { passed: true, reason },
             Verdict::Fail(reason) => VerificationOutcome { passed: false, reason },
@@ -261,7 +278,9 @@ impl Convoy {
                 VerificationOutcome { passed: false, reason: "the analysis ended without a verdict".into() }
             }
         };
-        let updated = self.record_analysis(key, &plan, probes, Some(&outcome), Utc::now()).await?;
+        let (outcome, metrics) =
+            self.judge_gates(&plan.metric_checks, &plan.alarms, started_at, outcome, Utc::now()).await?;
+        let updated = self.record_analysis(key, &plan, probes, metrics, Some(&outcome), Utc::now()).await?;
         // Answer first: the traffic shift (auto approval) can only follow a passed hook.
         self.deployer.answer_hook(deployment, hook_execution, outcome.passed).await?;
         let report = match updated {
@@ -358,8 +377,8 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<HookReply, ConvoyError> {
         let details = |probes: usize| json!({ "release": key.to_string(), "probes": probes });
-        let (plan, mut probes) = match self.open_verification(key, hook, now).await? {
-            Opening::Probe { plan, probes } => (plan, probes),
+        let (plan, mut probes, started_at) = match self.open_verification(key, hook, now).await? {
+            Opening::Probe { plan, probes, started_at } => (plan, probes, started_at),
             Opening::Settled(Settled::AnsweredBefore { outcome, probes }) => {
                 return Ok(HookReply::done(outcome.passed, details(probes)));
             }
@@ -372,13 +391,22 @@ impl Convoy {
             }
         };
         let latest = verify::probe_once(&plan.spec, self.prober.as_ref()).await;
+        crate::telemetry::probe_latencies(key, std::slice::from_ref(&latest));
         probes.push(latest.clone());
         let outcome = match verify::judge(&plan.spec, &probes) {
             Verdict::Continue => None,
             Verdict::Pass(reason) => Some(VerificationOutcome { passed: true, reason }),
             Verdict::Fail(reason) => Some(VerificationOutcome { passed: false, reason }),
         };
-        if let Some(updated) = self.record_analysis(key, &plan, vec![latest], outcome.as_ref(), now).await? {
+        let (outcome, metrics) = match outcome {
+            Some(outcome) => {
+                let (outcome, metrics) =
+                    self.judge_gates(&plan.metric_checks, &plan.alarms, started_at, outcome, now).await?;
+                (Some(outcome), metrics)
+            }
+            None => (None, Vec::new()),
+        };
+        if let Some(updated) = self.record_analysis(key, &plan, vec![latest], metrics, outcome.as_ref(), now).await? {
             self.finish_and_perform(updated, now).await?;
         }
         Ok(match outcome {
@@ -447,7 +475,7 @@ impl Convoy {
         let outcome = VerificationOutcome { passed: false, reason: OUT_OF_TIME.into() };
         let events = [
             Event::VerificationStarted { hook: hook.clone(), at: now },
-            Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, at: now },
+            Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: now },
         ];
         update(self, key, |r| r.apply_all(&events)).await.map(|_| ())
     }

@@ -25,6 +25,7 @@ const RULES: &[(&str, &str)] = &[
     ("PipelineExecutionEndedRule", "deployment-changed (pipeline)"),
     ("ApprovalNotificationRule", "SNS: approval"),
     ("OutcomeNotificationRule", "SNS: outcome"),
+    ("DeploymentChangedFunctionAlarmStateChange", "deployment-changed (alarm)"),
 ];
 
 /// Evaluates every rule against every event; returns (rule → pattern, rule → event → matched).
@@ -95,6 +96,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     failed_push["detail"]["result"] = json!("FAILURE");
     let mut delete = push.clone();
     delete["detail"]["action-type"] = json!("DELETE");
+    let now = chrono::Utc::now();
     let mut running = migration.clone();
     running["detail"]["lastStatus"] = json!("RUNNING");
 
@@ -191,6 +193,12 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             fixtures::pipeline_state_change("another-pipeline", execution, "FAILED"),
             &[],
         ),
+        (
+            "CloudWatch alarm to ALARM",
+            fixtures::alarm_state_change("web-5xx", "ALARM", "Threshold Crossed", now),
+            &["DeploymentChangedFunctionAlarmStateChange"],
+        ),
+        ("CloudWatch alarm back to OK", fixtures::alarm_state_change("web-5xx", "OK", "fine", now), &[]),
     ];
 
     let events: BTreeMap<String, Value> =
@@ -233,7 +241,6 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     assert!(wrong.is_empty(), "{}\npatterns: {patterns:#}", wrong.join("\n"));
 
     // What a rule lets through, its function reads as the event it needs.
-    let now = chrono::Utc::now();
     for (name, event, want) in &cases {
         let Some(rule) = want.first() else { continue };
         let read = match *rule {
@@ -252,6 +259,9 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             }
             "DeploymentChangedFunctionEcsDeploymentChanged" => {
                 matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Native(_)))
+            }
+            "DeploymentChangedFunctionAlarmStateChange" => {
+                convoy::gates::parse_alarm_change(event).is_ok_and(|change| change.state == "ALARM")
             }
             _ => matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Ended { .. })),
         };

@@ -7,6 +7,7 @@ mod dashboard;
 mod deploy;
 mod deployment_end;
 mod event_rules;
+mod gates;
 mod migration;
 mod migration_logs;
 mod native;

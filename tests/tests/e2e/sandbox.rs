@@ -63,6 +63,12 @@ async fn the_sandbox_ships_a_release_to_production() {
     assert!(approval.contains("\"Reject (roll back): convoy reject laravel-app 4cf03d1\""), "{approval}");
     assert_eq!(finished.wait_exit, 0, "convoy wait: {}", finished.waited);
     assert!(finished.waited.ends_with("laravel-app/4cf03d1: Succeeded\n"), "{}", finished.waited);
+    let stages: Vec<&str> = finished.stage_seconds.iter().map(|(stage, _)| stage.as_str()).collect();
+    assert_eq!(stages, ["collecting", "migration", "deployment", "verification", "approval-wait"]);
+    assert!(finished.stage_seconds.iter().all(|(_, seconds)| *seconds >= 0.0));
+    let verification = finished.release.verification.as_ref().unwrap();
+    let took = (verification.finished_at.unwrap() - verification.started_at).num_milliseconds() as f64 / 1000.0;
+    assert_eq!(finished.stage_seconds[3].1, took, "the EMF line says what the record says");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use convoy_tests::moto::{ACCOUNT, Moto, REGION};
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::{EcsWorld, PipelineWorld, World, service_settings};
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const SERVICE: &str = "web";
 
@@ -90,7 +90,19 @@ impl MotoBackend {
         approval: &str,
         probe: serde_json::Value,
     ) -> Self {
-        Self::build(containers, listener, approval, probe, None).await.0
+        Self::build(containers, listener, approval, probe, None, json!({})).await.0
+    }
+
+    /// A service whose settings also hold `gates` (`metric_checks`, `alarms`); CloudWatch is
+    /// moto's, through the stand-in's bridge (the SDK speaks CBOR to CloudWatch, moto JSON).
+    pub async fn with_gates(
+        containers: &[String],
+        listener: &str,
+        approval: &str,
+        probe: serde_json::Value,
+        gates: serde_json::Value,
+    ) -> Self {
+        Self::build(containers, listener, approval, probe, None, gates).await.0
     }
 
     /// A service that deploys through a CodePipeline whose source bucket keeps versions when
@@ -102,7 +114,7 @@ impl MotoBackend {
         probe: serde_json::Value,
         versioned: bool,
     ) -> (Self, PipelineWorld) {
-        let (backend, pipeline) = Self::build(containers, listener, approval, probe, Some(versioned)).await;
+        let (backend, pipeline) = Self::build(containers, listener, approval, probe, Some(versioned), json!({})).await;
         (backend, pipeline.expect("a pipeline"))
     }
 
@@ -112,6 +124,7 @@ impl MotoBackend {
         approval: &str,
         probe: serde_json::Value,
         pipeline: Option<bool>,
+        gates: serde_json::Value,
     ) -> (Self, Option<PipelineWorld>) {
         let world = World::new().await;
         let names: Vec<&str> = containers.iter().map(String::as_str).collect();
@@ -131,6 +144,9 @@ impl MotoBackend {
         if let Some(pipeline) = &pipeline {
             settings[SERVICE]["pipeline"] = pipeline.settings();
         }
+        for (field, value) in gates.as_object().into_iter().flatten() {
+            settings[SERVICE][field] = value.clone();
+        }
         let mut convoy = world.convoy_with(&[SERVICE], &names, &settings.to_string());
         let standin = StandIn::for_missing_operations(&Moto::shared().endpoint).await;
         let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
@@ -143,6 +159,7 @@ impl MotoBackend {
             convoy::adapters::aws::s3_client(&world.sdk, &source),
             aws_sdk_codepipeline::Client::new(&via_standin),
         ));
+        convoy.watch = Arc::new(convoy::adapters::aws::CloudWatch::new(aws_sdk_cloudwatch::Client::new(&via_standin)));
         (Self { world, ecs, application, group, standin, convoy }, pipeline)
     }
 
@@ -298,6 +315,7 @@ impl MemoryBackend {
             prober: Arc::new(HttpProber::new().expect("prober")),
             events: events.clone(),
             logs: Arc::new(MemoryLogs::default()),
+            watch: Arc::new(convoy::adapters::memory::MemoryWatch::default()),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),

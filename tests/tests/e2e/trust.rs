@@ -76,6 +76,7 @@ async fn a_forged_auto_approval_in_the_past_never_continues_a_deployment_convoy_
             probes: Vec::new(),
             outcome: Some(VerificationOutcome { passed: true, reason: "faked".into() }),
             finished_at: Some(past),
+            metrics: Vec::new(),
         });
         if let Some(deployment) = r.deployment.as_mut() {
             deployment.auto_approve_at = Some(past);

@@ -1,6 +1,7 @@
 //! The real adapters, over the official aws-sdk crates. They translate SDK errors into the ports'
 //! errors; nothing else leaves this module.
 
+mod cloudwatch;
 mod codedeploy;
 mod codepipeline;
 mod ecr;
@@ -12,6 +13,7 @@ mod prober;
 mod s3;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+pub use cloudwatch::CloudWatch;
 pub use codedeploy::{CodeDeployer, app_spec};
 pub use codepipeline::CodePipelines;
 pub use ecr::EcrRegistry;
