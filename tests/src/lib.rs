@@ -1,6 +1,7 @@
 //! The end-to-end harness: a moto server per test process, SDK clients pointed at it, the world
 //! the tests need (bucket, repositories, images), and the documented event fixtures.
 
+pub mod account;
 pub mod browser;
 pub mod cbor;
 pub mod dashboard;

@@ -49,6 +49,15 @@ pub struct Call {
     pub refused: Option<String>,
 }
 
+/// One AWS request as it reached the stand-in (answered or forwarded): when, the service that
+/// signed it (SigV4 credential scope: `s3`, `ecs`, `codedeploy`, ...) and the operation.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub at: std::time::Instant,
+    pub service: String,
+    pub operation: String,
+}
+
 /// Where a CodeDeploy ECS blue/green deployment is (CodeDeploy's status in the comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -383,6 +392,7 @@ pub struct StandIn {
     answers: Arc<Mutex<Vec<(String, Value)>>>,
     calls: Arc<Mutex<Vec<Call>>>,
     forwarded: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<Request>>>,
     aws: Arc<Mutex<Aws>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -400,6 +410,7 @@ struct Shared {
     recorded: Arc<Mutex<Vec<Call>>>,
     answers: Arc<Mutex<Vec<(String, Value)>>>,
     passed: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<Request>>>,
     aws: Arc<Mutex<Aws>>,
 }
 
@@ -421,6 +432,7 @@ impl StandIn {
             recorded: Arc::default(),
             answers: Arc::new(Mutex::new(answers)),
             passed: Arc::default(),
+            log: Arc::default(),
             aws: Arc::default(),
         };
         let serving = shared.clone();
@@ -438,6 +450,7 @@ impl StandIn {
             answers: shared.answers,
             calls: shared.recorded,
             forwarded: shared.passed,
+            log: shared.log,
             aws: shared.aws,
             task,
         }
@@ -571,6 +584,12 @@ impl StandIn {
         self.forwarded.lock().expect("forwarded").clone()
     }
 
+    /// Every AWS request the stand-in saw (forwarded or answered), in order, with its time,
+    /// service and operation (the bench's per-release account and hand-off latencies).
+    pub fn log(&self) -> Vec<Request> {
+        self.log.lock().expect("log").clone()
+    }
+
     /// Every AWS request the stand-in saw (forwarded or answered), so far.
     pub fn requests(&self) -> usize {
         self.forwarded.lock().expect("forwarded").len() + self.calls.lock().expect("calls").len()
@@ -626,6 +645,11 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let target = header(&head, "x-amz-target").unwrap_or_default();
     let operation = operation_of(&target).to_owned();
     let body: Value = serde_json::from_slice(&request[head_end..]).unwrap_or(Value::Null);
+    shared.log.lock().expect("log").push(Request {
+        at: std::time::Instant::now(),
+        service: signing_service(&head),
+        operation: if target.is_empty() { rest_operation(&head, &request[head_end..]) } else { operation.clone() },
+    });
     let stateful = if target.is_empty() { None } else { shared.aws.lock().expect("aws").handle(&operation, &body) };
     let given = || {
         let answers = shared.answers.lock().expect("answers");
@@ -722,6 +746,45 @@ async fn bridge_cbor(mut client: TcpStream, shared: &Shared, head: &str, body: &
     client.write_all(head.as_bytes()).await?;
     client.write_all(&bytes).await?;
     client.shutdown().await
+}
+
+/// The service a request was signed for: the SigV4 credential scope's fourth part.
+fn signing_service(head: &str) -> String {
+    header(head, "authorization")
+        .and_then(|auth| {
+            let scope = auth.split("Credential=").nth(1)?.split([',', ' ']).next()?.to_owned();
+            scope.split('/').nth(3).map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unsigned".into())
+}
+
+/// A request without `X-Amz-Target`: a query-protocol `Action`, or an S3 REST operation named
+/// from its method, path (path-style: `/bucket[/key]`) and query.
+fn rest_operation(head: &str, body: &[u8]) -> String {
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let form = String::from_utf8_lossy(body);
+    if let Some(action) = form.split('&').chain(query.split('&')).find_map(|p| p.strip_prefix("Action=")) {
+        return action.to_owned();
+    }
+    let has = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
+    let object = path.trim_start_matches('/').contains('/');
+    match (method, object) {
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("PUT", true) if header(head, "x-amz-copy-source").is_some() => "CopyObject",
+        ("PUT", true) => "PutObject",
+        ("DELETE", true) => "DeleteObject",
+        ("GET", false) if has("list-type") => "ListObjectsV2",
+        ("GET", false) if has("versions") => "ListObjectVersions",
+        ("GET", false) => "ListObjects",
+        ("POST", false) if has("delete") => "DeleteObjects",
+        ("HEAD", false) => "HeadBucket",
+        _ => return format!("{method} {path}"),
+    }
+    .to_owned()
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
