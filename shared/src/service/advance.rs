@@ -71,15 +71,13 @@ impl Convoy {
         key: &ReleaseKey,
         deployment: &crate::names::DeploymentId,
     ) -> Result<Result<(), String>, ConvoyError> {
-        let Some(settings) = self.config.services.get(&key.service) else {
-            return Ok(Err(format!("service {} has no deployment settings", key.service)));
-        };
-        let group = match settings.codedeploy_target() {
-            Ok(group) => group,
-            Err(why) => return Ok(Err(why)),
-        };
         let Some(origin) = self.deployer.origin(deployment).await? else { return Ok(Ok(())) };
-        if origin.application != group.application || origin.deployment_group != group.deployment_group {
+        // The CLI and the dashboard run without the operator's service settings: there the group
+        // is not checked, the marker (or the pipeline's report) still is.
+        let settings = self.config.services.get(&key.service);
+        if let Some(group) = settings.and_then(|s| s.codedeploy.as_ref())
+            && (origin.application != group.application || origin.deployment_group != group.deployment_group)
+        {
             return Ok(Err(format!(
                 "deployment {deployment} is in {}/{}, not the service's {}/{}",
                 origin.application, origin.deployment_group, group.application, group.deployment_group
@@ -102,21 +100,20 @@ impl Convoy {
         deployment: &crate::names::DeploymentId,
         created_at: Option<DateTime<Utc>>,
     ) -> Result<bool, ConvoyError> {
-        let Some(pipeline) = self.config.services.get(&key.service).and_then(|s| s.pipeline.as_ref()) else {
-            return Ok(false);
-        };
         let Some(stored) = self.store.load(key).await? else { return Ok(false) };
         // The execution the release started (its record keeps it after adopting the deployment).
-        let run = stored.release.deployment.as_ref();
-        let Some(execution) = run.and_then(|d| d.pipeline.as_ref()).and_then(|p| p.execution.as_ref()) else {
-            return Ok(false);
-        };
+        let run = stored.release.deployment.as_ref().and_then(|d| d.pipeline.as_ref());
+        let Some(execution) = run.and_then(|p| p.execution.as_ref()) else { return Ok(false) };
+        // The operator's pipeline; without the settings (CLI, dashboard), the one the record names,
+        // which CodePipeline must still report as having created this deployment.
+        let configured = self.config.services.get(&key.service).and_then(|s| s.pipeline.as_ref()).map(|p| &p.name);
+        let Some(pipeline) = configured.or(run.map(|p| &p.name)) else { return Ok(false) };
         let started = stored.release.deployment.as_ref().and_then(|run| run.started_at);
         let created_after_start = match (created_at, started) {
             (Some(created), Some(started)) => created >= started - super::verification::ADOPTION_CLOCK_SKEW,
             _ => false,
         };
-        match self.pipelines.deployment_of(&pipeline.name, execution).await {
+        match self.pipelines.deployment_of(pipeline, execution).await {
             Ok(Some(reported)) => Ok(reported == *deployment),
             Ok(None) | Err(crate::error::DeployError::Rejected(_)) => Ok(created_after_start),
             Err(err) => Err(err.into()),

@@ -23,6 +23,7 @@ fn convoy(backend: &MotoBackend) -> Command {
         .env("CONVOY_STATE_BUCKET", &backend.world.bucket)
         .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
         .env("CONVOY_ALLOWED_SERVICES", SERVICE)
+        .env("CONVOY_ACCOUNT_ID", convoy_tests::moto::ACCOUNT)
         .env("CONVOY_ALLOWED_REPOSITORIES", backend.world.repo("app"))
         .stdin(Stdio::null());
     command
