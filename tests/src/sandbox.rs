@@ -464,6 +464,18 @@ fn event_bus(bucket: &str) -> String {
     format!("{bucket}-events")
 }
 
+/// The lifecycle hooks of a native service on Convoy: the verify function after the test traffic
+/// shift, a PAUSE hook (for the approval) before production traffic moves.
+pub fn native_lifecycle_hooks() -> Value {
+    json!([
+        {"targetType": "AWS_LAMBDA",
+         "hookTargetArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:convoy-verify"),
+         "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/convoy-ecs-hooks"),
+         "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]},
+        {"targetType": "PAUSE", "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"]}
+    ])
+}
+
 /// A LINEAR blue/green service: Convoy's verify hook after the test traffic shift, a PAUSE hook
 /// before production traffic moves, 10 minutes of bake time.
 fn native_configuration() -> Value {
@@ -471,13 +483,7 @@ fn native_configuration() -> Value {
         "strategy": "LINEAR",
         "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2},
         "bakeTimeInMinutes": 10,
-        "lifecycleHooks": [
-            {"targetType": "AWS_LAMBDA",
-             "hookTargetArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:convoy-verify"),
-             "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/convoy-ecs-hooks"),
-             "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]},
-            {"targetType": "PAUSE", "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"]}
-        ]
+        "lifecycleHooks": native_lifecycle_hooks(),
     })
 }
 
@@ -610,8 +616,9 @@ fn cli_run(
     }
 }
 
-/// Writes the migration's output to its log stream on moto, as the awslogs driver would.
-async fn ship_log(sdk: &aws_config::SdkConfig, log: &convoy::release::LogPointer, lines: &[String]) {
+/// Writes the migration's output to its log stream on moto, as the awslogs driver would (the
+/// sandbox, and `e2e/migration_logs.rs`).
+pub async fn ship_log(sdk: &aws_config::SdkConfig, log: &convoy::release::LogPointer, lines: &[String]) {
     let client = aws_sdk_cloudwatchlogs::Client::new(sdk);
     // The group may exist from an earlier run on the same moto.
     let _ = client.create_log_group().log_group_name(&log.group).send().await;

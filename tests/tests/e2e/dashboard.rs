@@ -127,11 +127,13 @@ async fn approving_from_the_page_continues_the_deployment_once_and_a_second_appr
     client.find(Locator::Css("#approve")).await.expect("an approve button").click().await.unwrap();
     // The confirmation: nothing is decided until it is confirmed.
     assert!(continues(&world).is_empty(), "opening the confirmation decides nothing");
+    let confirm = client.wait().for_element(Locator::Css("#confirm")).await.expect("the confirmation");
     let heading = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
     assert_eq!(heading, format!("Confirm: approve {SERVICE} / {RELEASE}"));
-    client.find(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
+    confirm.click().await.unwrap();
 
-    let Ok(badge) = client.find(Locator::Css("h1 .badge")).await else {
+    // WebDriver's find does not wait for the page the click loads: wait for it.
+    let Ok(badge) = client.wait().for_element(Locator::Css("h1 .badge")).await else {
         panic!("not back on the release page: {}", client.source().await.unwrap_or_default())
     };
     let badge = badge.text().await.unwrap();
@@ -149,7 +151,7 @@ async fn approving_from_the_page_continues_the_deployment_once_and_a_second_appr
     // The same refusal as `convoy approve` gives: the release no longer awaits approval.
     client.goto(&format!("{page}/approve")).await.unwrap();
     client.find(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
-    let message = client.find(Locator::Css("#message")).await.expect("a refusal").text().await.unwrap();
+    let message = client.wait().for_element(Locator::Css("#message")).await.expect("a refusal").text().await.unwrap();
     assert!(message.contains("does not await approval"), "{message}");
     assert_eq!(continues(&world).len(), 1, "CodeDeploy was asked once");
 }

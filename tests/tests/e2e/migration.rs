@@ -326,29 +326,35 @@ async fn a_missing_service_fails_the_release_and_runs_nothing() {
     assert!(listed.task_arns().is_empty(), "no task ran");
 }
 
-/// ECS as a handler sees it when it crashes right after RunTask: the task starts, the handler dies.
-struct CrashAfterRun(Arc<dyn Tasks>);
+/// ECS as a handler sees it when it crashes around RunTask: with `task_started` the crash came
+/// right after RunTask (the task runs, the handler dies), else right before it (no task runs).
+struct CrashingRun {
+    inner: Arc<dyn Tasks>,
+    task_started: bool,
+}
 
 #[async_trait]
-impl Tasks for CrashAfterRun {
+impl Tasks for CrashingRun {
     async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError> {
-        self.0.service_shape(cluster, service).await
+        self.inner.service_shape(cluster, service).await
     }
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
-        self.0.register_migration(spec).await
+        self.inner.register_migration(spec).await
     }
     async fn run(&self, request: &RunTaskRequest) -> Result<TaskArn, TasksError> {
-        self.0.run(request).await?;
-        Err(TasksError::Unavailable("simulated crash after RunTask".into()))
+        if self.task_started {
+            self.inner.run(request).await?;
+        }
+        Err(TasksError::Unavailable("simulated crash around RunTask".into()))
     }
     async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError> {
-        self.0.find(cluster, started_by).await
+        self.inner.find(cluster, started_by).await
     }
     async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<TaskReport>, TasksError> {
-        self.0.describe(cluster, task).await
+        self.inner.describe(cluster, task).await
     }
     async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError> {
-        self.0.stop(cluster, task, reason).await
+        self.inner.stop(cluster, task, reason).await
     }
 }
 
@@ -360,7 +366,7 @@ async fn replays_and_a_crash_between_run_task_and_the_record_start_exactly_one_t
     // Images and manifest arrive with a handler that crashes after RunTask: the record says the
     // start is claimed, ECS has the task, nothing records it.
     let mut crashing = backend.convoy.clone();
-    crashing.tasks = Arc::new(CrashAfterRun(backend.convoy.tasks.clone()));
+    crashing.tasks = Arc::new(CrashingRun { inner: backend.convoy.tasks.clone(), task_started: true });
     backend.push("app", "m11").await;
     let (_, last_push) = backend.push("nginx", "m11").await;
     let err = invoke_manifest_uploaded(&crashing, backend.upload("releases/web/m11.json", &manifest).await).await;
@@ -400,38 +406,13 @@ async fn replays_and_a_crash_between_run_task_and_the_record_start_exactly_one_t
     assert_eq!(backend.migration_tasks(&key).await, 1, "exactly one migration task exists in moto");
 }
 
-/// ECS as a handler sees it when it dies before RunTask: the start is claimed, no task runs.
-struct CrashBeforeRun(Arc<dyn Tasks>);
-
-#[async_trait]
-impl Tasks for CrashBeforeRun {
-    async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError> {
-        self.0.service_shape(cluster, service).await
-    }
-    async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
-        self.0.register_migration(spec).await
-    }
-    async fn run(&self, _: &RunTaskRequest) -> Result<TaskArn, TasksError> {
-        Err(TasksError::Unavailable("simulated crash before RunTask".into()))
-    }
-    async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError> {
-        self.0.find(cluster, started_by).await
-    }
-    async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<TaskReport>, TasksError> {
-        self.0.describe(cluster, task).await
-    }
-    async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError> {
-        self.0.stop(cluster, task, reason).await
-    }
-}
-
 #[tokio::test]
 async fn a_task_someone_else_runs_with_the_releases_group_and_started_by_is_never_adopted() {
     let backend = MotoBackend::new(&containers()).await;
     let key = release_key("m20");
     let manifest = manifest_v1(&backend, "m20", &containers(), true);
     let mut crashing = backend.convoy.clone();
-    crashing.tasks = Arc::new(CrashBeforeRun(backend.convoy.tasks.clone()));
+    crashing.tasks = Arc::new(CrashingRun { inner: backend.convoy.tasks.clone(), task_started: false });
     backend.push("app", "m20").await;
     backend.push("nginx", "m20").await;
     let err = invoke_manifest_uploaded(&crashing, backend.upload("releases/web/m20.json", &manifest).await).await;

@@ -9,28 +9,8 @@ use crate::scenario::*;
 
 /// Writes `count` lines (`line 0`, `line 1`, ...) to the stream, as the awslogs driver would.
 async fn write_log(backend: &MotoBackend, log: &LogPointer, count: usize) {
-    let client = aws_sdk_cloudwatchlogs::Client::new(&backend.world.sdk);
-    // Every world's service is `web`, so its group may exist already.
-    let _ = client.create_log_group().log_group_name(&log.group).send().await;
-    client.create_log_stream().log_group_name(&log.group).log_stream_name(&log.stream).send().await.expect("stream");
-    let now = chrono::Utc::now().timestamp_millis();
-    let events = (0..count)
-        .map(|i| {
-            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                .timestamp(now + i as i64)
-                .message(format!("line {i}"))
-                .build()
-                .expect("event")
-        })
-        .collect();
-    client
-        .put_log_events()
-        .log_group_name(&log.group)
-        .log_stream_name(&log.stream)
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .expect("put log events");
+    let lines: Vec<String> = (0..count).map(|i| format!("line {i}")).collect();
+    convoy_tests::sandbox::ship_log(&backend.world.sdk, log, &lines).await;
 }
 
 async fn log_of(backend: &MotoBackend, release: &str) -> LogPointer {

@@ -15,7 +15,7 @@ use convoy::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentSta
 use convoy::release::{DeployMethod, Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
-use convoy_tests::moto::{ACCOUNT, Moto, REGION};
+use convoy_tests::moto::Moto;
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::World;
 use serde_json::{Value, json};
@@ -30,13 +30,7 @@ fn deployment_configuration(strategy: &str) -> Value {
         "strategy": strategy,
         "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5},
         "bakeTimeInMinutes": 15,
-        "lifecycleHooks": [
-            {"targetType": "AWS_LAMBDA",
-             "hookTargetArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:convoy-verify"),
-             "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/convoy-ecs-hooks"),
-             "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]},
-            {"targetType": "PAUSE", "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"]}
-        ]
+        "lifecycleHooks": convoy_tests::sandbox::native_lifecycle_hooks(),
     })
 }
 
