@@ -195,6 +195,10 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                     @if let Some(log) = &run.log { dt { "log stream" } dd { code { (log.group) " " (log.stream) } } }
                     dt { "deadline" } dd { (time(run.deadline)) }
                 }
+                @if let Some(lines) = run.log_tail.as_ref().filter(|l| !l.is_empty()) {
+                    p.muted { "The log's last lines, as the record keeps them (convoy logs prints them all):" }
+                    pre #log-tail { @for line in lines { (line) "\n" } }
+                }
             }
             @if let Some(run) = &release.deployment {
                 h2 { "Deployment" }
@@ -221,6 +225,18 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                         td { (p.status.map_or("—".to_owned(), |s| s.to_string())) } td { (p.latency_ms) " ms" }
                         td { (p.failure.as_deref().unwrap_or("ok")) }
                     } } }
+                }
+                @if !v.metrics.is_empty() {
+                    table #metrics {
+                        thead { tr { th { "metric check" } th { "value" } th { "pass if" } th { "verdict" } th { "query" } } }
+                        tbody { @for m in &v.metrics { tr class=(if m.passed { "" } else { "bad" }) {
+                            td { (m.name) }
+                            td { (m.value.map_or("no datapoint".to_owned(), |v| v.to_string())) }
+                            td { (m.condition) }
+                            td { (if m.passed { "pass" } else { "fail" }) }
+                            td { code { (m.query) " over " (m.window_seconds) " s" } }
+                        } } }
+                    }
                 }
             }
             h2 { "Approval" }
@@ -276,4 +292,73 @@ pub fn refused(key: &ReleaseKey, verb: &str, why: &str) -> Markup {
             p { a href=(release_href(key)) { "Back to the release" } }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use convoy::gates::{Condition, MetricResult, MetricVerdict, Number};
+    use convoy::release::{Hook, MigrationRun, Verification, VerificationOutcome};
+
+    use super::*;
+
+    /// A release whose migration failed with its log's last lines, verified by a failed metric check.
+    fn evidence() -> Release {
+        let at = Utc::now();
+        let mut release: Release = serde_json::from_value(serde_json::json!({
+            "schema": 1,
+            "key": {"service": "web", "release": "r1"},
+            "source": {"bucket": "b", "key": "releases/web/r1.json"},
+            "images": {},
+            "state": {"name": "Collecting"},
+            "timeline": [],
+        }))
+        .expect("a record");
+        release.migration = Some(MigrationRun {
+            token: "t".into(),
+            claims: 1,
+            claimed_at: at,
+            deadline: at,
+            task_definition: None,
+            task: None,
+            log: None,
+            log_tail: Some(vec!["migrating orders".into(), "SQLSTATE[42S01]: table orders already exists".into()]),
+            started_at: None,
+            stopped_at: None,
+            event_version: None,
+            exit_code: Some(1),
+            stop_code: None,
+            stopped_reason: None,
+            container_reason: None,
+        });
+        release.verification = Some(Verification {
+            hook: Hook::CodeDeploy {
+                deployment_id: "d-1".parse().expect("id"),
+                execution_id: "x".parse().expect("id"),
+            },
+            started_at: at,
+            probes: Vec::new(),
+            outcome: Some(VerificationOutcome { passed: false, reason: "metric check green-5xx failed".into() }),
+            finished_at: Some(at),
+            metrics: vec![MetricResult {
+                name: "green-5xx".into(),
+                query: "AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum".into(),
+                window_seconds: 60,
+                condition: Condition::try_from("<= 0".to_owned()).expect("a condition"),
+                value: Some(Number(7.0)),
+                verdict: MetricVerdict::Fail,
+                passed: false,
+                at,
+            }],
+        });
+        release
+    }
+
+    #[test]
+    fn the_release_page_shows_the_migrations_last_log_lines_and_the_metric_checks() {
+        let page = release(&evidence(), "b", Utc::now()).into_string();
+        assert!(page.contains("id=\"log-tail\""), "{page}");
+        assert!(page.contains("SQLSTATE[42S01]: table orders already exists"));
+        assert!(page.contains("id=\"metrics\""));
+        assert!(page.contains("green-5xx") && page.contains("<td>7</td>") && page.contains("<td>fail</td>"), "{page}");
+    }
 }
