@@ -57,6 +57,31 @@ impl Convoy {
         }
     }
 
+    /// Continues (or, with `roll_back`, rolls back) the release's deployment with Convoy's own role:
+    /// an ECS native service deployment through its pause hook; a CodeDeploy one only once AWS
+    /// confirms it is Convoy's, for this release ([`Convoy::confirm_convoys_deployment`]), else
+    /// [`ConvoyError::Refused`] with why.
+    pub(super) async fn steer_deployment(
+        &self,
+        key: &ReleaseKey,
+        deployment: &crate::names::DeploymentId,
+        hook: Option<&Hook>,
+        roll_back: bool,
+    ) -> Result<(), ConvoyError> {
+        if let Some(Hook::EcsNative { service_deployment, .. }) = hook {
+            return Ok(self.deployer.continue_native(service_deployment, roll_back).await?);
+        }
+        if let Err(why) = self.confirm_convoys_deployment(key, deployment).await? {
+            return Err(ConvoyError::Refused(format!("release {key}: {why}")));
+        }
+        if roll_back {
+            self.deployer.roll_back(deployment).await?;
+        } else {
+            self.deployer.continue_traffic(deployment).await?;
+        }
+        Ok(())
+    }
+
     /// Whether AWS confirms what the record says before Convoy reroutes production traffic (or
     /// rolls it back) with its own role: the deployment is in the deployment group of the release's service, Convoy
     /// created it for this release (its description carries the release's marker, or, for the
@@ -66,7 +91,7 @@ impl Convoy {
     /// otherwise (`DeploymentIsNotInReadyStateException`), and an unknown deployment with
     /// `DeploymentDoesNotExistException`, which the call then reports. `Ok(Err(why))` when AWS
     /// does not confirm.
-    pub(super) async fn confirm_convoys_deployment(
+    async fn confirm_convoys_deployment(
         &self,
         key: &ReleaseKey,
         deployment: &crate::names::DeploymentId,
@@ -147,45 +172,21 @@ impl Convoy {
                 Effect::StopMigration { task } => {
                     self.tasks.stop(&self.config.cluster, task, "convoy: the migration ran past its timeout").await?;
                 }
-                Effect::ContinueDeployment { deployment } => {
-                    let continued = match hook {
-                        Some(Hook::EcsNative { service_deployment, .. }) => {
-                            self.deployer.continue_native(service_deployment, false).await
+                Effect::ContinueDeployment { deployment } | Effect::RollBack { deployment } => {
+                    let roll_back = matches!(effect, Effect::RollBack { .. });
+                    match self.steer_deployment(key, deployment, hook, roll_back).await {
+                        Ok(()) => {}
+                        Err(ConvoyError::Refused(why)) => {
+                            tracing::warn!(%deployment, %why, "not steered: AWS does not confirm the record");
                         }
-                        _ => match self.confirm_convoys_deployment(key, deployment).await? {
-                            Ok(()) => self.deployer.continue_traffic(deployment).await,
-                            Err(why) => {
-                                tracing::warn!(%deployment, %why, "not continued: AWS does not confirm the record");
-                                continue;
-                            }
-                        },
-                    };
-                    // CodeDeploy may not be waiting yet (or at all, without a wait configured):
-                    // the reconciler continues a shifting deployment that still runs.
-                    if let Err(err) = continued {
-                        tracing::info!(error = %err, "could not continue the deployment now; the reconciler retries");
+                        // CodeDeploy may not be waiting yet (or at all, without a wait configured),
+                        // or be unreachable: the reconciler asks again while the deployment runs.
+                        Err(err) => {
+                            tracing::info!(error = %err, roll_back, "could not steer the deployment now; the reconciler retries")
+                        }
                     }
                 }
                 Effect::CopyMigrationLogs { log } => self.copy_migration_logs(key, log, now).await,
-                Effect::RollBack { deployment } => {
-                    let rolled = match hook {
-                        Some(Hook::EcsNative { service_deployment, .. }) => {
-                            self.deployer.continue_native(service_deployment, true).await
-                        }
-                        _ => match self.confirm_convoys_deployment(key, deployment).await? {
-                            Ok(()) => self.deployer.roll_back(deployment).await,
-                            Err(why) => {
-                                tracing::warn!(%deployment, %why, "not rolled back: AWS does not confirm the record");
-                                continue;
-                            }
-                        },
-                    };
-                    // The record says RollingBack already: the reconciler asks again while the
-                    // deployment still runs.
-                    if let Err(err) = rolled {
-                        tracing::warn!(error = %err, "could not roll the deployment back now; the reconciler retries");
-                    }
-                }
                 Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
             }
         }

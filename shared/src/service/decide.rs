@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Convoy, Report, update};
 use crate::error::ConvoyError;
 use crate::names::ReleaseKey;
-use crate::release::{Event, Hook, State};
+use crate::release::{Event, State};
 
 impl Convoy {
     /// A person approves or rejects the traffic shift (`convoy approve` / `convoy reject`).
@@ -32,22 +32,8 @@ impl Convoy {
         if approve {
             self.refuse_while_alarmed(&release).await?;
         }
-        let hook = release.verification.as_ref().map(|v| v.hook.clone());
-        match (hook, approve) {
-            (Some(Hook::EcsNative { service_deployment, .. }), _) => {
-                self.deployer.continue_native(&service_deployment, !approve).await?;
-            }
-            (_, decision) => {
-                if let Err(why) = self.confirm_convoys_deployment(key, deployment).await? {
-                    return Err(ConvoyError::Refused(format!("release {key}: {why}")));
-                }
-                if decision {
-                    self.deployer.continue_traffic(deployment).await?
-                } else {
-                    self.deployer.roll_back(deployment).await?
-                }
-            }
-        }
+        let hook = release.verification.as_ref().map(|v| &v.hook);
+        self.steer_deployment(key, deployment, hook, !approve).await?;
         let event = Event::Decided { approve, by: by.to_owned(), at: now };
         let updated =
             update(self, key, |r| r.apply(&event)).await?.ok_or(ConvoyError::Refused(format!("no release {key}")))?;
