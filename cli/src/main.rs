@@ -191,7 +191,6 @@ async fn dashboard(sdk: &aws_config::SdkConfig, settings: StoreSettings, port: u
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let app = dashboard::App {
         store: S3Store::new(aws::s3_client(sdk, &settings), &settings.state_bucket),
-        s3: aws::s3_client(sdk, &settings),
         bucket: settings.state_bucket.clone(),
         convoy,
         token: dashboard::new_token()?,

@@ -33,7 +33,6 @@ const MAX_RECORDS: usize = 500;
 
 pub struct App {
     pub store: S3Store,
-    pub s3: aws_sdk_s3::Client,
     pub bucket: String,
     /// The same use cases the CLI's `approve` and `reject` run (same refusals).
     pub convoy: Convoy,
@@ -123,34 +122,12 @@ async fn not_found() -> Response {
 /// Loads every record under `state/` (at most [`MAX_RECORDS`]); the second value says whether
 /// some were left out.
 async fn load_all(app: &App) -> Result<(Vec<Loaded>, bool), String> {
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = app
-            .s3
-            .list_objects_v2()
-            .bucket(&app.bucket)
-            .prefix("state/")
-            .set_continuation_token(token)
-            .send()
-            .await
-            .map_err(|e| format!("listing s3://{}/state/: {}", app.bucket, aws_error(&e)))?;
-        keys.extend(page.contents().iter().filter_map(|o| o.key()).map(str::to_owned));
-        match page.next_continuation_token {
-            Some(next) if page.is_truncated == Some(true) && keys.len() < MAX_RECORDS => token = Some(next),
-            _ => break,
-        }
-    }
+    let mut keys = app.store.recorded(None).await.map_err(|e| format!("listing s3://{}/state/: {e}", app.bucket))?;
     let more = keys.len() > MAX_RECORDS;
     keys.truncate(MAX_RECORDS);
     let loaded = futures_util::stream::iter(keys)
-        .map(|object| async move {
-            let Some(key) = key_of(&object) else {
-                return Loaded::Unreadable {
-                    key: object,
-                    why: "not a record name (state/<service>/<release>.json)".into(),
-                };
-            };
+        .map(|key| async move {
+            let object = S3Store::record_key(&key);
             match app.store.load(&key).await {
                 Ok(Some(stored)) => Loaded::Read(Box::new(stored.release)),
                 Ok(None) => Loaded::Unreadable { key: object, why: "deleted while the page was read".into() },
@@ -161,23 +138,6 @@ async fn load_all(app: &App) -> Result<(Vec<Loaded>, bool), String> {
         .collect()
         .await;
     Ok((loaded, more))
-}
-
-fn key_of(object: &str) -> Option<ReleaseKey> {
-    let rest = object.strip_prefix("state/")?.strip_suffix(".json")?;
-    let (service, release) = rest.split_once('/')?;
-    Some(ReleaseKey::new(service.parse().ok()?, release.parse().ok()?))
-}
-
-fn aws_error<E: std::error::Error>(err: &E) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 #[derive(Deserialize, Default)]
@@ -324,15 +284,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_record_names_become_release_keys() {
-        let key = key_of("state/laravel-app/4cf03d1.json").expect("a key");
-        assert_eq!(key.to_string(), "laravel-app/4cf03d1");
-        assert!(key_of("state/laravel-app/4cf03d1.txt").is_none());
-        assert!(key_of("state/../x.json").is_none());
-        assert!(key_of("lock/laravel-app.json").is_none());
-    }
 
     #[test]
     fn tokens_are_random_and_compared_whole() {

@@ -32,6 +32,12 @@ impl S3Store {
         format!("state/{}/{}.json", key.service, key.release)
     }
 
+    /// The release whose record `object` is ([`S3Store::record_key`] read back); `None` for any
+    /// other object.
+    pub fn release_of_record(object: &str) -> Option<ReleaseKey> {
+        release_at_end(object.strip_prefix("state/")?.strip_suffix(".json")?)
+    }
+
     fn active_key(key: &ReleaseKey) -> String {
         format!("active/{}/{}", key.service, key.release)
     }
@@ -314,6 +320,21 @@ impl S3Store {
     pub async fn recorded(&self, service: Option<&ServiceName>) -> Result<Vec<ReleaseKey>, StoreError> {
         let prefix = service.map_or("state/".to_owned(), |s| format!("state/{s}/"));
         let keys = self.list(&prefix).await?;
-        Ok(keys.iter().filter_map(|k| release_at_end(k.strip_prefix("state/")?.strip_suffix(".json")?)).collect())
+        Ok(keys.iter().filter_map(|k| Self::release_of_record(k)).collect())
+    }
+}
+
+#[cfg(test)]
+mod record_names {
+    use super::*;
+
+    #[test]
+    fn only_record_names_become_release_keys() {
+        let key = S3Store::release_of_record("state/laravel-app/4cf03d1.json").expect("a key");
+        assert_eq!(key.to_string(), "laravel-app/4cf03d1");
+        assert_eq!(S3Store::record_key(&key), "state/laravel-app/4cf03d1.json");
+        assert!(S3Store::release_of_record("state/laravel-app/4cf03d1.txt").is_none());
+        assert!(S3Store::release_of_record("state/../x.json").is_none());
+        assert!(S3Store::release_of_record("lock/laravel-app.json").is_none());
     }
 }
