@@ -2,6 +2,7 @@
 //! property runs, the same scenarios against the in-memory fakes).
 
 mod bad_input;
+mod bucket_policy;
 mod cli;
 mod dashboard;
 mod deploy;
