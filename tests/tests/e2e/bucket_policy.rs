@@ -70,12 +70,7 @@ fn function_roles(stack: &Stack) -> Vec<(String, String)> {
 }
 
 fn request(principal: Option<&str>, action: &str, key: &str) -> Request {
-    Request {
-        principal: principal.map(str::to_owned),
-        action: action.into(),
-        resource: format!("arn:aws:s3:::{BUCKET}/{key}"),
-        tls: true,
-    }
+    Request::new(principal, action, &format!("arn:aws:s3:::{BUCKET}/{key}"))
 }
 
 fn denied(policy: &Value, principal: Option<&str>, action: &str, key: &str) -> bool {
