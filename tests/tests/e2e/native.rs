@@ -118,7 +118,8 @@ async fn a_native_release_updates_its_service_once_under_ten_migration_successes
 
     // The approval waits at the PAUSE hook; `convoy approve` continues it.
     backend.standin.pause_service_deployment(&arn);
-    backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     let continued = backend.standin.calls_to("ContinueServiceDeployment");
     assert_eq!(continued.len(), 1);
     assert_eq!(
@@ -173,7 +174,8 @@ async fn a_lost_end_event_is_learned_by_the_reconciler_with_the_shift_and_ecss_r
     assert_eq!(run_hook(&backend, &arn, "exec-3").await.last().unwrap(), "SUCCEEDED");
     let key = release_key("e3");
     backend.standin.pause_service_deployment(&arn);
-    backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
 
     // The canary step takes 10% of production traffic: the reconciler records what ECS says.
     backend.standin.service_deployment_at(&arn, "PRODUCTION_TRAFFIC_SHIFT", 10.0);
@@ -204,9 +206,10 @@ async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollb
     assert_eq!(run_hook(&backend, &arn, "exec-6").await.last().unwrap(), "SUCCEEDED");
     let key = release_key("e6");
     // ECS has not reached the PAUSE hook yet: an approval must wait, a rejection need not.
-    let early = backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap_err();
+    let early = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(early.is_retryable(), "{early}");
-    backend.convoy.decide(&key, false, "bob", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, false).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     let stops = backend.standin.calls_to("StopServiceDeployment");
     assert_eq!(stops.len(), 1);
     assert_eq!(
