@@ -208,7 +208,8 @@ async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollb
     // ECS has not reached the PAUSE hook yet: an approval must wait, a rejection need not.
     let early = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(early.is_retryable(), "{early}");
-    backend.convoy.decide(&key, false).await.unwrap();
+    let (bob, as_bob) = backend.person("bob-e6").await;
+    as_bob.decide(&key, false).await.unwrap();
     backend.cloudtrail_delivers_last_call().await;
     let stops = backend.standin.calls_to("StopServiceDeployment");
     assert_eq!(stops.len(), 1);
@@ -221,7 +222,7 @@ async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollb
     backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", "Service deployment stopped by request");
     ecs_reports(&backend, "SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 stopped.").await;
     let record = backend.record(&key).await.unwrap();
-    assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
+    assert_eq!(record.state, State::RolledBack { reason: format!("rejected by {bob}") });
 }
 
 /// ECS as a handler sees it when it crashes right after `UpdateService`: the service deployment

@@ -185,7 +185,7 @@ impl MotoBackend {
         crate::deploy::invoke(&self.convoy, "deployment-changed", event).await
     }
 
-    /// A person with their own AWS identity: an IAM user `name` created in moto with its own
+    /// A person with their own AWS identity: an IAM user `name-<world id>` created in moto with its own
     /// access key, and a Convoy wired as the CLI wires it, with that user's credentials (through
     /// the stand-in, which records the calls CloudTrail would). Returns the user's ARN as IAM
     /// reports it, and that Convoy.
@@ -201,6 +201,8 @@ impl MotoBackend {
     /// configuration with its credentials through the stand-in (as the console or any tool).
     pub async fn person_sdk(&self, name: &str) -> (String, aws_config::SdkConfig) {
         let moto = Moto::shared();
+        // IAM user names are account-wide in moto: one per world.
+        let name = format!("{name}-{}", self.world.id);
         let form = "application/x-www-form-urlencoded";
         let (_, created) =
             moto.raw_call("iam", None, form, &format!("Action=CreateUser&UserName={name}&Version=2010-05-08"));
