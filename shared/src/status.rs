@@ -113,8 +113,8 @@ pub fn approver_lines(approval: &crate::release::ApprovalDecision) -> Vec<String
     match &approval.actor {
         Some(Attribution::Recorded(actor)) => {
             let via = match actor.via {
-                Via::CloudTrailEvent => "CloudTrail event (EventBridge)",
-                Via::LookupEvents => "CloudTrail event history (LookupEvents)",
+                Via::CloudTrailEvent => "delivered by EventBridge",
+                Via::LookupEvents => "found in CloudTrail event history (LookupEvents)",
             };
             let mut lines = vec![format!("principal   {}", actor.principal_arn)];
             if let Some(session) = &actor.session_name {
@@ -124,7 +124,7 @@ pub fn approver_lines(approval: &crate::release::ApprovalDecision) -> Vec<String
                 lines.push(format!("source IP   {ip}"));
             }
             lines.push(format!("call        {} at {}", actor.operation, actor.event_time.to_rfc3339()));
-            lines.push(format!("CloudTrail  event {} (from the {via})", actor.event_id));
+            lines.push(format!("CloudTrail  event {} ({via})", actor.event_id));
             lines
         }
         Some(Attribution::Pending { since }) => {

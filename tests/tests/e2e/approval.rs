@@ -195,3 +195,28 @@ async fn a_stop_reported_before_its_cloudtrail_event_is_attributed_once_whatever
     assert_eq!(backend.record(&key).await.unwrap(), ended);
     assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
 }
+
+#[tokio::test]
+async fn an_approval_through_an_assumed_role_names_the_role_session() {
+    let (backend, _green) = with_green(Behaviour::version("c7"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c7").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("c7");
+    let (session_arn, sdk) = backend.role_session_sdk("approvers", "jane@example.com").await;
+    assert!(session_arn.contains(":assumed-role/approvers-") && session_arn.ends_with("/jane@example.com"));
+    let mut as_jane = backend.convoy.clone();
+    as_jane.deployer = std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(
+        aws_sdk_codedeploy::Client::new(&sdk),
+        aws_sdk_ecs::Client::new(&sdk),
+    ));
+    as_jane.decide(&key, true).await.unwrap();
+    let call = backend.cloudtrail_delivers_last_call().await;
+    assert_eq!(call["userIdentity"]["type"], "AssumedRole");
+    let record = backend.record(&key).await.unwrap();
+    let actor = recorded(&record);
+    assert_eq!(actor.principal_arn, session_arn);
+    assert_eq!(actor.session_name.as_deref(), Some("jane@example.com"));
+    let status = convoy::status::render(&record);
+    assert!(status.contains("session     jane@example.com"), "{status}");
+}

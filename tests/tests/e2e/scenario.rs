@@ -223,6 +223,47 @@ impl MotoBackend {
         (arn, sdk)
     }
 
+    /// A person who signed in through a role (SSO, federation): a role `role` in moto, assumed
+    /// with the session name `session` (STS `AssumeRole`); the session's ARN as STS names it and
+    /// an SDK configuration with the session's credentials through the stand-in.
+    pub async fn role_session_sdk(&self, role: &str, session: &str) -> (String, aws_config::SdkConfig) {
+        let moto = Moto::shared();
+        let form = "application/x-www-form-urlencoded";
+        let role = format!("{role}-{}", self.world.id);
+        let trust = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
+        let (_, created) = moto.raw_call(
+            "iam",
+            None,
+            form,
+            &format!("Action=CreateRole&RoleName={role}&AssumeRolePolicyDocument={trust}&Version=2010-05-08"),
+        );
+        let element = |text: &str, tag: &str| {
+            text.split(&format!("<{tag}>")).nth(1).and_then(|r| r.split(&format!("</{tag}>")).next()).map(str::to_owned)
+        };
+        let role_arn = element(&created, "Arn").expect("IAM names the role's ARN");
+        let encoded: String = session.replace('@', "%40");
+        let (_, assumed) = moto.raw_call(
+            "sts",
+            None,
+            form,
+            &format!("Action=AssumeRole&RoleArn={role_arn}&RoleSessionName={encoded}&Version=2011-06-15"),
+        );
+        let arn = element(&assumed, "Arn").expect("STS names the session's ARN");
+        let (id, secret, token) = (
+            element(&assumed, "AccessKeyId").unwrap(),
+            element(&assumed, "SecretAccessKey").unwrap(),
+            element(&assumed, "SessionToken").unwrap(),
+        );
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.standin.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(id, secret, Some(token), None, "session"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        (arn, sdk)
+    }
+
     /// EventBridge delivers CloudTrail's record of the last decision call (approve or reject) to
     /// the deployment-changed function, as "AWS API Call via CloudTrail"; returns the record.
     pub async fn cloudtrail_delivers_last_call(&self) -> Value {
