@@ -128,3 +128,84 @@ impl crate::ports::ApiCalls for NoCloudTrail {
         Err(TrailError::Unavailable("this function does not read CloudTrail; the reconciler asks".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudtrail::Client;
+    use aws_sdk_cloudtrail::config::retry::RetryConfig;
+    use aws_sdk_cloudtrail::error::ErrorMetadata;
+    use aws_sdk_cloudtrail::operation::lookup_events::{LookupEventsError, LookupEventsOutput};
+    use aws_sdk_cloudtrail::types::Event;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::ports::ApiCalls;
+
+    /// A CloudTrail record as `LookupEvents` returns it (`CloudTrailEvent`), from the documented
+    /// fixture's `detail`, for `deployment`, with `error` as its `errorCode` if any.
+    fn event(deployment: &str, id: &str, error: Option<&str>) -> Event {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/events/example-cloudtrail-continue-deployment.json"
+        ))
+        .unwrap();
+        let mut record = fixture["detail"].clone();
+        record["requestParameters"]["deploymentId"] = deployment.into();
+        record["eventID"] = id.into();
+        if let Some(code) = error {
+            record["errorCode"] = code.into();
+        }
+        Event::builder()
+            .event_id(id)
+            .event_name("ContinueDeployment")
+            .event_source("codedeploy.amazonaws.com")
+            .cloud_trail_event(record.to_string())
+            .build()
+    }
+
+    fn window() -> (DateTime<Utc>, DateTime<Utc>) {
+        (Utc.timestamp_opt(1_700_000_000, 0).unwrap(), Utc.timestamp_opt(1_700_000_600, 0).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_look_up_asks_by_event_name_pages_on_and_keeps_only_the_deployments_successful_calls() {
+        let first = mock!(Client::lookup_events)
+            .match_requests(|input| {
+                let attribute = input.lookup_attributes().first();
+                input.next_token().is_none()
+                    && attribute.map(|a| (a.attribute_key().as_str(), a.attribute_value()))
+                        == Some(("EventName", "ContinueDeployment"))
+            })
+            .then_output(|| {
+                LookupEventsOutput::builder()
+                    .events(event("d-OTHER", "ev-other", None))
+                    .events(event("d-1", "ev-refused", Some("DeploymentIsNotInReadyStateException")))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::lookup_events)
+            .match_requests(|input| input.next_token() == Some("page-2"))
+            .then_output(|| LookupEventsOutput::builder().events(event("d-1", "ev-ours", None)).build());
+        let client = mock_client!(aws_sdk_cloudtrail, RuleMode::Sequential, [&first, &second]);
+        let (since, until) = window();
+        let found = CloudTrailHistory::new(client).decisions_on("d-1", true, false, since, until).await.unwrap();
+        assert_eq!(found.iter().map(|c| c.actor.event_id.as_str()).collect::<Vec<_>>(), ["ev-ours"]);
+        assert_eq!(found[0].actor.via, Via::LookupEvents);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_retried_a_bounded_number_of_times_then_reported_as_throttled() {
+        let throttled = mock!(Client::lookup_events).then_error(|| {
+            LookupEventsError::generic(
+                ErrorMetadata::builder().code("ThrottlingException").message("Rate exceeded").build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&throttled], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let (since, until) = window();
+        let err = CloudTrailHistory::new(client).decisions_on("d-1", true, false, since, until).await.unwrap_err();
+        assert!(matches!(err, TrailError::Throttled(_)), "{err}");
+        assert_eq!(throttled.num_calls(), THROTTLED_ATTEMPTS as usize);
+    }
+}
