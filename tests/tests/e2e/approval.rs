@@ -220,3 +220,42 @@ async fn an_approval_through_an_assumed_role_names_the_role_session() {
     let status = convoy::status::render(&record);
     assert!(status.contains("session     jane@example.com"), "{status}");
 }
+
+#[tokio::test]
+async fn a_shift_cloudtrail_has_no_call_for_stays_pending_then_says_unknown_and_where_convoy_looked() {
+    let (backend, _green) = with_green(Behaviour::version("c8"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c8").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    let key = release_key("c8");
+    // CodeDeploy moved on, and CloudTrail (so far) has no call for it.
+    backend.standin.ended_elsewhere(&deployment, Phase::Succeeded);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    let pending = backend.record(&key).await.unwrap();
+    assert_eq!(pending.state, State::Succeeded);
+    assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+
+    // The reconciler keeps the ended release and asks again; within CloudTrail's delay nothing is
+    // concluded from an empty answer.
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
+    assert_eq!(backend.record(&key).await.unwrap(), pending);
+
+    // Past it, the record says plainly that AWS has no record, and where Convoy looked.
+    let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let approval = record.approval.as_ref().unwrap();
+    assert!(
+        approval.by.starts_with(&format!(
+            "unknown: CloudTrail event history has no successful ContinueDeployment for {deployment} between "
+        )),
+        "{}",
+        approval.by
+    );
+    assert!(convoy::status::render(&record).contains("principal   unknown: CloudTrail event history"));
+    // Attributed (as unknown): the release leaves the active list, and no more look-ups follow.
+    backend.convoy.reconcile(later).await.unwrap();
+    backend.convoy.reconcile(later).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 3);
+}
