@@ -8,6 +8,11 @@ use super::LockDecision;
 use super::{Decision, Effect, Release, Stage, State};
 use crate::names::{DeploymentId, HookExecutionId, PipelineExecutionId, ServiceDeploymentArn};
 
+/// ECS native lifecycle stages that come after the approval pause (a `PAUSE` hook at
+/// `POST_TEST_TRAFFIC_SHIFT` or `PRE_PRODUCTION_TRAFFIC_SHIFT`): production traffic moves.
+const NATIVE_STAGES_PAST_APPROVAL: [&str; 4] =
+    ["PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"];
+
 /// How CodeDeploy (or ECS) says a deployment ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -323,7 +328,16 @@ impl Release {
         let mut next = self.clone();
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         run.native = Some(progress.clone());
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        let mut effects = Vec::new();
+        // ECS went past the approval pause with no decision recorded: someone continued it
+        // (console, CLI, a chat button); CloudTrail is asked who.
+        if let State::AwaitingApproval { deployment } = &self.state
+            && progress.stage.as_deref().is_some_and(|stage| NATIVE_STAGES_PAST_APPROVAL.contains(&stage))
+        {
+            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
+            effects.extend(next.unattributed_decision(true, deployment.as_str(), progress.seen_at));
+        }
+        Decision::Changed { release: Box::new(next), effects }
     }
 
     pub(super) fn on_bundle_written(&self, pipeline: &str, bundle: &str, version: &str, at: DateTime<Utc>) -> Decision {

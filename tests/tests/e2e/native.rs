@@ -50,6 +50,9 @@ async fn native_backend(behaviour: Behaviour, configuration: Value) -> (MotoBack
         aws_sdk_codedeploy::Client::new(&via_standin),
         aws_sdk_ecs::Client::new(&via_standin),
     ));
+    // CloudTrail's event history: the stand-in's LookupEvents.
+    convoy.api_calls =
+        Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
     let backend = MotoBackend { world, ecs, application: String::new(), group: String::new(), standin, convoy };
     (backend, green)
 }
@@ -335,4 +338,36 @@ async fn a_service_that_does_not_deploy_blue_green_fails_the_release_saying_what
     assert_eq!(updates(&backend), 0, "the service was not updated");
     let checked = backend.convoy.check_native_services().await.unwrap_err().to_string();
     assert!(checked.contains("its deployment strategy is ROLLING"), "{checked}");
+}
+
+#[tokio::test]
+async fn a_console_continue_of_the_pause_is_seen_by_the_reconciler_and_attributed_through_lookup_events() {
+    let (backend, _green) = native_backend(Behaviour::version("e9"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "e9", json!({})).await;
+    assert_eq!(run_hook(&backend, &arn, "exec-9").await.last().unwrap(), "SUCCEEDED");
+    let key = release_key("e9");
+    backend.standin.pause_service_deployment(&arn);
+    // "Continue" in the ECS console, with the person's session; no CloudTrail event reaches Convoy.
+    let (hana, sdk) = backend.person_sdk("hana-e9").await;
+    aws_sdk_ecs::Client::new(&sdk)
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id("hook-pause-1")
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .unwrap();
+    backend.standin.service_deployment_at(&arn, "PRODUCTION_TRAFFIC_SHIFT", 100.0);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
+    let Some(convoy::release::Attribution::Recorded(actor)) = record.approval.as_ref().unwrap().actor.clone() else {
+        panic!("not attributed: {:?}", record.approval)
+    };
+    assert_eq!((actor.principal_arn.as_str(), actor.via), (hana.as_str(), convoy::release::Via::LookupEvents));
+    assert_eq!(actor.operation, "ecs:ContinueServiceDeployment");
+    let lookups = backend.standin.calls_to("LookupEvents");
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(lookups[0]["LookupAttributes"][0]["AttributeValue"], "ContinueServiceDeployment");
 }
