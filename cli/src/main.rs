@@ -52,24 +52,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Let a verified release shift production traffic (CodeDeploy ContinueDeployment, or ECS
-    /// ContinueServiceDeployment). Refused unless its verification passed.
+    /// Let a verified release shift production traffic: CodeDeploy ContinueDeployment (or ECS
+    /// ContinueServiceDeployment) with your own AWS credentials. Refused unless its verification
+    /// passed. Convoy records you as CloudTrail names you.
     Approve {
         service: ServiceName,
         release: ReleaseId,
-        /// Who approves (recorded); defaults to $USER.
-        #[arg(long)]
+        /// Gone: who approves is the AWS principal making the call, as CloudTrail records it.
+        #[arg(long, hide = true)]
         by: Option<String>,
+        /// How long to wait for the record to name the approver (seconds).
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Stop a release awaiting approval and roll its deployment back.
+    /// Stop a release awaiting approval and roll its deployment back (CodeDeploy StopDeployment,
+    /// or the ECS rollback) with your own AWS credentials.
     Reject {
         service: ServiceName,
         release: ReleaseId,
-        #[arg(long)]
+        /// Gone: who rejects is the AWS principal making the call, as CloudTrail records it.
+        #[arg(long, hide = true)]
         by: Option<String>,
+        /// How long to wait for the record to name who rejected (seconds).
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -119,11 +128,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::from(exit::of_state(&stored.release.state)))
         }
-        Command::Approve { service, release, by, json } => {
-            decide(&sdk, settings, ReleaseKey::new(service, release), true, by, json).await
+        Command::Approve { by: Some(_), .. } | Command::Reject { by: Some(_), .. } => {
+            eprintln!(
+                "convoy: refused: --by is gone: who decides is the AWS principal whose credentials make the call, \
+                 as CloudTrail records it"
+            );
+            Ok(ExitCode::from(exit::REFUSED))
         }
-        Command::Reject { service, release, by, json } => {
-            decide(&sdk, settings, ReleaseKey::new(service, release), false, by, json).await
+        Command::Approve { service, release, wait, json, .. } => {
+            decide(&sdk, settings, ReleaseKey::new(service, release), true, wait, json).await
+        }
+        Command::Reject { service, release, wait, json, .. } => {
+            decide(&sdk, settings, ReleaseKey::new(service, release), false, wait, json).await
         }
         Command::Check => check(&sdk).await,
         Command::Dashboard { port } => dashboard(&sdk, settings, port).await,
@@ -155,30 +171,58 @@ async fn decide(
     settings: StoreSettings,
     key: ReleaseKey,
     approve: bool,
-    by: Option<String>,
+    wait: u64,
     json: bool,
 ) -> Result<ExitCode, String> {
     let region = sdk.region().map(ToString::to_string).unwrap_or_default();
     let convoy = convoy::startup::wire(sdk, &Config::for_cli(settings, &region)).map_err(|e| e.to_string())?;
-    let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
-    match convoy.decide(&key, approve, &by, chrono::Utc::now()).await {
-        Ok(report) => {
-            if json {
-                println!("{}", serde_json::json!({"release": key.to_string(), "state": report.state}));
-            } else {
-                println!("{}: {}", key, report.state);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+    let deployment = match convoy.decide(&key, approve).await {
+        Ok(deployment) => deployment,
         Err(ConvoyError::Refused(why)) => {
             if json {
                 println!("{}", serde_json::json!({"release": key.to_string(), "refused": why}));
             }
             eprintln!("convoy: refused: {why}");
-            Ok(ExitCode::from(exit::REFUSED))
+            return Ok(ExitCode::from(exit::REFUSED));
         }
-        Err(err) => Err(err.to_string()),
+        Err(err) => return Err(err.to_string()),
+    };
+    let verb = if approve { "approved" } else { "rejected" };
+    // The record names the principal once CloudTrail's event reaches Convoy: wait for it briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let recorded = loop {
+        let stored = convoy.store.load(&key).await.map_err(|e| e.to_string())?;
+        let decision = stored.and_then(|s| s.release.approval).filter(|a| a.approved == approve);
+        if let Some(decision) = decision.filter(|a| a.event_id().is_some()) {
+            break Some(decision);
+        }
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    match (recorded, json) {
+        (Some(decision), true) => {
+            let actor = serde_json::to_value(&decision.actor).map_err(|e| e.to_string())?;
+            println!("{}", serde_json::json!({"release": key.to_string(), "deployment": deployment, verb: actor}));
+        }
+        (Some(decision), false) => {
+            println!("{key}: {verb} (deployment {deployment})");
+            for line in convoy::status::approver_lines(&decision) {
+                println!("  {line}");
+            }
+        }
+        (None, true) => println!(
+            "{}",
+            serde_json::json!({"release": key.to_string(), "deployment": deployment, "sent": verb, "recorded": null})
+        ),
+        (None, false) => println!(
+            "{key}: {verb} (deployment {deployment}); the record names who once CloudTrail reports the call \
+             (convoy status {} {})",
+            key.service, key.release
+        ),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `convoy dashboard`: the web UI, with the same wiring as `approve`/`reject`.
@@ -195,7 +239,6 @@ async fn dashboard(sdk: &aws_config::SdkConfig, settings: StoreSettings, port: u
         convoy,
         token: dashboard::new_token()?,
         port,
-        default_by: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
     };
     println!("convoy dashboard: http://127.0.0.1:{port}/ (s3://{}, Ctrl-C stops it)", settings.state_bucket);
     use std::io::Write as _;

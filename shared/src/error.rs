@@ -80,6 +80,16 @@ pub enum WatchError {
     Unavailable(String),
 }
 
+/// CloudTrail's event history could not be read (throttled past the adapter's retries, or down).
+/// A look-up is retried later: the attribution stays pending meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrailError {
+    #[error("CloudTrail LookupEvents is throttled (2 requests per second per account and region): {0}")]
+    Throttled(String),
+    #[error("CloudTrail is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// Everything a Convoy use case can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvoyError {
@@ -95,6 +105,8 @@ pub enum ConvoyError {
     Deploy(#[from] DeployError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error(transparent)]
+    Trail(#[from] TrailError),
     /// A person asked for something the release's state does not allow.
     #[error("{0}")]
     Refused(String),
@@ -122,6 +134,7 @@ impl ConvoyError {
             ConvoyError::Deploy(DeployError::Rejected(_)) | ConvoyError::Refused(_) => false,
             ConvoyError::Watch(WatchError::Unavailable(_)) => true,
             ConvoyError::Watch(WatchError::Rejected(_)) => false,
+            ConvoyError::Trail(_) => true,
             ConvoyError::Transition(_) | ConvoyError::BadEvent(_) => false,
             ConvoyError::Contention(..) => true,
         }

@@ -122,7 +122,20 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
 ///
 /// It also reads "CloudWatch Alarm State Change": an alarm that gates a release in flight rolls
 /// its deployment back.
+///
+/// And "AWS API Call via CloudTrail" for the four calls that decide a traffic shift (CodeDeploy
+/// `ContinueDeployment`/`StopDeployment`, ECS `ContinueServiceDeployment`/`StopServiceDeployment`):
+/// the release records who decided, as CloudTrail names them.
 pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    if event.payload["detail-type"].as_str() == Some(crate::cloudtrail::API_CALL_DETAIL_TYPE) {
+        return match crate::cloudtrail::parse_api_call_event(&event.payload) {
+            Err(why) => {
+                info!("ignored: {why}");
+                Ok(json!({ "ignored": why }))
+            }
+            Ok(call) => respond(convoy.approval_observed(&call, Utc::now()).await),
+        };
+    }
     if event.payload["detail-type"].as_str() == Some(crate::gates::ALARM_DETAIL_TYPE) {
         return match crate::gates::parse_alarm_change(&event.payload) {
             Err(why) => {

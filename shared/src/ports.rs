@@ -452,3 +452,24 @@ pub trait Watch: Send + Sync {
 }
 
 pub use crate::error::WatchError;
+
+/// CloudTrail's event history (`LookupEvents`): who continued or stopped a deployment, when no
+/// "AWS API Call via CloudTrail" event reached Convoy (no trail, or an event lost).
+#[async_trait]
+pub trait ApiCalls: Send + Sync {
+    /// The successful calls that continued (`approve`) or stopped `deployment` (a CodeDeploy
+    /// deployment id, or with `native` an ECS service deployment ARN) between `since` and
+    /// `until`, oldest first, each with the caller CloudTrail recorded. Refused calls (with an
+    /// `errorCode`) MUST NOT be returned. MUST return [`TrailError::Throttled`] only after its own
+    /// bounded retries.
+    async fn decisions_on(
+        &self,
+        deployment: &str,
+        approve: bool,
+        native: bool,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::release::ObservedCall>, TrailError>;
+}
+
+pub use crate::error::TrailError;

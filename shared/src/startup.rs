@@ -34,6 +34,22 @@ pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
     wire(&sdk, &config)
 }
 
+/// [`convoy_from_env`], able to look CloudTrail up (`deployment-changed`, the reconciler): only
+/// these functions link the CloudTrail client.
+pub async fn convoy_from_env_with_cloudtrail() -> Result<Convoy, StartupError> {
+    let sdk = aws::load_sdk_config().await;
+    let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
+    let config = Config::from_env(&region)?;
+    wire_with_cloudtrail(&sdk, &config)
+}
+
+/// [`wire`], with CloudTrail's event history for finding who approved.
+pub fn wire_with_cloudtrail(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, StartupError> {
+    let mut convoy = wire(sdk, config)?;
+    convoy.api_calls = Arc::new(aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(sdk)));
+    Ok(convoy)
+}
+
 /// Builds the adapters from one SDK configuration (one HTTP client shared by every SDK client).
 pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, StartupError> {
     let s3 = aws::s3_client(sdk, &config.store);
@@ -61,6 +77,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         events,
         logs: Arc::new(crate::adapters::aws::CloudWatchLogs::new(aws_sdk_cloudwatchlogs::Client::new(sdk))),
         watch: Arc::new(CloudWatch::new(aws_sdk_cloudwatch::Client::new(sdk))),
+        api_calls: Arc::new(aws::NoCloudTrail),
         config: config.clone(),
     })
 }

@@ -93,6 +93,9 @@ pub fn render(release: &Release) -> String {
         let decision = if approval.approved { "approved" } else { "rejected" };
         let at = approval.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let _ = writeln!(out, "\napproval\n  {decision} by {} at {at}", approval.by);
+        for line in approver_lines(approval) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     let _ = writeln!(out, "\ntimeline");
     let width = release.timeline.iter().map(|e| e.event.len()).max().unwrap_or(0);
@@ -101,4 +104,36 @@ pub fn render(release: &Release) -> String {
         let _ = writeln!(out, "  {at}  {:width$}  {}", entry.event, entry.detail);
     }
     out
+}
+
+/// What AWS recorded of who decided: the principal's ARN, session, source IP and CloudTrail
+/// event, or why it is not known (yet). Empty for a decision recorded before Convoy kept it.
+pub fn approver_lines(approval: &crate::release::ApprovalDecision) -> Vec<String> {
+    use crate::release::{Attribution, Via};
+    match &approval.actor {
+        Some(Attribution::Recorded(actor)) => {
+            let via = match actor.via {
+                Via::CloudTrailEvent => "delivered by EventBridge",
+                Via::LookupEvents => "found in CloudTrail event history (LookupEvents)",
+            };
+            let mut lines = vec![format!("principal   {}", actor.principal_arn)];
+            if let Some(session) = &actor.session_name {
+                lines.push(format!("session     {session}"));
+            }
+            if let Some(ip) = &actor.source_ip {
+                lines.push(format!("source IP   {ip}"));
+            }
+            lines.push(format!("call        {} at {}", actor.operation, actor.event_time.to_rfc3339()));
+            lines.push(format!("CloudTrail  event {} ({via})", actor.event_id));
+            lines
+        }
+        Some(Attribution::Pending { since }) => {
+            vec![format!(
+                "principal   not known yet: CloudTrail is asked for the call made after {}",
+                since.to_rfc3339()
+            )]
+        }
+        Some(Attribution::Unknown { why }) => vec![format!("principal   {why}")],
+        None => Vec::new(),
+    }
 }

@@ -238,7 +238,7 @@ pub async fn run(bin: &Path, cli: &Path) {
     if run.proxy.phase(&deployment) == Some(Phase::HookPassed) {
         run.proxy.waits(&deployment);
     }
-    run.cli("convoy approve", &["approve", SERVICE, "a1", "--by", "bench"]);
+    run.cli("convoy approve", &["approve", SERVICE, "a1", "--wait", "0"]);
     if run.proxy.phase(&deployment) == Some(Phase::Shifting) {
         run.proxy.finish(&deployment);
     }

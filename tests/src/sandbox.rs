@@ -357,13 +357,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                 }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
                     out.notify(&notification_queues, &mut sent);
-                    out.step("a person approves: convoy approve laravel-app 4cf03d1");
-                    let approved = cli(
-                        &standin.endpoint,
-                        &world.bucket,
-                        &["approve", SERVICE, RELEASE, "--by", "sandbox-operator"],
-                    )?;
-                    out.say(approved.trim());
+                    approve_as_operator(&out, &standin, &world, &deployment_changed).await?;
                 }
                 codedeploy_end(&standin, &deployment)?
             }
@@ -520,10 +514,7 @@ async fn play_ecs_native(
         "SUCCEEDED" => {
             out.step("ECS pauses at PRE_PRODUCTION_TRAFFIC_SHIFT (PAUSE hook) for the approval");
             standin.pause_service_deployment(arn);
-            out.step("a person approves: convoy approve laravel-app 4cf03d1");
-            let approved =
-                cli(&standin.endpoint, &world.bucket, &["approve", SERVICE, RELEASE, "--by", "sandbox-operator"])?;
-            out.say(approved.trim());
+            approve_as_operator(out, standin, world, deployment_changed).await?;
             let continued = standin.calls_of("ContinueServiceDeployment");
             let took = |action: &str| continued.iter().any(|c| c.refused.is_none() && c.body["action"] == action);
             if took("CONTINUE") {
@@ -574,6 +565,44 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
 
 /// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
 /// it when the command fails.
+/// A person approves with their own AWS identity: an IAM user `sandbox-operator` (created in
+/// moto with its own access key) runs `convoy approve`; CloudTrail's record of the call (the
+/// stand-in's, with the principal moto's STS resolves from that key) reaches deployment-changed
+/// as EventBridge delivers it; `convoy status` then names the principal.
+async fn approve_as_operator(
+    out: &Sandbox,
+    standin: &StandIn,
+    world: &World,
+    deployment_changed: &LambdaProcess,
+) -> Result<(), String> {
+    let moto = Moto::shared();
+    let form = "application/x-www-form-urlencoded";
+    let name = format!("sandbox-operator-{}", world.id);
+    moto.raw_call("iam", None, form, &format!("Action=CreateUser&UserName={name}&Version=2010-05-08"));
+    let (_, key) =
+        moto.raw_call("iam", None, form, &format!("Action=CreateAccessKey&UserName={name}&Version=2010-05-08"));
+    let element = |tag: &str| {
+        key.split(&format!("<{tag}>")).nth(1).and_then(|r| r.split(&format!("</{tag}>")).next()).map(str::to_owned)
+    };
+    let (Some(id), Some(secret)) = (element("AccessKeyId"), element("SecretAccessKey")) else {
+        return Err(format!("moto created no access key for {name}: {key}"));
+    };
+    let credentials = [("AWS_ACCESS_KEY_ID".to_owned(), id), ("AWS_SECRET_ACCESS_KEY".to_owned(), secret)];
+    out.step(&format!(
+        "a person approves with their own AWS credentials (IAM user {name}): convoy approve laravel-app 4cf03d1"
+    ));
+    let approved =
+        cli_with(&standin.endpoint, &world.bucket, &["approve", SERVICE, RELEASE, "--wait", "0"], &credentials)?;
+    out.say(approved.trim());
+    let Some(record) = standin.trail().last().cloned() else { return Err("CloudTrail recorded no call".into()) };
+    out.step("CloudTrail records the call; EventBridge delivers \"AWS API Call via CloudTrail\" to deployment-changed");
+    out.send(deployment_changed, StandIn::api_call_event(&record)).await?;
+    let status = cli(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE])?;
+    let approval: Vec<&str> = status.lines().skip_while(|l| *l != "approval").take_while(|l| !l.is_empty()).collect();
+    out.say(approval.join("\n"));
+    Ok(())
+}
+
 pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
     cli_exits(endpoint, bucket, args, &[0]).map(|(_, text)| text)
 }
@@ -598,11 +627,12 @@ fn cli_run(
     let path = binaries_dir().join("convoy");
     let output = Command::new(&path)
         .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
+        // The caller's environment last: a person's own credentials replace the test ones.
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("CONVOY_STATE_BUCKET", bucket)
         .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
         .env(convoy::config::EVENT_BUS, event_bus(bucket))

@@ -22,6 +22,16 @@
 //! service's own error code and HTTP 400 (`{"__type": code, "message": ...}`, JSON 1.1), and
 //! recorded like any other, with the refusal.
 //!
+//! CloudTrail: moto 5.2.5 has no `LookupEvents` (its CloudTrail keeps trails, not events). The
+//! stand-in records each call of the four operations that decide a traffic shift (CodeDeploy
+//! `ContinueDeployment`/`StopDeployment`, ECS `ContinueServiceDeployment`/`StopServiceDeployment`)
+//! as a CloudTrail record: the caller's identity as AWS resolves it (moto's STS
+//! `GetCallerIdentity` for the access key that signed the request, never anything the client
+//! wrote in the body), the connection's source IP, a fresh `eventID`, and `errorCode` when it was
+//! refused. It serves `LookupEvents` (by `EventName`, within `StartTime`/`EndTime`, newest first,
+//! paged) over those records, and [`StandIn::api_call_event`] wraps one in the EventBridge "AWS
+//! API Call via CloudTrail" event AWS would deliver.
+//!
 //! ECS native blue/green: moto 5.2.5 keeps no `deploymentConfiguration` (strategy, lifecycle
 //! hooks, bake time) and no service deployments. For a service a test declares native
 //! ([`StandIn::native_service`]) the stand-in adds the configuration to moto's `DescribeServices`
@@ -394,6 +404,7 @@ pub struct StandIn {
     forwarded: Arc<Mutex<Vec<String>>>,
     log: Arc<Mutex<Vec<Request>>>,
     aws: Arc<Mutex<Aws>>,
+    trail: Arc<Mutex<Vec<Value>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -412,6 +423,8 @@ struct Shared {
     passed: Arc<Mutex<Vec<String>>>,
     log: Arc<Mutex<Vec<Request>>>,
     aws: Arc<Mutex<Aws>>,
+    /// CloudTrail records of the decision calls, oldest first.
+    trail: Arc<Mutex<Vec<Value>>>,
 }
 
 impl StandIn {
@@ -434,6 +447,7 @@ impl StandIn {
             passed: Arc::default(),
             log: Arc::default(),
             aws: Arc::default(),
+            trail: Arc::default(),
         };
         let serving = shared.clone();
         let task = tokio::spawn(async move {
@@ -452,6 +466,7 @@ impl StandIn {
             forwarded: shared.passed,
             log: shared.log,
             aws: shared.aws,
+            trail: shared.trail,
             task,
         }
     }
@@ -605,6 +620,28 @@ impl StandIn {
         self.calls().into_iter().filter(|c| c.target.ends_with(&format!(".{operation}"))).collect()
     }
 
+    /// The CloudTrail records of the decision calls so far (refused ones carry `errorCode`).
+    pub fn trail(&self) -> Vec<Value> {
+        self.trail.lock().expect("trail").clone()
+    }
+
+    /// The EventBridge "AWS API Call via CloudTrail" event AWS delivers for `record` (one of
+    /// [`StandIn::trail`]): the envelope of the EventBridge User Guide around the record.
+    pub fn api_call_event(record: &Value) -> Value {
+        let source = record["eventSource"].as_str().unwrap_or_default().trim_end_matches(".amazonaws.com");
+        json!({
+            "version": "0",
+            "id": fresh_id(),
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": format!("aws.{source}"),
+            "account": record["recipientAccountId"],
+            "time": record["eventTime"],
+            "region": record["awsRegion"],
+            "resources": [],
+            "detail": record,
+        })
+    }
+
     /// The error codes the stand-in refused `operation` with, in order.
     pub fn refusals_of(&self, operation: &str) -> Vec<String> {
         self.calls_of(operation).into_iter().filter_map(|c| c.refused).collect()
@@ -650,7 +687,21 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         service: signing_service(&head),
         operation: if target.is_empty() { rest_operation(&head, &request[head_end..]) } else { operation.clone() },
     });
+    if operation == "LookupEvents" && target.contains("CloudTrail_20131101") {
+        let (status, answer) = lookup_events(&shared.trail.lock().expect("trail"), &body);
+        let refused = (status != 200).then(|| answer["__type"].as_str().unwrap_or_default().to_owned());
+        shared.recorded.lock().expect("calls").push(Call { target: target.clone(), body, refused });
+        return respond(&mut client, status, &answer.to_string()).await;
+    }
     let stateful = if target.is_empty() { None } else { shared.aws.lock().expect("aws").handle(&operation, &body) };
+    if let Some((status, answer)) = &stateful
+        && DECISIONS.contains(&operation.as_str())
+    {
+        let source_ip = client.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        let record =
+            trail_record(shared, &head, &operation, &body, &source_ip, (*status != 200).then_some(answer)).await;
+        shared.trail.lock().expect("trail").push(record);
+    }
     let given = || {
         let answers = shared.answers.lock().expect("answers");
         answers.iter().find(|(known, _)| *known == operation).map(|(_, answer)| (200, answer.clone()))
@@ -823,4 +874,149 @@ async fn respond(client: &mut TcpStream, status: u16, text: &str) -> std::io::Re
     );
     client.write_all(response.as_bytes()).await?;
     client.shutdown().await
+}
+
+/// The operations whose calls decide a traffic shift: CloudTrail records each.
+const DECISIONS: [&str; 4] =
+    ["ContinueDeployment", "StopDeployment", "ContinueServiceDeployment", "StopServiceDeployment"];
+
+fn fresh_id() -> String {
+    let hex = |n: usize| (0..n).map(|_| format!("{:x}", fastrand::u8(..16))).collect::<String>();
+    format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12))
+}
+
+/// The access key id that signed a request (SigV4 `Credential=AKID/...`).
+fn access_key_of(head: &str) -> String {
+    header(head, "authorization")
+        .and_then(|auth| auth.split("Credential=").nth(1)?.split('/').next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Who AWS says owns `access_key`: moto's STS `GetCallerIdentity` for that key (an IAM user's
+/// key resolves to the user, an assumed role's to its session): `(arn, user id, account)`.
+async fn caller_identity(upstream: &str, access_key: &str) -> (String, String, String) {
+    let form = "Action=GetCallerIdentity&Version=2011-06-15";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {upstream}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={access_key}/20260101/us-east-1/sts/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    let mut answer = Vec::new();
+    if let Ok(mut moto) = TcpStream::connect(upstream).await
+        && moto.write_all(request.as_bytes()).await.is_ok()
+    {
+        let _ = moto.read_to_end(&mut answer).await;
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let element = |name: &str| {
+        text.split(&format!("<{name}>"))
+            .nth(1)
+            .and_then(|rest| rest.split(&format!("</{name}>")).next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (element("Arn"), element("UserId"), element("Account"))
+}
+
+/// A CloudTrail record of a decision call, as CloudTrail writes it ("CloudTrail record contents"):
+/// the caller from AWS, the request's parameters, and the refusal's code and message if any.
+async fn trail_record(
+    shared: &Shared,
+    head: &str,
+    operation: &str,
+    body: &Value,
+    source_ip: &str,
+    refusal: Option<&Value>,
+) -> Value {
+    let access_key = access_key_of(head);
+    let (arn, user_id, account) = caller_identity(&shared.upstream, &access_key).await;
+    let service = signing_service(head);
+    let region = header(head, "authorization")
+        .and_then(|auth| auth.split("Credential=").nth(1)?.split('/').nth(2).map(str::to_owned))
+        .unwrap_or_default();
+    let mut identity = json!({"principalId": user_id, "arn": arn, "accountId": account, "accessKeyId": access_key});
+    if let Some((_, resource)) = arn.split_once(":assumed-role/") {
+        let role = resource.split('/').next().unwrap_or_default();
+        identity["type"] = json!("AssumedRole");
+        identity["sessionContext"] = json!({
+            "sessionIssuer": {"type": "Role", "principalId": user_id.split(':').next().unwrap_or_default(),
+                "arn": format!("arn:aws:iam::{account}:role/{role}"), "accountId": account, "userName": role},
+            "attributes": {"creationDate": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "mfaAuthenticated": "false"}
+        });
+    } else {
+        identity["type"] = json!("IAMUser");
+        identity["userName"] = json!(arn.rsplit('/').next().unwrap_or_default());
+    }
+    let mut record = json!({
+        "eventVersion": "1.09",
+        "userIdentity": identity,
+        "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "eventSource": format!("{service}.amazonaws.com"),
+        "eventName": operation,
+        "awsRegion": region,
+        "sourceIPAddress": source_ip,
+        "userAgent": header(head, "user-agent").unwrap_or_default(),
+        "requestParameters": body,
+        "responseElements": null,
+        "requestID": fresh_id(),
+        "eventID": fresh_id(),
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+    });
+    if let Some(refusal) = refusal {
+        record["errorCode"] = refusal["__type"].clone();
+        record["errorMessage"] = refusal["message"].clone();
+    }
+    record
+}
+
+/// CloudTrail `LookupEvents` over the recorded decision calls: one `EventName` attribute (the
+/// only kind Convoy sends; others are refused as CloudTrail refuses more than one), within
+/// `StartTime`/`EndTime` (epoch seconds), newest first, `MaxResults` per page (default 50), the
+/// next page's index as `NextToken`.
+fn lookup_events(trail: &[Value], body: &Value) -> Reply {
+    let attributes = body["LookupAttributes"].as_array().cloned().unwrap_or_default();
+    if attributes.len() > 1 {
+        return refuse("InvalidLookupAttributesException", "You cannot specify more than one lookup attribute.".into());
+    }
+    let name = attributes.first().filter(|a| a["AttributeKey"] == "EventName").map(|a| a["AttributeValue"].clone());
+    let time = |record: &Value| {
+        record["eventTime"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp())
+    };
+    let start = body["StartTime"].as_f64().map_or(i64::MIN, |t| t as i64);
+    let end = body["EndTime"].as_f64().map_or(i64::MAX, |t| t as i64);
+    let mut matching: Vec<&Value> = trail
+        .iter()
+        .filter(|r| name.as_ref().is_none_or(|n| r["eventName"] == *n))
+        .filter(|r| (start..=end).contains(&time(r)))
+        .collect();
+    matching.reverse();
+    let size = body["MaxResults"].as_u64().unwrap_or(50).clamp(1, 50) as usize;
+    let from: usize = body["NextToken"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(from)
+        .take(size)
+        .map(|r| {
+            json!({
+                "EventId": r["eventID"], "EventName": r["eventName"], "ReadOnly": "false",
+                "AccessKeyId": r["userIdentity"]["accessKeyId"], "EventTime": time(r),
+                "EventSource": r["eventSource"], "Username": r["userIdentity"]["userName"],
+                "Resources": [], "CloudTrailEvent": r.to_string(),
+            })
+        })
+        .collect();
+    let mut answer = json!({"Events": page});
+    if from + size < matching.len() {
+        answer["NextToken"] = json!((from + size).to_string());
+    }
+    (200, answer)
 }

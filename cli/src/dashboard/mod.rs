@@ -40,8 +40,6 @@ pub struct App {
     pub token: String,
     /// The port actually bound (the `Host`/`Origin` checks need it).
     pub port: u16,
-    /// Who decides, unless the form names someone ($USER).
-    pub default_by: String,
 }
 
 /// A record under `state/`: read, or why it could not be.
@@ -218,7 +216,7 @@ async fn confirm_page(
         Err(page) => return *page,
     };
     match load_one(&app, &key).await {
-        Ok(release) => pages::confirm(&release, approve, &app.token, &app.default_by).into_response(),
+        Ok(release) => pages::confirm(&release, approve, &app.token).into_response(),
         Err(page) => *page,
     }
 }
@@ -227,8 +225,6 @@ async fn confirm_page(
 struct DecideForm {
     #[serde(default)]
     token: String,
-    #[serde(default)]
-    by: String,
 }
 
 /// Approves or rejects through [`Convoy::decide`], the code `convoy approve`/`reject` run.
@@ -238,7 +234,7 @@ async fn decide(
     form: Result<Form<DecideForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Some(approve) = decision(&word) else { return not_found().await };
-    let form = form.map(|Form(f)| f).unwrap_or(DecideForm { token: String::new(), by: String::new() });
+    let form = form.map(|Form(f)| f).unwrap_or(DecideForm { token: String::new() });
     if !same(form.token.as_bytes(), app.token.as_bytes()) {
         return refuse(
             StatusCode::FORBIDDEN,
@@ -250,27 +246,20 @@ async fn decide(
         Ok(key) => key,
         Err(page) => return *page,
     };
-    let by = form.by.trim();
-    let by = if by.is_empty() { app.default_by.as_str() } else { by };
-    if by.chars().count() > 64 || by.chars().any(char::is_control) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "Not a name",
-            "The approver's name must be at most 64 printable characters.",
-        );
-    }
     let verb = if approve { "approve" } else { "reject" };
-    match app.convoy.decide(&key, approve, by, chrono::Utc::now()).await {
-        Ok(report) => {
-            eprintln!("convoy dashboard: release={key} {verb} by={by}: {}", report.state);
+    // The call is made with the dashboard's (the person's) credentials; the record names the
+    // principal once CloudTrail reports it.
+    match app.convoy.decide(&key, approve).await {
+        Ok(deployment) => {
+            eprintln!("convoy dashboard: release={key} {verb}: sent on {deployment}");
             Redirect::to(&format!("/release/{}/{}", key.service, key.release)).into_response()
         }
         Err(ConvoyError::Refused(why)) => {
-            eprintln!("convoy dashboard: release={key} {verb} by={by}: refused: {why}");
+            eprintln!("convoy dashboard: release={key} {verb}: refused: {why}");
             (StatusCode::CONFLICT, pages::refused(&key, verb, &why)).into_response()
         }
         Err(err) => {
-            eprintln!("convoy dashboard: release={key} {verb} by={by}: failed: {err}");
+            eprintln!("convoy dashboard: release={key} {verb}: failed: {err}");
             refuse(StatusCode::BAD_GATEWAY, "The decision could not be made", &err.to_string())
         }
     }

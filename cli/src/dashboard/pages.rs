@@ -244,6 +244,9 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                 Some(a) => { (if a.approved { "Approved" } else { "Rejected" }) " by " (a.by) " at " (time(a.at)) },
                 None => { span.muted { "No decision yet." } },
             } }
+            @if let Some(a) = &release.approval {
+                ul #approver { @for line in convoy::status::approver_lines(a) { li { code { (line) } } } }
+            }
             h2 { "History" }
             table #history {
                 tbody { @for e in &release.timeline { tr {
@@ -255,7 +258,7 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
     }
 }
 
-pub fn confirm(release: &Release, approve: bool, token: &str, by: &str) -> Markup {
+pub fn confirm(release: &Release, approve: bool, token: &str) -> Markup {
     let key = &release.key;
     let (verb, what) = if approve {
         ("approve", "CodeDeploy continues the deployment: production traffic shifts to this release.")
@@ -272,8 +275,7 @@ pub fn confirm(release: &Release, approve: bool, token: &str, by: &str) -> Marku
             }
             form #decide method="post" action={ (release_href(key)) "/" (verb) } {
                 input type="hidden" name="token" value=(token);
-                label { "decided by " input type="text" name="by" value=(by) maxlength="64"; }
-                " "
+                p.note { "The call is made with the AWS credentials this dashboard runs with; Convoy records the principal CloudTrail names, not a typed name." }
                 button #confirm type="submit" class=(if approve { "button approve" } else { "button reject" }) { "Yes, " (verb) }
                 " "
                 a href=(release_href(key)) { "Cancel" }

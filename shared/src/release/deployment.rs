@@ -8,6 +8,11 @@ use super::LockDecision;
 use super::{Decision, Effect, Release, Stage, State};
 use crate::names::{DeploymentId, HookExecutionId, PipelineExecutionId, ServiceDeploymentArn};
 
+/// ECS native lifecycle stages that come after the approval pause (a `PAUSE` hook at
+/// `POST_TEST_TRAFFIC_SHIFT` or `PRE_PRODUCTION_TRAFFIC_SHIFT`): production traffic moves.
+const NATIVE_STAGES_PAST_APPROVAL: [&str; 4] =
+    ["PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"];
+
 /// How CodeDeploy (or ECS) says a deployment ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -183,12 +188,15 @@ pub struct Verification {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Who decided the traffic shift.
+/// Who decided the traffic shift. `by` is the display text (the principal's ARN, "policy (auto)",
+/// or why it is unknown); `actor` is what AWS recorded (records written before it have none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalDecision {
     pub approved: bool,
     pub by: String,
     pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<super::Attribution>,
 }
 
 impl Release {
@@ -320,7 +328,16 @@ impl Release {
         let mut next = self.clone();
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         run.native = Some(progress.clone());
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        let mut effects = Vec::new();
+        // ECS went past the approval pause with no decision recorded: someone continued it
+        // (console, CLI, a chat button); CloudTrail is asked who.
+        if let State::AwaitingApproval { deployment } = &self.state
+            && progress.stage.as_deref().is_some_and(|stage| NATIVE_STAGES_PAST_APPROVAL.contains(&stage))
+        {
+            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
+            effects.extend(next.unattributed_decision(true, deployment.as_str(), progress.seen_at));
+        }
+        Decision::Changed { release: Box::new(next), effects }
     }
 
     pub(super) fn on_bundle_written(&self, pipeline: &str, bundle: &str, version: &str, at: DateTime<Utc>) -> Decision {
@@ -507,7 +524,7 @@ impl Release {
             next.record(at, "verification-failed", format!("{}; the deployment rolls back", outcome.reason));
         } else if auto && bake_seconds == 0 {
             next.state = State::ShiftingTraffic { deployment: deployment.clone() };
-            next.approval = Some(ApprovalDecision { approved: true, by: "policy (auto)".into(), at });
+            next.approval = Some(ApprovalDecision { approved: true, by: "policy (auto)".into(), at, actor: None });
             next.record(at, "verification-passed", outcome.reason.clone());
             next.record(at, "approved", "by policy (auto): production traffic shifts".into());
             effects.push(Effect::ContinueDeployment { deployment: deployment.clone() });
@@ -534,7 +551,7 @@ impl Release {
             return Decision::unchanged(format!("nothing awaits a decision: the release is {}", self.state));
         };
         let mut next = self.clone();
-        next.approval = Some(ApprovalDecision { approved: approve, by: by.to_owned(), at });
+        next.approval = Some(ApprovalDecision { approved: approve, by: by.to_owned(), at, actor: None });
         if approve {
             next.state = State::ShiftingTraffic { deployment: deployment.clone() };
             next.record(at, "approved", format!("by {by}: production traffic shifts"));
@@ -560,6 +577,7 @@ impl Release {
             ));
         }
         let mut next = self.clone();
+        let mut effects = vec![Effect::ReleaseDeployLock];
         if let Some(run) = next.deployment.as_mut() {
             run.ended_at = Some(at);
             run.end = Some(end);
@@ -578,16 +596,17 @@ impl Release {
                 );
             }
             (DeploymentEnd::Succeeded, State::AwaitingApproval { .. }) => {
-                // Nobody approved through Convoy, yet traffic shifted: someone did, in the console.
-                next.approval =
-                    Some(ApprovalDecision { approved: true, by: "outside Convoy (CodeDeploy console)".into(), at });
-                next.record(
-                    at,
-                    "approved",
-                    "outside Convoy: the deployment shifted traffic without `convoy approve`".into(),
-                );
+                // Nobody's call reached Convoy, yet traffic shifted: CloudTrail is asked who made it.
+                effects.extend(next.unattributed_decision(true, deployment, at));
                 next.state = State::Succeeded;
                 next.record(at, "succeeded", format!("deployment {deployment} succeeded{detail}"));
+            }
+            (DeploymentEnd::Stopped, State::AwaitingApproval { .. }) => {
+                // Stopped while it waited for a person: someone rejected it outside Convoy's sight.
+                effects.extend(next.unattributed_decision(false, deployment, at));
+                let reason = format!("deployment {deployment} ended {end:?}{detail}");
+                next.state = State::RolledBack { reason: reason.clone() };
+                next.record(at, "rolled-back", reason);
             }
             (DeploymentEnd::Succeeded, _) => {
                 next.state = State::Succeeded;
@@ -616,7 +635,7 @@ impl Release {
                 next.record(at, "rolled-back", reason);
             }
         }
-        Decision::Changed { release: Box::new(next), effects: vec![Effect::ReleaseDeployLock] }
+        Decision::Changed { release: Box::new(next), effects }
     }
 }
 

@@ -185,11 +185,12 @@ fn a_decision_before_verification_passed_changes_nothing() {
 }
 
 #[test]
-fn a_deployment_that_succeeds_while_awaiting_approval_was_approved_in_the_console() {
+fn a_deployment_that_succeeds_while_awaiting_approval_asks_cloudtrail_who_approved_it() {
     let (release, effects) = apply(&awaiting(), ended(DeploymentEnd::Succeeded));
     assert_eq!(release.state, State::Succeeded);
-    assert!(release.approval.unwrap().by.contains("outside Convoy"));
-    assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
+    assert!(release.approval.unwrap().by.contains("pending attribution"));
+    assert_eq!(effects[0], Effect::ReleaseDeployLock);
+    assert!(matches!(effects[1], Effect::FindApprover { approve: true, .. }));
 }
 
 #[test]
@@ -300,7 +301,8 @@ fn after_adoption_the_deployments_end_decides_and_the_executions_does_not() {
     assert!(unchanged(release.apply(&pipeline_ended(DeploymentEnd::Failed)).unwrap()));
     let (release, effects) = apply(&release, ended(DeploymentEnd::Succeeded));
     assert_eq!(release.state, State::Succeeded);
-    assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
+    assert_eq!(effects[0], Effect::ReleaseDeployLock);
+    assert!(matches!(effects[1], Effect::FindApprover { approve: true, .. }), "no call recorded: CloudTrail is asked");
 }
 
 #[test]

@@ -17,6 +17,9 @@ use crate::names::{
     RepositoryName, TaskArn,
 };
 
+mod approval;
+#[cfg(test)]
+mod approval_tests;
 mod deployment;
 #[cfg(test)]
 mod deployment_tests;
@@ -35,6 +38,7 @@ mod readiness_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use self::approval::{Actor, Attribution, CLOUDTRAIL_DELAY, ObservedCall, Via};
 pub use self::deployment::{
     ApprovalDecision, DeployMethod, DeploymentEnd, DeploymentRun, Hook, NativeProgress, PipelineRun, ProbeResult,
     Verification, VerificationOutcome,
@@ -313,8 +317,14 @@ pub enum Event {
     },
     /// A CloudWatch alarm is in ALARM (an EventBridge event, or the reconciler's DescribeAlarms).
     AlarmRaised { alarm: String, reason: String, since: Option<DateTime<Utc>>, via: String, at: DateTime<Utc> },
-    /// A person (or policy, `by: "policy"`) approved or rejected the traffic shift.
+    /// Policy (`by: "policy (auto…)"`) approved the traffic shift with Convoy's own role. A
+    /// person's decision is [`Event::ApprovalObserved`]: Convoy takes no typed name.
     Decided { approve: bool, by: String, at: DateTime<Utc> },
+    /// CloudTrail recorded a successful continue or stop of a deployment, and who made it.
+    ApprovalObserved { call: ObservedCall, at: DateTime<Utc> },
+    /// CloudTrail's event history had no call for a pending attribution (the window looked at
+    /// ends at `checked_until`).
+    ApproverNotFound { why: String, checked_until: DateTime<Utc>, at: DateTime<Utc> },
     /// CodeDeploy (or ECS) says how the deployment ended.
     DeploymentEnded { deployment: String, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
     /// The last lines of the failed migration's log were read (effect `CopyMigrationLogs`).
@@ -342,6 +352,9 @@ pub enum Effect {
     ResolveImages { images: Vec<ImageKey> },
     /// Copy the last lines of the failed migration's log into the record (best effort).
     CopyMigrationLogs { log: LogPointer },
+    /// Ask CloudTrail's event history who continued (`approve`) or stopped the deployment after
+    /// `since` (the deployment moved on with no call recorded).
+    FindApprover { deployment: String, approve: bool, native: bool, since: DateTime<Utc> },
 }
 
 /// The outcome of applying an event.
@@ -486,6 +499,10 @@ impl Release {
                 Ok(self.on_alarm_raised(alarm, reason, *since, via, *at))
             }
             Event::Decided { approve, by, at } => Ok(self.on_decided(*approve, by, *at)),
+            Event::ApprovalObserved { call, at } => Ok(self.on_approval_observed(call, *at)),
+            Event::ApproverNotFound { why, checked_until, at } => {
+                Ok(self.on_approver_not_found(why, *checked_until, *at))
+            }
             Event::DeploymentEnded { deployment, end, detail, at } => {
                 Ok(self.on_deployment_ended(deployment, *end, detail, *at))
             }

@@ -122,3 +122,30 @@ fn a_service_deployment_ecs_rolled_back_ends_rolled_back_with_ecss_reason() {
     let State::RolledBack { reason } = &done.state else { panic!("{}", done.state) };
     assert!(reason.contains("ECS rolled it back: alarm fired"), "{reason}");
 }
+
+fn awaiting() -> Release {
+    let (verifying, _) = apply(&started(), Event::VerificationStarted { hook: hook(ARN), at: t(5) });
+    let outcome = VerificationOutcome { passed: true, reason: "3 of 3 probes passed".into() };
+    let finished = Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(6) };
+    apply(&verifying, finished).0
+}
+
+#[test]
+fn a_service_deployment_seen_past_the_approval_pause_shifts_and_asks_cloudtrail_who_continued_it() {
+    let (shifting, effects) =
+        apply(&awaiting(), Event::NativeObserved { progress: progress("PRODUCTION_TRAFFIC_SHIFT", 9) });
+    assert_eq!(shifting.state, State::ShiftingTraffic { deployment: ARN.parse().unwrap() });
+    assert_eq!(shifting.approval.as_ref().unwrap().actor, Some(Attribution::Pending { since: t(6) }));
+    assert_eq!(
+        effects,
+        vec![Effect::FindApprover { deployment: ARN.into(), approve: true, native: true, since: t(6) }]
+    );
+}
+
+#[test]
+fn a_service_deployment_still_at_its_test_traffic_stages_awaits_approval() {
+    let (waiting, effects) =
+        apply(&awaiting(), Event::NativeObserved { progress: progress("POST_TEST_TRAFFIC_SHIFT", 9) });
+    assert!(matches!(waiting.state, State::AwaitingApproval { .. }));
+    assert!(effects.is_empty());
+}

@@ -187,6 +187,9 @@ impl Convoy {
                     }
                 }
                 Effect::CopyMigrationLogs { log } => self.copy_migration_logs(key, log, now).await,
+                Effect::FindApprover { deployment, approve, native, since } => {
+                    self.find_approver(key, deployment, *approve, *native, *since, now).await
+                }
                 Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
             }
         }

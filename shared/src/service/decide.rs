@@ -1,22 +1,20 @@
-//! A person's (or policy's) decision on the traffic shift: approve or reject a verified release.
+//! A person's decision on the traffic shift: the CodeDeploy (or ECS) call itself, made with the
+//! caller's own credentials. Convoy records the decision only from CloudTrail, never from here.
 
-use chrono::{DateTime, Utc};
-
-use super::{Convoy, Report, update};
+use super::Convoy;
 use crate::error::ConvoyError;
 use crate::names::ReleaseKey;
-use crate::release::{Event, State};
+use crate::release::State;
 
 impl Convoy {
-    /// A person approves or rejects the traffic shift (`convoy approve` / `convoy reject`).
-    /// Refused unless the release awaits approval with a passed verification.
-    pub async fn decide(
-        &self,
-        key: &ReleaseKey,
-        approve: bool,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Report, ConvoyError> {
+    /// Approves (CodeDeploy `ContinueDeployment` READY_WAIT, or ECS `ContinueServiceDeployment`)
+    /// or rejects (`StopDeployment` with auto rollback, or the ECS rollback) the release's
+    /// deployment with the credentials this Convoy was wired with: the CLI's and the dashboard's
+    /// are the person's. Writes nothing: who decided is recorded from CloudTrail's record of this
+    /// call. Refused early, as a courtesy, unless the record says the release awaits approval
+    /// with a passed verification (the state machine is the rule: an approval it did not expect
+    /// fails the release). Returns the deployment the call was made on.
+    pub async fn decide(&self, key: &ReleaseKey, approve: bool) -> Result<String, ConvoyError> {
         let release =
             self.store.load(key).await?.ok_or_else(|| ConvoyError::Refused(format!("no release {key}")))?.release;
         let passed = release.verification.as_ref().and_then(|v| v.outcome.as_ref()).is_some_and(|o| o.passed);
@@ -34,9 +32,6 @@ impl Convoy {
         }
         let hook = release.verification.as_ref().map(|v| &v.hook);
         self.steer_deployment(key, deployment, hook, !approve).await?;
-        let event = Event::Decided { approve, by: by.to_owned(), at: now };
-        let updated =
-            update(self, key, |r| r.apply(&event)).await?.ok_or(ConvoyError::Refused(format!("no release {key}")))?;
-        Ok(self.finish(updated))
+        Ok(deployment.to_string())
     }
 }

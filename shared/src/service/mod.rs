@@ -2,6 +2,7 @@
 //! calls here; the state machine decides; this layer stores decisions and performs their effects.
 
 mod advance;
+mod approval;
 mod decide;
 mod deploy;
 mod gates;
@@ -24,8 +25,9 @@ use crate::config::Config;
 use crate::error::{ConvoyError, StoreError};
 use crate::names::ReleaseKey;
 use crate::ports::{
-    ActiveReleases, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, MigrationLogs, Pipelines,
-    Prober, RecordVersion, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, Stored, Tasks, WaitList,
+    ActiveReleases, ApiCalls, DeployLock, DeployLocks, Deployer, DeploymentIndex, ManifestReader, MigrationLogs,
+    Pipelines, Prober, RecordVersion, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, Stored, Tasks,
+    WaitList,
 };
 use crate::release::{Decision, Effect, Release, State, TransitionError};
 
@@ -50,6 +52,8 @@ pub struct Convoy {
     pub logs: Arc<dyn MigrationLogs>,
     /// CloudWatch: metric checks and alarm gates.
     pub watch: Arc<dyn crate::ports::Watch>,
+    /// CloudTrail's event history: who approved, when no CloudTrail event named them.
+    pub api_calls: Arc<dyn ApiCalls>,
     pub config: Config,
 }
 

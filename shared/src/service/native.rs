@@ -183,8 +183,13 @@ impl Convoy {
         arn: &ServiceDeploymentArn,
     ) -> Result<DeploymentStatus, ConvoyError> {
         let described = self.deployer.native_status(arn).await?;
+        let now = described.progress.seen_at;
         let event = Event::NativeObserved { progress: described.progress };
-        update(self, &release.key, |r| r.apply(&event)).await?;
+        // It may have gone past the approval pause unattributed: CloudTrail is asked who.
+        if let Some(updated) = update(self, &release.key, |r| r.apply(&event)).await? {
+            let hook = updated.release.verification.as_ref().map(|v| v.hook.clone());
+            self.perform(&release.key, &updated.effects, hook.as_ref(), now).await?;
+        }
         Ok(described.status)
     }
 

@@ -87,6 +87,13 @@ impl Convoy {
             return Ok(Some(report));
         }
         match &release.state {
+            // Who decided is still asked of CloudTrail: the release stays active until it answers.
+            state if state.is_terminal() && release.attribution_wanted().is_some() => {
+                let wanted = release.attribution_wanted().into_iter().collect::<Vec<_>>();
+                let hook = release.verification.as_ref().map(|v| v.hook.clone());
+                self.perform(key, &wanted, hook.as_ref(), now).await?;
+                Ok(None)
+            }
             state if state.is_terminal() => {
                 info!("ended; no longer active");
                 self.active.mark_done(key).await?;
@@ -99,7 +106,7 @@ impl Convoy {
                 if release.deployment.as_ref().and_then(|d| d.auto_approve_at).is_some_and(|at| at <= now) =>
             {
                 info!("the bake time is over: policy approves");
-                self.decide(key, true, "policy (auto, after bake time)", now).await.map(Some)
+                self.approve_by_policy(key, now).await.map(Some)
             }
             State::Deploying { .. }
             | State::Verifying { .. }

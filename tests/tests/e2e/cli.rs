@@ -195,3 +195,44 @@ async fn list_shows_every_release_with_its_state_and_stages_and_active_leaves_ou
     assert!(stdout.contains("web/open") && !stdout.contains("web/gone"), "{stdout}");
     assert!(stdout.lines().next().unwrap().starts_with("RELEASE"), "a table with headers: {stdout}");
 }
+
+#[tokio::test]
+async fn approve_with_a_typed_name_is_refused_since_identity_comes_from_aws() {
+    let backend = MotoBackend::new(&containers()).await;
+    let (code, _, stderr) = run(&backend, &["approve", SERVICE, "r1", "--by", "alice"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--by is gone: who decides is the AWS principal"), "{stderr}");
+}
+
+#[tokio::test]
+async fn approve_calls_codedeploy_with_the_persons_credentials_and_prints_who_cloudtrail_names() {
+    let (backend, _green) = crate::deploy::with_green(convoy_tests::http::Behaviour::version("k1"), "manual").await;
+    let (record, _) = crate::deploy::verify_codedeploy(&backend, "k1").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    // The person's own access key (an IAM user in moto), the CLI through the stand-in.
+    let (arn, sdk) = backend.person_sdk("gina-k1").await;
+    let credentials =
+        aws_sdk_s3::config::ProvideCredentials::provide_credentials(&sdk.credentials_provider().expect("credentials"))
+            .await
+            .unwrap();
+    let mut command = convoy(&backend);
+    command
+        .env("AWS_ENDPOINT_URL", &backend.standin.endpoint)
+        .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
+        .args(["approve", SERVICE, "k1", "--wait", "20"]);
+    let cli = tokio::task::spawn_blocking(move || command.output().expect("run convoy"));
+    // While it waits, CloudTrail's event reaches deployment-changed.
+    while backend.standin.trail().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let call = backend.cloudtrail_delivers_last_call().await;
+    let output = cli.await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(&format!("principal   {arn}")), "{stdout}");
+    assert!(stdout.contains(call["eventID"].as_str().unwrap()), "{stdout}");
+    assert_eq!(backend.standin.calls_to("ContinueDeployment").len(), 1);
+}

@@ -137,15 +137,33 @@ async fn approving_from_the_page_continues_the_deployment_once_and_a_second_appr
         panic!("not back on the release page: {}", client.source().await.unwrap_or_default())
     };
     let badge = badge.text().await.unwrap();
-    assert_eq!(badge, "ShiftingTraffic");
+    assert_eq!(badge, "AwaitingApproval", "the page made the call; the record waits for CloudTrail to name who");
     assert_eq!(client.current_url().await.unwrap().as_str(), page);
     let calls = continues(&world);
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["deploymentId"], deployment.as_str());
     assert_eq!(calls[0]["deploymentWaitType"], "READY_WAIT");
+    // CloudTrail records the call with the dashboard's credentials; EventBridge delivers it.
+    let call = world.held.standin.trail().last().cloned().expect("CloudTrail recorded the call");
+    let principal = call["userIdentity"]["arn"].as_str().unwrap().to_owned();
+    let via_standin = convoy_tests::moto::sdk_config_for(&world.held.standin.endpoint).await;
+    let settings =
+        convoy::config::StoreSettings { state_bucket: world.held.world.bucket.clone(), force_path_style: true };
+    let config = convoy::config::Config::for_cli(settings, convoy_tests::moto::REGION);
+    let convoy = convoy::startup::wire_with_cloudtrail(&via_standin, &config).unwrap();
+    let event = convoy_tests::standin::StandIn::api_call_event(&call);
+    Box::pin(convoy::handlers::deployment_changed(
+        &convoy,
+        lambda_runtime::LambdaEvent::new(event, Default::default()),
+    ))
+    .await
+    .unwrap();
     let stored = record(&world, RELEASE).await;
     assert_eq!(stored.state, State::ShiftingTraffic { deployment: deployment.clone() });
-    assert_eq!(stored.approval.expect("the decision").by, "dashboard-operator");
+    assert_eq!(stored.approval.expect("the decision").by, principal, "the principal AWS names, not a typed name");
+    client.goto(&page).await.unwrap();
+    let approver = client.wait().for_element(Locator::Css("#approver")).await.unwrap().text().await.unwrap();
+    assert!(approver.contains(&principal) && approver.contains(call["eventID"].as_str().unwrap()), "{approver}");
     assert!(client.find_all(Locator::Css("#approve")).await.unwrap().is_empty(), "no more approve button");
 
     // The same refusal as `convoy approve` gives: the release no longer awaits approval.
@@ -231,7 +249,8 @@ async fn a_change_without_the_token_or_from_a_foreign_origin_or_host_is_refused(
             .await;
     assert_eq!(status, 303, "{answer}");
     assert_eq!(continues(&world).len(), 1);
-    assert_eq!(record(&world, RELEASE).await.approval.expect("decided").by, "mallory");
+    // A typed name in the form counts for nothing: only CloudTrail's record will name who.
+    assert_eq!(record(&world, RELEASE).await.approval, None, "the page writes no decision");
 
     // Missing and unreadable records, and names that are no names, each get a page, not a dump.
     for (path, expected, says) in [

@@ -22,10 +22,11 @@ pub(crate) fn probe() -> Value {
 
 pub(crate) async fn invoke(convoy: &convoy::service::Convoy, handler: &str, payload: Value) -> Value {
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+    // Boxed: a handler's future is large in debug builds, and a test awaits many in a row.
     let result = match handler {
-        "verify" => convoy::handlers::verify(convoy, event).await,
-        "deployment-changed" => convoy::handlers::deployment_changed(convoy, event).await,
-        "migration-stopped" => convoy::handlers::migration_stopped(convoy, event).await,
+        "verify" => Box::pin(convoy::handlers::verify(convoy, event)).await,
+        "deployment-changed" => Box::pin(convoy::handlers::deployment_changed(convoy, event)).await,
+        "migration-stopped" => Box::pin(convoy::handlers::migration_stopped(convoy, event)).await,
         other => panic!("no handler {other}"),
     };
     result.expect("the handler succeeds")
@@ -222,7 +223,7 @@ async fn approval_is_refused_before_verification_passes_and_continues_the_deploy
     let (backend, _green) = with_green(Behaviour::version("a1"), "manual").await;
     let key = release_key("a1");
     let deployment = deploying(&backend, "a1", json!({})).await;
-    let refused = backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap_err();
+    let refused = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(refused.to_string().contains("does not await approval"), "{refused}");
     assert!(backend.standin.calls_to("ContinueDeployment").is_empty());
 
@@ -230,8 +231,11 @@ async fn approval_is_refused_before_verification_passes_and_continues_the_deploy
     assert_eq!(backend.accepted_hook_answers()[0]["status"], "Succeeded");
     // A person approves once CodeDeploy waits for the reroute.
     backend.standin.waits(&deployment);
-    let report = backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap();
-    assert!(report.state.starts_with("Shifting traffic"), "{}", report.state);
+    let (alice, as_alice) = backend.person("alice").await;
+    as_alice.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
     assert_eq!(
         backend.standin.calls_to("ContinueDeployment"),
         vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
@@ -242,14 +246,14 @@ async fn approval_is_refused_before_verification_passes_and_continues_the_deploy
     backend.codedeploy_reports(&deployment, "SUCCESS").await;
     let record = backend.record(&key).await.unwrap();
     assert_eq!(record.state, State::Succeeded);
-    assert_eq!(record.approval.unwrap().by, "alice");
+    assert_eq!(record.approval.unwrap().by, alice, "the IAM user as AWS names it");
 }
 
 #[tokio::test]
 async fn approval_is_refused_when_verification_failed() {
     let (backend, _green) = with_green(Behaviour::version("other"), "manual").await;
     verify_codedeploy(&backend, "a2").await;
-    let refused = backend.convoy.decide(&release_key("a2"), true, "alice", chrono::Utc::now()).await.unwrap_err();
+    let refused = backend.convoy.decide(&release_key("a2"), true).await.unwrap_err();
     assert!(refused.to_string().contains("does not await approval"), "{refused}");
 }
 
@@ -258,7 +262,10 @@ async fn rejection_stops_the_deployment_with_rollback() {
     let (backend, _green) = with_green(Behaviour::version("a3"), "manual").await;
     let (record, _) = verify_codedeploy(&backend, "a3").await;
     let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    backend.convoy.decide(&release_key("a3"), false, "bob", chrono::Utc::now()).await.unwrap();
+    let (bob, as_bob) = backend.person("bob").await;
+    as_bob.decide(&release_key("a3"), false).await.unwrap();
+    let record = backend.cloudtrail_delivers_last_call().await;
+    assert_eq!(record["userIdentity"]["arn"], bob.as_str(), "CloudTrail names the caller from its access key");
     assert_eq!(
         backend.standin.calls_to("StopDeployment"),
         vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})]
@@ -266,7 +273,7 @@ async fn rejection_stops_the_deployment_with_rollback() {
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Stopped), "CodeDeploy took the stop");
     backend.codedeploy_reports(&deployment, "STOP").await;
     let record = backend.record(&release_key("a3")).await.unwrap();
-    assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
+    assert_eq!(record.state, State::RolledBack { reason: format!("rejected by {bob}") });
 }
 
 #[tokio::test]
@@ -288,7 +295,7 @@ async fn an_ecs_native_approval_continues_the_paused_service_deployment() {
         panic!("an ECS native verification")
     };
     backend.standin.pause_service_deployment(service_deployment.as_str());
-    backend.convoy.decide(&release_key("n3"), true, "carol", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&release_key("n3"), true).await.unwrap();
     let continued = backend.standin.calls_to("ContinueServiceDeployment");
     assert!(backend.standin.refusals_of("ContinueServiceDeployment").is_empty(), "ECS took the continue");
     assert_eq!(continued.len(), 1);

@@ -26,6 +26,7 @@ const RULES: &[(&str, &str)] = &[
     ("ApprovalNotificationRule", "SNS: approval"),
     ("OutcomeNotificationRule", "SNS: outcome"),
     ("DeploymentChangedFunctionAlarmStateChange", "deployment-changed (alarm)"),
+    ("DeploymentChangedFunctionApprovalCall", "deployment-changed (approval call)"),
 ];
 
 /// Evaluates every rule against every event; returns (rule → pattern, rule → event → matched).
@@ -109,6 +110,21 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
                           "links": {"approve": "convoy approve web r1", "reject": "convoy reject web r1",
                                     "status": "convoy status web r1"}}})
     };
+    // CloudTrail's record of a decision call, from the documented fixture (moved to this world).
+    let api_call = |name: &str, source: &str| {
+        let mut event = fixtures::documented("example-cloudtrail-continue-deployment.json");
+        event["source"] = json!(format!("aws.{source}"));
+        event["detail"]["eventSource"] = json!(format!("{source}.amazonaws.com"));
+        event["detail"]["eventName"] = json!(name);
+        if source == "ecs" {
+            // ECS names the service deployment (ECS API Reference, StopServiceDeployment).
+            let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/{SERVICE}/Xn8o9LuzN2xMzTgB");
+            event["detail"]["requestParameters"] = json!({"serviceDeploymentArn": arn, "stopType": "ROLLBACK"});
+        }
+        event
+    };
+    let mut refused_call = api_call("ContinueDeployment", "codedeploy");
+    refused_call["detail"]["errorCode"] = json!("DeploymentIsNotInReadyStateException");
     let mut foreign_convoy = convoy_event("AwaitingApproval");
     foreign_convoy["source"] = json!("someone.else");
 
@@ -199,6 +215,23 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             &["DeploymentChangedFunctionAlarmStateChange"],
         ),
         ("CloudWatch alarm back to OK", fixtures::alarm_state_change("web-5xx", "OK", "fine", now), &[]),
+        (
+            "CloudTrail: ContinueDeployment (AWS's example)",
+            api_call("ContinueDeployment", "codedeploy"),
+            &["DeploymentChangedFunctionApprovalCall"],
+        ),
+        (
+            "CloudTrail: StopDeployment",
+            api_call("StopDeployment", "codedeploy"),
+            &["DeploymentChangedFunctionApprovalCall"],
+        ),
+        (
+            "CloudTrail: ECS StopServiceDeployment",
+            api_call("StopServiceDeployment", "ecs"),
+            &["DeploymentChangedFunctionApprovalCall"],
+        ),
+        ("CloudTrail: a refused ContinueDeployment", refused_call, &[]),
+        ("CloudTrail: CreateDeployment", api_call("CreateDeployment", "codedeploy"), &[]),
     ];
 
     let events: BTreeMap<String, Value> =
@@ -263,6 +296,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             "DeploymentChangedFunctionAlarmStateChange" => {
                 convoy::gates::parse_alarm_change(event).is_ok_and(|change| change.state == "ALARM")
             }
+            "DeploymentChangedFunctionApprovalCall" => convoy::cloudtrail::parse_api_call_event(event).is_ok(),
             _ => matches!(convoy::events::parse_deployment_end(event.clone()), Ok(DeploymentChange::Ended { .. })),
         };
         assert!(read, "{name}: {rule} lets it through but its function does not read it as one it handles");

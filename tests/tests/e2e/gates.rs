@@ -98,7 +98,7 @@ async fn an_alarm_during_approval_rolls_back_exactly_once_and_approval_is_refuse
     assert_eq!(record.alarms.unwrap().watched, vec![alarm.clone()]);
 
     cloudwatch::set_alarm_state(&alarm, "ALARM", "Threshold Crossed: 1 datapoint [12.0] > 0.0");
-    let refused = backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap_err();
+    let refused = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(refused.to_string().contains(&format!("alarm {alarm} is in ALARM")), "{refused}");
     // The real CLI (built by scripts/test before the tests), through the stand-in to moto.
     let (endpoint, bucket) = (backend.standin.endpoint.clone(), backend.world.bucket.clone());
@@ -147,7 +147,8 @@ async fn an_alarm_after_the_shift_within_the_wait_before_termination_rolls_back_
     let deployment = verified(&backend, "g2").await;
     backend.standin.waits(&deployment);
     let key = release_key("g2");
-    backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting), "the blue tasks are still there");
 
     cloudwatch::set_alarm_state(&alarm, "ALARM", "p95 latency above 0.5 s");

@@ -1,6 +1,7 @@
 //! End-to-end tests: Convoy's real handlers and adapters against moto server (and, for the
 //! property runs, the same scenarios against the in-memory fakes).
 
+mod approval;
 mod bad_input;
 mod bucket_policy;
 mod cli;

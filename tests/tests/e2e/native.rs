@@ -50,6 +50,9 @@ async fn native_backend(behaviour: Behaviour, configuration: Value) -> (MotoBack
         aws_sdk_codedeploy::Client::new(&via_standin),
         aws_sdk_ecs::Client::new(&via_standin),
     ));
+    // CloudTrail's event history: the stand-in's LookupEvents.
+    convoy.api_calls =
+        Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
     let backend = MotoBackend { world, ecs, application: String::new(), group: String::new(), standin, convoy };
     (backend, green)
 }
@@ -118,7 +121,8 @@ async fn a_native_release_updates_its_service_once_under_ten_migration_successes
 
     // The approval waits at the PAUSE hook; `convoy approve` continues it.
     backend.standin.pause_service_deployment(&arn);
-    backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     let continued = backend.standin.calls_to("ContinueServiceDeployment");
     assert_eq!(continued.len(), 1);
     assert_eq!(
@@ -173,7 +177,8 @@ async fn a_lost_end_event_is_learned_by_the_reconciler_with_the_shift_and_ecss_r
     assert_eq!(run_hook(&backend, &arn, "exec-3").await.last().unwrap(), "SUCCEEDED");
     let key = release_key("e3");
     backend.standin.pause_service_deployment(&arn);
-    backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
 
     // The canary step takes 10% of production traffic: the reconciler records what ECS says.
     backend.standin.service_deployment_at(&arn, "PRODUCTION_TRAFFIC_SHIFT", 10.0);
@@ -204,9 +209,11 @@ async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollb
     assert_eq!(run_hook(&backend, &arn, "exec-6").await.last().unwrap(), "SUCCEEDED");
     let key = release_key("e6");
     // ECS has not reached the PAUSE hook yet: an approval must wait, a rejection need not.
-    let early = backend.convoy.decide(&key, true, "ana", chrono::Utc::now()).await.unwrap_err();
+    let early = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(early.is_retryable(), "{early}");
-    backend.convoy.decide(&key, false, "bob", chrono::Utc::now()).await.unwrap();
+    let (bob, as_bob) = backend.person("bob-e6").await;
+    as_bob.decide(&key, false).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     let stops = backend.standin.calls_to("StopServiceDeployment");
     assert_eq!(stops.len(), 1);
     assert_eq!(
@@ -218,7 +225,7 @@ async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollb
     backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", "Service deployment stopped by request");
     ecs_reports(&backend, "SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 stopped.").await;
     let record = backend.record(&key).await.unwrap();
-    assert_eq!(record.state, State::RolledBack { reason: "rejected by bob".into() });
+    assert_eq!(record.state, State::RolledBack { reason: format!("rejected by {bob}") });
 }
 
 /// ECS as a handler sees it when it crashes right after `UpdateService`: the service deployment
@@ -331,4 +338,36 @@ async fn a_service_that_does_not_deploy_blue_green_fails_the_release_saying_what
     assert_eq!(updates(&backend), 0, "the service was not updated");
     let checked = backend.convoy.check_native_services().await.unwrap_err().to_string();
     assert!(checked.contains("its deployment strategy is ROLLING"), "{checked}");
+}
+
+#[tokio::test]
+async fn a_console_continue_of_the_pause_is_seen_by_the_reconciler_and_attributed_through_lookup_events() {
+    let (backend, _green) = native_backend(Behaviour::version("e9"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "e9", json!({})).await;
+    assert_eq!(run_hook(&backend, &arn, "exec-9").await.last().unwrap(), "SUCCEEDED");
+    let key = release_key("e9");
+    backend.standin.pause_service_deployment(&arn);
+    // "Continue" in the ECS console, with the person's session; no CloudTrail event reaches Convoy.
+    let (hana, sdk) = backend.person_sdk("hana-e9").await;
+    aws_sdk_ecs::Client::new(&sdk)
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id("hook-pause-1")
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .unwrap();
+    backend.standin.service_deployment_at(&arn, "PRODUCTION_TRAFFIC_SHIFT", 100.0);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
+    let Some(convoy::release::Attribution::Recorded(actor)) = record.approval.as_ref().unwrap().actor.clone() else {
+        panic!("not attributed: {:?}", record.approval)
+    };
+    assert_eq!((actor.principal_arn.as_str(), actor.via), (hana.as_str(), convoy::release::Via::LookupEvents));
+    assert_eq!(actor.operation, "ecs:ContinueServiceDeployment");
+    let lookups = backend.standin.calls_to("LookupEvents");
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(lookups[0]["LookupAttributes"][0]["AttributeValue"], "ContinueServiceDeployment");
 }

@@ -164,7 +164,8 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
     );
 
     backend.standin.waits(&deployment);
-    backend.convoy.decide(&key, true, "alice", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     assert_eq!(
         backend.standin.calls_to("ContinueDeployment"),
         vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]

@@ -99,7 +99,7 @@ async fn a_reject_of_an_ended_deployment_is_refused_and_the_release_ends_as_code
     backend.standin.ended_elsewhere(&deployment, Phase::Succeeded);
 
     let key = release_key("r4");
-    let refused = backend.convoy.decide(&key, false, "bob", chrono::Utc::now()).await.unwrap_err();
+    let refused = backend.convoy.decide(&key, false).await.unwrap_err();
     assert!(refused.to_string().contains("DeploymentAlreadyCompletedException"), "{refused}");
     assert!(!refused.is_retryable(), "{refused}");
     assert_eq!(backend.standin.refusals_of("StopDeployment"), ["DeploymentAlreadyCompletedException"]);
@@ -128,7 +128,7 @@ async fn approve_and_reject_of_a_deployment_codedeploy_does_not_know_are_refused
     ));
     let key = release_key("r5");
     for approve in [true, false] {
-        let refused = other.decide(&key, approve, "carol", chrono::Utc::now()).await.unwrap_err();
+        let refused = other.decide(&key, approve).await.unwrap_err();
         let text = refused.to_string();
         assert_eq!(text, format!("DeploymentDoesNotExistException: The deployment {deployment} could not be found."));
         assert!(!refused.is_retryable());
@@ -167,13 +167,14 @@ async fn an_ecs_continue_goes_through_only_while_ecs_waits_for_it() {
     let arn = service_deployment.as_str().to_owned();
 
     // ECS does not know (or has not paused) the service deployment: Convoy asks, and refuses.
-    let refused = backend.convoy.decide(&key, true, "dan", chrono::Utc::now()).await.unwrap_err();
+    let refused = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(refused.to_string().contains("is not paused for approval"), "{refused}");
     assert_eq!(backend.standin.calls_to("DescribeServiceDeployments").len(), 1);
     assert!(backend.standin.calls_to("ContinueServiceDeployment").is_empty());
 
     backend.standin.pause_service_deployment(&arn);
-    backend.convoy.decide(&key, true, "dan", chrono::Utc::now()).await.unwrap();
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     assert!(backend.standin.refusals_of("ContinueServiceDeployment").is_empty());
 
     // ECS's own refusals, as the SDK reads them.
@@ -204,14 +205,16 @@ async fn an_approval_before_codedeploy_waits_is_refused_for_now_and_goes_through
     let (record, _) = verify_codedeploy(&backend, "r7").await;
     let deployment = record.deployment.unwrap().id.unwrap().to_string();
     let key = release_key("r7");
-    let early = backend.convoy.decide(&key, true, "erin", chrono::Utc::now()).await.unwrap_err();
+    let early = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(early.is_retryable(), "{early}");
     assert!(early.to_string().contains("not ready for this yet: DeploymentIsNotInReadyStateException"), "{early}");
     assert_eq!(backend.record(&key).await.unwrap().approval, None, "no decision is recorded");
 
     backend.standin.waits(&deployment);
-    let report = backend.convoy.decide(&key, true, "erin", chrono::Utc::now()).await.unwrap();
-    assert!(report.state.starts_with("Shifting traffic"), "{}", report.state);
+    backend.convoy.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
+    let state = backend.record(&key).await.unwrap().state;
+    assert!(matches!(state, State::ShiftingTraffic { .. }), "{state}");
     let continues = backend.standin.calls_of("ContinueDeployment");
     assert_eq!(
         continues.iter().map(|c| c.refused.as_deref()).collect::<Vec<_>>(),

@@ -50,13 +50,17 @@ async fn every_transition_arrives_as_an_event_and_the_notification_rules_take_on
     let n1 = deploying(&backend, "n1", json!({})).await;
     backend.codedeploy_hook(&n1, "exec-1").await;
     backend.standin.waits(&n1);
-    backend.convoy.decide(&release_key("n1"), true, "alice", chrono::Utc::now()).await.unwrap();
+    let (alice, as_alice) = backend.person("alice-n1").await;
+    as_alice.decide(&release_key("n1"), true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     backend.standin.finish(&n1);
     backend.codedeploy_reports(&n1, "SUCCESS").await;
     // n2: verified, rejected by bob, rolled back.
     let n2 = deploying(&backend, "n2", json!({})).await;
     backend.codedeploy_hook(&n2, "exec-2").await;
-    backend.convoy.decide(&release_key("n2"), false, "bob", chrono::Utc::now()).await.unwrap();
+    let (bob, as_bob) = backend.person("bob-n2").await;
+    as_bob.decide(&release_key("n2"), false).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
     assert_eq!(backend.standin.phase(&n2), Some(Phase::Stopped));
     backend.codedeploy_reports(&n2, "STOP").await;
     // n3: a manifest that is not one.
@@ -101,7 +105,7 @@ async fn every_transition_arrives_as_an_event_and_the_notification_rules_take_on
         assert_eq!(detail["images"][container.to_string()]["digest"], digest.as_str(), "{container}'s digest");
     }
     assert_eq!(detail["deployment_id"], n1.as_str());
-    assert_eq!(detail["approver"], "alice");
+    assert_eq!(detail["approver"], alice.as_str(), "the principal AWS names");
     assert_eq!(detail["approved"], true);
     assert_eq!(detail["links"]["status"], "convoy status web n1");
     assert!(
@@ -112,8 +116,8 @@ async fn every_transition_arrives_as_an_event_and_the_notification_rules_take_on
     );
     let rolled_back =
         events.iter().find(|e| e["detail"]["release"] == "n2" && e["detail"]["to"] == "RolledBack").unwrap();
-    assert_eq!(rolled_back["detail"]["reason"], "rejected by bob");
-    assert_eq!(rolled_back["detail"]["approver"], "bob");
+    assert_eq!(rolled_back["detail"]["reason"], format!("rejected by {bob}"));
+    assert_eq!(rolled_back["detail"]["approver"], bob.as_str());
 
     // The notification rules, as the template writes them, take exactly the four kinds.
     let sent = notifications::notifications(&notes);
@@ -152,8 +156,10 @@ async fn a_release_keeps_moving_when_its_events_cannot_be_published() {
     let record = backend.record(&release_key("p1")).await.unwrap();
     assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.parse().unwrap() });
     backend.standin.waits(&deployment);
-    let report = backend.convoy.decide(&release_key("p1"), true, "carol", chrono::Utc::now()).await.unwrap();
-    assert!(report.state.starts_with("Shifting traffic"), "{}", report.state);
+    backend.convoy.decide(&release_key("p1"), true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
+    let state = backend.record(&release_key("p1")).await.unwrap().state;
+    assert!(matches!(state, State::ShiftingTraffic { .. }), "{state}");
     backend.standin.finish(&deployment);
     backend.codedeploy_reports(&deployment, "SUCCESS").await;
     let record = backend.record(&release_key("p1")).await.unwrap();

@@ -32,7 +32,15 @@ async fn the_sandbox_ships_a_release_to_production() {
             "succeeded"
         ]
     );
-    assert_eq!(finished.release.approval.unwrap().by, "sandbox-operator");
+    // The approver as AWS names it: the IAM user whose access key signed `convoy approve`.
+    let approval = finished.release.approval.unwrap();
+    assert!(
+        approval.by.starts_with("arn:aws:iam::") && approval.by.contains(":user/sandbox-operator-"),
+        "{}",
+        approval.by
+    );
+    assert!(approval.event_id().is_some(), "recorded from CloudTrail's event");
+    assert!(finished.status.contains(&format!("principal   {}", approval.by)), "{}", finished.status);
     assert!(finished.status.contains("state     Succeeded"), "{}", finished.status);
     assert!(finished.status.contains("passed: 5 of 5 probes passed"), "{}", finished.status);
     // The functions and the CLI's approval announced every state change; the notification rules

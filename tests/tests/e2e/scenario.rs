@@ -160,6 +160,9 @@ impl MotoBackend {
             aws_sdk_codepipeline::Client::new(&via_standin),
         ));
         convoy.watch = Arc::new(convoy::adapters::aws::CloudWatch::new(aws_sdk_cloudwatch::Client::new(&via_standin)));
+        // CloudTrail's event history: moto has no LookupEvents; the stand-in serves it.
+        convoy.api_calls =
+            Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
         (Self { world, ecs, application, group, standin, convoy }, pipeline)
     }
 
@@ -180,6 +183,94 @@ impl MotoBackend {
     pub async fn codedeploy_reports(&self, deployment: &str, state: &str) -> Value {
         let event = convoy_tests::fixtures::codedeploy_state_change(&self.application, &self.group, deployment, state);
         crate::deploy::invoke(&self.convoy, "deployment-changed", event).await
+    }
+
+    /// A person with their own AWS identity: an IAM user `name-<world id>` created in moto with its own
+    /// access key, and a Convoy wired as the CLI wires it, with that user's credentials (through
+    /// the stand-in, which records the calls CloudTrail would). Returns the user's ARN as IAM
+    /// reports it, and that Convoy.
+    pub async fn person(&self, name: &str) -> (String, Convoy) {
+        let (arn, sdk) = self.person_sdk(name).await;
+        let mut convoy = self.convoy.clone();
+        convoy.deployer =
+            Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(&sdk), aws_sdk_ecs::Client::new(&sdk)));
+        (arn, convoy)
+    }
+
+    /// The IAM user `name` (created in moto with its own access key): its ARN, and an SDK
+    /// configuration with its credentials through the stand-in (as the console or any tool).
+    pub async fn person_sdk(&self, name: &str) -> (String, aws_config::SdkConfig) {
+        let moto = Moto::shared();
+        // IAM user names are account-wide in moto: one per world.
+        let name = format!("{name}-{}", self.world.id);
+        let form = "application/x-www-form-urlencoded";
+        let (_, created) =
+            moto.raw_call("iam", None, form, &format!("Action=CreateUser&UserName={name}&Version=2010-05-08"));
+        let (_, key) =
+            moto.raw_call("iam", None, form, &format!("Action=CreateAccessKey&UserName={name}&Version=2010-05-08"));
+        let element = |text: &str, tag: &str| {
+            text.split(&format!("<{tag}>")).nth(1).and_then(|r| r.split(&format!("</{tag}>")).next()).map(str::to_owned)
+        };
+        let arn = element(&created, "Arn").expect("IAM names the user's ARN");
+        let (id, secret) = (element(&key, "AccessKeyId").unwrap(), element(&key, "SecretAccessKey").unwrap());
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.standin.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(id, secret, None, None, "person"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        (arn, sdk)
+    }
+
+    /// A person who signed in through a role (SSO, federation): a role `role` in moto, assumed
+    /// with the session name `session` (STS `AssumeRole`); the session's ARN as STS names it and
+    /// an SDK configuration with the session's credentials through the stand-in.
+    pub async fn role_session_sdk(&self, role: &str, session: &str) -> (String, aws_config::SdkConfig) {
+        let moto = Moto::shared();
+        let form = "application/x-www-form-urlencoded";
+        let role = format!("{role}-{}", self.world.id);
+        let trust = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
+        let (_, created) = moto.raw_call(
+            "iam",
+            None,
+            form,
+            &format!("Action=CreateRole&RoleName={role}&AssumeRolePolicyDocument={trust}&Version=2010-05-08"),
+        );
+        let element = |text: &str, tag: &str| {
+            text.split(&format!("<{tag}>")).nth(1).and_then(|r| r.split(&format!("</{tag}>")).next()).map(str::to_owned)
+        };
+        let role_arn = element(&created, "Arn").expect("IAM names the role's ARN");
+        let encoded: String = session.replace('@', "%40");
+        let (_, assumed) = moto.raw_call(
+            "sts",
+            None,
+            form,
+            &format!("Action=AssumeRole&RoleArn={role_arn}&RoleSessionName={encoded}&Version=2011-06-15"),
+        );
+        let arn = element(&assumed, "Arn").expect("STS names the session's ARN");
+        let (id, secret, token) = (
+            element(&assumed, "AccessKeyId").unwrap(),
+            element(&assumed, "SecretAccessKey").unwrap(),
+            element(&assumed, "SessionToken").unwrap(),
+        );
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.standin.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(id, secret, Some(token), None, "session"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        (arn, sdk)
+    }
+
+    /// EventBridge delivers CloudTrail's record of the last decision call (approve or reject) to
+    /// the deployment-changed function, as "AWS API Call via CloudTrail"; returns the record.
+    pub async fn cloudtrail_delivers_last_call(&self) -> Value {
+        let record = self.standin.trail().last().cloned().expect("CloudTrail recorded a call");
+        let event = StandIn::api_call_event(&record);
+        crate::deploy::invoke(&self.convoy, "deployment-changed", event).await;
+        record
     }
 
     /// The hook answers CodeDeploy (the stand-in) took, in order; refused ones are left out.
@@ -316,6 +407,7 @@ impl MemoryBackend {
             events: events.clone(),
             logs: Arc::new(MemoryLogs::default()),
             watch: Arc::new(convoy::adapters::memory::MemoryWatch::default()),
+            api_calls: Arc::new(convoy::adapters::memory::MemoryApiCalls::default()),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),

@@ -97,7 +97,7 @@ async fn convoys_own_waiting_deployment_is_still_continued_by_the_reconciler() {
     // Approved (by a person) while the continue call failed: the record shifts, AWS waits.
     forge(&backend, "f3", |r| {
         r.state = State::ShiftingTraffic { deployment: DeploymentId::new(&deployment).unwrap() };
-        r.approval = Some(ApprovalDecision { approved: true, by: "alice".into(), at: chrono::Utc::now() });
+        r.approval = Some(ApprovalDecision { approved: true, by: "alice".into(), at: chrono::Utc::now(), actor: None });
     })
     .await;
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();

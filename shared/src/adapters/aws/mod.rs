@@ -1,6 +1,7 @@
 //! The real adapters, over the official aws-sdk crates. They translate SDK errors into the ports'
 //! errors; nothing else leaves this module.
 
+mod cloudtrail;
 mod cloudwatch;
 mod codedeploy;
 mod codepipeline;
@@ -13,6 +14,7 @@ mod prober;
 mod s3;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+pub use cloudtrail::{CloudTrailHistory, NoCloudTrail};
 pub use cloudwatch::CloudWatch;
 pub use codedeploy::{CodeDeployer, app_spec};
 pub use codepipeline::CodePipelines;

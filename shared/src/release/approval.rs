@@ -1,0 +1,242 @@
+//! The approval of the traffic shift as AWS recorded it: an IAM-authorised call (CodeDeploy
+//! `ContinueDeployment` / `StopDeployment`, ECS `ContinueServiceDeployment` /
+//! `StopServiceDeployment`) whose caller CloudTrail names. Convoy never takes a typed name: the
+//! principal comes from a CloudTrail event ("AWS API Call via CloudTrail" through EventBridge) or
+//! from CloudTrail's event history (`LookupEvents`), else the record says plainly that AWS has no
+//! record of it.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApprovalDecision, Decision, DeployMethod, Effect, Release, Stage, State};
+use crate::names::DeploymentId;
+
+/// How Convoy learned of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// EventBridge delivered the "AWS API Call via CloudTrail" event.
+    CloudTrailEvent,
+    /// CloudTrail's event history (`LookupEvents`) had it.
+    LookupEvents,
+}
+
+/// Who made a call, as CloudTrail recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `userIdentity.arn`: an IAM user, or an assumed role's session (`…:assumed-role/R/session`).
+    pub principal_arn: String,
+    /// The role session's name, for an assumed role (the last part of its ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
+    /// `sourceIPAddress` (for a call a service makes, the service's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// `eventID`: the CloudTrail event, unique per call.
+    pub event_id: String,
+    pub event_time: DateTime<Utc>,
+    /// `codedeploy:ContinueDeployment`, `ecs:StopServiceDeployment`, ...
+    pub operation: String,
+    pub via: Via,
+}
+
+impl Actor {
+    /// The session name of an assumed-role ARN (`arn:aws:sts::1:assumed-role/Role/session`).
+    pub fn session_of(arn: &str) -> Option<String> {
+        let (_, resource) = arn.split_once(":assumed-role/")?;
+        resource.split_once('/').map(|(_, session)| session.to_owned()).filter(|s| !s.is_empty())
+    }
+
+    /// `ARN (CloudTrail event ID)`: how the timeline and reasons name the actor.
+    pub fn describe(&self) -> String {
+        format!("{} (CloudTrail event {})", self.principal_arn, self.event_id)
+    }
+}
+
+/// A successful call on a deployment's approval, as CloudTrail recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedCall {
+    /// The CodeDeploy deployment id or the ECS service deployment ARN the call named.
+    pub deployment: String,
+    /// Continue (`true`) or stop (`false`).
+    pub approve: bool,
+    pub actor: Actor,
+}
+
+/// Who decided, as far as AWS says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Attribution {
+    /// CloudTrail named the principal.
+    Recorded(Actor),
+    /// The deployment moved on without a recorded call: CloudTrail is being asked.
+    Pending {
+        /// The call happened after this (the verification's end).
+        since: DateTime<Utc>,
+    },
+    /// AWS has no record of the call; `why` says where Convoy looked.
+    Unknown { why: String },
+}
+
+/// How long CloudTrail may take to show a call in its event history: until then a look-up that
+/// finds nothing leaves the attribution pending (CloudTrail documents delivery "within an average
+/// of about 5 minutes"; 15 minutes leaves room).
+pub const CLOUDTRAIL_DELAY: Duration = Duration::minutes(15);
+
+/// The display text kept in `ApprovalDecision::by` while CloudTrail is asked.
+const PENDING: &str = "pending attribution (CloudTrail)";
+
+impl ApprovalDecision {
+    /// A decision seen in CloudTrail.
+    fn recorded(approved: bool, actor: &Actor, at: DateTime<Utc>) -> Self {
+        Self { approved, by: actor.principal_arn.clone(), at, actor: Some(Attribution::Recorded(actor.clone())) }
+    }
+
+    /// The CloudTrail event this decision was recorded from, if any.
+    pub fn event_id(&self) -> Option<&str> {
+        match &self.actor {
+            Some(Attribution::Recorded(actor)) => Some(&actor.event_id),
+            _ => None,
+        }
+    }
+
+    /// Whether CloudTrail may still fill in who decided: a decision made outside Convoy's sight
+    /// (pending, unknown) or by policy (Convoy's own role's call).
+    fn open_to_attribution(&self) -> bool {
+        !matches!(self.actor, Some(Attribution::Recorded(_)))
+    }
+}
+
+impl Release {
+    /// The deployment an approval call must name to be this release's: the one followed now, or,
+    /// once it ended, the last one it followed.
+    fn approval_deployment(&self) -> Option<&str> {
+        self.state.deployment().or_else(|| self.deployment.as_ref()?.id.as_ref().map(|d| d.as_str()))
+    }
+
+    pub(super) fn on_approval_observed(&self, call: &ObservedCall, at: DateTime<Utc>) -> Decision {
+        let ObservedCall { deployment, approve, actor } = call;
+        if self.approval_deployment() != Some(deployment.as_str()) {
+            return Decision::unchanged(format!(
+                "{} on {deployment}, which is not this release's deployment ({})",
+                actor.operation, self.state
+            ));
+        }
+        if self.approval.as_ref().and_then(ApprovalDecision::event_id) == Some(actor.event_id.as_str()) {
+            return Decision::unchanged(format!("CloudTrail event {} is recorded already", actor.event_id));
+        }
+        let mut next = self.clone();
+        let verb = if *approve { "approved" } else { "rejected" };
+        match (&self.state, *approve) {
+            (State::AwaitingApproval { deployment }, true) => {
+                next.approval = Some(ApprovalDecision::recorded(true, actor, at));
+                next.state = State::ShiftingTraffic { deployment: deployment.clone() };
+                next.record(at, "approved", format!("by {}: production traffic shifts", actor.describe()));
+                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+            }
+            (State::AwaitingApproval { deployment }, false) => {
+                let reason = format!("rejected by {}", actor.principal_arn);
+                next.approval = Some(ApprovalDecision::recorded(false, actor, at));
+                next.state = State::RollingBack { deployment: deployment.clone(), reason: reason.clone() };
+                next.record(at, "rejected", format!("by {}; the deployment rolls back", actor.describe()));
+                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+            }
+            // Continued before Convoy recorded a passed verification: CodeDeploy offers the reroute
+            // only after the hook succeeded, so this is a record that fell behind or a hook answered
+            // by someone else. Convoy does not let it stand.
+            (State::Deploying { .. } | State::Verifying { .. }, true) => {
+                let reason = format!(
+                    "approved by {} (CloudTrail event {}) before Convoy recorded a passed verification",
+                    actor.principal_arn, actor.event_id
+                );
+                next.approval = Some(ApprovalDecision::recorded(true, actor, at));
+                next.state = State::Failed { stage: Stage::Approval, reason: reason.clone() };
+                next.record(at, "approval-refused", format!("{reason}; the deployment is rolled back"));
+                let mut effects = Vec::new();
+                if let Ok(deployment) = DeploymentId::new(deployment) {
+                    effects.push(Effect::RollBack { deployment });
+                }
+                effects.push(Effect::ReleaseDeployLock);
+                Decision::Changed { release: Box::new(next), effects }
+            }
+            // Stopped by a person before (or while) it shifted: it rolls back; the end event ends it.
+            (State::Deploying { deployment: _ } | State::Verifying { .. } | State::ShiftingTraffic { .. }, false) => {
+                let Ok(followed) = DeploymentId::new(deployment) else {
+                    return Decision::inconsistent(self, "a deployment id");
+                };
+                let reason = format!("stopped by {} while {}", actor.principal_arn, self.state);
+                next.approval = Some(ApprovalDecision::recorded(false, actor, at));
+                next.state = State::RollingBack { deployment: followed, reason: reason.clone() };
+                next.record(at, "rejected", format!("{reason} (CloudTrail event {})", actor.event_id));
+                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+            }
+            // The decision is recorded (by policy, or pending attribution): CloudTrail names who.
+            (_, _) if self.approval.as_ref().is_some_and(|a| a.approved == *approve && a.open_to_attribution()) => {
+                let Some(decision) = next.approval.as_mut() else { return Decision::inconsistent(self, "an approval") };
+                decision.actor = Some(Attribution::Recorded(actor.clone()));
+                // Policy's own call keeps its name; a person's takes the principal's.
+                if !decision.by.starts_with("policy") {
+                    decision.by = actor.principal_arn.clone();
+                }
+                next.record(at, "attributed", format!("{verb}: CloudTrail names {}", actor.describe()));
+                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+            }
+            _ => Decision::unchanged(format!(
+                "{} by {} changes nothing: the release is {}",
+                actor.operation, actor.principal_arn, self.state
+            )),
+        }
+    }
+
+    /// CloudTrail had no record of the call for a pending attribution; `checked_until` is the end
+    /// of the window looked at. Unknown only once CloudTrail had time to show it.
+    pub(super) fn on_approver_not_found(&self, why: &str, checked_until: DateTime<Utc>, at: DateTime<Utc>) -> Decision {
+        let Some(Attribution::Pending { since }) = self.approval.as_ref().and_then(|a| a.actor.as_ref()) else {
+            return Decision::unchanged("no attribution is pending");
+        };
+        let decided_at = self.approval.as_ref().map_or(*since, |a| a.at);
+        if checked_until < decided_at + CLOUDTRAIL_DELAY {
+            return Decision::unchanged(format!(
+                "CloudTrail may not show the call yet (it can take {} minutes); asked again later",
+                CLOUDTRAIL_DELAY.num_minutes()
+            ));
+        }
+        let mut next = self.clone();
+        let why = format!("unknown: {why}");
+        if let Some(decision) = next.approval.as_mut() {
+            decision.by = why.clone();
+            decision.actor = Some(Attribution::Unknown { why: why.clone() });
+        }
+        next.record(at, "attributed", why);
+        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+    }
+
+    /// The deployment moved on (shifted, or was stopped) with no call recorded: the decision is
+    /// kept as pending attribution, and CloudTrail is asked who made it.
+    pub(super) fn unattributed_decision(
+        &mut self,
+        approved: bool,
+        deployment: &str,
+        at: DateTime<Utc>,
+    ) -> Option<Effect> {
+        let since = self.verification.as_ref().and_then(|v| v.finished_at).unwrap_or(at);
+        self.approval =
+            Some(ApprovalDecision { approved, by: PENDING.into(), at, actor: Some(Attribution::Pending { since }) });
+        let verb = if approved { "approved" } else { "rejected" };
+        self.record(
+            at,
+            verb,
+            format!("outside Convoy's sight: deployment {deployment} moved on; CloudTrail is asked who did it"),
+        );
+        self.attribution_wanted()
+    }
+
+    /// The look-up a pending attribution asks for (`None` when none is pending).
+    pub fn attribution_wanted(&self) -> Option<Effect> {
+        let decision = self.approval.as_ref()?;
+        let Some(Attribution::Pending { since }) = &decision.actor else { return None };
+        let deployment = self.approval_deployment()?.to_owned();
+        let native = self.deployment.as_ref().is_some_and(|run| run.method == DeployMethod::EcsNative);
+        Some(Effect::FindApprover { deployment, approve: decision.approved, native, since: *since })
+    }
+}

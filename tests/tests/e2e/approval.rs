@@ -1,0 +1,261 @@
+//! Approval is an AWS-authenticated act: a person's own credentials make the CodeDeploy call
+//! (through the stand-in, which records it as CloudTrail does, with the principal moto's STS
+//! resolves from the signing key); Convoy records who from CloudTrail's event, or, without one,
+//! from CloudTrail's event history (`LookupEvents`, served by the stand-in).
+
+use convoy::release::{Attribution, Stage, State, Via};
+use convoy_tests::http::Behaviour;
+use convoy_tests::standin::{Phase, StandIn};
+use serde_json::json;
+
+use crate::deploy::{deploying, invoke, verify_codedeploy, with_green};
+use crate::scenario::*;
+
+fn recorded(record: &convoy::release::Release) -> convoy::release::Actor {
+    match record.approval.as_ref().and_then(|a| a.actor.clone()) {
+        Some(Attribution::Recorded(actor)) => actor,
+        other => panic!("no principal recorded: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_approval_by_a_cloudtrail_event_names_that_events_principal_in_the_record_and_status() {
+    let (backend, _green) = with_green(Behaviour::version("c1"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c1").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("c1");
+
+    let (alice, as_alice) = backend.person("alice-c1").await;
+    assert!(alice.starts_with("arn:aws:iam::") && alice.contains(":user/alice-c1-"), "{alice}");
+    as_alice.decide(&key, true).await.unwrap();
+    let call = backend.cloudtrail_delivers_last_call().await;
+    let event_id = call["eventID"].as_str().unwrap().to_owned();
+
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
+    let actor = recorded(&record);
+    assert_eq!((actor.principal_arn.as_str(), actor.event_id.as_str()), (alice.as_str(), event_id.as_str()));
+    assert_eq!(actor.via, Via::CloudTrailEvent);
+    assert_eq!(actor.source_ip.as_deref(), Some("127.0.0.1"), "the connection's address, as CloudTrail sees it");
+    let status = convoy::status::render(&record);
+    println!("{status}");
+    assert!(status.contains(&format!("principal   {alice}")), "{status}");
+    assert!(status.contains(&format!("CloudTrail  event {event_id}")), "{status}");
+
+    // EventBridge delivers at least once, and late: the same event again changes nothing, before
+    // or after the deployment ended.
+    let event = StandIn::api_call_event(&call);
+    invoke(&backend.convoy, "deployment-changed", event.clone()).await;
+    assert_eq!(backend.record(&key).await.unwrap(), record, "a duplicate changes nothing");
+    backend.standin.finish(&deployment);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    let succeeded = backend.record(&key).await.unwrap();
+    assert_eq!(succeeded.state, State::Succeeded);
+    invoke(&backend.convoy, "deployment-changed", event).await;
+    assert_eq!(backend.record(&key).await.unwrap(), succeeded, "a late duplicate changes nothing");
+    assert!(backend.standin.calls_to("LookupEvents").is_empty(), "CloudTrail's event named the approver");
+}
+
+#[tokio::test]
+async fn a_console_approval_with_no_event_is_attributed_through_lookup_events() {
+    let (backend, _green) = with_green(Behaviour::version("c2"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c2").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("c2");
+
+    // "Reroute traffic" in the console: CodeDeploy ContinueDeployment with the person's session,
+    // and no "AWS API Call via CloudTrail" event ever reaches Convoy (no trail).
+    let (carol, sdk) = backend.person_sdk("carol-c2").await;
+    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
+    codedeploy
+        .continue_deployment()
+        .deployment_id(&deployment)
+        .deployment_wait_type(aws_sdk_codedeploy::types::DeploymentWaitType::ReadyWait)
+        .send()
+        .await
+        .unwrap();
+    backend.standin.finish(&deployment);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded);
+    let actor = recorded(&record);
+    assert_eq!(actor.principal_arn, carol);
+    assert_eq!(actor.via, Via::LookupEvents);
+    assert_eq!(actor.event_id, backend.standin.trail()[0]["eventID"].as_str().unwrap());
+    let lookups = backend.standin.calls_to("LookupEvents");
+    assert_eq!(lookups.len(), 1, "one look-up, by event name: {lookups:?}");
+    assert_eq!(
+        lookups[0]["LookupAttributes"],
+        json!([{"AttributeKey": "EventName", "AttributeValue": "ContinueDeployment"}])
+    );
+    let status = convoy::status::render(&record);
+    assert!(status.contains(&format!("principal   {carol}")), "{status}");
+    assert!(status.contains("CloudTrail event history (LookupEvents)"), "{status}");
+
+    // The reconciler finds nothing left to ask: the release is attributed and no longer active.
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+}
+
+#[tokio::test]
+async fn an_approval_before_convoy_recorded_a_passed_verification_ends_failed_at_approval() {
+    let (backend, _green) = with_green(Behaviour::version("c3"), "manual").await;
+    let deployment = deploying(&backend, "c3", json!({})).await;
+    let key = release_key("c3");
+    // Someone else answers the hook (Convoy's verify never ran) and CodeDeploy offers the reroute.
+    let (mallory, sdk) = backend.person_sdk("mallory-c3").await;
+    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
+    backend.standin.hook_invoked(&deployment, "exec-m");
+    codedeploy
+        .put_lifecycle_event_hook_execution_status()
+        .deployment_id(&deployment)
+        .lifecycle_event_hook_execution_id("exec-m")
+        .status(aws_sdk_codedeploy::types::LifecycleEventStatus::Succeeded)
+        .send()
+        .await
+        .unwrap();
+    backend.standin.waits(&deployment);
+    codedeploy.continue_deployment().deployment_id(&deployment).send().await.unwrap();
+    let call = backend.cloudtrail_delivers_last_call().await;
+
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Approval, reason } = &record.state else { panic!("{}", record.state) };
+    assert_eq!(
+        reason,
+        &format!(
+            "approved by {mallory} (CloudTrail event {}) before Convoy recorded a passed verification",
+            call["eventID"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        backend.standin.calls_to("StopDeployment"),
+        vec![json!({"deploymentId": deployment, "autoRollbackEnabled": true})],
+        "Convoy rolls the deployment back"
+    );
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Stopped));
+    let lock = backend.convoy.locks.load(&SERVICE.parse().unwrap()).await.unwrap();
+    assert_eq!(lock.and_then(|(lock, _)| lock.holder), None, "the deploy lock is free");
+}
+
+#[tokio::test]
+async fn a_continue_codedeploy_refused_changes_nothing() {
+    let (backend, _green) = with_green(Behaviour::version("c4"), "manual").await;
+    let (before, _) = verify_codedeploy(&backend, "c4").await;
+    let deployment = before.deployment.as_ref().unwrap().id.clone().unwrap().to_string();
+    let key = release_key("c4");
+    // CodeDeploy has not reached READY_WAIT: it refuses, and CloudTrail records the refusal.
+    let (_, as_dave) = backend.person("dave-c4").await;
+    let early = as_dave.decide(&key, true).await.unwrap_err();
+    assert!(early.to_string().contains("DeploymentIsNotInReadyStateException"), "{early}");
+    let call = backend.cloudtrail_delivers_last_call().await;
+    assert_eq!(call["errorCode"], "DeploymentIsNotInReadyStateException");
+    assert_eq!(backend.record(&key).await.unwrap(), before, "a refused call is not an approval");
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::HookPassed));
+}
+
+#[tokio::test]
+async fn a_rejection_names_the_rejecting_principal_in_status_and_ends_rolled_back() {
+    let (backend, _green) = with_green(Behaviour::version("c5"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c5").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    let key = release_key("c5");
+    let (erin, as_erin) = backend.person("erin-c5").await;
+    as_erin.decide(&key, false).await.unwrap();
+    let call = backend.cloudtrail_delivers_last_call().await;
+    // Reordered delivery: CodeDeploy's STOP first would also be fine; here the call came first.
+    backend.codedeploy_reports(&deployment, "STOP").await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::RolledBack { reason: format!("rejected by {erin}") });
+    let status = convoy::status::render(&record);
+    assert!(status.contains(&format!("rejected by {erin}")), "{status}");
+    assert!(status.contains(call["eventID"].as_str().unwrap()), "{status}");
+}
+
+#[tokio::test]
+async fn a_stop_reported_before_its_cloudtrail_event_is_attributed_once_whatever_the_order() {
+    let (backend, _green) = with_green(Behaviour::version("c6"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c6").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    let key = release_key("c6");
+    let (frank, as_frank) = backend.person("frank-c6").await;
+    as_frank.decide(&key, false).await.unwrap();
+    // CodeDeploy's STOP arrives first: the end asks CloudTrail's event history who stopped it.
+    backend.codedeploy_reports(&deployment, "STOP").await;
+    let ended = backend.record(&key).await.unwrap();
+    assert!(matches!(ended.state, State::RolledBack { .. }), "{}", ended.state);
+    let actor = recorded(&ended);
+    assert_eq!((actor.principal_arn.as_str(), actor.via), (frank.as_str(), Via::LookupEvents));
+    assert!(!ended.approval.as_ref().unwrap().approved);
+    // Then EventBridge delivers the call's own event, twice: nothing changes.
+    backend.cloudtrail_delivers_last_call().await;
+    backend.cloudtrail_delivers_last_call().await;
+    assert_eq!(backend.record(&key).await.unwrap(), ended);
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+}
+
+#[tokio::test]
+async fn an_approval_through_an_assumed_role_names_the_role_session() {
+    let (backend, _green) = with_green(Behaviour::version("c7"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c7").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("c7");
+    let (session_arn, sdk) = backend.role_session_sdk("approvers", "jane@example.com").await;
+    assert!(session_arn.contains(":assumed-role/approvers-") && session_arn.ends_with("/jane@example.com"));
+    let mut as_jane = backend.convoy.clone();
+    as_jane.deployer = std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(
+        aws_sdk_codedeploy::Client::new(&sdk),
+        aws_sdk_ecs::Client::new(&sdk),
+    ));
+    as_jane.decide(&key, true).await.unwrap();
+    let call = backend.cloudtrail_delivers_last_call().await;
+    assert_eq!(call["userIdentity"]["type"], "AssumedRole");
+    let record = backend.record(&key).await.unwrap();
+    let actor = recorded(&record);
+    assert_eq!(actor.principal_arn, session_arn);
+    assert_eq!(actor.session_name.as_deref(), Some("jane@example.com"));
+    let status = convoy::status::render(&record);
+    assert!(status.contains("session     jane@example.com"), "{status}");
+}
+
+#[tokio::test]
+async fn a_shift_cloudtrail_has_no_call_for_stays_pending_then_says_unknown_and_where_convoy_looked() {
+    let (backend, _green) = with_green(Behaviour::version("c8"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c8").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    let key = release_key("c8");
+    // CodeDeploy moved on, and CloudTrail (so far) has no call for it.
+    backend.standin.ended_elsewhere(&deployment, Phase::Succeeded);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    let pending = backend.record(&key).await.unwrap();
+    assert_eq!(pending.state, State::Succeeded);
+    assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+
+    // The reconciler keeps the ended release and asks again; within CloudTrail's delay nothing is
+    // concluded from an empty answer.
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
+    assert_eq!(backend.record(&key).await.unwrap(), pending);
+
+    // Past it, the record says plainly that AWS has no record, and where Convoy looked.
+    let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let approval = record.approval.as_ref().unwrap();
+    assert!(
+        approval.by.starts_with(&format!(
+            "unknown: CloudTrail event history has no successful ContinueDeployment for {deployment} between "
+        )),
+        "{}",
+        approval.by
+    );
+    assert!(convoy::status::render(&record).contains("principal   unknown: CloudTrail event history"));
+    // Attributed (as unknown): the release leaves the active list, and no more look-ups follow.
+    backend.convoy.reconcile(later).await.unwrap();
+    backend.convoy.reconcile(later).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 3);
+}
