@@ -11,7 +11,7 @@ use crate::names::{
     DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
     TaskArn,
 };
-use crate::release::{ImageKey, LogPointer, Release};
+use crate::release::{Absence, ImageKey, LogPointer, Release};
 
 /// The version a stored record had when it was read; conditional writes compare against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +45,13 @@ pub trait WaitList: Send + Sync {
     /// Notes that `release` waits for `image`. MUST be idempotent.
     async fn add(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 
-    /// The releases noted as waiting for `image`. Entries are never removed by Convoy (they expire
-    /// by bucket lifecycle), so callers MUST treat the record, not this list, as the truth.
+    /// The releases noted as waiting for `image`. Entries outlive the wait (they are removed when
+    /// a release fails at images, and otherwise expire by bucket lifecycle), so callers MUST treat
+    /// the record, not this list, as the truth.
     async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError>;
+
+    /// Removes `release` from `image`'s list. MUST succeed when it was not there.
+    async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 }
 
 /// One version of one S3 object.
@@ -75,13 +79,24 @@ pub trait ManifestReader: Send + Sync {
     async fn read(&self, object: &ObjectRef, limit: usize) -> Result<FetchedObject, ReadError>;
 }
 
+/// What one registry look-up found: each image asked for is in exactly one of the two lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lookup {
+    /// The images that exist now, with their digests.
+    pub found: Vec<(ImageKey, Digest)>,
+    /// The images that do not, each with why.
+    pub missing: Vec<(ImageKey, Absence)>,
+}
+
 /// The container registry (ECR).
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// Looks `images` up and returns the digest of each that exists now. An image that is not
-    /// there (no such tag, or no such repository yet) is simply absent from the answer; only a
-    /// failure to ask is an error.
-    async fn resolve(&self, images: &[ImageKey]) -> Result<Vec<(ImageKey, Digest)>, RegistryError>;
+    /// Looks `images` up: the digest of each that exists now, and why each other one is missing.
+    /// MUST answer a missing tag with [`Absence::TagAbsent`], a missing repository with
+    /// [`Absence::RepositoryUnknown`] and a repository ECR refuses to read with
+    /// [`Absence::AccessDenied`], not with an error: only a failure to ask (ECR unreachable,
+    /// throttled, failing) is [`RegistryError::Unavailable`].
+    async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError>;
 }
 
 /// How a service runs its tasks: what a one-off task needs to run the way the service's do.

@@ -1,21 +1,21 @@
 //! In-memory fakes of the ports, faithful to their contracts (conditional writes included), so the
 //! use cases can be tested fast and under real concurrency.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use crate::error::{LogsError, ReadError, RegistryError, StoreError, TasksError};
 use crate::names::{
-    DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
-    TaskArn,
+    AccountId, DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, RepositoryName,
+    ServiceDeploymentArn, TaskArn,
 };
 use crate::ports::{
-    ActiveReleases, FetchedObject, ManifestReader, MigrationTaskSpec, ObjectRef, RecordVersion,
+    ActiveReleases, FetchedObject, Lookup, ManifestReader, MigrationTaskSpec, ObjectRef, RecordVersion,
     RegisteredTaskDefinition, Registry, ReleaseStore, RunTaskRequest, ServiceShape, Stored, Tasks, WaitList,
 };
-use crate::release::{ContainerReport, ImageKey, Release, TaskReport};
+use crate::release::{Absence, ContainerReport, ImageKey, Release, TaskReport};
 
 /// Records and the wait-list. Records are kept as JSON so every write round-trips like in S3.
 #[derive(Default)]
@@ -74,6 +74,11 @@ impl WaitList for MemoryStore {
     async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError> {
         Ok(lock(&self.waits).iter().filter(|(i, _)| i == image).map(|(_, r)| r.clone()).collect())
     }
+
+    async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.waits).remove(&(image.clone(), release.clone()));
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -93,23 +98,51 @@ impl ActiveReleases for MemoryStore {
     }
 }
 
-/// A registry whose images tests push.
+/// A registry whose images tests push. A repository exists once created or pushed to; a
+/// registry (account) may be denied, as ECR denies one Convoy's role may not read.
 #[derive(Default)]
 pub struct MemoryRegistry {
     images: Mutex<HashMap<ImageKey, Digest>>,
+    repositories: Mutex<HashSet<(AccountId, RepositoryName)>>,
+    denied: Mutex<HashSet<AccountId>>,
 }
 
 impl MemoryRegistry {
     pub fn push(&self, image: ImageKey, digest: Digest) {
+        self.create_repository(&image.registry, &image.repository);
         lock(&self.images).insert(image, digest);
+    }
+
+    pub fn create_repository(&self, registry: &AccountId, repository: &RepositoryName) {
+        lock(&self.repositories).insert((registry.clone(), repository.clone()));
+    }
+
+    /// Every later look-up in `registry` is refused, as ECR refuses a role without read access.
+    pub fn deny(&self, registry: &AccountId) {
+        lock(&self.denied).insert(registry.clone());
     }
 }
 
 #[async_trait]
 impl Registry for MemoryRegistry {
-    async fn resolve(&self, images: &[ImageKey]) -> Result<Vec<(ImageKey, Digest)>, RegistryError> {
+    async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError> {
         let stored = lock(&self.images);
-        Ok(images.iter().filter_map(|i| stored.get(i).map(|d| (i.clone(), d.clone()))).collect())
+        let repositories = lock(&self.repositories);
+        let denied = lock(&self.denied);
+        let mut lookup = Lookup::default();
+        for image in images {
+            if denied.contains(&image.registry) {
+                let detail = format!("not authorized to read registry {}", image.registry);
+                lookup.missing.push((image.clone(), Absence::AccessDenied { detail }));
+            } else if let Some(digest) = stored.get(image) {
+                lookup.found.push((image.clone(), digest.clone()));
+            } else if repositories.contains(&(image.registry.clone(), image.repository.clone())) {
+                lookup.missing.push((image.clone(), Absence::TagAbsent));
+            } else {
+                lookup.missing.push((image.clone(), Absence::RepositoryUnknown));
+            }
+        }
+        Ok(lookup)
     }
 }
 

@@ -44,6 +44,7 @@ pub use self::migration::{
     ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationRun, TaskReport, bound_log_tail,
     task_definition_family,
 };
+pub use self::readiness::Absence;
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -319,6 +320,9 @@ pub enum Event {
     DeploymentEnded { deployment: String, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
     /// The last lines of the failed migration's log were read (effect `CopyMigrationLogs`).
     MigrationLogsCopied { lines: Vec<String>, at: DateTime<Utc> },
+    /// The reconciler looked the awaited images up at `at` and found these still missing, each
+    /// with why. A release still collecting `deadline` after its manifest was accepted fails.
+    ImagesOverdue { missing: Vec<(ImageKey, Absence)>, deadline: chrono::Duration, at: DateTime<Utc> },
 }
 
 /// A side effect the caller performs after the new record is stored.
@@ -342,6 +346,8 @@ pub enum Effect {
     ResolveImages { images: Vec<ImageKey> },
     /// Copy the last lines of the failed migration's log into the record (best effort).
     CopyMigrationLogs { log: LogPointer },
+    /// Remove the release from the wait-list of these images: it no longer waits for them.
+    ForgetWaits { images: Vec<ImageKey> },
 }
 
 /// The outcome of applying an event.
@@ -461,6 +467,7 @@ impl Release {
             Event::MigrationTaskChanged { report, at } => Ok(self.on_migration_task_changed(report, *at)),
             Event::MigrationOverdue { at } => Ok(self.on_migration_overdue(*at)),
             Event::MigrationLogsCopied { lines, at } => Ok(self.on_migration_logs_copied(lines, *at)),
+            Event::ImagesOverdue { missing, deadline, at } => Ok(self.on_images_overdue(missing, *deadline, *at)),
             Event::DeployLock { decision, at } => Ok(self.on_deploy_lock(decision, *at)),
             Event::DeploymentClaimed { method, at, lease } => Ok(self.on_deployment_claimed(*method, *at, *lease)),
             Event::DeploymentStarted { deployment, task_definition, at } => {

@@ -187,6 +187,15 @@ impl Convoy {
                     }
                 }
                 Effect::CopyMigrationLogs { log } => self.copy_migration_logs(key, log, now).await,
+                // Best effort: a push that still finds the release is refused by its record, and
+                // the bucket's lifecycle expires what is left.
+                Effect::ForgetWaits { images } => {
+                    for image in images {
+                        if let Err(err) = self.waits.forget(image, key).await {
+                            tracing::warn!(%image, error = %err, "wait-list entry not removed; it expires by lifecycle");
+                        }
+                    }
+                }
                 Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
             }
         }

@@ -1,6 +1,6 @@
 //! The reconciler: on a schedule, re-derives every release in progress from AWS, so a lost event
 //! delays a release by one period at most. ECR push events are best effort (a Collecting release
-//! looks its images up again); a STOPPED task event can be missed (a Migrating release asks ECS);
+//! looks its images up again, and fails at images once past its deadline); a STOPPED task event can be missed (a Migrating release asks ECS);
 //! a migration that overran its timeout fails; a start whose holder died is taken over.
 
 use chrono::{DateTime, Utc};
@@ -92,7 +92,10 @@ impl Convoy {
                 self.active.mark_done(key).await?;
                 Ok(None)
             }
-            State::Collecting => self.resolve_images(key, &release.awaited_images(), now).await,
+            State::Collecting => {
+                let deadline = Some(self.config.collecting_deadline());
+                self.resolve_images(key, &release.awaited_images(), now, deadline).await
+            }
             State::Ready { .. } => self.advance(stored, now).await,
             State::Queued { .. } | State::StartingDeployment => self.start_deployment(key, now, Some(stored)).await,
             State::AwaitingApproval { .. }

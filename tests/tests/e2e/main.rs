@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod dashboard;
+mod deadlines;
 mod deploy;
 mod deployment_end;
 mod event_rules;

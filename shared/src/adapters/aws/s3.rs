@@ -185,6 +185,18 @@ impl WaitList for S3Store {
         let keys = self.list(&prefix).await?;
         Ok(keys.iter().filter_map(|k| release_at_end(k.strip_prefix(&prefix)?)).collect())
     }
+
+    async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
+        // S3 answers a delete of a missing key with success, as the contract asks.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{}/{}", Self::wait_prefix(image), release.service, release.release))
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
