@@ -292,6 +292,58 @@ pub trait Deployer: Send + Sync {
     ) -> Result<Option<ServiceDeploymentArn>, DeployError>;
     /// Where a service deployment stands (`DescribeServiceDeployments`).
     async fn native_status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError>;
+    /// What a CodeDeploy deployment group does once its replacement is ready
+    /// (`GetDeploymentGroup`: `blueGreenDeploymentConfiguration.deploymentReadyOption`). MUST
+    /// return [`DeployError::Rejected`] when the application or group does not exist.
+    async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError>;
+}
+
+/// A CodeDeploy deployment group's `deploymentReadyOption`: with `STOP_DEPLOYMENT` and a wait
+/// time, CodeDeploy holds the new version at READY_WAIT until `ContinueDeployment` (and stops the
+/// deployment when nobody continues it in time); with `CONTINUE_DEPLOYMENT` (CodeDeploy's
+/// default, also when the group sets nothing) it reroutes production traffic by itself as soon as
+/// the hooks pass, and no approval ever happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupWait {
+    /// `STOP_DEPLOYMENT`, `CONTINUE_DEPLOYMENT`; `None` when the group sets none.
+    pub action_on_timeout: Option<String>,
+    pub wait_minutes: i32,
+}
+
+impl GroupWait {
+    /// A group that waits for a person: `STOP_DEPLOYMENT` with a wait time.
+    pub fn waits_for_a_person(&self) -> bool {
+        self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") && self.wait_minutes > 0
+    }
+
+    /// One line for `convoy status` and `convoy check`.
+    pub fn describe(&self) -> String {
+        let action = self.action_on_timeout.as_deref().unwrap_or("CONTINUE_DEPLOYMENT (unset)");
+        if self.waits_for_a_person() {
+            format!("waits for a person: {action} after {} min at READY_WAIT", self.wait_minutes)
+        } else if self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") {
+            format!("does not wait for a person: {action} with a wait time of {} min", self.wait_minutes)
+        } else {
+            format!("does not wait for a person: {action} reroutes production traffic once the hooks pass")
+        }
+    }
+
+    /// Whether Convoy may start a deployment in this group for a release approved `auto` with
+    /// `bake_seconds`. A group that waits always serves. One that does not serves only a release
+    /// policy approves without bake time: Convoy would continue it at once after the verify hook
+    /// passed, which is what CodeDeploy does by itself, and the hook still gates the reroute.
+    /// `Err(why)` otherwise.
+    pub fn serves(&self, auto: bool, bake_seconds: u64) -> Result<(), String> {
+        if self.waits_for_a_person() || (auto && bake_seconds == 0) {
+            return Ok(());
+        }
+        Err(format!(
+            "the deployment group {}; Convoy needs blueGreenDeploymentConfiguration.deploymentReadyOption \
+             actionOnTimeout STOP_DEPLOYMENT with waitTimeInMinutes > 0, so that the traffic shift waits for \
+             the approval (only an auto approval without bake time may use CONTINUE_DEPLOYMENT)",
+            self.describe()
+        ))
+    }
 }
 
 /// How an ECS service deploys, as far as Convoy's native checks need.
@@ -467,3 +519,47 @@ pub trait Watch: Send + Sync {
 }
 
 pub use crate::error::WatchError;
+
+#[cfg(test)]
+mod group_wait_tests {
+    use super::GroupWait;
+
+    fn group(action: Option<&str>, wait_minutes: i32) -> GroupWait {
+        GroupWait { action_on_timeout: action.map(str::to_owned), wait_minutes }
+    }
+
+    #[test]
+    fn a_group_that_stops_after_a_wait_time_waits_for_a_person() {
+        assert!(group(Some("STOP_DEPLOYMENT"), 60).waits_for_a_person());
+        assert_eq!(group(Some("STOP_DEPLOYMENT"), 60).serves(false, 0), Ok(()));
+    }
+
+    #[test]
+    fn a_group_that_continues_by_itself_does_not_serve_a_manual_approval() {
+        let refused = group(Some("CONTINUE_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
+        assert!(refused.contains("CONTINUE_DEPLOYMENT reroutes production traffic once the hooks pass"), "{refused}");
+    }
+
+    #[test]
+    fn a_group_that_sets_no_ready_option_continues_by_itself() {
+        let unset = group(None, 0);
+        assert!(!unset.waits_for_a_person());
+        assert!(unset.describe().contains("CONTINUE_DEPLOYMENT (unset)"), "{}", unset.describe());
+    }
+
+    #[test]
+    fn a_group_that_stops_without_a_wait_time_does_not_wait_for_a_person() {
+        let refused = group(Some("STOP_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
+        assert!(refused.contains("wait time of 0 min"), "{refused}");
+    }
+
+    #[test]
+    fn an_auto_approval_without_bake_time_may_use_a_group_that_continues() {
+        assert_eq!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 0), Ok(()));
+    }
+
+    #[test]
+    fn an_auto_approval_with_bake_time_needs_a_group_that_waits() {
+        assert!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 300).is_err());
+    }
+}

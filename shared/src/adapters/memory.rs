@@ -422,6 +422,8 @@ pub struct MemoryDeployer {
     /// ECS native: how each service deploys, and the service deployments `UpdateService` started.
     native_services: Mutex<HashMap<String, crate::ports::NativeService>>,
     service_deployments: Mutex<Vec<FakeServiceDeployment>>,
+    /// Deployment groups whose ready option a test set; every other waits an hour for a person.
+    group_waits: Mutex<HashMap<(String, String), crate::ports::GroupWait>>,
 }
 
 impl MemoryDeployer {
@@ -433,6 +435,11 @@ impl MemoryDeployer {
     /// the test sends one, or leaves it lost for the reconciler to find.
     pub fn end(&self, deployment: &DeploymentId, end: crate::release::DeploymentEnd) {
         lock(&self.ended).insert(deployment.clone(), end);
+    }
+
+    /// CodeDeploy describes the group's ready option this way from now on.
+    pub fn group_waits(&self, application: &str, group: &str, wait: crate::ports::GroupWait) {
+        lock(&self.group_waits).insert((application.to_owned(), group.to_owned()), wait);
     }
 
     /// ECS describes `service` this way from now on (strategy, hooks).
@@ -488,6 +495,16 @@ impl crate::ports::Deployer for MemoryDeployer {
             .last()
             .map(|(id, _)| id)
             .ok_or_else(|| crate::error::DeployError::Unavailable("no deployment was created".into()))
+    }
+
+    async fn group_wait(
+        &self,
+        application: &str,
+        group: &str,
+    ) -> Result<crate::ports::GroupWait, crate::error::DeployError> {
+        let set = lock(&self.group_waits).get(&(application.to_owned(), group.to_owned())).cloned();
+        Ok(set
+            .unwrap_or(crate::ports::GroupWait { action_on_timeout: Some("STOP_DEPLOYMENT".into()), wait_minutes: 60 }))
     }
 
     async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<DeploymentId>, crate::error::DeployError> {

@@ -41,6 +41,12 @@ impl Convoy {
                 let updated = update(self, key, |r| r.apply(&event)).await?;
                 return Ok(updated.map(|u| self.finish(u)));
             }
+            // Before the claim, so an outage here leaves the release as it was for a retry, and a
+            // takeover (which may find a deployment the first holder made) never asks again.
+            if let Err(reason) = self.group_serves(&release, &settings).await? {
+                warn!(%reason, "the deployment group does not wait for the approval; nothing is started");
+                return self.deployment_impossible(key, reason, now).await;
+            }
         }
         let lease = self.config.claim_lease;
         let method = settings.method();
@@ -104,6 +110,36 @@ impl Convoy {
             // The claim stays; once its lease is over the reconciler takes the start over.
             Err(err) => Err(err),
         }
+    }
+
+    /// Whether the CodeDeploy group the release would deploy in (directly or through its
+    /// pipeline) holds the traffic shift for the release's approval ([`crate::ports::GroupWait::serves`]).
+    /// `Ok(Err(why))` when it does not, or when CodeDeploy knows no such group. ECS native
+    /// services are checked by [`super::check_native_service`] instead.
+    async fn group_serves(
+        &self,
+        release: &Release,
+        settings: &crate::settings::ServiceSettings,
+    ) -> Result<Result<(), String>, ConvoyError> {
+        if settings.method() == DeployMethod::EcsNative {
+            return Ok(Ok(()));
+        }
+        let target = match settings.codedeploy_target() {
+            Ok(target) => target,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let wait = match self.deployer.group_wait(&target.application, &target.deployment_group).await {
+            Ok(wait) => wait,
+            Err(DeployError::Rejected(reason)) => {
+                return Ok(Err(format!("the deployment group cannot be read: {reason}")));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let manifest_approval = release.manifest.as_ref().and_then(|m| m.approval);
+        let auto = manifest_approval.unwrap_or(settings.approval) == crate::manifest::Approval::Auto;
+        Ok(wait
+            .serves(auto, settings.bake_seconds)
+            .map_err(|why| format!("{}/{}: {why}", target.application, target.deployment_group)))
     }
 
     async fn launch_deployment(

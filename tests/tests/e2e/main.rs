@@ -9,6 +9,7 @@ mod deploy;
 mod deployment_end;
 mod event_rules;
 mod gates;
+mod group_wait;
 mod migration;
 mod migration_logs;
 mod native;

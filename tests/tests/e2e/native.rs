@@ -11,7 +11,9 @@ use aws_sdk_ecs::types::DeploymentControllerType;
 use convoy::adapters::aws::CodeDeployer;
 use convoy::error::DeployError;
 use convoy::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
-use convoy::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, NativeService, NativeStatus};
+use convoy::ports::{
+    CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, GroupWait, NativeService, NativeStatus,
+};
 use convoy::release::{DeployMethod, Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
@@ -268,6 +270,9 @@ impl Deployer for CrashAfterUpdate {
     }
     async fn native_status(&self, arn: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
         self.0.native_status(arn).await
+    }
+    async fn group_wait(&self, application: &str, group: &str) -> Result<GroupWait, DeployError> {
+        self.0.group_wait(application, group).await
     }
 }
 
