@@ -364,6 +364,33 @@ pub struct NativeHook {
     pub target: Option<String>,
     pub role: Option<String>,
     pub stages: Vec<String>,
+    /// `timeoutConfiguration.action`: what ECS does when the hook is not resolved in time,
+    /// `ROLLBACK` or `CONTINUE`; `None` when unset (ECS then rolls back).
+    pub timeout_action: Option<String>,
+    /// `timeoutConfiguration.timeoutInMinutes`; `None` when unset (ECS then waits 1440 minutes).
+    pub timeout_minutes: Option<i32>,
+}
+
+impl NativeHook {
+    /// ECS's default timeout of a lifecycle hook, in minutes.
+    pub const DEFAULT_TIMEOUT_MINUTES: i32 = 1440;
+
+    /// Whether ECS moves the deployment on by itself when the hook times out.
+    pub fn continues_on_timeout(&self) -> bool {
+        self.timeout_action.as_deref() == Some("CONTINUE")
+    }
+
+    /// What bounds the hook: `rolls back after 1440 min (ECS default)`.
+    pub fn on_timeout(&self) -> String {
+        let action = if self.continues_on_timeout() { "continues" } else { "rolls back" };
+        let minutes = self.timeout_minutes.unwrap_or(Self::DEFAULT_TIMEOUT_MINUTES);
+        let defaulted = match (&self.timeout_action, self.timeout_minutes) {
+            (None, None) => " (ECS defaults)",
+            (None, Some(_)) | (Some(_), None) => " (partly ECS defaults)",
+            (Some(_), Some(_)) => "",
+        };
+        format!("{action} after {minutes} min{defaulted}")
+    }
 }
 
 /// A service deployment: where it stands, and how it shifts traffic.

@@ -281,7 +281,9 @@ pub enum Event {
     /// What the service's deploy lock said when this release asked for it.
     DeployLock { decision: LockDecision, at: DateTime<Utc> },
     /// A handler claims the start of the deployment (see [`Event::MigrationClaimed`]).
-    DeploymentClaimed { method: DeployMethod, at: DateTime<Utc>, lease: chrono::Duration },
+    /// `gate` says what holds production traffic for the approval (the CodeDeploy group's ready
+    /// option, the ECS PAUSE hook's timeout), as checked before the claim.
+    DeploymentClaimed { method: DeployMethod, at: DateTime<Utc>, lease: chrono::Duration, gate: Option<String> },
     /// The deployment was started (or found after a crashed holder started it).
     DeploymentStarted { deployment: DeploymentId, task_definition: Option<String>, at: DateTime<Utc> },
     /// The release's task-definition revision was registered (the `ecs-native` method records it
@@ -469,7 +471,9 @@ impl Release {
             Event::MigrationLogsCopied { lines, at } => Ok(self.on_migration_logs_copied(lines, *at)),
             Event::ImagesOverdue { missing, deadline, at } => Ok(self.on_images_overdue(missing, *deadline, *at)),
             Event::DeployLock { decision, at } => Ok(self.on_deploy_lock(decision, *at)),
-            Event::DeploymentClaimed { method, at, lease } => Ok(self.on_deployment_claimed(*method, *at, *lease)),
+            Event::DeploymentClaimed { method, at, lease, gate } => {
+                Ok(self.on_deployment_claimed(*method, *at, *lease, gate.as_deref()))
+            }
             Event::DeploymentStarted { deployment, task_definition, at } => {
                 Ok(self.on_deployment_started(deployment, task_definition.as_deref(), *at))
             }

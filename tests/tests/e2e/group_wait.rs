@@ -98,6 +98,26 @@ async fn a_group_that_waits_for_a_person_deploys() {
     let asked = operations.iter().position(|o| o == "GetDeploymentGroup").expect("the group was asked");
     let created = operations.iter().position(|o| o == "CreateDeployment").expect("the deployment was created");
     assert!(asked < created, "the group is asked before the deployment is created: {operations:?}");
+    let gate = format!(
+        "CodeDeploy group {}/{} waits for a person: STOP_DEPLOYMENT after 60 min",
+        backend.application, backend.group
+    );
+    let text = convoy::status::render(&record);
+    assert!(text.contains(&format!("approval gate   {gate} at READY_WAIT")), "{text}");
+}
+
+#[tokio::test]
+async fn convoy_check_says_whether_each_group_waits_for_a_person() {
+    let backend = MotoBackend::new(&containers()).await;
+    let checked = backend.convoy.check_services().await.unwrap();
+    let (service, gate) = &checked[0];
+    assert_eq!(service.as_str(), SERVICE);
+    assert!(gate.ends_with("waits for a person: STOP_DEPLOYMENT after 60 min at READY_WAIT"), "{gate}");
+
+    let continuing = deploying_into(&backend, "web-continue", DeploymentReadyAction::ContinueDeployment, 0).await;
+    let refused = continuing.check_services().await.unwrap_err().to_string();
+    assert!(refused.starts_with("service web: "), "{refused}");
+    assert!(refused.contains("web-continue: the deployment group does not wait for a person"), "{refused}");
 }
 
 #[tokio::test]
