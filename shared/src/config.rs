@@ -52,6 +52,12 @@ pub struct Config {
     /// `CONVOY_COLLECTING_DEADLINE_SECONDS` (default 3600): how long after its manifest was
     /// accepted a release may wait for its images before it fails at images.
     pub collecting_deadline_seconds: u64,
+    /// `CONVOY_MANIFEST_LOOKBACK_SECONDS` (default 86400): how far back the reconciler looks for
+    /// manifests whose upload event was lost. An event is delivered and retried for at most an
+    /// hour (the rule's and the functions' `MaximumEventAgeInSeconds`) before it is dead-lettered;
+    /// a day also covers a reconciler that was down overnight, at one record read per manifest of
+    /// that day per run.
+    pub manifest_lookback_seconds: u64,
     /// `CONVOY_SERVICE_SETTINGS`: per service, where to deploy and how to verify (JSON).
     pub services: std::collections::BTreeMap<ServiceName, crate::settings::ServiceSettings>,
     /// See [`CLAIM_LEASE`].
@@ -68,6 +74,7 @@ pub const ALLOWED_REPOSITORIES: &str = "CONVOY_ALLOWED_REPOSITORIES";
 pub const CLUSTER: &str = "CONVOY_CLUSTER";
 pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
 pub const COLLECTING_DEADLINE: &str = "CONVOY_COLLECTING_DEADLINE_SECONDS";
+pub const MANIFEST_LOOKBACK: &str = "CONVOY_MANIFEST_LOOKBACK_SECONDS";
 pub const SERVICE_SETTINGS: &str = "CONVOY_SERVICE_SETTINGS";
 pub const ACCOUNT_ID: &str = "CONVOY_ACCOUNT_ID";
 pub const REGISTRY_ACCOUNTS: &str = "CONVOY_REGISTRY_ACCOUNTS";
@@ -107,6 +114,7 @@ impl Config {
         registries.insert(own_account);
         let migration_timeout_seconds = seconds(lookup, MIGRATION_TIMEOUT, 1800)?;
         let collecting_deadline_seconds = seconds(lookup, COLLECTING_DEADLINE, 3600)?;
+        let manifest_lookback_seconds = seconds(lookup, MANIFEST_LOOKBACK, 86_400)?;
         let services = match lookup(SERVICE_SETTINGS).filter(|v| !v.trim().is_empty()) {
             None => Default::default(),
             Some(json) => crate::settings::parse(&json).map_err(|e| ConfigError::BadSettings(SERVICE_SETTINGS, e))?,
@@ -118,6 +126,7 @@ impl Config {
             cluster,
             migration_timeout_seconds,
             collecting_deadline_seconds,
+            manifest_lookback_seconds,
             services,
             claim_lease: CLAIM_LEASE,
             event_bus: event_bus(lookup),
@@ -142,6 +151,7 @@ impl Config {
             cluster: String::new(),
             migration_timeout_seconds: 1800,
             collecting_deadline_seconds: 3600,
+            manifest_lookback_seconds: 86_400,
             services: Default::default(),
             claim_lease: CLAIM_LEASE,
             // The CLI's approvals and rejections are transitions too: published to the same bus.
@@ -157,6 +167,11 @@ impl Config {
     /// How long a release may collect its images (see [`Config::collecting_deadline_seconds`]).
     pub fn collecting_deadline(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.collecting_deadline_seconds as i64)
+    }
+
+    /// How far back the reconciler looks for manifests without a record.
+    pub fn manifest_lookback(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.manifest_lookback_seconds as i64)
     }
 
     /// The release a manifest key names: `<prefix><service>/<release>.json`.
@@ -248,6 +263,7 @@ mod tests {
         assert_eq!(config.cluster, "prod");
         assert_eq!(config.migration_timeout_seconds, 1800);
         assert_eq!(config.collecting_deadline_seconds, 3600, "an hour unless set");
+        assert_eq!(config.manifest_lookback_seconds, 86_400, "a day unless set");
         let registries: Vec<&str> = config.policy.registries.iter().map(|a| a.as_str()).collect();
         assert_eq!(registries, ["123456789012", "210987654321"], "its own account, and the listed one");
     }
@@ -304,6 +320,14 @@ mod tests {
             assert_eq!(err, ConfigError::NotSeconds(COLLECTING_DEADLINE, bad.into()));
             assert!(err.to_string().starts_with("CONVOY_COLLECTING_DEADLINE_SECONDS must be"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_manifest_lookback_that_is_not_seconds_is_refused_with_the_variable() {
+        let mut vars = base();
+        vars.extend([(ACCOUNT_ID, "123456789012"), (MANIFEST_LOOKBACK, "1d")]);
+        let err = Config::from_lookup(&env(&vars), "r").unwrap_err();
+        assert_eq!(err, ConfigError::NotSeconds(MANIFEST_LOOKBACK, "1d".into()));
     }
 
     #[test]

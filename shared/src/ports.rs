@@ -70,6 +70,15 @@ pub struct FetchedObject {
     pub version_id: Option<String>,
 }
 
+/// An object as a listing shows it (its current version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+}
+
 /// Reads uploaded manifests.
 #[async_trait]
 pub trait ManifestReader: Send + Sync {
@@ -77,6 +86,16 @@ pub trait ManifestReader: Send + Sync {
     /// when the object or version does not exist, and [`ReadError::TooLarge`] without reading the
     /// body when it is larger than `limit` bytes.
     async fn read(&self, object: &ObjectRef, limit: usize) -> Result<FetchedObject, ReadError>;
+
+    /// Up to `limit` objects of `bucket` under `prefix` whose keys sort after `start_after`, in
+    /// key order (`ListObjectsV2`, as few pages as `limit` needs).
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ListedObject>, ReadError>;
 }
 
 /// What one registry look-up found: each image asked for is in exactly one of the two lists.

@@ -153,11 +153,14 @@ type Versions = HashMap<(String, String), Vec<(String, Vec<u8>)>>;
 #[derive(Default)]
 pub struct MemoryObjects {
     objects: Mutex<Versions>,
+    /// When each object's current version was put.
+    modified: Mutex<HashMap<(String, String), chrono::DateTime<chrono::Utc>>>,
 }
 
 impl MemoryObjects {
     /// Stores a new version and returns its version id.
     pub fn put(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) -> String {
+        lock(&self.modified).insert((bucket.to_owned(), key.to_owned()), chrono::Utc::now());
         let mut objects = lock(&self.objects);
         let versions = objects.entry((bucket.to_owned(), key.to_owned())).or_default();
         let version = format!("v{}", versions.len() + 1);
@@ -179,6 +182,32 @@ impl ManifestReader for MemoryObjects {
             return Err(ReadError::TooLarge { size: bytes.len() as u64, limit });
         }
         Ok(FetchedObject { bytes: bytes.clone(), etag: None, version_id: Some(version.clone()) })
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::ListedObject>, ReadError> {
+        let objects = lock(&self.objects);
+        let modified = lock(&self.modified);
+        let mut keys: Vec<&(String, String)> = objects
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix) && start_after.is_none_or(|after| k.as_str() > after))
+            .collect();
+        keys.sort();
+        Ok(keys
+            .into_iter()
+            .take(limit)
+            .map(|id| crate::ports::ListedObject {
+                key: id.1.clone(),
+                last_modified: modified.get(id).copied(),
+                etag: None,
+                size: objects[id].last().map(|(_, bytes)| bytes.len() as u64),
+            })
+            .collect())
     }
 }
 

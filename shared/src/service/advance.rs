@@ -39,9 +39,11 @@ impl Convoy {
     /// Starts the stage a ready release waits for, from the record as last stored.
     pub(super) async fn advance(&self, stored: Stored, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
         let key = stored.release.key.clone();
+        // Boxed: a stage start is a large future, and every handler reaches it through here; on
+        // the stack it made debug builds' frames outgrow a test thread's 2 MiB.
         match stored.release.state {
-            State::Ready { next: Stage::Migration } => self.start_migration(&key, now, Some(stored)).await,
-            State::Ready { next: Stage::Deployment } => self.start_deployment(&key, now, Some(stored)).await,
+            State::Ready { next: Stage::Migration } => Box::pin(self.start_migration(&key, now, Some(stored))).await,
+            State::Ready { next: Stage::Deployment } => Box::pin(self.start_deployment(&key, now, Some(stored))).await,
             _ => Ok(None),
         }
     }

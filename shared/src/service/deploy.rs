@@ -46,7 +46,8 @@ impl Convoy {
             // takeover (which may find a deployment the first holder made) never asks again.
             let manifest_approval = release.manifest.as_ref().and_then(|m| m.approval);
             let auto = manifest_approval.unwrap_or(settings.approval) == crate::manifest::Approval::Auto;
-            match self.approval_gate(&key.service, &settings, auto).await? {
+            // Boxed: an SDK call's future is large, and this one sits in every path to a start.
+            match Box::pin(self.approval_gate(&key.service, &settings, auto)).await? {
                 Ok(holds) => gate = Some(holds),
                 Err(reason) => {
                     warn!(%reason, "the traffic shift would not wait for the approval; nothing is started");

@@ -5,6 +5,7 @@ mod advance;
 mod decide;
 mod deploy;
 mod gates;
+mod lost_manifests;
 mod migration;
 mod native;
 mod readiness;

@@ -1,7 +1,8 @@
 //! The reconciler: on a schedule, re-derives every release in progress from AWS, so a lost event
 //! delays a release by one period at most. ECR push events are best effort (a Collecting release
 //! looks its images up again, and fails at images once past its deadline); a STOPPED task event can be missed (a Migrating release asks ECS);
-//! a migration that overran its timeout fails; a start whose holder died is taken over.
+//! a migration that overran its timeout fails; a start whose holder died is taken over; a
+//! manifest whose upload event was lost is opened (`lost_manifests.rs`).
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -70,6 +71,16 @@ impl Convoy {
         let left = active.len() - visited;
         if left > 0 {
             warn!(visited, left, "the time ran out; the next run visits the rest (from another place in the list)");
+        }
+        // After the releases in progress, with the time left: manifests whose event was lost.
+        // Boxed: opening a release may start its stage, a deep future for the reconciler's stack.
+        match Box::pin(self.open_lost_manifests(now, deadline)).await {
+            Ok(opened) => reports.extend(opened),
+            Err(err) if err.is_retryable() => {
+                warn!(error = %err, "could not look for lost manifests; next period tries again");
+                retryable = Some(err);
+            }
+            Err(err) => warn!(error = %err, "could not look for lost manifests"),
         }
         match retryable {
             Some(err) if reports.is_empty() => Err(err),

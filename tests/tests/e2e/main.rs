@@ -10,6 +10,7 @@ mod deployment_end;
 mod event_rules;
 mod gates;
 mod group_wait;
+mod lost_manifests;
 mod migration;
 mod migration_logs;
 mod native;
