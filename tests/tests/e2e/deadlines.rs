@@ -76,3 +76,26 @@ async fn a_release_still_collecting_after_the_deadline_fails_at_images_naming_ea
     let active = backend.world.s3.list_objects_v2().bucket(&backend.world.bucket).prefix("active/").send().await;
     assert_eq!(active.unwrap().key_count(), Some(0), "the ended release left the active list");
 }
+
+#[tokio::test]
+async fn on_the_in_memory_fakes_a_registry_convoy_may_not_read_is_named_access_denied_at_the_deadline() {
+    let backend = MemoryBackend::new(&["app".to_owned()]);
+    backend.registry.deny(&convoy_tests::moto::ACCOUNT.parse().unwrap());
+    let manifest = manifest_v1(&backend, "d2", &["app".to_owned()], false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/d2.json", &manifest).await).await.unwrap();
+    let key = release_key("d2");
+    assert_eq!(
+        backend.record(&key).await.unwrap().state,
+        State::Collecting,
+        "a denied read is an answer, not an outage"
+    );
+
+    backend.convoy.reconcile(Utc::now() + Duration::minutes(61)).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Images, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("\"app\""), "{reason}");
+    assert!(reason.contains("access denied, registry not readable (\"not authorized to read registry"), "{reason}");
+    let image = convoy::release::ImageKey::of(&record.images[&"app".parse().unwrap()].image);
+    let waiting = backend.convoy.waits.waiting_for(&image).await.unwrap();
+    assert!(waiting.is_empty(), "the wait-list no longer names it");
+}
