@@ -12,6 +12,11 @@ use serde_json::{Map, Value};
 /// never adds a revision to the service's family (and RunTask can be granted on it alone).
 pub const MIGRATION_FAMILY_SUFFIX: &str = "-convoy-migration";
 
+/// The tag (key, value) on every migration task definition Convoy registers and every migration
+/// task it runs: the template grants RunTask and StopTask only on resources that carry it, so
+/// Convoy's role cannot stop the cluster's other tasks.
+pub const MIGRATION_TAG: (&str, &str) = ("convoy:migration", "true");
+
 /// Fields of a DescribeTaskDefinition answer that ECS sets itself and RegisterTaskDefinition refuses
 /// or ignores. A blocklist rather than an allowlist, so a field ECS adds later is carried over
 /// without a change here.
@@ -36,20 +41,27 @@ pub struct Derivation<'a> {
     pub family_suffix: Option<&'a str>,
     /// The only essential container; `None` keeps each container's `essential` as described.
     pub only_essential: Option<&'a str>,
+    /// A tag (key, value) added to the described tags (replacing one with the same key).
+    pub tag: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> Derivation<'a> {
     /// A new revision of the described family with `images` pinned: the release's revision and a
     /// pipeline bundle's `taskdef.json`.
     pub fn revision(images: &'a [(String, String)]) -> Self {
-        Derivation { images, family_suffix: None, only_essential: None }
+        Derivation { images, family_suffix: None, only_essential: None, tag: None }
     }
 
     /// The migration's definition: its own family, `images` pinned, only `container` essential (so
     /// the task stops when the migration exits, and a sidecar that cannot start alone does not
     /// fail it).
     pub fn migration(images: &'a [(String, String)], container: &'a str) -> Self {
-        Derivation { images, family_suffix: Some(MIGRATION_FAMILY_SUFFIX), only_essential: Some(container) }
+        Derivation {
+            images,
+            family_suffix: Some(MIGRATION_FAMILY_SUFFIX),
+            only_essential: Some(container),
+            tag: Some(MIGRATION_TAG),
+        }
     }
 }
 
@@ -102,8 +114,13 @@ pub fn derive(described: &Value, derivation: &Derivation<'_>) -> Result<Value, S
         }
     }
 
-    if let Some(tags) = described.get("tags").and_then(Value::as_array).filter(|tags| !tags.is_empty()) {
-        definition.insert("tags".into(), Value::Array(tags.clone()));
+    let mut tags = described.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some((key, value)) = derivation.tag {
+        tags.retain(|tag| tag.get("key").and_then(Value::as_str) != Some(key));
+        tags.push(serde_json::json!({"key": key, "value": value}));
+    }
+    if !tags.is_empty() {
+        definition.insert("tags".into(), Value::Array(tags));
     }
     Ok(Value::Object(definition))
 }
@@ -220,7 +237,10 @@ mod tests {
         assert_eq!(container(&derived, "log-router")["firelensConfiguration"]["type"], "fluentbit");
         assert_eq!(derived["volumes"], json!([{"name": "scratch", "host": {}}]));
         assert_eq!(derived["taskRoleArn"], "arn:aws:iam::123456789012:role/shop-web-task");
-        assert_eq!(derived["tags"], json!([{"key": "team", "value": "shop"}]));
+        assert_eq!(
+            derived["tags"],
+            json!([{"key": "team", "value": "shop"}, {"key": "convoy:migration", "value": "true"}])
+        );
         for field in READ_ONLY_FIELDS {
             assert!(derived.get(field).is_none(), "{field} was kept");
         }
@@ -245,6 +265,27 @@ mod tests {
         nginx["image"] = json!(NGINX_IMAGE);
         nginx["essential"] = json!(false);
         assert_eq!(container(&derived, "nginx"), &nginx);
+    }
+
+    #[test]
+    fn the_migration_definition_carries_the_migration_tag_once_whatever_the_service_had() {
+        let mut answer = described();
+        answer["tags"] = json!([{"key": "convoy:migration", "value": "false"}]);
+        let derived = derive(&answer, &Derivation::migration(&[], "app")).unwrap();
+        assert_eq!(derived["tags"], json!([{"key": "convoy:migration", "value": "true"}]));
+
+        answer.as_object_mut().unwrap().remove("tags");
+        let derived = derive(&answer, &Derivation::migration(&[], "app")).unwrap();
+        assert_eq!(derived["tags"], json!([{"key": "convoy:migration", "value": "true"}]));
+    }
+
+    #[test]
+    fn a_revision_is_not_tagged_as_a_migration() {
+        let derived = derive(&described(), &Derivation::revision(&pinned())).unwrap();
+        assert_eq!(derived["tags"], json!([{"key": "team", "value": "shop"}]));
+        let mut untagged = described();
+        untagged.as_object_mut().unwrap().remove("tags");
+        assert!(derive(&untagged, &Derivation::revision(&pinned())).unwrap().get("tags").is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod cbor;
 pub mod dashboard;
 pub mod fixtures;
 pub mod http;
+pub mod iam;
 pub mod moto;
 pub mod notifications;
 pub mod pipeline;

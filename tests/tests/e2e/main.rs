@@ -2,6 +2,7 @@
 //! property runs, the same scenarios against the in-memory fakes).
 
 mod bad_input;
+mod bucket_policy;
 mod cli;
 mod dashboard;
 mod deadlines;
@@ -9,6 +10,7 @@ mod deploy;
 mod deployment_end;
 mod event_rules;
 mod gates;
+mod grants;
 mod group_wait;
 mod lost_manifests;
 mod migration;

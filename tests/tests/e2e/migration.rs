@@ -112,6 +112,39 @@ async fn the_migration_task_is_derived_from_the_service_with_pinned_images() {
     assert_eq!(run.log.unwrap().stream, format!("ecs/app/{task_id}"), "the log pointer follows awslogs naming");
 }
 
+/// The template grants RunTask and StopTask only on resources tagged `convoy:migration`; moto keeps
+/// the tags RegisterTaskDefinition and RunTask send, and ListTagsForResource reads them back.
+#[tokio::test]
+async fn the_migration_task_and_its_definition_carry_the_migration_tag_the_grants_require() {
+    let (backend, task) = migrating("m1t").await;
+    let ecs = backend.ecs_client();
+    let tags_of = |arn: String| {
+        let ecs = ecs.clone();
+        async move {
+            let listed = ecs.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+            listed
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let migration_tag = (convoy::taskdef::MIGRATION_TAG.0.to_owned(), convoy::taskdef::MIGRATION_TAG.1.to_owned());
+
+    let task_tags = tags_of(task.clone()).await;
+    assert!(task_tags.contains(&migration_tag), "the task's tags: {task_tags:?}");
+
+    let described = ecs.describe_tasks().cluster(&backend.ecs.cluster).tasks(&task).send().await.unwrap();
+    let definition = described.tasks()[0].task_definition_arn().unwrap().to_owned();
+    let definition_tags = tags_of(definition).await;
+    assert!(definition_tags.contains(&migration_tag), "the definition's tags: {definition_tags:?}");
+
+    // The service's own task definition is not a migration's: the grants do not reach it.
+    let service = ecs.describe_services().cluster(&backend.ecs.cluster).services(&backend.ecs.service).send().await;
+    let service_definition = service.unwrap().services()[0].task_definition().unwrap().to_owned();
+    assert!(!tags_of(service_definition).await.contains(&migration_tag));
+}
+
 #[tokio::test]
 async fn exit_0_moves_the_release_on_to_deployment() {
     let (backend, task) = migrating("m2").await;

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerDefinition, ContainerOverride,
-    DesiredStatus, LaunchType, NetworkConfiguration, TaskOverride,
+    DesiredStatus, LaunchType, NetworkConfiguration, Tag, TaskOverride,
 };
 use chrono::{DateTime, Utc};
 
@@ -251,6 +251,9 @@ impl Tasks for EcsTasks {
             .started_by(&request.started_by)
             .group(&request.group)
             .client_token(&request.client_token)
+            // The template grants StopTask only on tasks with this tag (and TagResource only as
+            // part of RunTask), so Convoy can stop its migrations and nothing else in the cluster.
+            .tags(Tag::builder().key(taskdef::MIGRATION_TAG.0).value(taskdef::MIGRATION_TAG.1).build())
             .overrides(
                 TaskOverride::builder()
                     .container_overrides(
@@ -390,7 +393,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn run_task_carries_the_services_network_launch_token_group_and_command() {
+    async fn run_task_carries_the_services_network_launch_token_group_command_and_migration_tag() {
         let seen: Arc<Mutex<Option<RunTaskInput>>> = Arc::default();
         let capture = seen.clone();
         let rule = mock!(Client::run_task)
@@ -422,6 +425,8 @@ mod tests {
         assert_eq!(overrides.len(), 1);
         assert_eq!(overrides[0].name(), Some("laravel"));
         assert_eq!(overrides[0].command(), ["php", "artisan", "migrate", "--force"]);
+        let tags: Vec<_> = input.tags().iter().map(|t| (t.key(), t.value())).collect();
+        assert_eq!(tags, [(Some("convoy:migration"), Some("true"))], "StopTask is granted on this tag only");
         assert_eq!(rule.num_calls(), 1);
     }
 
@@ -684,7 +689,10 @@ mod tests {
         assert_eq!(body["containerDefinitions"][1]["essential"], false);
         assert_eq!(body["family"], "web-convoy-migration");
         assert_eq!(body["volumes"], json!([{"name": "scratch", "host": {}}]));
-        assert_eq!(body["tags"], json!([{"key": "team", "value": "web"}]));
+        assert_eq!(
+            body["tags"],
+            json!([{"key": "team", "value": "web"}, {"key": "convoy:migration", "value": "true"}])
+        );
         assert!(body.get("revision").is_none() && body.get("taskDefinitionArn").is_none(), "{body}");
         // The replaced body is the one declared and signed.
         let length = request.body().bytes().unwrap().len().to_string();

@@ -24,6 +24,12 @@ pub struct S3Store {
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
 impl S3Store {
+    /// Every prefix under which Convoy writes (records, the active list, locks, the image
+    /// wait-list, the deployment index). template.yaml's StateBucketPolicy lets only Convoy's
+    /// function roles write or delete under them; a new prefix must be added there too
+    /// (tests/tests/e2e/bucket_policy.rs checks the policy covers each of these).
+    pub const OWNED_PREFIXES: [&'static str; 5] = ["state/", "active/", "lock/", "index/", "deployments/"];
+
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         Self { client, bucket: bucket.into() }
     }
@@ -40,6 +46,14 @@ impl S3Store {
 
     fn active_key(key: &ReleaseKey) -> String {
         format!("active/{}/{}", key.service, key.release)
+    }
+
+    fn lock_key(service: &ServiceName) -> String {
+        format!("lock/{service}.json")
+    }
+
+    fn deployment_key(deployment: &DeploymentRef) -> String {
+        format!("deployments/{}.json", utf8_percent_encode(deployment.as_str(), SEGMENT))
     }
 
     /// Lists the keys under `prefix`, all pages.
@@ -225,11 +239,11 @@ impl ActiveReleases for S3Store {
 #[async_trait]
 impl DeployLocks for S3Store {
     async fn load(&self, service: &ServiceName) -> Result<Option<(DeployLock, RecordVersion)>, StoreError> {
-        self.get_json(&format!("lock/{service}.json")).await
+        self.get_json(&Self::lock_key(service)).await
     }
 
     async fn create(&self, service: &ServiceName, lock: &DeployLock) -> Result<RecordVersion, StoreError> {
-        self.put_json(format!("lock/{service}.json"), lock, Condition::Absent).await
+        self.put_json(Self::lock_key(service), lock, Condition::Absent).await
     }
 
     async fn replace(
@@ -238,14 +252,14 @@ impl DeployLocks for S3Store {
         lock: &DeployLock,
         expected: &RecordVersion,
     ) -> Result<RecordVersion, StoreError> {
-        self.put_json(format!("lock/{service}.json"), lock, Condition::Version(expected)).await
+        self.put_json(Self::lock_key(service), lock, Condition::Version(expected)).await
     }
 }
 
 #[async_trait]
 impl DeploymentIndex for S3Store {
     async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError> {
-        let key = format!("deployments/{}.json", utf8_percent_encode(deployment.as_str(), SEGMENT));
+        let key = Self::deployment_key(deployment);
         match self.put_json(key, release, Condition::Absent).await {
             Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
             Err(err) => Err(err),
@@ -253,7 +267,7 @@ impl DeploymentIndex for S3Store {
     }
 
     async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError> {
-        let key = format!("deployments/{}.json", utf8_percent_encode(deployment.as_str(), SEGMENT));
+        let key = Self::deployment_key(deployment);
         Ok(self.get_json(&key).await?.map(|(release, _)| release))
     }
 }
@@ -389,5 +403,28 @@ mod record_names {
         assert!(S3Store::release_of_record("state/laravel-app/4cf03d1.txt").is_none());
         assert!(S3Store::release_of_record("state/../x.json").is_none());
         assert!(S3Store::release_of_record("lock/laravel-app.json").is_none());
+    }
+
+    #[test]
+    fn every_key_convoy_writes_is_under_one_of_its_owned_prefixes() {
+        let key = ReleaseKey::new("web".parse().unwrap(), "r1".parse().unwrap());
+        let image = ImageKey {
+            registry: "123456789012".parse().unwrap(),
+            repository: "shop/web".parse().unwrap(),
+            tag: "r1".parse().unwrap(),
+        };
+        let keys = [
+            S3Store::record_key(&key),
+            S3Store::active_key(&key),
+            S3Store::lock_key(&key.service),
+            S3Store::deployment_key(&DeploymentRef::CodeDeploy("d-ABCDEF123".parse().unwrap())),
+            S3Store::wait_prefix(&image),
+        ];
+        for written in keys {
+            assert!(
+                S3Store::OWNED_PREFIXES.iter().any(|p| written.starts_with(p)),
+                "{written} is under no owned prefix"
+            );
+        }
     }
 }

@@ -1,0 +1,233 @@
+//! The state bucket's policy (template.yaml StateBucketPolicy), synthesized from the template with
+//! parameter values and evaluated by tests/src/iam.rs: moto does not enforce bucket policies, so a
+//! write moto accepts proves nothing about S3. Each test asks whether the policy *denies* a
+//! request (an explicit Deny, which no IAM grant overrides); what it allows is left to the callers'
+//! own IAM policies.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use convoy::adapters::aws::S3Store;
+use convoy_tests::iam::{ACCOUNT, Outcome, Request, Stack, evaluate, template_json};
+use serde_json::Value;
+
+const BUCKET: &str = "convoy-state";
+const STRANGER: &str = "arn:aws:iam::123456789012:role/Admin";
+const PUBLISHER: &str = "arn:aws:iam::123456789012:role/ci-publisher";
+
+/// The writes a stranger must not make under Convoy's prefixes (a sample of the statement's list,
+/// kept here so that dropping one from the template fails a test).
+const WRITES: [&str; 6] = [
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObjectTagging",
+    "s3:PutObjectAcl",
+    "s3:ReplicateObject",
+];
+
+fn template() -> &'static Value {
+    static TEMPLATE: OnceLock<Value> = OnceLock::new();
+    TEMPLATE.get_or_init(|| template_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")))
+}
+
+/// The stack with its required parameters set, and `extra`.
+fn stack(extra: &[(&str, &str)]) -> Stack {
+    let mut parameters = vec![
+        ("StateBucketName", BUCKET),
+        ("AllowedServices", "web"),
+        ("AllowedRepositories", "web"),
+        ("ClusterName", "prod"),
+        ("ServiceRoleArns", "arn:aws:iam::123456789012:role/web-task"),
+        ("CodeDeployApplication", "shop"),
+        ("ServiceSettings", "{}"),
+    ];
+    parameters.extend_from_slice(extra);
+    Stack::new(template().clone(), &parameters)
+}
+
+/// StateBucketPolicy's document as CloudFormation would create it with these parameters.
+fn policy_of(stack: &Stack) -> Value {
+    stack.resolve(&stack.resource("StateBucketPolicy")["Properties"]["PolicyDocument"]).expect("a policy")
+}
+
+fn policy(extra: &[(&str, &str)]) -> Value {
+    policy_of(&stack(extra))
+}
+
+/// Each Convoy function's role ARN, from the function's own `Role` (so the test presents exactly
+/// the role the function runs with).
+fn function_roles(stack: &Stack) -> Vec<(String, String)> {
+    let functions = stack.resources_of("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 6, "Convoy's functions: {functions:?}");
+    functions
+        .into_iter()
+        .map(|f| {
+            let role = stack.resolve(&stack.resource(&f)["Properties"]["Role"]).expect("each function names its role");
+            (f, role.as_str().expect("a role ARN").to_owned())
+        })
+        .collect()
+}
+
+fn request(principal: Option<&str>, action: &str, key: &str) -> Request {
+    Request::new(principal, action, &format!("arn:aws:s3:::{BUCKET}/{key}"))
+}
+
+fn denied(policy: &Value, principal: Option<&str>, action: &str, key: &str) -> bool {
+    evaluate(policy, &request(principal, action, key)).is_denied()
+}
+
+#[test]
+fn a_stranger_writing_a_record_under_state_is_denied() {
+    let outcome = evaluate(&policy(&[]), &request(Some(STRANGER), "s3:PutObject", "state/web/r1.json"));
+    assert_eq!(outcome, Outcome::Denied("OnlyConvoyWritesItsPrefixes".into()));
+}
+
+#[test]
+fn a_stranger_writing_or_deleting_under_any_prefix_convoy_owns_is_denied() {
+    let policy = policy(&[]);
+    for prefix in S3Store::OWNED_PREFIXES {
+        for action in WRITES {
+            assert!(denied(&policy, Some(STRANGER), action, &format!("{prefix}web/r1.json")), "{action} {prefix}");
+        }
+    }
+}
+
+#[test]
+fn deleting_a_record_or_one_of_its_versions_by_a_stranger_is_denied() {
+    let policy = policy(&[]);
+    assert!(denied(&policy, Some(STRANGER), "s3:DeleteObject", "state/web/r1.json"));
+    assert!(denied(&policy, Some(STRANGER), "s3:DeleteObjectVersion", "state/web/r1.json"));
+    assert!(denied(&policy, Some(STRANGER), "s3:DeleteObject", "lock/web.json"));
+}
+
+#[test]
+fn each_convoy_function_role_writing_its_keys_is_not_denied() {
+    let stack = stack(&[]);
+    let policy = policy_of(&stack);
+    for (function, role) in function_roles(&stack) {
+        for prefix in S3Store::OWNED_PREFIXES {
+            for action in ["s3:PutObject", "s3:DeleteObject"] {
+                let key = format!("{prefix}web/r1.json");
+                assert!(!denied(&policy, Some(&role), action, &key), "{function} ({role}) {action} {key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_caller_without_a_principal_arn_writing_a_record_is_denied() {
+    assert!(denied(&policy(&[]), None, "s3:PutObject", "state/web/r1.json"));
+}
+
+#[test]
+fn a_lookalike_of_a_convoy_role_in_another_account_is_denied() {
+    let stack = stack(&[]);
+    let (_, role) = function_roles(&stack).remove(0);
+    let elsewhere = role.replace(ACCOUNT, "999999999999");
+    assert!(denied(&policy_of(&stack), Some(&elsewhere), "s3:PutObject", "state/web/r1.json"));
+}
+
+#[test]
+fn reading_records_is_left_to_iam_not_denied_by_the_bucket_policy() {
+    let policy = policy(&[]);
+    assert_eq!(evaluate(&policy, &request(Some(STRANGER), "s3:GetObject", "state/web/r1.json")), Outcome::Silent);
+}
+
+#[test]
+fn a_publisher_writing_a_manifest_is_not_denied_when_listed() {
+    let policy = policy(&[("PublisherPrincipalArns", PUBLISHER)]);
+    assert!(!denied(&policy, Some(PUBLISHER), "s3:PutObject", "releases/web/r1.json"));
+}
+
+#[test]
+fn a_stranger_writing_a_manifest_is_denied_when_publishers_are_listed() {
+    let policy = policy(&[("PublisherPrincipalArns", PUBLISHER)]);
+    let outcome = evaluate(&policy, &request(Some(STRANGER), "s3:PutObject", "releases/web/r1.json"));
+    assert_eq!(outcome, Outcome::Denied("OnlyPublishersWriteManifests".into()));
+    assert!(denied(&policy, Some(STRANGER), "s3:DeleteObject", "releases/web/r1.json"));
+}
+
+#[test]
+fn a_stranger_writing_a_manifest_is_not_denied_when_the_list_is_empty() {
+    let policy = policy(&[]);
+    assert!(!denied(&policy, Some(STRANGER), "s3:PutObject", "releases/web/r1.json"));
+    let sids: Vec<&str> = policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
+    assert!(!sids.contains(&"OnlyPublishersWriteManifests"), "{sids:?}");
+}
+
+#[test]
+fn a_publisher_pattern_admits_the_roles_it_matches_and_no_other() {
+    let policy =
+        policy(&[("PublisherPrincipalArns", "arn:aws:iam::123456789012:role/ci-*,arn:aws:iam::123456789012:user/rm")]);
+    assert!(!denied(&policy, Some(PUBLISHER), "s3:PutObject", "releases/web/r1.json"));
+    assert!(!denied(&policy, Some("arn:aws:iam::123456789012:user/rm"), "s3:PutObject", "releases/web/r1.json"));
+    assert!(denied(&policy, Some("arn:aws:iam::123456789012:user/rm2"), "s3:PutObject", "releases/web/r1.json"));
+}
+
+#[test]
+fn a_listed_publisher_writing_a_record_under_state_is_denied() {
+    let policy = policy(&[("PublisherPrincipalArns", PUBLISHER)]);
+    assert!(denied(&policy, Some(PUBLISHER), "s3:PutObject", "state/web/r1.json"));
+}
+
+#[test]
+fn a_non_tls_request_is_denied_even_for_convoy() {
+    let stack = stack(&[]);
+    let policy = policy_of(&stack);
+    let (_, role) = function_roles(&stack).remove(0);
+    for (principal, action) in [(Some(role.as_str()), "s3:PutObject"), (Some(STRANGER), "s3:GetObject")] {
+        let mut plain = request(principal, action, "state/web/r1.json");
+        plain.tls = false;
+        assert_eq!(evaluate(&policy, &plain), Outcome::Denied("TlsOnly".into()));
+    }
+}
+
+/// The checks above must be able to fail: the same questions on policies with one thing taken
+/// out give the other answer.
+#[test]
+fn a_policy_missing_a_function_role_or_the_prefix_statement_is_caught() {
+    let stack = stack(&[]);
+    let policy = policy_of(&stack);
+    let (function, role) = function_roles(&stack).remove(3);
+
+    let mut without_role = policy.clone();
+    let statement = without_role["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["Sid"] == "OnlyConvoyWritesItsPrefixes")
+        .unwrap();
+    statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].as_array_mut().unwrap().retain(|r| r != &role);
+    assert!(!denied(&policy, Some(&role), "s3:PutObject", "state/web/r1.json"));
+    assert!(denied(&without_role, Some(&role), "s3:PutObject", "state/web/r1.json"), "{function} would be locked out");
+
+    let mut without_statement = policy.clone();
+    without_statement["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "OnlyConvoyWritesItsPrefixes");
+    assert!(denied(&policy, Some(STRANGER), "s3:PutObject", "state/web/r1.json"));
+    assert!(!denied(&without_statement, Some(STRANGER), "s3:PutObject", "state/web/r1.json"));
+}
+
+/// The figures: who may write where, as the synthesized policy says (printed with --nocapture).
+#[test]
+fn the_write_matrix_is_convoy_for_its_prefixes_and_the_publishers_for_manifests() {
+    let stack = stack(&[("PublisherPrincipalArns", PUBLISHER)]);
+    let policy = policy_of(&stack);
+    let (_, reconciler) = function_roles(&stack).into_iter().find(|(f, _)| f == "ReconcilerFunction").unwrap();
+    let callers =
+        [("reconciler role", Some(reconciler.as_str())), ("publisher", Some(PUBLISHER)), ("stranger", Some(STRANGER))];
+    let mut table = String::from("PutObject           reconciler role   publisher   stranger\n");
+    for prefix in S3Store::OWNED_PREFIXES.iter().chain(&["releases/"]) {
+        let row: Vec<bool> = callers
+            .iter()
+            .map(|(_, who)| denied(&policy, *who, "s3:PutObject", &format!("{prefix}web/r1.json")))
+            .collect();
+        let expected = if *prefix == "releases/" { [true, false, true] } else { [false, true, true] };
+        assert_eq!(row, expected, "{prefix}: denied for {:?}", callers.map(|(name, _)| name));
+        let cell = |d: bool| if d { "denied" } else { "-" };
+        table.push_str(&format!("{prefix:<18}  {:<16}  {:<10}  {}\n", cell(row[0]), cell(row[1]), cell(row[2])));
+    }
+    println!(
+        "StateBucketPolicy (template.yaml, PublisherPrincipalArns={PUBLISHER}), evaluated by tests/src/iam.rs:\n{table}"
+    );
+}
