@@ -57,8 +57,11 @@ impl Convoy {
             }
             // Keys that name no release are the event path's to log; here they are skipped quietly.
             let Ok(key) = self.config.release_of(&object.key) else { continue };
-            if self.store.load(&key).await?.is_some() {
-                continue;
+            match self.store.load(&key).await {
+                Ok(None) => {}
+                // An unreadable record is still a record: its manifest was opened.
+                Ok(Some(_)) | Err(crate::error::StoreError::Corrupt { .. }) => continue,
+                Err(err) => return Err(err.into()),
             }
             opened += 1;
             warn!(key = %object.key, "a manifest without a record: its upload event was lost; opening it");
