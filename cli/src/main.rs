@@ -83,8 +83,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check every ECS native service of the settings (the functions' CONVOY_* environment): the
-    /// BLUE_GREEN strategy and hooks that call the verify function; say what is missing.
+    /// Check every service of the settings (the functions' CONVOY_* environment) as a release's
+    /// start would: an ECS native service's BLUE_GREEN strategy, hooks that call the verify
+    /// function and a PAUSE hook that rolls back on timeout; a CodeDeploy group that waits for a
+    /// person (STOP_DEPLOYMENT with a wait time). Say what is missing.
     Check,
     /// Serve a local web UI of every release on http://127.0.0.1:<port>/ (loopback only), with
     /// approve/reject from the page. Port 0 picks a free one.
@@ -146,15 +148,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
-/// `convoy check`: the ECS native services' checks, as a release would meet them.
+/// `convoy check`: every service's checks, as a release would meet them.
 async fn check(sdk: &aws_config::SdkConfig) -> Result<ExitCode, String> {
     let region = sdk.region().map(ToString::to_string).unwrap_or_default();
     let config = Config::from_env(&region).map_err(|e| e.to_string())?;
     let convoy = convoy::startup::wire(sdk, &config).map_err(|e| e.to_string())?;
-    match convoy.check_native_services().await {
+    match convoy.check_services().await {
         Ok(checked) => {
-            for service in checked {
-                println!("{service}: ready for ECS native blue/green");
+            for (service, gate) in checked {
+                println!("{service}: ready; {gate}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -49,6 +49,15 @@ pub struct Config {
     pub cluster: String,
     /// `CONVOY_MIGRATION_TIMEOUT_SECONDS` (default 1800): for manifests that set none.
     pub migration_timeout_seconds: u64,
+    /// `CONVOY_COLLECTING_DEADLINE_SECONDS` (default 3600): how long after its manifest was
+    /// accepted a release may wait for its images before it fails at images.
+    pub collecting_deadline_seconds: u64,
+    /// `CONVOY_MANIFEST_LOOKBACK_SECONDS` (default 86400): how far back the reconciler looks for
+    /// manifests whose upload event was lost. An event is delivered and retried for at most an
+    /// hour (the rule's and the functions' `MaximumEventAgeInSeconds`) before it is dead-lettered;
+    /// a day also covers a reconciler that was down overnight, at one record read per manifest of
+    /// that day per run.
+    pub manifest_lookback_seconds: u64,
     /// `CONVOY_SERVICE_SETTINGS`: per service, where to deploy and how to verify (JSON).
     pub services: std::collections::BTreeMap<ServiceName, crate::settings::ServiceSettings>,
     /// See [`CLAIM_LEASE`].
@@ -64,6 +73,8 @@ pub const ALLOWED_SERVICES: &str = "CONVOY_ALLOWED_SERVICES";
 pub const ALLOWED_REPOSITORIES: &str = "CONVOY_ALLOWED_REPOSITORIES";
 pub const CLUSTER: &str = "CONVOY_CLUSTER";
 pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
+pub const COLLECTING_DEADLINE: &str = "CONVOY_COLLECTING_DEADLINE_SECONDS";
+pub const MANIFEST_LOOKBACK: &str = "CONVOY_MANIFEST_LOOKBACK_SECONDS";
 pub const SERVICE_SETTINGS: &str = "CONVOY_SERVICE_SETTINGS";
 pub const ACCOUNT_ID: &str = "CONVOY_ACCOUNT_ID";
 pub const REGISTRY_ACCOUNTS: &str = "CONVOY_REGISTRY_ACCOUNTS";
@@ -101,14 +112,9 @@ impl Config {
             .map_err(|source| ConfigError::Invalid { var: ACCOUNT_ID, source })?;
         let mut registries = optional_names(lookup, REGISTRY_ACCOUNTS, AccountId::new)?;
         registries.insert(own_account);
-        let migration_timeout_seconds = match lookup(MIGRATION_TIMEOUT).map(|v| v.trim().to_owned()) {
-            None => 1800,
-            Some(raw) => raw
-                .parse()
-                .ok()
-                .filter(|s| (1..=86_400).contains(s))
-                .ok_or(ConfigError::NotSeconds(MIGRATION_TIMEOUT, raw))?,
-        };
+        let migration_timeout_seconds = seconds(lookup, MIGRATION_TIMEOUT, 1800)?;
+        let collecting_deadline_seconds = seconds(lookup, COLLECTING_DEADLINE, 3600)?;
+        let manifest_lookback_seconds = seconds(lookup, MANIFEST_LOOKBACK, 86_400)?;
         let services = match lookup(SERVICE_SETTINGS).filter(|v| !v.trim().is_empty()) {
             None => Default::default(),
             Some(json) => crate::settings::parse(&json).map_err(|e| ConfigError::BadSettings(SERVICE_SETTINGS, e))?,
@@ -119,6 +125,8 @@ impl Config {
             policy: Policy { allowed_services, allowed_repositories, region: region.to_owned(), registries },
             cluster,
             migration_timeout_seconds,
+            collecting_deadline_seconds,
+            manifest_lookback_seconds,
             services,
             claim_lease: CLAIM_LEASE,
             event_bus: event_bus(lookup),
@@ -142,6 +150,8 @@ impl Config {
             },
             cluster: String::new(),
             migration_timeout_seconds: 1800,
+            collecting_deadline_seconds: 3600,
+            manifest_lookback_seconds: 86_400,
             services: Default::default(),
             claim_lease: CLAIM_LEASE,
             // The CLI's approvals and rejections are transitions too: published to the same bus.
@@ -154,6 +164,16 @@ impl Config {
         chrono::Duration::seconds(self.migration_timeout_seconds as i64)
     }
 
+    /// How long a release may collect its images (see [`Config::collecting_deadline_seconds`]).
+    pub fn collecting_deadline(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.collecting_deadline_seconds as i64)
+    }
+
+    /// How far back the reconciler looks for manifests without a record.
+    pub fn manifest_lookback(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.manifest_lookback_seconds as i64)
+    }
+
     /// The release a manifest key names: `<prefix><service>/<release>.json`.
     pub fn release_of(&self, object_key: &str) -> Result<ReleaseKey, String> {
         let shape = || format!("{object_key:?} is not {}<service>/<release>.json", self.manifest_prefix);
@@ -163,6 +183,14 @@ impl Config {
         let service = ServiceName::new(service).map_err(|e| format!("{}: {e}", shape()))?;
         let release = ReleaseId::new(release).map_err(|e| format!("{}: {e}", shape()))?;
         Ok(ReleaseKey::new(service, release))
+    }
+}
+
+/// A whole number of seconds from 1 to 86400, `default` when unset.
+fn seconds(lookup: &impl Fn(&str) -> Option<String>, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match lookup(var).map(|v| v.trim().to_owned()) {
+        None => Ok(default),
+        Some(raw) => raw.parse().ok().filter(|s| (1..=86_400).contains(s)).ok_or(ConfigError::NotSeconds(var, raw)),
     }
 }
 
@@ -234,6 +262,8 @@ mod tests {
         assert_eq!(config.policy.allowed_services.len(), 2);
         assert_eq!(config.cluster, "prod");
         assert_eq!(config.migration_timeout_seconds, 1800);
+        assert_eq!(config.collecting_deadline_seconds, 3600, "an hour unless set");
+        assert_eq!(config.manifest_lookback_seconds, 86_400, "a day unless set");
         let registries: Vec<&str> = config.policy.registries.iter().map(|a| a.as_str()).collect();
         assert_eq!(registries, ["123456789012", "210987654321"], "its own account, and the listed one");
     }
@@ -271,6 +301,33 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, ConfigError::NotSeconds(MIGRATION_TIMEOUT, "10m".into()));
+    }
+
+    #[test]
+    fn a_collecting_deadline_is_read_in_seconds() {
+        let mut vars = base();
+        vars.extend([(ACCOUNT_ID, "123456789012"), (COLLECTING_DEADLINE, " 900 ")]);
+        let config = Config::from_lookup(&env(&vars), "r").unwrap();
+        assert_eq!(config.collecting_deadline(), chrono::Duration::minutes(15));
+    }
+
+    #[test]
+    fn a_collecting_deadline_that_is_not_seconds_is_refused_with_the_variable() {
+        for bad in ["1h", "0", "-5", "86401", ""] {
+            let mut vars = base();
+            vars.extend([(ACCOUNT_ID, "123456789012"), (COLLECTING_DEADLINE, bad)]);
+            let err = Config::from_lookup(&env(&vars), "r").unwrap_err();
+            assert_eq!(err, ConfigError::NotSeconds(COLLECTING_DEADLINE, bad.into()));
+            assert!(err.to_string().starts_with("CONVOY_COLLECTING_DEADLINE_SECONDS must be"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_lookback_that_is_not_seconds_is_refused_with_the_variable() {
+        let mut vars = base();
+        vars.extend([(ACCOUNT_ID, "123456789012"), (MANIFEST_LOOKBACK, "1d")]);
+        let err = Config::from_lookup(&env(&vars), "r").unwrap_err();
+        assert_eq!(err, ConfigError::NotSeconds(MANIFEST_LOOKBACK, "1d".into()));
     }
 
     #[test]

@@ -279,6 +279,7 @@ mod tests {
             method: DeployMethod::CodeDeploy,
             at: t(2),
             lease: chrono::Duration::seconds(90),
+            gate: None,
         };
         let (release, _) = apply(&ready(false), claim);
         let deployment = "d-ABC123";

@@ -11,7 +11,7 @@ use crate::names::{
     DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
     TaskArn,
 };
-use crate::release::{ImageKey, LogPointer, Release};
+use crate::release::{Absence, ImageKey, LogPointer, Release};
 
 /// The version a stored record had when it was read; conditional writes compare against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +45,13 @@ pub trait WaitList: Send + Sync {
     /// Notes that `release` waits for `image`. MUST be idempotent.
     async fn add(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 
-    /// The releases noted as waiting for `image`. Entries are never removed by Convoy (they expire
-    /// by bucket lifecycle), so callers MUST treat the record, not this list, as the truth.
+    /// The releases noted as waiting for `image`. Entries outlive the wait (they are removed when
+    /// a release fails at images, and otherwise expire by bucket lifecycle), so callers MUST treat
+    /// the record, not this list, as the truth.
     async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError>;
+
+    /// Removes `release` from `image`'s list. MUST succeed when it was not there.
+    async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 }
 
 /// One version of one S3 object.
@@ -66,6 +70,15 @@ pub struct FetchedObject {
     pub version_id: Option<String>,
 }
 
+/// An object as a listing shows it (its current version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+}
+
 /// Reads uploaded manifests.
 #[async_trait]
 pub trait ManifestReader: Send + Sync {
@@ -73,15 +86,36 @@ pub trait ManifestReader: Send + Sync {
     /// when the object or version does not exist, and [`ReadError::TooLarge`] without reading the
     /// body when it is larger than `limit` bytes.
     async fn read(&self, object: &ObjectRef, limit: usize) -> Result<FetchedObject, ReadError>;
+
+    /// Up to `limit` objects of `bucket` under `prefix` whose keys sort after `start_after`, in
+    /// key order (`ListObjectsV2`, as few pages as `limit` needs).
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ListedObject>, ReadError>;
+}
+
+/// What one registry look-up found: each image asked for is in exactly one of the two lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lookup {
+    /// The images that exist now, with their digests.
+    pub found: Vec<(ImageKey, Digest)>,
+    /// The images that do not, each with why.
+    pub missing: Vec<(ImageKey, Absence)>,
 }
 
 /// The container registry (ECR).
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// Looks `images` up and returns the digest of each that exists now. An image that is not
-    /// there (no such tag, or no such repository yet) is simply absent from the answer; only a
-    /// failure to ask is an error.
-    async fn resolve(&self, images: &[ImageKey]) -> Result<Vec<(ImageKey, Digest)>, RegistryError>;
+    /// Looks `images` up: the digest of each that exists now, and why each other one is missing.
+    /// MUST answer a missing tag with [`Absence::TagAbsent`], a missing repository with
+    /// [`Absence::RepositoryUnknown`] and a repository ECR refuses to read with
+    /// [`Absence::AccessDenied`], not with an error: only a failure to ask (ECR unreachable,
+    /// throttled, failing) is [`RegistryError::Unavailable`].
+    async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError>;
 }
 
 /// How a service runs its tasks: what a one-off task needs to run the way the service's do.
@@ -277,6 +311,58 @@ pub trait Deployer: Send + Sync {
     ) -> Result<Option<ServiceDeploymentArn>, DeployError>;
     /// Where a service deployment stands (`DescribeServiceDeployments`).
     async fn native_status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError>;
+    /// What a CodeDeploy deployment group does once its replacement is ready
+    /// (`GetDeploymentGroup`: `blueGreenDeploymentConfiguration.deploymentReadyOption`). MUST
+    /// return [`DeployError::Rejected`] when the application or group does not exist.
+    async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError>;
+}
+
+/// A CodeDeploy deployment group's `deploymentReadyOption`: with `STOP_DEPLOYMENT` and a wait
+/// time, CodeDeploy holds the new version at READY_WAIT until `ContinueDeployment` (and stops the
+/// deployment when nobody continues it in time); with `CONTINUE_DEPLOYMENT` (CodeDeploy's
+/// default, also when the group sets nothing) it reroutes production traffic by itself as soon as
+/// the hooks pass, and no approval ever happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupWait {
+    /// `STOP_DEPLOYMENT`, `CONTINUE_DEPLOYMENT`; `None` when the group sets none.
+    pub action_on_timeout: Option<String>,
+    pub wait_minutes: i32,
+}
+
+impl GroupWait {
+    /// A group that waits for a person: `STOP_DEPLOYMENT` with a wait time.
+    pub fn waits_for_a_person(&self) -> bool {
+        self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") && self.wait_minutes > 0
+    }
+
+    /// One line for `convoy status` and `convoy check`.
+    pub fn describe(&self) -> String {
+        let action = self.action_on_timeout.as_deref().unwrap_or("CONTINUE_DEPLOYMENT (unset)");
+        if self.waits_for_a_person() {
+            format!("waits for a person: {action} after {} min at READY_WAIT", self.wait_minutes)
+        } else if self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") {
+            format!("does not wait for a person: {action} with a wait time of {} min", self.wait_minutes)
+        } else {
+            format!("does not wait for a person: {action} reroutes production traffic once the hooks pass")
+        }
+    }
+
+    /// Whether Convoy may start a deployment in this group for a release approved `auto` with
+    /// `bake_seconds`. A group that waits always serves. One that does not serves only a release
+    /// policy approves without bake time: Convoy would continue it at once after the verify hook
+    /// passed, which is what CodeDeploy does by itself, and the hook still gates the reroute.
+    /// `Err(why)` otherwise.
+    pub fn serves(&self, auto: bool, bake_seconds: u64) -> Result<(), String> {
+        if self.waits_for_a_person() || (auto && bake_seconds == 0) {
+            return Ok(());
+        }
+        Err(format!(
+            "the deployment group {}; Convoy needs blueGreenDeploymentConfiguration.deploymentReadyOption \
+             actionOnTimeout STOP_DEPLOYMENT with waitTimeInMinutes > 0, so that the traffic shift waits for \
+             the approval (only an auto approval without bake time may use CONTINUE_DEPLOYMENT)",
+            self.describe()
+        ))
+    }
 }
 
 /// How an ECS service deploys, as far as Convoy's native checks need.
@@ -297,6 +383,33 @@ pub struct NativeHook {
     pub target: Option<String>,
     pub role: Option<String>,
     pub stages: Vec<String>,
+    /// `timeoutConfiguration.action`: what ECS does when the hook is not resolved in time,
+    /// `ROLLBACK` or `CONTINUE`; `None` when unset (ECS then rolls back).
+    pub timeout_action: Option<String>,
+    /// `timeoutConfiguration.timeoutInMinutes`; `None` when unset (ECS then waits 1440 minutes).
+    pub timeout_minutes: Option<i32>,
+}
+
+impl NativeHook {
+    /// ECS's default timeout of a lifecycle hook, in minutes.
+    pub const DEFAULT_TIMEOUT_MINUTES: i32 = 1440;
+
+    /// Whether ECS moves the deployment on by itself when the hook times out.
+    pub fn continues_on_timeout(&self) -> bool {
+        self.timeout_action.as_deref() == Some("CONTINUE")
+    }
+
+    /// What bounds the hook: `rolls back after 1440 min (ECS default)`.
+    pub fn on_timeout(&self) -> String {
+        let action = if self.continues_on_timeout() { "continues" } else { "rolls back" };
+        let minutes = self.timeout_minutes.unwrap_or(Self::DEFAULT_TIMEOUT_MINUTES);
+        let defaulted = match (&self.timeout_action, self.timeout_minutes) {
+            (None, None) => " (ECS defaults)",
+            (None, Some(_)) | (Some(_), None) => " (partly ECS defaults)",
+            (Some(_), Some(_)) => "",
+        };
+        format!("{action} after {minutes} min{defaulted}")
+    }
 }
 
 /// A service deployment: where it stands, and how it shifts traffic.
@@ -473,3 +586,47 @@ pub trait ApiCalls: Send + Sync {
 }
 
 pub use crate::error::TrailError;
+
+#[cfg(test)]
+mod group_wait_tests {
+    use super::GroupWait;
+
+    fn group(action: Option<&str>, wait_minutes: i32) -> GroupWait {
+        GroupWait { action_on_timeout: action.map(str::to_owned), wait_minutes }
+    }
+
+    #[test]
+    fn a_group_that_stops_after_a_wait_time_waits_for_a_person() {
+        assert!(group(Some("STOP_DEPLOYMENT"), 60).waits_for_a_person());
+        assert_eq!(group(Some("STOP_DEPLOYMENT"), 60).serves(false, 0), Ok(()));
+    }
+
+    #[test]
+    fn a_group_that_continues_by_itself_does_not_serve_a_manual_approval() {
+        let refused = group(Some("CONTINUE_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
+        assert!(refused.contains("CONTINUE_DEPLOYMENT reroutes production traffic once the hooks pass"), "{refused}");
+    }
+
+    #[test]
+    fn a_group_that_sets_no_ready_option_continues_by_itself() {
+        let unset = group(None, 0);
+        assert!(!unset.waits_for_a_person());
+        assert!(unset.describe().contains("CONTINUE_DEPLOYMENT (unset)"), "{}", unset.describe());
+    }
+
+    #[test]
+    fn a_group_that_stops_without_a_wait_time_does_not_wait_for_a_person() {
+        let refused = group(Some("STOP_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
+        assert!(refused.contains("wait time of 0 min"), "{refused}");
+    }
+
+    #[test]
+    fn an_auto_approval_without_bake_time_may_use_a_group_that_continues() {
+        assert_eq!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 0), Ok(()));
+    }
+
+    #[test]
+    fn an_auto_approval_with_bake_time_needs_a_group_that_waits() {
+        assert!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 300).is_err());
+    }
+}

@@ -59,6 +59,7 @@ pub fn render(release: &Release) -> String {
             ("id", run.id.as_ref().map(ToString::to_string)),
             ("task definition", run.task_definition.clone()),
             ("started", run.started_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
+            ("approval gate", run.approval_gate.clone()),
             ("auto-approve at", run.auto_approve_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
             ("ended", run.end.map(|e| format!("{e:?}"))),
         ]

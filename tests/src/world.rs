@@ -142,9 +142,22 @@ impl World {
     /// A CodeDeploy application (ECS) and a blue/green deployment group for `service` that waits
     /// for the traffic shift to be approved. Returns (application, group).
     pub async fn codedeploy(&self, service: &str) -> (String, String) {
+        let stop = aws_sdk_codedeploy::types::DeploymentReadyAction::StopDeployment;
+        self.codedeploy_group(service, service, stop, 60).await
+    }
+
+    /// A deployment group `group` for `service` whose ready option is `action_on_timeout` after
+    /// `wait_minutes` (moto stores and returns it). Returns (application, group).
+    pub async fn codedeploy_group(
+        &self,
+        service: &str,
+        group: &str,
+        action_on_timeout: aws_sdk_codedeploy::types::DeploymentReadyAction,
+        wait_minutes: i32,
+    ) -> (String, String) {
         use aws_sdk_codedeploy::types::{
-            BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentOption, DeploymentReadyAction,
-            DeploymentReadyOption, DeploymentStyle, DeploymentType, EcsService,
+            BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentOption, DeploymentReadyOption,
+            DeploymentStyle, DeploymentType, EcsService,
         };
         let codedeploy = aws_sdk_codedeploy::Client::new(&self.sdk);
         let application = format!("convoy-{}", if self.id.is_empty() { "sandbox" } else { &self.id });
@@ -164,7 +177,7 @@ impl World {
         codedeploy
             .create_deployment_group()
             .application_name(&application)
-            .deployment_group_name(service)
+            .deployment_group_name(group)
             .service_role_arn(format!("arn:aws:iam::{}:role/codedeploy-ecs", crate::moto::ACCOUNT))
             .deployment_style(
                 DeploymentStyle::builder()
@@ -176,8 +189,8 @@ impl World {
                 BlueGreenDeploymentConfiguration::builder()
                     .deployment_ready_option(
                         DeploymentReadyOption::builder()
-                            .action_on_timeout(DeploymentReadyAction::StopDeployment)
-                            .wait_time_in_minutes(60)
+                            .action_on_timeout(action_on_timeout)
+                            .wait_time_in_minutes(wait_minutes)
                             .build(),
                     )
                     .build(),
@@ -186,7 +199,7 @@ impl World {
             .send()
             .await
             .expect("deployment group");
-        (application, service.to_owned())
+        (application, group.to_owned())
     }
 }
 

@@ -101,6 +101,7 @@ pub fn stages(release: &Release, now: DateTime<Utc>) -> Vec<StageSpan> {
                 close(&mut spans, &mut open, at, failed());
             }
             "ready" => close(&mut spans, &mut open, at, Outcome::Done),
+            "images-overdue" => close(&mut spans, &mut open, at, failed()),
             "migration-starting" => start(&mut spans, &mut open, StageKind::Migration, at),
             "migration-succeeded" => close(&mut spans, &mut open, at, Outcome::Done),
             "queued" => start(&mut spans, &mut open, StageKind::Queued, at),
@@ -283,6 +284,19 @@ mod tests {
         assert_eq!(kinds(&spans), [StageKind::Collecting]);
         assert!(matches!(spans[0].outcome, Outcome::Failed { .. }));
         assert_eq!(spans[0].duration(), chrono::Duration::zero());
+    }
+
+    #[test]
+    fn images_still_missing_at_the_deadline_fail_the_collecting_stage_where_it_ended() {
+        let r = release(
+            State::Failed { stage: convoy::release::Stage::Images, reason: "missing".into() },
+            &[(0, "manifest-accepted"), (3600, "images-overdue")],
+        );
+        let spans = stages(&r, t(4000));
+        assert_eq!(kinds(&spans), [StageKind::Collecting]);
+        let Outcome::Failed { event, .. } = &spans[0].outcome else { panic!("{:?}", spans[0]) };
+        assert_eq!(event, "images-overdue");
+        assert_eq!(spans[0].duration(), chrono::Duration::hours(1));
     }
 
     #[test]

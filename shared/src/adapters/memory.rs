@@ -1,21 +1,21 @@
 //! In-memory fakes of the ports, faithful to their contracts (conditional writes included), so the
 //! use cases can be tested fast and under real concurrency.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use crate::error::{LogsError, ReadError, RegistryError, StoreError, TasksError};
 use crate::names::{
-    DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
-    TaskArn,
+    AccountId, DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, RepositoryName,
+    ServiceDeploymentArn, TaskArn,
 };
 use crate::ports::{
-    ActiveReleases, FetchedObject, ManifestReader, MigrationTaskSpec, ObjectRef, RecordVersion,
+    ActiveReleases, FetchedObject, Lookup, ManifestReader, MigrationTaskSpec, ObjectRef, RecordVersion,
     RegisteredTaskDefinition, Registry, ReleaseStore, RunTaskRequest, ServiceShape, Stored, Tasks, WaitList,
 };
-use crate::release::{ContainerReport, ImageKey, Release, TaskReport};
+use crate::release::{Absence, ContainerReport, ImageKey, Release, TaskReport};
 
 /// Records and the wait-list. Records are kept as JSON so every write round-trips like in S3.
 #[derive(Default)]
@@ -74,6 +74,11 @@ impl WaitList for MemoryStore {
     async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError> {
         Ok(lock(&self.waits).iter().filter(|(i, _)| i == image).map(|(_, r)| r.clone()).collect())
     }
+
+    async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.waits).remove(&(image.clone(), release.clone()));
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -93,23 +98,51 @@ impl ActiveReleases for MemoryStore {
     }
 }
 
-/// A registry whose images tests push.
+/// A registry whose images tests push. A repository exists once created or pushed to; a
+/// registry (account) may be denied, as ECR denies one Convoy's role may not read.
 #[derive(Default)]
 pub struct MemoryRegistry {
     images: Mutex<HashMap<ImageKey, Digest>>,
+    repositories: Mutex<HashSet<(AccountId, RepositoryName)>>,
+    denied: Mutex<HashSet<AccountId>>,
 }
 
 impl MemoryRegistry {
     pub fn push(&self, image: ImageKey, digest: Digest) {
+        self.create_repository(&image.registry, &image.repository);
         lock(&self.images).insert(image, digest);
+    }
+
+    pub fn create_repository(&self, registry: &AccountId, repository: &RepositoryName) {
+        lock(&self.repositories).insert((registry.clone(), repository.clone()));
+    }
+
+    /// Every later look-up in `registry` is refused, as ECR refuses a role without read access.
+    pub fn deny(&self, registry: &AccountId) {
+        lock(&self.denied).insert(registry.clone());
     }
 }
 
 #[async_trait]
 impl Registry for MemoryRegistry {
-    async fn resolve(&self, images: &[ImageKey]) -> Result<Vec<(ImageKey, Digest)>, RegistryError> {
+    async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError> {
         let stored = lock(&self.images);
-        Ok(images.iter().filter_map(|i| stored.get(i).map(|d| (i.clone(), d.clone()))).collect())
+        let repositories = lock(&self.repositories);
+        let denied = lock(&self.denied);
+        let mut lookup = Lookup::default();
+        for image in images {
+            if denied.contains(&image.registry) {
+                let detail = format!("not authorized to read registry {}", image.registry);
+                lookup.missing.push((image.clone(), Absence::AccessDenied { detail }));
+            } else if let Some(digest) = stored.get(image) {
+                lookup.found.push((image.clone(), digest.clone()));
+            } else if repositories.contains(&(image.registry.clone(), image.repository.clone())) {
+                lookup.missing.push((image.clone(), Absence::TagAbsent));
+            } else {
+                lookup.missing.push((image.clone(), Absence::RepositoryUnknown));
+            }
+        }
+        Ok(lookup)
     }
 }
 
@@ -120,11 +153,14 @@ type Versions = HashMap<(String, String), Vec<(String, Vec<u8>)>>;
 #[derive(Default)]
 pub struct MemoryObjects {
     objects: Mutex<Versions>,
+    /// When each object's current version was put.
+    modified: Mutex<HashMap<(String, String), chrono::DateTime<chrono::Utc>>>,
 }
 
 impl MemoryObjects {
     /// Stores a new version and returns its version id.
     pub fn put(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) -> String {
+        lock(&self.modified).insert((bucket.to_owned(), key.to_owned()), chrono::Utc::now());
         let mut objects = lock(&self.objects);
         let versions = objects.entry((bucket.to_owned(), key.to_owned())).or_default();
         let version = format!("v{}", versions.len() + 1);
@@ -146,6 +182,32 @@ impl ManifestReader for MemoryObjects {
             return Err(ReadError::TooLarge { size: bytes.len() as u64, limit });
         }
         Ok(FetchedObject { bytes: bytes.clone(), etag: None, version_id: Some(version.clone()) })
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::ListedObject>, ReadError> {
+        let objects = lock(&self.objects);
+        let modified = lock(&self.modified);
+        let mut keys: Vec<&(String, String)> = objects
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix) && start_after.is_none_or(|after| k.as_str() > after))
+            .collect();
+        keys.sort();
+        Ok(keys
+            .into_iter()
+            .take(limit)
+            .map(|id| crate::ports::ListedObject {
+                key: id.1.clone(),
+                last_modified: modified.get(id).copied(),
+                etag: None,
+                size: objects[id].last().map(|(_, bytes)| bytes.len() as u64),
+            })
+            .collect())
     }
 }
 
@@ -389,6 +451,8 @@ pub struct MemoryDeployer {
     /// ECS native: how each service deploys, and the service deployments `UpdateService` started.
     native_services: Mutex<HashMap<String, crate::ports::NativeService>>,
     service_deployments: Mutex<Vec<FakeServiceDeployment>>,
+    /// Deployment groups whose ready option a test set; every other waits an hour for a person.
+    group_waits: Mutex<HashMap<(String, String), crate::ports::GroupWait>>,
 }
 
 impl MemoryDeployer {
@@ -400,6 +464,11 @@ impl MemoryDeployer {
     /// the test sends one, or leaves it lost for the reconciler to find.
     pub fn end(&self, deployment: &DeploymentId, end: crate::release::DeploymentEnd) {
         lock(&self.ended).insert(deployment.clone(), end);
+    }
+
+    /// CodeDeploy describes the group's ready option this way from now on.
+    pub fn group_waits(&self, application: &str, group: &str, wait: crate::ports::GroupWait) {
+        lock(&self.group_waits).insert((application.to_owned(), group.to_owned()), wait);
     }
 
     /// ECS describes `service` this way from now on (strategy, hooks).
@@ -455,6 +524,16 @@ impl crate::ports::Deployer for MemoryDeployer {
             .last()
             .map(|(id, _)| id)
             .ok_or_else(|| crate::error::DeployError::Unavailable("no deployment was created".into()))
+    }
+
+    async fn group_wait(
+        &self,
+        application: &str,
+        group: &str,
+    ) -> Result<crate::ports::GroupWait, crate::error::DeployError> {
+        let set = lock(&self.group_waits).get(&(application.to_owned(), group.to_owned())).cloned();
+        Ok(set
+            .unwrap_or(crate::ports::GroupWait { action_on_timeout: Some("STOP_DEPLOYMENT".into()), wait_minutes: 60 }))
     }
 
     async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<DeploymentId>, crate::error::DeployError> {

@@ -7,7 +7,12 @@ const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 const BOB: &str = "arn:aws:sts::123456789012:assumed-role/Approvers/bob@example.com";
 
 fn deploying() -> Release {
-    let claim = Event::DeploymentClaimed { method: DeployMethod::CodeDeploy, at: t(2), lease: Duration::seconds(90) };
+    let claim = Event::DeploymentClaimed {
+        method: DeployMethod::CodeDeploy,
+        at: t(2),
+        lease: Duration::seconds(90),
+        gate: None,
+    };
     let (claimed, _) = apply(&ready(false), claim);
     let started = Event::DeploymentStarted { deployment: "d-1".parse().unwrap(), task_definition: None, at: t(3) };
     apply(&claimed, started).0

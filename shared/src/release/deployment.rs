@@ -72,6 +72,10 @@ pub struct DeploymentRun {
     /// With the `ecs-native` method: what ECS last said of the service deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<NativeProgress>,
+    /// What holds production traffic for the approval, and for how long, as checked before the
+    /// start (the CodeDeploy group's ready option, or the ECS PAUSE hook's timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_gate: Option<String>,
 }
 
 /// An ECS native blue/green service deployment as `DescribeServiceDeployments` last described it:
@@ -235,7 +239,13 @@ impl Release {
         Decision::Changed { release: Box::new(next), effects: Vec::new() }
     }
 
-    pub(super) fn on_deployment_claimed(&self, method: DeployMethod, at: DateTime<Utc>, lease: Duration) -> Decision {
+    pub(super) fn on_deployment_claimed(
+        &self,
+        method: DeployMethod,
+        at: DateTime<Utc>,
+        lease: Duration,
+        gate: Option<&str>,
+    ) -> Decision {
         let mut next = self.clone();
         match (&self.state, &self.deployment) {
             (State::Ready { next: Stage::Deployment } | State::Queued { .. }, _) => {
@@ -252,9 +262,14 @@ impl Release {
                     end: None,
                     pipeline: None,
                     native: None,
+                    approval_gate: gate.map(str::to_owned),
                 });
                 next.state = State::StartingDeployment;
-                next.record(at, "deployment-starting", format!("via {method}"));
+                let detail = match gate {
+                    Some(gate) => format!("via {method}; {gate}"),
+                    None => format!("via {method}"),
+                };
+                next.record(at, "deployment-starting", detail);
             }
             (State::StartingDeployment, Some(run)) if run.claimed_at + lease <= at => {
                 let Some(run) = next.deployment.as_mut() else {

@@ -5,7 +5,7 @@ use super::*;
 use crate::names::ReleaseId;
 
 fn claim(at: i64) -> Event {
-    Event::DeploymentClaimed { method: DeployMethod::CodeDeploy, at: t(at), lease: Duration::seconds(90) }
+    Event::DeploymentClaimed { method: DeployMethod::CodeDeploy, at: t(at), lease: Duration::seconds(90), gate: None }
 }
 
 fn deploying() -> Release {
@@ -219,7 +219,12 @@ fn the_end_of_another_deployment_changes_nothing() {
 // The codepipeline method.
 
 fn pipeline_claimed() -> Release {
-    let claim = Event::DeploymentClaimed { method: DeployMethod::CodePipeline, at: t(2), lease: Duration::seconds(90) };
+    let claim = Event::DeploymentClaimed {
+        method: DeployMethod::CodePipeline,
+        at: t(2),
+        lease: Duration::seconds(90),
+        gate: None,
+    };
     apply(&ready(false), claim).0
 }
 
@@ -278,8 +283,12 @@ fn a_pipeline_start_without_a_recorded_bundle_is_inconsistent_and_changes_nothin
 #[test]
 fn a_taken_over_pipeline_claim_keeps_its_bundle() {
     let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
-    let takeover =
-        Event::DeploymentClaimed { method: DeployMethod::CodePipeline, at: t(200), lease: Duration::seconds(90) };
+    let takeover = Event::DeploymentClaimed {
+        method: DeployMethod::CodePipeline,
+        at: t(200),
+        lease: Duration::seconds(90),
+        gate: None,
+    };
     let (release, _) = apply(&release, takeover);
     let run = release.deployment.as_ref().unwrap();
     assert_eq!((run.claims, run.pipeline.as_ref().unwrap().version.as_str()), (2, "v1"));

@@ -5,7 +5,12 @@ use super::*;
 use crate::gates::{MetricCheck, MetricVerdict};
 
 fn verifying() -> Release {
-    let claim = Event::DeploymentClaimed { method: DeployMethod::CodeDeploy, at: t(2), lease: Duration::seconds(90) };
+    let claim = Event::DeploymentClaimed {
+        method: DeployMethod::CodeDeploy,
+        at: t(2),
+        lease: Duration::seconds(90),
+        gate: None,
+    };
     let (release, _) = apply(&ready(false), claim);
     let started = Event::DeploymentStarted { deployment: "d-1".parse().unwrap(), task_definition: None, at: t(3) };
     let (release, _) = apply(&release, started);

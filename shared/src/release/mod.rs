@@ -48,6 +48,7 @@ pub use self::migration::{
     ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationRun, TaskReport, bound_log_tail,
     task_definition_family,
 };
+pub use self::readiness::Absence;
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -284,7 +285,9 @@ pub enum Event {
     /// What the service's deploy lock said when this release asked for it.
     DeployLock { decision: LockDecision, at: DateTime<Utc> },
     /// A handler claims the start of the deployment (see [`Event::MigrationClaimed`]).
-    DeploymentClaimed { method: DeployMethod, at: DateTime<Utc>, lease: chrono::Duration },
+    /// `gate` says what holds production traffic for the approval (the CodeDeploy group's ready
+    /// option, the ECS PAUSE hook's timeout), as checked before the claim.
+    DeploymentClaimed { method: DeployMethod, at: DateTime<Utc>, lease: chrono::Duration, gate: Option<String> },
     /// The deployment was started (or found after a crashed holder started it).
     DeploymentStarted { deployment: DeploymentId, task_definition: Option<String>, at: DateTime<Utc> },
     /// The release's task-definition revision was registered (the `ecs-native` method records it
@@ -329,6 +332,9 @@ pub enum Event {
     DeploymentEnded { deployment: String, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
     /// The last lines of the failed migration's log were read (effect `CopyMigrationLogs`).
     MigrationLogsCopied { lines: Vec<String>, at: DateTime<Utc> },
+    /// The reconciler looked the awaited images up at `at` and found these still missing, each
+    /// with why. A release still collecting `deadline` after its manifest was accepted fails.
+    ImagesOverdue { missing: Vec<(ImageKey, Absence)>, deadline: chrono::Duration, at: DateTime<Utc> },
 }
 
 /// A side effect the caller performs after the new record is stored.
@@ -355,6 +361,8 @@ pub enum Effect {
     /// Ask CloudTrail's event history who continued (`approve`) or stopped the deployment after
     /// `since` (the deployment moved on with no call recorded).
     FindApprover { deployment: String, approve: bool, native: bool, since: DateTime<Utc> },
+    /// Remove the release from the wait-list of these images: it no longer waits for them.
+    ForgetWaits { images: Vec<ImageKey> },
 }
 
 /// The outcome of applying an event.
@@ -474,8 +482,11 @@ impl Release {
             Event::MigrationTaskChanged { report, at } => Ok(self.on_migration_task_changed(report, *at)),
             Event::MigrationOverdue { at } => Ok(self.on_migration_overdue(*at)),
             Event::MigrationLogsCopied { lines, at } => Ok(self.on_migration_logs_copied(lines, *at)),
+            Event::ImagesOverdue { missing, deadline, at } => Ok(self.on_images_overdue(missing, *deadline, *at)),
             Event::DeployLock { decision, at } => Ok(self.on_deploy_lock(decision, *at)),
-            Event::DeploymentClaimed { method, at, lease } => Ok(self.on_deployment_claimed(*method, *at, *lease)),
+            Event::DeploymentClaimed { method, at, lease, gate } => {
+                Ok(self.on_deployment_claimed(*method, *at, *lease, gate.as_deref()))
+            }
             Event::DeploymentStarted { deployment, task_definition, at } => {
                 Ok(self.on_deployment_started(deployment, task_definition.as_deref(), *at))
             }

@@ -11,7 +11,7 @@ const ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/
 const OTHER: &str = "arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/web/rollback";
 
 fn claim(at: i64) -> Event {
-    Event::DeploymentClaimed { method: DeployMethod::EcsNative, at: t(at), lease: Duration::seconds(90) }
+    Event::DeploymentClaimed { method: DeployMethod::EcsNative, at: t(at), lease: Duration::seconds(90), gate: None }
 }
 
 fn registered() -> Release {

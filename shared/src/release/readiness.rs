@@ -3,13 +3,43 @@
 //! often they arrive. The last pinned image makes the release ready for its migration (or, without
 //! one, for its deployment).
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{
     Decision, Effect, ImageKey, ImageStatus, ManifestSource, Release, Sighting, Stage, State, TransitionError,
 };
 use crate::manifest::Manifest;
-use crate::names::{ContainerName, Digest};
+use crate::names::{ContainerName, Digest, Excerpt};
+
+/// Why ECR did not return an image the release awaits, as one look-up found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "kebab-case")]
+pub enum Absence {
+    /// The repository exists, the tag does not (ECR's `ImageNotFound`).
+    TagAbsent,
+    /// No such repository in that registry (`RepositoryNotFoundException`).
+    RepositoryUnknown,
+    /// ECR refused to read the repository (`AccessDeniedException`): the registry is not one
+    /// Convoy's role may read. `detail` is ECR's message.
+    AccessDenied { detail: String },
+    /// ECR answered for the tag with another failure code (a KMS error, an upstream registry of a
+    /// pull-through cache); `detail` is its code and reason.
+    Unreadable { detail: String },
+}
+
+impl fmt::Display for Absence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Absence::TagAbsent => f.write_str("tag absent (ECR: ImageNotFound)"),
+            Absence::RepositoryUnknown => f.write_str("repository unknown (ECR: RepositoryNotFoundException)"),
+            Absence::AccessDenied { detail } => write!(f, "access denied, registry not readable ({})", Excerpt(detail)),
+            Absence::Unreadable { detail } => write!(f, "ECR could not return it ({})", Excerpt(detail)),
+        }
+    }
+}
 
 impl Release {
     pub(super) fn accept(&mut self, manifest: Manifest, at: DateTime<Utc>) {
@@ -42,6 +72,9 @@ impl Release {
             self.images.iter().filter(|(_, status)| ImageKey::of(&status.image) == *image).map(|(c, _)| c).collect();
         if matching.is_empty() {
             return Err(TransitionError::ImageNotInRelease { image: image.clone(), release: self.key.clone() });
+        }
+        if self.state.is_terminal() {
+            return Ok(Decision::unchanged(format!("{image} pushed, but the release ended: {}", self.state)));
         }
         if self.state != State::Collecting {
             let moved = matching.iter().any(|c| self.images[*c].digest.as_ref() != Some(digest));
@@ -124,6 +157,56 @@ impl Release {
         }
         let effects = if next.state == self.state { Vec::new() } else { next.pending_work() };
         Ok(Decision::Changed { release: Box::new(next), effects })
+    }
+
+    /// When the release began to collect: its (last) accepted manifest. A release reopened by a
+    /// fixed manifest gets its full deadline from then.
+    pub fn collecting_since(&self) -> DateTime<Utc> {
+        let accepted = self.timeline.iter().rev().find(|e| e.event == "manifest-accepted");
+        accepted.map_or_else(|| self.opened_at(), |e| e.at)
+    }
+
+    pub(super) fn on_images_overdue(
+        &self,
+        missing: &[(ImageKey, Absence)],
+        deadline: chrono::Duration,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        if self.state != State::Collecting {
+            return Decision::unchanged(format!("the release is {}, not collecting", self.state));
+        }
+        let due = self.collecting_since() + deadline;
+        if at < due {
+            return Decision::unchanged(format!("the images have until {due}"));
+        }
+        let awaited: Vec<String> = self
+            .images
+            .iter()
+            .filter(|(_, status)| status.digest.is_none())
+            .map(|(container, status)| {
+                let why = missing
+                    .iter()
+                    .find(|(image, _)| *image == ImageKey::of(&status.image))
+                    .map_or("not found (no reason given)".to_owned(), |(_, why)| why.to_string());
+                format!("{} {}: {why}", Excerpt(container.as_str()), Excerpt(&status.image.uri()))
+            })
+            .collect();
+        if awaited.is_empty() {
+            return Decision::inconsistent(self, "an awaited image");
+        }
+        let reason = format!(
+            "still collecting {}s after the manifest was accepted (deadline {}s); missing: {}",
+            (at - self.collecting_since()).num_seconds(),
+            deadline.num_seconds(),
+            awaited.join("; ")
+        );
+        let mut next = self.clone();
+        next.record(at, "images-overdue", reason.clone());
+        next.state = State::Failed { stage: Stage::Images, reason };
+        let mut images: Vec<ImageKey> = self.images.values().map(|status| ImageKey::of(&status.image)).collect();
+        images.sort();
+        images.dedup();
+        Decision::Changed { release: Box::new(next), effects: vec![Effect::ForgetWaits { images }] }
     }
 
     pub(super) fn on_manifest_uploaded(

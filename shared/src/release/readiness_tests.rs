@@ -1,4 +1,4 @@
-use super::test_support::{APP, apply, key, t};
+use super::test_support::{APP, apply, changed, key, t, unchanged};
 use super::*;
 use crate::manifest::{self, Manifest};
 
@@ -253,4 +253,115 @@ fn ecrs_answer_outranks_the_unordered_second_even_from_a_clock_behind_eventbridg
     let (release, _) = apply(&release, lookup);
     assert!(matches!(release.apply(&found("app", 1, 5)).unwrap(), Decision::Unchanged { .. }));
     assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(2)));
+}
+
+fn hour() -> chrono::Duration {
+    chrono::Duration::hours(1)
+}
+
+fn overdue(missing: Vec<(ImageKey, Absence)>, at: i64) -> Event {
+    Event::ImagesOverdue { missing, deadline: hour(), at: t(at) }
+}
+
+fn failed_reason(release: &Release) -> &str {
+    match &release.state {
+        State::Failed { stage: Stage::Images, reason } => reason,
+        other => panic!("expected Failed at images, got {other}"),
+    }
+}
+
+#[test]
+fn a_release_still_collecting_before_its_deadline_keeps_collecting() {
+    let decision = collecting(true).apply(&overdue(vec![(image("app"), Absence::TagAbsent)], 3599)).unwrap();
+    let Decision::Unchanged { why } = decision else { panic!("must not change before the deadline") };
+    assert!(why.contains("have until"), "{why}");
+}
+
+#[test]
+fn a_release_still_collecting_at_its_deadline_fails_at_images() {
+    let missing = vec![(image("app"), Absence::TagAbsent), (image("nginx"), Absence::RepositoryUnknown)];
+    let (release, _) = apply(&collecting(true), overdue(missing, 3600));
+    assert!(failed_reason(&release).contains("deadline 3600s"), "{}", failed_reason(&release));
+    assert_eq!(release.timeline.last().unwrap().event, "images-overdue");
+}
+
+#[test]
+fn the_reason_names_each_missing_image_with_why() {
+    let denied = Absence::AccessDenied { detail: "not authorized to perform ecr:BatchGetImage".into() };
+    let (release, _) =
+        apply(&collecting(true), overdue(vec![(image("app"), Absence::TagAbsent), (image("nginx"), denied)], 4000));
+    let reason = failed_reason(&release);
+    assert!(reason.contains(&format!("\"app\" \"{APP}\": tag absent (ECR: ImageNotFound)")), "{reason}");
+    assert!(reason.contains(&format!("\"nginx\" \"{NGINX}\": access denied, registry not readable")), "{reason}");
+    assert!(reason.contains("ecr:BatchGetImage"), "ECR's message is kept: {reason}");
+}
+
+#[test]
+fn an_unknown_repository_is_named_as_such() {
+    let (release, _) = apply(&collecting(true), overdue(vec![(image("nginx"), Absence::RepositoryUnknown)], 3600));
+    assert!(failed_reason(&release).contains("repository unknown (ECR: RepositoryNotFoundException)"));
+}
+
+#[test]
+fn an_image_already_pinned_is_not_named_missing() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (release, _) = apply(&release, overdue(vec![(image("nginx"), Absence::TagAbsent)], 3600));
+    let reason = failed_reason(&release);
+    assert!(reason.contains("\"nginx\""), "{reason}");
+    assert!(!reason.contains("\"app\""), "{reason}");
+}
+
+#[test]
+fn an_image_found_in_the_same_look_up_as_the_deadline_makes_the_release_ready_instead() {
+    let events = [
+        Event::ImageFound { image: image("app"), digest: digest(1), at: t(3600), via: Sighting::RegistryLookup },
+        Event::ImageFound { image: image("nginx"), digest: digest(2), at: t(3600), via: Sighting::RegistryLookup },
+        overdue(Vec::new(), 3600),
+    ];
+    let (release, _) = changed(collecting(true).apply_all(&events).unwrap());
+    assert_eq!(release.state, State::Ready { next: Stage::Migration });
+}
+
+#[test]
+fn a_long_access_denied_message_is_quoted_only_in_part() {
+    let denied = Absence::AccessDenied { detail: "x".repeat(2000) };
+    let (release, _) = apply(&collecting(true), overdue(vec![(image("app"), denied)], 3600));
+    let reason = failed_reason(&release);
+    assert!(reason.contains("(2000 characters)"), "{reason}");
+    assert!(reason.len() < 600, "{} characters", reason.len());
+}
+
+#[test]
+fn failing_at_images_asks_to_forget_every_wait_list_entry_of_the_release() {
+    let (_, effects) = apply(&collecting(true), overdue(Vec::new(), 3600));
+    assert_eq!(effects, vec![Effect::ForgetWaits { images: vec![image("app"), image("nginx")] }]);
+}
+
+#[test]
+fn the_deadline_counts_from_a_fixed_manifest_that_reopened_the_release() {
+    let rejected = Release::rejected(key(), source("v1"), "bad".into(), t(0));
+    let (reopened, _) =
+        apply(&rejected, Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true)), at: t(3000) });
+    assert!(unchanged(reopened.apply(&overdue(Vec::new(), 3601)).unwrap()), "the reopened release has until 6600");
+    assert!(!unchanged(reopened.apply(&overdue(Vec::new(), 6600)).unwrap()));
+}
+
+#[test]
+fn a_second_deadline_look_up_after_the_failure_changes_nothing() {
+    let (failed, _) = apply(&collecting(true), overdue(Vec::new(), 3600));
+    assert!(unchanged(failed.apply(&overdue(Vec::new(), 3720)).unwrap()));
+}
+
+#[test]
+fn a_late_push_after_the_failure_changes_nothing() {
+    let (failed, _) = apply(&collecting(true), overdue(Vec::new(), 3600));
+    let Decision::Unchanged { why } = failed.apply(&found("app", 1, 3700)).unwrap() else { panic!("must not change") };
+    assert!(why.contains("the release ended"), "{why}");
+}
+
+#[test]
+fn a_release_past_collecting_ignores_the_deadline() {
+    let (release, _) = apply(&collecting(true), found("app", 1, 5));
+    let (ready, _) = apply(&release, found("nginx", 2, 6));
+    assert!(unchanged(ready.apply(&overdue(Vec::new(), 99_999)).unwrap()));
 }

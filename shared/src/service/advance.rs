@@ -39,9 +39,11 @@ impl Convoy {
     /// Starts the stage a ready release waits for, from the record as last stored.
     pub(super) async fn advance(&self, stored: Stored, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
         let key = stored.release.key.clone();
+        // Boxed: a stage start is a large future, and every handler reaches it through here; on
+        // the stack it made debug builds' frames outgrow a test thread's 2 MiB.
         match stored.release.state {
-            State::Ready { next: Stage::Migration } => self.start_migration(&key, now, Some(stored)).await,
-            State::Ready { next: Stage::Deployment } => self.start_deployment(&key, now, Some(stored)).await,
+            State::Ready { next: Stage::Migration } => Box::pin(self.start_migration(&key, now, Some(stored))).await,
+            State::Ready { next: Stage::Deployment } => Box::pin(self.start_deployment(&key, now, Some(stored))).await,
             _ => Ok(None),
         }
     }
@@ -189,6 +191,15 @@ impl Convoy {
                 Effect::CopyMigrationLogs { log } => self.copy_migration_logs(key, log, now).await,
                 Effect::FindApprover { deployment, approve, native, since } => {
                     self.find_approver(key, deployment, *approve, *native, *since, now).await
+                }
+                // Best effort: a push that still finds the release is refused by its record, and
+                // the bucket's lifecycle expires what is left.
+                Effect::ForgetWaits { images } => {
+                    for image in images {
+                        if let Err(err) = self.waits.forget(image, key).await {
+                            tracing::warn!(%image, error = %err, "wait-list entry not removed; it expires by lifecycle");
+                        }
+                    }
                 }
                 Effect::StartMigration | Effect::StartDeployment | Effect::ResolveImages { .. } => {}
             }

@@ -33,6 +33,7 @@ impl Convoy {
             let reason = format!("no deployment settings for service {} (CONVOY_SERVICE_SETTINGS)", key.service);
             return self.deployment_impossible(key, reason, now).await;
         };
+        let mut gate = None;
         if matches!(release.state, State::Ready { next: Stage::Deployment } | State::Queued { .. }) {
             let entry = LockEntry { opened_at: release.opened_at(), release: key.release.clone() };
             let decision = self.change_lock(key, |lock| lock.acquire(&entry)).await?;
@@ -41,10 +42,22 @@ impl Convoy {
                 let updated = update(self, key, |r| r.apply(&event)).await?;
                 return Ok(updated.map(|u| self.finish(u)));
             }
+            // Before the claim, so an outage here leaves the release as it was for a retry, and a
+            // takeover (which may find a deployment the first holder made) never asks again.
+            let manifest_approval = release.manifest.as_ref().and_then(|m| m.approval);
+            let auto = manifest_approval.unwrap_or(settings.approval) == crate::manifest::Approval::Auto;
+            // Boxed: an SDK call's future is large, and this one sits in every path to a start.
+            match Box::pin(self.approval_gate(&key.service, &settings, auto)).await? {
+                Ok(holds) => gate = Some(holds),
+                Err(reason) => {
+                    warn!(%reason, "the traffic shift would not wait for the approval; nothing is started");
+                    return self.deployment_impossible(key, reason, now).await;
+                }
+            }
         }
         let lease = self.config.claim_lease;
         let method = settings.method();
-        let event = Event::DeploymentClaimed { method, at: now, lease };
+        let event = Event::DeploymentClaimed { method, at: now, lease, gate };
         let claimed = update_from(self, key, Some(stored), |r| r.apply(&event)).await?;
         let Some(claimed) = claimed else { return Ok(None) };
         if !claimed.changed {
@@ -104,6 +117,50 @@ impl Convoy {
             // The claim stays; once its lease is over the reconciler takes the start over.
             Err(err) => Err(err),
         }
+    }
+
+    /// What will hold a release's production traffic for its approval (`auto`: policy approves
+    /// it): the CodeDeploy group it
+    /// deploys in (directly or through its pipeline) must wait for a person
+    /// ([`crate::ports::GroupWait::serves`]); an ECS native service must pass
+    /// [`super::check_native_service`] (its PAUSE hook rolls back on timeout). `Ok(Ok(what))`
+    /// says what holds it and for how long (kept in the record for `convoy status`);
+    /// `Ok(Err(why))` when nothing would, or when AWS knows no such group or service.
+    pub(super) async fn approval_gate(
+        &self,
+        service: &crate::names::ServiceName,
+        settings: &crate::settings::ServiceSettings,
+        auto: bool,
+    ) -> Result<Result<String, String>, ConvoyError> {
+        let service = service.as_str();
+        if let Some(target) = &settings.ecs_native {
+            return match self.deployer.native_service(&self.config.cluster, service).await {
+                Ok(described) => Ok(super::check_native_service(service, target, &described)
+                    .map(|()| super::native::native_gate(target, &described))),
+                Err(DeployError::Rejected(reason)) => Ok(Err(reason)),
+                Err(err) => Err(err.into()),
+            };
+        }
+        let target = match settings.codedeploy_target() {
+            Ok(target) => target,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let wait = match self.deployer.group_wait(&target.application, &target.deployment_group).await {
+            Ok(wait) => wait,
+            Err(DeployError::Rejected(reason)) => {
+                return Ok(Err(format!("the deployment group cannot be read: {reason}")));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let group = format!("{}/{}", target.application, target.deployment_group);
+        Ok(match wait.serves(auto, settings.bake_seconds) {
+            Ok(()) if wait.waits_for_a_person() => Ok(format!("CodeDeploy group {group} {}", wait.describe())),
+            Ok(()) => Ok(format!(
+                "CodeDeploy group {group} {} (accepted: policy approves without bake time)",
+                wait.describe()
+            )),
+            Err(why) => Err(format!("{group}: {why}")),
+        })
     }
 
     async fn launch_deployment(

@@ -6,6 +6,7 @@ mod approval;
 mod decide;
 mod deploy;
 mod gates;
+mod lost_manifests;
 mod migration;
 mod native;
 mod readiness;

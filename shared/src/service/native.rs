@@ -54,11 +54,24 @@ pub fn check_native_service(service: &str, target: &EcsNativeTarget, described: 
         Some(hook) if hook.role.is_none() => {
             missing.push("the verify hook has no roleArn for ECS to invoke the function with".into())
         }
+        // A verify hook that times out must not let the deployment go on unverified.
+        Some(hook) if hook.continues_on_timeout() => missing
+            .push(format!("the verify hook {}: set its timeoutConfiguration action to ROLLBACK", hook.on_timeout())),
         Some(_) => {}
     }
-    let pause = described.hooks.iter().any(|h| h.target_type == "PAUSE" && h.stages.contains(&target.approval_stage));
-    if !pause {
-        missing.push(format!("no PAUSE lifecycle hook at {} for the approval to wait at", target.approval_stage));
+    match approval_hook(target, described) {
+        None => {
+            missing.push(format!("no PAUSE lifecycle hook at {} for the approval to wait at", target.approval_stage))
+        }
+        // ECS has no "wait for ever": a pause ends at its timeout, and with CONTINUE production
+        // traffic would move without anyone approving.
+        Some(hook) if hook.continues_on_timeout() => missing.push(format!(
+            "the PAUSE hook at {} {}, shifting production traffic without an approval: set its \
+             timeoutConfiguration action to ROLLBACK",
+            target.approval_stage,
+            hook.on_timeout()
+        )),
+        Some(_) => {}
     }
     if missing.is_empty() {
         return Ok(());
@@ -66,22 +79,36 @@ pub fn check_native_service(service: &str, target: &EcsNativeTarget, described: 
     Err(format!("service {service} cannot deploy through ECS native blue/green: {}", missing.join("; ")))
 }
 
+/// The `PAUSE` hook the approval waits at.
+fn approval_hook<'a>(target: &EcsNativeTarget, described: &'a NativeService) -> Option<&'a crate::ports::NativeHook> {
+    described.hooks.iter().find(|h| h.target_type == "PAUSE" && h.stages.contains(&target.approval_stage))
+}
+
+/// What holds a checked native service's production traffic for the approval, and what bounds
+/// the wait: ECS's per-hook timeout (its action, `ROLLBACK` by default, and its minutes, 1440 by
+/// default). For `convoy check` and the record (`convoy status`).
+pub(crate) fn native_gate(target: &EcsNativeTarget, described: &NativeService) -> String {
+    match approval_hook(target, described) {
+        Some(hook) => format!("ECS PAUSE hook at {} waits for a person; {}", target.approval_stage, hook.on_timeout()),
+        None => format!("no PAUSE hook at {}", target.approval_stage),
+    }
+}
+
 impl Convoy {
-    /// Checks every service on the `ecs-native` method against what ECS says of it: `Ok` lists the
-    /// services checked, `Err` says what each one lacks.
-    pub async fn check_native_services(&self) -> Result<Vec<ServiceName>, ConvoyError> {
+    /// Checks every service of the settings the way a release's start meets it
+    /// ([`Convoy::approval_gate`], with the service's own approval policy): an ECS native service
+    /// against what ECS says of it (strategy, hooks, the PAUSE hook's timeout), a CodeDeploy (or
+    /// pipeline) service's group for a ready option that waits for a person. `Ok` lists each
+    /// service with what holds its traffic shift; `Err` says what each failing one lacks.
+    pub async fn check_services(&self) -> Result<Vec<(ServiceName, String)>, ConvoyError> {
         let mut problems = Vec::new();
         let mut checked = Vec::new();
         for (service, settings) in &self.config.services {
-            let Some(target) = &settings.ecs_native else { continue };
-            let verdict = match self.deployer.native_service(&self.config.cluster, service.as_str()).await {
-                Ok(described) => check_native_service(service.as_str(), target, &described),
-                Err(DeployError::Rejected(reason)) => Err(format!("service {service}: {reason}")),
-                Err(err) => return Err(err.into()),
-            };
-            match verdict {
-                Ok(()) => checked.push(service.clone()),
-                Err(problem) => problems.push(problem),
+            let auto = settings.approval == crate::manifest::Approval::Auto;
+            match self.approval_gate(service, settings, auto).await? {
+                Ok(gate) => checked.push((service.clone(), gate)),
+                Err(problem) if problem.starts_with(&format!("service {service}")) => problems.push(problem),
+                Err(problem) => problems.push(format!("service {service}: {problem}")),
             }
         }
         if problems.is_empty() { Ok(checked) } else { Err(ConvoyError::Refused(problems.join("\n"))) }
@@ -252,12 +279,16 @@ mod tests {
                     target: Some("arn:aws:lambda:us-east-1:123456789012:function:convoy-verify".into()),
                     role: Some("arn:aws:iam::123456789012:role/ecs-hooks".into()),
                     stages: vec!["POST_TEST_TRAFFIC_SHIFT".into()],
+                    timeout_action: None,
+                    timeout_minutes: None,
                 },
                 NativeHook {
                     target_type: "PAUSE".into(),
                     target: None,
                     role: None,
                     stages: vec!["PRE_PRODUCTION_TRAFFIC_SHIFT".into()],
+                    timeout_action: None,
+                    timeout_minutes: None,
                 },
             ],
         }
@@ -291,6 +322,44 @@ mod tests {
         let mut roleless = ready();
         roleless.hooks[0].role = None;
         assert!(check_native_service("web", &target(), &roleless).unwrap_err().contains("no roleArn"));
+    }
+
+    #[test]
+    fn a_pause_hook_that_continues_on_timeout_is_refused() {
+        let mut continuing = ready();
+        continuing.hooks[1].timeout_action = Some("CONTINUE".into());
+        continuing.hooks[1].timeout_minutes = Some(30);
+        let err = check_native_service("web", &target(), &continuing).unwrap_err();
+        assert!(err.contains("the PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT continues after 30 min"), "{err}");
+        assert!(err.contains("set its timeoutConfiguration action to ROLLBACK"), "{err}");
+    }
+
+    #[test]
+    fn a_verify_hook_that_continues_on_timeout_is_refused() {
+        let mut continuing = ready();
+        continuing.hooks[0].timeout_action = Some("CONTINUE".into());
+        let err = check_native_service("web", &target(), &continuing).unwrap_err();
+        assert!(err.contains("the verify hook continues after 1440 min (partly ECS defaults)"), "{err}");
+    }
+
+    #[test]
+    fn a_pause_hook_that_rolls_back_on_timeout_passes_and_the_gate_says_when() {
+        let mut bounded = ready();
+        bounded.hooks[1].timeout_action = Some("ROLLBACK".into());
+        bounded.hooks[1].timeout_minutes = Some(120);
+        assert_eq!(check_native_service("web", &target(), &bounded), Ok(()));
+        assert_eq!(
+            native_gate(&target(), &bounded),
+            "ECS PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT waits for a person; rolls back after 120 min"
+        );
+    }
+
+    #[test]
+    fn an_unset_timeout_is_ecs_default_rollback_after_a_day() {
+        assert_eq!(
+            native_gate(&target(), &ready()),
+            "ECS PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT waits for a person; rolls back after 1440 min (ECS defaults)"
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Convoy {
         // reconciler's to find).
         let mut report = Report::of(&release, changed, note, Vec::new());
         if let Some(Effect::ResolveImages { images }) = release.pending_work().into_iter().next()
-            && let Some(resolved) = self.resolve_images(key, &images, now).await?
+            && let Some(resolved) = self.resolve_images(key, &images, now, None).await?
         {
             report = resolved;
         }
@@ -112,28 +112,43 @@ impl Convoy {
 
     /// Notes the release as waiting for `images` (so their pushes find it), then pins those already
     /// in ECR. The wait-list is written before ECR is asked: a push that lands in between is then
-    /// seen by one side or the other, never by neither.
+    /// seen by one side or the other, never by neither. With a `deadline` (the reconciler's look
+    /// at every awaited image), a release still collecting past it fails at images, each image
+    /// still missing named with why, in the same write as the images this look-up found.
     pub(super) async fn resolve_images(
         &self,
         key: &ReleaseKey,
         images: &[ImageKey],
         now: DateTime<Utc>,
+        deadline: Option<chrono::Duration>,
     ) -> Result<Option<Report>, ConvoyError> {
         for image in images {
             self.waits.add(image, key).await?;
         }
-        let found = self.registry.resolve(images).await?;
-        if found.is_empty() {
-            info!(awaited = images.len(), "no image of the release is in ECR yet");
-            return Ok(None);
+        let lookup = self.registry.resolve(images).await?;
+        for (image, why) in &lookup.missing {
+            info!(%image, %why, "not in ECR");
         }
-        let events: Vec<Event> = found
+        let found_any = !lookup.found.is_empty();
+        let mut events: Vec<Event> = lookup
+            .found
             .into_iter()
             .map(|(image, digest)| Event::ImageFound { image, digest, at: now, via: Sighting::RegistryLookup })
             .collect();
+        if let Some(deadline) = deadline {
+            events.push(Event::ImagesOverdue { missing: lookup.missing, deadline, at: now });
+        }
+        if events.is_empty() {
+            info!(awaited = images.len(), "no image of the release is in ECR yet");
+            return Ok(None);
+        }
         let Some(updated) = update(self, key, |r| r.apply_all(&events)).await? else {
             return Ok(None);
         };
+        if !updated.changed && !found_any {
+            // Only the deadline was judged, and it is not due: nothing to report.
+            return Ok(None);
+        }
         self.finish_and_advance(updated, now).await.map(Some)
     }
 
@@ -165,7 +180,7 @@ impl Convoy {
                     // Two pushes the event times cannot order: ECR says which digest the tag has.
                     Ok(Some(updated)) if updated.effects.iter().any(|e| matches!(e, Effect::ResolveImages { .. })) => {
                         let report = self.finish(updated);
-                        self.resolve_images(&key, std::slice::from_ref(&push.image), now)
+                        self.resolve_images(&key, std::slice::from_ref(&push.image), now, None)
                             .await
                             .map(|resolved| Some(resolved.unwrap_or(report)))
                     }

@@ -1,7 +1,8 @@
 //! The reconciler: on a schedule, re-derives every release in progress from AWS, so a lost event
 //! delays a release by one period at most. ECR push events are best effort (a Collecting release
-//! looks its images up again); a STOPPED task event can be missed (a Migrating release asks ECS);
-//! a migration that overran its timeout fails; a start whose holder died is taken over.
+//! looks its images up again, and fails at images once past its deadline); a STOPPED task event can be missed (a Migrating release asks ECS);
+//! a migration that overran its timeout fails; a start whose holder died is taken over; a
+//! manifest whose upload event was lost is opened (`lost_manifests.rs`).
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -71,6 +72,16 @@ impl Convoy {
         if left > 0 {
             warn!(visited, left, "the time ran out; the next run visits the rest (from another place in the list)");
         }
+        // After the releases in progress, with the time left: manifests whose event was lost.
+        // Boxed: opening a release may start its stage, a deep future for the reconciler's stack.
+        match Box::pin(self.open_lost_manifests(now, deadline)).await {
+            Ok(opened) => reports.extend(opened),
+            Err(err) if err.is_retryable() => {
+                warn!(error = %err, "could not look for lost manifests; next period tries again");
+                retryable = Some(err);
+            }
+            Err(err) => warn!(error = %err, "could not look for lost manifests"),
+        }
         match retryable {
             Some(err) if reports.is_empty() => Err(err),
             _ => Ok(Reconciliation { reports, visited, left }),
@@ -99,7 +110,10 @@ impl Convoy {
                 self.active.mark_done(key).await?;
                 Ok(None)
             }
-            State::Collecting => self.resolve_images(key, &release.awaited_images(), now).await,
+            State::Collecting => {
+                let deadline = Some(self.config.collecting_deadline());
+                self.resolve_images(key, &release.awaited_images(), now, deadline).await
+            }
             State::Ready { .. } => self.advance(stored, now).await,
             State::Queued { .. } | State::StartingDeployment => self.start_deployment(key, now, Some(stored)).await,
             State::AwaitingApproval { .. }

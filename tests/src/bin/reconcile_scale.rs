@@ -109,7 +109,12 @@ fn deploying(world: &World, key: &ReleaseKey, deployment: convoy::names::Deploym
     let digest = format!("sha256:{}", "ab".repeat(32)).parse().expect("digest");
     let events = [
         Event::ImageFound { image, digest, at: now, via: Sighting::RegistryLookup },
-        Event::DeploymentClaimed { method: DeployMethod::CodeDeploy, at: now, lease: convoy::config::CLAIM_LEASE },
+        Event::DeploymentClaimed {
+            method: DeployMethod::CodeDeploy,
+            at: now,
+            lease: convoy::config::CLAIM_LEASE,
+            gate: None,
+        },
         Event::DeploymentStarted { deployment, task_definition: None, at: now },
     ];
     match release.apply_all(&events).expect("transitions") {

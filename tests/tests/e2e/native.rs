@@ -11,7 +11,9 @@ use aws_sdk_ecs::types::DeploymentControllerType;
 use convoy::adapters::aws::CodeDeployer;
 use convoy::error::DeployError;
 use convoy::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
-use convoy::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, NativeService, NativeStatus};
+use convoy::ports::{
+    CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, GroupWait, NativeService, NativeStatus,
+};
 use convoy::release::{DeployMethod, Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
@@ -276,6 +278,9 @@ impl Deployer for CrashAfterUpdate {
     async fn native_status(&self, arn: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
         self.0.native_status(arn).await
     }
+    async fn group_wait(&self, application: &str, group: &str) -> Result<GroupWait, DeployError> {
+        self.0.group_wait(application, group).await
+    }
 }
 
 #[tokio::test]
@@ -336,7 +341,7 @@ async fn a_service_that_does_not_deploy_blue_green_fails_the_release_saying_what
          wait at"
     );
     assert_eq!(updates(&backend), 0, "the service was not updated");
-    let checked = backend.convoy.check_native_services().await.unwrap_err().to_string();
+    let checked = backend.convoy.check_services().await.unwrap_err().to_string();
     assert!(checked.contains("its deployment strategy is ROLLING"), "{checked}");
 }
 
@@ -370,4 +375,44 @@ async fn a_console_continue_of_the_pause_is_seen_by_the_reconciler_and_attribute
     let lookups = backend.standin.calls_to("LookupEvents");
     assert_eq!(lookups.len(), 1);
     assert_eq!(lookups[0]["LookupAttributes"][0]["AttributeValue"], "ContinueServiceDeployment");
+}
+
+#[tokio::test]
+async fn a_pause_hook_that_continues_on_timeout_fails_the_release_and_convoy_check_says_why() {
+    // ECS has no per-hook "wait for ever": a pause ends at its timeoutConfiguration, and with
+    // CONTINUE production traffic would move without an approval.
+    let mut configuration = deployment_configuration("CANARY");
+    configuration["lifecycleHooks"][1]["timeoutConfiguration"] = json!({"timeoutInMinutes": 30, "action": "CONTINUE"});
+    let (backend, _green) = native_backend(Behaviour::version("e6"), configuration).await;
+    backend.push("app", "e6").await;
+    backend.push("nginx", "e6").await;
+    let manifest = manifest_v1(&backend, "e6", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/e6.json", &manifest).await).await.unwrap();
+    let record = backend.record(&release_key("e6")).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(
+        reason.contains("the PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT continues after 30 min, shifting production"),
+        "{reason}"
+    );
+    assert_eq!(updates(&backend), 0, "the service was not updated");
+    let checked = backend.convoy.check_services().await.unwrap_err().to_string();
+    assert!(checked.contains("set its timeoutConfiguration action to ROLLBACK"), "{checked}");
+}
+
+#[tokio::test]
+async fn a_native_release_records_what_bounds_its_pause_and_status_shows_it() {
+    let mut configuration = deployment_configuration("CANARY");
+    configuration["lifecycleHooks"][1]["timeoutConfiguration"] = json!({"timeoutInMinutes": 120, "action": "ROLLBACK"});
+    let (backend, _green) = native_backend(Behaviour::version("e7"), configuration).await;
+    let checked = backend.convoy.check_services().await.unwrap();
+    let gate = "ECS PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT waits for a person; rolls back after 120 min";
+    assert_eq!(checked, vec![(SERVICE.parse().unwrap(), gate.to_owned())]);
+    backend.push("app", "e7").await;
+    backend.push("nginx", "e7").await;
+    let manifest = manifest_v1(&backend, "e7", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/e7.json", &manifest).await).await.unwrap();
+    let record = backend.record(&release_key("e7")).await.unwrap();
+    assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
+    let text = convoy::status::render(&record);
+    assert!(text.contains(&format!("approval gate   {gate}")), "{text}");
 }

@@ -355,6 +355,7 @@ async fn a_start_claimed_for_codedeploy_is_not_taken_over_through_a_pipeline() {
         method: DeployMethod::CodeDeploy,
         at: opened,
         lease: convoy::config::CLAIM_LEASE,
+        gate: None,
     });
     for event in &events {
         if let convoy::release::Decision::Changed { release: next, .. } = release.apply(event).unwrap() {

@@ -419,6 +419,8 @@ impl MemoryBackend {
                 },
                 cluster: "memory".into(),
                 migration_timeout_seconds: 1800,
+                collecting_deadline_seconds: 3600,
+                manifest_lookback_seconds: 86_400,
                 claim_lease: convoy::config::CLAIM_LEASE,
                 event_bus: "default".into(),
                 services: convoy::settings::parse(&settings).expect("settings"),

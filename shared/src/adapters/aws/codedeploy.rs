@@ -6,7 +6,7 @@ use aws_sdk_codedeploy::types::{
 
 use crate::error::DeployError;
 use crate::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
-use crate::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus};
+use crate::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, GroupWait};
 use crate::release::DeploymentEnd;
 
 /// CodeDeploy, and ECS's deployment API for native blue/green pause hooks.
@@ -183,6 +183,25 @@ impl Deployer for CodeDeployer {
                 description: d.description().map(str::to_owned),
             })
         }))
+    }
+
+    async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError> {
+        let output = self
+            .codedeploy
+            .get_deployment_group()
+            .application_name(application)
+            .deployment_group_name(deployment_group)
+            .send()
+            .await
+            .map_err(classify)?;
+        let ready = output
+            .deployment_group_info()
+            .and_then(|g| g.blue_green_deployment_configuration())
+            .and_then(|b| b.deployment_ready_option());
+        Ok(GroupWait {
+            action_on_timeout: ready.and_then(|r| r.action_on_timeout()).map(|a| a.as_str().to_owned()),
+            wait_minutes: ready.map_or(0, |r| r.wait_time_in_minutes()),
+        })
     }
 
     async fn answer_hook(
@@ -516,6 +535,43 @@ mod tests {
         let rolled_back = RollbackInfo::builder().rollback_deployment_id("d-EXAMPLE22").build();
         let info = DeploymentInfo::builder().creator(DeploymentCreator::User).rollback_info(rolled_back);
         assert!(!origin_of(info).await.rollback);
+    }
+
+    #[tokio::test]
+    async fn the_group_wait_is_read_from_the_groups_ready_option() {
+        use aws_sdk_codedeploy::operation::get_deployment_group::GetDeploymentGroupOutput;
+        use aws_sdk_codedeploy::types::{
+            BlueGreenDeploymentConfiguration, DeploymentGroupInfo, DeploymentReadyAction, DeploymentReadyOption,
+        };
+        let rule = mock!(Client::get_deployment_group)
+            .match_requests(|input| {
+                input.application_name() == Some("convoy") && input.deployment_group_name() == Some("web")
+            })
+            .then_output(|| {
+                let ready = DeploymentReadyOption::builder()
+                    .action_on_timeout(DeploymentReadyAction::StopDeployment)
+                    .wait_time_in_minutes(45)
+                    .build();
+                let blue_green = BlueGreenDeploymentConfiguration::builder().deployment_ready_option(ready).build();
+                let info = DeploymentGroupInfo::builder().blue_green_deployment_configuration(blue_green).build();
+                GetDeploymentGroupOutput::builder().deployment_group_info(info).build()
+            });
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        let wait = adapter.group_wait("convoy", "web").await.unwrap();
+        assert_eq!(wait, GroupWait { action_on_timeout: Some("STOP_DEPLOYMENT".into()), wait_minutes: 45 });
+    }
+
+    #[tokio::test]
+    async fn a_group_without_a_blue_green_configuration_sets_no_ready_option() {
+        use aws_sdk_codedeploy::operation::get_deployment_group::GetDeploymentGroupOutput;
+        use aws_sdk_codedeploy::types::DeploymentGroupInfo;
+        let rule = mock!(Client::get_deployment_group).then_output(|| {
+            GetDeploymentGroupOutput::builder().deployment_group_info(DeploymentGroupInfo::builder().build()).build()
+        });
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        let wait = adapter.group_wait("convoy", "web").await.unwrap();
+        assert_eq!(wait, GroupWait { action_on_timeout: None, wait_minutes: 0 });
+        assert!(!wait.waits_for_a_person());
     }
 
     #[tokio::test]

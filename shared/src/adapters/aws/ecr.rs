@@ -1,12 +1,12 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_ecr::types::ImageIdentifier;
+use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
 
 use crate::error::RegistryError;
 use crate::names::{AccountId, Digest, ImageTag, RepositoryName};
-use crate::ports::Registry;
-use crate::release::ImageKey;
+use crate::ports::{Lookup, Registry};
+use crate::release::{Absence, ImageKey};
 
 /// ECR, asked with `BatchGetImage`: one call per repository answers for all its tags at once and
 /// lists missing tags as failures instead of failing the call (as `DescribeImages` would).
@@ -26,13 +26,18 @@ const BATCH: usize = 100;
 
 #[async_trait]
 impl Registry for EcrRegistry {
-    async fn resolve(&self, images: &[ImageKey]) -> Result<Vec<(ImageKey, Digest)>, RegistryError> {
+    async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError> {
         let mut by_repository: BTreeMap<(&AccountId, &RepositoryName), Vec<&ImageTag>> = BTreeMap::new();
         for image in images {
             by_repository.entry((&image.registry, &image.repository)).or_default().push(&image.tag);
         }
-        let mut found = Vec::new();
+        let mut lookup = Lookup::default();
         for ((registry, repository), tags) in by_repository {
+            let key = |tag: &ImageTag| ImageKey {
+                registry: registry.clone(),
+                repository: repository.clone(),
+                tag: tag.clone(),
+            };
             for chunk in tags.chunks(BATCH) {
                 let ids = chunk.iter().map(|tag| ImageIdentifier::builder().image_tag(tag.as_str()).build()).collect();
                 let result = self
@@ -45,23 +50,138 @@ impl Registry for EcrRegistry {
                     .await;
                 let output = match result {
                     Ok(output) => output,
-                    // The repository may be created by the same CI run that pushes to it.
-                    Err(err) if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) => {
+                    Err(err) => {
+                        // The repository may yet be created by the CI run that pushes to it, and a
+                        // denied read may yet be granted: both are answers, kept for the deadline.
+                        let absence = if err.as_service_error().is_some_and(|e| e.is_repository_not_found_exception()) {
+                            Absence::RepositoryUnknown
+                        } else if let Some(denied) = super::refusal(&err, Some(&[ACCESS_DENIED])) {
+                            Absence::AccessDenied { detail: denied }
+                        } else {
+                            return Err(RegistryError::Unavailable(super::describe(&err)));
+                        };
+                        lookup.missing.extend(chunk.iter().map(|tag| (key(tag), absence.clone())));
                         continue;
                     }
-                    Err(err) => {
-                        return Err(RegistryError::Unavailable(super::describe(&err)));
-                    }
                 };
+                let mut found = BTreeMap::new();
                 for image in output.images() {
                     let Some(id) = image.image_id() else { continue };
                     let (Some(tag), Some(digest)) = (id.image_tag(), id.image_digest()) else { continue };
                     let (Ok(tag), Ok(digest)) = (ImageTag::new(tag), Digest::new(digest)) else { continue };
-                    let key = ImageKey { registry: registry.clone(), repository: repository.clone(), tag };
-                    found.push((key, digest));
+                    found.insert(tag, digest);
+                }
+                for tag in chunk {
+                    if let Some(digest) = found.remove(*tag) {
+                        lookup.found.push((key(tag), digest));
+                        continue;
+                    }
+                    let failure = output
+                        .failures()
+                        .iter()
+                        .find(|f| f.image_id().and_then(|id| id.image_tag()) == Some(tag.as_str()));
+                    let absence = match failure.and_then(|f| f.failure_code()) {
+                        None
+                        | Some(ImageFailureCode::ImageNotFound)
+                        | Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => Absence::TagAbsent,
+                        Some(code) => Absence::Unreadable {
+                            detail: format!(
+                                "{}: {}",
+                                code.as_str(),
+                                failure.and_then(|f| f.failure_reason()).unwrap_or("no reason")
+                            ),
+                        },
+                    };
+                    lookup.missing.push((key(tag), absence));
                 }
             }
         }
-        Ok(found)
+        Ok(lookup)
+    }
+}
+
+/// ECR's code for a caller whose policy does not allow the read (not modelled by the SDK).
+const ACCESS_DENIED: &str = "AccessDeniedException";
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecr::Client;
+    use aws_sdk_ecr::error::ErrorMetadata;
+    use aws_sdk_ecr::operation::batch_get_image::{BatchGetImageError, BatchGetImageOutput};
+    use aws_sdk_ecr::types::{Image, ImageFailure};
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+
+    fn image(repository: &str, tag: &str) -> ImageKey {
+        ImageKey {
+            registry: "123456789012".parse().unwrap(),
+            repository: repository.parse().unwrap(),
+            tag: tag.parse().unwrap(),
+        }
+    }
+
+    const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[tokio::test]
+    async fn a_found_tag_is_pinned_and_a_failed_one_is_named_tag_absent() {
+        let rule = mock!(Client::batch_get_image)
+            .match_requests(|input| input.registry_id() == Some("123456789012") && input.image_ids().len() == 2)
+            .then_output(|| {
+                let found = ImageIdentifier::builder().image_tag("r1").image_digest(DIGEST).build();
+                let missing = ImageIdentifier::builder().image_tag("r2").build();
+                BatchGetImageOutput::builder()
+                    .images(Image::builder().image_id(found).build())
+                    .failures(
+                        ImageFailure::builder()
+                            .image_id(missing)
+                            .failure_code(ImageFailureCode::ImageNotFound)
+                            .failure_reason("Requested image not found")
+                            .build(),
+                    )
+                    .build()
+            });
+        let registry = EcrRegistry::new(mock_client!(aws_sdk_ecr, [&rule]));
+        let lookup = registry.resolve(&[image("app", "r1"), image("app", "r2")]).await.unwrap();
+        assert_eq!(lookup.found, vec![(image("app", "r1"), Digest::new(DIGEST).unwrap())]);
+        assert_eq!(lookup.missing, vec![(image("app", "r2"), Absence::TagAbsent)]);
+    }
+
+    #[tokio::test]
+    async fn a_repository_ecr_does_not_know_is_named_repository_unknown() {
+        let rule = mock!(Client::batch_get_image).then_error(|| {
+            BatchGetImageError::RepositoryNotFoundException(
+                aws_sdk_ecr::types::error::RepositoryNotFoundException::builder().message("no such repository").build(),
+            )
+        });
+        let registry = EcrRegistry::new(mock_client!(aws_sdk_ecr, [&rule]));
+        let lookup = registry.resolve(&[image("ghost", "r1")]).await.unwrap();
+        assert_eq!(lookup.missing, vec![(image("ghost", "r1"), Absence::RepositoryUnknown)]);
+    }
+
+    #[tokio::test]
+    async fn a_registry_convoy_may_not_read_is_named_access_denied_with_ecrs_message() {
+        let rule = mock!(Client::batch_get_image).then_error(|| {
+            let message = "User: arn:aws:sts::123456789012:assumed-role/convoy is not authorized to perform: \
+                           ecr:BatchGetImage on resource: arn:aws:ecr:us-east-1:999999999999:repository/app";
+            BatchGetImageError::generic(ErrorMetadata::builder().code("AccessDeniedException").message(message).build())
+        });
+        let registry = EcrRegistry::new(mock_client!(aws_sdk_ecr, [&rule]));
+        let lookup = registry.resolve(&[image("app", "r1")]).await.unwrap();
+        let [(_, Absence::AccessDenied { detail })] = lookup.missing.as_slice() else { panic!("{lookup:?}") };
+        assert!(detail.starts_with("AccessDeniedException: User:"), "{detail}");
+        assert!(lookup.found.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_throttled_look_up_is_an_error_worth_a_retry() {
+        let rule = mock!(Client::batch_get_image).then_error(|| {
+            BatchGetImageError::generic(
+                ErrorMetadata::builder().code("ThrottlingException").message("slow down").build(),
+            )
+        });
+        let registry = EcrRegistry::new(mock_client!(aws_sdk_ecr, [&rule]));
+        let failed = registry.resolve(&[image("app", "r1")]).await;
+        assert!(matches!(failed, Err(RegistryError::Unavailable(_))), "{failed:?}");
     }
 }

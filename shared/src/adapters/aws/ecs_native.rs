@@ -30,6 +30,8 @@ pub(super) async fn native_service(
             target: hook.hook_target_arn().map(str::to_owned),
             role: hook.role_arn().map(str::to_owned),
             stages: hook.lifecycle_stages().iter().map(|s| s.as_str().to_owned()).collect(),
+            timeout_action: hook.timeout_configuration().and_then(|t| t.action()).map(|a| a.as_str().to_owned()),
+            timeout_minutes: hook.timeout_configuration().and_then(|t| t.timeout_in_minutes()),
         })
         .collect();
     Ok(NativeService {

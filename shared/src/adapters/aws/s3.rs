@@ -6,8 +6,8 @@ use super::{describe, status_and_code};
 use crate::error::{ReadError, StoreError};
 use crate::names::{DeploymentRef, ReleaseId, ReleaseKey, ServiceName};
 use crate::ports::{
-    ActiveReleases, DeployLock, DeployLocks, DeploymentIndex, FetchedObject, ManifestReader, ObjectRef, RecordVersion,
-    ReleaseStore, Stored, WaitList,
+    ActiveReleases, DeployLock, DeployLocks, DeploymentIndex, FetchedObject, ListedObject, ManifestReader, ObjectRef,
+    RecordVersion, ReleaseStore, Stored, WaitList,
 };
 use crate::release::{ImageKey, Release};
 
@@ -199,6 +199,18 @@ impl WaitList for S3Store {
         let keys = self.list(&prefix).await?;
         Ok(keys.iter().filter_map(|k| release_at_end(k.strip_prefix(&prefix)?)).collect())
     }
+
+    async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
+        // S3 answers a delete of a missing key with success, as the contract asks.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{}/{}", Self::wait_prefix(image), release.service, release.release))
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -300,6 +312,47 @@ impl ManifestReader for S3Store {
             return Err(ReadError::TooLarge { size: bytes.len() as u64, limit });
         }
         Ok(FetchedObject { bytes, etag, version_id })
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ListedObject>, ReadError> {
+        let mut listed = Vec::new();
+        let mut token = None;
+        while listed.len() < limit {
+            let page = (limit - listed.len()).min(1000) as i32;
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_start_after(start_after.map(str::to_owned))
+                .set_continuation_token(token.take())
+                .max_keys(page)
+                .send()
+                .await
+                .map_err(|err| ReadError::Unavailable(describe(&err)))?;
+            listed.extend(output.contents().iter().filter_map(|object| {
+                Some(ListedObject {
+                    key: object.key()?.to_owned(),
+                    last_modified: object
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    etag: object.e_tag().map(str::to_owned),
+                    size: object.size().and_then(|s| u64::try_from(s).ok()),
+                })
+            }));
+            match output.next_continuation_token {
+                Some(next) if output.is_truncated == Some(true) => token = Some(next),
+                _ => break,
+            }
+        }
+        listed.truncate(limit);
+        Ok(listed)
     }
 }
 
