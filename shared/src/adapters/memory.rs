@@ -384,6 +384,9 @@ struct FakeServiceDeployment {
 pub struct MemoryDeployer {
     calls: Mutex<Vec<DeployCall>>,
     ended: Mutex<HashMap<DeploymentId, crate::release::DeploymentEnd>>,
+    /// Deployments whose production traffic was rerouted (a successful `continue_traffic`, or
+    /// [`MemoryDeployer::reroute`]).
+    rerouted: Mutex<std::collections::HashSet<DeploymentId>>,
     /// Rollback deployments CodeDeploy created: (the rollback, the deployment it rolls back).
     rollbacks: Mutex<Vec<(DeploymentId, DeploymentId)>>,
     /// ECS native: how each service deploys, and the service deployments `UpdateService` started.
@@ -400,6 +403,12 @@ impl MemoryDeployer {
     /// the test sends one, or leaves it lost for the reconciler to find.
     pub fn end(&self, deployment: &DeploymentId, end: crate::release::DeploymentEnd) {
         lock(&self.ended).insert(deployment.clone(), end);
+    }
+
+    /// CodeDeploy reroutes `deployment`'s production traffic (someone continued it past
+    /// READY_WAIT outside Convoy): GetDeployment says so from now on, until it ends.
+    pub fn reroute(&self, deployment: &DeploymentId) {
+        lock(&self.rerouted).insert(deployment.clone());
     }
 
     /// ECS describes `service` this way from now on (strategy, hooks).
@@ -467,6 +476,7 @@ impl crate::ports::Deployer for MemoryDeployer {
     ) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
         Ok(match lock(&self.ended).get(deployment) {
             Some(end) => crate::ports::DeploymentStatus::Ended { end: *end, detail: String::new() },
+            None if lock(&self.rerouted).contains(deployment) => crate::ports::DeploymentStatus::Rerouted,
             None => crate::ports::DeploymentStatus::Running,
         })
     }
@@ -503,6 +513,7 @@ impl crate::ports::Deployer for MemoryDeployer {
 
     async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), crate::error::DeployError> {
         lock(&self.calls).push(DeployCall::Continue(deployment.to_string()));
+        self.reroute(deployment);
         Ok(())
     }
 
@@ -575,7 +586,7 @@ impl crate::ports::Deployer for MemoryDeployer {
             crate::error::DeployError::Rejected(format!("ECS does not know service deployment {service_deployment}"))
         })?;
         let status = match &known.status {
-            crate::ports::DeploymentStatus::Running => "IN_PROGRESS",
+            crate::ports::DeploymentStatus::Running | crate::ports::DeploymentStatus::Rerouted => "IN_PROGRESS",
             crate::ports::DeploymentStatus::Ended { end: crate::release::DeploymentEnd::Succeeded, .. } => "SUCCESSFUL",
             crate::ports::DeploymentStatus::Ended { .. } => "ROLLBACK_SUCCESSFUL",
         };
