@@ -524,6 +524,13 @@ impl StandIn {
         self.step(deployment, Phase::HookPassed, Phase::Ready);
     }
 
+    /// CodeDeploy reroutes production traffic by itself, with no call anyone made (the group's
+    /// READY_WAIT timed out with `CONTINUE_DEPLOYMENT`): as after a continue, and CloudTrail
+    /// records nothing.
+    pub fn reroutes_by_itself(&self, deployment: &str) {
+        self.step(deployment, Phase::Ready, Phase::Shifting);
+    }
+
     /// CodeDeploy finishes shifting production traffic (after a continue): `Succeeded`.
     pub fn finish(&self, deployment: &str) {
         self.step(deployment, Phase::Shifting, Phase::Succeeded);

@@ -86,6 +86,13 @@ impl Convoy {
         if let Some(report) = self.recheck_alarms(&release, now).await? {
             return Ok(Some(report));
         }
+        // Traffic shifts after a continue Convoy saw no call for (seen past the approval): who
+        // made it is asked again while CloudTrail's event history has no answer yet (it lags by
+        // minutes), as for an ended release below; the visit goes on.
+        if let (State::ShiftingTraffic { .. }, Some(wanted)) = (&release.state, release.attribution_wanted()) {
+            let hook = release.verification.as_ref().map(|v| v.hook.clone());
+            self.perform(key, &[wanted], hook.as_ref(), now).await?;
+        }
         match &release.state {
             // Who decided is still asked of CloudTrail: the release stays active until it answers.
             state if state.is_terminal() && release.attribution_wanted().is_some() => {

@@ -153,6 +153,37 @@ async fn a_console_reroute_with_no_event_is_seen_by_the_reconciler_before_the_de
 }
 
 #[tokio::test]
+async fn a_reroute_cloudtrail_has_no_call_for_yet_is_asked_again_while_traffic_shifts() {
+    let (backend, _green) = with_green(Behaviour::version("c10"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c10").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("c10");
+    // Rerouted, and CloudTrail's event history has (so far) no call for it.
+    backend.standin.reroutes_by_itself(&deployment);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let pending = backend.record(&key).await.unwrap();
+    assert!(matches!(pending.state, State::ShiftingTraffic { .. }), "{}", pending.state);
+    assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+
+    // Each visit asks again while it is pending; nothing is concluded within CloudTrail's delay.
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
+    assert_eq!(backend.record(&key).await.unwrap(), pending);
+
+    // Past it, the record says AWS has no record, and the look-ups stop.
+    let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
+    assert!(matches!(record.approval.as_ref().unwrap().actor, Some(Attribution::Unknown { .. })));
+    backend.convoy.reconcile(later).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 3);
+    assert!(backend.standin.calls_to("ContinueDeployment").is_empty(), "a rerouted deployment is not continued");
+}
+
+#[tokio::test]
 async fn an_approval_before_convoy_recorded_a_passed_verification_ends_failed_at_approval() {
     let (backend, _green) = with_green(Behaviour::version("c3"), "manual").await;
     let deployment = deploying(&backend, "c3", json!({})).await;
