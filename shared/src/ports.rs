@@ -234,12 +234,24 @@ pub struct CodeDeployRequest {
 /// Where a deployment stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeploymentStatus {
-    /// Running (or waiting for the traffic shift to be approved).
+    /// Running: before production traffic moved, waiting for the traffic shift to be approved
+    /// (CodeDeploy's `Ready`), or wherever the source cannot tell (a pipeline execution; ECS
+    /// native says its stage through [`NativeStatus`] instead).
     Running,
+    /// CodeDeploy only: still running, but production traffic is rerouted to the replacement task
+    /// set (someone continued it past READY_WAIT) and the original awaits its termination.
+    Rerouted,
     Ended {
         end: crate::release::DeploymentEnd,
         detail: String,
     },
+}
+
+impl DeploymentStatus {
+    /// Not ended yet (rerouted or not).
+    pub fn running(&self) -> bool {
+        matches!(self, DeploymentStatus::Running | DeploymentStatus::Rerouted)
+    }
 }
 
 /// A CodeDeploy deployment's group, creation time, and whether it is an automatic or manual
@@ -267,6 +279,9 @@ pub trait Deployer: Send + Sync {
         deployment_group: &str,
         marker: &str,
     ) -> Result<Option<DeploymentId>, DeployError>;
+    /// Where `deployment` stands. MUST say [`DeploymentStatus::Rerouted`] once CodeDeploy moved
+    /// production traffic (after READY_WAIT) while the deployment has not ended, and
+    /// [`DeploymentStatus::Running`] before.
     async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError>;
     /// Where `deployment` runs, when it was created and whether it rolls another back (a
     /// deployment Convoy did not create is known only by these); `None` when CodeDeploy does not

@@ -14,7 +14,8 @@
 //! It says no where AWS says no. It keeps each CodeDeploy deployment's state as CodeDeploy does
 //! (learned from the `CreateDeployment` answers it forwards, or from [`StandIn::register`]):
 //! created → in progress → at the `AfterAllowTestTraffic` hook → (hook Succeeded) still in
-//! progress → waiting for the reroute (`Ready`) → shifting → `Succeeded`; a Failed hook answer
+//! progress → waiting for the reroute (`Ready`) → shifting (`InProgress`, the original task
+//! set's termination wait started: `instanceTerminationWaitTimeStarted`) → `Succeeded`; a Failed hook answer
 //! fails it (CodeDeploy rolls back), `StopDeployment` stops it. moto's `GetDeployment` answer is
 //! passed on with that status. What moto cannot decide (when CodeDeploy invokes a hook, reaches
 //! READY_WAIT, ends the shift) the tests say, as AWS would, with [`StandIn::hook_invoked`],
@@ -81,7 +82,8 @@ pub enum Phase {
     HookPassed,
     /// `Ready`: waiting for `ContinueDeployment` to reroute production traffic.
     Ready,
-    /// `InProgress`: production traffic shifts.
+    /// `InProgress`: production traffic was rerouted (a successful `ContinueDeployment`) and the
+    /// original task set's termination wait started (`instanceTerminationWaitTimeStarted`).
     Shifting,
     Succeeded,
     /// A failed hook (or anything else) failed it; CodeDeploy rolls back.
@@ -195,6 +197,10 @@ impl Aws {
         let id = answer["deploymentInfo"]["deploymentId"].as_str()?;
         let phase = self.deployments.get(id)?.phase?;
         answer["deploymentInfo"]["status"] = json!(phase.status());
+        // What CodeDeploy says of a group with a termination wait once traffic was rerouted.
+        if phase == Phase::Shifting {
+            answer["deploymentInfo"]["instanceTerminationWaitTimeStarted"] = json!(true);
+        }
         Some(answer)
     }
 
@@ -516,6 +522,13 @@ impl StandIn {
     /// `ContinueDeployment`.
     pub fn waits(&self, deployment: &str) {
         self.step(deployment, Phase::HookPassed, Phase::Ready);
+    }
+
+    /// CodeDeploy reroutes production traffic by itself, with no call anyone made (the group's
+    /// READY_WAIT timed out with `CONTINUE_DEPLOYMENT`): as after a continue, and CloudTrail
+    /// records nothing.
+    pub fn reroutes_by_itself(&self, deployment: &str) {
+        self.step(deployment, Phase::Ready, Phase::Shifting);
     }
 
     /// CodeDeploy finishes shifting production traffic (after a continue): `Succeeded`.

@@ -446,6 +446,9 @@ struct FakeServiceDeployment {
 pub struct MemoryDeployer {
     calls: Mutex<Vec<DeployCall>>,
     ended: Mutex<HashMap<DeploymentId, crate::release::DeploymentEnd>>,
+    /// Deployments whose production traffic was rerouted (a successful `continue_traffic`, or
+    /// [`MemoryDeployer::reroute`]).
+    rerouted: Mutex<std::collections::HashSet<DeploymentId>>,
     /// Rollback deployments CodeDeploy created: (the rollback, the deployment it rolls back).
     rollbacks: Mutex<Vec<(DeploymentId, DeploymentId)>>,
     /// ECS native: how each service deploys, and the service deployments `UpdateService` started.
@@ -469,6 +472,12 @@ impl MemoryDeployer {
     /// CodeDeploy describes the group's ready option this way from now on.
     pub fn group_waits(&self, application: &str, group: &str, wait: crate::ports::GroupWait) {
         lock(&self.group_waits).insert((application.to_owned(), group.to_owned()), wait);
+    }
+
+    /// CodeDeploy reroutes `deployment`'s production traffic (someone continued it past
+    /// READY_WAIT outside Convoy): GetDeployment says so from now on, until it ends.
+    pub fn reroute(&self, deployment: &DeploymentId) {
+        lock(&self.rerouted).insert(deployment.clone());
     }
 
     /// ECS describes `service` this way from now on (strategy, hooks).
@@ -546,6 +555,7 @@ impl crate::ports::Deployer for MemoryDeployer {
     ) -> Result<crate::ports::DeploymentStatus, crate::error::DeployError> {
         Ok(match lock(&self.ended).get(deployment) {
             Some(end) => crate::ports::DeploymentStatus::Ended { end: *end, detail: String::new() },
+            None if lock(&self.rerouted).contains(deployment) => crate::ports::DeploymentStatus::Rerouted,
             None => crate::ports::DeploymentStatus::Running,
         })
     }
@@ -582,6 +592,7 @@ impl crate::ports::Deployer for MemoryDeployer {
 
     async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), crate::error::DeployError> {
         lock(&self.calls).push(DeployCall::Continue(deployment.to_string()));
+        self.reroute(deployment);
         Ok(())
     }
 
@@ -654,7 +665,7 @@ impl crate::ports::Deployer for MemoryDeployer {
             crate::error::DeployError::Rejected(format!("ECS does not know service deployment {service_deployment}"))
         })?;
         let status = match &known.status {
-            crate::ports::DeploymentStatus::Running => "IN_PROGRESS",
+            crate::ports::DeploymentStatus::Running | crate::ports::DeploymentStatus::Rerouted => "IN_PROGRESS",
             crate::ports::DeploymentStatus::Ended { end: crate::release::DeploymentEnd::Succeeded, .. } => "SUCCESSFUL",
             crate::ports::DeploymentStatus::Ended { .. } => "ROLLBACK_SUCCESSFUL",
         };

@@ -231,6 +231,19 @@ impl Release {
         self.attribution_wanted()
     }
 
+    /// The deployment went past the approval while the release awaited it, with no decision
+    /// recorded: someone continued it (the console's "Reroute traffic", the CLI, a chat button)
+    /// and Convoy has not seen the call yet. The release shifts traffic, the approval pending
+    /// attribution, and CloudTrail is asked who (the effects). `None`, and no change, unless the
+    /// release awaits approval. Shared by ECS native's stage (`NativeObserved`) and CodeDeploy's
+    /// reroute (`Rerouted`).
+    pub(super) fn continued_unseen(&mut self, at: DateTime<Utc>) -> Option<Vec<Effect>> {
+        let State::AwaitingApproval { deployment } = &self.state else { return None };
+        let deployment = deployment.clone();
+        self.state = State::ShiftingTraffic { deployment: deployment.clone() };
+        Some(self.unattributed_decision(true, deployment.as_str(), at).into_iter().collect())
+    }
+
     /// The look-up a pending attribution asks for (`None` when none is pending).
     pub fn attribution_wanted(&self) -> Option<Effect> {
         let decision = self.approval.as_ref()?;

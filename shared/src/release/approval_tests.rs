@@ -238,3 +238,54 @@ fn an_old_record_without_an_actor_still_reads() {
     assert_eq!(decision.actor, None);
     assert_eq!(decision.by, "alice");
 }
+
+fn rerouted(deployment: &str, at: i64) -> Event {
+    Event::Rerouted { deployment: deployment.parse().unwrap(), at: t(at) }
+}
+
+#[test]
+fn a_reroute_seen_while_awaiting_approval_shifts_and_asks_cloudtrail_who_approved() {
+    let (release, effects) = apply(&awaiting(), rerouted("d-1", 80));
+    assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".parse().unwrap() });
+    let approval = release.approval.as_ref().unwrap();
+    assert!(approval.approved);
+    assert_eq!(approval.actor, Some(Attribution::Pending { since: t(60) }));
+    assert_eq!(
+        effects,
+        vec![Effect::FindApprover { deployment: "d-1".into(), approve: true, native: false, since: t(60) }]
+    );
+}
+
+#[test]
+fn a_reroute_seen_again_while_shifting_changes_nothing() {
+    let (shifting, _) = apply(&awaiting(), rerouted("d-1", 80));
+    assert!(unchanged(shifting.apply(&rerouted("d-1", 140)).unwrap()));
+}
+
+#[test]
+fn a_reroute_after_a_recorded_approval_changes_nothing() {
+    let (approved, _) = apply(&awaiting(), observed(true, ALICE, "ev-21"));
+    assert!(unchanged(approved.apply(&rerouted("d-1", 80)).unwrap()));
+    assert_eq!(recorded(&approved).unwrap().principal_arn, ALICE);
+}
+
+#[test]
+fn a_reroute_after_a_policy_approval_changes_nothing() {
+    let (approved, _) = apply(&verifying(), finished(true));
+    assert!(unchanged(approved.apply(&rerouted("d-1", 80)).unwrap()));
+}
+
+#[test]
+fn a_reroute_of_another_deployment_changes_nothing() {
+    assert!(unchanged(awaiting().apply(&rerouted("d-2", 80)).unwrap()));
+}
+
+#[test]
+fn the_looked_up_call_fills_in_the_approval_a_reroute_left_pending() {
+    let (shifting, _) = apply(&awaiting(), rerouted("d-1", 80));
+    let (release, effects) = apply(&shifting, observed_on("d-1", true, actor(BOB, "ev-22", Via::LookupEvents)));
+    assert!(matches!(release.state, State::ShiftingTraffic { .. }), "{}", release.state);
+    assert_eq!(recorded(&release).unwrap().principal_arn, BOB);
+    assert!(effects.is_empty());
+    assert!(release.attribution_wanted().is_none());
+}

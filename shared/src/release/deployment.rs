@@ -344,15 +344,26 @@ impl Release {
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         run.native = Some(progress.clone());
         let mut effects = Vec::new();
-        // ECS went past the approval pause with no decision recorded: someone continued it
-        // (console, CLI, a chat button); CloudTrail is asked who.
-        if let State::AwaitingApproval { deployment } = &self.state
-            && progress.stage.as_deref().is_some_and(|stage| NATIVE_STAGES_PAST_APPROVAL.contains(&stage))
-        {
-            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
-            effects.extend(next.unattributed_decision(true, deployment.as_str(), progress.seen_at));
+        if progress.stage.as_deref().is_some_and(|stage| NATIVE_STAGES_PAST_APPROVAL.contains(&stage)) {
+            effects.extend(next.continued_unseen(progress.seen_at).into_iter().flatten());
         }
         Decision::Changed { release: Box::new(next), effects }
+    }
+
+    /// CodeDeploy rerouted production traffic while the deployment still runs (its termination
+    /// wait started): past READY_WAIT, so approved by someone, whose call Convoy has not seen yet.
+    pub(super) fn on_rerouted(&self, deployment: &DeploymentId, at: DateTime<Utc>) -> Decision {
+        if self.state.deployment() != Some(deployment.as_str()) {
+            return Decision::unchanged(format!(
+                "deployment {deployment} is not this release's current one ({})",
+                self.state
+            ));
+        }
+        let mut next = self.clone();
+        match next.continued_unseen(at) {
+            Some(effects) => Decision::Changed { release: Box::new(next), effects },
+            None => Decision::unchanged(format!("traffic rerouted, and the release is {} already", self.state)),
+        }
     }
 
     pub(super) fn on_bundle_written(&self, pipeline: &str, bundle: &str, version: &str, at: DateTime<Utc>) -> Decision {

@@ -295,6 +295,9 @@ pub enum Event {
     RevisionRegistered { task_definition: String, at: DateTime<Utc> },
     /// ECS described the release's service deployment (strategy, traffic shift, stage).
     NativeObserved { progress: NativeProgress },
+    /// CodeDeploy said (at `at`) that `deployment`, still running, rerouted production traffic:
+    /// someone continued it past READY_WAIT.
+    Rerouted { deployment: DeploymentId, at: DateTime<Utc> },
     /// The pipeline's deploy bundle was written to its S3 source as object `version`.
     BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
     /// The pipeline execution that deploys the bundle was started (or found again by its token).
@@ -495,6 +498,7 @@ impl Release {
             }
             Event::RevisionRegistered { task_definition, at } => Ok(self.on_revision_registered(task_definition, *at)),
             Event::NativeObserved { progress } => Ok(self.on_native_observed(progress)),
+            Event::Rerouted { deployment, at } => Ok(self.on_rerouted(deployment, *at)),
             Event::PipelineStarted { execution, at } => Ok(self.on_pipeline_started(execution, *at)),
             Event::DeploymentAdopted { deployment, reason, at } => {
                 Ok(self.on_deployment_adopted(deployment, reason, *at))

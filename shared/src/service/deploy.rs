@@ -369,7 +369,7 @@ impl Convoy {
             Ok(None) | Err(DeployError::Rejected(_)) => return Ok(None),
             Err(err) => return Err(err.into()),
         };
-        if self.deployer.status(&deployment).await? != crate::ports::DeploymentStatus::Running {
+        if !self.deployer.status(&deployment).await?.running() {
             return Ok(None);
         }
         warn!(%execution, %deployment, "the execution ended, but its deployment still runs: following it");

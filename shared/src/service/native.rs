@@ -249,7 +249,7 @@ impl Convoy {
                 let detail = if reason.is_empty() { detail } else { format!("{detail} ({event_name}: {reason})") };
                 self.deployment_ended(&DeploymentRef::Service(arn), end, &detail, now).await
             }
-            DeploymentStatus::Running => {
+            DeploymentStatus::Running | DeploymentStatus::Rerouted => {
                 info!(release = %key, %arn, event_name, reason, "the service deployment runs");
                 Ok(None)
             }

@@ -97,6 +97,13 @@ impl Convoy {
         if let Some(report) = self.recheck_alarms(&release, now).await? {
             return Ok(Some(report));
         }
+        // Traffic shifts after a continue Convoy saw no call for (seen past the approval): who
+        // made it is asked again while CloudTrail's event history has no answer yet (it lags by
+        // minutes), as for an ended release below; the visit goes on.
+        if let (State::ShiftingTraffic { .. }, Some(wanted)) = (&release.state, release.attribution_wanted()) {
+            let hook = release.verification.as_ref().map(|v| v.hook.clone());
+            self.perform(key, &[wanted], hook.as_ref(), now).await?;
+        }
         match &release.state {
             // Who decided is still asked of CloudTrail: the release stays active until it answers.
             state if state.is_terminal() && release.attribution_wanted().is_some() => {
@@ -143,10 +150,22 @@ impl Convoy {
                     self.perform(key, &[effect], hook.as_ref(), now).await?;
                     Ok(None)
                 }
+                // Rerouted while it awaited a decision: someone continued it (the console's
+                // "Reroute traffic") and no CloudTrail event reached Convoy. The release shifts,
+                // and CloudTrail's event history is asked who, once: the next visit finds it
+                // ShiftingTraffic. (A rerouted deployment needs no ContinueDeployment again.)
+                Some((DeploymentRef::CodeDeploy(deployment), DeploymentStatus::Rerouted))
+                    if matches!(release.state, State::AwaitingApproval { .. }) =>
+                {
+                    info!(%deployment, "production traffic was rerouted without Convoy hearing of it");
+                    self.rerouted(key, deployment, now).await
+                }
                 // An alarm's rollback whose request failed: asked again while the deployment runs.
-                Some((DeploymentRef::CodeDeploy(deployment), DeploymentStatus::Running))
-                    if matches!(release.state, State::RollingBack { .. })
-                        && release.alarms.as_ref().is_some_and(|gate| !gate.fired.is_empty()) =>
+                Some((
+                    DeploymentRef::CodeDeploy(deployment),
+                    DeploymentStatus::Running | DeploymentStatus::Rerouted,
+                )) if matches!(release.state, State::RollingBack { .. })
+                    && release.alarms.as_ref().is_some_and(|gate| !gate.fired.is_empty()) =>
                 {
                     let hook = release.verification.as_ref().map(|v| v.hook.clone());
                     self.perform(key, &[Effect::RollBack { deployment }], hook.as_ref(), now).await?;
@@ -187,6 +206,22 @@ impl Convoy {
         let Some(deployment) = release.codedeploy_deployment() else { return Ok(None) };
         let status = self.deployer.status(&deployment).await?;
         Ok(Some((DeploymentRef::CodeDeploy(deployment), status)))
+    }
+
+    /// Applies CodeDeploy's reroute of `deployment` (seen at `now`) and performs what it asks
+    /// (`FindApprover`).
+    async fn rerouted(
+        &self,
+        key: &ReleaseKey,
+        deployment: crate::names::DeploymentId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let event = Event::Rerouted { deployment, at: now };
+        let Some(updated) = update(self, key, |r| r.apply(&event)).await? else { return Ok(None) };
+        if !updated.changed {
+            return Ok(None);
+        }
+        self.finish_and_perform(updated, now).await.map(Some)
     }
 
     /// Fails a migration past its deadline and stops its task.

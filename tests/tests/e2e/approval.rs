@@ -101,6 +101,89 @@ async fn a_console_approval_with_no_event_is_attributed_through_lookup_events() 
 }
 
 #[tokio::test]
+async fn a_console_reroute_with_no_event_is_seen_by_the_reconciler_before_the_deployment_ends() {
+    let (backend, _green) = with_green(Behaviour::version("c9"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c9").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("c9");
+    let awaiting = backend.record(&key).await.unwrap();
+    assert!(matches!(awaiting.state, State::AwaitingApproval { .. }), "{}", awaiting.state);
+
+    // Waiting for the reroute (`Ready`): the reconciler sees nothing to record.
+    assert!(backend.convoy.reconcile(chrono::Utc::now()).await.unwrap().is_empty());
+    assert_eq!(backend.record(&key).await.unwrap(), awaiting);
+
+    // "Reroute traffic" in the console: no "AWS API Call via CloudTrail" event reaches Convoy, and
+    // CodeDeploy keeps the deployment running through the original task set's termination wait.
+    let (erin, sdk) = backend.person_sdk("erin-c9").await;
+    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
+    codedeploy
+        .continue_deployment()
+        .deployment_id(&deployment)
+        .deployment_wait_type(aws_sdk_codedeploy::types::DeploymentWaitType::ReadyWait)
+        .send()
+        .await
+        .unwrap();
+    let described = codedeploy.get_deployment().deployment_id(&deployment).send().await.unwrap();
+    let info = described.deployment_info().unwrap();
+    assert_eq!(info.status(), Some(&aws_sdk_codedeploy::types::DeploymentStatus::InProgress));
+    assert!(info.instance_termination_wait_time_started());
+
+    // One reconciler run: the record says traffic shifts, approved by erin, from CloudTrail's
+    // event history.
+    let reports = backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let shifting = backend.record(&key).await.unwrap();
+    assert_eq!(shifting.state, State::ShiftingTraffic { deployment: deployment.parse().unwrap() });
+    let actor = recorded(&shifting);
+    assert_eq!(actor.principal_arn, erin);
+    assert_eq!(actor.via, Via::LookupEvents);
+    assert_eq!(actor.event_id, backend.standin.trail()[0]["eventID"].as_str().unwrap());
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    let status = convoy::status::render(&shifting);
+    assert!(status.contains(&format!("principal   {erin}")), "{status}");
+
+    // A second run changes nothing, asks CloudTrail nothing more, and continues nothing again.
+    assert!(backend.convoy.reconcile(chrono::Utc::now()).await.unwrap().is_empty());
+    assert_eq!(backend.record(&key).await.unwrap(), shifting);
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    assert_eq!(backend.standin.calls_to("ContinueDeployment").len(), 1, "erin's alone");
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
+}
+
+#[tokio::test]
+async fn a_reroute_cloudtrail_has_no_call_for_yet_is_asked_again_while_traffic_shifts() {
+    let (backend, _green) = with_green(Behaviour::version("c10"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "c10").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("c10");
+    // Rerouted, and CloudTrail's event history has (so far) no call for it.
+    backend.standin.reroutes_by_itself(&deployment);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let pending = backend.record(&key).await.unwrap();
+    assert!(matches!(pending.state, State::ShiftingTraffic { .. }), "{}", pending.state);
+    assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+
+    // Each visit asks again while it is pending; nothing is concluded within CloudTrail's delay.
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
+    assert_eq!(backend.record(&key).await.unwrap(), pending);
+
+    // Past it, the record says AWS has no record, and the look-ups stop.
+    let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
+    assert!(matches!(record.approval.as_ref().unwrap().actor, Some(Attribution::Unknown { .. })));
+    backend.convoy.reconcile(later).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 3);
+    assert!(backend.standin.calls_to("ContinueDeployment").is_empty(), "a rerouted deployment is not continued");
+}
+
+#[tokio::test]
 async fn an_approval_before_convoy_recorded_a_passed_verification_ends_failed_at_approval() {
     let (backend, _green) = with_green(Behaviour::version("c3"), "manual").await;
     let deployment = deploying(&backend, "c3", json!({})).await;

@@ -153,6 +153,15 @@ impl Deployer for CodeDeployer {
             Some(Status::Succeeded) => DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, detail },
             Some(Status::Failed) => DeploymentStatus::Ended { end: DeploymentEnd::Failed, detail },
             Some(Status::Stopped) => DeploymentStatus::Ended { end: DeploymentEnd::Stopped, detail },
+            // `Ready` is READY_WAIT: production traffic waits for ContinueDeployment. After the
+            // reroute the status is `InProgress` again, as it was before `Ready`; what tells the
+            // two apart is the field AWS documents as "true as soon as the termination wait
+            // period starts" (`instanceTerminationWaitTimeStarted`): the original task set's
+            // wait, which begins once production traffic is on the replacement. (With
+            // KEEP_ALIVE it stays false: such a group's reroute is seen at its end.)
+            Some(Status::InProgress) if info.is_some_and(|d| d.instance_termination_wait_time_started()) => {
+                DeploymentStatus::Rerouted
+            }
             _ => DeploymentStatus::Running,
         })
     }
@@ -496,6 +505,43 @@ mod tests {
             let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
             assert_eq!(adapter.status(&id("d-EXAMPLE11")).await.unwrap(), expected, "{status:?}");
         }
+    }
+
+    /// What `status` says of a GetDeployment answer of `info`.
+    async fn status_of(info: DeploymentInfo) -> DeploymentStatus {
+        let rule = mock!(Client::get_deployment)
+            .match_requests(|input| input.deployment_id() == Some("d-EXAMPLE11"))
+            .then_output(move || described(info.clone()));
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        adapter.status(&id("d-EXAMPLE11")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deployment_in_progress_whose_termination_wait_started_has_rerouted_traffic() {
+        let rerouted =
+            DeploymentInfo::builder().status(Status::InProgress).instance_termination_wait_time_started(true).build();
+        assert_eq!(status_of(rerouted).await, DeploymentStatus::Rerouted);
+    }
+
+    #[tokio::test]
+    async fn a_deployment_in_progress_before_its_termination_wait_has_not_rerouted() {
+        let before = DeploymentInfo::builder().status(Status::InProgress).instance_termination_wait_time_started(false);
+        assert_eq!(status_of(before.build()).await, DeploymentStatus::Running);
+        let unsaid = DeploymentInfo::builder().status(Status::InProgress).build();
+        assert_eq!(status_of(unsaid).await, DeploymentStatus::Running);
+    }
+
+    #[tokio::test]
+    async fn a_deployment_waiting_for_the_reroute_is_running() {
+        let ready = DeploymentInfo::builder().status(Status::Ready).build();
+        assert_eq!(status_of(ready).await, DeploymentStatus::Running);
+    }
+
+    #[tokio::test]
+    async fn an_ended_deployment_is_ended_whatever_its_termination_wait() {
+        let done =
+            DeploymentInfo::builder().status(Status::Succeeded).instance_termination_wait_time_started(true).build();
+        assert!(matches!(status_of(done).await, DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, .. }));
     }
 
     /// The origin of a deployment as GetDeployment answers with `info` (application and group set).
