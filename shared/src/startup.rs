@@ -28,7 +28,7 @@ pub fn init_logging() {
 
 /// Convoy's use cases on the real AWS adapters, configured from the environment.
 pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
-    let sdk = aws::load_sdk_config().await;
+    let sdk = aws::lambda_sdk_config().ok_or(StartupError::NoRegion)?;
     let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
     let config = Config::from_env(&region)?;
     wire(&sdk, &config)
@@ -37,7 +37,7 @@ pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
 /// [`convoy_from_env`], able to look CloudTrail up (`deployment-changed`, the reconciler): only
 /// these functions link the CloudTrail client.
 pub async fn convoy_from_env_with_cloudtrail() -> Result<Convoy, StartupError> {
-    let sdk = aws::load_sdk_config().await;
+    let sdk = aws::lambda_sdk_config().ok_or(StartupError::NoRegion)?;
     let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
     let config = Config::from_env(&region)?;
     wire_with_cloudtrail(&sdk, &config)

@@ -28,9 +28,32 @@ pub use s3::S3Store;
 use crate::config::StoreSettings;
 
 /// Loads the SDK configuration once per process: the standard chain (environment, including
-/// `AWS_ENDPOINT_URL`, then the Lambda role). Clients built from it share one HTTP client.
+/// `AWS_ENDPOINT_URL`, profiles, SSO, web identity, IMDS). For the CLI and the tests, which run
+/// with a person's or a test's credentials; the Lambdas use [`lambda_sdk_config`].
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// The SDK configuration of a Lambda: Lambda puts the region and the role's credentials in the
+/// environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`),
+/// so only the environment is read, plus `AWS_ENDPOINT_URL` (the sandbox and the tests point the
+/// real binaries at moto with it). The standard chain's other sources (profile files, SSO, web
+/// identity through STS, ECS and IMDS credentials) can never answer in Lambda, and linking them
+/// costs every zip (issue 6's 4 MB budget). HTTP client, retries, timeouts, sleep and clock are
+/// the SDK clients' own defaults for this behaviour version, as with the standard chain.
+/// Service-specific endpoint variables (`AWS_ENDPOINT_URL_S3`, ...) are not read.
+pub fn lambda_sdk_config() -> Option<aws_config::SdkConfig> {
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
+    let region = variable("AWS_REGION").or_else(|| variable("AWS_DEFAULT_REGION"))?;
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(credentials));
+    if let Some(endpoint) = variable("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Some(builder.build())
 }
 
 /// The S3 client for Convoy's state bucket, with path-style addressing when the operator asks.
