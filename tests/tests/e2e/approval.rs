@@ -18,6 +18,22 @@ fn recorded(record: &convoy::release::Release) -> convoy::release::Actor {
     }
 }
 
+/// With an attribution pending after one look-up: the next reconciler run asks CloudTrail again
+/// and concludes nothing from an empty answer (the record stays `pending`); a run past
+/// CloudTrail's delay records what it found. Returns that record and the time of the last run.
+async fn asked_again_then_past_cloudtrails_delay(
+    backend: &MotoBackend,
+    key: &convoy::names::ReleaseKey,
+    pending: &convoy::release::Release,
+) -> (convoy::release::Release, chrono::DateTime<chrono::Utc>) {
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
+    assert_eq!(&backend.record(key).await.unwrap(), pending);
+    let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    (backend.record(key).await.unwrap(), later)
+}
+
 #[tokio::test]
 async fn an_approval_by_a_cloudtrail_event_names_that_events_principal_in_the_record_and_status() {
     let (backend, _green) = with_green(Behaviour::version("c1"), "manual").await;
@@ -167,15 +183,8 @@ async fn a_reroute_cloudtrail_has_no_call_for_yet_is_asked_again_while_traffic_s
     assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
     assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
 
-    // Each visit asks again while it is pending; nothing is concluded within CloudTrail's delay.
-    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
-    assert_eq!(backend.record(&key).await.unwrap(), pending);
-
-    // Past it, the record says AWS has no record, and the look-ups stop.
-    let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
-    backend.convoy.reconcile(later).await.unwrap();
-    let record = backend.record(&key).await.unwrap();
+    // Each visit asks again while it is pending; past CloudTrail's delay the record says AWS has no record.
+    let (record, later) = asked_again_then_past_cloudtrails_delay(&backend, &key, &pending).await;
     assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
     assert!(matches!(record.approval.as_ref().unwrap().actor, Some(Attribution::Unknown { .. })));
     backend.convoy.reconcile(later).await.unwrap();
@@ -318,16 +327,9 @@ async fn a_shift_cloudtrail_has_no_call_for_stays_pending_then_says_unknown_and_
     assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
     assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
 
-    // The reconciler keeps the ended release and asks again; within CloudTrail's delay nothing is
-    // concluded from an empty answer.
-    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
-    assert_eq!(backend.record(&key).await.unwrap(), pending);
-
-    // Past it, the record says plainly that AWS has no record, and where Convoy looked.
-    let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
-    backend.convoy.reconcile(later).await.unwrap();
-    let record = backend.record(&key).await.unwrap();
+    // The reconciler keeps the ended release and asks again; past CloudTrail's delay the record
+    // says plainly that AWS has no record, and where Convoy looked.
+    let (record, later) = asked_again_then_past_cloudtrails_delay(&backend, &key, &pending).await;
     let approval = record.approval.as_ref().unwrap();
     assert!(
         approval.by.starts_with(&format!(
