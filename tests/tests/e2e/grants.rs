@@ -248,10 +248,16 @@ fn the_approver_policy_continues_and_stops_the_applications_deployments_and_read
     assert!(allowed(&policy, &Request::new(None, "s3:GetObject", record)));
     assert!(allowed(&policy, &Request::new(None, "s3:ListBucket", "arn:aws:s3:::convoy-state")));
     assert!(!allowed(&policy, &Request::new(None, "s3:PutObject", record)), "approving is not writing the record");
+    // What `convoy approve` reads before the call: the gating alarms, the pipeline's deployment.
+    let alarm = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:web-5xx");
+    assert!(allowed(&policy, &Request::new(None, "cloudwatch:DescribeAlarms", &alarm)));
+    let pipeline = format!("arn:aws:codepipeline:{REGION}:{ACCOUNT}:web-deploy");
+    assert!(allowed(&policy, &Request::new(None, "codepipeline:ListActionExecutions", &pipeline)));
 
     let codedeploy_only = stack(&[]);
     let policy = [managed_policy(&codedeploy_only, "ConvoyApproverPolicy")];
     assert!(!allowed(&policy, &Request::new(None, "ecs:ContinueServiceDeployment", &service_deployment)));
+    assert!(!allowed(&policy, &Request::new(None, "codepipeline:ListActionExecutions", &pipeline)));
 }
 
 #[test]
