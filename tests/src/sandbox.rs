@@ -563,8 +563,6 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
     }
 }
 
-/// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
-/// it when the command fails.
 /// A person approves with their own AWS identity: an IAM user `sandbox-operator` (created in
 /// moto with its own access key) runs `convoy approve`; CloudTrail's record of the call (the
 /// stand-in's, with the principal moto's STS resolves from that key) reaches deployment-changed
@@ -577,7 +575,9 @@ async fn approve_as_operator(
 ) -> Result<(), String> {
     let moto = Moto::shared();
     let form = "application/x-www-form-urlencoded";
-    let name = format!("sandbox-operator-{}", world.id);
+    // The sandbox's world has no id (its names are fixed); a test's world adds its own.
+    let name =
+        if world.id.is_empty() { "sandbox-operator".to_owned() } else { format!("sandbox-operator-{}", world.id) };
     moto.raw_call("iam", None, form, &format!("Action=CreateUser&UserName={name}&Version=2010-05-08"));
     let (_, key) =
         moto.raw_call("iam", None, form, &format!("Action=CreateAccessKey&UserName={name}&Version=2010-05-08"));
@@ -603,6 +603,8 @@ async fn approve_as_operator(
     Ok(())
 }
 
+/// Runs the real `convoy` CLI against local AWS (through the stand-in): its output, or `Err` with
+/// it when the command fails.
 pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
     cli_exits(endpoint, bucket, args, &[0]).map(|(_, text)| text)
 }
