@@ -2,6 +2,7 @@
 //! Debian's `chromedriver`. `scripts/test` installs both (`ensure_browser` in scripts/lib.sh);
 //! without them the browser tests fail, they never skip.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use serde_json::json;
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// chromedriver and one browser session; both end when dropped (or by [`Browser::close`]).
+/// chromedriver and one browser session; both end when dropped.
 pub struct Browser {
     pub client: Client,
     _driver: Driver,
@@ -26,6 +27,10 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // chromedriver starts Chromium (and Chromium its helpers) in chromedriver's own process
+        // group: ending the group ends the browser too. Killing chromedriver alone left every
+        // test's Chromium running after the suite.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.process.id())]).status();
         let _ = self.process.kill();
         let _ = self.process.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
@@ -46,6 +51,8 @@ impl Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let process = Command::new(CHROMEDRIVER)
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            // Its own process group, so that dropping the driver ends the browser with it.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
