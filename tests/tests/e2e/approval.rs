@@ -3,8 +3,9 @@
 //! resolves from the signing key); Convoy records who from CloudTrail's event, or, without one,
 //! from CloudTrail's event history (`LookupEvents`, served by the stand-in).
 
+use convoy::names::ReleaseKey;
 use convoy::release::{Attribution, Stage, State, Via};
-use convoy_tests::http::Behaviour;
+use convoy_tests::http::{Behaviour, Server};
 use convoy_tests::standin::{Phase, StandIn};
 use serde_json::json;
 
@@ -16,6 +17,22 @@ fn recorded(record: &convoy::release::Release) -> convoy::release::Actor {
         Some(Attribution::Recorded(actor)) => actor,
         other => panic!("no principal recorded: {other:?}"),
     }
+}
+
+/// A release verified by Convoy on a manual approval: its backend (and the green server it
+/// probed, kept alive), its CodeDeploy deployment and its key.
+async fn verified_for_a_manual_approval(release: &str) -> (MotoBackend, Server, String, ReleaseKey) {
+    let (backend, green) = with_green(Behaviour::version(release), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, release).await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    (backend, green, deployment, release_key(release))
+}
+
+/// [`verified_for_a_manual_approval`], with CodeDeploy at READY_WAIT: it offers the reroute.
+async fn awaiting_the_reroute(release: &str) -> (MotoBackend, Server, String, ReleaseKey) {
+    let verified = verified_for_a_manual_approval(release).await;
+    verified.0.standin.waits(&verified.2);
+    verified
 }
 
 /// With an attribution pending after one look-up: the next reconciler run asks CloudTrail again
@@ -36,11 +53,7 @@ async fn asked_again_then_past_cloudtrails_delay(
 
 #[tokio::test]
 async fn an_approval_by_a_cloudtrail_event_names_that_events_principal_in_the_record_and_status() {
-    let (backend, _green) = with_green(Behaviour::version("c1"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c1").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    backend.standin.waits(&deployment);
-    let key = release_key("c1");
+    let (backend, _green, deployment, key) = awaiting_the_reroute("c1").await;
 
     let (alice, as_alice) = backend.person("alice-c1").await;
     assert!(alice.starts_with("arn:aws:iam::") && alice.contains(":user/alice-c1-"), "{alice}");
@@ -75,11 +88,7 @@ async fn an_approval_by_a_cloudtrail_event_names_that_events_principal_in_the_re
 
 #[tokio::test]
 async fn a_console_approval_with_no_event_is_attributed_through_lookup_events() {
-    let (backend, _green) = with_green(Behaviour::version("c2"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c2").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    backend.standin.waits(&deployment);
-    let key = release_key("c2");
+    let (backend, _green, deployment, key) = awaiting_the_reroute("c2").await;
 
     // "Reroute traffic" in the console: CodeDeploy ContinueDeployment with the person's session,
     // and no "AWS API Call via CloudTrail" event ever reaches Convoy (no trail).
@@ -118,11 +127,7 @@ async fn a_console_approval_with_no_event_is_attributed_through_lookup_events() 
 
 #[tokio::test]
 async fn a_console_reroute_with_no_event_is_seen_by_the_reconciler_before_the_deployment_ends() {
-    let (backend, _green) = with_green(Behaviour::version("c9"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c9").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    backend.standin.waits(&deployment);
-    let key = release_key("c9");
+    let (backend, _green, deployment, key) = awaiting_the_reroute("c9").await;
     let awaiting = backend.record(&key).await.unwrap();
     assert!(matches!(awaiting.state, State::AwaitingApproval { .. }), "{}", awaiting.state);
 
@@ -170,11 +175,7 @@ async fn a_console_reroute_with_no_event_is_seen_by_the_reconciler_before_the_de
 
 #[tokio::test]
 async fn a_reroute_cloudtrail_has_no_call_for_yet_is_asked_again_while_traffic_shifts() {
-    let (backend, _green) = with_green(Behaviour::version("c10"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c10").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    backend.standin.waits(&deployment);
-    let key = release_key("c10");
+    let (backend, _green, deployment, key) = awaiting_the_reroute("c10").await;
     // Rerouted, and CloudTrail's event history has (so far) no call for it.
     backend.standin.reroutes_by_itself(&deployment);
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
@@ -250,10 +251,7 @@ async fn a_continue_codedeploy_refused_changes_nothing() {
 
 #[tokio::test]
 async fn a_rejection_names_the_rejecting_principal_in_status_and_ends_rolled_back() {
-    let (backend, _green) = with_green(Behaviour::version("c5"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c5").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    let key = release_key("c5");
+    let (backend, _green, deployment, key) = verified_for_a_manual_approval("c5").await;
     let (erin, as_erin) = backend.person("erin-c5").await;
     as_erin.decide(&key, false).await.unwrap();
     let call = backend.cloudtrail_delivers_last_call().await;
@@ -268,10 +266,7 @@ async fn a_rejection_names_the_rejecting_principal_in_status_and_ends_rolled_bac
 
 #[tokio::test]
 async fn a_stop_reported_before_its_cloudtrail_event_is_attributed_once_whatever_the_order() {
-    let (backend, _green) = with_green(Behaviour::version("c6"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c6").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    let key = release_key("c6");
+    let (backend, _green, deployment, key) = verified_for_a_manual_approval("c6").await;
     let (frank, as_frank) = backend.person("frank-c6").await;
     as_frank.decide(&key, false).await.unwrap();
     // CodeDeploy's STOP arrives first: the end asks CloudTrail's event history who stopped it.
@@ -290,11 +285,7 @@ async fn a_stop_reported_before_its_cloudtrail_event_is_attributed_once_whatever
 
 #[tokio::test]
 async fn an_approval_through_an_assumed_role_names_the_role_session() {
-    let (backend, _green) = with_green(Behaviour::version("c7"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c7").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    backend.standin.waits(&deployment);
-    let key = release_key("c7");
+    let (backend, _green, _deployment, key) = awaiting_the_reroute("c7").await;
     let (session_arn, sdk) = backend.role_session_sdk("approvers", "jane@example.com").await;
     assert!(session_arn.contains(":assumed-role/approvers-") && session_arn.ends_with("/jane@example.com"));
     let mut as_jane = backend.convoy.clone();
@@ -315,10 +306,7 @@ async fn an_approval_through_an_assumed_role_names_the_role_session() {
 
 #[tokio::test]
 async fn a_shift_cloudtrail_has_no_call_for_stays_pending_then_says_unknown_and_where_convoy_looked() {
-    let (backend, _green) = with_green(Behaviour::version("c8"), "manual").await;
-    let (record, _) = verify_codedeploy(&backend, "c8").await;
-    let deployment = record.deployment.unwrap().id.unwrap().to_string();
-    let key = release_key("c8");
+    let (backend, _green, deployment, key) = verified_for_a_manual_approval("c8").await;
     // CodeDeploy moved on, and CloudTrail (so far) has no call for it.
     backend.standin.ended_elsewhere(&deployment, Phase::Succeeded);
     backend.codedeploy_reports(&deployment, "SUCCESS").await;
