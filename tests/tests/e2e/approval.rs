@@ -35,6 +35,25 @@ async fn awaiting_the_reroute(release: &str) -> (MotoBackend, Server, String, Re
     verified
 }
 
+/// "Reroute traffic" in the CodeDeploy console: `ContinueDeployment` (READY_WAIT) with a new
+/// person's own credentials. Returns the person's ARN and their CodeDeploy client.
+async fn reroute_in_the_console(
+    backend: &MotoBackend,
+    person: &str,
+    deployment: &str,
+) -> (String, aws_sdk_codedeploy::Client) {
+    let (arn, sdk) = backend.person_sdk(person).await;
+    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
+    codedeploy
+        .continue_deployment()
+        .deployment_id(deployment)
+        .deployment_wait_type(aws_sdk_codedeploy::types::DeploymentWaitType::ReadyWait)
+        .send()
+        .await
+        .unwrap();
+    (arn, codedeploy)
+}
+
 /// With an attribution pending after one look-up: the next reconciler run asks CloudTrail again
 /// and concludes nothing from an empty answer (the record stays `pending`); a run past
 /// CloudTrail's delay records what it found. Returns that record and the time of the last run.
@@ -92,15 +111,7 @@ async fn a_console_approval_with_no_event_is_attributed_through_lookup_events() 
 
     // "Reroute traffic" in the console: CodeDeploy ContinueDeployment with the person's session,
     // and no "AWS API Call via CloudTrail" event ever reaches Convoy (no trail).
-    let (carol, sdk) = backend.person_sdk("carol-c2").await;
-    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
-    codedeploy
-        .continue_deployment()
-        .deployment_id(&deployment)
-        .deployment_wait_type(aws_sdk_codedeploy::types::DeploymentWaitType::ReadyWait)
-        .send()
-        .await
-        .unwrap();
+    let (carol, _) = reroute_in_the_console(&backend, "carol-c2", &deployment).await;
     backend.standin.finish(&deployment);
     backend.codedeploy_reports(&deployment, "SUCCESS").await;
 
@@ -137,15 +148,7 @@ async fn a_console_reroute_with_no_event_is_seen_by_the_reconciler_before_the_de
 
     // "Reroute traffic" in the console: no "AWS API Call via CloudTrail" event reaches Convoy, and
     // CodeDeploy keeps the deployment running through the original task set's termination wait.
-    let (erin, sdk) = backend.person_sdk("erin-c9").await;
-    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
-    codedeploy
-        .continue_deployment()
-        .deployment_id(&deployment)
-        .deployment_wait_type(aws_sdk_codedeploy::types::DeploymentWaitType::ReadyWait)
-        .send()
-        .await
-        .unwrap();
+    let (erin, codedeploy) = reroute_in_the_console(&backend, "erin-c9", &deployment).await;
     let described = codedeploy.get_deployment().deployment_id(&deployment).send().await.unwrap();
     let info = described.deployment_info().unwrap();
     assert_eq!(info.status(), Some(&aws_sdk_codedeploy::types::DeploymentStatus::InProgress));
