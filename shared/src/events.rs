@@ -42,16 +42,25 @@ pub enum PushEvent {
     NotAPush(String),
 }
 
+/// An EventBridge event whose `detail-type` and `source` are the ones given, its detail read as
+/// `T`; `named` is how the errors name it ("an ECR Image Action"). `Err` when it is not one.
+fn eventbridge_event<T: serde::de::DeserializeOwned + serde::Serialize>(
+    payload: serde_json::Value,
+    named: &str,
+    detail_type: &str,
+    source: &str,
+) -> Result<EventBridgeEvent<T>, String> {
+    let event: EventBridgeEvent<T> = serde_json::from_value(payload).map_err(|e| format!("not {named} event: {e}"))?;
+    if event.detail_type != detail_type || event.source != source {
+        return Err(format!("expected {named} from {source}, got {:?} from {:?}", event.detail_type, event.source));
+    }
+    Ok(event)
+}
+
 /// Reads an EventBridge ECR event. `Err` means the payload is not an ECR event at all.
 pub fn parse_push(payload: serde_json::Value, received_at: DateTime<Utc>) -> Result<PushEvent, String> {
     let event: EventBridgeEvent<EcrImageAction> =
-        serde_json::from_value(payload).map_err(|e| format!("not an ECR Image Action event: {e}"))?;
-    if event.detail_type != "ECR Image Action" || event.source != "aws.ecr" {
-        return Err(format!(
-            "expected an ECR Image Action from aws.ecr, got {:?} from {:?}",
-            event.detail_type, event.source
-        ));
-    }
+        eventbridge_event(payload, "an ECR Image Action", "ECR Image Action", "aws.ecr")?;
     let detail = event.detail;
     if detail.action_type != "PUSH" {
         return Ok(PushEvent::NotAPush(format!("action {} is not a push", detail.action_type)));
@@ -200,13 +209,7 @@ pub enum TaskEvent {
 /// Reads an EventBridge "ECS Task State Change". `Err` means it is not such an event at all.
 pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String> {
     let event: EventBridgeEvent<EcsTaskStateChange> =
-        serde_json::from_value(payload).map_err(|e| format!("not an ECS Task State Change event: {e}"))?;
-    if event.detail_type != "ECS Task State Change" || event.source != "aws.ecs" {
-        return Err(format!(
-            "expected an ECS Task State Change from aws.ecs, got {:?} from {:?}",
-            event.detail_type, event.source
-        ));
-    }
+        eventbridge_event(payload, "an ECS Task State Change", "ECS Task State Change", "aws.ecs")?;
     let detail = event.detail;
     let group = detail.group.unwrap_or_default();
     let Some(release) = crate::names::ReleaseKey::from_tag(&group) else {
@@ -337,14 +340,12 @@ pub struct PipelineEnded {
 /// ended (SUCCEEDED; FAILED; STOPPED, SUPERSEDED or CANCELED), `None` while it runs (STARTED,
 /// RESUMED, STOPPING). `Err` means it is not such an event, or a state CodePipeline did not document.
 pub fn parse_pipeline_change(payload: serde_json::Value) -> Result<Option<PipelineEnded>, String> {
-    let event: EventBridgeEvent<PipelineExecutionStateChange> = serde_json::from_value(payload)
-        .map_err(|e| format!("not a CodePipeline Pipeline Execution State Change event: {e}"))?;
-    if event.detail_type != "CodePipeline Pipeline Execution State Change" || event.source != "aws.codepipeline" {
-        return Err(format!(
-            "expected a CodePipeline Pipeline Execution State Change from aws.codepipeline, got {:?} from {:?}",
-            event.detail_type, event.source
-        ));
-    }
+    let event: EventBridgeEvent<PipelineExecutionStateChange> = eventbridge_event(
+        payload,
+        "a CodePipeline Pipeline Execution State Change",
+        "CodePipeline Pipeline Execution State Change",
+        "aws.codepipeline",
+    )?;
     use crate::release::DeploymentEnd;
     let detail = event.detail;
     let end = match detail.state.as_str() {
@@ -395,13 +396,7 @@ pub struct NativeChange {
 /// _FAILED). `Err` when it is not one, or names no service.
 pub fn parse_native_change(payload: serde_json::Value) -> Result<NativeChange, String> {
     let event: EventBridgeEvent<EcsDeploymentStateChange> =
-        serde_json::from_value(payload).map_err(|e| format!("not an ECS Deployment State Change event: {e}"))?;
-    if event.detail_type != "ECS Deployment State Change" || event.source != "aws.ecs" {
-        return Err(format!(
-            "expected an ECS Deployment State Change from aws.ecs, got {:?} from {:?}",
-            event.detail_type, event.source
-        ));
-    }
+        eventbridge_event(payload, "an ECS Deployment State Change", "ECS Deployment State Change", "aws.ecs")?;
     let detail = event.detail;
     if !detail.event_name.starts_with("SERVICE_DEPLOYMENT_") {
         return Err(format!("ECS event {:?} is not a service deployment's", detail.event_name));
