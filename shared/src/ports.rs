@@ -266,166 +266,140 @@ pub struct DeploymentOrigin {
     pub description: Option<String>,
 }
 
-/// The deployment services: CodeDeploy, and ECS native blue/green's continuation.
+/// CodeDeploy (ECS blue/green deployment groups): the `codedeploy` method's deployments, and the
+/// deployments a pipeline's `CodeDeployToECS` action creates.
 #[async_trait]
-pub trait Deployer: Send + Sync {
+pub trait CodeDeploy: Send + Sync {
     /// Creates a deployment; returns its id. CodeDeploy has no idempotency token: callers MUST
-    /// claim the start in the record first and look for an earlier one with [`Deployer::find`].
+    /// claim the start in the record first and look for an earlier one with [`CodeDeploy::find`].
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodeDeploy refuses the request for good (no such
+    /// application or group, an invalid revision); [`DeployError::Unavailable`] otherwise.
     async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError>;
-    /// A recent deployment of the group whose description contains `marker`.
+
+    /// A recent deployment of the group whose description contains `marker` (the first page of
+    /// the group's newest deployments).
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
     async fn find(
         &self,
         application: &str,
         deployment_group: &str,
         marker: &str,
     ) -> Result<Option<DeploymentId>, DeployError>;
+
     /// Where `deployment` stands. MUST say [`DeploymentStatus::Rerouted`] once CodeDeploy moved
-    /// production traffic (after READY_WAIT) while the deployment has not ended, and
-    /// [`DeploymentStatus::Running`] before.
+    /// production traffic and the deployment still runs (its termination wait started).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for a deployment CodeDeploy does not know;
+    /// [`DeployError::Unavailable`] otherwise.
     async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError>;
+
     /// Where `deployment` runs, when it was created and whether it rolls another back (a
-    /// deployment Convoy did not create is known only by these); `None` when CodeDeploy does not
-    /// know it.
+    /// deployment Convoy did not create is known only by these); `Ok(None)` when CodeDeploy does
+    /// not know it.
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
     async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError>;
-    /// Answers a CodeDeploy lifecycle hook.
+
+    /// Answers a lifecycle hook (`PutLifecycleEventHookExecutionStatus`).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodeDeploy refuses the answer (already answered, unknown
+    /// execution); [`DeployError::Unavailable`] otherwise.
     async fn answer_hook(
         &self,
         deployment: &DeploymentId,
         hook_execution: &HookExecutionId,
         succeeded: bool,
     ) -> Result<(), DeployError>;
-    /// Lets a deployment that waits (READY_WAIT) shift production traffic.
+
+    /// Lets a deployment that waits (READY_WAIT) shift production traffic (`ContinueDeployment`).
+    ///
+    /// # Errors
+    /// [`DeployError::NotYet`] before the deployment waits for it; [`DeployError::Rejected`] for
+    /// an unknown or ended deployment; [`DeployError::Unavailable`] otherwise.
     async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), DeployError>;
-    /// Stops a deployment, rolling it back.
+
+    /// Stops a deployment, rolling it back (`StopDeployment` with auto rollback).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for an unknown or ended deployment; [`DeployError::Unavailable`]
+    /// otherwise.
     async fn roll_back(&self, deployment: &DeploymentId) -> Result<(), DeployError>;
-    /// Continues (or rolls back) an ECS native deployment paused at a pause hook.
-    async fn continue_native(
-        &self,
-        service_deployment: &ServiceDeploymentArn,
-        roll_back: bool,
-    ) -> Result<(), DeployError>;
-    /// ECS native blue/green: how `service` deploys (`DescribeServices`), for the checks before
-    /// Convoy updates it.
-    async fn native_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError>;
+
+    /// What a deployment group does once its replacement is ready (`GetDeploymentGroup`:
+    /// `blueGreenDeploymentConfiguration.deploymentReadyOption`).
+    ///
+    /// # Errors
+    /// MUST return [`DeployError::Rejected`] when the application or group does not exist;
+    /// [`DeployError::Unavailable`] otherwise.
+    async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError>;
+}
+
+/// ECS's service deployments (native blue/green): the `ecs-native` method.
+#[async_trait]
+pub trait ServiceDeployments: Send + Sync {
+    /// How `service` deploys (`DescribeServices`: controller, strategy, lifecycle hooks), for the
+    /// checks before Convoy updates it.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when the cluster or service does not exist;
+    /// [`DeployError::Unavailable`] otherwise.
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError>;
+
     /// `UpdateService` with `task_definition`; returns the service deployment ECS started. Not
     /// idempotent: callers MUST claim the start and record the revision first, and on a takeover
-    /// look for it with [`Deployer::find_native`].
-    async fn start_native(
+    /// look for it with [`ServiceDeployments::find`].
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when ECS refuses the update for good; [`DeployError::Unavailable`]
+    /// otherwise.
+    async fn start(
         &self,
         cluster: &str,
         service: &str,
         task_definition: &str,
     ) -> Result<ServiceDeploymentArn, DeployError>;
+
     /// The service deployment of `service` whose target revision runs `task_definition`
     /// (`ListServiceDeployments` + `DescribeServiceRevisions`), if ECS started one.
-    async fn find_native(
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when ECS cannot be asked.
+    async fn find(
         &self,
         cluster: &str,
         service: &str,
         task_definition: &str,
     ) -> Result<Option<ServiceDeploymentArn>, DeployError>;
+
     /// Where a service deployment stands (`DescribeServiceDeployments`).
-    async fn native_status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError>;
-    /// What a CodeDeploy deployment group does once its replacement is ready
-    /// (`GetDeploymentGroup`: `blueGreenDeploymentConfiguration.deploymentReadyOption`). MUST
-    /// return [`DeployError::Rejected`] when the application or group does not exist.
-    async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError>;
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for a service deployment ECS does not know;
+    /// [`DeployError::Unavailable`] otherwise.
+    async fn status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError>;
+
+    /// Continues a deployment paused at a pause hook (`ContinueServiceDeployment` CONTINUE).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when ECS refuses (not paused, unknown); [`DeployError::Unavailable`]
+    /// otherwise.
+    async fn continue_deployment(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError>;
+
+    /// Rolls a paused deployment back (`ContinueServiceDeployment` ROLLBACK).
+    ///
+    /// # Errors
+    /// As [`ServiceDeployments::continue_deployment`].
+    async fn roll_back(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError>;
 }
 
-/// A CodeDeploy deployment group's `deploymentReadyOption`: with `STOP_DEPLOYMENT` and a wait
-/// time, CodeDeploy holds the new version at READY_WAIT until `ContinueDeployment` (and stops the
-/// deployment when nobody continues it in time); with `CONTINUE_DEPLOYMENT` (CodeDeploy's
-/// default, also when the group sets nothing) it reroutes production traffic by itself as soon as
-/// the hooks pass, and no approval ever happens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupWait {
-    /// `STOP_DEPLOYMENT`, `CONTINUE_DEPLOYMENT`; `None` when the group sets none.
-    pub action_on_timeout: Option<String>,
-    pub wait_minutes: i32,
-}
-
-impl GroupWait {
-    /// A group that waits for a person: `STOP_DEPLOYMENT` with a wait time.
-    pub fn waits_for_a_person(&self) -> bool {
-        self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") && self.wait_minutes > 0
-    }
-
-    /// One line for `convoy status` and `convoy check`.
-    pub fn describe(&self) -> String {
-        let action = self.action_on_timeout.as_deref().unwrap_or("CONTINUE_DEPLOYMENT (unset)");
-        if self.waits_for_a_person() {
-            format!("waits for a person: {action} after {} min at READY_WAIT", self.wait_minutes)
-        } else if self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") {
-            format!("does not wait for a person: {action} with a wait time of {} min", self.wait_minutes)
-        } else {
-            format!("does not wait for a person: {action} reroutes production traffic once the hooks pass")
-        }
-    }
-
-    /// Whether Convoy may start a deployment in this group for a release approved `auto` with
-    /// `bake_seconds`. A group that waits always serves. One that does not serves only a release
-    /// policy approves without bake time: Convoy would continue it at once after the verify hook
-    /// passed, which is what CodeDeploy does by itself, and the hook still gates the reroute.
-    /// `Err(why)` otherwise.
-    pub fn serves(&self, auto: bool, bake_seconds: u64) -> Result<(), String> {
-        if self.waits_for_a_person() || (auto && bake_seconds == 0) {
-            return Ok(());
-        }
-        Err(format!(
-            "the deployment group {}; Convoy needs blueGreenDeploymentConfiguration.deploymentReadyOption \
-             actionOnTimeout STOP_DEPLOYMENT with waitTimeInMinutes > 0, so that the traffic shift waits for \
-             the approval (only an auto approval without bake time may use CONTINUE_DEPLOYMENT)",
-            self.describe()
-        ))
-    }
-}
-
-/// How an ECS service deploys, as far as Convoy's native checks need.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NativeService {
-    /// `ECS` for ECS's own deployment controller (native blue/green needs it).
-    pub controller: Option<String>,
-    /// `BLUE_GREEN`, `ROLLING`, ...
-    pub strategy: Option<String>,
-    pub hooks: Vec<NativeHook>,
-}
-
-/// One lifecycle hook of a service's deployment configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NativeHook {
-    /// `AWS_LAMBDA` (the default) or `PAUSE`.
-    pub target_type: String,
-    pub target: Option<String>,
-    pub role: Option<String>,
-    pub stages: Vec<String>,
-    /// `timeoutConfiguration.action`: what ECS does when the hook is not resolved in time,
-    /// `ROLLBACK` or `CONTINUE`; `None` when unset (ECS then rolls back).
-    pub timeout_action: Option<String>,
-    /// `timeoutConfiguration.timeoutInMinutes`; `None` when unset (ECS then waits 1440 minutes).
-    pub timeout_minutes: Option<i32>,
-}
-
-impl NativeHook {
-    /// ECS's default timeout of a lifecycle hook, in minutes.
-    pub const DEFAULT_TIMEOUT_MINUTES: i32 = 1440;
-
-    /// Whether ECS moves the deployment on by itself when the hook times out.
-    pub fn continues_on_timeout(&self) -> bool {
-        self.timeout_action.as_deref() == Some("CONTINUE")
-    }
-
-    /// What bounds the hook: `rolls back after 1440 min (ECS default)`.
-    pub fn on_timeout(&self) -> String {
-        let action = if self.continues_on_timeout() { "continues" } else { "rolls back" };
-        let minutes = self.timeout_minutes.unwrap_or(Self::DEFAULT_TIMEOUT_MINUTES);
-        let defaulted = match (&self.timeout_action, self.timeout_minutes) {
-            (None, None) => " (ECS defaults)",
-            (None, Some(_)) | (Some(_), None) => " (partly ECS defaults)",
-            (Some(_), Some(_)) => "",
-        };
-        format!("{action} after {minutes} min{defaulted}")
-    }
-}
+pub use crate::approval_gate::{GroupWait, NativeHook, NativeService};
 
 /// A service deployment: where it stands, and how it shifts traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -549,8 +523,12 @@ pub use crate::notify::{PublishError, ReleaseChange};
 /// a failure and moves on; it never retries a transition because an event was lost.
 #[async_trait]
 pub trait ReleaseEvents: Send + Sync {
-    /// Publishes one state change as `source: convoy`, `detail-type: Convoy Release State Change`.
-    async fn publish(&self, change: &ReleaseChange) -> Result<(), PublishError>;
+    /// Publishes state changes, in order, each as `source: convoy`, `detail-type: Convoy Release
+    /// State Change` (one `PutEvents` per ten).
+    ///
+    /// # Errors
+    /// [`PublishError`] when any of them was not accepted.
+    async fn publish(&self, changes: &[ReleaseChange]) -> Result<(), PublishError>;
 }
 
 /// The migration container's log (CloudWatch Logs, awslogs driver).
@@ -586,62 +564,20 @@ pub use crate::error::WatchError;
 #[async_trait]
 pub trait ApiCalls: Send + Sync {
     /// The successful calls that continued (`approve`) or stopped `deployment` (a CodeDeploy
-    /// deployment id, or with `native` an ECS service deployment ARN) between `since` and
-    /// `until`, oldest first, each with the caller CloudTrail recorded. Refused calls (with an
-    /// `errorCode`) MUST NOT be returned. MUST return [`TrailError::Throttled`] only after its own
-    /// bounded retries.
+    /// deployment or an ECS service deployment) between `since` and `until`, oldest first, each
+    /// with the caller CloudTrail recorded. Refused calls (with an `errorCode`) MUST NOT be
+    /// returned.
+    ///
+    /// # Errors
+    /// MUST return [`TrailError::Throttled`] only after its own bounded retries;
+    /// [`TrailError::Unavailable`] otherwise.
     async fn decisions_on(
         &self,
-        deployment: &str,
+        deployment: &DeploymentRef,
         approve: bool,
-        native: bool,
         since: chrono::DateTime<chrono::Utc>,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::release::ObservedCall>, TrailError>;
 }
 
 pub use crate::error::TrailError;
-
-#[cfg(test)]
-mod group_wait_tests {
-    use super::GroupWait;
-
-    fn group(action: Option<&str>, wait_minutes: i32) -> GroupWait {
-        GroupWait { action_on_timeout: action.map(str::to_owned), wait_minutes }
-    }
-
-    #[test]
-    fn a_group_that_stops_after_a_wait_time_waits_for_a_person() {
-        assert!(group(Some("STOP_DEPLOYMENT"), 60).waits_for_a_person());
-        assert_eq!(group(Some("STOP_DEPLOYMENT"), 60).serves(false, 0), Ok(()));
-    }
-
-    #[test]
-    fn a_group_that_continues_by_itself_does_not_serve_a_manual_approval() {
-        let refused = group(Some("CONTINUE_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
-        assert!(refused.contains("CONTINUE_DEPLOYMENT reroutes production traffic once the hooks pass"), "{refused}");
-    }
-
-    #[test]
-    fn a_group_that_sets_no_ready_option_continues_by_itself() {
-        let unset = group(None, 0);
-        assert!(!unset.waits_for_a_person());
-        assert!(unset.describe().contains("CONTINUE_DEPLOYMENT (unset)"), "{}", unset.describe());
-    }
-
-    #[test]
-    fn a_group_that_stops_without_a_wait_time_does_not_wait_for_a_person() {
-        let refused = group(Some("STOP_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
-        assert!(refused.contains("wait time of 0 min"), "{refused}");
-    }
-
-    #[test]
-    fn an_auto_approval_without_bake_time_may_use_a_group_that_continues() {
-        assert_eq!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 0), Ok(()));
-    }
-
-    #[test]
-    fn an_auto_approval_with_bake_time_needs_a_group_that_waits() {
-        assert!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 300).is_err());
-    }
-}

@@ -5,11 +5,12 @@
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
-use super::{Convoy, Report, release_span, update};
+use super::transition::Outbox;
+use super::{Convoy, Report, release_span};
 use crate::error::{ConvoyError, WatchError};
 use crate::gates::{AlarmChange, AlarmStatus, MetricCheck, MetricResult};
 use crate::names::ReleaseKey;
-use crate::release::{Event, Release, State, VerificationOutcome};
+use crate::release::{Release, State, VerificationOutcome, approval};
 
 impl Convoy {
     /// After probes that passed: the metric checks over the test traffic window, then the alarm
@@ -81,6 +82,18 @@ impl Convoy {
     /// EventBridge "CloudWatch Alarm State Change": an alarm in ALARM rolls back the release in
     /// flight of every service whose settings name it, if that release is gated by it now.
     pub async fn alarm_changed(&self, change: &AlarmChange, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
+        let outbox = Outbox::new(now);
+        let result = self.alarm_changed_in(&outbox, change, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    async fn alarm_changed_in(
+        &self,
+        outbox: &Outbox,
+        change: &AlarmChange,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Report>, ConvoyError> {
         if change.state != "ALARM" {
             info!(alarm = %change.alarm, state = %change.state, "not ALARM: nothing to do");
             return Ok(Vec::new());
@@ -99,7 +112,7 @@ impl Convoy {
         for service in services {
             let Some(holder) = self.locks.load(&service).await?.and_then(|(lock, _)| lock.holder) else { continue };
             let key = ReleaseKey::new(service, holder.release);
-            let raised = self.raise_alarm(&key, &change.alarm, &change.reason, change.since, "event", now);
+            let raised = self.raise_alarm(outbox, &key, &change.alarm, &change.reason, change.since, "event", now);
             reports.extend(raised.instrument(release_span(&key)).await?);
         }
         Ok(reports)
@@ -109,6 +122,7 @@ impl Convoy {
     /// ALARM rolls back.
     pub(super) async fn recheck_alarms(
         &self,
+        outbox: &Outbox,
         release: &Release,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
@@ -118,11 +132,13 @@ impl Convoy {
         let watched = release.alarms.as_ref().map(|gate| gate.watched.clone()).unwrap_or_default();
         let Some(alarm) = self.alarms_in_alarm(&watched).await?.into_iter().next() else { return Ok(None) };
         warn!(alarm = %alarm.name, "an alarm is in ALARM without Convoy hearing of it");
-        self.raise_alarm(&release.key, &alarm.name, &alarm.reason, alarm.since, "reconciler", now).await
+        self.raise_alarm(outbox, &release.key, &alarm.name, &alarm.reason, alarm.since, "reconciler", now).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn raise_alarm(
         &self,
+        outbox: &Outbox,
         key: &ReleaseKey,
         alarm: &str,
         reason: &str,
@@ -130,14 +146,14 @@ impl Convoy {
         via: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let event = Event::AlarmRaised {
+        let event = approval::Event::AlarmRaised {
             alarm: alarm.to_owned(),
             reason: reason.to_owned(),
             since,
             via: via.to_owned(),
             at: now,
         };
-        let Some(updated) = update(self, key, |r| r.apply(&event)).await? else { return Ok(None) };
-        Ok(Some(self.finish_and_perform(updated, now).await?))
+        let outcome = self.transition(outbox, key, None, &event).await?;
+        Ok(outcome.map(|o| o.report()))
     }
 }

@@ -149,7 +149,7 @@ async fn wait_follows_a_release_to_success_printing_entries_as_they_happen_and_e
         .spawn()
         .expect("start convoy wait");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    backend.codedeploy_reports(deployment.as_str(), "SUCCESS").await;
     let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));

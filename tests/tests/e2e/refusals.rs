@@ -19,7 +19,10 @@ async fn an_auto_approval_before_codedeploy_waits_is_continued_by_the_reconciler
     let (record, answers) = verify_codedeploy(&backend, "r1").await;
     let deployment = record.deployment.unwrap().id.unwrap().to_string();
     assert_eq!(answers[0]["status"], "Succeeded");
-    assert_eq!(record.state, State::ShiftingTraffic { deployment: deployment.parse().unwrap() });
+    assert_eq!(
+        record.state,
+        State::ShiftingTraffic { deployment: convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap()) }
+    );
     assert_eq!(backend.standin.refusals_of("ContinueDeployment"), ["DeploymentIsNotInReadyStateException"]);
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::HookPassed));
 
@@ -122,10 +125,10 @@ async fn approve_and_reject_of_a_deployment_codedeploy_does_not_know_are_refused
     let elsewhere = StandIn::for_missing_operations(&convoy_tests::moto::Moto::shared().endpoint).await;
     let sdk = convoy_tests::moto::sdk_config_for(&elsewhere.endpoint).await;
     let mut other = backend.convoy.clone();
-    other.deployer = std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(
-        aws_sdk_codedeploy::Client::new(&sdk),
-        aws_sdk_ecs::Client::new(&sdk),
-    ));
+    other.codedeploy =
+        std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(aws_sdk_codedeploy::Client::new(&sdk)));
+    other.service_deployments =
+        std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&sdk)));
     let key = release_key("r5");
     for approve in [true, false] {
         let refused = other.decide(&key, approve).await.unwrap_err();

@@ -154,7 +154,10 @@ async fn a_release_keeps_moving_when_its_events_cannot_be_published() {
     let deployment = deploying(&backend, "p1", json!({})).await;
     backend.codedeploy_hook(&deployment, "exec-1").await;
     let record = backend.record(&release_key("p1")).await.unwrap();
-    assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.parse().unwrap() });
+    assert_eq!(
+        record.state,
+        State::AwaitingApproval { deployment: convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap()) }
+    );
     backend.standin.waits(&deployment);
     backend.convoy.decide(&release_key("p1"), true).await.unwrap();
     backend.cloudtrail_delivers_last_call().await;
@@ -166,7 +169,7 @@ async fn a_release_keeps_moving_when_its_events_cannot_be_published() {
     assert_eq!(record.state, State::Succeeded);
     // Every one of those events was refused, and said so.
     let change = convoy::notify::ReleaseChange::of(None, &record, convoy_tests::moto::REGION);
-    let refused = backend.convoy.events.publish(&change).await.unwrap_err();
+    let refused = backend.convoy.events.publish(std::slice::from_ref(&change)).await.unwrap_err();
     assert!(matches!(refused, convoy::notify::PublishError::Rejected(_)), "{refused:?}");
     assert!(refused.to_string().contains("ResourceNotFoundException"), "{refused}");
 }
@@ -176,7 +179,7 @@ struct Hanging;
 
 #[async_trait::async_trait]
 impl convoy::ports::ReleaseEvents for Hanging {
-    async fn publish(&self, _: &convoy::notify::ReleaseChange) -> Result<(), convoy::notify::PublishError> {
+    async fn publish(&self, _: &[convoy::notify::ReleaseChange]) -> Result<(), convoy::notify::PublishError> {
         std::future::pending().await
     }
 }

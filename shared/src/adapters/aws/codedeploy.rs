@@ -5,20 +5,19 @@ use aws_sdk_codedeploy::types::{
 };
 
 use crate::error::DeployError;
-use crate::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
-use crate::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, GroupWait};
+use crate::names::{DeploymentId, HookExecutionId};
+use crate::ports::{CodeDeploy, CodeDeployRequest, DeploymentOrigin, DeploymentStatus, GroupWait};
 use crate::release::DeploymentEnd;
 
-/// CodeDeploy, and ECS's deployment API for native blue/green pause hooks.
+/// CodeDeploy's ECS blue/green deployments.
 #[derive(Clone)]
 pub struct CodeDeployer {
     codedeploy: aws_sdk_codedeploy::Client,
-    ecs: aws_sdk_ecs::Client,
 }
 
 impl CodeDeployer {
-    pub fn new(codedeploy: aws_sdk_codedeploy::Client, ecs: aws_sdk_ecs::Client) -> Self {
-        Self { codedeploy, ecs }
+    pub fn new(codedeploy: aws_sdk_codedeploy::Client) -> Self {
+        Self { codedeploy }
     }
 }
 
@@ -75,16 +74,6 @@ where
     super::sort(&err, Some(REJECTIONS), refused, DeployError::Unavailable)
 }
 
-/// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
-/// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
-pub(super) fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
-where
-    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    super::sort(&err, None, DeployError::Rejected, DeployError::Unavailable)
-}
-
 /// The AppSpec of an ECS blue/green deployment for `request` (see [`crate::bundle::app_spec`], which
 /// the CodePipeline deploy method shares).
 pub fn app_spec(request: &CodeDeployRequest) -> String {
@@ -98,7 +87,7 @@ fn deployment_id(id: Option<&str>, operation: &str) -> Result<DeploymentId, Depl
 }
 
 #[async_trait]
-impl Deployer for CodeDeployer {
+impl CodeDeploy for CodeDeployer {
     async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError> {
         let revision = RevisionLocation::builder()
             .revision_type(RevisionLocationType::AppSpecContent)
@@ -261,99 +250,6 @@ impl Deployer for CodeDeployer {
             .map_err(classify)?;
         Ok(())
     }
-
-    async fn continue_native(
-        &self,
-        service_deployment: &ServiceDeploymentArn,
-        roll_back: bool,
-    ) -> Result<(), DeployError> {
-        let described = self
-            .ecs
-            .describe_service_deployments()
-            .service_deployment_arns(service_deployment.as_str())
-            .send()
-            .await
-            .map_err(ecs_error)?;
-        let running = described
-            .service_deployments()
-            .first()
-            .and_then(|d| d.status())
-            .is_some_and(|s| matches!(s.as_str(), "PENDING" | "IN_PROGRESS"));
-        let paused = described
-            .service_deployments()
-            .first()
-            .map(|d| d.lifecycle_hook_details())
-            .unwrap_or_default()
-            .iter()
-            .find(|h| {
-                h.target_type().map(|t| t.as_str()) == Some("PAUSE")
-                    && h.status().map(|s| s.as_str()) == Some("AWAITING_ACTION")
-            })
-            .and_then(|h| h.hook_id())
-            .map(str::to_owned);
-        let paused = match paused {
-            Some(hook) => hook,
-            // A rejection need not wait for the pause: ECS stops the deployment and rolls back.
-            None if roll_back && running => {
-                self.ecs
-                    .stop_service_deployment()
-                    .service_deployment_arn(service_deployment.as_str())
-                    .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
-                    .send()
-                    .await
-                    .map_err(ecs_error)?;
-                return Ok(());
-            }
-            None => {
-                let why = format!("service deployment {service_deployment} is not paused for approval");
-                // Still running: ECS has not reached the pause hook yet, and will.
-                return Err(if running { DeployError::NotYet(why) } else { DeployError::Rejected(why) });
-            }
-        };
-        let action = if roll_back {
-            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback
-        } else {
-            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue
-        };
-        self.ecs
-            .continue_service_deployment()
-            .service_deployment_arn(service_deployment.as_str())
-            .hook_id(paused)
-            .action(action)
-            .send()
-            .await
-            .map_err(ecs_error)?;
-        Ok(())
-    }
-
-    async fn native_service(&self, cluster: &str, service: &str) -> Result<crate::ports::NativeService, DeployError> {
-        super::ecs_native::native_service(&self.ecs, cluster, service).await
-    }
-
-    async fn start_native(
-        &self,
-        cluster: &str,
-        service: &str,
-        task_definition: &str,
-    ) -> Result<ServiceDeploymentArn, DeployError> {
-        super::ecs_native::start_native(&self.ecs, cluster, service, task_definition).await
-    }
-
-    async fn find_native(
-        &self,
-        cluster: &str,
-        service: &str,
-        task_definition: &str,
-    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
-        super::ecs_native::find_native(&self.ecs, cluster, service, task_definition).await
-    }
-
-    async fn native_status(
-        &self,
-        service_deployment: &ServiceDeploymentArn,
-    ) -> Result<crate::ports::NativeStatus, DeployError> {
-        super::ecs_native::native_status(&self.ecs, service_deployment).await
-    }
 }
 
 #[cfg(test)]
@@ -370,10 +266,7 @@ mod tests {
     use super::*;
 
     fn deployer(codedeploy: Client) -> CodeDeployer {
-        let ecs = aws_sdk_ecs::Client::from_conf(
-            aws_sdk_ecs::Config::builder().behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest()).build(),
-        );
-        CodeDeployer::new(codedeploy, ecs)
+        CodeDeployer::new(codedeploy)
     }
 
     fn request() -> CodeDeployRequest {

@@ -2,20 +2,141 @@
 //! deployment, `ListServiceDeployments` + `DescribeServiceRevisions` find it again by its task
 //! definition, `DescribeServiceDeployments` says where it stands and how it shifts traffic.
 
+use async_trait::async_trait;
 use aws_sdk_ecs::types::{DeploymentConfiguration, ServiceDeployment};
 use chrono::{DateTime, Utc};
 
-use super::codedeploy::ecs_error;
 use crate::error::DeployError;
 use crate::names::ServiceDeploymentArn;
-use crate::ports::{DeploymentStatus, NativeHook, NativeService, NativeStatus};
+use crate::ports::{DeploymentStatus, NativeHook, NativeService, NativeStatus, ServiceDeployments};
 use crate::release::{DeploymentEnd, NativeProgress};
 
-pub(super) async fn native_service(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    service: &str,
-) -> Result<NativeService, DeployError> {
+/// ECS's service deployments (native blue/green).
+#[derive(Clone)]
+pub struct EcsDeployments {
+    ecs: aws_sdk_ecs::Client,
+}
+
+impl EcsDeployments {
+    pub fn new(ecs: aws_sdk_ecs::Client) -> Self {
+        Self { ecs }
+    }
+
+    /// Continues (or rolls back) a deployment at its pause hook; a rollback before the pause
+    /// stops the deployment, which rolls back.
+    async fn resolve_pause(
+        &self,
+        service_deployment: &ServiceDeploymentArn,
+        roll_back: bool,
+    ) -> Result<(), DeployError> {
+        let described = self
+            .ecs
+            .describe_service_deployments()
+            .service_deployment_arns(service_deployment.as_str())
+            .send()
+            .await
+            .map_err(ecs_error)?;
+        let running = described
+            .service_deployments()
+            .first()
+            .and_then(|d| d.status())
+            .is_some_and(|s| matches!(s.as_str(), "PENDING" | "IN_PROGRESS"));
+        let paused = described
+            .service_deployments()
+            .first()
+            .map(|d| d.lifecycle_hook_details())
+            .unwrap_or_default()
+            .iter()
+            .find(|h| {
+                h.target_type().map(|t| t.as_str()) == Some("PAUSE")
+                    && h.status().map(|s| s.as_str()) == Some("AWAITING_ACTION")
+            })
+            .and_then(|h| h.hook_id())
+            .map(str::to_owned);
+        let paused = match paused {
+            Some(hook) => hook,
+            // A rejection need not wait for the pause: ECS stops the deployment and rolls back.
+            None if roll_back && running => {
+                self.ecs
+                    .stop_service_deployment()
+                    .service_deployment_arn(service_deployment.as_str())
+                    .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
+                    .send()
+                    .await
+                    .map_err(ecs_error)?;
+                return Ok(());
+            }
+            None => {
+                let why = format!("service deployment {service_deployment} is not paused for approval");
+                // Still running: ECS has not reached the pause hook yet, and will.
+                return Err(if running { DeployError::NotYet(why) } else { DeployError::Rejected(why) });
+            }
+        };
+        let action = if roll_back {
+            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback
+        } else {
+            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue
+        };
+        self.ecs
+            .continue_service_deployment()
+            .service_deployment_arn(service_deployment.as_str())
+            .hook_id(paused)
+            .action(action)
+            .send()
+            .await
+            .map_err(ecs_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ServiceDeployments for EcsDeployments {
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
+        native_service(&self.ecs, cluster, service).await
+    }
+
+    async fn start(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<ServiceDeploymentArn, DeployError> {
+        start_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn find(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
+        find_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
+        native_status(&self.ecs, service_deployment).await
+    }
+
+    async fn continue_deployment(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError> {
+        self.resolve_pause(service_deployment, false).await
+    }
+
+    async fn roll_back(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError> {
+        self.resolve_pause(service_deployment, true).await
+    }
+}
+
+/// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
+/// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
+fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    super::sort(&err, None, DeployError::Rejected, DeployError::Unavailable)
+}
+
+async fn native_service(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
     let described = ecs.describe_services().cluster(cluster).services(service).send().await.map_err(ecs_error)?;
     let Some(found) = described.services().first() else {
         return Err(DeployError::Rejected(format!("service {service} is not in cluster {cluster}")));
@@ -41,7 +162,7 @@ pub(super) async fn native_service(
     })
 }
 
-pub(super) async fn start_native(
+async fn start_native(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,
@@ -64,7 +185,7 @@ pub(super) async fn start_native(
     })
 }
 
-pub(super) async fn find_native(
+async fn find_native(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,
@@ -97,10 +218,7 @@ pub(super) async fn find_native(
         .transpose()
 }
 
-pub(super) async fn native_status(
-    ecs: &aws_sdk_ecs::Client,
-    arn: &ServiceDeploymentArn,
-) -> Result<NativeStatus, DeployError> {
+async fn native_status(ecs: &aws_sdk_ecs::Client, arn: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
     let described =
         ecs.describe_service_deployments().service_deployment_arns(arn.as_str()).send().await.map_err(ecs_error)?;
     let found = described

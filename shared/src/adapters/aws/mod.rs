@@ -20,6 +20,7 @@ pub use codedeploy::{CodeDeployer, app_spec};
 pub use codepipeline::CodePipelines;
 pub use ecr::EcrRegistry;
 pub use ecs::EcsTasks;
+pub use ecs_native::EcsDeployments;
 pub use eventbridge::EventBridgeEvents;
 pub use logs::CloudWatchLogs;
 pub use prober::HttpProber;
