@@ -12,8 +12,7 @@ use serde_json::json;
 use crate::exit;
 
 #[derive(clap::Args)]
-#[command(after_help = "Exit status: 0 printed, 1 the release has no migration log (none ran, or it \
-                        never started), 2 error, 4 no such release.")]
+// Its help after the options: `help.rs`.
 pub struct Args {
     service: ServiceName,
     release: ReleaseId,

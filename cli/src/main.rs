@@ -2,9 +2,14 @@
 //! Honours the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) and
 //! `CONVOY_STATE_BUCKET` / `CONVOY_S3_FORCE_PATH_STYLE`.
 
+#[cfg(test)]
+mod build_info;
 mod exit;
+mod help;
+mod init;
 mod list;
 mod logs;
+mod manual;
 mod submit;
 mod text;
 mod wait;
@@ -23,7 +28,7 @@ use convoy::ports::ReleaseStore;
 #[derive(Parser)]
 #[command(
     name = "convoy",
-    version,
+    version = env!("CONVOY_VERSION"),
     about = "Submit, follow and steer Convoy releases",
     after_help = exit::HELP
 )]
@@ -34,17 +39,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a service's settings from what AWS says of it (its deployment controller, load
+    /// balancer, test listener, CodeDeploy group or ECS hooks), and say what is missing.
+    #[command(after_help = help::INIT)]
+    Init(init::Args),
     /// Validate a manifest as the Lambda will, then upload it (never over an existing release).
+    #[command(after_help = help::SUBMIT)]
     Submit(submit::Args),
     /// Follow a release until it ends (or awaits approval), printing its timeline as it grows.
+    #[command(after_help = help::WAIT)]
     Wait(wait::Args),
     /// List releases with their state, age and stage durations.
+    #[command(after_help = help::LIST)]
     List(list::Args),
     /// Print the migration's log lines (CloudWatch Logs, the stream its record names).
+    #[command(after_help = help::LOGS)]
     Logs(logs::Args),
     /// Show a release: its state, images and digests, migration, verification, timeline.
-    #[command(after_help = "Exit status: 0 in progress or succeeded, 1 failed, rolled back or superseded, \
-                            2 error, 4 no such release.")]
+    #[command(after_help = help::STATUS)]
     Status {
         service: ServiceName,
         release: ReleaseId,
@@ -55,6 +67,7 @@ enum Command {
     /// Let a verified release shift production traffic: CodeDeploy ContinueDeployment (or ECS
     /// ContinueServiceDeployment) with your own AWS credentials. Refused unless its verification
     /// passed. Convoy records you as CloudTrail names you.
+    #[command(after_help = help::APPROVE)]
     Approve {
         service: ServiceName,
         release: ReleaseId,
@@ -70,6 +83,7 @@ enum Command {
     },
     /// Stop a release awaiting approval and roll its deployment back (CodeDeploy StopDeployment,
     /// or the ECS rollback) with your own AWS credentials.
+    #[command(after_help = help::REJECT)]
     Reject {
         service: ServiceName,
         release: ReleaseId,
@@ -87,13 +101,19 @@ enum Command {
     /// start would: an ECS native service's BLUE_GREEN strategy, hooks that call the verify
     /// function and a PAUSE hook that rolls back on timeout; a CodeDeploy group that waits for a
     /// person (STOP_DEPLOYMENT with a wait time). Say what is missing.
+    #[command(after_help = help::CHECK)]
     Check,
     /// Serve a local web UI of every release on http://127.0.0.1:<port>/ (loopback only), with
     /// approve/reject from the page. Port 0 picks a free one.
+    #[command(after_help = help::DASHBOARD)]
     Dashboard {
         #[arg(long, default_value_t = 3100)]
         port: u16,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page (roff), or write a page per subcommand into a directory.
+    Man(manual::ManArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -109,10 +129,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
+    // These need no state bucket.
+    let command = match cli.command {
+        Command::Completions(args) => return manual::completions(args),
+        Command::Man(args) => return manual::man(args),
+        Command::Init(args) => return init::run(args, &aws::load_sdk_config().await).await,
+        command => command,
+    };
     let settings = StoreSettings::from_env().map_err(|e| e.to_string())?;
     let sdk = aws::load_sdk_config().await;
     let store = S3Store::new(aws::s3_client(&sdk, &settings), &settings.state_bucket);
-    match cli.command {
+    match command {
         Command::Submit(args) => submit::run(args, &sdk, &store, &settings).await,
         Command::Wait(args) => wait::run(args, &store).await,
         Command::List(args) => list::run(args, &store).await,
@@ -145,6 +172,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Check => check(&sdk).await,
         Command::Dashboard { port } => dashboard(&sdk, settings, port).await,
+        Command::Init(_) | Command::Completions(_) | Command::Man(_) => unreachable!("run without a state bucket"),
     }
 }
 

@@ -23,8 +23,7 @@ pub enum Until {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Exit status: 0 reached (Succeeded, or awaiting approval when asked), \
-                        1 Failed/RolledBack/Superseded, 2 error, 3 timed out.")]
+// Its help after the options: `help.rs`.
 pub struct Args {
     service: ServiceName,
     release: ReleaseId,

@@ -127,7 +127,7 @@ impl fmt::Display for MetricSpec {
 
 /// A metric check of a service's settings (`metric_checks`): a metric, or a metric math
 /// `expression` over the named `metrics`, judged by `pass_if` over the window.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricCheck {
     pub name: String,

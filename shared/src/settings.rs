@@ -1,11 +1,11 @@
 //! Per-service operator settings (`CONVOY_SERVICE_SETTINGS`, a JSON object keyed by service):
 //! where to deploy, which test listener to probe and how, and the approval policy. None of it
-//! comes from a manifest.
+//! comes from a manifest. They serialise back to the same JSON (`convoy init` writes them).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Approval;
 use crate::names::ServiceName;
@@ -14,19 +14,19 @@ use crate::names::ServiceName;
 /// template.yaml) less a margin for the record writes and the hook answer.
 pub const HOOK_BUDGET: Duration = Duration::from_secs(280);
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
     /// CodeDeploy for ECS blue/green. With `pipeline` set, the pipeline's deploy action creates the
     /// deployment in this group, and Convoy writes this AppSpec into the bundle. Required unless
     /// `ecs_native` is set.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codedeploy: Option<CodeDeployTarget>,
     /// Deploy through ECS native blue/green instead (`UpdateService` on a `BLUE_GREEN` service).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_native: Option<EcsNativeTarget>,
     /// Deploy through this CodePipeline instead of creating the CodeDeploy deployment directly.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineTarget>,
     /// The ALB test listener, e.g. `http://internal-alb.example:8080`.
     pub test_listener: String,
@@ -71,7 +71,7 @@ pub const APPROVAL_STAGES: [&str; 2] = ["POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTI
 
 /// ECS native blue/green: the service's own deployment configuration (strategy `BLUE_GREEN`,
 /// lifecycle hooks, bake time) drives the deployment; Convoy starts it with `UpdateService`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EcsNativeTarget {
     /// The verify function's name or ARN: the service must have an `AWS_LAMBDA` hook on it at
@@ -90,7 +90,7 @@ fn manual() -> Approval {
     Approval::Manual
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeDeployTarget {
     pub application: String,
@@ -106,7 +106,7 @@ pub struct CodeDeployTarget {
 /// `CodeDeployToECS` action deploys it. The source must not start executions by itself (no
 /// EventBridge rule or polling on the object): Convoy starts each execution, pinned to the version
 /// it wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineTarget {
     pub name: String,
@@ -124,7 +124,7 @@ fn release_variable() -> String {
     "CONVOY_RELEASE".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeDefaults {
     pub count: u32,
