@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod fixtures;
 pub mod http;
 pub mod iam;
+pub mod load_balancer;
 pub mod moto;
 pub mod notifications;
 pub mod pipeline;

@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::http::{self, Behaviour};
+use crate::load_balancer::Shape;
 use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::notifications::{self, Queue};
 use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
@@ -62,6 +63,10 @@ pub struct Options {
     /// Stop once the release awaits approval, keeping the stand-in and the world (the dashboard
     /// decides instead of `convoy approve`).
     pub hold_for_approval: bool,
+    /// The service stands behind a load balancer whose test listener reaches the green version
+    /// (`load_balancer.rs`), and the functions get the settings `convoy init` wrote for it, not
+    /// the sandbox's own. Its stderr is kept in [`Finished::init`].
+    pub settings_from_init: bool,
 }
 
 /// What a run held for approval keeps alive: the world and the stand-in Convoy's calls go through.
@@ -86,6 +91,8 @@ pub struct Finished {
     /// The release's stage durations (stage, seconds), read from the EMF lines the functions
     /// wrote to standard output (namespace Convoy, metric StageSeconds).
     pub stage_seconds: Vec<(String, f64)>,
+    /// With [`Options::settings_from_init`]: the settings `convoy init` wrote, and what it said.
+    pub init: Option<(String, String)>,
 }
 
 struct Sandbox {
@@ -146,16 +153,32 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     } else {
         aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy
     };
-    let ecs = world.ecs_service_controlled(SERVICE, &["laravel", "nginx"], controller).await;
-    let (application, group) = world.codedeploy(SERVICE).await;
+    let green_version = if options.wrong_version { "0000000" } else { RELEASE };
+    let green = http::serve(Behaviour::version(green_version)).await;
+    let blue = http::serve(Behaviour::version("0000000")).await;
+    let (ecs, application, group) = if options.settings_from_init {
+        // The load balancer's listeners on the blue and green servers' ports: the test listener's
+        // address is the green server's, once init is told to reach it by 127.0.0.1.
+        let shape = Shape::ready(controller.clone(), port_of(&blue.url), port_of(&green.url));
+        let balanced = world.balanced_service(SERVICE, &["laravel", "nginx"], &shape).await;
+        let (application, group) = balanced.codedeploy.clone().unwrap_or_default();
+        out.say(format!(
+            "load balancer {}: production listener :{}, test listener :{} (the green server's port)",
+            balanced.balancer.dns_name,
+            shape.production_port,
+            port_of(&green.url)
+        ));
+        (balanced.ecs, application, group)
+    } else {
+        let ecs = world.ecs_service_controlled(SERVICE, &["laravel", "nginx"], controller).await;
+        let (application, group) = world.codedeploy(SERVICE).await;
+        (ecs, application, group)
+    };
     let pipeline = match options.via_pipeline {
         true => Some(world.pipeline(SERVICE, &application, &group, true).await),
         false => None,
     };
     let standin = StandIn::for_missing_operations(&moto.endpoint).await;
-    let green_version = if options.wrong_version { "0000000" } else { RELEASE };
-    let green = http::serve(Behaviour::version(green_version)).await;
-    let blue = http::serve(Behaviour::version("0000000")).await;
     out.say(format!("moto server (S3, ECR, ECS, EC2, CodeDeploy) at {}", moto.endpoint));
     out.say(format!("stand-in for the operations moto lacks at {}", standin.endpoint));
     out.say(format!(
@@ -188,7 +211,17 @@ pub async fn run(options: Options) -> Result<Finished, String> {
              POST_TEST_TRAFFIC_SHIFT and a PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT"
         ));
     }
-    let settings = settings.to_string();
+    let mut settings = settings.to_string();
+    let mut init = None;
+    if options.settings_from_init {
+        out.step(&format!("convoy init {} {SERVICE} --test-listener-host 127.0.0.1", ecs.cluster));
+        let args = ["init", &ecs.cluster, SERVICE, "--test-listener-host", "127.0.0.1"];
+        let (written, said) = cli_stdout(&standin.endpoint, &world.bucket, &args)?;
+        out.say(said.trim());
+        out.say(written.trim());
+        settings = written.clone();
+        init = Some((written, said));
+    }
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
     let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
     let mut env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
@@ -353,6 +386,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                         waited: String::new(),
                         held: Some(Held { world, standin }),
                         stage_seconds: Vec::new(),
+                        init,
                     });
                 }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
@@ -429,7 +463,17 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     for (stage, seconds) in &stage_seconds {
         out.say(format!("{stage:<14} {seconds:>8.3} s"));
     }
-    Ok(Finished { release, status, notifications: sent, transitions, wait_exit, waited, held: None, stage_seconds })
+    Ok(Finished {
+        release,
+        status,
+        notifications: sent,
+        transitions,
+        wait_exit,
+        waited,
+        held: None,
+        stage_seconds,
+        init,
+    })
 }
 
 /// The `StageSeconds` EMF lines of `release` among the functions' standard output, in order.
@@ -607,6 +651,31 @@ async fn approve_as_operator(
 /// it when the command fails.
 pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String> {
     cli_exits(endpoint, bucket, args, &[0]).map(|(_, text)| text)
+}
+
+/// `convoy <args>` that must exit 0: its standard output and, apart, its standard error.
+fn cli_stdout(endpoint: &str, bucket: &str, args: &[&str]) -> Result<(String, String), String> {
+    let path = binaries_dir().join("convoy");
+    let output = Command::new(&path)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("CONVOY_STATE_BUCKET", bucket)
+        .output()
+        .map_err(|e| format!("run {}: {e}", path.display()))?;
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    match output.status.success() {
+        true => Ok((stdout, stderr)),
+        false => Err(format!("convoy {} failed ({}): {stdout}{stderr}", args.join(" "), output.status)),
+    }
+}
+
+/// The port of a loopback server's `http://127.0.0.1:<port>`.
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("a loopback URL with a port")
 }
 
 /// [`cli`] with the functions' environment `env` too (`convoy check` reads the settings).

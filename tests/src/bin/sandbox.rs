@@ -5,6 +5,8 @@
 //! (Convoy's bundle and execution; the sandbox plays the pipeline's CodeDeployToECS action).
 //! `--ecs-native`: deploy through ECS native blue/green (`UpdateService`; the sandbox plays ECS's
 //! lifecycle hooks and the end of the service deployment).
+//! `--init`: the service stands behind a load balancer (moto's ELB), and the functions get the
+//! settings `convoy init` writes for it instead of the sandbox's own.
 //! `--dashboard [--port N]`: the release stops at its approval, a few more releases join it, and
 //! `convoy dashboard` serves them (approve or reject from the page) until Ctrl-C.
 
@@ -23,6 +25,7 @@ async fn main() {
         id: String::new(),
         verbose: true,
         hold_for_approval: false,
+        settings_from_init: args.iter().any(|a| a == "--init"),
     };
     match convoy_tests::sandbox::run(options).await {
         Ok(finished) => println!("\nfinal state: {}", finished.release.state),

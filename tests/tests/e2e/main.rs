@@ -13,6 +13,7 @@ mod event_rules;
 mod gates;
 mod grants;
 mod group_wait;
+mod init;
 mod lost_manifests;
 mod migration;
 mod migration_logs;
