@@ -4,6 +4,7 @@
 mod approval;
 mod bad_input;
 mod bucket_policy;
+mod ceiling;
 mod cli;
 mod dashboard;
 mod deadlines;
