@@ -82,21 +82,21 @@ pub async fn run(
     if args.json {
         let out = json!({"release": key.to_string(), "bucket": bucket, "key": object, "version_id": version,
                          "wait": wait, "status": status});
-        println!("{out}");
+        outln!("{}", crate::output::json(&out));
     } else {
         let version = version.map(|v| format!(" (version {v})")).unwrap_or_default();
-        println!("submitted {key}: s3://{bucket}/{object}{version}");
-        println!("  follow it: {wait}");
-        println!("  status:    {status}");
+        outln!("submitted {key}: s3://{bucket}/{object}{version}");
+        outln!("  follow it: {wait}");
+        outln!("  status:    {status}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn refuse(json: bool, why: &str) -> ExitCode {
     if json {
-        println!("{}", json!({"refused": why}));
+        outln!("{}", crate::output::json(&json!({"refused": why})));
     }
-    eprintln!("convoy: refused: {why}");
+    errln!("convoy: refused: {why}");
     ExitCode::from(exit::REFUSED)
 }
 

@@ -251,15 +251,15 @@ async fn decide(
     // principal once CloudTrail reports it.
     match app.convoy.decide(&key, approve).await {
         Ok(deployment) => {
-            eprintln!("convoy dashboard: release={key} {verb}: sent on {deployment}");
+            errln!("convoy dashboard: release={key} {verb}: sent on {deployment}");
             Redirect::to(&format!("/release/{}/{}", key.service, key.release)).into_response()
         }
         Err(ConvoyError::Refused(why)) => {
-            eprintln!("convoy dashboard: release={key} {verb}: refused: {why}");
+            errln!("convoy dashboard: release={key} {verb}: refused: {why}");
             (StatusCode::CONFLICT, pages::refused(&key, verb, &why)).into_response()
         }
         Err(err) => {
-            eprintln!("convoy dashboard: release={key} {verb}: failed: {err}");
+            errln!("convoy dashboard: release={key} {verb}: failed: {err}");
             refuse(StatusCode::BAD_GATEWAY, "The decision could not be made", &err.to_string())
         }
     }

@@ -14,6 +14,7 @@ mod event_rules;
 mod gates;
 mod grants;
 mod group_wait;
+mod hostile_output;
 mod lost_manifests;
 mod migration;
 mod migration_logs;
