@@ -250,9 +250,15 @@ async fn dashboard(sdk: &aws_config::SdkConfig, settings: StoreSettings, port: u
         bucket: settings.state_bucket.clone(),
         convoy,
         token: dashboard::new_token()?,
+        secret: dashboard::new_token()?,
         port,
     };
-    outln!("convoy dashboard: http://127.0.0.1:{port}/ (s3://{}, Ctrl-C stops it)", settings.state_bucket);
+    // The secret is in the link only: whoever opens it gets the cookie every request needs.
+    outln!(
+        "convoy dashboard: http://127.0.0.1:{port}/?token={} (s3://{}, Ctrl-C stops it)",
+        app.secret,
+        settings.state_bucket
+    );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     dashboard::serve(listener, app).await?;
