@@ -150,6 +150,14 @@ fn check(
     policy(&key, &manifest, allowed_services, allowed_repositories, region)
         .admit(&key, &manifest)
         .map_err(manifest_error)?;
+    // The operator's settings as a ceiling, when the environment has them (as the Lambda's has).
+    if let Some(json) = std::env::var(convoy::config::SERVICE_SETTINGS).ok().filter(|j| !j.trim().is_empty()) {
+        let settings = convoy::settings::parse(&json)
+            .map_err(|e| Refusal::Usage(format!("{}: {e}", convoy::config::SERVICE_SETTINGS)))?;
+        let timeout =
+            std::env::var(convoy::config::MIGRATION_TIMEOUT).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1800);
+        convoy::ceiling::admit(settings.get(&key.service), timeout, &key, &manifest).map_err(manifest_error)?;
+    }
     Ok(key)
 }
 

@@ -48,3 +48,20 @@ async fn a_record_whose_manifest_asks_for_auto_under_manual_settings_is_never_ap
     assert!(!matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
     assert!(backend.standin.calls_to("ContinueDeployment").is_empty(), "policy approved nothing");
 }
+
+#[tokio::test]
+async fn submit_refuses_a_manifest_asking_for_less_than_the_operators_settings_in_its_environment() {
+    let only_app = crate::bad_input::containers();
+    let backend = MotoBackend::new(&only_app).await;
+    let mut manifest: Value = serde_json::from_str(&manifest_v1(&backend, "c3", &only_app, false)).unwrap();
+    manifest["approval"] = json!("auto");
+    let path = std::env::temp_dir().join(format!("convoy-ceiling-{}.json", std::process::id()));
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let settings = r#"{"web": {"codedeploy": {"application": "a", "deployment_group": "g", "container": "app",
+        "port": 80, "verify_function": "v"}, "test_listener": "http://127.0.0.1:9", "approval": "manual"}}"#;
+    let env = [("CONVOY_SERVICE_SETTINGS", settings)];
+    let (code, _, stderr) = crate::cli::run_with(&backend, &["submit", path.to_str().unwrap()], &env);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the manifest asks for approval auto"), "{stderr}");
+}
