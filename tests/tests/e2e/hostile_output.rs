@@ -79,7 +79,8 @@ async fn convoy_status_and_wait_show_a_reason_quoting_a_manifests_field_escaped(
     assert_eq!(code, 1);
     nothing_raw("status --json", &stdout);
     let record: Value = serde_json::from_str(&stdout).expect("exact JSON");
-    let State::Failed { reason: stored, .. } = serde_json::from_value::<convoy::release::Release>(record).unwrap().state
+    let State::Failed { reason: stored, .. } =
+        serde_json::from_value::<convoy::release::Release>(record).unwrap().state
     else {
         panic!("a failed release")
     };
