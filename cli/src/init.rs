@@ -2,6 +2,7 @@
 //! read with the caller's credentials (`init/discover.rs`), and says what the service lacks and
 //! how to add it (`init/plan.rs`). The settings are a `convoy::settings::ServiceSettings`,
 //! serialised: the same type the functions parse, so init follows the format wherever it goes.
+//! Everything it prints passes the CLI's output filter (`output.rs`).
 
 mod discover;
 mod iam;
@@ -55,8 +56,8 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> Result<ExitCode, St
     if let Some(settings) = &plan.settings {
         // The object CONVOY_SERVICE_SETTINGS holds: one entry per service.
         let object = serde_json::json!({ &service: settings });
-        let text = serde_json::to_string_pretty(&object).map_err(|e| format!("serialising the settings: {e}"))?;
-        let text = shown(&format!("{text}\n"));
+        // Through the CLI's output filter: names from AWS reach the file and the terminal escaped.
+        let text = format!("{}\n", crate::output::json_pretty(&object));
         match &args.out {
             None => {
                 let mut stdout = std::io::stdout().lock();
@@ -98,34 +99,7 @@ fn write_file(path: &std::path::Path, text: &str, force: bool) -> Result<(), Str
     file.write_all(text.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// One line (or several) to standard error, as a person reads it.
+/// One line (or several) to standard error, through the CLI's output filter (names from AWS).
 fn say(text: &str) {
-    eprintln!("{}", shown(text));
-}
-
-/// Text from AWS made safe for a terminal: every control character but the newline becomes a
-/// visible `\u{…}`-style escape (`\u001b`), so a name cannot move the cursor or recolour the screen.
-/// The JSON escape form keeps the settings valid JSON. (Issue 23's output filter replaces this.)
-fn shown(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() && c != '\n' {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shown;
-
-    #[test]
-    fn control_characters_from_aws_are_shown_escaped_and_newlines_kept() {
-        assert_eq!(shown("role/\u{1b}[31mred\u{9b}2J\nnext\tline"), "role/\\u001b[31mred\\u009b2J\nnext\\u0009line");
-        let json = shown("{\"a\": \"\u{1b}\"}");
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap()["a"], "\u{1b}");
-    }
+    errln!("{text}");
 }

@@ -56,7 +56,7 @@ pub fn man(args: ManArgs) -> Result<ExitCode, String> {
         Some(dir) => {
             clap_mangen::generate_to(Cli::command(), &dir)
                 .map_err(|e| format!("writing the man pages into {}: {e}", dir.display()))?;
-            println!("wrote convoy.1 and a page per subcommand into {}", dir.display());
+            outln!("wrote convoy.1 and a page per subcommand into {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }
