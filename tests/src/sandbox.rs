@@ -217,8 +217,9 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         out.step(&format!("convoy init {} {SERVICE} --test-listener-host 127.0.0.1", ecs.cluster));
         let args = ["init", &ecs.cluster, SERVICE, "--test-listener-host", "127.0.0.1"];
         let (written, said) = cli_stdout(&standin.endpoint, &world.bucket, &args)?;
-        out.say(said.trim());
-        out.say(written.trim());
+        for line in said.lines().chain(written.lines()) {
+            out.say(line);
+        }
         settings = written.clone();
         init = Some((written, said));
     }
