@@ -247,8 +247,18 @@ pub fn ecs_native_hook(service_deployment: &str, execution: &str, hook_details: 
     event
 }
 
+/// The same hook invoked at `stage` (`lifecycleStage`): during a rollback ECS runs the
+/// TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again, and only those.
+pub fn ecs_native_hook_at(stage: &str, service_deployment: &str, execution: &str, hook_details: Value) -> Value {
+    let mut event = ecs_native_hook(service_deployment, execution, hook_details);
+    event["lifecycleStage"] = json!(stage);
+    event
+}
+
 /// The documented "ECS Deployment State Change" (SERVICE_DEPLOYMENT_FAILED) moved to the world's
-/// `cluster` and `service`, as `event_name` with `reason`.
+/// `cluster` and `service`, as `event_name` with `reason`. ECS announces a rollback with
+/// SERVICE_DEPLOYMENT_IN_PROGRESS and a reason naming the deployment it rolls back to
+/// ([`ecs_rollback_reason`]), and its end with SERVICE_DEPLOYMENT_COMPLETED.
 pub fn ecs_deployment_state_change(cluster: &str, service: &str, event_name: &str, reason: &str) -> Value {
     let mut event = load("ecs-deployment-state-change-failed.json");
     event["resources"] = json!([format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}")]);
@@ -256,6 +266,13 @@ pub fn ecs_deployment_state_change(cluster: &str, service: &str, event_name: &st
     event["detail"]["eventType"] = json!(if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" });
     event["detail"]["reason"] = json!(reason);
     event
+}
+
+/// The reason of the SERVICE_DEPLOYMENT_IN_PROGRESS event that starts a rollback, in the form of
+/// the guide's rollback example ("Amazon ECS service deployment state change events": "The
+/// difference between the two is in the reason field"), rolling back to ECS's deployment `to`.
+pub fn ecs_rollback_reason(to: &str) -> String {
+    format!("ECS deployment circuit breaker: rolling back to deploymentId {to}.")
 }
 
 pub fn codedeploy_state_change_fixture() -> Value {

@@ -14,26 +14,40 @@ use tokio::net::TcpStream;
 
 use super::{Reply, StandIn, fresh_id, header, refuse, signing_service};
 
-/// CloudTrail's records of the decision calls, oldest first.
+/// CloudTrail's records of the decision calls, oldest first, each with when it was recorded.
 #[derive(Debug, Default)]
 pub(super) struct Trail {
-    records: Vec<Value>,
+    records: Vec<(std::time::Instant, Value)>,
+    /// How long a record takes to appear in the event history ([`StandIn::cloudtrail_delay`]).
+    delay: std::time::Duration,
 }
 
 impl Trail {
     pub(super) fn push(&mut self, record: Value) {
-        self.records.push(record);
+        self.records.push((std::time::Instant::now(), record));
     }
 
+    /// `LookupEvents` over the records the event history holds by now.
     pub(super) fn lookup_events(&self, body: &Value) -> Reply {
-        lookup_events(&self.records, body)
+        let now = std::time::Instant::now();
+        let delivered: Vec<Value> =
+            self.records.iter().filter(|(at, _)| *at + self.delay <= now).map(|(_, r)| r.clone()).collect();
+        lookup_events(&delivered, body)
     }
 }
 
 impl StandIn {
-    /// The CloudTrail records of the decision calls so far (refused ones carry `errorCode`).
+    /// The CloudTrail records of the decision calls so far (refused ones carry `errorCode`),
+    /// whether or not the event history shows them yet.
     pub fn trail(&self) -> Vec<Value> {
-        self.shared.trail.lock().expect("trail").records.clone()
+        self.shared.trail.lock().expect("trail").records.iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    /// Records appear in `LookupEvents` only `delay` after the call from now on (none by
+    /// default): CloudTrail's event history lags the calls it records by minutes, which is why
+    /// Convoy asks again until 15 minutes have passed (ARCHITECTURE.md, "Approval from AWS").
+    pub fn cloudtrail_delay(&self, delay: std::time::Duration) {
+        self.shared.trail.lock().expect("trail").delay = delay;
     }
 
     /// The EventBridge "AWS API Call via CloudTrail" event AWS delivers for `record` (one of

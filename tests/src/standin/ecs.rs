@@ -4,24 +4,26 @@
 //! stand-in adds the configuration to moto's `DescribeServices` and `UpdateService` answers, and
 //! learns from each `UpdateService` it forwards a service deployment (`currentServiceDeployment`
 //! in the answer), which it answers `ListServiceDeployments`, `DescribeServiceRevisions`,
-//! `DescribeServiceDeployments`, `ContinueServiceDeployment` and `StopServiceDeployment` for; the
+//! `DescribeServiceDeployments`, `ContinueServiceDeployment` and `StopServiceDeployment` for. The
 //! test says when ECS pauses it ([`StandIn::pause_service_deployment`]), moves it
-//! ([`StandIn::service_deployment_at`]) or ends it ([`StandIn::service_deployment_ends`]).
+//! ([`StandIn::service_deployment_at`]), rolls it back ([`StandIn::service_deployment_rolls_back`])
+//! or ends it ([`StandIn::service_deployment_ends`]). ECS knows only the service deployments an
+//! `UpdateService` started; each pause has a hook id of its own.
 
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{Reply, StandIn, refuse};
+use super::{Reply, StandIn, fresh_id, refuse};
 
+/// A service deployment an `UpdateService` of a native service started.
 #[derive(Debug, Default)]
 struct ServiceDeployment {
-    hook_id: String,
-    /// `AWAITING_ACTION` until continued, then the action taken; empty: no pause hook reached.
-    hook_status: String,
-    /// Known from an `UpdateService` the stand-in saw (a native service): the service, the
-    /// revision and its task definition, ECS's status, stage and reason, the service's
-    /// deployment configuration, the production traffic weight.
+    /// The PAUSE hook ECS is at, and its status: `AWAITING_ACTION` until continued, then
+    /// `SUCCEEDED` or `FAILED` (rolled back). `None`: no pause reached yet.
+    pause: Option<(String, String)>,
+    /// The service, the revision and its task definition, ECS's status, stage and reason, the
+    /// service's deployment configuration, the production traffic weight.
     service: String,
     revision: String,
     task_definition: String,
@@ -31,6 +33,10 @@ struct ServiceDeployment {
     configuration: Value,
     production_weight: f64,
 }
+
+/// Service deployment statuses from which no action is taken: "Completed" (Amazon ECS Developer
+/// Guide, "View service history using Amazon ECS service deployments").
+const COMPLETED: [&str; 4] = ["SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"];
 
 /// What the stand-in knows of ECS's native services and their service deployments.
 #[derive(Debug, Default)]
@@ -42,6 +48,10 @@ pub(super) struct Ecs {
     started: Vec<String>,
 }
 
+fn not_found(arn: &str) -> Reply {
+    refuse("ServiceDeploymentNotFoundException", format!("The service deployment {arn} does not exist."))
+}
+
 impl Ecs {
     /// ECS's answer to `operation`, and how its state changes; `None`: not one of ECS's service
     /// deployment operations.
@@ -51,11 +61,11 @@ impl Ecs {
             "DescribeServiceDeployments" => self.describe_service_deployments(body),
             "ListServiceDeployments" => self.list_service_deployments(body),
             "DescribeServiceRevisions" => self.describe_service_revisions(body),
-            "StopServiceDeployment" => {
-                self.stop_service_deployment(&text("serviceDeploymentArn")).unwrap_or_else(|r| r)
-            }
+            "StopServiceDeployment" => self
+                .stop_service_deployment(&text("serviceDeploymentArn"), body["stopType"].as_str())
+                .unwrap_or_else(|r| r),
             "ContinueServiceDeployment" => self
-                .continue_service_deployment(&text("serviceDeploymentArn"), &text("hookId"), &text("action"))
+                .continue_service_deployment(&text("serviceDeploymentArn"), &text("hookId"), body["action"].as_str())
                 .unwrap_or_else(|r| r),
             _ => return None,
         })
@@ -68,23 +78,18 @@ impl Ecs {
         for arn in arns {
             match self.service_deployments.get(arn) {
                 Some(known) => {
-                    let hooks = if known.hook_status.is_empty() {
-                        json!([])
-                    } else {
-                        json!([{"hookId": known.hook_id, "targetType": "PAUSE", "status": known.hook_status}])
+                    let hooks = match &known.pause {
+                        Some((id, status)) => json!([{"hookId": id, "targetType": "PAUSE", "status": status}]),
+                        None => json!([]),
                     };
-                    let mut described = json!({"serviceDeploymentArn": arn,
-                        "status": if known.status.is_empty() { "IN_PROGRESS" } else { known.status.as_str() },
+                    let mut described = json!({"serviceDeploymentArn": arn, "status": known.status,
+                        "statusReason": known.reason, "lifecycleStage": known.stage,
+                        "deploymentConfiguration": known.configuration,
+                        "targetServiceRevision": {"arn": known.revision,
+                                                  "requestedProductionTrafficWeight": known.production_weight},
                         "lifecycleHookDetails": hooks});
-                    if !known.service.is_empty() {
-                        described["statusReason"] = json!(known.reason);
-                        described["lifecycleStage"] = json!(known.stage);
-                        described["deploymentConfiguration"] = known.configuration.clone();
-                        described["targetServiceRevision"] = json!({"arn": known.revision,
-                            "requestedProductionTrafficWeight": known.production_weight});
-                        if known.status.starts_with("ROLLBACK") {
-                            described["rollback"] = json!({"reason": known.reason});
-                        }
+                    if known.status.starts_with("ROLLBACK") {
+                        described["rollback"] = json!({"reason": known.reason});
                     }
                     found.push(described);
                 }
@@ -105,7 +110,7 @@ impl Ecs {
             .filter(|(_, known)| known.service == service)
             .map(|(arn, known)| {
                 json!({"serviceDeploymentArn": arn, "targetServiceRevisionArn": known.revision,
-                       "status": if known.status.is_empty() { "IN_PROGRESS" } else { known.status.as_str() }})
+                       "status": known.status})
             })
             .collect();
         (200, json!({"serviceDeployments": briefs}))
@@ -124,18 +129,27 @@ impl Ecs {
         (200, json!({"serviceRevisions": found, "failures": failures}))
     }
 
-    /// `StopServiceDeployment` (ROLLBACK, its default): ECS rolls the deployment back.
-    fn stop_service_deployment(&mut self, arn: &str) -> Result<Reply, Reply> {
-        let known = self.service_deployments.get_mut(arn).ok_or_else(|| {
-            refuse("ServiceDeploymentNotFoundException", format!("The service deployment {arn} does not exist."))
-        })?;
-        if matches!(known.status.as_str(), "SUCCESSFUL" | "STOPPED" | "ROLLBACK_SUCCESSFUL" | "ROLLBACK_FAILED") {
+    /// `StopServiceDeployment`: a deployment still under way ("PENDING, IN_PROGRESS,
+    /// STOP_REQUESTED, ROLLBACK_REQUESTED, ROLLBACK_IN_PROGRESS", Developer Guide, "Stopping Amazon
+    /// ECS service deployments") moves to `ROLLBACK_REQUESTED` (`stopType` ROLLBACK, the default)
+    /// or `STOP_REQUESTED` (ABORT); a completed one is refused with `ConflictException` ("conflict
+    /// in the current state of the resource", API Reference).
+    fn stop_service_deployment(&mut self, arn: &str, stop_type: Option<&str>) -> Result<Reply, Reply> {
+        let known = self.service_deployments.get_mut(arn).ok_or_else(|| not_found(arn))?;
+        if COMPLETED.contains(&known.status.as_str()) {
             return Err(refuse(
                 "ConflictException",
                 format!("The service deployment {arn} has already completed ({}).", known.status),
             ));
         }
-        known.status = "ROLLBACK_REQUESTED".into();
+        known.status = match stop_type.unwrap_or("ROLLBACK") {
+            "ROLLBACK" => "ROLLBACK_REQUESTED",
+            "ABORT" => "STOP_REQUESTED",
+            other => {
+                return Err(refuse("InvalidParameterException", format!("stopType {other} is not ROLLBACK or ABORT.")));
+            }
+        }
+        .into();
         Ok((200, json!({"serviceDeploymentArn": arn})))
     }
 
@@ -158,7 +172,6 @@ impl Ecs {
                     status: "IN_PROGRESS".into(),
                     stage: "SCALE_UP".into(),
                     configuration: configuration.clone(),
-                    hook_id: "hook-pause-1".into(),
                     ..ServiceDeployment::default()
                 };
                 self.service_deployments.insert(arn.clone(), known);
@@ -182,23 +195,34 @@ impl Ecs {
         }
     }
 
-    fn continue_service_deployment(&mut self, arn: &str, hook_id: &str, action: &str) -> Result<Reply, Reply> {
-        let known = self.service_deployments.get_mut(arn).ok_or_else(|| {
-            refuse("ServiceDeploymentNotFoundException", format!("The service deployment {arn} does not exist."))
-        })?;
-        if known.hook_id != hook_id || known.hook_status != "AWAITING_ACTION" {
+    /// `ContinueServiceDeployment`: "You can continue a deployment that has a pause hook in
+    /// AWAITING_ACTION status. The deployment must be in the IN_PROGRESS state" (Developer Guide,
+    /// "Continuing Amazon ECS service deployments"); `action` CONTINUE (the default) or ROLLBACK.
+    /// The API Reference lists `InvalidParameterException` and `ClientException` among its errors
+    /// without saying which one a deployment that does not wait gets; the stand-in answers
+    /// `InvalidParameterException` (Convoy treats every ECS refusal alike).
+    fn continue_service_deployment(&mut self, arn: &str, hook_id: &str, action: Option<&str>) -> Result<Reply, Reply> {
+        let known = self.service_deployments.get_mut(arn).ok_or_else(|| not_found(arn))?;
+        let rolls_back = match action.unwrap_or("CONTINUE") {
+            "CONTINUE" => false,
+            "ROLLBACK" => true,
+            other => {
+                return Err(refuse("InvalidParameterException", format!("action {other} is not CONTINUE or ROLLBACK.")));
+            }
+        };
+        let awaiting = known.status == "IN_PROGRESS"
+            && known.pause.as_ref().is_some_and(|(id, status)| id == hook_id && status == "AWAITING_ACTION");
+        if !awaiting {
             return Err(refuse(
                 "InvalidParameterException",
-                format!("The lifecycle hook {hook_id} of service deployment {arn} is not awaiting action."),
+                format!("The lifecycle hook {hook_id} of service deployment {arn} ({}) is not awaiting action.", known.status),
             ));
         }
-        known.hook_status = if action == "ROLLBACK" { "FAILED" } else { "SUCCEEDED" }.to_owned();
-        if !known.service.is_empty() {
-            if action == "ROLLBACK" {
-                known.status = "ROLLBACK_IN_PROGRESS".into();
-            } else {
-                known.stage = "PRODUCTION_TRAFFIC_SHIFT".into();
-            }
+        known.pause = Some((hook_id.to_owned(), if rolls_back { "FAILED" } else { "SUCCEEDED" }.to_owned()));
+        if rolls_back {
+            known.status = "ROLLBACK_IN_PROGRESS".into();
+        } else {
+            known.stage = "PRODUCTION_TRAFFIC_SHIFT".into();
         }
         Ok((200, json!({"serviceDeploymentArn": arn})))
     }
@@ -209,16 +233,19 @@ impl StandIn {
         self.shared.ecs.lock().expect("ecs")
     }
 
-    /// ECS pauses `service_deployment` at a PAUSE lifecycle hook (`hook-pause-1`), awaiting
-    /// `ContinueServiceDeployment`.
-    pub fn pause_service_deployment(&self, service_deployment: &str) {
+    /// ECS pauses `service_deployment` at its PAUSE lifecycle hook (PRE_PRODUCTION_TRAFFIC_SHIFT),
+    /// awaiting `ContinueServiceDeployment`; returns the hook's id, one of this pause's own.
+    pub fn pause_service_deployment(&self, service_deployment: &str) -> String {
         let mut ecs = self.ecs();
-        let known = ecs.service_deployments.entry(service_deployment.to_owned()).or_default();
-        known.hook_id = "hook-pause-1".into();
-        known.hook_status = "AWAITING_ACTION".into();
-        if !known.service.is_empty() {
-            known.stage = "PRE_PRODUCTION_TRAFFIC_SHIFT".into();
-        }
+        let known = ecs
+            .service_deployments
+            .get_mut(service_deployment)
+            .unwrap_or_else(|| panic!("ECS pauses only service deployments it started, not {service_deployment}"));
+        assert_eq!(known.status, "IN_PROGRESS", "ECS pauses only a service deployment in progress");
+        let hook = format!("pause-{}", fresh_id());
+        known.pause = Some((hook.clone(), "AWAITING_ACTION".into()));
+        known.stage = "PRE_PRODUCTION_TRAFFIC_SHIFT".into();
+        hook
     }
 
     /// `service` deploys natively (ECS controller) with `configuration` as its
@@ -241,9 +268,23 @@ impl StandIn {
         known.production_weight = weight;
     }
 
+    /// ECS rolls `service_deployment` back for `reason` (a hook answered FAILED, an alarm, the
+    /// circuit breaker): `ROLLBACK_IN_PROGRESS`, production traffic back on the blue revision.
+    /// While it rolls back, ECS runs the TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks
+    /// again (tests/fixtures/events/README.md).
+    pub fn service_deployment_rolls_back(&self, service_deployment: &str, reason: &str) {
+        let mut ecs = self.ecs();
+        let known = ecs.service_deployments.get_mut(service_deployment).expect("a known service deployment");
+        assert!(!COMPLETED.contains(&known.status.as_str()), "{service_deployment} completed: {}", known.status);
+        known.status = "ROLLBACK_IN_PROGRESS".into();
+        known.reason = reason.to_owned();
+        known.production_weight = 0.0;
+    }
+
     /// ECS ends `service_deployment` with `status` (SUCCESSFUL, ROLLBACK_SUCCESSFUL, ...) and
     /// `reason`.
     pub fn service_deployment_ends(&self, service_deployment: &str, status: &str, reason: &str) {
+        assert!(COMPLETED.contains(&status), "{status} is not how a service deployment ends");
         let mut ecs = self.ecs();
         let known = ecs.service_deployments.get_mut(service_deployment).expect("a known service deployment");
         known.status = status.to_owned();

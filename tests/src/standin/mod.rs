@@ -26,7 +26,9 @@ mod codedeploy;
 mod codepipeline;
 mod ecs;
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use codedeploy::Phase;
 use serde_json::{Value, json};
@@ -81,6 +83,37 @@ struct Shared {
     codedeploy: Arc<Mutex<codedeploy::CodeDeploy>>,
     ecs: Arc<Mutex<ecs::Ecs>>,
     trail: Arc<Mutex<cloudtrail::Trail>>,
+    throttles: Arc<Mutex<Throttles>>,
+}
+
+/// Request rates per operation: at most `limit` requests admitted within any second; the rest are
+/// refused with `ThrottlingException` ("Rate exceeded", HTTP 400: the AWS JSON protocols' common
+/// error), as AWS's per-account, per-Region rate limits do.
+#[derive(Debug, Default)]
+struct Throttles {
+    limits: HashMap<String, u32>,
+    admitted: HashMap<String, VecDeque<Instant>>,
+}
+
+impl Throttles {
+    /// CloudTrail's own limit: "LookupEvents ... is limited to two per second, per account, per
+    /// Region" (CloudTrail API Reference, `LookupEvents`).
+    fn aws() -> Self {
+        Throttles { limits: HashMap::from([("LookupEvents".to_owned(), 2)]), admitted: HashMap::new() }
+    }
+
+    fn admit(&mut self, operation: &str, now: Instant) -> bool {
+        let Some(&limit) = self.limits.get(operation) else { return true };
+        let admitted = self.admitted.entry(operation.to_owned()).or_default();
+        while admitted.front().is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1)) {
+            admitted.pop_front();
+        }
+        if admitted.len() >= limit as usize {
+            return false;
+        }
+        admitted.push_back(now);
+        true
+    }
 }
 
 impl StandIn {
@@ -103,6 +136,7 @@ impl StandIn {
             codedeploy: Arc::default(),
             ecs: Arc::default(),
             trail: Arc::default(),
+            throttles: Arc::new(Mutex::new(Throttles::aws())),
         };
         let serving = shared.clone();
         let task = tokio::spawn(async move {
@@ -122,6 +156,18 @@ impl StandIn {
         let mut answers = self.shared.answers.lock().expect("answers");
         answers.retain(|(known, _)| known != operation);
         answers.push((operation.to_owned(), answer));
+    }
+
+    /// Admits at most `per_second` requests of `operation` (a JSON-protocol operation, answered
+    /// here or by moto) within any second from now on, and refuses the rest with
+    /// `ThrottlingException`, as AWS throttles; `None` lifts the limit. `LookupEvents` starts at
+    /// CloudTrail's 2 per second.
+    pub fn throttle(&self, operation: &str, per_second: Option<u32>) {
+        let mut throttles = self.shared.throttles.lock().expect("throttles");
+        match per_second {
+            Some(limit) => throttles.limits.insert(operation.to_owned(), limit),
+            None => throttles.limits.remove(operation),
+        };
     }
 
     /// Every intercepted request, in order.
@@ -153,6 +199,12 @@ impl StandIn {
     /// The intercepted calls of one operation, with how each was answered.
     pub fn calls_of(&self, operation: &str) -> Vec<Call> {
         self.calls().into_iter().filter(|c| c.target.ends_with(&format!(".{operation}"))).collect()
+    }
+
+    /// The requests of one operation the stand-in (or moto behind it) answered as a success,
+    /// in order: refused ones, throttled ones among them, are left out.
+    pub fn answered(&self, operation: &str) -> Vec<Value> {
+        self.calls_of(operation).into_iter().filter(|c| c.refused.is_none()).map(|c| c.body).collect()
     }
 
     /// The error codes the stand-in refused `operation` with, in order.
@@ -214,6 +266,18 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         service: signing_service(&head),
         operation: if target.is_empty() { rest_operation(&head, &request[head_end..]) } else { operation.clone() },
     });
+    if !target.is_empty() && !shared.throttles.lock().expect("throttles").admit(&operation, Instant::now()) {
+        let reply = refuse("ThrottlingException", "Rate exceeded".into());
+        if cloudtrail::DECISIONS.contains(&operation.as_str()) {
+            // CloudTrail records a throttled call too, with its errorCode.
+            let source_ip = client.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            let record =
+                cloudtrail::trail_record(&shared.upstream, &head, &operation, &body, &source_ip, Some(&reply.1)).await;
+            shared.trail.lock().expect("trail").push(record);
+        }
+        shared.record(&target, body, &reply);
+        return respond(&mut client, reply.0, &reply.1.to_string()).await;
+    }
     if operation == "LookupEvents" && target.contains("CloudTrail_20131101") {
         let reply = shared.trail.lock().expect("trail").lookup_events(&body);
         shared.record(&target, body, &reply);
@@ -246,13 +310,29 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         target.clone()
     };
     shared.passed.lock().expect("forwarded").push(described);
-    let response = forward(&shared.upstream, &head[..head_end - 4], &request[head_end..]).await?;
+    // A CodeDeploy rollback moto never saw: moto is asked for the deployment it rolls back.
+    let rolled_back = (operation == "GetDeployment")
+        .then(|| shared.codedeploy.lock().expect("codedeploy").rolls_back(body["deploymentId"].as_str()?))
+        .flatten();
+    let response = match &rolled_back {
+        Some(of) => {
+            let asked = json!({"deploymentId": of}).to_string();
+            forward(&shared.upstream, &with_length(&head[..head_end - 4], asked.len()), asked.as_bytes()).await?
+        }
+        None => forward(&shared.upstream, &head[..head_end - 4], &request[head_end..]).await?,
+    };
     // What moto keeps differently from AWS: each service's file says it in moto's answer.
     if let Some((status, answer)) = json_response(&response).filter(|(status, _)| *status == 200) {
         let overlaid = match operation.as_str() {
-            "CreateDeployment" | "GetDeployment" => {
-                shared.codedeploy.lock().expect("codedeploy").overlay(&operation, answer)
+            "CreateDeployment" => {
+                // The group's rollback configuration, as moto keeps it.
+                let asked = json!({"applicationName": body["applicationName"],
+                                   "deploymentGroupName": body["deploymentGroupName"]});
+                let group = moto_json(&shared.upstream, &head, "CodeDeploy_20141006.GetDeploymentGroup", &asked).await;
+                let rollback = group.as_ref().map(|g| &g["deploymentGroupInfo"]["autoRollbackConfiguration"]);
+                shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, rollback, answer)
             }
+            "GetDeployment" => shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, None, answer),
             "UpdateService" | "DescribeServices" => shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer),
             _ => None,
         };
@@ -281,6 +361,31 @@ async fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec
     let mut response = Vec::new();
     moto.read_to_end(&mut response).await?;
     Ok(response)
+}
+
+/// `head` (without its blank line) with its `Content-Length` set to `length`.
+fn with_length(head: &str, length: usize) -> String {
+    let lines = head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"));
+    let mut changed: Vec<String> = lines.map(str::to_owned).collect();
+    changed.push(format!("Content-Length: {length}"));
+    changed.join("\r\n")
+}
+
+/// One JSON 1.1 call of the stand-in's own on moto (`target`, `body`), signed as the request in
+/// `head` was (moto checks no signature); moto's answer, when it answered 200.
+async fn moto_json(upstream: &str, head: &str, target: &str, body: &Value) -> Option<Value> {
+    let document = body.to_string();
+    let authorization = header(head, "authorization").unwrap_or_default();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {upstream}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\n\
+         Authorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{document}",
+        document.len()
+    );
+    let mut moto = TcpStream::connect(upstream).await.ok()?;
+    moto.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    moto.read_to_end(&mut response).await.ok()?;
+    json_response(&response).filter(|(status, _)| *status == 200).map(|(_, answer)| answer)
 }
 
 /// The service a request was signed for: the SigV4 credential scope's fourth part.
