@@ -53,7 +53,7 @@ pub async fn world(id: &str, verbose: bool) -> Result<DashboardWorld, String> {
     for (release, body) in uploads {
         let key = format!("releases/{SERVICE}/{release}.json");
         let (version, size) = world.upload(&key, &body.to_string()).await;
-        let event = fixtures::s3_notification(&world.bucket, &key, version.as_deref(), size);
+        let event = fixtures::s3_eventbridge(&world.bucket, &key, version.as_deref(), size);
         convoy::handlers::manifest_uploaded(&convoy, LambdaEvent::new(event, Context::default()))
             .await
             .map_err(|e| format!("manifest-uploaded for {release}: {e}"))?;

@@ -88,9 +88,9 @@ pub(super) struct CodeDeploy {
 /// the deployment IDs was specified in an invalid format" (API Reference, `GetDeployment`,
 /// `ContinueDeployment`, `StopDeployment`, `PutLifecycleEventHookExecutionStatus`: Errors).
 fn well_formed(id: &str) -> bool {
-    let codedeploy = id.strip_prefix("d-").is_some_and(|rest| {
-        rest.len() == 9 && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-    });
+    let codedeploy = id
+        .strip_prefix("d-")
+        .is_some_and(|rest| rest.len() == 9 && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
     let parts: Vec<&str> = id.split('-').collect();
     let uuid = parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
         && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()));
@@ -122,7 +122,9 @@ impl CodeDeploy {
             "PutLifecycleEventHookExecutionStatus" => {
                 self.answer_hook(&text("deploymentId"), &text("lifecycleEventHookExecutionId"), &text("status"))
             }
-            "ContinueDeployment" => self.continue_deployment(&text("deploymentId"), body["deploymentWaitType"].as_str()),
+            "ContinueDeployment" => {
+                self.continue_deployment(&text("deploymentId"), body["deploymentWaitType"].as_str())
+            }
             "StopDeployment" => self.stop_deployment(&text("deploymentId"), body["autoRollbackEnabled"].as_bool()),
             // moto answers for the deployments it keeps; a malformed id is refused first, as AWS does.
             "GetDeployment" if !well_formed(&text("deploymentId")) => {
@@ -159,7 +161,13 @@ impl CodeDeploy {
                 given => given.clone(),
             };
             let events = if configuration["enabled"] == true {
-                configuration["events"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+                configuration["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
             } else {
                 Vec::new()
             };

@@ -207,7 +207,10 @@ impl Ecs {
             "CONTINUE" => false,
             "ROLLBACK" => true,
             other => {
-                return Err(refuse("InvalidParameterException", format!("action {other} is not CONTINUE or ROLLBACK.")));
+                return Err(refuse(
+                    "InvalidParameterException",
+                    format!("action {other} is not CONTINUE or ROLLBACK."),
+                ));
             }
         };
         let awaiting = known.status == "IN_PROGRESS"
@@ -215,7 +218,10 @@ impl Ecs {
         if !awaiting {
             return Err(refuse(
                 "InvalidParameterException",
-                format!("The lifecycle hook {hook_id} of service deployment {arn} ({}) is not awaiting action.", known.status),
+                format!(
+                    "The lifecycle hook {hook_id} of service deployment {arn} ({}) is not awaiting action.",
+                    known.status
+                ),
             ));
         }
         known.pause = Some((hook_id.to_owned(), if rolls_back { "FAILED" } else { "SUCCEEDED" }.to_owned()));

@@ -357,15 +357,16 @@ async fn an_approvers_call_absent_from_the_event_history_at_the_end_is_found_onc
     assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
 
     // Present later: a reconciler visit once CloudTrail shows it records who approved.
-    let attributed = convoy_tests::wait::wait_until(delay * 4, "the approver attributed from the event history", || {
-        let (convoy, store, key) = (backend.convoy.clone(), backend.convoy.store.clone(), key.clone());
-        async move {
-            convoy.reconcile(chrono::Utc::now()).await.unwrap();
-            let record = store.load(&key).await.unwrap()?.release;
-            matches!(record.approval.as_ref()?.actor, Some(Attribution::Recorded(_))).then_some(record)
-        }
-    })
-    .await;
+    let attributed =
+        convoy_tests::wait::wait_until(delay * 4, "the approver attributed from the event history", || {
+            let (convoy, store, key) = (backend.convoy.clone(), backend.convoy.store.clone(), key.clone());
+            async move {
+                convoy.reconcile(chrono::Utc::now()).await.unwrap();
+                let record = store.load(&key).await.unwrap()?.release;
+                matches!(record.approval.as_ref()?.actor, Some(Attribution::Recorded(_))).then_some(record)
+            }
+        })
+        .await;
     let actor = recorded(&attributed);
     assert_eq!((actor.principal_arn.as_str(), actor.via), (fay.as_str(), Via::LookupEvents));
     assert!(backend.standin.answered("LookupEvents").len() >= 2, "asked again until CloudTrail showed it");

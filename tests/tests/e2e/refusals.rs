@@ -320,7 +320,10 @@ async fn continue_reroutes_at_the_ready_wait_and_ends_the_termination_wait_each_
     continue_with(DeploymentWaitType::TerminationWait).await.unwrap();
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Succeeded));
     let described = codedeploy.get_deployment().deployment_id(&deployment).send().await.unwrap();
-    assert_eq!(described.deployment_info().unwrap().status(), Some(&aws_sdk_codedeploy::types::DeploymentStatus::Succeeded));
+    assert_eq!(
+        described.deployment_info().unwrap().status(),
+        Some(&aws_sdk_codedeploy::types::DeploymentStatus::Succeeded)
+    );
 }
 
 /// `StopDeployment` rolls back only when `autoRollbackEnabled` says so, or, when it says
@@ -378,7 +381,8 @@ async fn a_stop_rolls_back_only_when_asked_or_configured_and_the_rollback_is_a_n
     assert_eq!(info.creator(), Some(&DeploymentCreator::CodeDeployRollback));
     assert_eq!(info.status(), Some(&DeploymentStatus::InProgress));
     assert_eq!(info.rollback_info().and_then(|r| r.rollback_triggering_deployment_id()), Some(stopped.as_str()));
-    let origin = backend.convoy.deployer.origin(&rollback.parse().unwrap()).await.unwrap().expect("CodeDeploy knows it");
+    let origin =
+        backend.convoy.deployer.origin(&rollback.parse().unwrap()).await.unwrap().expect("CodeDeploy knows it");
     assert!(origin.rollback, "{origin:?}");
     assert_eq!((origin.application, origin.deployment_group), (backend.application.clone(), backend.group.clone()));
 
