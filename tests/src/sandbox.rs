@@ -33,7 +33,7 @@ use crate::fixtures;
 use crate::http::{self, Behaviour};
 use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::notifications::{self, Queue};
-use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
+use crate::runtime::{LambdaProcess, Outcome, binary};
 use crate::standin::{Phase, StandIn};
 use crate::world::{World, function_env, service_settings};
 
@@ -212,10 +212,9 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         let checked = cli_with(&standin.endpoint, &world.bucket, &["check"], &env)?;
         out.say(checked.trim());
     }
-    let bin = binaries_dir();
     let start = |name: &'static str| {
         let env = env.clone();
-        let path = bin.join(name);
+        let path = binary(name);
         async move { LambdaProcess::spawn(name, &path, &env).await }
     };
     let image_pushed = start("image-pushed").await;
@@ -622,7 +621,7 @@ fn cli_run(
     env: &[(String, String)],
     ok: &[i32],
 ) -> Result<(i32, String), String> {
-    let path = binaries_dir().join("convoy");
+    let path = binary("convoy");
     let output = Command::new(&path)
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use convoy_tests::fixtures;
 use convoy_tests::moto::{ACCOUNT, Moto};
-use convoy_tests::runtime::{LambdaProcess, Outcome, binaries_dir};
+use convoy_tests::runtime::{LambdaProcess, Outcome, binary};
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::{World, function_env as env, service_settings};
 use serde_json::{Value, json};
@@ -117,7 +117,7 @@ async fn main() {
     drop((uploaded, pushed));
 
     // The operator's CLI: the release build beside the functions, else the debug one.
-    let cli = Some(bin.join("convoy")).filter(|p| p.exists()).unwrap_or_else(|| binaries_dir().join("convoy"));
+    let cli = Some(bin.join("convoy")).filter(|p| p.exists()).unwrap_or_else(|| binary("convoy"));
     convoy_tests::account::run(&bin, &cli).await;
 
     load(&bin, moto).await;

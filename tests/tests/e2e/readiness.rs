@@ -156,6 +156,21 @@ async fn the_documented_push_fixture_is_acknowledged_as_a_foreign_repository() {
     assert_eq!(response, json!([]));
 }
 
+/// The documented push event, whole, under another kind's detail-type or source is refused for
+/// its kind, with the kind named, and nothing else: each field a push needs is there.
+/// (`events.rs`'s own `an_ec2_event_is_not_an_ecr_event` sends an event missing them.)
+#[test]
+fn the_documented_push_under_another_kind_is_refused_for_its_kind() {
+    let received = chrono::Utc::now();
+    assert!(convoy::events::parse_push(fixtures::ecr_push_fixture(), received).is_ok());
+    for (field, other) in [("detail-type", "EC2 Instance State-change Notification"), ("source", "aws.ec2")] {
+        let mut event = fixtures::ecr_push_fixture();
+        event[field] = json!(other);
+        let refused = convoy::events::parse_push(event, received).unwrap_err();
+        assert!(refused.starts_with("expected an ECR Image Action from aws.ecr, got "), "{field}: {refused}");
+    }
+}
+
 #[tokio::test]
 async fn failed_and_untagged_pushes_are_ignored_with_a_reason() {
     let backend = MotoBackend::new(&containers()).await;
