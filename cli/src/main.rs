@@ -2,6 +2,8 @@
 //! Honours the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) and
 //! `CONVOY_STATE_BUCKET` / `CONVOY_S3_FORCE_PATH_STYLE`.
 
+#[macro_use]
+mod output;
 mod exit;
 mod list;
 mod logs;
@@ -102,7 +104,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("convoy: {message}");
+            errln!("convoy: {message}");
             ExitCode::from(exit::ERROR)
         }
     }
@@ -120,18 +122,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Status { service, release, json } => {
             let key = ReleaseKey::new(service, release);
             let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {
-                eprintln!("convoy: no release {key} in s3://{}/{}", settings.state_bucket, S3Store::record_key(&key));
+                errln!("convoy: no release {key} in s3://{}/{}", settings.state_bucket, S3Store::record_key(&key));
                 return Ok(ExitCode::from(exit::NO_SUCH_RELEASE));
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&stored.release).map_err(|e| e.to_string())?);
+                outln!("{}", crate::output::json_pretty(&stored.release));
             } else {
-                print!("{}", convoy::status::render(&stored.release));
+                out!("{}", convoy::status::render(&stored.release));
             }
             Ok(ExitCode::from(exit::of_state(&stored.release.state)))
         }
         Command::Approve { by: Some(_), .. } | Command::Reject { by: Some(_), .. } => {
-            eprintln!(
+            errln!(
                 "convoy: refused: --by is gone: who decides is the AWS principal whose credentials make the call, \
                  as CloudTrail records it"
             );
@@ -156,12 +158,12 @@ async fn check(sdk: &aws_config::SdkConfig) -> Result<ExitCode, String> {
     match convoy.check_services().await {
         Ok(checked) => {
             for (service, gate) in checked {
-                println!("{service}: ready; {gate}");
+                outln!("{service}: ready; {gate}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(ConvoyError::Refused(missing)) => {
-            eprintln!("{missing}");
+            errln!("{missing}");
             Ok(ExitCode::from(1))
         }
         Err(err) => Err(err.to_string()),
@@ -182,9 +184,9 @@ async fn decide(
         Ok(deployment) => deployment,
         Err(ConvoyError::Refused(why)) => {
             if json {
-                println!("{}", serde_json::json!({"release": key.to_string(), "refused": why}));
+                outln!("{}", crate::output::json(&serde_json::json!({"release": key.to_string(), "refused": why})));
             }
-            eprintln!("convoy: refused: {why}");
+            errln!("convoy: refused: {why}");
             return Ok(ExitCode::from(exit::REFUSED));
         }
         Err(err) => return Err(err.to_string()),
@@ -206,22 +208,30 @@ async fn decide(
     match (recorded, json) {
         (Some(decision), true) => {
             let actor = serde_json::to_value(&decision.actor).map_err(|e| e.to_string())?;
-            println!("{}", serde_json::json!({"release": key.to_string(), "deployment": deployment, verb: actor}));
+            outln!(
+                "{}",
+                crate::output::json(
+                    &serde_json::json!({"release": key.to_string(), "deployment": deployment, verb: actor})
+                )
+            );
         }
         (Some(decision), false) => {
-            println!("{key}: {verb} (deployment {deployment})");
+            outln!("{key}: {verb} (deployment {deployment})");
             for line in convoy::status::approver_lines(&decision) {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
-        (None, true) => println!(
+        (None, true) => outln!(
             "{}",
-            serde_json::json!({"release": key.to_string(), "deployment": deployment, "sent": verb, "recorded": null})
+            crate::output::json(
+                &serde_json::json!({"release": key.to_string(), "deployment": deployment, "sent": verb, "recorded": null})
+            )
         ),
-        (None, false) => println!(
+        (None, false) => outln!(
             "{key}: {verb} (deployment {deployment}); the record names who once CloudTrail reports the call \
              (convoy status {} {})",
-            key.service, key.release
+            key.service,
+            key.release
         ),
     }
     Ok(ExitCode::SUCCESS)
@@ -240,9 +250,15 @@ async fn dashboard(sdk: &aws_config::SdkConfig, settings: StoreSettings, port: u
         bucket: settings.state_bucket.clone(),
         convoy,
         token: dashboard::new_token()?,
+        secret: dashboard::new_token()?,
         port,
     };
-    println!("convoy dashboard: http://127.0.0.1:{port}/ (s3://{}, Ctrl-C stops it)", settings.state_bucket);
+    // The secret is in the link only: whoever opens it gets the cookie every request needs.
+    outln!(
+        "convoy dashboard: http://127.0.0.1:{port}/?token={} (s3://{}, Ctrl-C stops it)",
+        app.secret,
+        settings.state_bucket
+    );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     dashboard::serve(listener, app).await?;

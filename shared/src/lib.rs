@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod bundle;
+pub mod ceiling;
 pub mod cloudtrail;
 pub mod config;
 pub mod error;

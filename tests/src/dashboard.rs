@@ -72,7 +72,12 @@ pub async fn world(id: &str, verbose: bool) -> Result<DashboardWorld, String> {
 
 /// The running `convoy dashboard`; stopped when dropped.
 pub struct Dashboard {
+    /// `http://127.0.0.1:<port>/`.
     pub url: String,
+    /// The link it printed, with the per-launch secret: open it first.
+    pub link: String,
+    /// The secret (the link's `token`, the cookie's value).
+    pub secret: String,
     pub port: u16,
     child: Child,
 }
@@ -104,14 +109,16 @@ impl DashboardWorld {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read the dashboard's address: {e}"))?;
-        // "convoy dashboard: http://127.0.0.1:<port>/ (...)"
-        let url = line.split_whitespace().nth(2).unwrap_or_default().to_owned();
+        // "convoy dashboard: http://127.0.0.1:<port>/?token=<secret> (...)"
+        let link = line.split_whitespace().nth(2).unwrap_or_default().to_owned();
+        let (url, secret) = link.split_once("?token=").unwrap_or((&link, ""));
         let port = url
             .trim_start_matches("http://127.0.0.1:")
             .trim_end_matches('/')
             .parse()
             .map_err(|_| format!("the dashboard did not print its address: {line:?}"))?;
-        Ok(Dashboard { url, port, child })
+        let (url, secret) = (url.to_owned(), secret.to_owned());
+        Ok(Dashboard { url, link, secret, port, child })
     }
 }
 

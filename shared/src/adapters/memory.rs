@@ -546,7 +546,9 @@ impl crate::ports::Deployer for MemoryDeployer {
     }
 
     async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<DeploymentId>, crate::error::DeployError> {
-        Ok(created(&lock(&self.calls)).find(|(_, r)| r.description.contains(marker)).map(|(id, _)| id))
+        Ok(created(&lock(&self.calls))
+            .find(|(_, r)| crate::names::carries_marker(&r.description, marker))
+            .map(|(id, _)| id))
     }
 
     async fn status(

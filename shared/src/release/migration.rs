@@ -269,8 +269,9 @@ impl Release {
         };
         let stop = describe_stop(report);
         let never_started = report.stop_code.as_deref() == Some("TaskFailedToStart");
+        let interrupted = !never_started && interrupted_by(report.stop_code.as_deref());
 
-        if exit_code == Some(0) && !never_started {
+        if exit_code == Some(0) && !never_started && !interrupted {
             next.state = State::Ready { next: Stage::Deployment };
             next.record(at, "migration-succeeded", format!("container {container} exited 0{took}"));
             let effects = next.pending_work();
@@ -278,6 +279,10 @@ impl Release {
         }
         let reason = match (never_started, exit_code) {
             (true, _) => format!("the migration task never started ({stop})"),
+            (false, _) if interrupted => {
+                let code = exit_code.map_or("no exit code".to_owned(), |c| format!("exit code {c}"));
+                format!("the migration was interrupted ({stop}){took}, {code}: it may not have run to its end")
+            }
             (false, Some(code)) => {
                 let why = container_reason.map_or(String::new(), |r| format!("{r}; "));
                 format!("the migration exited with code {code}{took} ({why}{stop})")
@@ -328,6 +333,17 @@ impl Release {
         next.record(at, "migration-timed-out", reason);
         Decision::Changed { release: Box::new(next), effects }
     }
+}
+
+/// Whether ECS stopped the task before its process ended by itself: a person or Convoy's timeout
+/// (`UserInitiated`), the service scheduler, a Spot reclaim or a termination notice
+/// (`SpotInterruption`, `TerminationNotice`), a failing host (`InfrastructureHealth`), or a code
+/// newer than this list. A process that handles the SIGTERM cleanly exits 0 all the same, so only
+/// `EssentialContainerExited` (the migration container ended, and the task with it) or no stop code
+/// (older agents) let an exit 0 count. The codes: ECS's `TaskStopCode` (API reference, `Task`;
+/// developer guide, "Amazon ECS stopped task error codes").
+fn interrupted_by(stop_code: Option<&str>) -> bool {
+    !matches!(stop_code, None | Some("") | Some("EssentialContainerExited"))
 }
 
 fn describe_stop(report: &TaskReport) -> String {

@@ -44,8 +44,10 @@ impl Convoy {
             }
             // Before the claim, so an outage here leaves the release as it was for a retry, and a
             // takeover (which may find a deployment the first holder made) never asks again.
-            let manifest_approval = release.manifest.as_ref().and_then(|m| m.approval);
-            let auto = manifest_approval.unwrap_or(settings.approval) == crate::manifest::Approval::Auto;
+            let auto = match crate::ceiling::approval(&settings, key, release.manifest.as_ref()) {
+                Ok(approval) => approval == crate::manifest::Approval::Auto,
+                Err(reason) => return self.deployment_impossible(key, reason.to_string(), now).await,
+            };
             // Boxed: an SDK call's future is large, and this one sits in every path to a start.
             match Box::pin(self.approval_gate(&key.service, &settings, auto)).await? {
                 Ok(holds) => gate = Some(holds),

@@ -27,15 +27,11 @@ impl Convoy {
         now: DateTime<Utc>,
         known: Option<crate::ports::Stored>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let default_timeout = self.config.migration_timeout();
+        let default_timeout = self.config.migration_timeout_seconds;
         let lease = self.config.claim_lease;
         let claimed = update_from(self, key, known, |release| {
-            let timeout = release
-                .manifest
-                .as_ref()
-                .and_then(|m| m.migration.as_ref())
-                .and_then(|m| m.timeout_seconds)
-                .map_or(default_timeout, |s| Duration::seconds(s as i64));
+            let seconds = crate::ceiling::migration_timeout(default_timeout, release.manifest.as_ref());
+            let timeout = Duration::seconds(seconds as i64);
             release.apply(&Event::MigrationClaimed { at: now, lease, timeout })
         })
         .await?;

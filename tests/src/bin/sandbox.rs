@@ -58,7 +58,7 @@ async fn dashboard(args: &[String]) {
             std::process::exit(1);
         }
     };
-    println!("\n\x1b[1mconvoy dashboard on the sandbox's releases: {}\x1b[0m", dashboard.url);
+    println!("\n\x1b[1mconvoy dashboard on the sandbox's releases: {}\x1b[0m", dashboard.link);
     println!("  laravel-app/4cf03d1 awaits approval: {}release/laravel-app/4cf03d1", dashboard.url);
     println!("  (moto and the stand-in live in this process: Ctrl-C stops everything)");
     // Serves until the person stops it (Ctrl-C reaches the dashboard too: same process group).

@@ -31,7 +31,14 @@ fn convoy(backend: &MotoBackend) -> Command {
 }
 
 pub fn run(backend: &MotoBackend, args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = convoy(backend).args(args).output().expect("run convoy");
+    run_with(backend, args, &[])
+}
+
+/// [`run`] with more environment.
+pub fn run_with(backend: &MotoBackend, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = convoy(backend);
+    command.envs(env.iter().copied());
+    let Output { status, stdout, stderr } = command.args(args).output().expect("run convoy");
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     (status.code().expect("an exit code"), text(stdout), text(stderr))
 }

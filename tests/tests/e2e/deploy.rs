@@ -173,12 +173,16 @@ async fn a_manifest_cannot_steer_the_probe_to_another_host() {
         .unwrap();
     let record = backend.record(&release_key("s0")).await.unwrap();
     assert!(matches!(record.state, State::Failed { stage: Stage::Manifest, .. }), "{}", record.state);
-    // A plain path is appended to the operator's listener; the probes go there and only there.
+    // A plain path is appended to the operator's listener and probed besides the operator's own
+    // path (a manifest adds checks, never replaces them); the probes go there and only there.
     let deployment = deploying(&backend, "s1", json!({"verify": {"path": "/status", "expect_status": 200}})).await;
     backend.codedeploy_hook(&deployment, "exec-1").await;
     assert_eq!(backend.accepted_hook_answers()[0]["status"], "Succeeded");
     let record = backend.record(&release_key("s1")).await.unwrap();
-    assert!(record.verification.unwrap().probes.iter().all(|p| p.url == format!("{}/status", green.url)));
+    let urls: Vec<String> = record.verification.unwrap().probes.into_iter().map(|p| p.url).collect();
+    let (operators, manifests) = (format!("{}/", green.url), format!("{}/status", green.url));
+    assert!(urls.iter().all(|u| *u == operators || *u == manifests), "{urls:?}");
+    assert_eq!((urls[0].as_str(), urls[1].as_str()), (operators.as_str(), manifests.as_str()), "{urls:?}");
     assert_eq!(evil.requests(), 0);
 }
 

@@ -130,6 +130,8 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     };
     let mut refused_call = api_call("ContinueDeployment", "codedeploy");
     refused_call["detail"]["errorCode"] = json!("DeploymentIsNotInReadyStateException");
+    let mut foreign_alarm = fixtures::alarm_state_change("web-5xx", "ALARM", "Threshold Crossed", now);
+    foreign_alarm["account"] = json!("999999999999");
     let mut foreign_convoy = convoy_event("AwaitingApproval");
     foreign_convoy["source"] = json!("someone.else");
 
@@ -225,6 +227,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             &["DeploymentChangedFunctionAlarmStateChange"],
         ),
         ("CloudWatch alarm back to OK", fixtures::alarm_state_change("web-5xx", "OK", "fine", now), &[]),
+        ("CloudWatch alarm to ALARM, another account", foreign_alarm, &[]),
         (
             "CloudTrail: ContinueDeployment (AWS's example)",
             api_call("ContinueDeployment", "codedeploy"),

@@ -4,6 +4,7 @@
 mod approval;
 mod bad_input;
 mod bucket_policy;
+mod ceiling;
 mod cli;
 mod dashboard;
 mod deadlines;
@@ -13,6 +14,7 @@ mod event_rules;
 mod gates;
 mod grants;
 mod group_wait;
+mod hostile_output;
 mod lost_manifests;
 mod migration;
 mod migration_logs;
