@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::fixtures;
 use crate::moto::REGION;
-use crate::runtime::binaries_dir;
+use crate::runtime::binary;
 use crate::sandbox::{self, Held, Options, RELEASE, SERVICE};
 
 /// The release still waiting for its images, and the one whose manifest was refused.
@@ -53,7 +53,7 @@ pub async fn world(id: &str, verbose: bool) -> Result<DashboardWorld, String> {
     for (release, body) in uploads {
         let key = format!("releases/{SERVICE}/{release}.json");
         let (version, size) = world.upload(&key, &body.to_string()).await;
-        let event = fixtures::s3_notification(&world.bucket, &key, version.as_deref(), size);
+        let event = fixtures::s3_eventbridge(&world.bucket, &key, version.as_deref(), size);
         convoy::handlers::manifest_uploaded(&convoy, LambdaEvent::new(event, Context::default()))
             .await
             .map_err(|e| format!("manifest-uploaded for {release}: {e}"))?;
@@ -93,7 +93,7 @@ impl DashboardWorld {
     /// Starts `convoy dashboard --port <port>` (0: any free port) on this world, as a person would
     /// with the sandbox's AWS environment.
     pub fn start_dashboard(&self, port: u16) -> Result<Dashboard, String> {
-        let path = binaries_dir().join("convoy");
+        let path = binary("convoy");
         let mut child = Command::new(&path)
             .args(["dashboard", "--port", &port.to_string()])
             .env("AWS_ENDPOINT_URL", &self.held.standin.endpoint)

@@ -15,4 +15,5 @@ pub mod pipeline;
 pub mod runtime;
 pub mod sandbox;
 pub mod standin;
+pub mod wait;
 pub mod world;

@@ -34,7 +34,7 @@ use crate::http::{self, Behaviour};
 use crate::load_balancer::Shape;
 use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::notifications::{self, Queue};
-use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
+use crate::runtime::{LambdaProcess, Outcome, binary};
 use crate::standin::{Phase, StandIn};
 use crate::world::{World, function_env, service_settings};
 
@@ -246,10 +246,9 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         let checked = cli_with(&standin.endpoint, &world.bucket, &["check"], &env)?;
         out.say(checked.trim());
     }
-    let bin = binaries_dir();
     let start = |name: &'static str| {
         let env = env.clone();
-        let path = bin.join(name);
+        let path = binary(name);
         async move { LambdaProcess::spawn(name, &path, &env).await }
     };
     let image_pushed = start("image-pushed").await;
@@ -264,7 +263,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
 
     out.step("CI pushes laravel-app:4cf03d1 to ECR (before any manifest)");
     let app = world.push_image("laravel-app", RELEASE).await;
-    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, &chrono::Utc::now().to_rfc3339());
+    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, chrono::Utc::now());
     out.send(&image_pushed, push).await?;
 
     out.step("CI uploads releases/laravel-app/4cf03d1.json; S3 delivers the event twice");
@@ -278,19 +277,13 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     });
     let key_name = format!("releases/{SERVICE}/{RELEASE}.json");
     let (version, size) = world.upload(&key_name, &manifest.to_string()).await;
-    let upload = fixtures::s3_notification(&world.bucket, &key_name, version.as_deref(), size);
+    let upload = fixtures::s3_eventbridge(&world.bucket, &key_name, version.as_deref(), size);
     out.send(&manifest_uploaded, upload.clone()).await?;
     out.send(&manifest_uploaded, upload).await?;
 
     out.step("CI pushes laravel-app-nginx:4cf03d1; EventBridge delivers the push twice");
     let nginx = world.push_image("laravel-app-nginx", RELEASE).await;
-    let push = fixtures::ecr_push(
-        ACCOUNT,
-        &world.repo("laravel-app-nginx"),
-        RELEASE,
-        &nginx,
-        &chrono::Utc::now().to_rfc3339(),
-    );
+    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app-nginx"), RELEASE, &nginx, chrono::Utc::now());
     out.send(&image_pushed, push.clone()).await?;
     out.send(&image_pushed, push).await?;
 
@@ -339,8 +332,10 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         stop_code: "EssentialContainerExited",
         version: 3,
     });
-    stopped["detail"]["startedAt"] = json!(started_at.to_rfc3339());
-    stopped["detail"]["stoppedAt"] = json!(chrono::Utc::now().to_rfc3339());
+    // ISO time stamps with milliseconds, as the task event writes them.
+    let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    stopped["detail"]["startedAt"] = json!(iso(started_at));
+    stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
     out.send(&migration_stopped, stopped).await?;
 
     if let (true, State::Deploying { deployment }) = (options.ecs_native, record().await.state) {
@@ -696,7 +691,7 @@ fn cli_run(
     env: &[(String, String)],
     ok: &[i32],
 ) -> Result<(i32, String), String> {
-    let path = binaries_dir().join("convoy");
+    let path = binary("convoy");
     let output = Command::new(&path)
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)

@@ -171,8 +171,8 @@ impl World {
         load_balancer: Option<aws_sdk_codedeploy::types::LoadBalancerInfo>,
     ) -> (String, String) {
         use aws_sdk_codedeploy::types::{
-            BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentOption, DeploymentReadyOption,
-            DeploymentStyle, DeploymentType, EcsService,
+            AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration, ComputePlatform,
+            DeploymentOption, DeploymentReadyOption, DeploymentStyle, DeploymentType, EcsService,
         };
         let codedeploy = aws_sdk_codedeploy::Client::new(&self.sdk);
         let application = format!("convoy-{}", if self.id.is_empty() { "sandbox" } else { &self.id });
@@ -212,6 +212,14 @@ impl World {
                     .build(),
             )
             .ecs_services(EcsService::builder().service_name(service).cluster_name(self.cluster()).build())
+            // CodeDeploy rolls a failed or stopped deployment back (a new deployment, its own id).
+            .auto_rollback_configuration(
+                AutoRollbackConfiguration::builder()
+                    .enabled(true)
+                    .events(AutoRollbackEvent::DeploymentFailure)
+                    .events(AutoRollbackEvent::DeploymentStopOnRequest)
+                    .build(),
+            )
             .send()
             .await
             .expect("deployment group");

@@ -23,6 +23,7 @@ mod native;
 mod pipeline;
 mod properties;
 mod readiness;
+mod reconcile;
 mod refusals;
 mod release_events;
 mod sandbox;

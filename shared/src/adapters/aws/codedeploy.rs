@@ -271,63 +271,7 @@ impl Deployer for CodeDeployer {
         service_deployment: &ServiceDeploymentArn,
         roll_back: bool,
     ) -> Result<(), DeployError> {
-        let described = self
-            .ecs
-            .describe_service_deployments()
-            .service_deployment_arns(service_deployment.as_str())
-            .send()
-            .await
-            .map_err(ecs_error)?;
-        let running = described
-            .service_deployments()
-            .first()
-            .and_then(|d| d.status())
-            .is_some_and(|s| matches!(s.as_str(), "PENDING" | "IN_PROGRESS"));
-        let paused = described
-            .service_deployments()
-            .first()
-            .map(|d| d.lifecycle_hook_details())
-            .unwrap_or_default()
-            .iter()
-            .find(|h| {
-                h.target_type().map(|t| t.as_str()) == Some("PAUSE")
-                    && h.status().map(|s| s.as_str()) == Some("AWAITING_ACTION")
-            })
-            .and_then(|h| h.hook_id())
-            .map(str::to_owned);
-        let paused = match paused {
-            Some(hook) => hook,
-            // A rejection need not wait for the pause: ECS stops the deployment and rolls back.
-            None if roll_back && running => {
-                self.ecs
-                    .stop_service_deployment()
-                    .service_deployment_arn(service_deployment.as_str())
-                    .stop_type(aws_sdk_ecs::types::StopServiceDeploymentStopType::Rollback)
-                    .send()
-                    .await
-                    .map_err(ecs_error)?;
-                return Ok(());
-            }
-            None => {
-                let why = format!("service deployment {service_deployment} is not paused for approval");
-                // Still running: ECS has not reached the pause hook yet, and will.
-                return Err(if running { DeployError::NotYet(why) } else { DeployError::Rejected(why) });
-            }
-        };
-        let action = if roll_back {
-            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback
-        } else {
-            aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue
-        };
-        self.ecs
-            .continue_service_deployment()
-            .service_deployment_arn(service_deployment.as_str())
-            .hook_id(paused)
-            .action(action)
-            .send()
-            .await
-            .map_err(ecs_error)?;
-        Ok(())
+        super::ecs_native::continue_native(&self.ecs, service_deployment, roll_back).await
     }
 
     async fn native_service(&self, cluster: &str, service: &str) -> Result<crate::ports::NativeService, DeployError> {
