@@ -651,7 +651,7 @@ pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String
 
 /// `convoy <args>` that must exit 0: its standard output and, apart, its standard error.
 fn cli_stdout(endpoint: &str, bucket: &str, args: &[&str]) -> Result<(String, String), String> {
-    let path = binaries_dir().join("convoy");
+    let path = binary("convoy");
     let output = Command::new(&path)
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
