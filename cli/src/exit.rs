@@ -17,7 +17,7 @@ Exit status (every subcommand):
   0  done; for status and wait: the release succeeded (wait --until awaiting-approval: it awaits
      approval or went past it), or status of a release still in progress
   1  the release failed, rolled back or was superseded; or the command was refused
-     (bad manifest, release id already submitted, approval refused)
+     (bad manifest, release id already submitted, approval refused); init: something is missing
   2  the command could not run (usage, settings, AWS unreachable)
   3  wait timed out
   4  no such release (status, logs)";

@@ -52,21 +52,21 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
                        "opened_at": r.timeline.first().map(|e| e.at), "stage_seconds": stages})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?);
+        outln!("{}", crate::output::json_pretty(&rows));
         return Ok(ExitCode::SUCCESS);
     }
     if releases.is_empty() {
-        eprintln!("no releases");
+        errln!("no releases");
         return Ok(ExitCode::SUCCESS);
     }
     let key_width = releases.iter().map(|r| r.key.to_string().len()).max().unwrap_or(0).max(7);
     let state_width = releases.iter().map(|r| short_state(r).len()).max().unwrap_or(0).max(5);
-    println!("{:key_width$}  {:state_width$}  {:>6}  STAGES", "RELEASE", "STATE", "AGE");
+    outln!("{:key_width$}  {:state_width$}  {:>6}  STAGES", "RELEASE", "STATE", "AGE");
     for release in &releases {
         let age = release.timeline.first().map_or("-".to_owned(), |e| text::span(now - e.at));
         let stages: Vec<String> =
             text::stages(release, now).iter().map(|(s, d)| format!("{s} {}", text::span(*d))).collect();
-        println!(
+        outln!(
             "{:key_width$}  {:state_width$}  {age:>6}  {}",
             release.key.to_string(),
             short_state(release),

@@ -12,8 +12,7 @@ use serde_json::json;
 use crate::exit;
 
 #[derive(clap::Args)]
-#[command(after_help = "Exit status: 0 printed, 1 the release has no migration log (none ran, or it \
-                        never started), 2 error, 4 no such release.")]
+// Its help after the options: `help.rs`.
 pub struct Args {
     service: ServiceName,
     release: ReleaseId,
@@ -25,24 +24,24 @@ pub struct Args {
 pub async fn run(args: Args, sdk: &aws_config::SdkConfig, store: &S3Store) -> Result<ExitCode, String> {
     let key = ReleaseKey::new(args.service, args.release);
     let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {
-        eprintln!("convoy: no release {key}");
+        errln!("convoy: no release {key}");
         return Ok(ExitCode::from(exit::NO_SUCH_RELEASE));
     };
     let Some(log) = stored.release.migration.as_ref().and_then(|m| m.log.clone()) else {
-        eprintln!("convoy: release {key} has no migration log (no migration ran, or its task never started)");
+        errln!("convoy: release {key} has no migration log (no migration ran, or its task never started)");
         return Ok(ExitCode::from(exit::REFUSED));
     };
     if !args.json {
-        eprintln!("{} {}", log.group, log.stream);
+        errln!("{} {}", log.group, log.stream);
     }
     let logs = CloudWatchLogs::new(aws_sdk_cloudwatchlogs::Client::new(sdk));
     let printed = logs
         .all_lines(&log, |lines| {
             for line in lines {
                 if args.json {
-                    println!("{}", json!({ "line": line }));
+                    outln!("{}", crate::output::json(&json!({ "line": line })));
                 } else {
-                    println!("{}", line.trim_end());
+                    outln!("{}", line.trim_end());
                 }
             }
         })
@@ -50,7 +49,7 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig, store: &S3Store) -> Re
     match printed {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(LogsError::NotFound(what)) => {
-            eprintln!("convoy: the log stream {what} does not exist (the container wrote nothing, or it expired)");
+            errln!("convoy: the log stream {what} does not exist (the container wrote nothing, or it expired)");
             Ok(ExitCode::from(exit::REFUSED))
         }
         Err(err) => Err(err.to_string()),

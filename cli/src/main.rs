@@ -2,9 +2,16 @@
 //! Honours the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) and
 //! `CONVOY_STATE_BUCKET` / `CONVOY_S3_FORCE_PATH_STYLE`.
 
+#[macro_use]
+mod output;
+#[cfg(test)]
+mod build_info;
 mod exit;
+mod help;
+mod init;
 mod list;
 mod logs;
+mod manual;
 mod submit;
 mod text;
 mod wait;
@@ -23,7 +30,7 @@ use convoy::ports::ReleaseStore;
 #[derive(Parser)]
 #[command(
     name = "convoy",
-    version,
+    version = env!("CONVOY_VERSION"),
     about = "Submit, follow and steer Convoy releases",
     after_help = exit::HELP
 )]
@@ -34,17 +41,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a service's settings from what AWS says of it (its deployment controller, load
+    /// balancer, test listener, CodeDeploy group or ECS hooks), and say what is missing.
+    #[command(after_help = help::INIT)]
+    Init(init::Args),
     /// Validate a manifest as the Lambda will, then upload it (never over an existing release).
+    #[command(after_help = help::SUBMIT)]
     Submit(submit::Args),
     /// Follow a release until it ends (or awaits approval), printing its timeline as it grows.
+    #[command(after_help = help::WAIT)]
     Wait(wait::Args),
     /// List releases with their state, age and stage durations.
+    #[command(after_help = help::LIST)]
     List(list::Args),
     /// Print the migration's log lines (CloudWatch Logs, the stream its record names).
+    #[command(after_help = help::LOGS)]
     Logs(logs::Args),
     /// Show a release: its state, images and digests, migration, verification, timeline.
-    #[command(after_help = "Exit status: 0 in progress or succeeded, 1 failed, rolled back or superseded, \
-                            2 error, 4 no such release.")]
+    #[command(after_help = help::STATUS)]
     Status {
         service: ServiceName,
         release: ReleaseId,
@@ -55,6 +69,7 @@ enum Command {
     /// Let a verified release shift production traffic: CodeDeploy ContinueDeployment (or ECS
     /// ContinueServiceDeployment) with your own AWS credentials. Refused unless its verification
     /// passed. Convoy records you as CloudTrail names you.
+    #[command(after_help = help::APPROVE)]
     Approve {
         service: ServiceName,
         release: ReleaseId,
@@ -70,6 +85,7 @@ enum Command {
     },
     /// Stop a release awaiting approval and roll its deployment back (CodeDeploy StopDeployment,
     /// or the ECS rollback) with your own AWS credentials.
+    #[command(after_help = help::REJECT)]
     Reject {
         service: ServiceName,
         release: ReleaseId,
@@ -87,13 +103,19 @@ enum Command {
     /// start would: an ECS native service's BLUE_GREEN strategy, hooks that call the verify
     /// function and a PAUSE hook that rolls back on timeout; a CodeDeploy group that waits for a
     /// person (STOP_DEPLOYMENT with a wait time). Say what is missing.
+    #[command(after_help = help::CHECK)]
     Check,
     /// Serve a local web UI of every release on http://127.0.0.1:<port>/ (loopback only), with
     /// approve/reject from the page. Port 0 picks a free one.
+    #[command(after_help = help::DASHBOARD)]
     Dashboard {
         #[arg(long, default_value_t = 3100)]
         port: u16,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page (roff), or write a page per subcommand into a directory.
+    Man(manual::ManArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -102,17 +124,24 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("convoy: {message}");
+            errln!("convoy: {message}");
             ExitCode::from(exit::ERROR)
         }
     }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
+    // These need no state bucket.
+    let command = match cli.command {
+        Command::Completions(args) => return manual::completions(args),
+        Command::Man(args) => return manual::man(args),
+        Command::Init(args) => return init::run(args, &aws::load_sdk_config().await).await,
+        command => command,
+    };
     let settings = StoreSettings::from_env().map_err(|e| e.to_string())?;
     let sdk = aws::load_sdk_config().await;
     let store = S3Store::new(aws::s3_client(&sdk, &settings), &settings.state_bucket);
-    match cli.command {
+    match command {
         Command::Submit(args) => submit::run(args, &sdk, &store, &settings).await,
         Command::Wait(args) => wait::run(args, &store).await,
         Command::List(args) => list::run(args, &store).await,
@@ -120,18 +149,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Status { service, release, json } => {
             let key = ReleaseKey::new(service, release);
             let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {
-                eprintln!("convoy: no release {key} in s3://{}/{}", settings.state_bucket, S3Store::record_key(&key));
+                errln!("convoy: no release {key} in s3://{}/{}", settings.state_bucket, S3Store::record_key(&key));
                 return Ok(ExitCode::from(exit::NO_SUCH_RELEASE));
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&stored.release).map_err(|e| e.to_string())?);
+                outln!("{}", crate::output::json_pretty(&stored.release));
             } else {
-                print!("{}", convoy::status::render(&stored.release));
+                out!("{}", convoy::status::render(&stored.release));
             }
             Ok(ExitCode::from(exit::of_state(&stored.release.state)))
         }
         Command::Approve { by: Some(_), .. } | Command::Reject { by: Some(_), .. } => {
-            eprintln!(
+            errln!(
                 "convoy: refused: --by is gone: who decides is the AWS principal whose credentials make the call, \
                  as CloudTrail records it"
             );
@@ -145,6 +174,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Check => check(&sdk).await,
         Command::Dashboard { port } => dashboard(&sdk, settings, port).await,
+        Command::Init(_) | Command::Completions(_) | Command::Man(_) => unreachable!("run without a state bucket"),
     }
 }
 
@@ -156,12 +186,12 @@ async fn check(sdk: &aws_config::SdkConfig) -> Result<ExitCode, String> {
     match convoy.check_services().await {
         Ok(checked) => {
             for (service, gate) in checked {
-                println!("{service}: ready; {gate}");
+                outln!("{service}: ready; {gate}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(ConvoyError::Refused(missing)) => {
-            eprintln!("{missing}");
+            errln!("{missing}");
             Ok(ExitCode::from(1))
         }
         Err(err) => Err(err.to_string()),
@@ -182,9 +212,9 @@ async fn decide(
         Ok(deployment) => deployment,
         Err(ConvoyError::Refused(why)) => {
             if json {
-                println!("{}", serde_json::json!({"release": key.to_string(), "refused": why}));
+                outln!("{}", crate::output::json(&serde_json::json!({"release": key.to_string(), "refused": why})));
             }
-            eprintln!("convoy: refused: {why}");
+            errln!("convoy: refused: {why}");
             return Ok(ExitCode::from(exit::REFUSED));
         }
         Err(err) => return Err(err.to_string()),
@@ -206,22 +236,30 @@ async fn decide(
     match (recorded, json) {
         (Some(decision), true) => {
             let actor = serde_json::to_value(&decision.actor).map_err(|e| e.to_string())?;
-            println!("{}", serde_json::json!({"release": key.to_string(), "deployment": deployment, verb: actor}));
+            outln!(
+                "{}",
+                crate::output::json(
+                    &serde_json::json!({"release": key.to_string(), "deployment": deployment, verb: actor})
+                )
+            );
         }
         (Some(decision), false) => {
-            println!("{key}: {verb} (deployment {deployment})");
+            outln!("{key}: {verb} (deployment {deployment})");
             for line in convoy::status::approver_lines(&decision) {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
-        (None, true) => println!(
+        (None, true) => outln!(
             "{}",
-            serde_json::json!({"release": key.to_string(), "deployment": deployment, "sent": verb, "recorded": null})
+            crate::output::json(
+                &serde_json::json!({"release": key.to_string(), "deployment": deployment, "sent": verb, "recorded": null})
+            )
         ),
-        (None, false) => println!(
+        (None, false) => outln!(
             "{key}: {verb} (deployment {deployment}); the record names who once CloudTrail reports the call \
              (convoy status {} {})",
-            key.service, key.release
+            key.service,
+            key.release
         ),
     }
     Ok(ExitCode::SUCCESS)
@@ -240,9 +278,15 @@ async fn dashboard(sdk: &aws_config::SdkConfig, settings: StoreSettings, port: u
         bucket: settings.state_bucket.clone(),
         convoy,
         token: dashboard::new_token()?,
+        secret: dashboard::new_token()?,
         port,
     };
-    println!("convoy dashboard: http://127.0.0.1:{port}/ (s3://{}, Ctrl-C stops it)", settings.state_bucket);
+    // The secret is in the link only: whoever opens it gets the cookie every request needs.
+    outln!(
+        "convoy dashboard: http://127.0.0.1:{port}/?token={} (s3://{}, Ctrl-C stops it)",
+        app.secret,
+        settings.state_bucket
+    );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     dashboard::serve(listener, app).await?;

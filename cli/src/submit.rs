@@ -82,21 +82,21 @@ pub async fn run(
     if args.json {
         let out = json!({"release": key.to_string(), "bucket": bucket, "key": object, "version_id": version,
                          "wait": wait, "status": status});
-        println!("{out}");
+        outln!("{}", crate::output::json(&out));
     } else {
         let version = version.map(|v| format!(" (version {v})")).unwrap_or_default();
-        println!("submitted {key}: s3://{bucket}/{object}{version}");
-        println!("  follow it: {wait}");
-        println!("  status:    {status}");
+        outln!("submitted {key}: s3://{bucket}/{object}{version}");
+        outln!("  follow it: {wait}");
+        outln!("  status:    {status}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn refuse(json: bool, why: &str) -> ExitCode {
     if json {
-        println!("{}", json!({"refused": why}));
+        outln!("{}", crate::output::json(&json!({"refused": why})));
     }
-    eprintln!("convoy: refused: {why}");
+    errln!("convoy: refused: {why}");
     ExitCode::from(exit::REFUSED)
 }
 
@@ -150,6 +150,14 @@ fn check(
     policy(&key, &manifest, allowed_services, allowed_repositories, region)
         .admit(&key, &manifest)
         .map_err(manifest_error)?;
+    // The operator's settings as a ceiling, when the environment has them (as the Lambda's has).
+    if let Some(json) = std::env::var(convoy::config::SERVICE_SETTINGS).ok().filter(|j| !j.trim().is_empty()) {
+        let settings = convoy::settings::parse(&json)
+            .map_err(|e| Refusal::Usage(format!("{}: {e}", convoy::config::SERVICE_SETTINGS)))?;
+        let timeout =
+            std::env::var(convoy::config::MIGRATION_TIMEOUT).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1800);
+        convoy::ceiling::admit(settings.get(&key.service), timeout, &key, &manifest).map_err(manifest_error)?;
+    }
     Ok(key)
 }
 

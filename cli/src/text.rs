@@ -14,11 +14,22 @@ pub fn span(duration: chrono::Duration) -> String {
     }
 }
 
-/// Parses `30m`, `90s`, `1h`, `1h30m` or a plain number of seconds.
+/// The longest span a flag takes (3650 days): a deadline beyond it would overflow the clock.
+pub const MAX_SPAN_SECONDS: u64 = 3650 * 86_400;
+
+/// Parses `30m`, `90s`, `1h`, `1h30m` or a plain number of seconds, at most [`MAX_SPAN_SECONDS`].
 pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{text:?} is not a duration like 90s, 30m, 1h or 1h30m");
+    let seconds = parse_seconds(text)?;
+    if seconds > MAX_SPAN_SECONDS {
+        return Err(format!("{} is longer than {}d", crate::output::clean(text), MAX_SPAN_SECONDS / 86_400));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+fn parse_seconds(text: &str) -> Result<u64, String> {
+    let bad = || format!("{:?} is not a duration like 90s, 30m, 1h or 1h30m", crate::output::clean(text));
     if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(seconds));
+        return Ok(seconds);
     }
     let (mut total, mut number) = (0u64, String::new());
     for c in text.chars() {
@@ -40,7 +51,7 @@ pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
     if !number.is_empty() || text.is_empty() {
         return Err(bad());
     }
-    Ok(std::time::Duration::from_secs(total))
+    Ok(total)
 }
 
 /// One timeline entry on one line, as `convoy status` prints it.

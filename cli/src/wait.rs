@@ -23,8 +23,7 @@ pub enum Until {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Exit status: 0 reached (Succeeded, or awaiting approval when asked), \
-                        1 Failed/RolledBack/Superseded, 2 error, 3 timed out.")]
+// Its help after the options: `help.rs`.
 pub struct Args {
     service: ServiceName,
     release: ReleaseId,
@@ -67,7 +66,8 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
     let key = ReleaseKey::new(args.service.clone(), args.release.clone());
     let live = !args.json && std::io::stderr().is_terminal();
     let started = Instant::now();
-    let deadline = started + args.timeout;
+    // parse_span bounds both spans; checked all the same, since an Instant that overflows panics.
+    let deadline = started.checked_add(args.timeout).ok_or_else(|| "--timeout is too long".to_owned())?;
     let first_pause = Duration::from_secs(1).min(args.max_interval);
     let mut pause = first_pause;
     let mut printed = 0usize;
@@ -79,7 +79,7 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
                 said_missing = true;
                 if !args.json {
                     clear(live);
-                    eprintln!("waiting for the record of {key} (the manifest is not read yet, or was never uploaded)");
+                    errln!("waiting for the record of {key} (the manifest is not read yet, or was never uploaded)");
                 }
             }
             None => {}
@@ -90,9 +90,14 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
                     clear(live);
                     for entry in &release.timeline[printed..] {
                         if args.json {
-                            println!("{}", json!({"at": entry.at, "event": entry.event, "detail": entry.detail}));
+                            outln!(
+                                "{}",
+                                crate::output::json(
+                                    &json!({"at": entry.at, "event": entry.event, "detail": entry.detail})
+                                )
+                            );
                         } else {
-                            println!("{}", text::entry_line(entry));
+                            outln!("{}", text::entry_line(entry));
                         }
                     }
                     printed = release.timeline.len();
@@ -109,12 +114,15 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
             clear(live);
             let state = record.as_ref().map_or("no record".to_owned(), |s| s.release.state.to_string());
             if args.json {
-                println!("{}", json!({"release": key.to_string(), "state": state, "outcome": "timeout"}));
+                outln!(
+                    "{}",
+                    crate::output::json(&json!({"release": key.to_string(), "state": state, "outcome": "timeout"}))
+                );
             }
-            eprintln!("convoy: timed out after {}: {key} is {state}", text::span(chrono_of(args.timeout)));
+            errln!("convoy: timed out after {}: {key} is {state}", text::span(chrono_of(args.timeout)));
             return Ok(ExitCode::from(exit::TIMEOUT));
         }
-        let sleep_until = (now + pause).min(deadline);
+        let sleep_until = now.checked_add(pause).map_or(deadline, |then| then.min(deadline));
         // On a terminal, redraw the live line every second while pausing.
         while Instant::now() < sleep_until {
             if live {
@@ -130,12 +138,14 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
 fn finish(json: bool, release: &Release, outcome: &str, code: u8, live: bool) -> ExitCode {
     clear(live);
     if json {
-        println!(
+        outln!(
             "{}",
-            json!({"release": release.key.to_string(), "state": release.state.to_string(), "outcome": outcome})
+            crate::output::json(
+                &json!({"release": release.key.to_string(), "state": release.state.to_string(), "outcome": outcome})
+            )
         );
     } else {
-        println!("{}: {}", release.key, release.state);
+        outln!("{}: {}", release.key, release.state);
     }
     ExitCode::from(code)
 }
@@ -154,7 +164,7 @@ fn draw(release: Option<&Release>, started: Instant) {
         }
     };
     let mut err = std::io::stderr();
-    let _ = write!(err, "\r\x1b[2K… {line}");
+    let _ = write!(err, "\r\x1b[2K… {}", crate::output::clean(&line));
     let _ = err.flush();
 }
 

@@ -127,7 +127,7 @@ impl fmt::Display for MetricSpec {
 
 /// A metric check of a service's settings (`metric_checks`): a metric, or a metric math
 /// `expression` over the named `metrics`, judged by `pass_if` over the window.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricCheck {
     pub name: String,
@@ -582,7 +582,20 @@ mod tests {
 
     #[test]
     fn an_event_of_another_kind_is_not_an_alarm_change() {
-        let event = serde_json::json!({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": {}});
-        assert!(parse_alarm_change(&event).is_err());
+        // The documented alarm event, whole, under another kind's detail-type or source: nothing
+        // but the kind check can refuse it.
+        let documented: Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/events/cloudwatch-alarm-state-change.json"))
+                .unwrap();
+        assert!(parse_alarm_change(&documented).is_ok());
+        for (field, other) in [("detail-type", "ECS Task State Change"), ("source", "aws.ecs")] {
+            let mut event = documented.clone();
+            event[field] = serde_json::json!(other);
+            assert_eq!(
+                parse_alarm_change(&event).unwrap_err(),
+                "not a CloudWatch Alarm State Change from aws.cloudwatch",
+                "{field}"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod approval_gate;
 pub mod bundle;
+pub mod ceiling;
 pub mod cloudtrail;
 pub mod config;
 pub mod error;

@@ -73,6 +73,14 @@ pub enum ManifestError {
     VerifyPath(String),
     #[error("the verify status {0} is not an HTTP status")]
     VerifyStatus(u16),
+    /// A field asks for fewer checks than the operator's settings ([`crate::ceiling`]).
+    #[error(
+        "the manifest asks for {field} {asked}; the operator's settings for service {service} say {operator}: a \
+         manifest may only ask for more checks"
+    )]
+    AsksForLess { field: &'static str, asked: String, operator: String, service: String },
+    #[error("{0}")]
+    ProbeBudget(String),
 }
 
 /// An image as the manifest names it: which registry, repository and tag.

@@ -402,6 +402,21 @@ impl ReleaseKey {
 
 const TAG_PREFIX: &str = "convoy:";
 
+/// Whether `description` carries `marker` (a [`ReleaseKey::tag`]) as a whole token: not as the
+/// start of a longer one. `convoy:web:v1.0.0` is in `convoy:web:v1.0.0 (Convoy release …)` but not
+/// in `convoy:web:v1.0.0-rc1 (…)`: a substring match would let a release adopt an earlier
+/// release's deployment (`1.0`/`1.0.1`, `rc1`/`rc10`, `v2`/`v2-hotfix`). A token ends where a
+/// character that no service name, release id or tag can hold begins (see [`check_key_safe`]).
+pub fn carries_marker(description: &str, marker: &str) -> bool {
+    let in_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    !marker.is_empty()
+        && description.match_indices(marker).any(|(at, _)| {
+            let before = description[..at].chars().next_back();
+            let after = description[at + marker.len()..].chars().next();
+            !before.is_some_and(in_token) && !after.is_some_and(in_token)
+        })
+}
+
 impl fmt::Display for ReleaseKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.service, self.release)
@@ -411,6 +426,31 @@ impl fmt::Display for ReleaseKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tag(service: &str, release: &str) -> String {
+        ReleaseKey::new(service.parse().unwrap(), release.parse().unwrap()).tag()
+    }
+
+    #[test]
+    fn a_release_id_that_starts_another_does_not_carry_its_marker() {
+        for (ours, earlier) in [("1.0", "1.0.1"), ("rc1", "rc10"), ("v2", "v2-hotfix"), ("v1.0.0", "v1.0.0-rc1")] {
+            let description = format!("{} (Convoy release web/{earlier})", tag("web", earlier));
+            assert!(!carries_marker(&description, &tag("web", ours)), "{ours} must not adopt {earlier}'s deployment");
+            assert!(carries_marker(&description, &tag("web", earlier)), "{earlier} finds its own");
+        }
+    }
+
+    #[test]
+    fn a_marker_is_found_whole_wherever_it_stands_in_the_description() {
+        let marker = tag("web", "4cf03d1");
+        assert!(carries_marker("convoy:web:4cf03d1", &marker));
+        assert!(carries_marker("convoy:web:4cf03d1 (Convoy release web/4cf03d1)", &marker));
+        assert!(carries_marker("redeploy of convoy:web:4cf03d1", &marker));
+        assert!(!carries_marker("xconvoy:web:4cf03d1", &marker));
+        assert!(!carries_marker("convoy:web:4cf03d1:extra", &marker));
+        assert!(!carries_marker("", &marker));
+        assert!(!carries_marker("anything", ""));
+    }
 
     #[test]
     fn a_commit_sha_is_a_valid_release_id() {

@@ -114,9 +114,9 @@ impl ReleaseChange {
             schema: SCHEMA,
             from: from.map(state_name),
             to: state_name(&to.state),
-            state: to.state.to_string(),
+            state: one_line(&to.state.to_string()),
             stage,
-            reason: bounded(&reason, MAX_REASON_CHARS),
+            reason: one_line(&bounded(&reason, MAX_REASON_CHARS)),
             event: last.map(|e| e.event.clone()).unwrap_or_default(),
             at: last.map_or_else(Utc::now, |e| e.at),
             terminal: to.state.is_terminal(),
@@ -170,6 +170,20 @@ fn console_escape(text: &str, fragment: bool) -> String {
     const KEEP: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
     let encoded = utf8_percent_encode(text, KEEP).to_string();
     if fragment { encoded.replace('%', "$25") } else { encoded }
+}
+
+/// `text` on one line: a reason can quote what a manifest or a service wrote, and a notification
+/// built from it must not gain lines of someone else's ("Approve: <their command>"). Control and
+/// format characters become spaces.
+fn one_line(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if text.chars().any(hidden) {
+        text.chars().map(|c| if hidden(c) { ' ' } else { c }).collect()
+    } else {
+        text.to_owned()
+    }
 }
 
 fn bounded(text: &str, max: usize) -> String {
@@ -299,6 +313,19 @@ mod tests {
             verification::Event::Finished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(60) },
         )
         .0
+    }
+
+    #[test]
+    fn a_reason_quoting_a_manifest_cannot_add_lines_to_a_notification() {
+        let mut release = awaiting_approval_release();
+        release.state = State::Failed {
+            stage: crate::release::Stage::Manifest,
+            reason: "unknown field `x\n\nApprove now: evil approve\u{202e}`".into(),
+        };
+        let change = ReleaseChange::of(None, &release, "us-east-1");
+        assert!(!change.reason.contains('\n') && !change.state.contains('\n'), "{change:?}");
+        assert!(!change.reason.contains('\u{202e}'), "{change:?}");
+        assert_eq!(change.links.approve, "convoy approve web r1", "commands come from the validated names");
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Per-service operator settings (`CONVOY_SERVICE_SETTINGS`, a JSON object keyed by service):
 //! where to deploy, which test listener to probe and how, and the approval policy. None of it
-//! comes from a manifest.
+//! comes from a manifest. They serialise back to the same JSON (`convoy init` writes them).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Approval;
 use crate::names::ServiceName;
@@ -14,9 +14,12 @@ use crate::names::ServiceName;
 /// template.yaml) less a margin for the record writes and the hook answer.
 pub const HOOK_BUDGET: Duration = Duration::from_secs(280);
 
-/// One service's settings, as Convoy uses them. Read from [`RawSettings`], which also takes the
-/// form that predates [`DeployTarget`] (`codedeploy`, `pipeline`, `ecs_native` beside each other).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One service's settings, as Convoy uses them. Read from [`RawSettings`]: the explicit form
+/// (`"deploy": {"method": …}`) or the one that predates [`DeployTarget`] (`codedeploy`, `pipeline`,
+/// `ecs_native` beside each other), which is also how they are written (`convoy init`), so that
+/// what [`parse`] reads back is the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "RawSettings")]
 pub struct ServiceSettings {
     /// How the service deploys: the method, chosen once here, with what it needs.
     pub deploy: DeployTarget,
@@ -37,7 +40,7 @@ pub struct ServiceSettings {
 /// How a service deploys. `"deploy": {"method": "codedeploy" | "codepipeline" | "ecs-native", ...}`;
 /// a new method is a new variant here, one in [`DeployMethod`](crate::release::DeployMethod), and
 /// its strategy under `service/methods/`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method")]
 pub enum DeployTarget {
     /// Convoy creates the CodeDeploy (ECS blue/green) deployment itself.
@@ -79,16 +82,16 @@ impl ServiceSettings {
 }
 
 /// The settings as written: `deploy`, or the older `codedeploy` (with `pipeline`) or `ecs_native`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     deploy: Option<DeployTarget>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     codedeploy: Option<CodeDeployTarget>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     ecs_native: Option<EcsNativeTarget>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pipeline: Option<PipelineTarget>,
     test_listener: String,
     #[serde(default)]
@@ -101,6 +104,28 @@ struct RawSettings {
     metric_checks: Vec<crate::gates::MetricCheck>,
     #[serde(default)]
     alarms: Vec<String>,
+}
+
+impl From<ServiceSettings> for RawSettings {
+    fn from(settings: ServiceSettings) -> Self {
+        let (codedeploy, pipeline, ecs_native) = match settings.deploy {
+            DeployTarget::CodeDeploy(target) => (Some(target), None, None),
+            DeployTarget::CodePipeline { codedeploy, pipeline } => (Some(codedeploy), Some(pipeline), None),
+            DeployTarget::EcsNative(target) => (None, None, Some(target)),
+        };
+        RawSettings {
+            deploy: None,
+            codedeploy,
+            ecs_native,
+            pipeline,
+            test_listener: settings.test_listener,
+            probe: settings.probe,
+            approval: settings.approval,
+            bake_seconds: settings.bake_seconds,
+            metric_checks: settings.metric_checks,
+            alarms: settings.alarms,
+        }
+    }
 }
 
 impl TryFrom<RawSettings> for ServiceSettings {
@@ -139,7 +164,7 @@ pub const APPROVAL_STAGES: [&str; 2] = ["POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTI
 
 /// ECS native blue/green: the service's own deployment configuration (strategy `BLUE_GREEN`,
 /// lifecycle hooks, bake time) drives the deployment; Convoy starts it with `UpdateService`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EcsNativeTarget {
     /// The verify function's name or ARN: the service must have an `AWS_LAMBDA` hook on it at
@@ -158,7 +183,7 @@ fn manual() -> Approval {
     Approval::Manual
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeDeployTarget {
     pub application: String,
@@ -174,7 +199,7 @@ pub struct CodeDeployTarget {
 /// `CodeDeployToECS` action deploys it. The source must not start executions by itself (no
 /// EventBridge rule or polling on the object): Convoy starts each execution, pinned to the version
 /// it wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineTarget {
     pub name: String,
@@ -192,7 +217,7 @@ fn release_variable() -> String {
     "CONVOY_RELEASE".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeDefaults {
     pub count: u32,
@@ -445,5 +470,15 @@ mod tests {
     fn an_unknown_method_is_refused() {
         let json = r#"{"web": {"deploy": {"method": "rolling"}, "test_listener": "http://internal-alb:8080"}}"#;
         assert!(parse(json).unwrap_err().contains("unknown variant `rolling`"), "{}", parse(json).unwrap_err());
+    }
+
+    #[test]
+    fn settings_are_written_in_the_older_form_and_read_back_the_same() {
+        for json in [GOOD, NATIVE] {
+            let settings = parse(json).unwrap();
+            let written = serde_json::to_value(&settings).unwrap();
+            assert!(written["web"].get("deploy").is_none(), "{written}");
+            assert_eq!(parse(&written.to_string()).unwrap(), settings);
+        }
     }
 }

@@ -82,7 +82,9 @@ pub fn stage_durations(release: &Release) -> Vec<(&'static str, f64)> {
     let deployment = release.deployment.as_ref();
     let verification = release.verification.as_ref();
     let stages = [
-        ("collecting", seconds(Some(release.opened_at()), ready)),
+        // A push's time has whole seconds (EventBridge's `time`): the push that readied a release
+        // within the second its manifest was accepted reads as before it. That stage took under 1 s.
+        ("collecting", seconds(Some(release.opened_at()), ready.map(|ready| ready.max(release.opened_at())))),
         ("migration", seconds(migration.and_then(|m| m.started_at), migration.and_then(|m| m.stopped_at))),
         ("deployment", seconds(deployment.and_then(|d| d.started_at), verification.map(|v| v.started_at))),
         ("verification", seconds(verification.map(|v| v.started_at), verification.and_then(|v| v.finished_at))),

@@ -26,6 +26,32 @@ pub struct ProbeSpec {
     pub expect_text: String,
     /// When set, the text may be in this response header instead of the body.
     pub expect_header: Option<String>,
+    /// Text the body must carry besides `expect_text` (the manifest's `expect_body`: a manifest
+    /// may add checks, never replace the operator's).
+    pub expect_body: Option<String>,
+    /// A second path the manifest asked for: every other probe goes there, the operator's path
+    /// first (see [`crate::ceiling`]).
+    pub extra: Option<ExtraTarget>,
+}
+
+/// A path the manifest adds to the operator's, with the status it must answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraTarget {
+    pub url: String,
+    pub expect_status: u16,
+}
+
+impl ProbeSpec {
+    /// What probe number `n` (from 0) checks: the operator's path on even probes, the manifest's
+    /// added path (with its status) on odd ones; every probe keeps the operator's other checks.
+    pub fn nth(&self, n: usize) -> ProbeSpec {
+        let mut spec = ProbeSpec { extra: None, ..self.clone() };
+        if let Some(extra) = self.extra.as_ref().filter(|_| n % 2 == 1) {
+            spec.url = extra.url.clone();
+            spec.expect_status = extra.expect_status;
+        }
+        spec
+    }
 }
 
 /// The analysis so far.
@@ -57,7 +83,8 @@ pub fn evaluate(
                     spec.expect_header.as_ref().map_or("the body".to_owned(), |h| format!("the body or header {h}"));
                 Some(format!("{place} does not contain {:?}", spec.expect_text))
             } else {
-                None
+                let missing = spec.expect_body.as_ref().filter(|t| !response.body.contains(t.as_str()));
+                missing.map(|text| format!("the body does not contain {text:?} (the manifest's expect_body)"))
             };
             (Some(response.status), failure)
         }
@@ -116,7 +143,7 @@ pub async fn analyse(
         if !probes.is_empty() {
             tokio::time::sleep(spec.interval).await;
         }
-        probes.push(probe_once(spec, prober).await);
+        probes.push(probe_once(&spec.nth(probes.len()), prober).await);
     }
 }
 
@@ -152,7 +179,31 @@ mod tests {
             expect_status: 200,
             expect_text: "4cf03d1".into(),
             expect_header: Some("x-release".into()),
+            expect_body: None,
+            extra: None,
         }
+    }
+
+    #[test]
+    fn a_manifests_added_path_takes_every_other_probe_and_the_operators_path_the_first() {
+        let extra = ExtraTarget { url: "http://127.0.0.1:8080/status".into(), expect_status: 204 };
+        let added = ProbeSpec { extra: Some(extra), ..spec() };
+        let urls: Vec<(String, u16)> = (0..4).map(|n| added.nth(n)).map(|s| (s.url, s.expect_status)).collect();
+        assert_eq!(urls[0], ("http://127.0.0.1:8080/".into(), 200));
+        assert_eq!(urls[1], ("http://127.0.0.1:8080/status".into(), 204));
+        assert_eq!(urls[2], urls[0]);
+        assert_eq!(urls[3], urls[1]);
+        assert_eq!(spec().nth(1), spec(), "without an added path every probe is the operator's");
+    }
+
+    #[test]
+    fn the_manifests_expect_body_is_checked_besides_the_release_id_not_instead() {
+        let spec = ProbeSpec { expect_body: Some("db: ok".into()), ..spec() };
+        let judged = |body: &str| evaluate(&spec, answer(200, body), Utc::now(), Duration::from_millis(1));
+        assert!(judged("4cf03d1 db: ok").ok);
+        assert!(!judged("db: ok").ok, "the operator's release check still holds");
+        let missing = judged("4cf03d1");
+        assert!(missing.failure.unwrap().contains("expect_body"));
     }
 
     fn answer(status: u16, body: &str) -> Result<ProbeResponse, String> {

@@ -196,7 +196,7 @@ pub async fn run(bin: &Path, cli: &Path) {
         body.to_string()
     };
     let push_event = |name: &str, tag: &str, digest: &str| {
-        fixtures::ecr_push(ACCOUNT, &world.repo(name), tag, digest, &chrono::Utc::now().to_rfc3339())
+        fixtures::ecr_push(ACCOUNT, &world.repo(name), tag, digest, chrono::Utc::now())
     };
 
     // The release: CI uploads the manifest, then pushes both images.

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::fixtures;
 use crate::moto::REGION;
-use crate::runtime::binaries_dir;
+use crate::runtime::binary;
 use crate::sandbox::{self, Held, Options, RELEASE, SERVICE};
 
 /// The release still waiting for its images, and the one whose manifest was refused.
@@ -53,7 +53,7 @@ pub async fn world(id: &str, verbose: bool) -> Result<DashboardWorld, String> {
     for (release, body) in uploads {
         let key = format!("releases/{SERVICE}/{release}.json");
         let (version, size) = world.upload(&key, &body.to_string()).await;
-        let event = fixtures::s3_notification(&world.bucket, &key, version.as_deref(), size);
+        let event = fixtures::s3_eventbridge(&world.bucket, &key, version.as_deref(), size);
         convoy::handlers::manifest_uploaded(&convoy, LambdaEvent::new(event, Context::default()))
             .await
             .map_err(|e| format!("manifest-uploaded for {release}: {e}"))?;
@@ -72,7 +72,12 @@ pub async fn world(id: &str, verbose: bool) -> Result<DashboardWorld, String> {
 
 /// The running `convoy dashboard`; stopped when dropped.
 pub struct Dashboard {
+    /// `http://127.0.0.1:<port>/`.
     pub url: String,
+    /// The link it printed, with the per-launch secret: open it first.
+    pub link: String,
+    /// The secret (the link's `token`, the cookie's value).
+    pub secret: String,
     pub port: u16,
     child: Child,
 }
@@ -88,7 +93,7 @@ impl DashboardWorld {
     /// Starts `convoy dashboard --port <port>` (0: any free port) on this world, as a person would
     /// with the sandbox's AWS environment.
     pub fn start_dashboard(&self, port: u16) -> Result<Dashboard, String> {
-        let path = binaries_dir().join("convoy");
+        let path = binary("convoy");
         let mut child = Command::new(&path)
             .args(["dashboard", "--port", &port.to_string()])
             .env("AWS_ENDPOINT_URL", &self.held.standin.endpoint)
@@ -104,14 +109,16 @@ impl DashboardWorld {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read the dashboard's address: {e}"))?;
-        // "convoy dashboard: http://127.0.0.1:<port>/ (...)"
-        let url = line.split_whitespace().nth(2).unwrap_or_default().to_owned();
+        // "convoy dashboard: http://127.0.0.1:<port>/?token=<secret> (...)"
+        let link = line.split_whitespace().nth(2).unwrap_or_default().to_owned();
+        let (url, secret) = link.split_once("?token=").unwrap_or((&link, ""));
         let port = url
             .trim_start_matches("http://127.0.0.1:")
             .trim_end_matches('/')
             .parse()
             .map_err(|_| format!("the dashboard did not print its address: {line:?}"))?;
-        Ok(Dashboard { url, port, child })
+        let (url, secret) = (url.to_owned(), secret.to_owned());
+        Ok(Dashboard { url, link, secret, port, child })
     }
 }
 

@@ -54,11 +54,18 @@ pub fn s3_eventbridge_fixture() -> Value {
     load("s3-object-created-eventbridge.json")
 }
 
-/// The ECR push fixture for another repository, tag and digest.
-pub fn ecr_push(account: &str, repository: &str, tag: &str, digest: &str, time: &str) -> Value {
+/// An EventBridge envelope's `time` as AWS writes it: whole seconds, UTC, ending in `Z`
+/// (`"time": "2019-11-16T01:54:34Z"` in the ECR User Guide's example).
+pub fn event_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The ECR push fixture for another repository, tag and digest, pushed at `at` (the event's
+/// `time` in EventBridge's whole seconds: two pushes within one second carry the same time).
+pub fn ecr_push(account: &str, repository: &str, tag: &str, digest: &str, at: chrono::DateTime<chrono::Utc>) -> Value {
     let mut event = ecr_push_fixture();
     event["account"] = json!(account);
-    event["time"] = json!(time);
+    event["time"] = json!(event_time(at));
     event["detail"]["repository-name"] = json!(repository);
     event["detail"]["image-tag"] = json!(tag);
     event["detail"]["image-digest"] = json!(digest);
@@ -105,8 +112,10 @@ pub fn s3_eventbridge(bucket: &str, key: &str, version_id: Option<&str>, size: u
     event
 }
 
-pub fn ecs_task_stopped_fixture() -> Value {
-    load("ecs-task-state-change-stopped.json")
+/// The "Example Task state change event" of the Amazon ECS Developer Guide ("Amazon ECS task
+/// state change events"), a RUNNING Fargate task, as the guide prints it.
+pub fn ecs_task_state_change_fixture() -> Value {
+    load("ecs-task-state-change.json")
 }
 
 /// How one container of a stopped task ended, as the task event lists it.
@@ -157,21 +166,36 @@ pub struct TaskStopped<'a> {
     pub version: u64,
 }
 
-/// The ECS STOPPED fixture for a real task of the world's cluster: one entry per container (each
-/// a copy of the fixture's container with its own name, ARN and exit code), group, startedBy,
-/// stop code and version. A `TaskFailedToStart` task has no `startedAt` and the fixture's
-/// documented pull-failure reason.
+/// The guide's task state change event for a real task of the world's cluster, moved to its
+/// STOPPED form. "The `detail` section below resembles the Task object that is returned from a
+/// DescribeTasks API operation" (the guide's page): every field set here beyond the example's is
+/// one the API Reference documents on `Task` (`startedBy`, `stopCode`, `stoppedReason`,
+/// `stoppingAt`, `executionStoppedAt`, `stoppedAt`, `desiredStatus`, `lastStatus`, `version`) or
+/// on `Container` (`exitCode`, `reason`, `lastStatus`), with the guide's ISO time stamps. One
+/// entry per container (each a copy of the example's container with its own name, ARN and exit
+/// code). An empty `started_by` is a task started without one (the field is left out). A
+/// `TaskFailedToStart` task has no `startedAt` and the stop reason of a failed image
+/// pull ("Stopped tasks error codes", CannotPullContainerError).
 pub fn ecs_task_stopped(stopped: &TaskStopped<'_>) -> Value {
-    let mut event = ecs_task_stopped_fixture();
+    let mut event = ecs_task_state_change_fixture();
     let task = stopped.task;
     event["resources"] = json!([task]);
     let detail = &mut event["detail"];
     detail["clusterArn"] = json!(cluster_arn(stopped.cluster));
     detail["taskArn"] = json!(task);
     detail["group"] = json!(stopped.group);
-    detail["startedBy"] = json!(stopped.started_by);
+    if !stopped.started_by.is_empty() {
+        detail["startedBy"] = json!(stopped.started_by);
+    }
     detail["taskDefinitionArn"] = json!(stopped.task_definition);
+    detail["desiredStatus"] = json!("STOPPED");
+    detail["lastStatus"] = json!("STOPPED");
     detail["stopCode"] = json!(stopped.stop_code);
+    detail["stoppedReason"] = json!("Essential container in task exited");
+    detail["stoppingAt"] = json!("2020-01-23T17:58:10.103Z");
+    detail["executionStoppedAt"] = json!("2020-01-23T17:58:11.103Z");
+    detail["stoppedAt"] = json!("2020-01-23T17:58:12.103Z");
+    detail["updatedAt"] = json!("2020-01-23T17:58:12.103Z");
     detail["version"] = json!(stopped.version);
     detail["overrides"]["containerOverrides"][0]["name"] = json!(stopped.overridden);
     if stopped.stop_code == "TaskFailedToStart" {
@@ -187,17 +211,13 @@ pub fn ecs_task_stopped(stopped: &TaskStopped<'_>) -> Value {
             let mut c = template.clone();
             c["name"] = json!(exit.name);
             c["taskArn"] = json!(task);
-            // Each container of a task has its own ARN; keep the fixture's form, vary the id.
+            c["lastStatus"] = json!("STOPPED");
+            // Each container of a task has its own ARN; keep the example's form, vary the id.
             c["containerArn"] =
                 json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:container/cf159fd6-3e3f-4a9e-84f9-66cbe726af{i:02}"));
             let fields = c.as_object_mut().expect("container");
-            match exit.exit_code {
-                Some(code) => {
-                    fields.insert("exitCode".into(), json!(code));
-                }
-                None => {
-                    fields.remove("exitCode");
-                }
+            if let Some(code) = exit.exit_code {
+                fields.insert("exitCode".into(), json!(code));
             }
             if let Some(reason) = exit.reason {
                 fields.insert("reason".into(), json!(reason));
@@ -206,6 +226,29 @@ pub fn ecs_task_stopped(stopped: &TaskStopped<'_>) -> Value {
         })
         .collect();
     detail["containers"] = json!(containers);
+    event
+}
+
+/// The guide's task moved to its STOPPED form as it is: its own cluster, task, group
+/// (`family:sample-fargate`) and task definition, started without a `startedBy`, exit 0. Another
+/// team's task, for Convoy.
+pub fn foreign_task_stopped() -> Value {
+    let example = load("ecs-task-state-change.json");
+    let text = |field: &str| example["detail"][field].as_str().unwrap_or_default().to_owned();
+    let (cluster, task, group, definition) =
+        (text("clusterArn"), text("taskArn"), text("group"), text("taskDefinitionArn"));
+    let mut event = ecs_task_stopped(&TaskStopped {
+        cluster: cluster.rsplit('/').next().unwrap_or_default(),
+        task: &task,
+        group: &group,
+        started_by: "",
+        task_definition: &definition,
+        overridden: "FargateApp",
+        containers: &[ContainerExit::exited("FargateApp", 0)],
+        stop_code: "EssentialContainerExited",
+        version: 4,
+    });
+    event["detail"]["containers"][0]["containerArn"] = example["detail"]["containers"][0]["containerArn"].clone();
     event
 }
 
@@ -247,8 +290,18 @@ pub fn ecs_native_hook(service_deployment: &str, execution: &str, hook_details: 
     event
 }
 
+/// The same hook invoked at `stage` (`lifecycleStage`): during a rollback ECS runs the
+/// TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again, and only those.
+pub fn ecs_native_hook_at(stage: &str, service_deployment: &str, execution: &str, hook_details: Value) -> Value {
+    let mut event = ecs_native_hook(service_deployment, execution, hook_details);
+    event["lifecycleStage"] = json!(stage);
+    event
+}
+
 /// The documented "ECS Deployment State Change" (SERVICE_DEPLOYMENT_FAILED) moved to the world's
-/// `cluster` and `service`, as `event_name` with `reason`.
+/// `cluster` and `service`, as `event_name` with `reason`. ECS announces a rollback with
+/// SERVICE_DEPLOYMENT_IN_PROGRESS and a reason naming the deployment it rolls back to
+/// ([`ecs_rollback_reason`]), and its end with SERVICE_DEPLOYMENT_COMPLETED.
 pub fn ecs_deployment_state_change(cluster: &str, service: &str, event_name: &str, reason: &str) -> Value {
     let mut event = load("ecs-deployment-state-change-failed.json");
     event["resources"] = json!([format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}")]);
@@ -256,6 +309,13 @@ pub fn ecs_deployment_state_change(cluster: &str, service: &str, event_name: &st
     event["detail"]["eventType"] = json!(if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" });
     event["detail"]["reason"] = json!(reason);
     event
+}
+
+/// The reason of the SERVICE_DEPLOYMENT_IN_PROGRESS event that starts a rollback, in the form of
+/// the guide's rollback example ("Amazon ECS service deployment state change events": "The
+/// difference between the two is in the reason field"), rolling back to ECS's deployment `to`.
+pub fn ecs_rollback_reason(to: &str) -> String {
+    format!("ECS deployment circuit breaker: rolling back to deploymentId {to}.")
 }
 
 pub fn codedeploy_state_change_fixture() -> Value {

@@ -5,7 +5,7 @@
 //! - [`Stack`]: the template as written (tests/template_json.py turns its YAML into JSON) with the
 //!   intrinsics a policy uses resolved from parameter values: `Ref`, `Fn::Sub`, `Fn::GetAtt`,
 //!   `Fn::If` (with the template's `Conditions`: `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`,
-//!   `Condition`), `Fn::Join` and `AWS::NoValue`. A role's `GetAtt .Arn` is a synthetic ARN of the
+//!   `Condition`), `Fn::Join`, `Fn::Split` and `AWS::NoValue`. A role's `GetAtt .Arn` is a synthetic ARN of the
 //!   form CloudFormation gives (`arn:aws:iam::<account>:role/<stack>-<logical id>-SYNTHETIC`), the
 //!   same one the tests present as the caller; a log group's is built from its name, as AWS does;
 //!   any other `.Arn` (a queue, a rule SAM generates) is a synthetic ARN unique to the logical id.
@@ -13,15 +13,16 @@
 //! - [`evaluate`]: IAM's evaluation of one policy for one request, for exactly what the template
 //!   uses (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html>):
 //!   an explicit Deny wins over any Allow; `Principal` `"*"` or `{"AWS": ...}`; `Action` matched
-//!   case-insensitively and `Resource` case-sensitively with `*` and `?` wildcards (StringLike);
+//!   case-insensitively and `Resource` (or `NotResource`: every resource but those) case-sensitively
+//!   with `*` and `?` wildcards (StringLike);
 //!   condition operators `StringEquals`, `StringNotEquals`, `StringLike`, `StringNotLike`,
 //!   `ArnEquals`, `ArnLike` (each of the ARN's six colon-separated parts matched on its own, with
 //!   wildcards), `ArnNotEquals`, `ArnNotLike`, `Bool` and `Null`
 //!   (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html>).
 //!   Several values of one key: any matches (a negated operator: none matches). A key missing from
 //!   the request: a negated operator is true, any other false, `Null` "true" is true. `NotAction`,
-//!   `NotResource`, `NotPrincipal`, `...IfExists` and set operators (`ForAnyValue:`) panic: the
-//!   evaluator must not guess.
+//!   `NotPrincipal`, `...IfExists` and set operators (`ForAnyValue:`) panic: the evaluator must
+//!   not guess.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -124,6 +125,14 @@ impl Stack {
                 let items = self.resolve(items).expect("Fn::Join of a value");
                 let items: Vec<&str> = items.as_array().expect("Fn::Join of a list").iter().map(text).collect();
                 Some(Value::String(items.join(delimiter.as_str().expect("a literal delimiter"))))
+            }
+            "Fn::Split" => {
+                let [delimiter, source] = argument.as_array().map(Vec::as_slice).unwrap_or_default() else {
+                    panic!("Fn::Split takes two arguments: {argument}");
+                };
+                let source = self.resolve(source).expect("Fn::Split of a value");
+                let parts = text(&source).split(delimiter.as_str().expect("a literal delimiter"));
+                Some(Value::Array(parts.map(|part| Value::String(part.to_owned())).collect()))
             }
             other => panic!("iam.rs does not resolve {other}: add it, documented, if a policy needs it"),
         }
@@ -307,12 +316,19 @@ pub fn evaluate(policy: &Value, request: &Request) -> Outcome {
 }
 
 fn applies(statement: &Value, request: &Request, context: &BTreeMap<String, String>) -> bool {
-    for unsupported in ["NotAction", "NotResource", "NotPrincipal"] {
+    for unsupported in ["NotAction", "NotPrincipal"] {
         assert!(statement.get(unsupported).is_none(), "iam.rs does not evaluate {unsupported}");
     }
+    let resource = match statement.get("NotResource") {
+        Some(excluded) => {
+            assert!(statement.get("Resource").is_none(), "a statement has Resource or NotResource, not both");
+            !strings(excluded).iter().any(|r| glob(r, &request.resource))
+        }
+        None => strings(&statement["Resource"]).iter().any(|r| glob(r, &request.resource)),
+    };
     principal_matches(&statement["Principal"], request.principal.as_deref())
         && strings(&statement["Action"]).iter().any(|a| glob(&a.to_lowercase(), &request.action.to_lowercase()))
-        && strings(&statement["Resource"]).iter().any(|r| glob(r, &request.resource))
+        && resource
         && conditions_hold(&statement["Condition"], context)
 }
 
@@ -401,6 +417,14 @@ mod tests {
 
     fn put(principal: Option<&str>, key: &str) -> Request {
         Request::new(principal, "s3:PutObject", &format!("arn:aws:s3:::b/{key}"))
+    }
+
+    #[test]
+    fn not_resource_applies_to_every_resource_but_those_it_names() {
+        let policy = json!({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+            "NotResource": ["arn:*:s3:::*/releases/web/*"]}]});
+        assert!(!evaluate(&policy, &put(None, "releases/web/r1.json")).is_denied());
+        assert!(evaluate(&policy, &put(None, "releases/api/r1.json")).is_denied());
     }
 
     #[test]

@@ -57,6 +57,9 @@ impl Moto {
         );
         let log = std::env::temp_dir().join(format!("convoy-moto-{port}.log"));
         let watchdog = Command::new("bash")
+            // IAM's AWS managed policies (AWSCodeDeployRoleForECS, ...), as IAM has them: `convoy
+            // init` reads a CodeDeploy role's attached policies (`load_balancer.rs`).
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .arg("-c")
             .arg(script)
             .arg(moto_server_path())

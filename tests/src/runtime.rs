@@ -150,6 +150,56 @@ fn log_path(name: &str, stream: &str, sequence: u64) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("convoy-{name}-{}-{sequence}.{stream}.log", std::process::id()))
 }
 
+/// A built binary of the workspace (`image-pushed`, ..., or the `convoy` CLI), checked to be
+/// current: built after the last change to any source it is built from (its own crate, the
+/// `convoy` library, the workspace's manifests). A plain `cargo test` builds the tests, not the
+/// binaries they run; this says so instead of testing yesterday's code.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let path = binaries_dir().join(name);
+    if let Err(stale) = current(&path, &sources_of(name)) {
+        panic!("stale binary: run cargo build --workspace --all-targets ({stale})");
+    }
+    path
+}
+
+/// The sources `name` is built from: its crate's folder, the library's, and the workspace's
+/// `Cargo.toml` and `Cargo.lock`.
+fn sources_of(name: &str) -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
+    let own = if name == "convoy" { root.join("cli") } else { root.join("functions").join(name) };
+    vec![own, root.join("shared"), root.join("Cargo.toml"), root.join("Cargo.lock")]
+}
+
+/// `Ok` when `binary` was written after every file under `sources` (Rust sources and manifests);
+/// otherwise the newest such file, and when it changed.
+fn current(binary: &Path, sources: &[std::path::PathBuf]) -> Result<(), String> {
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("{} is not built: {e}", binary.display()))?;
+    let mut newest: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
+    let mut pending: Vec<std::path::PathBuf> = sources.to_vec();
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
+            pending.extend(entries.map(|e| e.path()).filter(|p| !p.ends_with("target")));
+        } else if path.extension().is_some_and(|e| e == "rs" || e == "toml" || e == "lock")
+            && let Ok(changed) = meta.modified()
+            && newest.as_ref().is_none_or(|(at, _)| changed > *at)
+        {
+            newest = Some((changed, path));
+        }
+    }
+    match newest {
+        Some((changed, source)) if changed > built => Err(format!(
+            "{} was built before {} changed",
+            binary.file_name().unwrap_or_default().to_string_lossy(),
+            source.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The folder holding the workspace's built binaries: the one this program runs from, or the
 /// folder above it (test binaries run from `deps/`).
 pub fn binaries_dir() -> std::path::PathBuf {
@@ -248,5 +298,33 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
             accepted.len()
         );
         stream.write_all(response.as_bytes()).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::current;
+
+    #[test]
+    fn a_binary_older_than_a_source_it_is_built_from_is_stale_and_a_newer_one_is_current() {
+        let dir = std::env::temp_dir().join(format!("convoy-stale-{}", std::process::id()));
+        let (src, bin) = (dir.join("src"), dir.join("bin"));
+        std::fs::create_dir_all(&src).unwrap();
+        let source = src.join("lib.rs");
+        std::fs::write(&source, "fn main() {}").unwrap();
+        std::fs::write(src.join("notes.md"), "not a source").unwrap();
+        std::fs::write(&bin, "built").unwrap();
+        let at = |secs| std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let touch = |path: &std::path::Path, when| {
+            std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap()
+        };
+        touch(&bin, at(2_000_000_000));
+        touch(&source, at(2_000_000_100));
+        let stale = current(&bin, &[dir.join("src")]).unwrap_err();
+        assert!(stale.contains("was built before") && stale.contains("lib.rs"), "{stale}");
+        touch(&bin, at(2_000_000_200));
+        touch(&src.join("notes.md"), at(2_000_000_300));
+        assert_eq!(current(&bin, &[dir.join("src")]), Ok(()), "only sources count");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

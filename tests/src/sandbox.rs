@@ -31,9 +31,10 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::http::{self, Behaviour};
+use crate::load_balancer::Shape;
 use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::notifications::{self, Queue};
-use crate::runtime::{LambdaProcess, Outcome, binaries_dir};
+use crate::runtime::{LambdaProcess, Outcome, binary};
 use crate::standin::{Phase, StandIn};
 use crate::world::{World, function_env, service_settings};
 
@@ -62,6 +63,10 @@ pub struct Options {
     /// Stop once the release awaits approval, keeping the stand-in and the world (the dashboard
     /// decides instead of `convoy approve`).
     pub hold_for_approval: bool,
+    /// The service stands behind a load balancer whose test listener reaches the green version
+    /// (`load_balancer.rs`), and the functions get the settings `convoy init` wrote for it, not
+    /// the sandbox's own. Its stderr is kept in [`Finished::init`].
+    pub settings_from_init: bool,
 }
 
 /// What a run held for approval keeps alive: the world and the stand-in Convoy's calls go through.
@@ -86,6 +91,8 @@ pub struct Finished {
     /// The release's stage durations (stage, seconds), read from the EMF lines the functions
     /// wrote to standard output (namespace Convoy, metric StageSeconds).
     pub stage_seconds: Vec<(String, f64)>,
+    /// With [`Options::settings_from_init`]: the settings `convoy init` wrote, and what it said.
+    pub init: Option<(String, String)>,
 }
 
 struct Sandbox {
@@ -146,16 +153,32 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     } else {
         aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy
     };
-    let ecs = world.ecs_service_controlled(SERVICE, &["laravel", "nginx"], controller).await;
-    let (application, group) = world.codedeploy(SERVICE).await;
+    let green_version = if options.wrong_version { "0000000" } else { RELEASE };
+    let green = http::serve(Behaviour::version(green_version)).await;
+    let blue = http::serve(Behaviour::version("0000000")).await;
+    let (ecs, application, group) = if options.settings_from_init {
+        // The load balancer's listeners on the blue and green servers' ports: the test listener's
+        // address is the green server's, once init is told to reach it by 127.0.0.1.
+        let shape = Shape::ready(controller.clone(), port_of(&blue.url), port_of(&green.url));
+        let balanced = world.balanced_service(SERVICE, &["laravel", "nginx"], &shape).await;
+        let (application, group) = balanced.codedeploy.clone().unwrap_or_default();
+        out.say(format!(
+            "load balancer {}: production listener :{}, test listener :{} (the green server's port)",
+            balanced.balancer.dns_name,
+            shape.production_port,
+            port_of(&green.url)
+        ));
+        (balanced.ecs, application, group)
+    } else {
+        let ecs = world.ecs_service_controlled(SERVICE, &["laravel", "nginx"], controller).await;
+        let (application, group) = world.codedeploy(SERVICE).await;
+        (ecs, application, group)
+    };
     let pipeline = match options.via_pipeline {
         true => Some(world.pipeline(SERVICE, &application, &group, true).await),
         false => None,
     };
     let standin = StandIn::for_missing_operations(&moto.endpoint).await;
-    let green_version = if options.wrong_version { "0000000" } else { RELEASE };
-    let green = http::serve(Behaviour::version(green_version)).await;
-    let blue = http::serve(Behaviour::version("0000000")).await;
     out.say(format!("moto server (S3, ECR, ECS, EC2, CodeDeploy) at {}", moto.endpoint));
     out.say(format!("stand-in for the operations moto lacks at {}", standin.endpoint));
     out.say(format!(
@@ -188,7 +211,18 @@ pub async fn run(options: Options) -> Result<Finished, String> {
              POST_TEST_TRAFFIC_SHIFT and a PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT"
         ));
     }
-    let settings = settings.to_string();
+    let mut settings = settings.to_string();
+    let mut init = None;
+    if options.settings_from_init {
+        out.step(&format!("convoy init {} {SERVICE} --test-listener-host 127.0.0.1", ecs.cluster));
+        let args = ["init", &ecs.cluster, SERVICE, "--test-listener-host", "127.0.0.1"];
+        let (written, said) = cli_stdout(&standin.endpoint, &world.bucket, &args)?;
+        for line in said.lines().chain(written.lines()) {
+            out.say(line);
+        }
+        settings = written.clone();
+        init = Some((written, said));
+    }
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
     let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
     let mut env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
@@ -212,10 +246,9 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         let checked = cli_with(&standin.endpoint, &world.bucket, &["check"], &env)?;
         out.say(checked.trim());
     }
-    let bin = binaries_dir();
     let start = |name: &'static str| {
         let env = env.clone();
-        let path = bin.join(name);
+        let path = binary(name);
         async move { LambdaProcess::spawn(name, &path, &env).await }
     };
     let image_pushed = start("image-pushed").await;
@@ -230,7 +263,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
 
     out.step("CI pushes laravel-app:4cf03d1 to ECR (before any manifest)");
     let app = world.push_image("laravel-app", RELEASE).await;
-    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, &chrono::Utc::now().to_rfc3339());
+    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, chrono::Utc::now());
     out.send(&image_pushed, push).await?;
 
     out.step("CI uploads releases/laravel-app/4cf03d1.json; S3 delivers the event twice");
@@ -244,19 +277,13 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     });
     let key_name = format!("releases/{SERVICE}/{RELEASE}.json");
     let (version, size) = world.upload(&key_name, &manifest.to_string()).await;
-    let upload = fixtures::s3_notification(&world.bucket, &key_name, version.as_deref(), size);
+    let upload = fixtures::s3_eventbridge(&world.bucket, &key_name, version.as_deref(), size);
     out.send(&manifest_uploaded, upload.clone()).await?;
     out.send(&manifest_uploaded, upload).await?;
 
     out.step("CI pushes laravel-app-nginx:4cf03d1; EventBridge delivers the push twice");
     let nginx = world.push_image("laravel-app-nginx", RELEASE).await;
-    let push = fixtures::ecr_push(
-        ACCOUNT,
-        &world.repo("laravel-app-nginx"),
-        RELEASE,
-        &nginx,
-        &chrono::Utc::now().to_rfc3339(),
-    );
+    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app-nginx"), RELEASE, &nginx, chrono::Utc::now());
     out.send(&image_pushed, push.clone()).await?;
     out.send(&image_pushed, push).await?;
 
@@ -305,8 +332,10 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         stop_code: "EssentialContainerExited",
         version: 3,
     });
-    stopped["detail"]["startedAt"] = json!(started_at.to_rfc3339());
-    stopped["detail"]["stoppedAt"] = json!(chrono::Utc::now().to_rfc3339());
+    // ISO time stamps with milliseconds, as the task event writes them.
+    let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    stopped["detail"]["startedAt"] = json!(iso(started_at));
+    stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
     out.send(&migration_stopped, stopped).await?;
 
     if let (true, State::Deploying { deployment }) = (options.ecs_native, record().await.state) {
@@ -354,6 +383,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                         waited: String::new(),
                         held: Some(Held { world, standin }),
                         stage_seconds: Vec::new(),
+                        init,
                     });
                 }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
@@ -430,7 +460,17 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     for (stage, seconds) in &stage_seconds {
         out.say(format!("{stage:<14} {seconds:>8.3} s"));
     }
-    Ok(Finished { release, status, notifications: sent, transitions, wait_exit, waited, held: None, stage_seconds })
+    Ok(Finished {
+        release,
+        status,
+        notifications: sent,
+        transitions,
+        wait_exit,
+        waited,
+        held: None,
+        stage_seconds,
+        init,
+    })
 }
 
 /// The `StageSeconds` EMF lines of `release` among the functions' standard output, in order.
@@ -610,6 +650,31 @@ pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String
     cli_exits(endpoint, bucket, args, &[0]).map(|(_, text)| text)
 }
 
+/// `convoy <args>` that must exit 0: its standard output and, apart, its standard error.
+fn cli_stdout(endpoint: &str, bucket: &str, args: &[&str]) -> Result<(String, String), String> {
+    let path = binary("convoy");
+    let output = Command::new(&path)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("CONVOY_STATE_BUCKET", bucket)
+        .output()
+        .map_err(|e| format!("run {}: {e}", path.display()))?;
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    match output.status.success() {
+        true => Ok((stdout, stderr)),
+        false => Err(format!("convoy {} failed ({}): {stdout}{stderr}", args.join(" "), output.status)),
+    }
+}
+
+/// The port of a loopback server's `http://127.0.0.1:<port>`.
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("a loopback URL with a port")
+}
+
 /// [`cli`] with the functions' environment `env` too (`convoy check` reads the settings).
 fn cli_with(endpoint: &str, bucket: &str, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
     cli_run(endpoint, bucket, args, env, &[0]).map(|(_, text)| text)
@@ -627,7 +692,7 @@ fn cli_run(
     env: &[(String, String)],
     ok: &[i32],
 ) -> Result<(i32, String), String> {
-    let path = binaries_dir().join("convoy");
+    let path = binary("convoy");
     let output = Command::new(&path)
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)

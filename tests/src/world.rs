@@ -155,9 +155,24 @@ impl World {
         action_on_timeout: aws_sdk_codedeploy::types::DeploymentReadyAction,
         wait_minutes: i32,
     ) -> (String, String) {
+        let role = format!("arn:aws:iam::{}:role/codedeploy-ecs", crate::moto::ACCOUNT);
+        self.codedeploy_group_with(service, group, action_on_timeout, wait_minutes, &role, None).await
+    }
+
+    /// The same group with its service role and its load balancer's target group pair and
+    /// traffic routes (see `load_balancer.rs`).
+    pub async fn codedeploy_group_with(
+        &self,
+        service: &str,
+        group: &str,
+        action_on_timeout: aws_sdk_codedeploy::types::DeploymentReadyAction,
+        wait_minutes: i32,
+        role: &str,
+        load_balancer: Option<aws_sdk_codedeploy::types::LoadBalancerInfo>,
+    ) -> (String, String) {
         use aws_sdk_codedeploy::types::{
-            BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentOption, DeploymentReadyOption,
-            DeploymentStyle, DeploymentType, EcsService,
+            AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration, ComputePlatform,
+            DeploymentOption, DeploymentReadyOption, DeploymentStyle, DeploymentType, EcsService,
         };
         let codedeploy = aws_sdk_codedeploy::Client::new(&self.sdk);
         let application = format!("convoy-{}", if self.id.is_empty() { "sandbox" } else { &self.id });
@@ -178,7 +193,8 @@ impl World {
             .create_deployment_group()
             .application_name(&application)
             .deployment_group_name(group)
-            .service_role_arn(format!("arn:aws:iam::{}:role/codedeploy-ecs", crate::moto::ACCOUNT))
+            .service_role_arn(role)
+            .set_load_balancer_info(load_balancer)
             .deployment_style(
                 DeploymentStyle::builder()
                     .deployment_type(DeploymentType::BlueGreen)
@@ -196,6 +212,14 @@ impl World {
                     .build(),
             )
             .ecs_services(EcsService::builder().service_name(service).cluster_name(self.cluster()).build())
+            // CodeDeploy rolls a failed or stopped deployment back (a new deployment, its own id).
+            .auto_rollback_configuration(
+                AutoRollbackConfiguration::builder()
+                    .enabled(true)
+                    .events(AutoRollbackEvent::DeploymentFailure)
+                    .events(AutoRollbackEvent::DeploymentStopOnRequest)
+                    .build(),
+            )
             .send()
             .await
             .expect("deployment group");
@@ -366,6 +390,17 @@ impl World {
         containers: &[&str],
         controller: aws_sdk_ecs::types::DeploymentControllerType,
     ) -> EcsWorld {
+        self.ecs_service_balanced(service, containers, controller, Vec::new()).await
+    }
+
+    /// The same service behind `load_balancers` (see `load_balancer.rs`).
+    pub async fn ecs_service_balanced(
+        &self,
+        service: &str,
+        containers: &[&str],
+        controller: aws_sdk_ecs::types::DeploymentControllerType,
+        load_balancers: Vec<aws_sdk_ecs::types::LoadBalancer>,
+    ) -> EcsWorld {
         use aws_sdk_ecs::types::{
             AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, DeploymentController,
             KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, Secret,
@@ -445,6 +480,7 @@ impl World {
             .desired_count(1)
             .launch_type(LaunchType::Fargate)
             .deployment_controller(DeploymentController::builder().r#type(controller).build().expect("controller"))
+            .set_load_balancers(Some(load_balancers).filter(|l| !l.is_empty()))
             .network_configuration(
                 NetworkConfiguration::builder()
                     .awsvpc_configuration(
@@ -465,7 +501,7 @@ impl World {
 }
 
 /// One EC2 Query API call on moto (form-encoded `Action=…&Version=…`, XML answer); its body.
-fn ec2(moto: &Moto, action: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn ec2(moto: &Moto, action: &str, params: &[(&str, &str)]) -> String {
     let mut form = format!("Action={action}&Version=2016-11-15");
     for (name, value) in params {
         let value = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
@@ -477,7 +513,7 @@ fn ec2(moto: &Moto, action: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// The text of the first `<tag>…</tag>` in an XML answer.
-fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+pub(crate) fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let (_, rest) = xml.split_once(&format!("<{tag}>"))?;
     rest.split_once(&format!("</{tag}>")).map(|(text, _)| text.trim())
 }

@@ -3,8 +3,12 @@
 //!
 //! It must not be a hole on the person's machine: it binds 127.0.0.1 only; every request must
 //! name this server in `Host` (`127.0.0.1:<port>` or `localhost:<port>`: a DNS-rebound name is
-//! refused); every state-changing request must come from this server's own pages (`Origin`) and
-//! carry the per-launch random token the pages embed in their forms.
+//! refused); every request, GET too, must carry the per-launch secret, which only the URL printed
+//! at start holds (`/?token=…`, as notebook servers do) and which the first visit exchanges for an
+//! HttpOnly, SameSite=Strict cookie: any other local process that GETs a page gets a refusal, not
+//! a form to approve with the person's credentials; every state-changing request must come from
+//! this server's own pages (`Origin`) and carry the per-launch random token the pages embed in
+//! their forms.
 
 mod pages;
 pub mod stages;
@@ -38,6 +42,8 @@ pub struct App {
     pub convoy: Convoy,
     /// Per-launch random token every state-changing request must carry.
     pub token: String,
+    /// Per-launch secret every request must carry (the printed URL's `token`, then the cookie).
+    pub secret: String,
     /// The port actually bound (the `Host`/`Origin` checks need it).
     pub port: u16,
 }
@@ -83,6 +89,26 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
             &format!("This dashboard answers only to http://{} or http://{}.", hosts[0], hosts[1]),
         );
     }
+    if let Some(given) = query_token(request.uri())
+        && same(given.as_bytes(), app.secret.as_bytes())
+    {
+        // The printed link: keep the secret in a cookie and drop it from the address bar.
+        let mut response = Redirect::to(request.uri().path()).into_response();
+        let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", app.secret);
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    }
+    if !cookie_holds(request.headers(), &app.secret) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "Open the dashboard's own link",
+            "This dashboard answers only to the browser that opened the link convoy dashboard printed when it \
+             started (http://127.0.0.1:<port>/?token=…).",
+        );
+    }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         let origin = request.headers().get(header::ORIGIN).and_then(|h| h.to_str().ok()).unwrap_or("");
         if !hosts.iter().any(|h| origin == format!("http://{h}")) {
@@ -107,6 +133,25 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// The cookie that carries the per-launch secret.
+const COOKIE: &str = "convoy_dashboard";
+
+/// The `token` of the request's query, if any.
+fn query_token(uri: &axum::http::Uri) -> Option<&str> {
+    uri.query()?.split('&').find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// Whether the request's `Cookie` header carries the secret.
+fn cookie_holds(headers: &axum::http::HeaderMap, secret: &str) -> bool {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(COOKIE).and_then(|rest| rest.strip_prefix('=')))
+        .any(|given| same(given.as_bytes(), secret.as_bytes()))
 }
 
 fn refuse(status: StatusCode, title: &str, text: &str) -> Response {
@@ -251,15 +296,15 @@ async fn decide(
     // principal once CloudTrail reports it.
     match app.convoy.decide(&key, approve).await {
         Ok(deployment) => {
-            eprintln!("convoy dashboard: release={key} {verb}: sent on {deployment}");
+            errln!("convoy dashboard: release={key} {verb}: sent on {deployment}");
             Redirect::to(&format!("/release/{}/{}", key.service, key.release)).into_response()
         }
         Err(ConvoyError::Refused(why)) => {
-            eprintln!("convoy dashboard: release={key} {verb}: refused: {why}");
+            errln!("convoy dashboard: release={key} {verb}: refused: {why}");
             (StatusCode::CONFLICT, pages::refused(&key, verb, &why)).into_response()
         }
         Err(err) => {
-            eprintln!("convoy dashboard: release={key} {verb}: failed: {err}");
+            errln!("convoy dashboard: release={key} {verb}: failed: {err}");
             refuse(StatusCode::BAD_GATEWAY, "The decision could not be made", &err.to_string())
         }
     }
@@ -273,6 +318,19 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secret_is_read_from_the_query_and_the_cookie_and_nothing_else() {
+        let uri: axum::http::Uri = "/?state=Failed&token=abc".parse().unwrap();
+        assert_eq!(query_token(&uri), Some("abc"));
+        assert_eq!(query_token(&"/?xtoken=abc".parse().unwrap()), None);
+        let mut headers = axum::http::HeaderMap::new();
+        assert!(!cookie_holds(&headers, "s3cret"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("other=1; convoy_dashboard=s3cret"));
+        assert!(cookie_holds(&headers, "s3cret"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("convoy_dashboard=s3cre; convoy_dashboardx=s3cret"));
+        assert!(!cookie_holds(&headers, "s3cret"));
+    }
 
     #[test]
     fn tokens_are_random_and_compared_whole() {

@@ -211,10 +211,12 @@ impl Release {
         lease: Duration,
         timeout: Duration,
     ) -> Result<Decision, TransitionError> {
-        let Some(migration) = self.manifest.as_ref().and_then(|m| m.migration.as_ref()) else {
+        if self.migration_container().is_none() {
             return Err(TransitionError::NoMigration(self.key.clone()));
-        };
-        let timeout = migration.timeout_seconds.map_or(timeout, |seconds| Duration::seconds(seconds as i64));
+        }
+        // The manifest may only shorten the operator's timeout (`ceiling.rs`).
+        let seconds = crate::ceiling::migration_timeout(timeout.num_seconds().max(0) as u64, self.manifest.as_ref());
+        let timeout = Duration::seconds(seconds as i64);
         let mut next = self.clone();
         match (&self.state, &self.migration) {
             (State::Ready { next: Stage::Migration }, _) => {
@@ -336,14 +338,19 @@ impl Release {
         };
         let stop = describe_stop(report);
         let never_started = report.stop_code.as_deref() == Some("TaskFailedToStart");
+        let interrupted = !never_started && interrupted_by(report.stop_code.as_deref());
 
-        if exit_code == Some(0) && !never_started {
+        if exit_code == Some(0) && !never_started && !interrupted {
             next.state = State::Ready { next: Stage::Deployment };
             next.record(at, "migration-succeeded", format!("container {container} exited 0{took}"));
             return Decision::changed(next, vec![Effect::StartDeployment]);
         }
         let reason = match (never_started, exit_code) {
             (true, _) => format!("the migration task never started ({stop})"),
+            (false, _) if interrupted => {
+                let code = exit_code.map_or("no exit code".to_owned(), |c| format!("exit code {c}"));
+                format!("the migration was interrupted ({stop}){took}, {code}: it may not have run to its end")
+            }
             (false, Some(code)) => {
                 let why = container_reason.map_or(String::new(), |r| format!("{r}; "));
                 format!("the migration exited with code {code}{took} ({why}{stop})")
@@ -394,6 +401,17 @@ impl Release {
         next.record(at, "migration-timed-out", reason);
         Decision::changed(next, effects)
     }
+}
+
+/// Whether ECS stopped the task before its process ended by itself: a person or Convoy's timeout
+/// (`UserInitiated`), the service scheduler, a Spot reclaim or a termination notice
+/// (`SpotInterruption`, `TerminationNotice`), a failing host (`InfrastructureHealth`), or a code
+/// newer than this list. A process that handles the SIGTERM cleanly exits 0 all the same, so only
+/// `EssentialContainerExited` (the migration container ended, and the task with it) or no stop code
+/// (older agents) let an exit 0 count. The codes: ECS's `TaskStopCode` (API reference, `Task`;
+/// developer guide, "Amazon ECS stopped task error codes").
+fn interrupted_by(stop_code: Option<&str>) -> bool {
+    !matches!(stop_code, None | Some("") | Some("EssentialContainerExited"))
 }
 
 fn describe_stop(report: &TaskReport) -> String {

@@ -117,6 +117,24 @@ fn a_task_that_never_started_is_a_failure_not_a_success() {
 }
 
 #[test]
+fn a_migration_interrupted_by_a_stop_or_a_reclaim_is_a_failure_even_when_it_exited_0() {
+    // A process that handles SIGTERM cleanly exits 0 although it never ran to its end.
+    for code in ["UserInitiated", "SpotInterruption", "TerminationNotice", "ServiceSchedulerInitiated"] {
+        let (release, _) = changed(migrating().apply(&stopped("task-1", 4, Some(0), code)).unwrap());
+        let State::Failed { stage: Stage::Migration, reason } = &release.state else {
+            panic!("{code}: {}", release.state)
+        };
+        assert!(reason.contains(&format!("interrupted ({code}")), "{code}: {reason}");
+    }
+}
+
+#[test]
+fn a_migration_whose_essential_container_exited_0_succeeds() {
+    let (release, _) = changed(migrating().apply(&stopped("task-1", 4, Some(0), "EssentialContainerExited")).unwrap());
+    assert_eq!(release.state, State::Ready { next: Stage::Deployment });
+}
+
+#[test]
 fn a_stop_without_an_exit_code_is_a_failure() {
     let (release, _) = changed(migrating().apply(&stopped("task-1", 4, None, "UserInitiated")).unwrap());
     assert!(matches!(release.state, State::Failed { stage: Stage::Migration, .. }));

@@ -61,8 +61,10 @@ impl Convoy {
             }
             // Before the claim, so an outage here leaves the release as it was for a retry, and a
             // takeover (which may find a deployment the first holder made) never asks again.
-            let auto =
-                release.manifest.as_ref().and_then(|m| m.approval).unwrap_or(settings.approval) == Approval::Auto;
+            let auto = match crate::ceiling::approval(settings, key, release.manifest.as_ref()) {
+                Ok(approval) => approval == Approval::Auto,
+                Err(reason) => return self.deployment_impossible(outbox, key, reason.to_string(), now).await,
+            };
             // Boxed: an SDK call's future is large, and this one sits in every path to a start.
             match Box::pin(method.approval_gate(self, &key.service, auto, settings.bake_seconds)).await? {
                 Ok(holds) => gate = Some(holds),

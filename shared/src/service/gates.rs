@@ -80,7 +80,10 @@ impl Convoy {
     }
 
     /// EventBridge "CloudWatch Alarm State Change": an alarm in ALARM rolls back the release in
-    /// flight of every service whose settings name it, if that release is gated by it now.
+    /// flight of every service whose settings name it, if that release is gated by it now. The
+    /// event is a hint: anyone who may invoke the function (or another account's alarm of the same
+    /// name) can send one, so `DescribeAlarms` must say the alarm is in ALARM, and its reason and
+    /// time are the ones recorded; an unconfirmed event changes nothing.
     pub async fn alarm_changed(&self, change: &AlarmChange, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
         let outbox = Outbox::new(now);
         let result = self.alarm_changed_in(&outbox, change, now).await;
@@ -108,11 +111,22 @@ impl Convoy {
         if services.is_empty() {
             info!(alarm = %change.alarm, "no service is gated by this alarm");
         }
-        let mut reports = Vec::new();
+        let mut holders = Vec::new();
         for service in services {
             let Some(holder) = self.locks.load(&service).await?.and_then(|(lock, _)| lock.holder) else { continue };
-            let key = ReleaseKey::new(service, holder.release);
-            let raised = self.raise_alarm(outbox, &key, &change.alarm, &change.reason, change.since, "event", now);
+            holders.push(ReleaseKey::new(service, holder.release));
+        }
+        if holders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let confirmed = self.alarms_in_alarm(std::slice::from_ref(&change.alarm)).await?.into_iter().next();
+        let mut reports = Vec::new();
+        for key in holders {
+            let Some(status) = &confirmed else {
+                warn!(release = %key, alarm = %change.alarm, "unconfirmed: CloudWatch does not say this alarm is in ALARM; nothing changes");
+                continue;
+            };
+            let raised = self.raise_alarm(outbox, &key, &status.name, &status.reason, status.since, "event", now);
             reports.extend(raised.instrument(release_span(&key)).await?);
         }
         Ok(reports)

@@ -110,6 +110,10 @@ impl Convoy {
         source.etag = fetched.etag.or(source.etag);
         let outcome = manifest::parse(&fetched.bytes, key)
             .and_then(|m| self.config.policy.admit(key, &m).map(|()| m))
+            .and_then(|m| {
+                let settings = self.config.services.get(&key.service);
+                crate::ceiling::admit(settings, self.config.migration_timeout_seconds, key, &m).map(|()| m)
+            })
             .map_err(|e| e.to_string());
         Ok((source, outcome))
     }

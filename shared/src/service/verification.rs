@@ -77,7 +77,7 @@ enum Opening {
     /// The hook is answered at once, without probing.
     Settled(Settled),
     /// Verification for this hook is under way: probe with `plan`; `probes` were made before.
-    Probe { plan: ProbePlan, probes: Vec<ProbeResult>, started_at: DateTime<Utc> },
+    Probe { plan: Box<ProbePlan>, probes: Vec<ProbeResult>, started_at: DateTime<Utc> },
 }
 
 /// Why a hook is answered without probing.
@@ -106,21 +106,9 @@ impl Convoy {
             .get(&release.key.service)
             .ok_or_else(|| format!("no deployment settings for service {}", release.key.service))?;
         let manifest = release.manifest.as_ref();
-        let verify = manifest.and_then(|m| m.verify.as_ref());
-        let defaults = &settings.probe;
-        let path = verify.map_or(defaults.path.as_str(), |v| v.path.as_str());
-        let spec = ProbeSpec {
-            url: verify::probe_url(&settings.test_listener, path)?,
-            count: defaults.count,
-            interval: std::time::Duration::from_millis(defaults.interval_ms),
-            failure_limit: defaults.failure_limit,
-            consecutive_successes: defaults.consecutive_successes,
-            timeout: std::time::Duration::from_millis(defaults.timeout_ms),
-            expect_status: verify.map_or(defaults.expect_status, |v| v.expect_status),
-            expect_text: verify.and_then(|v| v.expect_body.clone()).unwrap_or_else(|| release.key.release.to_string()),
-            expect_header: defaults.expect_header.clone(),
-        };
-        let auto = manifest.and_then(|m| m.approval).unwrap_or(settings.approval) == Approval::Auto;
+        let spec = crate::ceiling::probe_spec(settings, &release.key, manifest).map_err(|e| e.to_string())?;
+        let auto =
+            crate::ceiling::approval(settings, &release.key, manifest).map_err(|e| e.to_string())? == Approval::Auto;
         let approval = ApprovalPlan { auto, bake_seconds: settings.bake_seconds, alarms: settings.alarms.clone() };
         Ok(ProbePlan { spec, metric_checks: settings.metric_checks.clone(), approval })
     }
@@ -152,7 +140,7 @@ impl Convoy {
         }
         let probes = this_hooks.map(|v| v.probes.clone()).unwrap_or_default();
         let started_at = this_hooks.map_or(now, |v| v.started_at);
-        Opening::Probe { plan, probes, started_at }
+        Opening::Probe { plan: Box::new(plan), probes, started_at }
     }
 
     /// The analysis of this invocation, as the state machine's event.
@@ -348,7 +336,7 @@ impl Convoy {
                 return Ok(HookReply::done(false, json!({ "convoy": reason })));
             }
         };
-        let latest = verify::probe_once(&plan.spec, self.prober.as_ref()).await;
+        let latest = verify::probe_once(&plan.spec.nth(probes.len()), self.prober.as_ref()).await;
         crate::telemetry::probe_latencies(key, std::slice::from_ref(&latest));
         probes.push(latest.clone());
         let outcome = match verify::judge(&plan.spec, &probes) {

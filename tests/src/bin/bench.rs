@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use convoy_tests::fixtures;
 use convoy_tests::moto::{ACCOUNT, Moto};
-use convoy_tests::runtime::{LambdaProcess, Outcome, binaries_dir};
+use convoy_tests::runtime::{LambdaProcess, Outcome, binary};
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::{World, function_env as env, service_settings};
 use serde_json::{Value, json};
@@ -88,14 +88,14 @@ async fn main() {
         async move {
             let key = format!("releases/web/{release}.json");
             let (version, size) = world.upload(&key, &body).await;
-            fixtures::s3_notification(&world.bucket, &key, version.as_deref(), size)
+            fixtures::s3_eventbridge(&world.bucket, &key, version.as_deref(), size)
         }
     };
     let push = |name: &'static str, tag: &'static str| {
         let world = &world;
         async move {
             let digest = world.push_image(name, tag).await;
-            fixtures::ecr_push(ACCOUNT, &world.repo(name), tag, &digest, &chrono::Utc::now().to_rfc3339())
+            fixtures::ecr_push(ACCOUNT, &world.repo(name), tag, &digest, chrono::Utc::now())
         }
     };
     println!("{:<44} {:>10} {:>8} {:>9}  requests", "event", "latency ms", "CPU ms", "AWS calls");
@@ -117,7 +117,7 @@ async fn main() {
     drop((uploaded, pushed));
 
     // The operator's CLI: the release build beside the functions, else the debug one.
-    let cli = Some(bin.join("convoy")).filter(|p| p.exists()).unwrap_or_else(|| binaries_dir().join("convoy"));
+    let cli = Some(bin.join("convoy")).filter(|p| p.exists()).unwrap_or_else(|| binary("convoy"));
     convoy_tests::account::run(&bin, &cli).await;
 
     load(&bin, moto).await;
@@ -176,13 +176,10 @@ async fn load(bin: &std::path::Path, moto: &Moto) {
         let body = json!({"version": 1, "release": release, "service": service, "images": images}).to_string();
         let key = format!("releases/{service}/{release}.json");
         let (version, size) = world.upload(&key, &body).await;
-        events.push((true, fixtures::s3_notification(&world.bucket, &key, version.as_deref(), size)));
+        events.push((true, fixtures::s3_eventbridge(&world.bucket, &key, version.as_deref(), size)));
         for repo in &repos {
             let digest = world.push_image(repo, &release).await;
-            events.push((
-                false,
-                fixtures::ecr_push(ACCOUNT, &world.repo(repo), &release, &digest, &chrono::Utc::now().to_rfc3339()),
-            ));
+            events.push((false, fixtures::ecr_push(ACCOUNT, &world.repo(repo), &release, &digest, chrono::Utc::now())));
         }
     }
     // ...then EventBridge and S3 deliver every event three times, in any order, all at once.

@@ -5,6 +5,8 @@
 //! (Convoy's bundle and execution; the sandbox plays the pipeline's CodeDeployToECS action).
 //! `--ecs-native`: deploy through ECS native blue/green (`UpdateService`; the sandbox plays ECS's
 //! lifecycle hooks and the end of the service deployment).
+//! `--init`: the service stands behind a load balancer (moto's ELB), and the functions get the
+//! settings `convoy init` writes for it instead of the sandbox's own.
 //! `--dashboard [--port N]`: the release stops at its approval, a few more releases join it, and
 //! `convoy dashboard` serves them (approve or reject from the page) until Ctrl-C.
 
@@ -23,6 +25,7 @@ async fn main() {
         id: String::new(),
         verbose: true,
         hold_for_approval: false,
+        settings_from_init: args.iter().any(|a| a == "--init"),
     };
     match convoy_tests::sandbox::run(options).await {
         Ok(finished) => println!("\nfinal state: {}", finished.release.state),
@@ -58,7 +61,7 @@ async fn dashboard(args: &[String]) {
             std::process::exit(1);
         }
     };
-    println!("\n\x1b[1mconvoy dashboard on the sandbox's releases: {}\x1b[0m", dashboard.url);
+    println!("\n\x1b[1mconvoy dashboard on the sandbox's releases: {}\x1b[0m", dashboard.link);
     println!("  laravel-app/4cf03d1 awaits approval: {}release/laravel-app/4cf03d1", dashboard.url);
     println!("  (moto and the stand-in live in this process: Ctrl-C stops everything)");
     // Serves until the person stops it (Ctrl-C reaches the dashboard too: same process group).

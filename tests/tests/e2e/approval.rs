@@ -63,7 +63,7 @@ async fn asked_again_then_past_cloudtrails_delay(
     pending: &convoy::release::Release,
 ) -> (convoy::release::Release, chrono::DateTime<chrono::Utc>) {
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 2);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 2);
     assert_eq!(&backend.record(key).await.unwrap(), pending);
     let later = chrono::Utc::now() + convoy::release::CLOUDTRAIL_DELAY + chrono::Duration::minutes(1);
     backend.convoy.reconcile(later).await.unwrap();
@@ -102,7 +102,7 @@ async fn an_approval_by_a_cloudtrail_event_names_that_events_principal_in_the_re
     assert_eq!(succeeded.state, State::Succeeded);
     invoke(&backend.convoy, "deployment-changed", event).await;
     assert_eq!(backend.record(&key).await.unwrap(), succeeded, "a late duplicate changes nothing");
-    assert!(backend.standin.calls_to("LookupEvents").is_empty(), "CloudTrail's event named the approver");
+    assert!(backend.standin.answered("LookupEvents").is_empty(), "CloudTrail's event named the approver");
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn a_console_approval_with_no_event_is_attributed_through_lookup_events() 
     assert_eq!(actor.principal_arn, carol);
     assert_eq!(actor.via, Via::LookupEvents);
     assert_eq!(actor.event_id, backend.standin.trail()[0]["eventID"].as_str().unwrap());
-    let lookups = backend.standin.calls_to("LookupEvents");
+    let lookups = backend.standin.answered("LookupEvents");
     assert_eq!(lookups.len(), 1, "one look-up, by event name: {lookups:?}");
     assert_eq!(
         lookups[0]["LookupAttributes"],
@@ -133,7 +133,7 @@ async fn a_console_approval_with_no_event_is_attributed_through_lookup_events() 
 
     // The reconciler finds nothing left to ask: the release is attributed and no longer active.
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
 }
 
 #[tokio::test]
@@ -167,14 +167,14 @@ async fn a_console_reroute_with_no_event_is_seen_by_the_reconciler_before_the_de
     assert_eq!(actor.principal_arn, erin);
     assert_eq!(actor.via, Via::LookupEvents);
     assert_eq!(actor.event_id, backend.standin.trail()[0]["eventID"].as_str().unwrap());
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
     let status = convoy::status::render(&shifting);
     assert!(status.contains(&format!("principal   {erin}")), "{status}");
 
     // A second run changes nothing, asks CloudTrail nothing more, and continues nothing again.
     assert!(backend.convoy.reconcile(chrono::Utc::now()).await.unwrap().is_empty());
     assert_eq!(backend.record(&key).await.unwrap(), shifting);
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
     assert_eq!(backend.standin.calls_to("ContinueDeployment").len(), 1, "erin's alone");
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
 }
@@ -188,14 +188,14 @@ async fn a_reroute_cloudtrail_has_no_call_for_yet_is_asked_again_while_traffic_s
     let pending = backend.record(&key).await.unwrap();
     assert!(matches!(pending.state, State::ShiftingTraffic { .. }), "{}", pending.state);
     assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
 
     // Each visit asks again while it is pending; past CloudTrail's delay the record says AWS has no record.
     let (record, later) = asked_again_then_past_cloudtrails_delay(&backend, &key, &pending).await;
     assert!(matches!(record.state, State::ShiftingTraffic { .. }), "{}", record.state);
     assert!(matches!(record.approval.as_ref().unwrap().actor, Some(Attribution::Unknown { .. })));
     backend.convoy.reconcile(later).await.unwrap();
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 3);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 3);
     assert!(backend.standin.calls_to("ContinueDeployment").is_empty(), "a rerouted deployment is not continued");
 }
 
@@ -286,7 +286,7 @@ async fn a_stop_reported_before_its_cloudtrail_event_is_attributed_once_whatever
     backend.cloudtrail_delivers_last_call().await;
     backend.cloudtrail_delivers_last_call().await;
     assert_eq!(backend.record(&key).await.unwrap(), ended);
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
 }
 
 #[tokio::test]
@@ -319,7 +319,7 @@ async fn a_shift_cloudtrail_has_no_call_for_stays_pending_then_says_unknown_and_
     let pending = backend.record(&key).await.unwrap();
     assert_eq!(pending.state, State::Succeeded);
     assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })));
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 1);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
 
     // The reconciler keeps the ended release and asks again; past CloudTrail's delay the record
     // says plainly that AWS has no record, and where Convoy looked.
@@ -336,5 +336,41 @@ async fn a_shift_cloudtrail_has_no_call_for_stays_pending_then_says_unknown_and_
     // Attributed (as unknown): the release leaves the active list, and no more look-ups follow.
     backend.convoy.reconcile(later).await.unwrap();
     backend.convoy.reconcile(later).await.unwrap();
-    assert_eq!(backend.standin.calls_to("LookupEvents").len(), 3);
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 3);
+}
+
+/// CloudTrail's event history lags the calls it records: the approver's call is absent from
+/// `LookupEvents` when the deployment ends (the attribution stays pending), and present a little
+/// later, when the reconciler's next visit finds it. End to end on moto, with a person's own
+/// `ContinueDeployment` and no CloudTrail event delivered.
+#[tokio::test]
+async fn an_approvers_call_absent_from_the_event_history_at_the_end_is_found_once_cloudtrail_shows_it() {
+    let (backend, _green, deployment, key) = awaiting_the_reroute("c11").await;
+    let delay = std::time::Duration::from_secs(3);
+    backend.standin.cloudtrail_delay(delay);
+    let (fay, as_fay) = backend.person("fay-c11").await;
+    as_fay.decide(&key, true).await.unwrap();
+    backend.standin.finish(&deployment);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+
+    // Absent now: the end asked the event history, which does not show the call yet.
+    let pending = backend.record(&key).await.unwrap();
+    assert_eq!(pending.state, State::Succeeded);
+    assert!(matches!(pending.approval.as_ref().unwrap().actor, Some(Attribution::Pending { .. })), "{pending:?}");
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 1);
+
+    // Present later: a reconciler visit once CloudTrail shows it records who approved.
+    let attributed =
+        convoy_tests::wait::wait_until(delay * 4, "the approver attributed from the event history", || {
+            let (convoy, store, key) = (backend.convoy.clone(), backend.convoy.store.clone(), key.clone());
+            async move {
+                convoy.reconcile(chrono::Utc::now()).await.unwrap();
+                let record = store.load(&key).await.unwrap()?.release;
+                matches!(record.approval.as_ref()?.actor, Some(Attribution::Recorded(_))).then_some(record)
+            }
+        })
+        .await;
+    let actor = recorded(&attributed);
+    assert_eq!((actor.principal_arn.as_str(), actor.via), (fay.as_str(), Via::LookupEvents));
+    assert!(backend.standin.answered("LookupEvents").len() >= 2, "asked again until CloudTrail showed it");
 }

@@ -231,3 +231,120 @@ fn the_write_matrix_is_convoy_for_its_prefixes_and_the_publishers_for_manifests(
         "StateBucketPolicy (template.yaml, PublisherPrincipalArns={PUBLISHER}), evaluated by tests/src/iam.rs:\n{table}"
     );
 }
+
+// One team's CI ships only its own services (PublisherTeamNArns / PublisherTeamNServices).
+
+const TEAM_WEB: &str = "arn:aws:iam::123456789012:role/ci-web";
+
+fn teams() -> Value {
+    policy(&[
+        ("AllowedServices", "web,api,billing"),
+        ("PublisherTeam1Arns", TEAM_WEB),
+        ("PublisherTeam1Services", "web,billing"),
+        ("PublisherTeam2Arns", "arn:aws:iam::123456789012:role/ci-api-*"),
+        ("PublisherTeam2Services", "api"),
+    ])
+}
+
+#[test]
+fn a_teams_ci_writes_the_manifests_of_its_own_services_only() {
+    let policy = teams();
+    for key in ["releases/web/r1.json", "releases/billing/r7.json"] {
+        assert!(!denied(&policy, Some(TEAM_WEB), "s3:PutObject", key), "{key}");
+    }
+    let outcome = evaluate(&policy, &request(Some(TEAM_WEB), "s3:PutObject", "releases/api/r1.json"));
+    assert_eq!(outcome, Outcome::Denied("Team1WritesOnlyItsServices".into()));
+    assert!(denied(&policy, Some(TEAM_WEB), "s3:DeleteObject", "releases/api/r1.json"));
+    // A prefix of another service's name is not that service.
+    assert!(denied(&policy, Some(TEAM_WEB), "s3:PutObject", "releases/web2/r1.json"));
+    let api = "arn:aws:iam::123456789012:role/ci-api-deploy";
+    assert!(!denied(&policy, Some(api), "s3:PutObject", "releases/api/r1.json"));
+    assert!(denied(&policy, Some(api), "s3:PutObject", "releases/web/r1.json"));
+}
+
+#[test]
+fn without_teams_no_team_statement_is_in_the_policy() {
+    let policy = policy(&[]);
+    let sids: Vec<&str> = policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
+    assert!(!sids.iter().any(|s| s.starts_with("Team")), "{sids:?}");
+}
+
+// The bucket's configuration: only the break-glass principal (by default the root user) changes it.
+
+const BUCKET_CONFIGURATION: [&str; 6] = [
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketNotification",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketOwnershipControls",
+];
+
+fn on_bucket(principal: &str, action: &str) -> Request {
+    Request::new(Some(principal), action, &format!("arn:aws:s3:::{BUCKET}"))
+}
+
+#[test]
+fn an_administrator_or_a_convoy_role_changing_the_buckets_lifecycle_notifications_or_policy_is_denied() {
+    let stack = stack(&[]);
+    let policy = policy_of(&stack);
+    let (_, role) = function_roles(&stack).remove(0);
+    for action in BUCKET_CONFIGURATION {
+        for who in [STRANGER, PUBLISHER, role.as_str()] {
+            let outcome = evaluate(&policy, &on_bucket(who, action));
+            assert_eq!(outcome, Outcome::Denied("OnlyBreakGlassChangesTheBucket".into()), "{who} {action}");
+        }
+    }
+}
+
+#[test]
+fn the_break_glass_principal_or_by_default_the_root_user_may_change_the_bucket() {
+    let root = format!("arn:aws:iam::{ACCOUNT}:root");
+    let breakglass = "arn:aws:iam::123456789012:role/cfn-deployer";
+    let default = policy(&[]);
+    let named = policy(&[("BreakGlassPrincipalArn", breakglass)]);
+    for action in BUCKET_CONFIGURATION {
+        assert!(!evaluate(&default, &on_bucket(&root, action)).is_denied(), "root {action}");
+        assert!(!evaluate(&named, &on_bucket(breakglass, action)).is_denied(), "break glass {action}");
+        assert!(evaluate(&named, &on_bucket(&root, action)).is_denied(), "once named, root is not it: {action}");
+    }
+}
+
+// Convoy's event bus: only Convoy's roles put events there.
+
+fn bus_policy(stack: &Stack) -> Value {
+    stack.resolve(&stack.resource("ConvoyEventBus")["Properties"]["Policy"]).expect("the bus's policy")
+}
+
+#[test]
+fn only_convoys_function_roles_put_events_on_its_bus() {
+    let stack = stack(&[]);
+    let policy = bus_policy(&stack);
+    let bus = format!("arn:aws:events:eu-west-1:{ACCOUNT}:event-bus/convoy-convoy");
+    let put = |who: &str| Request::new(Some(who), "events:PutEvents", &bus).with("events:source", "convoy");
+    assert_eq!(evaluate(&policy, &put(STRANGER)), Outcome::Denied("OnlyConvoyPutsEvents".into()));
+    assert!(evaluate(&policy, &put(PUBLISHER)).is_denied());
+    for (function, role) in function_roles(&stack) {
+        assert!(!evaluate(&policy, &put(&role)).is_denied(), "{function}");
+    }
+    // The roles' own grant names the same bus.
+    let records = stack.resolve(&stack.resource("ReleaseRecordsPolicy")["Properties"]["PolicyDocument"]).unwrap();
+    let announce = records["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "AnnounceReleaseStateChanges");
+    assert_eq!(announce.unwrap()["Resource"], Value::String(bus));
+}
+
+// Reserved concurrency and the state bucket's access logs, as parameters.
+
+#[test]
+fn reserved_concurrency_and_access_logging_follow_their_parameters_and_are_off_by_default() {
+    let globals = |stack: &Stack| stack.resolve(&template()["Globals"]["Function"]).unwrap();
+    assert!(globals(&stack(&[])).get("ReservedConcurrentExecutions").is_none(), "0: unreserved");
+    let reserved = stack(&[("ReservedConcurrency", "5")]);
+    assert_eq!(globals(&reserved)["ReservedConcurrentExecutions"], Value::String("5".into()));
+
+    let logging = |stack: &Stack| stack.resolve(&stack.resource("StateBucket")["Properties"]).unwrap();
+    assert!(logging(&stack(&[])).get("LoggingConfiguration").is_none());
+    let logged = logging(&stack(&[("StateBucketAccessLogBucket", "access-logs")]));
+    assert_eq!(logged["LoggingConfiguration"]["DestinationBucketName"], "access-logs");
+    assert_eq!(logged["LoggingConfiguration"]["LogFilePrefix"], format!("{BUCKET}/"));
+}

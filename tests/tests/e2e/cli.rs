@@ -6,7 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use convoy::release::State;
 use convoy_tests::moto::{Moto, REGION};
-use convoy_tests::runtime::binaries_dir;
+use convoy_tests::runtime::binary;
+use convoy_tests::wait::wait_for;
 use serde_json::json;
 
 use crate::bad_input::{bad_manifests, containers, failure_of};
@@ -14,7 +15,7 @@ use crate::scenario::*;
 
 /// The `convoy` command with the environment a CI job would give it, pointed at moto.
 fn convoy(backend: &MotoBackend) -> Command {
-    let mut command = Command::new(binaries_dir().join("convoy"));
+    let mut command = Command::new(binary("convoy"));
     command
         .env("AWS_ENDPOINT_URL", &Moto::shared().endpoint)
         .env("AWS_REGION", REGION)
@@ -30,7 +31,14 @@ fn convoy(backend: &MotoBackend) -> Command {
 }
 
 pub fn run(backend: &MotoBackend, args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = convoy(backend).args(args).output().expect("run convoy");
+    run_with(backend, args, &[])
+}
+
+/// [`run`] with more environment.
+pub fn run_with(backend: &MotoBackend, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = convoy(backend);
+    command.envs(env.iter().copied());
+    let Output { status, stdout, stderr } = command.args(args).output().expect("run convoy");
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     (status.code().expect("an exit code"), text(stdout), text(stderr))
 }
@@ -142,16 +150,35 @@ async fn wait_follows_a_release_to_success_printing_entries_as_they_happen_and_e
     let record = backend.record(&release_key("ok1")).await.unwrap();
     let State::Deploying { deployment } = record.state else { panic!("expected Deploying, got {}", record.state) };
 
-    let child = convoy(&backend)
+    let mut child = convoy(&backend)
         .args(["wait", SERVICE, "ok1", "--timeout", "60s", "--max-interval", "1s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start convoy wait");
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Its lines as it prints them.
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn({
+        let lines = lines.clone();
+        move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().expect("lines").push(line);
+            }
+        }
+    });
+    let printed = |event: &str| lines.lock().expect("lines").iter().any(|l| l.split_whitespace().nth(1) == Some(event));
+    let limit = std::time::Duration::from_secs(30);
+    wait_for(limit, "convoy wait printed the entries recorded so far", || async { printed("deployment-started") })
+        .await;
+    assert!(!printed("succeeded"), "nothing printed before it happened: {:?}", lines.lock().unwrap());
     backend.codedeploy_reports(deployment.as_str(), "SUCCESS").await;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    wait_for(limit, "convoy wait printed the success once recorded", || async { printed("succeeded") }).await;
+    let waited = tokio::task::spawn_blocking(move || child.wait_with_output());
+    let output = tokio::time::timeout(limit, waited).await.expect("convoy wait exits").unwrap().unwrap();
+    reader.join().expect("the reader ends with the process");
+    let stdout = lines.lock().unwrap().join("\n");
     assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     let events: Vec<&str> = stdout.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
     assert_eq!(
@@ -224,9 +251,11 @@ async fn approve_calls_codedeploy_with_the_persons_credentials_and_prints_who_cl
         .args(["approve", SERVICE, "k1", "--wait", "20"]);
     let cli = tokio::task::spawn_blocking(move || command.output().expect("run convoy"));
     // While it waits, CloudTrail's event reaches deployment-changed.
-    while backend.standin.trail().is_empty() {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let limit = std::time::Duration::from_secs(20);
+    wait_for(limit, "CloudTrail recorded the CLI's ContinueDeployment", || async {
+        !backend.standin.trail().is_empty()
+    })
+    .await;
     let call = backend.cloudtrail_delivers_last_call().await;
     let output = cli.await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

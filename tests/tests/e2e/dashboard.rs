@@ -45,7 +45,9 @@ async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_b
     let browser = Browser::start(1100, 1750).await;
     let client = &browser.client;
 
-    client.goto(&dashboard.url).await.expect("open the overview");
+    // The printed link sets the cookie and lands on the overview.
+    client.goto(&dashboard.link).await.expect("open the overview");
+    assert_eq!(client.current_url().await.unwrap().as_str(), dashboard.url, "the secret leaves the address bar");
     let rows = client.find_all(Locator::Css("#releases tr.release")).await.expect("rows");
     let mut listed = Vec::new();
     for row in &rows {
@@ -123,6 +125,7 @@ async fn approving_from_the_page_continues_the_deployment_once_and_a_second_appr
     let client = &browser.client;
     let page = format!("{}release/{SERVICE}/{RELEASE}", dashboard.url);
 
+    client.goto(&dashboard.link).await.unwrap();
     client.goto(&page).await.unwrap();
     client.find(Locator::Css("#approve")).await.expect("an approve button").click().await.unwrap();
     // The confirmation: nothing is decided until it is confirmed.
@@ -191,7 +194,8 @@ async fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_without_the_token_or_from_a_foreign_origin_or_host_is_refused() {
+async fn a_request_without_the_launch_secret_and_a_change_without_the_token_or_from_a_foreign_origin_or_host_are_refused()
+ {
     let world = dashboard_world("refuse").await;
     let dashboard = world.start_dashboard(0).expect("convoy dashboard starts");
     let port = dashboard.port;
@@ -199,8 +203,30 @@ async fn a_change_without_the_token_or_from_a_foreign_origin_or_host_is_refused(
     let origin = format!("http://{host}");
     let path = format!("/release/{SERVICE}/{RELEASE}/approve");
     let form = "application/x-www-form-urlencoded";
+    let cookie = format!("convoy_dashboard={}", dashboard.secret);
+    let cookie = cookie.as_str();
 
-    let (status, page) = request(port, "GET", &path, &[("Host", &host)], "").await;
+    // Without the per-launch secret, no page: not the confirmation (with its form token), not the
+    // overview, whoever asks from this machine.
+    for (what, headers) in [
+        ("no cookie", vec![("Host", host.as_str())]),
+        ("a wrong cookie", vec![("Host", host.as_str()), ("Cookie", "convoy_dashboard=0000")]),
+    ] {
+        for target in [path.as_str(), "/"] {
+            let (status, answer) = request(port, "GET", target, &headers, "").await;
+            assert_eq!(status, 401, "{what} {target}: {answer}");
+            assert!(!answer.contains("name=\"token\""), "{what} {target}: no form token handed out");
+        }
+    }
+    let (status, answer) = request(port, "GET", "/?token=0000", &[("Host", &host)], "").await;
+    assert_eq!(status, 401, "a wrong secret in the link: {answer}");
+    // The printed link: a cookie, HttpOnly and SameSite=Strict, and a redirect without the secret.
+    let (status, answer) = request(port, "GET", &format!("/?token={}", dashboard.secret), &[("Host", &host)], "").await;
+    assert_eq!(status, 303, "{answer}");
+    assert!(answer.contains(&format!("set-cookie: {cookie}; HttpOnly; SameSite=Strict; Path=/")), "{answer}");
+    assert!(answer.contains("location: /\r\n"), "{answer}");
+
+    let (status, page) = request(port, "GET", &path, &[("Host", &host), ("Cookie", cookie)], "").await;
     assert_eq!(status, 200, "{page}");
     let token = page.split("name=\"token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a token");
     assert_eq!(token.len(), 64);
@@ -209,23 +235,24 @@ async fn a_change_without_the_token_or_from_a_foreign_origin_or_host_is_refused(
     let refusals = [
         (
             "no token",
-            vec![("Host", host.as_str()), ("Origin", origin.as_str()), ("Content-Type", form)],
+            vec![("Host", host.as_str()), ("Origin", origin.as_str()), ("Content-Type", form), ("Cookie", cookie)],
             "by=mallory",
             403,
         ),
         (
             "a wrong token",
-            vec![("Host", &host), ("Origin", &origin), ("Content-Type", form)],
+            vec![("Host", &host), ("Origin", &origin), ("Content-Type", form), ("Cookie", cookie)],
             "token=0000&by=mallory",
             403,
         ),
         (
             "a foreign origin",
-            vec![("Host", &host), ("Origin", "http://evil.example"), ("Content-Type", form)],
+            vec![("Host", &host), ("Origin", "http://evil.example"), ("Content-Type", form), ("Cookie", cookie)],
             &with_token,
             403,
         ),
-        ("no origin", vec![("Host", &host), ("Content-Type", form)], &with_token, 403),
+        ("no origin", vec![("Host", &host), ("Content-Type", form), ("Cookie", cookie)], &with_token, 403),
+        ("no cookie", vec![("Host", &host), ("Origin", &origin), ("Content-Type", form)], &with_token, 401),
         (
             "a foreign host (DNS rebinding)",
             vec![("Host", "evil.example"), ("Origin", "http://evil.example"), ("Content-Type", form)],
@@ -244,9 +271,14 @@ async fn a_change_without_the_token_or_from_a_foreign_origin_or_host_is_refused(
     assert!(matches!(record(&world, RELEASE).await.state, State::AwaitingApproval { .. }));
 
     // The same request with everything in place goes through (so the refusals were the checks').
-    let (status, answer) =
-        request(port, "POST", &path, &[("Host", &host), ("Origin", &origin), ("Content-Type", form)], &with_token)
-            .await;
+    let (status, answer) = request(
+        port,
+        "POST",
+        &path,
+        &[("Host", &host), ("Origin", &origin), ("Content-Type", form), ("Cookie", cookie)],
+        &with_token,
+    )
+    .await;
     assert_eq!(status, 303, "{answer}");
     assert_eq!(continues(&world).len(), 1);
     // A typed name in the form counts for nothing: only CloudTrail's record will name who.
@@ -259,7 +291,7 @@ async fn a_change_without_the_token_or_from_a_foreign_origin_or_host_is_refused(
         ("/release/..%2F..%2Fetc/x".to_owned(), 400, "Not a service name"),
         ("/nowhere".to_owned(), 404, "no such page"),
     ] {
-        let (status, answer) = request(port, "GET", &path, &[("Host", &host)], "").await;
+        let (status, answer) = request(port, "GET", &path, &[("Host", &host), ("Cookie", cookie)], "").await;
         assert_eq!(status, expected, "{path}: {answer}");
         assert!(answer.contains(says), "{path}: {answer}");
         assert!(!answer.contains("panicked"), "{path}: {answer}");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use convoy::release::{Hook, Stage, State};
+use convoy::release::{Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
 use convoy_tests::standin::Phase;
@@ -141,60 +141,24 @@ async fn a_rollback_rerun_of_the_hook_is_let_through_without_probing() {
     let (record, _) = verify_codedeploy(&backend, "v8").await;
     let deployment = record.deployment.unwrap().id.unwrap().to_string();
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Failed), "the failed hook failed the deployment");
+    // CodeDeploy rolls back with a new deployment, which runs the hooks again under its own id.
+    let rollback = backend.standin.rollback_of(&deployment).expect("CodeDeploy rolled the deployment back");
+    assert_ne!(rollback, deployment);
     let probes_before = green.requests();
-    backend.codedeploy_hook(&deployment, "exec-rollback").await;
+    backend.codedeploy_hook(&rollback, "exec-rollback").await;
     assert_eq!(green.requests(), probes_before, "no probe");
     let answers = backend.accepted_hook_answers();
     assert_eq!(
         answers[1],
-        json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-rollback", "status": "Succeeded"})
+        json!({"deploymentId": rollback, "lifecycleEventHookExecutionId": "exec-rollback", "status": "Succeeded"})
     );
-    // The deployment ends; the release ends failed at verification, with its evidence.
-    backend.codedeploy_reports(&deployment, "STOP").await;
+    // The deployment ends failed; the rollback's own end is not the release's. The release ends
+    // failed at verification, with its evidence.
+    backend.codedeploy_reports(&deployment, "FAILURE").await;
+    backend.standin.ended_elsewhere(&rollback, Phase::Succeeded);
+    backend.codedeploy_reports(&rollback, "SUCCESS").await;
     let record = backend.record(&release_key("v8")).await.unwrap();
     assert!(matches!(record.state, State::Failed { stage: Stage::Verification, .. }), "{}", record.state);
-}
-
-#[tokio::test]
-async fn the_ecs_native_hook_probes_once_per_invocation_until_decided() {
-    let (backend, green) = with_green(Behaviour::version("n1"), "manual").await;
-    deploying(&backend, "n1", json!({})).await;
-    let mut details = json!({});
-    let mut replies = Vec::new();
-    for _ in 0..10 {
-        let reply = invoke(
-            &backend.convoy,
-            "verify",
-            fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-1", details.clone()),
-        )
-        .await;
-        details = reply["hookDetails"].clone();
-        replies.push(reply["hookStatus"].as_str().unwrap().to_owned());
-        if replies.last().unwrap() != "IN_PROGRESS" {
-            break;
-        }
-    }
-    assert_eq!(replies, ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
-    assert_eq!(details["probes"], 5);
-    assert_eq!(green.requests(), 5);
-    let record = backend.record(&release_key("n1")).await.unwrap();
-    assert!(matches!(record.state, State::AwaitingApproval { .. }));
-    assert_eq!(record.verification.unwrap().probes.len(), 5, "every probe is in the record");
-}
-
-#[tokio::test]
-async fn the_ecs_native_hook_fails_and_its_rollback_rerun_is_let_through() {
-    let (backend, green) = with_green(Behaviour { status: 502, ..Behaviour::version("n2") }, "manual").await;
-    deploying(&backend, "n2", json!({})).await;
-    let hook = |details: Value| fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-2", details);
-    assert_eq!(invoke(&backend.convoy, "verify", hook(json!({}))).await["hookStatus"], "IN_PROGRESS");
-    assert_eq!(invoke(&backend.convoy, "verify", hook(json!({}))).await["hookStatus"], "FAILED");
-    let record = backend.record(&release_key("n2")).await.unwrap();
-    assert!(matches!(record.state, State::RollingBack { .. }), "{}", record.state);
-    // ECS runs TEST_TRAFFIC_SHIFT hooks again while rolling back.
-    let rerun = fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-rollback", json!({}));
-    assert_eq!(invoke(&backend.convoy, "verify", rerun).await["hookStatus"], "SUCCEEDED");
-    assert_eq!(green.requests(), 2, "the re-run probed nothing");
 }
 
 #[tokio::test]
@@ -211,12 +175,16 @@ async fn a_manifest_cannot_steer_the_probe_to_another_host() {
         .unwrap();
     let record = backend.record(&release_key("s0")).await.unwrap();
     assert!(matches!(record.state, State::Failed { stage: Stage::Manifest, .. }), "{}", record.state);
-    // A plain path is appended to the operator's listener; the probes go there and only there.
+    // A plain path is appended to the operator's listener and probed besides the operator's own
+    // path (a manifest adds checks, never replaces them); the probes go there and only there.
     let deployment = deploying(&backend, "s1", json!({"verify": {"path": "/status", "expect_status": 200}})).await;
     backend.codedeploy_hook(&deployment, "exec-1").await;
     assert_eq!(backend.accepted_hook_answers()[0]["status"], "Succeeded");
     let record = backend.record(&release_key("s1")).await.unwrap();
-    assert!(record.verification.unwrap().probes.iter().all(|p| p.url == format!("{}/status", green.url)));
+    let urls: Vec<String> = record.verification.unwrap().probes.into_iter().map(|p| p.url).collect();
+    let (operators, manifests) = (format!("{}/", green.url), format!("{}/status", green.url));
+    assert!(urls.iter().all(|u| *u == operators || *u == manifests), "{urls:?}");
+    assert_eq!((urls[0].as_str(), urls[1].as_str()), (operators.as_str(), manifests.as_str()), "{urls:?}");
     assert_eq!(evil.requests(), 0);
 }
 
@@ -276,34 +244,6 @@ async fn rejection_stops_the_deployment_with_rollback() {
     backend.codedeploy_reports(&deployment, "STOP").await;
     let record = backend.record(&release_key("a3")).await.unwrap();
     assert_eq!(record.state, State::RolledBack { reason: format!("rejected by {bob}") });
-}
-
-#[tokio::test]
-async fn an_ecs_native_approval_continues_the_paused_service_deployment() {
-    let (backend, _green) = with_green(Behaviour::version("n3"), "manual").await;
-    deploying(&backend, "n3", json!({})).await;
-    let mut details = json!({});
-    loop {
-        let reply =
-            invoke(&backend.convoy, "verify", fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-3", details))
-                .await;
-        if reply["hookStatus"] != "IN_PROGRESS" {
-            break;
-        }
-        details = reply["hookDetails"].clone();
-    }
-    let record = backend.record(&release_key("n3")).await.unwrap();
-    let Some(Hook::EcsNative { service_deployment, .. }) = record.verification.map(|v| v.hook) else {
-        panic!("an ECS native verification")
-    };
-    backend.standin.pause_service_deployment(service_deployment.as_str());
-    backend.convoy.decide(&release_key("n3"), true).await.unwrap();
-    let continued = backend.standin.calls_to("ContinueServiceDeployment");
-    assert!(backend.standin.refusals_of("ContinueServiceDeployment").is_empty(), "ECS took the continue");
-    assert_eq!(continued.len(), 1);
-    assert_eq!(continued[0]["hookId"], "hook-pause-1");
-    assert_eq!(continued[0]["action"], "CONTINUE");
-    assert!(continued[0]["serviceDeploymentArn"].as_str().unwrap().contains("service-deployment/"));
 }
 
 /// A release with a migration, whose task's STOPPED event (exit 0) arrives ten times at once.
@@ -407,26 +347,6 @@ async fn the_end_of_a_deployment_starts_the_queued_release_at_once_and_only_once
     invoke(&backend.convoy, "deployment-changed", ended).await;
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     assert_eq!(backend.deployments(&release_key("w2")).await, 1);
-}
-
-#[tokio::test]
-async fn an_ecs_native_hook_asks_to_be_called_again_when_aws_is_unavailable() {
-    let (backend, _green) = with_green(Behaviour::version("n4"), "manual").await;
-    deploying(&backend, "n4", json!({})).await;
-    // The same Convoy, its S3 unreachable (a closed port): the record cannot be read.
-    let outage = convoy_tests::moto::sdk_config_for(&http::refused_url()).await;
-    let settings = backend.world.config_with(&["web"], &["app", "nginx"], None);
-    let mut broken = backend.convoy.clone();
-    let store = std::sync::Arc::new(convoy::adapters::aws::S3Store::new(
-        convoy::adapters::aws::s3_client(&outage, &settings.store),
-        &backend.world.bucket,
-    ));
-    broken.locks = store.clone();
-    broken.store = store;
-    let reply =
-        invoke(&broken, "verify", fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-4", json!({}))).await;
-    assert_eq!(reply["hookStatus"], "IN_PROGRESS", "{reply}");
-    assert_eq!(reply["callBackDelay"], 15);
 }
 
 /// `verify` as Lambda runs it, with `deadline_in` left before the invocation's deadline.

@@ -15,6 +15,11 @@ use serde_json::{Value, json};
 
 use crate::scenario::SERVICE;
 
+/// A time as an event's envelope writes it.
+fn at(time: &str) -> chrono::DateTime<chrono::Utc> {
+    time.parse().expect("an RFC 3339 time")
+}
+
 /// The rules of the transformed template, by logical id, and the function each one invokes.
 const RULES: &[(&str, &str)] = &[
     ("ImagePushedFunctionEcrPush", "image-pushed"),
@@ -73,7 +78,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     });
 
     let digest = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234";
-    let push = fixtures::ecr_push(ACCOUNT, &app, "r1", digest, "2026-11-25T10:00:00Z");
+    let push = fixtures::ecr_push(ACCOUNT, &app, "r1", digest, at("2026-11-25T10:00:00Z"));
     let task = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/c13b4cb40f1f4fe4a2971f76ae5a47ad");
     let containers = [ContainerExit::exited("nginx", 137), ContainerExit::exited("app", 1)];
     let stopped = |cluster: &str, group: &str| {
@@ -125,6 +130,8 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     };
     let mut refused_call = api_call("ContinueDeployment", "codedeploy");
     refused_call["detail"]["errorCode"] = json!("DeploymentIsNotInReadyStateException");
+    let mut foreign_alarm = fixtures::alarm_state_change("web-5xx", "ALARM", "Threshold Crossed", now);
+    foreign_alarm["account"] = json!("999999999999");
     let mut foreign_convoy = convoy_event("AwaitingApproval");
     foreign_convoy["source"] = json!("someone.else");
 
@@ -142,7 +149,11 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         ("ECR push of an allowed repository", push.clone(), &["ImagePushedFunctionEcrPush"]),
         ("ECR PUSH that failed", failed_push, &[]),
         ("ECR DELETE of an allowed repository", delete, &[]),
-        ("ECR push of another repository", fixtures::ecr_push(ACCOUNT, "someone-else", "r1", digest, "t"), &[]),
+        (
+            "ECR push of another repository",
+            fixtures::ecr_push(ACCOUNT, "someone-else", "r1", digest, at("2026-11-25T10:00:00Z")),
+            &[],
+        ),
         (
             "S3 manifest under releases/",
             fixtures::s3_eventbridge(&world.bucket, "releases/web/r1.json", Some("v1"), 9),
@@ -162,7 +173,8 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         ("ECS migration task RUNNING", running, &[]),
         ("ECS task STOPPED, another cluster", stopped("another-cluster", "convoy:web:r1"), &[]),
         ("ECS task STOPPED, not started by Convoy", stopped(&cluster, "service:web"), &[]),
-        ("ECS task STOPPED, AWS's example as is", fixtures::documented("ecs-task-state-change-stopped.json"), &[]),
+        ("ECS task RUNNING, AWS's example as is", fixtures::documented("ecs-task-state-change.json"), &[]),
+        ("ECS task STOPPED, AWS's example's own", fixtures::foreign_task_stopped(), &[]),
         ("CodeDeploy SUCCESS", deployment(&application, "SUCCESS"), &["DeploymentChangedFunctionDeploymentEnded"]),
         ("CodeDeploy FAILURE", deployment(&application, "FAILURE"), &["DeploymentChangedFunctionDeploymentEnded"]),
         ("CodeDeploy STOP", deployment(&application, "STOP"), &["DeploymentChangedFunctionDeploymentEnded"]),
@@ -215,6 +227,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
             &["DeploymentChangedFunctionAlarmStateChange"],
         ),
         ("CloudWatch alarm back to OK", fixtures::alarm_state_change("web-5xx", "OK", "fine", now), &[]),
+        ("CloudWatch alarm to ALARM, another account", foreign_alarm, &[]),
         (
             "CloudTrail: ContinueDeployment (AWS's example)",
             api_call("ContinueDeployment", "codedeploy"),

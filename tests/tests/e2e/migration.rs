@@ -256,7 +256,7 @@ async fn an_event_for_a_foreign_task_is_ignored() {
     let (backend, task) = migrating("m6").await;
     let before = backend.record(&release_key("m6")).await.unwrap();
     // Another team's task: not in a Convoy group.
-    let foreign = fixtures::ecs_task_stopped_fixture();
+    let foreign = fixtures::foreign_task_stopped();
     let response = invoke_migration_stopped(&backend.convoy, foreign).await.unwrap();
     assert!(response["ignored"].as_str().unwrap().contains("not a Convoy migration"));
     // A task in this release's group that is not its migration task.

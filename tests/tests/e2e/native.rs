@@ -12,7 +12,7 @@ use convoy::adapters::aws::{CodeDeployer, EcsDeployments};
 use convoy::error::DeployError;
 use convoy::names::{DeploymentRef, ServiceDeploymentArn};
 use convoy::ports::{NativeService, NativeStatus, ServiceDeployments};
-use convoy::release::{DeployMethod, Stage, State};
+use convoy::release::{DeployMethod, Hook, Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
 use convoy_tests::moto::Moto;
@@ -25,7 +25,7 @@ use crate::scenario::*;
 
 /// A canary service whose verify hook calls Convoy's function and whose PAUSE hook waits before
 /// production traffic moves.
-fn deployment_configuration(strategy: &str) -> Value {
+pub(crate) fn deployment_configuration(strategy: &str) -> Value {
     json!({
         "strategy": strategy,
         "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5},
@@ -35,7 +35,7 @@ fn deployment_configuration(strategy: &str) -> Value {
 }
 
 /// A world whose service `web` deploys natively with `configuration`, verified on a green server.
-async fn native_backend(behaviour: Behaviour, configuration: Value) -> (MotoBackend, Server) {
+pub(crate) async fn native_backend(behaviour: Behaviour, configuration: Value) -> (MotoBackend, Server) {
     let green = http::serve(behaviour).await;
     let world = World::new().await;
     world.create_repositories(&["app", "nginx"]).await;
@@ -61,7 +61,7 @@ fn updates(backend: &MotoBackend) -> usize {
 }
 
 /// ECS invokes the verify hook of `arn` as `execution` until it is decided; the replies' statuses.
-async fn run_hook(backend: &MotoBackend, arn: &str, execution: &str) -> Vec<String> {
+pub(crate) async fn run_hook(backend: &MotoBackend, arn: &str, execution: &str) -> Vec<String> {
     let mut details = json!({});
     let mut statuses = Vec::new();
     for _ in 0..10 {
@@ -79,6 +79,23 @@ async fn run_hook(backend: &MotoBackend, arn: &str, execution: &str) -> Vec<Stri
 async fn ecs_reports(backend: &MotoBackend, event_name: &str, reason: &str) -> Value {
     let event = fixtures::ecs_deployment_state_change(&backend.ecs.cluster, SERVICE, event_name, reason);
     invoke(&backend.convoy, "deployment-changed", event).await
+}
+
+/// The ECS deployment (`ecs-svc/…`) a rollback goes back to, as the events name it.
+const BLUE: &str = "ecs-svc/5169280574093855189";
+
+/// ECS rolls `arn` back for `why` and announces it as it does: SERVICE_DEPLOYMENT_IN_PROGRESS,
+/// its reason naming the deployment rolled back to.
+async fn ecs_rolls_back(backend: &MotoBackend, arn: &str, why: &str) {
+    backend.standin.service_deployment_rolls_back(arn, why);
+    ecs_reports(backend, "SERVICE_DEPLOYMENT_IN_PROGRESS", &fixtures::ecs_rollback_reason(BLUE)).await;
+}
+
+/// The rollback of `arn` completes (ROLLBACK_SUCCESSFUL, with ECS's rollback reason `why`), and
+/// ECS says the service reached a steady state again: SERVICE_DEPLOYMENT_COMPLETED.
+async fn ecs_rollback_completes(backend: &MotoBackend, arn: &str, why: &str) {
+    backend.standin.service_deployment_ends(arn, "ROLLBACK_SUCCESSFUL", why);
+    ecs_reports(backend, "SERVICE_DEPLOYMENT_COMPLETED", &format!("ECS deployment {BLUE} completed.")).await;
 }
 
 async fn lock_holder(backend: &MotoBackend) -> Option<String> {
@@ -145,27 +162,76 @@ async fn a_failed_native_hook_rolls_the_service_deployment_back_and_the_rerun_is
     let failing = Behaviour { status: 502, ..Behaviour::version("e2") };
     let (backend, green) = native_backend(failing, deployment_configuration("BLUE_GREEN")).await;
     let arn = deploying(&backend, "e2", json!({})).await;
+    backend.standin.service_deployment_at(&arn, "POST_TEST_TRAFFIC_SHIFT", 0.0);
     assert_eq!(run_hook(&backend, &arn, "exec-2").await, ["IN_PROGRESS", "FAILED"]);
     let key = release_key("e2");
     assert!(matches!(backend.record(&key).await.unwrap().state, State::RollingBack { .. }));
 
-    // ECS rolls back and runs the hook again: let through without a probe.
+    // ECS rolls back, announces it, and runs the TEST_TRAFFIC_SHIFT hook again: let through
+    // without a probe. The announcement changes nothing: DescribeServiceDeployments says the
+    // rollback runs.
+    let why = "lifecycle hook POST_TEST_TRAFFIC_SHIFT failed";
+    ecs_rolls_back(&backend, &arn, why).await;
+    assert!(matches!(backend.record(&key).await.unwrap().state, State::RollingBack { .. }));
     let probes = green.requests();
-    let rerun = invoke(&backend.convoy, "verify", fixtures::ecs_native_hook(&arn, "exec-rollback", json!({}))).await;
-    assert_eq!(rerun["hookStatus"], "SUCCEEDED");
+    let rerun = fixtures::ecs_native_hook_at("TEST_TRAFFIC_SHIFT", &arn, "exec-rollback", json!({}));
+    assert_eq!(invoke(&backend.convoy, "verify", rerun).await["hookStatus"], "SUCCEEDED");
     assert_eq!(green.requests(), probes, "the re-run probed nothing");
 
-    let reason = "Service deployment rolled back because lifecycle hook POST_TEST_TRAFFIC_SHIFT failed";
-    backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", reason);
-    ecs_reports(&backend, "SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 rolled back.").await;
+    ecs_rollback_completes(&backend, &arn, why).await;
     let record = backend.record(&key).await.unwrap();
     // As with CodeDeploy: rolled back because verification failed, with ECS's reason kept.
-    let State::Failed { stage: Stage::Verification, reason: why } = &record.state else { panic!("{}", record.state) };
-    assert!(why.contains("status 502"), "{why}");
+    let State::Failed { stage: Stage::Verification, reason: failed } = &record.state else {
+        panic!("{}", record.state)
+    };
+    assert!(failed.contains("status 502"), "{failed}");
     let rolled_back = record.timeline.iter().find(|e| e.event == "rolled-back").unwrap();
-    assert!(rolled_back.detail.contains(&format!("ECS rolled it back: {reason}")), "{}", rolled_back.detail);
-    assert!(rolled_back.detail.contains("SERVICE_DEPLOYMENT_FAILED"), "{}", rolled_back.detail);
+    assert!(rolled_back.detail.contains(&format!("ECS rolled it back: {why}")), "{}", rolled_back.detail);
+    assert!(rolled_back.detail.contains("SERVICE_DEPLOYMENT_COMPLETED"), "{}", rolled_back.detail);
     assert_eq!(lock_holder(&backend).await, None);
+}
+
+#[tokio::test]
+async fn the_ecs_native_hook_probes_once_per_invocation_until_decided() {
+    let (backend, green) = native_backend(Behaviour::version("n1"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "n1", json!({})).await;
+    backend.standin.service_deployment_at(&arn, "POST_TEST_TRAFFIC_SHIFT", 0.0);
+    let mut details = json!({});
+    let mut replies = Vec::new();
+    for _ in 0..10 {
+        let reply = invoke(&backend.convoy, "verify", fixtures::ecs_native_hook(&arn, "ecs-exec-1", details)).await;
+        details = reply["hookDetails"].clone();
+        replies.push(reply["hookStatus"].as_str().unwrap().to_owned());
+        if replies.last().unwrap() != "IN_PROGRESS" {
+            break;
+        }
+    }
+    assert_eq!(replies, ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
+    assert_eq!(details["probes"], 5);
+    assert_eq!(green.requests(), 5);
+    let record = backend.record(&release_key("n1")).await.unwrap();
+    assert!(matches!(record.state, State::AwaitingApproval { .. }));
+    assert_eq!(record.verification.unwrap().probes.len(), 5, "every probe is in the record");
+}
+
+#[tokio::test]
+async fn the_ecs_native_hook_fails_and_its_rollback_rerun_is_let_through() {
+    let failing = Behaviour { status: 502, ..Behaviour::version("n2") };
+    let (backend, green) = native_backend(failing, deployment_configuration("CANARY")).await;
+    let arn = deploying(&backend, "n2", json!({})).await;
+    backend.standin.service_deployment_at(&arn, "POST_TEST_TRAFFIC_SHIFT", 0.0);
+    let hook = |details: Value| fixtures::ecs_native_hook(&arn, "ecs-exec-2", details);
+    assert_eq!(invoke(&backend.convoy, "verify", hook(json!({}))).await["hookStatus"], "IN_PROGRESS");
+    assert_eq!(invoke(&backend.convoy, "verify", hook(json!({}))).await["hookStatus"], "FAILED");
+    let record = backend.record(&release_key("n2")).await.unwrap();
+    assert!(matches!(record.state, State::RollingBack { .. }), "{}", record.state);
+    // ECS runs the TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again while it rolls back.
+    backend.standin.service_deployment_rolls_back(&arn, "lifecycle hook POST_TEST_TRAFFIC_SHIFT failed");
+    for stage in ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"] {
+        let rerun = fixtures::ecs_native_hook_at(stage, &arn, &format!("ecs-rollback-{stage}"), json!({}));
+        assert_eq!(invoke(&backend.convoy, "verify", rerun).await["hookStatus"], "SUCCEEDED", "{stage}");
+    }
+    assert_eq!(green.requests(), 2, "the re-runs probed nothing");
 }
 
 #[tokio::test]
@@ -220,10 +286,52 @@ async fn a_rejection_before_ecs_pauses_stops_the_service_deployment_with_a_rollb
     );
     assert!(backend.standin.calls_to("ContinueServiceDeployment").is_empty());
 
-    backend.standin.service_deployment_ends(&arn, "ROLLBACK_SUCCESSFUL", "Service deployment stopped by request");
-    ecs_reports(&backend, "SERVICE_DEPLOYMENT_FAILED", "ECS deployment ecs-svc/1 stopped.").await;
+    let why = "Service deployment rollback requested by StopServiceDeployment";
+    ecs_rolls_back(&backend, &arn, why).await;
+    ecs_rollback_completes(&backend, &arn, why).await;
     let record = backend.record(&key).await.unwrap();
     assert_eq!(record.state, State::RolledBack { reason: format!("rejected by {bob}") });
+}
+
+#[tokio::test]
+async fn an_ecs_native_approval_continues_the_paused_service_deployment() {
+    let (backend, _green) = native_backend(Behaviour::version("n3"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "n3", json!({})).await;
+    assert_eq!(run_hook(&backend, &arn, "ecs-exec-3").await.last().unwrap(), "SUCCEEDED");
+    let record = backend.record(&release_key("n3")).await.unwrap();
+    let Some(Hook::EcsNative { service_deployment, .. }) = record.verification.map(|v| v.hook) else {
+        panic!("an ECS native verification")
+    };
+    assert_eq!(service_deployment.as_str(), arn);
+    // ECS pauses at PRE_PRODUCTION_TRAFFIC_SHIFT; the pause's hook id is ECS's, found through
+    // DescribeServiceDeployments.
+    let paused = backend.standin.pause_service_deployment(&arn);
+    backend.convoy.decide(&release_key("n3"), true).await.unwrap();
+    let continued = backend.standin.calls_to("ContinueServiceDeployment");
+    assert!(backend.standin.refusals_of("ContinueServiceDeployment").is_empty(), "ECS took the continue");
+    assert_eq!(continued.len(), 1);
+    assert_eq!(continued[0]["hookId"].as_str(), Some(paused.as_str()));
+    assert_eq!(continued[0]["action"], "CONTINUE");
+    assert_eq!(continued[0]["serviceDeploymentArn"].as_str(), Some(arn.as_str()));
+}
+
+#[tokio::test]
+async fn an_ecs_native_hook_asks_to_be_called_again_when_aws_is_unavailable() {
+    let (backend, _green) = native_backend(Behaviour::version("n4"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "n4", json!({})).await;
+    // The same Convoy, its S3 unreachable (a closed port): the record cannot be read.
+    let outage = convoy_tests::moto::sdk_config_for(&http::refused_url()).await;
+    let settings = backend.world.config_with(&["web"], &["app", "nginx"], None);
+    let mut broken = backend.convoy.clone();
+    let store = Arc::new(convoy::adapters::aws::S3Store::new(
+        convoy::adapters::aws::s3_client(&outage, &settings.store),
+        &backend.world.bucket,
+    ));
+    broken.locks = store.clone();
+    broken.store = store;
+    let reply = invoke(&broken, "verify", fixtures::ecs_native_hook(&arn, "ecs-exec-4", json!({}))).await;
+    assert_eq!(reply["hookStatus"], "IN_PROGRESS", "{reply}");
+    assert_eq!(reply["callBackDelay"], 15);
 }
 
 /// ECS as a handler sees it when it crashes right after `UpdateService`: the service deployment
@@ -321,13 +429,13 @@ async fn a_console_continue_of_the_pause_is_seen_by_the_reconciler_and_attribute
     let arn = deploying(&backend, "e9", json!({})).await;
     assert_eq!(run_hook(&backend, &arn, "exec-9").await.last().unwrap(), "SUCCEEDED");
     let key = release_key("e9");
-    backend.standin.pause_service_deployment(&arn);
+    let paused = backend.standin.pause_service_deployment(&arn);
     // "Continue" in the ECS console, with the person's session; no CloudTrail event reaches Convoy.
     let (hana, sdk) = backend.person_sdk("hana-e9").await;
     aws_sdk_ecs::Client::new(&sdk)
         .continue_service_deployment()
         .service_deployment_arn(&arn)
-        .hook_id("hook-pause-1")
+        .hook_id(&paused)
         .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
         .send()
         .await
@@ -342,7 +450,7 @@ async fn a_console_continue_of_the_pause_is_seen_by_the_reconciler_and_attribute
     };
     assert_eq!((actor.principal_arn.as_str(), actor.via), (hana.as_str(), convoy::release::Via::LookupEvents));
     assert_eq!(actor.operation, "ecs:ContinueServiceDeployment");
-    let lookups = backend.standin.calls_to("LookupEvents");
+    let lookups = backend.standin.answered("LookupEvents");
     assert_eq!(lookups.len(), 1);
     assert_eq!(lookups[0]["LookupAttributes"][0]["AttributeValue"], "ContinueServiceDeployment");
 }

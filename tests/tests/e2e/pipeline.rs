@@ -383,7 +383,7 @@ async fn a_deployment_codepipeline_reports_for_no_execution_of_the_release_is_no
     let key = release_key("o1");
     // Someone else's deployment in the group, while the execution's own is another one.
     let (execution, outsider) = deployed_by_its_pipeline(&backend, &pipeline, "o1").await;
-    backend.standin.report_deploy_action(&execution, "d-THEEXECUTIONS");
+    backend.standin.report_deploy_action(&execution, "d-EXECUTION");
     let answer = backend.codedeploy_hook(&outsider, "exec-1").await;
     assert_eq!(answer["succeeded"], false, "{answer}");
     assert_eq!(
@@ -403,9 +403,20 @@ async fn an_older_deployment_is_not_taken_for_a_new_execution_before_codepipelin
     let (first, abandoned) = deployed_by_its_pipeline(&backend, &pipeline, "a1").await;
     let failed = fixtures::pipeline_state_change(&pipeline.name, &first, "FAILED");
     invoke(&backend.convoy, "deployment-changed", failed).await;
-    // Past the clock-skew allowance, the next release's execution starts; CodePipeline has not
-    // reported its deploy action yet when the abandoned deployment's hook arrives.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Past the clock-skew allowance (2 s: a deployment created more than 2 s before a release's
+    // start is not that release's) after CodeDeploy created the abandoned deployment, the next
+    // release's execution starts; CodePipeline has not reported its deploy action yet when the
+    // abandoned deployment's hook arrives.
+    let codedeploy = aws_sdk_codedeploy::Client::new(&backend.world.sdk);
+    let described = codedeploy.get_deployment().deployment_id(&abandoned).send().await.unwrap();
+    let created = described.deployment_info().and_then(|d| d.create_time()).expect("CodeDeploy's creation time");
+    let created = chrono::DateTime::from_timestamp(created.secs(), created.subsec_nanos()).unwrap();
+    let past = created + chrono::Duration::seconds(2);
+    let limit = std::time::Duration::from_secs(10);
+    convoy_tests::wait::wait_for(limit, "the clock past the abandoned deployment's creation and the allowance", || {
+        std::future::ready(chrono::Utc::now() > past)
+    })
+    .await;
     let second = deploying(&backend, "a2", json!({})).await;
     let answer = backend.codedeploy_hook(&abandoned, "exec-1").await;
     assert_eq!(answer["succeeded"], false, "{answer}");

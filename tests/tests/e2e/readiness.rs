@@ -57,18 +57,38 @@ async fn images_pushed_before_the_manifest_are_found_in_ecr_when_it_arrives() {
     assert_eq!(digest_of(&record, "nginx"), nginx);
 }
 
+/// S3's own event notification (not the form template.yaml delivers, which every other test
+/// sends) is read too: the handler accepts both.
 #[tokio::test]
-async fn the_eventbridge_form_of_the_s3_event_is_read_too() {
+async fn the_notification_form_of_the_s3_event_is_read_too() {
     let backend = MotoBackend::new(&containers()).await;
     backend.push("app", "r2").await;
     backend.push("nginx", "r2").await;
     let manifest = manifest_v1(&backend, "r2", &containers(), true);
     let (version, size) = backend.world.upload("releases/web/r2.json", &manifest).await;
-    let event = fixtures::s3_eventbridge(&backend.world.bucket, "releases/web/r2.json", version.as_deref(), size);
+    let event = fixtures::s3_notification(&backend.world.bucket, "releases/web/r2.json", version.as_deref(), size);
     invoke_manifest_uploaded(&backend.convoy, event).await.unwrap();
     let record = backend.record(&release_key("r2")).await.unwrap();
     assert!(matches!(record.state, State::Migrating { .. }), "{}", record.state);
     assert_eq!(record.source.version_id, version, "the record names the exact object version it read");
+}
+
+/// One upload delivered in both forms (an S3 notification configured beside the EventBridge
+/// rule): the same object version, read twice, opens one release once.
+#[tokio::test]
+async fn one_upload_delivered_in_both_forms_opens_its_release_once() {
+    let backend = MotoBackend::new(&containers()).await;
+    let manifest = manifest_v1(&backend, "r3", &containers(), false);
+    let (version, size) = backend.world.upload("releases/web/r3.json", &manifest).await;
+    let bucket = &backend.world.bucket;
+    let bridged = fixtures::s3_eventbridge(bucket, "releases/web/r3.json", version.as_deref(), size);
+    let notified = fixtures::s3_notification(bucket, "releases/web/r3.json", version.as_deref(), size);
+    invoke_manifest_uploaded(&backend.convoy, bridged).await.unwrap();
+    let opened = backend.record(&release_key("r3")).await.unwrap();
+    invoke_manifest_uploaded(&backend.convoy, notified).await.unwrap();
+    let again = backend.record(&release_key("r3")).await.unwrap();
+    assert_eq!(again, opened, "the second form of the same upload changed nothing");
+    assert_eq!(again.timeline.iter().filter(|e| e.event == "manifest-accepted").count(), 1);
 }
 
 #[tokio::test]
@@ -124,7 +144,8 @@ async fn a_duplicate_push_costs_no_write() {
 #[tokio::test]
 async fn a_push_to_a_repository_convoy_does_not_watch_is_ignored() {
     let backend = MotoBackend::new(&containers()).await;
-    let event = fixtures::ecr_push(ACCOUNT, "someone-elses-repo", "v1", "sha256:abcd", "2026-01-01T00:00:00Z");
+    let event =
+        fixtures::ecr_push(ACCOUNT, "someone-elses-repo", "v1", "sha256:abcd", "2026-01-01T00:00:00Z".parse().unwrap());
     assert_eq!(invoke_image_pushed(&backend.convoy, event).await.unwrap(), json!([]));
 }
 
@@ -133,6 +154,21 @@ async fn the_documented_push_fixture_is_acknowledged_as_a_foreign_repository() {
     let backend = MotoBackend::new(&containers()).await;
     let response = invoke_image_pushed(&backend.convoy, fixtures::ecr_push_fixture()).await.unwrap();
     assert_eq!(response, json!([]));
+}
+
+/// The documented push event, whole, under another kind's detail-type or source is refused for
+/// its kind, with the kind named, and nothing else: each field a push needs is there.
+/// (`events.rs`'s own `an_ec2_event_is_not_an_ecr_event` sends an event missing them.)
+#[test]
+fn the_documented_push_under_another_kind_is_refused_for_its_kind() {
+    let received = chrono::Utc::now();
+    assert!(convoy::events::parse_push(fixtures::ecr_push_fixture(), received).is_ok());
+    for (field, other) in [("detail-type", "EC2 Instance State-change Notification"), ("source", "aws.ec2")] {
+        let mut event = fixtures::ecr_push_fixture();
+        event[field] = json!(other);
+        let refused = convoy::events::parse_push(event, received).unwrap_err();
+        assert!(refused.starts_with("expected an ECR Image Action from aws.ecr, got "), "{field}: {refused}");
+    }
 }
 
 #[tokio::test]
@@ -170,7 +206,13 @@ async fn an_outage_fails_the_invocation_so_that_aws_retries_it() {
     let upload = backend.upload("releases/web/r6.json", &manifest).await;
     let err = invoke_manifest_uploaded(&convoy, upload).await.unwrap_err();
     assert!(err.to_string().contains("unavailable"), "{err}");
-    let push = fixtures::ecr_push(ACCOUNT, &backend.world.repo("app"), "r6", "sha256:abcd", "2026-01-01T00:00:00Z");
+    let push = fixtures::ecr_push(
+        ACCOUNT,
+        &backend.world.repo("app"),
+        "r6",
+        "sha256:abcd",
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    );
     assert!(invoke_image_pushed(&convoy, push).await.is_err());
 }
 

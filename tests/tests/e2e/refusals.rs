@@ -146,56 +146,64 @@ async fn approve_and_reject_of_a_deployment_codedeploy_does_not_know_are_refused
 }
 
 /// ECS native: approval is refused while ECS has no paused service deployment to continue, goes
-/// through once ECS pauses it, and ECS refuses what it refuses (an unknown service deployment,
-/// a hook no longer awaiting action) with its own codes.
+/// through once ECS pauses it, and ECS refuses what it refuses with its own codes: a continue of
+/// a hook that no longer awaits action, of a hook id that is not this pause's, of a service
+/// deployment ECS never started, and of one that completed.
 #[tokio::test]
 async fn an_ecs_continue_goes_through_only_while_ecs_waits_for_it() {
-    let (backend, _green) = with_green(Behaviour::version("r6"), "manual").await;
-    deploying(&backend, "r6", json!({})).await;
-    let mut details = json!({});
-    loop {
-        let hook = convoy_tests::fixtures::ecs_hook(&backend.ecs.cluster, "web", "ecs-exec-6", details);
-        let reply = invoke(&backend.convoy, "verify", hook).await;
-        if reply["hookStatus"] != "IN_PROGRESS" {
-            assert_eq!(reply["hookStatus"], "SUCCEEDED", "ECS hears the hook pass");
-            break;
-        }
-        details = reply["hookDetails"].clone();
-    }
+    let configuration = crate::native::deployment_configuration("BLUE_GREEN");
+    let (backend, _green) = crate::native::native_backend(Behaviour::version("r6"), configuration).await;
+    let arn = deploying(&backend, "r6", json!({})).await;
+    assert_eq!(crate::native::run_hook(&backend, &arn, "ecs-exec-6").await.last().unwrap(), "SUCCEEDED");
     let key = release_key("r6");
     let record = backend.record(&key).await.unwrap();
     let Some(Hook::EcsNative { service_deployment, .. }) = record.verification.map(|v| v.hook) else {
         panic!("an ECS native verification")
     };
-    let arn = service_deployment.as_str().to_owned();
+    assert_eq!(service_deployment.as_str(), arn);
 
-    // ECS does not know (or has not paused) the service deployment: Convoy asks, and refuses.
+    // ECS has not paused the service deployment: Convoy asks, and refuses.
     let refused = backend.convoy.decide(&key, true).await.unwrap_err();
     assert!(refused.to_string().contains("is not paused for approval"), "{refused}");
     assert_eq!(backend.standin.calls_to("DescribeServiceDeployments").len(), 1);
     assert!(backend.standin.calls_to("ContinueServiceDeployment").is_empty());
 
-    backend.standin.pause_service_deployment(&arn);
+    let paused = backend.standin.pause_service_deployment(&arn);
     backend.convoy.decide(&key, true).await.unwrap();
     backend.cloudtrail_delivers_last_call().await;
     assert!(backend.standin.refusals_of("ContinueServiceDeployment").is_empty());
 
     // ECS's own refusals, as the SDK reads them.
     let ecs = aws_sdk_ecs::Client::new(&convoy_tests::moto::sdk_config_for(&backend.standin.endpoint).await);
-    let again = ecs.continue_service_deployment().service_deployment_arn(&arn).hook_id("hook-pause-1").send().await;
+    let again = ecs.continue_service_deployment().service_deployment_arn(&arn).hook_id(&paused).send().await;
     let err = again.unwrap_err();
     assert!(err.as_service_error().is_some_and(|e| e.is_invalid_parameter_exception()), "{err:?}");
     let unknown = ecs
         .continue_service_deployment()
         .service_deployment_arn(format!("{arn}-unknown"))
-        .hook_id("hook-pause-1")
+        .hook_id(&paused)
         .send()
         .await
         .unwrap_err();
     assert!(unknown.as_service_error().is_some_and(|e| e.is_service_deployment_not_found_exception()), "{unknown:?}");
+    // A later pause has an id of its own: the first pause's id does not continue it.
+    backend.standin.service_deployment_at(&arn, "PRODUCTION_TRAFFIC_SHIFT", 100.0);
+    let second = backend.standin.pause_service_deployment(&arn);
+    assert_ne!(second, paused, "each pause has its own hook id");
+    let stale = ecs.continue_service_deployment().service_deployment_arn(&arn).hook_id(&paused).send().await;
+    assert!(stale.unwrap_err().as_service_error().is_some_and(|e| e.is_invalid_parameter_exception()));
+    // Completed: nothing continues it any more, not even the pause's own id.
+    backend.standin.service_deployment_ends(&arn, "SUCCESSFUL", "Service deployment completed");
+    let ended = ecs.continue_service_deployment().service_deployment_arn(&arn).hook_id(&second).send().await;
+    assert!(ended.unwrap_err().as_service_error().is_some_and(|e| e.is_invalid_parameter_exception()));
     assert_eq!(
         backend.standin.refusals_of("ContinueServiceDeployment"),
-        ["InvalidParameterException", "ServiceDeploymentNotFoundException"]
+        [
+            "InvalidParameterException",
+            "ServiceDeploymentNotFoundException",
+            "InvalidParameterException",
+            "InvalidParameterException"
+        ]
     );
 }
 
@@ -223,5 +231,220 @@ async fn an_approval_before_codedeploy_waits_is_refused_for_now_and_goes_through
         continues.iter().map(|c| c.refused.as_deref()).collect::<Vec<_>>(),
         [Some("DeploymentIsNotInReadyStateException"), None]
     );
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
+}
+
+/// CodeDeploy through the stand-in, with the test world's credentials (as any tool).
+async fn codedeploy_via(backend: &MotoBackend) -> aws_sdk_codedeploy::Client {
+    aws_sdk_codedeploy::Client::new(&convoy_tests::moto::sdk_config_for(&backend.standin.endpoint).await)
+}
+
+/// "Lambda validation functions return Succeeded or Failed": CodeDeploy refuses a hook answer
+/// with another status (`InvalidLifecycleEventHookExecutionStatusException`), and the hook still
+/// awaits its answer, which Convoy then gives.
+#[tokio::test]
+async fn a_hook_answer_other_than_succeeded_or_failed_is_refused_and_the_hook_still_waits() {
+    use aws_sdk_codedeploy::types::LifecycleEventStatus;
+    let (backend, _green) = with_green(Behaviour::version("r8"), "manual").await;
+    let deployment = deploying(&backend, "r8", json!({})).await;
+    backend.standin.hook_invoked(&deployment, "exec-1");
+    let codedeploy = codedeploy_via(&backend).await;
+    for status in [
+        LifecycleEventStatus::InProgress,
+        LifecycleEventStatus::Pending,
+        LifecycleEventStatus::Skipped,
+        LifecycleEventStatus::from("Unknown"),
+    ] {
+        let refused = codedeploy
+            .put_lifecycle_event_hook_execution_status()
+            .deployment_id(&deployment)
+            .lifecycle_event_hook_execution_id("exec-1")
+            .status(status.clone())
+            .send()
+            .await
+            .unwrap_err();
+        let service = refused.as_service_error();
+        assert!(service.is_some_and(|e| e.is_invalid_lifecycle_event_hook_execution_status_exception()), "{status:?}");
+    }
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::AtHook), "the hook still awaits its answer");
+    invoke(&backend.convoy, "verify", convoy_tests::fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    assert_eq!(backend.accepted_hook_answers().len(), 1);
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::HookPassed));
+}
+
+/// A deployment id not of CodeDeploy's form is refused as invalid
+/// (`InvalidDeploymentIdException`), a well-formed one CodeDeploy does not know as missing
+/// (`DeploymentDoesNotExistException`); Convoy takes both as refusals for good.
+#[tokio::test]
+async fn a_malformed_deployment_id_is_refused_as_invalid_and_an_unknown_well_formed_one_as_missing() {
+    let backend = MotoBackend::new(&crate::deploy::containers()).await;
+    let codedeploy = codedeploy_via(&backend).await;
+    for malformed in ["d-123", "deployment-1", "d-abcdefghi"] {
+        let continued = codedeploy.continue_deployment().deployment_id(malformed).send().await.unwrap_err();
+        assert!(continued.as_service_error().is_some_and(|e| e.is_invalid_deployment_id_exception()), "{malformed}");
+        let described = codedeploy.get_deployment().deployment_id(malformed).send().await.unwrap_err();
+        assert!(described.as_service_error().is_some_and(|e| e.is_invalid_deployment_id_exception()), "{malformed}");
+        let id = convoy::names::DeploymentId::new(malformed).unwrap();
+        let status = backend.convoy.codedeploy.status(&id).await.unwrap_err();
+        assert!(
+            matches!(&status, convoy::error::DeployError::Rejected(why) if why.contains("InvalidDeploymentIdException")),
+            "refused for good: {status}"
+        );
+    }
+    let stopped = codedeploy.stop_deployment().deployment_id("d-AAAAAAAAA").send().await.unwrap_err();
+    assert!(stopped.as_service_error().is_some_and(|e| e.is_deployment_does_not_exist_exception()), "{stopped:?}");
+    assert_eq!(
+        backend.standin.refusals_of("ContinueDeployment"),
+        ["InvalidDeploymentIdException", "InvalidDeploymentIdException", "InvalidDeploymentIdException"]
+    );
+}
+
+/// `ContinueDeployment` reads its `deploymentWaitType`: READY_WAIT reroutes production traffic
+/// from READY_WAIT and only then; TERMINATION_WAIT ends the original task set's termination
+/// wait, which begins with the reroute, and only then.
+#[tokio::test]
+async fn continue_reroutes_at_the_ready_wait_and_ends_the_termination_wait_each_only_in_its_own_wait() {
+    use aws_sdk_codedeploy::types::DeploymentWaitType;
+    let (backend, _green) = with_green(Behaviour::version("r9"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "r9").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let codedeploy = codedeploy_via(&backend).await;
+    let continue_with = |wait: DeploymentWaitType| {
+        codedeploy.continue_deployment().deployment_id(&deployment).deployment_wait_type(wait).send()
+    };
+    let early = continue_with(DeploymentWaitType::TerminationWait).await.unwrap_err();
+    assert!(early.as_service_error().is_some_and(|e| e.is_deployment_is_not_in_ready_state_exception()));
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Ready), "not rerouted by a termination-wait continue");
+    continue_with(DeploymentWaitType::ReadyWait).await.unwrap();
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
+    let again = continue_with(DeploymentWaitType::ReadyWait).await.unwrap_err();
+    assert!(again.as_service_error().is_some_and(|e| e.is_deployment_is_not_in_ready_state_exception()));
+    continue_with(DeploymentWaitType::TerminationWait).await.unwrap();
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Succeeded));
+    let described = codedeploy.get_deployment().deployment_id(&deployment).send().await.unwrap();
+    assert_eq!(
+        described.deployment_info().unwrap().status(),
+        Some(&aws_sdk_codedeploy::types::DeploymentStatus::Succeeded)
+    );
+}
+
+/// `StopDeployment` rolls back only when `autoRollbackEnabled` says so, or, when it says
+/// nothing, when the deployment's rollback configuration (its own, else its group's) names
+/// DEPLOYMENT_STOP_ON_REQUEST. The rollback is a new deployment with its own id: `GetDeployment`
+/// names each in the other's `rollbackInfo`, and Convoy sees the new one as a rollback.
+#[tokio::test]
+async fn a_stop_rolls_back_only_when_asked_or_configured_and_the_rollback_is_a_new_deployment() {
+    use aws_sdk_codedeploy::types::{
+        AppSpecContent, AutoRollbackConfiguration, DeploymentCreator, DeploymentStatus, RevisionLocation,
+        RevisionLocationType,
+    };
+    let backend = MotoBackend::new(&crate::deploy::containers()).await;
+    let codedeploy = codedeploy_via(&backend).await;
+    let create = |rollback: Option<AutoRollbackConfiguration>| {
+        let revision = RevisionLocation::builder()
+            .revision_type(RevisionLocationType::AppSpecContent)
+            .app_spec_content(AppSpecContent::builder().content("{\"version\": 0.0}").build())
+            .build();
+        let codedeploy = codedeploy.clone();
+        let (application, group) = (backend.application.clone(), backend.group.clone());
+        async move {
+            let created = codedeploy
+                .create_deployment()
+                .application_name(application)
+                .deployment_group_name(group)
+                .revision(revision)
+                .set_auto_rollback_configuration(rollback)
+                .send()
+                .await
+                .unwrap();
+            created.deployment_id().unwrap().to_owned()
+        }
+    };
+    let stop = |id: String, auto_rollback: Option<bool>| {
+        codedeploy.stop_deployment().deployment_id(id).set_auto_rollback_enabled(auto_rollback).send()
+    };
+
+    let kept = create(None).await;
+    stop(kept.clone(), Some(false)).await.unwrap();
+    assert_eq!(backend.standin.phase(&kept), Some(Phase::Stopped));
+    assert_eq!(backend.standin.rollback_of(&kept), None, "no rollback when the stop asks for none");
+
+    let stopped = create(None).await;
+    stop(stopped.clone(), Some(true)).await.unwrap();
+    let rollback = backend.standin.rollback_of(&stopped).expect("a rollback when the stop asks for one");
+    assert!(rollback.starts_with("d-") && rollback.len() == 11 && rollback != stopped, "{rollback}");
+    let described = codedeploy.get_deployment().deployment_id(&stopped).send().await.unwrap();
+    let info = described.deployment_info().unwrap();
+    assert_eq!(info.status(), Some(&DeploymentStatus::Stopped));
+    assert_eq!(info.rollback_info().and_then(|r| r.rollback_deployment_id()), Some(rollback.as_str()));
+    let described = codedeploy.get_deployment().deployment_id(&rollback).send().await.unwrap();
+    let info = described.deployment_info().unwrap();
+    assert_eq!(info.deployment_id(), Some(rollback.as_str()));
+    assert_eq!(info.creator(), Some(&DeploymentCreator::CodeDeployRollback));
+    assert_eq!(info.status(), Some(&DeploymentStatus::InProgress));
+    assert_eq!(info.rollback_info().and_then(|r| r.rollback_triggering_deployment_id()), Some(stopped.as_str()));
+    let origin =
+        backend.convoy.codedeploy.origin(&rollback.parse().unwrap()).await.unwrap().expect("CodeDeploy knows it");
+    assert!(origin.rollback, "{origin:?}");
+    assert_eq!((origin.application, origin.deployment_group), (backend.application.clone(), backend.group.clone()));
+
+    // Nothing said in the stop: the group's DEPLOYMENT_STOP_ON_REQUEST rolls it back; a
+    // deployment whose own configuration turns rollbacks off is not.
+    let by_group = create(None).await;
+    stop(by_group.clone(), None).await.unwrap();
+    assert!(backend.standin.rollback_of(&by_group).is_some(), "the group's configuration rolls it back");
+    let off = create(Some(AutoRollbackConfiguration::builder().enabled(false).build())).await;
+    stop(off.clone(), None).await.unwrap();
+    assert_eq!(backend.standin.rollback_of(&off), None, "its own configuration turns rollbacks off");
+}
+
+/// CloudTrail allows `LookupEvents` two requests a second per account and Region: the stand-in
+/// throttles the rest (`ThrottlingException`), and Convoy's look-up retries them and still finds
+/// the approver's call.
+#[tokio::test]
+async fn lookups_beyond_cloudtrails_two_a_second_are_throttled_and_convoys_look_up_still_finds_the_call() {
+    let (backend, _green) = with_green(Behaviour::version("r10"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "r10").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let (alice, as_alice) = backend.person("alice-r10").await;
+    as_alice.decide(&release_key("r10"), true).await.unwrap();
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let lookups: Vec<_> = (0..4)
+        .map(|_| {
+            let (calls, deployment) = (backend.convoy.api_calls.clone(), deployment.clone());
+            let deployment = convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap());
+            tokio::spawn(async move { calls.decisions_on(&deployment, true, since, chrono::Utc::now()).await })
+        })
+        .collect();
+    for lookup in lookups {
+        let found = lookup.await.unwrap().expect("the look-up outlasts the throttling");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].actor.principal_arn, alice);
+    }
+    let throttled = backend.standin.refusals_of("LookupEvents");
+    assert!(!throttled.is_empty() && throttled.iter().all(|r| r == "ThrottlingException"), "{throttled:?}");
+    assert_eq!(backend.standin.answered("LookupEvents").len(), 4);
+}
+
+/// Throttling is injectable per operation: a throttled `ContinueDeployment` is refused as AWS
+/// throttles (`ThrottlingException`), which Convoy reports as worth a retry, recording nothing;
+/// once the limit is lifted the same approval goes through.
+#[tokio::test]
+async fn a_throttled_continue_is_worth_a_retry_and_goes_through_once_the_limit_is_lifted() {
+    let (backend, _green) = with_green(Behaviour::version("r11"), "manual").await;
+    let (record, _) = verify_codedeploy(&backend, "r11").await;
+    let deployment = record.deployment.unwrap().id.unwrap().to_string();
+    backend.standin.waits(&deployment);
+    let key = release_key("r11");
+    backend.standin.throttle("ContinueDeployment", Some(0));
+    let throttled = backend.convoy.decide(&key, true).await.unwrap_err();
+    assert!(throttled.is_retryable(), "{throttled}");
+    assert_eq!(backend.standin.refusals_of("ContinueDeployment"), ["ThrottlingException"]);
+    assert_eq!(backend.standin.phase(&deployment), Some(Phase::Ready), "nothing continued");
+    assert_eq!(backend.standin.trail().last().unwrap()["errorCode"], "ThrottlingException");
+    backend.standin.throttle("ContinueDeployment", None);
+    backend.convoy.decide(&key, true).await.unwrap();
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::Shifting));
 }

@@ -174,25 +174,45 @@ async fn a_release_keeps_moving_when_its_events_cannot_be_published() {
     assert!(refused.to_string().contains("ResourceNotFoundException"), "{refused}");
 }
 
-/// An event bus that never answers.
-struct Hanging;
+/// An event bus that never answers, counting the calls and the events it is handed.
+#[derive(Default)]
+struct Hanging {
+    calls: std::sync::atomic::AtomicU32,
+    changes: std::sync::atomic::AtomicUsize,
+}
 
 #[async_trait::async_trait]
 impl convoy::ports::ReleaseEvents for Hanging {
-    async fn publish(&self, _: &[convoy::notify::ReleaseChange]) -> Result<(), convoy::notify::PublishError> {
+    async fn publish(&self, changes: &[convoy::notify::ReleaseChange]) -> Result<(), convoy::notify::PublishError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.changes.fetch_add(changes.len(), std::sync::atomic::Ordering::SeqCst);
         std::future::pending().await
     }
 }
 
-#[tokio::test]
-async fn an_event_bus_that_never_answers_does_not_hold_the_release_up() {
+/// An invocation's changes are handed to the bus once, at its end, and wait for it 2 s at most;
+/// then the release moves on. On tokio's paused clock (nothing here waits for anything else): the
+/// handlers take exactly 2 s per invocation, and without the cap they would never return.
+#[tokio::test(start_paused = true)]
+async fn an_event_bus_that_never_answers_holds_each_invocation_up_two_seconds_at_most_and_the_release_moves_on() {
     let mut backend = MemoryBackend::new(&["app".to_owned()]);
-    backend.convoy.events = Arc::new(Hanging);
-    let manifest = manifest_v1(&backend, "h1", &["app".to_owned()], false);
-    let upload = backend.upload("releases/web/h1.json", &manifest).await;
-    invoke_manifest_uploaded(&backend.convoy, upload).await.expect("the handler returns");
-    let (_, push) = backend.push("app", "h1").await;
-    invoke_image_pushed(&backend.convoy, push).await.expect("the handler returns");
+    let hanging = Arc::new(Hanging::default());
+    backend.convoy.events = hanging.clone();
+    let started = tokio::time::Instant::now();
+    let handled = tokio::time::timeout(std::time::Duration::from_secs(600), async {
+        let manifest = manifest_v1(&backend, "h1", &["app".to_owned()], false);
+        let upload = backend.upload("releases/web/h1.json", &manifest).await;
+        invoke_manifest_uploaded(&backend.convoy, upload).await.expect("the handler returns");
+        let (_, push) = backend.push("app", "h1").await;
+        invoke_image_pushed(&backend.convoy, push).await.expect("the handler returns");
+    })
+    .await;
+    assert!(handled.is_ok(), "the handlers waited for the bus for ever");
     let record = backend.record(&release_key("h1")).await.unwrap();
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
+    let calls = hanging.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(calls, 2, "one publish per invocation");
+    let changes = hanging.changes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(changes >= 3, "opened, ready, deploying at least: {changes}");
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(2) * calls, "2 s per invocation, no more");
 }

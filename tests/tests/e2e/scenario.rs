@@ -38,7 +38,8 @@ pub async fn invoke_manifest_uploaded(convoy: &Convoy, payload: Value) -> Result
 pub trait Backend: Send + Sync {
     fn convoy(&self) -> &Convoy;
     fn uri(&self, container: &str, tag: &str) -> String;
-    /// Uploads the manifest object; returns the S3 event AWS would send.
+    /// Uploads the manifest object; returns the event AWS would send: S3's "Object Created"
+    /// through EventBridge, the form template.yaml's rule delivers.
     async fn upload(&self, key: &str, body: &str) -> Value;
     /// Pushes an image; returns its digest and the ECR event AWS would send.
     async fn push(&self, container: &str, tag: &str) -> (String, Value);
@@ -293,12 +294,11 @@ impl Backend for MotoBackend {
     }
     async fn upload(&self, key: &str, body: &str) -> Value {
         let (version, size) = self.world.upload(key, body).await;
-        fixtures::s3_notification(&self.world.bucket, key, version.as_deref(), size)
+        fixtures::s3_eventbridge(&self.world.bucket, key, version.as_deref(), size)
     }
     async fn push(&self, container: &str, tag: &str) -> (String, Value) {
         let digest = self.world.push_image(container, tag).await;
-        let event =
-            fixtures::ecr_push(ACCOUNT, &self.world.repo(container), tag, &digest, &chrono::Utc::now().to_rfc3339());
+        let event = fixtures::ecr_push(ACCOUNT, &self.world.repo(container), tag, &digest, chrono::Utc::now());
         (digest, event)
     }
     async fn record(&self, key: &ReleaseKey) -> Option<Release> {
@@ -444,7 +444,7 @@ impl Backend for MemoryBackend {
     }
     async fn upload(&self, key: &str, body: &str) -> Value {
         let version = self.objects.put(MEMORY_BUCKET, key, body);
-        fixtures::s3_notification(MEMORY_BUCKET, key, Some(&version), body.len() as u64)
+        fixtures::s3_eventbridge(MEMORY_BUCKET, key, Some(&version), body.len() as u64)
     }
     async fn push(&self, container: &str, tag: &str) -> (String, Value) {
         let digest = format!(
@@ -460,7 +460,7 @@ impl Backend for MemoryBackend {
             tag: tag.parse().unwrap(),
         };
         self.registry.push(image, digest.parse().unwrap());
-        let event = fixtures::ecr_push(ACCOUNT, container, tag, &digest, &chrono::Utc::now().to_rfc3339());
+        let event = fixtures::ecr_push(ACCOUNT, container, tag, &digest, chrono::Utc::now());
         (digest, event)
     }
     async fn record(&self, key: &ReleaseKey) -> Option<Release> {

@@ -113,3 +113,23 @@ async fn convoys_own_waiting_deployment_is_still_continued_by_the_reconciler() {
         vec![json!({"deploymentId": deployment, "deploymentWaitType": "READY_WAIT"})]
     );
 }
+
+#[tokio::test]
+async fn a_forged_record_of_a_release_whose_id_starts_another_never_continues_that_releases_deployment() {
+    // The marker "convoy:web:f4" is a prefix of "convoy:web:f4-rc1": a substring match took
+    // f4-rc1's deployment for f4's.
+    let (backend, _green) = with_green(Behaviour::version("f4-rc1"), "manual").await;
+    let deployment = deploying(&backend, "f4-rc1", json!({})).await;
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    backend.standin.waits(&deployment);
+    let mut forged = backend.convoy.store.load(&release_key("f4-rc1")).await.unwrap().unwrap().release;
+    forged.key = release_key("f4");
+    forged.state = State::ShiftingTraffic { deployment: DeploymentId::new(&deployment).unwrap().into() };
+    forged.approval =
+        Some(ApprovalDecision { approved: true, by: "alice".into(), at: chrono::Utc::now(), actor: None });
+    backend.convoy.store.create(&forged).await.expect("the forger writes a record");
+    backend.convoy.active.mark_active(&forged.key).await.unwrap();
+
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    assert!(backend.standin.calls_to("ContinueDeployment").is_empty(), "f4 may not reroute f4-rc1's deployment");
+}

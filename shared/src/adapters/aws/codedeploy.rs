@@ -123,7 +123,11 @@ impl CodeDeploy for CodeDeployer {
         // Newest first; a start is found within the first page or it never happened.
         for id in listed.deployments() {
             let info = self.codedeploy.get_deployment().deployment_id(id).send().await.map_err(classify)?;
-            if info.deployment_info().and_then(|d| d.description()).is_some_and(|d| d.contains(marker)) {
+            if info
+                .deployment_info()
+                .and_then(|d| d.description())
+                .is_some_and(|d| crate::names::carries_marker(d, marker))
+            {
                 return deployment_id(Some(id), "ListDeployments").map(Some);
             }
         }
@@ -323,6 +327,20 @@ mod tests {
         let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
         let created = adapter.create(&request()).await;
         assert!(matches!(&created, Err(DeployError::Unavailable(m)) if m.contains("no deployment id")), "{created:?}");
+    }
+
+    #[tokio::test]
+    async fn a_takeover_does_not_adopt_the_deployment_of_a_release_whose_id_starts_with_its_own() {
+        let list = mock!(Client::list_deployments)
+            .then_output(|| ListDeploymentsOutput::builder().deployments("d-RC1").build());
+        let rc1 = mock!(Client::get_deployment).then_output(|| {
+            described(
+                DeploymentInfo::builder().description("convoy:web:v1.0.0-rc1 (Convoy release web/v1.0.0-rc1)").build(),
+            )
+        });
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&list, &rc1]));
+        assert_eq!(adapter.find("convoy", "web", "convoy:web:v1.0.0").await.unwrap(), None);
+        assert_eq!(rc1.num_calls(), 1, "the candidate was read and refused");
     }
 
     #[tokio::test]

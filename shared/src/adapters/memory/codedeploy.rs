@@ -98,7 +98,9 @@ impl CodeDeploy for MemoryCodeDeploy {
     }
 
     async fn find(&self, _: &str, _: &str, marker: &str) -> Result<Option<DeploymentId>, DeployError> {
-        Ok(created(&lock(&self.calls)).find(|(_, r)| r.description.contains(marker)).map(|(id, _)| id))
+        Ok(created(&lock(&self.calls))
+            .find(|(_, r)| crate::names::carries_marker(&r.description, marker))
+            .map(|(id, _)| id))
     }
 
     async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError> {

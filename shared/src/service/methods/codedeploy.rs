@@ -178,7 +178,7 @@ impl Convoy {
                 origin.application, origin.deployment_group, group.application, group.deployment_group
             )));
         }
-        let marked = origin.description.as_deref().is_some_and(|d| d.contains(&key.tag()));
+        let marked = origin.description.as_deref().is_some_and(|d| crate::names::carries_marker(d, &key.tag()));
         if !marked && !self.pipeline_reports(key, deployment, origin.created_at).await? {
             return Ok(Err(format!("deployment {deployment} was not created by Convoy for release {key}")));
         }

@@ -1,0 +1,68 @@
+//! What each subcommand's `--help` shows after its options: examples first (a person's first
+//! question is "how do I call it"), then its exit statuses where they say more than `convoy --help`.
+
+pub const SUBMIT: &str = "\
+Examples:
+  convoy submit release.json
+  convoy submit imagedefinitions.json --service laravel-app --release 4cf03d1
+  jq -n '{version: 1, ...}' | convoy submit - --json";
+
+pub const WAIT: &str = "\
+Examples:
+  convoy wait laravel-app 4cf03d1
+  convoy wait laravel-app 4cf03d1 --until awaiting-approval --timeout 1h
+
+Exit status: 0 reached (Succeeded, or awaiting approval when asked), 1 Failed/RolledBack/Superseded,
+2 error, 3 timed out.";
+
+pub const LIST: &str = "\
+Examples:
+  convoy list
+  convoy list laravel-app --active
+  convoy list --json";
+
+pub const LOGS: &str = "\
+Examples:
+  convoy logs laravel-app 4cf03d1
+  convoy logs laravel-app 4cf03d1 --json
+
+Exit status: 0 printed, 1 the release has no migration log (none ran, or it never started),
+2 error, 4 no such release.";
+
+pub const STATUS: &str = "\
+Examples:
+  convoy status laravel-app 4cf03d1
+  convoy status laravel-app 4cf03d1 --json | jq .state
+
+Exit status: 0 in progress or succeeded, 1 failed, rolled back or superseded, 2 error,
+4 no such release.";
+
+pub const APPROVE: &str = "\
+Examples:
+  convoy approve laravel-app 4cf03d1
+  convoy approve laravel-app 4cf03d1 --wait 0 --json";
+
+pub const REJECT: &str = "\
+Examples:
+  convoy reject laravel-app 4cf03d1
+  convoy reject laravel-app 4cf03d1 --wait 60";
+
+pub const CHECK: &str = "\
+Examples:
+  convoy check
+  (with the functions' CONVOY_* environment: CONVOY_SERVICE_SETTINGS, CONVOY_CLUSTER, ...)";
+
+pub const DASHBOARD: &str = "\
+Examples:
+  convoy dashboard
+  convoy dashboard --port 0";
+
+pub const INIT: &str = "\
+Examples:
+  convoy init production laravel-app
+  convoy init production laravel-app --out settings/laravel-app.json
+  convoy init production laravel-app --verify-function convoy-verify --test-listener-host test.internal.example
+
+Exit status: 0 settings written and nothing missing, 1 something is missing (said on stderr;
+the settings are written unless the service has no test listener), 2 error (AWS unreachable,
+no such service, --out exists without --force).";
