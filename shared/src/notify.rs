@@ -269,7 +269,7 @@ pub enum PublishError {
     Rejected(String),
     /// EventBridge did not answer, or failed the entry internally: a retry may help.
     #[error("EventBridge is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::error::Cause),
 }
 
 impl PublishError {

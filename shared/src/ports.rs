@@ -28,14 +28,25 @@ pub struct Stored {
 #[async_trait]
 pub trait ReleaseStore: Send + Sync {
     /// Reads the record of `key`. MUST return `Ok(None)` when there is none.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a record that cannot be read (not retried); [`StoreError::Unavailable`]
+    /// when the store cannot be reached.
     async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, StoreError>;
 
     /// Stores a new record. MUST return [`StoreError::AlreadyExists`] and write nothing if a record
     /// exists under its key, however concurrent the callers.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] as above; [`StoreError::Unavailable`] when the store cannot be reached.
     async fn create(&self, release: &Release) -> Result<RecordVersion, StoreError>;
 
     /// Replaces a record. MUST return [`StoreError::Conflict`] and write nothing if the stored
     /// version is no longer `expected`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] as above (S3 may also answer a concurrent write with it: worth a
+    /// retry); [`StoreError::Unavailable`] when the store cannot be reached.
     async fn replace(&self, release: &Release, expected: &RecordVersion) -> Result<RecordVersion, StoreError>;
 }
 
@@ -43,14 +54,23 @@ pub trait ReleaseStore: Send + Sync {
 #[async_trait]
 pub trait WaitList: Send + Sync {
     /// Notes that `release` waits for `image`. MUST be idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn add(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 
     /// The releases noted as waiting for `image`. Entries outlive the wait (they are removed when
     /// a release fails at images, and otherwise expire by bucket lifecycle), so callers MUST treat
     /// the record, not this list, as the truth.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError>;
 
     /// Removes `release` from `image`'s list. MUST succeed when it was not there.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 }
 
@@ -85,10 +105,17 @@ pub trait ManifestReader: Send + Sync {
     /// Reads `object` (that exact version when it names one). MUST return [`ReadError::NotFound`]
     /// when the object or version does not exist, and [`ReadError::TooLarge`] without reading the
     /// body when it is larger than `limit` bytes.
+    ///
+    /// # Errors
+    /// [`ReadError::NotFound`] and [`ReadError::TooLarge`] as above (bad input: the release ends);
+    /// [`ReadError::Unavailable`] when S3 cannot be reached.
     async fn read(&self, object: &ObjectRef, limit: usize) -> Result<FetchedObject, ReadError>;
 
     /// Up to `limit` objects of `bucket` under `prefix` whose keys sort after `start_after`, in
     /// key order (`ListObjectsV2`, as few pages as `limit` needs).
+    ///
+    /// # Errors
+    /// [`ReadError::Unavailable`] when S3 cannot be reached.
     async fn list(
         &self,
         bucket: &str,
@@ -115,6 +142,9 @@ pub trait Registry: Send + Sync {
     /// [`Absence::RepositoryUnknown`] and a repository ECR refuses to read with
     /// [`Absence::AccessDenied`], not with an error: only a failure to ask (ECR unreachable,
     /// throttled, failing) is [`RegistryError::Unavailable`].
+    ///
+    /// # Errors
+    /// [`RegistryError::Unavailable`] as above.
     async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError>;
 }
 
@@ -185,23 +215,42 @@ pub struct RunTaskRequest {
 pub trait Tasks: Send + Sync {
     /// How `service` runs. MUST return [`TasksError::Rejected`] when the cluster or service does
     /// not exist or is not active.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError>;
 
     /// Registers the migration task definition. MUST return [`TasksError::Rejected`] when the
     /// base definition lacks the migration container or a container `images` names.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError>;
 
     /// Runs one task; returns its ARN. MUST pass `client_token` so that a repeated call within
     /// 24 hours starts no second task (where ECS honours it).
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] when ECS refuses the task for good (an invalid parameter, a missing
+    /// role); [`TasksError::Unavailable`] when ECS cannot be reached or starts no task.
     async fn run(&self, request: &RunTaskRequest) -> Result<TaskArn, TasksError>;
 
     /// The ARNs of tasks (running or stopped) started with `started_by`.
+    ///
+    /// # Errors
+    /// [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError>;
 
     /// What ECS says of `task` now; `None` when ECS no longer knows it.
+    ///
+    /// # Errors
+    /// [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<crate::release::TaskReport>, TasksError>;
 
     /// Stops `task`, saying why.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] when ECS refuses (an unknown task); [`TasksError::Unavailable`] otherwise.
     async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError>;
 }
 
@@ -211,10 +260,19 @@ pub use crate::error::TasksError;
 #[async_trait]
 pub trait ActiveReleases: Send + Sync {
     /// Notes `release` as in progress. MUST be idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn mark_active(&self, release: &ReleaseKey) -> Result<(), StoreError>;
     /// Forgets `release` (it ended). MUST succeed when it was not noted.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn mark_done(&self, release: &ReleaseKey) -> Result<(), StoreError>;
     /// Every release noted as in progress.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError>;
 }
 
@@ -427,9 +485,15 @@ pub struct DescribedTaskDefinition(pub serde_json::Value);
 pub trait ReleaseDefinitions: Send + Sync {
     /// Registers the release's revision (the service's family). MUST return
     /// [`TasksError::Rejected`] when the base lacks a container `images` names.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn register_release(&self, spec: &ReleaseTaskSpec) -> Result<String, TasksError>;
     /// Describes `task_definition` verbatim (for a pipeline's `taskdef.json`). MUST return
     /// [`TasksError::Rejected`] when it does not exist.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn describe_verbatim(&self, task_definition: &str) -> Result<DescribedTaskDefinition, TasksError>;
 }
 
@@ -451,6 +515,9 @@ pub trait Pipelines: Send + Sync {
     /// Writes a deploy bundle to `bucket`/`key`, tagged with the release in its metadata, and
     /// returns the new object version. MUST return [`DeployError::Rejected`] when the bucket does
     /// not keep versions (an execution could not be pinned to what Convoy wrote).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] as above; [`DeployError::Unavailable`] when S3 cannot be reached.
     async fn write_bundle(
         &self,
         bucket: &str,
@@ -459,11 +526,23 @@ pub trait Pipelines: Send + Sync {
         release: &ReleaseKey,
     ) -> Result<String, DeployError>;
     /// Starts an execution; returns its id. MUST pass the token.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodePipeline refuses the start for good (no such pipeline, an
+    /// invalid variable); [`DeployError::Unavailable`] otherwise.
     async fn start(&self, start: &PipelineStart) -> Result<PipelineExecutionId, DeployError>;
     /// Where the execution stands.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for an execution CodePipeline does not know;
+    /// [`DeployError::Unavailable`] otherwise.
     async fn status(&self, pipeline: &str, execution: &PipelineExecutionId) -> Result<DeploymentStatus, DeployError>;
     /// The CodeDeploy deployment the execution's deploy action created, once CodePipeline reports
     /// it; `None` before.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodePipeline refuses to list the execution's actions;
+    /// [`DeployError::Unavailable`] otherwise.
     async fn deployment_of(
         &self,
         pipeline: &str,
@@ -476,14 +555,25 @@ pub use crate::release::{DeployLock, LockEntry};
 /// The per-service deploy locks, changed only by conditional writes.
 #[async_trait]
 pub trait DeployLocks: Send + Sync {
+    /// The service's lock and its version; `Ok(None)` when it has none yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a lock that cannot be read; [`StoreError::Unavailable`] when the
+    /// store cannot be reached.
     async fn load(
         &self,
         service: &crate::names::ServiceName,
     ) -> Result<Option<(DeployLock, RecordVersion)>, StoreError>;
     /// MUST return [`StoreError::AlreadyExists`] when a lock exists.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] as above; [`StoreError::Unavailable`] when the store cannot be reached.
     async fn create(&self, service: &crate::names::ServiceName, lock: &DeployLock)
     -> Result<RecordVersion, StoreError>;
     /// MUST return [`StoreError::Conflict`] when the stored version is not `expected`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] as above; [`StoreError::Unavailable`] when the store cannot be reached.
     async fn replace(
         &self,
         service: &crate::names::ServiceName,
@@ -497,8 +587,15 @@ pub trait DeployLocks: Send + Sync {
 /// id (its end event names only the execution); see [`DeploymentRef`].
 #[async_trait]
 pub trait DeploymentIndex: Send + Sync {
-    /// MUST be idempotent.
+    /// Notes that `deployment` is `release`'s. MUST be idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError>;
+    /// The release `deployment` was noted for; `Ok(None)` when none.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError>;
 }
 
@@ -514,6 +611,11 @@ pub struct ProbeResponse {
 /// Sends one GET to the test listener. `Err` carries why no answer came (refused, timed out, reset).
 #[async_trait]
 pub trait Prober: Send + Sync {
+    /// One GET of `url`, given up after `timeout`.
+    ///
+    /// # Errors
+    /// Why no answer came (refused, timed out, reset), as text: a probe's failure is evidence
+    /// recorded as is, never retried.
     async fn get(&self, url: &str, timeout: std::time::Duration) -> Result<ProbeResponse, String>;
 }
 
@@ -536,6 +638,10 @@ pub trait ReleaseEvents: Send + Sync {
 pub trait MigrationLogs: Send + Sync {
     /// The newest `limit` lines of the stream, oldest first. MUST return
     /// [`LogsError::NotFound`] when the group or stream does not exist.
+    ///
+    /// # Errors
+    /// [`LogsError::NotFound`] as above; [`LogsError::Unavailable`] when CloudWatch Logs cannot be
+    /// reached.
     async fn last_lines(&self, log: &LogPointer, limit: usize) -> Result<Vec<String>, LogsError>;
 }
 
@@ -545,6 +651,9 @@ pub trait Watch: Send + Sync {
     /// The values of `check`'s query (its metric, or its expression) in `period_seconds` periods
     /// from `start` to `end`. MUST return an empty list, not an error, when CloudWatch has no
     /// datapoint; [`WatchError::Rejected`] when CloudWatch refuses the query itself.
+    ///
+    /// # Errors
+    /// [`WatchError::Rejected`] as above; [`WatchError::Unavailable`] when CloudWatch cannot be reached.
     async fn metric_values(
         &self,
         check: &crate::gates::MetricCheck,
@@ -554,6 +663,9 @@ pub trait Watch: Send + Sync {
     ) -> Result<Vec<f64>, WatchError>;
 
     /// The state of each alarm in `names` that exists (an unknown name is left out).
+    ///
+    /// # Errors
+    /// [`WatchError::Unavailable`] when CloudWatch cannot be reached.
     async fn alarm_states(&self, names: &[String]) -> Result<Vec<crate::gates::AlarmStatus>, WatchError>;
 }
 

@@ -25,11 +25,11 @@ use serde_json::{Value, json};
 pub const SERVICE: &str = "web";
 
 /// Delivers an event to a handler the way the Lambda runtime would.
-pub async fn invoke_image_pushed(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
+pub async fn invoke_image_pushed(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Diagnostic> {
     convoy::handlers::image_pushed(convoy, LambdaEvent::new(payload, Context::default())).await
 }
 
-pub async fn invoke_manifest_uploaded(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
+pub async fn invoke_manifest_uploaded(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Diagnostic> {
     convoy::handlers::manifest_uploaded(convoy, LambdaEvent::new(payload, Context::default())).await
 }
 

@@ -9,7 +9,6 @@ use aws_sdk_cloudtrail::primitives::DateTime as SdkTime;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use chrono::{DateTime, Utc};
 
-use super::describe;
 use crate::cloudtrail::{operations_for, read_record};
 use crate::error::TrailError;
 use crate::names::DeploymentRef;
@@ -41,7 +40,7 @@ impl CloudTrailHistory {
             .attribute_key(LookupAttributeKey::EventName)
             .attribute_value(event_name)
             .build()
-            .map_err(|e| TrailError::Unavailable(e.to_string()))?;
+            .map_err(|e| TrailError::Unavailable(crate::error::Cause::caused_by("the LookupEvents attribute", e)))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -60,10 +59,10 @@ impl CloudTrailHistory {
                 Err(err) => {
                     let throttled = super::refusal(&err, Some(&["ThrottlingException"])).is_some();
                     if !throttled {
-                        return Err(TrailError::Unavailable(describe(&err)));
+                        return Err(TrailError::Unavailable(super::cause(err)));
                     }
                     if attempt >= THROTTLED_ATTEMPTS {
-                        return Err(TrailError::Throttled(describe(&err)));
+                        return Err(TrailError::Throttled(super::cause(err)));
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(600 * u64::from(attempt))).await;
                 }

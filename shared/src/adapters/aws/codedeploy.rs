@@ -66,12 +66,12 @@ where
 
 fn classify<E, R>(err: aws_sdk_codedeploy::error::SdkError<E, R>) -> DeployError
 where
-    E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let not_yet = refusal_code(&err).is_some_and(|code| NOT_YET.contains(&code));
     let refused = |refusal| if not_yet { DeployError::NotYet(refusal) } else { DeployError::Rejected(refusal) };
-    super::sort(&err, Some(REJECTIONS), refused, DeployError::Unavailable)
+    super::sort(err, Some(REJECTIONS), refused, DeployError::Unavailable)
 }
 
 /// The AppSpec of an ECS blue/green deployment for `request` (see [`crate::bundle::app_spec`], which
@@ -83,7 +83,7 @@ pub fn app_spec(request: &CodeDeployRequest) -> String {
 /// A deployment id CodeDeploy answered with (an answer without one is worth a retry).
 fn deployment_id(id: Option<&str>, operation: &str) -> Result<DeploymentId, DeployError> {
     id.and_then(|id| DeploymentId::new(id).ok())
-        .ok_or_else(|| DeployError::Unavailable(format!("{operation} returned no deployment id")))
+        .ok_or_else(|| DeployError::Unavailable(format!("{operation} returned no deployment id").into()))
 }
 
 #[async_trait]
@@ -326,7 +326,10 @@ mod tests {
         let rule = mock!(Client::create_deployment).then_output(|| CreateDeploymentOutput::builder().build());
         let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
         let created = adapter.create(&request()).await;
-        assert!(matches!(&created, Err(DeployError::Unavailable(m)) if m.contains("no deployment id")), "{created:?}");
+        assert!(
+            matches!(&created, Err(DeployError::Unavailable(m)) if m.as_str().contains("no deployment id")),
+            "{created:?}"
+        );
     }
 
     #[tokio::test]

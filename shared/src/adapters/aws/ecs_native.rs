@@ -65,10 +65,10 @@ impl ServiceDeployments for EcsDeployments {
 /// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
 fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
 where
-    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    super::sort(&err, None, DeployError::Rejected, DeployError::Unavailable)
+    super::sort(err, None, DeployError::Rejected, DeployError::Unavailable)
 }
 
 async fn native_service(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
@@ -112,11 +112,12 @@ async fn start_native(
         .await
         .map_err(ecs_error)?;
     if let Some(arn) = updated.service().and_then(|s| s.current_service_deployment()) {
-        return ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string()));
+        return ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string().into()));
     }
     // An answer without the deployment: ask for it by the revision.
     find_native(ecs, cluster, service, task_definition).await?.ok_or_else(|| {
-        DeployError::Unavailable(format!("UpdateService of {service} named no service deployment, and none was found"))
+        let why = format!("UpdateService of {service} named no service deployment, and none was found");
+        DeployError::Unavailable(why.into())
     })
 }
 
@@ -149,7 +150,7 @@ async fn find_native(
         .collect();
     let found = briefs.iter().find(|(_, revision)| matching.contains(&revision.as_str()));
     found
-        .map(|(arn, _)| ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string())))
+        .map(|(arn, _)| ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string().into())))
         .transpose()
 }
 

@@ -47,9 +47,10 @@ impl ReleaseEvents for EventBridgeEvents {
                         .build(),
                 );
             }
-            let answer = self.client.put_events().set_entries(Some(entries)).send().await.map_err(|err| {
-                super::sort(&err, Some(REJECTIONS), PublishError::Rejected, PublishError::Unavailable)
-            })?;
+            let answer =
+                self.client.put_events().set_entries(Some(entries)).send().await.map_err(|err| {
+                    super::sort(err, Some(REJECTIONS), PublishError::Rejected, PublishError::Unavailable)
+                })?;
             // PutEvents answers 200 even when entries failed: each failed one says why.
             if answer.failed_entry_count() > 0 {
                 let failed = answer.entries().iter().find(|e| e.error_code().is_some());
@@ -57,7 +58,7 @@ impl ReleaseEvents for EventBridgeEvents {
                 let message = failed.and_then(|e| e.error_message()).unwrap_or("no message");
                 let why = format!("{code}: {message}");
                 return Err(if code == "InternalFailure" || code == "ThrottlingException" {
-                    PublishError::Unavailable(why)
+                    PublishError::Unavailable(why.into())
                 } else {
                     PublishError::Rejected(why)
                 });

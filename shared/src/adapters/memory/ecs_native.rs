@@ -79,7 +79,7 @@ impl ServiceDeployments for MemoryServiceDeployments {
             "arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/{service}/memory{}",
             started.len() + 1
         ))
-        .map_err(|e| DeployError::Unavailable(e.to_string()))?;
+        .map_err(|e| DeployError::Unavailable(e.to_string().into()))?;
         started.push(Started {
             arn: arn.clone(),
             service: service.to_owned(),

@@ -28,8 +28,10 @@ impl ReleaseStore for MemoryStore {
     async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, StoreError> {
         let records = lock(&self.records);
         let Some((json, version)) = records.get(key) else { return Ok(None) };
-        let release = serde_json::from_str(json)
-            .map_err(|e| StoreError::Corrupt { key: key.to_string(), detail: e.to_string() })?;
+        let release = serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+            key: key.to_string(),
+            detail: crate::error::Cause::caused_by(e.to_string(), e),
+        })?;
         Ok(Some(Stored { release, version: RecordVersion(version.to_string()) }))
     }
 
