@@ -82,6 +82,13 @@ fn run_log(release: &Release) -> Option<LogPointer> {
     release.migration.as_ref().and_then(|run| run.log.clone())
 }
 
+/// How long the migration may run: the manifest's timeout when it is shorter than the operator's
+/// (`default_seconds`), else the operator's.
+pub fn migration_timeout(default_seconds: u64, manifest: Option<&crate::manifest::Manifest>) -> u64 {
+    let asked = manifest.and_then(|m| m.migration.as_ref()).and_then(|m| m.timeout_seconds);
+    asked.map_or(default_seconds, |s| s.min(default_seconds))
+}
+
 /// The newest lines that fit the bounds, oldest first; control characters (a log is outside
 /// input: escape sequences must not reach a person's terminal) become `?`, and a line longer than
 /// a quarter of the bytes is cut, marked with `…`.
@@ -214,8 +221,8 @@ impl Release {
         if self.migration_container().is_none() {
             return Err(TransitionError::NoMigration(self.key.clone()));
         }
-        // The manifest may only shorten the operator's timeout (`ceiling.rs`).
-        let seconds = crate::ceiling::migration_timeout(timeout.num_seconds().max(0) as u64, self.manifest.as_ref());
+        // The manifest may only shorten the operator's timeout (the ceiling, `ceiling.rs`).
+        let seconds = migration_timeout(timeout.num_seconds().max(0) as u64, self.manifest.as_ref());
         let timeout = Duration::seconds(seconds as i64);
         let mut next = self.clone();
         match (&self.state, &self.migration) {

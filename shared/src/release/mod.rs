@@ -48,7 +48,7 @@ pub use self::deployment::{DeployMethod, DeploymentEnd, DeploymentRun, NativePro
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
 pub use self::migration::{
     ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationClaim, MigrationRun, TaskReport,
-    bound_log_tail, task_definition_family,
+    bound_log_tail, migration_timeout, task_definition_family,
 };
 pub use self::readiness::{Absence, ImageKey, ImageStatus, ManifestSource, Sighting};
 pub use self::verification::{ApprovalPlan, Hook, ProbeResult, Verification, VerificationOutcome};

@@ -73,24 +73,21 @@ impl EcsTasks {
         derivation: &Derivation<'_>,
     ) -> Result<RegisteredTaskDefinition, TasksError> {
         let described = self.describe_verbatim(base).await?;
-        let definition = taskdef::derive(&described.0, derivation)
+        let derived = taskdef::registration(&described.0, derivation)
             .map_err(|reason| TasksError::Rejected(format!("task definition {base}: {reason}")))?;
-        let containers = taskdef::containers(&definition);
-        let logged = derivation.only_essential.or(containers.first().copied()).unwrap_or_default();
-        let (log_group, log_stream_prefix) = taskdef::awslogs(&definition, logged);
-        let arn = self.register_verbatim(&definition).await?;
-        Ok(RegisteredTaskDefinition { arn, log_group, log_stream_prefix })
+        let arn = self.register_verbatim(&derived).await?;
+        Ok(RegisteredTaskDefinition { arn, log_group: derived.log_group, log_stream_prefix: derived.log_stream_prefix })
     }
 
     /// Registers `definition`, a RegisterTaskDefinition input document, as it is: the SDK call is
     /// built with just enough to pass its validation, and [`RequestBody`] sends the document in
     /// place of what the SDK serialised, so fields the SDK does not model reach ECS unchanged.
-    async fn register_verbatim(&self, definition: &serde_json::Value) -> Result<String, TasksError> {
+    async fn register_verbatim(&self, derived: &taskdef::Registration) -> Result<String, TasksError> {
+        let definition = &derived.definition;
         let body = serde_json::to_vec(definition)
             .map_err(|e| TasksError::Rejected(format!("the task definition cannot be serialised: {e}")))?;
         let family = definition.get("family").and_then(serde_json::Value::as_str).unwrap_or_default();
-        let containers =
-            taskdef::containers(definition).into_iter().map(|name| ContainerDefinition::builder().name(name).build());
+        let containers = derived.containers.iter().map(|name| ContainerDefinition::builder().name(name).build());
         let registered = self
             .client
             .register_task_definition()
