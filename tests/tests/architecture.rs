@@ -57,6 +57,13 @@ fn resolve(path: &str) -> Option<PathBuf> {
         root.join("shared/src").join(path),
         root.join("tests/tests").join(path),
         root.join("shared/src/adapters").join(path),
+        // The code map names files by their place in a listed tree (`init.rs` under `cli/src/`,
+        // `ecs.rs` under `adapters/aws/`): a name found in none of these trees is still missing.
+        root.join("shared/src/adapters/aws").join(path),
+        root.join("shared/src/service").join(path),
+        root.join("cli/src").join(path),
+        root.join("cli/src/dashboard").join(path),
+        root.join("tests/src").join(path),
     ];
     candidates.into_iter().find(|candidate| candidate.is_file())
 }
