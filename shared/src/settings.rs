@@ -14,7 +14,7 @@ use crate::names::ServiceName;
 /// template.yaml) less a margin for the record writes and the hook answer.
 pub const HOOK_BUDGET: Duration = Duration::from_secs(280);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
     /// CodeDeploy for ECS blue/green. With `pipeline` set, the pipeline's deploy action creates the
@@ -71,7 +71,7 @@ pub const APPROVAL_STAGES: [&str; 2] = ["POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTI
 
 /// ECS native blue/green: the service's own deployment configuration (strategy `BLUE_GREEN`,
 /// lifecycle hooks, bake time) drives the deployment; Convoy starts it with `UpdateService`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EcsNativeTarget {
     /// The verify function's name or ARN: the service must have an `AWS_LAMBDA` hook on it at
@@ -90,7 +90,7 @@ fn manual() -> Approval {
     Approval::Manual
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeDeployTarget {
     pub application: String,
@@ -106,7 +106,7 @@ pub struct CodeDeployTarget {
 /// `CodeDeployToECS` action deploys it. The source must not start executions by itself (no
 /// EventBridge rule or polling on the object): Convoy starts each execution, pinned to the version
 /// it wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineTarget {
     pub name: String,
@@ -124,7 +124,7 @@ fn release_variable() -> String {
     "CONVOY_RELEASE".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeDefaults {
     pub count: u32,

@@ -38,10 +38,11 @@ impl Convoy {
             warn!(%reason, "manifest rejected");
         }
 
-        let fresh = match &outcome {
+        let mut fresh = match &outcome {
             Ok(manifest) => Release::open(key.clone(), source.clone(), manifest.clone(), now),
             Err(reason) => Release::rejected(key.clone(), source.clone(), reason.clone(), now),
         };
+        fresh.settings = self.config.settings_version.clone();
         let (release, changed, note) = match self.store.create(&fresh).await {
             Ok(_) => {
                 info!(state = %fresh.state, "release record created");
