@@ -57,8 +57,8 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
     let sdk = convoy::adapters::aws::load_sdk_config().await;
     let region = sdk.region().map(ToString::to_string).unwrap_or_default();
     // The checks read ECS and CodeDeploy only: no state bucket is needed.
-    let store = StoreSettings::from_env()
-        .unwrap_or(StoreSettings { state_bucket: String::new(), force_path_style: false });
+    let store =
+        StoreSettings::from_env().unwrap_or(StoreSettings { state_bucket: String::new(), force_path_style: false });
     let mut config = Config::for_cli(store, &region);
     let native = settings.services.values().any(|s| s.ecs_native.is_some());
     config.cluster = match args.cluster.filter(|c| !c.trim().is_empty()) {

@@ -182,7 +182,8 @@ pub fn parse(bytes: &[u8]) -> Result<Settings, Problems> {
 /// The settings file's JSON Schema, generated from [`SettingsFile`] (the committed
 /// `schema/settings.schema.json` is this, and a test fails when they differ).
 pub fn schema() -> String {
-    let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<SettingsFile>();
+    let schema =
+        schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<SettingsFile>();
     let mut text = serde_json::to_string_pretty(&schema).expect("a schema serialises");
     text.push('\n');
     text
@@ -259,7 +260,10 @@ mod tests {
         value["services"]["worker"]["codedeploy"]["prot"] = 1.into();
         let problems = parse(value.to_string().as_bytes()).unwrap_err().lines();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].starts_with("service web: test_listener \"internal-alb:8080\" must start with"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("service web: test_listener \"internal-alb:8080\" must start with"),
+            "{problems:?}"
+        );
         assert!(problems[1].starts_with("service worker: unknown field `prot`"), "{problems:?}");
     }
 
