@@ -60,7 +60,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
     let store =
         StoreSettings::from_env().unwrap_or(StoreSettings { state_bucket: String::new(), force_path_style: false });
     let mut config = Config::for_cli(store, &region);
-    let native = settings.services.values().any(|s| s.ecs_native.is_some());
+    let native = settings.services.values().any(|s| matches!(s.deploy, convoy::settings::DeployTarget::EcsNative(_)));
     config.cluster = match args.cluster.filter(|c| !c.trim().is_empty()) {
         Some(cluster) => cluster,
         None if native => return Err("ECS native services are checked in their cluster: pass --cluster".into()),

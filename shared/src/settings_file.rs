@@ -37,7 +37,7 @@ pub struct SettingsFile {
     pub schema: Option<String>,
     /// Each service Convoy may deploy, by its ECS service name: where it deploys, which test
     /// listener verifies it and how, who approves.
-    pub services: BTreeMap<String, ServiceSettings>,
+    pub services: BTreeMap<String, crate::settings::RawSettings>,
     /// Services released together, by group name. Each service is in at most one group.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub release_groups: BTreeMap<String, ReleaseGroup>,
@@ -125,7 +125,7 @@ pub fn parse(bytes: &[u8]) -> Result<Settings, Problems> {
     for (name, value) in outline.services {
         let scope = Scope::Service(name.clone());
         // The typed read first: its message has no position (the file's would be lost anyway).
-        if let Err(e) = serde_json::from_value::<ServiceSettings>(value.clone()) {
+        if let Err(e) = serde_json::from_value::<crate::settings::RawSettings>(value.clone()) {
             problems.push(Problem { scope, message: e.to_string() });
             continue;
         }
