@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn awaiting_approval_is_reached_by_a_release_that_went_past_it() {
-        let deployment: convoy::names::DeploymentId = "d-ABCDEFGHI".parse().unwrap();
+        let deployment = convoy::names::DeploymentRef::CodeDeploy("d-ABCDEFGHI".parse().unwrap());
         for state in [
             State::AwaitingApproval { deployment: deployment.clone() },
             State::ShiftingTraffic { deployment: deployment.clone() },

@@ -117,12 +117,9 @@ pub fn probe_spec(
     Ok(spec)
 }
 
-/// How long the migration may run: the manifest's timeout when it is shorter than the operator's
-/// (`default_seconds`), else the operator's.
-pub fn migration_timeout(default_seconds: u64, manifest: Option<&Manifest>) -> u64 {
-    let asked = manifest.and_then(|m| m.migration.as_ref()).and_then(|m| m.timeout_seconds);
-    asked.map_or(default_seconds, |s| s.min(default_seconds))
-}
+/// The migration's timeout under the ceiling: the manifest's when it is shorter than the
+/// operator's. The rule lives with the claim that applies it (`release/migration.rs`).
+pub use crate::release::migration_timeout;
 
 /// The manifest stage's check: every field the operator's settings also decide asks for no less.
 /// `settings` is `None` for a service without settings (its release fails at deployment; only the

@@ -9,6 +9,7 @@ use aws_lambda_events::cloudwatch_events::cloudtrail::AWSAPICall;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::names::{DeploymentId, DeploymentRef, ServiceDeploymentArn};
 use crate::release::{Actor, ObservedCall, Via};
 
 /// EventBridge's `detail-type` for CloudTrail management events.
@@ -53,9 +54,10 @@ pub const OPERATIONS: [Operation; 4] = [
     },
 ];
 
-/// The operations that make the decision `approve` for a CodeDeploy (or, `native`, an ECS)
-/// deployment: what a look-up asks CloudTrail for.
-pub fn operations_for(approve: bool, native: bool) -> Vec<Operation> {
+/// The operations that make the decision `approve` on `deployment` (CodeDeploy's, or ECS's service
+/// deployment): what a look-up asks CloudTrail for.
+pub fn operations_for(approve: bool, deployment: &DeploymentRef) -> Vec<Operation> {
+    let native = matches!(deployment, DeploymentRef::Service(_));
     let source = if native { "ecs.amazonaws.com" } else { "codedeploy.amazonaws.com" };
     OPERATIONS
         .into_iter()
@@ -85,11 +87,15 @@ pub fn read_record(record: &Value, via: Via) -> Result<ObservedCall, String> {
         .into_iter()
         .find(|op| op.event_source == call.event_source && op.event_name == call.event_name)
         .ok_or_else(|| format!("{} {} does not decide a traffic shift", call.event_source, call.event_name))?;
-    let deployment = call.request_parameters[operation.deployment_parameter]
+    let named = call.request_parameters[operation.deployment_parameter]
         .as_str()
         .filter(|d| !d.is_empty() && d.len() <= 2048)
-        .ok_or_else(|| format!("{} names no {}", call.event_name, operation.deployment_parameter))?
-        .to_owned();
+        .ok_or_else(|| format!("{} names no {}", call.event_name, operation.deployment_parameter))?;
+    let deployment = match operation.event_source {
+        "ecs.amazonaws.com" => ServiceDeploymentArn::new(named).map(DeploymentRef::Service),
+        _ => DeploymentId::new(named).map(DeploymentRef::CodeDeploy),
+    }
+    .map_err(|e| e.to_string())?;
     let approve = match operation.event_name {
         // TERMINATION_WAIT ends the original task set after a shift: not the approval.
         "ContinueDeployment" if call.request_parameters["deploymentWaitType"].as_str() == Some("TERMINATION_WAIT") => {
@@ -135,7 +141,7 @@ mod tests {
     fn the_documented_event_names_its_principal_session_ip_and_event() {
         let call = parse_api_call_event(&fixture()).unwrap();
         assert!(call.approve);
-        assert!(call.deployment.starts_with("d-"));
+        assert!(matches!(&call.deployment, DeploymentRef::CodeDeploy(id) if id.as_str().starts_with("d-")));
         assert!(call.actor.principal_arn.contains(":assumed-role/"));
         assert!(call.actor.session_name.is_some());
         assert!(call.actor.source_ip.is_some());

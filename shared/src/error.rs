@@ -1,7 +1,64 @@
 //! Errors that cross the ports, and the one question a handler asks of them: can a retry help?
+//! The answer also names the invocation's error type for Lambda ([`Diagnostic`]).
+
+use std::sync::Arc;
+
+use lambda_runtime::Diagnostic;
 
 use crate::names::ReleaseKey;
 use crate::release::TransitionError;
+
+/// Why a call could not be made: a line for logs and people, and the failure that caused it when
+/// there is one (the SDK's error, a body that did not parse), kept typed as the error's `source`.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    what: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// `what` happened, caused by `source`.
+    pub fn caused_by(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { what: what.into(), source: Some(Arc::new(source)) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.what
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two causes are the same when they say the same (the source is evidence, not identity).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+    }
+}
+
+impl Eq for Cause {}
+
+impl From<String> for Cause {
+    fn from(what: String) -> Self {
+        Self { what, source: None }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(what: &str) -> Self {
+        what.to_owned().into()
+    }
+}
 
 /// The release store's failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,9 +68,13 @@ pub enum StoreError {
     #[error("the record changed since it was read")]
     Conflict,
     #[error("the stored record {key} cannot be read: {detail}")]
-    Corrupt { key: String, detail: String },
+    Corrupt {
+        key: String,
+        #[source]
+        detail: Cause,
+    },
     #[error("the release store is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// Reading the manifest object failed.
@@ -24,7 +85,7 @@ pub enum ReadError {
     #[error("the manifest is {size} bytes; the limit is {limit} bytes")]
     TooLarge { size: u64, limit: usize },
     #[error("S3 is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// Reading a migration's log failed. Copying its last lines is best effort: this is logged,
@@ -34,14 +95,14 @@ pub enum LogsError {
     #[error("the log stream {0} does not exist (the container wrote nothing, or it expired)")]
     NotFound(String),
     #[error("CloudWatch Logs is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// Looking images up in ECR failed (an image that is not there yet is not a failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
     #[error("ECR is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// ECS failed, or refused what was asked.
@@ -52,7 +113,7 @@ pub enum TasksError {
     #[error("{0}")]
     Rejected(String),
     #[error("ECS is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// CodeDeploy (or ECS's deployment API) failed, or refused.
@@ -67,7 +128,7 @@ pub enum DeployError {
     #[error("the deployment is not ready for this yet: {0}")]
     NotYet(String),
     #[error("the deployment service is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// CloudWatch failed, or refused a query.
@@ -77,7 +138,7 @@ pub enum WatchError {
     #[error("CloudWatch refused the query: {0}")]
     Rejected(String),
     #[error("CloudWatch is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// CloudTrail's event history could not be read (throttled past the adapter's retries, or down).
@@ -85,9 +146,9 @@ pub enum WatchError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrailError {
     #[error("CloudTrail LookupEvents is throttled (2 requests per second per account and region): {0}")]
-    Throttled(String),
+    Throttled(#[source] Cause),
     #[error("CloudTrail is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// Everything a Convoy use case can fail with.
@@ -141,6 +202,16 @@ impl ConvoyError {
     }
 }
 
+/// The invocation's error as Lambda records it (its `errorType`): whether a retry can help is
+/// said once, here. Handlers fail an invocation only for a retryable error; the other kind is
+/// acknowledged, and named so wherever it is reported.
+impl From<ConvoyError> for Diagnostic {
+    fn from(err: ConvoyError) -> Self {
+        let error_type = if err.is_retryable() { "Convoy.Retryable" } else { "Convoy.NotRetryable" };
+        Diagnostic { error_type: error_type.into(), error_message: err.to_string() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +230,25 @@ mod tests {
     fn a_corrupt_record_is_not_worth_a_retry() {
         let err = StoreError::Corrupt { key: "state/a/b.json".into(), detail: "EOF".into() };
         assert!(!ConvoyError::from(err).is_retryable());
+    }
+
+    #[test]
+    fn an_unavailable_service_keeps_its_cause_as_the_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+        let err = ConvoyError::from(StoreError::Unavailable(Cause::caused_by("GetObject state/web/r1.json", io)));
+        // `Store` is transparent: the store error's source is the convoy error's.
+        let cause = std::error::Error::source(&err).expect("the cause");
+        assert_eq!(cause.to_string(), "GetObject state/web/r1.json");
+        let io = cause.source().and_then(|e| e.downcast_ref::<std::io::Error>()).expect("the io error, typed");
+        assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn lambda_is_told_whether_a_retry_can_help() {
+        let retryable = Diagnostic::from(ConvoyError::from(DeployError::Unavailable("throttled".into())));
+        assert_eq!(retryable.error_type, "Convoy.Retryable");
+        let refused = Diagnostic::from(ConvoyError::BadEvent("no detail".into()));
+        assert_eq!(refused.error_type, "Convoy.NotRetryable");
+        assert_eq!(refused.error_message, "the event is not one this function reads: no detail");
     }
 }

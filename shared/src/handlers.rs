@@ -3,7 +3,7 @@
 //! runtime (which AWS would retry forever). They fail the invocation only when a retry can help.
 
 use chrono::Utc;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info, warn};
@@ -13,7 +13,7 @@ use crate::events::{self, DeploymentChange, HookEvent, PushEvent, TaskEvent};
 use crate::service::{Convoy, release_span};
 
 /// EventBridge "ECR Image Action".
-pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     match events::parse_push(event.payload, Utc::now()) {
         Err(why) => {
             warn!("ignored: {why}");
@@ -28,7 +28,7 @@ pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<
 }
 
 /// S3 ObjectCreated, as an S3 notification or through EventBridge.
-pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let uploads = match events::parse_uploads(event.payload) {
         Ok(uploads) => uploads,
         Err(why) => {
@@ -53,7 +53,7 @@ pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 }
 
 /// EventBridge "ECS Task State Change" (the rule passes only Convoy's tasks).
-pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     match events::parse_task_change(event.payload) {
         Err(why) => {
             warn!("ignored: {why}");
@@ -77,7 +77,7 @@ pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 /// The hook is always answered before the function's deadline: an analysis that has not decided
 /// [`HOOK_ANSWER_MARGIN`] before it (slow probes, a slow store) is cut short and the hook failed
 /// with the reason, rather than left to CodeDeploy's or ECS's own hour-long timeout.
-pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let budget = time_left(&event.context).map(|left| left.saturating_sub(HOOK_ANSWER_MARGIN));
     match events::parse_hook(event.payload) {
         Err(why) => {
@@ -95,10 +95,10 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
             let verifying = convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now());
             let Some(result) = within(budget, verifying).await else {
                 let reply = convoy.ecs_native_hook_out_of_time(&execution, &service_deployment, &service, Utc::now());
-                return Ok(serde_json::to_value(reply.await)?);
+                return json_of(reply.await);
             };
             match result {
-                Ok(reply) => Ok(serde_json::to_value(reply)?),
+                Ok(reply) => json_of(reply),
                 // ECS rolls back a deployment whose hook fails: a transient error asks to be
                 // called again instead, a permanent one answers FAILED with the reason.
                 Err(err) if err.is_retryable() => {
@@ -126,7 +126,7 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
 /// And "AWS API Call via CloudTrail" for the four calls that decide a traffic shift (CodeDeploy
 /// `ContinueDeployment`/`StopDeployment`, ECS `ContinueServiceDeployment`/`StopServiceDeployment`):
 /// the release records who decided, as CloudTrail names them.
-pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     if event.payload["detail-type"].as_str() == Some(crate::cloudtrail::API_CALL_DETAIL_TYPE) {
         return match crate::cloudtrail::parse_api_call_event(&event.payload) {
             Err(why) => {
@@ -189,14 +189,14 @@ const RECONCILE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15)
 
 /// The schedule: re-derive the releases in progress from AWS, as many as the invocation's time
 /// allows (the rest next period).
-pub async fn reconcile(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn reconcile(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let budget = time_left(&event.context).map(|left| left.saturating_sub(RECONCILE_MARGIN));
     respond(convoy.reconcile_within(Utc::now(), budget).await)
 }
 
-fn respond<T: Serialize>(result: Result<T, ConvoyError>) -> Result<Value, Error> {
+fn respond<T: Serialize>(result: Result<T, ConvoyError>) -> Result<Value, Diagnostic> {
     match result {
-        Ok(value) => Ok(serde_json::to_value(value)?),
+        Ok(value) => json_of(value),
         Err(err) if err.is_retryable() => {
             crate::telemetry::handler_error(true);
             error!(error = %err, "failed; the invocation fails so that AWS retries it");
@@ -208,4 +208,10 @@ fn respond<T: Serialize>(result: Result<T, ConvoyError>) -> Result<Value, Error>
             Ok(json!({ "error": err.to_string() }))
         }
     }
+}
+
+/// A reply as JSON. Convoy's replies always serialise; were one not to, Lambda would be told why.
+fn json_of(value: impl Serialize) -> Result<Value, Diagnostic> {
+    serde_json::to_value(value)
+        .map_err(|err| Diagnostic { error_type: "Convoy.Internal".into(), error_message: err.to_string() })
 }

@@ -2,6 +2,7 @@
 //! Convoy's use cases need, their AWS adapters and in-memory fakes, and the Lambda handlers.
 
 pub mod adapters;
+pub mod approval_gate;
 pub mod bundle;
 pub mod ceiling;
 pub mod cloudtrail;

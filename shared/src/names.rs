@@ -259,15 +259,18 @@ aws_id!(
     "service deployment ARN"
 );
 
-/// What carries a release's deployment and ends it: a CodeDeploy deployment, or a pipeline
-/// execution (whose end event names only the execution). Both kinds of id share one namespace in
-/// the deployment index; they never collide (CodeDeploy's start with `d-`, CodePipeline's are
-/// UUIDs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A release's deployment, typed by the service that runs it: a CodeDeploy deployment, a pipeline
+/// execution (whose deploy action creates the CodeDeploy deployment later), or an ECS native
+/// blue/green service deployment. Records keep the kind (`{"codedeploy": "d-…"}`): on moto a
+/// CodeDeploy deployment id is a UUID like a pipeline execution id, so a bare string cannot say
+/// which it is (records written before kept bare strings; `release/stored.rs` reads them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DeploymentRef {
+    #[serde(rename = "codedeploy")]
     CodeDeploy(DeploymentId),
+    #[serde(rename = "pipeline-execution")]
     Pipeline(PipelineExecutionId),
-    /// An ECS native blue/green service deployment (its ARN starts with `arn:`).
+    #[serde(rename = "service-deployment")]
     Service(ServiceDeploymentArn),
 }
 
@@ -278,6 +281,71 @@ impl DeploymentRef {
             DeploymentRef::Pipeline(id) => id.as_str(),
             DeploymentRef::Service(arn) => arn.as_str(),
         }
+    }
+
+    /// The CodeDeploy deployment, when this is one.
+    pub fn codedeploy(&self) -> Option<&DeploymentId> {
+        match self {
+            DeploymentRef::CodeDeploy(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The ECS service deployment, when this is one.
+    pub fn service(&self) -> Option<&ServiceDeploymentArn> {
+        match self {
+            DeploymentRef::Service(arn) => Some(arn),
+            _ => None,
+        }
+    }
+
+    /// The pipeline execution, when this is one.
+    pub fn pipeline(&self) -> Option<&PipelineExecutionId> {
+        match self {
+            DeploymentRef::Pipeline(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl From<DeploymentId> for DeploymentRef {
+    fn from(id: DeploymentId) -> Self {
+        DeploymentRef::CodeDeploy(id)
+    }
+}
+
+impl From<PipelineExecutionId> for DeploymentRef {
+    fn from(id: PipelineExecutionId) -> Self {
+        DeploymentRef::Pipeline(id)
+    }
+}
+
+impl From<ServiceDeploymentArn> for DeploymentRef {
+    fn from(arn: ServiceDeploymentArn) -> Self {
+        DeploymentRef::Service(arn)
+    }
+}
+
+/// The state machine's tests write ids as AWS shapes them (`d-…` CodeDeploy, `arn:…` ECS, any other
+/// a pipeline execution); Convoy itself never guesses a kind from a string.
+#[cfg(test)]
+impl std::str::FromStr for DeploymentRef {
+    type Err = InvalidName;
+    fn from_str(value: &str) -> Result<Self, InvalidName> {
+        Ok(if value.starts_with("arn:") {
+            DeploymentRef::Service(ServiceDeploymentArn::new(value)?)
+        } else if value.starts_with("d-") {
+            DeploymentRef::CodeDeploy(DeploymentId::new(value)?)
+        } else {
+            DeploymentRef::Pipeline(PipelineExecutionId::new(value)?)
+        })
+    }
+}
+
+#[cfg(test)]
+impl From<&str> for DeploymentRef {
+    fn from(value: &str) -> Self {
+        value.parse().expect("a test's deployment id")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Release events: every state change of a stored release record, as Convoy publishes it to
 //! EventBridge (`source: convoy`, `detail-type: Convoy Release State Change`). The record stays the
 //! truth; an event is a best-effort announcement of a write that already happened, so a lost one
-//! is logged and never fails or blocks the transition (see `service::Convoy::announce`).
+//! is logged and never fails or blocks the transition (see `service/transition.rs`, `publish`).
 //!
 //! The detail's schema is documented in docs/reference/events.md ("Release events") and pinned by the tests below.
 
@@ -101,8 +101,9 @@ impl ReleaseChange {
         let deployment_id = to
             .state
             .deployment()
-            .map(str::to_owned)
-            .or_else(|| to.deployment.as_ref().and_then(|d| d.id.as_ref()).map(|id| id.to_string()));
+            .or_else(|| to.deployment.as_ref().and_then(|d| d.id.as_ref()))
+            .map(|id| id.to_string());
+        // The console link is CodeDeploy's (a native service deployment has none there).
         let codedeploy_id = to.deployment.as_ref().and_then(|d| d.id.as_ref()).map(|id| id.to_string());
         let migration_logs = to
             .migration
@@ -268,7 +269,7 @@ pub enum PublishError {
     Rejected(String),
     /// EventBridge did not answer, or failed the entry internally: a retry may help.
     #[error("EventBridge is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::error::Cause),
 }
 
 impl PublishError {
@@ -281,7 +282,7 @@ impl PublishError {
 mod tests {
     use super::*;
     use crate::release::test_support::{apply, key, ready, t};
-    use crate::release::{DeployMethod, Event, Hook, ManifestSource, VerificationOutcome};
+    use crate::release::{DeployMethod, Hook, ManifestSource, VerificationOutcome, deployment, verification};
 
     fn source() -> ManifestSource {
         ManifestSource { bucket: "b".into(), key: "releases/web/r1.json".into(), version_id: None, etag: None }
@@ -289,7 +290,7 @@ mod tests {
 
     /// A release whose deployment d-ABC123 passed verification and waits for a person.
     fn awaiting_approval_release() -> Release {
-        let claim = Event::DeploymentClaimed {
+        let claim = deployment::Event::Claimed {
             method: DeployMethod::CodeDeploy,
             at: t(2),
             lease: chrono::Duration::seconds(90),
@@ -297,7 +298,7 @@ mod tests {
         };
         let (release, _) = apply(&ready(false), claim);
         let deployment = "d-ABC123";
-        let started = Event::DeploymentStarted {
+        let started = deployment::Event::Started {
             deployment: deployment.parse().unwrap(),
             task_definition: Some("web:42".into()),
             at: t(3),
@@ -305,11 +306,11 @@ mod tests {
         let (release, _) = apply(&release, started);
         let hook =
             Hook::CodeDeploy { deployment_id: deployment.parse().unwrap(), execution_id: "exec-1".parse().unwrap() };
-        let (release, _) = apply(&release, Event::VerificationStarted { hook, at: t(4) });
+        let (release, _) = apply(&release, verification::Event::Started { hook, at: t(4) });
         let outcome = VerificationOutcome { passed: true, reason: "10 of 10 probes passed".into() };
         apply(
             &release,
-            Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(60) },
+            verification::Event::Finished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(60) },
         )
         .0
     }

@@ -28,14 +28,25 @@ pub struct Stored {
 #[async_trait]
 pub trait ReleaseStore: Send + Sync {
     /// Reads the record of `key`. MUST return `Ok(None)` when there is none.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a record that cannot be read (not retried); [`StoreError::Unavailable`]
+    /// when the store cannot be reached.
     async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, StoreError>;
 
     /// Stores a new record. MUST return [`StoreError::AlreadyExists`] and write nothing if a record
     /// exists under its key, however concurrent the callers.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] as above; [`StoreError::Unavailable`] when the store cannot be reached.
     async fn create(&self, release: &Release) -> Result<RecordVersion, StoreError>;
 
     /// Replaces a record. MUST return [`StoreError::Conflict`] and write nothing if the stored
     /// version is no longer `expected`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] as above (S3 may also answer a concurrent write with it: worth a
+    /// retry); [`StoreError::Unavailable`] when the store cannot be reached.
     async fn replace(&self, release: &Release, expected: &RecordVersion) -> Result<RecordVersion, StoreError>;
 }
 
@@ -43,14 +54,23 @@ pub trait ReleaseStore: Send + Sync {
 #[async_trait]
 pub trait WaitList: Send + Sync {
     /// Notes that `release` waits for `image`. MUST be idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn add(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 
     /// The releases noted as waiting for `image`. Entries outlive the wait (they are removed when
     /// a release fails at images, and otherwise expire by bucket lifecycle), so callers MUST treat
     /// the record, not this list, as the truth.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError>;
 
     /// Removes `release` from `image`'s list. MUST succeed when it was not there.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError>;
 }
 
@@ -85,10 +105,17 @@ pub trait ManifestReader: Send + Sync {
     /// Reads `object` (that exact version when it names one). MUST return [`ReadError::NotFound`]
     /// when the object or version does not exist, and [`ReadError::TooLarge`] without reading the
     /// body when it is larger than `limit` bytes.
+    ///
+    /// # Errors
+    /// [`ReadError::NotFound`] and [`ReadError::TooLarge`] as above (bad input: the release ends);
+    /// [`ReadError::Unavailable`] when S3 cannot be reached.
     async fn read(&self, object: &ObjectRef, limit: usize) -> Result<FetchedObject, ReadError>;
 
     /// Up to `limit` objects of `bucket` under `prefix` whose keys sort after `start_after`, in
     /// key order (`ListObjectsV2`, as few pages as `limit` needs).
+    ///
+    /// # Errors
+    /// [`ReadError::Unavailable`] when S3 cannot be reached.
     async fn list(
         &self,
         bucket: &str,
@@ -115,6 +142,9 @@ pub trait Registry: Send + Sync {
     /// [`Absence::RepositoryUnknown`] and a repository ECR refuses to read with
     /// [`Absence::AccessDenied`], not with an error: only a failure to ask (ECR unreachable,
     /// throttled, failing) is [`RegistryError::Unavailable`].
+    ///
+    /// # Errors
+    /// [`RegistryError::Unavailable`] as above.
     async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError>;
 }
 
@@ -185,23 +215,42 @@ pub struct RunTaskRequest {
 pub trait Tasks: Send + Sync {
     /// How `service` runs. MUST return [`TasksError::Rejected`] when the cluster or service does
     /// not exist or is not active.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError>;
 
     /// Registers the migration task definition. MUST return [`TasksError::Rejected`] when the
     /// base definition lacks the migration container or a container `images` names.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError>;
 
     /// Runs one task; returns its ARN. MUST pass `client_token` so that a repeated call within
     /// 24 hours starts no second task (where ECS honours it).
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] when ECS refuses the task for good (an invalid parameter, a missing
+    /// role); [`TasksError::Unavailable`] when ECS cannot be reached or starts no task.
     async fn run(&self, request: &RunTaskRequest) -> Result<TaskArn, TasksError>;
 
     /// The ARNs of tasks (running or stopped) started with `started_by`.
+    ///
+    /// # Errors
+    /// [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError>;
 
     /// What ECS says of `task` now; `None` when ECS no longer knows it.
+    ///
+    /// # Errors
+    /// [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn describe(&self, cluster: &str, task: &TaskArn) -> Result<Option<crate::release::TaskReport>, TasksError>;
 
     /// Stops `task`, saying why.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] when ECS refuses (an unknown task); [`TasksError::Unavailable`] otherwise.
     async fn stop(&self, cluster: &str, task: &TaskArn, reason: &str) -> Result<(), TasksError>;
 }
 
@@ -211,10 +260,19 @@ pub use crate::error::TasksError;
 #[async_trait]
 pub trait ActiveReleases: Send + Sync {
     /// Notes `release` as in progress. MUST be idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn mark_active(&self, release: &ReleaseKey) -> Result<(), StoreError>;
     /// Forgets `release` (it ended). MUST succeed when it was not noted.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn mark_done(&self, release: &ReleaseKey) -> Result<(), StoreError>;
     /// Every release noted as in progress.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError>;
 }
 
@@ -266,166 +324,140 @@ pub struct DeploymentOrigin {
     pub description: Option<String>,
 }
 
-/// The deployment services: CodeDeploy, and ECS native blue/green's continuation.
+/// CodeDeploy (ECS blue/green deployment groups): the `codedeploy` method's deployments, and the
+/// deployments a pipeline's `CodeDeployToECS` action creates.
 #[async_trait]
-pub trait Deployer: Send + Sync {
+pub trait CodeDeploy: Send + Sync {
     /// Creates a deployment; returns its id. CodeDeploy has no idempotency token: callers MUST
-    /// claim the start in the record first and look for an earlier one with [`Deployer::find`].
+    /// claim the start in the record first and look for an earlier one with [`CodeDeploy::find`].
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodeDeploy refuses the request for good (no such
+    /// application or group, an invalid revision); [`DeployError::Unavailable`] otherwise.
     async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError>;
-    /// A recent deployment of the group whose description contains `marker`.
+
+    /// A recent deployment of the group whose description contains `marker` (the first page of
+    /// the group's newest deployments).
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
     async fn find(
         &self,
         application: &str,
         deployment_group: &str,
         marker: &str,
     ) -> Result<Option<DeploymentId>, DeployError>;
+
     /// Where `deployment` stands. MUST say [`DeploymentStatus::Rerouted`] once CodeDeploy moved
-    /// production traffic (after READY_WAIT) while the deployment has not ended, and
-    /// [`DeploymentStatus::Running`] before.
+    /// production traffic and the deployment still runs (its termination wait started).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for a deployment CodeDeploy does not know;
+    /// [`DeployError::Unavailable`] otherwise.
     async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError>;
+
     /// Where `deployment` runs, when it was created and whether it rolls another back (a
-    /// deployment Convoy did not create is known only by these); `None` when CodeDeploy does not
-    /// know it.
+    /// deployment Convoy did not create is known only by these); `Ok(None)` when CodeDeploy does
+    /// not know it.
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
     async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError>;
-    /// Answers a CodeDeploy lifecycle hook.
+
+    /// Answers a lifecycle hook (`PutLifecycleEventHookExecutionStatus`).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodeDeploy refuses the answer (already answered, unknown
+    /// execution); [`DeployError::Unavailable`] otherwise.
     async fn answer_hook(
         &self,
         deployment: &DeploymentId,
         hook_execution: &HookExecutionId,
         succeeded: bool,
     ) -> Result<(), DeployError>;
-    /// Lets a deployment that waits (READY_WAIT) shift production traffic.
+
+    /// Lets a deployment that waits (READY_WAIT) shift production traffic (`ContinueDeployment`).
+    ///
+    /// # Errors
+    /// [`DeployError::NotYet`] before the deployment waits for it; [`DeployError::Rejected`] for
+    /// an unknown or ended deployment; [`DeployError::Unavailable`] otherwise.
     async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), DeployError>;
-    /// Stops a deployment, rolling it back.
+
+    /// Stops a deployment, rolling it back (`StopDeployment` with auto rollback).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for an unknown or ended deployment; [`DeployError::Unavailable`]
+    /// otherwise.
     async fn roll_back(&self, deployment: &DeploymentId) -> Result<(), DeployError>;
-    /// Continues (or rolls back) an ECS native deployment paused at a pause hook.
-    async fn continue_native(
-        &self,
-        service_deployment: &ServiceDeploymentArn,
-        roll_back: bool,
-    ) -> Result<(), DeployError>;
-    /// ECS native blue/green: how `service` deploys (`DescribeServices`), for the checks before
-    /// Convoy updates it.
-    async fn native_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError>;
+
+    /// What a deployment group does once its replacement is ready (`GetDeploymentGroup`:
+    /// `blueGreenDeploymentConfiguration.deploymentReadyOption`).
+    ///
+    /// # Errors
+    /// MUST return [`DeployError::Rejected`] when the application or group does not exist;
+    /// [`DeployError::Unavailable`] otherwise.
+    async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError>;
+}
+
+/// ECS's service deployments (native blue/green): the `ecs-native` method.
+#[async_trait]
+pub trait ServiceDeployments: Send + Sync {
+    /// How `service` deploys (`DescribeServices`: controller, strategy, lifecycle hooks), for the
+    /// checks before Convoy updates it.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when the cluster or service does not exist;
+    /// [`DeployError::Unavailable`] otherwise.
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError>;
+
     /// `UpdateService` with `task_definition`; returns the service deployment ECS started. Not
     /// idempotent: callers MUST claim the start and record the revision first, and on a takeover
-    /// look for it with [`Deployer::find_native`].
-    async fn start_native(
+    /// look for it with [`ServiceDeployments::find`].
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when ECS refuses the update for good; [`DeployError::Unavailable`]
+    /// otherwise.
+    async fn start(
         &self,
         cluster: &str,
         service: &str,
         task_definition: &str,
     ) -> Result<ServiceDeploymentArn, DeployError>;
+
     /// The service deployment of `service` whose target revision runs `task_definition`
     /// (`ListServiceDeployments` + `DescribeServiceRevisions`), if ECS started one.
-    async fn find_native(
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when ECS cannot be asked.
+    async fn find(
         &self,
         cluster: &str,
         service: &str,
         task_definition: &str,
     ) -> Result<Option<ServiceDeploymentArn>, DeployError>;
+
     /// Where a service deployment stands (`DescribeServiceDeployments`).
-    async fn native_status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError>;
-    /// What a CodeDeploy deployment group does once its replacement is ready
-    /// (`GetDeploymentGroup`: `blueGreenDeploymentConfiguration.deploymentReadyOption`). MUST
-    /// return [`DeployError::Rejected`] when the application or group does not exist.
-    async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError>;
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for a service deployment ECS does not know;
+    /// [`DeployError::Unavailable`] otherwise.
+    async fn status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError>;
+
+    /// Continues a deployment paused at a pause hook (`ContinueServiceDeployment` CONTINUE).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when ECS refuses (not paused, unknown); [`DeployError::Unavailable`]
+    /// otherwise.
+    async fn continue_deployment(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError>;
+
+    /// Rolls a paused deployment back (`ContinueServiceDeployment` ROLLBACK).
+    ///
+    /// # Errors
+    /// As [`ServiceDeployments::continue_deployment`].
+    async fn roll_back(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError>;
 }
 
-/// A CodeDeploy deployment group's `deploymentReadyOption`: with `STOP_DEPLOYMENT` and a wait
-/// time, CodeDeploy holds the new version at READY_WAIT until `ContinueDeployment` (and stops the
-/// deployment when nobody continues it in time); with `CONTINUE_DEPLOYMENT` (CodeDeploy's
-/// default, also when the group sets nothing) it reroutes production traffic by itself as soon as
-/// the hooks pass, and no approval ever happens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupWait {
-    /// `STOP_DEPLOYMENT`, `CONTINUE_DEPLOYMENT`; `None` when the group sets none.
-    pub action_on_timeout: Option<String>,
-    pub wait_minutes: i32,
-}
-
-impl GroupWait {
-    /// A group that waits for a person: `STOP_DEPLOYMENT` with a wait time.
-    pub fn waits_for_a_person(&self) -> bool {
-        self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") && self.wait_minutes > 0
-    }
-
-    /// One line for `convoy status` and `convoy check`.
-    pub fn describe(&self) -> String {
-        let action = self.action_on_timeout.as_deref().unwrap_or("CONTINUE_DEPLOYMENT (unset)");
-        if self.waits_for_a_person() {
-            format!("waits for a person: {action} after {} min at READY_WAIT", self.wait_minutes)
-        } else if self.action_on_timeout.as_deref() == Some("STOP_DEPLOYMENT") {
-            format!("does not wait for a person: {action} with a wait time of {} min", self.wait_minutes)
-        } else {
-            format!("does not wait for a person: {action} reroutes production traffic once the hooks pass")
-        }
-    }
-
-    /// Whether Convoy may start a deployment in this group for a release approved `auto` with
-    /// `bake_seconds`. A group that waits always serves. One that does not serves only a release
-    /// policy approves without bake time: Convoy would continue it at once after the verify hook
-    /// passed, which is what CodeDeploy does by itself, and the hook still gates the reroute.
-    /// `Err(why)` otherwise.
-    pub fn serves(&self, auto: bool, bake_seconds: u64) -> Result<(), String> {
-        if self.waits_for_a_person() || (auto && bake_seconds == 0) {
-            return Ok(());
-        }
-        Err(format!(
-            "the deployment group {}; Convoy needs blueGreenDeploymentConfiguration.deploymentReadyOption \
-             actionOnTimeout STOP_DEPLOYMENT with waitTimeInMinutes > 0, so that the traffic shift waits for \
-             the approval (only an auto approval without bake time may use CONTINUE_DEPLOYMENT)",
-            self.describe()
-        ))
-    }
-}
-
-/// How an ECS service deploys, as far as Convoy's native checks need.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NativeService {
-    /// `ECS` for ECS's own deployment controller (native blue/green needs it).
-    pub controller: Option<String>,
-    /// `BLUE_GREEN`, `ROLLING`, ...
-    pub strategy: Option<String>,
-    pub hooks: Vec<NativeHook>,
-}
-
-/// One lifecycle hook of a service's deployment configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NativeHook {
-    /// `AWS_LAMBDA` (the default) or `PAUSE`.
-    pub target_type: String,
-    pub target: Option<String>,
-    pub role: Option<String>,
-    pub stages: Vec<String>,
-    /// `timeoutConfiguration.action`: what ECS does when the hook is not resolved in time,
-    /// `ROLLBACK` or `CONTINUE`; `None` when unset (ECS then rolls back).
-    pub timeout_action: Option<String>,
-    /// `timeoutConfiguration.timeoutInMinutes`; `None` when unset (ECS then waits 1440 minutes).
-    pub timeout_minutes: Option<i32>,
-}
-
-impl NativeHook {
-    /// ECS's default timeout of a lifecycle hook, in minutes.
-    pub const DEFAULT_TIMEOUT_MINUTES: i32 = 1440;
-
-    /// Whether ECS moves the deployment on by itself when the hook times out.
-    pub fn continues_on_timeout(&self) -> bool {
-        self.timeout_action.as_deref() == Some("CONTINUE")
-    }
-
-    /// What bounds the hook: `rolls back after 1440 min (ECS default)`.
-    pub fn on_timeout(&self) -> String {
-        let action = if self.continues_on_timeout() { "continues" } else { "rolls back" };
-        let minutes = self.timeout_minutes.unwrap_or(Self::DEFAULT_TIMEOUT_MINUTES);
-        let defaulted = match (&self.timeout_action, self.timeout_minutes) {
-            (None, None) => " (ECS defaults)",
-            (None, Some(_)) | (Some(_), None) => " (partly ECS defaults)",
-            (Some(_), Some(_)) => "",
-        };
-        format!("{action} after {minutes} min{defaulted}")
-    }
-}
+pub use crate::approval_gate::{GroupWait, NativeHook, NativeService};
 
 /// A service deployment: where it stands, and how it shifts traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -453,9 +485,15 @@ pub struct DescribedTaskDefinition(pub serde_json::Value);
 pub trait ReleaseDefinitions: Send + Sync {
     /// Registers the release's revision (the service's family). MUST return
     /// [`TasksError::Rejected`] when the base lacks a container `images` names.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn register_release(&self, spec: &ReleaseTaskSpec) -> Result<String, TasksError>;
     /// Describes `task_definition` verbatim (for a pipeline's `taskdef.json`). MUST return
     /// [`TasksError::Rejected`] when it does not exist.
+    ///
+    /// # Errors
+    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn describe_verbatim(&self, task_definition: &str) -> Result<DescribedTaskDefinition, TasksError>;
 }
 
@@ -477,6 +515,9 @@ pub trait Pipelines: Send + Sync {
     /// Writes a deploy bundle to `bucket`/`key`, tagged with the release in its metadata, and
     /// returns the new object version. MUST return [`DeployError::Rejected`] when the bucket does
     /// not keep versions (an execution could not be pinned to what Convoy wrote).
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] as above; [`DeployError::Unavailable`] when S3 cannot be reached.
     async fn write_bundle(
         &self,
         bucket: &str,
@@ -485,11 +526,23 @@ pub trait Pipelines: Send + Sync {
         release: &ReleaseKey,
     ) -> Result<String, DeployError>;
     /// Starts an execution; returns its id. MUST pass the token.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodePipeline refuses the start for good (no such pipeline, an
+    /// invalid variable); [`DeployError::Unavailable`] otherwise.
     async fn start(&self, start: &PipelineStart) -> Result<PipelineExecutionId, DeployError>;
     /// Where the execution stands.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] for an execution CodePipeline does not know;
+    /// [`DeployError::Unavailable`] otherwise.
     async fn status(&self, pipeline: &str, execution: &PipelineExecutionId) -> Result<DeploymentStatus, DeployError>;
     /// The CodeDeploy deployment the execution's deploy action created, once CodePipeline reports
     /// it; `None` before.
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodePipeline refuses to list the execution's actions;
+    /// [`DeployError::Unavailable`] otherwise.
     async fn deployment_of(
         &self,
         pipeline: &str,
@@ -502,14 +555,25 @@ pub use crate::release::{DeployLock, LockEntry};
 /// The per-service deploy locks, changed only by conditional writes.
 #[async_trait]
 pub trait DeployLocks: Send + Sync {
+    /// The service's lock and its version; `Ok(None)` when it has none yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a lock that cannot be read; [`StoreError::Unavailable`] when the
+    /// store cannot be reached.
     async fn load(
         &self,
         service: &crate::names::ServiceName,
     ) -> Result<Option<(DeployLock, RecordVersion)>, StoreError>;
     /// MUST return [`StoreError::AlreadyExists`] when a lock exists.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] as above; [`StoreError::Unavailable`] when the store cannot be reached.
     async fn create(&self, service: &crate::names::ServiceName, lock: &DeployLock)
     -> Result<RecordVersion, StoreError>;
     /// MUST return [`StoreError::Conflict`] when the stored version is not `expected`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] as above; [`StoreError::Unavailable`] when the store cannot be reached.
     async fn replace(
         &self,
         service: &crate::names::ServiceName,
@@ -523,8 +587,15 @@ pub trait DeployLocks: Send + Sync {
 /// id (its end event names only the execution); see [`DeploymentRef`].
 #[async_trait]
 pub trait DeploymentIndex: Send + Sync {
-    /// MUST be idempotent.
+    /// Notes that `deployment` is `release`'s. MUST be idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError>;
+    /// The release `deployment` was noted for; `Ok(None)` when none.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError>;
 }
 
@@ -540,6 +611,11 @@ pub struct ProbeResponse {
 /// Sends one GET to the test listener. `Err` carries why no answer came (refused, timed out, reset).
 #[async_trait]
 pub trait Prober: Send + Sync {
+    /// One GET of `url`, given up after `timeout`.
+    ///
+    /// # Errors
+    /// Why no answer came (refused, timed out, reset), as text: a probe's failure is evidence
+    /// recorded as is, never retried.
     async fn get(&self, url: &str, timeout: std::time::Duration) -> Result<ProbeResponse, String>;
 }
 
@@ -549,8 +625,12 @@ pub use crate::notify::{PublishError, ReleaseChange};
 /// a failure and moves on; it never retries a transition because an event was lost.
 #[async_trait]
 pub trait ReleaseEvents: Send + Sync {
-    /// Publishes one state change as `source: convoy`, `detail-type: Convoy Release State Change`.
-    async fn publish(&self, change: &ReleaseChange) -> Result<(), PublishError>;
+    /// Publishes state changes, in order, each as `source: convoy`, `detail-type: Convoy Release
+    /// State Change` (one `PutEvents` per ten).
+    ///
+    /// # Errors
+    /// [`PublishError`] when any of them was not accepted.
+    async fn publish(&self, changes: &[ReleaseChange]) -> Result<(), PublishError>;
 }
 
 /// The migration container's log (CloudWatch Logs, awslogs driver).
@@ -558,6 +638,10 @@ pub trait ReleaseEvents: Send + Sync {
 pub trait MigrationLogs: Send + Sync {
     /// The newest `limit` lines of the stream, oldest first. MUST return
     /// [`LogsError::NotFound`] when the group or stream does not exist.
+    ///
+    /// # Errors
+    /// [`LogsError::NotFound`] as above; [`LogsError::Unavailable`] when CloudWatch Logs cannot be
+    /// reached.
     async fn last_lines(&self, log: &LogPointer, limit: usize) -> Result<Vec<String>, LogsError>;
 }
 
@@ -567,6 +651,9 @@ pub trait Watch: Send + Sync {
     /// The values of `check`'s query (its metric, or its expression) in `period_seconds` periods
     /// from `start` to `end`. MUST return an empty list, not an error, when CloudWatch has no
     /// datapoint; [`WatchError::Rejected`] when CloudWatch refuses the query itself.
+    ///
+    /// # Errors
+    /// [`WatchError::Rejected`] as above; [`WatchError::Unavailable`] when CloudWatch cannot be reached.
     async fn metric_values(
         &self,
         check: &crate::gates::MetricCheck,
@@ -576,6 +663,9 @@ pub trait Watch: Send + Sync {
     ) -> Result<Vec<f64>, WatchError>;
 
     /// The state of each alarm in `names` that exists (an unknown name is left out).
+    ///
+    /// # Errors
+    /// [`WatchError::Unavailable`] when CloudWatch cannot be reached.
     async fn alarm_states(&self, names: &[String]) -> Result<Vec<crate::gates::AlarmStatus>, WatchError>;
 }
 
@@ -586,62 +676,20 @@ pub use crate::error::WatchError;
 #[async_trait]
 pub trait ApiCalls: Send + Sync {
     /// The successful calls that continued (`approve`) or stopped `deployment` (a CodeDeploy
-    /// deployment id, or with `native` an ECS service deployment ARN) between `since` and
-    /// `until`, oldest first, each with the caller CloudTrail recorded. Refused calls (with an
-    /// `errorCode`) MUST NOT be returned. MUST return [`TrailError::Throttled`] only after its own
-    /// bounded retries.
+    /// deployment or an ECS service deployment) between `since` and `until`, oldest first, each
+    /// with the caller CloudTrail recorded. Refused calls (with an `errorCode`) MUST NOT be
+    /// returned.
+    ///
+    /// # Errors
+    /// MUST return [`TrailError::Throttled`] only after its own bounded retries;
+    /// [`TrailError::Unavailable`] otherwise.
     async fn decisions_on(
         &self,
-        deployment: &str,
+        deployment: &DeploymentRef,
         approve: bool,
-        native: bool,
         since: chrono::DateTime<chrono::Utc>,
         until: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::release::ObservedCall>, TrailError>;
 }
 
 pub use crate::error::TrailError;
-
-#[cfg(test)]
-mod group_wait_tests {
-    use super::GroupWait;
-
-    fn group(action: Option<&str>, wait_minutes: i32) -> GroupWait {
-        GroupWait { action_on_timeout: action.map(str::to_owned), wait_minutes }
-    }
-
-    #[test]
-    fn a_group_that_stops_after_a_wait_time_waits_for_a_person() {
-        assert!(group(Some("STOP_DEPLOYMENT"), 60).waits_for_a_person());
-        assert_eq!(group(Some("STOP_DEPLOYMENT"), 60).serves(false, 0), Ok(()));
-    }
-
-    #[test]
-    fn a_group_that_continues_by_itself_does_not_serve_a_manual_approval() {
-        let refused = group(Some("CONTINUE_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
-        assert!(refused.contains("CONTINUE_DEPLOYMENT reroutes production traffic once the hooks pass"), "{refused}");
-    }
-
-    #[test]
-    fn a_group_that_sets_no_ready_option_continues_by_itself() {
-        let unset = group(None, 0);
-        assert!(!unset.waits_for_a_person());
-        assert!(unset.describe().contains("CONTINUE_DEPLOYMENT (unset)"), "{}", unset.describe());
-    }
-
-    #[test]
-    fn a_group_that_stops_without_a_wait_time_does_not_wait_for_a_person() {
-        let refused = group(Some("STOP_DEPLOYMENT"), 0).serves(false, 0).unwrap_err();
-        assert!(refused.contains("wait time of 0 min"), "{refused}");
-    }
-
-    #[test]
-    fn an_auto_approval_without_bake_time_may_use_a_group_that_continues() {
-        assert_eq!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 0), Ok(()));
-    }
-
-    #[test]
-    fn an_auto_approval_with_bake_time_needs_a_group_that_waits() {
-        assert!(group(Some("CONTINUE_DEPLOYMENT"), 0).serves(true, 300).is_err());
-    }
-}

@@ -14,54 +14,147 @@ use crate::names::ServiceName;
 /// template.yaml) less a margin for the record writes and the hook answer.
 pub const HOOK_BUDGET: Duration = Duration::from_secs(280);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One service's settings, as Convoy uses them. Read from [`RawSettings`]: the explicit form
+/// (`"deploy": {"method": …}`) or the one that predates [`DeployTarget`] (`codedeploy`, `pipeline`,
+/// `ecs_native` beside each other), which is also how they are written (`convoy init`), so that
+/// what [`parse`] reads back is the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "RawSettings")]
 pub struct ServiceSettings {
-    /// CodeDeploy for ECS blue/green. With `pipeline` set, the pipeline's deploy action creates the
-    /// deployment in this group, and Convoy writes this AppSpec into the bundle. Required unless
-    /// `ecs_native` is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub codedeploy: Option<CodeDeployTarget>,
-    /// Deploy through ECS native blue/green instead (`UpdateService` on a `BLUE_GREEN` service).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ecs_native: Option<EcsNativeTarget>,
-    /// Deploy through this CodePipeline instead of creating the CodeDeploy deployment directly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pipeline: Option<PipelineTarget>,
+    /// How the service deploys: the method, chosen once here, with what it needs.
+    pub deploy: DeployTarget,
     /// The ALB test listener, e.g. `http://internal-alb.example:8080`.
     pub test_listener: String,
-    #[serde(default)]
     pub probe: ProbeDefaults,
     /// Used when the manifest says nothing.
-    #[serde(default = "manual")]
     pub approval: Approval,
     /// With auto approval: how long the new version takes test traffic before policy approves.
-    #[serde(default)]
     pub bake_seconds: u64,
     /// CloudWatch metric checks judged after the probes (see [`crate::gates`]).
-    #[serde(default)]
     pub metric_checks: Vec<crate::gates::MetricCheck>,
     /// CloudWatch alarms that hold the traffic shift and roll the release back while it awaits
     /// approval, bakes, or waits before the blue tasks are terminated.
-    #[serde(default)]
     pub alarms: Vec<String>,
+}
+
+/// How a service deploys. `"deploy": {"method": "codedeploy" | "codepipeline" | "ecs-native", ...}`;
+/// a new method is a new variant here, one in [`DeployMethod`](crate::release::DeployMethod), and
+/// its strategy under `service/methods/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method")]
+pub enum DeployTarget {
+    /// Convoy creates the CodeDeploy (ECS blue/green) deployment itself.
+    #[serde(rename = "codedeploy")]
+    CodeDeploy(CodeDeployTarget),
+    /// Convoy writes a deploy bundle and starts the pipeline, whose `CodeDeployToECS` action
+    /// creates the deployment in `codedeploy`'s group (whose AppSpec Convoy writes into the bundle).
+    #[serde(rename = "codepipeline")]
+    CodePipeline { codedeploy: CodeDeployTarget, pipeline: PipelineTarget },
+    /// Convoy updates a service that deploys through ECS native blue/green (`UpdateService`).
+    #[serde(rename = "ecs-native")]
+    EcsNative(EcsNativeTarget),
+}
+
+impl DeployTarget {
+    pub fn method(&self) -> crate::release::DeployMethod {
+        use crate::release::DeployMethod;
+        match self {
+            DeployTarget::CodeDeploy(_) => DeployMethod::CodeDeploy,
+            DeployTarget::CodePipeline { .. } => DeployMethod::CodePipeline,
+            DeployTarget::EcsNative(_) => DeployMethod::EcsNative,
+        }
+    }
+
+    /// The CodeDeploy group the deployments run in (`codedeploy`, `codepipeline`).
+    pub fn codedeploy(&self) -> Option<&CodeDeployTarget> {
+        match self {
+            DeployTarget::CodeDeploy(target) | DeployTarget::CodePipeline { codedeploy: target, .. } => Some(target),
+            DeployTarget::EcsNative(_) => None,
+        }
+    }
 }
 
 impl ServiceSettings {
     /// The deploy method these settings choose.
     pub fn method(&self) -> crate::release::DeployMethod {
-        use crate::release::DeployMethod;
-        match (&self.ecs_native, &self.pipeline) {
-            (Some(_), _) => DeployMethod::EcsNative,
-            (None, Some(_)) => DeployMethod::CodePipeline,
-            (None, None) => DeployMethod::CodeDeploy,
+        self.deploy.method()
+    }
+}
+
+/// The settings as written: `deploy`, or the older `codedeploy` (with `pipeline`) or `ecs_native`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deploy: Option<DeployTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    codedeploy: Option<CodeDeployTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ecs_native: Option<EcsNativeTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pipeline: Option<PipelineTarget>,
+    test_listener: String,
+    #[serde(default)]
+    probe: ProbeDefaults,
+    #[serde(default = "manual")]
+    approval: Approval,
+    #[serde(default)]
+    bake_seconds: u64,
+    #[serde(default)]
+    metric_checks: Vec<crate::gates::MetricCheck>,
+    #[serde(default)]
+    alarms: Vec<String>,
+}
+
+impl From<ServiceSettings> for RawSettings {
+    fn from(settings: ServiceSettings) -> Self {
+        let (codedeploy, pipeline, ecs_native) = match settings.deploy {
+            DeployTarget::CodeDeploy(target) => (Some(target), None, None),
+            DeployTarget::CodePipeline { codedeploy, pipeline } => (Some(codedeploy), Some(pipeline), None),
+            DeployTarget::EcsNative(target) => (None, None, Some(target)),
+        };
+        RawSettings {
+            deploy: None,
+            codedeploy,
+            ecs_native,
+            pipeline,
+            test_listener: settings.test_listener,
+            probe: settings.probe,
+            approval: settings.approval,
+            bake_seconds: settings.bake_seconds,
+            metric_checks: settings.metric_checks,
+            alarms: settings.alarms,
         }
     }
+}
 
-    /// The CodeDeploy target (checked at start-up to be set for the `codedeploy` and
-    /// `codepipeline` methods).
-    pub fn codedeploy_target(&self) -> Result<&CodeDeployTarget, String> {
-        self.codedeploy.as_ref().ok_or_else(|| "the service's settings name no codedeploy target".to_owned())
+impl TryFrom<RawSettings> for ServiceSettings {
+    type Error = String;
+
+    fn try_from(raw: RawSettings) -> Result<Self, String> {
+        let deploy = match (raw.deploy, raw.codedeploy, raw.ecs_native, raw.pipeline) {
+            (Some(deploy), None, None, None) => deploy,
+            (Some(_), ..) => return Err("set deploy, or the older codedeploy/pipeline/ecs_native, not both".into()),
+            (None, None, None, _) => return Err("set codedeploy (or ecs_native for ECS native blue/green)".into()),
+            (None, Some(_), Some(_), _) => {
+                return Err("codedeploy and ecs_native both set: choose one deploy method".into());
+            }
+            (None, None, Some(_), Some(_)) => {
+                return Err("pipeline needs codedeploy; ecs_native deploys without one".into());
+            }
+            (None, Some(codedeploy), None, Some(pipeline)) => DeployTarget::CodePipeline { codedeploy, pipeline },
+            (None, Some(codedeploy), None, None) => DeployTarget::CodeDeploy(codedeploy),
+            (None, None, Some(native), None) => DeployTarget::EcsNative(native),
+        };
+        Ok(ServiceSettings {
+            deploy,
+            test_listener: raw.test_listener,
+            probe: raw.probe,
+            approval: raw.approval,
+            bake_seconds: raw.bake_seconds,
+            metric_checks: raw.metric_checks,
+            alarms: raw.alarms,
+        })
     }
 }
 
@@ -155,11 +248,13 @@ impl Default for ProbeDefaults {
 
 /// Reads and checks the settings; the message names the service and the field.
 pub fn parse(json: &str) -> Result<BTreeMap<ServiceName, ServiceSettings>, String> {
-    let raw: BTreeMap<String, ServiceSettings> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let raw: BTreeMap<String, RawSettings> = serde_json::from_str(json).map_err(|e| e.to_string())?;
     let mut settings = BTreeMap::new();
     for (service, value) in raw {
         let name = ServiceName::new(&service).map_err(|e| e.to_string())?;
-        check(&value).map_err(|e| format!("service {service}: {e}"))?;
+        let value = ServiceSettings::try_from(value)
+            .and_then(|value| check(&value).map(|()| value))
+            .map_err(|e| format!("service {service}: {e}"))?;
         settings.insert(name, value);
     }
     Ok(settings)
@@ -189,18 +284,10 @@ fn check(settings: &ServiceSettings) -> Result<(), String> {
         ));
     }
     crate::verify::probe_url(listener, &probe.path)?;
-    if let Some(pipeline) = &settings.pipeline {
+    if let DeployTarget::CodePipeline { pipeline, .. } = &settings.deploy {
         check_pipeline(pipeline)?;
     }
-    match (&settings.codedeploy, &settings.ecs_native, &settings.pipeline) {
-        (None, None, _) => return Err("set codedeploy (or ecs_native for ECS native blue/green)".into()),
-        (Some(_), Some(_), _) => {
-            return Err("codedeploy and ecs_native both set: choose one deploy method".into());
-        }
-        (None, Some(_), Some(_)) => return Err("pipeline needs codedeploy; ecs_native deploys without one".into()),
-        _ => {}
-    }
-    if let Some(native) = &settings.ecs_native {
+    if let DeployTarget::EcsNative(native) = &settings.deploy {
         if native.verify_function.trim().is_empty() {
             return Err("ecs_native.verify_function must name the verify function".into());
         }
@@ -250,7 +337,7 @@ mod tests {
         let web = &settings[&"web".parse().unwrap()];
         assert_eq!(web.approval, Approval::Manual);
         assert_eq!(web.probe.count, 10);
-        assert_eq!(web.codedeploy.as_ref().unwrap().port, 80);
+        assert_eq!(web.deploy.codedeploy().unwrap().port, 80);
         assert_eq!(web.method(), crate::release::DeployMethod::CodeDeploy);
     }
 
@@ -275,7 +362,9 @@ mod tests {
                 "source_action": "Bundle"}, "test_listener""#,
         );
         let settings = parse(&json).unwrap();
-        let pipeline = settings[&"web".parse().unwrap()].pipeline.clone().unwrap();
+        let DeployTarget::CodePipeline { pipeline, .. } = settings[&"web".parse().unwrap()].deploy.clone() else {
+            panic!("not the pipeline method")
+        };
         assert_eq!(pipeline.release_variable, "CONVOY_RELEASE");
         assert_eq!(pipeline.source_action, "Bundle");
     }
@@ -298,7 +387,8 @@ mod tests {
         let settings = parse(NATIVE).unwrap();
         let web = &settings[&"web".parse().unwrap()];
         assert_eq!(web.method(), crate::release::DeployMethod::EcsNative);
-        assert_eq!(web.ecs_native.as_ref().unwrap().approval_stage, "PRE_PRODUCTION_TRAFFIC_SHIFT");
+        let DeployTarget::EcsNative(native) = &web.deploy else { panic!("not the native method") };
+        assert_eq!(native.approval_stage, "PRE_PRODUCTION_TRAFFIC_SHIFT");
     }
 
     #[test]
@@ -336,5 +426,59 @@ mod tests {
         assert!(
             parse(&GOOD.replace(r#""port": 80"#, r#""port": 80, "prot": 1"#)).unwrap_err().contains("unknown field")
         );
+    }
+
+    #[test]
+    fn the_explicit_deploy_form_chooses_each_method() {
+        let codedeploy = r#"{"web": {"deploy": {"method": "codedeploy", "application": "convoy",
+            "deployment_group": "web", "container": "nginx", "port": 80, "verify_function": "convoy-verify"},
+            "test_listener": "http://internal-alb:8080"}}"#;
+        let web = &parse(codedeploy).unwrap()[&"web".parse().unwrap()];
+        assert_eq!(web.method(), crate::release::DeployMethod::CodeDeploy);
+        assert_eq!(web.deploy.codedeploy().unwrap().deployment_group, "web");
+
+        let pipeline = r#"{"web": {"deploy": {"method": "codepipeline", "codedeploy": {"application": "convoy",
+            "deployment_group": "web", "container": "nginx", "port": 80, "verify_function": "convoy-verify"},
+            "pipeline": {"name": "web-deploy", "source_bucket": "b", "source_key": "web/bundle.zip",
+            "source_action": "Bundle"}}, "test_listener": "http://internal-alb:8080"}}"#;
+        let web = &parse(pipeline).unwrap()[&"web".parse().unwrap()];
+        assert_eq!(web.method(), crate::release::DeployMethod::CodePipeline);
+
+        let native = r#"{"web": {"deploy": {"method": "ecs-native", "verify_function": "convoy-verify"},
+            "test_listener": "http://internal-alb:8080"}}"#;
+        let web = &parse(native).unwrap()[&"web".parse().unwrap()];
+        assert_eq!(web.method(), crate::release::DeployMethod::EcsNative);
+    }
+
+    #[test]
+    fn the_older_form_reads_as_the_same_deploy_target_as_the_explicit_one() {
+        let older = parse(GOOD).unwrap();
+        let explicit = parse(&GOOD.replace(r#""codedeploy": {"#, r#""deploy": {"method": "codedeploy", "#)).unwrap();
+        assert_eq!(older, explicit);
+    }
+
+    #[test]
+    fn deploy_beside_an_older_deploy_field_is_refused() {
+        let both = GOOD.replace(
+            r#""test_listener""#,
+            r#""deploy": {"method": "ecs-native", "verify_function": "v"}, "test_listener""#,
+        );
+        assert!(parse(&both).unwrap_err().contains("set deploy, or the older"));
+    }
+
+    #[test]
+    fn an_unknown_method_is_refused() {
+        let json = r#"{"web": {"deploy": {"method": "rolling"}, "test_listener": "http://internal-alb:8080"}}"#;
+        assert!(parse(json).unwrap_err().contains("unknown variant `rolling`"), "{}", parse(json).unwrap_err());
+    }
+
+    #[test]
+    fn settings_are_written_in_the_older_form_and_read_back_the_same() {
+        for json in [GOOD, NATIVE] {
+            let settings = parse(json).unwrap();
+            let written = serde_json::to_value(&settings).unwrap();
+            assert!(written["web"].get("deploy").is_none(), "{written}");
+            assert_eq!(parse(&written.to_string()).unwrap(), settings);
+        }
     }
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use crate::adapters::aws::{
-    self, CloudWatch, CodeDeployer, CodePipelines, EcrRegistry, EcsTasks, EventBridgeEvents, HttpProber, S3Store,
+    self, CloudWatch, CodeDeployer, CodePipelines, EcrRegistry, EcsDeployments, EcsTasks, EventBridgeEvents,
+    HttpProber, S3Store,
 };
 use crate::config::Config;
 use crate::service::Convoy;
@@ -58,7 +59,8 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
     let registry = Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(sdk)));
     let ecs = aws_sdk_ecs::Client::new(sdk);
     let tasks = Arc::new(EcsTasks::new(ecs.clone()));
-    let deployer = Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(sdk), ecs));
+    let codedeploy = Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(sdk)));
+    let service_deployments = Arc::new(EcsDeployments::new(ecs));
     let prober = Arc::new(HttpProber::new().map_err(StartupError::Prober)?);
     let events = Arc::new(EventBridgeEvents::new(aws_sdk_eventbridge::Client::new(sdk), &config.event_bus));
     Ok(Convoy {
@@ -71,7 +73,8 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         registry,
         definitions: tasks.clone(),
         tasks,
-        deployer,
+        codedeploy,
+        service_deployments,
         pipelines,
         prober,
         events,

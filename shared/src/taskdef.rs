@@ -125,6 +125,28 @@ pub fn derive(described: &Value, derivation: &Derivation<'_>) -> Result<Value, S
     Ok(Value::Object(definition))
 }
 
+/// A derived task definition as it is registered: the RegisterTaskDefinition document, its
+/// containers' names, and where the derivation's essential container (else the first) logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub definition: Value,
+    pub containers: Vec<String>,
+    pub log_group: Option<String>,
+    pub log_stream_prefix: Option<String>,
+}
+
+/// [`derive`], with what registering the result needs ([`Registration`]).
+///
+/// # Errors
+/// As [`derive`].
+pub fn registration(described: &Value, derivation: &Derivation<'_>) -> Result<Registration, String> {
+    let definition = derive(described, derivation)?;
+    let names: Vec<String> = containers(&definition).into_iter().map(str::to_owned).collect();
+    let logged = derivation.only_essential.or(names.first().map(String::as_str)).unwrap_or_default();
+    let (log_group, log_stream_prefix) = awslogs(&definition, logged);
+    Ok(Registration { containers: names, log_group, log_stream_prefix, definition })
+}
+
 fn container_mut<'c>(containers: &'c mut [Value], name: &str) -> Option<&'c mut Map<String, Value>> {
     containers.iter_mut().filter_map(Value::as_object_mut).find(|c| c.get("name").and_then(Value::as_str) == Some(name))
 }

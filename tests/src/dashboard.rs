@@ -56,7 +56,7 @@ pub async fn world(id: &str, verbose: bool) -> Result<DashboardWorld, String> {
         let event = fixtures::s3_eventbridge(&world.bucket, &key, version.as_deref(), size);
         convoy::handlers::manifest_uploaded(&convoy, LambdaEvent::new(event, Context::default()))
             .await
-            .map_err(|e| format!("manifest-uploaded for {release}: {e}"))?;
+            .map_err(|e| format!("manifest-uploaded for {release}: {}", e.error_message))?;
     }
     world
         .s3

@@ -339,10 +339,11 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     out.send(&migration_stopped, stopped).await?;
 
     if let (true, State::Deploying { deployment }) = (options.ecs_native, record().await.state) {
-        play_ecs_native(&out, &standin, &world, &ecs.cluster, &verify, &deployment_changed, &deployment).await?;
+        play_ecs_native(&out, &standin, &world, &ecs.cluster, &verify, &deployment_changed, deployment.as_str())
+            .await?;
     } else if let State::Deploying { deployment } = record().await.state {
         let deployment = match &pipeline {
-            None => deployment,
+            None => deployment.to_string(),
             Some(pipeline) => {
                 let released = record().await;
                 let (bundle, _) = crate::pipeline::recorded_bundle(&world, pipeline, &released).await;
@@ -356,7 +357,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                     crate::pipeline::play_deploy_action(&world, &application, &group, &bundle).await;
                 // Created straight on moto, as CodePipeline would: CodeDeploy knows it.
                 standin.register(&created);
-                standin.report_deploy_action(&deployment, &created);
+                standin.report_deploy_action(deployment.as_str(), &created);
                 out.say(format!("registered taskdef.json as {revision}; CodeDeploy deployment {created}"));
                 created
             }

@@ -3,7 +3,9 @@
 //! credentials.
 
 use convoy::manifest::Approval;
-use convoy::settings::{APPROVAL_STAGES, CodeDeployTarget, EcsNativeTarget, ProbeDefaults, ServiceSettings};
+use convoy::settings::{
+    APPROVAL_STAGES, CodeDeployTarget, DeployTarget, EcsNativeTarget, ProbeDefaults, ServiceSettings,
+};
 
 use super::iam::Access;
 
@@ -202,11 +204,13 @@ pub fn plan(found: &Found, choices: &Choices) -> Plan {
         }
     };
     let test_listener = test_listener_url(found, choices, &mut notes, &mut gaps);
-    let settings = match (test_listener, codedeploy.is_some() || ecs_native.is_some()) {
-        (Some(test_listener), true) => Some(ServiceSettings {
-            codedeploy,
-            ecs_native,
-            pipeline: None,
+    let deploy = match (codedeploy, ecs_native) {
+        (Some(codedeploy), _) => Some(DeployTarget::CodeDeploy(codedeploy)),
+        (None, native) => native.map(DeployTarget::EcsNative),
+    };
+    let settings = match (test_listener, deploy) {
+        (Some(test_listener), Some(deploy)) => Some(ServiceSettings {
+            deploy,
             test_listener,
             probe: ProbeDefaults::default(),
             approval: Approval::Manual,
@@ -557,7 +561,7 @@ mod tests {
         assert!(plan.missing.is_empty(), "{:?}", plan.missing);
         let settings = plan.settings.expect("settings");
         assert_eq!(settings.test_listener, "http://internal-web-1.us-east-1.elb.amazonaws.com:8080");
-        let target = settings.codedeploy.clone().expect("a CodeDeploy target");
+        let target = settings.deploy.codedeploy().cloned().expect("a CodeDeploy target");
         assert_eq!(
             (target.application.as_str(), target.deployment_group.as_str(), target.container.as_str(), target.port),
             ("convoy", "web", "nginx", 80)
@@ -636,7 +640,7 @@ mod tests {
     fn a_native_service_gets_its_hooks_function_and_pause_stage() {
         let plan = plan(&native(), &Choices::default());
         assert!(plan.missing.is_empty(), "{:?}", plan.missing);
-        let target = plan.settings.expect("settings").ecs_native.expect("a native target");
+        let Some(DeployTarget::EcsNative(target)) = plan.settings.map(|s| s.deploy) else { panic!("a native target") };
         assert_eq!(
             (target.verify_function.as_str(), target.approval_stage.as_str()),
             (VERIFY, "PRE_PRODUCTION_TRAFFIC_SHIFT")

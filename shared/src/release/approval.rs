@@ -8,8 +8,55 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApprovalDecision, Decision, DeployMethod, Effect, Release, Stage, State};
-use crate::names::DeploymentId;
+use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
+use crate::gates::AlarmRecord;
+use crate::names::{DeploymentId, DeploymentRef};
+
+/// The approval stage's events: who decided the traffic shift, as AWS says, and the alarms that
+/// roll it back while it is gated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Policy (`by: "policy (auto…)"`) approved the traffic shift with Convoy's own role. A
+    /// person's decision is [`Event::Observed`]: Convoy takes no typed name.
+    Decided { approve: bool, by: String, at: DateTime<Utc> },
+    /// CloudTrail recorded a successful continue or stop of a deployment, and who made it.
+    Observed { call: ObservedCall, at: DateTime<Utc> },
+    /// CloudTrail's event history had no call for a pending attribution (the window looked at
+    /// ends at `checked_until`).
+    ApproverNotFound { why: String, checked_until: DateTime<Utc>, at: DateTime<Utc> },
+    /// CodeDeploy said (at `at`) that `deployment`, still running, rerouted production traffic:
+    /// someone continued it past READY_WAIT.
+    Rerouted { deployment: DeploymentId, at: DateTime<Utc> },
+    /// A CloudWatch alarm is in ALARM (an EventBridge event, or the reconciler's DescribeAlarms).
+    AlarmRaised { alarm: String, reason: String, since: Option<DateTime<Utc>>, via: String, at: DateTime<Utc> },
+}
+
+impl StageEvent for Event {
+    fn apply_to(&self, release: &Release, _: &Context) -> Result<Decision, TransitionError> {
+        Ok(match self {
+            Event::Decided { approve, by, at } => release.on_decided(*approve, by, *at),
+            Event::Observed { call, at } => release.on_approval_observed(call, *at),
+            Event::ApproverNotFound { why, checked_until, at } => {
+                release.on_approver_not_found(why, *checked_until, *at)
+            }
+            Event::Rerouted { deployment, at } => release.on_rerouted(deployment, *at),
+            Event::AlarmRaised { alarm, reason, since, via, at } => {
+                release.on_alarm_raised(alarm, reason, *since, via, *at)
+            }
+        })
+    }
+}
+
+/// Who decided the traffic shift. `by` is the display text (the principal's ARN, "policy (auto)",
+/// or why it is unknown); `actor` is what AWS recorded (records written before it have none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub approved: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Attribution>,
+}
 
 /// How Convoy learned of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,8 +103,8 @@ impl Actor {
 /// A successful call on a deployment's approval, as CloudTrail recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedCall {
-    /// The CodeDeploy deployment id or the ECS service deployment ARN the call named.
-    pub deployment: String,
+    /// The CodeDeploy deployment or the ECS service deployment the call named.
+    pub deployment: DeploymentRef,
     /// Continue (`true`) or stop (`false`).
     pub approve: bool,
     pub actor: Actor,
@@ -110,13 +157,13 @@ impl ApprovalDecision {
 impl Release {
     /// The deployment an approval call must name to be this release's: the one followed now, or,
     /// once it ended, the last one it followed.
-    fn approval_deployment(&self) -> Option<&str> {
-        self.state.deployment().or_else(|| self.deployment.as_ref()?.id.as_ref().map(|d| d.as_str()))
+    fn approval_deployment(&self) -> Option<&DeploymentRef> {
+        self.state.deployment().or_else(|| self.deployment.as_ref()?.id.as_ref())
     }
 
     pub(super) fn on_approval_observed(&self, call: &ObservedCall, at: DateTime<Utc>) -> Decision {
         let ObservedCall { deployment, approve, actor } = call;
-        if self.approval_deployment() != Some(deployment.as_str()) {
+        if self.approval_deployment() != Some(deployment) {
             return Decision::unchanged(format!(
                 "{} on {deployment}, which is not this release's deployment ({})",
                 actor.operation, self.state
@@ -132,14 +179,14 @@ impl Release {
                 next.approval = Some(ApprovalDecision::recorded(true, actor, at));
                 next.state = State::ShiftingTraffic { deployment: deployment.clone() };
                 next.record(at, "approved", format!("by {}: production traffic shifts", actor.describe()));
-                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+                Decision::changed(next, Vec::new())
             }
             (State::AwaitingApproval { deployment }, false) => {
                 let reason = format!("rejected by {}", actor.principal_arn);
                 next.approval = Some(ApprovalDecision::recorded(false, actor, at));
                 next.state = State::RollingBack { deployment: deployment.clone(), reason: reason.clone() };
                 next.record(at, "rejected", format!("by {}; the deployment rolls back", actor.describe()));
-                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+                Decision::changed(next, Vec::new())
             }
             // Continued before Convoy recorded a passed verification: CodeDeploy offers the reroute
             // only after the hook succeeded, so this is a record that fell behind or a hook answered
@@ -152,23 +199,17 @@ impl Release {
                 next.approval = Some(ApprovalDecision::recorded(true, actor, at));
                 next.state = State::Failed { stage: Stage::Approval, reason: reason.clone() };
                 next.record(at, "approval-refused", format!("{reason}; the deployment is rolled back"));
-                let mut effects = Vec::new();
-                if let Ok(deployment) = DeploymentId::new(deployment) {
-                    effects.push(Effect::RollBack { deployment });
-                }
-                effects.push(Effect::ReleaseDeployLock);
-                Decision::Changed { release: Box::new(next), effects }
+                let effects = vec![Effect::RollBack { deployment: deployment.clone() }, Effect::ReleaseDeployLock];
+                Decision::changed(next, effects)
             }
             // Stopped by a person before (or while) it shifted: it rolls back; the end event ends it.
-            (State::Deploying { deployment: _ } | State::Verifying { .. } | State::ShiftingTraffic { .. }, false) => {
-                let Ok(followed) = DeploymentId::new(deployment) else {
-                    return Decision::inconsistent(self, "a deployment id");
-                };
+            (State::Deploying { .. } | State::Verifying { .. } | State::ShiftingTraffic { .. }, false) => {
+                let followed = deployment.clone();
                 let reason = format!("stopped by {} while {}", actor.principal_arn, self.state);
                 next.approval = Some(ApprovalDecision::recorded(false, actor, at));
                 next.state = State::RollingBack { deployment: followed, reason: reason.clone() };
                 next.record(at, "rejected", format!("{reason} (CloudTrail event {})", actor.event_id));
-                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+                Decision::changed(next, Vec::new())
             }
             // The decision is recorded (by policy, or pending attribution): CloudTrail names who.
             (_, _) if self.approval.as_ref().is_some_and(|a| a.approved == *approve && a.open_to_attribution()) => {
@@ -179,7 +220,7 @@ impl Release {
                     decision.by = actor.principal_arn.clone();
                 }
                 next.record(at, "attributed", format!("{verb}: CloudTrail names {}", actor.describe()));
-                Decision::Changed { release: Box::new(next), effects: Vec::new() }
+                Decision::changed(next, Vec::new())
             }
             _ => Decision::unchanged(format!(
                 "{} by {} changes nothing: the release is {}",
@@ -208,7 +249,7 @@ impl Release {
             decision.actor = Some(Attribution::Unknown { why: why.clone() });
         }
         next.record(at, "attributed", why);
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     /// The deployment moved on (shifted, or was stopped) with no call recorded: the decision is
@@ -216,7 +257,7 @@ impl Release {
     pub(super) fn unattributed_decision(
         &mut self,
         approved: bool,
-        deployment: &str,
+        deployment: &DeploymentRef,
         at: DateTime<Utc>,
     ) -> Option<Effect> {
         let since = self.verification.as_ref().and_then(|v| v.finished_at).unwrap_or(at);
@@ -241,15 +282,87 @@ impl Release {
         let State::AwaitingApproval { deployment } = &self.state else { return None };
         let deployment = deployment.clone();
         self.state = State::ShiftingTraffic { deployment: deployment.clone() };
-        Some(self.unattributed_decision(true, deployment.as_str(), at).into_iter().collect())
+        Some(self.unattributed_decision(true, &deployment, at).into_iter().collect())
     }
 
     /// The look-up a pending attribution asks for (`None` when none is pending).
     pub fn attribution_wanted(&self) -> Option<Effect> {
         let decision = self.approval.as_ref()?;
         let Some(Attribution::Pending { since }) = &decision.actor else { return None };
-        let deployment = self.approval_deployment()?.to_owned();
-        let native = self.deployment.as_ref().is_some_and(|run| run.method == DeployMethod::EcsNative);
-        Some(Effect::FindApprover { deployment, approve: decision.approved, native, since: *since })
+        let deployment = self.approval_deployment()?.clone();
+        Some(Effect::FindApprover { deployment, approve: decision.approved, since: *since })
+    }
+
+    pub(super) fn on_decided(&self, approve: bool, by: &str, at: DateTime<Utc>) -> Decision {
+        let State::AwaitingApproval { deployment } = &self.state else {
+            return Decision::unchanged(format!("nothing awaits a decision: the release is {}", self.state));
+        };
+        let mut next = self.clone();
+        next.approval = Some(ApprovalDecision { approved: approve, by: by.to_owned(), at, actor: None });
+        if approve {
+            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
+            next.record(at, "approved", format!("by {by}: production traffic shifts"));
+        } else {
+            let reason = format!("rejected by {by}");
+            next.state = State::RollingBack { deployment: deployment.clone(), reason: reason.clone() };
+            next.record(at, "rejected", format!("{reason}; the deployment rolls back"));
+        }
+        Decision::changed(next, Vec::new())
+    }
+
+    /// CodeDeploy rerouted production traffic while the deployment still runs (its termination
+    /// wait started): past READY_WAIT, so approved by someone, whose call Convoy has not seen yet.
+    pub(super) fn on_rerouted(&self, deployment: &DeploymentId, at: DateTime<Utc>) -> Decision {
+        if self.state.deployment().and_then(DeploymentRef::codedeploy) != Some(deployment) {
+            return Decision::unchanged(format!(
+                "deployment {deployment} is not this release's current one ({})",
+                self.state
+            ));
+        }
+        let mut next = self.clone();
+        match next.continued_unseen(at) {
+            Some(effects) => Decision::changed(next, effects),
+            None => Decision::unchanged(format!("traffic rerouted, and the release is {} already", self.state)),
+        }
+    }
+
+    /// An alarm in ALARM while the traffic shift is gated: the deployment rolls back, once.
+    pub(super) fn on_alarm_raised(
+        &self,
+        alarm: &str,
+        reason: &str,
+        since: Option<DateTime<Utc>>,
+        via: &str,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        let deployment = match &self.state {
+            State::AwaitingApproval { deployment } | State::ShiftingTraffic { deployment } => deployment.clone(),
+            _ => return Decision::unchanged(format!("alarm {alarm} gates nothing now: the release is {}", self.state)),
+        };
+        let watched = self.alarms.as_ref().is_some_and(|gate| gate.watched.iter().any(|a| a == alarm));
+        if !watched {
+            return Decision::unchanged(format!("alarm {alarm} does not gate this release"));
+        }
+        let when = since.unwrap_or(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let stage = if matches!(self.state, State::ShiftingTraffic { .. }) {
+            "after the traffic shift"
+        } else {
+            "before the traffic shift"
+        };
+        let cause = format!("alarm {alarm} went to ALARM at {when} {stage}: {reason}");
+        let mut next = self.clone();
+        let gate = next.alarms.get_or_insert_with(Default::default);
+        gate.fired.push(AlarmRecord {
+            alarm: alarm.to_owned(),
+            state: "ALARM".into(),
+            reason: reason.to_owned(),
+            since,
+            via: via.to_owned(),
+            action: "rolled back".into(),
+            at,
+        });
+        next.state = State::RollingBack { deployment: deployment.clone(), reason: cause.clone() };
+        next.record(at, "alarm", format!("{cause} (via {via}); the deployment rolls back"));
+        Decision::changed(next, vec![Effect::RollBack { deployment }])
     }
 }

@@ -7,24 +7,24 @@ const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 const BOB: &str = "arn:aws:sts::123456789012:assumed-role/Approvers/bob@example.com";
 
 fn deploying() -> Release {
-    let claim = Event::DeploymentClaimed {
+    let claim = deployment::Event::Claimed {
         method: DeployMethod::CodeDeploy,
         at: t(2),
         lease: Duration::seconds(90),
         gate: None,
     };
     let (claimed, _) = apply(&ready(false), claim);
-    let started = Event::DeploymentStarted { deployment: "d-1".parse().unwrap(), task_definition: None, at: t(3) };
+    let started = deployment::Event::Started { deployment: "d-1".parse().unwrap(), task_definition: None, at: t(3) };
     apply(&claimed, started).0
 }
 
 fn verifying() -> Release {
     let hook = Hook::CodeDeploy { deployment_id: "d-1".parse().unwrap(), execution_id: "exec-1".parse().unwrap() };
-    apply(&deploying(), Event::VerificationStarted { hook, at: t(4) }).0
+    apply(&deploying(), verification::Event::Started { hook, at: t(4) }).0
 }
 
-fn finished(auto: bool) -> Event {
-    Event::VerificationFinished {
+fn finished(auto: bool) -> verification::Event {
+    verification::Event::Finished {
         outcome: VerificationOutcome { passed: true, reason: "10 of 10 probes passed".into() },
         auto,
         bake_seconds: 0,
@@ -49,16 +49,16 @@ fn actor(arn: &str, event_id: &str, via: Via) -> Actor {
     }
 }
 
-fn observed(approve: bool, arn: &str, event_id: &str) -> Event {
+fn observed(approve: bool, arn: &str, event_id: &str) -> approval::Event {
     observed_on("d-1", approve, actor(arn, event_id, Via::CloudTrailEvent))
 }
 
-fn observed_on(deployment: &str, approve: bool, actor: Actor) -> Event {
-    Event::ApprovalObserved { call: ObservedCall { deployment: deployment.into(), approve, actor }, at: t(71) }
+fn observed_on(deployment: &str, approve: bool, actor: Actor) -> approval::Event {
+    approval::Event::Observed { call: ObservedCall { deployment: deployment.into(), approve, actor }, at: t(71) }
 }
 
-fn ended(end: DeploymentEnd, at: i64) -> Event {
-    Event::DeploymentEnded { deployment: "d-1".into(), end, detail: String::new(), at: t(at) }
+fn ended(end: DeploymentEnd, at: i64) -> deployment::Event {
+    deployment::Event::Ended { deployment: "d-1".into(), end, detail: String::new(), at: t(at) }
 }
 
 fn recorded(release: &Release) -> Option<&Actor> {
@@ -152,12 +152,7 @@ fn a_success_with_no_call_recorded_asks_cloudtrail_who_approved() {
     let (release, effects) = apply(&awaiting(), ended(DeploymentEnd::Succeeded, 90));
     assert_eq!(release.state, State::Succeeded);
     assert_eq!(release.approval.as_ref().unwrap().actor, Some(Attribution::Pending { since: t(60) }));
-    assert!(effects.contains(&Effect::FindApprover {
-        deployment: "d-1".into(),
-        approve: true,
-        native: false,
-        since: t(60)
-    }));
+    assert!(effects.contains(&Effect::FindApprover { deployment: "d-1".into(), approve: true, since: t(60) }));
     assert!(effects.contains(&Effect::ReleaseDeployLock));
 }
 
@@ -188,7 +183,7 @@ fn a_looked_up_call_of_the_other_decision_does_not_fill_in() {
 #[test]
 fn nothing_found_soon_after_the_decision_keeps_the_attribution_pending() {
     let (succeeded, _) = apply(&awaiting(), ended(DeploymentEnd::Succeeded, 90));
-    let none = Event::ApproverNotFound { why: "no call".into(), checked_until: t(100), at: t(100) };
+    let none = approval::Event::ApproverNotFound { why: "no call".into(), checked_until: t(100), at: t(100) };
     assert!(unchanged(succeeded.apply(&none).unwrap()));
     assert!(succeeded.attribution_wanted().is_some());
 }
@@ -198,7 +193,8 @@ fn nothing_found_long_after_the_decision_says_unknown_and_why() {
     let (succeeded, _) = apply(&awaiting(), ended(DeploymentEnd::Succeeded, 90));
     let late = t(90) + CLOUDTRAIL_DELAY;
     let why = "CloudTrail event history has no ContinueDeployment for d-1";
-    let (release, _) = apply(&succeeded, Event::ApproverNotFound { why: why.into(), checked_until: late, at: late });
+    let (release, _) =
+        apply(&succeeded, approval::Event::ApproverNotFound { why: why.into(), checked_until: late, at: late });
     let approval = release.approval.as_ref().unwrap();
     assert_eq!(approval.by, format!("unknown: {why}"));
     assert!(matches!(&approval.actor, Some(Attribution::Unknown { why: w }) if w.contains("d-1")));
@@ -209,7 +205,8 @@ fn nothing_found_long_after_the_decision_says_unknown_and_why() {
 fn an_unknown_approver_is_still_filled_in_by_a_later_event() {
     let (succeeded, _) = apply(&awaiting(), ended(DeploymentEnd::Succeeded, 90));
     let late = t(90) + CLOUDTRAIL_DELAY;
-    let (unknown, _) = apply(&succeeded, Event::ApproverNotFound { why: "none".into(), checked_until: late, at: late });
+    let (unknown, _) =
+        apply(&succeeded, approval::Event::ApproverNotFound { why: "none".into(), checked_until: late, at: late });
     let (release, _) = apply(&unknown, observed(true, ALICE, "ev-7"));
     assert_eq!(recorded(&release).unwrap().principal_arn, ALICE);
 }
@@ -239,8 +236,8 @@ fn an_old_record_without_an_actor_still_reads() {
     assert_eq!(decision.by, "alice");
 }
 
-fn rerouted(deployment: &str, at: i64) -> Event {
-    Event::Rerouted { deployment: deployment.parse().unwrap(), at: t(at) }
+fn rerouted(deployment: &str, at: i64) -> approval::Event {
+    approval::Event::Rerouted { deployment: deployment.parse().unwrap(), at: t(at) }
 }
 
 #[test]
@@ -250,10 +247,7 @@ fn a_reroute_seen_while_awaiting_approval_shifts_and_asks_cloudtrail_who_approve
     let approval = release.approval.as_ref().unwrap();
     assert!(approval.approved);
     assert_eq!(approval.actor, Some(Attribution::Pending { since: t(60) }));
-    assert_eq!(
-        effects,
-        vec![Effect::FindApprover { deployment: "d-1".into(), approve: true, native: false, since: t(60) }]
-    );
+    assert_eq!(effects, vec![Effect::FindApprover { deployment: "d-1".into(), approve: true, since: t(60) }]);
 }
 
 #[test]

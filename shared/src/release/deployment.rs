@@ -1,12 +1,64 @@
-//! The deployment stages of the state machine: the service's deploy lock, the claimed start, the
-//! verification on the test listener, the approval of the traffic shift, and how it all ended.
+//! The deployment stage of the state machine: the service's deploy lock, the claimed start (by
+//! the release's deploy method), what ECS says of a native deployment, and how the deployment
+//! ended. Verification and approval come in between (`verification.rs`, `approval.rs`).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::LockDecision;
-use super::{Decision, Effect, Release, Stage, State};
-use crate::names::{DeploymentId, HookExecutionId, PipelineExecutionId, ServiceDeploymentArn};
+use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
+use crate::names::{DeploymentId, DeploymentRef, PipelineExecutionId, ServiceDeploymentArn};
+
+/// The deployment stage's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// What the service's deploy lock said when this release asked for it.
+    Lock { decision: LockDecision, at: DateTime<Utc> },
+    /// A handler claims the start of the deployment (see `migration::Event::Claimed`). `gate` says
+    /// what holds production traffic for the approval (the CodeDeploy group's ready option, the
+    /// ECS PAUSE hook's timeout), as checked before the claim.
+    Claimed { method: DeployMethod, at: DateTime<Utc>, lease: Duration, gate: Option<String> },
+    /// The deployment was started (or found after a crashed holder started it).
+    Started { deployment: DeploymentRef, task_definition: Option<String>, at: DateTime<Utc> },
+    /// The release's task-definition revision was registered (the `ecs-native` method records it
+    /// before `UpdateService`).
+    RevisionRegistered { task_definition: String, at: DateTime<Utc> },
+    /// The pipeline's deploy bundle was written to its S3 source as object `version`.
+    BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
+    /// The pipeline execution that deploys the bundle was started (or found again by its token).
+    PipelineStarted { execution: PipelineExecutionId, at: DateTime<Utc> },
+    /// The pipeline execution ended while the deployment it created still runs: follow that one.
+    Adopted { deployment: DeploymentId, reason: String, at: DateTime<Utc> },
+    /// The deployment cannot be started (no settings, a container the service lacks, ...).
+    Impossible { reason: String, at: DateTime<Utc> },
+    /// ECS described the release's service deployment (strategy, traffic shift, stage).
+    NativeObserved { progress: NativeProgress },
+    /// CodeDeploy (or ECS, or CodePipeline) says how the deployment ended.
+    Ended { deployment: DeploymentRef, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
+}
+
+impl StageEvent for Event {
+    fn apply_to(&self, release: &Release, _: &Context) -> Result<Decision, TransitionError> {
+        Ok(match self {
+            Event::Lock { decision, at } => release.on_deploy_lock(decision, *at),
+            Event::Claimed { method, at, lease, gate } => {
+                release.on_deployment_claimed(*method, *at, *lease, gate.as_deref())
+            }
+            Event::Started { deployment, task_definition, at } => {
+                release.on_deployment_started(deployment, task_definition.as_deref(), *at)
+            }
+            Event::RevisionRegistered { task_definition, at } => release.on_revision_registered(task_definition, *at),
+            Event::BundleWritten { pipeline, bundle, version, at } => {
+                release.on_bundle_written(pipeline, bundle, version, *at)
+            }
+            Event::PipelineStarted { execution, at } => release.on_pipeline_started(execution, *at),
+            Event::Adopted { deployment, reason, at } => release.on_deployment_adopted(deployment, reason, *at),
+            Event::Impossible { reason, at } => release.on_deployment_impossible(reason, *at),
+            Event::NativeObserved { progress } => release.on_native_observed(progress),
+            Event::Ended { deployment, end, detail, at } => release.on_deployment_ended(deployment, *end, detail, *at),
+        })
+    }
+}
 
 /// ECS native lifecycle stages that come after the approval pause (a `PAUSE` hook at
 /// `POST_TEST_TRAFFIC_SHIFT` or `PRE_PRODUCTION_TRAFFIC_SHIFT`): production traffic moves.
@@ -52,9 +104,10 @@ pub struct DeploymentRun {
     pub token: String,
     pub claims: u32,
     pub claimed_at: DateTime<Utc>,
-    /// The CodeDeploy deployment id or pipeline execution id.
+    /// The deployment that shifts traffic once known: CodeDeploy's (directly, or the one the
+    /// pipeline's deploy action created) or ECS's service deployment; never the pipeline execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<DeploymentId>,
+    pub id: Option<DeploymentRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,94 +166,24 @@ pub struct PipelineRun {
 }
 
 impl Release {
-    /// The pipeline and execution, while the state follows the pipeline execution (its CodeDeploy
-    /// deployment is not known yet).
     /// The CodeDeploy deployment this release follows now (none while it follows a pipeline
-    /// execution that has not reached its deployment's hook).
+    /// execution that has not reached its deployment's hook, or an ECS service deployment).
     pub fn codedeploy_deployment(&self) -> Option<DeploymentId> {
-        if self.native_deployment().is_some() {
-            return None;
-        }
-        match &self.state {
-            State::Deploying { .. } if self.following_pipeline().is_some() => None,
-            State::Deploying { deployment } => DeploymentId::new(deployment).ok(),
-            State::Verifying { deployment }
-            | State::AwaitingApproval { deployment }
-            | State::ShiftingTraffic { deployment }
-            | State::RollingBack { deployment, .. } => Some(deployment.clone()),
-            _ => None,
-        }
+        self.state.deployment()?.codedeploy().cloned()
     }
 
     /// The ECS service deployment this release follows now (the `ecs-native` method, once started).
     pub fn native_deployment(&self) -> Option<ServiceDeploymentArn> {
-        let run = self.deployment.as_ref()?;
-        if run.method != DeployMethod::EcsNative {
-            return None;
-        }
-        ServiceDeploymentArn::new(self.state.deployment()?).ok()
+        self.state.deployment()?.service().cloned()
     }
 
+    /// The pipeline and execution, while the state follows the pipeline execution (its CodeDeploy
+    /// deployment is not known yet).
     pub fn following_pipeline(&self) -> Option<(&str, &PipelineExecutionId)> {
+        let execution = self.state.deployment()?.pipeline()?;
         let pipeline = self.deployment.as_ref()?.pipeline.as_ref()?;
-        let execution = pipeline.execution.as_ref()?;
-        (self.state.deployment() == Some(execution.as_str())).then_some((pipeline.name.as_str(), execution))
+        Some((pipeline.name.as_str(), execution))
     }
-}
-
-/// The lifecycle hook that asked for verification, and how to answer it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Hook {
-    /// CodeDeploy `AfterAllowTestTraffic`: answered with `PutLifecycleEventHookExecutionStatus`.
-    CodeDeploy { deployment_id: DeploymentId, execution_id: HookExecutionId },
-    /// ECS native blue/green `POST_TEST_TRAFFIC_SHIFT`: answered by the function's return value.
-    EcsNative { execution_id: HookExecutionId, service_deployment: ServiceDeploymentArn },
-}
-
-/// One probe of the test listener.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeResult {
-    pub at: DateTime<Utc>,
-    pub url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    pub latency_ms: u64,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerificationOutcome {
-    pub passed: bool,
-    pub reason: String,
-}
-
-/// The verification and its evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verification {
-    pub hook: Hook,
-    pub started_at: DateTime<Utc>,
-    pub probes: Vec<ProbeResult>,
-    /// The metric checks, judged after the probes passed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub metrics: Vec<crate::gates::MetricResult>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<VerificationOutcome>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// Who decided the traffic shift. `by` is the display text (the principal's ARN, "policy (auto)",
-/// or why it is unknown); `actor` is what AWS recorded (records written before it have none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalDecision {
-    pub approved: bool,
-    pub by: String,
-    pub at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<super::Attribution>,
 }
 
 impl Release {
@@ -236,7 +219,7 @@ impl Release {
                 next.record(at, "superseded", format!("newer release {newer} deploys instead; this one never will"));
             }
         }
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_deployment_claimed(
@@ -285,12 +268,12 @@ impl Release {
             }
             _ => return Decision::unchanged(format!("the deployment is not due: the release is {}", self.state)),
         }
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_deployment_started(
         &self,
-        id: &DeploymentId,
+        id: &DeploymentRef,
         task_definition: Option<&str>,
         at: DateTime<Utc>,
     ) -> Decision {
@@ -303,9 +286,9 @@ impl Release {
         run.task_definition = task_definition.map(str::to_owned).or(run.task_definition.take());
         run.started_at = Some(at);
         let revision = task_definition.map_or(String::new(), |t| format!(" with {t}"));
-        next.state = State::Deploying { deployment: id.to_string() };
+        next.state = State::Deploying { deployment: id.clone() };
         next.record(at, "deployment-started", format!("{id}{revision}"));
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     /// The `ecs-native` method registers the release's revision before `UpdateService`, and
@@ -325,7 +308,7 @@ impl Release {
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         run.task_definition = Some(task_definition.to_owned());
         next.record(at, "revision-registered", task_definition.to_owned());
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     /// What ECS says of the service deployment now (strategy, shift, stage); kept for `status`.
@@ -347,23 +330,7 @@ impl Release {
         if progress.stage.as_deref().is_some_and(|stage| NATIVE_STAGES_PAST_APPROVAL.contains(&stage)) {
             effects.extend(next.continued_unseen(progress.seen_at).into_iter().flatten());
         }
-        Decision::Changed { release: Box::new(next), effects }
-    }
-
-    /// CodeDeploy rerouted production traffic while the deployment still runs (its termination
-    /// wait started): past READY_WAIT, so approved by someone, whose call Convoy has not seen yet.
-    pub(super) fn on_rerouted(&self, deployment: &DeploymentId, at: DateTime<Utc>) -> Decision {
-        if self.state.deployment() != Some(deployment.as_str()) {
-            return Decision::unchanged(format!(
-                "deployment {deployment} is not this release's current one ({})",
-                self.state
-            ));
-        }
-        let mut next = self.clone();
-        match next.continued_unseen(at) {
-            Some(effects) => Decision::Changed { release: Box::new(next), effects },
-            None => Decision::unchanged(format!("traffic rerouted, and the release is {} already", self.state)),
-        }
+        Decision::changed(next, effects)
     }
 
     pub(super) fn on_bundle_written(&self, pipeline: &str, bundle: &str, version: &str, at: DateTime<Utc>) -> Decision {
@@ -383,7 +350,7 @@ impl Release {
             execution: None,
         });
         next.record(at, "bundle-written", format!("{bundle} (version {version}) for pipeline {pipeline}"));
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_pipeline_started(&self, execution: &PipelineExecutionId, at: DateTime<Utc>) -> Decision {
@@ -402,9 +369,9 @@ impl Release {
             "execution {execution} of pipeline {}, pinned to {} version {}",
             pipeline.name, pipeline.bundle, pipeline.version
         );
-        next.state = State::Deploying { deployment: execution.to_string() };
+        next.state = State::Deploying { deployment: DeploymentRef::Pipeline(execution.clone()) };
         next.record(at, "pipeline-started", detail);
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     /// The pipeline execution ended, but the deployment it created still runs (an execution
@@ -416,10 +383,11 @@ impl Release {
         let detail = format!("CodeDeploy deployment {deployment}, created by pipeline execution {execution}: {reason}");
         let mut next = self.clone();
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        let deployment = DeploymentRef::CodeDeploy(deployment.clone());
         run.id = Some(deployment.clone());
-        next.state = State::Deploying { deployment: deployment.to_string() };
+        next.state = State::Deploying { deployment };
         next.record(at, "deployment-adopted", detail);
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_deployment_impossible(&self, reason: &str, at: DateTime<Utc>) -> Decision {
@@ -429,169 +397,12 @@ impl Release {
         let mut next = self.clone();
         next.state = State::Failed { stage: Stage::Deployment, reason: reason.to_owned() };
         next.record(at, "deployment-impossible", reason.to_owned());
-        Decision::Changed { release: Box::new(next), effects: vec![Effect::ReleaseDeployLock] }
-    }
-
-    pub(super) fn on_verification_started(&self, hook: &Hook, at: DateTime<Utc>) -> Decision {
-        let pipeline_execution = self.following_pipeline().map(|(_, execution)| execution.to_owned());
-        let native = self.deployment.as_ref().is_some_and(|run| run.method == DeployMethod::EcsNative);
-        let deployment = match (&self.state, hook) {
-            // Convoy's own service deployment: only its hook verifies it (a hook of another
-            // service deployment of the service, or of the rollback, is not this release's).
-            (State::Deploying { .. } | State::Verifying { .. }, Hook::EcsNative { service_deployment, .. })
-                if native && self.state.deployment() != Some(service_deployment.as_str()) =>
-            {
-                return Decision::unchanged(format!(
-                    "the hook is of service deployment {service_deployment}; this release follows {}",
-                    self.state.deployment().unwrap_or("none")
-                ));
-            }
-            // The hook can overtake the record of the start (a crash between `UpdateService` and
-            // the record): the service deployment it names is the one the claimed start made.
-            (State::StartingDeployment, Hook::EcsNative { service_deployment, .. }) if native => {
-                match DeploymentId::new(service_deployment.as_str()) {
-                    Ok(deployment) => deployment,
-                    Err(_) => return Decision::inconsistent(self, "a service deployment ARN"),
-                }
-            }
-            // The pipeline's deploy action created this deployment: from now on it is the one
-            // Convoy follows, approves and rolls back.
-            (State::Deploying { .. }, Hook::CodeDeploy { deployment_id, .. }) if pipeline_execution.is_some() => {
-                deployment_id.clone()
-            }
-            // CodeDeploy's deployment (a pipeline's execution is handled above); an unreadable id
-            // is a record edited by hand.
-            (State::Deploying { deployment }, _) => match DeploymentId::new(deployment) {
-                Ok(deployment) => deployment,
-                Err(_) => return Decision::inconsistent(self, "a deployment id"),
-            },
-            // The hook can overtake the record of the start (a crashed holder): its deployment id
-            // is adopted, as CodeDeploy runs only deployments of this release's group here.
-            (State::StartingDeployment, Hook::CodeDeploy { deployment_id, .. })
-                if self.deployment.as_ref().is_none_or(|run| run.pipeline.is_none()) =>
-            {
-                deployment_id.clone()
-            }
-            (State::Verifying { .. }, _) if self.verification.as_ref().is_some_and(|v| v.hook == *hook) => {
-                return Decision::unchanged("this hook's verification is under way");
-            }
-            (State::Verifying { deployment }, Hook::CodeDeploy { deployment_id, .. })
-                if deployment_id != deployment =>
-            {
-                return Decision::unchanged(format!(
-                    "the hook is of deployment {deployment_id}; this release verifies {deployment}"
-                ));
-            }
-            (State::Verifying { deployment }, _) => deployment.clone(),
-            _ => return Decision::unchanged(format!("no verification is due: the release is {}", self.state)),
-        };
-        let mut next = self.clone();
-        if let Some(run) = next.deployment.as_mut() {
-            run.id.get_or_insert_with(|| deployment.clone());
-        }
-        if let Some(execution) = pipeline_execution.filter(|e| e.as_str() != deployment.as_str()) {
-            next.record(
-                at,
-                "deployment-adopted",
-                format!("CodeDeploy deployment {deployment}, created by pipeline execution {execution}"),
-            );
-        }
-        next.verification = Some(Verification {
-            hook: hook.clone(),
-            started_at: at,
-            probes: Vec::new(),
-            metrics: Vec::new(),
-            outcome: None,
-            finished_at: None,
-        });
-        next.state = State::Verifying { deployment };
-        next.record(at, "verification-started", format!("{} hook", hook_name(hook)));
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
-    }
-
-    pub(super) fn on_probed(&self, probes: &[ProbeResult], at: DateTime<Utc>) -> Decision {
-        let (State::Verifying { .. }, Some(verification)) = (&self.state, &self.verification) else {
-            return Decision::unchanged(format!("no verification runs: the release is {}", self.state));
-        };
-        let fresh: Vec<&ProbeResult> = probes.iter().filter(|p| !verification.probes.contains(p)).collect();
-        if fresh.is_empty() {
-            return Decision::unchanged("these probes are recorded already");
-        }
-        let mut next = self.clone();
-        let Some(recorded) = next.verification.as_mut() else { return Decision::inconsistent(self, "a verification") };
-        recorded.probes.extend(fresh.into_iter().cloned());
-        let _ = at;
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
-    }
-
-    pub(super) fn on_verification_finished(
-        &self,
-        outcome: &VerificationOutcome,
-        auto: bool,
-        bake_seconds: u64,
-        alarms: &[String],
-        at: DateTime<Utc>,
-    ) -> Decision {
-        let State::Verifying { deployment } = &self.state else {
-            return Decision::unchanged(format!("no verification runs: the release is {}", self.state));
-        };
-        let mut next = self.clone();
-        if !alarms.is_empty() {
-            next.alarms = Some(crate::gates::AlarmGate { watched: alarms.to_vec(), fired: Vec::new() });
-        }
-        let Some(verification) = next.verification.as_mut() else {
-            return Decision::inconsistent(self, "a verification");
-        };
-        verification.outcome = Some(outcome.clone());
-        verification.finished_at = Some(at);
-        let mut effects = Vec::new();
-        if !outcome.passed {
-            next.state = State::RollingBack { deployment: deployment.clone(), reason: outcome.reason.clone() };
-            next.record(at, "verification-failed", format!("{}; the deployment rolls back", outcome.reason));
-        } else if auto && bake_seconds == 0 {
-            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
-            next.approval = Some(ApprovalDecision { approved: true, by: "policy (auto)".into(), at, actor: None });
-            next.record(at, "verification-passed", outcome.reason.clone());
-            next.record(at, "approved", "by policy (auto): production traffic shifts".into());
-            effects.push(Effect::ContinueDeployment { deployment: deployment.clone() });
-        } else {
-            next.state = State::AwaitingApproval { deployment: deployment.clone() };
-            next.record(at, "verification-passed", outcome.reason.clone());
-            if auto {
-                let when = at + Duration::seconds(bake_seconds as i64);
-                if let Some(run) = next.deployment.as_mut() {
-                    run.auto_approve_at = Some(when);
-                }
-                next.record(
-                    at,
-                    "baking",
-                    format!("policy approves at {} unless a person decides first", when.to_rfc3339()),
-                );
-            }
-        }
-        Decision::Changed { release: Box::new(next), effects }
-    }
-
-    pub(super) fn on_decided(&self, approve: bool, by: &str, at: DateTime<Utc>) -> Decision {
-        let State::AwaitingApproval { deployment } = &self.state else {
-            return Decision::unchanged(format!("nothing awaits a decision: the release is {}", self.state));
-        };
-        let mut next = self.clone();
-        next.approval = Some(ApprovalDecision { approved: approve, by: by.to_owned(), at, actor: None });
-        if approve {
-            next.state = State::ShiftingTraffic { deployment: deployment.clone() };
-            next.record(at, "approved", format!("by {by}: production traffic shifts"));
-        } else {
-            let reason = format!("rejected by {by}");
-            next.state = State::RollingBack { deployment: deployment.clone(), reason: reason.clone() };
-            next.record(at, "rejected", format!("{reason}; the deployment rolls back"));
-        }
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, vec![Effect::ReleaseDeployLock])
     }
 
     pub(super) fn on_deployment_ended(
         &self,
-        deployment: &str,
+        deployment: &DeploymentRef,
         end: DeploymentEnd,
         detail: &str,
         at: DateTime<Utc>,
@@ -661,13 +472,6 @@ impl Release {
                 next.record(at, "rolled-back", reason);
             }
         }
-        Decision::Changed { release: Box::new(next), effects }
-    }
-}
-
-fn hook_name(hook: &Hook) -> &'static str {
-    match hook {
-        Hook::CodeDeploy { .. } => "CodeDeploy AfterAllowTestTraffic",
-        Hook::EcsNative { .. } => "ECS POST_TEST_TRAFFIC_SHIFT",
+        Decision::changed(next, effects)
     }
 }

@@ -4,15 +4,15 @@ use super::test_support::{apply, ready, t, unchanged};
 use super::*;
 use crate::names::ReleaseId;
 
-fn claim(at: i64) -> Event {
-    Event::DeploymentClaimed { method: DeployMethod::CodeDeploy, at: t(at), lease: Duration::seconds(90), gate: None }
+fn claim(at: i64) -> deployment::Event {
+    deployment::Event::Claimed { method: DeployMethod::CodeDeploy, at: t(at), lease: Duration::seconds(90), gate: None }
 }
 
 fn deploying() -> Release {
     let (release, _) = apply(&ready(false), claim(2));
     apply(
         &release,
-        Event::DeploymentStarted {
+        deployment::Event::Started {
             deployment: "d-1".parse().unwrap(),
             task_definition: Some("web:42".into()),
             at: t(3),
@@ -26,12 +26,12 @@ fn hook() -> Hook {
 }
 
 fn verifying() -> Release {
-    apply(&deploying(), Event::VerificationStarted { hook: hook(), at: t(4) }).0
+    apply(&deploying(), verification::Event::Started { hook: hook(), at: t(4) }).0
 }
 
-fn finished(passed: bool, auto: bool, bake_seconds: u64) -> Event {
+fn finished(passed: bool, auto: bool, bake_seconds: u64) -> verification::Event {
     let reason = if passed { "10 of 10 probes passed" } else { "3 probes failed (limit 2)" };
-    Event::VerificationFinished {
+    verification::Event::Finished {
         outcome: VerificationOutcome { passed, reason: reason.into() },
         auto,
         bake_seconds,
@@ -44,8 +44,8 @@ fn awaiting() -> Release {
     apply(&verifying(), finished(true, false, 0)).0
 }
 
-fn ended(end: DeploymentEnd) -> Event {
-    Event::DeploymentEnded { deployment: "d-1".into(), end, detail: String::new(), at: t(100) }
+fn ended(end: DeploymentEnd) -> deployment::Event {
+    deployment::Event::Ended { deployment: "d-1".into(), end, detail: String::new(), at: t(100) }
 }
 
 #[test]
@@ -65,23 +65,23 @@ fn a_stale_deployment_claim_is_taken_over() {
 #[test]
 fn a_release_behind_another_is_queued_once() {
     let decision = LockDecision::HeldBy(ReleaseId::new("r0").unwrap());
-    let (queued, _) = apply(&ready(false), Event::DeployLock { decision: decision.clone(), at: t(2) });
+    let (queued, _) = apply(&ready(false), deployment::Event::Lock { decision: decision.clone(), at: t(2) });
     assert_eq!(queued.state, State::Queued { behind: ReleaseId::new("r0").unwrap() });
-    assert!(unchanged(queued.apply(&Event::DeployLock { decision, at: t(3) }).unwrap()));
+    assert!(unchanged(queued.apply(&deployment::Event::Lock { decision, at: t(3) }).unwrap()));
     assert_eq!(queued.pending_work(), vec![Effect::StartDeployment], "a queued release keeps asking");
 }
 
 #[test]
 fn a_queued_release_is_claimed_when_the_lock_frees() {
     let decision = LockDecision::HeldBy(ReleaseId::new("r0").unwrap());
-    let (queued, _) = apply(&ready(false), Event::DeployLock { decision, at: t(2) });
+    let (queued, _) = apply(&ready(false), deployment::Event::Lock { decision, at: t(2) });
     assert_eq!(apply(&queued, claim(5)).0.state, State::StartingDeployment);
 }
 
 #[test]
 fn an_older_release_is_superseded_by_a_newer_one() {
     let decision = LockDecision::SupersededBy(ReleaseId::new("r9").unwrap());
-    let (superseded, effects) = apply(&ready(false), Event::DeployLock { decision, at: t(2) });
+    let (superseded, effects) = apply(&ready(false), deployment::Event::Lock { decision, at: t(2) });
     assert_eq!(superseded.state, State::Superseded { by: ReleaseId::new("r9").unwrap() });
     assert!(superseded.state.is_terminal());
     assert!(effects.is_empty(), "it never held the lock");
@@ -90,7 +90,7 @@ fn an_older_release_is_superseded_by_a_newer_one() {
 #[test]
 fn a_deployment_in_flight_is_never_superseded() {
     let decision = LockDecision::SupersededBy(ReleaseId::new("r9").unwrap());
-    assert!(unchanged(deploying().apply(&Event::DeployLock { decision, at: t(5) }).unwrap()));
+    assert!(unchanged(deploying().apply(&deployment::Event::Lock { decision, at: t(5) }).unwrap()));
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn a_started_deployment_is_recorded_with_its_revision() {
 #[test]
 fn an_impossible_deployment_fails_and_frees_the_lock() {
     let (claimed, _) = apply(&ready(false), claim(2));
-    let (failed, effects) = apply(&claimed, Event::DeploymentImpossible { reason: "no settings".into(), at: t(3) });
+    let (failed, effects) = apply(&claimed, deployment::Event::Impossible { reason: "no settings".into(), at: t(3) });
     assert!(matches!(failed.state, State::Failed { stage: Stage::Deployment, .. }));
     assert_eq!(effects, vec![Effect::ReleaseDeployLock]);
 }
@@ -112,13 +112,13 @@ fn an_impossible_deployment_fails_and_frees_the_lock() {
 fn the_hook_starts_verification_once() {
     let release = verifying();
     assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
-    assert!(unchanged(release.apply(&Event::VerificationStarted { hook: hook(), at: t(5) }).unwrap()));
+    assert!(unchanged(release.apply(&verification::Event::Started { hook: hook(), at: t(5) }).unwrap()));
 }
 
 #[test]
 fn a_hook_that_overtakes_the_start_record_adopts_the_deployment() {
     let (claimed, _) = apply(&ready(false), claim(2));
-    let (release, _) = apply(&claimed, Event::VerificationStarted { hook: hook(), at: t(4) });
+    let (release, _) = apply(&claimed, verification::Event::Started { hook: hook(), at: t(4) });
     assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
     assert_eq!(release.deployment.unwrap().id.as_ref().map(|id| id.as_str()), Some("d-1"));
 }
@@ -127,9 +127,9 @@ fn a_hook_that_overtakes_the_start_record_adopts_the_deployment() {
 fn probes_are_recorded_once_each() {
     let probe =
         ProbeResult { at: t(5), url: "http://t/".into(), status: Some(200), latency_ms: 3, ok: true, failure: None };
-    let (release, _) = apply(&verifying(), Event::Probed { probes: vec![probe.clone()], at: t(5) });
+    let (release, _) = apply(&verifying(), verification::Event::Probed { probes: vec![probe.clone()], at: t(5) });
     assert_eq!(release.verification.as_ref().unwrap().probes.len(), 1);
-    assert!(unchanged(release.apply(&Event::Probed { probes: vec![probe], at: t(6) }).unwrap()));
+    assert!(unchanged(release.apply(&verification::Event::Probed { probes: vec![probe], at: t(6) }).unwrap()));
 }
 
 #[test]
@@ -167,21 +167,23 @@ fn failed_verification_rolls_back_and_ends_failed_at_verification() {
 
 #[test]
 fn approval_shifts_traffic_and_names_who_approved() {
-    let (release, _) = apply(&awaiting(), Event::Decided { approve: true, by: "alice".into(), at: t(70) });
+    let (release, _) = apply(&awaiting(), approval::Event::Decided { approve: true, by: "alice".into(), at: t(70) });
     assert_eq!(release.state, State::ShiftingTraffic { deployment: "d-1".parse().unwrap() });
     assert_eq!(release.approval.unwrap().by, "alice");
 }
 
 #[test]
 fn rejection_rolls_back_and_ends_rolled_back() {
-    let (rolling, _) = apply(&awaiting(), Event::Decided { approve: false, by: "bob".into(), at: t(70) });
+    let (rolling, _) = apply(&awaiting(), approval::Event::Decided { approve: false, by: "bob".into(), at: t(70) });
     let (release, _) = apply(&rolling, ended(DeploymentEnd::Stopped));
     assert_eq!(release.state, State::RolledBack { reason: "rejected by bob".into() });
 }
 
 #[test]
 fn a_decision_before_verification_passed_changes_nothing() {
-    assert!(unchanged(verifying().apply(&Event::Decided { approve: true, by: "eve".into(), at: t(5) }).unwrap()));
+    assert!(unchanged(
+        verifying().apply(&approval::Event::Decided { approve: true, by: "eve".into(), at: t(5) }).unwrap()
+    ));
 }
 
 #[test]
@@ -195,19 +197,19 @@ fn a_deployment_that_succeeds_while_awaiting_approval_asks_cloudtrail_who_approv
 
 #[test]
 fn an_approved_deployment_that_succeeds_ends_succeeded() {
-    let (shifting, _) = apply(&awaiting(), Event::Decided { approve: true, by: "alice".into(), at: t(70) });
+    let (shifting, _) = apply(&awaiting(), approval::Event::Decided { approve: true, by: "alice".into(), at: t(70) });
     assert_eq!(apply(&shifting, ended(DeploymentEnd::Succeeded)).0.state, State::Succeeded);
 }
 
 #[test]
 fn a_deployment_that_fails_after_approval_ends_rolled_back() {
-    let (shifting, _) = apply(&awaiting(), Event::Decided { approve: true, by: "alice".into(), at: t(70) });
+    let (shifting, _) = apply(&awaiting(), approval::Event::Decided { approve: true, by: "alice".into(), at: t(70) });
     assert!(matches!(apply(&shifting, ended(DeploymentEnd::Failed)).0.state, State::RolledBack { .. }));
 }
 
 #[test]
 fn the_end_of_another_deployment_changes_nothing() {
-    let event = Event::DeploymentEnded {
+    let event = deployment::Event::Ended {
         deployment: "d-other".into(),
         end: DeploymentEnd::Failed,
         detail: String::new(),
@@ -219,7 +221,7 @@ fn the_end_of_another_deployment_changes_nothing() {
 // The codepipeline method.
 
 fn pipeline_claimed() -> Release {
-    let claim = Event::DeploymentClaimed {
+    let claim = deployment::Event::Claimed {
         method: DeployMethod::CodePipeline,
         at: t(2),
         lease: Duration::seconds(90),
@@ -228,8 +230,8 @@ fn pipeline_claimed() -> Release {
     apply(&ready(false), claim).0
 }
 
-fn bundle_written(version: &str) -> Event {
-    Event::BundleWritten {
+fn bundle_written(version: &str) -> deployment::Event {
+    deployment::Event::BundleWritten {
         pipeline: "web-deploy".into(),
         bundle: "s3://source/web/bundle.zip".into(),
         version: version.into(),
@@ -239,11 +241,11 @@ fn bundle_written(version: &str) -> Event {
 
 fn following_pipeline() -> Release {
     let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
-    apply(&release, Event::PipelineStarted { execution: "e-1".parse().unwrap(), at: t(4) }).0
+    apply(&release, deployment::Event::PipelineStarted { execution: "e-1".parse().unwrap(), at: t(4) }).0
 }
 
-fn pipeline_ended(end: DeploymentEnd) -> Event {
-    Event::DeploymentEnded { deployment: "e-1".into(), end, detail: "FAILED".into(), at: t(50) }
+fn pipeline_ended(end: DeploymentEnd) -> deployment::Event {
+    deployment::Event::Ended { deployment: "e-1".into(), end, detail: "FAILED".into(), at: t(50) }
 }
 
 #[test]
@@ -276,14 +278,14 @@ fn a_started_pipeline_is_followed_by_its_execution() {
 
 #[test]
 fn a_pipeline_start_without_a_recorded_bundle_is_inconsistent_and_changes_nothing() {
-    let event = Event::PipelineStarted { execution: "e-1".parse().unwrap(), at: t(4) };
+    let event = deployment::Event::PipelineStarted { execution: "e-1".parse().unwrap(), at: t(4) };
     assert!(unchanged(pipeline_claimed().apply(&event).unwrap()));
 }
 
 #[test]
 fn a_taken_over_pipeline_claim_keeps_its_bundle() {
     let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
-    let takeover = Event::DeploymentClaimed {
+    let takeover = deployment::Event::Claimed {
         method: DeployMethod::CodePipeline,
         at: t(200),
         lease: Duration::seconds(90),
@@ -296,7 +298,7 @@ fn a_taken_over_pipeline_claim_keeps_its_bundle() {
 
 #[test]
 fn the_hook_of_the_pipelines_deployment_adopts_that_deployment() {
-    let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
+    let (release, _) = apply(&following_pipeline(), verification::Event::Started { hook: hook(), at: t(5) });
     assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
     assert_eq!(release.deployment.as_ref().unwrap().id.as_ref().map(|id| id.as_str()), Some("d-1"));
     assert_eq!(release.following_pipeline(), None);
@@ -305,7 +307,7 @@ fn the_hook_of_the_pipelines_deployment_adopts_that_deployment() {
 
 #[test]
 fn after_adoption_the_deployments_end_decides_and_the_executions_does_not() {
-    let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
+    let (release, _) = apply(&following_pipeline(), verification::Event::Started { hook: hook(), at: t(5) });
     let (release, _) = apply(&release, finished(true, false, 0));
     assert!(unchanged(release.apply(&pipeline_ended(DeploymentEnd::Failed)).unwrap()));
     let (release, effects) = apply(&release, ended(DeploymentEnd::Succeeded));
@@ -336,20 +338,20 @@ fn a_pipeline_that_succeeds_without_a_hook_ends_succeeded_and_says_nothing_was_v
 
 #[test]
 fn a_hook_of_another_deployment_does_not_replace_the_one_being_verified() {
-    let (release, _) = apply(&following_pipeline(), Event::VerificationStarted { hook: hook(), at: t(5) });
+    let (release, _) = apply(&following_pipeline(), verification::Event::Started { hook: hook(), at: t(5) });
     let other = Hook::CodeDeploy { deployment_id: "d-2".parse().unwrap(), execution_id: "exec-2".parse().unwrap() };
-    assert!(unchanged(release.apply(&Event::VerificationStarted { hook: other, at: t(6) }).unwrap()));
+    assert!(unchanged(release.apply(&verification::Event::Started { hook: other, at: t(6) }).unwrap()));
 }
 
 #[test]
 fn a_pipeline_release_still_starting_does_not_take_a_hooks_deployment() {
     let (release, _) = apply(&pipeline_claimed(), bundle_written("v1"));
-    assert!(unchanged(release.apply(&Event::VerificationStarted { hook: hook(), at: t(5) }).unwrap()));
+    assert!(unchanged(release.apply(&verification::Event::Started { hook: hook(), at: t(5) }).unwrap()));
 }
 
 #[test]
 fn the_running_deployment_of_an_abandoned_execution_is_adopted_and_decides_the_end() {
-    let adopted = Event::DeploymentAdopted {
+    let adopted = deployment::Event::Adopted {
         deployment: "d-1".parse().unwrap(),
         reason: "the execution ended Stopped".into(),
         at: t(6),
@@ -364,6 +366,6 @@ fn the_running_deployment_of_an_abandoned_execution_is_adopted_and_decides_the_e
 
 #[test]
 fn a_deployment_is_adopted_only_while_the_release_follows_its_execution() {
-    let adopted = Event::DeploymentAdopted { deployment: "d-9".parse().unwrap(), reason: "r".into(), at: t(6) };
+    let adopted = deployment::Event::Adopted { deployment: "d-9".parse().unwrap(), reason: "r".into(), at: t(6) };
     assert!(unchanged(deploying().apply(&adopted).unwrap()));
 }

@@ -5,21 +5,21 @@ use super::*;
 use crate::gates::{MetricCheck, MetricVerdict};
 
 fn verifying() -> Release {
-    let claim = Event::DeploymentClaimed {
+    let claim = deployment::Event::Claimed {
         method: DeployMethod::CodeDeploy,
         at: t(2),
         lease: Duration::seconds(90),
         gate: None,
     };
     let (release, _) = apply(&ready(false), claim);
-    let started = Event::DeploymentStarted { deployment: "d-1".parse().unwrap(), task_definition: None, at: t(3) };
+    let started = deployment::Event::Started { deployment: "d-1".parse().unwrap(), task_definition: None, at: t(3) };
     let (release, _) = apply(&release, started);
     let hook = Hook::CodeDeploy { deployment_id: "d-1".parse().unwrap(), execution_id: "exec-1".parse().unwrap() };
-    apply(&release, Event::VerificationStarted { hook, at: t(4) }).0
+    apply(&release, verification::Event::Started { hook, at: t(4) }).0
 }
 
-fn finished(alarms: &[&str]) -> Event {
-    Event::VerificationFinished {
+fn finished(alarms: &[&str]) -> verification::Event {
+    verification::Event::Finished {
         outcome: VerificationOutcome { passed: true, reason: "10 of 10 probes passed".into() },
         auto: true,
         bake_seconds: 600,
@@ -28,8 +28,8 @@ fn finished(alarms: &[&str]) -> Event {
     }
 }
 
-fn raised(alarm: &str, at: i64) -> Event {
-    Event::AlarmRaised {
+fn raised(alarm: &str, at: i64) -> approval::Event {
+    approval::Event::AlarmRaised {
         alarm: alarm.into(),
         reason: "Threshold Crossed: 1 datapoint [7.0] was greater than the threshold (0.0)".into(),
         since: Some(t(at - 1)),
@@ -49,7 +49,8 @@ fn five_xx_check() -> MetricCheck {
 #[test]
 fn metric_results_are_recorded_beside_the_probes() {
     let result = crate::gates::judge(&five_xx_check(), &[4.0], 60, t(58));
-    let (checked, effects) = apply(&verifying(), Event::MetricsChecked { results: vec![result.clone()], at: t(58) });
+    let (checked, effects) =
+        apply(&verifying(), verification::Event::MetricsChecked { results: vec![result.clone()], at: t(58) });
     assert!(effects.is_empty());
     let metrics = &checked.verification.as_ref().unwrap().metrics;
     assert_eq!(metrics, &vec![result]);
@@ -70,7 +71,7 @@ fn an_alarm_while_awaiting_approval_rolls_back_once_with_its_name_reason_and_tim
     );
     assert!(reason.contains("Threshold Crossed"), "{reason}");
     assert!(unchanged(rolling.apply(&raised("web-5xx", 101)).unwrap()), "a duplicate alarm rolls back nothing more");
-    let ended = Event::DeploymentEnded {
+    let ended = deployment::Event::Ended {
         deployment: "d-1".into(),
         end: DeploymentEnd::Stopped,
         detail: String::new(),
@@ -84,7 +85,7 @@ fn an_alarm_while_awaiting_approval_rolls_back_once_with_its_name_reason_and_tim
 #[test]
 fn an_alarm_after_the_shift_still_rolls_back_before_the_blue_tasks_are_gone() {
     let (baking, _) = apply(&verifying(), finished(&["web-5xx"]));
-    let (shifting, _) = apply(&baking, Event::Decided { approve: true, by: "ana".into(), at: t(70) });
+    let (shifting, _) = apply(&baking, approval::Event::Decided { approve: true, by: "ana".into(), at: t(70) });
     let (rolling, effects) = apply(&shifting, raised("web-5xx", 80));
     assert_eq!(effects, vec![Effect::RollBack { deployment: "d-1".parse().unwrap() }]);
     let State::RollingBack { reason, .. } = &rolling.state else { panic!("{}", rolling.state) };
@@ -96,7 +97,7 @@ fn an_alarm_the_release_does_not_watch_or_one_after_its_end_changes_nothing() {
     let (baking, _) = apply(&verifying(), finished(&["web-5xx"]));
     assert!(unchanged(baking.apply(&raised("other-alarm", 100)).unwrap()));
     assert!(unchanged(verifying().apply(&raised("web-5xx", 50)).unwrap()), "not gated while verifying");
-    let ended = Event::DeploymentEnded {
+    let ended = deployment::Event::Ended {
         deployment: "d-1".into(),
         end: DeploymentEnd::Succeeded,
         detail: String::new(),

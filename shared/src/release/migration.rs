@@ -4,8 +4,74 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, Effect, Release, Stage, State, TransitionError};
+use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
 use crate::names::TaskArn;
+
+/// The migration stage's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A handler claims the start of the migration. A claim older than `lease` may be taken over:
+    /// its holder is presumed dead. `timeout` bounds the migration's run unless the manifest sets
+    /// its own.
+    Claimed { at: DateTime<Utc>, lease: Duration, timeout: Duration },
+    /// The migration task was started (or found, when a crashed holder had started it).
+    Started { task: TaskArn, task_definition: String, log: Option<LogPointer>, at: DateTime<Utc> },
+    /// The migration cannot be started: the service, its task definition or a container is not
+    /// what the manifest needs. Bad input: the release ends.
+    Impossible { reason: String, at: DateTime<Utc> },
+    /// ECS reported a state of a task in this release's migration group.
+    TaskChanged { report: TaskReport, at: DateTime<Utc> },
+    /// The reconciler saw the migration still running at `at`.
+    Overdue { at: DateTime<Utc> },
+    /// The last lines of the failed migration's log were read (effect `CopyMigrationLogs`).
+    LogsCopied { lines: Vec<String>, at: DateTime<Utc> },
+}
+
+impl StageEvent for Event {
+    fn apply_to(&self, release: &Release, _: &Context) -> Result<Decision, TransitionError> {
+        Ok(match self {
+            Event::Claimed { at, lease, timeout } => release.on_migration_claimed(*at, *lease, *timeout)?,
+            Event::Started { task, task_definition, log, at } => {
+                release.on_migration_started(task, task_definition, log.as_ref(), *at)
+            }
+            Event::Impossible { reason, at } => release.on_migration_impossible(reason, *at),
+            Event::TaskChanged { report, at } => release.on_migration_task_changed(report, *at),
+            Event::Overdue { at } => release.on_migration_overdue(*at),
+            Event::LogsCopied { lines, at } => release.on_migration_logs_copied(lines, *at),
+        })
+    }
+}
+
+/// How a migration is claimed when the write that makes its release ready claims it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationClaim {
+    /// See [`Event::Claimed`].
+    pub lease: Duration,
+    /// The migration's timeout unless the manifest sets one.
+    pub timeout: Duration,
+}
+
+/// `decision`, and when it makes the release ready for its migration and `context` says how to
+/// claim it, the claim too, in the same write: the handler whose write readied the release is
+/// the one that starts the migration (`Effect::StartMigration`). The ready record is kept in
+/// `passed`, so its state change is announced.
+pub(super) fn claim_when_ready(decision: Decision, context: &Context, at: DateTime<Utc>) -> Decision {
+    let Some(claim) = context.migration else { return decision };
+    match decision {
+        Decision::Changed { release, effects, mut passed }
+            if release.state == (State::Ready { next: Stage::Migration }) =>
+        {
+            match release.on_migration_claimed(at, claim.lease, claim.timeout) {
+                Ok(Decision::Changed { release: claimed, .. }) => {
+                    passed.push(*release);
+                    Decision::Changed { release: claimed, effects, passed }
+                }
+                _ => Decision::Changed { release, effects, passed },
+            }
+        }
+        other => other,
+    }
+}
 
 /// At most this many of a failed migration's last log lines go into its record.
 pub const LOG_TAIL_LINES: usize = 20;
@@ -14,6 +80,13 @@ pub const LOG_TAIL_BYTES: usize = 4096;
 
 fn run_log(release: &Release) -> Option<LogPointer> {
     release.migration.as_ref().and_then(|run| run.log.clone())
+}
+
+/// How long the migration may run: the manifest's timeout when it is shorter than the operator's
+/// (`default_seconds`), else the operator's.
+pub fn migration_timeout(default_seconds: u64, manifest: Option<&crate::manifest::Manifest>) -> u64 {
+    let asked = manifest.and_then(|m| m.migration.as_ref()).and_then(|m| m.timeout_seconds);
+    asked.map_or(default_seconds, |s| s.min(default_seconds))
 }
 
 /// The newest lines that fit the bounds, oldest first; control characters (a log is outside
@@ -148,6 +221,9 @@ impl Release {
         if self.migration_container().is_none() {
             return Err(TransitionError::NoMigration(self.key.clone()));
         }
+        // The manifest may only shorten the operator's timeout (the ceiling, `ceiling.rs`).
+        let seconds = migration_timeout(timeout.num_seconds().max(0) as u64, self.manifest.as_ref());
+        let timeout = Duration::seconds(seconds as i64);
         let mut next = self.clone();
         match (&self.state, &self.migration) {
             (State::Ready { next: Stage::Migration }, _) => {
@@ -185,7 +261,7 @@ impl Release {
             }
             _ => return Ok(Decision::unchanged(format!("the migration is not due: the release is {}", self.state))),
         }
-        Ok(Decision::Changed { release: Box::new(next), effects: Vec::new() })
+        Ok(Decision::changed(next, Vec::new()))
     }
 
     pub(super) fn on_migration_started(
@@ -207,7 +283,7 @@ impl Release {
         let logs = log.map_or(String::new(), |l| format!("; logs: {} {}", l.group, l.stream));
         next.state = State::Migrating { task: task.clone() };
         next.record(at, "migration-started", format!("task {task} from {task_definition}{logs}"));
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_migration_impossible(&self, reason: &str, at: DateTime<Utc>) -> Decision {
@@ -217,7 +293,7 @@ impl Release {
         let mut next = self.clone();
         next.state = State::Failed { stage: Stage::Migration, reason: reason.to_owned() };
         next.record(at, "migration-impossible", reason.to_owned());
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_migration_task_changed(&self, report: &TaskReport, at: DateTime<Utc>) -> Decision {
@@ -274,8 +350,7 @@ impl Release {
         if exit_code == Some(0) && !never_started && !interrupted {
             next.state = State::Ready { next: Stage::Deployment };
             next.record(at, "migration-succeeded", format!("container {container} exited 0{took}"));
-            let effects = next.pending_work();
-            return Decision::Changed { release: Box::new(next), effects };
+            return Decision::changed(next, vec![Effect::StartDeployment]);
         }
         let reason = match (never_started, exit_code) {
             (true, _) => format!("the migration task never started ({stop})"),
@@ -292,7 +367,7 @@ impl Release {
         next.state = State::Failed { stage: Stage::Migration, reason: reason.clone() };
         next.record(at, "migration-failed", reason);
         let effects = run_log(&next).map(|log| Effect::CopyMigrationLogs { log }).into_iter().collect();
-        Decision::Changed { release: Box::new(next), effects }
+        Decision::changed(next, effects)
     }
 
     /// The last lines of a failed migration's log were read: they go into the record, once.
@@ -311,7 +386,7 @@ impl Release {
         let detail = format!("the last {} log lines{stream} are in the record", tail.len());
         run.log_tail = Some(tail);
         next.record(at, "migration-logs", detail);
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_migration_overdue(&self, at: DateTime<Utc>) -> Decision {
@@ -331,7 +406,7 @@ impl Release {
         };
         next.state = State::Failed { stage: Stage::Migration, reason: reason.clone() };
         next.record(at, "migration-timed-out", reason);
-        Decision::Changed { release: Box::new(next), effects }
+        Decision::changed(next, effects)
     }
 }
 

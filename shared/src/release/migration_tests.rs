@@ -4,12 +4,12 @@ use super::test_support::{changed, key, ready, t};
 use super::*;
 use crate::names::{ReleaseId, ServiceName};
 
-fn claim(at: i64) -> Event {
-    Event::MigrationClaimed { at: t(at), lease: Duration::seconds(60), timeout: Duration::seconds(600) }
+fn claim(at: i64) -> migration::Event {
+    migration::Event::Claimed { at: t(at), lease: Duration::seconds(60), timeout: Duration::seconds(600) }
 }
 
-fn started(task: &str) -> Event {
-    Event::MigrationStarted {
+fn started(task: &str) -> migration::Event {
+    migration::Event::Started {
         task: task.parse().unwrap(),
         task_definition: "arn:td/web-convoy-migration:3".into(),
         log: Some(LogPointer { group: "/ecs/web".into(), stream: format!("ecs/app/{task}") }),
@@ -17,8 +17,8 @@ fn started(task: &str) -> Event {
     }
 }
 
-fn stopped(task: &str, version: u64, exit_code: Option<i32>, stop_code: &str) -> Event {
-    Event::MigrationTaskChanged {
+fn stopped(task: &str, version: u64, exit_code: Option<i32>, stop_code: &str) -> migration::Event {
+    migration::Event::TaskChanged {
         report: TaskReport {
             task: task.parse().unwrap(),
             version: Some(version),
@@ -143,7 +143,7 @@ fn a_stop_without_an_exit_code_is_a_failure() {
 #[test]
 fn a_running_event_changes_nothing() {
     let mut event = stopped("task-1", 3, None, "");
-    if let Event::MigrationTaskChanged { report, .. } = &mut event {
+    if let migration::Event::TaskChanged { report, .. } = &mut event {
         report.last_status = "RUNNING".into();
     }
     assert!(matches!(migrating().apply(&event).unwrap(), Decision::Unchanged { .. }));
@@ -184,14 +184,14 @@ fn a_stop_that_overtakes_the_start_record_is_adopted() {
 }
 
 /// A stop event of a task someone else ran in the release's group, while the start is claimed.
-fn foreign_stop(started_by: Option<&str>, task_definition: &str) -> Event {
-    let Event::MigrationTaskChanged { mut report, at } = stopped("task-9", 4, Some(0), "EssentialContainerExited")
+fn foreign_stop(started_by: Option<&str>, task_definition: &str) -> migration::Event {
+    let migration::Event::TaskChanged { mut report, at } = stopped("task-9", 4, Some(0), "EssentialContainerExited")
     else {
         unreachable!()
     };
     report.started_by = started_by.map(str::to_owned);
     report.task_definition = Some(task_definition.into());
-    Event::MigrationTaskChanged { report, at }
+    migration::Event::TaskChanged { report, at }
 }
 
 #[test]
@@ -225,14 +225,14 @@ fn a_task_definition_family_is_read_from_its_arn() {
 #[test]
 fn an_impossible_migration_fails_the_release() {
     let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
-    let event = Event::MigrationImpossible { reason: "service web not found".into(), at: t(3) };
+    let event = migration::Event::Impossible { reason: "service web not found".into(), at: t(3) };
     let (release, _) = changed(claimed.apply(&event).unwrap());
     assert_eq!(release.state, State::Failed { stage: Stage::Migration, reason: "service web not found".into() });
 }
 
 #[test]
 fn an_overdue_migration_fails_and_asks_to_stop_its_task() {
-    let (release, effects) = changed(migrating().apply(&Event::MigrationOverdue { at: t(602) }).unwrap());
+    let (release, effects) = changed(migrating().apply(&migration::Event::Overdue { at: t(602) }).unwrap());
     let State::Failed { reason, .. } = &release.state else { panic!("{}", release.state) };
     assert!(reason.contains("timeout of 600s"), "{reason}");
     assert_eq!(effects, vec![Effect::StopMigration { task: "task-1".parse().unwrap() }]);
@@ -240,7 +240,10 @@ fn an_overdue_migration_fails_and_asks_to_stop_its_task() {
 
 #[test]
 fn a_migration_within_its_time_is_not_overdue() {
-    assert!(matches!(migrating().apply(&Event::MigrationOverdue { at: t(500) }).unwrap(), Decision::Unchanged { .. }));
+    assert!(matches!(
+        migrating().apply(&migration::Event::Overdue { at: t(500) }).unwrap(),
+        Decision::Unchanged { .. }
+    ));
 }
 
 #[test]
@@ -255,8 +258,8 @@ fn an_inconsistent_record_is_left_alone_instead_of_crashing_the_handler() {
     assert!(why.contains("inconsistent"), "{why}");
 }
 
-fn logs_copied(lines: &[&str], at: i64) -> Event {
-    Event::MigrationLogsCopied { lines: lines.iter().map(|l| (*l).to_owned()).collect(), at: t(at) }
+fn logs_copied(lines: &[&str], at: i64) -> migration::Event {
+    migration::Event::LogsCopied { lines: lines.iter().map(|l| (*l).to_owned()).collect(), at: t(at) }
 }
 
 #[test]

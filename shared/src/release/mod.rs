@@ -1,9 +1,12 @@
-//! The release record and its pure state machine.
+//! The release record and its pure state machine: the record ([`Release`], [`State`]) and the
+//! dispatch of an event to the stage that owns it.
 //!
-//! A [`Release`] is one JSON object per release. [`Release::apply`] takes an [`Event`] and returns a
-//! [`Decision`]: either nothing changes (duplicates, late events: no write is made), or a new record
-//! plus the side effects ([`Effect`]) the caller must perform. Nothing here does I/O or reads the
-//! clock: time comes in with the event, so every transition is testable as a plain function.
+//! Each stage owns its events and their transitions in its own file: [`readiness`], [`migration`],
+//! [`deployment`], [`verification`], [`approval`]. An event applied to a record gives a
+//! [`Decision`]: either nothing changes (duplicates, late events: no write is made), or a new
+//! record plus the side effects ([`Effect`]) to perform once it is stored. Nothing here does I/O or
+//! reads the clock: time comes in with the event, and what else a transition needs (the claim
+//! lease) in a [`Context`], so every transition is testable as a plain function.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,85 +16,47 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ImageRef, Manifest};
 use crate::names::{
-    AccountId, ContainerName, DeploymentId, Digest, ImageTag, PipelineExecutionId, ReleaseId, ReleaseKey,
-    RepositoryName, TaskArn,
+    ContainerName, DeploymentId, DeploymentRef, Digest, HookExecutionId, ReleaseId, ReleaseKey, TaskArn,
 };
 
-mod approval;
+pub mod approval;
 #[cfg(test)]
 mod approval_tests;
-mod deployment;
+pub mod deployment;
 #[cfg(test)]
 mod deployment_tests;
-mod gates;
 #[cfg(test)]
 mod gates_tests;
 mod lock;
-mod migration;
+pub mod migration;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]
 mod native_tests;
-mod readiness;
+pub mod readiness;
 #[cfg(test)]
 mod readiness_tests;
+mod stored;
+#[cfg(test)]
+mod stored_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod verification;
 
-pub use self::approval::{Actor, Attribution, CLOUDTRAIL_DELAY, ObservedCall, Via};
-pub use self::deployment::{
-    ApprovalDecision, DeployMethod, DeploymentEnd, DeploymentRun, Hook, NativeProgress, PipelineRun, ProbeResult,
-    Verification, VerificationOutcome,
-};
+pub use self::approval::{Actor, ApprovalDecision, Attribution, CLOUDTRAIL_DELAY, ObservedCall, Via};
+pub use self::deployment::{DeployMethod, DeploymentEnd, DeploymentRun, NativeProgress, PipelineRun};
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
 pub use self::migration::{
-    ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationRun, TaskReport, bound_log_tail,
-    task_definition_family,
+    ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationClaim, MigrationRun, TaskReport,
+    bound_log_tail, migration_timeout, task_definition_family,
 };
-pub use self::readiness::Absence;
+pub use self::readiness::{Absence, ImageKey, ImageStatus, ManifestSource, Sighting};
+pub use self::verification::{ApprovalPlan, Hook, ProbeResult, Verification, VerificationOutcome};
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
-pub const RECORD_SCHEMA: u32 = 1;
-
-/// Where the manifest came from: the exact object version Convoy read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestSource {
-    pub bucket: String,
-    pub key: String,
-    /// The object version (versioned buckets); `None` on an unversioned bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-}
-
-impl ManifestSource {
-    /// Two uploads are the same when their version ids (or, unversioned, their ETags) agree.
-    pub fn same_upload(&self, other: &ManifestSource) -> bool {
-        match (&self.version_id, &other.version_id) {
-            (Some(a), Some(b)) => a == b,
-            _ => self.etag.is_some() && self.etag == other.etag,
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match &self.version_id {
-            Some(version) => format!("s3://{}/{} (version {version})", self.bucket, self.key),
-            None => format!("s3://{}/{}", self.bucket, self.key),
-        }
-    }
-}
-
-/// An image of the release and, once seen in ECR, the digest it is pinned to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageStatus {
-    pub image: ImageRef,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<Digest>,
-    /// When the pinned digest was observed (push time, or the time of the registry look-up).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seen_at: Option<DateTime<Utc>>,
-}
+/// 2: deployment ids carry their kind (`{"codedeploy": "d-…"}`); version 1 records are read by
+/// `stored.rs`.
+pub const RECORD_SCHEMA: u32 = 2;
 
 /// The stage a failure belongs to, and the stages a ready release moves on to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,17 +100,17 @@ pub enum State {
     Queued { behind: ReleaseId },
     /// A handler claimed the start of the deployment (see `deployment.claimed_at`).
     StartingDeployment,
-    /// The blue/green deployment runs: a CodeDeploy deployment id, or the pipeline execution id
-    /// until the pipeline's deployment reaches its hook (see [`DeploymentRef`](crate::names::DeploymentRef)).
-    Deploying { deployment: String },
+    /// The deployment runs: a CodeDeploy deployment, an ECS service deployment, or the pipeline
+    /// execution until the deployment it creates reaches its hook.
+    Deploying { deployment: DeploymentRef },
     /// The new version is being probed on the test listener.
-    Verifying { deployment: DeploymentId },
+    Verifying { deployment: DeploymentRef },
     /// Verification passed; the traffic shift waits for a person (or for the bake time).
-    AwaitingApproval { deployment: DeploymentId },
+    AwaitingApproval { deployment: DeploymentRef },
     /// Approved: production traffic moves to the new version.
-    ShiftingTraffic { deployment: DeploymentId },
+    ShiftingTraffic { deployment: DeploymentRef },
     /// The deployment is being rolled back (verification failed, or a person rejected it).
-    RollingBack { deployment: DeploymentId, reason: String },
+    RollingBack { deployment: DeploymentRef, reason: String },
     /// Production runs this release.
     Succeeded,
     /// The deployment was rolled back (rejected, stopped, or failed after verification).
@@ -162,13 +127,13 @@ impl State {
     }
 
     /// The deployment this state is about, while one runs.
-    pub fn deployment(&self) -> Option<&str> {
+    pub fn deployment(&self) -> Option<&DeploymentRef> {
         match self {
-            State::Deploying { deployment } => Some(deployment),
-            State::Verifying { deployment }
+            State::Deploying { deployment }
+            | State::Verifying { deployment }
             | State::AwaitingApproval { deployment }
             | State::ShiftingTraffic { deployment }
-            | State::RollingBack { deployment, .. } => Some(deployment.as_str()),
+            | State::RollingBack { deployment, .. } => Some(deployment),
             _ => None,
         }
     }
@@ -204,8 +169,10 @@ pub struct Entry {
     pub detail: String,
 }
 
-/// The release record.
+/// The release record. Serialised as it is; read through `stored.rs`, which also reads the records
+/// of earlier schemas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Release {
     pub schema: u32,
     pub key: ReleaseKey,
@@ -233,129 +200,80 @@ pub struct Release {
     pub timeline: Vec<Entry>,
 }
 
-/// An image as ECR identifies it in a push event: registry, repository, tag.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ImageKey {
-    pub registry: AccountId,
-    pub repository: RepositoryName,
-    pub tag: ImageTag,
-}
-
-impl ImageKey {
-    pub fn of(image: &ImageRef) -> Self {
-        Self { registry: image.registry.clone(), repository: image.repository.clone(), tag: image.tag.clone() }
-    }
-}
-
-impl fmt::Display for ImageKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.repository, self.tag)
-    }
-}
-
-/// How Convoy learned of an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Sighting {
-    /// An ECR push event (its time is the push time).
-    PushEvent,
-    /// A look-up in ECR (its time is when Convoy looked).
-    RegistryLookup,
-}
-
-/// Something that happened to a release.
+/// Something that happened to a release, as the stage that owns it words it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// An image tag was found in ECR with this digest.
-    ImageFound { image: ImageKey, digest: Digest, at: DateTime<Utc>, via: Sighting },
-    /// The manifest object was uploaded (again) for an existing record.
-    ManifestUploaded { source: ManifestSource, outcome: Result<Manifest, String>, at: DateTime<Utc> },
-    /// A handler claims the start of the migration. A claim older than `lease` may be taken over:
-    /// its holder is presumed dead. `timeout` bounds the migration's run.
-    MigrationClaimed { at: DateTime<Utc>, lease: chrono::Duration, timeout: chrono::Duration },
-    /// The migration task was started (or found, when a crashed holder had started it).
-    MigrationStarted { task: TaskArn, task_definition: String, log: Option<LogPointer>, at: DateTime<Utc> },
-    /// The migration cannot be started: the service, its task definition or a container is not
-    /// what the manifest needs. Bad input: the release ends.
-    MigrationImpossible { reason: String, at: DateTime<Utc> },
-    /// ECS reported a state of a task in this release's migration group.
-    MigrationTaskChanged { report: TaskReport, at: DateTime<Utc> },
-    /// The reconciler saw the migration still running at `at`.
-    MigrationOverdue { at: DateTime<Utc> },
-    /// What the service's deploy lock said when this release asked for it.
-    DeployLock { decision: LockDecision, at: DateTime<Utc> },
-    /// A handler claims the start of the deployment (see [`Event::MigrationClaimed`]).
-    /// `gate` says what holds production traffic for the approval (the CodeDeploy group's ready
-    /// option, the ECS PAUSE hook's timeout), as checked before the claim.
-    DeploymentClaimed { method: DeployMethod, at: DateTime<Utc>, lease: chrono::Duration, gate: Option<String> },
-    /// The deployment was started (or found after a crashed holder started it).
-    DeploymentStarted { deployment: DeploymentId, task_definition: Option<String>, at: DateTime<Utc> },
-    /// The release's task-definition revision was registered (the `ecs-native` method records it
-    /// before `UpdateService`).
-    RevisionRegistered { task_definition: String, at: DateTime<Utc> },
-    /// ECS described the release's service deployment (strategy, traffic shift, stage).
-    NativeObserved { progress: NativeProgress },
-    /// CodeDeploy said (at `at`) that `deployment`, still running, rerouted production traffic:
-    /// someone continued it past READY_WAIT.
-    Rerouted { deployment: DeploymentId, at: DateTime<Utc> },
-    /// The pipeline's deploy bundle was written to its S3 source as object `version`.
-    BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
-    /// The pipeline execution that deploys the bundle was started (or found again by its token).
-    PipelineStarted { execution: PipelineExecutionId, at: DateTime<Utc> },
-    /// The pipeline execution ended while the deployment it created still runs: follow that one.
-    DeploymentAdopted { deployment: DeploymentId, reason: String, at: DateTime<Utc> },
-    /// The deployment cannot be started (no settings, a container the service lacks, ...).
-    DeploymentImpossible { reason: String, at: DateTime<Utc> },
-    /// A lifecycle hook asks Convoy to verify the deployment on the test listener.
-    VerificationStarted { hook: Hook, at: DateTime<Utc> },
-    /// Probes were made (more may follow).
-    Probed { probes: Vec<ProbeResult>, at: DateTime<Utc> },
-    /// The metric checks were judged (after the probes passed).
-    MetricsChecked { results: Vec<crate::gates::MetricResult>, at: DateTime<Utc> },
-    /// The analysis ended. `auto` says whether policy approves (after `bake` seconds); `alarms`
-    /// gate the traffic shift from now on.
-    VerificationFinished {
-        outcome: VerificationOutcome,
-        auto: bool,
-        bake_seconds: u64,
-        alarms: Vec<String>,
-        at: DateTime<Utc>,
-    },
-    /// A CloudWatch alarm is in ALARM (an EventBridge event, or the reconciler's DescribeAlarms).
-    AlarmRaised { alarm: String, reason: String, since: Option<DateTime<Utc>>, via: String, at: DateTime<Utc> },
-    /// Policy (`by: "policy (auto…)"`) approved the traffic shift with Convoy's own role. A
-    /// person's decision is [`Event::ApprovalObserved`]: Convoy takes no typed name.
-    Decided { approve: bool, by: String, at: DateTime<Utc> },
-    /// CloudTrail recorded a successful continue or stop of a deployment, and who made it.
-    ApprovalObserved { call: ObservedCall, at: DateTime<Utc> },
-    /// CloudTrail's event history had no call for a pending attribution (the window looked at
-    /// ends at `checked_until`).
-    ApproverNotFound { why: String, checked_until: DateTime<Utc>, at: DateTime<Utc> },
-    /// CodeDeploy (or ECS) says how the deployment ended.
-    DeploymentEnded { deployment: String, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
-    /// The last lines of the failed migration's log were read (effect `CopyMigrationLogs`).
-    MigrationLogsCopied { lines: Vec<String>, at: DateTime<Utc> },
-    /// The reconciler looked the awaited images up at `at` and found these still missing, each
-    /// with why. A release still collecting `deadline` after its manifest was accepted fails.
-    ImagesOverdue { missing: Vec<(ImageKey, Absence)>, deadline: chrono::Duration, at: DateTime<Utc> },
+    Readiness(readiness::Event),
+    Migration(migration::Event),
+    Deployment(deployment::Event),
+    Verification(verification::Event),
+    Approval(approval::Event),
 }
 
-/// A side effect the caller performs after the new record is stored.
+macro_rules! stage_event {
+    ($variant:ident, $stage:ident) => {
+        impl From<$stage::Event> for Event {
+            fn from(event: $stage::Event) -> Self {
+                Event::$variant(event)
+            }
+        }
+    };
+}
+stage_event!(Readiness, readiness);
+stage_event!(Migration, migration);
+stage_event!(Deployment, deployment);
+stage_event!(Verification, verification);
+stage_event!(Approval, approval);
+
+/// What a transition needs besides the record and the event; plain data from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Context {
+    /// When set, the write that makes a release ready for its migration also claims the migration
+    /// (the first handler to see it ready starts it, and no second write is needed for the claim).
+    pub migration: Option<MigrationClaim>,
+}
+
+/// An event of one stage: how it applies to a record. Implemented by each stage's `Event` in its
+/// own file, and by [`Event`], which dispatches to them.
+pub trait StageEvent {
+    /// The decision this event makes on `release`. MUST NOT do I/O or read the clock.
+    ///
+    /// # Errors
+    /// [`TransitionError`] when the event cannot apply to this release at all.
+    fn apply_to(&self, release: &Release, context: &Context) -> Result<Decision, TransitionError>;
+}
+
+impl StageEvent for Event {
+    fn apply_to(&self, release: &Release, context: &Context) -> Result<Decision, TransitionError> {
+        match self {
+            Event::Readiness(event) => event.apply_to(release, context),
+            Event::Migration(event) => event.apply_to(release, context),
+            Event::Deployment(event) => event.apply_to(release, context),
+            Event::Verification(event) => event.apply_to(release, context),
+            Event::Approval(event) => event.apply_to(release, context),
+        }
+    }
+}
+
+/// A side effect to perform after the new record is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "effect", rename_all = "kebab-case")]
 pub enum Effect {
-    /// Run the manifest's migration with the pinned images.
+    /// Run the manifest's migration with the pinned images (claiming its start first, unless the
+    /// write that asks for it claimed it already).
     StartMigration,
     /// Stop a migration task that overran its timeout.
     StopMigration { task: TaskArn },
-    /// Let the deployment shift production traffic (policy approval).
-    ContinueDeployment { deployment: DeploymentId },
+    /// Answer the CodeDeploy lifecycle hook Convoy verified (`PutLifecycleEventHookExecutionStatus`).
+    AnswerHook { deployment: DeploymentId, execution: HookExecutionId, succeeded: bool },
+    /// Let the deployment shift production traffic (policy approval: Convoy's own decision).
+    ContinueDeployment { deployment: DeploymentRef },
     /// Roll the deployment back (CodeDeploy `StopDeployment` with auto rollback, or ECS
-    /// `ContinueServiceDeployment` ROLLBACK): an alarm fired.
-    RollBack { deployment: DeploymentId },
+    /// `ContinueServiceDeployment` ROLLBACK): an alarm fired, or an approval came too early.
+    RollBack { deployment: DeploymentRef },
     /// Free the service's deploy lock: this release no longer deploys.
     ReleaseDeployLock,
-    /// Deploy the pinned images (no migration declared).
+    /// Deploy the pinned images (after the migration, or with none declared).
     StartDeployment,
     /// Watch for these images and look them up in ECR now (they may predate the manifest).
     ResolveImages { images: Vec<ImageKey> },
@@ -363,7 +281,7 @@ pub enum Effect {
     CopyMigrationLogs { log: LogPointer },
     /// Ask CloudTrail's event history who continued (`approve`) or stopped the deployment after
     /// `since` (the deployment moved on with no call recorded).
-    FindApprover { deployment: String, approve: bool, native: bool, since: DateTime<Utc> },
+    FindApprover { deployment: DeploymentRef, approve: bool, since: DateTime<Utc> },
     /// Remove the release from the wait-list of these images: it no longer waits for them.
     ForgetWaits { images: Vec<ImageKey> },
 }
@@ -373,8 +291,10 @@ pub enum Effect {
 pub enum Decision {
     /// Nothing changes and nothing is written; `why` is logged.
     Unchanged { why: String },
-    /// Store `release` (conditionally), then perform `effects`.
-    Changed { release: Box<Release>, effects: Vec<Effect> },
+    /// Store `release` (conditionally), then perform `effects`. `passed` holds the records the
+    /// change went through on the way, oldest first, when one event moved the release more than
+    /// one state (the write that readies a release also claims its migration): each is announced.
+    Changed { release: Box<Release>, effects: Vec<Effect>, passed: Vec<Release> },
 }
 
 impl Decision {
@@ -382,10 +302,38 @@ impl Decision {
         Decision::Unchanged { why: why.into() }
     }
 
+    pub(crate) fn changed(release: Release, effects: Vec<Effect>) -> Self {
+        Decision::Changed { release: Box::new(release), effects, passed: Vec::new() }
+    }
+
     /// A record whose state and evidence disagree (edited by hand, or written by a newer
     /// Convoy): nothing is decided on it, and the handler acknowledges instead of crashing.
     pub(crate) fn inconsistent(release: &Release, missing: &str) -> Self {
         Decision::Unchanged { why: format!("the record is inconsistent: it is {} without {missing}", release.state) }
+    }
+
+    /// `next` applied to the record this decision leaves (or to `release`, when it changed
+    /// nothing): both as one decision, `passed` and effects kept in order.
+    pub(crate) fn then(
+        self,
+        release: &Release,
+        next: impl FnOnce(&Release) -> Result<Decision, TransitionError>,
+    ) -> Result<Decision, TransitionError> {
+        match self {
+            Decision::Unchanged { why } => Ok(match next(release)? {
+                Decision::Unchanged { why: more } => Decision::Unchanged { why: format!("{why}; {more}") },
+                changed => changed,
+            }),
+            Decision::Changed { release: current, mut effects, mut passed } => Ok(match next(&current)? {
+                Decision::Unchanged { .. } => Decision::Changed { release: current, effects, passed },
+                Decision::Changed { release: later, effects: more, passed: between } => {
+                    passed.push(*current);
+                    passed.extend(between);
+                    effects.extend(more);
+                    Decision::Changed { release: later, effects, passed }
+                }
+            }),
+        }
     }
 }
 
@@ -443,19 +391,6 @@ impl Release {
         }
     }
 
-    /// The distinct images still without a digest.
-    pub fn awaited_images(&self) -> Vec<ImageKey> {
-        let mut keys: Vec<ImageKey> = self
-            .images
-            .values()
-            .filter(|status| status.digest.is_none())
-            .map(|status| ImageKey::of(&status.image))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-
     /// Each container's image pinned by digest, as task definitions name it (once ready, all).
     pub fn pinned_uris(&self) -> Vec<(String, String)> {
         self.pinned_images()
@@ -468,79 +403,24 @@ impl Release {
         self.images.iter().map(|(container, status)| (container, &status.image, status.digest.as_ref()))
     }
 
+    /// Appends a line to the timeline.
     pub(crate) fn record(&mut self, at: DateTime<Utc>, event: &str, detail: String) {
         self.timeline.push(Entry { at, event: event.to_owned(), detail });
     }
 
-    /// Applies `event`; see the module documentation.
-    pub fn apply(&self, event: &Event) -> Result<Decision, TransitionError> {
-        match event {
-            Event::ImageFound { image, digest, at, via } => self.on_image_found(image, digest, *at, *via),
-            Event::ManifestUploaded { source, outcome, at } => Ok(self.on_manifest_uploaded(source, outcome, *at)),
-            Event::MigrationClaimed { at, lease, timeout } => self.on_migration_claimed(*at, *lease, *timeout),
-            Event::MigrationStarted { task, task_definition, log, at } => {
-                Ok(self.on_migration_started(task, task_definition, log.as_ref(), *at))
-            }
-            Event::MigrationImpossible { reason, at } => Ok(self.on_migration_impossible(reason, *at)),
-            Event::MigrationTaskChanged { report, at } => Ok(self.on_migration_task_changed(report, *at)),
-            Event::MigrationOverdue { at } => Ok(self.on_migration_overdue(*at)),
-            Event::MigrationLogsCopied { lines, at } => Ok(self.on_migration_logs_copied(lines, *at)),
-            Event::ImagesOverdue { missing, deadline, at } => Ok(self.on_images_overdue(missing, *deadline, *at)),
-            Event::DeployLock { decision, at } => Ok(self.on_deploy_lock(decision, *at)),
-            Event::DeploymentClaimed { method, at, lease, gate } => {
-                Ok(self.on_deployment_claimed(*method, *at, *lease, gate.as_deref()))
-            }
-            Event::DeploymentStarted { deployment, task_definition, at } => {
-                Ok(self.on_deployment_started(deployment, task_definition.as_deref(), *at))
-            }
-            Event::BundleWritten { pipeline, bundle, version, at } => {
-                Ok(self.on_bundle_written(pipeline, bundle, version, *at))
-            }
-            Event::RevisionRegistered { task_definition, at } => Ok(self.on_revision_registered(task_definition, *at)),
-            Event::NativeObserved { progress } => Ok(self.on_native_observed(progress)),
-            Event::Rerouted { deployment, at } => Ok(self.on_rerouted(deployment, *at)),
-            Event::PipelineStarted { execution, at } => Ok(self.on_pipeline_started(execution, *at)),
-            Event::DeploymentAdopted { deployment, reason, at } => {
-                Ok(self.on_deployment_adopted(deployment, reason, *at))
-            }
-            Event::DeploymentImpossible { reason, at } => Ok(self.on_deployment_impossible(reason, *at)),
-            Event::VerificationStarted { hook, at } => Ok(self.on_verification_started(hook, *at)),
-            Event::Probed { probes, at } => Ok(self.on_probed(probes, *at)),
-            Event::MetricsChecked { results, at } => Ok(self.on_metrics_checked(results, *at)),
-            Event::VerificationFinished { outcome, auto, bake_seconds, alarms, at } => {
-                Ok(self.on_verification_finished(outcome, *auto, *bake_seconds, alarms, *at))
-            }
-            Event::AlarmRaised { alarm, reason, since, via, at } => {
-                Ok(self.on_alarm_raised(alarm, reason, *since, via, *at))
-            }
-            Event::Decided { approve, by, at } => Ok(self.on_decided(*approve, by, *at)),
-            Event::ApprovalObserved { call, at } => Ok(self.on_approval_observed(call, *at)),
-            Event::ApproverNotFound { why, checked_until, at } => {
-                Ok(self.on_approver_not_found(why, *checked_until, *at))
-            }
-            Event::DeploymentEnded { deployment, end, detail, at } => {
-                Ok(self.on_deployment_ended(deployment, *end, detail, *at))
-            }
-        }
+    /// Applies `event` with no [`Context`]: each transition as it stands alone (the pipeline in
+    /// `service/transition.rs` applies events with the configuration's context).
+    pub fn apply(&self, event: &impl StageEvent) -> Result<Decision, TransitionError> {
+        event.apply_to(self, &Context::default())
     }
 
     /// Applies several events in order, as one decision (one write).
-    pub fn apply_all(&self, events: &[Event]) -> Result<Decision, TransitionError> {
-        let mut current: Option<Release> = None;
-        let mut effects = Vec::new();
-        let mut notes = Vec::new();
-        for event in events {
-            match current.as_ref().unwrap_or(self).apply(event)? {
-                Decision::Changed { release, effects: more } => {
-                    current = Some(*release);
-                    effects.extend(more);
-                }
-                Decision::Unchanged { why } => notes.push(why),
-            }
+    pub fn apply_all<E: StageEvent>(&self, events: &[E]) -> Result<Decision, TransitionError> {
+        let Some((first, rest)) = events.split_first() else { return Ok(Decision::unchanged("no event")) };
+        let mut decision = self.apply(first)?;
+        for event in rest {
+            decision = decision.then(self, |current| current.apply(event))?;
         }
-        Ok(match current {
-            Some(release) => Decision::Changed { release: Box::new(release), effects },
-            None => Decision::Unchanged { why: notes.join("; ") },
-        })
+        Ok(decision)
     }
 }

@@ -10,17 +10,17 @@ use crate::names::ServiceDeploymentArn;
 const ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/web/abc";
 const OTHER: &str = "arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/web/rollback";
 
-fn claim(at: i64) -> Event {
-    Event::DeploymentClaimed { method: DeployMethod::EcsNative, at: t(at), lease: Duration::seconds(90), gate: None }
+fn claim(at: i64) -> deployment::Event {
+    deployment::Event::Claimed { method: DeployMethod::EcsNative, at: t(at), lease: Duration::seconds(90), gate: None }
 }
 
 fn registered() -> Release {
     let (claimed, _) = apply(&ready(false), claim(2));
-    apply(&claimed, Event::RevisionRegistered { task_definition: "web:43".into(), at: t(3) }).0
+    apply(&claimed, deployment::Event::RevisionRegistered { task_definition: "web:43".into(), at: t(3) }).0
 }
 
 fn started() -> Release {
-    let event = Event::DeploymentStarted { deployment: ARN.parse().unwrap(), task_definition: None, at: t(4) };
+    let event = deployment::Event::Started { deployment: ARN.parse().unwrap(), task_definition: None, at: t(4) };
     apply(&registered(), event).0
 }
 
@@ -45,7 +45,7 @@ fn the_release_revision_is_recorded_once_before_the_update() {
     let run = release.deployment.as_ref().unwrap();
     assert_eq!(run.method, DeployMethod::EcsNative);
     assert_eq!(run.task_definition.as_deref(), Some("web:43"));
-    let again = Event::RevisionRegistered { task_definition: "web:44".into(), at: t(200) };
+    let again = deployment::Event::RevisionRegistered { task_definition: "web:44".into(), at: t(200) };
     assert!(unchanged(release.apply(&again).unwrap()), "a takeover keeps the first revision");
 }
 
@@ -68,38 +68,39 @@ fn the_started_service_deployment_is_followed_with_the_recorded_revision() {
 #[test]
 fn its_own_hook_verifies_it_and_another_service_deployments_hook_does_not() {
     let release = started();
-    assert!(unchanged(release.apply(&Event::VerificationStarted { hook: hook(OTHER), at: t(5) }).unwrap()));
-    let (verifying, _) = apply(&release, Event::VerificationStarted { hook: hook(ARN), at: t(5) });
+    assert!(unchanged(release.apply(&verification::Event::Started { hook: hook(OTHER), at: t(5) }).unwrap()));
+    let (verifying, _) = apply(&release, verification::Event::Started { hook: hook(ARN), at: t(5) });
     assert_eq!(verifying.state, State::Verifying { deployment: ARN.parse().unwrap() });
 }
 
 #[test]
 fn a_hook_that_overtakes_the_record_of_the_start_adopts_its_service_deployment() {
-    let (verifying, _) = apply(&registered(), Event::VerificationStarted { hook: hook(ARN), at: t(5) });
+    let (verifying, _) = apply(&registered(), verification::Event::Started { hook: hook(ARN), at: t(5) });
     assert_eq!(verifying.state, State::Verifying { deployment: ARN.parse().unwrap() });
     assert_eq!(verifying.native_deployment(), Some(ServiceDeploymentArn::new(ARN).unwrap()));
 }
 
 #[test]
 fn what_ecs_says_of_the_shift_is_kept_and_a_repeat_is_not_written() {
-    let (observed, _) = apply(&started(), Event::NativeObserved { progress: progress("PRODUCTION_TRAFFIC_SHIFT", 6) });
+    let (observed, _) =
+        apply(&started(), deployment::Event::NativeObserved { progress: progress("PRODUCTION_TRAFFIC_SHIFT", 6) });
     assert_eq!(observed.deployment.as_ref().unwrap().native, Some(progress("PRODUCTION_TRAFFIC_SHIFT", 6)));
-    let same = Event::NativeObserved { progress: progress("PRODUCTION_TRAFFIC_SHIFT", 9) };
+    let same = deployment::Event::NativeObserved { progress: progress("PRODUCTION_TRAFFIC_SHIFT", 9) };
     assert!(unchanged(observed.apply(&same).unwrap()), "only a change is written");
-    let not_native = Event::NativeObserved { progress: progress("BAKE_TIME", 9) };
+    let not_native = deployment::Event::NativeObserved { progress: progress("BAKE_TIME", 9) };
     assert!(unchanged(ready(false).apply(&not_native).unwrap()));
 }
 
 #[test]
 fn an_approved_service_deployment_that_succeeds_ends_succeeded() {
-    let (verifying, _) = apply(&started(), Event::VerificationStarted { hook: hook(ARN), at: t(5) });
+    let (verifying, _) = apply(&started(), verification::Event::Started { hook: hook(ARN), at: t(5) });
     let outcome = VerificationOutcome { passed: true, reason: "3 of 3 probes passed".into() };
     let (awaiting, _) = apply(
         &verifying,
-        Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(6) },
+        verification::Event::Finished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(6) },
     );
-    let (shifting, _) = apply(&awaiting, Event::Decided { approve: true, by: "ana".into(), at: t(7) });
-    let ended = Event::DeploymentEnded {
+    let (shifting, _) = apply(&awaiting, approval::Event::Decided { approve: true, by: "ana".into(), at: t(7) });
+    let ended = deployment::Event::Ended {
         deployment: ARN.into(),
         end: DeploymentEnd::Succeeded,
         detail: String::new(),
@@ -112,7 +113,7 @@ fn an_approved_service_deployment_that_succeeds_ends_succeeded() {
 
 #[test]
 fn a_service_deployment_ecs_rolled_back_ends_rolled_back_with_ecss_reason() {
-    let ended = Event::DeploymentEnded {
+    let ended = deployment::Event::Ended {
         deployment: ARN.into(),
         end: DeploymentEnd::Failed,
         detail: "ECS rolled it back: alarm fired".into(),
@@ -124,28 +125,26 @@ fn a_service_deployment_ecs_rolled_back_ends_rolled_back_with_ecss_reason() {
 }
 
 fn awaiting() -> Release {
-    let (verifying, _) = apply(&started(), Event::VerificationStarted { hook: hook(ARN), at: t(5) });
+    let (verifying, _) = apply(&started(), verification::Event::Started { hook: hook(ARN), at: t(5) });
     let outcome = VerificationOutcome { passed: true, reason: "3 of 3 probes passed".into() };
-    let finished = Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(6) };
+    let finished =
+        verification::Event::Finished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: t(6) };
     apply(&verifying, finished).0
 }
 
 #[test]
 fn a_service_deployment_seen_past_the_approval_pause_shifts_and_asks_cloudtrail_who_continued_it() {
     let (shifting, effects) =
-        apply(&awaiting(), Event::NativeObserved { progress: progress("PRODUCTION_TRAFFIC_SHIFT", 9) });
+        apply(&awaiting(), deployment::Event::NativeObserved { progress: progress("PRODUCTION_TRAFFIC_SHIFT", 9) });
     assert_eq!(shifting.state, State::ShiftingTraffic { deployment: ARN.parse().unwrap() });
     assert_eq!(shifting.approval.as_ref().unwrap().actor, Some(Attribution::Pending { since: t(6) }));
-    assert_eq!(
-        effects,
-        vec![Effect::FindApprover { deployment: ARN.into(), approve: true, native: true, since: t(6) }]
-    );
+    assert_eq!(effects, vec![Effect::FindApprover { deployment: ARN.into(), approve: true, since: t(6) }]);
 }
 
 #[test]
 fn a_service_deployment_still_at_its_test_traffic_stages_awaits_approval() {
     let (waiting, effects) =
-        apply(&awaiting(), Event::NativeObserved { progress: progress("POST_TEST_TRAFFIC_SHIFT", 9) });
+        apply(&awaiting(), deployment::Event::NativeObserved { progress: progress("POST_TEST_TRAFFIC_SHIFT", 9) });
     assert!(matches!(waiting.state, State::AwaitingApproval { .. }));
     assert!(effects.is_empty());
 }

@@ -1,18 +1,135 @@
 //! The readiness stage of the state machine: the manifest is accepted (or refused), and each image
 //! it names is pinned by digest as ECR pushes and look-ups report it, in whatever order and however
 //! often they arrive. The last pinned image makes the release ready for its migration (or, without
-//! one, for its deployment).
+//! one, for its deployment); with a [`Context`] that says how, the same write claims the migration.
 
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Decision, Effect, ImageKey, ImageStatus, ManifestSource, Release, Sighting, Stage, State, TransitionError,
-};
-use crate::manifest::Manifest;
-use crate::names::{ContainerName, Digest, Excerpt};
+use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
+use crate::manifest::{ImageRef, Manifest};
+use crate::names::{AccountId, ContainerName, Digest, Excerpt, ImageTag, RepositoryName};
+
+/// The readiness stage's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An image tag was found in ECR with this digest.
+    ImageFound { image: ImageKey, digest: Digest, at: DateTime<Utc>, via: Sighting },
+    /// The manifest object was uploaded (again) for an existing record.
+    ManifestUploaded { source: ManifestSource, outcome: Result<Manifest, String>, at: DateTime<Utc> },
+    /// The reconciler looked the awaited images up at `at` and found these still missing, each
+    /// with why. A release still collecting `deadline` after its manifest was accepted fails.
+    ImagesOverdue { missing: Vec<(ImageKey, Absence)>, deadline: chrono::Duration, at: DateTime<Utc> },
+    /// One look-up in ECR at `at`: the images `found` (each an [`Event::ImageFound`]), then, with a
+    /// `deadline` (the reconciler's look), the images still missing ([`Event::ImagesOverdue`]).
+    LookedUp {
+        found: Vec<(ImageKey, Digest)>,
+        missing: Vec<(ImageKey, Absence)>,
+        deadline: Option<chrono::Duration>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl StageEvent for Event {
+    fn apply_to(&self, release: &Release, context: &Context) -> Result<Decision, TransitionError> {
+        let decision = match self {
+            Event::ImageFound { image, digest, at, via } => release.on_image_found(image, digest, *at, *via)?,
+            Event::ManifestUploaded { source, outcome, at } => release.on_manifest_uploaded(source, outcome, *at),
+            Event::ImagesOverdue { missing, deadline, at } => release.on_images_overdue(missing, *deadline, *at),
+            Event::LookedUp { found, missing, deadline, at } => {
+                // Found images first: a release whose last image arrives at the deadline is ready.
+                let mut decision = Decision::unchanged("nothing was looked up");
+                for (image, digest) in found {
+                    let found = |r: &Release| r.on_image_found(image, digest, *at, Sighting::RegistryLookup);
+                    decision = decision.then(release, found)?;
+                }
+                if let Some(deadline) = deadline {
+                    decision = decision.then(release, |r| Ok(r.on_images_overdue(missing, *deadline, *at)))?;
+                }
+                decision
+            }
+        };
+        let at = match self {
+            Event::ImageFound { at, .. }
+            | Event::ManifestUploaded { at, .. }
+            | Event::ImagesOverdue { at, .. }
+            | Event::LookedUp { at, .. } => *at,
+        };
+        Ok(super::migration::claim_when_ready(decision, context, at))
+    }
+}
+
+/// Where the manifest came from: the exact object version Convoy read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    pub bucket: String,
+    pub key: String,
+    /// The object version (versioned buckets); `None` on an unversioned bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl ManifestSource {
+    /// Two uploads are the same when their version ids (or, unversioned, their ETags) agree.
+    pub fn same_upload(&self, other: &ManifestSource) -> bool {
+        match (&self.version_id, &other.version_id) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.etag.is_some() && self.etag == other.etag,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.version_id {
+            Some(version) => format!("s3://{}/{} (version {version})", self.bucket, self.key),
+            None => format!("s3://{}/{}", self.bucket, self.key),
+        }
+    }
+}
+
+/// An image of the release and, once seen in ECR, the digest it is pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageStatus {
+    pub image: ImageRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// When the pinned digest was observed (push time, or the time of the registry look-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_at: Option<DateTime<Utc>>,
+}
+
+/// An image as ECR identifies it in a push event: registry, repository, tag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ImageKey {
+    pub registry: AccountId,
+    pub repository: RepositoryName,
+    pub tag: ImageTag,
+}
+
+impl ImageKey {
+    pub fn of(image: &ImageRef) -> Self {
+        Self { registry: image.registry.clone(), repository: image.repository.clone(), tag: image.tag.clone() }
+    }
+}
+
+impl fmt::Display for ImageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.repository, self.tag)
+    }
+}
+
+/// How Convoy learned of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sighting {
+    /// An ECR push event (its time is the push time).
+    PushEvent,
+    /// A look-up in ECR (its time is when Convoy looked).
+    RegistryLookup,
+}
 
 /// Why ECR did not return an image the release awaits, as one look-up found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +159,19 @@ impl fmt::Display for Absence {
 }
 
 impl Release {
+    /// The distinct images still without a digest.
+    pub fn awaited_images(&self) -> Vec<ImageKey> {
+        let mut keys: Vec<ImageKey> = self
+            .images
+            .values()
+            .filter(|status| status.digest.is_none())
+            .map(|status| ImageKey::of(&status.image))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     pub(super) fn accept(&mut self, manifest: Manifest, at: DateTime<Utc>) {
         self.images = manifest
             .images
@@ -140,23 +270,25 @@ impl Release {
         }
         if unordered {
             let effects = vec![Effect::ResolveImages { images: vec![image.clone()] }];
-            return Ok(Decision::Changed { release: Box::new(next), effects });
+            return Ok(Decision::changed(next, effects));
         }
         if !changed {
             return Ok(Decision::unchanged(format!("{image} at {digest} is already known")));
         }
+        let mut effects = Vec::new();
         if next.awaited_images().is_empty() {
             let has_migration = next.manifest.as_ref().is_some_and(|m| m.migration.is_some());
-            let (stage, detail) = if has_migration {
-                (Stage::Migration, "all images pinned; next: migration")
+            let (stage, effect, detail) = if has_migration {
+                (Stage::Migration, Effect::StartMigration, "all images pinned; next: migration")
             } else {
-                (Stage::Deployment, "all images pinned; no migration declared, next: deployment")
+                let detail = "all images pinned; no migration declared, next: deployment";
+                (Stage::Deployment, Effect::StartDeployment, detail)
             };
             next.state = State::Ready { next: stage };
             next.record(at, "ready", detail.to_owned());
+            effects.push(effect);
         }
-        let effects = if next.state == self.state { Vec::new() } else { next.pending_work() };
-        Ok(Decision::Changed { release: Box::new(next), effects })
+        Ok(Decision::changed(next, effects))
     }
 
     /// When the release began to collect: its (last) accepted manifest. A release reopened by a
@@ -206,7 +338,7 @@ impl Release {
         let mut images: Vec<ImageKey> = self.images.values().map(|status| ImageKey::of(&status.image)).collect();
         images.sort();
         images.dedup();
-        Decision::Changed { release: Box::new(next), effects: vec![Effect::ForgetWaits { images }] }
+        Decision::changed(next, vec![Effect::ForgetWaits { images }])
     }
 
     pub(super) fn on_manifest_uploaded(
@@ -228,7 +360,7 @@ impl Release {
                 Err(reason) => next.reject(reason.clone(), at),
             }
             let effects = next.pending_work();
-            return Decision::Changed { release: Box::new(next), effects };
+            return Decision::changed(next, effects);
         }
         if next.timeline.iter().any(|e| e.event == "manifest-ignored" && e.detail.starts_with(&source.describe())) {
             return Decision::unchanged(format!("{} was already ignored", source.describe()));
@@ -242,6 +374,6 @@ impl Release {
                 self.source.describe()
             ),
         );
-        Decision::Changed { release: Box::new(next), effects: Vec::new() }
+        Decision::changed(next, Vec::new())
     }
 }

@@ -37,8 +37,8 @@ fn digest(n: u8) -> Digest {
     Digest::new(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
 }
 
-fn found(repository: &str, n: u8, at: i64) -> Event {
-    Event::ImageFound { image: image(repository), digest: digest(n), at: t(at), via: Sighting::PushEvent }
+fn found(repository: &str, n: u8, at: i64) -> readiness::Event {
+    readiness::Event::ImageFound { image: image(repository), digest: digest(n), at: t(at), via: Sighting::PushEvent }
 }
 
 #[test]
@@ -150,7 +150,12 @@ fn ecrs_answer_pins_an_unordered_tag_and_can_make_the_release_ready() {
     let (release, _) = apply(&collecting(false), found("app", 1, 5));
     let (release, _) = apply(&release, found("app", 2, 5));
     let (release, _) = apply(&release, found("nginx", 9, 1));
-    let lookup = Event::ImageFound { image: image("app"), digest: digest(2), at: t(6), via: Sighting::RegistryLookup };
+    let lookup = readiness::Event::ImageFound {
+        image: image("app"),
+        digest: digest(2),
+        at: t(6),
+        via: Sighting::RegistryLookup,
+    };
     let (release, effects) = apply(&release, lookup);
     assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(2)));
     assert_eq!(release.state, State::Ready { next: Stage::Deployment });
@@ -198,13 +203,13 @@ fn an_image_found_for_a_failed_release_changes_nothing() {
 
 #[test]
 fn the_same_manifest_upload_delivered_twice_changes_nothing() {
-    let event = Event::ManifestUploaded { source: source("v1"), outcome: Ok(manifest(true)), at: t(1) };
+    let event = readiness::Event::ManifestUploaded { source: source("v1"), outcome: Ok(manifest(true)), at: t(1) };
     assert!(matches!(collecting(true).apply(&event).unwrap(), Decision::Unchanged { .. }));
 }
 
 #[test]
 fn a_new_manifest_version_for_an_accepted_release_is_recorded_and_ignored() {
-    let event = Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(false)), at: t(1) };
+    let event = readiness::Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(false)), at: t(1) };
     let (release, effects) = apply(&collecting(true), event.clone());
     assert!(effects.is_empty());
     assert_eq!(release.source, source("v1"));
@@ -216,7 +221,7 @@ fn a_new_manifest_version_for_an_accepted_release_is_recorded_and_ignored() {
 #[test]
 fn a_fixed_manifest_reopens_a_release_whose_manifest_was_rejected() {
     let rejected = Release::rejected(key(), source("v1"), "bad".into(), t(0));
-    let event = Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true)), at: t(1) };
+    let event = readiness::Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true)), at: t(1) };
     let (release, effects) = apply(&rejected, event);
     assert_eq!(release.state, State::Collecting);
     assert_eq!(release.source, source("v2"));
@@ -249,7 +254,12 @@ fn the_state_is_stored_with_a_readable_name() {
 fn ecrs_answer_outranks_the_unordered_second_even_from_a_clock_behind_eventbridges() {
     let (release, _) = apply(&collecting(true), found("app", 1, 5));
     let (release, _) = apply(&release, found("app", 2, 5));
-    let lookup = Event::ImageFound { image: image("app"), digest: digest(2), at: t(4), via: Sighting::RegistryLookup };
+    let lookup = readiness::Event::ImageFound {
+        image: image("app"),
+        digest: digest(2),
+        at: t(4),
+        via: Sighting::RegistryLookup,
+    };
     let (release, _) = apply(&release, lookup);
     assert!(matches!(release.apply(&found("app", 1, 5)).unwrap(), Decision::Unchanged { .. }));
     assert_eq!(release.images[&"app".parse().unwrap()].digest, Some(digest(2)));
@@ -259,8 +269,8 @@ fn hour() -> chrono::Duration {
     chrono::Duration::hours(1)
 }
 
-fn overdue(missing: Vec<(ImageKey, Absence)>, at: i64) -> Event {
-    Event::ImagesOverdue { missing, deadline: hour(), at: t(at) }
+fn overdue(missing: Vec<(ImageKey, Absence)>, at: i64) -> readiness::Event {
+    readiness::Event::ImagesOverdue { missing, deadline: hour(), at: t(at) }
 }
 
 fn failed_reason(release: &Release) -> &str {
@@ -314,8 +324,18 @@ fn an_image_already_pinned_is_not_named_missing() {
 #[test]
 fn an_image_found_in_the_same_look_up_as_the_deadline_makes_the_release_ready_instead() {
     let events = [
-        Event::ImageFound { image: image("app"), digest: digest(1), at: t(3600), via: Sighting::RegistryLookup },
-        Event::ImageFound { image: image("nginx"), digest: digest(2), at: t(3600), via: Sighting::RegistryLookup },
+        readiness::Event::ImageFound {
+            image: image("app"),
+            digest: digest(1),
+            at: t(3600),
+            via: Sighting::RegistryLookup,
+        },
+        readiness::Event::ImageFound {
+            image: image("nginx"),
+            digest: digest(2),
+            at: t(3600),
+            via: Sighting::RegistryLookup,
+        },
         overdue(Vec::new(), 3600),
     ];
     let (release, _) = changed(collecting(true).apply_all(&events).unwrap());
@@ -340,8 +360,10 @@ fn failing_at_images_asks_to_forget_every_wait_list_entry_of_the_release() {
 #[test]
 fn the_deadline_counts_from_a_fixed_manifest_that_reopened_the_release() {
     let rejected = Release::rejected(key(), source("v1"), "bad".into(), t(0));
-    let (reopened, _) =
-        apply(&rejected, Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true)), at: t(3000) });
+    let (reopened, _) = apply(
+        &rejected,
+        readiness::Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true)), at: t(3000) },
+    );
     assert!(unchanged(reopened.apply(&overdue(Vec::new(), 3601)).unwrap()), "the reopened release has until 6600");
     assert!(!unchanged(reopened.apply(&overdue(Vec::new(), 6600)).unwrap()));
 }

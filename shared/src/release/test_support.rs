@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{Decision, Digest, Effect, Event, ImageKey, ManifestSource, Release, Sighting};
+use super::{Decision, Digest, Effect, ImageKey, ManifestSource, Release, Sighting, StageEvent, readiness};
 use crate::manifest;
 use crate::names::{ReleaseId, ReleaseKey, ServiceName};
 
@@ -19,7 +19,7 @@ pub(crate) fn t(seconds: i64) -> DateTime<Utc> {
 
 pub(crate) fn changed(decision: Decision) -> (Release, Vec<Effect>) {
     match decision {
-        Decision::Changed { release, effects } => (*release, effects),
+        Decision::Changed { release, effects, .. } => (*release, effects),
         Decision::Unchanged { why } => panic!("expected a change, got unchanged: {why}"),
     }
 }
@@ -28,7 +28,7 @@ pub(crate) fn unchanged(decision: Decision) -> bool {
     matches!(decision, Decision::Unchanged { .. })
 }
 
-pub(crate) fn apply(release: &Release, event: Event) -> (Release, Vec<Effect>) {
+pub(crate) fn apply(release: &Release, event: impl StageEvent) -> (Release, Vec<Effect>) {
     changed(release.apply(&event).unwrap())
 }
 
@@ -41,7 +41,11 @@ pub(crate) fn ready(migration: bool) -> Release {
         ManifestSource { bucket: "b".into(), key: "releases/web/r1.json".into(), version_id: None, etag: None };
     let release = Release::open(key(), source, manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
     let image = ImageKey::of(&release.images.values().next().unwrap().image);
-    let event =
-        Event::ImageFound { image, digest: Digest::new("sha256:aa").unwrap(), at: t(1), via: Sighting::PushEvent };
+    let event = readiness::Event::ImageFound {
+        image,
+        digest: Digest::new("sha256:aa").unwrap(),
+        at: t(1),
+        via: Sighting::PushEvent,
+    };
     apply(&release, event).0
 }

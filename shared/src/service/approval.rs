@@ -5,10 +5,11 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
-use super::{Convoy, Report, update};
+use super::transition::Outbox;
+use super::{Convoy, Report};
 use crate::error::ConvoyError;
-use crate::names::{DeploymentId, DeploymentRef, ReleaseKey, ServiceDeploymentArn};
-use crate::release::{Event, ObservedCall};
+use crate::names::{DeploymentRef, ReleaseKey};
+use crate::release::{ObservedCall, State, approval};
 
 /// How far before the recorded `since` a look-up starts: clocks of CloudTrail and of the handler
 /// that recorded the verification's end differ a little.
@@ -22,24 +23,25 @@ impl Convoy {
         call: &ObservedCall,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let reference = if call.deployment.starts_with("arn:") {
-            ServiceDeploymentArn::new(&call.deployment).ok().map(DeploymentRef::Service)
-        } else {
-            DeploymentId::new(&call.deployment).ok().map(DeploymentRef::CodeDeploy)
-        };
-        let Some(reference) = reference else {
-            info!(deployment = %call.deployment, "not a deployment id; ignored");
-            return Ok(None);
-        };
-        let Some(key) = self.deployments.find(&reference).await? else {
+        let outbox = Outbox::new(now);
+        let result = self.approval_observed_in(&outbox, call, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    async fn approval_observed_in(
+        &self,
+        outbox: &Outbox,
+        call: &ObservedCall,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let Some(key) = self.deployments.find(&call.deployment).await? else {
             info!(deployment = %call.deployment, "not a deployment Convoy started; ignored");
             return Ok(None);
         };
-        let event = Event::ApprovalObserved { call: call.clone(), at: now };
-        match update(self, &key, |r| r.apply(&event)).await? {
-            Some(updated) => self.finish_and_perform(updated, now).await.map(Some),
-            None => Ok(None),
-        }
+        let event = approval::Event::Observed { call: call.clone(), at: now };
+        let outcome = self.transition(outbox, &key, None, &event).await?;
+        Ok(outcome.map(|o| o.report()))
     }
 
     /// Asks CloudTrail's event history who made the decision the release recorded as pending
@@ -47,15 +49,14 @@ impl Convoy {
     /// the call, that it has none. Best effort: a failure leaves it pending for the reconciler.
     pub(super) async fn find_approver(
         &self,
+        outbox: &Outbox,
         key: &ReleaseKey,
-        deployment: &str,
+        deployment: &DeploymentRef,
         approve: bool,
-        native: bool,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) {
-        let calls = match self.api_calls.decisions_on(deployment, approve, native, since - LOOKUP_CLOCK_SKEW, now).await
-        {
+        let calls = match self.api_calls.decisions_on(deployment, approve, since - LOOKUP_CLOCK_SKEW, now).await {
             Ok(calls) => calls,
             Err(err) => {
                 warn!(error = %err, %deployment, "could not ask CloudTrail who decided; the reconciler asks again");
@@ -63,40 +64,43 @@ impl Convoy {
             }
         };
         let event = match calls.into_iter().next() {
-            Some(call) => Event::ApprovalObserved { call, at: now },
+            Some(call) => approval::Event::Observed { call, at: now },
             None => {
                 let operations: Vec<&str> =
-                    crate::cloudtrail::operations_for(approve, native).iter().map(|op| op.event_name).collect();
+                    crate::cloudtrail::operations_for(approve, deployment).iter().map(|op| op.event_name).collect();
                 let why = format!(
                     "CloudTrail event history has no successful {} for {deployment} between {} and {}",
                     operations.join(" or "),
                     (since - LOOKUP_CLOCK_SKEW).to_rfc3339(),
                     now.to_rfc3339()
                 );
-                Event::ApproverNotFound { why, checked_until: now, at: now }
+                approval::Event::ApproverNotFound { why, checked_until: now, at: now }
             }
         };
-        if let Err(err) = update(self, key, |r| r.apply(&event)).await {
+        if let Err(err) = self.transition(outbox, key, None, &event).await {
             warn!(error = %err, "could not record who decided; the reconciler asks again");
         }
     }
 
     /// Policy approves the traffic shift (the bake time is over) with Convoy's own role.
-    pub(super) async fn approve_by_policy(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Report, ConvoyError> {
-        let release =
-            self.store.load(key).await?.ok_or_else(|| ConvoyError::Refused(format!("no release {key}")))?.release;
-        let crate::release::State::AwaitingApproval { deployment } = &release.state else {
+    pub(super) async fn approve_by_policy(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        now: DateTime<Utc>,
+    ) -> Result<Report, ConvoyError> {
+        let stored = self.store.load(key).await?.ok_or_else(|| ConvoyError::Refused(format!("no release {key}")))?;
+        let release = &stored.release;
+        let State::AwaitingApproval { deployment } = &release.state else {
             return Err(ConvoyError::Refused(format!(
                 "release {key} does not await approval: it is {}",
                 release.state
             )));
         };
-        self.refuse_while_alarmed(&release).await?;
-        let hook = release.verification.as_ref().map(|v| &v.hook);
-        self.steer_deployment(key, deployment, hook, false).await?;
-        let event = Event::Decided { approve: true, by: "policy (auto, after bake time)".into(), at: now };
-        let updated =
-            update(self, key, |r| r.apply(&event)).await?.ok_or(ConvoyError::Refused(format!("no release {key}")))?;
-        Ok(self.finish(updated))
+        self.refuse_while_alarmed(release).await?;
+        self.steer(release, deployment, false).await?;
+        let event = approval::Event::Decided { approve: true, by: "policy (auto, after bake time)".into(), at: now };
+        let outcome = self.transition(outbox, key, None, &event).await?;
+        outcome.map(|o| o.report()).ok_or(ConvoyError::Refused(format!("no release {key}")))
     }
 }

@@ -30,8 +30,7 @@ impl Convoy {
         if approve {
             self.refuse_while_alarmed(&release).await?;
         }
-        let hook = release.verification.as_ref().map(|v| &v.hook);
-        self.steer_deployment(key, deployment, hook, !approve).await?;
+        self.steer(&release, deployment, !approve).await?;
         Ok(deployment.to_string())
     }
 }

@@ -5,11 +5,12 @@
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
-use super::{Convoy, Report, release_span, update};
+use super::transition::Outbox;
+use super::{Convoy, Report, release_span};
 use crate::error::{ConvoyError, WatchError};
 use crate::gates::{AlarmChange, AlarmStatus, MetricCheck, MetricResult};
 use crate::names::ReleaseKey;
-use crate::release::{Event, Release, State, VerificationOutcome};
+use crate::release::{Release, State, VerificationOutcome, approval};
 
 impl Convoy {
     /// After probes that passed: the metric checks over the test traffic window, then the alarm
@@ -84,6 +85,18 @@ impl Convoy {
     /// name) can send one, so `DescribeAlarms` must say the alarm is in ALARM, and its reason and
     /// time are the ones recorded; an unconfirmed event changes nothing.
     pub async fn alarm_changed(&self, change: &AlarmChange, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
+        let outbox = Outbox::new(now);
+        let result = self.alarm_changed_in(&outbox, change, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    async fn alarm_changed_in(
+        &self,
+        outbox: &Outbox,
+        change: &AlarmChange,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Report>, ConvoyError> {
         if change.state != "ALARM" {
             info!(alarm = %change.alarm, state = %change.state, "not ALARM: nothing to do");
             return Ok(Vec::new());
@@ -113,7 +126,7 @@ impl Convoy {
                 warn!(release = %key, alarm = %change.alarm, "unconfirmed: CloudWatch does not say this alarm is in ALARM; nothing changes");
                 continue;
             };
-            let raised = self.raise_alarm(&key, &status.name, &status.reason, status.since, "event", now);
+            let raised = self.raise_alarm(outbox, &key, &status.name, &status.reason, status.since, "event", now);
             reports.extend(raised.instrument(release_span(&key)).await?);
         }
         Ok(reports)
@@ -123,6 +136,7 @@ impl Convoy {
     /// ALARM rolls back.
     pub(super) async fn recheck_alarms(
         &self,
+        outbox: &Outbox,
         release: &Release,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
@@ -132,11 +146,13 @@ impl Convoy {
         let watched = release.alarms.as_ref().map(|gate| gate.watched.clone()).unwrap_or_default();
         let Some(alarm) = self.alarms_in_alarm(&watched).await?.into_iter().next() else { return Ok(None) };
         warn!(alarm = %alarm.name, "an alarm is in ALARM without Convoy hearing of it");
-        self.raise_alarm(&release.key, &alarm.name, &alarm.reason, alarm.since, "reconciler", now).await
+        self.raise_alarm(outbox, &release.key, &alarm.name, &alarm.reason, alarm.since, "reconciler", now).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn raise_alarm(
         &self,
+        outbox: &Outbox,
         key: &ReleaseKey,
         alarm: &str,
         reason: &str,
@@ -144,14 +160,14 @@ impl Convoy {
         via: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let event = Event::AlarmRaised {
+        let event = approval::Event::AlarmRaised {
             alarm: alarm.to_owned(),
             reason: reason.to_owned(),
             since,
             via: via.to_owned(),
             at: now,
         };
-        let Some(updated) = update(self, key, |r| r.apply(&event)).await? else { return Ok(None) };
-        Ok(Some(self.finish_and_perform(updated, now).await?))
+        let outcome = self.transition(outbox, key, None, &event).await?;
+        Ok(outcome.map(|o| o.report()))
     }
 }

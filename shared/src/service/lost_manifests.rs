@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
+use super::transition::Outbox;
 use super::{Convoy, Report, release_span};
 use crate::error::ConvoyError;
 use crate::events::Upload;
@@ -30,8 +31,9 @@ impl Convoy {
     /// record. Idempotent with a concurrent `manifest-uploaded` for the same object: the record's
     /// creation is conditional, and the same upload read twice changes nothing. Stops opening at
     /// `deadline`.
-    pub async fn open_lost_manifests(
+    pub(super) async fn open_lost_manifests(
         &self,
+        outbox: &Outbox,
         now: DateTime<Utc>,
         deadline: Option<std::time::Instant>,
     ) -> Result<Vec<Report>, ConvoyError> {
@@ -66,7 +68,7 @@ impl Convoy {
             opened += 1;
             warn!(key = %object.key, "a manifest without a record: its upload event was lost; opening it");
             let upload = upload_of(bucket, object);
-            match Box::pin(self.manifest_uploaded(&upload, now).instrument(release_span(&key))).await {
+            match Box::pin(self.manifest_uploaded_in(outbox, &upload, now).instrument(release_span(&key))).await {
                 Ok(report) => reports.extend(report),
                 Err(err) if err.is_retryable() => return Err(err),
                 Err(err) => warn!(error = %err, "the lost manifest could not be opened; not retried"),

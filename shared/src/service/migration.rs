@@ -1,14 +1,15 @@
 //! The migration gate: run the release's migration once, as a one-off task derived from the
 //! service itself, and move on only when it exits 0.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::{Convoy, Report, update, update_from};
+use super::transition::Outbox;
+use super::{Convoy, Report};
 use crate::error::{ConvoyError, TasksError};
 use crate::names::{ReleaseKey, TaskArn};
-use crate::ports::{MigrationTaskSpec, RunTaskRequest};
-use crate::release::{Event, LogPointer, Release, TaskReport};
+use crate::ports::{MigrationTaskSpec, RunTaskRequest, Stored};
+use crate::release::{LogPointer, Release, TaskReport, migration};
 
 /// A migration task ECS started (or a previous holder did), as the record keeps it.
 struct StartedMigration {
@@ -18,34 +19,48 @@ struct StartedMigration {
 }
 
 impl Convoy {
-    /// Starts the release's migration if it is due and nobody else holds the start. At most one
-    /// task per release: the claim is a conditional write, the RunTask call carries the release's
-    /// client token, and a takeover after a crashed holder adopts the task that holder started.
+    /// Starts the release's migration if it is due and nobody else holds the start (the
+    /// reconciler's and a test's way in; an event's is the `StartMigration` effect).
     pub async fn start_migration(
         &self,
         key: &ReleaseKey,
         now: DateTime<Utc>,
-        known: Option<crate::ports::Stored>,
+        known: Option<Stored>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let default_timeout = self.config.migration_timeout_seconds;
-        let lease = self.config.claim_lease;
-        let claimed = update_from(self, key, known, |release| {
-            let seconds = crate::ceiling::migration_timeout(default_timeout, release.manifest.as_ref());
-            let timeout = Duration::seconds(seconds as i64);
-            release.apply(&Event::MigrationClaimed { at: now, lease, timeout })
-        })
-        .await?;
-        let Some(claimed) = claimed else { return Ok(None) };
-        if !claimed.changed {
-            return Ok(Some(self.finish(claimed)));
-        }
-        let claim = crate::ports::Stored { release: claimed.release.clone(), version: claimed.version.clone() };
-        let release = claimed.release;
-        let Some(run) = release.migration.as_ref() else {
+        let outbox = Outbox::new(now);
+        let result = self.start_migration_in(&outbox, key, known, false, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    /// Claims the migration's start (unless `claimed`: the write that asked for it claimed it),
+    /// then runs its task. At most one task per release: the claim is a conditional write, the
+    /// RunTask call carries the release's client token, and a takeover after a crashed holder
+    /// adopts the task that holder started.
+    pub(super) async fn start_migration_in(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        known: Option<Stored>,
+        claimed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let claim = match known {
+            Some(stored) if claimed => stored,
+            known => {
+                let lease = self.config.claim_lease;
+                let event = migration::Event::Claimed { at: now, lease, timeout: self.config.migration_timeout() };
+                let Some(outcome) = self.transition(outbox, key, known, &event).await? else { return Ok(None) };
+                if !outcome.changed {
+                    return Ok(Some(outcome.report()));
+                }
+                outcome.stored()
+            }
+        };
+        let Some(run) = claim.release.migration.as_ref() else {
             return Err(ConvoyError::BadEvent(format!("release {key} was claimed without a migration run")));
         };
         let cluster = &self.config.cluster;
-
         if run.claims > 1 {
             let found = self.tasks.find(cluster, &key.migration_started_by()).await?;
             if let Some(task) = self.convoy_migration_among(cluster, key, found).await? {
@@ -53,17 +68,17 @@ impl Convoy {
                 let task_definition =
                     run.task_definition.clone().unwrap_or_else(|| "(started by a previous attempt)".into());
                 let started = StartedMigration { task, task_definition, log: None };
-                return self.record_migration_start(key, started, now, claim).await;
+                return self.record_migration_start(outbox, key, started, now, claim).await;
             }
         }
-        match self.launch_migration(&release, &run.token).await {
-            Ok(started) => self.record_migration_start(key, started, now, claim).await,
+        match self.launch_migration(&claim.release, &run.token).await {
+            Ok(started) => self.record_migration_start(outbox, key, started, now, claim).await,
             Err(TasksError::Rejected(reason)) => {
-                let event =
-                    Event::MigrationImpossible { reason: format!("the migration cannot start: {reason}"), at: now };
                 warn!(%reason, "the migration cannot start");
-                let updated = update(self, key, |r| r.apply(&event)).await?;
-                Ok(updated.map(|u| self.finish(u)))
+                let reason = format!("the migration cannot start: {reason}");
+                let event = migration::Event::Impossible { reason, at: now };
+                let outcome = self.transition(outbox, key, Some(claim), &event).await?;
+                Ok(outcome.map(|o| o.report()))
             }
             // The claim stays; once its lease is over the reconciler takes the start over.
             Err(err) => Err(err.into()),
@@ -130,15 +145,16 @@ impl Convoy {
 
     async fn record_migration_start(
         &self,
+        outbox: &Outbox,
         key: &ReleaseKey,
         started: StartedMigration,
         now: DateTime<Utc>,
-        claim: crate::ports::Stored,
+        claim: Stored,
     ) -> Result<Option<Report>, ConvoyError> {
         let StartedMigration { task, task_definition, log } = started;
-        let event = Event::MigrationStarted { task, task_definition, log, at: now };
-        let updated = update_from(self, key, Some(claim), |r| r.apply(&event)).await?;
-        Ok(updated.map(|u| self.finish(u)))
+        let event = migration::Event::Started { task, task_definition, log, at: now };
+        let outcome = self.transition(outbox, key, Some(claim), &event).await?;
+        Ok(outcome.map(|o| o.report()))
     }
 
     /// ECS reported a task of a release's migration group.
@@ -148,9 +164,22 @@ impl Convoy {
         report: &TaskReport,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let event = Event::MigrationTaskChanged { report: report.clone(), at: now };
-        match update(self, key, |r| r.apply(&event)).await? {
-            Some(updated) => self.finish_and_advance(updated, now).await.map(Some),
+        let outbox = Outbox::new(now);
+        let result = self.migration_task_changed_in(&outbox, key, report, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    pub(super) async fn migration_task_changed_in(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        report: &TaskReport,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let event = migration::Event::TaskChanged { report: report.clone(), at: now };
+        match self.transition(outbox, key, None, &event).await? {
+            Some(outcome) => Ok(Some(outcome.report())),
             None => {
                 warn!(task = %report.task, "a task names this release, but it has no record");
                 Ok(None)
@@ -163,7 +192,13 @@ impl Convoy {
     /// Copies the last lines of a failed migration's log into its record. Best effort: the
     /// migration's end is already stored, so a log that cannot be read (or a write that loses
     /// every race) is logged and the event still succeeds.
-    pub(super) async fn copy_migration_logs(&self, key: &ReleaseKey, log: &LogPointer, now: DateTime<Utc>) {
+    pub(super) async fn copy_migration_logs(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        log: &LogPointer,
+        now: DateTime<Utc>,
+    ) {
         let lines = match self.logs.last_lines(log, crate::release::LOG_TAIL_LINES).await {
             Ok(lines) => lines,
             Err(err) => {
@@ -171,8 +206,8 @@ impl Convoy {
                 return;
             }
         };
-        let event = Event::MigrationLogsCopied { lines, at: now };
-        if let Err(err) = update(self, key, |r| r.apply(&event)).await {
+        let event = migration::Event::LogsCopied { lines, at: now };
+        if let Err(err) = self.transition(outbox, key, None, &event).await {
             warn!(error = %err, "could not copy the migration's last log lines into the record");
         }
     }

@@ -4,17 +4,30 @@
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
-use super::{Convoy, Report, release_span, update};
+use super::transition::Outbox;
+use super::{Convoy, Report, release_span};
 use crate::error::{ConvoyError, ReadError, StoreError};
 use crate::events::{Push, Upload};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::names::ReleaseKey;
-use crate::release::{Effect, Event, ImageKey, ManifestSource, Release, Sighting};
+use crate::release::{Effect, ImageKey, ManifestSource, Release, Sighting, State, readiness};
 
 impl Convoy {
     /// A manifest was uploaded: read it, create (or update) the release record, and pin the images
     /// that are already in ECR. Safe to call again with the same upload.
     pub async fn manifest_uploaded(&self, upload: &Upload, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
+        let outbox = Outbox::new(now);
+        let result = self.manifest_uploaded_in(&outbox, upload, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    pub(super) async fn manifest_uploaded_in(
+        &self,
+        outbox: &Outbox,
+        upload: &Upload,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
         if upload.object.bucket != self.config.store.state_bucket {
             warn!(bucket = %upload.object.bucket, key = %upload.object.key, "ignored: not Convoy's bucket");
             return Ok(None);
@@ -27,57 +40,48 @@ impl Convoy {
                 return Ok(None);
             }
         };
-        self.open_release(upload, &key, now).instrument(release_span(&key)).await.map(Some)
+        self.open_release(outbox, upload, &key, now).instrument(release_span(&key)).await.map(Some)
     }
 
     /// Creates the release's record from the manifest (or updates it, for a repeated upload) and
     /// looks up the images it awaits.
-    async fn open_release(&self, upload: &Upload, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Report, ConvoyError> {
+    async fn open_release(
+        &self,
+        outbox: &Outbox,
+        upload: &Upload,
+        key: &ReleaseKey,
+        now: DateTime<Utc>,
+    ) -> Result<Report, ConvoyError> {
         let (source, outcome) = self.read_manifest(upload, key).await?;
         if let Err(reason) = &outcome {
             warn!(%reason, "manifest rejected");
         }
-
         let fresh = match &outcome {
             Ok(manifest) => Release::open(key.clone(), source.clone(), manifest.clone(), now),
             Err(reason) => Release::rejected(key.clone(), source.clone(), reason.clone(), now),
         };
-        let (release, changed, note) = match self.store.create(&fresh).await {
-            Ok(_) => {
-                info!(state = %fresh.state, "release record created");
-                self.announce(None, &fresh).await;
-                crate::telemetry::release_started(key);
-                if fresh.state.is_terminal() {
-                    crate::telemetry::release_ended(&fresh);
-                }
-                (fresh, true, None)
+        let stored = match self.create(outbox, fresh).await? {
+            Some(created) => created,
+            None => {
+                let event = readiness::Event::ManifestUploaded { source, outcome, at: now };
+                // Created and gone again: the event is retried.
+                self.transition(outbox, key, None, &event).await?.ok_or(StoreError::Conflict)?
             }
-            Err(StoreError::AlreadyExists) => {
-                let event = Event::ManifestUploaded { source, outcome, at: now };
-                let updated = update(self, key, |r| r.apply(&event)).await?.ok_or(StoreError::Conflict)?; // created and gone again: retry the event
-                if let Some(note) = &updated.note {
-                    info!("unchanged: {note}");
-                }
-                (updated.release, updated.changed, updated.note)
-            }
-            Err(err) => return Err(err.into()),
         };
-        if !release.state.is_terminal() {
-            // Before any further work, so the reconciler finds the release whatever happens next.
+        if !stored.release.state.is_terminal() {
+            // So the reconciler finds the release whatever happens next.
             self.active.mark_active(key).await?;
         }
-
-        // Looking images up is derived from the stored state, so a retry after a crash between
-        // the record write and the wait-list resumes it. Starting a stage is not: only the
-        // transition that made the release ready requests it, once (a stalled one is the
-        // reconciler's to find).
-        let mut report = Report::of(&release, changed, note, Vec::new());
-        if let Some(Effect::ResolveImages { images }) = release.pending_work().into_iter().next()
-            && let Some(resolved) = self.resolve_images(key, &images, now, None).await?
-        {
-            report = resolved;
+        // The look-up follows from the stored state, so a retry after a crash between the record
+        // write and the wait-list resumes it (unless this write's own effects did it).
+        let looked_up = stored.effects.iter().any(|e| matches!(e, Effect::ResolveImages { .. }));
+        if stored.release.state == State::Collecting && !looked_up {
+            let images = stored.release.awaited_images();
+            if let Some(resolved) = self.resolve_images(outbox, key, &images, now, None).await? {
+                return Ok(resolved);
+            }
         }
-        Ok(report)
+        Ok(stored.report())
     }
 
     /// Reads and validates the manifest object. `Err(reason)` in the outcome is bad input (it ends
@@ -121,6 +125,7 @@ impl Convoy {
     /// still missing named with why, in the same write as the images this look-up found.
     pub(super) async fn resolve_images(
         &self,
+        outbox: &Outbox,
         key: &ReleaseKey,
         images: &[ImageKey],
         now: DateTime<Utc>,
@@ -134,30 +139,28 @@ impl Convoy {
             info!(%image, %why, "not in ECR");
         }
         let found_any = !lookup.found.is_empty();
-        let mut events: Vec<Event> = lookup
-            .found
-            .into_iter()
-            .map(|(image, digest)| Event::ImageFound { image, digest, at: now, via: Sighting::RegistryLookup })
-            .collect();
-        if let Some(deadline) = deadline {
-            events.push(Event::ImagesOverdue { missing: lookup.missing, deadline, at: now });
-        }
-        if events.is_empty() {
+        if !found_any && deadline.is_none() {
             info!(awaited = images.len(), "no image of the release is in ECR yet");
             return Ok(None);
         }
-        let Some(updated) = update(self, key, |r| r.apply_all(&events)).await? else {
-            return Ok(None);
-        };
-        if !updated.changed && !found_any {
+        let event = readiness::Event::LookedUp { found: lookup.found, missing: lookup.missing, deadline, at: now };
+        let Some(outcome) = self.transition(outbox, key, None, &event).await? else { return Ok(None) };
+        if !outcome.changed && !found_any {
             // Only the deadline was judged, and it is not due: nothing to report.
             return Ok(None);
         }
-        self.finish_and_advance(updated, now).await.map(Some)
+        Ok(Some(outcome.report()))
     }
 
     /// An image was pushed: pin it in every release that waits for it. Safe to call again.
     pub async fn image_pushed(&self, push: &Push, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
+        let outbox = Outbox::new(now);
+        let result = self.image_pushed_in(&outbox, push).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    async fn image_pushed_in(&self, outbox: &Outbox, push: &Push) -> Result<Vec<Report>, ConvoyError> {
         if !self.config.policy.allowed_repositories.contains(&push.image.repository) {
             info!(image = %push.image, "ignored: not an allowed repository");
             return Ok(Vec::new());
@@ -170,7 +173,9 @@ impl Convoy {
         if waiting.is_empty() {
             info!(image = %push.image, "no release waits for this image (yet): a manifest uploaded later will find it in ECR");
         }
-        let event = Event::ImageFound {
+        // Two pushes the event times cannot order ask ECR which digest the tag has
+        // (`Effect::ResolveImages`, performed with the change).
+        let event = readiness::Event::ImageFound {
             image: push.image.clone(),
             digest: push.digest.clone(),
             at: push.at,
@@ -180,17 +185,7 @@ impl Convoy {
         let mut retryable = None;
         for key in waiting {
             let pinned = async {
-                let result = match update(self, &key, |r| r.apply(&event)).await {
-                    // Two pushes the event times cannot order: ECR says which digest the tag has.
-                    Ok(Some(updated)) if updated.effects.iter().any(|e| matches!(e, Effect::ResolveImages { .. })) => {
-                        let report = self.finish(updated);
-                        self.resolve_images(&key, std::slice::from_ref(&push.image), now, None)
-                            .await
-                            .map(|resolved| Some(resolved.unwrap_or(report)))
-                    }
-                    Ok(Some(updated)) => self.finish_and_advance(updated, now).await.map(Some),
-                    other => other.map(|_| None),
-                };
+                let result = self.transition(outbox, &key, None, &event).await;
                 match &result {
                     Ok(Some(_)) => {}
                     Ok(None) => warn!("the wait-list names this release, but it has no record"),
@@ -202,7 +197,7 @@ impl Convoy {
                 result
             };
             match pinned.instrument(release_span(&key)).await {
-                Ok(Some(report)) => reports.push(report),
+                Ok(Some(outcome)) => reports.push(outcome.report()),
                 Err(err) if err.is_retryable() => retryable = Some(err),
                 Ok(None) | Err(_) => {}
             }

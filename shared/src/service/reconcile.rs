@@ -9,11 +9,12 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tracing::{Instrument, info, warn};
 
-use super::{Convoy, Report, release_span, update};
+use super::transition::Outbox;
+use super::{Convoy, Report, release_span};
 use crate::error::ConvoyError;
 use crate::names::{DeploymentRef, ReleaseKey};
 use crate::ports::DeploymentStatus;
-use crate::release::{Effect, Event, State};
+use crate::release::{Effect, Release, Stage, State, approval, migration};
 
 /// How many releases one reconciler run visits at once: enough that thousands fit one period
 /// (each visit waits on S3 and one AWS call or two), few enough to stay far below S3's and the
@@ -45,6 +46,18 @@ impl Convoy {
         now: DateTime<Utc>,
         budget: Option<std::time::Duration>,
     ) -> Result<Reconciliation, ConvoyError> {
+        let outbox = Outbox::new(now);
+        let result = self.reconcile_in(&outbox, now, budget).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    async fn reconcile_in(
+        &self,
+        outbox: &Outbox,
+        now: DateTime<Utc>,
+        budget: Option<std::time::Duration>,
+    ) -> Result<Reconciliation, ConvoyError> {
         let deadline = budget.map(|budget| std::time::Instant::now() + budget);
         let active = self.active.active().await?;
         let start = if active.is_empty() { 0 } else { fastrand::usize(..active.len()) };
@@ -53,7 +66,7 @@ impl Convoy {
             .take_while(|_| std::future::ready(deadline.is_none_or(|deadline| std::time::Instant::now() < deadline)))
             .map(|key| {
                 let span = release_span(key);
-                async move { (self.reconcile_one(key, now).instrument(span.clone()).await, span) }
+                async move { (self.reconcile_one(outbox, key, now).instrument(span.clone()).await, span) }
             })
             .buffer_unordered(CONCURRENT_VISITS);
         let (mut reports, mut visited, mut retryable) = (Vec::new(), 0, None);
@@ -74,7 +87,7 @@ impl Convoy {
         }
         // After the releases in progress, with the time left: manifests whose event was lost.
         // Boxed: opening a release may start its stage, a deep future for the reconciler's stack.
-        match Box::pin(self.open_lost_manifests(now, deadline)).await {
+        match Box::pin(self.open_lost_manifests(outbox, now, deadline)).await {
             Ok(opened) => reports.extend(opened),
             Err(err) if err.is_retryable() => {
                 warn!(error = %err, "could not look for lost manifests; next period tries again");
@@ -88,28 +101,30 @@ impl Convoy {
         }
     }
 
-    async fn reconcile_one(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
+    async fn reconcile_one(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
         let Some(stored) = self.store.load(key).await? else {
             self.active.mark_done(key).await?;
             return Ok(None);
         };
         let release = stored.release.clone();
-        if let Some(report) = self.recheck_alarms(&release, now).await? {
+        if let Some(report) = self.recheck_alarms(outbox, &release, now).await? {
             return Ok(Some(report));
         }
         // Traffic shifts after a continue Convoy saw no call for (seen past the approval): who
         // made it is asked again while CloudTrail's event history has no answer yet (it lags by
         // minutes), as for an ended release below; the visit goes on.
-        if let (State::ShiftingTraffic { .. }, Some(wanted)) = (&release.state, release.attribution_wanted()) {
-            let hook = release.verification.as_ref().map(|v| v.hook.clone());
-            self.perform(key, &[wanted], hook.as_ref(), now).await?;
+        if matches!(release.state, State::ShiftingTraffic { .. }) {
+            self.attribute(outbox, &release, now).await;
         }
         match &release.state {
             // Who decided is still asked of CloudTrail: the release stays active until it answers.
             state if state.is_terminal() && release.attribution_wanted().is_some() => {
-                let wanted = release.attribution_wanted().into_iter().collect::<Vec<_>>();
-                let hook = release.verification.as_ref().map(|v| v.hook.clone());
-                self.perform(key, &wanted, hook.as_ref(), now).await?;
+                self.attribute(outbox, &release, now).await;
                 Ok(None)
             }
             state if state.is_terminal() => {
@@ -119,24 +134,28 @@ impl Convoy {
             }
             State::Collecting => {
                 let deadline = Some(self.config.collecting_deadline());
-                self.resolve_images(key, &release.awaited_images(), now, deadline).await
+                self.resolve_images(outbox, key, &release.awaited_images(), now, deadline).await
             }
-            State::Ready { .. } => self.advance(stored, now).await,
-            State::Queued { .. } | State::StartingDeployment => self.start_deployment(key, now, Some(stored)).await,
+            State::Ready { next: Stage::Migration } => {
+                Box::pin(self.start_migration_in(outbox, key, Some(stored), false, now)).await
+            }
+            State::Ready { .. } | State::Queued { .. } | State::StartingDeployment => {
+                Box::pin(self.start_deployment_in(outbox, key, Some(stored), now)).await
+            }
             State::AwaitingApproval { .. }
                 if release.deployment.as_ref().and_then(|d| d.auto_approve_at).is_some_and(|at| at <= now) =>
             {
                 info!("the bake time is over: policy approves");
-                self.approve_by_policy(key, now).await.map(Some)
+                self.approve_by_policy(outbox, key, now).await.map(Some)
             }
             State::Deploying { .. }
             | State::Verifying { .. }
             | State::AwaitingApproval { .. }
             | State::ShiftingTraffic { .. }
-            | State::RollingBack { .. } => match self.deployment_status(&release).await? {
+            | State::RollingBack { .. } => match self.deployment_status(outbox, &release).await? {
                 Some((deployment, DeploymentStatus::Ended { end, detail })) => {
                     info!(%deployment, ?end, "the deployment ended without Convoy hearing of it");
-                    self.deployment_ended(&deployment, end, &detail, now).await
+                    self.deployment_ended_in(outbox, &deployment, end, &detail, now).await
                 }
                 Some((
                     running @ (DeploymentRef::CodeDeploy(_) | DeploymentRef::Service(_)),
@@ -144,10 +163,7 @@ impl Convoy {
                 )) if matches!(release.state, State::ShiftingTraffic { .. }) => {
                     // ECS native too: a policy approval's continue can come before ECS pauses
                     // (the verify hook is answered after it), so it is tried again here.
-                    let Ok(deployment) = crate::names::DeploymentId::new(running.as_str()) else { return Ok(None) };
-                    let hook = release.verification.as_ref().map(|v| v.hook.clone());
-                    let effect = Effect::ContinueDeployment { deployment };
-                    self.perform(key, &[effect], hook.as_ref(), now).await?;
+                    self.steer_as_convoy(&release, &running, false).await;
                     Ok(None)
                 }
                 // Rerouted while it awaited a decision: someone continued it (the console's
@@ -158,81 +174,54 @@ impl Convoy {
                     if matches!(release.state, State::AwaitingApproval { .. }) =>
                 {
                     info!(%deployment, "production traffic was rerouted without Convoy hearing of it");
-                    self.rerouted(key, deployment, now).await
+                    let event = approval::Event::Rerouted { deployment, at: now };
+                    let outcome = self.transition(outbox, key, None, &event).await?;
+                    Ok(outcome.filter(|o| o.changed).map(|o| o.report()))
                 }
                 // An alarm's rollback whose request failed: asked again while the deployment runs.
                 Some((
-                    DeploymentRef::CodeDeploy(deployment),
+                    deployment @ DeploymentRef::CodeDeploy(_),
                     DeploymentStatus::Running | DeploymentStatus::Rerouted,
                 )) if matches!(release.state, State::RollingBack { .. })
                     && release.alarms.as_ref().is_some_and(|gate| !gate.fired.is_empty()) =>
                 {
-                    let hook = release.verification.as_ref().map(|v| v.hook.clone());
-                    self.perform(key, &[Effect::RollBack { deployment }], hook.as_ref(), now).await?;
+                    self.steer_as_convoy(&release, &deployment, true).await;
                     Ok(None)
                 }
                 _ => Ok(None),
             },
             State::StartingMigration => {
-                if let Some(report) = self.fail_if_overdue(key, now).await? {
+                if let Some(report) = self.fail_if_overdue(outbox, key, now).await? {
                     return Ok(Some(report));
                 }
-                self.start_migration(key, now, None).await
+                Box::pin(self.start_migration_in(outbox, key, None, false, now)).await
             }
             State::Migrating { task } => match self.tasks.describe(&self.config.cluster, task).await? {
                 Some(report) if report.last_status == "STOPPED" => {
                     info!(%task, "the task stopped without Convoy hearing of it; applying what ECS says");
-                    self.migration_task_changed(key, &report, now).await
+                    self.migration_task_changed_in(outbox, key, &report, now).await
                 }
-                _ => self.fail_if_overdue(key, now).await,
+                _ => self.fail_if_overdue(outbox, key, now).await,
             },
             State::Succeeded | State::RolledBack { .. } | State::Superseded { .. } | State::Failed { .. } => Ok(None),
         }
     }
 
-    /// The pipeline execution's status while the release follows it; its deployment's otherwise.
-    async fn deployment_status(
-        &self,
-        release: &crate::release::Release,
-    ) -> Result<Option<(DeploymentRef, DeploymentStatus)>, ConvoyError> {
-        if let Some((pipeline, execution)) = release.following_pipeline() {
-            let status = self.pipelines.status(pipeline, execution).await?;
-            return Ok(Some((DeploymentRef::Pipeline(execution.clone()), status)));
+    /// Asks CloudTrail who made the decision the release records as pending attribution, if any.
+    async fn attribute(&self, outbox: &Outbox, release: &Release, now: DateTime<Utc>) {
+        if let Some(Effect::FindApprover { deployment, approve, since }) = release.attribution_wanted() {
+            self.find_approver(outbox, &release.key, &deployment, approve, since, now).await;
         }
-        if let Some(arn) = release.native_deployment() {
-            let status = self.observe_native(release, &arn).await?;
-            return Ok(Some((DeploymentRef::Service(arn), status)));
-        }
-        let Some(deployment) = release.codedeploy_deployment() else { return Ok(None) };
-        let status = self.deployer.status(&deployment).await?;
-        Ok(Some((DeploymentRef::CodeDeploy(deployment), status)))
-    }
-
-    /// Applies CodeDeploy's reroute of `deployment` (seen at `now`) and performs what it asks
-    /// (`FindApprover`).
-    async fn rerouted(
-        &self,
-        key: &ReleaseKey,
-        deployment: crate::names::DeploymentId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Report>, ConvoyError> {
-        let event = Event::Rerouted { deployment, at: now };
-        let Some(updated) = update(self, key, |r| r.apply(&event)).await? else { return Ok(None) };
-        if !updated.changed {
-            return Ok(None);
-        }
-        self.finish_and_perform(updated, now).await.map(Some)
     }
 
     /// Fails a migration past its deadline and stops its task.
-    async fn fail_if_overdue(&self, key: &ReleaseKey, now: DateTime<Utc>) -> Result<Option<Report>, ConvoyError> {
-        let Some(updated) = update(self, key, |r| r.apply(&Event::MigrationOverdue { at: now })).await? else {
-            return Ok(None);
-        };
-        if !updated.changed {
-            return Ok(None);
-        }
-        self.perform(key, &updated.effects, None, now).await?;
-        Ok(Some(self.finish(updated)))
+    async fn fail_if_overdue(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let outcome = self.transition(outbox, key, None, &migration::Event::Overdue { at: now }).await?;
+        Ok(outcome.filter(|o| o.changed).map(|o| o.report()))
     }
 }

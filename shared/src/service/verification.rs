@@ -9,17 +9,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
-use super::{Convoy, Report, Updated, release_span, update};
-use crate::error::{ConvoyError, DeployError};
+use super::transition::{Outbox, Outcome};
+use super::{Convoy, Report, release_span};
+use crate::error::ConvoyError;
 use crate::manifest::Approval;
 use crate::names::{DeploymentId, DeploymentRef, HookExecutionId, ReleaseKey, ServiceDeploymentArn};
-use crate::ports::DeploymentOrigin;
-use crate::release::{Event, Hook, ProbeResult, Release, State, VerificationOutcome};
+use crate::ports::Stored;
+use crate::release::{ApprovalPlan, Hook, ProbeResult, Release, State, VerificationOutcome, verification};
 use crate::verify::{self, ProbeSpec, Verdict};
-
-/// How much earlier than Convoy's record of the execution's start a deployment may have been
-/// created (clocks differ) and still be taken for the execution's.
-pub(super) const ADOPTION_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
 
 /// How long a hook cut short by the function's deadline may spend noting why in the record (the
 /// store may be what was slow); the hook itself is answered first.
@@ -58,16 +55,21 @@ pub struct HookAnswer {
     pub report: Option<Report>,
 }
 
-/// How to verify a release: the probes, and what follows a pass.
+/// How to verify a release: the probes, the gates after them, and what follows a pass.
 #[derive(Debug, Clone, PartialEq)]
 struct ProbePlan {
     spec: ProbeSpec,
-    /// Policy approves the traffic shift (after `bake_seconds`) instead of a person.
-    auto_approve: bool,
-    bake_seconds: u64,
-    /// The service's metric checks (judged after the probes pass) and alarm gates.
+    /// The service's metric checks (judged after the probes pass).
     metric_checks: Vec<crate::gates::MetricCheck>,
-    alarms: Vec<String>,
+    /// Policy's part, and the alarm gates.
+    approval: ApprovalPlan,
+}
+
+impl ProbePlan {
+    /// Whether anything beyond the probes is judged (metric checks, alarm gates).
+    fn has_gates(&self) -> bool {
+        !self.metric_checks.is_empty() || !self.approval.alarms.is_empty()
+    }
 }
 
 /// What the shared opening of a hook decided.
@@ -105,85 +107,54 @@ impl Convoy {
             .ok_or_else(|| format!("no deployment settings for service {}", release.key.service))?;
         let manifest = release.manifest.as_ref();
         let spec = crate::ceiling::probe_spec(settings, &release.key, manifest).map_err(|e| e.to_string())?;
-        let auto_approve =
+        let auto =
             crate::ceiling::approval(settings, &release.key, manifest).map_err(|e| e.to_string())? == Approval::Auto;
-        Ok(ProbePlan {
-            spec,
-            auto_approve,
-            bake_seconds: settings.bake_seconds,
-            metric_checks: settings.metric_checks.clone(),
-            alarms: settings.alarms.clone(),
-        })
+        let approval = ApprovalPlan { auto, bake_seconds: settings.bake_seconds, alarms: settings.alarms.clone() };
+        Ok(ProbePlan { spec, metric_checks: settings.metric_checks.clone(), approval })
     }
 
-    /// The opening both hook forms share, once they know the release: a hook answered before is
-    /// answered the same way, a rollback's re-run is let through, and otherwise the verification
-    /// is recorded as started for this hook (or refused, with the reason).
-    async fn open_verification(
-        &self,
-        key: &ReleaseKey,
-        hook: &Hook,
-        now: DateTime<Utc>,
-    ) -> Result<Opening, ConvoyError> {
-        let release =
-            self.store.load(key).await?.ok_or(ConvoyError::BadEvent(format!("release {key} has no record")))?.release;
+    /// The opening both hook forms share, on the release's record: a hook answered before is
+    /// answered the same way, a rollback's re-run is let through, a release that is not deploying
+    /// is refused, and otherwise the hook is verified with the release's plan (the transition then
+    /// decides whether it may verify this deployment). `probes` and `started_at` are what the
+    /// verification under way for this hook recorded before.
+    fn opening(&self, release: &Release, hook: &Hook, now: DateTime<Utc>) -> Opening {
         let this_hooks = release.verification.as_ref().filter(|v| v.hook == *hook);
         if let Some(outcome) = this_hooks.and_then(|v| v.outcome.clone()) {
             let probes = this_hooks.map_or(0, |v| v.probes.len());
-            return Ok(Opening::Settled(Settled::AnsweredBefore { outcome, probes }));
+            return Opening::Settled(Settled::AnsweredBefore { outcome, probes });
         }
-        if rollback_rerun(&release) {
+        if rollback_rerun(release) {
             info!("a rollback re-run of the hook: let through without probing");
-            return Ok(Opening::Settled(Settled::RollbackRerun));
+            return Opening::Settled(Settled::RollbackRerun);
         }
-        let plan = match self.probe_plan(&release) {
+        let plan = match self.probe_plan(release) {
             Ok(plan) => plan,
-            Err(reason) => return Ok(Opening::Settled(Settled::Refused(reason))),
+            Err(reason) => return Opening::Settled(Settled::Refused(reason)),
         };
-        let event = Event::VerificationStarted { hook: hook.clone(), at: now };
-        let started = update(self, key, |r| r.apply(&event)).await?;
-        let verifies_this_hook = |release: &Release| {
-            matches!(release.state, State::Verifying { .. })
-                && release.verification.as_ref().is_some_and(|v| v.hook == *hook)
-        };
-        match started {
-            Some(started) if verifies_this_hook(&started.release) => {
-                let verification = started.release.verification;
-                let started_at = verification.as_ref().map_or(now, |v| v.started_at);
-                let probes = verification.map(|v| v.probes).unwrap_or_default();
-                Ok(Opening::Probe { plan: Box::new(plan), probes, started_at })
-            }
-            other => {
-                let state = other.map_or("gone".to_owned(), |u| u.release.state.to_string());
-                Ok(Opening::Settled(Settled::Refused(format!("no verification is due: the release is {state}"))))
-            }
+        // No probe for a release that deploys nothing now; which deployment a deploying one may
+        // verify is the state machine's to say.
+        if !matches!(release.state, State::Deploying { .. } | State::StartingDeployment | State::Verifying { .. }) {
+            let reason = format!("no verification is due: the release is {}", release.state);
+            return Opening::Settled(Settled::Refused(reason));
         }
+        let probes = this_hooks.map(|v| v.probes.clone()).unwrap_or_default();
+        let started_at = this_hooks.map_or(now, |v| v.started_at);
+        Opening::Probe { plan: Box::new(plan), probes, started_at }
     }
 
-    /// Records the probes and, when the analysis decided, its outcome.
-    async fn record_analysis(
-        &self,
-        key: &ReleaseKey,
+    /// The analysis of this invocation, as the state machine's event.
+    fn analysed(
+        hook: &Hook,
         plan: &ProbePlan,
         probes: Vec<ProbeResult>,
         metrics: Vec<crate::gates::MetricResult>,
-        outcome: Option<&VerificationOutcome>,
+        outcome: Option<VerificationOutcome>,
+        started: DateTime<Utc>,
         at: DateTime<Utc>,
-    ) -> Result<Option<Updated>, ConvoyError> {
-        let mut events = vec![Event::Probed { probes, at }];
-        if !metrics.is_empty() {
-            events.push(Event::MetricsChecked { results: metrics, at });
-        }
-        if let Some(outcome) = outcome {
-            events.push(Event::VerificationFinished {
-                outcome: outcome.clone(),
-                auto: plan.auto_approve,
-                bake_seconds: plan.bake_seconds,
-                alarms: plan.alarms.clone(),
-                at,
-            });
-        }
-        update(self, key, |r| r.apply_all(&events)).await
+    ) -> verification::Event {
+        let plan = plan.approval.clone();
+        verification::Event::Analysed { hook: hook.clone(), started, probes, metrics, outcome, plan, at }
     }
 
     /// CodeDeploy's `AfterAllowTestTraffic` hook: verify, record, answer.
@@ -193,10 +164,23 @@ impl Convoy {
         hook_execution: &HookExecutionId,
         now: DateTime<Utc>,
     ) -> Result<HookAnswer, ConvoyError> {
+        let outbox = Outbox::new(now);
+        let result = self.verify_codedeploy_in(&outbox, deployment, hook_execution, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    async fn verify_codedeploy_in(
+        &self,
+        outbox: &Outbox,
+        deployment: &DeploymentId,
+        hook_execution: &HookExecutionId,
+        now: DateTime<Utc>,
+    ) -> Result<HookAnswer, ConvoyError> {
         let (known, origin) = match self.deployments.find(&DeploymentRef::CodeDeploy(deployment.clone())).await? {
             Some(key) => (Some(key), None),
             None => {
-                let origin = self.deployer.origin(deployment).await?;
+                let origin = self.codedeploy.origin(deployment).await?;
                 let adopted = match &origin {
                     Some(origin) => self.adopt_pipeline_deployment(deployment, origin).await?,
                     None => None,
@@ -208,7 +192,7 @@ impl Convoy {
             // Not a deployment Convoy created: a rollback's re-run passes, anything else fails,
             // since nobody told Convoy what version to expect.
             let rollback = origin.is_some_and(|o| o.rollback);
-            self.deployer.answer_hook(deployment, hook_execution, rollback).await?;
+            self.codedeploy.answer_hook(deployment, hook_execution, rollback).await?;
             let why = if rollback { "a rollback re-run: let through" } else { "not a deployment Convoy started" };
             info!(%deployment, "{why}");
             return Ok(HookAnswer {
@@ -220,11 +204,14 @@ impl Convoy {
             });
         };
         let hook = Hook::CodeDeploy { deployment_id: deployment.clone(), execution_id: hook_execution.clone() };
-        self.verify_codedeploy_release(&key, &hook, now).instrument(release_span(&key)).await
+        self.verify_codedeploy_release(outbox, &key, &hook, now).instrument(release_span(&key)).await
     }
 
+    /// The whole analysis in one invocation, recorded in one write whose effects answer the hook
+    /// (and continue the deployment, when policy approves without bake time).
     async fn verify_codedeploy_release(
         &self,
+        outbox: &Outbox,
         key: &ReleaseKey,
         hook: &Hook,
         now: DateTime<Utc>,
@@ -239,20 +226,12 @@ impl Convoy {
             why,
             report,
         };
-        let (plan, started_at) = match self.open_verification(key, hook, now).await? {
+        let stored = self.stored(key).await?;
+        let (plan, started_at) = match self.opening(&stored.release, hook, now) {
             Opening::Probe { plan, started_at, .. } => (plan, started_at),
             Opening::Settled(settled) => {
-                let (passed, why) = match settled {
-                    Settled::AnsweredBefore { outcome, .. } => {
-                        (outcome.passed, "answered before; answered again".into())
-                    }
-                    Settled::RollbackRerun => (true, "a rollback re-run: let through without probing".into()),
-                    Settled::Refused(reason) => {
-                        warn!(%reason, "failing the hook");
-                        (false, reason)
-                    }
-                };
-                self.deployer.answer_hook(deployment, hook_execution, passed).await?;
+                let (passed, why) = settled.answer();
+                self.codedeploy.answer_hook(deployment, hook_execution, passed).await?;
                 return Ok(answer(passed, why, None));
             }
         };
@@ -266,72 +245,49 @@ impl Convoy {
                 VerificationOutcome { passed: false, reason: "the analysis ended without a verdict".into() }
             }
         };
-        let (outcome, metrics) =
-            self.judge_gates(&plan.metric_checks, &plan.alarms, started_at, outcome, Utc::now()).await?;
-        let updated = self.record_analysis(key, &plan, probes, metrics, Some(&outcome), Utc::now()).await?;
-        // Answer first: the traffic shift (auto approval) can only follow a passed hook.
-        self.deployer.answer_hook(deployment, hook_execution, outcome.passed).await?;
-        let report = match updated {
-            Some(updated) => Some(self.finish_and_perform(updated, now).await?),
-            None => None,
+        let (outcome, metrics) = match plan.has_gates() {
+            true => {
+                self.judge_gates(&plan.metric_checks, &plan.approval.alarms, started_at, outcome, Utc::now()).await?
+            }
+            false => (outcome, Vec::new()),
         };
-        Ok(answer(outcome.passed, outcome.reason, report))
+        let event = Self::analysed(hook, &plan, probes, metrics, Some(outcome.clone()), now, Utc::now());
+        let recorded = self.transition(outbox, key, Some(stored), &event).await?;
+        match recorded {
+            // The transition answered the hook (its first effect), the verdict stored.
+            Some(recorded) if recorded.changed => Ok(answer(outcome.passed, outcome.reason, Some(recorded.report()))),
+            other => {
+                let (passed, why) = unrecorded(other.as_ref(), hook);
+                warn!(%why, "the analysis was not recorded");
+                self.codedeploy.answer_hook(deployment, hook_execution, passed).await?;
+                Ok(answer(passed, why, other.map(|o| o.report())))
+            }
+        }
     }
 
-    /// A deployment that a pipeline's deploy action created: CodeDeploy names only its group.
-    /// It belongs to the release that holds the deploy lock of the service deploying through that
-    /// group, when that release follows its pipeline execution, and CodePipeline reports this
-    /// deployment as that execution's (or, before it reports any, the deployment was created
-    /// after the execution started: an older, abandoned deployment is never taken for it).
-    async fn adopt_pipeline_deployment(
-        &self,
-        deployment: &DeploymentId,
-        origin: &DeploymentOrigin,
-    ) -> Result<Option<ReleaseKey>, ConvoyError> {
-        if origin.rollback {
-            return Ok(None); // a rollback's re-run of the hooks: never a release's deployment
-        }
-        let services = self.config.services.iter().filter(|(_, settings)| {
-            settings.pipeline.is_some()
-                && settings.codedeploy.as_ref().is_some_and(|target| {
-                    target.application == origin.application && target.deployment_group == origin.deployment_group
-                })
-        });
-        for (service, _) in services {
-            let Some((lock, _)) = self.locks.load(service).await? else { continue };
-            let Some(holder) = lock.holder else { continue };
-            let key = ReleaseKey { service: service.clone(), release: holder.release };
-            let Some(stored) = self.store.load(&key).await? else { continue };
-            let release = &stored.release;
-            let Some((pipeline, execution)) = release.following_pipeline() else { continue };
-            let started = release.deployment.as_ref().and_then(|run| run.started_at);
-            let created_after_start = match (origin.created_at, started) {
-                (Some(created), Some(started)) => created >= started - ADOPTION_CLOCK_SKEW,
-                _ => false,
-            };
-            let belongs = match self.pipelines.deployment_of(pipeline, execution).await {
-                Ok(Some(reported)) => reported == *deployment,
-                Ok(None) => created_after_start,
-                Err(DeployError::Rejected(why)) => {
-                    warn!(%why, "CodePipeline does not say which deployment the execution created");
-                    created_after_start
-                }
-                Err(err) => return Err(err.into()),
-            };
-            if belongs {
-                info!(%deployment, release = %key, %execution, "a deployment of the release's pipeline execution: adopted");
-                self.deployments.note(&DeploymentRef::CodeDeploy(deployment.clone()), &key).await?;
-                return Ok(Some(key));
-            }
-            info!(%deployment, release = %key, %execution, "not a deployment of the release's pipeline execution");
-        }
-        Ok(None)
+    /// The release's record, which a hook that found the release needs.
+    async fn stored(&self, key: &ReleaseKey) -> Result<Stored, ConvoyError> {
+        self.store.load(key).await?.ok_or(ConvoyError::BadEvent(format!("release {key} has no record")))
     }
 
     /// ECS native blue/green's `POST_TEST_TRAFFIC_SHIFT` hook: one probe per invocation, the
     /// analysis state in the record (and its count in `hookDetails`), `IN_PROGRESS` until decided.
     pub async fn verify_ecs_native(
         &self,
+        hook_execution: &HookExecutionId,
+        service_deployment: &ServiceDeploymentArn,
+        service: &str,
+        now: DateTime<Utc>,
+    ) -> Result<HookReply, ConvoyError> {
+        let outbox = Outbox::new(now);
+        let result = self.verify_ecs_native_in(&outbox, hook_execution, service_deployment, service, now).await;
+        self.publish(outbox).await;
+        result
+    }
+
+    async fn verify_ecs_native_in(
+        &self,
+        outbox: &Outbox,
         hook_execution: &HookExecutionId,
         service_deployment: &ServiceDeploymentArn,
         service: &str,
@@ -355,17 +311,19 @@ impl Convoy {
         };
         let hook =
             Hook::EcsNative { execution_id: hook_execution.clone(), service_deployment: service_deployment.clone() };
-        self.verify_ecs_native_release(&key, &hook, now).instrument(release_span(&key)).await
+        self.verify_ecs_native_release(outbox, &key, &hook, now).instrument(release_span(&key)).await
     }
 
     async fn verify_ecs_native_release(
         &self,
+        outbox: &Outbox,
         key: &ReleaseKey,
         hook: &Hook,
         now: DateTime<Utc>,
     ) -> Result<HookReply, ConvoyError> {
         let details = |probes: usize| json!({ "release": key.to_string(), "probes": probes });
-        let (plan, mut probes, started_at) = match self.open_verification(key, hook, now).await? {
+        let stored = self.stored(key).await?;
+        let (plan, mut probes, started_at) = match self.opening(&stored.release, hook, now) {
             Opening::Probe { plan, probes, started_at } => (plan, probes, started_at),
             Opening::Settled(Settled::AnsweredBefore { outcome, probes }) => {
                 return Ok(HookReply::done(outcome.passed, details(probes)));
@@ -387,15 +345,19 @@ impl Convoy {
             Verdict::Fail(reason) => Some(VerificationOutcome { passed: false, reason }),
         };
         let (outcome, metrics) = match outcome {
-            Some(outcome) => {
-                let (outcome, metrics) =
-                    self.judge_gates(&plan.metric_checks, &plan.alarms, started_at, outcome, now).await?;
+            Some(outcome) if plan.has_gates() => {
+                let judged = self.judge_gates(&plan.metric_checks, &plan.approval.alarms, started_at, outcome, now);
+                let (outcome, metrics) = judged.await?;
                 (Some(outcome), metrics)
             }
-            None => (None, Vec::new()),
+            outcome => (outcome, Vec::new()),
         };
-        if let Some(updated) = self.record_analysis(key, &plan, vec![latest], metrics, outcome.as_ref(), now).await? {
-            self.finish_and_perform(updated, now).await?;
+        let event = Self::analysed(hook, &plan, vec![latest], metrics, outcome.clone(), now, now);
+        let recorded = self.transition(outbox, key, Some(stored), &event).await?;
+        if recorded.as_ref().is_none_or(|r| !r.changed) {
+            let (passed, why) = unrecorded(recorded.as_ref(), hook);
+            warn!(%why, "the probe was not recorded");
+            return Ok(HookReply::done(passed, json!({ "convoy": why, "release": key.to_string() })));
         }
         Ok(match outcome {
             None => HookReply {
@@ -416,15 +378,17 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<HookAnswer, ConvoyError> {
         warn!(%deployment, "{OUT_OF_TIME}");
-        self.deployer.answer_hook(deployment, hook_execution, false).await?;
+        self.codedeploy.answer_hook(deployment, hook_execution, false).await?;
         let hook = Hook::CodeDeploy { deployment_id: deployment.clone(), execution_id: hook_execution.clone() };
+        let outbox = Outbox::new(now);
         let noted = tokio::time::timeout(OUT_OF_TIME_NOTE_LIMIT, async {
             match self.deployments.find(&DeploymentRef::CodeDeploy(deployment.clone())).await? {
-                Some(key) => self.note_out_of_time(&key, &hook, now).await.map(|()| Some(key)),
+                Some(key) => self.note_out_of_time(&outbox, &key, &hook, now).await.map(|()| Some(key)),
                 None => Ok(None),
             }
         })
         .await;
+        self.publish(outbox).await;
         let release = self.noted_release(noted);
         Ok(HookAnswer {
             release: release.map(|k| k.to_string()),
@@ -446,26 +410,30 @@ impl Convoy {
         warn!(service, "{OUT_OF_TIME}");
         let hook =
             Hook::EcsNative { execution_id: hook_execution.clone(), service_deployment: service_deployment.clone() };
+        let outbox = Outbox::new(now);
         let noted = tokio::time::timeout(OUT_OF_TIME_NOTE_LIMIT, async {
             let Ok(name) = service.parse::<crate::names::ServiceName>() else { return Ok(None) };
             let Some(holder) = self.locks.load(&name).await?.and_then(|(lock, _)| lock.holder) else { return Ok(None) };
             let key = ReleaseKey::new(name, holder.release);
-            self.note_out_of_time(&key, &hook, now).await.map(|()| Some(key))
+            self.note_out_of_time(&outbox, &key, &hook, now).await.map(|()| Some(key))
         })
         .await;
+        self.publish(outbox).await;
         let release = self.noted_release(noted);
         HookReply::done(false, json!({ "convoy": OUT_OF_TIME, "release": release.map(|k| k.to_string()) }))
     }
 
     /// Ends the release's verification of `hook` as failed for running out of time (recording the
     /// start too, when the store was too slow to record it before).
-    async fn note_out_of_time(&self, key: &ReleaseKey, hook: &Hook, now: DateTime<Utc>) -> Result<(), ConvoyError> {
-        let outcome = VerificationOutcome { passed: false, reason: OUT_OF_TIME.into() };
-        let events = [
-            Event::VerificationStarted { hook: hook.clone(), at: now },
-            Event::VerificationFinished { outcome, auto: false, bake_seconds: 0, alarms: Vec::new(), at: now },
-        ];
-        update(self, key, |r| r.apply_all(&events)).await.map(|_| ())
+    async fn note_out_of_time(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        hook: &Hook,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConvoyError> {
+        let event = verification::Event::TimedOut { hook: hook.clone(), reason: OUT_OF_TIME.into(), at: now };
+        self.transition(outbox, key, None, &event).await.map(|_| ())
     }
 
     fn noted_release(
@@ -485,5 +453,30 @@ impl Convoy {
                 None
             }
         }
+    }
+}
+
+impl Settled {
+    /// How a settled hook is answered, and why.
+    fn answer(self) -> (bool, String) {
+        match self {
+            Settled::AnsweredBefore { outcome, .. } => (outcome.passed, "answered before; answered again".into()),
+            Settled::RollbackRerun => (true, "a rollback re-run: let through without probing".into()),
+            Settled::Refused(reason) => {
+                warn!(%reason, "failing the hook");
+                (false, reason)
+            }
+        }
+    }
+}
+
+/// How to answer a hook whose analysis the record did not take: with the outcome recorded for
+/// this hook by another invocation, else failed, saying why.
+fn unrecorded(outcome: Option<&Outcome>, hook: &Hook) -> (bool, String) {
+    let Some(outcome) = outcome else { return (false, "the release's record is gone".into()) };
+    let this_hooks = outcome.release.verification.as_ref().filter(|v| v.hook == *hook);
+    match this_hooks.and_then(|v| v.outcome.as_ref()) {
+        Some(recorded) => (recorded.passed, "answered before; answered again".into()),
+        None => (false, outcome.note.clone().unwrap_or_else(|| "no verification is due".into())),
     }
 }

@@ -11,7 +11,7 @@ use chrono::Utc;
 use convoy::manifest;
 use convoy::names::ReleaseKey;
 use convoy::ports::CodeDeployRequest;
-use convoy::release::{DeployMethod, Event, ImageKey, ManifestSource, Release, Sighting};
+use convoy::release::{DeployMethod, Event, ImageKey, ManifestSource, Release, Sighting, deployment, readiness};
 use convoy::service::CONCURRENT_VISITS;
 use convoy_tests::moto::Moto;
 use convoy_tests::world::{World, service_settings};
@@ -42,7 +42,7 @@ async fn main() {
             let release = format!("r{n:05}");
             let key = ReleaseKey::new("web".parse().expect("service"), release.parse().expect("release id"));
             let deployment = convoy_ref
-                .deployer
+                .codedeploy
                 .create(&CodeDeployRequest {
                     application: application_ref.clone(),
                     deployment_group: group_ref.clone(),
@@ -92,7 +92,7 @@ async fn main() {
 }
 
 /// A release of one image, pinned, following `deployment` (as a start that went well leaves it).
-fn deploying(world: &World, key: &ReleaseKey, deployment: convoy::names::DeploymentId) -> Release {
+fn deploying(world: &World, key: &ReleaseKey, deployment_id: convoy::names::DeploymentId) -> Release {
     let text = json!({"version": 1, "release": key.release.as_str(), "service": "web",
         "images": {"app": world.uri("app", key.release.as_str())}})
     .to_string();
@@ -108,14 +108,14 @@ fn deploying(world: &World, key: &ReleaseKey, deployment: convoy::names::Deploym
     let image = ImageKey::of(&release.images.values().next().expect("one image").image);
     let digest = format!("sha256:{}", "ab".repeat(32)).parse().expect("digest");
     let events = [
-        Event::ImageFound { image, digest, at: now, via: Sighting::RegistryLookup },
-        Event::DeploymentClaimed {
+        Event::from(readiness::Event::ImageFound { image, digest, at: now, via: Sighting::RegistryLookup }),
+        Event::from(deployment::Event::Claimed {
             method: DeployMethod::CodeDeploy,
             at: now,
             lease: convoy::config::CLAIM_LEASE,
             gate: None,
-        },
-        Event::DeploymentStarted { deployment, task_definition: None, at: now },
+        }),
+        Event::from(deployment::Event::Started { deployment: deployment_id.into(), task_definition: None, at: now }),
     ];
     match release.apply_all(&events).expect("transitions") {
         convoy::release::Decision::Changed { release, .. } => *release,

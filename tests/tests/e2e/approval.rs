@@ -159,7 +159,10 @@ async fn a_console_reroute_with_no_event_is_seen_by_the_reconciler_before_the_de
     let reports = backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let shifting = backend.record(&key).await.unwrap();
-    assert_eq!(shifting.state, State::ShiftingTraffic { deployment: deployment.parse().unwrap() });
+    assert_eq!(
+        shifting.state,
+        State::ShiftingTraffic { deployment: convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap()) }
+    );
     let actor = recorded(&shifting);
     assert_eq!(actor.principal_arn, erin);
     assert_eq!(actor.via, Via::LookupEvents);
@@ -292,10 +295,10 @@ async fn an_approval_through_an_assumed_role_names_the_role_session() {
     let (session_arn, sdk) = backend.role_session_sdk("approvers", "jane@example.com").await;
     assert!(session_arn.contains(":assumed-role/approvers-") && session_arn.ends_with("/jane@example.com"));
     let mut as_jane = backend.convoy.clone();
-    as_jane.deployer = std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(
-        aws_sdk_codedeploy::Client::new(&sdk),
-        aws_sdk_ecs::Client::new(&sdk),
-    ));
+    as_jane.codedeploy =
+        std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(aws_sdk_codedeploy::Client::new(&sdk)));
+    as_jane.service_deployments =
+        std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&sdk)));
     as_jane.decide(&key, true).await.unwrap();
     let call = backend.cloudtrail_delivers_last_call().await;
     assert_eq!(call["userIdentity"]["type"], "AssumedRole");

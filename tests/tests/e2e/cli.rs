@@ -173,7 +173,7 @@ async fn wait_follows_a_release_to_success_printing_entries_as_they_happen_and_e
     wait_for(limit, "convoy wait printed the entries recorded so far", || async { printed("deployment-started") })
         .await;
     assert!(!printed("succeeded"), "nothing printed before it happened: {:?}", lines.lock().unwrap());
-    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    backend.codedeploy_reports(deployment.as_str(), "SUCCESS").await;
     wait_for(limit, "convoy wait printed the success once recorded", || async { printed("succeeded") }).await;
     let waited = tokio::task::spawn_blocking(move || child.wait_with_output());
     let output = tokio::time::timeout(limit, waited).await.expect("convoy wait exits").unwrap().unwrap();

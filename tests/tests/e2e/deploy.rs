@@ -44,7 +44,7 @@ pub(crate) async fn deploying(backend: &MotoBackend, release: &str, manifest_ext
     invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
     let record = backend.record(&release_key(release)).await.unwrap();
     let State::Deploying { deployment } = record.state else { panic!("expected Deploying, got {}", record.state) };
-    deployment
+    deployment.to_string()
 }
 
 /// A backend whose test listener is a green server with `behaviour`.
@@ -71,7 +71,9 @@ async fn the_green_version_passes_verification_and_the_hook_is_answered_succeede
     assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.clone() });
     assert_eq!(
         answers,
-        vec![json!({"deploymentId": deployment, "lifecycleEventHookExecutionId": "exec-1", "status": "Succeeded"})]
+        vec![
+            json!({"deploymentId": deployment.as_str(), "lifecycleEventHookExecutionId": "exec-1", "status": "Succeeded"})
+        ]
     );
     let verification = record.verification.unwrap();
     assert_eq!(verification.probes.len(), 5);

@@ -21,7 +21,8 @@ async fn deploying_into(
     backend.world.codedeploy_group(SERVICE, group, action, wait).await;
     let mut convoy = backend.convoy.clone();
     let settings = convoy.config.services.get_mut(&SERVICE.parse().unwrap()).unwrap();
-    settings.codedeploy.as_mut().unwrap().deployment_group = group.to_owned();
+    let convoy::settings::DeployTarget::CodeDeploy(target) = &mut settings.deploy else { panic!("not codedeploy") };
+    target.deployment_group = group.to_owned();
     convoy
 }
 

@@ -17,7 +17,7 @@ fn containers() -> Vec<String> {
     vec!["app".into(), "nginx".into()]
 }
 
-pub async fn invoke_migration_stopped(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
+pub async fn invoke_migration_stopped(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Diagnostic> {
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
     convoy::handlers::migration_stopped(convoy, event).await
 }

@@ -8,12 +8,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::DeploymentControllerType;
-use convoy::adapters::aws::CodeDeployer;
+use convoy::adapters::aws::{CodeDeployer, EcsDeployments};
 use convoy::error::DeployError;
-use convoy::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
-use convoy::ports::{
-    CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, GroupWait, NativeService, NativeStatus,
-};
+use convoy::names::{DeploymentRef, ServiceDeploymentArn};
+use convoy::ports::{NativeService, NativeStatus, ServiceDeployments};
 use convoy::release::{DeployMethod, Hook, Stage, State};
 use convoy_tests::fixtures;
 use convoy_tests::http::{self, Behaviour, Server};
@@ -48,10 +46,8 @@ pub(crate) async fn native_backend(behaviour: Behaviour, configuration: Value) -
     let standin = StandIn::for_missing_operations(&Moto::shared().endpoint).await;
     standin.native_service(SERVICE, configuration);
     let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
-    convoy.deployer = Arc::new(CodeDeployer::new(
-        aws_sdk_codedeploy::Client::new(&via_standin),
-        aws_sdk_ecs::Client::new(&via_standin),
-    ));
+    convoy.codedeploy = Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(&via_standin)));
+    convoy.service_deployments = Arc::new(EcsDeployments::new(aws_sdk_ecs::Client::new(&via_standin)));
     // CloudTrail's event history: the stand-in's LookupEvents.
     convoy.api_calls =
         Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
@@ -116,7 +112,7 @@ async fn a_native_release_updates_its_service_once_under_ten_migration_successes
     assert_eq!(started.len(), 1);
     let arn = started[0].clone();
     let record = backend.record(&key).await.unwrap();
-    assert_eq!(record.state, State::Deploying { deployment: arn.clone() });
+    assert_eq!(record.state, State::Deploying { deployment: DeploymentRef::Service(arn.parse().unwrap()) });
     let run = record.deployment.clone().unwrap();
     assert_eq!((run.method, run.claims), (DeployMethod::EcsNative, 1));
 
@@ -340,54 +336,28 @@ async fn an_ecs_native_hook_asks_to_be_called_again_when_aws_is_unavailable() {
 
 /// ECS as a handler sees it when it crashes right after `UpdateService`: the service deployment
 /// starts, the handler dies before the record says so.
-struct CrashAfterUpdate(Arc<dyn Deployer>);
+struct CrashAfterUpdate(Arc<dyn ServiceDeployments>);
 
 #[async_trait]
-impl Deployer for CrashAfterUpdate {
-    async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError> {
-        self.0.create(request).await
+impl ServiceDeployments for CrashAfterUpdate {
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
+        self.0.describe_service(cluster, service).await
     }
-    async fn find(&self, app: &str, group: &str, marker: &str) -> Result<Option<DeploymentId>, DeployError> {
-        self.0.find(app, group, marker).await
-    }
-    async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError> {
-        self.0.status(deployment).await
-    }
-    async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError> {
-        self.0.origin(deployment).await
-    }
-    async fn answer_hook(&self, d: &DeploymentId, h: &HookExecutionId, ok: bool) -> Result<(), DeployError> {
-        self.0.answer_hook(d, h, ok).await
-    }
-    async fn continue_traffic(&self, deployment: &DeploymentId) -> Result<(), DeployError> {
-        self.0.continue_traffic(deployment).await
-    }
-    async fn roll_back(&self, deployment: &DeploymentId) -> Result<(), DeployError> {
-        self.0.roll_back(deployment).await
-    }
-    async fn continue_native(&self, arn: &ServiceDeploymentArn, roll_back: bool) -> Result<(), DeployError> {
-        self.0.continue_native(arn, roll_back).await
-    }
-    async fn native_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
-        self.0.native_service(cluster, service).await
-    }
-    async fn start_native(&self, cluster: &str, service: &str, td: &str) -> Result<ServiceDeploymentArn, DeployError> {
-        self.0.start_native(cluster, service, td).await?;
+    async fn start(&self, cluster: &str, service: &str, td: &str) -> Result<ServiceDeploymentArn, DeployError> {
+        self.0.start(cluster, service, td).await?;
         Err(DeployError::Unavailable("simulated crash after UpdateService".into()))
     }
-    async fn find_native(
-        &self,
-        cluster: &str,
-        service: &str,
-        td: &str,
-    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
-        self.0.find_native(cluster, service, td).await
+    async fn find(&self, cluster: &str, service: &str, td: &str) -> Result<Option<ServiceDeploymentArn>, DeployError> {
+        self.0.find(cluster, service, td).await
     }
-    async fn native_status(&self, arn: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
-        self.0.native_status(arn).await
+    async fn status(&self, arn: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
+        self.0.status(arn).await
     }
-    async fn group_wait(&self, application: &str, group: &str) -> Result<GroupWait, DeployError> {
-        self.0.group_wait(application, group).await
+    async fn continue_deployment(&self, arn: &ServiceDeploymentArn) -> Result<(), DeployError> {
+        self.0.continue_deployment(arn).await
+    }
+    async fn roll_back(&self, arn: &ServiceDeploymentArn) -> Result<(), DeployError> {
+        self.0.roll_back(arn).await
     }
 }
 
@@ -396,7 +366,7 @@ async fn a_takeover_after_a_crash_between_update_service_and_the_record_starts_n
     let (backend, _green) = native_backend(Behaviour::version("e4"), deployment_configuration("LINEAR")).await;
     let key = release_key("e4");
     let mut crashing = backend.convoy.clone();
-    crashing.deployer = Arc::new(CrashAfterUpdate(backend.convoy.deployer.clone()));
+    crashing.service_deployments = Arc::new(CrashAfterUpdate(backend.convoy.service_deployments.clone()));
     backend.push("app", "e4").await;
     backend.push("nginx", "e4").await;
     let manifest = manifest_v1(&backend, "e4", &containers(), false);
@@ -424,7 +394,7 @@ async fn a_takeover_after_a_crash_between_update_service_and_the_record_starts_n
     backend.convoy.reconcile(later).await.unwrap();
     let record = backend.record(&key).await.unwrap();
     let arn = backend.standin.service_deployments()[0].clone();
-    assert_eq!(record.state, State::Deploying { deployment: arn });
+    assert_eq!(record.state, State::Deploying { deployment: DeploymentRef::Service(arn.parse().unwrap()) });
     assert_eq!(record.deployment.as_ref().unwrap().claims, 2);
     assert_eq!(updates(&backend), 1, "exactly one UpdateService reached ECS");
     assert_eq!(backend.standin.calls_to("ListServiceDeployments").len(), 1);

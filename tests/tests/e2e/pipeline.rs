@@ -151,7 +151,10 @@ async fn a_release_deploys_through_its_pipeline_pinned_to_the_bundle_it_wrote() 
     assert!(images.iter().all(|image| image.contains("@sha256:")), "{images:?}");
     backend.codedeploy_hook(&deployment, "exec-1").await;
     let record = backend.record(&key).await.unwrap();
-    assert_eq!(record.state, State::AwaitingApproval { deployment: deployment.parse().unwrap() });
+    assert_eq!(
+        record.state,
+        State::AwaitingApproval { deployment: convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap()) }
+    );
     assert!(record.timeline.iter().any(|e| e.event == "deployment-adopted" && e.detail.contains(&execution)));
     assert_eq!(
         backend.standin.calls_to("ListActionExecutions"),
@@ -343,20 +346,22 @@ async fn a_start_claimed_for_codedeploy_is_not_taken_over_through_a_pipeline() {
     let mut events: Vec<Event> = release
         .awaited_images()
         .into_iter()
-        .map(|image| Event::ImageFound {
-            image,
-            digest: "sha256:aa".parse().unwrap(),
-            at: opened,
-            via: Sighting::RegistryLookup,
+        .map(|image| {
+            Event::from(convoy::release::readiness::Event::ImageFound {
+                image,
+                digest: "sha256:aa".parse().unwrap(),
+                at: opened,
+                via: Sighting::RegistryLookup,
+            })
         })
         .collect();
     // A handler claimed the start while the service deployed with CodeDeploy, then died.
-    events.push(Event::DeploymentClaimed {
+    events.push(Event::from(convoy::release::deployment::Event::Claimed {
         method: DeployMethod::CodeDeploy,
         at: opened,
         lease: convoy::config::CLAIM_LEASE,
         gate: None,
-    });
+    }));
     for event in &events {
         if let convoy::release::Decision::Changed { release: next, .. } = release.apply(event).unwrap() {
             release = *next;
@@ -386,7 +391,10 @@ async fn a_deployment_codepipeline_reports_for_no_execution_of_the_release_is_no
         vec![json!({"deploymentId": outsider, "lifecycleEventHookExecutionId": "exec-1", "status": "Failed"})],
         "CodeDeploy heard the hook fail"
     );
-    assert_eq!(backend.record(&key).await.unwrap().state, State::Deploying { deployment: execution });
+    assert_eq!(
+        backend.record(&key).await.unwrap().state,
+        State::Deploying { deployment: convoy::names::DeploymentRef::Pipeline(execution.parse().unwrap()) }
+    );
 }
 
 #[tokio::test]
@@ -417,7 +425,10 @@ async fn an_older_deployment_is_not_taken_for_a_new_execution_before_codepipelin
         vec![json!({"deploymentId": abandoned, "lifecycleEventHookExecutionId": "exec-1", "status": "Failed"})],
         "CodeDeploy heard the hook fail"
     );
-    assert_eq!(backend.record(&release_key("a2")).await.unwrap().state, State::Deploying { deployment: second });
+    assert_eq!(
+        backend.record(&release_key("a2")).await.unwrap().state,
+        State::Deploying { deployment: convoy::names::DeploymentRef::Pipeline(second.parse().unwrap()) }
+    );
 }
 
 #[tokio::test]
@@ -430,7 +441,10 @@ async fn a_stopped_execution_whose_deployment_still_runs_is_followed_not_ended()
     let stopped = fixtures::pipeline_state_change(&pipeline.name, &execution, "STOPPED");
     invoke(&backend.convoy, "deployment-changed", stopped).await;
     let record = backend.record(&key).await.unwrap();
-    assert_eq!(record.state, State::Deploying { deployment: deployment.clone() });
+    assert_eq!(
+        record.state,
+        State::Deploying { deployment: convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap()) }
+    );
     let (lock, _) = backend.convoy.locks.load(&key.service).await.unwrap().unwrap();
     assert_eq!(lock.holder.map(|h| h.release), Some(key.release.clone()), "the service stays locked");
 

@@ -205,7 +205,8 @@ async fn an_outage_fails_the_invocation_so_that_aws_retries_it() {
     let manifest = manifest_v1(&backend, "r6", &containers(), true);
     let upload = backend.upload("releases/web/r6.json", &manifest).await;
     let err = invoke_manifest_uploaded(&convoy, upload).await.unwrap_err();
-    assert!(err.to_string().contains("unavailable"), "{err}");
+    assert!(err.error_message.contains("unavailable"), "{err:?}");
+    assert_eq!(err.error_type, "Convoy.Retryable", "Lambda is told a retry can help");
     let push = fixtures::ecr_push(
         ACCOUNT,
         &backend.world.repo("app"),

@@ -19,7 +19,10 @@ async fn an_auto_approval_before_codedeploy_waits_is_continued_by_the_reconciler
     let (record, answers) = verify_codedeploy(&backend, "r1").await;
     let deployment = record.deployment.unwrap().id.unwrap().to_string();
     assert_eq!(answers[0]["status"], "Succeeded");
-    assert_eq!(record.state, State::ShiftingTraffic { deployment: deployment.parse().unwrap() });
+    assert_eq!(
+        record.state,
+        State::ShiftingTraffic { deployment: convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap()) }
+    );
     assert_eq!(backend.standin.refusals_of("ContinueDeployment"), ["DeploymentIsNotInReadyStateException"]);
     assert_eq!(backend.standin.phase(&deployment), Some(Phase::HookPassed));
 
@@ -122,10 +125,10 @@ async fn approve_and_reject_of_a_deployment_codedeploy_does_not_know_are_refused
     let elsewhere = StandIn::for_missing_operations(&convoy_tests::moto::Moto::shared().endpoint).await;
     let sdk = convoy_tests::moto::sdk_config_for(&elsewhere.endpoint).await;
     let mut other = backend.convoy.clone();
-    other.deployer = std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(
-        aws_sdk_codedeploy::Client::new(&sdk),
-        aws_sdk_ecs::Client::new(&sdk),
-    ));
+    other.codedeploy =
+        std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(aws_sdk_codedeploy::Client::new(&sdk)));
+    other.service_deployments =
+        std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&sdk)));
     let key = release_key("r5");
     for approve in [true, false] {
         let refused = other.decide(&key, approve).await.unwrap_err();
@@ -282,7 +285,7 @@ async fn a_malformed_deployment_id_is_refused_as_invalid_and_an_unknown_well_for
         let described = codedeploy.get_deployment().deployment_id(malformed).send().await.unwrap_err();
         assert!(described.as_service_error().is_some_and(|e| e.is_invalid_deployment_id_exception()), "{malformed}");
         let id = convoy::names::DeploymentId::new(malformed).unwrap();
-        let status = backend.convoy.deployer.status(&id).await.unwrap_err();
+        let status = backend.convoy.codedeploy.status(&id).await.unwrap_err();
         assert!(
             matches!(&status, convoy::error::DeployError::Rejected(why) if why.contains("InvalidDeploymentIdException")),
             "refused for good: {status}"
@@ -382,7 +385,7 @@ async fn a_stop_rolls_back_only_when_asked_or_configured_and_the_rollback_is_a_n
     assert_eq!(info.status(), Some(&DeploymentStatus::InProgress));
     assert_eq!(info.rollback_info().and_then(|r| r.rollback_triggering_deployment_id()), Some(stopped.as_str()));
     let origin =
-        backend.convoy.deployer.origin(&rollback.parse().unwrap()).await.unwrap().expect("CodeDeploy knows it");
+        backend.convoy.codedeploy.origin(&rollback.parse().unwrap()).await.unwrap().expect("CodeDeploy knows it");
     assert!(origin.rollback, "{origin:?}");
     assert_eq!((origin.application, origin.deployment_group), (backend.application.clone(), backend.group.clone()));
 
@@ -411,7 +414,8 @@ async fn lookups_beyond_cloudtrails_two_a_second_are_throttled_and_convoys_look_
     let lookups: Vec<_> = (0..4)
         .map(|_| {
             let (calls, deployment) = (backend.convoy.api_calls.clone(), deployment.clone());
-            tokio::spawn(async move { calls.decisions_on(&deployment, true, false, since, chrono::Utc::now()).await })
+            let deployment = convoy::names::DeploymentRef::CodeDeploy(deployment.parse().unwrap());
+            tokio::spawn(async move { calls.decisions_on(&deployment, true, since, chrono::Utc::now()).await })
         })
         .collect();
     for lookup in lookups {

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use convoy::adapters::aws::{CodeDeployer, HttpProber};
+use convoy::adapters::aws::HttpProber;
 use convoy::adapters::memory::{
-    MemoryDeployer, MemoryDocuments, MemoryLogs, MemoryObjects, MemoryPipelines, MemoryRegistry, MemoryStore,
+    MemoryCodeDeploy, MemoryDocuments, MemoryLogs, MemoryObjects, MemoryPipelines, MemoryRegistry, MemoryStore,
     MemoryTasks,
 };
 use convoy::config::{Config, StoreSettings};
@@ -25,11 +25,11 @@ use serde_json::{Value, json};
 pub const SERVICE: &str = "web";
 
 /// Delivers an event to a handler the way the Lambda runtime would.
-pub async fn invoke_image_pushed(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
+pub async fn invoke_image_pushed(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Diagnostic> {
     convoy::handlers::image_pushed(convoy, LambdaEvent::new(payload, Context::default())).await
 }
 
-pub async fn invoke_manifest_uploaded(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Error> {
+pub async fn invoke_manifest_uploaded(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Diagnostic> {
     convoy::handlers::manifest_uploaded(convoy, LambdaEvent::new(payload, Context::default())).await
 }
 
@@ -151,10 +151,11 @@ impl MotoBackend {
         let mut convoy = world.convoy_with(&[SERVICE], &names, &settings.to_string());
         let standin = StandIn::for_missing_operations(&Moto::shared().endpoint).await;
         let via_standin = convoy_tests::moto::sdk_config_for(&standin.endpoint).await;
-        convoy.deployer = Arc::new(CodeDeployer::new(
+        convoy.codedeploy = std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(
             aws_sdk_codedeploy::Client::new(&via_standin),
-            aws_sdk_ecs::Client::new(&via_standin),
         ));
+        convoy.service_deployments =
+            std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&via_standin)));
         let source = StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
         convoy.pipelines = Arc::new(convoy::adapters::aws::CodePipelines::new(
             convoy::adapters::aws::s3_client(&world.sdk, &source),
@@ -193,8 +194,10 @@ impl MotoBackend {
     pub async fn person(&self, name: &str) -> (String, Convoy) {
         let (arn, sdk) = self.person_sdk(name).await;
         let mut convoy = self.convoy.clone();
-        convoy.deployer =
-            Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(&sdk), aws_sdk_ecs::Client::new(&sdk)));
+        convoy.codedeploy =
+            std::sync::Arc::new(convoy::adapters::aws::CodeDeployer::new(aws_sdk_codedeploy::Client::new(&sdk)));
+        convoy.service_deployments =
+            std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&sdk)));
         (arn, convoy)
     }
 
@@ -336,7 +339,7 @@ impl Backend for MotoBackend {
 /// The in-memory fakes: the same contracts, no I/O.
 pub struct MemoryBackend {
     pub tasks: Arc<MemoryTasks>,
-    pub deployer: Arc<MemoryDeployer>,
+    pub deployer: Arc<MemoryCodeDeploy>,
     pub pipelines: Arc<MemoryPipelines>,
     pub registry: Arc<MemoryRegistry>,
     pub objects: Arc<MemoryObjects>,
@@ -374,7 +377,7 @@ impl MemoryBackend {
         let mut names: Vec<&str> = containers.iter().map(String::as_str).collect();
         names.push("nginx");
         tasks.add_service(SERVICE, shape, &names);
-        let deployer = Arc::new(MemoryDeployer::default());
+        let deployer = Arc::new(MemoryCodeDeploy::default());
         let documents = Arc::new(MemoryDocuments::default());
         let settings = service_settings(
             SERVICE,
@@ -399,7 +402,8 @@ impl MemoryBackend {
             registry: registry.clone(),
             tasks: tasks.clone(),
             definitions: tasks.clone(),
-            deployer: deployer.clone(),
+            codedeploy: deployer.clone(),
+            service_deployments: Arc::new(convoy::adapters::memory::MemoryServiceDeployments::default()),
             pipelines: pipelines.clone(),
             locks: documents.clone(),
             deployments: documents,

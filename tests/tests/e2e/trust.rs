@@ -32,7 +32,12 @@ async fn someone_elses_waiting_deployment(backend: &MotoBackend) -> String {
     backend.standin.register(&id);
     backend.standin.hook_invoked(&id, "their-exec");
     let deployment = DeploymentId::new(&id).unwrap();
-    backend.convoy.deployer.answer_hook(&deployment, &HookExecutionId::new("their-exec").unwrap(), true).await.unwrap();
+    backend
+        .convoy
+        .codedeploy
+        .answer_hook(&deployment, &HookExecutionId::new("their-exec").unwrap(), true)
+        .await
+        .unwrap();
     backend.standin.waits(&id);
     id
 }
@@ -51,8 +56,10 @@ async fn a_forged_shifting_traffic_record_never_continues_a_deployment_convoy_di
     let (backend, _green) = with_green(Behaviour::version("f1"), "manual").await;
     deploying(&backend, "f1", json!({})).await;
     let theirs = someone_elses_waiting_deployment(&backend).await;
-    forge(&backend, "f1", |r| r.state = State::ShiftingTraffic { deployment: DeploymentId::new(&theirs).unwrap() })
-        .await;
+    forge(&backend, "f1", |r| {
+        r.state = State::ShiftingTraffic { deployment: DeploymentId::new(&theirs).unwrap().into() }
+    })
+    .await;
 
     let later = chrono::Utc::now() + chrono::Duration::minutes(5);
     backend.convoy.reconcile(later).await.unwrap();
@@ -66,7 +73,7 @@ async fn a_forged_auto_approval_in_the_past_never_continues_a_deployment_convoy_
     let theirs = someone_elses_waiting_deployment(&backend).await;
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
     forge(&backend, "f2", |r| {
-        r.state = State::AwaitingApproval { deployment: DeploymentId::new(&theirs).unwrap() };
+        r.state = State::AwaitingApproval { deployment: DeploymentId::new(&theirs).unwrap().into() };
         r.verification = Some(Verification {
             hook: Hook::CodeDeploy {
                 deployment_id: DeploymentId::new(&theirs).unwrap(),
@@ -96,7 +103,7 @@ async fn convoys_own_waiting_deployment_is_still_continued_by_the_reconciler() {
     backend.standin.waits(&deployment);
     // Approved (by a person) while the continue call failed: the record shifts, AWS waits.
     forge(&backend, "f3", |r| {
-        r.state = State::ShiftingTraffic { deployment: DeploymentId::new(&deployment).unwrap() };
+        r.state = State::ShiftingTraffic { deployment: DeploymentId::new(&deployment).unwrap().into() };
         r.approval = Some(ApprovalDecision { approved: true, by: "alice".into(), at: chrono::Utc::now(), actor: None });
     })
     .await;
@@ -117,7 +124,7 @@ async fn a_forged_record_of_a_release_whose_id_starts_another_never_continues_th
     backend.standin.waits(&deployment);
     let mut forged = backend.convoy.store.load(&release_key("f4-rc1")).await.unwrap().unwrap().release;
     forged.key = release_key("f4");
-    forged.state = State::ShiftingTraffic { deployment: DeploymentId::new(&deployment).unwrap() };
+    forged.state = State::ShiftingTraffic { deployment: DeploymentId::new(&deployment).unwrap().into() };
     forged.approval =
         Some(ApprovalDecision { approved: true, by: "alice".into(), at: chrono::Utc::now(), actor: None });
     backend.convoy.store.create(&forged).await.expect("the forger writes a record");

@@ -9,9 +9,9 @@ use aws_sdk_cloudtrail::primitives::DateTime as SdkTime;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use chrono::{DateTime, Utc};
 
-use super::describe;
 use crate::cloudtrail::{operations_for, read_record};
 use crate::error::TrailError;
+use crate::names::DeploymentRef;
 use crate::release::{ObservedCall, Via};
 
 /// Pages read per operation (50 events each): a deployment's window holds few calls of these.
@@ -40,7 +40,7 @@ impl CloudTrailHistory {
             .attribute_key(LookupAttributeKey::EventName)
             .attribute_value(event_name)
             .build()
-            .map_err(|e| TrailError::Unavailable(e.to_string()))?;
+            .map_err(|e| TrailError::Unavailable(crate::error::Cause::caused_by("the LookupEvents attribute", e)))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -59,10 +59,10 @@ impl CloudTrailHistory {
                 Err(err) => {
                     let throttled = super::refusal(&err, Some(&["ThrottlingException"])).is_some();
                     if !throttled {
-                        return Err(TrailError::Unavailable(describe(&err)));
+                        return Err(TrailError::Unavailable(super::cause(err)));
                     }
                     if attempt >= THROTTLED_ATTEMPTS {
-                        return Err(TrailError::Throttled(describe(&err)));
+                        return Err(TrailError::Throttled(super::cause(err)));
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(600 * u64::from(attempt))).await;
                 }
@@ -75,14 +75,13 @@ impl CloudTrailHistory {
 impl crate::ports::ApiCalls for CloudTrailHistory {
     async fn decisions_on(
         &self,
-        deployment: &str,
+        deployment: &DeploymentRef,
         approve: bool,
-        native: bool,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<ObservedCall>, TrailError> {
         let mut found = Vec::new();
-        for operation in operations_for(approve, native) {
+        for operation in operations_for(approve, deployment) {
             let mut token = None;
             for _ in 0..MAX_PAGES {
                 let output = self.page(operation.event_name, since, until, token.take()).await?;
@@ -93,7 +92,7 @@ impl crate::ports::ApiCalls for CloudTrailHistory {
                     let Some(text) = event.cloud_trail_event() else { continue };
                     let Ok(record) = serde_json::from_str::<serde_json::Value>(text) else { continue };
                     match read_record(&record, Via::LookupEvents) {
-                        Ok(call) if call.deployment == deployment && call.approve == approve => found.push(call),
+                        Ok(call) if call.deployment == *deployment && call.approve == approve => found.push(call),
                         Ok(_) => {}
                         Err(why) => tracing::debug!(%why, "a CloudTrail record that is not a decision"),
                     }
@@ -119,9 +118,8 @@ pub struct NoCloudTrail;
 impl crate::ports::ApiCalls for NoCloudTrail {
     async fn decisions_on(
         &self,
-        _deployment: &str,
+        _deployment: &DeploymentRef,
         _approve: bool,
-        _native: bool,
         _since: DateTime<Utc>,
         _until: DateTime<Utc>,
     ) -> Result<Vec<ObservedCall>, TrailError> {
@@ -188,7 +186,10 @@ mod tests {
             .then_output(|| LookupEventsOutput::builder().events(event("d-1", "ev-ours", None)).build());
         let client = mock_client!(aws_sdk_cloudtrail, RuleMode::Sequential, [&first, &second]);
         let (since, until) = window();
-        let found = CloudTrailHistory::new(client).decisions_on("d-1", true, false, since, until).await.unwrap();
+        let found = CloudTrailHistory::new(client)
+            .decisions_on(&DeploymentRef::CodeDeploy("d-1".parse().unwrap()), true, since, until)
+            .await
+            .unwrap();
         assert_eq!(found.iter().map(|c| c.actor.event_id.as_str()).collect::<Vec<_>>(), ["ev-ours"]);
         assert_eq!(found[0].actor.via, Via::LookupEvents);
         assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
@@ -204,7 +205,10 @@ mod tests {
         let client = mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&throttled], |c| c
             .retry_config(RetryConfig::disabled()));
         let (since, until) = window();
-        let err = CloudTrailHistory::new(client).decisions_on("d-1", true, false, since, until).await.unwrap_err();
+        let err = CloudTrailHistory::new(client)
+            .decisions_on(&DeploymentRef::CodeDeploy("d-1".parse().unwrap()), true, since, until)
+            .await
+            .unwrap_err();
         assert!(matches!(err, TrailError::Throttled(_)), "{err}");
         assert_eq!(throttled.num_calls(), THROTTLED_ATTEMPTS as usize);
     }

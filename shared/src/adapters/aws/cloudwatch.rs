@@ -83,7 +83,7 @@ impl Watch for CloudWatch {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|err| super::sort(&err, Some(REFUSALS), WatchError::Rejected, WatchError::Unavailable))?;
+                .map_err(|err| super::sort(err, Some(REFUSALS), WatchError::Rejected, WatchError::Unavailable))?;
             for result in output.metric_data_results().iter().filter(|r| r.id() == Some(wanted)) {
                 if let Some(StatusCode::Forbidden | StatusCode::InternalError) = result.status_code() {
                     let why = result.messages().iter().filter_map(|m| m.value()).collect::<Vec<_>>().join("; ");
@@ -109,7 +109,7 @@ impl Watch for CloudWatch {
             .max_records(100)
             .send()
             .await
-            .map_err(|err| super::sort(&err, Some(REFUSALS), WatchError::Rejected, WatchError::Unavailable))?;
+            .map_err(|err| super::sort(err, Some(REFUSALS), WatchError::Rejected, WatchError::Unavailable))?;
         let metric = output.metric_alarms().iter().map(|a| {
             (a.alarm_name(), a.state_value().map(|s| s.as_str()), a.state_reason(), a.state_updated_timestamp())
         });

@@ -5,20 +5,19 @@ use aws_sdk_codedeploy::types::{
 };
 
 use crate::error::DeployError;
-use crate::names::{DeploymentId, HookExecutionId, ServiceDeploymentArn};
-use crate::ports::{CodeDeployRequest, Deployer, DeploymentOrigin, DeploymentStatus, GroupWait};
+use crate::names::{DeploymentId, HookExecutionId};
+use crate::ports::{CodeDeploy, CodeDeployRequest, DeploymentOrigin, DeploymentStatus, GroupWait};
 use crate::release::DeploymentEnd;
 
-/// CodeDeploy, and ECS's deployment API for native blue/green pause hooks.
+/// CodeDeploy's ECS blue/green deployments.
 #[derive(Clone)]
 pub struct CodeDeployer {
     codedeploy: aws_sdk_codedeploy::Client,
-    ecs: aws_sdk_ecs::Client,
 }
 
 impl CodeDeployer {
-    pub fn new(codedeploy: aws_sdk_codedeploy::Client, ecs: aws_sdk_ecs::Client) -> Self {
-        Self { codedeploy, ecs }
+    pub fn new(codedeploy: aws_sdk_codedeploy::Client) -> Self {
+        Self { codedeploy }
     }
 }
 
@@ -67,22 +66,12 @@ where
 
 fn classify<E, R>(err: aws_sdk_codedeploy::error::SdkError<E, R>) -> DeployError
 where
-    E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_codedeploy::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let not_yet = refusal_code(&err).is_some_and(|code| NOT_YET.contains(&code));
     let refused = |refusal| if not_yet { DeployError::NotYet(refusal) } else { DeployError::Rejected(refusal) };
-    super::sort(&err, Some(REJECTIONS), refused, DeployError::Unavailable)
-}
-
-/// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
-/// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
-pub(super) fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
-where
-    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    super::sort(&err, None, DeployError::Rejected, DeployError::Unavailable)
+    super::sort(err, Some(REJECTIONS), refused, DeployError::Unavailable)
 }
 
 /// The AppSpec of an ECS blue/green deployment for `request` (see [`crate::bundle::app_spec`], which
@@ -94,11 +83,11 @@ pub fn app_spec(request: &CodeDeployRequest) -> String {
 /// A deployment id CodeDeploy answered with (an answer without one is worth a retry).
 fn deployment_id(id: Option<&str>, operation: &str) -> Result<DeploymentId, DeployError> {
     id.and_then(|id| DeploymentId::new(id).ok())
-        .ok_or_else(|| DeployError::Unavailable(format!("{operation} returned no deployment id")))
+        .ok_or_else(|| DeployError::Unavailable(format!("{operation} returned no deployment id").into()))
 }
 
 #[async_trait]
-impl Deployer for CodeDeployer {
+impl CodeDeploy for CodeDeployer {
     async fn create(&self, request: &CodeDeployRequest) -> Result<DeploymentId, DeployError> {
         let revision = RevisionLocation::builder()
             .revision_type(RevisionLocationType::AppSpecContent)
@@ -265,43 +254,6 @@ impl Deployer for CodeDeployer {
             .map_err(classify)?;
         Ok(())
     }
-
-    async fn continue_native(
-        &self,
-        service_deployment: &ServiceDeploymentArn,
-        roll_back: bool,
-    ) -> Result<(), DeployError> {
-        super::ecs_native::continue_native(&self.ecs, service_deployment, roll_back).await
-    }
-
-    async fn native_service(&self, cluster: &str, service: &str) -> Result<crate::ports::NativeService, DeployError> {
-        super::ecs_native::native_service(&self.ecs, cluster, service).await
-    }
-
-    async fn start_native(
-        &self,
-        cluster: &str,
-        service: &str,
-        task_definition: &str,
-    ) -> Result<ServiceDeploymentArn, DeployError> {
-        super::ecs_native::start_native(&self.ecs, cluster, service, task_definition).await
-    }
-
-    async fn find_native(
-        &self,
-        cluster: &str,
-        service: &str,
-        task_definition: &str,
-    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
-        super::ecs_native::find_native(&self.ecs, cluster, service, task_definition).await
-    }
-
-    async fn native_status(
-        &self,
-        service_deployment: &ServiceDeploymentArn,
-    ) -> Result<crate::ports::NativeStatus, DeployError> {
-        super::ecs_native::native_status(&self.ecs, service_deployment).await
-    }
 }
 
 #[cfg(test)]
@@ -318,10 +270,7 @@ mod tests {
     use super::*;
 
     fn deployer(codedeploy: Client) -> CodeDeployer {
-        let ecs = aws_sdk_ecs::Client::from_conf(
-            aws_sdk_ecs::Config::builder().behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest()).build(),
-        );
-        CodeDeployer::new(codedeploy, ecs)
+        CodeDeployer::new(codedeploy)
     }
 
     fn request() -> CodeDeployRequest {
@@ -377,7 +326,10 @@ mod tests {
         let rule = mock!(Client::create_deployment).then_output(|| CreateDeploymentOutput::builder().build());
         let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
         let created = adapter.create(&request()).await;
-        assert!(matches!(&created, Err(DeployError::Unavailable(m)) if m.contains("no deployment id")), "{created:?}");
+        assert!(
+            matches!(&created, Err(DeployError::Unavailable(m)) if m.as_str().contains("no deployment id")),
+            "{created:?}"
+        );
     }
 
     #[tokio::test]

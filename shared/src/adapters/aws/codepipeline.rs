@@ -30,10 +30,10 @@ const REJECTIONS: &[&str] = &[
 
 fn classify<E, R>(err: aws_sdk_codepipeline::error::SdkError<E, R>) -> DeployError
 where
-    E: aws_sdk_codepipeline::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_codepipeline::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    super::sort(&err, Some(REJECTIONS), DeployError::Rejected, DeployError::Unavailable)
+    super::sort(err, Some(REJECTIONS), DeployError::Rejected, DeployError::Unavailable)
 }
 
 /// S3 codes that mean the source bucket cannot take the bundle until an operator acts.
@@ -61,7 +61,7 @@ impl Pipelines for CodePipelines {
             .map_err(|err| {
                 let source =
                     |refused| DeployError::Rejected(format!("the pipeline's source s3://{bucket}/{key}: {refused}"));
-                super::sort(&err, Some(S3_REJECTIONS), source, DeployError::Unavailable)
+                super::sort(err, Some(S3_REJECTIONS), source, DeployError::Unavailable)
             })?;
         written.version_id.filter(|v| !v.is_empty() && v != "null").ok_or_else(|| {
             DeployError::Rejected(format!(

@@ -58,7 +58,7 @@ impl Registry for EcrRegistry {
                         } else if let Some(denied) = super::refusal(&err, Some(&[ACCESS_DENIED])) {
                             Absence::AccessDenied { detail: denied }
                         } else {
-                            return Err(RegistryError::Unavailable(super::describe(&err)));
+                            return Err(RegistryError::Unavailable(super::cause(err)));
                         };
                         lookup.missing.extend(chunk.iter().map(|tag| (key(tag), absence.clone())));
                         continue;

@@ -5,6 +5,7 @@ use aws_sdk_ecs::types::{
 };
 use chrono::{DateTime, Utc};
 
+use crate::error::Cause;
 use crate::error::TasksError;
 use crate::names::TaskArn;
 use crate::ports::{
@@ -46,17 +47,17 @@ const CLIENT_EXCEPTIONS_FOR_LOAD: &[&str] = &["Too many concurrent attempts", "R
 
 fn classify<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> TasksError
 where
-    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let load = err.as_service_error().is_some_and(|e| {
         e.code() == Some("ClientException")
             && e.message().is_some_and(|m| CLIENT_EXCEPTIONS_FOR_LOAD.iter().any(|load| m.contains(load)))
     });
     if load {
-        return TasksError::Unavailable(super::describe(&err));
+        return TasksError::Unavailable(super::cause(err));
     }
-    super::sort(&err, Some(REJECTIONS), TasksError::Rejected, TasksError::Unavailable)
+    super::sort(err, Some(REJECTIONS), TasksError::Rejected, TasksError::Unavailable)
 }
 
 fn to_chrono(time: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
@@ -72,24 +73,21 @@ impl EcsTasks {
         derivation: &Derivation<'_>,
     ) -> Result<RegisteredTaskDefinition, TasksError> {
         let described = self.describe_verbatim(base).await?;
-        let definition = taskdef::derive(&described.0, derivation)
+        let derived = taskdef::registration(&described.0, derivation)
             .map_err(|reason| TasksError::Rejected(format!("task definition {base}: {reason}")))?;
-        let containers = taskdef::containers(&definition);
-        let logged = derivation.only_essential.or(containers.first().copied()).unwrap_or_default();
-        let (log_group, log_stream_prefix) = taskdef::awslogs(&definition, logged);
-        let arn = self.register_verbatim(&definition).await?;
-        Ok(RegisteredTaskDefinition { arn, log_group, log_stream_prefix })
+        let arn = self.register_verbatim(&derived).await?;
+        Ok(RegisteredTaskDefinition { arn, log_group: derived.log_group, log_stream_prefix: derived.log_stream_prefix })
     }
 
     /// Registers `definition`, a RegisterTaskDefinition input document, as it is: the SDK call is
     /// built with just enough to pass its validation, and [`RequestBody`] sends the document in
     /// place of what the SDK serialised, so fields the SDK does not model reach ECS unchanged.
-    async fn register_verbatim(&self, definition: &serde_json::Value) -> Result<String, TasksError> {
+    async fn register_verbatim(&self, derived: &taskdef::Registration) -> Result<String, TasksError> {
+        let definition = &derived.definition;
         let body = serde_json::to_vec(definition)
             .map_err(|e| TasksError::Rejected(format!("the task definition cannot be serialised: {e}")))?;
         let family = definition.get("family").and_then(serde_json::Value::as_str).unwrap_or_default();
-        let containers =
-            taskdef::containers(definition).into_iter().map(|name| ContainerDefinition::builder().name(name).build());
+        let containers = derived.containers.iter().map(|name| ContainerDefinition::builder().name(name).build());
         let registered = self
             .client
             .register_task_definition()
@@ -151,8 +149,9 @@ impl ReleaseDefinitions for EcsTasks {
         let bytes = body
             .take()
             .ok_or_else(|| TasksError::Unavailable("DescribeTaskDefinition's response body was not captured".into()))?;
-        let document: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| TasksError::Unavailable(format!("DescribeTaskDefinition answered no JSON: {e}")))?;
+        let document: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            TasksError::Unavailable(Cause::caused_by(format!("DescribeTaskDefinition answered no JSON: {e}"), e))
+        })?;
         Ok(DescribedTaskDefinition(document))
     }
 }
@@ -301,7 +300,7 @@ impl Tasks for EcsTasks {
             .iter()
             .map(|f| format!("{} {}", f.reason().unwrap_or("unknown"), f.detail().unwrap_or_default()))
             .collect();
-        Err(TasksError::Unavailable(format!("RunTask started no task: {}", failures.join("; "))))
+        Err(TasksError::Unavailable(format!("RunTask started no task: {}", failures.join("; ")).into()))
     }
 
     async fn find(&self, cluster: &str, started_by: &str) -> Result<Vec<TaskArn>, TasksError> {
@@ -460,7 +459,7 @@ mod tests {
         });
         let tasks = EcsTasks::new(mock_client!(aws_sdk_ecs, [&rule]));
         let err = tasks.run(&request()).await.unwrap_err();
-        assert!(matches!(&err, TasksError::Unavailable(m) if m.contains("RESOURCE:ENI")), "{err}");
+        assert!(matches!(&err, TasksError::Unavailable(m) if m.as_str().contains("RESOURCE:ENI")), "{err}");
     }
 
     fn refused_run(code: &'static str, message: &'static str) -> TasksError {

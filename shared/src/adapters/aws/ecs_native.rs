@@ -3,20 +3,75 @@
 //! definition, `DescribeServiceDeployments` says where it stands and how it shifts traffic, and
 //! `ContinueServiceDeployment` (at the PAUSE hook) or `StopServiceDeployment` decide it.
 
+use async_trait::async_trait;
 use aws_sdk_ecs::types::{DeploymentConfiguration, ServiceDeployment};
 use chrono::{DateTime, Utc};
 
-use super::codedeploy::ecs_error;
 use crate::error::DeployError;
 use crate::names::ServiceDeploymentArn;
-use crate::ports::{DeploymentStatus, NativeHook, NativeService, NativeStatus};
+use crate::ports::{DeploymentStatus, NativeHook, NativeService, NativeStatus, ServiceDeployments};
 use crate::release::{DeploymentEnd, NativeProgress};
 
-pub(super) async fn native_service(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    service: &str,
-) -> Result<NativeService, DeployError> {
+/// ECS's service deployments (native blue/green).
+#[derive(Clone)]
+pub struct EcsDeployments {
+    ecs: aws_sdk_ecs::Client,
+}
+
+impl EcsDeployments {
+    pub fn new(ecs: aws_sdk_ecs::Client) -> Self {
+        Self { ecs }
+    }
+}
+
+#[async_trait]
+impl ServiceDeployments for EcsDeployments {
+    async fn describe_service(&self, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
+        native_service(&self.ecs, cluster, service).await
+    }
+
+    async fn start(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<ServiceDeploymentArn, DeployError> {
+        start_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn find(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Option<ServiceDeploymentArn>, DeployError> {
+        find_native(&self.ecs, cluster, service, task_definition).await
+    }
+
+    async fn status(&self, service_deployment: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
+        native_status(&self.ecs, service_deployment).await
+    }
+
+    async fn continue_deployment(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError> {
+        continue_native(&self.ecs, service_deployment, false).await
+    }
+
+    async fn roll_back(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError> {
+        continue_native(&self.ecs, service_deployment, true).await
+    }
+}
+
+/// ECS's deployment API: any refusal stands (`ServiceDeploymentNotFoundException`, a hook that no
+/// longer awaits action: `InvalidParameterException`); no answer is worth a retry.
+fn ecs_error<E, R>(err: aws_sdk_ecs::error::SdkError<E, R>) -> DeployError
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    super::sort(err, None, DeployError::Rejected, DeployError::Unavailable)
+}
+
+async fn native_service(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> Result<NativeService, DeployError> {
     let described = ecs.describe_services().cluster(cluster).services(service).send().await.map_err(ecs_error)?;
     let Some(found) = described.services().first() else {
         return Err(DeployError::Rejected(format!("service {service} is not in cluster {cluster}")));
@@ -42,7 +97,7 @@ pub(super) async fn native_service(
     })
 }
 
-pub(super) async fn start_native(
+async fn start_native(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,
@@ -57,15 +112,16 @@ pub(super) async fn start_native(
         .await
         .map_err(ecs_error)?;
     if let Some(arn) = updated.service().and_then(|s| s.current_service_deployment()) {
-        return ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string()));
+        return ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string().into()));
     }
     // An answer without the deployment: ask for it by the revision.
     find_native(ecs, cluster, service, task_definition).await?.ok_or_else(|| {
-        DeployError::Unavailable(format!("UpdateService of {service} named no service deployment, and none was found"))
+        let why = format!("UpdateService of {service} named no service deployment, and none was found");
+        DeployError::Unavailable(why.into())
     })
 }
 
-pub(super) async fn find_native(
+async fn find_native(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,
@@ -94,7 +150,7 @@ pub(super) async fn find_native(
         .collect();
     let found = briefs.iter().find(|(_, revision)| matching.contains(&revision.as_str()));
     found
-        .map(|(arn, _)| ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string())))
+        .map(|(arn, _)| ServiceDeploymentArn::new(arn).map_err(|e| DeployError::Unavailable(e.to_string().into())))
         .transpose()
 }
 
@@ -102,7 +158,7 @@ pub(super) async fn find_native(
 /// names the hook awaiting action, and `ContinueServiceDeployment` acts on it by its id. Before
 /// ECS pauses, a rejection stops the deployment with a rollback (`StopServiceDeployment`) and an
 /// approval is not yet possible.
-pub(super) async fn continue_native(
+async fn continue_native(
     ecs: &aws_sdk_ecs::Client,
     service_deployment: &ServiceDeploymentArn,
     roll_back: bool,
@@ -163,10 +219,7 @@ pub(super) async fn continue_native(
     Ok(())
 }
 
-pub(super) async fn native_status(
-    ecs: &aws_sdk_ecs::Client,
-    arn: &ServiceDeploymentArn,
-) -> Result<NativeStatus, DeployError> {
+async fn native_status(ecs: &aws_sdk_ecs::Client, arn: &ServiceDeploymentArn) -> Result<NativeStatus, DeployError> {
     let described =
         ecs.describe_service_deployments().service_deployment_arns(arn.as_str()).send().await.map_err(ecs_error)?;
     let found = described

@@ -1,4 +1,4 @@
-//! Release events on EventBridge: `PutEvents`, one entry per state change.
+//! Release events on EventBridge: `PutEvents`, one entry per state change, up to ten per call.
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -28,31 +28,41 @@ impl EventBridgeEvents {
 const REJECTIONS: &[&str] =
     &["ResourceNotFoundException", "AccessDeniedException", "ValidationException", "NotAuthorizedForSourceException"];
 
+/// The most entries one `PutEvents` takes.
+const ENTRIES_PER_CALL: usize = 10;
+
 #[async_trait]
 impl ReleaseEvents for EventBridgeEvents {
-    async fn publish(&self, change: &ReleaseChange) -> Result<(), PublishError> {
-        let detail = serde_json::to_string(change).map_err(|e| PublishError::Rejected(e.to_string()))?;
-        let entry = PutEventsRequestEntry::builder()
-            .source(SOURCE)
-            .detail_type(DETAIL_TYPE)
-            .event_bus_name(&self.bus)
-            .detail(detail)
-            .build();
-        let answer =
-            self.client.put_events().entries(entry).send().await.map_err(|err| {
-                super::sort(&err, Some(REJECTIONS), PublishError::Rejected, PublishError::Unavailable)
-            })?;
-        // PutEvents answers 200 even when its one entry failed: the entry says why.
-        if answer.failed_entry_count() > 0 {
-            let failed = answer.entries().iter().find(|e| e.error_code().is_some());
-            let code = failed.and_then(|e| e.error_code()).unwrap_or("unknown");
-            let message = failed.and_then(|e| e.error_message()).unwrap_or("no message");
-            let why = format!("{code}: {message}");
-            return Err(if code == "InternalFailure" || code == "ThrottlingException" {
-                PublishError::Unavailable(why)
-            } else {
-                PublishError::Rejected(why)
-            });
+    async fn publish(&self, changes: &[ReleaseChange]) -> Result<(), PublishError> {
+        for batch in changes.chunks(ENTRIES_PER_CALL) {
+            let mut entries = Vec::with_capacity(batch.len());
+            for change in batch {
+                let detail = serde_json::to_string(change).map_err(|e| PublishError::Rejected(e.to_string()))?;
+                entries.push(
+                    PutEventsRequestEntry::builder()
+                        .source(SOURCE)
+                        .detail_type(DETAIL_TYPE)
+                        .event_bus_name(&self.bus)
+                        .detail(detail)
+                        .build(),
+                );
+            }
+            let answer =
+                self.client.put_events().set_entries(Some(entries)).send().await.map_err(|err| {
+                    super::sort(err, Some(REJECTIONS), PublishError::Rejected, PublishError::Unavailable)
+                })?;
+            // PutEvents answers 200 even when entries failed: each failed one says why.
+            if answer.failed_entry_count() > 0 {
+                let failed = answer.entries().iter().find(|e| e.error_code().is_some());
+                let code = failed.and_then(|e| e.error_code()).unwrap_or("unknown");
+                let message = failed.and_then(|e| e.error_message()).unwrap_or("no message");
+                let why = format!("{code}: {message}");
+                return Err(if code == "InternalFailure" || code == "ThrottlingException" {
+                    PublishError::Unavailable(why.into())
+                } else {
+                    PublishError::Rejected(why)
+                });
+            }
         }
         Ok(())
     }

@@ -32,7 +32,7 @@ impl CloudWatchLogs {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|err| sort(&err, log))?;
+                .map_err(|err| sort(err, log))?;
             let lines: Vec<String> = output.events().iter().filter_map(|e| e.message().map(str::to_owned)).collect();
             let done = lines.is_empty() || output.next_forward_token.is_none() || output.next_forward_token == token;
             each(lines);
@@ -44,8 +44,8 @@ impl CloudWatchLogs {
     }
 }
 
-fn sort<R: std::fmt::Debug>(
-    err: &aws_sdk_cloudwatchlogs::error::SdkError<
+fn sort<R: std::fmt::Debug + Send + Sync + 'static>(
+    err: aws_sdk_cloudwatchlogs::error::SdkError<
         aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsError,
         R,
     >,
@@ -53,7 +53,7 @@ fn sort<R: std::fmt::Debug>(
 ) -> LogsError {
     match err.as_service_error() {
         Some(e) if e.is_resource_not_found_exception() => LogsError::NotFound(format!("{} {}", log.group, log.stream)),
-        _ => LogsError::Unavailable(super::describe(err)),
+        _ => LogsError::Unavailable(super::cause(err)),
     }
 }
 
@@ -70,7 +70,7 @@ impl MigrationLogs for CloudWatchLogs {
             .limit(i32::try_from(limit).unwrap_or(PAGE).clamp(1, PAGE))
             .send()
             .await
-            .map_err(|err| sort(&err, log))?;
+            .map_err(|err| sort(err, log))?;
         Ok(output.events().iter().filter_map(|e| e.message().map(str::to_owned)).collect())
     }
 }

@@ -20,12 +20,14 @@ pub use codedeploy::{CodeDeployer, app_spec};
 pub use codepipeline::CodePipelines;
 pub use ecr::EcrRegistry;
 pub use ecs::EcsTasks;
+pub use ecs_native::EcsDeployments;
 pub use eventbridge::EventBridgeEvents;
 pub use logs::CloudWatchLogs;
 pub use prober::HttpProber;
 pub use s3::S3Store;
 
 use crate::config::StoreSettings;
+use crate::error::Cause;
 
 /// Loads the SDK configuration once per process: the standard chain (environment, including
 /// `AWS_ENDPOINT_URL`, profiles, SSO, web identity, IMDS). For the CLI and the tests, which run
@@ -94,21 +96,31 @@ where
 }
 
 /// Sorts a failed call: `rejected` with the refusal when the service refused it with one of
-/// `codes` (see [`refusal`]), `unavailable` with its description when a retry may help.
+/// `codes` (see [`refusal`]), `unavailable` with its description and the SDK's error as the
+/// cause when a retry may help.
 fn sort<E, R, T>(
-    err: &SdkError<E, R>,
+    err: SdkError<E, R>,
     codes: Option<&[&str]>,
     rejected: impl FnOnce(String) -> T,
-    unavailable: impl FnOnce(String) -> T,
+    unavailable: impl FnOnce(Cause) -> T,
 ) -> T
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match refusal(err, codes) {
+    match refusal(&err, codes) {
         Some(refused) => rejected(refused),
-        None => unavailable(describe(err)),
+        None => unavailable(cause(err)),
     }
+}
+
+/// An SDK error as the cause of an outage: its description with its causes, and the error itself.
+fn cause<E, R>(err: SdkError<E, R>) -> Cause
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    Cause::caused_by(describe(&err), err)
 }
 
 /// A one-line description of an SDK error with its causes, for logs and retryable errors.

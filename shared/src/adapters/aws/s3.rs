@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{describe, status_and_code};
-use crate::error::{ReadError, StoreError};
+use super::status_and_code;
+use crate::error::{Cause, ReadError, StoreError};
 use crate::names::{DeploymentRef, ReleaseId, ReleaseKey, ServiceName};
 use crate::ports::{
     ActiveReleases, DeployLock, DeployLocks, DeploymentIndex, FetchedObject, ListedObject, ManifestReader, ObjectRef,
@@ -69,7 +69,7 @@ impl S3Store {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+                .map_err(|err| StoreError::Unavailable(super::cause(err)))?;
             keys.extend(output.contents().iter().filter_map(|o| o.key()).map(str::to_owned));
             match output.next_continuation_token {
                 Some(next) if output.is_truncated == Some(true) => token = Some(next),
@@ -86,7 +86,7 @@ impl S3Store {
             .body(ByteStream::from_static(b""))
             .send()
             .await
-            .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+            .map_err(|err| StoreError::Unavailable(super::cause(err)))?;
         Ok(())
     }
 
@@ -107,17 +107,17 @@ impl S3Store {
         let output = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(output) => output,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(err) => return Err(StoreError::Unavailable(describe(&err))),
+            Err(err) => return Err(StoreError::Unavailable(super::cause(err))),
         };
         let version = RecordVersion(output.e_tag.clone().unwrap_or_default());
         let bytes = output
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?
+            .map_err(|e| StoreError::Unavailable(crate::error::Cause::caused_by(format!("reading {key}: {e}"), e)))?
             .into_bytes();
         let value = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt { key: key.to_owned(), detail: e.to_string() })?;
+            .map_err(|e| StoreError::Corrupt { key: key.to_owned(), detail: Cause::caused_by(e.to_string(), e) })?;
         Ok(Some((value, version)))
     }
 
@@ -153,7 +153,7 @@ impl S3Store {
                     (Some(412 | 409), ..) | (_, Some("PreconditionFailed" | "ConditionalRequestConflict"), _) => {
                         Err(StoreError::Conflict)
                     }
-                    _ => Err(StoreError::Unavailable(describe(&err))),
+                    _ => Err(StoreError::Unavailable(super::cause(err))),
                 }
             }
         }
@@ -208,7 +208,7 @@ impl WaitList for S3Store {
             .key(format!("{}{}/{}", Self::wait_prefix(image), release.service, release.release))
             .send()
             .await
-            .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+            .map_err(|err| StoreError::Unavailable(super::cause(err)))?;
         Ok(())
     }
 }
@@ -226,7 +226,7 @@ impl ActiveReleases for S3Store {
             .key(Self::active_key(release))
             .send()
             .await
-            .map_err(|err| StoreError::Unavailable(describe(&err)))?;
+            .map_err(|err| StoreError::Unavailable(super::cause(err)))?;
         Ok(())
     }
 
@@ -291,7 +291,7 @@ impl ManifestReader for S3Store {
                     (Some(404), _) | (_, Some("NoSuchKey" | "NoSuchVersion")) => ReadError::NotFound,
                     // A malformed version id can never be read, however often we retry.
                     (Some(400), Some("InvalidArgument")) => ReadError::NotFound,
-                    _ => ReadError::Unavailable(describe(&err)),
+                    _ => ReadError::Unavailable(super::cause(err)),
                 });
             }
         };
@@ -305,7 +305,12 @@ impl ManifestReader for S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| ReadError::Unavailable(format!("reading s3://{}/{}: {e}", object.bucket, object.key)))?
+            .map_err(|e| {
+                ReadError::Unavailable(Cause::caused_by(
+                    format!("reading s3://{}/{}: {e}", object.bucket, object.key),
+                    e,
+                ))
+            })?
             .into_bytes()
             .to_vec();
         if bytes.len() > limit {
@@ -335,7 +340,7 @@ impl ManifestReader for S3Store {
                 .max_keys(page)
                 .send()
                 .await
-                .map_err(|err| ReadError::Unavailable(describe(&err)))?;
+                .map_err(|err| ReadError::Unavailable(super::cause(err)))?;
             listed.extend(output.contents().iter().filter_map(|object| {
                 Some(ListedObject {
                     key: object.key()?.to_owned(),
@@ -378,7 +383,7 @@ impl S3Store {
             Err(err) => match status_and_code(&err) {
                 (Some(412), _) => Err(StoreError::AlreadyExists),
                 (_, Some(code)) if code == "PreconditionFailed" => Err(StoreError::AlreadyExists),
-                _ => Err(StoreError::Unavailable(describe(&err))),
+                _ => Err(StoreError::Unavailable(super::cause(err))),
             },
         }
     }

@@ -1,0 +1,60 @@
+//! ECR as the tests push to it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::lock;
+use crate::error::RegistryError;
+use crate::names::{AccountId, Digest, RepositoryName};
+use crate::ports::{Lookup, Registry};
+use crate::release::{Absence, ImageKey};
+
+/// A registry whose images tests push. A repository exists once created or pushed to; a
+/// registry (account) may be denied, as ECR denies one Convoy's role may not read.
+#[derive(Default)]
+pub struct MemoryRegistry {
+    images: Mutex<HashMap<ImageKey, Digest>>,
+    repositories: Mutex<HashSet<(AccountId, RepositoryName)>>,
+    denied: Mutex<HashSet<AccountId>>,
+}
+
+impl MemoryRegistry {
+    pub fn push(&self, image: ImageKey, digest: Digest) {
+        self.create_repository(&image.registry, &image.repository);
+        lock(&self.images).insert(image, digest);
+    }
+
+    pub fn create_repository(&self, registry: &AccountId, repository: &RepositoryName) {
+        lock(&self.repositories).insert((registry.clone(), repository.clone()));
+    }
+
+    /// Every later look-up in `registry` is refused, as ECR refuses a role without read access.
+    pub fn deny(&self, registry: &AccountId) {
+        lock(&self.denied).insert(registry.clone());
+    }
+}
+
+#[async_trait]
+impl Registry for MemoryRegistry {
+    async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError> {
+        let stored = lock(&self.images);
+        let repositories = lock(&self.repositories);
+        let denied = lock(&self.denied);
+        let mut lookup = Lookup::default();
+        for image in images {
+            if denied.contains(&image.registry) {
+                let detail = format!("not authorized to read registry {}", image.registry);
+                lookup.missing.push((image.clone(), Absence::AccessDenied { detail }));
+            } else if let Some(digest) = stored.get(image) {
+                lookup.found.push((image.clone(), digest.clone()));
+            } else if repositories.contains(&(image.registry.clone(), image.repository.clone())) {
+                lookup.missing.push((image.clone(), Absence::TagAbsent));
+            } else {
+                lookup.missing.push((image.clone(), Absence::RepositoryUnknown));
+            }
+        }
+        Ok(lookup)
+    }
+}

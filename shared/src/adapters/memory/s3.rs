@@ -1,0 +1,224 @@
+//! The state bucket as S3 keeps it (the S3 adapter's `S3Store`): release records, the wait-list,
+//! the active list, uploaded manifests, deploy locks and the deployment index, with the same
+//! conditional-write contract.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::lock;
+use crate::error::{ReadError, StoreError};
+use crate::names::{DeploymentRef, ReleaseKey};
+use crate::ports::{
+    ActiveReleases, FetchedObject, ManifestReader, ObjectRef, RecordVersion, ReleaseStore, Stored, WaitList,
+};
+use crate::release::{ImageKey, Release};
+
+/// Records and the wait-list. Records are kept as JSON so every write round-trips like in S3.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<ReleaseKey, (String, u64)>>,
+    waits: Mutex<BTreeSet<(ImageKey, ReleaseKey)>>,
+    active: Mutex<BTreeSet<ReleaseKey>>,
+}
+
+#[async_trait]
+impl ReleaseStore for MemoryStore {
+    async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, StoreError> {
+        let records = lock(&self.records);
+        let Some((json, version)) = records.get(key) else { return Ok(None) };
+        let release = serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+            key: key.to_string(),
+            detail: crate::error::Cause::caused_by(e.to_string(), e),
+        })?;
+        Ok(Some(Stored { release, version: RecordVersion(version.to_string()) }))
+    }
+
+    async fn create(&self, release: &Release) -> Result<RecordVersion, StoreError> {
+        let json = serde_json::to_string(release).expect("a record always serialises");
+        let mut records = lock(&self.records);
+        if records.contains_key(&release.key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        records.insert(release.key.clone(), (json, 1));
+        Ok(RecordVersion("1".into()))
+    }
+
+    async fn replace(&self, release: &Release, expected: &RecordVersion) -> Result<RecordVersion, StoreError> {
+        let json = serde_json::to_string(release).expect("a record always serialises");
+        let mut records = lock(&self.records);
+        match records.get_mut(&release.key) {
+            Some((stored, version)) if version.to_string() == expected.0 => {
+                *stored = json;
+                *version += 1;
+                Ok(RecordVersion(version.to_string()))
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+}
+
+#[async_trait]
+impl WaitList for MemoryStore {
+    async fn add(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.waits).insert((image.clone(), release.clone()));
+        Ok(())
+    }
+
+    async fn waiting_for(&self, image: &ImageKey) -> Result<Vec<ReleaseKey>, StoreError> {
+        Ok(lock(&self.waits).iter().filter(|(i, _)| i == image).map(|(_, r)| r.clone()).collect())
+    }
+
+    async fn forget(&self, image: &ImageKey, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.waits).remove(&(image.clone(), release.clone()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ActiveReleases for MemoryStore {
+    async fn mark_active(&self, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.active).insert(release.clone());
+        Ok(())
+    }
+
+    async fn mark_done(&self, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.active).remove(release);
+        Ok(())
+    }
+
+    async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError> {
+        Ok(lock(&self.active).iter().cloned().collect())
+    }
+}
+
+/// `(bucket, key)` → every version uploaded, oldest first, as `(version id, bytes)`.
+type Versions = HashMap<(String, String), Vec<(String, Vec<u8>)>>;
+
+/// Uploaded objects, every version kept.
+#[derive(Default)]
+pub struct MemoryObjects {
+    objects: Mutex<Versions>,
+    /// When each object's current version was put.
+    modified: Mutex<HashMap<(String, String), chrono::DateTime<chrono::Utc>>>,
+}
+
+impl MemoryObjects {
+    /// Stores a new version and returns its version id.
+    pub fn put(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) -> String {
+        lock(&self.modified).insert((bucket.to_owned(), key.to_owned()), chrono::Utc::now());
+        let mut objects = lock(&self.objects);
+        let versions = objects.entry((bucket.to_owned(), key.to_owned())).or_default();
+        let version = format!("v{}", versions.len() + 1);
+        versions.push((version.clone(), bytes.into()));
+        version
+    }
+}
+
+#[async_trait]
+impl ManifestReader for MemoryObjects {
+    async fn read(&self, object: &ObjectRef, limit: usize) -> Result<FetchedObject, ReadError> {
+        let objects = lock(&self.objects);
+        let versions = objects.get(&(object.bucket.clone(), object.key.clone())).ok_or(ReadError::NotFound)?;
+        let (version, bytes) = match &object.version_id {
+            Some(wanted) => versions.iter().find(|(v, _)| v == wanted).ok_or(ReadError::NotFound)?,
+            None => versions.last().ok_or(ReadError::NotFound)?,
+        };
+        if bytes.len() > limit {
+            return Err(ReadError::TooLarge { size: bytes.len() as u64, limit });
+        }
+        Ok(FetchedObject { bytes: bytes.clone(), etag: None, version_id: Some(version.clone()) })
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::ListedObject>, ReadError> {
+        let objects = lock(&self.objects);
+        let modified = lock(&self.modified);
+        let mut keys: Vec<&(String, String)> = objects
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix) && start_after.is_none_or(|after| k.as_str() > after))
+            .collect();
+        keys.sort();
+        Ok(keys
+            .into_iter()
+            .take(limit)
+            .map(|id| crate::ports::ListedObject {
+                key: id.1.clone(),
+                last_modified: modified.get(id).copied(),
+                etag: None,
+                size: objects[id].last().map(|(_, bytes)| bytes.len() as u64),
+            })
+            .collect())
+    }
+}
+
+#[derive(Default)]
+struct Documents {
+    locks: HashMap<String, (crate::ports::DeployLock, u64)>,
+    deployments: HashMap<String, ReleaseKey>,
+}
+
+/// Deploy locks and the deployment index, with the S3 adapter's conditional-write contract.
+#[derive(Default)]
+pub struct MemoryDocuments {
+    documents: Mutex<Documents>,
+}
+
+#[async_trait]
+impl crate::ports::DeployLocks for MemoryDocuments {
+    async fn load(
+        &self,
+        service: &crate::names::ServiceName,
+    ) -> Result<Option<(crate::ports::DeployLock, RecordVersion)>, StoreError> {
+        let documents = lock(&self.documents);
+        Ok(documents.locks.get(service.as_str()).map(|(l, v)| (l.clone(), RecordVersion(v.to_string()))))
+    }
+
+    async fn create(
+        &self,
+        service: &crate::names::ServiceName,
+        value: &crate::ports::DeployLock,
+    ) -> Result<RecordVersion, StoreError> {
+        let mut documents = lock(&self.documents);
+        if documents.locks.contains_key(service.as_str()) {
+            return Err(StoreError::AlreadyExists);
+        }
+        documents.locks.insert(service.to_string(), (value.clone(), 1));
+        Ok(RecordVersion("1".into()))
+    }
+
+    async fn replace(
+        &self,
+        service: &crate::names::ServiceName,
+        value: &crate::ports::DeployLock,
+        expected: &RecordVersion,
+    ) -> Result<RecordVersion, StoreError> {
+        let mut documents = lock(&self.documents);
+        match documents.locks.get_mut(service.as_str()) {
+            Some((stored, version)) if version.to_string() == expected.0 => {
+                *stored = value.clone();
+                *version += 1;
+                Ok(RecordVersion(version.to_string()))
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::DeploymentIndex for MemoryDocuments {
+    async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError> {
+        lock(&self.documents).deployments.entry(deployment.as_str().to_owned()).or_insert_with(|| release.clone());
+        Ok(())
+    }
+
+    async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError> {
+        Ok(lock(&self.documents).deployments.get(deployment.as_str()).cloned())
+    }
+}

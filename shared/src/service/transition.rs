@@ -1,0 +1,357 @@
+//! The one way a release record changes. A use case hands a stage event to [`Convoy::transition`],
+//! which loads the record (or takes the one the caller just stored), applies the pure state
+//! machine, writes the result conditionally (starting over from the newer record when another
+//! writer got there first), and then performs what the decision asks for, in order: its effects,
+//! the next stage's start among them. The state changes it stored go to the invocation's
+//! [`Outbox`], published once at its end ([`Convoy::publish`]). Nothing calls back into a use case
+//! with a closure: what follows a change is data in the decision.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+
+use super::{Convoy, Report, release_span};
+use crate::error::{ConvoyError, StoreError};
+use crate::names::ReleaseKey;
+use crate::notify::ReleaseChange;
+use crate::ports::{DeployLock, RecordVersion, Stored};
+use crate::release::{Context, Decision, Effect, MigrationClaim, Release, StageEvent, State};
+
+/// What one invocation stored, to announce once it is done: the state changes, in order.
+pub(crate) struct Outbox {
+    /// The invocation's time: effects performed for it take their events' times from it.
+    pub now: DateTime<Utc>,
+    changes: Mutex<Vec<ReleaseChange>>,
+}
+
+impl Outbox {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self { now, changes: Mutex::new(Vec::new()) }
+    }
+
+    fn announce(&self, change: ReleaseChange) {
+        self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(change);
+    }
+
+    fn take(&self) -> Vec<ReleaseChange> {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// What a transition did to one record.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    /// The record as stored now (as read, when nothing changed).
+    pub release: Release,
+    pub version: RecordVersion,
+    pub changed: bool,
+    /// Why nothing changed, when nothing did.
+    pub note: Option<String>,
+    /// What the change asked for (performed before [`Convoy::transition`] returns).
+    pub effects: Vec<Effect>,
+    /// What performing them led to: the report of the stage they started.
+    pub then: Option<Report>,
+}
+
+impl Outcome {
+    /// The stored record, for the next transition to start from without a read.
+    pub fn stored(&self) -> Stored {
+        Stored { release: self.release.clone(), version: self.version.clone() }
+    }
+
+    /// What the change did and asked for, and the state that led to. A look-up of images it
+    /// asked for (two pushes the event times could not order) reports what the look-up asked for.
+    pub fn report(&self) -> Report {
+        let looked_up = |e: &Effect| matches!(e, Effect::ResolveImages { .. });
+        let requested = self.effects.iter().filter(|e| !looked_up(e)).cloned().collect();
+        let mut report = Report::of(&self.release, self.changed, self.note.clone(), requested);
+        if let Some(then) = &self.then {
+            report.state = then.state.clone();
+            report.note = report.note.or(then.note.clone());
+            if self.effects.iter().any(looked_up) {
+                report.requested.extend(then.requested.iter().cloned());
+            }
+        }
+        report
+    }
+}
+
+/// How often one conditional write is tried again after losing to another writer. Far above what
+/// ten handlers writing one object at once need, and still bounded so a Lambda never spins.
+pub(crate) const MAX_ATTEMPTS: u32 = 30;
+
+/// Paces the retries of one conditional write (a record or a deploy lock): after each lost write
+/// the caller re-reads, re-decides and tries again, until [`MAX_ATTEMPTS`].
+struct Contention<'a> {
+    key: &'a ReleaseKey,
+    lost: u32,
+}
+
+impl<'a> Contention<'a> {
+    fn new(key: &'a ReleaseKey) -> Self {
+        Self { key, lost: 0 }
+    }
+
+    /// A write was lost: waits a little (jitter spreads writers that collided so they do not
+    /// collide again), or gives up once the attempts are spent.
+    async fn lost(&mut self) -> Result<(), ConvoyError> {
+        self.lost += 1;
+        if self.lost >= MAX_ATTEMPTS {
+            return Err(ConvoyError::Contention(self.key.clone(), MAX_ATTEMPTS));
+        }
+        tracing::debug!(release = %self.key, attempt = self.lost, "lost a conditional write; re-reading");
+        let ceiling = 5 + 10 * u64::from(self.lost.min(10));
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
+        Ok(())
+    }
+}
+
+/// How long publishing an invocation's changes may hold up its end.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Convoy {
+    /// What the state machine is given besides the record: the write that makes a release ready
+    /// for its migration claims it with the configured lease and default timeout.
+    fn context(&self) -> Context {
+        let claim = MigrationClaim { lease: self.config.claim_lease, timeout: self.config.migration_timeout() };
+        Context { migration: Some(claim) }
+    }
+
+    /// Applies `event` to the release's record and stores the decision, then performs its effects.
+    /// `known` is the record as the caller last stored it (a stale one costs only the conditional
+    /// write it loses). `Ok(None)` when there is no record.
+    pub(super) async fn transition<E: StageEvent + Sync>(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        known: Option<Stored>,
+        event: &E,
+    ) -> Result<Option<Outcome>, ConvoyError> {
+        let Some(mut outcome) = self.decide_and_write(outbox, key, known, event).await? else { return Ok(None) };
+        // Boxed: an effect may start the next stage, which transitions again.
+        outcome.then = Box::pin(self.perform(outbox, &outcome)).await?;
+        Ok(Some(outcome))
+    }
+
+    async fn decide_and_write<E: StageEvent + Sync>(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        mut known: Option<Stored>,
+        event: &E,
+    ) -> Result<Option<Outcome>, ConvoyError> {
+        let context = self.context();
+        let mut contention = Contention::new(key);
+        loop {
+            let stored = match known.take() {
+                Some(stored) => stored,
+                None => match self.store.load(key).await? {
+                    Some(stored) => stored,
+                    None => return Ok(None),
+                },
+            };
+            match event.apply_to(&stored.release, &context)? {
+                Decision::Unchanged { why } => {
+                    tracing::info!(state = %stored.release.state, "unchanged: {why}");
+                    let Stored { release, version } = stored;
+                    let note = Some(why);
+                    return Ok(Some(Outcome {
+                        release,
+                        version,
+                        changed: false,
+                        note,
+                        effects: Vec::new(),
+                        then: None,
+                    }));
+                }
+                Decision::Changed { release, effects, passed } => match self
+                    .store
+                    .replace(&release, &stored.version)
+                    .await
+                {
+                    Ok(version) => {
+                        self.stored_change(outbox, &stored.release.state, &passed, &release, &effects);
+                        let release = *release;
+                        return Ok(Some(Outcome { release, version, changed: true, note: None, effects, then: None }));
+                    }
+                    Err(StoreError::Conflict) => contention.lost().await?,
+                    Err(other) => return Err(other.into()),
+                },
+            }
+        }
+    }
+
+    /// Logs a stored change and puts each change of state it went through in the outbox.
+    fn stored_change(&self, outbox: &Outbox, from: &State, passed: &[Release], to: &Release, effects: &[Effect]) {
+        let mut before = from;
+        for step in passed.iter().chain(std::iter::once(to)) {
+            if step.state != *before {
+                outbox.announce(ReleaseChange::of(Some(before), step, &self.config.policy.region));
+            }
+            before = &step.state;
+        }
+        tracing::info!(state = %to.state, "release updated");
+        for effect in effects {
+            tracing::info!(?effect, "due");
+        }
+        if to.state.is_terminal() && !from.is_terminal() {
+            crate::telemetry::release_ended(to);
+        }
+    }
+
+    /// Stores a new record (`Release::open` or `Release::rejected`): the one write that is not a
+    /// transition. `Ok(None)` when the release has a record already.
+    pub(super) async fn create(&self, outbox: &Outbox, fresh: Release) -> Result<Option<Outcome>, ConvoyError> {
+        match self.store.create(&fresh).await {
+            Ok(version) => {
+                tracing::info!(state = %fresh.state, "release record created");
+                outbox.announce(ReleaseChange::of(None, &fresh, &self.config.policy.region));
+                crate::telemetry::release_started(&fresh.key);
+                if fresh.state.is_terminal() {
+                    crate::telemetry::release_ended(&fresh);
+                }
+                Ok(Some(Outcome {
+                    release: fresh,
+                    version,
+                    changed: true,
+                    note: None,
+                    effects: Vec::new(),
+                    then: None,
+                }))
+            }
+            Err(StoreError::AlreadyExists) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Performs a stored transition's effects, in order; the report of a stage one started.
+    pub(super) async fn perform(&self, outbox: &Outbox, outcome: &Outcome) -> Result<Option<Report>, ConvoyError> {
+        let key = &outcome.release.key;
+        let now = outbox.now;
+        let mut then = None;
+        for effect in &outcome.effects {
+            match effect {
+                Effect::StartMigration => {
+                    let claimed = outcome.release.state == State::StartingMigration;
+                    then = self.start_migration_in(outbox, key, Some(outcome.stored()), claimed, now).await?;
+                }
+                Effect::StartDeployment => {
+                    then = self.start_deployment_in(outbox, key, Some(outcome.stored()), now).await?;
+                }
+                Effect::ResolveImages { images } => {
+                    then = self.resolve_images(outbox, key, images, now, None).await?;
+                }
+                Effect::AnswerHook { deployment, execution, succeeded } => {
+                    self.codedeploy.answer_hook(deployment, execution, *succeeded).await?;
+                }
+                Effect::ContinueDeployment { deployment } | Effect::RollBack { deployment } => {
+                    let roll_back = matches!(effect, Effect::RollBack { .. });
+                    self.steer_as_convoy(&outcome.release, deployment, roll_back).await;
+                }
+                Effect::ReleaseDeployLock => self.release_deploy_lock(outbox, key, now).await?,
+                Effect::StopMigration { task } => {
+                    self.tasks.stop(&self.config.cluster, task, "convoy: the migration ran past its timeout").await?;
+                }
+                Effect::CopyMigrationLogs { log } => self.copy_migration_logs(outbox, key, log, now).await,
+                Effect::FindApprover { deployment, approve, since } => {
+                    self.find_approver(outbox, key, deployment, *approve, *since, now).await
+                }
+                // Best effort: a push that still finds the release is refused by its record, and
+                // the bucket's lifecycle expires what is left.
+                Effect::ForgetWaits { images } => {
+                    for image in images {
+                        if let Err(err) = self.waits.forget(image, key).await {
+                            tracing::warn!(%image, error = %err, "wait-list entry not removed; it expires by lifecycle");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(then)
+    }
+
+    /// Frees the service's deploy lock if this release holds it, and starts the newest release
+    /// queued behind it at once rather than at the reconciler's next run. Its start is claimed as
+    /// any other, so a concurrent reconciler starts it only once; a failure to start it is logged
+    /// and left to the reconciler, so the event that ended the holder is not retried for another
+    /// release's sake.
+    async fn release_deploy_lock(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConvoyError> {
+        let freed = self
+            .change_lock(key, |lock| {
+                let freed = lock.release(&key.release);
+                (freed.clone(), freed)
+            })
+            .await?;
+        if let Some(waiting) = freed.and_then(|lock| lock.newest_waiting) {
+            let next = ReleaseKey::new(key.service.clone(), waiting.release);
+            let started = Box::pin(self.start_deployment_in(outbox, &next, None, now)).instrument(release_span(&next));
+            match started.await {
+                Ok(report) => tracing::info!(state = ?report.map(|r| r.state), "the queued release was started"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the queued release could not start now; the reconciler retries")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the state changes an invocation stored, once, at its end. Never fails: a lost
+    /// event is logged with the release ids, and the records stay the truth. Bounded, so that
+    /// EventBridge never holds up an invocation by more than [`PUBLISH_TIMEOUT`].
+    pub(super) async fn publish(&self, outbox: Outbox) {
+        let changes = outbox.take();
+        if changes.is_empty() {
+            return;
+        }
+        let releases: Vec<String> = changes.iter().map(|c| format!("{}/{}", c.service, c.release)).collect();
+        match tokio::time::timeout(PUBLISH_TIMEOUT, self.events.publish(&changes)).await {
+            Ok(Ok(())) => tracing::debug!(?releases, published = changes.len(), "release events published"),
+            Ok(Err(err)) => tracing::warn!(
+                ?releases,
+                lost = changes.len(),
+                retryable = err.is_retryable(),
+                "release events lost: {err}"
+            ),
+            Err(_) => tracing::warn!(
+                ?releases,
+                lost = changes.len(),
+                "release events lost: EventBridge did not answer within {PUBLISH_TIMEOUT:?}"
+            ),
+        }
+    }
+
+    /// Applies `change` to the service's deploy lock with conditional writes (re-read on conflict).
+    /// `change` answers what to report and the lock to store, if it changed.
+    pub(super) async fn change_lock<T>(
+        &self,
+        key: &ReleaseKey,
+        change: impl Fn(&DeployLock) -> (T, Option<DeployLock>),
+    ) -> Result<T, ConvoyError> {
+        let mut contention = Contention::new(key);
+        loop {
+            let stored = self.locks.load(&key.service).await?;
+            let (current, version) = match &stored {
+                Some((lock, version)) => (lock.clone(), Some(version)),
+                None => (DeployLock::default(), None),
+            };
+            let (answer, next) = change(&current);
+            let Some(next) = next else { return Ok(answer) };
+            let written = match version {
+                Some(version) => self.locks.replace(&key.service, &next, version).await,
+                None => self.locks.create(&key.service, &next).await,
+            };
+            match written {
+                Ok(_) => return Ok(answer),
+                Err(StoreError::Conflict | StoreError::AlreadyExists) => contention.lost().await?,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
