@@ -37,7 +37,8 @@ use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::notifications::{self, Queue};
 use crate::runtime::{LambdaProcess, Outcome, binary};
 use crate::standin::{Phase, StandIn};
-use crate::world::{World, function_env, service_settings};
+use crate::world::{World, function_env, read_settings_version, service_settings, settings_file};
+use convoy::settings_file::SETTINGS_KEY;
 
 pub const SERVICE: &str = "laravel-app";
 pub const RELEASE: &str = "4cf03d1";
@@ -83,6 +84,12 @@ pub struct Typed {
     /// `convoy init <cluster> <service> [--out FILE]`: the settings the functions get (its output,
     /// or the file `--out` names).
     pub init: Vec<String>,
+    /// `convoy check --settings FILE`, once the sandbox (as the operator) put init's entry under
+    /// `services` in FILE, in `dir`.
+    pub check: Vec<String>,
+    /// `convoy settings publish FILE`: the version it prints is the one the functions read, as a
+    /// stack update naming it in `SettingsVersion` would have them.
+    pub publish: Vec<String>,
     /// `convoy submit manifest.json`, once the sandbox (as CI) wrote `manifest.json` in `dir`.
     pub submit: Vec<String>,
     /// `convoy wait …`, once the verification passed, before the approval (must exit 0).
@@ -131,6 +138,9 @@ pub struct Finished {
     pub stage_seconds: Vec<(String, f64)>,
     /// With [`Options::settings_from_init`]: the settings `convoy init` wrote, and what it said.
     pub init: Option<(String, String)>,
+    /// The version of the settings file `convoy settings publish` wrote, which the functions read
+    /// (none with [`Options::aws_unreachable`]: those functions read `CONVOY_SERVICE_SETTINGS`).
+    pub settings_version: Option<String>,
 }
 
 struct Sandbox {
@@ -285,6 +295,47 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
     let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
     let mut env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
+    // The functions read the settings file the operator published, as a stack naming its
+    // SettingsVersion does; with AWS unreachable they could not start at all, so that run keeps
+    // CONVOY_SERVICE_SETTINGS (the former way) and shows its first invocation failing.
+    let mut settings_version = None;
+    if let Some(typed) = &options.typed {
+        let services: Value = serde_json::from_str(&settings).map_err(|e| format!("the settings: {e}"))?;
+        // The operator's edit: init's entry under `services` in the file check and publish name.
+        let file = typed.publish.get(2).ok_or("convoy settings publish names no file")?;
+        std::fs::write(typed.dir.join(file), settings_file(&services)).map_err(|e| format!("writing {file}: {e}"))?;
+        let cluster = [("CONVOY_CLUSTER".to_owned(), ecs.cluster.clone())];
+        for step in [&typed.check, &typed.publish] {
+            let args = Typed::fill(step, &ecs.cluster)?;
+            out.step(&format!("convoy {}", args.join(" ")));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let said = cli_in(&standin.endpoint, &world.bucket, &args, &cluster, Some(&typed.dir), &[0])?.1;
+            out.say(said.trim());
+            if step == &typed.publish {
+                let version = said
+                    .split("SettingsVersion=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .ok_or_else(|| format!("convoy {} printed no SettingsVersion: {said}", args.join(" ")))?;
+                read_settings_version(&mut env, version);
+                settings_version = Some(version.to_owned());
+            }
+        }
+    } else if !options.aws_unreachable {
+        let services: Value = serde_json::from_str(&settings).map_err(|e| format!("the settings: {e}"))?;
+        let path = std::env::temp_dir().join(format!("convoy-settings-{}.json", world.bucket));
+        std::fs::write(&path, settings_file(&services)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let file = path.to_str().expect("a UTF-8 temp path");
+        out.step("convoy settings publish (the operator's settings file, read by the functions at start)");
+        let published = cli_with(&standin.endpoint, &world.bucket, &["settings", "publish", file, "--json"], &[])?;
+        std::fs::remove_file(&path).ok();
+        let published: Value =
+            serde_json::from_str(&published).map_err(|e| format!("publish said {published}: {e}"))?;
+        let version = published["version_id"].as_str().ok_or("publish printed no version_id")?.to_owned();
+        out.say(format!("s3://{}/{SETTINGS_KEY} version {version}: the stack's SettingsVersion", world.bucket));
+        read_settings_version(&mut env, &version);
+        settings_version = Some(version);
+    }
     // Release events go to a bus of this run's own, where template.yaml's notification rules
     // (a queue in place of the SNS topic: moto delivers to SQS, not SNS) and a rule taking every
     // event wait.
@@ -457,6 +508,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                         held: Some(Held { world, standin }),
                         stage_seconds: Vec::new(),
                         init,
+                        settings_version,
                     });
                 }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
@@ -557,6 +609,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         held: None,
         stage_seconds,
         init,
+        settings_version,
     })
 }
 

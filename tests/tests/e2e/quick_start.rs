@@ -27,7 +27,7 @@ fn typed(commands: &[String], dir: std::path::PathBuf) -> Typed {
         // checks of each bootstrap, minutes of cross-compiling); the sandbox runs the same crates
         // built for this machine. `sam deploy` creates the stack in CloudFormation; the sandbox
         // gives each function the environment the stack would (`world::function_env`), with the
-        // settings `convoy init` wrote in place of the ServiceSettings parameter.
+        // settings version `convoy settings publish` printed as its SettingsVersion parameter.
         if command == "scripts/package" || command.starts_with("sam deploy") {
             continue;
         }
@@ -38,6 +38,8 @@ fn typed(commands: &[String], dir: std::path::PathBuf) -> Typed {
         assert!(!shell, "write convoy commands without shell syntax: {command}");
         let slot = match words.get(1).map(String::as_str) {
             Some("init") => &mut typed.init,
+            Some("check") => &mut typed.check,
+            Some("settings") if words.get(2).is_some_and(|w| w == "publish") => &mut typed.publish,
             Some("submit") => &mut typed.submit,
             Some("wait") => &mut typed.wait,
             Some("approve") => &mut typed.approve,
@@ -49,6 +51,8 @@ fn typed(commands: &[String], dir: std::path::PathBuf) -> Typed {
     }
     for (name, args) in [
         ("init", &typed.init),
+        ("check", &typed.check),
+        ("settings publish", &typed.publish),
         ("submit", &typed.submit),
         ("wait", &typed.wait),
         ("approve", &typed.approve),
@@ -72,6 +76,9 @@ async fn the_readmes_quick_start_ships_a_release_through_the_sandbox() {
     assert_eq!(finished.release.state, State::Succeeded);
     let (_, said) = finished.init.expect("convoy init ran");
     assert!(said.contains("has what Convoy needs"), "{said}");
+    // The functions read the version publish printed, and the record keeps it.
+    let version = finished.settings_version.expect("the settings were published");
+    assert!(finished.status.contains(&format!("version {version}")), "{}", finished.status);
     // `convoy status` as typed, once it ended: the state and who CloudTrail says approved.
     assert!(finished.status.contains("state     Succeeded"), "{}", finished.status);
     let approval = finished.release.approval.expect("an approval");
