@@ -22,6 +22,7 @@ mod migration_logs;
 mod native;
 mod pipeline;
 mod properties;
+mod quick_start;
 mod readiness;
 mod reconcile;
 mod refusals;
