@@ -10,7 +10,7 @@ use tracing::{Instrument, error, info, warn};
 
 use crate::error::ConvoyError;
 use crate::events::{self, DeploymentChange, HookEvent, PushEvent, TaskEvent};
-use crate::service::{Convoy, release_span};
+use crate::service::{Convoy, NativeHook, release_span};
 
 /// EventBridge "ECR Image Action".
 pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
@@ -79,10 +79,15 @@ pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 /// with the reason, rather than left to CodeDeploy's or ECS's own hour-long timeout.
 pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let budget = time_left(&event.context).map(|left| left.saturating_sub(HOOK_ANSWER_MARGIN));
+    let named_service = events::hook_service(&event.payload);
     match events::parse_hook(event.payload) {
         Err(why) => {
             warn!("not a hook: {why}");
-            Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": why } }))
+            match named_service {
+                // An ECS hook that names a service: the reason goes to its release's record too.
+                Some(service) => json_of(convoy.ecs_native_hook_unreadable(&service, &why, Utc::now()).await),
+                None => Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": why } })),
+            }
         }
         Ok(HookEvent::CodeDeploy { deployment, execution }) => {
             match within(budget, convoy.verify_codedeploy(&deployment, &execution, Utc::now())).await {
@@ -90,12 +95,17 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
                 None => respond(convoy.codedeploy_hook_out_of_time(&deployment, &execution, Utc::now()).await),
             }
         }
-        Ok(HookEvent::EcsNative { execution, stage, service_deployment, service }) => {
+        Ok(HookEvent::EcsNative { execution, stage, service_deployment, service, carried }) => {
             info!(%stage, %service, "ECS lifecycle hook");
-            let verifying = convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now());
-            let Some(result) = within(budget, verifying).await else {
-                let reply = convoy.ecs_native_hook_out_of_time(&execution, &service_deployment, &service, Utc::now());
-                return json_of(reply.await);
+            let hook = NativeHook {
+                execution: &execution,
+                stage: &stage,
+                service_deployment: &service_deployment,
+                service: &service,
+                carried: carried.as_ref(),
+            };
+            let Some(result) = within(budget, convoy.verify_ecs_native(&hook, Utc::now())).await else {
+                return json_of(convoy.ecs_native_hook_out_of_time(&hook, Utc::now()).await);
             };
             match result {
                 Ok(reply) => json_of(reply),

@@ -16,7 +16,7 @@ mod transition;
 mod verification;
 
 pub use self::reconcile::{CONCURRENT_VISITS, Reconciliation};
-pub use self::verification::{HookAnswer, HookReply, OUT_OF_TIME_NOTE_LIMIT};
+pub use self::verification::{HookAnswer, HookReply, NativeHook, OUT_OF_TIME_NOTE_LIMIT};
 
 use std::sync::Arc;
 
