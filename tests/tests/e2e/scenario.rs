@@ -420,6 +420,7 @@ impl MemoryBackend {
                     allowed_repositories: containers.iter().map(|c| c.parse().unwrap()).collect(),
                     region: REGION.into(),
                     registries: [convoy_tests::moto::ACCOUNT.parse().unwrap()].into(),
+                    account: Some(convoy_tests::moto::ACCOUNT.parse().unwrap()),
                 },
                 cluster: "memory".into(),
                 migration_timeout_seconds: 1800,
