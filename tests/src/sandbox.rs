@@ -336,6 +336,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     stopped["detail"]["startedAt"] = json!(iso(started_at));
     stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
+    standin.task_stops(&stopped);
     out.send(&migration_stopped, stopped).await?;
 
     if let (true, State::Deploying { deployment }) = (options.ecs_native, record().await.state) {

@@ -333,7 +333,9 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, rollback, answer)
             }
             "GetDeployment" => shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, None, answer),
-            "UpdateService" | "DescribeServices" => shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer),
+            "UpdateService" | "DescribeServices" | "DescribeTasks" => {
+                shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer)
+            }
             _ => None,
         };
         if let Some(answer) = overlaid {

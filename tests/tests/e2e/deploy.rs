@@ -273,6 +273,7 @@ pub(crate) async fn migration_succeeds_ten_times_at_once(
         stop_code: "EssentialContainerExited",
         version: 4,
     });
+    backend.standin.task_stops(&stopped);
     let deliveries: Vec<_> = (0..10)
         .map(|_| {
             let (convoy, event) = (backend.convoy.clone(), stopped.clone());

@@ -76,6 +76,9 @@ pub struct MotoBackend {
     pub group: String,
     pub standin: StandIn,
     pub convoy: Convoy,
+    /// The service settings the backend's Convoy runs on (`CONVOY_SERVICE_SETTINGS`), for the
+    /// built binaries to run on the same.
+    pub settings: String,
 }
 
 impl MotoBackend {
@@ -156,6 +159,8 @@ impl MotoBackend {
         ));
         convoy.service_deployments =
             std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&via_standin)));
+        // ECS tasks too: moto runs no containers, the stand-in says how a migration's exited.
+        convoy.tasks = std::sync::Arc::new(convoy::adapters::aws::EcsTasks::new(aws_sdk_ecs::Client::new(&via_standin)));
         let source = StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
         convoy.pipelines = Arc::new(convoy::adapters::aws::CodePipelines::new(
             convoy::adapters::aws::s3_client(&world.sdk, &source),
@@ -165,7 +170,8 @@ impl MotoBackend {
         // CloudTrail's event history: moto has no LookupEvents; the stand-in serves it.
         convoy.api_calls =
             Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
-        (Self { world, ecs, application, group, standin, convoy }, pipeline)
+        let settings = settings.to_string();
+        (Self { world, ecs, application, group, standin, convoy, settings }, pipeline)
     }
 
     pub fn ecs_client(&self) -> aws_sdk_ecs::Client {
