@@ -73,10 +73,7 @@ impl Envelope<'_> {
         let (detail_type, source) = (field("detail-type"), field("source"));
         if !self.kinds.iter().any(|(kind, from)| *kind == detail_type && *from == source) {
             let expected: Vec<String> = self.kinds.iter().map(|(kind, from)| format!("{kind:?} from {from}")).collect();
-            return Err(format!(
-                "envelope: expected {}, got {detail_type:?} from {source:?}",
-                expected.join(" or ")
-            ));
+            return Err(format!("envelope: expected {}, got {detail_type:?} from {source:?}", expected.join(" or ")));
         }
         let account = field("account");
         if !self.accounts.is_empty() && !self.accounts.iter().any(|a| a.as_str() == account) {

@@ -160,7 +160,12 @@ impl Convoy {
         result
     }
 
-    async fn image_pushed_in(&self, outbox: &Outbox, push: &Push, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
+    async fn image_pushed_in(
+        &self,
+        outbox: &Outbox,
+        push: &Push,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Report>, ConvoyError> {
         if !self.config.policy.allowed_repositories.contains(&push.image.repository) {
             info!(image = %push.image, "ignored: not an allowed repository");
             return Ok(Vec::new());

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use convoy::release::State;
+use convoy_tests::fixtures::{self, ContainerExit, TaskStopped};
 use convoy_tests::http::{Behaviour, Server};
 use convoy_tests::moto::{ACCOUNT, REGION};
 use convoy_tests::runtime::{LambdaProcess, binary};
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::function_env;
-use convoy_tests::fixtures::{self, ContainerExit, TaskStopped};
 use serde_json::{Value, json};
 
 use crate::deploy::{containers, verify_codedeploy, with_green};
@@ -45,7 +45,10 @@ async fn invoke(standin: &StandIn, process: &LambdaProcess, event: Value) -> (()
 /// The operations among `operations` that change something in AWS (anything but a read).
 fn mutating(operations: &[String]) -> Vec<&String> {
     const READS: [&str; 6] = ["Get", "Describe", "List", "BatchGet", "Lookup", "Head"];
-    operations.iter().filter(|op| !READS.iter().any(|read| op.split(':').nth(1).unwrap_or(op).starts_with(read))).collect()
+    operations
+        .iter()
+        .filter(|op| !READS.iter().any(|read| op.split(':').nth(1).unwrap_or(op).starts_with(read)))
+        .collect()
 }
 
 /// The function's log says an event was refused, why (`why`), and for which release.

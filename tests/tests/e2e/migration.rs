@@ -154,12 +154,10 @@ async fn the_migration_task_and_its_definition_carry_the_migration_tag_the_grant
 #[tokio::test]
 async fn exit_0_moves_the_release_on_to_deployment() {
     let (backend, task) = migrating("m2").await;
-    let response = invoke_migration_stopped(
-        &backend,
-        stopped(&backend, "m2", &task, Some(0), "EssentialContainerExited", 4),
-    )
-    .await
-    .unwrap();
+    let response =
+        invoke_migration_stopped(&backend, stopped(&backend, "m2", &task, Some(0), "EssentialContainerExited", 4))
+            .await
+            .unwrap();
     assert_eq!(response["requested"], json!([{"effect": "start-deployment"}]));
     let record = backend.record(&release_key("m2")).await.unwrap();
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
@@ -229,9 +227,7 @@ async fn a_passed_migration_moves_on_even_when_nginx_exited_non_zero() {
 #[tokio::test]
 async fn a_task_that_failed_to_start_fails_the_release() {
     let (backend, task) = migrating("m4").await;
-    invoke_migration_stopped(&backend, stopped(&backend, "m4", &task, None, "TaskFailedToStart", 3))
-        .await
-        .unwrap();
+    invoke_migration_stopped(&backend, stopped(&backend, "m4", &task, None, "TaskFailedToStart", 3)).await.unwrap();
     let record = backend.record(&release_key("m4")).await.unwrap();
     let State::Failed { reason, .. } = &record.state else { panic!("{}", record.state) };
     assert!(reason.contains("never started") && reason.contains("CannotPullContainerError"), "{reason}");
@@ -247,12 +243,10 @@ async fn duplicate_and_older_events_change_nothing() {
     let after_first = backend.record(&release_key("m5")).await.unwrap();
     let duplicate = invoke_migration_stopped(&backend, failed).await.unwrap();
     assert_eq!(duplicate["changed"], json!(false));
-    let older = invoke_migration_stopped(
-        &backend,
-        stopped(&backend, "m5", &task, Some(0), "EssentialContainerExited", 4),
-    )
-    .await
-    .unwrap();
+    let older =
+        invoke_migration_stopped(&backend, stopped(&backend, "m5", &task, Some(0), "EssentialContainerExited", 4))
+            .await
+            .unwrap();
     assert_eq!(older["changed"], json!(false));
     assert_eq!(backend.record(&release_key("m5")).await.unwrap(), after_first);
 }

@@ -160,7 +160,8 @@ impl MotoBackend {
         convoy.service_deployments =
             std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&via_standin)));
         // ECS tasks too: moto runs no containers, the stand-in says how a migration's exited.
-        convoy.tasks = std::sync::Arc::new(convoy::adapters::aws::EcsTasks::new(aws_sdk_ecs::Client::new(&via_standin)));
+        convoy.tasks =
+            std::sync::Arc::new(convoy::adapters::aws::EcsTasks::new(aws_sdk_ecs::Client::new(&via_standin)));
         let source = StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
         convoy.pipelines = Arc::new(convoy::adapters::aws::CodePipelines::new(
             convoy::adapters::aws::s3_client(&world.sdk, &source),
