@@ -7,7 +7,6 @@ use convoy::error::TasksError;
 use convoy::names::TaskArn;
 use convoy::ports::{MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
 use convoy::release::{Stage, State, TaskReport};
-use convoy::service::Convoy;
 use convoy_tests::fixtures::{self, ContainerExit, TaskStopped};
 use serde_json::{Value, json};
 
