@@ -187,9 +187,25 @@ impl MotoBackend {
             .await
     }
 
+    /// CodeDeploy ends `deployment` in `state` (SUCCESS, FAILURE, STOP), unless it ended already.
+    pub fn codedeploy_ends(&self, deployment: &str, state: &str) {
+        use convoy_tests::standin::Phase;
+        if self.standin.phase(deployment).is_some_and(|phase| !phase.ended()) {
+            let phase = match state {
+                "SUCCESS" => Phase::Succeeded,
+                "STOP" => Phase::Stopped,
+                _ => Phase::Failed,
+            };
+            self.standin.ended_elsewhere(deployment, phase);
+        }
+    }
+
     /// CodeDeploy reports that `deployment` (of this world's application and group) ended in
     /// `state`: the deployment-changed function gets the state-change event.
+    /// CodeDeploy (the stand-in) ends it so first, unless it ended already: Convoy confirms the
+    /// end with `GetDeployment`.
     pub async fn codedeploy_reports(&self, deployment: &str, state: &str) -> Value {
+        self.codedeploy_ends(deployment, state);
         let event = convoy_tests::fixtures::codedeploy_state_change(&self.application, &self.group, deployment, state);
         crate::deploy::invoke(&self.convoy, "deployment-changed", event).await
     }
