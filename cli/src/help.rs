@@ -49,8 +49,34 @@ Examples:
 
 pub const CHECK: &str = "\
 Examples:
+  convoy check --settings settings.json --offline
+  convoy check --settings settings.json --cluster production
   convoy check
-  (with the functions' CONVOY_* environment: CONVOY_SERVICE_SETTINGS, CONVOY_CLUSTER, ...)";
+  (the last with the functions' CONVOY_* environment: CONVOY_SETTINGS_VERSION or
+  CONVOY_SERVICE_SETTINGS, CONVOY_CLUSTER, CONVOY_STATE_BUCKET, ...)
+
+Exit status: 0 the settings are valid and every service is ready, 1 a problem in the file or a
+service not ready (each on stderr, naming the service or release group), 2 error (the file
+unreadable, AWS unreachable).";
+
+pub const SETTINGS: &str = "\
+Examples:
+  convoy settings publish settings.json
+  convoy settings schema > settings.schema.json";
+
+pub const SETTINGS_PUBLISH: &str = "\
+Examples:
+  convoy settings publish settings.json
+  convoy settings publish settings.json --json | jq -r .version_id
+  (with CONVOY_STATE_BUCKET, and credentials of a principal in the stack's SettingsPublisherArns)
+
+Exit status: 0 published (the version is printed), 1 the file is refused (nothing written),
+2 error (S3 refused the write or is unreachable).";
+
+pub const SETTINGS_SCHEMA: &str = "\
+Examples:
+  convoy settings schema > settings.schema.json
+  (then \"$schema\": \"./settings.schema.json\" in the settings file)";
 
 pub const DASHBOARD: &str = "\
 Examples:

@@ -6,12 +6,14 @@
 mod output;
 #[cfg(test)]
 mod build_info;
+mod check;
 mod exit;
 mod help;
 mod init;
 mod list;
 mod logs;
 mod manual;
+mod settings;
 mod submit;
 mod text;
 mod wait;
@@ -99,12 +101,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check every service of the settings (the functions' CONVOY_* environment) as a release's
-    /// start would: an ECS native service's BLUE_GREEN strategy, hooks that call the verify
+    /// Check every service of the settings (a settings file, or the functions' CONVOY_*
+    /// environment) as the functions and a release's start would: the file's shape and values
+    /// offline, then an ECS native service's BLUE_GREEN strategy, hooks that call the verify
     /// function and a PAUSE hook that rolls back on timeout; a CodeDeploy group that waits for a
-    /// person (STOP_DEPLOYMENT with a wait time). Say what is missing.
+    /// person (STOP_DEPLOYMENT with a wait time). Say what is missing, per service.
     #[command(after_help = help::CHECK)]
-    Check,
+    Check(check::Args),
+    /// The settings file: publish a version for the functions, print its JSON Schema.
+    #[command(subcommand, after_help = help::SETTINGS)]
+    Settings(settings::Command),
     /// Serve a local web UI of every release on http://127.0.0.1:<port>/ (loopback only), with
     /// approve/reject from the page. Port 0 picks a free one.
     #[command(after_help = help::DASHBOARD)]
@@ -136,6 +142,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Completions(args) => return manual::completions(args),
         Command::Man(args) => return manual::man(args),
         Command::Init(args) => return init::run(args, &aws::load_sdk_config().await).await,
+        Command::Check(args) => return check::run(args).await,
+        Command::Settings(command) => return settings::run(command).await,
         command => command,
     };
     let settings = StoreSettings::from_env().map_err(|e| e.to_string())?;
@@ -172,29 +180,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Reject { service, release, wait, json, .. } => {
             decide(&sdk, settings, ReleaseKey::new(service, release), false, wait, json).await
         }
-        Command::Check => check(&sdk).await,
         Command::Dashboard { port } => dashboard(&sdk, settings, port).await,
-        Command::Init(_) | Command::Completions(_) | Command::Man(_) => unreachable!("run without a state bucket"),
-    }
-}
-
-/// `convoy check`: every service's checks, as a release would meet them.
-async fn check(sdk: &aws_config::SdkConfig) -> Result<ExitCode, String> {
-    let region = sdk.region().map(ToString::to_string).unwrap_or_default();
-    let config = Config::from_env(&region).map_err(|e| e.to_string())?;
-    let convoy = convoy::startup::wire(sdk, &config).map_err(|e| e.to_string())?;
-    match convoy.check_services().await {
-        Ok(checked) => {
-            for (service, gate) in checked {
-                outln!("{service}: ready; {gate}");
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::Init(_) | Command::Completions(_) | Command::Man(_) | Command::Check(_) | Command::Settings(_) => {
+            unreachable!("run without a state bucket")
         }
-        Err(ConvoyError::Refused(missing)) => {
-            errln!("{missing}");
-            Ok(ExitCode::from(1))
-        }
-        Err(err) => Err(err.to_string()),
     }
 }
 

@@ -58,8 +58,15 @@ pub struct Config {
     /// a day also covers a reconciler that was down overnight, at one record read per manifest of
     /// that day per run.
     pub manifest_lookback_seconds: u64,
-    /// `CONVOY_SERVICE_SETTINGS`: per service, where to deploy and how to verify (JSON).
+    /// Per service, where to deploy and how to verify: from the settings file the stack names
+    /// (`CONVOY_SETTINGS_VERSION`, read at start by [`crate::startup`]), or `CONVOY_SERVICE_SETTINGS`.
     pub services: std::collections::BTreeMap<ServiceName, crate::settings::ServiceSettings>,
+    /// The settings file's release groups: group name → member services.
+    pub release_groups: std::collections::BTreeMap<String, Vec<ServiceName>>,
+    /// `CONVOY_SETTINGS_VERSION`: the version of `settings/convoy.json` in the state bucket to read.
+    pub settings_object_version: Option<String>,
+    /// Which settings these are; every record created keeps it.
+    pub settings_version: Option<crate::settings_file::SettingsVersion>,
     /// See [`CLAIM_LEASE`].
     pub claim_lease: chrono::Duration,
     /// `CONVOY_EVENT_BUS` (default `default`): where release events are published.
@@ -76,6 +83,7 @@ pub const MIGRATION_TIMEOUT: &str = "CONVOY_MIGRATION_TIMEOUT_SECONDS";
 pub const COLLECTING_DEADLINE: &str = "CONVOY_COLLECTING_DEADLINE_SECONDS";
 pub const MANIFEST_LOOKBACK: &str = "CONVOY_MANIFEST_LOOKBACK_SECONDS";
 pub const SERVICE_SETTINGS: &str = "CONVOY_SERVICE_SETTINGS";
+pub const SETTINGS_VERSION: &str = "CONVOY_SETTINGS_VERSION";
 pub const ACCOUNT_ID: &str = "CONVOY_ACCOUNT_ID";
 pub const REGISTRY_ACCOUNTS: &str = "CONVOY_REGISTRY_ACCOUNTS";
 pub const EVENT_BUS: &str = "CONVOY_EVENT_BUS";
@@ -115,9 +123,20 @@ impl Config {
         let migration_timeout_seconds = seconds(lookup, MIGRATION_TIMEOUT, 1800)?;
         let collecting_deadline_seconds = seconds(lookup, COLLECTING_DEADLINE, 3600)?;
         let manifest_lookback_seconds = seconds(lookup, MANIFEST_LOOKBACK, 86_400)?;
-        let services = match lookup(SERVICE_SETTINGS).filter(|v| !v.trim().is_empty()) {
+        let settings_object_version = lookup(SETTINGS_VERSION).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let (services, settings_version) = match lookup(SERVICE_SETTINGS).filter(|v| !v.trim().is_empty()) {
             None => Default::default(),
-            Some(json) => crate::settings::parse(&json).map_err(|e| ConfigError::BadSettings(SERVICE_SETTINGS, e))?,
+            // One source of settings, so no release runs on a mix of two.
+            Some(_) if settings_object_version.is_some() => {
+                return Err(ConfigError::BadSettings(
+                    SETTINGS_VERSION,
+                    format!("{SERVICE_SETTINGS} is set too: the functions read one or the other; empty it"),
+                ));
+            }
+            Some(json) => (
+                crate::settings::parse(&json).map_err(|e| ConfigError::BadSettings(SERVICE_SETTINGS, e))?,
+                Some(crate::settings_file::SettingsVersion::of(SERVICE_SETTINGS, None, json.as_bytes())),
+            ),
         };
         Ok(Self {
             store,
@@ -134,6 +153,9 @@ impl Config {
             collecting_deadline_seconds,
             manifest_lookback_seconds,
             services,
+            release_groups: Default::default(),
+            settings_object_version,
+            settings_version,
             claim_lease: CLAIM_LEASE,
             event_bus: event_bus(lookup),
         })
@@ -160,6 +182,9 @@ impl Config {
             collecting_deadline_seconds: 3600,
             manifest_lookback_seconds: 86_400,
             services: Default::default(),
+            release_groups: Default::default(),
+            settings_object_version: None,
+            settings_version: None,
             claim_lease: CLAIM_LEASE,
             // The CLI's approvals and rejections are transitions too: published to the same bus.
             event_bus: event_bus(&|name| std::env::var(name).ok()),
@@ -363,6 +388,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("CONVOY_ALLOWED_REPOSITORIES:"), "{err}");
+    }
+
+    #[test]
+    fn a_settings_version_with_settings_in_the_environment_too_is_refused() {
+        let mut vars = base();
+        vars.extend([(ACCOUNT_ID, "123456789012"), (SETTINGS_VERSION, "v1"), (SERVICE_SETTINGS, "{}")]);
+        let err = Config::from_lookup(&env(&vars), "r").unwrap_err();
+        assert!(err.to_string().starts_with("CONVOY_SETTINGS_VERSION: CONVOY_SERVICE_SETTINGS is set too"), "{err}");
+    }
+
+    #[test]
+    fn settings_from_the_environment_are_versioned_by_their_digest() {
+        let mut vars = base();
+        vars.extend([(ACCOUNT_ID, "123456789012"), (SERVICE_SETTINGS, "{}")]);
+        let version = Config::from_lookup(&env(&vars), "r").unwrap().settings_version.unwrap();
+        assert_eq!(version.source, "CONVOY_SERVICE_SETTINGS");
+        assert_eq!(version.sha256, crate::settings_file::sha256_hex(b"{}"));
+        vars.pop();
+        vars.push((SETTINGS_VERSION, " v1 "));
+        let config = Config::from_lookup(&env(&vars), "r").unwrap();
+        assert_eq!((config.settings_object_version.as_deref(), config.settings_version), (Some("v1"), None));
     }
 
     #[test]

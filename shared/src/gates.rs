@@ -66,6 +66,21 @@ impl Condition {
     }
 }
 
+/// In the settings' JSON Schema: the string it is written as (checked by `TryFrom`).
+impl schemars::JsonSchema for Condition {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Condition".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A pass condition: <=, <, >= or > then a number, e.g. \"<= 0.5\".",
+            "type": "string",
+            "pattern": "^\\s*(<=|<|>=|>)\\s*[-+]?[0-9]"
+        })
+    }
+}
+
 impl TryFrom<String> for Condition {
     type Error = String;
 
@@ -103,7 +118,7 @@ impl fmt::Display for Condition {
 }
 
 /// One CloudWatch metric and the statistic to take of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSpec {
     pub namespace: String,
@@ -127,7 +142,7 @@ impl fmt::Display for MetricSpec {
 
 /// A metric check of a service's settings (`metric_checks`): a metric, or a metric math
 /// `expression` over the named `metrics`, judged by `pass_if` over the window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricCheck {
     pub name: String,

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod release;
 pub mod service;
 pub mod settings;
+pub mod settings_file;
 pub mod startup;
 pub mod status;
 mod status_native;

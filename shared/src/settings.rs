@@ -40,7 +40,7 @@ pub struct ServiceSettings {
 /// How a service deploys. `"deploy": {"method": "codedeploy" | "codepipeline" | "ecs-native", ...}`;
 /// a new method is a new variant here, one in [`DeployMethod`](crate::release::DeployMethod), and
 /// its strategy under `service/methods/`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "method")]
 pub enum DeployTarget {
     /// Convoy creates the CodeDeploy (ECS blue/green) deployment itself.
@@ -81,10 +81,11 @@ impl ServiceSettings {
     }
 }
 
-/// The settings as written: `deploy`, or the older `codedeploy` (with `pipeline`) or `ecs_native`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The settings as written: `deploy`, or the older `codedeploy` (with `pipeline`) or `ecs_native`
+/// (the settings file's schema is this shape; [`parse`] turns it into [`ServiceSettings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawSettings {
+pub struct RawSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deploy: Option<DeployTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,7 +165,7 @@ pub const APPROVAL_STAGES: [&str; 2] = ["POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTI
 
 /// ECS native blue/green: the service's own deployment configuration (strategy `BLUE_GREEN`,
 /// lifecycle hooks, bake time) drives the deployment; Convoy starts it with `UpdateService`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EcsNativeTarget {
     /// The verify function's name or ARN: the service must have an `AWS_LAMBDA` hook on it at
@@ -183,7 +184,7 @@ fn manual() -> Approval {
     Approval::Manual
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeDeployTarget {
     pub application: String,
@@ -199,7 +200,7 @@ pub struct CodeDeployTarget {
 /// `CodeDeployToECS` action deploys it. The source must not start executions by itself (no
 /// EventBridge rule or polling on the object): Convoy starts each execution, pinned to the version
 /// it wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineTarget {
     pub name: String,
@@ -217,7 +218,7 @@ fn release_variable() -> String {
     "CONVOY_RELEASE".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeDefaults {
     pub count: u32,

@@ -19,6 +19,28 @@ pub enum StartupError {
     NoRegion,
     #[error("the HTTP prober cannot start: {0}")]
     Prober(String),
+    /// The settings file the stack names cannot be read: retrying at the next start may help
+    /// when S3 was unavailable, not when the version does not exist or access is denied.
+    #[error("reading the settings s3://{bucket}/{key} version {version}: {}", unreadable(.source))]
+    SettingsUnreadable {
+        bucket: String,
+        key: &'static str,
+        version: String,
+        #[source]
+        source: crate::error::ReadError,
+    },
+    /// The settings file the stack names is refused (every problem, by service or group).
+    #[error("the settings s3://{bucket}/{key} version {version} are refused:\n{problems}")]
+    SettingsRefused { bucket: String, key: &'static str, version: String, problems: crate::settings_file::Problems },
+}
+
+fn unreadable(source: &crate::error::ReadError) -> String {
+    match source {
+        crate::error::ReadError::NotFound => {
+            "no such object or version (the version is the one `convoy settings publish` printed)".into()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Logging as AWS Lambda expects it: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from
@@ -30,8 +52,7 @@ pub fn init_logging() {
 /// Convoy's use cases on the real AWS adapters, configured from the environment.
 pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
     let sdk = aws::lambda_sdk_config().ok_or(StartupError::NoRegion)?;
-    let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
-    let config = Config::from_env(&region)?;
+    let config = config_from_env(&sdk).await?;
     wire(&sdk, &config)
 }
 
@@ -39,9 +60,43 @@ pub async fn convoy_from_env() -> Result<Convoy, StartupError> {
 /// these functions link the CloudTrail client.
 pub async fn convoy_from_env_with_cloudtrail() -> Result<Convoy, StartupError> {
     let sdk = aws::lambda_sdk_config().ok_or(StartupError::NoRegion)?;
-    let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
-    let config = Config::from_env(&region)?;
+    let config = config_from_env(&sdk).await?;
     wire_with_cloudtrail(&sdk, &config)
+}
+
+/// The configuration from the environment, with the settings file the stack names read in.
+pub async fn config_from_env(sdk: &aws_config::SdkConfig) -> Result<Config, StartupError> {
+    let region = sdk.region().ok_or(StartupError::NoRegion)?.to_string();
+    let mut config = Config::from_env(&region)?;
+    read_published_settings(sdk, &mut config).await?;
+    Ok(config)
+}
+
+/// With `CONVOY_SETTINGS_VERSION` set: reads that version of the settings file from the state
+/// bucket (one `GetObject`, once per process: a new version reaches the functions by a stack
+/// update, which starts new processes) and checks it as `convoy check --settings` does.
+pub async fn read_published_settings(sdk: &aws_config::SdkConfig, config: &mut Config) -> Result<(), StartupError> {
+    use crate::ports::{ManifestReader, ObjectRef};
+    use crate::settings_file::{self, MAX_SETTINGS_BYTES, SETTINGS_KEY, SettingsVersion};
+    let Some(version) = config.settings_object_version.clone() else {
+        return Ok(());
+    };
+    let bucket = config.store.state_bucket.clone();
+    let store = S3Store::new(aws::s3_client(sdk, &config.store), &bucket);
+    let object = ObjectRef { bucket: bucket.clone(), key: SETTINGS_KEY.into(), version_id: Some(version.clone()) };
+    let fetched = match store.read(&object, MAX_SETTINGS_BYTES).await {
+        Ok(fetched) => fetched,
+        Err(source) => return Err(StartupError::SettingsUnreadable { bucket, key: SETTINGS_KEY, version, source }),
+    };
+    let settings = match settings_file::parse(&fetched.bytes) {
+        Ok(settings) => settings,
+        Err(problems) => return Err(StartupError::SettingsRefused { bucket, key: SETTINGS_KEY, version, problems }),
+    };
+    config.services = settings.services;
+    config.release_groups = settings.release_groups;
+    let source = format!("s3://{bucket}/{SETTINGS_KEY}");
+    config.settings_version = Some(SettingsVersion::of(source, fetched.version_id.or(Some(version)), &fetched.bytes));
+    Ok(())
 }
 
 /// [`wire`], with CloudTrail's event history for finding who approved.

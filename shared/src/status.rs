@@ -10,6 +10,9 @@ pub fn render(release: &Release) -> String {
     let _ = writeln!(out, "release   {}", release.key);
     let _ = writeln!(out, "state     {}", release.state);
     let _ = writeln!(out, "manifest  {}", release.source.describe());
+    if let Some(settings) = &release.settings {
+        let _ = writeln!(out, "settings  {settings}");
+    }
     if !release.images.is_empty() {
         let _ = writeln!(out, "\nimages");
         let width = release.images.keys().map(|c| c.as_str().len()).max().unwrap_or(0);

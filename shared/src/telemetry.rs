@@ -79,13 +79,15 @@ fn seconds(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64
 pub fn stage_durations(release: &Release) -> Vec<(&'static str, f64)> {
     let last_pin = release.images.values().filter_map(|s| s.seen_at).max();
     let ready = release.timeline.iter().find(|e| e.event == "ready").map(|e| e.at).or(last_pin);
+    // A push's time is ECR's (whole seconds), and CI may push before it submits the manifest:
+    // a release whose images were all there when it opened collected for no time at all.
+    let opened = release.opened_at();
+    let ready = ready.map(|ready| ready.max(opened));
     let migration = release.migration.as_ref();
     let deployment = release.deployment.as_ref();
     let verification = release.verification.as_ref();
     let stages = [
-        // A push's time has whole seconds (EventBridge's `time`): the push that readied a release
-        // within the second its manifest was accepted reads as before it. That stage took under 1 s.
-        ("collecting", seconds(Some(release.opened_at()), ready.map(|ready| ready.max(release.opened_at())))),
+        ("collecting", seconds(Some(opened), ready)),
         ("migration", seconds(migration.and_then(|m| m.started_at), migration.and_then(|m| m.stopped_at))),
         ("deployment", seconds(deployment.and_then(|d| d.started_at), verification.map(|v| v.started_at))),
         ("verification", seconds(verification.map(|v| v.started_at), verification.and_then(|v| v.finished_at))),
@@ -235,6 +237,16 @@ mod tests {
         assert_eq!(lines[1]["release"], "web/r1");
         assert_eq!(lines[1]["_aws"]["Timestamp"], t(100).timestamp_millis());
         assert_eq!(lines[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Seconds");
+    }
+
+    #[test]
+    fn a_release_whose_last_push_is_timed_before_its_manifest_collected_for_zero_seconds() {
+        let mut release = ready(false);
+        let opened = release.opened_at();
+        let entry = release.timeline.iter_mut().find(|e| e.event == "ready").expect("a ready entry");
+        entry.at = opened - chrono::Duration::milliseconds(400);
+        let stages = stage_durations(&release);
+        assert_eq!(stages.first(), Some(&("collecting", 0.0)), "{stages:?}");
     }
 
     #[test]

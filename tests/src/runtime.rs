@@ -35,18 +35,22 @@ struct Shared {
 /// One function process and the Runtime API it polls.
 pub struct LambdaProcess {
     pub name: String,
-    child: Child,
+    /// Locked to ask whether it exited (a function that fails at start exits before polling).
+    child: Mutex<Child>,
+    pid: u32,
     shared: Arc<Shared>,
     started: Instant,
     server: tokio::task::JoinHandle<()>,
-    /// Where its standard output goes.
+    /// Where its standard output and error go.
     stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
 }
 
 impl Drop for LambdaProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().expect("child");
+        let _ = child.kill();
+        let _ = child.wait();
         self.server.abort();
     }
 }
@@ -70,7 +74,7 @@ impl LambdaProcess {
         let started = Instant::now();
         // Each process its own files: sandboxes running at once start functions of the same name.
         let sequence = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stdout = log_path(name, "out", sequence);
+        let (stdout, stderr) = (log_path(name, "out", sequence), log_path(name, "err", sequence));
         let child = Command::new(binary)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -83,10 +87,11 @@ impl LambdaProcess {
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log_file(&stdout))
-            .stderr(log_file(&log_path(name, "err", sequence)))
+            .stderr(log_file(&stderr))
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-        LambdaProcess { name: name.to_owned(), child, shared, started, server, stdout }
+        let pid = child.id();
+        LambdaProcess { name: name.to_owned(), child: Mutex::new(child), pid, shared, started, server, stdout, stderr }
     }
 
     /// What the function wrote to standard output so far (its log lines and EMF metric lines).
@@ -96,7 +101,7 @@ impl LambdaProcess {
 
     /// CPU time the process has used so far (user and system, nanoseconds), from the scheduler.
     pub fn cpu_ns(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id()))
+        std::fs::read_to_string(format!("/proc/{}/schedstat", self.pid))
             .ok()
             .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
             .unwrap_or(0)
@@ -111,6 +116,11 @@ impl LambdaProcess {
             }
             if let Some(error) = self.shared.init_error.lock().expect("init error").clone() {
                 return Err(format!("{} failed to start: {error}", self.name));
+            }
+            // As Lambda's Runtime.ExitError: the process ended before asking for an event.
+            if let Ok(Some(status)) = self.child.lock().expect("child").try_wait() {
+                let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                return Err(format!("{} exited before its first poll ({status}): {}", self.name, said.trim()));
             }
             if Instant::now() > deadline {
                 return Err(format!("{} did not poll within {limit:?}", self.name));

@@ -36,7 +36,8 @@ use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::notifications::{self, Queue};
 use crate::runtime::{LambdaProcess, Outcome, binary};
 use crate::standin::{Phase, StandIn};
-use crate::world::{World, function_env, service_settings};
+use crate::world::{World, function_env, read_settings_version, service_settings, settings_file};
+use convoy::settings_file::SETTINGS_KEY;
 
 pub const SERVICE: &str = "laravel-app";
 pub const RELEASE: &str = "4cf03d1";
@@ -93,6 +94,9 @@ pub struct Finished {
     pub stage_seconds: Vec<(String, f64)>,
     /// With [`Options::settings_from_init`]: the settings `convoy init` wrote, and what it said.
     pub init: Option<(String, String)>,
+    /// The version of the settings file `convoy settings publish` wrote, which the functions read
+    /// (none with [`Options::aws_unreachable`]: those functions read `CONVOY_SERVICE_SETTINGS`).
+    pub settings_version: Option<String>,
 }
 
 struct Sandbox {
@@ -226,6 +230,25 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
     let endpoint = if options.aws_unreachable { http::refused_url() } else { standin.endpoint.clone() };
     let mut env = function_env(&world, &endpoint, &ecs.cluster, &[SERVICE.to_owned()], &repositories, &settings);
+    // The functions read the settings file the operator published, as a stack naming its
+    // SettingsVersion does; with AWS unreachable they could not start at all, so that run keeps
+    // CONVOY_SERVICE_SETTINGS (the former way) and shows its first invocation failing.
+    let mut settings_version = None;
+    if !options.aws_unreachable {
+        let services: Value = serde_json::from_str(&settings).map_err(|e| format!("the settings: {e}"))?;
+        let path = std::env::temp_dir().join(format!("convoy-settings-{}.json", world.bucket));
+        std::fs::write(&path, settings_file(&services)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let file = path.to_str().expect("a UTF-8 temp path");
+        out.step("convoy settings publish (the operator's settings file, read by the functions at start)");
+        let published = cli_with(&standin.endpoint, &world.bucket, &["settings", "publish", file, "--json"], &[])?;
+        std::fs::remove_file(&path).ok();
+        let published: Value =
+            serde_json::from_str(&published).map_err(|e| format!("publish said {published}: {e}"))?;
+        let version = published["version_id"].as_str().ok_or("publish printed no version_id")?.to_owned();
+        out.say(format!("s3://{}/{SETTINGS_KEY} version {version}: the stack's SettingsVersion", world.bucket));
+        read_settings_version(&mut env, &version);
+        settings_version = Some(version);
+    }
     // Release events go to a bus of this run's own, where template.yaml's notification rules
     // (a queue in place of the SNS topic: moto delivers to SQS, not SNS) and a rule taking every
     // event wait.
@@ -385,6 +408,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                         held: Some(Held { world, standin }),
                         stage_seconds: Vec::new(),
                         init,
+                        settings_version,
                     });
                 }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
@@ -471,6 +495,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         held: None,
         stage_seconds,
         init,
+        settings_version,
     })
 }
 

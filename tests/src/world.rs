@@ -248,6 +248,19 @@ pub fn service_settings(
     .to_string()
 }
 
+/// The settings file (docs/settings.md) holding `services`, an object of service name → that
+/// service's settings (what [`service_settings`] or `convoy init` write).
+pub fn settings_file(services: &serde_json::Value) -> String {
+    serde_json::json!({"$schema": "./settings.schema.json", "services": services}).to_string()
+}
+
+/// `env` (from [`function_env`]) reading version `version` of the published settings file instead
+/// of `CONVOY_SERVICE_SETTINGS`, as a stack whose `SettingsVersion` names it.
+pub fn read_settings_version(env: &mut Vec<(String, String)>, version: &str) {
+    env.retain(|(name, _)| name != convoy::config::SERVICE_SETTINGS && name != convoy::config::SETTINGS_VERSION);
+    env.push((convoy::config::SETTINGS_VERSION.to_owned(), version.to_owned()));
+}
+
 /// A CodePipeline (V2) deploying `service` from a bundle in an S3 source: stage `Source` (S3,
 /// no polling: Convoy starts each execution) and stage `Deploy` (`CodeDeployToECS` into the
 /// service's deployment group).

@@ -197,6 +197,9 @@ pub struct Release {
     /// The CloudWatch alarms that gate the traffic shift, and those that fired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<crate::gates::AlarmGate>,
+    /// The operator's settings the record was created under (set once, at creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::settings_file::SettingsVersion>,
     pub timeline: Vec<Entry>,
 }
 
@@ -361,6 +364,7 @@ impl Release {
             verification: None,
             approval: None,
             alarms: None,
+            settings: None,
             timeline: Vec::new(),
         }
     }

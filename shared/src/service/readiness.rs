@@ -56,10 +56,11 @@ impl Convoy {
         if let Err(reason) = &outcome {
             warn!(%reason, "manifest rejected");
         }
-        let fresh = match &outcome {
+        let mut fresh = match &outcome {
             Ok(manifest) => Release::open(key.clone(), source.clone(), manifest.clone(), now),
             Err(reason) => Release::rejected(key.clone(), source.clone(), reason.clone(), now),
         };
+        fresh.settings = self.config.settings_version.clone();
         let stored = match self.create(outbox, fresh).await? {
             Some(created) => created,
             None => {

@@ -57,6 +57,10 @@ async fn main() {
     let env = env(&world, &proxy.endpoint, &ecs.cluster, &["web".into()], &repositories, &settings);
 
     println!("Convoy benchmark — release binaries from {}", bin.display());
+    settings_delivery(&bin, &world, &proxy, &ecs.cluster, &application, &group, &repositories).await;
+    if std::env::var("CONVOY_BENCH_ONLY").as_deref() == Ok("settings") {
+        return;
+    }
     println!(
         "\n## init: process start → first Runtime API poll ({STARTS} starts each; SDK config and clients built as in production)"
     );
@@ -130,6 +134,59 @@ async fn main() {
             Ok(meta) => println!("{name:<20} {:>9} bytes  {:>7.1} KB", meta.len(), meta.len() as f64 / 1024.0),
             Err(_) => println!("{name:<20} (no zip at {}: run scripts/package)", zip.display()),
         }
+    }
+}
+
+/// Init time with 20 services' settings, delivered in the environment (CONVOY_SERVICE_SETTINGS,
+/// the former way: over Lambda's 4 KB, so measured here only to compare) and as the settings file
+/// in S3 that the stack names by version (one GetObject at start), starts alternating, side by side.
+async fn settings_delivery(
+    bin: &std::path::Path,
+    world: &World,
+    proxy: &StandIn,
+    cluster: &str,
+    application: &str,
+    group: &str,
+    repositories: &[String],
+) {
+    let mut services = serde_json::Map::new();
+    for n in 0..20 {
+        let name = if n == 0 { "web".to_owned() } else { format!("svc-{n:02}") };
+        let (app, grp) =
+            if n == 0 { (application.to_owned(), group.to_owned()) } else { ("shop".into(), name.clone()) };
+        let one: Value =
+            serde_json::from_str(&service_settings(&name, &app, &grp, "http://127.0.0.1:9", "manual", json!({})))
+                .expect("JSON");
+        services.insert(name.clone(), one[&name].clone());
+    }
+    let names: Vec<String> = services.keys().cloned().collect();
+    let services = Value::Object(services);
+    let in_env = services.to_string();
+    let file = convoy_tests::world::settings_file(&services);
+    let (version, _) = world.upload(convoy::settings_file::SETTINGS_KEY, &file).await;
+    let version = version.expect("the state bucket keeps versions");
+    let env_json = env(world, &proxy.endpoint, cluster, &names, repositories, &in_env);
+    let mut from_file = env(world, &proxy.endpoint, cluster, &names, repositories, "");
+    convoy_tests::world::read_settings_version(&mut from_file, &version);
+    println!(
+        "\n## settings delivery: init with 20 services' settings ({} bytes in the environment, {} bytes as the file; \
+         Lambda's environment holds 4096 bytes, an SSM parameter 4096 (standard) or 8192 (advanced)); {STARTS} starts each, alternating",
+        in_env.len(),
+        file.len()
+    );
+    println!("{:<20} {:>16} {:>16} {:>10}", "function", "env JSON median", "S3 file median", "S3 − env");
+    for name in FUNCTIONS {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..STARTS {
+            for (times, env) in [(&mut a, &env_json), (&mut b, &from_file)] {
+                let process = LambdaProcess::spawn(name, &bin.join(name), env).await;
+                times.push(ms(process.init_time(Duration::from_secs(10)).await.expect("init")));
+            }
+        }
+        a.sort_by(f64::total_cmp);
+        b.sort_by(f64::total_cmp);
+        let (a, b) = (a[a.len() / 2], b[b.len() / 2]);
+        println!("{name:<20} {a:>13.2} ms {b:>13.2} ms {:>7.2} ms", b - a);
     }
 }
 

@@ -348,3 +348,35 @@ fn reserved_concurrency_and_access_logging_follow_their_parameters_and_are_off_b
     assert_eq!(logged["LoggingConfiguration"]["DestinationBucketName"], "access-logs");
     assert_eq!(logged["LoggingConfiguration"]["LogFilePrefix"], format!("{BUCKET}/"));
 }
+
+const SETTINGS: &str = "settings/convoy.json";
+const OPERATOR: &str = "arn:aws:iam::123456789012:role/infra-deploy";
+
+#[test]
+fn the_settings_file_is_written_only_by_the_settings_publishers_not_by_ci_or_convoy() {
+    let stack = stack(&[("SettingsPublisherArns", OPERATOR), ("PublisherPrincipalArns", PUBLISHER)]);
+    let policy = policy_of(&stack);
+    for action in WRITES {
+        assert!(!denied(&policy, Some(OPERATOR), action, SETTINGS), "the operator's {action}");
+        for stranger in [STRANGER, PUBLISHER] {
+            let outcome = evaluate(&policy, &request(Some(stranger), action, SETTINGS));
+            assert_eq!(outcome, Outcome::Denied("OnlySettingsPublishersWriteSettings".into()), "{stranger} {action}");
+        }
+        // Convoy reads the settings it runs on and never writes them.
+        for (function, role) in function_roles(&stack) {
+            assert!(denied(&policy, Some(&role), action, SETTINGS), "{function} {action}");
+        }
+    }
+}
+
+#[test]
+fn without_settings_publishers_only_the_break_glass_principal_writes_the_settings() {
+    let root = format!("arn:aws:iam::{ACCOUNT}:root");
+    let by_default = policy(&[]);
+    assert!(!denied(&by_default, Some(&root), "s3:PutObject", SETTINGS));
+    assert!(denied(&by_default, Some(STRANGER), "s3:PutObject", SETTINGS));
+    let glass = "arn:aws:iam::123456789012:role/cfn-deploy";
+    let with_glass = policy(&[("BreakGlassPrincipalArn", glass)]);
+    assert!(!denied(&with_glass, Some(glass), "s3:PutObject", SETTINGS));
+    assert!(denied(&with_glass, Some(&root), "s3:PutObject", SETTINGS));
+}

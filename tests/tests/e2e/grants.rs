@@ -309,3 +309,24 @@ fn no_allow_statement_of_the_template_has_a_wildcard_action() {
         }
     }
 }
+
+#[test]
+fn each_function_reads_the_settings_file_by_version_only_when_the_stack_names_one_and_writes_it_never() {
+    let version = Request::new(None, "s3:GetObjectVersion", "arn:aws:s3:::convoy-state/settings/convoy.json");
+    let other = Request::new(None, "s3:GetObjectVersion", "arn:aws:s3:::convoy-state/settings/other.json");
+    let write = Request::new(None, "s3:PutObject", "arn:aws:s3:::convoy-state/settings/convoy.json");
+    let with_file = stack(&[("SettingsVersion", "3HL4kqtJvjVBH40Nrjfkd"), ("ServiceSettings", "")]);
+    let functions = with_file.resources_of("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 6);
+    for function in &functions {
+        let (policies, _) = role_policies(&with_file, &function_role(function));
+        assert!(allowed(&policies, &version), "{function} reads the settings version");
+        assert!(!allowed(&policies, &other), "{function} reads only settings/convoy.json");
+        assert!(!allowed(&policies, &write), "{function} never writes the settings");
+        let (without, _) = role_policies(&stack(&[]), &function_role(function));
+        assert!(!allowed(&without, &version), "{function}: no grant while the stack names no version");
+    }
+    let publisher = managed_policy(&with_file, "ConvoySettingsPublisherPolicy");
+    assert!(allowed(std::slice::from_ref(&publisher), &write));
+    assert!(!allowed(&[publisher], &Request::new(None, "s3:PutObject", "arn:aws:s3:::convoy-state/state/web/r.json")));
+}

@@ -29,5 +29,6 @@ mod refusals;
 mod release_events;
 mod sandbox;
 mod scenario;
+mod settings_file;
 mod store;
 mod trust;

@@ -42,6 +42,12 @@ async fn the_sandbox_ships_a_release_to_production() {
     assert!(approval.event_id().is_some(), "recorded from CloudTrail's event");
     assert!(finished.status.contains(&format!("principal   {}", approval.by)), "{}", finished.status);
     assert!(finished.status.contains("state     Succeeded"), "{}", finished.status);
+    // The functions ran on the settings file the operator published, and the record says which.
+    let published = finished.settings_version.as_deref().expect("the sandbox publishes its settings file");
+    let settings = finished.release.settings.as_ref().expect("the record keeps its settings' version");
+    assert_eq!(settings.version_id.as_deref(), Some(published));
+    assert!(settings.source.ends_with("/settings/convoy.json") && settings.source.starts_with("s3://"), "{settings}");
+    assert!(finished.status.contains(&format!("settings  {settings}")), "{}", finished.status);
     assert!(finished.status.contains("passed: 5 of 5 probes passed"), "{}", finished.status);
     // The functions and the CLI's approval announced every state change; the notification rules
     // sent the approval request, with its commands, and the success.

@@ -452,6 +452,9 @@ impl MemoryBackend {
                 claim_lease: convoy::config::CLAIM_LEASE,
                 event_bus: "default".into(),
                 services: convoy::settings::parse(&settings).expect("settings"),
+                release_groups: Default::default(),
+                settings_object_version: None,
+                settings_version: None,
             },
         };
         Self { tasks, deployer, pipelines, registry, objects, events, convoy }

@@ -388,6 +388,23 @@ impl S3Store {
         }
     }
 
+    /// Publishes a settings file as a new version of [`crate::settings_file::SETTINGS_KEY`] (with
+    /// the caller's credentials: the bucket policy lets only the settings publishers write there).
+    /// Returns its version id, `None` when the bucket keeps no versions.
+    pub async fn put_settings(&self, bytes: Vec<u8>) -> Result<Option<String>, StoreError> {
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(crate::settings_file::SETTINGS_KEY)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await;
+        // S3's AccessDenied (not a settings publisher) is in the description.
+        sent.map(|output| output.version_id).map_err(|err| StoreError::Unavailable(super::cause(err)))
+    }
+
     /// The releases that have a record, of one service or of all.
     pub async fn recorded(&self, service: Option<&ServiceName>) -> Result<Vec<ReleaseKey>, StoreError> {
         let prefix = service.map_or("state/".to_owned(), |s| format!("state/{s}/"));
