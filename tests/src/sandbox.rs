@@ -444,8 +444,9 @@ pub async fn run(options: Options) -> Result<Finished, String> {
             out.step(&format!(
                 "CodePipeline reports the execution {state} (it changes nothing: the deployment decided)"
             ));
-            let ended =
-                fixtures::pipeline_state_change(&pipeline.name, execution.as_ref().map_or("", |e| e.as_str()), state);
+            let execution = execution.as_ref().map_or("", |e| e.as_str());
+            standin.pipeline_execution_ends(execution, if end == "SUCCESS" { "Succeeded" } else { "Failed" });
+            let ended = fixtures::pipeline_state_change(&pipeline.name, execution, state);
             out.send(&deployment_changed, ended).await?;
         }
     }
