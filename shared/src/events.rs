@@ -57,6 +57,36 @@ fn eventbridge_event<T: serde::de::DeserializeOwned + serde::Serialize>(
     Ok(event)
 }
 
+/// Where an EventBridge event must come from to be read at all: one of the (`detail-type`,
+/// `source`) kinds a handler reads, from one of `accounts` (none: not checked), in `region` (empty:
+/// not checked). Checked before anything else; `Err` says which field is not AWS's, as the log
+/// line and the handler's answer say it.
+pub struct Envelope<'a> {
+    pub kinds: &'a [(&'a str, &'a str)],
+    pub accounts: &'a [&'a AccountId],
+    pub region: &'a str,
+}
+
+impl Envelope<'_> {
+    pub fn check(&self, payload: &serde_json::Value) -> Result<(), String> {
+        let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str).unwrap_or_default();
+        let (detail_type, source) = (field("detail-type"), field("source"));
+        if !self.kinds.iter().any(|(kind, from)| *kind == detail_type && *from == source) {
+            let expected: Vec<String> = self.kinds.iter().map(|(kind, from)| format!("{kind:?} from {from}")).collect();
+            return Err(format!("envelope: expected {}, got {detail_type:?} from {source:?}", expected.join(" or ")));
+        }
+        let account = field("account");
+        if !self.accounts.is_empty() && !self.accounts.iter().any(|a| a.as_str() == account) {
+            return Err(format!("envelope: {detail_type:?} from account {account:?}, not Convoy's"));
+        }
+        let region = field("region");
+        if !self.region.is_empty() && region != self.region {
+            return Err(format!("envelope: {detail_type:?} from region {region:?}, not Convoy's {}", self.region));
+        }
+        Ok(())
+    }
+}
+
 /// Reads an EventBridge ECR event. `Err` means the payload is not an ECR event at all.
 pub fn parse_push(payload: serde_json::Value, received_at: DateTime<Utc>) -> Result<PushEvent, String> {
     let event: EventBridgeEvent<EcrImageAction> =

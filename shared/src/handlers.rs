@@ -10,10 +10,16 @@ use tracing::{Instrument, error, info, warn};
 
 use crate::error::ConvoyError;
 use crate::events::{self, DeploymentChange, HookEvent, PushEvent, TaskEvent};
+use crate::names::AccountId;
 use crate::service::{Convoy, NativeHook, release_span};
 
 /// EventBridge "ECR Image Action".
 pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    // A push may come from a registry account the operator lists, not only Convoy's own.
+    let accounts: Vec<&AccountId> = convoy.config.policy.registries.iter().collect();
+    if let Err(why) = envelope(convoy, &event.payload, &[ECR_PUSH], &accounts) {
+        return Ok(json!({ "ignored": why }));
+    }
     match events::parse_push(event.payload, Utc::now()) {
         Err(why) => {
             warn!("ignored: {why}");
@@ -29,6 +35,12 @@ pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<
 
 /// S3 ObjectCreated, as an S3 notification or through EventBridge.
 pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    // An S3 notification (`Records`) is S3's own delivery, with no EventBridge envelope.
+    if event.payload.get("Records").is_none()
+        && let Err(why) = envelope(convoy, &event.payload, &[S3_OBJECT_CREATED], &own_account(convoy))
+    {
+        return Ok(json!({ "ignored": why }));
+    }
     let uploads = match events::parse_uploads(event.payload) {
         Ok(uploads) => uploads,
         Err(why) => {
@@ -54,6 +66,9 @@ pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 
 /// EventBridge "ECS Task State Change" (the rule passes only Convoy's tasks).
 pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    if let Err(why) = envelope(convoy, &event.payload, &[ECS_TASK_STATE_CHANGE], &own_account(convoy)) {
+        return Ok(json!({ "ignored": why }));
+    }
     match events::parse_task_change(event.payload) {
         Err(why) => {
             warn!("ignored: {why}");
@@ -137,6 +152,9 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
 /// `ContinueDeployment`/`StopDeployment`, ECS `ContinueServiceDeployment`/`StopServiceDeployment`):
 /// the release records who decided, as CloudTrail names them.
 pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    if let Err(why) = envelope(convoy, &event.payload, DEPLOYMENT_CHANGED_KINDS, &own_account(convoy)) {
+        return Ok(json!({ "ignored": why }));
+    }
     if event.payload["detail-type"].as_str() == Some(crate::cloudtrail::API_CALL_DETAIL_TYPE) {
         return match crate::cloudtrail::parse_api_call_event(&event.payload) {
             Err(why) => {
@@ -169,6 +187,37 @@ pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> R
             respond(convoy.deployment_ended(&deployment, end, &detail, Utc::now()).await)
         }
     }
+}
+
+/// The kinds of EventBridge event each handler reads: (`detail-type`, `source`). "AWS API Call
+/// via CloudTrail" events carry the called service's source (EventBridge User Guide, "Events from
+/// AWS services delivered via AWS CloudTrail"); only AWS services put `aws.` sources on a bus.
+const ECR_PUSH: (&str, &str) = ("ECR Image Action", "aws.ecr");
+const S3_OBJECT_CREATED: (&str, &str) = ("Object Created", "aws.s3");
+const ECS_TASK_STATE_CHANGE: (&str, &str) = ("ECS Task State Change", "aws.ecs");
+const DEPLOYMENT_CHANGED_KINDS: &[(&str, &str)] = &[
+    ("CodeDeploy Deployment State-change Notification", "aws.codedeploy"),
+    ("CodePipeline Pipeline Execution State Change", "aws.codepipeline"),
+    ("ECS Deployment State Change", "aws.ecs"),
+    (crate::gates::ALARM_DETAIL_TYPE, "aws.cloudwatch"),
+    (crate::cloudtrail::API_CALL_DETAIL_TYPE, "aws.codedeploy"),
+    (crate::cloudtrail::API_CALL_DETAIL_TYPE, "aws.ecs"),
+];
+
+fn own_account(convoy: &Convoy) -> Vec<&AccountId> {
+    convoy.config.policy.account.iter().collect()
+}
+
+/// Checks the envelope before anything else is read: what is not AWS's changes nothing, and is
+/// logged and counted.
+fn envelope(convoy: &Convoy, payload: &Value, kinds: &[(&str, &str)], accounts: &[&AccountId]) -> Result<(), String> {
+    let region = convoy.config.policy.region.as_str();
+    let checked = events::Envelope { kinds, accounts, region }.check(payload);
+    if let Err(why) = &checked {
+        warn!(%why, "unconfirmed event: refused, nothing changed");
+        crate::telemetry::unconfirmed_event("envelope", None);
+    }
+    checked
 }
 
 /// How long before `verify`'s deadline an undecided analysis is cut short: enough to answer the

@@ -4,6 +4,7 @@
 //! the effects; how a release deploys is its method's strategy (`methods/`).
 
 mod approval;
+mod confirm;
 mod decide;
 mod deploy;
 mod gates;

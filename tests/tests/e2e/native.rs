@@ -51,7 +51,15 @@ pub(crate) async fn native_backend(behaviour: Behaviour, configuration: Value) -
     // CloudTrail's event history: the stand-in's LookupEvents.
     convoy.api_calls =
         Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
-    let backend = MotoBackend { world, ecs, application: String::new(), group: String::new(), standin, convoy };
+    let backend = MotoBackend {
+        world,
+        ecs,
+        application: String::new(),
+        group: String::new(),
+        standin,
+        convoy,
+        settings: settings.to_string(),
+    };
     (backend, green)
 }
 
