@@ -14,6 +14,15 @@ use crate::service::{Convoy, release_span};
 
 /// EventBridge "ECR Image Action".
 pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    // The same function hears ECR's "Image Scan" events: a completed scan resumes a gating release.
+    match events::parse_scan(&event.payload) {
+        Err(why) => {
+            warn!("ignored: {why}");
+            return Ok(json!({ "ignored": why }));
+        }
+        Ok(Some(scan)) => return respond(convoy.image_scanned(&scan, Utc::now()).await),
+        Ok(None) => {}
+    }
     match events::parse_push(event.payload, Utc::now()) {
         Err(why) => {
             warn!("ignored: {why}");
