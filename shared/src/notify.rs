@@ -3,7 +3,7 @@
 //! truth; an event is a best-effort announcement of a write that already happened, so a lost one
 //! is logged and never fails or blocks the transition (see `service/transition.rs`, `publish`).
 //!
-//! The detail's schema is documented in README.md ("Release events") and pinned by the tests below.
+//! The detail's schema is documented in docs/reference/events.md ("Release events") and pinned by the tests below.
 
 use std::collections::BTreeMap;
 
@@ -208,7 +208,7 @@ fn bounded(text: &str, max: usize) -> String {
     }
 }
 
-/// The documented schema (README, "Release events"), as data: each field, its JSON type, and whether it may be null.
+/// The documented schema (docs/reference/events.md, "Release events"), as data: each field, its JSON type, and whether it may be null.
 pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
     ("schema", "number", false),
     ("service", "string", false),

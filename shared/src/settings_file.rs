@@ -25,7 +25,7 @@ pub const SETTINGS_KEY: &str = "settings/convoy.json";
 /// The largest settings file read (a service's settings are about 0.5 KB: room for thousands).
 pub const MAX_SETTINGS_BYTES: usize = 1024 * 1024;
 
-/// Convoy's settings file: every service Convoy may deploy, and the release groups (docs/settings.md).
+/// Convoy's settings file: every service Convoy may deploy, and the release groups (docs/reference/settings.md).
 // As written; only [`parse`] turns it into [`Settings`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! The bench's per-release account and hand-off latencies (README: scripts/bench): one whole
+//! The bench's per-release account and hand-off latencies (docs/measurements.md: scripts/bench): one whole
 //! release through the real function binaries and the real `convoy` CLI against moto, every AWS
 //! request passing the stand-in, which logs each with its time, service and operation.
 //!

@@ -22,6 +22,7 @@
 //! (moto updates it); moto keeps no deployment configuration or service deployment, so the
 //! stand-in adds them, and the sandbox plays ECS: the verify hook, the PAUSE hook, the end.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use convoy::names::ReleaseKey;
@@ -68,6 +69,49 @@ pub struct Options {
     /// (`load_balancer.rs`), and the functions get the settings `convoy init` wrote for it, not
     /// the sandbox's own. Its stderr is kept in [`Finished::init`].
     pub settings_from_init: bool,
+    /// Commands a person types, run at their step in place of the sandbox's own (implies
+    /// [`Options::settings_from_init`]): the README's quick start, `e2e/quick_start.rs`.
+    pub typed: Option<Typed>,
+}
+
+/// The arguments of the `convoy` commands a person types, each run at its step of the release in
+/// place of the sandbox's own, in `dir` (where the files they name are: the settings `init`
+/// writes, the `manifest.json` CI writes). The placeholders `<cluster>`, `<service>` and
+/// `<release>` are filled with the sandbox's names; any other `<…>` left is an error.
+#[derive(Debug, Clone, Default)]
+pub struct Typed {
+    pub dir: PathBuf,
+    /// `convoy init <cluster> <service> [--out FILE]`: the settings the functions get (its output,
+    /// or the file `--out` names).
+    pub init: Vec<String>,
+    /// `convoy check --settings FILE`, once the sandbox (as the operator) put init's entry under
+    /// `services` in FILE, in `dir`.
+    pub check: Vec<String>,
+    /// `convoy settings publish FILE`: the version it prints is the one the functions read, as a
+    /// stack update naming it in `SettingsVersion` would have them.
+    pub publish: Vec<String>,
+    /// `convoy submit manifest.json`, once the sandbox (as CI) wrote `manifest.json` in `dir`.
+    pub submit: Vec<String>,
+    /// `convoy wait …`, once the verification passed, before the approval (must exit 0).
+    pub wait: Vec<String>,
+    /// `convoy approve …`, with the operator's own credentials.
+    pub approve: Vec<String>,
+    /// `convoy status …`, once the release ended: [`Finished::status`].
+    pub status: Vec<String>,
+}
+
+impl Typed {
+    /// `args` with the placeholders filled in; `Err` naming one that is not the sandbox's.
+    fn fill(args: &[String], cluster: &str) -> Result<Vec<String>, String> {
+        let filled: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("<cluster>", cluster).replace("<service>", SERVICE).replace("<release>", RELEASE))
+            .collect();
+        match filled.iter().find(|a| a.contains('<') && a.contains('>')) {
+            Some(left) => Err(format!("convoy {}: the sandbox has no value for {left}", args.join(" "))),
+            None => Ok(filled),
+        }
+    }
 }
 
 /// What a run held for approval keeps alive: the world and the stand-in Convoy's calls go through.
@@ -160,7 +204,8 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let green_version = if options.wrong_version { "0000000" } else { RELEASE };
     let green = http::serve(Behaviour::version(green_version)).await;
     let blue = http::serve(Behaviour::version("0000000")).await;
-    let (ecs, application, group) = if options.settings_from_init {
+    let settings_from_init = options.settings_from_init || options.typed.is_some();
+    let (ecs, application, group) = if settings_from_init {
         // The load balancer's listeners on the blue and green servers' ports: the test listener's
         // address is the green server's, once init is told to reach it by 127.0.0.1.
         let shape = Shape::ready(controller.clone(), port_of(&blue.url), port_of(&green.url));
@@ -217,7 +262,27 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     }
     let mut settings = settings.to_string();
     let mut init = None;
-    if options.settings_from_init {
+    if let Some(typed) = &options.typed {
+        // The load balancer's DNS name is moto's, which resolves nowhere: the test listener is
+        // reached by 127.0.0.1, as `--test-listener-host` documents for an alias.
+        let mut args = Typed::fill(&typed.init, &ecs.cluster)?;
+        args.extend(["--test-listener-host".to_owned(), "127.0.0.1".to_owned()]);
+        out.step(&format!("convoy {}", args.join(" ")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (printed, said) = cli_stdout_in(&standin.endpoint, &world.bucket, &args, Some(&typed.dir))?;
+        let written = match args.iter().position(|a| *a == "--out") {
+            Some(at) => {
+                let file = typed.dir.join(args.get(at + 1).ok_or("init --out names no file")?);
+                std::fs::read_to_string(&file).map_err(|e| format!("init wrote no {}: {e}", file.display()))?
+            }
+            None => printed,
+        };
+        for line in said.lines().chain(written.lines()) {
+            out.say(line);
+        }
+        settings = written.clone();
+        init = Some((written, said));
+    } else if options.settings_from_init {
         out.step(&format!("convoy init {} {SERVICE} --test-listener-host 127.0.0.1", ecs.cluster));
         let args = ["init", &ecs.cluster, SERVICE, "--test-listener-host", "127.0.0.1"];
         let (written, said) = cli_stdout(&standin.endpoint, &world.bucket, &args)?;
@@ -234,7 +299,29 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     // SettingsVersion does; with AWS unreachable they could not start at all, so that run keeps
     // CONVOY_SERVICE_SETTINGS (the former way) and shows its first invocation failing.
     let mut settings_version = None;
-    if !options.aws_unreachable {
+    if let Some(typed) = &options.typed {
+        let services: Value = serde_json::from_str(&settings).map_err(|e| format!("the settings: {e}"))?;
+        // The operator's edit: init's entry under `services` in the file check and publish name.
+        let file = typed.publish.get(2).ok_or("convoy settings publish names no file")?;
+        std::fs::write(typed.dir.join(file), settings_file(&services)).map_err(|e| format!("writing {file}: {e}"))?;
+        let cluster = [("CONVOY_CLUSTER".to_owned(), ecs.cluster.clone())];
+        for step in [&typed.check, &typed.publish] {
+            let args = Typed::fill(step, &ecs.cluster)?;
+            out.step(&format!("convoy {}", args.join(" ")));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let said = cli_in(&standin.endpoint, &world.bucket, &args, &cluster, Some(&typed.dir), &[0])?.1;
+            out.say(said.trim());
+            if step == &typed.publish {
+                let version = said
+                    .split("SettingsVersion=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .ok_or_else(|| format!("convoy {} printed no SettingsVersion: {said}", args.join(" ")))?;
+                read_settings_version(&mut env, version);
+                settings_version = Some(version.to_owned());
+            }
+        }
+    } else if !options.aws_unreachable {
         let services: Value = serde_json::from_str(&settings).map_err(|e| format!("the settings: {e}"))?;
         let path = std::env::temp_dir().join(format!("convoy-settings-{}.json", world.bucket));
         std::fs::write(&path, settings_file(&services)).map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -299,7 +386,21 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         "approval": "manual"
     });
     let key_name = format!("releases/{SERVICE}/{RELEASE}.json");
-    let (version, size) = world.upload(&key_name, &manifest.to_string()).await;
+    let (version, size) = match &options.typed {
+        Some(typed) => {
+            // CI writes the manifest and submits it; S3 then tells Convoy of the object it made.
+            std::fs::write(typed.dir.join("manifest.json"), manifest.to_string())
+                .map_err(|e| format!("writing manifest.json: {e}"))?;
+            let args = Typed::fill(&typed.submit, &ecs.cluster)?;
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let submitted = cli_in(&standin.endpoint, &world.bucket, &args, &[], Some(&typed.dir), &[0])?.1;
+            out.say(submitted.trim());
+            let head = world.s3.head_object().bucket(&world.bucket).key(&key_name).send().await;
+            let head = head.map_err(|e| format!("convoy {} put no {key_name}: {e:?}", args.join(" ")))?;
+            (head.version_id, head.content_length.unwrap_or_default() as u64)
+        }
+        None => world.upload(&key_name, &manifest.to_string()).await,
+    };
     let upload = fixtures::s3_eventbridge(&world.bucket, &key_name, version.as_deref(), size);
     out.send(&manifest_uploaded, upload.clone()).await?;
     out.send(&manifest_uploaded, upload).await?;
@@ -412,7 +513,15 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                 }
                 if matches!(record().await.state, State::AwaitingApproval { .. }) {
                     out.notify(&notification_queues, &mut sent);
-                    approve_as_operator(&out, &standin, &world, &deployment_changed).await?;
+                    if let Some(typed) = &options.typed {
+                        let args = Typed::fill(&typed.wait, &ecs.cluster)?;
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        out.step(&format!("convoy {}", args.join(" ")));
+                        let waited = cli_in(&standin.endpoint, &world.bucket, &args, &[], Some(&typed.dir), &[0])?.1;
+                        out.say(waited.trim());
+                    }
+                    let typed = options.typed.as_ref().map(|t| (t, ecs.cluster.as_str()));
+                    approve_as_operator(&out, &standin, &world, &deployment_changed, typed).await?;
                 }
                 codedeploy_end(&standin, &deployment)?
             }
@@ -464,9 +573,15 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     out.step(&format!("EventBridge got {} release events on {bus}", transitions.len()));
     out.say(transitions.join(", "));
 
-    out.step("convoy status laravel-app 4cf03d1");
+    let status_args = match &options.typed {
+        Some(typed) => Typed::fill(&typed.status, &ecs.cluster)?,
+        None => ["status", SERVICE, RELEASE].map(str::to_owned).to_vec(),
+    };
+    out.step(&format!("convoy {}", status_args.join(" ")));
+    let status_args: Vec<&str> = status_args.iter().map(String::as_str).collect();
+    let dir = options.typed.as_ref().map(|t| t.dir.as_path());
     // `status` exits 1 for a release that failed (documented): that is its answer, not an error.
-    let (_, status) = cli_exits(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE], &[0, 1])?;
+    let (_, status) = cli_in(&standin.endpoint, &world.bucket, &status_args, &[], dir, &[0, 1])?;
     if options.verbose {
         print!("{status}");
     }
@@ -580,7 +695,7 @@ async fn play_ecs_native(
         "SUCCEEDED" => {
             out.step("ECS pauses at PRE_PRODUCTION_TRAFFIC_SHIFT (PAUSE hook) for the approval");
             standin.pause_service_deployment(arn);
-            approve_as_operator(out, standin, world, deployment_changed).await?;
+            approve_as_operator(out, standin, world, deployment_changed, None).await?;
             let continued = standin.calls_of("ContinueServiceDeployment");
             let took = |action: &str| continued.iter().any(|c| c.refused.is_none() && c.body["action"] == action);
             if took("CONTINUE") {
@@ -638,6 +753,7 @@ async fn approve_as_operator(
     standin: &StandIn,
     world: &World,
     deployment_changed: &LambdaProcess,
+    typed: Option<(&Typed, &str)>,
 ) -> Result<(), String> {
     let moto = Moto::shared();
     let form = "application/x-www-form-urlencoded";
@@ -654,15 +770,45 @@ async fn approve_as_operator(
         return Err(format!("moto created no access key for {name}: {key}"));
     };
     let credentials = [("AWS_ACCESS_KEY_ID".to_owned(), id), ("AWS_SECRET_ACCESS_KEY".to_owned(), secret)];
-    out.step(&format!(
-        "a person approves with their own AWS credentials (IAM user {name}): convoy approve laravel-app 4cf03d1"
-    ));
-    let approved =
-        cli_with(&standin.endpoint, &world.bucket, &["approve", SERVICE, RELEASE, "--wait", "0"], &credentials)?;
-    out.say(approved.trim());
-    let Some(record) = standin.trail().last().cloned() else { return Err("CloudTrail recorded no call".into()) };
-    out.step("CloudTrail records the call; EventBridge delivers \"AWS API Call via CloudTrail\" to deployment-changed");
-    out.send(deployment_changed, StandIn::api_call_event(&record)).await?;
+    if let Some((typed, cluster)) = typed {
+        // As typed: the command waits for the record to name who approved, which happens once
+        // CloudTrail's event reaches deployment-changed, so the event is delivered while it runs.
+        let args = Typed::fill(&typed.approve, cluster)?;
+        out.step(&format!(
+            "a person approves with their own AWS credentials (IAM user {name}): convoy {}",
+            args.join(" ")
+        ));
+        let before = standin.trail().len();
+        let (endpoint, bucket, dir) = (standin.endpoint.clone(), world.bucket.clone(), typed.dir.clone());
+        let approving = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli_in(&endpoint, &bucket, &args, &credentials, Some(&dir), &[0])
+        });
+        let record =
+            crate::wait::wait_until(std::time::Duration::from_secs(30), "CloudTrail records the approval", || {
+                let trail = standin.trail();
+                async move { trail.get(before).cloned() }
+            })
+            .await;
+        out.step(
+            "CloudTrail records the call; EventBridge delivers \"AWS API Call via CloudTrail\" to deployment-changed",
+        );
+        out.send(deployment_changed, StandIn::api_call_event(&record)).await?;
+        let approved = approving.await.map_err(|e| format!("convoy approve: {e}"))??.1;
+        out.say(approved.trim());
+    } else {
+        out.step(&format!(
+            "a person approves with their own AWS credentials (IAM user {name}): convoy approve laravel-app 4cf03d1"
+        ));
+        let approved =
+            cli_with(&standin.endpoint, &world.bucket, &["approve", SERVICE, RELEASE, "--wait", "0"], &credentials)?;
+        out.say(approved.trim());
+        let Some(record) = standin.trail().last().cloned() else { return Err("CloudTrail recorded no call".into()) };
+        out.step(
+            "CloudTrail records the call; EventBridge delivers \"AWS API Call via CloudTrail\" to deployment-changed",
+        );
+        out.send(deployment_changed, StandIn::api_call_event(&record)).await?;
+    }
     let status = cli(&standin.endpoint, &world.bucket, &["status", SERVICE, RELEASE])?;
     let approval: Vec<&str> = status.lines().skip_while(|l| *l != "approval").take_while(|l| !l.is_empty()).collect();
     out.say(approval.join("\n"));
@@ -677,8 +823,17 @@ pub fn cli(endpoint: &str, bucket: &str, args: &[&str]) -> Result<String, String
 
 /// `convoy <args>` that must exit 0: its standard output and, apart, its standard error.
 fn cli_stdout(endpoint: &str, bucket: &str, args: &[&str]) -> Result<(String, String), String> {
+    cli_stdout_in(endpoint, bucket, args, None)
+}
+
+/// [`cli_stdout`] run in `dir` (the current directory when `None`).
+fn cli_stdout_in(endpoint: &str, bucket: &str, args: &[&str], dir: Option<&Path>) -> Result<(String, String), String> {
     let path = binary("convoy");
-    let output = Command::new(&path)
+    let mut command = Command::new(&path);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = command
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", REGION)
@@ -717,8 +872,24 @@ fn cli_run(
     env: &[(String, String)],
     ok: &[i32],
 ) -> Result<(i32, String), String> {
+    cli_in(endpoint, bucket, args, env, None, ok)
+}
+
+/// [`cli_run`] in `dir` (the current directory when `None`).
+fn cli_in(
+    endpoint: &str,
+    bucket: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    dir: Option<&Path>,
+    ok: &[i32],
+) -> Result<(i32, String), String> {
     let path = binary("convoy");
-    let output = Command::new(&path)
+    let mut command = Command::new(&path);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = command
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", REGION)

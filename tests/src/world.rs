@@ -248,7 +248,7 @@ pub fn service_settings(
     .to_string()
 }
 
-/// The settings file (docs/settings.md) holding `services`, an object of service name → that
+/// The settings file (docs/reference/settings.md) holding `services`, an object of service name → that
 /// service's settings (what [`service_settings`] or `convoy init` write).
 pub fn settings_file(services: &serde_json::Value) -> String {
     serde_json::json!({"$schema": "./settings.schema.json", "services": services}).to_string()

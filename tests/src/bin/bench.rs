@@ -1,4 +1,4 @@
-//! Convoy's benchmark (README: scripts/bench): prints figures, asserts nothing, is not a test.
+//! Convoy's benchmark (docs/measurements.md: scripts/bench): prints figures, asserts nothing, is not a test.
 //! Runs the release-built function binaries (CONVOY_BENCH_BIN) through a local Lambda Runtime API
 //! against moto, every AWS request passing a counting proxy.
 

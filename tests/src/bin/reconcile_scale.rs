@@ -1,4 +1,4 @@
-//! The reconciler at scale (README: scripts/bench): N active releases on moto, each following a
+//! The reconciler at scale (docs/measurements.md: scripts/bench): N active releases on moto, each following a
 //! real (moto) CodeDeploy deployment, visited by one reconciler run. Prints how long the run took,
 //! its rate, and what fits one run's budget. Prints figures, asserts nothing, is not a test.
 //!

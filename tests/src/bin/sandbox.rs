@@ -26,6 +26,7 @@ async fn main() {
         verbose: true,
         hold_for_approval: false,
         settings_from_init: args.iter().any(|a| a == "--init"),
+        typed: None,
     };
     match convoy_tests::sandbox::run(options).await {
         Ok(finished) => println!("\nfinal state: {}", finished.release.state),

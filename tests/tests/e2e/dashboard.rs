@@ -96,7 +96,7 @@ async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_b
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| std::env::temp_dir(), std::path::PathBuf::from);
     std::fs::write(target.join("dashboard.png"), &png).expect("save the screenshot");
-    // The README's picture is refreshed on request only, so that a test run leaves the tree clean.
+    // The dashboard guide's picture (docs/dashboard.png) is refreshed on request only, so that a test run leaves the tree clean.
     if std::env::var_os("CONVOY_UPDATE_SCREENSHOT").is_some() {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dashboard.png");
         std::fs::write(docs, &png).expect("save docs/dashboard.png");

@@ -102,7 +102,7 @@ async fn the_hook_of_codedeploys_rollback_is_let_through_and_a_foreign_ones_is_f
     assert!(matches!(record.state, State::RolledBack { .. }), "{}", record.state);
 }
 
-/// What the README says of ECS native blue/green: Convoy never starts a native deployment, so
+/// What docs/guides/ecs-native.md says of ECS native blue/green: Convoy never starts a native deployment, so
 /// for a service that deploys natively no release holds the deploy lock, and the hook is answered
 /// FAILED, which rolls the native deployment back. (The ECS native hook's reply is the answer.)
 #[tokio::test]

@@ -107,7 +107,7 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
     let mut running = migration.clone();
     running["detail"]["lastStatus"] = json!("RUNNING");
 
-    // Convoy's own release events (README, "Release events"), by the state they enter.
+    // Convoy's own release events (docs/reference/events.md, "Release events"), by the state they enter.
     let convoy_event = |to: &str| {
         json!({"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "source": "convoy",
                "detail-type": "Convoy Release State Change", "account": ACCOUNT, "time": "2026-11-25T10:00:00Z",

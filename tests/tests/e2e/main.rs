@@ -23,6 +23,7 @@ mod migration_logs;
 mod native;
 mod pipeline;
 mod properties;
+mod quick_start;
 mod readiness;
 mod reconcile;
 mod refusals;

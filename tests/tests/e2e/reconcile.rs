@@ -31,7 +31,7 @@ impl Registry for Slow {
 }
 
 /// 40 releases still collecting (each visit looks its images up in ECR again): the reconciler
-/// visits them 16 at a time (README, "How a release flows"; `CONCURRENT_VISITS`), never more,
+/// visits them 16 at a time (docs/concepts.md, "How a release flows"; `CONCURRENT_VISITS`), never more,
 /// and visits each. On tokio's paused clock, so the look-ups' time costs nothing.
 #[tokio::test(start_paused = true)]
 async fn the_reconciler_visits_sixteen_releases_at_a_time_and_every_one() {

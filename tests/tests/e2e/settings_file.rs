@@ -1,4 +1,4 @@
-//! The settings file end to end (docs/settings.md): one file for 20 services, checked offline by
+//! The settings file end to end (docs/reference/settings.md): one file for 20 services, checked offline by
 //! `convoy check --settings`, published by `convoy settings publish`, read at start by the real
 //! `manifest-uploaded` binary from the version the stack names, and recorded in the release.
 //! Needs the binaries built (`cargo build --workspace --bins`, which scripts/test runs first).
