@@ -169,7 +169,7 @@ async fn an_unsigned_image_fails_when_a_signature_is_required() {
     .await;
     let record = backend.record(&key).await.unwrap();
     let State::Failed { stage: Stage::Gate, reason } = &record.state else { panic!("{}", record.state) };
-    assert!(reason.contains(&format!("nginx (")) && reason.contains(&format!("not signed by {PROFILE}")), "{reason}");
+    assert!(reason.contains("nginx (") && reason.contains(&format!("not signed by {PROFILE}")), "{reason}");
     assert!(!reason.contains("app ("), "the signed image passed: {reason}");
     assert_eq!(backend.migration_tasks(&key).await, 0);
     let app = record.gate.unwrap().images.into_iter().find(|i| i.container == "app").unwrap();
