@@ -76,9 +76,8 @@ pub struct ReleaseChange {
     pub approver: Option<String>,
     /// `true` approved, `false` rejected, `null` not decided.
     pub approved: Option<bool>,
-    /// The image gate (added in schema 1, additive): its verdict and, per image, one line of what
+    /// The image gate (added to schema 1: `null` until the images were judged): its verdict and, per image, one line of what
     /// it saw (`app (…@sha256:…): scan COMPLETE, 1 CRITICAL; CVE-… CRITICAL (…) is above …`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateSummary>,
     pub links: Links,
 }
@@ -225,6 +224,7 @@ pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
     ("deployment_id", "string", true),
     ("approver", "string", true),
     ("approved", "boolean", true),
+    ("gate", "object", true),
     ("links", "object", false),
 ];
 /// The fields of `links`, and whether each may be null (all are strings).
