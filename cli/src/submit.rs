@@ -188,7 +188,7 @@ fn policy(
         }
         None => manifest.images.values().map(|i| i.registry.clone()).collect(),
     };
-    Policy { allowed_services, allowed_repositories, region, registries }
+    Policy { allowed_services, allowed_repositories, region, registries, account: None }
 }
 
 #[cfg(test)]

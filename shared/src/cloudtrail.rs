@@ -132,6 +132,23 @@ pub fn read_record(record: &Value, via: Via) -> Result<ObservedCall, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn each_decision_is_looked_up_as_the_calls_that_make_it_and_no_other() {
+        let names = |approve: bool, deployment: &DeploymentRef| {
+            operations_for(approve, deployment).iter().map(|op| op.event_name).collect::<Vec<_>>()
+        };
+        let codedeploy = DeploymentRef::CodeDeploy(DeploymentId::new("d-ABCDEF123").unwrap());
+        let native = DeploymentRef::Service(
+            ServiceDeploymentArn::new("arn:aws:ecs:us-east-1:123456789012:service-deployment/c/web/abc").unwrap(),
+        );
+        assert_eq!(names(true, &codedeploy), ["ContinueDeployment"]);
+        // A CodeDeploy rejection is a StopDeployment: a ContinueDeployment never rejects.
+        assert_eq!(names(false, &codedeploy), ["StopDeployment"]);
+        assert_eq!(names(true, &native), ["ContinueServiceDeployment"]);
+        // A native rejection is a stop, or a ROLLBACK through ContinueServiceDeployment.
+        assert_eq!(names(false, &native), ["ContinueServiceDeployment", "StopServiceDeployment"]);
+    }
+
     fn fixture() -> Value {
         serde_json::from_str(include_str!("../../tests/fixtures/events/example-cloudtrail-continue-deployment.json"))
             .unwrap()

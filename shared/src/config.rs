@@ -119,7 +119,7 @@ impl Config {
         let own_account = AccountId::new(required(lookup, ACCOUNT_ID)?.trim())
             .map_err(|source| ConfigError::Invalid { var: ACCOUNT_ID, source })?;
         let mut registries = optional_names(lookup, REGISTRY_ACCOUNTS, AccountId::new)?;
-        registries.insert(own_account);
+        registries.insert(own_account.clone());
         let migration_timeout_seconds = seconds(lookup, MIGRATION_TIMEOUT, 1800)?;
         let collecting_deadline_seconds = seconds(lookup, COLLECTING_DEADLINE, 3600)?;
         let manifest_lookback_seconds = seconds(lookup, MANIFEST_LOOKBACK, 86_400)?;
@@ -141,7 +141,13 @@ impl Config {
         Ok(Self {
             store,
             manifest_prefix,
-            policy: Policy { allowed_services, allowed_repositories, region: region.to_owned(), registries },
+            policy: Policy {
+                allowed_services,
+                allowed_repositories,
+                region: region.to_owned(),
+                registries,
+                account: Some(own_account),
+            },
             cluster,
             migration_timeout_seconds,
             collecting_deadline_seconds,
@@ -169,6 +175,7 @@ impl Config {
                 allowed_repositories: BTreeSet::new(),
                 region: region.into(),
                 registries: BTreeSet::new(),
+                account: None,
             },
             cluster: String::new(),
             migration_timeout_seconds: 1800,

@@ -57,6 +57,36 @@ fn eventbridge_event<T: serde::de::DeserializeOwned + serde::Serialize>(
     Ok(event)
 }
 
+/// Where an EventBridge event must come from to be read at all: one of the (`detail-type`,
+/// `source`) kinds a handler reads, from one of `accounts` (none: not checked), in `region` (empty:
+/// not checked). Checked before anything else; `Err` says which field is not AWS's, as the log
+/// line and the handler's answer say it.
+pub struct Envelope<'a> {
+    pub kinds: &'a [(&'a str, &'a str)],
+    pub accounts: &'a [&'a AccountId],
+    pub region: &'a str,
+}
+
+impl Envelope<'_> {
+    pub fn check(&self, payload: &serde_json::Value) -> Result<(), String> {
+        let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str).unwrap_or_default();
+        let (detail_type, source) = (field("detail-type"), field("source"));
+        if !self.kinds.iter().any(|(kind, from)| *kind == detail_type && *from == source) {
+            let expected: Vec<String> = self.kinds.iter().map(|(kind, from)| format!("{kind:?} from {from}")).collect();
+            return Err(format!("envelope: expected {}, got {detail_type:?} from {source:?}", expected.join(" or ")));
+        }
+        let account = field("account");
+        if !self.accounts.is_empty() && !self.accounts.iter().any(|a| a.as_str() == account) {
+            return Err(format!("envelope: {detail_type:?} from account {account:?}, not Convoy's"));
+        }
+        let region = field("region");
+        if !self.region.is_empty() && region != self.region {
+            return Err(format!("envelope: {detail_type:?} from region {region:?}, not Convoy's {}", self.region));
+        }
+        Ok(())
+    }
+}
+
 /// Reads an EventBridge ECR event. `Err` means the payload is not an ECR event at all.
 pub fn parse_push(payload: serde_json::Value, received_at: DateTime<Utc>) -> Result<PushEvent, String> {
     let event: EventBridgeEvent<EcrImageAction> =
@@ -281,10 +311,36 @@ pub fn parse_task_change(payload: serde_json::Value) -> Result<TaskEvent, String
 pub enum HookEvent {
     /// CodeDeploy (`aws_lambda_events`' `CodeDeployLifecycleEvent`).
     CodeDeploy { deployment: DeploymentId, execution: HookExecutionId },
-    /// ECS native blue/green.
-    EcsNative { execution: HookExecutionId, stage: String, service_deployment: ServiceDeploymentArn, service: String },
+    /// ECS native blue/green: the payload of the Amazon ECS Developer Guide's "Lambda hooks for
+    /// Amazon ECS service deployments" (`executionId`, `lifecycleStage`, `resourceArn`,
+    /// `executionDetails.serviceArn`), and what Convoy carried in `hookDetails`, if anything.
+    EcsNative {
+        execution: HookExecutionId,
+        stage: String,
+        service_deployment: ServiceDeploymentArn,
+        service: String,
+        carried: Option<Carried>,
+    },
 }
 
+/// What Convoy returned in `hookDetails` with `IN_PROGRESS`, which ECS passes back on the next
+/// invocation of the same hook ("Passing state with hookDetails", the same guide page): the
+/// release and the hook execution its verification is keyed on, so a re-invocation continues it
+/// even under another `executionId`. A hint like the rest of the payload: it is only followed
+/// when it names the release that holds the service and a verification that release recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carried {
+    pub release: String,
+    pub execution: HookExecutionId,
+}
+
+/// The keys of Convoy's state in `hookDetails` (ECS merges them with the hook's configured
+/// details, which Convoy leaves alone).
+pub const CARRIED_RELEASE: &str = "release";
+pub const CARRIED_EXECUTION: &str = "execution";
+
+// No `deny_unknown_fields`: AWS adds fields to its payloads, and a hook that ignores them keeps
+// working.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EcsLifecycleHook {
@@ -292,6 +348,8 @@ struct EcsLifecycleHook {
     lifecycle_stage: String,
     resource_arn: String,
     execution_details: EcsExecutionDetails,
+    #[serde(default)]
+    hook_details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -313,12 +371,40 @@ pub fn parse_hook(payload: serde_json::Value) -> Result<HookEvent, String> {
     let hook: EcsLifecycleHook =
         serde_json::from_value(payload).map_err(|e| format!("neither a CodeDeploy nor an ECS lifecycle hook: {e}"))?;
     let service = hook.execution_details.service_arn.rsplit('/').next().unwrap_or_default().to_owned();
+    let carried = hook.hook_details.as_ref().and_then(|details| {
+        let release = details.get(CARRIED_RELEASE)?.as_str()?.to_owned();
+        let execution = HookExecutionId::new(details.get(CARRIED_EXECUTION)?.as_str()?).ok()?;
+        Some(Carried { release, execution })
+    });
     Ok(HookEvent::EcsNative {
         execution: HookExecutionId::new(&hook.execution_id).map_err(|e| e.to_string())?,
         stage: hook.lifecycle_stage,
         service_deployment: ServiceDeploymentArn::new(&hook.resource_arn).map_err(|e| e.to_string())?,
         service,
+        carried,
     })
+}
+
+/// The service an ECS native hook names, read as far as the payload allows (from
+/// `executionDetails.serviceArn`, else from `resourceArn`): a hook whose payload cannot be read
+/// is still answered with a reason in that service's release record. `None` for a CodeDeploy
+/// hook, or when neither names a service.
+pub fn hook_service(payload: &serde_json::Value) -> Option<String> {
+    if payload.get("DeploymentId").is_some() {
+        return None;
+    }
+    let from_service = payload["executionDetails"]["serviceArn"].as_str().and_then(|arn| {
+        let (_, path) = arn.split_once(":service/")?;
+        path.rsplit('/').next().map(str::to_owned)
+    });
+    // `arn:aws:ecs:region:account:service-deployment/cluster/service/id`
+    let from_deployment = || {
+        let (_, path) = payload["resourceArn"].as_str()?.split_once(":service-deployment/")?;
+        let mut parts = path.split('/');
+        let (_, service) = (parts.next()?, parts.next()?);
+        Some(service.to_owned())
+    };
+    from_service.or_else(from_deployment).filter(|s| !s.is_empty())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -602,8 +688,17 @@ mod tests {
 
     #[test]
     fn an_ec2_event_is_not_an_ecr_event() {
-        let payload = serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
-        assert!(parse_push(payload, at()).is_err());
+        // The documented ECR push, whole, under EC2's detail-type or source: it deserialises, so
+        // only the kind check can refuse it.
+        let documented: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/events/ecr-image-action-push.json")).unwrap();
+        assert!(matches!(parse_push(documented.clone(), at()), Ok(PushEvent::Push(_))));
+        for (field, other) in [("detail-type", "EC2 Instance State-change Notification"), ("source", "aws.ec2")] {
+            let mut event = documented.clone();
+            event[field] = serde_json::json!(other);
+            let refused = parse_push(event, at()).unwrap_err();
+            assert!(refused.starts_with("expected an ECR Image Action from aws.ecr, got"), "{field}: {refused}");
+        }
     }
 
     #[test]

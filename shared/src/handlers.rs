@@ -10,11 +10,18 @@ use tracing::{Instrument, error, info, warn};
 
 use crate::error::ConvoyError;
 use crate::events::{self, DeploymentChange, HookEvent, PushEvent, TaskEvent};
-use crate::service::{Convoy, release_span};
+use crate::names::AccountId;
+use crate::service::{Convoy, NativeHook, release_span};
 
 /// EventBridge "ECR Image Action".
 pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    // The same function hears ECR's "Image Scan" events: a completed scan resumes a gating release.
+    // A push may come from a registry account the operator lists, not only Convoy's own.
+    let accounts: Vec<&AccountId> = convoy.config.policy.registries.iter().collect();
+    if let Err(why) = envelope(convoy, &event.payload, &[ECR_PUSH, ECR_SCAN], &accounts) {
+        return Ok(json!({ "ignored": why }));
+    }
+    // The same function hears ECR's "Image Scan" events: a completed scan resumes a gating release
+    // (a hint: ECR's findings, asked again, decide).
     match events::parse_scan(&event.payload) {
         Err(why) => {
             warn!("ignored: {why}");
@@ -38,6 +45,12 @@ pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<
 
 /// S3 ObjectCreated, as an S3 notification or through EventBridge.
 pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    // An S3 notification (`Records`) is S3's own delivery, with no EventBridge envelope.
+    if event.payload.get("Records").is_none()
+        && let Err(why) = envelope(convoy, &event.payload, &[S3_OBJECT_CREATED], &own_account(convoy))
+    {
+        return Ok(json!({ "ignored": why }));
+    }
     let uploads = match events::parse_uploads(event.payload) {
         Ok(uploads) => uploads,
         Err(why) => {
@@ -63,6 +76,9 @@ pub async fn manifest_uploaded(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 
 /// EventBridge "ECS Task State Change" (the rule passes only Convoy's tasks).
 pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    if let Err(why) = envelope(convoy, &event.payload, &[ECS_TASK_STATE_CHANGE], &own_account(convoy)) {
+        return Ok(json!({ "ignored": why }));
+    }
     match events::parse_task_change(event.payload) {
         Err(why) => {
             warn!("ignored: {why}");
@@ -88,10 +104,15 @@ pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 /// with the reason, rather than left to CodeDeploy's or ECS's own hour-long timeout.
 pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let budget = time_left(&event.context).map(|left| left.saturating_sub(HOOK_ANSWER_MARGIN));
+    let named_service = events::hook_service(&event.payload);
     match events::parse_hook(event.payload) {
         Err(why) => {
             warn!("not a hook: {why}");
-            Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": why } }))
+            match named_service {
+                // An ECS hook that names a service: the reason goes to its release's record too.
+                Some(service) => json_of(convoy.ecs_native_hook_unreadable(&service, &why, Utc::now()).await),
+                None => Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": why } })),
+            }
         }
         Ok(HookEvent::CodeDeploy { deployment, execution }) => {
             match within(budget, convoy.verify_codedeploy(&deployment, &execution, Utc::now())).await {
@@ -99,12 +120,17 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
                 None => respond(convoy.codedeploy_hook_out_of_time(&deployment, &execution, Utc::now()).await),
             }
         }
-        Ok(HookEvent::EcsNative { execution, stage, service_deployment, service }) => {
+        Ok(HookEvent::EcsNative { execution, stage, service_deployment, service, carried }) => {
             info!(%stage, %service, "ECS lifecycle hook");
-            let verifying = convoy.verify_ecs_native(&execution, &service_deployment, &service, Utc::now());
-            let Some(result) = within(budget, verifying).await else {
-                let reply = convoy.ecs_native_hook_out_of_time(&execution, &service_deployment, &service, Utc::now());
-                return json_of(reply.await);
+            let hook = NativeHook {
+                execution: &execution,
+                stage: &stage,
+                service_deployment: &service_deployment,
+                service: &service,
+                carried: carried.as_ref(),
+            };
+            let Some(result) = within(budget, convoy.verify_ecs_native(&hook, Utc::now())).await else {
+                return json_of(convoy.ecs_native_hook_out_of_time(&hook, Utc::now()).await);
             };
             match result {
                 Ok(reply) => json_of(reply),
@@ -136,6 +162,9 @@ pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value,
 /// `ContinueDeployment`/`StopDeployment`, ECS `ContinueServiceDeployment`/`StopServiceDeployment`):
 /// the release records who decided, as CloudTrail names them.
 pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    if let Err(why) = envelope(convoy, &event.payload, DEPLOYMENT_CHANGED_KINDS, &own_account(convoy)) {
+        return Ok(json!({ "ignored": why }));
+    }
     if event.payload["detail-type"].as_str() == Some(crate::cloudtrail::API_CALL_DETAIL_TYPE) {
         return match crate::cloudtrail::parse_api_call_event(&event.payload) {
             Err(why) => {
@@ -168,6 +197,38 @@ pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> R
             respond(convoy.deployment_ended(&deployment, end, &detail, Utc::now()).await)
         }
     }
+}
+
+/// The kinds of EventBridge event each handler reads: (`detail-type`, `source`). "AWS API Call
+/// via CloudTrail" events carry the called service's source (EventBridge User Guide, "Events from
+/// AWS services delivered via AWS CloudTrail"); only AWS services put `aws.` sources on a bus.
+const ECR_PUSH: (&str, &str) = ("ECR Image Action", "aws.ecr");
+const ECR_SCAN: (&str, &str) = ("ECR Image Scan", "aws.ecr");
+const S3_OBJECT_CREATED: (&str, &str) = ("Object Created", "aws.s3");
+const ECS_TASK_STATE_CHANGE: (&str, &str) = ("ECS Task State Change", "aws.ecs");
+const DEPLOYMENT_CHANGED_KINDS: &[(&str, &str)] = &[
+    ("CodeDeploy Deployment State-change Notification", "aws.codedeploy"),
+    ("CodePipeline Pipeline Execution State Change", "aws.codepipeline"),
+    ("ECS Deployment State Change", "aws.ecs"),
+    (crate::gates::ALARM_DETAIL_TYPE, "aws.cloudwatch"),
+    (crate::cloudtrail::API_CALL_DETAIL_TYPE, "aws.codedeploy"),
+    (crate::cloudtrail::API_CALL_DETAIL_TYPE, "aws.ecs"),
+];
+
+fn own_account(convoy: &Convoy) -> Vec<&AccountId> {
+    convoy.config.policy.account.iter().collect()
+}
+
+/// Checks the envelope before anything else is read: what is not AWS's changes nothing, and is
+/// logged and counted.
+fn envelope(convoy: &Convoy, payload: &Value, kinds: &[(&str, &str)], accounts: &[&AccountId]) -> Result<(), String> {
+    let region = convoy.config.policy.region.as_str();
+    let checked = events::Envelope { kinds, accounts, region }.check(payload);
+    if let Err(why) = &checked {
+        warn!(%why, "unconfirmed event: refused, nothing changed");
+        crate::telemetry::unconfirmed_event("envelope", None);
+    }
+    checked
 }
 
 /// How long before `verify`'s deadline an undecided analysis is cut short: enough to answer the

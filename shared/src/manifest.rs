@@ -186,6 +186,9 @@ pub struct Policy {
     /// The accounts whose registries images may come from: Convoy's own, and those the operator
     /// lists. An image in any other account's registry is someone else's to change.
     pub registries: BTreeSet<AccountId>,
+    /// Convoy's own account (`CONVOY_ACCOUNT_ID`): the events it reads come from it. `None` for
+    /// the CLI, which reads none.
+    pub account: Option<AccountId>,
 }
 
 impl Policy {
@@ -486,6 +489,7 @@ mod tests {
             allowed_repositories: ["laravel-app".parse().unwrap(), "laravel-app-nginx".parse().unwrap()].into(),
             region: "ap-northeast-1".into(),
             registries: ["123456789012".parse().unwrap()].into(),
+            account: Some("123456789012".parse().unwrap()),
         }
     }
 

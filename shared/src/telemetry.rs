@@ -9,6 +9,7 @@
 //! | `StageSeconds` | Seconds | `Stage` (collecting, migration, deployment, verification, approval-wait) |
 //! | `ProbeLatency` | Milliseconds | `Service` |
 //! | `HandlerErrors` | Count | `Function` |
+//! | `UnconfirmedEvents` | Count | `Kind` (push, task-stopped, deployment-end, approval, envelope) |
 //!
 //! Every line also carries the release (`release`), so a person can find it in CloudWatch Logs
 //! Insights. The lines are built by pure functions (tested by reading them back as EMF).
@@ -160,6 +161,18 @@ pub fn handler_error(retryable: bool) {
         &[&["Function"]],
         &[("HandlerErrors", "Count", vec![1.0])],
         &[("retryable", json!(retryable))],
+    ));
+}
+
+/// An event AWS did not confirm (or whose envelope is not AWS's): it changed nothing.
+pub fn unconfirmed_event(kind: &str, release: Option<&ReleaseKey>) {
+    let release = release.map_or(Value::Null, |key| json!(key.to_string()));
+    emit(line(
+        Utc::now(),
+        &[("Kind", kind)],
+        &[&["Kind"]],
+        &[("UnconfirmedEvents", "Count", vec![1.0])],
+        &[("release", release)],
     ));
 }
 

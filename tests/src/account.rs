@@ -228,6 +228,7 @@ pub async fn run(bin: &Path, cli: &Path) {
         stop_code: "EssentialContainerExited",
         version: 3,
     });
+    run.proxy.task_stops(&task_stopped);
     run.invoke("migration exited 0", stopped, "migration-stopped", task_stopped).await;
 
     let State::Deploying { deployment } = record("a1").await.state else { panic!("a1 is not deploying") };

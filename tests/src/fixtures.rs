@@ -55,7 +55,8 @@ pub fn ecr_scan_fixture() -> Value {
 pub fn ecr_scan(account: &str, repository: &str, digest: &str) -> Value {
     let mut event = ecr_scan_fixture();
     event["account"] = json!(account);
-    event["resources"] = json!([format!("arn:aws:ecr:us-east-1:{account}:repository/{repository}")]);
+    let region = crate::moto::REGION;
+    event["resources"] = json!([format!("arn:aws:ecr:{region}:{account}:repository/{repository}")]);
     event["detail"]["repository-name"] = json!(repository);
     event["detail"]["image-digest"] = json!(digest);
     event
@@ -280,18 +281,25 @@ pub fn codedeploy_hook(deployment: &str, execution: &str) -> Value {
     event
 }
 
-/// The ECS native POST_TEST_TRAFFIC_SHIFT fixture for a service of the world's cluster, carrying
-/// `hook_details` back.
+/// The ECS native POST_TEST_TRAFFIC_SHIFT fixture (the guide's example) for a service of the
+/// world's cluster: its `my-cluster` and `my-service` become `cluster` and `service` in every
+/// ARN, its `executionId` becomes `execution`, and `hook_details` is what ECS passes back (the
+/// guide's first invocation has none: `Value::Null` leaves the field out).
 pub fn ecs_hook(cluster: &str, service: &str, execution: &str, hook_details: Value) -> Value {
     let mut event = load("ecs-lifecycle-hook-post-test-traffic-shift.json");
     event["executionId"] = json!(execution);
-    event["resourceArn"] =
-        json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/{service}/EZe5LK0Yt0aNmBWwaBK2X"));
-    event["executionDetails"]["serviceArn"] =
-        json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}"));
-    event["executionDetails"]["targetServiceRevisionArn"] =
-        json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{cluster}/{service}/9313146279232917431"));
-    event["hookDetails"] = hook_details;
+    let moved = |arn: &Value| {
+        json!(arn.as_str().unwrap().replace("/my-cluster/my-service/", &format!("/{cluster}/{service}/")))
+    };
+    event["resourceArn"] = moved(&event["resourceArn"]);
+    let details = &mut event["executionDetails"];
+    details["targetServiceRevisionArn"] = moved(&details["targetServiceRevisionArn"]);
+    let service_arn =
+        details["serviceArn"].as_str().unwrap().replace("/my-cluster/my-service", &format!("/{cluster}/{service}"));
+    details["serviceArn"] = json!(service_arn);
+    if !hook_details.is_null() {
+        event["hookDetails"] = hook_details;
+    }
     event
 }
 

@@ -460,6 +460,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     stopped["detail"]["startedAt"] = json!(iso(started_at));
     stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
+    standin.task_stops(&stopped);
     out.send(&migration_stopped, stopped).await?;
 
     if let (true, State::Deploying { deployment }) = (options.ecs_native, record().await.state) {
@@ -552,8 +553,9 @@ pub async fn run(options: Options) -> Result<Finished, String> {
             out.step(&format!(
                 "CodePipeline reports the execution {state} (it changes nothing: the deployment decided)"
             ));
-            let ended =
-                fixtures::pipeline_state_change(&pipeline.name, execution.as_ref().map_or("", |e| e.as_str()), state);
+            let execution = execution.as_ref().map_or("", |e| e.as_str());
+            standin.pipeline_execution_ends(execution, if end == "SUCCESS" { "Succeeded" } else { "Failed" });
+            let ended = fixtures::pipeline_state_change(&pipeline.name, execution, state);
             out.send(&deployment_changed, ended).await?;
         }
     }

@@ -147,6 +147,13 @@ impl ApprovalDecision {
         }
     }
 
+    /// Whether Convoy's policy made this decision (auto approval), so that Convoy, and only
+    /// Convoy, carries it out with its own role. A person's decision is an act AWS already
+    /// carried out: Convoy records it and never repeats it.
+    pub fn by_policy(&self) -> bool {
+        self.by.starts_with("policy")
+    }
+
     /// Whether CloudTrail may still fill in who decided: a decision made outside Convoy's sight
     /// (pending, unknown) or by policy (Convoy's own role's call).
     fn open_to_attribution(&self) -> bool {
@@ -216,7 +223,7 @@ impl Release {
                 let Some(decision) = next.approval.as_mut() else { return Decision::inconsistent(self, "an approval") };
                 decision.actor = Some(Attribution::Recorded(actor.clone()));
                 // Policy's own call keeps its name; a person's takes the principal's.
-                if !decision.by.starts_with("policy") {
+                if !decision.by_policy() {
                     decision.by = actor.principal_arn.clone();
                 }
                 next.record(at, "attributed", format!("{verb}: CloudTrail names {}", actor.describe()));

@@ -151,6 +151,19 @@ pub struct NativeProgress {
     pub seen_at: DateTime<Utc>,
 }
 
+impl NativeProgress {
+    /// Whether ECS says the service deployment went past the approval pause (production traffic
+    /// moves), or ended successfully.
+    pub fn past_approval(&self) -> bool {
+        self.stage.as_deref().is_some_and(|stage| NATIVE_STAGES_PAST_APPROVAL.contains(&stage))
+    }
+
+    /// Whether ECS says the service deployment rolls back or was stopped.
+    pub fn rolls_back(&self) -> bool {
+        self.status.starts_with("ROLLBACK") || self.status.starts_with("STOP")
+    }
+}
+
 /// A deployment through CodePipeline: the bundle Convoy wrote, and the execution pinned to it.
 /// The pipeline's deploy action creates the CodeDeploy deployment; Convoy learns its id from the
 /// lifecycle hook, and from then on follows that deployment (`DeploymentRun::id`).
@@ -327,7 +340,7 @@ impl Release {
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         run.native = Some(progress.clone());
         let mut effects = Vec::new();
-        if progress.stage.as_deref().is_some_and(|stage| NATIVE_STAGES_PAST_APPROVAL.contains(&stage)) {
+        if progress.past_approval() {
             effects.extend(next.continued_unseen(progress.seen_at).into_iter().flatten());
         }
         Decision::changed(next, effects)

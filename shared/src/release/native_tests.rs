@@ -148,3 +148,53 @@ fn a_service_deployment_still_at_its_test_traffic_stages_awaits_approval() {
     assert!(matches!(waiting.state, State::AwaitingApproval { .. }));
     assert!(effects.is_empty());
 }
+
+/// A release CodeDeploy deploys, in `Deploying` (its deployment `d-1`).
+fn codedeploy_deploying() -> Release {
+    let claim = deployment::Event::Claimed {
+        method: DeployMethod::CodeDeploy,
+        at: t(2),
+        lease: Duration::seconds(90),
+        gate: None,
+    };
+    let (claimed, _) = apply(&ready(false), claim);
+    let event = deployment::Event::Started { deployment: "d-1".parse().unwrap(), task_definition: None, at: t(3) };
+    apply(&claimed, event).0
+}
+
+#[test]
+fn an_ecs_native_hook_never_verifies_a_release_codedeploy_deploys() {
+    let release = codedeploy_deploying();
+    let why = release.foreign_hook(&hook(ARN)).expect("foreign");
+    assert_eq!(why, "an ECS native hook is not this release's: it deploys by codedeploy");
+    let decision = release.apply(&verification::Event::Started { hook: hook(ARN), at: t(5) }).unwrap();
+    assert!(unchanged(decision), "still deploying, nothing started");
+}
+
+#[test]
+fn a_codedeploy_hook_never_verifies_a_native_release() {
+    let release = started();
+    let codedeploy = Hook::CodeDeploy { deployment_id: "d-1".parse().unwrap(), execution_id: "e-1".parse().unwrap() };
+    assert_eq!(
+        release.foreign_hook(&codedeploy).as_deref(),
+        Some("a CodeDeploy hook is not this release's: it deploys by ecs-native")
+    );
+    assert!(unchanged(release.apply(&verification::Event::Started { hook: codedeploy, at: t(5) }).unwrap()));
+    assert_eq!(release.foreign_hook(&hook(ARN)), None, "its own kind of hook is not foreign");
+}
+
+#[test]
+fn an_unreadable_hook_is_noted_while_the_native_release_deploys_and_nowhere_else() {
+    let noted = |release: &Release| {
+        let event = verification::Event::Unreadable { reason: "missing field `executionId`".into(), at: t(6) };
+        release.apply(&event).unwrap()
+    };
+    let (deploying, _) =
+        apply(&started(), verification::Event::Unreadable { reason: "missing field `executionId`".into(), at: t(6) });
+    assert_eq!(deploying.state, started().state, "the note moves nothing; ECS's rollback will");
+    let entry = deploying.timeline.last().unwrap();
+    assert_eq!(entry.event, "hook-unreadable");
+    assert_eq!(entry.detail, "an ECS native hook was answered FAILED: missing field `executionId`");
+    assert!(unchanged(noted(&codedeploy_deploying())), "not a native release");
+    assert!(unchanged(noted(&ready(false))), "not deploying");
+}

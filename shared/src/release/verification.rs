@@ -36,7 +36,14 @@ pub enum Event {
     /// (started at `at` too, when the store was too slow to record the start before). The hook
     /// was answered already.
     TimedOut { hook: Hook, reason: String, at: DateTime<Utc> },
+    /// An ECS native hook naming the release's service could not be read: it is answered FAILED
+    /// (ECS then rolls the deployment back), and the record says why.
+    Unreadable { reason: String, at: DateTime<Utc> },
 }
+
+/// The lifecycle stage at which Convoy's verify hook probes an ECS native deployment
+/// (`approval_gate::check_native_service` refuses a service whose verify hook is not there).
+pub const NATIVE_VERIFY_STAGE: &str = "POST_TEST_TRAFFIC_SHIFT";
 
 /// What follows a passed verification, from the service's settings and the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,6 +69,7 @@ impl StageEvent for Event {
                 release.on_analysed(hook, *started, probes, metrics, outcome.as_ref(), plan, *at)
             }
             Event::TimedOut { hook, reason, at } => release.on_timed_out(hook, reason, *at),
+            Event::Unreadable { reason, at } => release.on_hook_unreadable(reason, *at),
         })
     }
 }
@@ -138,8 +146,27 @@ enum Start {
 }
 
 impl Release {
+    /// Why `hook` is not this release's, if it is not: an ECS native hook meets only a release
+    /// that deploys natively, a CodeDeploy hook only one that does not (a foreign hook, answered
+    /// FAILED and never verifying the release).
+    pub fn foreign_hook(&self, hook: &Hook) -> Option<String> {
+        let method = self.deployment.as_ref().map(|run| run.method);
+        match (hook, method) {
+            (Hook::EcsNative { .. }, Some(method)) if method != DeployMethod::EcsNative => {
+                Some(format!("an ECS native hook is not this release's: it deploys by {method}"))
+            }
+            (Hook::CodeDeploy { .. }, Some(DeployMethod::EcsNative)) => {
+                Some("a CodeDeploy hook is not this release's: it deploys by ecs-native".into())
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `hook` starts (or continues) this release's verification.
     fn verification_start(&self, hook: &Hook) -> Start {
+        if let Some(why) = self.foreign_hook(hook) {
+            return Start::NotDue(why);
+        }
         let following_pipeline = self.following_pipeline().is_some();
         let native = self.deployment.as_ref().is_some_and(|run| run.method == DeployMethod::EcsNative);
         let deployment = match (&self.state, hook) {
@@ -205,6 +232,20 @@ impl Release {
         });
         self.state = State::Verifying { deployment };
         self.record(at, "verification-started", format!("{} hook", hook.name()));
+    }
+
+    /// Notes an unreadable ECS native hook while the release deploys natively (a hook could be
+    /// due); at any other time it is not this release's and changes nothing.
+    pub(super) fn on_hook_unreadable(&self, reason: &str, at: DateTime<Utc>) -> Decision {
+        let native = self.deployment.as_ref().is_some_and(|run| run.method == DeployMethod::EcsNative);
+        let deploying =
+            matches!(self.state, State::StartingDeployment | State::Deploying { .. } | State::Verifying { .. });
+        if !(native && deploying) {
+            return Decision::unchanged(format!("no ECS native hook is due: the release is {}", self.state));
+        }
+        let mut next = self.clone();
+        next.record(at, "hook-unreadable", format!("an ECS native hook was answered FAILED: {reason}"));
+        Decision::changed(next, Vec::new())
     }
 
     pub(super) fn on_verification_started(&self, hook: &Hook, at: DateTime<Utc>) -> Decision {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
 use super::transition::Outbox;
-use super::{Convoy, Report};
+use super::{Convoy, Report, confirm};
 use crate::error::ConvoyError;
 use crate::names::{DeploymentRef, ReleaseKey};
 use crate::release::{ObservedCall, State, approval};
@@ -39,6 +39,12 @@ impl Convoy {
             info!(deployment = %call.deployment, "not a deployment Convoy started; ignored");
             return Ok(None);
         };
+        // CloudTrail's record names who; the deployment itself must show that it happened.
+        if let Err(why) = self.confirm_approval(call).await? {
+            confirm::refuse(confirm::kind::APPROVAL, Some(&key), &why);
+            let Some(stored) = self.store.load(&key).await? else { return Ok(None) };
+            return Ok(Some(Report::of(&stored.release, false, Some(format!("unconfirmed: {why}")), Vec::new())));
+        }
         let event = approval::Event::Observed { call: call.clone(), at: now };
         let outcome = self.transition(outbox, &key, None, &event).await?;
         Ok(outcome.map(|o| o.report()))

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::transition::Outbox;
-use super::{Convoy, Report, methods};
+use super::{Convoy, Report, confirm, methods};
 use crate::error::ConvoyError;
 use crate::manifest::Approval;
 use crate::names::{DeploymentRef, ReleaseKey, ServiceName};
@@ -106,7 +106,8 @@ impl Convoy {
         Ok(outcome.map(|o| o.report()))
     }
 
-    /// CodeDeploy, ECS or CodePipeline (an event, or a look-up) says how a deployment ended.
+    /// An event says how a deployment ended (CodeDeploy's or CodePipeline's state change): the
+    /// end applied is the one AWS names, and only once AWS says it ended.
     pub async fn deployment_ended(
         &self,
         deployment: &DeploymentRef,
@@ -115,11 +116,36 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
         let outbox = Outbox::new(now);
-        let result = self.deployment_ended_in(&outbox, deployment, end, detail, now).await;
+        let result = self.deployment_end_observed_in(&outbox, deployment, end, detail, now).await;
         self.publish(outbox).await;
         result
     }
 
+    async fn deployment_end_observed_in(
+        &self,
+        outbox: &Outbox,
+        deployment: &DeploymentRef,
+        end: DeploymentEnd,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let Some(key) = self.deployments.find(deployment).await? else {
+            info!(%deployment, "not a deployment Convoy started; ignored");
+            return Ok(None);
+        };
+        let Some(stored) = self.store.load(&key).await? else { return Ok(None) };
+        let (end, detail) = match self.confirm_deployment_end(&stored.release, deployment, end, detail).await? {
+            Ok(confirmed) => confirmed,
+            Err(why) => {
+                confirm::refuse(confirm::kind::DEPLOYMENT_END, Some(&key), &why);
+                let note = Some(format!("unconfirmed: {why}"));
+                return Ok(Some(Report::of(&stored.release, false, note, Vec::new())));
+            }
+        };
+        self.end_deployment(outbox, stored, deployment, end, &detail, now).await
+    }
+
+    /// AWS says how a deployment ended (the reconciler's look, ECS's `DescribeServiceDeployments`).
     pub(super) async fn deployment_ended_in(
         &self,
         outbox: &Outbox,
@@ -133,6 +159,20 @@ impl Convoy {
             return Ok(None);
         };
         let Some(stored) = self.store.load(&key).await? else { return Ok(None) };
+        self.end_deployment(outbox, stored, deployment, end, detail, now).await
+    }
+
+    /// Applies an end AWS confirmed.
+    async fn end_deployment(
+        &self,
+        outbox: &Outbox,
+        stored: Stored,
+        deployment: &DeploymentRef,
+        end: DeploymentEnd,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let key = stored.release.key.clone();
         if let DeploymentRef::Pipeline(execution) = deployment
             && end != DeploymentEnd::Succeeded
             && let Some(report) = self.follow_abandoned_deployment(outbox, &stored, execution, end, detail, now).await?

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::transition::Outbox;
-use super::{Convoy, Report};
+use super::{Convoy, Report, confirm};
 use crate::error::{ConvoyError, TasksError};
 use crate::names::{ReleaseKey, TaskArn};
 use crate::ports::{MigrationTaskSpec, RunTaskRequest, Stored};
@@ -177,14 +177,36 @@ impl Convoy {
         report: &TaskReport,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let event = migration::Event::TaskChanged { report: report.clone(), at: now };
-        match self.transition(outbox, key, None, &event).await? {
-            Some(outcome) => Ok(Some(outcome.report())),
-            None => {
-                warn!(task = %report.task, "a task names this release, but it has no record");
-                Ok(None)
-            }
+        let Some(stored) = self.store.load(key).await? else {
+            warn!(task = %report.task, "a task names this release, but it has no record");
+            return Ok(None);
+        };
+        if report.last_status != "STOPPED" {
+            let event = migration::Event::TaskChanged { report: report.clone(), at: now };
+            return Ok(self.transition(outbox, key, Some(stored), &event).await?.map(|o| o.report()));
         }
+        // The event is a hint: ECS's own report of the task is what is applied.
+        let report = match self.confirm_task_stop(&stored.release, report).await? {
+            Ok(confirmed) => confirmed,
+            Err(why) => {
+                confirm::refuse(confirm::kind::TASK_STOPPED, Some(key), &why);
+                return Ok(Some(Report::of(&stored.release, false, Some(format!("unconfirmed: {why}")), Vec::new())));
+            }
+        };
+        self.task_stopped_in(outbox, key, Some(stored), &report, now).await
+    }
+
+    /// Applies a stop ECS itself reported (the confirmed event, or the reconciler's look).
+    pub(super) async fn task_stopped_in(
+        &self,
+        outbox: &Outbox,
+        key: &ReleaseKey,
+        known: Option<Stored>,
+        report: &TaskReport,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Report>, ConvoyError> {
+        let event = migration::Event::TaskChanged { report: report.clone(), at: now };
+        Ok(self.transition(outbox, key, known, &event).await?.map(|o| o.report()))
     }
 }
 

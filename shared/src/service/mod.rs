@@ -4,6 +4,7 @@
 //! the effects; how a release deploys is its method's strategy (`methods/`).
 
 mod approval;
+mod confirm;
 mod decide;
 mod deploy;
 mod gate;
@@ -17,7 +18,7 @@ mod transition;
 mod verification;
 
 pub use self::reconcile::{CONCURRENT_VISITS, Reconciliation};
-pub use self::verification::{HookAnswer, HookReply, OUT_OF_TIME_NOTE_LIMIT};
+pub use self::verification::{HookAnswer, HookReply, NativeHook, OUT_OF_TIME_NOTE_LIMIT};
 
 use std::sync::Arc;
 

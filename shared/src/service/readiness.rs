@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
 use super::transition::Outbox;
-use super::{Convoy, Report, release_span};
+use super::{Convoy, Report, confirm, release_span};
 use crate::error::{ConvoyError, ReadError, StoreError};
 use crate::events::{Push, Upload};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
@@ -156,12 +156,17 @@ impl Convoy {
     /// An image was pushed: pin it in every release that waits for it. Safe to call again.
     pub async fn image_pushed(&self, push: &Push, now: DateTime<Utc>) -> Result<Vec<Report>, ConvoyError> {
         let outbox = Outbox::new(now);
-        let result = self.image_pushed_in(&outbox, push).await;
+        let result = self.image_pushed_in(&outbox, push, now).await;
         self.publish(outbox).await;
         result
     }
 
-    async fn image_pushed_in(&self, outbox: &Outbox, push: &Push) -> Result<Vec<Report>, ConvoyError> {
+    async fn image_pushed_in(
+        &self,
+        outbox: &Outbox,
+        push: &Push,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Report>, ConvoyError> {
         if !self.config.policy.allowed_repositories.contains(&push.image.repository) {
             info!(image = %push.image, "ignored: not an allowed repository");
             return Ok(Vec::new());
@@ -173,15 +178,21 @@ impl Convoy {
         let waiting = self.waits.waiting_for(&push.image).await?;
         if waiting.is_empty() {
             info!(image = %push.image, "no release waits for this image (yet): a manifest uploaded later will find it in ECR");
+            return Ok(Vec::new());
         }
-        // Two pushes the event times cannot order ask ECR which digest the tag has
-        // (`Effect::ResolveImages`, performed with the change).
-        let event = readiness::Event::ImageFound {
-            image: push.image.clone(),
-            digest: push.digest.clone(),
-            at: push.at,
-            via: Sighting::PushEvent,
+        // The event is a hint: what is pinned is the digest ECR names for the tag now, seen now
+        // (so a look-up earlier in the same second as the push never outranks it).
+        let digest = match self.confirm_push(push).await? {
+            Ok(digest) => digest,
+            Err(why) => {
+                for key in &waiting {
+                    confirm::refuse(confirm::kind::PUSH, Some(key), &why);
+                }
+                return Ok(Vec::new());
+            }
         };
+        let event =
+            readiness::Event::ImageFound { image: push.image.clone(), digest, at: now, via: Sighting::RegistryLookup };
         let mut reports = Vec::new();
         let mut retryable = None;
         for key in waiting {

@@ -161,7 +161,11 @@ impl Convoy {
                 Some((
                     running @ (DeploymentRef::CodeDeploy(_) | DeploymentRef::Service(_)),
                     DeploymentStatus::Running,
-                )) if matches!(release.state, State::ShiftingTraffic { .. }) => {
+                )) if matches!(release.state, State::ShiftingTraffic { .. })
+                    && release.approval.as_ref().is_some_and(|decision| decision.approved && decision.by_policy()) =>
+                {
+                    // Only Convoy's own decision (policy) is carried out with Convoy's role; a
+                    // person's continue is AWS's to carry out, and is never repeated.
                     // ECS native too: a policy approval's continue can come before ECS pauses
                     // (the verify hook is answered after it), so it is tried again here.
                     self.steer_as_convoy(&release, &running, false).await;
@@ -200,7 +204,7 @@ impl Convoy {
             State::Migrating { task } => match self.tasks.describe(&self.config.cluster, task).await? {
                 Some(report) if report.last_status == "STOPPED" => {
                     info!(%task, "the task stopped without Convoy hearing of it; applying what ECS says");
-                    self.migration_task_changed_in(outbox, key, &report, now).await
+                    self.task_stopped_in(outbox, key, Some(stored), &report, now).await
                 }
                 _ => self.fail_if_overdue(outbox, key, now).await,
             },

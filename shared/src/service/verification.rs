@@ -12,10 +12,13 @@ use tracing::{Instrument, info, warn};
 use super::transition::{Outbox, Outcome};
 use super::{Convoy, Report, release_span};
 use crate::error::ConvoyError;
+use crate::events::{CARRIED_EXECUTION, CARRIED_RELEASE, Carried};
 use crate::manifest::Approval;
 use crate::names::{DeploymentId, DeploymentRef, HookExecutionId, ReleaseKey, ServiceDeploymentArn};
 use crate::ports::Stored;
-use crate::release::{ApprovalPlan, Hook, ProbeResult, Release, State, VerificationOutcome, verification};
+use crate::release::{
+    ApprovalPlan, Hook, NATIVE_VERIFY_STAGE, ProbeResult, Release, State, VerificationOutcome, verification,
+};
 use crate::verify::{self, ProbeSpec, Verdict};
 
 /// How long a hook cut short by the function's deadline may spend noting why in the record (the
@@ -119,6 +122,9 @@ impl Convoy {
     /// decides whether it may verify this deployment). `probes` and `started_at` are what the
     /// verification under way for this hook recorded before.
     fn opening(&self, release: &Release, hook: &Hook, now: DateTime<Utc>) -> Opening {
+        if let Some(why) = release.foreign_hook(hook) {
+            return Opening::Settled(Settled::Refused(why));
+        }
         let this_hooks = release.verification.as_ref().filter(|v| v.hook == *hook);
         if let Some(outcome) = this_hooks.and_then(|v| v.outcome.clone()) {
             let probes = this_hooks.map_or(0, |v| v.probes.len());
@@ -271,47 +277,39 @@ impl Convoy {
     }
 
     /// ECS native blue/green's `POST_TEST_TRAFFIC_SHIFT` hook: one probe per invocation, the
-    /// analysis state in the record (and its count in `hookDetails`), `IN_PROGRESS` until decided.
-    pub async fn verify_ecs_native(
-        &self,
-        hook_execution: &HookExecutionId,
-        service_deployment: &ServiceDeploymentArn,
-        service: &str,
-        now: DateTime<Utc>,
-    ) -> Result<HookReply, ConvoyError> {
+    /// analysis state in the record, `IN_PROGRESS` until decided. The reply's `hookDetails` carry
+    /// the release and the hook execution its verification is keyed on ([`Carried`]), which ECS
+    /// passes back on the next invocation, so a re-invocation under another `executionId`
+    /// continues the same verification. At any other `stage` nothing is probed.
+    pub async fn verify_ecs_native(&self, hook: &NativeHook<'_>, now: DateTime<Utc>) -> Result<HookReply, ConvoyError> {
         let outbox = Outbox::new(now);
-        let result = self.verify_ecs_native_in(&outbox, hook_execution, service_deployment, service, now).await;
+        let result = self.verify_ecs_native_in(&outbox, hook, now).await;
         self.publish(outbox).await;
         result
+    }
+
+    /// The release that holds the deploy lock of the service an ECS native hook names.
+    async fn native_holder(&self, service: &str) -> Result<Option<ReleaseKey>, ConvoyError> {
+        let Ok(name) = service.parse::<crate::names::ServiceName>() else { return Ok(None) };
+        let holder = self.locks.load(&name).await?.and_then(|(lock, _)| lock.holder);
+        Ok(holder.map(|h| ReleaseKey::new(name, h.release)))
     }
 
     async fn verify_ecs_native_in(
         &self,
         outbox: &Outbox,
-        hook_execution: &HookExecutionId,
-        service_deployment: &ServiceDeploymentArn,
-        service: &str,
+        native: &NativeHook<'_>,
         now: DateTime<Utc>,
     ) -> Result<HookReply, ConvoyError> {
-        let holder = match service.parse::<crate::names::ServiceName>() {
-            Ok(name) => self
-                .locks
-                .load(&name)
-                .await?
-                .and_then(|(lock, _)| lock.holder)
-                .map(|h| ReleaseKey::new(name, h.release)),
-            Err(_) => None,
-        };
-        let Some(key) = holder else {
-            warn!(service, "no Convoy release deploys this service");
+        let Some(key) = self.native_holder(native.service).await? else {
+            warn!(service = native.service, "no Convoy release deploys this service");
             return Ok(HookReply::done(
                 false,
-                json!({ "convoy": format!("no Convoy release deploys service {service}") }),
+                json!({ "convoy": format!("no Convoy release deploys service {}", native.service) }),
             ));
         };
-        let hook =
-            Hook::EcsNative { execution_id: hook_execution.clone(), service_deployment: service_deployment.clone() };
-        self.verify_ecs_native_release(outbox, &key, &hook, now).instrument(release_span(&key)).await
+        let hook = native.keyed_for(&key);
+        self.verify_ecs_native_release(outbox, &key, &hook, native.stage, now).instrument(release_span(&key)).await
     }
 
     async fn verify_ecs_native_release(
@@ -319,10 +317,18 @@ impl Convoy {
         outbox: &Outbox,
         key: &ReleaseKey,
         hook: &Hook,
+        stage: &str,
         now: DateTime<Utc>,
     ) -> Result<HookReply, ConvoyError> {
-        let details = |probes: usize| json!({ "release": key.to_string(), "probes": probes });
+        let Hook::EcsNative { execution_id, .. } = hook else {
+            return Err(ConvoyError::BadEvent("an ECS native hook was expected".into()));
+        };
+        let details = |probes: usize| json!({ CARRIED_RELEASE: key.to_string(), CARRIED_EXECUTION: execution_id.to_string(), "probes": probes });
         let stored = self.stored(key).await?;
+        // A hook of another deploy method is foreign whatever its stage (the opening says so).
+        if stage != NATIVE_VERIFY_STAGE && stored.release.foreign_hook(hook).is_none() {
+            return Ok(not_verified_at(key, stage, &stored.release));
+        }
         let (plan, mut probes, started_at) = match self.opening(&stored.release, hook, now) {
             Opening::Probe { plan, probes, started_at } => (plan, probes, started_at),
             Opening::Settled(Settled::AnsweredBefore { outcome, probes }) => {
@@ -333,7 +339,7 @@ impl Convoy {
             }
             Opening::Settled(Settled::Refused(reason)) => {
                 warn!(%reason, "failing the hook");
-                return Ok(HookReply::done(false, json!({ "convoy": reason })));
+                return Ok(HookReply::done(false, json!({ "convoy": reason, "release": key.to_string() })));
             }
         };
         let latest = verify::probe_once(&plan.spec.nth(probes.len()), self.prober.as_ref()).await;
@@ -369,6 +375,27 @@ impl Convoy {
         })
     }
 
+    /// An ECS native hook whose payload could not be read (`why`), naming `service` as far as it
+    /// could be read: answered FAILED, and the reason noted in the record of the release that
+    /// deploys the service natively, when there is one.
+    pub async fn ecs_native_hook_unreadable(&self, service: &str, why: &str, now: DateTime<Utc>) -> HookReply {
+        let outbox = Outbox::new(now);
+        let noted = async {
+            let Some(key) = self.native_holder(service).await? else { return Ok(None) };
+            let event = verification::Event::Unreadable { reason: why.to_owned(), at: now };
+            let span = release_span(&key);
+            let outcome = self.transition(&outbox, &key, None, &event).instrument(span).await?;
+            Ok::<_, ConvoyError>(outcome.filter(|o| o.changed).map(|_| key))
+        };
+        let noted = tokio::time::timeout(OUT_OF_TIME_NOTE_LIMIT, noted).await;
+        self.publish(outbox).await;
+        let release = self.noted_release(noted);
+        if let Some(key) = &release {
+            warn!(release = %key, %why, "an unreadable ECS native hook; the reason is in the record");
+        }
+        HookReply::done(false, json!({ "convoy": why, "release": release.map(|k| k.to_string()) }))
+    }
+
     /// A CodeDeploy hook whose verification ran out of the function's time: answered Failed at
     /// once, then the reason noted in the release's record when the store answers in time.
     pub async fn codedeploy_hook_out_of_time(
@@ -400,21 +427,12 @@ impl Convoy {
     }
 
     /// The same for an ECS native hook: the reply is FAILED, the reason noted when possible.
-    pub async fn ecs_native_hook_out_of_time(
-        &self,
-        hook_execution: &HookExecutionId,
-        service_deployment: &ServiceDeploymentArn,
-        service: &str,
-        now: DateTime<Utc>,
-    ) -> HookReply {
-        warn!(service, "{OUT_OF_TIME}");
-        let hook =
-            Hook::EcsNative { execution_id: hook_execution.clone(), service_deployment: service_deployment.clone() };
+    pub async fn ecs_native_hook_out_of_time(&self, native: &NativeHook<'_>, now: DateTime<Utc>) -> HookReply {
+        warn!(service = native.service, "{OUT_OF_TIME}");
         let outbox = Outbox::new(now);
         let noted = tokio::time::timeout(OUT_OF_TIME_NOTE_LIMIT, async {
-            let Ok(name) = service.parse::<crate::names::ServiceName>() else { return Ok(None) };
-            let Some(holder) = self.locks.load(&name).await?.and_then(|(lock, _)| lock.holder) else { return Ok(None) };
-            let key = ReleaseKey::new(name, holder.release);
+            let Some(key) = self.native_holder(native.service).await? else { return Ok(None) };
+            let hook = native.keyed_for(&key);
             self.note_out_of_time(&outbox, &key, &hook, now).await.map(|()| Some(key))
         })
         .await;
@@ -454,6 +472,58 @@ impl Convoy {
             }
         }
     }
+}
+
+/// An ECS native hook invocation, as the payload has it.
+#[derive(Debug, Clone, Copy)]
+pub struct NativeHook<'a> {
+    pub execution: &'a HookExecutionId,
+    pub stage: &'a str,
+    pub service_deployment: &'a ServiceDeploymentArn,
+    pub service: &'a str,
+    pub carried: Option<&'a Carried>,
+}
+
+impl NativeHook<'_> {
+    /// The hook as the release `key` keys its verification: under the execution carried in
+    /// `hookDetails` when they name this release (a re-invocation of the same hook), else under
+    /// the payload's `executionId`. A carried execution that the record never verified starts
+    /// nothing the payload's own id could not: the state machine checks the service deployment.
+    fn keyed_for(&self, key: &ReleaseKey) -> Hook {
+        let carried = self.carried.filter(|c| c.release == key.to_string());
+        if carried.is_none() && self.carried.is_some() {
+            info!("hookDetails name another release; keyed on the payload's executionId");
+        }
+        let execution = carried.map_or(self.execution, |c| &c.execution);
+        Hook::EcsNative { execution_id: execution.clone(), service_deployment: self.service_deployment.clone() }
+    }
+}
+
+/// The ECS lifecycle stages a hook may be invoked at (the guide's "Supported lifecycle stages").
+const NATIVE_STAGES: [&str; 8] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
+
+/// The reply at a stage other than [`NATIVE_VERIFY_STAGE`]: SUCCEEDED, nothing probed, the record
+/// untouched. An operator who lists Convoy's verify function at several stages (or ECS re-running
+/// TEST_ and PRODUCTION_TRAFFIC_SHIFT during a rollback) expects it to verify where it verifies
+/// and not to stand in the way elsewhere: FAILED would roll back every deployment before the test
+/// traffic could be probed, or stall a rollback. It skips no check: `check_native_service` refuses
+/// a service whose verify hook is not at POST_TEST_TRAFFIC_SHIFT.
+fn not_verified_at(key: &ReleaseKey, stage: &str, release: &Release) -> HookReply {
+    // The stage is the payload's: named back only when it is one ECS documents.
+    let stage = NATIVE_STAGES.iter().find(|s| **s == stage).copied().unwrap_or("an undocumented stage");
+    let why = format!("Convoy verifies at {NATIVE_VERIFY_STAGE}; nothing is checked at {stage}");
+    info!(stage, state = %release.state, "{why}");
+    let rollback = rollback_rerun(release);
+    HookReply::done(true, json!({ "release": key.to_string(), "convoy": why, "rollback": rollback }))
 }
 
 impl Settled {

@@ -46,6 +46,11 @@ pub(super) struct Ecs {
     native_services: HashMap<String, Value>,
     /// Service deployment ARNs in the order `UpdateService` started them.
     started: Vec<String>,
+    /// Tasks whose containers exited (moto runs none): the task as ECS then describes it (a
+    /// STOPPED event's `detail`, which "resembles the Task object that is returned from a
+    /// DescribeTasks API operation", Amazon ECS Developer Guide, "Amazon ECS task state change
+    /// events"), by task ARN.
+    stopped_tasks: HashMap<String, Value>,
 }
 
 fn not_found(arn: &str) -> Reply {
@@ -180,6 +185,23 @@ impl Ecs {
                 answer["service"]["deploymentConfiguration"] = configuration;
                 Some(answer)
             }
+            "DescribeTasks" => {
+                let mut changed = false;
+                for task in answer["tasks"].as_array_mut()? {
+                    let arn = task["taskArn"].as_str().unwrap_or_default().to_owned();
+                    if let Some(stopped) = self.stopped_tasks.get(&arn) {
+                        for field in
+                            ["lastStatus", "desiredStatus", "stopCode", "stoppedReason", "stoppedAt", "containers"]
+                        {
+                            if let Some(value) = stopped.get(field) {
+                                task[field] = value.clone();
+                            }
+                        }
+                        changed = true;
+                    }
+                }
+                changed.then_some(answer)
+            }
             "DescribeServices" => {
                 let mut changed = false;
                 for service in answer["services"].as_array_mut()? {
@@ -237,6 +259,14 @@ impl Ecs {
 impl StandIn {
     fn ecs(&self) -> std::sync::MutexGuard<'_, Ecs> {
         self.shared.ecs.lock().expect("ecs")
+    }
+
+    /// The task's containers exited as `event` (an "ECS Task State Change" STOPPED event) says:
+    /// from now on `DescribeTasks` describes the task so, as ECS would before it sends the event.
+    pub fn task_stops(&self, event: &Value) {
+        let detail = &event["detail"];
+        let arn = detail["taskArn"].as_str().expect("the event names its task").to_owned();
+        self.ecs().stopped_tasks.insert(arn, detail.clone());
     }
 
     /// ECS pauses `service_deployment` at its PAUSE lifecycle hook (PRE_PRODUCTION_TRAFFIC_SHIFT),

@@ -9,7 +9,8 @@
 //!   deployments, `ListServiceDeployments`, `DescribeServiceRevisions`,
 //!   `DescribeServiceDeployments`, `ContinueServiceDeployment`, `StopServiceDeployment`);
 //! - [`codepipeline`]: `ListActionExecutions` (moto runs no actions: the harness, which plays the
-//!   pipeline's deploy action, says what that action reported);
+//!   pipeline's deploy action, says what that action reported), and an execution's end in moto's
+//!   `GetPipelineExecution` answers;
 //! - [`cloudtrail`]: a CloudTrail record of each decision call, and `LookupEvents` over them;
 //! - [`cloudwatch`]: Smithy RPC v2 CBOR (the SDK's protocol for CloudWatch, which moto does not
 //!   read) bridged to moto's AWS JSON 1.0.
@@ -84,6 +85,7 @@ struct Shared {
     codedeploy: Arc<Mutex<codedeploy::CodeDeploy>>,
     ecs: Arc<Mutex<ecs::Ecs>>,
     ecr: Arc<Mutex<ecr::Ecr>>,
+    codepipeline: Arc<Mutex<codepipeline::CodePipeline>>,
     trail: Arc<Mutex<cloudtrail::Trail>>,
     throttles: Arc<Mutex<Throttles>>,
 }
@@ -138,6 +140,7 @@ impl StandIn {
             codedeploy: Arc::default(),
             ecs: Arc::default(),
             ecr: Arc::default(),
+            codepipeline: Arc::default(),
             trail: Arc::default(),
             throttles: Arc::new(Mutex::new(Throttles::aws())),
         };
@@ -355,7 +358,13 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, rollback, answer)
             }
             "GetDeployment" => shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, None, answer),
-            "UpdateService" | "DescribeServices" => shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer),
+            "UpdateService" | "DescribeServices" | "DescribeTasks" => {
+                shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer)
+            }
+            "GetPipelineExecution" => {
+                let mut answer = answer;
+                shared.codepipeline.lock().expect("codepipeline").overlay(&mut answer).then_some(answer)
+            }
             _ => None,
         };
         if let Some(answer) = overlaid {

@@ -273,6 +273,7 @@ pub(crate) async fn migration_succeeds_ten_times_at_once(
         stop_code: "EssentialContainerExited",
         version: 4,
     });
+    backend.standin.task_stops(&stopped);
     let deliveries: Vec<_> = (0..10)
         .map(|_| {
             let (convoy, event) = (backend.convoy.clone(), stopped.clone());
@@ -338,6 +339,7 @@ async fn the_end_of_a_deployment_starts_the_queued_release_at_once_and_only_once
     );
 
     // No reconciler run: the end event itself hands the service to the queued release.
+    backend.codedeploy_ends(&first, "SUCCESS");
     let ended = fixtures::codedeploy_state_change(&backend.application, &backend.group, &first, "SUCCESS");
     invoke(&backend.convoy, "deployment-changed", ended.clone()).await;
     assert!(matches!(backend.record(&release_key("w2")).await.unwrap().state, State::Deploying { .. }));

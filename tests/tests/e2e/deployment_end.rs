@@ -71,9 +71,10 @@ async fn the_hook_of_codedeploys_rollback_is_let_through_and_a_foreign_ones_is_f
     // rollback itself fails.
     let hook = fixtures::codedeploy_hook(rollback.as_str(), "exec-rollback");
     convoy::handlers::verify(&backend.convoy, LambdaEvent::new(hook, Context::default())).await.unwrap();
-    // A deployment CodeDeploy does not know as Convoy's or as a rollback: nobody said what
+    // A deployment CodeDeploy knows, but neither as Convoy's nor as a rollback: nobody said what
     // version to expect, so its hook fails.
-    let foreign = fixtures::codedeploy_hook("d-FOREIGN01", "exec-foreign");
+    let foreign_deployment = backend.deployer.created_elsewhere("another-app", "another-group");
+    let foreign = fixtures::codedeploy_hook(foreign_deployment.as_str(), "exec-foreign");
     convoy::handlers::verify(&backend.convoy, LambdaEvent::new(foreign, Context::default())).await.unwrap();
 
     let answers: Vec<DeployCall> =
@@ -87,7 +88,7 @@ async fn the_hook_of_codedeploys_rollback_is_let_through_and_a_foreign_ones_is_f
                 succeeded: true
             },
             DeployCall::AnswerHook {
-                deployment: "d-FOREIGN01".into(),
+                deployment: foreign_deployment.to_string(),
                 execution: "exec-foreign".into(),
                 succeeded: false
             },

@@ -41,7 +41,7 @@ async fn convoy_logs_shows_a_migrations_terminal_escapes_escaped_and_its_json_st
     let record = backend.record(&release_key("ho1")).await.unwrap();
     let log: LogPointer = record.migration.and_then(|m| m.log).unwrap();
     convoy_tests::sandbox::ship_log(&backend.world.sdk, &log, &[format!("migrating {HOSTILE} done")]).await;
-    invoke_migration_stopped(&backend.convoy, stopped(&backend, "ho1", &task, Some(1), "EssentialContainerExited", 4))
+    invoke_migration_stopped(&backend, stopped(&backend, "ho1", &task, Some(1), "EssentialContainerExited", 4))
         .await
         .unwrap();
 
@@ -115,7 +115,7 @@ async fn convoy_status_shows_a_stop_tasks_reason_escaped() {
     let (backend, task) = migrating("ho4").await;
     let mut event = stopped(&backend, "ho4", &task, Some(0), "UserInitiated", 4);
     event["detail"]["stoppedReason"] = json!(format!("stopped by {HOSTILE}"));
-    invoke_migration_stopped(&backend.convoy, event).await.unwrap();
+    invoke_migration_stopped(&backend, event).await.unwrap();
     let record = backend.record(&release_key("ho4")).await.unwrap();
     assert!(matches!(record.state, State::Failed { stage: Stage::Migration, .. }), "{}", record.state);
 

@@ -11,6 +11,7 @@ mod deadlines;
 mod deploy;
 mod deployment_end;
 mod event_rules;
+mod forged;
 mod gates;
 mod grants;
 mod group_wait;

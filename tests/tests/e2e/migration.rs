@@ -7,7 +7,6 @@ use convoy::error::TasksError;
 use convoy::names::TaskArn;
 use convoy::ports::{MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
 use convoy::release::{Stage, State, TaskReport};
-use convoy::service::Convoy;
 use convoy_tests::fixtures::{self, ContainerExit, TaskStopped};
 use serde_json::{Value, json};
 
@@ -17,9 +16,15 @@ fn containers() -> Vec<String> {
     vec!["app".into(), "nginx".into()]
 }
 
-pub async fn invoke_migration_stopped(convoy: &Convoy, payload: Value) -> Result<Value, lambda_runtime::Diagnostic> {
+/// ECS stops the task as the STOPPED event `payload` says (the stand-in's `DescribeTasks` then
+/// describes it so, as ECS does before it sends the event), and delivers the event.
+pub async fn invoke_migration_stopped(
+    backend: &MotoBackend,
+    payload: Value,
+) -> Result<Value, lambda_runtime::Diagnostic> {
+    backend.standin.task_stops(&payload);
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-    convoy::handlers::migration_stopped(convoy, event).await
+    convoy::handlers::migration_stopped(&backend.convoy, event).await
 }
 
 /// A release whose images are in ECR and whose manifest was just uploaded: it is migrating.
@@ -148,12 +153,10 @@ async fn the_migration_task_and_its_definition_carry_the_migration_tag_the_grant
 #[tokio::test]
 async fn exit_0_moves_the_release_on_to_deployment() {
     let (backend, task) = migrating("m2").await;
-    let response = invoke_migration_stopped(
-        &backend.convoy,
-        stopped(&backend, "m2", &task, Some(0), "EssentialContainerExited", 4),
-    )
-    .await
-    .unwrap();
+    let response =
+        invoke_migration_stopped(&backend, stopped(&backend, "m2", &task, Some(0), "EssentialContainerExited", 4))
+            .await
+            .unwrap();
     assert_eq!(response["requested"], json!([{"effect": "start-deployment"}]));
     let record = backend.record(&release_key("m2")).await.unwrap();
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
@@ -163,7 +166,7 @@ async fn exit_0_moves_the_release_on_to_deployment() {
 #[tokio::test]
 async fn exit_1_fails_the_release_and_keeps_the_evidence() {
     let (backend, task) = migrating("m3").await;
-    invoke_migration_stopped(&backend.convoy, stopped(&backend, "m3", &task, Some(1), "EssentialContainerExited", 4))
+    invoke_migration_stopped(&backend, stopped(&backend, "m3", &task, Some(1), "EssentialContainerExited", 4))
         .await
         .unwrap();
     let record = backend.record(&release_key("m3")).await.unwrap();
@@ -191,7 +194,7 @@ async fn a_failed_migration_container_fails_the_release_whatever_nginx_did_and_w
         let containers = if nginx_first { [nginx, app] } else { [app, nginx] };
         let event = stopped_with(&backend, release, &task, &containers, "EssentialContainerExited", 4);
         assert_eq!(event["detail"]["containers"].as_array().unwrap().len(), 2);
-        invoke_migration_stopped(&backend.convoy, event).await.unwrap();
+        invoke_migration_stopped(&backend, event).await.unwrap();
         let record = backend.record(&release_key(release)).await.unwrap();
         let State::Failed { stage: Stage::Migration, reason } = &record.state else {
             panic!("{release}: {}", record.state)
@@ -211,7 +214,7 @@ async fn a_passed_migration_moves_on_even_when_nginx_exited_non_zero() {
     let (backend, task) = migrating("m15").await;
     let containers = [ContainerExit::exited("nginx", 1), ContainerExit::exited("app", 0)];
     let event = stopped_with(&backend, "m15", &task, &containers, "EssentialContainerExited", 4);
-    invoke_migration_stopped(&backend.convoy, event).await.unwrap();
+    invoke_migration_stopped(&backend, event).await.unwrap();
     let record = backend.record(&release_key("m15")).await.unwrap();
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
     let run = record.migration.as_ref().unwrap();
@@ -223,9 +226,7 @@ async fn a_passed_migration_moves_on_even_when_nginx_exited_non_zero() {
 #[tokio::test]
 async fn a_task_that_failed_to_start_fails_the_release() {
     let (backend, task) = migrating("m4").await;
-    invoke_migration_stopped(&backend.convoy, stopped(&backend, "m4", &task, None, "TaskFailedToStart", 3))
-        .await
-        .unwrap();
+    invoke_migration_stopped(&backend, stopped(&backend, "m4", &task, None, "TaskFailedToStart", 3)).await.unwrap();
     let record = backend.record(&release_key("m4")).await.unwrap();
     let State::Failed { reason, .. } = &record.state else { panic!("{}", record.state) };
     assert!(reason.contains("never started") && reason.contains("CannotPullContainerError"), "{reason}");
@@ -237,16 +238,14 @@ async fn duplicate_and_older_events_change_nothing() {
     // This time ECS lists nginx first.
     let containers = [ContainerExit::exited("nginx", 137), ContainerExit::exited("app", 1)];
     let failed = stopped_with(&backend, "m5", &task, &containers, "EssentialContainerExited", 5);
-    invoke_migration_stopped(&backend.convoy, failed.clone()).await.unwrap();
+    invoke_migration_stopped(&backend, failed.clone()).await.unwrap();
     let after_first = backend.record(&release_key("m5")).await.unwrap();
-    let duplicate = invoke_migration_stopped(&backend.convoy, failed).await.unwrap();
+    let duplicate = invoke_migration_stopped(&backend, failed).await.unwrap();
     assert_eq!(duplicate["changed"], json!(false));
-    let older = invoke_migration_stopped(
-        &backend.convoy,
-        stopped(&backend, "m5", &task, Some(0), "EssentialContainerExited", 4),
-    )
-    .await
-    .unwrap();
+    let older =
+        invoke_migration_stopped(&backend, stopped(&backend, "m5", &task, Some(0), "EssentialContainerExited", 4))
+            .await
+            .unwrap();
     assert_eq!(older["changed"], json!(false));
     assert_eq!(backend.record(&release_key("m5")).await.unwrap(), after_first);
 }
@@ -257,11 +256,11 @@ async fn an_event_for_a_foreign_task_is_ignored() {
     let before = backend.record(&release_key("m6")).await.unwrap();
     // Another team's task: not in a Convoy group.
     let foreign = fixtures::foreign_task_stopped();
-    let response = invoke_migration_stopped(&backend.convoy, foreign).await.unwrap();
+    let response = invoke_migration_stopped(&backend, foreign).await.unwrap();
     assert!(response["ignored"].as_str().unwrap().contains("not a Convoy migration"));
     // A task in this release's group that is not its migration task.
     let other = stopped(&backend, "m6", &format!("{task}-other"), Some(1), "EssentialContainerExited", 9);
-    assert_eq!(invoke_migration_stopped(&backend.convoy, other).await.unwrap()["changed"], json!(false));
+    assert_eq!(invoke_migration_stopped(&backend, other).await.unwrap()["changed"], json!(false));
     assert_eq!(backend.record(&release_key("m6")).await.unwrap(), before);
 }
 
@@ -488,7 +487,7 @@ async fn a_task_someone_else_runs_with_the_releases_group_and_started_by_is_neve
         stop_code: "EssentialContainerExited",
         version: 4,
     });
-    invoke_migration_stopped(&backend.convoy, event).await.expect("acknowledged");
+    invoke_migration_stopped(&backend, event).await.expect("acknowledged");
     assert_eq!(backend.record(&key).await.unwrap().state, State::StartingMigration, "the stop passes nothing");
 
     // The takeover after the lease finds the foreign task by startedBy, refuses it for its

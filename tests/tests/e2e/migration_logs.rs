@@ -23,7 +23,7 @@ async fn a_failed_migration_copies_the_last_lines_of_its_log_into_the_record_and
     let (backend, task) = migrating("ml1").await;
     let log = log_of(&backend, "ml1").await;
     write_log(&backend, &log, 30).await;
-    invoke_migration_stopped(&backend.convoy, stopped(&backend, "ml1", &task, Some(1), "EssentialContainerExited", 4))
+    invoke_migration_stopped(&backend, stopped(&backend, "ml1", &task, Some(1), "EssentialContainerExited", 4))
         .await
         .unwrap();
     let record = backend.record(&release_key("ml1")).await.unwrap();
@@ -36,7 +36,7 @@ async fn a_failed_migration_copies_the_last_lines_of_its_log_into_the_record_and
     assert!(status.contains("    | line 29"), "{status}");
 
     // A replayed STOPPED event copies nothing again.
-    invoke_migration_stopped(&backend.convoy, stopped(&backend, "ml1", &task, Some(1), "EssentialContainerExited", 4))
+    invoke_migration_stopped(&backend, stopped(&backend, "ml1", &task, Some(1), "EssentialContainerExited", 4))
         .await
         .unwrap();
     assert_eq!(backend.record(&release_key("ml1")).await.unwrap(), record);
@@ -53,7 +53,7 @@ async fn a_failed_migration_copies_the_last_lines_of_its_log_into_the_record_and
 async fn a_log_that_cannot_be_read_leaves_the_failure_recorded_without_lines() {
     let (backend, task) = migrating("ml2").await;
     // No stream was ever written: GetLogEvents answers ResourceNotFoundException.
-    invoke_migration_stopped(&backend.convoy, stopped(&backend, "ml2", &task, Some(1), "EssentialContainerExited", 4))
+    invoke_migration_stopped(&backend, stopped(&backend, "ml2", &task, Some(1), "EssentialContainerExited", 4))
         .await
         .expect("the event is handled");
     let record = backend.record(&release_key("ml2")).await.unwrap();

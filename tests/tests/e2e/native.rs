@@ -51,7 +51,15 @@ pub(crate) async fn native_backend(behaviour: Behaviour, configuration: Value) -
     // CloudTrail's event history: the stand-in's LookupEvents.
     convoy.api_calls =
         Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
-    let backend = MotoBackend { world, ecs, application: String::new(), group: String::new(), standin, convoy };
+    let backend = MotoBackend {
+        world,
+        ecs,
+        application: String::new(),
+        group: String::new(),
+        standin,
+        convoy,
+        settings: settings.to_string(),
+    };
     (backend, green)
 }
 
@@ -493,4 +501,116 @@ async fn a_native_release_records_what_bounds_its_pause_and_status_shows_it() {
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
     let text = convoy::status::render(&record);
     assert!(text.contains(&format!("approval gate   {gate}")), "{text}");
+}
+
+/// The guide's POST_TEST_TRAFFIC_SHIFT example ("Lambda hooks for Amazon ECS service
+/// deployments"), moved to the world's service deployment, invoked as ECS invokes it: each
+/// `IN_PROGRESS` reply's `hookDetails` passed back on the next call (merged with the hook's
+/// configured details, which Convoy leaves alone), under a fresh `executionId` each time.
+#[tokio::test]
+async fn the_guides_example_hook_is_verified_across_re_invocations_by_its_hook_details() {
+    let (backend, green) = native_backend(Behaviour::version("g1"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "g1", json!({})).await;
+    backend.standin.service_deployment_at(&arn, "POST_TEST_TRAFFIC_SHIFT", 0.0);
+    let first = fixtures::ecs_native_hook(&arn, "3a0345ba-b029-404b-890d-7da2a4b266aa", Value::Null);
+    let documented = fixtures::documented("ecs-lifecycle-hook-post-test-traffic-shift.json");
+    assert_eq!(first["lifecycleStage"], documented["lifecycleStage"]);
+    assert_eq!(first["executionDetails"]["testTrafficWeights"], documented["executionDetails"]["testTrafficWeights"]);
+    assert!(first.get("hookDetails").is_none(), "the first invocation carries no hookDetails");
+    let mut event = first;
+    let mut statuses = Vec::new();
+    for call in 1..=10 {
+        let reply = invoke(&backend.convoy, "verify", event.clone()).await;
+        statuses.push(reply["hookStatus"].as_str().unwrap().to_owned());
+        if statuses.last().unwrap() != "IN_PROGRESS" {
+            break;
+        }
+        // ECS merges the returned details into the configured ones and calls again.
+        let mut details = json!({"S3_BUCKET_NAME": "my-approval-bucket"});
+        for (k, v) in reply["hookDetails"].as_object().unwrap() {
+            details[k] = v.clone();
+        }
+        event = fixtures::ecs_native_hook(&arn, &format!("re-invocation-{call}"), details);
+    }
+    assert_eq!(statuses, ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
+    assert_eq!(green.requests(), 5, "one probe per invocation, one verification throughout");
+    let record = backend.record(&release_key("g1")).await.unwrap();
+    assert!(matches!(record.state, State::AwaitingApproval { .. }), "{}", record.state);
+    let verification = record.verification.unwrap();
+    assert_eq!(verification.probes.len(), 5, "every probe is in the one verification");
+    let Hook::EcsNative { execution_id, .. } = &verification.hook else { panic!("{:?}", verification.hook) };
+    assert_eq!(execution_id.as_str(), "3a0345ba-b029-404b-890d-7da2a4b266aa", "keyed on the first execution");
+    let started = record.timeline.iter().filter(|e| e.event == "verification-started").count();
+    assert_eq!(started, 1, "the re-invocations continued the verification rather than restarting it");
+}
+
+/// Without the carried `hookDetails`, a re-invocation under another `executionId` is another
+/// hook execution: the carried details are what keeps the verification one.
+#[tokio::test]
+async fn a_re_invocation_under_another_execution_id_without_hook_details_starts_over() {
+    let (backend, green) = native_backend(Behaviour::version("g2"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "g2", json!({})).await;
+    backend.standin.service_deployment_at(&arn, "POST_TEST_TRAFFIC_SHIFT", 0.0);
+    for execution in ["first", "second"] {
+        let reply = invoke(&backend.convoy, "verify", fixtures::ecs_native_hook(&arn, execution, Value::Null)).await;
+        assert_eq!(reply["hookStatus"], "IN_PROGRESS", "{reply}");
+        assert_eq!(reply["hookDetails"]["probes"], 1, "{execution}: a fresh verification has one probe");
+        assert_eq!(reply["hookDetails"]["execution"], execution);
+    }
+    assert_eq!(green.requests(), 2);
+}
+
+/// A verify hook an operator also lists at other stages: ECS invokes it there too, and Convoy
+/// answers SUCCEEDED without probing and without touching the record (it verifies at
+/// POST_TEST_TRAFFIC_SHIFT only).
+#[tokio::test]
+async fn a_verify_hook_invoked_at_another_stage_succeeds_without_probing() {
+    let (backend, green) = native_backend(Behaviour::version("g3"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "g3", json!({})).await;
+    let before = backend.record(&release_key("g3")).await.unwrap();
+    for stage in ["PRE_SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "SOME_STAGE_AWS_ADDS_LATER"] {
+        backend.standin.service_deployment_at(&arn, stage, 0.0);
+        let hook = fixtures::ecs_native_hook_at(stage, &arn, &format!("exec-{stage}"), Value::Null);
+        let reply = invoke(&backend.convoy, "verify", hook).await;
+        assert_eq!(reply["hookStatus"], "SUCCEEDED", "{stage}: {reply}");
+        let why = reply["hookDetails"]["convoy"].as_str().unwrap();
+        assert!(why.starts_with("Convoy verifies at POST_TEST_TRAFFIC_SHIFT; nothing is checked at"), "{why}");
+        assert!(!why.contains("SOME_STAGE"), "an undocumented stage is not echoed: {why}");
+    }
+    assert_eq!(green.requests(), 0, "no stage but POST_TEST_TRAFFIC_SHIFT probes");
+    assert_eq!(backend.record(&release_key("g3")).await.unwrap(), before, "the record is untouched");
+}
+
+/// A payload ECS would never send (no `executionId`) that names the service of a release
+/// deploying natively: FAILED, and the record says why (not only a log line).
+#[tokio::test]
+async fn an_unreadable_native_hook_is_answered_failed_with_the_reason_in_the_record() {
+    let (backend, green) = native_backend(Behaviour::version("g4"), deployment_configuration("BLUE_GREEN")).await;
+    let arn = deploying(&backend, "g4", json!({})).await;
+    let mut hook = fixtures::ecs_native_hook(&arn, "exec-unreadable", Value::Null);
+    hook.as_object_mut().unwrap().remove("executionId");
+    let reply = invoke(&backend.convoy, "verify", hook).await;
+    assert_eq!(reply["hookStatus"], "FAILED", "{reply}");
+    assert_eq!(reply["hookDetails"]["release"], release_key("g4").to_string());
+    let record = backend.record(&release_key("g4")).await.unwrap();
+    let noted = record.timeline.iter().find(|e| e.event == "hook-unreadable").expect("the reason is recorded");
+    assert!(noted.detail.contains("executionId"), "{}", noted.detail);
+    assert!(matches!(record.state, State::Deploying { .. }), "ECS's rollback, not the note, moves the release");
+    assert_eq!(green.requests(), 0);
+}
+
+/// The ECS native hook meets only native releases: one naming the service of a release that
+/// CodeDeploy deploys is foreign, answered FAILED, and verifies nothing.
+#[tokio::test]
+async fn a_native_hook_naming_a_codedeploy_releases_service_is_refused() {
+    let (backend, green) = crate::deploy::with_green(Behaviour::version("g5"), "manual").await;
+    deploying(&backend, "g5", json!({})).await;
+    let before = backend.record(&release_key("g5")).await.unwrap();
+    let hook = fixtures::ecs_hook(&backend.ecs.cluster, SERVICE, "exec-foreign", Value::Null);
+    let reply = invoke(&backend.convoy, "verify", hook).await;
+    assert_eq!(reply["hookStatus"], "FAILED", "{reply}");
+    let why = reply["hookDetails"]["convoy"].as_str().unwrap();
+    assert_eq!(why, "an ECS native hook is not this release's: it deploys by codedeploy");
+    assert_eq!(green.requests(), 0, "nothing probed");
+    assert_eq!(backend.record(&release_key("g5")).await.unwrap(), before, "the record is untouched");
 }

@@ -85,6 +85,8 @@ async fn deployed_by_its_pipeline(backend: &MotoBackend, pipeline: &PipelineWorl
 /// A release whose pipeline execution fails before any deployment reaches the hook.
 async fn failed_before_deploying(backend: &MotoBackend, pipeline: &PipelineWorld, release: &str) -> String {
     let execution = deploying(backend, release, json!({})).await;
+    // CodePipeline fails the execution, then says so: Convoy confirms with GetPipelineExecution.
+    backend.standin.pipeline_execution_ends(&execution, "Failed");
     let failed = fixtures::pipeline_state_change(&pipeline.name, &execution, "FAILED");
     invoke(&backend.convoy, "deployment-changed", failed).await;
     execution
@@ -401,6 +403,7 @@ async fn a_deployment_codepipeline_reports_for_no_execution_of_the_release_is_no
 async fn an_older_deployment_is_not_taken_for_a_new_execution_before_codepipeline_reports_one() {
     let (backend, pipeline, _green) = with_pipeline(Behaviour::version("a1")).await;
     let (first, abandoned) = deployed_by_its_pipeline(&backend, &pipeline, "a1").await;
+    backend.standin.pipeline_execution_ends(&first, "Failed");
     let failed = fixtures::pipeline_state_change(&pipeline.name, &first, "FAILED");
     invoke(&backend.convoy, "deployment-changed", failed).await;
     // Past the clock-skew allowance (2 s: a deployment created more than 2 s before a release's
@@ -438,6 +441,7 @@ async fn a_stopped_execution_whose_deployment_still_runs_is_followed_not_ended()
     let (execution, deployment) = deployed_by_its_pipeline(&backend, &pipeline, "s1").await;
     backend.standin.report_deploy_action(&execution, &deployment);
     // "Stop and abandon": the execution ends, its CodeDeploy deployment (still "Created" in moto) runs on.
+    backend.standin.pipeline_execution_ends(&execution, "Stopped");
     let stopped = fixtures::pipeline_state_change(&pipeline.name, &execution, "STOPPED");
     invoke(&backend.convoy, "deployment-changed", stopped).await;
     let record = backend.record(&key).await.unwrap();

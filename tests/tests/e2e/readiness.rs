@@ -260,8 +260,33 @@ async fn a_tag_pushed_twice_within_one_second_pins_what_ecr_says_it_points_to_la
 
         let record = backend.record(&key).await.unwrap();
         assert_eq!(digest_of(&record, "app"), last, "reversed: {reversed}");
-        let events: Vec<&str> = record.timeline.iter().map(|e| e.event.as_str()).collect();
-        assert!(events.contains(&"image-unordered"), "{events:?}");
+        // Each push is confirmed with ECR, which names the tag's last digest: no push of that
+        // second is left unordered any more (the `image-unordered` entry this test once saw).
         assert_eq!(record.state, State::Collecting, "nginx is still awaited");
     }
+}
+
+/// The outside run's case: the tag was looked up in ECR when the manifest arrived, and CI pushed
+/// it again within the same second. The push's whole-second `time` reads as older than the
+/// look-up's sub-second time; ECR, asked when the push is seen, names the newer digest.
+#[tokio::test]
+async fn a_tag_looked_up_then_pushed_again_within_the_same_second_ships_the_digest_ecr_names() {
+    let backend = MotoBackend::new(&containers()).await;
+    let (looked_up, _) = backend.push("app", "ss1").await;
+    let manifest = manifest_v1(&backend, "ss1", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/ss1.json", &manifest).await).await.unwrap();
+    let key = release_key("ss1");
+    assert_eq!(digest_of(&backend.record(&key).await.unwrap(), "app"), looked_up, "the look-up pinned it");
+    let (pushed, mut push) = backend.push("app", "ss1").await;
+    assert_ne!(pushed, looked_up, "the tag really moved in ECR");
+    // The push's time, as EventBridge writes it: the whole second the look-up was made in.
+    let seen = backend.record(&key).await.unwrap().images.values().find_map(|s| s.seen_at).unwrap();
+    push["time"] = json!(seen.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    invoke_image_pushed(&backend.convoy, push).await.unwrap();
+    assert_eq!(digest_of(&backend.record(&key).await.unwrap(), "app"), pushed, "the digest ECR names");
+    let (_, nginx) = backend.push("nginx", "ss1").await;
+    invoke_image_pushed(&backend.convoy, nginx).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    assert!(!matches!(record.state, State::Collecting), "ready once nginx is in: {}", record.state);
+    assert_eq!(digest_of(&record, "app"), pushed, "it ships what the tag names");
 }

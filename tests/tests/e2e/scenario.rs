@@ -76,6 +76,9 @@ pub struct MotoBackend {
     pub group: String,
     pub standin: StandIn,
     pub convoy: Convoy,
+    /// The service settings the backend's Convoy runs on (`CONVOY_SERVICE_SETTINGS`), for the
+    /// built binaries to run on the same.
+    pub settings: String,
 }
 
 impl MotoBackend {
@@ -156,6 +159,9 @@ impl MotoBackend {
         ));
         convoy.service_deployments =
             std::sync::Arc::new(convoy::adapters::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(&via_standin)));
+        // ECS tasks too: moto runs no containers, the stand-in says how a migration's exited.
+        convoy.tasks =
+            std::sync::Arc::new(convoy::adapters::aws::EcsTasks::new(aws_sdk_ecs::Client::new(&via_standin)));
         let source = StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
         convoy.pipelines = Arc::new(convoy::adapters::aws::CodePipelines::new(
             convoy::adapters::aws::s3_client(&world.sdk, &source),
@@ -167,7 +173,8 @@ impl MotoBackend {
         // CloudTrail's event history: moto has no LookupEvents; the stand-in serves it.
         convoy.api_calls =
             Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
-        (Self { world, ecs, application, group, standin, convoy }, pipeline)
+        let settings = settings.to_string();
+        (Self { world, ecs, application, group, standin, convoy, settings }, pipeline)
     }
 
     pub fn ecs_client(&self) -> aws_sdk_ecs::Client {
@@ -182,9 +189,25 @@ impl MotoBackend {
             .await
     }
 
+    /// CodeDeploy ends `deployment` in `state` (SUCCESS, FAILURE, STOP), unless it ended already.
+    pub fn codedeploy_ends(&self, deployment: &str, state: &str) {
+        use convoy_tests::standin::Phase;
+        if self.standin.phase(deployment).is_some_and(|phase| !phase.ended()) {
+            let phase = match state {
+                "SUCCESS" => Phase::Succeeded,
+                "STOP" => Phase::Stopped,
+                _ => Phase::Failed,
+            };
+            self.standin.ended_elsewhere(deployment, phase);
+        }
+    }
+
     /// CodeDeploy reports that `deployment` (of this world's application and group) ended in
     /// `state`: the deployment-changed function gets the state-change event.
+    /// CodeDeploy (the stand-in) ends it so first, unless it ended already: Convoy confirms the
+    /// end with `GetDeployment`.
     pub async fn codedeploy_reports(&self, deployment: &str, state: &str) -> Value {
+        self.codedeploy_ends(deployment, state);
         let event = convoy_tests::fixtures::codedeploy_state_change(&self.application, &self.group, deployment, state);
         crate::deploy::invoke(&self.convoy, "deployment-changed", event).await
     }
@@ -423,6 +446,7 @@ impl MemoryBackend {
                     allowed_repositories: containers.iter().map(|c| c.parse().unwrap()).collect(),
                     region: REGION.into(),
                     registries: [convoy_tests::moto::ACCOUNT.parse().unwrap()].into(),
+                    account: Some(convoy_tests::moto::ACCOUNT.parse().unwrap()),
                 },
                 cluster: "memory".into(),
                 migration_timeout_seconds: 1800,

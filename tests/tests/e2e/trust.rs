@@ -101,10 +101,12 @@ async fn convoys_own_waiting_deployment_is_still_continued_by_the_reconciler() {
     let deployment = deploying(&backend, "f3", json!({})).await;
     backend.codedeploy_hook(&deployment, "exec-1").await;
     backend.standin.waits(&deployment);
-    // Approved (by a person) while the continue call failed: the record shifts, AWS waits.
+    // Approved by policy while Convoy's continue call failed: the record shifts, AWS waits. (A
+    // person's approval is their own continue: Convoy never repeats it with its role.)
     forge(&backend, "f3", |r| {
         r.state = State::ShiftingTraffic { deployment: DeploymentId::new(&deployment).unwrap().into() };
-        r.approval = Some(ApprovalDecision { approved: true, by: "alice".into(), at: chrono::Utc::now(), actor: None });
+        let by = "policy (auto)".into();
+        r.approval = Some(ApprovalDecision { approved: true, by, at: chrono::Utc::now(), actor: None });
     })
     .await;
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();

@@ -1,5 +1,7 @@
 //! ECS's service deployments (native blue/green) as the tests script them: `UpdateService` starts
-//! one, which runs until a test ends it ([`MemoryServiceDeployments::end`]).
+//! one, which runs until a test ends it ([`MemoryServiceDeployments::end`]). Like ECS (and the
+//! harness's stand-in), it continues only a service deployment it started that waits at its
+//! PAUSE hook ([`MemoryServiceDeployments::pause`]), and stops only one that has not ended.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +28,8 @@ struct Started {
     service: String,
     task_definition: String,
     status: DeploymentStatus,
+    /// Waiting at its PAUSE hook for `ContinueServiceDeployment`.
+    paused: bool,
 }
 
 #[derive(Default)]
@@ -53,9 +57,37 @@ impl MemoryServiceDeployments {
         }
     }
 
-    fn resolve(&self, service_deployment: &ServiceDeploymentArn, roll_back: bool) {
+    /// ECS pauses `service_deployment` at its PAUSE hook: it waits for a continue from now on.
+    pub fn pause(&self, service_deployment: &ServiceDeploymentArn) {
+        for known in lock(&self.started).iter_mut().filter(|d| d.arn == *service_deployment) {
+            known.paused = true;
+        }
+    }
+
+    /// Records the continue (or the stop, `roll_back`) ECS accepts: of a service deployment it
+    /// started and that has not ended; a continue only while it waits at its PAUSE hook.
+    fn resolve(&self, service_deployment: &ServiceDeploymentArn, roll_back: bool) -> Result<(), DeployError> {
+        {
+            let mut started = lock(&self.started);
+            let known = started.iter_mut().find(|d| d.arn == *service_deployment).ok_or_else(|| {
+                DeployError::Rejected(format!("The service deployment {service_deployment} does not exist."))
+            })?;
+            if let DeploymentStatus::Ended { end, .. } = &known.status {
+                // ConflictException
+                return Err(DeployError::Rejected(format!(
+                    "The service deployment {service_deployment} has already completed ({end:?})."
+                )));
+            }
+            if !roll_back && !known.paused {
+                return Err(DeployError::NotYet(format!(
+                    "The service deployment {service_deployment} is not waiting at a PAUSE hook."
+                )));
+            }
+            known.paused = false;
+        }
         let service_deployment = service_deployment.to_string();
         lock(&self.calls).push(ServiceDeploymentCall::Continue { service_deployment, roll_back });
+        Ok(())
     }
 }
 
@@ -85,6 +117,7 @@ impl ServiceDeployments for MemoryServiceDeployments {
             service: service.to_owned(),
             task_definition: task_definition.to_owned(),
             status: DeploymentStatus::Running,
+            paused: false,
         });
         Ok(arn)
     }
@@ -123,12 +156,52 @@ impl ServiceDeployments for MemoryServiceDeployments {
     }
 
     async fn continue_deployment(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError> {
-        self.resolve(service_deployment, false);
-        Ok(())
+        self.resolve(service_deployment, false)
     }
 
     async fn roll_back(&self, service_deployment: &ServiceDeploymentArn) -> Result<(), DeployError> {
-        self.resolve(service_deployment, true);
-        Ok(())
+        self.resolve(service_deployment, true)
+    }
+}
+
+/// The fake refuses what the stand-in refuses (`tests/src/standin/ecs.rs`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arn(id: &str) -> ServiceDeploymentArn {
+        ServiceDeploymentArn::new(&format!("arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/web/{id}"))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_service_deployment_it_never_started_is_refused() {
+        let fake = MemoryServiceDeployments::default();
+        let unknown = arn("never");
+        assert!(matches!(fake.continue_deployment(&unknown).await, Err(DeployError::Rejected(_))));
+        assert!(matches!(fake.roll_back(&unknown).await, Err(DeployError::Rejected(_))));
+        assert!(fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_continue_waits_for_the_pause_and_ends_it() {
+        let fake = MemoryServiceDeployments::default();
+        let started = fake.start("convoy", "web", "web:7").await.unwrap();
+        assert!(matches!(fake.continue_deployment(&started).await, Err(DeployError::NotYet(_))), "not paused");
+        fake.pause(&started);
+        fake.continue_deployment(&started).await.unwrap();
+        assert!(matches!(fake.continue_deployment(&started).await, Err(DeployError::NotYet(_))), "paused no more");
+        let continues = fake.calls().into_iter().filter(|c| matches!(c, ServiceDeploymentCall::Continue { .. }));
+        assert_eq!(continues.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_ended_service_deployment_is_neither_continued_nor_stopped() {
+        let fake = MemoryServiceDeployments::default();
+        let started = fake.start("convoy", "web", "web:7").await.unwrap();
+        fake.pause(&started);
+        fake.end(&started, DeploymentEnd::Succeeded, "");
+        assert!(matches!(fake.continue_deployment(&started).await, Err(DeployError::Rejected(_))));
+        assert!(matches!(fake.roll_back(&started).await, Err(DeployError::Rejected(_))));
     }
 }

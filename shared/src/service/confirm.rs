@@ -1,0 +1,143 @@
+//! Events are hints; AWS is the truth. Anyone allowed to invoke a Convoy function can hand it any
+//! payload, so before an observation becomes a stage event Convoy asks AWS, with one read: the
+//! tag's digest in ECR, the task in ECS, the deployment in CodeDeploy, ECS or CodePipeline. What
+//! AWS confirms is what is applied (ECR's digest, ECS's report, the end AWS names); what it does not
+//! confirm changes nothing, and is logged with why and counted (`UnconfirmedEvents`, by kind).
+
+use tracing::warn;
+
+use super::Convoy;
+use crate::error::ConvoyError;
+use crate::events::Push;
+use crate::names::{DeploymentRef, Digest, ReleaseKey};
+use crate::ports::DeploymentStatus;
+use crate::release::{DeploymentEnd, ObservedCall, Release, State, TaskReport};
+
+/// What AWS says of an observation: `Ok` what to apply, `Err` why it is refused.
+pub(super) type Confirmed<T> = Result<T, String>;
+
+/// The kinds an unconfirmed event is counted by (the metric's `Kind`).
+pub(super) mod kind {
+    pub const PUSH: &str = "push";
+    pub const TASK_STOPPED: &str = "task-stopped";
+    pub const DEPLOYMENT_END: &str = "deployment-end";
+    pub const APPROVAL: &str = "approval";
+}
+
+/// Logs and counts an observation AWS did not confirm; it changes nothing.
+pub(super) fn refuse(kind: &str, key: Option<&ReleaseKey>, why: &str) {
+    match key {
+        Some(key) => warn!(release = %key, kind, %why, "unconfirmed event: refused, nothing changed"),
+        None => warn!(kind, %why, "unconfirmed event: refused, nothing changed"),
+    }
+    crate::telemetry::unconfirmed_event(kind, key);
+}
+
+impl Convoy {
+    /// The digest ECR names for the pushed tag now (`BatchGetImage` in the push's repository):
+    /// what is pinned, whatever digest the event carried.
+    pub(super) async fn confirm_push(&self, push: &Push) -> Result<Confirmed<Digest>, ConvoyError> {
+        let lookup = self.registry.resolve(std::slice::from_ref(&push.image)).await?;
+        if let Some((_, digest)) = lookup.found.into_iter().find(|(image, _)| *image == push.image) {
+            if digest != push.digest {
+                warn!(image = %push.image, event = %push.digest, ecr = %digest, "ECR names another digest for the tag; pinning ECR's");
+            }
+            return Ok(Ok(digest));
+        }
+        let why = lookup.missing.first().map_or_else(|| "not found".to_owned(), |(_, why)| why.to_string());
+        Ok(Err(format!("ECR does not have {} ({why}), whatever the event says", push.image)))
+    }
+
+    /// ECS's report of the release's migration task (`DescribeTasks`), applied instead of the
+    /// event's once ECS says it stopped. A task that is not the release's migration is refused
+    /// before ECS is asked.
+    pub(super) async fn confirm_task_stop(
+        &self,
+        release: &Release,
+        reported: &TaskReport,
+    ) -> Result<Confirmed<TaskReport>, ConvoyError> {
+        let recorded = match &release.state {
+            State::Migrating { task } => Some(task),
+            State::StartingMigration => None,
+            other => return Ok(Err(format!("task {}: the release is {other}, no migration runs", reported.task))),
+        };
+        if recorded.is_some_and(|task| *task != reported.task) {
+            return Ok(Err(format!("task {} is not the release's migration task", reported.task)));
+        }
+        let Some(described) = self.tasks.describe(&self.config.cluster, &reported.task).await? else {
+            return Ok(Err(format!("ECS knows no task {}", reported.task)));
+        };
+        if recorded.is_none() && !described.is_convoy_migration_of(&release.key) {
+            return Ok(Err(format!("ECS says task {} is not a Convoy migration of this release", reported.task)));
+        }
+        if described.last_status != "STOPPED" {
+            return Ok(Err(format!("ECS says task {} is {}, not STOPPED", reported.task, described.last_status)));
+        }
+        Ok(Ok(TaskReport { version: described.version.or(reported.version), ..described }))
+    }
+
+    /// How AWS says `deployment` ended (`GetDeployment`, `DescribeServiceDeployments` or
+    /// `GetPipelineExecution`): the end applied, with the event's detail when it agrees. Refused
+    /// while AWS says it runs.
+    pub(super) async fn confirm_deployment_end(
+        &self,
+        release: &Release,
+        deployment: &DeploymentRef,
+        end: DeploymentEnd,
+        detail: &str,
+    ) -> Result<Confirmed<(DeploymentEnd, String)>, ConvoyError> {
+        let status = match deployment {
+            DeploymentRef::CodeDeploy(id) => self.codedeploy.status(id).await?,
+            DeploymentRef::Service(arn) => self.service_deployments.status(arn).await?.status,
+            DeploymentRef::Pipeline(execution) => {
+                let Some(pipeline) = release.deployment.as_ref().and_then(|run| run.pipeline.as_ref()) else {
+                    return Ok(Err(format!("the release started no pipeline execution {execution}")));
+                };
+                self.pipelines.status(&pipeline.name, execution).await?
+            }
+        };
+        Ok(match status {
+            DeploymentStatus::Ended { end: confirmed, detail: said } => {
+                if confirmed != end {
+                    warn!(%deployment, event = ?end, aws = ?confirmed, "AWS names another end; applying AWS's");
+                }
+                let detail = if confirmed == end && !detail.is_empty() { detail.to_owned() } else { said };
+                Ok((confirmed, detail))
+            }
+            DeploymentStatus::Running | DeploymentStatus::Rerouted => {
+                Err(format!("AWS says {deployment} has not ended (the event says {end:?})"))
+            }
+        })
+    }
+
+    /// Whether AWS shows the decision CloudTrail's record names: a continued CodeDeploy deployment
+    /// rerouted (or succeeded), a continued ECS one past its pause; a stopped one stopped or
+    /// rolling back. The record names who; the deployment's own state says it happened.
+    pub(super) async fn confirm_approval(&self, call: &ObservedCall) -> Result<Confirmed<()>, ConvoyError> {
+        let verb = if call.approve { "continued" } else { "stopped" };
+        let seen = match &call.deployment {
+            DeploymentRef::CodeDeploy(id) => match self.codedeploy.status(id).await? {
+                DeploymentStatus::Rerouted => call.approve,
+                DeploymentStatus::Ended { end, .. } => call.approve == (end == DeploymentEnd::Succeeded),
+                DeploymentStatus::Running => false,
+            },
+            DeploymentRef::Service(arn) => {
+                let described = self.service_deployments.status(arn).await?;
+                match described.status {
+                    DeploymentStatus::Ended { end, .. } => call.approve == (end == DeploymentEnd::Succeeded),
+                    _ if call.approve => described.progress.past_approval(),
+                    _ => described.progress.rolls_back(),
+                }
+            }
+            DeploymentRef::Pipeline(_) => false,
+        };
+        Ok(if seen {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} by {} names {}, but AWS does not show it {verb}",
+                call.actor.operation, call.actor.principal_arn, call.deployment
+            ))
+        })
+    }
+}
