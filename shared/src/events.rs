@@ -111,6 +111,43 @@ pub fn parse_push(payload: serde_json::Value, received_at: DateTime<Utc>) -> Res
     Ok(PushEvent::Push(Push { image, digest, at: event.time.unwrap_or(received_at) }))
 }
 
+/// `detail` of ECR's "ECR Image Scan" event (Amazon ECR User Guide, "Amazon ECR events and
+/// EventBridge", "Event for a completed image scan"; `aws_lambda_events` has no type for it).
+/// Only what the gate needs: which digest of which repository was scanned, and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct EcrImageScan {
+    scan_status: String,
+    repository_name: String,
+    image_digest: String,
+}
+
+/// A completed scan of a digest: a hint that the release gating on it may be judged now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanCompleted {
+    pub registry: AccountId,
+    pub repository: RepositoryName,
+    pub digest: Digest,
+    pub status: String,
+}
+
+/// Reads an "ECR Image Scan" event. `Ok(None)` when the payload is another ECR event (the push
+/// rule's), `Err` when it claims to be a scan event but cannot be read.
+pub fn parse_scan(payload: &serde_json::Value) -> Result<Option<ScanCompleted>, String> {
+    if payload.get("detail-type").and_then(|t| t.as_str()) != Some("ECR Image Scan") {
+        return Ok(None);
+    }
+    let event: EventBridgeEvent<EcrImageScan> =
+        eventbridge_event(payload.clone(), "an ECR Image Scan", "ECR Image Scan", "aws.ecr")?;
+    let account = event.account.ok_or("the event has no account")?;
+    Ok(Some(ScanCompleted {
+        registry: AccountId::new(&account).map_err(|e| e.to_string())?,
+        repository: RepositoryName::new(&event.detail.repository_name).map_err(|e| e.to_string())?,
+        digest: Digest::new(&event.detail.image_digest).map_err(|e| e.to_string())?,
+        status: event.detail.scan_status,
+    }))
+}
+
 /// `detail` of an EventBridge S3 "Object Created" event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct S3ObjectCreated {

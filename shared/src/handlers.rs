@@ -17,8 +17,18 @@ use crate::service::{Convoy, NativeHook, release_span};
 pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     // A push may come from a registry account the operator lists, not only Convoy's own.
     let accounts: Vec<&AccountId> = convoy.config.policy.registries.iter().collect();
-    if let Err(why) = envelope(convoy, &event.payload, &[ECR_PUSH], &accounts) {
+    if let Err(why) = envelope(convoy, &event.payload, &[ECR_PUSH, ECR_SCAN], &accounts) {
         return Ok(json!({ "ignored": why }));
+    }
+    // The same function hears ECR's "Image Scan" events: a completed scan resumes a gating release
+    // (a hint: ECR's findings, asked again, decide).
+    match events::parse_scan(&event.payload) {
+        Err(why) => {
+            warn!("ignored: {why}");
+            return Ok(json!({ "ignored": why }));
+        }
+        Ok(Some(scan)) => return respond(convoy.image_scanned(&scan, Utc::now()).await),
+        Ok(None) => {}
     }
     match events::parse_push(event.payload, Utc::now()) {
         Err(why) => {
@@ -193,6 +203,7 @@ pub async fn deployment_changed(convoy: &Convoy, event: LambdaEvent<Value>) -> R
 /// via CloudTrail" events carry the called service's source (EventBridge User Guide, "Events from
 /// AWS services delivered via AWS CloudTrail"); only AWS services put `aws.` sources on a bus.
 const ECR_PUSH: (&str, &str) = ("ECR Image Action", "aws.ecr");
+const ECR_SCAN: (&str, &str) = ("ECR Image Scan", "aws.ecr");
 const S3_OBJECT_CREATED: (&str, &str) = ("Object Created", "aws.s3");
 const ECS_TASK_STATE_CHANGE: (&str, &str) = ("ECS Task State Change", "aws.ecs");
 const DEPLOYMENT_CHANGED_KINDS: &[(&str, &str)] = &[

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod gates;
 pub mod handlers;
+pub mod image_policy;
 pub mod manifest;
 pub mod names;
 pub mod notify;

@@ -76,7 +76,17 @@ pub struct ReleaseChange {
     pub approver: Option<String>,
     /// `true` approved, `false` rejected, `null` not decided.
     pub approved: Option<bool>,
+    /// The image gate (added to schema 1: `null` until the images were judged): its verdict and, per image, one line of what
+    /// it saw (`app (…@sha256:…): scan COMPLETE, 1 CRITICAL; CVE-… CRITICAL (…) is above …`).
+    pub gate: Option<GateSummary>,
     pub links: Links,
+}
+
+/// What a release event says of the image gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateSummary {
+    pub verdict: String,
+    pub images: Vec<String>,
 }
 
 /// The name of a state, as its JSON tag in the record (`AwaitingApproval`).
@@ -134,6 +144,10 @@ impl ReleaseChange {
             deployment_id,
             approver: to.approval.as_ref().map(|a| a.by.clone()),
             approved: to.approval.as_ref().map(|a| a.approved),
+            gate: to.gate.as_ref().map(|g| GateSummary {
+                verdict: g.verdict.clone(),
+                images: g.images.iter().map(|i| one_line(&bounded(&i.summary(), MAX_REASON_CHARS))).collect(),
+            }),
             links: Links {
                 deployment: codedeploy_id.map(|id| deployment_url(region, &id)),
                 migration_logs,
@@ -210,6 +224,7 @@ pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
     ("deployment_id", "string", true),
     ("approver", "string", true),
     ("approved", "boolean", true),
+    ("gate", "object", true),
     ("links", "object", false),
 ];
 /// The fields of `links`, and whether each may be null (all are strings).

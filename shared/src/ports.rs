@@ -7,9 +7,10 @@
 use async_trait::async_trait;
 
 use crate::error::{LogsError, ReadError, RegistryError, StoreError};
+use crate::image_policy::{ScanReport, Signature};
 use crate::names::{
-    DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, ServiceDeploymentArn,
-    TaskArn,
+    AccountId, DeploymentId, DeploymentRef, Digest, HookExecutionId, PipelineExecutionId, ReleaseKey, RepositoryName,
+    ServiceDeploymentArn, TaskArn,
 };
 use crate::release::{Absence, ImageKey, LogPointer, Release};
 
@@ -146,6 +147,38 @@ pub trait Registry: Send + Sync {
     /// # Errors
     /// [`RegistryError::Unavailable`] as above.
     async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError>;
+}
+
+/// What ECR knows of a pushed digest besides its tag: its scan and its managed signatures.
+#[async_trait]
+pub trait ImageChecks: Send + Sync {
+    /// The scan of `digest` (`DescribeImageScanFindings`, every page). MUST answer an image never
+    /// scanned with [`ScanReport::NotFound`], a scan still running with
+    /// [`ScanReport::InProgress`], and ECR's refusal (access denied, no such image) with
+    /// [`ScanReport::Refused`], not with an error.
+    ///
+    /// # Errors
+    /// [`RegistryError::Unavailable`] when ECR could not be asked (unreachable, throttled,
+    /// failing): a retry may help.
+    async fn scan(
+        &self,
+        registry: &AccountId,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<ScanReport, RegistryError>;
+
+    /// Each signing profile's status for `digest` (`DescribeImageSigningStatus`); empty when no
+    /// signing rule of the registry matched the image. A refusal is an empty answer: a required
+    /// profile then reads as "not signed".
+    ///
+    /// # Errors
+    /// [`RegistryError::Unavailable`] as above.
+    async fn signatures(
+        &self,
+        registry: &AccountId,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<Signature>, RegistryError>;
 }
 
 /// How a service runs its tasks: what a one-off task needs to run the way the service's do.

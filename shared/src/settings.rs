@@ -35,6 +35,9 @@ pub struct ServiceSettings {
     /// CloudWatch alarms that hold the traffic shift and roll the release back while it awaits
     /// approval, bakes, or waits before the blue tasks are terminated.
     pub alarms: Vec<String>,
+    /// The image gate: scan findings and signatures every pinned digest must pass before the
+    /// migration (none: the gate passes at once, "no image policy").
+    pub image_policy: Option<crate::image_policy::ImagePolicy>,
 }
 
 /// How a service deploys. `"deploy": {"method": "codedeploy" | "codepipeline" | "ecs-native", ...}`;
@@ -105,6 +108,8 @@ pub struct RawSettings {
     metric_checks: Vec<crate::gates::MetricCheck>,
     #[serde(default)]
     alarms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image_policy: Option<crate::image_policy::ImagePolicy>,
 }
 
 impl From<ServiceSettings> for RawSettings {
@@ -125,6 +130,7 @@ impl From<ServiceSettings> for RawSettings {
             bake_seconds: settings.bake_seconds,
             metric_checks: settings.metric_checks,
             alarms: settings.alarms,
+            image_policy: settings.image_policy,
         }
     }
 }
@@ -155,6 +161,7 @@ impl TryFrom<RawSettings> for ServiceSettings {
             bake_seconds: raw.bake_seconds,
             metric_checks: raw.metric_checks,
             alarms: raw.alarms,
+            image_policy: raw.image_policy,
         })
     }
 }

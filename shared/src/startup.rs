@@ -125,6 +125,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         active: store.clone(),
         locks: store.clone(),
         deployments: store,
+        image_checks: registry.clone(),
         registry,
         definitions: tasks.clone(),
         tasks,

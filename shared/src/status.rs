@@ -4,6 +4,46 @@ use std::fmt::Write;
 
 use crate::release::Release;
 
+/// The image gate: its verdict, then what it saw of each digest (counts by severity, the failing
+/// and allowed findings with their fix state, the signing profiles, the problems).
+fn render_gate(out: &mut String, gate: &crate::release::ImageGate) {
+    let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let judged = gate.judged_at.map(|t| format!(", judged {}", time(t))).unwrap_or_default();
+    let _ = writeln!(out, "\nimage gate  {}{judged}", gate.verdict);
+    for image in &gate.images {
+        let _ = writeln!(out, "  {}  {}", image.container, image.image);
+        let counts: Vec<String> = image.by_severity.iter().rev().map(|(s, n)| format!("{n} {s}")).collect();
+        let scanned = image.scanned_at.map(|t| format!(" at {}", time(t))).unwrap_or_default();
+        let counts = if counts.is_empty() { "no findings".to_owned() } else { counts.join(", ") };
+        let _ = writeln!(out, "    scan       {}{scanned}: {counts}", image.scan);
+        for finding in &image.failing {
+            let _ = writeln!(out, "    failing    {} {} ({})", finding.id, finding.severity, finding.fix);
+        }
+        for (finding, until) in &image.allowed {
+            let _ = writeln!(
+                out,
+                "    allowed    {} {} ({}) until {}",
+                finding.id,
+                finding.severity,
+                finding.fix,
+                time(*until)
+            );
+        }
+        for signature in &image.signatures {
+            let _ = writeln!(out, "    signature  {} {}", signature.profile, signature.status);
+        }
+        for problem in &image.problems {
+            let _ = writeln!(out, "    problem    {problem}");
+        }
+        if let Some(waiting) = &image.waiting {
+            let _ = writeln!(out, "    waiting    {waiting}");
+        }
+        if let Some(note) = &image.note {
+            let _ = writeln!(out, "    note       {note}");
+        }
+    }
+}
+
 /// Renders the record: state, images with tag and digest, and the timeline.
 pub fn render(release: &Release) -> String {
     let mut out = String::new();
@@ -20,6 +60,9 @@ pub fn render(release: &Release) -> String {
             let digest = status.digest.as_ref().map_or("(waiting for push)".to_owned(), ToString::to_string);
             let _ = writeln!(out, "  {:width$}  {}  {digest}", container.as_str(), status.image.uri());
         }
+    }
+    if let Some(gate) = &release.gate {
+        render_gate(&mut out, gate);
     }
     if let Some(run) = &release.migration {
         let _ = writeln!(out, "\nmigration");

@@ -407,3 +407,66 @@ fn print_account(steps: &[Step], inits: &[(&str, Duration)], released: &Release)
          /codebuild/pricing (general1.small $0.005/min); minutes assumed as shown."
     );
 }
+
+/// The image gate's cost per release: one release of two images under an image policy, one scan
+/// still in progress when the last image is pinned, then ECR's "Image Scan" event that resumes it.
+/// Prints each step's AWS requests and time, and the hand-off "scan event → RunTask".
+pub async fn gate(bin: &Path) {
+    let moto = Moto::shared();
+    let id = format!("gate{}", std::process::id());
+    let world = World::named(&format!("convoy-{id}"), &id).await;
+    world.create_repositories(&["app", "nginx"]).await;
+    let ecs = world.ecs_service(SERVICE, &["app", "nginx"]).await;
+    let (application, group) = world.codedeploy(SERVICE).await;
+    let proxy = StandIn::for_missing_operations(&moto.endpoint).await;
+    let base = service_settings(SERVICE, &application, &group, "http://127.0.0.1:9", "manual", json!({}));
+    let mut settings: Value = serde_json::from_str(&base).expect("settings");
+    settings[SERVICE]["image_policy"] = json!({"max_severity": "HIGH"});
+    let repositories = [world.repo("app"), world.repo("nginx")];
+    let env = function_env(
+        &world,
+        &proxy.endpoint,
+        &ecs.cluster,
+        &[SERVICE.to_owned()],
+        &repositories,
+        &settings.to_string(),
+    );
+    let uploaded = LambdaProcess::spawn("manifest-uploaded", &bin.join("manifest-uploaded"), &env).await;
+    let pushed = LambdaProcess::spawn("image-pushed", &bin.join("image-pushed"), &env).await;
+    let mut run = Run { proxy, steps: Vec::new(), cli: PathBuf::new(), bucket: world.bucket.clone() };
+
+    let app = world.push_image("app", "g1").await;
+    let nginx = world.push_image("nginx", "g1").await;
+    run.proxy.scan_in_progress(&world.repo("app"), &app);
+    let findings = vec![crate::standin::ecr::ScanFinding::basic("CVE-2026-0003", "LOW")];
+    run.proxy.scan_complete(&world.repo("nginx"), &nginx, findings.clone());
+    let body = json!({"version": 1, "release": "g1", "service": SERVICE,
+        "images": {"app": world.uri("app", "g1"), "nginx": world.uri("nginx", "g1")},
+        "migration": {"container": "app", "command": ["./migrate"]}});
+    let key_name = format!("releases/{SERVICE}/g1.json");
+    let (version, size) = world.upload(&key_name, &body.to_string()).await;
+    let upload = fixtures::s3_eventbridge(&world.bucket, &key_name, version.as_deref(), size);
+    run.invoke("manifest uploaded (pins both, gates: app scanning)", &uploaded, "manifest-uploaded", upload).await;
+    run.proxy.scan_complete(&world.repo("app"), &app, findings);
+    let scanned = fixtures::ecr_scan(ACCOUNT, &world.repo("app"), &app);
+    run.invoke("app's scan completed (gate passes)", &pushed, "image-pushed", scanned.clone()).await;
+    run.invoke("app's scan event again (EventBridge)", &pushed, "image-pushed", scanned).await;
+
+    println!("\n## the image gate per release (2 images, one scan in progress at first; {})", bin.display());
+    println!("{:<52} {:>8}  AWS requests", "step", "wall ms");
+    for step in &run.steps {
+        let ops: Vec<String> = step.requests.iter().map(|r| format!("{}:{}", r.service, r.operation)).collect();
+        println!("{:<52} {:>8.1}  {:>3}  {}", step.label, ms(step.wall), step.requests.len(), ops.join(" "));
+    }
+    let gate_calls: usize = run
+        .steps
+        .iter()
+        .flat_map(|s| &s.requests)
+        .filter(|r| r.operation == "DescribeImageScanFindings" || r.operation == "DescribeImageSigningStatus")
+        .count();
+    let took = run.handoff("app's scan completed (gate passes)", "RunTask");
+    println!(
+        "gate requests in all: {gate_calls} (DescribeImageScanFindings/DescribeImageSigningStatus); scan event → RunTask: {}",
+        took.map_or("no call".to_owned(), |d| format!("{:.1} ms", ms(d)))
+    );
+}

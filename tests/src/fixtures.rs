@@ -46,6 +46,22 @@ pub fn ecr_push_fixture() -> Value {
     load("ecr-image-action-push.json")
 }
 
+pub fn ecr_scan_fixture() -> Value {
+    load("ecr-image-scan.json")
+}
+
+/// The ECR "Image Scan" fixture for another repository and digest (its tags left empty, as ECR
+/// may send them).
+pub fn ecr_scan(account: &str, repository: &str, digest: &str) -> Value {
+    let mut event = ecr_scan_fixture();
+    event["account"] = json!(account);
+    let region = crate::moto::REGION;
+    event["resources"] = json!([format!("arn:aws:ecr:{region}:{account}:repository/{repository}")]);
+    event["detail"]["repository-name"] = json!(repository);
+    event["detail"]["image-digest"] = json!(digest);
+    event
+}
+
 pub fn s3_notification_fixture() -> Value {
     load("s3-object-created-notification.json")
 }

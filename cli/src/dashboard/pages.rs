@@ -181,6 +181,26 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                     td { @match &status.digest { Some(d) => { code { (d) } }, None => { span.muted { "waiting for push" } } } }
                 } } }
             }
+            @if let Some(gate) = &release.gate {
+                h2 { "Image gate" }
+                p #gate-verdict { "verdict: " (gate.verdict) }
+                @if !gate.images.is_empty() {
+                    table #gate {
+                        thead { tr { th { "container" } th { "scan" } th { "findings" } th { "signatures" } th { "problems" } } }
+                        tbody { @for image in &gate.images { tr {
+                            td { (image.container) }
+                            td { (image.scan) }
+                            td { @for (severity, n) in image.by_severity.iter().rev() { (n) " " (severity) " " }
+                                 @for f in &image.failing { br; span.bad { (f.id) " " (f.severity) " (" (f.fix) ")" } }
+                                 @for (f, until) in &image.allowed { br; (f.id) " allowed until " (time(*until)) } }
+                            td { @for s in &image.signatures { code { (s.profile) } " " (s.status) br; } }
+                            td { @for p in &image.problems { span.bad { (p) } br; }
+                                 @if let Some(w) = &image.waiting { "waiting: " (w) }
+                                 @if let Some(n) = &image.note { (n) } }
+                        } } }
+                    }
+                }
+            }
             @if let Some(run) = &release.migration {
                 h2 { "Migration" }
                 dl #migration {

@@ -216,6 +216,7 @@ pub fn plan(found: &Found, choices: &Choices) -> Plan {
             approval: Approval::Manual,
             bake_seconds: 0,
             metric_checks: Vec::new(),
+            image_policy: None,
             alarms: Vec::new(),
         }),
         _ => None,

@@ -25,6 +25,9 @@ mod approval_tests;
 pub mod deployment;
 #[cfg(test)]
 mod deployment_tests;
+pub mod gate;
+#[cfg(test)]
+mod gate_stage_tests;
 #[cfg(test)]
 mod gates_tests;
 mod lock;
@@ -45,6 +48,7 @@ pub mod verification;
 
 pub use self::approval::{Actor, ApprovalDecision, Attribution, CLOUDTRAIL_DELAY, ObservedCall, Via};
 pub use self::deployment::{DeployMethod, DeploymentEnd, DeploymentRun, NativeProgress, PipelineRun};
+pub use self::gate::{ImageGate, NO_POLICY};
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
 pub use self::migration::{
     ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationClaim, MigrationRun, TaskReport,
@@ -64,6 +68,8 @@ pub const RECORD_SCHEMA: u32 = 2;
 pub enum Stage {
     Manifest,
     Images,
+    /// The image gate: scan findings and signatures judged against the operator's policy.
+    Gate,
     Migration,
     Deployment,
     Verification,
@@ -75,6 +81,7 @@ impl fmt::Display for Stage {
         let name = match self {
             Stage::Manifest => "manifest",
             Stage::Images => "images",
+            Stage::Gate => "gate",
             Stage::Migration => "migration",
             Stage::Deployment => "deployment",
             Stage::Verification => "verification",
@@ -90,6 +97,9 @@ impl fmt::Display for Stage {
 pub enum State {
     /// Waiting until every image of the manifest is in ECR.
     Collecting,
+    /// Every image is pinned; their digests are being judged against the image policy (a scan
+    /// in progress keeps the release here); `next` is the stage to start once they pass.
+    Gating { next: Stage },
     /// Every image is pinned by digest; `next` is the stage to start.
     Ready { next: Stage },
     /// A handler claimed the migration and is starting its task (see `migration.claimed_at`).
@@ -143,6 +153,7 @@ impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             State::Collecting => f.write_str("Collecting"),
+            State::Gating { next } => write!(f, "Gating images (next: {next})"),
             State::Ready { next } => write!(f, "Ready (next: {next})"),
             State::StartingMigration => f.write_str("Starting migration"),
             State::Migrating { task } => write!(f, "Migrating (task {task})"),
@@ -200,6 +211,9 @@ pub struct Release {
     /// The operator's settings the record was created under (set once, at creation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<crate::settings_file::SettingsVersion>,
+    /// What the image gate saw of each digest, and its verdict (once every image was pinned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<ImageGate>,
     pub timeline: Vec<Entry>,
 }
 
@@ -207,6 +221,7 @@ pub struct Release {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Readiness(readiness::Event),
+    Gate(gate::Event),
     Migration(migration::Event),
     Deployment(deployment::Event),
     Verification(verification::Event),
@@ -223,6 +238,7 @@ macro_rules! stage_event {
     };
 }
 stage_event!(Readiness, readiness);
+stage_event!(Gate, gate);
 stage_event!(Migration, migration);
 stage_event!(Deployment, deployment);
 stage_event!(Verification, verification);
@@ -234,6 +250,8 @@ pub struct Context {
     /// When set, the write that makes a release ready for its migration also claims the migration
     /// (the first handler to see it ready starts it, and no second write is needed for the claim).
     pub migration: Option<MigrationClaim>,
+    /// The service has an image policy: a release whose images are all pinned is gated first.
+    pub gate: bool,
 }
 
 /// An event of one stage: how it applies to a record. Implemented by each stage's `Event` in its
@@ -250,6 +268,7 @@ impl StageEvent for Event {
     fn apply_to(&self, release: &Release, context: &Context) -> Result<Decision, TransitionError> {
         match self {
             Event::Readiness(event) => event.apply_to(release, context),
+            Event::Gate(event) => event.apply_to(release, context),
             Event::Migration(event) => event.apply_to(release, context),
             Event::Deployment(event) => event.apply_to(release, context),
             Event::Verification(event) => event.apply_to(release, context),
@@ -265,6 +284,8 @@ pub enum Effect {
     /// Run the manifest's migration with the pinned images (claiming its start first, unless the
     /// write that asks for it claimed it already).
     StartMigration,
+    /// Judge every pinned digest against the service's image policy (scan findings, signatures).
+    JudgeImages,
     /// Stop a migration task that overran its timeout.
     StopMigration { task: TaskArn },
     /// Answer the CodeDeploy lifecycle hook Convoy verified (`PutLifecycleEventHookExecutionStatus`).
@@ -365,6 +386,7 @@ impl Release {
             approval: None,
             alarms: None,
             settings: None,
+            gate: None,
             timeline: Vec::new(),
         }
     }
@@ -388,6 +410,7 @@ impl Release {
     pub fn pending_work(&self) -> Vec<Effect> {
         match &self.state {
             State::Collecting => vec![Effect::ResolveImages { images: self.awaited_images() }],
+            State::Gating { .. } => vec![Effect::JudgeImages],
             State::Ready { next: Stage::Migration } => vec![Effect::StartMigration],
             State::Ready { .. } | State::Queued { .. } => vec![Effect::StartDeployment],
             // The others are in a claim holder's, ECS's, CodeDeploy's or a person's hands.

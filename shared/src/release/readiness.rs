@@ -57,6 +57,7 @@ impl StageEvent for Event {
             | Event::ImagesOverdue { at, .. }
             | Event::LookedUp { at, .. } => *at,
         };
+        let decision = super::gate::gate_when_pinned(decision, context, at);
         Ok(super::migration::claim_when_ready(decision, context, at))
     }
 }

@@ -7,6 +7,7 @@ mod approval;
 mod confirm;
 mod decide;
 mod deploy;
+mod gate;
 mod gates;
 mod lost_manifests;
 mod methods;
@@ -26,8 +27,9 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::names::ReleaseKey;
 use crate::ports::{
-    ActiveReleases, ApiCalls, CodeDeploy, DeployLocks, DeploymentIndex, ManifestReader, MigrationLogs, Pipelines,
-    Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ServiceDeployments, Tasks, WaitList, Watch,
+    ActiveReleases, ApiCalls, CodeDeploy, DeployLocks, DeploymentIndex, ImageChecks, ManifestReader, MigrationLogs,
+    Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ServiceDeployments, Tasks, WaitList,
+    Watch,
 };
 use crate::release::{Effect, Release};
 
@@ -38,6 +40,8 @@ pub struct Convoy {
     pub waits: Arc<dyn WaitList>,
     pub manifests: Arc<dyn ManifestReader>,
     pub registry: Arc<dyn Registry>,
+    /// ECR's scans and managed signatures of the pinned digests: the image gate.
+    pub image_checks: Arc<dyn ImageChecks>,
     pub tasks: Arc<dyn Tasks>,
     pub active: Arc<dyn ActiveReleases>,
     pub definitions: Arc<dyn ReleaseDefinitions>,

@@ -136,6 +136,7 @@ impl Convoy {
                 let deadline = Some(self.config.collecting_deadline());
                 self.resolve_images(outbox, key, &release.awaited_images(), now, deadline).await
             }
+            State::Gating { .. } => Box::pin(self.judge_images(outbox, key, Some(stored), now)).await,
             State::Ready { next: Stage::Migration } => {
                 Box::pin(self.start_migration_in(outbox, key, Some(stored), false, now)).await
             }

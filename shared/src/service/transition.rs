@@ -114,9 +114,10 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 impl Convoy {
     /// What the state machine is given besides the record: the write that makes a release ready
     /// for its migration claims it with the configured lease and default timeout.
-    fn context(&self) -> Context {
+    fn context(&self, key: &ReleaseKey) -> Context {
         let claim = MigrationClaim { lease: self.config.claim_lease, timeout: self.config.migration_timeout() };
-        Context { migration: Some(claim) }
+        let gate = self.config.services.get(&key.service).is_some_and(|s| s.image_policy.is_some());
+        Context { migration: Some(claim), gate }
     }
 
     /// Applies `event` to the release's record and stores the decision, then performs its effects.
@@ -142,7 +143,7 @@ impl Convoy {
         mut known: Option<Stored>,
         event: &E,
     ) -> Result<Option<Outcome>, ConvoyError> {
-        let context = self.context();
+        let context = self.context(key);
         let mut contention = Contention::new(key);
         loop {
             let stored = match known.take() {
@@ -239,6 +240,9 @@ impl Convoy {
                 }
                 Effect::StartDeployment => {
                     then = self.start_deployment_in(outbox, key, Some(outcome.stored()), now).await?;
+                }
+                Effect::JudgeImages => {
+                    then = self.judge_images(outbox, key, Some(outcome.stored()), now).await?;
                 }
                 Effect::ResolveImages { images } => {
                     then = self.resolve_images(outbox, key, images, now, None).await?;

@@ -57,6 +57,10 @@ async fn main() {
     let env = env(&world, &proxy.endpoint, &ecs.cluster, &["web".into()], &repositories, &settings);
 
     println!("Convoy benchmark — release binaries from {}", bin.display());
+    if std::env::var("CONVOY_BENCH_ONLY").as_deref() == Ok("gate") {
+        convoy_tests::account::gate(&bin).await;
+        return;
+    }
     settings_delivery(&bin, &world, &proxy, &ecs.cluster, &application, &group, &repositories).await;
     if std::env::var("CONVOY_BENCH_ONLY").as_deref() == Ok("settings") {
         return;
@@ -123,6 +127,7 @@ async fn main() {
     // The operator's CLI: the release build beside the functions, else the debug one.
     let cli = Some(bin.join("convoy")).filter(|p| p.exists()).unwrap_or_else(|| binary("convoy"));
     convoy_tests::account::run(&bin, &cli).await;
+    convoy_tests::account::gate(&bin).await;
 
     load(&bin, moto).await;
 

@@ -25,6 +25,7 @@ mod cloudtrail;
 mod cloudwatch;
 mod codedeploy;
 mod codepipeline;
+pub mod ecr;
 mod ecs;
 
 use std::collections::{HashMap, VecDeque};
@@ -83,6 +84,7 @@ struct Shared {
     log: Arc<Mutex<Vec<Request>>>,
     codedeploy: Arc<Mutex<codedeploy::CodeDeploy>>,
     ecs: Arc<Mutex<ecs::Ecs>>,
+    ecr: Arc<Mutex<ecr::Ecr>>,
     codepipeline: Arc<Mutex<codepipeline::CodePipeline>>,
     trail: Arc<Mutex<cloudtrail::Trail>>,
     throttles: Arc<Mutex<Throttles>>,
@@ -137,6 +139,7 @@ impl StandIn {
             log: Arc::default(),
             codedeploy: Arc::default(),
             ecs: Arc::default(),
+            ecr: Arc::default(),
             codepipeline: Arc::default(),
             trail: Arc::default(),
             throttles: Arc::new(Mutex::new(Throttles::aws())),
@@ -285,6 +288,25 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let reply = shared.trail.lock().expect("trail").lookup_events(&body);
         shared.record(&target, body, &reply);
         return respond(&mut client, reply.0, &reply.1.to_string()).await;
+    }
+    if target.starts_with("AmazonEC2ContainerRegistry_V20150921.") {
+        let reply = match operation.as_str() {
+            "DescribeImageScanFindings" => shared.ecr.lock().expect("ecr").describe_scan(&body),
+            "DescribeImageSigningStatus" => {
+                let asked = json!({"registryId": body["registryId"], "repositoryName": body["repositoryName"],
+                                   "imageIds": [{"imageDigest": body["imageId"]["imageDigest"]}]});
+                let described =
+                    moto_json(&shared.upstream, &head, "AmazonEC2ContainerRegistry_V20150921.DescribeImages", &asked)
+                        .await;
+                let exists = described.is_some_and(|d| d["imageDetails"].as_array().is_some_and(|a| !a.is_empty()));
+                Some(shared.ecr.lock().expect("ecr").signing_status(&body, exists))
+            }
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            shared.record(&target, body, &reply);
+            return respond(&mut client, reply.0, &reply.1.to_string()).await;
+        }
     }
     let stateful = if target.is_empty() {
         None

@@ -23,6 +23,7 @@ fn at(time: &str) -> chrono::DateTime<chrono::Utc> {
 /// The rules of the transformed template, by logical id, and the function each one invokes.
 const RULES: &[(&str, &str)] = &[
     ("ImagePushedFunctionEcrPush", "image-pushed"),
+    ("ImagePushedFunctionEcrScan", "image-pushed (scan)"),
     ("ManifestUploadedFunctionManifestCreated", "manifest-uploaded"),
     ("MigrationStoppedFunctionMigrationTaskStopped", "migration-stopped"),
     ("DeploymentChangedFunctionDeploymentEnded", "deployment-changed"),
@@ -147,6 +148,13 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         ("Convoy release collecting", convoy_event("Collecting"), &[]),
         ("Another source's AwaitingApproval", foreign_convoy, &[]),
         ("ECR push of an allowed repository", push.clone(), &["ImagePushedFunctionEcrPush"]),
+        (
+            "ECR scan of an allowed repository",
+            fixtures::ecr_scan(ACCOUNT, &app, digest),
+            &["ImagePushedFunctionEcrScan"],
+        ),
+        ("ECR scan of another repository", fixtures::ecr_scan(ACCOUNT, "someone-else", digest), &[]),
+        ("ECR scan in another account", fixtures::ecr_scan("999999999999", &app, digest), &[]),
         ("ECR PUSH that failed", failed_push, &[]),
         ("ECR DELETE of an allowed repository", delete, &[]),
         (
@@ -292,7 +300,9 @@ async fn each_eventbridge_rule_matches_the_events_its_function_needs_and_no_othe
         let read = match *rule {
             "ImagePushedFunctionEcrPush" => {
                 matches!(convoy::events::parse_push(event.clone(), now), Ok(PushEvent::Push(_)))
+                    && matches!(convoy::events::parse_scan(event), Ok(None))
             }
+            "ImagePushedFunctionEcrScan" => matches!(convoy::events::parse_scan(event), Ok(Some(_))),
             "ManifestUploadedFunctionManifestCreated" => {
                 convoy::events::parse_uploads(event.clone()).is_ok_and(|u| u.len() == 1)
             }

@@ -83,6 +83,29 @@ fn task(id: &str) -> String {
 }
 
 #[test]
+fn the_functions_that_gate_images_read_scan_findings_and_signing_status_of_the_accounts_repositories_only() {
+    let stack = everything();
+    let repository = format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/web");
+    let foreign = "arn:aws:ecr:us-west-2:999999999999:repository/web";
+    for function in ["ImagePushedFunction", "ManifestUploadedFunction", "ReconcilerFunction"] {
+        let (policies, _) = role_policies(&stack, &function_role(function));
+        for action in ["ecr:DescribeImageScanFindings", "ecr:DescribeImageSigningStatus"] {
+            assert!(allowed(&policies, &Request::new(None, action, &repository)), "{function} may {action}");
+            assert!(!allowed(&policies, &Request::new(None, action, foreign)), "{function} may not {action} elsewhere");
+        }
+        assert!(
+            !allowed(&policies, &Request::new(None, "ecr:StartImageScan", &repository)),
+            "{function} reads scans, never starts them"
+        );
+    }
+    for function in ["MigrationStoppedFunction", "VerifyFunction", "DeploymentChangedFunction"] {
+        let (policies, _) = role_policies(&stack, &function_role(function));
+        let request = Request::new(None, "ecr:DescribeImageScanFindings", &repository);
+        assert!(!allowed(&policies, &request), "{function} does not gate images");
+    }
+}
+
+#[test]
 fn each_function_role_writes_logs_to_its_own_group_only() {
     let stack = everything();
     let functions = stack.resources_of("AWS::Serverless::Function");

@@ -16,6 +16,7 @@ mod gates;
 mod grants;
 mod group_wait;
 mod hostile_output;
+mod image_gate;
 mod init;
 mod lost_manifests;
 mod migration;

@@ -168,6 +168,8 @@ impl MotoBackend {
             aws_sdk_codepipeline::Client::new(&via_standin),
         ));
         convoy.watch = Arc::new(convoy::adapters::aws::CloudWatch::new(aws_sdk_cloudwatch::Client::new(&via_standin)));
+        // ECR's scans and signing statuses: moto's scans, and what it lacks from the stand-in.
+        convoy.image_checks = Arc::new(convoy::adapters::aws::EcrRegistry::new(aws_sdk_ecr::Client::new(&via_standin)));
         // CloudTrail's event history: moto has no LookupEvents; the stand-in serves it.
         convoy.api_calls =
             Arc::new(convoy::adapters::aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(&via_standin)));
@@ -423,6 +425,7 @@ impl MemoryBackend {
             active: store.clone(),
             manifests: objects.clone(),
             registry: registry.clone(),
+            image_checks: Arc::new(convoy::adapters::memory::MemoryImageChecks::default()),
             tasks: tasks.clone(),
             definitions: tasks.clone(),
             codedeploy: deployer.clone(),

@@ -1,11 +1,12 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
+use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ScanStatus};
 
 use crate::error::RegistryError;
+use crate::image_policy::{Finding, Fix, ScanReport, Severity, Signature};
 use crate::names::{AccountId, Digest, ImageTag, RepositoryName};
-use crate::ports::{Lookup, Registry};
+use crate::ports::{ImageChecks, Lookup, Registry};
 use crate::release::{Absence, ImageKey};
 
 /// ECR, asked with `BatchGetImage`: one call per repository answers for all its tags at once and
@@ -97,6 +98,130 @@ impl Registry for EcrRegistry {
             }
         }
         Ok(lookup)
+    }
+}
+
+/// `DescribeImageScanFindings` answers at most 1,000 findings per page (ECR API Reference,
+/// `DescribeImageScanFindings`, `maxResults`); a release's gate reads every page.
+const FINDINGS_PAGE: i32 = 1000;
+
+fn smithy_time(time: Option<&aws_sdk_ecr::primitives::DateTime>) -> Option<chrono::DateTime<chrono::Utc>> {
+    time.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+#[async_trait]
+impl ImageChecks for EcrRegistry {
+    async fn scan(
+        &self,
+        registry: &AccountId,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<ScanReport, RegistryError> {
+        let mut findings = Vec::new();
+        let mut completed_at = None;
+        let mut token: Option<String> = None;
+        loop {
+            let result = self
+                .client
+                .describe_image_scan_findings()
+                .registry_id(registry.as_str())
+                .repository_name(repository.as_str())
+                .image_id(ImageIdentifier::builder().image_digest(digest.as_str()).build())
+                .max_results(FINDINGS_PAGE)
+                .set_next_token(token.take())
+                .send()
+                .await;
+            let output = match result {
+                Ok(output) => output,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_scan_not_found_exception()) => {
+                    return Ok(ScanReport::NotFound);
+                }
+                Err(err) => {
+                    let refused = &[ACCESS_DENIED, "ImageNotFoundException", "RepositoryNotFoundException"];
+                    return match super::refusal(&err, Some(refused)) {
+                        Some(detail) => Ok(ScanReport::Refused { detail }),
+                        None => Err(RegistryError::Unavailable(super::cause(err))),
+                    };
+                }
+            };
+            let status = output.image_scan_status().and_then(|s| s.status());
+            match status {
+                Some(ScanStatus::Complete | ScanStatus::Active) => {}
+                Some(status @ (ScanStatus::InProgress | ScanStatus::Pending)) => {
+                    return Ok(ScanReport::InProgress { status: status.as_str().to_owned() });
+                }
+                other => {
+                    let status = other.map_or("UNKNOWN", |s| s.as_str()).to_owned();
+                    let description =
+                        output.image_scan_status().and_then(|s| s.description()).unwrap_or_default().to_owned();
+                    return Ok(ScanReport::Unusable { status, description });
+                }
+            }
+            if let Some(scan) = output.image_scan_findings() {
+                completed_at = completed_at.or(smithy_time(scan.image_scan_completed_at()));
+                for finding in scan.findings() {
+                    findings.push(Finding {
+                        id: finding.name().unwrap_or("unnamed").to_owned(),
+                        severity: Severity::from_ecr(finding.severity().map_or("UNDEFINED", |s| s.as_str())),
+                        fix: Fix::Unknown,
+                    });
+                }
+                for finding in scan.enhanced_findings() {
+                    let details = finding.package_vulnerability_details();
+                    let id = details.and_then(|d| d.vulnerability_id()).or(finding.title()).unwrap_or("unnamed");
+                    findings.push(Finding {
+                        id: id.to_owned(),
+                        severity: Severity::from_ecr(finding.severity().unwrap_or("UNTRIAGED")),
+                        fix: Fix::from_ecr(finding.fix_available()),
+                    });
+                }
+            }
+            match output.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(ScanReport::Complete { completed_at, findings }),
+            }
+        }
+    }
+
+    async fn signatures(
+        &self,
+        registry: &AccountId,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<Signature>, RegistryError> {
+        let result = self
+            .client
+            .describe_image_signing_status()
+            .registry_id(registry.as_str())
+            .repository_name(repository.as_str())
+            .image_id(ImageIdentifier::builder().image_digest(digest.as_str()).build())
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(err) => {
+                let refused = &[ACCESS_DENIED, "ImageNotFoundException", "RepositoryNotFoundException"];
+                return match super::refusal(&err, Some(refused)) {
+                    Some(detail) => {
+                        tracing::warn!(%repository, %digest, "ECR refused the signing status: {detail}");
+                        Ok(Vec::new())
+                    }
+                    None => Err(RegistryError::Unavailable(super::cause(err))),
+                };
+            }
+        };
+        Ok(output
+            .signing_statuses()
+            .iter()
+            .map(|s| Signature {
+                profile: s.signing_profile_arn().unwrap_or_default().to_owned(),
+                status: s.status().map_or("UNKNOWN", |s| s.as_str()).to_owned(),
+                failure: s
+                    .failure_reason()
+                    .or(s.failure_code())
+                    .map(|f| format!("{}: {f}", s.failure_code().unwrap_or("FAILED"))),
+            })
+            .collect())
     }
 }
 

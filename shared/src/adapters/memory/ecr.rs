@@ -7,8 +7,9 @@ use async_trait::async_trait;
 
 use super::lock;
 use crate::error::RegistryError;
+use crate::image_policy::{ScanReport, Signature};
 use crate::names::{AccountId, Digest, RepositoryName};
-use crate::ports::{Lookup, Registry};
+use crate::ports::{ImageChecks, Lookup, Registry};
 use crate::release::{Absence, ImageKey};
 
 /// A registry whose images tests push. A repository exists once created or pushed to; a
@@ -56,5 +57,39 @@ impl Registry for MemoryRegistry {
             }
         }
         Ok(lookup)
+    }
+}
+
+/// ECR's scans and managed signatures of digests, as tests set them: a digest never set was never
+/// scanned (`ScanNotFoundException`) and matched no signing rule.
+#[derive(Default)]
+pub struct MemoryImageChecks {
+    scans: Mutex<HashMap<Digest, ScanReport>>,
+    signatures: Mutex<HashMap<Digest, Vec<Signature>>>,
+}
+
+impl MemoryImageChecks {
+    pub fn set_scan(&self, digest: Digest, scan: ScanReport) {
+        lock(&self.scans).insert(digest, scan);
+    }
+
+    pub fn set_signatures(&self, digest: Digest, signatures: Vec<Signature>) {
+        lock(&self.signatures).insert(digest, signatures);
+    }
+}
+
+#[async_trait]
+impl ImageChecks for MemoryImageChecks {
+    async fn scan(&self, _: &AccountId, _: &RepositoryName, digest: &Digest) -> Result<ScanReport, RegistryError> {
+        Ok(lock(&self.scans).get(digest).cloned().unwrap_or(ScanReport::NotFound))
+    }
+
+    async fn signatures(
+        &self,
+        _: &AccountId,
+        _: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<Signature>, RegistryError> {
+        Ok(lock(&self.signatures).get(digest).cloned().unwrap_or_default())
     }
 }

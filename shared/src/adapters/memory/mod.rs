@@ -19,7 +19,7 @@ pub use cloudtrail::MemoryApiCalls;
 pub use cloudwatch::MemoryWatch;
 pub use codedeploy::{DeployCall, MemoryCodeDeploy};
 pub use codepipeline::{MemoryPipelines, WrittenBundle};
-pub use ecr::MemoryRegistry;
+pub use ecr::{MemoryImageChecks, MemoryRegistry};
 pub use ecs::MemoryTasks;
 pub use ecs_native::{MemoryServiceDeployments, ServiceDeploymentCall};
 pub use eventbridge::MemoryEvents;
