@@ -36,9 +36,13 @@ async fn released(backend: &MotoBackend, release: &str, scan: impl Fn(&str, &str
     (release_key(release), answer)
 }
 
+/// The task definitions of this test's own web service and its migration (moto's account is
+/// shared by the tests that run beside this one, so the whole account's count would race them).
 async fn task_definitions(backend: &MotoBackend) -> usize {
-    let listed = backend.ecs_client().list_task_definitions().send().await.expect("ListTaskDefinitions");
-    listed.task_definition_arns().len()
+    let id = &backend.world.id;
+    let family = if id.is_empty() { "web".to_owned() } else { format!("web-{id}") };
+    let listed = backend.ecs_client().list_task_definitions().family_prefix(family).send().await;
+    listed.expect("ListTaskDefinitions").task_definition_arns().len()
 }
 
 #[tokio::test]
