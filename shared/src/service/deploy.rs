@@ -37,13 +37,7 @@ impl Convoy {
         known: Option<Stored>,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let stored = match known {
-            Some(stored) => stored,
-            None => match self.store.load(key).await? {
-                Some(stored) => stored,
-                None => return Ok(None),
-            },
-        };
+        let Some(stored) = self.known_or_loaded(key, known).await? else { return Ok(None) };
         let Some(settings) = self.config.services.get(&key.service) else {
             let reason = format!("no deployment settings for service {} (CONVOY_SERVICE_SETTINGS)", key.service);
             return self.deployment_impossible(outbox, key, reason, now).await;
@@ -129,11 +123,7 @@ impl Convoy {
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let Some(key) = self.deployments.find(deployment).await? else {
-            info!(%deployment, "not a deployment Convoy started; ignored");
-            return Ok(None);
-        };
-        let Some(stored) = self.store.load(&key).await? else { return Ok(None) };
+        let Some((key, stored)) = self.record_of(deployment).await? else { return Ok(None) };
         let (end, detail) = match self.confirm_deployment_end(&stored.release, deployment, end, detail).await? {
             Ok(confirmed) => confirmed,
             Err(why) => {
@@ -154,12 +144,17 @@ impl Convoy {
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
+        let Some((_, stored)) = self.record_of(deployment).await? else { return Ok(None) };
+        self.end_deployment(outbox, stored, deployment, end, detail, now).await
+    }
+
+    /// The release that started `deployment`, and its record (`None`: not Convoy's, or gone).
+    async fn record_of(&self, deployment: &DeploymentRef) -> Result<Option<(ReleaseKey, Stored)>, ConvoyError> {
         let Some(key) = self.deployments.find(deployment).await? else {
             info!(%deployment, "not a deployment Convoy started; ignored");
             return Ok(None);
         };
-        let Some(stored) = self.store.load(&key).await? else { return Ok(None) };
-        self.end_deployment(outbox, stored, deployment, end, detail, now).await
+        Ok(self.store.load(&key).await?.map(|stored| (key, stored)))
     }
 
     /// Applies an end AWS confirmed.

@@ -26,13 +26,7 @@ impl Convoy {
         known: Option<Stored>,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        let stored = match known {
-            Some(stored) => stored,
-            None => match self.store.load(key).await? {
-                Some(stored) => stored,
-                None => return Ok(None),
-            },
-        };
+        let Some(stored) = self.known_or_loaded(key, known).await? else { return Ok(None) };
         if !matches!(stored.release.state, State::Gating { .. }) {
             info!(state = %stored.release.state, "not gating: nothing to judge");
             return Ok(None);

@@ -136,6 +136,18 @@ impl Convoy {
         Ok(Some(outcome))
     }
 
+    /// The record a caller already holds, or the stored one (`None`: no such release).
+    pub(super) async fn known_or_loaded(
+        &self,
+        key: &ReleaseKey,
+        known: Option<Stored>,
+    ) -> Result<Option<Stored>, ConvoyError> {
+        match known {
+            Some(stored) => Ok(Some(stored)),
+            None => Ok(self.store.load(key).await?),
+        }
+    }
+
     async fn decide_and_write<E: StageEvent + Sync>(
         &self,
         outbox: &Outbox,
@@ -146,13 +158,7 @@ impl Convoy {
         let context = self.context(key);
         let mut contention = Contention::new(key);
         loop {
-            let stored = match known.take() {
-                Some(stored) => stored,
-                None => match self.store.load(key).await? {
-                    Some(stored) => stored,
-                    None => return Ok(None),
-                },
-            };
+            let Some(stored) = self.known_or_loaded(key, known.take()).await? else { return Ok(None) };
             match event.apply_to(&stored.release, &context)? {
                 Decision::Unchanged { why } => {
                     tracing::info!(state = %stored.release.state, "unchanged: {why}");
