@@ -257,4 +257,27 @@ mod tests {
         let err = probe_spec(&operator, &key(), Some(&manifest(None, Some(("/x", 200, None))))).unwrap_err();
         assert!(matches!(err, ManifestError::ProbeBudget(_)), "{err}");
     }
+
+    #[test]
+    fn an_added_path_that_takes_exactly_a_hooks_budget_is_kept() {
+        let mut operator = settings("manual");
+        operator.probe.count = 1;
+        operator.probe.interval_ms = 100_000;
+        operator.probe.timeout_ms = 40_000;
+        // Both paths make the count 2: 2 × 140 s = 280 s, the whole of HOOK_BUDGET.
+        assert_eq!(HOOK_BUDGET.as_millis(), 280_000);
+        let spec = probe_spec(&operator, &key(), Some(&manifest(None, Some(("/x", 200, None))))).unwrap();
+        assert_eq!(spec.count, 2);
+    }
+
+    #[test]
+    fn a_migration_timeout_equal_to_the_operators_is_admitted() {
+        let mut asked = manifest(None, None);
+        asked.migration = Some(Migration {
+            container: "app".parse().unwrap(),
+            command: vec!["m".into()],
+            timeout_seconds: Some(1800),
+        });
+        assert!(admit(None, 1800, &key(), &asked).is_ok(), "the operator's own timeout asks for no less");
+    }
 }

@@ -220,4 +220,31 @@ mod tests {
         });
         assert!(!parse_api_call_event(&event).unwrap().approve);
     }
+
+    #[test]
+    fn a_native_continue_names_the_service_deployment_it_continues() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/c/web/abc";
+        let mut event = fixture();
+        event["source"] = "aws.ecs".into();
+        event["detail"]["eventSource"] = "ecs.amazonaws.com".into();
+        event["detail"]["eventName"] = "ContinueServiceDeployment".into();
+        event["detail"]["requestParameters"] = serde_json::json!({"serviceDeploymentArn": arn, "hookId": "h-1"});
+        let call = parse_api_call_event(&event).unwrap();
+        assert!(call.approve);
+        assert!(
+            matches!(&call.deployment, DeploymentRef::Service(named) if named.as_str() == arn),
+            "an ECS call is about a service deployment, not a CodeDeploy one: {:?}",
+            call.deployment
+        );
+    }
+
+    #[test]
+    fn an_empty_or_overlong_deployment_id_is_named_as_missing() {
+        for named in [String::new(), "d-".to_owned() + &"A".repeat(2047)] {
+            let mut event = fixture();
+            event["detail"]["requestParameters"]["deploymentId"] = named.into();
+            let err = parse_api_call_event(&event).unwrap_err();
+            assert!(err.contains("names no deploymentId"), "{err}");
+        }
+    }
 }
