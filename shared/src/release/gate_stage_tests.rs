@@ -1,7 +1,6 @@
-use super::test_support::{APP, changed, key, t, unchanged};
+use super::test_support::{changed, opened_with_its_image_found, t, unchanged};
 use super::*;
 use crate::image_policy::ImageEvidence;
-use crate::manifest;
 
 fn gated() -> Context {
     Context { migration: None, gate: true }
@@ -9,19 +8,7 @@ fn gated() -> Context {
 
 /// A one-image release with a migration, its image just pinned under a gating context.
 fn gating() -> Release {
-    let text = format!(
-        r#"{{"version": 1, "release": "r1", "service": "web", "images": {{"app": "{APP}"}}, "migration": {{"container": "app", "command": ["m"]}}}}"#
-    );
-    let source =
-        ManifestSource { bucket: "b".into(), key: "releases/web/r1.json".into(), version_id: None, etag: None };
-    let release = Release::open(key(), source, manifest::parse(text.as_bytes(), &key()).unwrap(), t(0));
-    let image = ImageKey::of(&release.images.values().next().unwrap().image);
-    let event = readiness::Event::ImageFound {
-        image,
-        digest: Digest::new("sha256:aa").unwrap(),
-        at: t(1),
-        via: Sighting::PushEvent,
-    };
+    let (release, event) = opened_with_its_image_found(true);
     let (release, effects) = changed(event.apply_to(&release, &gated()).unwrap());
     assert_eq!(release.state, State::Gating { next: Stage::Migration });
     assert_eq!(effects, vec![Effect::JudgeImages]);

@@ -34,6 +34,13 @@ pub(crate) fn apply(release: &Release, event: impl StageEvent) -> (Release, Vec<
 
 /// A release of one image (`app`), pinned, with or without a migration.
 pub(crate) fn ready(migration: bool) -> Release {
+    let (release, event) = opened_with_its_image_found(migration);
+    apply(&release, event).0
+}
+
+/// A release of one image (`app`) just opened, with or without a migration, and the sighting that
+/// pins its image (`sha256:aa`), not yet applied.
+pub(crate) fn opened_with_its_image_found(migration: bool) -> (Release, readiness::Event) {
     let migration = if migration { r#", "migration": {"container": "app", "command": ["migrate"]}"# } else { "" };
     let text =
         format!(r#"{{"version": 1, "release": "r1", "service": "web", "images": {{"app": "{APP}"}}{migration}}}"#);
@@ -47,5 +54,5 @@ pub(crate) fn ready(migration: bool) -> Release {
         at: t(1),
         via: Sighting::PushEvent,
     };
-    apply(&release, event).0
+    (release, event)
 }
