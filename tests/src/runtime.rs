@@ -161,20 +161,34 @@ fn log_path(name: &str, stream: &str, sequence: u64) -> std::path::PathBuf {
 }
 
 /// A built binary of the workspace (`image-pushed`, ..., or the `convoy` CLI), checked to be
-/// current: built after the last change to any source it is built from (its own crate, the
-/// `convoy` library, the workspace's manifests). A plain `cargo test` builds the tests, not the
-/// binaries they run; this says so instead of testing yesterday's code.
+/// current: built after the last change to any source it is built from. A plain `cargo test`
+/// builds the tests, not the binaries they run; this says so instead of testing yesterday's code.
 pub fn binary(name: &str) -> std::path::PathBuf {
     let path = binaries_dir().join(name);
-    if let Err(stale) = current(&path, &sources_of(name)) {
+    let dep_info = std::fs::read_to_string(path.with_file_name(format!("{name}.d"))).ok();
+    let sources = dep_info.as_deref().map(sources_in_dep_info).unwrap_or_else(|| folders_of(name));
+    if let Err(stale) = current(&path, &sources) {
         panic!("stale binary: run cargo build --workspace --all-targets ({stale})");
     }
     path
 }
 
-/// The sources `name` is built from: its crate's folder, the library's, and the workspace's
-/// `Cargo.toml` and `Cargo.lock`.
-fn sources_of(name: &str) -> Vec<std::path::PathBuf> {
+/// The files cargo's dep-info (`<binary>.d`, written beside the binary) says the binary was built
+/// from, and `Cargo.lock`. A test-only module (`#[cfg(test)]`) is not among them: changing it
+/// rebuilds no binary, so it must not make one stale.
+fn sources_in_dep_info(dep_info: &str) -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
+    let listed = dep_info.lines().next().and_then(|line| line.split_once(": ")).map_or("", |(_, files)| files);
+    // Make's syntax: a space inside a path is escaped as `\ `.
+    let mut sources: Vec<std::path::PathBuf> =
+        listed.replace("\\ ", "\0").split(' ').filter(|f| !f.is_empty()).map(|f| f.replace('\0', " ").into()).collect();
+    sources.push(root.join("Cargo.lock"));
+    sources
+}
+
+/// Without a dep-info file: its crate's folder, the library's, and the workspace's `Cargo.toml`
+/// and `Cargo.lock`.
+fn folders_of(name: &str) -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
     let own = if name == "convoy" { root.join("cli") } else { root.join("functions").join(name) };
     vec![own, root.join("shared"), root.join("Cargo.toml"), root.join("Cargo.lock")]
@@ -313,7 +327,7 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
 
 #[cfg(test)]
 mod tests {
-    use super::current;
+    use super::{current, sources_in_dep_info};
 
     #[test]
     fn a_binary_older_than_a_source_it_is_built_from_is_stale_and_a_newer_one_is_current() {
@@ -336,5 +350,16 @@ mod tests {
         touch(&src.join("notes.md"), at(2_000_000_300));
         assert_eq!(current(&bin, &[dir.join("src")]), Ok(()), "only sources count");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_binarys_sources_are_the_files_its_dep_info_lists_and_a_test_only_module_is_not_one() {
+        let dep_info =
+            "/w/target/debug/verify: /w/functions/verify/src/main.rs /w/shared/src/my\\ file.rs\n\n/w/x.rs:\n";
+        let sources = sources_in_dep_info(dep_info);
+        let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(names[..2], ["/w/functions/verify/src/main.rs", "/w/shared/src/my file.rs"]);
+        assert!(names[2].ends_with("Cargo.lock"), "{names:?}");
+        assert_eq!(names.len(), 3, "only the first rule's files: {names:?}");
     }
 }
