@@ -62,6 +62,14 @@ pub struct NativeService {
     /// `BLUE_GREEN`, `ROLLING`, ...
     pub strategy: Option<String>,
     pub hooks: Vec<NativeHook>,
+    /// The task definition the service runs (`taskDefinition`: the last `UpdateService`'s).
+    pub task_definition: Option<String>,
+    /// `deploymentConfiguration.deploymentCircuitBreaker` when it is enabled: whether it rolls a
+    /// failed rolling update back.
+    pub circuit_breaker: Option<bool>,
+    /// `deploymentConfiguration.alarms` when enabled: the alarms that fail a rolling update, and
+    /// whether they roll it back.
+    pub alarms: Option<(Vec<String>, bool)>,
 }
 
 /// One lifecycle hook of a service's deployment configuration.
@@ -258,6 +266,7 @@ mod native_tests {
                     timeout_minutes: None,
                 },
             ],
+            ..NativeService::default()
         }
     }
 
@@ -270,7 +279,11 @@ mod native_tests {
 
     #[test]
     fn a_rolling_service_without_hooks_is_told_everything_it_lacks() {
-        let rolling = NativeService { controller: Some("ECS".into()), strategy: Some("ROLLING".into()), hooks: vec![] };
+        let rolling = NativeService {
+            controller: Some("ECS".into()),
+            strategy: Some("ROLLING".into()),
+            ..NativeService::default()
+        };
         let err = check_native_service("web", &target(), &rolling).unwrap_err();
         assert_eq!(
             err,

@@ -145,8 +145,30 @@ pub fn admit(
         ));
     }
     if let Some(settings) = settings {
+        if let crate::settings::DeployTarget::EcsRolling(_) = settings.deploy {
+            return admit_rolling(key, manifest);
+        }
         approval(settings, key, Some(manifest))?;
         probe_spec(settings, key, Some(manifest))?;
+    }
+    Ok(())
+}
+
+/// A rolling update takes no test traffic and never pauses: a manifest asking a rolling service
+/// for a person's approval or for probes asks for a check nothing could give, so it is refused,
+/// not ignored (a manifest may ask for more checks, and must not believe it got them).
+fn admit_rolling(key: &ReleaseKey, manifest: &Manifest) -> Result<(), ManifestError> {
+    let refuse = |asked, why| ManifestError::NotForMethod {
+        asked,
+        service: key.service.to_string(),
+        method: "ecs-rolling",
+        why,
+    };
+    if manifest.approval == Some(Approval::Manual) {
+        return Err(refuse("approval manual", "which has no pause for a person's approval"));
+    }
+    if manifest.verify.is_some() {
+        return Err(refuse("verify", "which takes no test traffic to probe"));
     }
     Ok(())
 }
@@ -279,5 +301,20 @@ mod tests {
             timeout_seconds: Some(1800),
         });
         assert!(admit(None, 1800, &key(), &asked).is_ok(), "the operator's own timeout asks for no less");
+    }
+
+    #[test]
+    fn a_manifest_asking_a_rolling_service_for_a_persons_approval_or_probes_is_refused() {
+        let json = r#"{"web": {"deploy": {"method": "ecs-rolling"}, "approval": "auto"}}"#;
+        let settings = crate::settings::parse(json).unwrap().remove(&"web".parse().unwrap()).unwrap();
+        let mut asked = manifest(None, None);
+        asked.approval = Some(Approval::Manual);
+        let refused = admit(Some(&settings), 600, &key(), &asked).unwrap_err().to_string();
+        assert!(refused.contains("approval manual") && refused.contains("deploys by ecs-rolling"), "{refused}");
+        let probed = manifest(None, Some(("/health", 200, None)));
+        let refused = admit(Some(&settings), 600, &key(), &probed).unwrap_err().to_string();
+        assert!(refused.contains("asks for verify"), "{refused}");
+        asked.approval = Some(Approval::Auto);
+        assert_eq!(admit(Some(&settings), 600, &key(), &asked), Ok(()));
     }
 }

@@ -81,6 +81,9 @@ pub enum ManifestError {
     AsksForLess { field: &'static str, asked: String, operator: String, service: String },
     #[error("{0}")]
     ProbeBudget(String),
+    /// A check the service's deploy method cannot give (`ecs-rolling`: no test traffic, no pause).
+    #[error("the manifest asks for {asked}, which service {service} cannot give: it deploys by {method}, {why}")]
+    NotForMethod { asked: &'static str, service: String, method: &'static str, why: &'static str },
 }
 
 /// An image as the manifest names it: which registry, repository and tag.

@@ -56,6 +56,10 @@ pub enum DeployTarget {
     /// Convoy updates a service that deploys through ECS native blue/green (`UpdateService`).
     #[serde(rename = "ecs-native")]
     EcsNative(EcsNativeTarget),
+    /// Convoy updates a service without a load balancer (queue workers) by an ECS rolling update
+    /// (`UpdateService`); ECS's circuit breaker and the service's alarms roll a failure back.
+    #[serde(rename = "ecs-rolling")]
+    EcsRolling(EcsRollingTarget),
 }
 
 impl DeployTarget {
@@ -65,6 +69,7 @@ impl DeployTarget {
             DeployTarget::CodeDeploy(_) => DeployMethod::CodeDeploy,
             DeployTarget::CodePipeline { .. } => DeployMethod::CodePipeline,
             DeployTarget::EcsNative(_) => DeployMethod::EcsNative,
+            DeployTarget::EcsRolling(_) => DeployMethod::EcsRolling,
         }
     }
 
@@ -72,7 +77,7 @@ impl DeployTarget {
     pub fn codedeploy(&self) -> Option<&CodeDeployTarget> {
         match self {
             DeployTarget::CodeDeploy(target) | DeployTarget::CodePipeline { codedeploy: target, .. } => Some(target),
-            DeployTarget::EcsNative(_) => None,
+            DeployTarget::EcsNative(_) | DeployTarget::EcsRolling(_) => None,
         }
     }
 }
@@ -97,6 +102,8 @@ pub struct RawSettings {
     ecs_native: Option<EcsNativeTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pipeline: Option<PipelineTarget>,
+    /// Every method but `ecs-rolling` needs it (a rolling service takes no test traffic).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     test_listener: String,
     #[serde(default)]
     probe: ProbeDefaults,
@@ -114,13 +121,15 @@ pub struct RawSettings {
 
 impl From<ServiceSettings> for RawSettings {
     fn from(settings: ServiceSettings) -> Self {
-        let (codedeploy, pipeline, ecs_native) = match settings.deploy {
-            DeployTarget::CodeDeploy(target) => (Some(target), None, None),
-            DeployTarget::CodePipeline { codedeploy, pipeline } => (Some(codedeploy), Some(pipeline), None),
-            DeployTarget::EcsNative(target) => (None, None, Some(target)),
+        let (deploy, codedeploy, pipeline, ecs_native) = match settings.deploy {
+            DeployTarget::CodeDeploy(target) => (None, Some(target), None, None),
+            DeployTarget::CodePipeline { codedeploy, pipeline } => (None, Some(codedeploy), Some(pipeline), None),
+            DeployTarget::EcsNative(target) => (None, None, None, Some(target)),
+            // No older form: written as it is read.
+            rolling @ DeployTarget::EcsRolling(_) => (Some(rolling), None, None, None),
         };
         RawSettings {
-            deploy: None,
+            deploy,
             codedeploy,
             ecs_native,
             pipeline,
@@ -181,6 +190,37 @@ pub struct EcsNativeTarget {
     /// Where the service's `PAUSE` hook waits for `convoy approve` (one of [`APPROVAL_STAGES`]).
     #[serde(default = "approval_stage")]
     pub approval_stage: String,
+}
+
+/// An ECS rolling update: the service's deployment controller is `ECS` with the rolling strategy,
+/// and its own `deploymentConfiguration` (circuit breaker, alarms) decides a failure and rolls it
+/// back. The cluster is Convoy's (`CONVOY_CLUSTER`) and the ECS service is named as the Convoy
+/// service, as with every method: the grants in template.yaml and the "ECS Deployment State
+/// Change" events name them so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EcsRollingTarget {}
+
+/// Why `ecs-rolling` settings cannot hold what they ask for, if they cannot: a rolling update
+/// has no test traffic and no pause, so nothing could verify it or hold it for a person's
+/// approval (docs/reference/settings.md, "ecs-rolling").
+fn check_rolling(settings: &ServiceSettings) -> Result<(), String> {
+    let refuse = |what: &str| Err(format!("deploy.method ecs-rolling {what}"));
+    if settings.approval != Approval::Auto {
+        return refuse(
+            "needs approval auto: a rolling update has no pause where a person's approval could hold the new tasks",
+        );
+    }
+    if !settings.test_listener.is_empty() {
+        return refuse("takes no test traffic: drop test_listener");
+    }
+    if settings.bake_seconds != 0 || !settings.metric_checks.is_empty() || !settings.alarms.is_empty() {
+        return refuse(
+            "has no verification to bake or check: drop bake_seconds, metric_checks and alarms (the service's \
+             deploymentConfiguration.alarms roll a rolling update back)",
+        );
+    }
+    Ok(())
 }
 
 fn approval_stage() -> String {
@@ -269,6 +309,9 @@ pub fn parse(json: &str) -> Result<BTreeMap<ServiceName, ServiceSettings>, Strin
 }
 
 fn check(settings: &ServiceSettings) -> Result<(), String> {
+    if let DeployTarget::EcsRolling(_) = settings.deploy {
+        return check_rolling(settings);
+    }
     let listener = &settings.test_listener;
     let rest = listener
         .strip_prefix("http://")
@@ -488,5 +531,43 @@ mod tests {
             assert!(written["web"].get("deploy").is_none(), "{written}");
             assert_eq!(parse(&written.to_string()).unwrap(), settings);
         }
+    }
+
+    const ROLLING: &str = r#"{"worker": {"deploy": {"method": "ecs-rolling"}, "approval": "auto"}}"#;
+
+    #[test]
+    fn an_ecs_rolling_service_needs_no_test_listener_and_is_written_as_it_is_read() {
+        let settings = parse(ROLLING).unwrap();
+        let worker = &settings[&"worker".parse().unwrap()];
+        assert_eq!(worker.method(), crate::release::DeployMethod::EcsRolling);
+        let written = serde_json::to_value(&settings).unwrap();
+        assert_eq!(written["worker"]["deploy"]["method"], "ecs-rolling", "{written}");
+        assert!(written["worker"].get("test_listener").is_none(), "{written}");
+        assert_eq!(parse(&written.to_string()).unwrap(), settings);
+    }
+
+    #[test]
+    fn an_ecs_rolling_service_with_a_persons_approval_is_refused_with_why() {
+        let manual = ROLLING.replace(r#""auto""#, r#""manual""#);
+        let why = parse(&manual).unwrap_err();
+        assert!(why.contains("service worker: deploy.method ecs-rolling needs approval auto"), "{why}");
+        let why = parse(r#"{"worker": {"deploy": {"method": "ecs-rolling"}}}"#).unwrap_err();
+        assert!(why.contains("needs approval auto"), "the default, manual, is refused too: {why}");
+    }
+
+    #[test]
+    fn an_ecs_rolling_service_with_a_test_listener_a_bake_time_or_alarms_is_refused() {
+        let listener = ROLLING.replace(r#""approval""#, r#""test_listener": "http://alb:8080", "approval""#);
+        assert!(parse(&listener).unwrap_err().contains("takes no test traffic"));
+        let bake = ROLLING.replace(r#""approval""#, r#""bake_seconds": 60, "approval""#);
+        assert!(parse(&bake).unwrap_err().contains("no verification to bake"));
+        let alarms = ROLLING.replace(r#""approval""#, r#""alarms": ["errors"], "approval""#);
+        assert!(parse(&alarms).unwrap_err().contains("deploymentConfiguration.alarms"));
+    }
+
+    #[test]
+    fn every_other_method_still_needs_its_test_listener() {
+        let without = GOOD.replace(r#""test_listener": "http://internal-alb:8080""#, r#""approval": "auto""#);
+        assert!(parse(&without).unwrap_err().contains("test_listener"), "a codedeploy service without one");
     }
 }

@@ -20,9 +20,10 @@ pub enum Event {
     Claimed { method: DeployMethod, at: DateTime<Utc>, lease: Duration, gate: Option<String> },
     /// The deployment was started (or found after a crashed holder started it).
     Started { deployment: DeploymentRef, task_definition: Option<String>, at: DateTime<Utc> },
-    /// The release's task-definition revision was registered (the `ecs-native` method records it
-    /// before `UpdateService`).
-    RevisionRegistered { task_definition: String, at: DateTime<Utc> },
+    /// The release's task-definition revision was registered (the `ecs-native` and `ecs-rolling`
+    /// methods record it before `UpdateService`); `previous`: the revision the service ran before
+    /// (`ecs-rolling`, which puts it back on request).
+    RevisionRegistered { task_definition: String, previous: Option<String>, at: DateTime<Utc> },
     /// The pipeline's deploy bundle was written to its S3 source as object `version`.
     BundleWritten { pipeline: String, bundle: String, version: String, at: DateTime<Utc> },
     /// The pipeline execution that deploys the bundle was started (or found again by its token).
@@ -35,6 +36,12 @@ pub enum Event {
     NativeObserved { progress: NativeProgress },
     /// CodeDeploy (or ECS, or CodePipeline) says how the deployment ended.
     Ended { deployment: DeploymentRef, end: DeploymentEnd, detail: String, at: DateTime<Utc> },
+    /// A handler claims putting the service back on the revision it ran before the release
+    /// (`ecs-rolling`), before its `UpdateService`; a claim older than `lease` may be taken over.
+    PutBackClaimed { at: DateTime<Utc>, lease: Duration },
+    /// The service runs the revision it ran before the release again: through the service
+    /// deployment `service_deployment` started, or already (`None`: no update was needed).
+    PutBack { service_deployment: Option<ServiceDeploymentArn>, at: DateTime<Utc> },
 }
 
 impl StageEvent for Event {
@@ -47,7 +54,9 @@ impl StageEvent for Event {
             Event::Started { deployment, task_definition, at } => {
                 release.on_deployment_started(deployment, task_definition.as_deref(), *at)
             }
-            Event::RevisionRegistered { task_definition, at } => release.on_revision_registered(task_definition, *at),
+            Event::RevisionRegistered { task_definition, previous, at } => {
+                release.on_revision_registered(task_definition, previous.as_deref(), *at)
+            }
             Event::BundleWritten { pipeline, bundle, version, at } => {
                 release.on_bundle_written(pipeline, bundle, version, *at)
             }
@@ -56,6 +65,8 @@ impl StageEvent for Event {
             Event::Impossible { reason, at } => release.on_deployment_impossible(reason, *at),
             Event::NativeObserved { progress } => release.on_native_observed(progress),
             Event::Ended { deployment, end, detail, at } => release.on_deployment_ended(deployment, *end, detail, *at),
+            Event::PutBackClaimed { at, lease } => release.on_put_back_claimed(*at, *lease),
+            Event::PutBack { service_deployment, at } => release.on_put_back(service_deployment.as_ref(), *at),
         })
     }
 }
@@ -84,6 +95,10 @@ pub enum DeployMethod {
     CodePipeline,
     #[serde(rename = "ecs-native")]
     EcsNative,
+    /// An ECS rolling update (`UpdateService`, deployment controller `ECS`, no load balancer
+    /// needed): no test traffic, no verification hook, approval by policy only.
+    #[serde(rename = "ecs-rolling")]
+    EcsRolling,
 }
 
 impl std::fmt::Display for DeployMethod {
@@ -92,6 +107,7 @@ impl std::fmt::Display for DeployMethod {
             DeployMethod::CodeDeploy => "codedeploy",
             DeployMethod::CodePipeline => "codepipeline",
             DeployMethod::EcsNative => "ecs-native",
+            DeployMethod::EcsRolling => "ecs-rolling",
         })
     }
 }
@@ -110,6 +126,18 @@ pub struct DeploymentRun {
     pub id: Option<DeploymentRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
+    /// With the `ecs-rolling` method: the revision the service ran before, recorded before
+    /// `UpdateService` (putting the service back restores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_task_definition: Option<String>,
+    /// With the `ecs-rolling` method: the revision the service runs now, as ECS last said (the
+    /// release's once its deployment completed, the previous one after ECS rolled it back or
+    /// Convoy put it back; none while it deploys, or after ECS stopped it part-way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_runs: Option<String>,
+    /// With the `ecs-rolling` method: putting the service back, once asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put_back: Option<PutBackRun>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     /// Policy approves the traffic shift at this time (auto approval with a bake time).
@@ -129,6 +157,21 @@ pub struct DeploymentRun {
     /// start (the CodeDeploy group's ready option, or the ECS PAUSE hook's timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_gate: Option<String>,
+}
+
+/// Putting a rolling service back on the revision it ran before the release: claimed in the record
+/// before the `UpdateService`, so it happens at most once per release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutBackRun {
+    /// The revision put back (the run's `previous_task_definition`).
+    pub task_definition: String,
+    pub claims: u32,
+    pub claimed_at: DateTime<Utc>,
+    /// The service deployment the put back started (none: the service ran that revision already).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment: Option<ServiceDeploymentArn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<DateTime<Utc>>,
 }
 
 /// An ECS native blue/green service deployment as `DescribeServiceDeployments` last described it:
@@ -252,6 +295,9 @@ impl Release {
                     claimed_at: at,
                     id: None,
                     task_definition: None,
+                    previous_task_definition: None,
+                    service_runs: None,
+                    put_back: None,
                     started_at: None,
                     auto_approve_at: None,
                     ended_at: None,
@@ -304,9 +350,15 @@ impl Release {
         Decision::changed(next, Vec::new())
     }
 
-    /// The `ecs-native` method registers the release's revision before `UpdateService`, and
-    /// records it first: a takeover finds the service deployment by it instead of updating again.
-    pub(super) fn on_revision_registered(&self, task_definition: &str, at: DateTime<Utc>) -> Decision {
+    /// The `ecs-native` and `ecs-rolling` methods register the release's revision before
+    /// `UpdateService`, and record it first: a takeover finds the service deployment by it instead
+    /// of updating again. `previous` (rolling) is what the service ran, for putting it back.
+    pub(super) fn on_revision_registered(
+        &self,
+        task_definition: &str,
+        previous: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Decision {
         let (State::StartingDeployment, Some(run)) = (&self.state, &self.deployment) else {
             return Decision::unchanged(format!(
                 "revision {task_definition} registered, but the release is {}",
@@ -320,7 +372,12 @@ impl Release {
         let mut next = self.clone();
         let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
         run.task_definition = Some(task_definition.to_owned());
-        next.record(at, "revision-registered", task_definition.to_owned());
+        run.previous_task_definition = previous.map(str::to_owned);
+        let detail = match previous {
+            Some(previous) => format!("{task_definition} (the service runs {previous})"),
+            None => task_definition.to_owned(),
+        };
+        next.record(at, "revision-registered", detail);
         Decision::changed(next, Vec::new())
     }
 
@@ -428,9 +485,19 @@ impl Release {
         }
         let mut next = self.clone();
         let mut effects = vec![Effect::ReleaseDeployLock];
+        let rolling = self.deployment.as_ref().is_some_and(|run| run.method == DeployMethod::EcsRolling);
         if let Some(run) = next.deployment.as_mut() {
             run.ended_at = Some(at);
             run.end = Some(end);
+            if rolling {
+                // What ECS said last (the observation recorded just before this end).
+                let rolled_back = run.native.as_ref().is_some_and(|n| n.status == "ROLLBACK_SUCCESSFUL");
+                run.service_runs = match end {
+                    DeploymentEnd::Succeeded => run.task_definition.clone(),
+                    _ if rolled_back => run.previous_task_definition.clone(),
+                    _ => None,
+                };
+            }
         }
         let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
         match (end, &self.state) {
@@ -472,6 +539,13 @@ impl Release {
                 };
                 next.record(at, "rolled-back", format!("deployment {deployment} ended {end:?}{detail}"));
             }
+            // A rolling update has no verification to blame: it failed, or ECS's circuit breaker or
+            // one of the service's alarms rolled it back; the deployment stage failed.
+            (_, _) if rolling => {
+                let reason = format!("deployment {deployment} ended {end:?}{detail}");
+                next.state = State::Failed { stage: Stage::Deployment, reason: reason.clone() };
+                next.record(at, "deployment-failed", reason);
+            }
             // No CodeDeploy deployment is known: the pipeline ended before one reached the test
             // listener (a failed source or build stage, a task definition ECS refused, ...).
             (_, _) if self.following_pipeline().is_some() => {
@@ -486,5 +560,76 @@ impl Release {
             }
         }
         Decision::changed(next, effects)
+    }
+}
+
+impl Release {
+    /// A rolling release whose deployment ended may put its service back on the revision it ran
+    /// before (the multi-service rollback asks it): claimed once, or taken over after `lease`.
+    pub(super) fn on_put_back_claimed(&self, at: DateTime<Utc>, lease: Duration) -> Decision {
+        let Some(run) = self.deployment.as_ref().filter(|run| run.method == DeployMethod::EcsRolling) else {
+            return Decision::unchanged("only an ecs-rolling release puts its service back");
+        };
+        let Some(previous) = run.previous_task_definition.as_deref() else {
+            return Decision::unchanged("no previous revision is recorded: the deployment never started");
+        };
+        if !self.state.is_terminal() || run.id.is_none() {
+            return Decision::unchanged(format!("the deployment has not ended: the release is {}", self.state));
+        }
+        let mut next = self.clone();
+        let Some(next_run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        match &run.put_back {
+            None => {
+                next_run.put_back = Some(PutBackRun {
+                    task_definition: previous.to_owned(),
+                    claims: 1,
+                    claimed_at: at,
+                    service_deployment: None,
+                    done_at: None,
+                });
+                next.record(at, "put-back-claimed", format!("putting the service back on {previous}"));
+            }
+            Some(put_back) if put_back.done_at.is_none() && put_back.claimed_at + lease <= at => {
+                let Some(claim) = next_run.put_back.as_mut() else { return Decision::inconsistent(self, "a put back") };
+                claim.claims += 1;
+                claim.claimed_at = at;
+                next.record(
+                    at,
+                    "put-back-claim-taken-over",
+                    format!("the previous handler did not record the put back within {}s", lease.num_seconds()),
+                );
+            }
+            Some(put_back) if put_back.done_at.is_some() => {
+                return Decision::unchanged(format!(
+                    "the service was put back on {} already",
+                    put_back.task_definition
+                ));
+            }
+            Some(_) => return Decision::unchanged("another handler puts the service back"),
+        }
+        Decision::changed(next, Vec::new())
+    }
+
+    /// The service runs its previous revision again: the record says so.
+    pub(super) fn on_put_back(&self, service_deployment: Option<&ServiceDeploymentArn>, at: DateTime<Utc>) -> Decision {
+        let Some(put_back) = self.deployment.as_ref().and_then(|run| run.put_back.as_ref()) else {
+            return Decision::unchanged("no put back was claimed");
+        };
+        if put_back.done_at.is_some() {
+            return Decision::unchanged("the service was put back already");
+        }
+        let mut next = self.clone();
+        let Some(run) = next.deployment.as_mut() else { return Decision::inconsistent(self, "a deployment run") };
+        let Some(claim) = run.put_back.as_mut() else { return Decision::inconsistent(self, "a put back") };
+        claim.service_deployment = service_deployment.cloned();
+        claim.done_at = Some(at);
+        let revision = claim.task_definition.clone();
+        run.service_runs = Some(revision.clone());
+        let how = match service_deployment {
+            Some(arn) => format!("service deployment {arn}"),
+            None => "no update: the service ran it already".to_owned(),
+        };
+        next.record(at, "put-back", format!("the service runs {revision} again ({how})"));
+        Decision::changed(next, Vec::new())
     }
 }

@@ -39,6 +39,8 @@ mod native_tests;
 pub mod readiness;
 #[cfg(test)]
 mod readiness_tests;
+#[cfg(test)]
+mod rolling_tests;
 mod stored;
 #[cfg(test)]
 mod stored_tests;
@@ -47,7 +49,7 @@ pub(crate) mod test_support;
 pub mod verification;
 
 pub use self::approval::{Actor, ApprovalDecision, Attribution, CLOUDTRAIL_DELAY, ObservedCall, Via};
-pub use self::deployment::{DeployMethod, DeploymentEnd, DeploymentRun, NativeProgress, PipelineRun};
+pub use self::deployment::{DeployMethod, DeploymentEnd, DeploymentRun, NativeProgress, PipelineRun, PutBackRun};
 pub use self::gate::{ImageGate, NO_POLICY};
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
 pub use self::migration::{
@@ -308,6 +310,9 @@ pub enum Effect {
     FindApprover { deployment: DeploymentRef, approve: bool, since: DateTime<Utc> },
     /// Remove the release from the wait-list of these images: it no longer waits for them.
     ForgetWaits { images: Vec<ImageKey> },
+    /// Put the (`ecs-rolling`) service back on the revision it ran before the release, at most
+    /// once (`Convoy::put_back`): what a rollback of a release spanning services asks of each.
+    PutBack,
 }
 
 /// The outcome of applying an event.

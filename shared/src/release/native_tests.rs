@@ -16,7 +16,9 @@ fn claim(at: i64) -> deployment::Event {
 
 fn registered() -> Release {
     let (claimed, _) = apply(&ready(false), claim(2));
-    apply(&claimed, deployment::Event::RevisionRegistered { task_definition: "web:43".into(), at: t(3) }).0
+    let registered =
+        deployment::Event::RevisionRegistered { task_definition: "web:43".into(), previous: None, at: t(3) };
+    apply(&claimed, registered).0
 }
 
 fn started() -> Release {
@@ -45,7 +47,7 @@ fn the_release_revision_is_recorded_once_before_the_update() {
     let run = release.deployment.as_ref().unwrap();
     assert_eq!(run.method, DeployMethod::EcsNative);
     assert_eq!(run.task_definition.as_deref(), Some("web:43"));
-    let again = deployment::Event::RevisionRegistered { task_definition: "web:44".into(), at: t(200) };
+    let again = deployment::Event::RevisionRegistered { task_definition: "web:44".into(), previous: None, at: t(200) };
     assert!(unchanged(release.apply(&again).unwrap()), "a takeover keeps the first revision");
 }
 

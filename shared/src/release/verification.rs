@@ -155,8 +155,8 @@ impl Release {
             (Hook::EcsNative { .. }, Some(method)) if method != DeployMethod::EcsNative => {
                 Some(format!("an ECS native hook is not this release's: it deploys by {method}"))
             }
-            (Hook::CodeDeploy { .. }, Some(DeployMethod::EcsNative)) => {
-                Some("a CodeDeploy hook is not this release's: it deploys by ecs-native".into())
+            (Hook::CodeDeploy { .. }, Some(method @ (DeployMethod::EcsNative | DeployMethod::EcsRolling))) => {
+                Some(format!("a CodeDeploy hook is not this release's: it deploys by {method}"))
             }
             _ => None,
         }

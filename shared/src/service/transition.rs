@@ -261,6 +261,9 @@ impl Convoy {
                     self.steer_as_convoy(&outcome.release, deployment, roll_back).await;
                 }
                 Effect::ReleaseDeployLock => self.release_deploy_lock(outbox, key, now).await?,
+                Effect::PutBack => {
+                    then = self.put_back_in(outbox, key, now).await?;
+                }
                 Effect::StopMigration { task } => {
                     self.tasks.stop(&self.config.cluster, task, "convoy: the migration ran past its timeout").await?;
                 }

@@ -90,10 +90,15 @@ async fn native_service(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str)
             timeout_minutes: hook.timeout_configuration().and_then(|t| t.timeout_in_minutes()),
         })
         .collect();
+    let breaker = config.and_then(|c| c.deployment_circuit_breaker()).filter(|b| b.enable());
+    let alarms = config.and_then(|c| c.alarms()).filter(|a| a.enable());
     Ok(NativeService {
         controller: found.deployment_controller().map(|c| c.r#type().as_str().to_owned()),
         strategy: config.and_then(|c| c.strategy()).map(|s| s.as_str().to_owned()),
         hooks,
+        task_definition: found.task_definition().map(str::to_owned),
+        circuit_breaker: breaker.map(|b| b.rollback()),
+        alarms: alarms.map(|a| (a.alarm_names().to_vec(), a.rollback())),
     })
 }
 
@@ -236,7 +241,8 @@ pub(crate) fn status_of(deployment: &ServiceDeployment, now: DateTime<Utc>) -> N
     let status = deployment.status().map_or("PENDING", |s| s.as_str()).to_owned();
     let reason = deployment.status_reason().unwrap_or_default();
     let rollback_reason = deployment.rollback().and_then(|r| r.reason()).unwrap_or(reason);
-    let ended = |end, detail: String| DeploymentStatus::Ended { end, detail };
+    let monitors = triggered(deployment);
+    let ended = |end, detail: String| DeploymentStatus::Ended { end, detail: format!("{detail}{monitors}") };
     let state = match status.as_str() {
         "SUCCESSFUL" => ended(DeploymentEnd::Succeeded, reason.to_owned()),
         "STOPPED" => ended(DeploymentEnd::Stopped, format!("ECS stopped it: {reason}")),
@@ -259,6 +265,24 @@ pub(crate) fn status_of(deployment: &ServiceDeployment, now: DateTime<Utc>) -> N
         seen_at: now,
     };
     NativeStatus { status: state, progress }
+}
+
+/// What of the rolling update's monitors ECS says triggered (the circuit breaker, the service's
+/// alarms), as "; …" to follow the end's reason; empty when none did.
+fn triggered(deployment: &ServiceDeployment) -> String {
+    use aws_sdk_ecs::types::ServiceDeploymentRollbackMonitorsStatus as Monitor;
+    let mut said = String::new();
+    if let Some(breaker) = deployment.deployment_circuit_breaker().filter(|b| b.status() == Some(&Monitor::Triggered)) {
+        said.push_str(&format!(
+            "; the deployment circuit breaker triggered ({} failed tasks, threshold {})",
+            breaker.failure_count(),
+            breaker.threshold()
+        ));
+    }
+    if let Some(alarms) = deployment.alarms().filter(|a| a.status() == Some(&Monitor::Triggered)) {
+        said.push_str(&format!("; alarms in ALARM: {}", alarms.triggered_alarm_names().join(", ")));
+    }
+    said
 }
 
 /// "all-at-once", "linear 10% every 5 min", "canary 10% for 5 min", or ECS's strategy as it is.

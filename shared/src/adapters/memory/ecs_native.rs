@@ -106,6 +106,10 @@ impl ServiceDeployments for MemoryServiceDeployments {
             task_definition: task_definition.to_owned(),
         };
         lock(&self.calls).push(call);
+        // As ECS: the service runs what the last update named.
+        if let Some(described) = lock(&self.services).get_mut(service) {
+            described.task_definition = Some(task_definition.to_owned());
+        }
         let mut started = lock(&self.started);
         let arn = ServiceDeploymentArn::new(&format!(
             "arn:aws:ecs:us-east-1:123456789012:service-deployment/convoy/{service}/memory{}",

@@ -7,6 +7,7 @@
 mod codedeploy;
 mod native;
 mod pipeline;
+mod rolling;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -62,6 +63,7 @@ pub(super) fn of(target: &DeployTarget) -> Box<dyn Method + '_> {
             Box::new(pipeline::PipelineMethod { codedeploy, pipeline })
         }
         DeployTarget::EcsNative(target) => Box::new(native::NativeMethod { target }),
+        DeployTarget::EcsRolling(target) => Box::new(rolling::RollingMethod { target }),
     }
 }
 

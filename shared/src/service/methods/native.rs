@@ -85,7 +85,11 @@ impl Method for NativeMethod<'_> {
                     }
                     Err(err) => return Err(err.into()),
                 };
-                let event = deployment::Event::RevisionRegistered { task_definition: definition.clone(), at: now };
+                let event = deployment::Event::RevisionRegistered {
+                    task_definition: definition.clone(),
+                    previous: None,
+                    at: now,
+                };
                 let Some(registered) = convoy.transition(outbox, &key, Some(claim), &event).await? else {
                     return Ok(None);
                 };
@@ -115,7 +119,7 @@ impl Method for NativeMethod<'_> {
     }
 }
 
-async fn record_start(
+pub(super) async fn record_start(
     convoy: &Convoy,
     outbox: &Outbox,
     started: ServiceDeploymentArn,
