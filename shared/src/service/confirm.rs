@@ -110,6 +110,26 @@ impl Convoy {
         })
     }
 
+    /// What an "ECS Deployment State Change" `event_name` claims of the release's service
+    /// deployment, against `status`, what `DescribeServiceDeployments` said of it just now: the
+    /// end ECS names once it ended (`Ok(Some)`), nothing while it runs (`Ok(None)`), and refused
+    /// when the event claims an end (`SERVICE_DEPLOYMENT_COMPLETED`, `_FAILED`) ECS does not show.
+    pub(super) fn confirm_native_change(
+        deployment: &DeploymentRef,
+        event_name: &str,
+        status: DeploymentStatus,
+    ) -> Confirmed<Option<(DeploymentEnd, String)>> {
+        match status {
+            DeploymentStatus::Ended { end, detail } => Ok(Some((end, detail))),
+            DeploymentStatus::Running | DeploymentStatus::Rerouted
+                if event_name.ends_with("_COMPLETED") || event_name.ends_with("_FAILED") =>
+            {
+                Err(format!("ECS says {deployment} has not ended (the event says {event_name})"))
+            }
+            DeploymentStatus::Running | DeploymentStatus::Rerouted => Ok(None),
+        }
+    }
+
     /// Whether AWS shows the decision CloudTrail's record names: a continued CodeDeploy deployment
     /// rerouted (or succeeded), a continued ECS one past its pause; a stopped one stopped or
     /// rolling back. The record names who; the deployment's own state says it happened.

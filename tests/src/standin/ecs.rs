@@ -32,7 +32,19 @@ struct ServiceDeployment {
     reason: String,
     configuration: Value,
     production_weight: f64,
+    /// The task definition the service ran before this deployment (a rollback returns to it), and
+    /// the cluster, for the update ECS's rollback makes.
+    source_task_definition: String,
+    cluster: String,
+    /// A rolling update's monitors: the circuit breaker's failed tasks once it triggered, and the
+    /// alarms that went into ALARM.
+    breaker_failures: Option<u32>,
+    triggered_alarms: Vec<String>,
 }
+
+/// The deployment circuit breaker's threshold for a small service: "a minimum threshold of 3"
+/// (API Reference, `ServiceDeploymentCircuitBreaker`).
+const BREAKER_THRESHOLD: u32 = 3;
 
 /// Service deployment statuses from which no action is taken: "Completed" (Amazon ECS Developer
 /// Guide, "View service history using Amazon ECS service deployments").
@@ -46,6 +58,12 @@ pub(super) struct Ecs {
     native_services: HashMap<String, Value>,
     /// Service deployment ARNs in the order `UpdateService` started them.
     started: Vec<String>,
+    /// The service an `UpdateService` about to be forwarded updates, and the task definition it
+    /// runs before (asked of moto first: the new service deployment's source).
+    pending_source: Option<(String, String)>,
+    /// The `Authorization` of the last `UpdateService` (moto reads the account from it): ECS's
+    /// own rollback update is sent to moto with it.
+    authorization: String,
     /// Tasks whose containers exited (moto runs none): the task as ECS then describes it (a
     /// STOPPED event's `detail`, which "resembles the Task object that is returned from a
     /// DescribeTasks API operation", Amazon ECS Developer Guide, "Amazon ECS task state change
@@ -95,6 +113,21 @@ impl Ecs {
                         "lifecycleHookDetails": hooks});
                     if known.status.starts_with("ROLLBACK") {
                         described["rollback"] = json!({"reason": known.reason});
+                    }
+                    // A rolling update's monitors, as `ServiceDeploymentCircuitBreaker` and
+                    // `ServiceDeploymentAlarms` (API Reference) describe them.
+                    let done = COMPLETED.contains(&known.status.as_str());
+                    let monitoring = if done { "MONITORING_COMPLETE" } else { "MONITORING" };
+                    if known.configuration["deploymentCircuitBreaker"]["enable"] == json!(true) {
+                        let status = if known.breaker_failures.is_some() { "TRIGGERED" } else { monitoring };
+                        described["deploymentCircuitBreaker"] = json!({"status": status,
+                            "failureCount": known.breaker_failures.unwrap_or(0), "threshold": BREAKER_THRESHOLD});
+                    }
+                    if known.configuration["alarms"]["enable"] == json!(true) {
+                        let status = if known.triggered_alarms.is_empty() { monitoring } else { "TRIGGERED" };
+                        described["alarms"] = json!({"status": status,
+                            "alarmNames": known.configuration["alarms"]["alarmNames"],
+                            "triggeredAlarmNames": known.triggered_alarms});
                     }
                     found.push(described);
                 }
@@ -169,6 +202,7 @@ impl Ecs {
                 let cluster = answer["service"]["clusterArn"].as_str()?.rsplit('/').next()?.to_owned();
                 let prefix = answer["service"]["serviceArn"].as_str()?.split(":service/").next()?.to_owned();
                 let n = self.started.len() + 1;
+                let source = self.pending_source.take().filter(|(of, _)| *of == service).map(|(_, td)| td);
                 let arn = format!("{prefix}:service-deployment/{cluster}/{service}/sd{n:04}");
                 let known = ServiceDeployment {
                     service: service.clone(),
@@ -177,6 +211,8 @@ impl Ecs {
                     status: "IN_PROGRESS".into(),
                     stage: "SCALE_UP".into(),
                     configuration: configuration.clone(),
+                    source_task_definition: source.unwrap_or_default(),
+                    cluster: cluster.clone(),
                     ..ServiceDeployment::default()
                 };
                 self.service_deployments.insert(arn.clone(), known);
@@ -256,6 +292,19 @@ impl Ecs {
     }
 }
 
+impl Ecs {
+    /// Whether `service` is one a test declared (its `UpdateService` starts a service deployment).
+    pub(super) fn declares(&self, service: &str) -> bool {
+        self.native_services.contains_key(service)
+    }
+
+    /// The `UpdateService` about to be forwarded updates `service`, which runs `task_definition`.
+    pub(super) fn updating(&mut self, service: &str, task_definition: String, authorization: String) {
+        self.pending_source = Some((service.to_owned(), task_definition));
+        self.authorization = authorization;
+    }
+}
+
 impl StandIn {
     fn ecs(&self) -> std::sync::MutexGuard<'_, Ecs> {
         self.shared.ecs.lock().expect("ecs")
@@ -291,6 +340,16 @@ impl StandIn {
         self.ecs().native_services.insert(service.to_owned(), configuration);
     }
 
+    /// The task definition of each `UpdateService` of a declared service, oldest first.
+    pub fn service_updates(&self) -> Vec<String> {
+        let ecs = self.ecs();
+        ecs.started
+            .iter()
+            .filter_map(|arn| ecs.service_deployments.get(arn))
+            .map(|d| d.task_definition.clone())
+            .collect()
+    }
+
     /// The service deployments `UpdateService` started, oldest first.
     pub fn service_deployments(&self) -> Vec<String> {
         self.ecs().started.clone()
@@ -315,6 +374,62 @@ impl StandIn {
         known.status = "ROLLBACK_IN_PROGRESS".into();
         known.reason = reason.to_owned();
         known.production_weight = 0.0;
+    }
+
+    /// `service` deploys by ECS rolling updates (ECS controller) with `configuration` as its
+    /// `deploymentConfiguration` (`strategy` ROLLING, `deploymentCircuitBreaker`, `alarms`), which
+    /// moto 5.2.5 drops; each `UpdateService` starts a service deployment, as ECS's service
+    /// deployment API shows for rolling updates too.
+    pub fn rolling_service(&self, service: &str, configuration: Value) {
+        self.ecs().native_services.insert(service.to_owned(), configuration);
+    }
+
+    /// ECS's deployment circuit breaker triggers on `service_deployment` after `failures` tasks
+    /// failed to start: with `rollback` on it rolls back (`ROLLBACK_IN_PROGRESS`, to complete with
+    /// [`StandIn::rollback_completes`]), else the deployment stops (`STOPPED`).
+    pub fn circuit_breaker_trips(&self, service_deployment: &str, failures: u32) {
+        let mut ecs = self.ecs();
+        let known = ecs.service_deployments.get_mut(service_deployment).expect("a known service deployment");
+        let breaker = &known.configuration["deploymentCircuitBreaker"];
+        assert_eq!(breaker["enable"], json!(true), "the service has no circuit breaker to trip");
+        assert!(!COMPLETED.contains(&known.status.as_str()), "{service_deployment} completed: {}", known.status);
+        known.breaker_failures = Some(failures.max(BREAKER_THRESHOLD));
+        let rolls_back = breaker["rollback"] == json!(true);
+        known.status = if rolls_back { "ROLLBACK_IN_PROGRESS" } else { "STOPPED" }.into();
+        known.reason = "Service deployment failed: the deployment circuit breaker threshold was reached.".into();
+    }
+
+    /// One of the service's deployment alarms goes into ALARM during `service_deployment`: ECS
+    /// rolls it back (`alarms.rollback`) or stops it.
+    pub fn deployment_alarm_fires(&self, service_deployment: &str, alarm: &str) {
+        let mut ecs = self.ecs();
+        let known = ecs.service_deployments.get_mut(service_deployment).expect("a known service deployment");
+        let alarms = &known.configuration["alarms"];
+        assert_eq!(alarms["enable"], json!(true), "the service has no deployment alarms");
+        assert!(alarms["alarmNames"].as_array().is_some_and(|a| a.contains(&json!(alarm))), "{alarm} is not watched");
+        let rolls_back = alarms["rollback"] == json!(true);
+        known.triggered_alarms.push(alarm.to_owned());
+        known.status = if rolls_back { "ROLLBACK_IN_PROGRESS" } else { "STOPPED" }.into();
+        known.reason = format!("Service deployment failed: alarm {alarm} is in ALARM.");
+    }
+
+    /// ECS's rollback of `service_deployment` completes: `ROLLBACK_SUCCESSFUL`, and the service
+    /// runs the task definition it ran before (moto's service is updated back to it, as ECS's
+    /// rollback does, without a service deployment of its own).
+    pub async fn rollback_completes(&self, service_deployment: &str) {
+        let (cluster, service, source, authorization) = {
+            let mut ecs = self.ecs();
+            let authorization = ecs.authorization.clone();
+            let known = ecs.service_deployments.get_mut(service_deployment).expect("a known service deployment");
+            assert_eq!(known.status, "ROLLBACK_IN_PROGRESS", "only a rollback in progress completes");
+            known.status = "ROLLBACK_SUCCESSFUL".into();
+            (known.cluster.clone(), known.service.clone(), known.source_task_definition.clone(), authorization)
+        };
+        assert!(!source.is_empty(), "the stand-in learned no source revision for {service_deployment}");
+        let update = json!({"cluster": cluster, "service": service, "taskDefinition": source});
+        let head = format!("Authorization: {authorization}");
+        let target = "AmazonEC2ContainerServiceV20141113.UpdateService";
+        super::moto_json(&self.shared.upstream, &head, target, &update).await.expect("moto updates the service back");
     }
 
     /// ECS ends `service_deployment` with `status` (SUCCESSFUL, ROLLBACK_SUCCESSFUL, ...) and

@@ -335,6 +335,19 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         target.clone()
     };
     shared.passed.lock().expect("forwarded").push(described);
+    // An update of a service whose deployments the stand-in keeps: what it runs now is the new
+    // service deployment's source (ECS's rollback returns to it).
+    if operation == "UpdateService" && target.starts_with("AmazonEC2ContainerServiceV20141113.") {
+        let service = body["service"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
+        if shared.ecs.lock().expect("ecs").declares(&service) {
+            let asked = json!({"cluster": body["cluster"], "services": [body["service"]]});
+            let target = "AmazonEC2ContainerServiceV20141113.DescribeServices";
+            let described = moto_json(&shared.upstream, &head, target, &asked).await;
+            let runs = described.as_ref().and_then(|d| d["services"][0]["taskDefinition"].as_str()).map(str::to_owned);
+            let authorization = header(&head, "authorization").unwrap_or_default();
+            shared.ecs.lock().expect("ecs").updating(&service, runs.unwrap_or_default(), authorization);
+        }
+    }
     // A CodeDeploy rollback moto never saw: moto is asked for the deployment it rolls back.
     let rolled_back = (operation == "GetDeployment")
         .then(|| shared.codedeploy.lock().expect("codedeploy").rolls_back(body["deploymentId"].as_str()?))

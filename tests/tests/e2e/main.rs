@@ -29,6 +29,7 @@ mod readiness;
 mod reconcile;
 mod refusals;
 mod release_events;
+mod rolling;
 mod sandbox;
 mod scenario;
 mod settings_file;

@@ -14,6 +14,7 @@ use crate::error::{ConvoyError, DeployError, TasksError};
 use crate::names::{DeploymentRef, ReleaseKey, ServiceDeploymentArn, ServiceName};
 use crate::ports::{DeploymentStatus, ReleaseTaskSpec, Stored};
 use crate::release::{Release, deployment};
+use crate::service::confirm;
 use crate::service::transition::Outbox;
 use crate::service::{Convoy, Report};
 use crate::settings::EcsNativeTarget;
@@ -200,13 +201,25 @@ impl Convoy {
             info!(release = %key, event_name, "the release follows no service deployment; ignored");
             return Ok(None);
         };
-        match self.observe_native(outbox, &stored.release, &arn).await? {
-            DeploymentStatus::Ended { end, detail } => {
+        // Asked first, recorded only once confirmed: a forged end costs no write.
+        let described = self.service_deployments.status(&arn).await?;
+        let deployment = DeploymentRef::Service(arn);
+        let confirmed = Convoy::confirm_native_change(&deployment, event_name, described.status);
+        if confirmed.is_ok() {
+            let event = deployment::Event::NativeObserved { progress: described.progress };
+            self.transition(outbox, &key, Some(stored), &event).await?;
+        }
+        match confirmed {
+            Ok(Some((end, detail))) => {
                 let detail = if reason.is_empty() { detail } else { format!("{detail} ({event_name}: {reason})") };
-                self.deployment_ended_in(outbox, &DeploymentRef::Service(arn), end, &detail, now).await
+                self.deployment_ended_in(outbox, &deployment, end, &detail, now).await
             }
-            DeploymentStatus::Running | DeploymentStatus::Rerouted => {
-                info!(release = %key, %arn, event_name, reason, "the service deployment runs");
+            Ok(None) => {
+                info!(release = %key, %deployment, event_name, reason, "the service deployment runs");
+                Ok(None)
+            }
+            Err(why) => {
+                confirm::refuse(confirm::kind::DEPLOYMENT_END, Some(&key), &why);
                 Ok(None)
             }
         }
