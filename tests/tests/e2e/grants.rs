@@ -353,3 +353,35 @@ fn each_function_reads_the_settings_file_by_version_only_when_the_stack_names_on
     assert!(allowed(std::slice::from_ref(&publisher), &write));
     assert!(!allowed(&[publisher], &Request::new(None, "s3:PutObject", "arn:aws:s3:::convoy-state/state/web/r.json")));
 }
+
+#[test]
+fn a_rolling_service_is_updated_and_followed_on_the_clusters_services_only_and_never_continued() {
+    let rolling = stack(&[("EcsRollingServices", "worker")]);
+    let service = |cluster: &str| format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/worker");
+    let deployment = |cluster: &str| format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster}/worker/sd1");
+    let revision = |cluster: &str| format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{cluster}/worker/1");
+    for function in
+        ["ManifestUploadedFunction", "MigrationStoppedFunction", "DeploymentChangedFunction", "ReconcilerFunction"]
+    {
+        let (policies, _) = role_policies(&rolling, &function_role(function));
+        let may = |action: &str, resource: &str| allowed(&policies, &Request::new(None, action, resource));
+        for (action, arn) in [
+            ("ecs:DescribeServices", service as fn(&str) -> String),
+            ("ecs:UpdateService", service),
+            ("ecs:ListServiceDeployments", service),
+            ("ecs:DescribeServiceDeployments", deployment),
+            ("ecs:DescribeServiceRevisions", revision),
+        ] {
+            assert!(may(action, &arn(CLUSTER)), "{function}: {action}");
+            assert!(!may(action, &arn("other")), "{function}: {action} in another cluster");
+        }
+        assert!(
+            !may("ecs:ContinueServiceDeployment", &deployment(CLUSTER)),
+            "{function}: a rolling update never pauses"
+        );
+        assert!(!may("ecs:StopServiceDeployment", &deployment(CLUSTER)), "{function}");
+    }
+    let (policies, _) = role_policies(&stack(&[]), &function_role("ReconcilerFunction"));
+    let update = Request::new(None, "ecs:UpdateService", &service(CLUSTER));
+    assert!(!allowed(&policies, &update), "neither ECS method on: no UpdateService at all");
+}
