@@ -104,6 +104,17 @@ pub fn render(release: &Release) -> String {
             ("execution", pipeline.and_then(|p| p.execution.as_ref().map(ToString::to_string))),
             ("id", run.id.as_ref().map(ToString::to_string)),
             ("task definition", run.task_definition.clone()),
+            ("previous", run.previous_task_definition.clone()),
+            ("service runs", run.service_runs.clone()),
+            (
+                "put back",
+                run.put_back.as_ref().map(|p| match p.done_at {
+                    Some(at) => {
+                        format!("{} at {}", p.task_definition, at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    }
+                    None => format!("{} (claimed, not confirmed yet)", p.task_definition),
+                }),
+            ),
             ("started", run.started_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
             ("approval gate", run.approval_gate.clone()),
             ("auto-approve at", run.auto_approve_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
