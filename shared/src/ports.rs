@@ -630,6 +630,13 @@ pub trait DeploymentIndex: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError>;
+    /// The record of the release `deployment` was noted for, read in the same call (a hook needs
+    /// the record itself before it probes); `Ok(None)` when none was noted or the record is gone.
+    ///
+    /// # Errors
+    /// As [`ReleaseStore::load`]: [`StoreError::Unavailable`], or [`StoreError::Corrupt`] for a
+    /// record that no longer reads.
+    async fn find_record(&self, deployment: &DeploymentRef) -> Result<Option<Stored>, StoreError>;
 }
 
 /// An HTTP answer, as much of it as judging needs.
