@@ -99,7 +99,7 @@ async fn a_rolling_release_updates_its_service_once_under_duplicated_and_reorder
     let run = record.deployment.clone().unwrap();
     assert_eq!((run.method, run.claims), (DeployMethod::EcsRolling, 1));
     let definition = run.task_definition.clone().unwrap();
-    assert_eq!(updates(&backend), [definition.clone()], "exactly one UpdateService, with the release's revision");
+    assert_eq!(updates(&backend), vec![definition.clone()], "exactly one UpdateService, with the release's revision");
     assert_eq!(run.previous_task_definition.as_deref(), Some(before.as_str()), "recorded before the update");
     assert_eq!(service_runs(&backend).await, definition);
     let started = backend.standin.service_deployments();
