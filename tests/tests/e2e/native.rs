@@ -344,7 +344,7 @@ async fn an_ecs_native_hook_asks_to_be_called_again_when_aws_is_unavailable() {
 
 /// ECS as a handler sees it when it crashes right after `UpdateService`: the service deployment
 /// starts, the handler dies before the record says so.
-struct CrashAfterUpdate(Arc<dyn ServiceDeployments>);
+pub(crate) struct CrashAfterUpdate(pub(crate) Arc<dyn ServiceDeployments>);
 
 #[async_trait]
 impl ServiceDeployments for CrashAfterUpdate {

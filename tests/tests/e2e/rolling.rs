@@ -255,3 +255,62 @@ async fn a_forged_completion_while_ecs_still_runs_the_rolling_update_ends_nothin
     assert_eq!(after.state, before.state, "still deploying {arn}");
     assert_eq!(lock_holder(&backend).await.as_deref(), Some("r5"));
 }
+
+#[tokio::test]
+async fn a_rolling_takeover_after_a_crash_between_update_service_and_the_record_updates_nothing_again() {
+    let backend = rolling_backend().await;
+    let before = service_runs(&backend).await;
+    let key = release_key("r6");
+    let mut crashing = backend.convoy.clone();
+    crashing.service_deployments =
+        Arc::new(crate::native::CrashAfterUpdate(backend.convoy.service_deployments.clone()));
+    backend.push("app", "r6").await;
+    backend.push("nginx", "r6").await;
+    let manifest = manifest_v1(&backend, "r6", &containers(), false);
+    let upload = backend.upload("releases/web/r6.json", &manifest).await;
+    assert!(invoke_manifest_uploaded(&crashing, upload).await.is_err(), "the crash fails the invocation: AWS retries");
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::StartingDeployment);
+    let run = record.deployment.unwrap();
+    assert!(run.task_definition.is_some(), "the release's revision was recorded before the update");
+    assert_eq!(run.previous_task_definition.as_deref(), Some(before.as_str()), "and the previous one with it");
+    assert_eq!(updates(&backend).len(), 1);
+
+    let later = chrono::Utc::now() + convoy::config::CLAIM_LEASE + chrono::Duration::seconds(1);
+    backend.convoy.reconcile(later).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let arn = backend.standin.service_deployments()[0].clone();
+    assert_eq!(record.state, State::Deploying { deployment: DeploymentRef::Service(arn.parse().unwrap()) });
+    assert_eq!(record.deployment.unwrap().claims, 2);
+    assert_eq!(updates(&backend).len(), 1, "the takeover found the update by its revision");
+}
+
+#[tokio::test]
+async fn a_service_without_a_circuit_breaker_or_alarms_fails_the_release_saying_why_and_is_never_updated() {
+    let backend = rolling_backend().await;
+    backend.standin.rolling_service(SERVICE, json!({"strategy": "ROLLING"}));
+    backend.push("app", "r7").await;
+    backend.push("nginx", "r7").await;
+    let manifest = manifest_v1(&backend, "r7", &containers(), false);
+    invoke_manifest_uploaded(&backend.convoy, backend.upload("releases/web/r7.json", &manifest).await).await.unwrap();
+    let record = backend.record(&release_key("r7")).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("neither its deployment circuit breaker nor deploymentConfiguration.alarms"), "{reason}");
+    assert!(updates(&backend).is_empty());
+    assert_eq!(lock_holder(&backend).await, None);
+}
+
+#[tokio::test]
+async fn a_manifest_asking_a_rolling_service_for_a_persons_approval_fails_at_the_manifest_and_touches_nothing() {
+    let backend = rolling_backend().await;
+    backend.push("app", "r8").await;
+    backend.push("nginx", "r8").await;
+    let mut manifest: Value = serde_json::from_str(&manifest_v1(&backend, "r8", &containers(), false)).unwrap();
+    manifest["approval"] = json!("manual");
+    let upload = backend.upload("releases/web/r8.json", &manifest.to_string()).await;
+    invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
+    let record = backend.record(&release_key("r8")).await.unwrap();
+    let State::Failed { stage: Stage::Manifest, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("asks for approval manual") && reason.contains("ecs-rolling"), "{reason}");
+    assert!(updates(&backend).is_empty());
+}
