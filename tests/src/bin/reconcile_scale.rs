@@ -3,7 +3,9 @@
 //! its rate, and what fits one run's budget. Prints figures, asserts nothing, is not a test.
 //!
 //! It runs Convoy's library in this process (a debug build, as the tests do): a visit waits on S3
-//! and CodeDeploy, so the figures measure round trips to moto more than Convoy's own CPU.
+//! and CodeDeploy, so the figures measure round trips to moto more than Convoy's own CPU. Each
+//! visit reads its record (S3 `GetObject`); the deployments are asked 25 to a
+//! `BatchGetDeployments`.
 
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,10 @@ async fn main() {
         .collect::<Vec<()>>()
         .await;
     println!("set-up: {count} deployments, records and active entries in {:.1} s", setup.elapsed().as_secs_f64());
+
+    let started = Instant::now();
+    let listed = convoy.active.active().await.expect("active list").len();
+    println!("listing active/ alone: {listed} keys in {:.2} s", started.elapsed().as_secs_f64());
 
     let started = Instant::now();
     let run = convoy.reconcile_within(Utc::now(), None).await.expect("reconcile");
