@@ -117,6 +117,26 @@ pub fn probe_spec(
     Ok(spec)
 }
 
+/// What a hook verifies a release with: its probes and who approves the shift after them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationPlan {
+    pub probes: ProbeSpec,
+    pub approval: Approval,
+}
+
+/// The plan of a release's verification under the ceiling: [`probe_spec`] and [`approval`] in
+/// one reading, as a hook needs both before it probes.
+///
+/// # Errors
+/// As [`probe_spec`] and [`approval`] say.
+pub fn verification_plan(
+    settings: &ServiceSettings,
+    key: &ReleaseKey,
+    manifest: Option<&Manifest>,
+) -> Result<VerificationPlan, ManifestError> {
+    Ok(VerificationPlan { probes: probe_spec(settings, key, manifest)?, approval: approval(settings, key, manifest)? })
+}
+
 /// The migration's timeout under the ceiling: the manifest's when it is shorter than the
 /// operator's. The rule lives with the claim that applies it (`release/migration.rs`).
 pub use crate::release::migration_timeout;
@@ -202,6 +222,18 @@ mod tests {
         assert_eq!(approval(&settings("auto"), &key(), Some(&manifest(None, None))).unwrap(), Approval::Auto);
         assert_eq!(approval(&settings("manual"), &key(), None).unwrap(), Approval::Manual);
         assert!(admit(Some(&settings("auto")), 1800, &key(), &asked).is_ok());
+    }
+
+    #[test]
+    fn a_hooks_plan_is_the_probes_and_the_approval_under_the_same_ceiling() {
+        let asked = manifest(Some(Approval::Manual), Some(("/status", 204, None)));
+        let plan = verification_plan(&settings("auto"), &key(), Some(&asked)).unwrap();
+        assert_eq!(plan.probes, probe_spec(&settings("auto"), &key(), Some(&asked)).unwrap());
+        assert_eq!(plan.approval, Approval::Manual, "the manifest asked for a person");
+        let refused = manifest(Some(Approval::Auto), None);
+        assert!(verification_plan(&settings("manual"), &key(), Some(&refused)).is_err(), "approval's refusal");
+        let bad_status = manifest(None, Some(("/health", 404, None)));
+        assert!(verification_plan(&settings("auto"), &key(), Some(&bad_status)).is_err(), "the probes' refusal");
     }
 
     #[test]

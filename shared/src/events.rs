@@ -111,6 +111,26 @@ pub fn parse_push(payload: serde_json::Value, received_at: DateTime<Utc>) -> Res
     Ok(PushEvent::Push(Push { image, digest, at: event.time.unwrap_or(received_at) }))
 }
 
+/// What reaches the image-pushed function: ECR's "Image Scan" event or its "Image Action" event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageEvent {
+    /// A scan completed (a hint for a release the image gate holds).
+    Scanned(ScanCompleted),
+    /// An image action: a push, or one that is not.
+    Action(PushEvent),
+}
+
+/// Reads either event the image-pushed function hears ([`parse_scan`], else [`parse_push`]).
+///
+/// # Errors
+/// Why the payload is neither event, as those two say.
+pub fn parse_image_event(payload: serde_json::Value, received_at: DateTime<Utc>) -> Result<ImageEvent, String> {
+    if let Some(scan) = parse_scan(&payload)? {
+        return Ok(ImageEvent::Scanned(scan));
+    }
+    parse_push(payload, received_at).map(ImageEvent::Action)
+}
+
 /// `detail` of ECR's "ECR Image Scan" event (Amazon ECR User Guide, "Amazon ECR events and
 /// EventBridge", "Event for a completed image scan"; `aws_lambda_events` has no type for it).
 /// Only what the gate needs: which digest of which repository was scanned, and how it ended.
@@ -359,17 +379,17 @@ struct EcsExecutionDetails {
 }
 
 /// Reads a CodeDeploy hook (`DeploymentId`, `LifecycleEventHookExecutionId`) or an ECS native hook.
-pub fn parse_hook(payload: serde_json::Value) -> Result<HookEvent, String> {
+pub fn parse_hook(payload: &serde_json::Value) -> Result<HookEvent, String> {
     if payload.get("DeploymentId").is_some() {
-        let event: aws_lambda_events::codedeploy::CodeDeployLifecycleEvent =
-            serde_json::from_value(payload).map_err(|e| format!("not a CodeDeploy lifecycle hook: {e}"))?;
+        let event = aws_lambda_events::codedeploy::CodeDeployLifecycleEvent::deserialize(payload)
+            .map_err(|e| format!("not a CodeDeploy lifecycle hook: {e}"))?;
         return Ok(HookEvent::CodeDeploy {
             deployment: DeploymentId::new(&event.deployment_id).map_err(|e| e.to_string())?,
             execution: HookExecutionId::new(&event.lifecycle_event_hook_execution_id).map_err(|e| e.to_string())?,
         });
     }
-    let hook: EcsLifecycleHook =
-        serde_json::from_value(payload).map_err(|e| format!("neither a CodeDeploy nor an ECS lifecycle hook: {e}"))?;
+    let hook = EcsLifecycleHook::deserialize(payload)
+        .map_err(|e| format!("neither a CodeDeploy nor an ECS lifecycle hook: {e}"))?;
     let service = hook.execution_details.service_arn.rsplit('/').next().unwrap_or_default().to_owned();
     let carried = hook.hook_details.as_ref().and_then(|details| {
         let release = details.get(CARRIED_RELEASE)?.as_str()?.to_owned();
@@ -699,6 +719,18 @@ mod tests {
             let refused = parse_push(event, at()).unwrap_err();
             assert!(refused.starts_with("expected an ECR Image Action from aws.ecr, got"), "{field}: {refused}");
         }
+    }
+
+    #[test]
+    fn the_image_functions_two_events_are_told_apart_in_one_reading() {
+        let fixture = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        let scan = fixture(include_str!("../../tests/fixtures/events/ecr-image-scan.json"));
+        assert!(matches!(parse_image_event(scan, at()), Ok(ImageEvent::Scanned(_))));
+        let push = fixture(include_str!("../../tests/fixtures/events/ecr-image-action-push.json"));
+        assert!(matches!(parse_image_event(push.clone(), at()), Ok(ImageEvent::Action(PushEvent::Push(_)))));
+        let mut delete = push;
+        delete["detail"]["action-type"] = serde_json::json!("DELETE");
+        assert!(matches!(parse_image_event(delete, at()), Ok(ImageEvent::Action(PushEvent::NotAPush(_)))));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tracing::{Instrument, error, info, warn};
 
 use crate::error::ConvoyError;
-use crate::events::{self, DeploymentChange, HookEvent, PushEvent, TaskEvent};
+use crate::events::{self, DeploymentChange, HookEvent, ImageEvent, PushEvent, TaskEvent};
 use crate::names::AccountId;
 use crate::service::{Convoy, NativeHook, release_span};
 
@@ -22,24 +22,17 @@ pub async fn image_pushed(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<
     }
     // The same function hears ECR's "Image Scan" events: a completed scan resumes a gating release
     // (a hint: ECR's findings, asked again, decide).
-    match events::parse_scan(&event.payload) {
-        Err(why) => {
-            warn!("ignored: {why}");
-            return Ok(json!({ "ignored": why }));
-        }
-        Ok(Some(scan)) => return respond(convoy.image_scanned(&scan, Utc::now()).await),
-        Ok(None) => {}
-    }
-    match events::parse_push(event.payload, Utc::now()) {
+    match events::parse_image_event(event.payload, Utc::now()) {
         Err(why) => {
             warn!("ignored: {why}");
             Ok(json!({ "ignored": why }))
         }
-        Ok(PushEvent::NotAPush(why)) => {
+        Ok(ImageEvent::Scanned(scan)) => respond(convoy.image_scanned(&scan, Utc::now()).await),
+        Ok(ImageEvent::Action(PushEvent::NotAPush(why))) => {
             info!("ignored: {why}");
             Ok(json!({ "ignored": why }))
         }
-        Ok(PushEvent::Push(push)) => respond(convoy.image_pushed(&push, Utc::now()).await),
+        Ok(ImageEvent::Action(PushEvent::Push(push))) => respond(convoy.image_pushed(&push, Utc::now()).await),
     }
 }
 
@@ -104,11 +97,10 @@ pub async fn migration_stopped(convoy: &Convoy, event: LambdaEvent<Value>) -> Re
 /// with the reason, rather than left to CodeDeploy's or ECS's own hour-long timeout.
 pub async fn verify(convoy: &Convoy, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let budget = time_left(&event.context).map(|left| left.saturating_sub(HOOK_ANSWER_MARGIN));
-    let named_service = events::hook_service(&event.payload);
-    match events::parse_hook(event.payload) {
+    match events::parse_hook(&event.payload) {
         Err(why) => {
             warn!("not a hook: {why}");
-            match named_service {
+            match events::hook_service(&event.payload) {
                 // An ECS hook that names a service: the reason goes to its release's record too.
                 Some(service) => json_of(convoy.ecs_native_hook_unreadable(&service, &why, Utc::now()).await),
                 None => Ok(json!({ "hookStatus": "FAILED", "hookDetails": { "convoy": why } })),

@@ -414,6 +414,16 @@ pub trait CodeDeploy: Send + Sync {
     /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
     async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError>;
 
+    /// The status of the `AfterAllowTestTraffic` lifecycle event of `deployment` on its ECS
+    /// target `target` (`<cluster>:<service>`), as `GetDeploymentTarget` says it (`Pending`,
+    /// `InProgress`, `Succeeded`, `Failed`, `Skipped`, `Unknown`): a hook invocation is CodeDeploy's
+    /// only while it is `InProgress`. `Ok(None)` when CodeDeploy knows no such deployment, target
+    /// or event.
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
+    async fn test_traffic_hook(&self, deployment: &DeploymentId, target: &str) -> Result<Option<String>, DeployError>;
+
     /// Answers a lifecycle hook (`PutLifecycleEventHookExecutionStatus`).
     ///
     /// # Errors
@@ -647,6 +657,13 @@ pub trait DeploymentIndex: Send + Sync {
     /// # Errors
     /// [`StoreError::Unavailable`] when the store cannot be reached.
     async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError>;
+    /// The record of the release `deployment` was noted for, read in the same call (a hook needs
+    /// the record itself before it probes); `Ok(None)` when none was noted or the record is gone.
+    ///
+    /// # Errors
+    /// As [`ReleaseStore::load`]: [`StoreError::Unavailable`], or [`StoreError::Corrupt`] for a
+    /// record that no longer reads.
+    async fn find_record(&self, deployment: &DeploymentRef) -> Result<Option<Stored>, StoreError>;
 }
 
 /// An HTTP answer, as much of it as judging needs.

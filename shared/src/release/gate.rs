@@ -1,7 +1,8 @@
 //! The image gate stage: once every image is pinned, the set of digests of the release is judged
 //! against the operator's image policy before anything runs (`Collecting → Gating → Ready`, or
 //! `Failed(gate)`). The judgement itself is pure (`image_policy::judge`); this stage keeps what it
-//! saw, waits while a scan is in progress (up to the policy's wait) and decides.
+//! saw, waits while a scan is in progress (up to the policy's wait) and decides. Readiness hands a
+//! pinned release over (`release/readiness.rs`: `Gating` under a policy, else `Ready`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,28 +39,6 @@ impl StageEvent for Event {
         let decision = release.on_judged(images, *wait, *at);
         Ok(super::migration::claim_when_ready(decision, context, *at))
     }
-}
-
-/// A readiness decision that made the release ready: with an image policy it gates instead (the
-/// next stage's start becomes the judgement); without one it moves on, "no image policy" kept.
-pub(super) fn gate_when_pinned(decision: Decision, context: &Context, at: DateTime<Utc>) -> Decision {
-    let Decision::Changed { mut release, effects, passed } = decision else { return decision };
-    let State::Ready { next } = release.state else { return Decision::Changed { release, effects, passed } };
-    if !context.gate {
-        release.gate = Some(ImageGate { since: at, judged_at: None, images: Vec::new(), verdict: NO_POLICY.into() });
-        return Decision::Changed { release, effects, passed };
-    }
-    release.state = State::Gating { next };
-    release.gate = Some(ImageGate { since: at, judged_at: None, images: Vec::new(), verdict: "waiting".into() });
-    release.record(at, "gating", "every image pinned; judging each digest against the image policy".into());
-    let effects = effects
-        .into_iter()
-        .map(|e| match e {
-            Effect::StartMigration | Effect::StartDeployment => Effect::JudgeImages,
-            other => other,
-        })
-        .collect();
-    Decision::Changed { release, effects, passed }
 }
 
 /// The verdict a service without an image policy records.

@@ -36,6 +36,8 @@ pub mod migration;
 mod migration_tests;
 #[cfg(test)]
 mod native_tests;
+#[cfg(test)]
+mod opening_tests;
 pub mod readiness;
 #[cfg(test)]
 mod readiness_tests;
@@ -55,7 +57,10 @@ pub use self::migration::{
     bound_log_tail, migration_timeout, task_definition_family,
 };
 pub use self::readiness::{Absence, ImageKey, ImageStatus, ManifestSource, Sighting};
-pub use self::verification::{ApprovalPlan, Hook, NATIVE_VERIFY_STAGE, ProbeResult, Verification, VerificationOutcome};
+pub use self::verification::{
+    ApprovalPlan, Hook, NATIVE_VERIFY_STAGE, Opening, ProbePlan, ProbeResult, Settled, Verification,
+    VerificationOutcome,
+};
 
 /// The record format's version, so a later Convoy can read (or refuse) an older record knowingly.
 /// 2: deployment ids carry their kind (`{"codedeploy": "d-…"}`); version 1 records are read by

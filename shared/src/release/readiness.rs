@@ -8,6 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::gate::{ImageGate, NO_POLICY};
 use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
 use crate::manifest::{ImageRef, Manifest};
 use crate::names::{AccountId, ContainerName, Digest, Excerpt, ImageTag, RepositoryName};
@@ -57,9 +58,31 @@ impl StageEvent for Event {
             | Event::ImagesOverdue { at, .. }
             | Event::LookedUp { at, .. } => *at,
         };
-        let decision = super::gate::gate_when_pinned(decision, context, at);
+        let decision = gate_when_pinned(decision, context, at);
         Ok(super::migration::claim_when_ready(decision, context, at))
     }
+}
+
+/// A readiness decision that made the release ready: with an image policy it gates instead (the
+/// next stage's start becomes the judgement); without one it moves on, "no image policy" kept.
+fn gate_when_pinned(decision: Decision, context: &Context, at: DateTime<Utc>) -> Decision {
+    let Decision::Changed { mut release, effects, passed } = decision else { return decision };
+    let State::Ready { next } = release.state else { return Decision::Changed { release, effects, passed } };
+    if !context.gate {
+        release.gate = Some(ImageGate { since: at, judged_at: None, images: Vec::new(), verdict: NO_POLICY.into() });
+        return Decision::Changed { release, effects, passed };
+    }
+    release.state = State::Gating { next };
+    release.gate = Some(ImageGate { since: at, judged_at: None, images: Vec::new(), verdict: "waiting".into() });
+    release.record(at, "gating", "every image pinned; judging each digest against the image policy".into());
+    let effects = effects
+        .into_iter()
+        .map(|e| match e {
+            Effect::StartMigration | Effect::StartDeployment => Effect::JudgeImages,
+            other => other,
+        })
+        .collect();
+    Decision::Changed { release, effects, passed }
 }
 
 /// Where the manifest came from: the exact object version Convoy read.

@@ -435,3 +435,100 @@ impl Release {
         }
     }
 }
+
+/// How to verify a release: the probes, the gates after them, and what follows a pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbePlan {
+    pub spec: crate::verify::ProbeSpec,
+    /// The service's metric checks (judged after the probes pass).
+    pub metric_checks: Vec<crate::gates::MetricCheck>,
+    /// Policy's part, and the alarm gates.
+    pub approval: ApprovalPlan,
+}
+
+impl ProbePlan {
+    /// Whether anything beyond the probes is judged (metric checks, alarm gates).
+    pub fn has_gates(&self) -> bool {
+        !self.metric_checks.is_empty() || !self.approval.alarms.is_empty()
+    }
+}
+
+/// What the opening of a hook decided, before anything is probed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opening {
+    /// The hook is answered at once, without probing.
+    Settled(Settled),
+    /// Verification for this hook is under way: probe with `plan`; `probes` were made before.
+    Probe { plan: Box<ProbePlan>, probes: Vec<ProbeResult>, started_at: DateTime<Utc> },
+}
+
+/// Why a hook is answered without probing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    /// This hook was answered before: the same answer again.
+    AnsweredBefore { outcome: VerificationOutcome, probes: usize },
+    /// A rollback's re-run of the hooks: let through (the release's evidence stays).
+    RollbackRerun,
+    /// No verification can run: the hook fails, and this is why.
+    Refused(String),
+}
+
+impl Release {
+    /// Whether the release is past verification and rolling back or ended: a hook that runs now
+    /// is a rollback's re-run, which Convoy lets through without probing (the evidence stays).
+    pub fn rollback_rerun(&self) -> bool {
+        matches!(self.state, State::RollingBack { .. }) || self.state.is_terminal()
+    }
+
+    /// The opening both hook forms share: a hook of another deploy method is refused, a hook
+    /// answered before is answered the same way, a rollback's re-run is let through, a release
+    /// that is not deploying is refused, and otherwise the hook is probed with the plan the
+    /// operator's `settings` and the manifest make under the ceiling (the transition then decides
+    /// whether it may verify this deployment). `probes` and `started_at` are what the
+    /// verification under way for this hook recorded before; `now` starts a new one.
+    pub fn hook_opening(
+        &self,
+        hook: &Hook,
+        settings: Option<&crate::settings::ServiceSettings>,
+        now: DateTime<Utc>,
+    ) -> Opening {
+        if let Some(why) = self.foreign_hook(hook) {
+            return Opening::Settled(Settled::Refused(why));
+        }
+        let this_hooks = self.verification.as_ref().filter(|v| v.hook == *hook);
+        if let Some(outcome) = this_hooks.and_then(|v| v.outcome.clone()) {
+            let probes = this_hooks.map_or(0, |v| v.probes.len());
+            return Opening::Settled(Settled::AnsweredBefore { outcome, probes });
+        }
+        if self.rollback_rerun() {
+            return Opening::Settled(Settled::RollbackRerun);
+        }
+        let Some(settings) = settings else {
+            return Opening::Settled(Settled::Refused(format!(
+                "no deployment settings for service {}",
+                self.key.service
+            )));
+        };
+        let plan = match crate::ceiling::verification_plan(settings, &self.key, self.manifest.as_ref()) {
+            Ok(plan) => plan,
+            Err(refused) => return Opening::Settled(Settled::Refused(refused.to_string())),
+        };
+        // No probe for a release that deploys nothing now; which deployment a deploying one may
+        // verify is the state machine's to say.
+        if !matches!(self.state, State::Deploying { .. } | State::StartingDeployment | State::Verifying { .. }) {
+            return Opening::Settled(Settled::Refused(format!(
+                "no verification is due: the release is {}",
+                self.state
+            )));
+        }
+        let approval = ApprovalPlan {
+            auto: plan.approval == crate::manifest::Approval::Auto,
+            bake_seconds: settings.bake_seconds,
+            alarms: settings.alarms.clone(),
+        };
+        let plan = ProbePlan { spec: plan.probes, metric_checks: settings.metric_checks.clone(), approval };
+        let probes = this_hooks.map(|v| v.probes.clone()).unwrap_or_default();
+        let started_at = this_hooks.map_or(now, |v| v.started_at);
+        Opening::Probe { plan: Box::new(plan), probes, started_at }
+    }
+}

@@ -1,6 +1,7 @@
 //! Events are hints; AWS is the truth. Anyone allowed to invoke a Convoy function can hand it any
 //! payload, so before an observation becomes a stage event Convoy asks AWS, with one read: the
-//! tag's digest in ECR, the task in ECS, the deployment in CodeDeploy, ECS or CodePipeline. What
+//! task in ECS, the deployment in CodeDeploy, ECS or CodePipeline (here), the tag's digest in ECR
+//! (`readiness.rs`'s `confirmed_digest`: the readiness look-up itself, asked for one image). What
 //! AWS confirms is what is applied (ECR's digest, ECS's report, the end AWS names); what it does not
 //! confirm changes nothing, and is logged with why and counted (`UnconfirmedEvents`, by kind).
 
@@ -8,8 +9,7 @@ use tracing::warn;
 
 use super::Convoy;
 use crate::error::ConvoyError;
-use crate::events::Push;
-use crate::names::{DeploymentRef, Digest, ReleaseKey};
+use crate::names::{DeploymentRef, ReleaseKey};
 use crate::ports::DeploymentStatus;
 use crate::release::{DeploymentEnd, ObservedCall, Release, State, TaskReport};
 
@@ -22,6 +22,7 @@ pub(super) mod kind {
     pub const TASK_STOPPED: &str = "task-stopped";
     pub const DEPLOYMENT_END: &str = "deployment-end";
     pub const APPROVAL: &str = "approval";
+    pub const HOOK: &str = "hook";
 }
 
 /// Logs and counts an observation AWS did not confirm; it changes nothing.
@@ -34,20 +35,6 @@ pub(super) fn refuse(kind: &str, key: Option<&ReleaseKey>, why: &str) {
 }
 
 impl Convoy {
-    /// The digest ECR names for the pushed tag now (`BatchGetImage` in the push's repository):
-    /// what is pinned, whatever digest the event carried.
-    pub(super) async fn confirm_push(&self, push: &Push) -> Result<Confirmed<Digest>, ConvoyError> {
-        let lookup = self.registry.resolve(std::slice::from_ref(&push.image)).await?;
-        if let Some((_, digest)) = lookup.found.into_iter().find(|(image, _)| *image == push.image) {
-            if digest != push.digest {
-                warn!(image = %push.image, event = %push.digest, ecr = %digest, "ECR names another digest for the tag; pinning ECR's");
-            }
-            return Ok(Ok(digest));
-        }
-        let why = lookup.missing.first().map_or_else(|| "not found".to_owned(), |(_, why)| why.to_string());
-        Ok(Err(format!("ECR does not have {} ({why}), whatever the event says", push.image)))
-    }
-
     /// ECS's report of the release's migration task (`DescribeTasks`), applied instead of the
     /// event's once ECS says it stopped. A task that is not the release's migration is refused
     /// before ECS is asked.

@@ -4,12 +4,13 @@
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, warn};
 
+use super::confirm::{self, Confirmed};
 use super::transition::Outbox;
-use super::{Convoy, Report, confirm, release_span};
+use super::{Convoy, Report, release_span};
 use crate::error::{ConvoyError, ReadError, StoreError};
 use crate::events::{Push, Upload};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
-use crate::names::ReleaseKey;
+use crate::names::{Digest, ReleaseKey};
 use crate::release::{Effect, ImageKey, ManifestSource, Release, Sighting, State, readiness};
 
 impl Convoy {
@@ -182,7 +183,7 @@ impl Convoy {
         }
         // The event is a hint: what is pinned is the digest ECR names for the tag now, seen now
         // (so a look-up earlier in the same second as the push never outranks it).
-        let digest = match self.confirm_push(push).await? {
+        let digest = match self.confirmed_digest(push).await? {
             Ok(digest) => digest,
             Err(why) => {
                 for key in &waiting {
@@ -219,5 +220,19 @@ impl Convoy {
             Some(err) => Err(err),
             None => Ok(reports),
         }
+    }
+
+    /// The digest ECR names for the pushed tag now (`BatchGetImage` in the push's repository):
+    /// what is pinned, whatever digest the event carried.
+    async fn confirmed_digest(&self, push: &Push) -> Result<Confirmed<Digest>, ConvoyError> {
+        let lookup = self.registry.resolve(std::slice::from_ref(&push.image)).await?;
+        if let Some((_, digest)) = lookup.found.into_iter().find(|(image, _)| *image == push.image) {
+            if digest != push.digest {
+                warn!(image = %push.image, event = %push.digest, ecr = %digest, "ECR names another digest for the tag; pinning ECR's");
+            }
+            return Ok(Ok(digest));
+        }
+        let why = lookup.missing.first().map_or_else(|| "not found".to_owned(), |(_, why)| why.to_string());
+        Ok(Err(format!("ECR does not have {} ({why}), whatever the event says", push.image)))
     }
 }

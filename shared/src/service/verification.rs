@@ -1,7 +1,7 @@
 //! Verification on the test listener, from either lifecycle hook. Both forms find their release
 //! their own way (CodeDeploy names a deployment, ECS names a service), then share one opening
-//! ([`Convoy::open_verification`]: the hook answered before, a rollback's re-run, the probe plan,
-//! the recorded start), and differ again in how they probe (CodeDeploy: the whole analysis in one
+//! (the pure [`Release::hook_opening`]: a foreign hook, the hook answered before, a rollback's
+//! re-run, the probe plan, the recorded start), and differ again in how they probe (CodeDeploy: the whole analysis in one
 //! invocation; ECS: one probe per invocation) and how they answer (an API call, a return value).
 
 use chrono::{DateTime, Utc};
@@ -10,16 +10,15 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
 use super::transition::{Outbox, Outcome};
-use super::{Convoy, Report, release_span};
-use crate::error::ConvoyError;
+use super::{Convoy, Report, confirm, release_span};
+use crate::error::{ConvoyError, DeployError};
 use crate::events::{CARRIED_EXECUTION, CARRIED_RELEASE, Carried};
-use crate::manifest::Approval;
 use crate::names::{DeploymentId, DeploymentRef, HookExecutionId, ReleaseKey, ServiceDeploymentArn};
 use crate::ports::Stored;
 use crate::release::{
-    ApprovalPlan, Hook, NATIVE_VERIFY_STAGE, ProbeResult, Release, State, VerificationOutcome, verification,
+    Hook, NATIVE_VERIFY_STAGE, Opening, ProbePlan, ProbeResult, Release, Settled, VerificationOutcome, verification,
 };
-use crate::verify::{self, ProbeSpec, Verdict};
+use crate::verify::{self, Verdict};
 
 /// How long a hook cut short by the function's deadline may spend noting why in the record (the
 /// store may be what was slow); the hook itself is answered first.
@@ -58,95 +57,14 @@ pub struct HookAnswer {
     pub report: Option<Report>,
 }
 
-/// How to verify a release: the probes, the gates after them, and what follows a pass.
-#[derive(Debug, Clone, PartialEq)]
-struct ProbePlan {
-    spec: ProbeSpec,
-    /// The service's metric checks (judged after the probes pass).
-    metric_checks: Vec<crate::gates::MetricCheck>,
-    /// Policy's part, and the alarm gates.
-    approval: ApprovalPlan,
-}
-
-impl ProbePlan {
-    /// Whether anything beyond the probes is judged (metric checks, alarm gates).
-    fn has_gates(&self) -> bool {
-        !self.metric_checks.is_empty() || !self.approval.alarms.is_empty()
-    }
-}
-
-/// What the shared opening of a hook decided.
-enum Opening {
-    /// The hook is answered at once, without probing.
-    Settled(Settled),
-    /// Verification for this hook is under way: probe with `plan`; `probes` were made before.
-    Probe { plan: Box<ProbePlan>, probes: Vec<ProbeResult>, started_at: DateTime<Utc> },
-}
-
-/// Why a hook is answered without probing.
-enum Settled {
-    /// This hook was answered before: the same answer again.
-    AnsweredBefore { outcome: VerificationOutcome, probes: usize },
-    /// A rollback's re-run of the hooks: let through (the release's evidence stays).
-    RollbackRerun,
-    /// No verification can run: the hook fails, and this is why.
-    Refused(String),
-}
-
-/// Whether the release is past verification and rolling back or ended: a hook that runs now is
-/// a rollback's re-run, which Convoy lets through without probing (the release's evidence stays).
-fn rollback_rerun(release: &Release) -> bool {
-    matches!(release.state, State::RollingBack { .. }) || release.state.is_terminal()
-}
-
 impl Convoy {
-    /// The probe plan for a release: the operator's listener and defaults, the manifest's path and
-    /// expectations. `Err` when the service has no settings.
-    fn probe_plan(&self, release: &Release) -> Result<ProbePlan, String> {
-        let settings = self
-            .config
-            .services
-            .get(&release.key.service)
-            .ok_or_else(|| format!("no deployment settings for service {}", release.key.service))?;
-        let manifest = release.manifest.as_ref();
-        let spec = crate::ceiling::probe_spec(settings, &release.key, manifest).map_err(|e| e.to_string())?;
-        let auto =
-            crate::ceiling::approval(settings, &release.key, manifest).map_err(|e| e.to_string())? == Approval::Auto;
-        let approval = ApprovalPlan { auto, bake_seconds: settings.bake_seconds, alarms: settings.alarms.clone() };
-        Ok(ProbePlan { spec, metric_checks: settings.metric_checks.clone(), approval })
-    }
-
-    /// The opening both hook forms share, on the release's record: a hook answered before is
-    /// answered the same way, a rollback's re-run is let through, a release that is not deploying
-    /// is refused, and otherwise the hook is verified with the release's plan (the transition then
-    /// decides whether it may verify this deployment). `probes` and `started_at` are what the
-    /// verification under way for this hook recorded before.
+    /// The release's opening for `hook` under the service's settings ([`Release::hook_opening`]).
     fn opening(&self, release: &Release, hook: &Hook, now: DateTime<Utc>) -> Opening {
-        if let Some(why) = release.foreign_hook(hook) {
-            return Opening::Settled(Settled::Refused(why));
-        }
-        let this_hooks = release.verification.as_ref().filter(|v| v.hook == *hook);
-        if let Some(outcome) = this_hooks.and_then(|v| v.outcome.clone()) {
-            let probes = this_hooks.map_or(0, |v| v.probes.len());
-            return Opening::Settled(Settled::AnsweredBefore { outcome, probes });
-        }
-        if rollback_rerun(release) {
+        let opening = release.hook_opening(hook, self.config.services.get(&release.key.service), now);
+        if opening == Opening::Settled(Settled::RollbackRerun) {
             info!("a rollback re-run of the hook: let through without probing");
-            return Opening::Settled(Settled::RollbackRerun);
         }
-        let plan = match self.probe_plan(release) {
-            Ok(plan) => plan,
-            Err(reason) => return Opening::Settled(Settled::Refused(reason)),
-        };
-        // No probe for a release that deploys nothing now; which deployment a deploying one may
-        // verify is the state machine's to say.
-        if !matches!(release.state, State::Deploying { .. } | State::StartingDeployment | State::Verifying { .. }) {
-            let reason = format!("no verification is due: the release is {}", release.state);
-            return Opening::Settled(Settled::Refused(reason));
-        }
-        let probes = this_hooks.map(|v| v.probes.clone()).unwrap_or_default();
-        let started_at = this_hooks.map_or(now, |v| v.started_at);
-        Opening::Probe { plan: Box::new(plan), probes, started_at }
+        opening
     }
 
     /// The analysis of this invocation, as the state machine's event.
@@ -183,18 +101,22 @@ impl Convoy {
         hook_execution: &HookExecutionId,
         now: DateTime<Utc>,
     ) -> Result<HookAnswer, ConvoyError> {
-        let (known, origin) = match self.deployments.find(&DeploymentRef::CodeDeploy(deployment.clone())).await? {
-            Some(key) => (Some(key), None),
+        let (known, origin) = match self.deployments.find_record(&DeploymentRef::CodeDeploy(deployment.clone())).await?
+        {
+            Some(stored) => (Some(stored), None),
             None => {
                 let origin = self.codedeploy.origin(deployment).await?;
                 let adopted = match &origin {
-                    Some(origin) => self.adopt_pipeline_deployment(deployment, origin).await?,
+                    Some(origin) => match self.adopt_pipeline_deployment(deployment, origin).await? {
+                        Some(key) => Some(self.stored(&key).await?),
+                        None => None,
+                    },
                     None => None,
                 };
                 (adopted, origin)
             }
         };
-        let Some(key) = known else {
+        let Some(stored) = known else {
             // Not a deployment Convoy created: a rollback's re-run passes, anything else fails,
             // since nobody told Convoy what version to expect.
             let rollback = origin.is_some_and(|o| o.rollback);
@@ -210,7 +132,8 @@ impl Convoy {
             });
         };
         let hook = Hook::CodeDeploy { deployment_id: deployment.clone(), execution_id: hook_execution.clone() };
-        self.verify_codedeploy_release(outbox, &key, &hook, now).instrument(release_span(&key)).await
+        let span = release_span(&stored.release.key);
+        self.verify_codedeploy_release(outbox, stored, &hook, now).instrument(span).await
     }
 
     /// The whole analysis in one invocation, recorded in one write whose effects answer the hook
@@ -218,10 +141,11 @@ impl Convoy {
     async fn verify_codedeploy_release(
         &self,
         outbox: &Outbox,
-        key: &ReleaseKey,
+        stored: Stored,
         hook: &Hook,
         now: DateTime<Utc>,
     ) -> Result<HookAnswer, ConvoyError> {
+        let key = &stored.release.key.clone();
         let Hook::CodeDeploy { deployment_id: deployment, execution_id: hook_execution } = hook else {
             return Err(ConvoyError::BadEvent("a CodeDeploy hook was expected".into()));
         };
@@ -232,7 +156,6 @@ impl Convoy {
             why,
             report,
         };
-        let stored = self.stored(key).await?;
         let (plan, started_at) = match self.opening(&stored.release, hook, now) {
             Opening::Probe { plan, started_at, .. } => (plan, started_at),
             Opening::Settled(settled) => {
@@ -241,6 +164,20 @@ impl Convoy {
                 return Ok(answer(passed, why, None));
             }
         };
+        // The payload is a hint: CodeDeploy must be running this deployment's test traffic hook
+        // now, or nothing is probed, recorded or answered. Retryable: an asynchronous invocation is
+        // delivered again by Lambda, should CodeDeploy's own record lag its invocation.
+        let target = format!("{}:{}", self.config.cluster, key.service);
+        let running = self.codedeploy.test_traffic_hook(deployment, &target).await?;
+        if running.as_deref() != Some("InProgress") {
+            let said = running.unwrap_or_else(|| "unknown to CodeDeploy".into());
+            let why = format!(
+                "CodeDeploy says the AfterAllowTestTraffic event of {deployment} on {target} is {said}, \
+                 not InProgress: not a hook CodeDeploy runs now"
+            );
+            confirm::refuse(confirm::kind::HOOK, Some(key), &why);
+            return Err(DeployError::NotYet(why).into());
+        }
         info!(url = %plan.spec.url, count = plan.spec.count, "verifying on the test listener");
         let (probes, verdict) = verify::analyse(&plan.spec, self.prober.as_ref(), Vec::new()).await;
         crate::telemetry::probe_latencies(key, &probes);
@@ -522,7 +459,7 @@ fn not_verified_at(key: &ReleaseKey, stage: &str, release: &Release) -> HookRepl
     let stage = NATIVE_STAGES.iter().find(|s| **s == stage).copied().unwrap_or("an undocumented stage");
     let why = format!("Convoy verifies at {NATIVE_VERIFY_STAGE}; nothing is checked at {stage}");
     info!(stage, state = %release.state, "{why}");
-    let rollback = rollback_rerun(release);
+    let rollback = release.rollback_rerun();
     HookReply::done(true, json!({ "release": key.to_string(), "convoy": why, "rollback": rollback }))
 }
 

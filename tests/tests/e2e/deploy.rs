@@ -411,6 +411,33 @@ impl convoy::ports::ReleaseStore for SlowStore {
     }
 }
 
+/// The deployment index of that store: the record it reads with the index is as slow.
+struct SlowIndex(std::sync::Arc<dyn convoy::ports::DeploymentIndex>);
+
+#[async_trait::async_trait]
+impl convoy::ports::DeploymentIndex for SlowIndex {
+    async fn note(
+        &self,
+        deployment: &convoy::names::DeploymentRef,
+        release: &convoy::names::ReleaseKey,
+    ) -> Result<(), convoy::error::StoreError> {
+        self.0.note(deployment, release).await
+    }
+    async fn find(
+        &self,
+        deployment: &convoy::names::DeploymentRef,
+    ) -> Result<Option<convoy::names::ReleaseKey>, convoy::error::StoreError> {
+        self.0.find(deployment).await
+    }
+    async fn find_record(
+        &self,
+        deployment: &convoy::names::DeploymentRef,
+    ) -> Result<Option<convoy::ports::Stored>, convoy::error::StoreError> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        self.0.find_record(deployment).await
+    }
+}
+
 #[tokio::test]
 async fn a_store_that_does_not_answer_still_gets_the_hook_failed_before_the_deadline() {
     let (backend, _green) = with_green(Behaviour::version("t2"), "manual").await;
@@ -418,6 +445,7 @@ async fn a_store_that_does_not_answer_still_gets_the_hook_failed_before_the_dead
     backend.standin.hook_invoked(&deployment, "exec-1");
     let mut slow = backend.convoy.clone();
     slow.store = std::sync::Arc::new(SlowStore(backend.convoy.store.clone()));
+    slow.deployments = std::sync::Arc::new(SlowIndex(backend.convoy.deployments.clone()));
 
     let started = std::time::Instant::now();
     let answer = verify_with_deadline(&slow, fixtures::codedeploy_hook(&deployment, "exec-1"), SHORT_DEADLINE).await;

@@ -189,6 +189,9 @@ impl CodeDeploy for NoBatches {
     async fn group_wait(&self, application: &str, group: &str) -> Result<GroupWait, DeployError> {
         self.0.group_wait(application, group).await
     }
+    async fn test_traffic_hook(&self, deployment: &DeploymentId, target: &str) -> Result<Option<String>, DeployError> {
+        self.0.test_traffic_hook(deployment, target).await
+    }
 }
 
 /// When the batch request fails, each visit asks CodeDeploy alone, as it did before batches: a

@@ -3,7 +3,8 @@
 use convoy::adapters::aws::{S3Store, s3_client};
 use convoy::config::StoreSettings;
 use convoy::error::StoreError;
-use convoy::ports::ReleaseStore;
+use convoy::names::{DeploymentId, DeploymentRef};
+use convoy::ports::{DeploymentIndex, ReleaseStore, Stored};
 use convoy::release::{ManifestSource, Release};
 use convoy_tests::world::World;
 
@@ -42,4 +43,28 @@ async fn replacing_from_a_stale_version_is_refused_by_s3() {
 async fn a_missing_record_loads_as_none() {
     let store = store().await;
     assert_eq!(store.load(&record("none").key).await.unwrap(), None);
+}
+
+/// The deployment index reads the record a deployment was noted for in one call (a hook needs it
+/// before it probes): nothing before the note, nothing while the record is missing, then the
+/// record with its version, on S3 and in the in-memory fake alike.
+async fn finds_the_record_a_deployment_was_noted_for<S: ReleaseStore + DeploymentIndex>(store: &S) {
+    let release = record("d");
+    let deployment = DeploymentRef::CodeDeploy(DeploymentId::new("d-ABCDEFGH1").unwrap());
+    assert_eq!(store.find_record(&deployment).await.unwrap(), None, "nothing noted");
+    store.note(&deployment, &release.key).await.unwrap();
+    assert_eq!(store.find_record(&deployment).await.unwrap(), None, "noted, but the record is not there");
+    let version = store.create(&release).await.unwrap();
+    let found = store.find_record(&deployment).await.unwrap();
+    assert_eq!(found, Some(Stored { release, version }));
+}
+
+#[tokio::test]
+async fn the_deployment_index_finds_the_record_in_one_call_on_s3() {
+    finds_the_record_a_deployment_was_noted_for(&store().await).await;
+}
+
+#[tokio::test]
+async fn the_deployment_index_finds_the_record_in_one_call_in_the_fake() {
+    finds_the_record_a_deployment_was_noted_for(&convoy::adapters::memory::MemoryStore::default()).await;
 }

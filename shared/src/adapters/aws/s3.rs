@@ -270,6 +270,13 @@ impl DeploymentIndex for S3Store {
         let key = Self::deployment_key(deployment);
         Ok(self.get_json(&key).await?.map(|(release, _)| release))
     }
+
+    async fn find_record(&self, deployment: &DeploymentRef) -> Result<Option<Stored>, StoreError> {
+        match DeploymentIndex::find(self, deployment).await? {
+            Some(release) => ReleaseStore::load(self, &release).await,
+            None => Ok(None),
+        }
+    }
 }
 
 #[async_trait]

@@ -21,6 +21,8 @@ pub struct MemoryStore {
     records: Mutex<HashMap<ReleaseKey, (String, u64)>>,
     waits: Mutex<BTreeSet<(ImageKey, ReleaseKey)>>,
     active: Mutex<BTreeSet<ReleaseKey>>,
+    /// The deployment index (kept with the records: a hook reads both in one call, as from S3).
+    deployments: Mutex<HashMap<String, ReleaseKey>>,
 }
 
 #[async_trait]
@@ -161,10 +163,9 @@ impl ManifestReader for MemoryObjects {
 #[derive(Default)]
 struct Documents {
     locks: HashMap<String, (crate::ports::DeployLock, u64)>,
-    deployments: HashMap<String, ReleaseKey>,
 }
 
-/// Deploy locks and the deployment index, with the S3 adapter's conditional-write contract.
+/// Deploy locks, with the S3 adapter's conditional-write contract.
 #[derive(Default)]
 pub struct MemoryDocuments {
     documents: Mutex<Documents>,
@@ -212,13 +213,21 @@ impl crate::ports::DeployLocks for MemoryDocuments {
 }
 
 #[async_trait]
-impl crate::ports::DeploymentIndex for MemoryDocuments {
+impl crate::ports::DeploymentIndex for MemoryStore {
     async fn note(&self, deployment: &DeploymentRef, release: &ReleaseKey) -> Result<(), StoreError> {
-        lock(&self.documents).deployments.entry(deployment.as_str().to_owned()).or_insert_with(|| release.clone());
+        lock(&self.deployments).entry(deployment.as_str().to_owned()).or_insert_with(|| release.clone());
         Ok(())
     }
 
     async fn find(&self, deployment: &DeploymentRef) -> Result<Option<ReleaseKey>, StoreError> {
-        Ok(lock(&self.documents).deployments.get(deployment.as_str()).cloned())
+        Ok(lock(&self.deployments).get(deployment.as_str()).cloned())
+    }
+
+    async fn find_record(&self, deployment: &DeploymentRef) -> Result<Option<Stored>, StoreError> {
+        let release = crate::ports::DeploymentIndex::find(self, deployment).await?;
+        match release {
+            Some(release) => self.load(&release).await,
+            None => Ok(None),
+        }
     }
 }
