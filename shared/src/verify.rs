@@ -269,6 +269,7 @@ mod tests {
     fn failures_beyond_the_limit_fail_at_once() {
         let Verdict::Fail(reason) = judge(&spec(), &[ok(), bad(), bad()]) else { panic!("must fail") };
         assert!(reason.starts_with("2 of 3 probes failed (limit 1)"), "{reason}");
+        assert!(reason.ends_with("last failure: status 503 (expected 200)"), "names the last failure: {reason}");
     }
 
     #[test]
