@@ -42,6 +42,8 @@ pub mod readiness;
 #[cfg(test)]
 mod readiness_tests;
 #[cfg(test)]
+mod record_tests;
+#[cfg(test)]
 mod rolling_tests;
 mod stored;
 #[cfg(test)]
