@@ -80,6 +80,8 @@ pub enum ManifestError {
     NotInGroup { service: String, group: String, members: String },
     #[error("{} names release group {}: its releases are version 2 manifests, which name the group and its services", Excerpt(.key), Excerpt(.group))]
     GroupNeedsVersion2 { key: String, group: String },
+    #[error("service {} has no settings: the operator's settings decide how each service of a release deploys", Excerpt(.0))]
+    ServiceWithoutSettings(String),
     /// Admitted, but nothing of it may run until per-service deployments exist (issue 25).
     #[error("multi-service releases are read and checked, but this version does not deploy them yet")]
     GroupsNotDeployedYet,

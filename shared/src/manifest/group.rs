@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Approval, ImageRef, ManifestError, Migration, MigrationDocument, VerifyExpectation, bounded, check_verify,
-    parse_migration,
+    Approval, ImageRef, Manifest, ManifestError, Migration, MigrationDocument, Policy, VerifyExpectation, bounded,
+    check_verify, parse_migration,
 };
 use crate::names::{ContainerName, ImageName, ReleaseId, ReleaseKey, ServiceName};
 
@@ -124,6 +124,55 @@ impl GroupManifest {
     pub fn containers_of(&self, service: &ServiceName) -> BTreeMap<&ContainerName, &ImageRef> {
         let Some(part) = self.services.get(service) else { return BTreeMap::new() };
         part.containers.iter().filter_map(|(container, name)| Some((container, self.images.get(name)?))).collect()
+    }
+}
+
+impl GroupManifest {
+    /// The part of the release `service` deploys, as a one-service manifest: its containers' images,
+    /// its `verify`, the release's approval, and the migration when it runs from this service's
+    /// task definition. The ceiling and the allow-lists judge each service on this view, with the
+    /// rules of one service's manifest.
+    pub fn one_service_view(&self, service: &ServiceName) -> Option<Manifest> {
+        let part = self.services.get(service)?;
+        let images = self.containers_of(service).into_iter().map(|(c, i)| (c.clone(), i.clone())).collect();
+        let migration = self.migration.as_ref().filter(|m| m.service == *service).map(GroupMigration::run);
+        Some(Manifest { images, migration, verify: part.verify.clone(), approval: self.approval })
+    }
+}
+
+impl Policy {
+    /// Checks a version 2 manifest against its release group (`members`: the settings' services of
+    /// the group, `None` when the settings have no such group; `groups`: the names they have) and
+    /// every service's part against the allow-lists, as [`Policy::admit`] checks one service's.
+    ///
+    /// # Errors
+    /// [`ManifestError::UnknownGroup`], [`ManifestError::NotInGroup`] (a manifest cannot add a
+    /// service to its group), or what [`Policy::admit`] says of a service's part.
+    pub fn admit_group(
+        &self,
+        key: &ReleaseKey,
+        manifest: &GroupManifest,
+        members: Option<&[ServiceName]>,
+        groups: &BTreeSet<&str>,
+    ) -> Result<(), ManifestError> {
+        let Some(members) = members else {
+            let known = if groups.is_empty() { "none".to_owned() } else { super::join(groups) };
+            return Err(ManifestError::UnknownGroup { group: manifest.group.to_string(), known });
+        };
+        for (service, _) in manifest.services.iter() {
+            if !members.contains(service) {
+                return Err(ManifestError::NotInGroup {
+                    service: service.to_string(),
+                    group: manifest.group.to_string(),
+                    members: members.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        for service in manifest.services_in_order() {
+            let view = manifest.one_service_view(service).expect("the order names the manifest's services");
+            self.admit(&ReleaseKey::new(service.clone(), key.release.clone()), &view)?;
+        }
+        Ok(())
     }
 }
 

@@ -232,3 +232,128 @@ fn a_duplicate_key_inside_a_service_is_refused_as_in_version_1() {
     assert_ne!(text, example().to_string(), "the test edits the document");
     assert_eq!(read(text.as_bytes(), &key()).unwrap_err(), ManifestError::DuplicateKey("worker".into()));
 }
+
+mod admission {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::settings::ServiceSettings;
+
+    fn policy() -> Policy {
+        Policy {
+            allowed_services: ["web", "worker", "scheduler"].iter().map(|s| s.parse().unwrap()).collect(),
+            allowed_repositories: ["laravel-app".parse().unwrap(), "laravel-app-nginx".parse().unwrap()].into(),
+            region: "ap-northeast-1".into(),
+            registries: ["123456789012".parse().unwrap()].into(),
+            account: Some("123456789012".parse().unwrap()),
+        }
+    }
+
+    fn members(names: &[&str]) -> Vec<ServiceName> {
+        names.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn admit(policy: &Policy, manifest: &GroupManifest, members: Option<&[ServiceName]>) -> Result<(), String> {
+        let groups: BTreeSet<&str> = ["shop", "night"].into();
+        policy.admit_group(&key(), manifest, members, &groups).map_err(|e| e.to_string())
+    }
+
+    fn settings(approval: &str) -> BTreeMap<ServiceName, ServiceSettings> {
+        let one = |name: &str| {
+            format!(
+                r#""{name}": {{"codedeploy": {{"application": "a", "deployment_group": "{name}", "container": "nginx",
+                    "port": 80, "verify_function": "v"}}, "test_listener": "http://alb:8080", "approval": "{approval}",
+                    "probe": {{"path": "/health", "count": 3, "interval_ms": 1000, "timeout_ms": 1000}}}}"#
+            )
+        };
+        let json = format!("{{{}, {}, {}}}", one("web"), one("worker"), one("scheduler"));
+        crate::settings::parse(&json).unwrap()
+    }
+
+    #[test]
+    fn a_manifest_naming_its_groups_services_is_admitted() {
+        let manifest = group(&example()).unwrap();
+        assert_eq!(admit(&policy(), &manifest, Some(&members(&["web", "worker", "scheduler", "mailer"]))), Ok(()));
+        let ceiling = crate::ceiling::admit_group(&settings("manual"), 1800, &key(), &manifest);
+        assert_eq!(ceiling, Ok(()));
+    }
+
+    #[test]
+    fn a_service_outside_the_release_group_is_refused_a_manifest_cannot_add_one() {
+        let manifest = group(&example()).unwrap();
+        assert_eq!(
+            admit(&policy(), &manifest, Some(&members(&["web", "worker"]))),
+            Err("service \"scheduler\" is not in release group \"shop\" (its services: web, worker): a manifest cannot \
+                 add a service to its group"
+                .into())
+        );
+    }
+
+    #[test]
+    fn a_group_the_settings_do_not_have_is_refused_naming_those_they_have() {
+        let manifest = group(&example()).unwrap();
+        assert_eq!(
+            admit(&policy(), &manifest, None),
+            Err("release group \"shop\" is not in the operator's settings (release groups: night, shop); release \
+                 groups live in the settings file (docs/reference/settings.md)"
+                .into())
+        );
+    }
+
+    #[test]
+    fn each_services_part_meets_the_allow_lists_as_one_services_manifest_does() {
+        let manifest = group(&example()).unwrap();
+        let all = members(&["web", "worker", "scheduler"]);
+        let mut policy = policy();
+        policy.allowed_services.remove(&"scheduler".parse().unwrap());
+        assert_eq!(
+            admit(&policy, &manifest, Some(&all)),
+            Err("service \"scheduler\" is not one Convoy may deploy (allowed: web, worker)".into())
+        );
+        let mut policy = super::admission::policy();
+        policy.allowed_repositories.remove(&"laravel-app-nginx".parse().unwrap());
+        let reason = admit(&policy, &manifest, Some(&all)).unwrap_err();
+        assert!(reason.starts_with("repository \"laravel-app-nginx\" is not one Convoy may deploy from"), "{reason}");
+    }
+
+    #[test]
+    fn the_ceiling_applies_per_service_naming_the_service_that_asks_for_less() {
+        let mut value = example();
+        value["approval"] = "auto".into();
+        let manifest = group(&value).unwrap();
+        let mut services = settings("auto");
+        let manual = settings("manual");
+        services.insert("scheduler".parse().unwrap(), manual[&"scheduler".parse::<ServiceName>().unwrap()].clone());
+        let err = crate::ceiling::admit_group(&services, 1800, &key(), &manifest).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the manifest asks for approval auto; the operator's settings for service scheduler say manual: a \
+             manifest may only ask for more checks",
+            "the release's one approval is auto only where every service allows it"
+        );
+
+        let mut value = example();
+        value["services"]["web"]["verify"] = json!({"path": "/health", "expect_status": 404});
+        let err = crate::ceiling::admit_group(&settings("manual"), 1800, &key(), &group(&value).unwrap()).unwrap_err();
+        assert!(err.to_string().starts_with("the manifest asks for verify.expect_status 404"), "{err}");
+        assert!(err.to_string().contains("for service web say 200"), "{err}");
+
+        let mut value = example();
+        value["migration"]["timeout_seconds"] = 7200.into();
+        let err = crate::ceiling::admit_group(&settings("manual"), 1800, &key(), &group(&value).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("migration.timeout_seconds 7200"), "{err}");
+        assert!(err.to_string().contains("for service web"), "the migration's service: {err}");
+    }
+
+    #[test]
+    fn a_service_without_settings_is_refused_before_anything_runs() {
+        let manifest = group(&example()).unwrap();
+        let mut services = settings("manual");
+        services.remove(&"worker".parse().unwrap());
+        let err = crate::ceiling::admit_group(&services, 1800, &key(), &manifest).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "service \"worker\" has no settings: the operator's settings decide how each service of a release deploys"
+        );
+    }
+}

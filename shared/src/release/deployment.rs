@@ -86,6 +86,17 @@ pub enum DeployMethod {
     EcsNative,
 }
 
+impl DeployMethod {
+    /// Whether a service deployed this way takes traffic through a test listener that Convoy
+    /// verifies (blue/green, by any of these methods). Deliberately exhaustive: a method added
+    /// later (a rolling update takes none) must say.
+    pub fn takes_traffic(self) -> bool {
+        match self {
+            DeployMethod::CodeDeploy | DeployMethod::CodePipeline | DeployMethod::EcsNative => true,
+        }
+    }
+}
+
 impl std::fmt::Display for DeployMethod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
