@@ -145,6 +145,9 @@ pub struct ImageRef {
     pub region: String,
     pub repository: RepositoryName,
     pub tag: ImageTag,
+    /// The registry is named by its FIPS endpoint (`dkr.ecr-fips`): pulls keep to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fips: bool,
 }
 
 impl ImageRef {
@@ -175,7 +178,7 @@ impl ImageRef {
         let (repository, tag) = path.rsplit_once(':').ok_or("it has no tag (<repository>:<tag>)")?;
         let repository = RepositoryName::new(repository).map_err(|e| e.rule)?;
         let tag = ImageTag::new(tag).map_err(|e| e.rule)?;
-        Ok(Self { registry, region, repository, tag })
+        Ok(Self { registry, region, repository, tag, fips: ecr == "ecr-fips" })
     }
 
     pub fn uri(&self) -> String {
@@ -189,7 +192,8 @@ impl ImageRef {
 
     fn registry_host(&self) -> String {
         let suffix = if self.region.starts_with("cn-") { ".cn" } else { "" };
-        format!("{}.dkr.ecr.{}.amazonaws.com{suffix}", self.registry, self.region)
+        let ecr = if self.fips { "ecr-fips" } else { "ecr" };
+        format!("{}.dkr.{ecr}.{}.amazonaws.com{suffix}", self.registry, self.region)
     }
 }
 
@@ -719,6 +723,63 @@ mod tests {
     fn an_empty_migration_command_is_rejected() {
         let text = v1(r#", "migration": {"container": "laravel", "command": []}"#);
         assert_eq!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::EmptyMigrationCommand);
+    }
+
+    #[test]
+    fn a_blank_migration_command_is_rejected_as_empty() {
+        let text = v1(r#", "migration": {"container": "laravel", "command": [" ", "\t"]}"#);
+        assert_eq!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::EmptyMigrationCommand);
+    }
+
+    #[test]
+    fn a_migration_timeout_is_a_second_to_a_day() {
+        let with = |seconds: u64| {
+            let migration =
+                format!(r#", "migration": {{"container": "laravel", "command": ["m"], "timeout_seconds": {seconds}}}"#);
+            parse(v1(&migration).as_bytes(), &key())
+        };
+        assert_eq!(with(0).unwrap_err(), ManifestError::MigrationTimeout(0));
+        assert_eq!(with(86_401).unwrap_err(), ManifestError::MigrationTimeout(86_401));
+        for kept in [1, 86_400] {
+            assert_eq!(with(kept).unwrap().migration.unwrap().timeout_seconds, Some(kept));
+        }
+    }
+
+    #[test]
+    fn a_manifest_of_exactly_the_size_limit_is_read() {
+        let mut text = v1("").into_bytes();
+        text.resize(MAX_MANIFEST_BYTES, b' ');
+        assert!(parse(&text, &key()).is_ok(), "trailing spaces up to the limit");
+        text.push(b' ');
+        assert_eq!(parse(&text, &key()).unwrap_err(), ManifestError::TooLarge { size: MAX_MANIFEST_BYTES + 1 });
+    }
+
+    #[test]
+    fn an_image_host_must_be_ecr_or_ecr_fips_in_a_region_name() {
+        let fips = "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com/app:v1";
+        assert_eq!(ImageRef::parse_uri(fips).unwrap().uri(), fips, "pulls keep to the FIPS endpoint");
+        let digest = crate::names::Digest::new("sha256:4cf0").unwrap();
+        let pinned = ImageRef::parse_uri(fips).unwrap().pinned_uri(&digest);
+        assert_eq!(pinned, "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com/app@sha256:4cf0");
+        let host = "the host is not <account>.dkr.ecr.<region>.amazonaws.com";
+        assert_eq!(ImageRef::parse_uri("123456789012.dkr.ecs.us-east-1.amazonaws.com/app:v1").unwrap_err(), host);
+        let region = "the region in the host is not a region name";
+        for uri in ["123456789012.dkr.ecr..amazonaws.com/app:v1", "123456789012.dkr.ecr.US-EAST-1.amazonaws.com/app:v1"]
+        {
+            assert_eq!(ImageRef::parse_uri(uri).unwrap_err(), region, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_pinned_uri_names_the_digest_in_the_images_registry() {
+        let digest = crate::names::Digest::new("sha256:4cf0").unwrap();
+        let app = ImageRef::parse_uri(APP).unwrap();
+        assert_eq!(
+            app.pinned_uri(&digest),
+            "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:4cf0"
+        );
+        let china = ImageRef::parse_uri("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app:v1").unwrap();
+        assert_eq!(china.pinned_uri(&digest), "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app@sha256:4cf0");
     }
 
     #[test]

@@ -397,6 +397,16 @@ pub trait CodeDeploy: Send + Sync {
     /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
     async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError>;
 
+    /// The status of the `AfterAllowTestTraffic` lifecycle event of `deployment` on its ECS
+    /// target `target` (`<cluster>:<service>`), as `GetDeploymentTarget` says it (`Pending`,
+    /// `InProgress`, `Succeeded`, `Failed`, `Skipped`, `Unknown`): a hook invocation is CodeDeploy's
+    /// only while it is `InProgress`. `Ok(None)` when CodeDeploy knows no such deployment, target
+    /// or event.
+    ///
+    /// # Errors
+    /// [`DeployError::Unavailable`] when CodeDeploy cannot be asked.
+    async fn test_traffic_hook(&self, deployment: &DeploymentId, target: &str) -> Result<Option<String>, DeployError>;
+
     /// Answers a lifecycle hook (`PutLifecycleEventHookExecutionStatus`).
     ///
     /// # Errors

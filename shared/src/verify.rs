@@ -269,6 +269,7 @@ mod tests {
     fn failures_beyond_the_limit_fail_at_once() {
         let Verdict::Fail(reason) = judge(&spec(), &[ok(), bad(), bad()]) else { panic!("must fail") };
         assert!(reason.starts_with("2 of 3 probes failed (limit 1)"), "{reason}");
+        assert!(reason.ends_with("last failure: status 503 (expected 200)"), "names the last failure: {reason}");
     }
 
     #[test]
@@ -290,5 +291,23 @@ mod tests {
         for path in ["//evil/", "/@evil", "http://evil/", "/\\evil", "evil"] {
             assert!(probe_url("http://alb:8080", path).is_err(), "{path}");
         }
+    }
+
+    #[test]
+    fn the_release_in_another_header_does_not_stand_for_the_configured_one() {
+        let headers = vec![("X-Release".into(), "0000000".into()), ("Server".into(), "4cf03d1".into())];
+        let response = ProbeResponse { status: 200, headers, body: String::new() };
+        let result = probe(Ok(response));
+        assert!(!result.ok, "the configured header names another version; another header's text is not it");
+    }
+
+    #[test]
+    fn each_probe_checks_one_target_the_operators_path_then_the_manifests() {
+        let extra = ExtraTarget { url: "http://127.0.0.1:8080/status".into(), expect_status: 204 };
+        let spec = ProbeSpec { extra: Some(extra), ..spec() };
+        let (first, second) = (spec.nth(0), spec.nth(1));
+        assert_eq!((first.url.as_str(), first.expect_status), ("http://127.0.0.1:8080/", 200));
+        assert_eq!((second.url.as_str(), second.expect_status), ("http://127.0.0.1:8080/status", 204));
+        assert_eq!((first.extra, second.extra), (None, None), "a probe's own spec names no second target");
     }
 }

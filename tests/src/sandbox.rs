@@ -481,7 +481,7 @@ pub async fn run(options: Options) -> Result<Finished, String> {
                 let (created, revision) =
                     crate::pipeline::play_deploy_action(&world, &application, &group, &bundle).await;
                 // Created straight on moto, as CodePipeline would: CodeDeploy knows it.
-                standin.register(&created);
+                standin.register(&created, &format!("{}:{SERVICE}", world.cluster()));
                 standin.report_deploy_action(deployment.as_str(), &created);
                 out.say(format!("registered taskdef.json as {revision}; CodeDeploy deployment {created}"));
                 created

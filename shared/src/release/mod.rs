@@ -44,6 +44,8 @@ mod opening_tests;
 pub mod readiness;
 #[cfg(test)]
 mod readiness_tests;
+#[cfg(test)]
+mod record_tests;
 mod stored;
 #[cfg(test)]
 mod stored_tests;

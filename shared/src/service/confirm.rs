@@ -22,6 +22,7 @@ pub(super) mod kind {
     pub const TASK_STOPPED: &str = "task-stopped";
     pub const DEPLOYMENT_END: &str = "deployment-end";
     pub const APPROVAL: &str = "approval";
+    pub const HOOK: &str = "hook";
 }
 
 /// Logs and counts an observation AWS did not confirm; it changes nothing.

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
 use super::transition::{Outbox, Outcome};
-use super::{Convoy, Report, release_span};
-use crate::error::ConvoyError;
+use super::{Convoy, Report, confirm, release_span};
+use crate::error::{ConvoyError, DeployError};
 use crate::events::{CARRIED_EXECUTION, CARRIED_RELEASE, Carried};
 use crate::names::{DeploymentId, DeploymentRef, HookExecutionId, ReleaseKey, ServiceDeploymentArn};
 use crate::ports::Stored;
@@ -164,6 +164,20 @@ impl Convoy {
                 return Ok(answer(passed, why, None));
             }
         };
+        // The payload is a hint: CodeDeploy must be running this deployment's test traffic hook
+        // now, or nothing is probed, recorded or answered. Retryable: an asynchronous invocation is
+        // delivered again by Lambda, should CodeDeploy's own record lag its invocation.
+        let target = format!("{}:{}", self.config.cluster, key.service);
+        let running = self.codedeploy.test_traffic_hook(deployment, &target).await?;
+        if running.as_deref() != Some("InProgress") {
+            let said = running.unwrap_or_else(|| "unknown to CodeDeploy".into());
+            let why = format!(
+                "CodeDeploy says the AfterAllowTestTraffic event of {deployment} on {target} is {said}, \
+                 not InProgress: not a hook CodeDeploy runs now"
+            );
+            confirm::refuse(confirm::kind::HOOK, Some(key), &why);
+            return Err(DeployError::NotYet(why).into());
+        }
         info!(url = %plan.spec.url, count = plan.spec.count, "verifying on the test listener");
         let (probes, verdict) = verify::analyse(&plan.spec, self.prober.as_ref(), Vec::new()).await;
         crate::telemetry::probe_latencies(key, &probes);

@@ -74,6 +74,8 @@ struct Deployment {
     /// This deployment is CodeDeploy's rollback of that one (`creator` `codeDeployRollback`,
     /// `rollbackInfo.rollbackTriggeringDeploymentId`), created at this time (epoch seconds).
     rollback_of: Option<(String, i64)>,
+    /// Its ECS target, `<cluster>:<service>` (the group's `ecsServices`, learned at its creation).
+    target: Option<String>,
 }
 
 /// What the stand-in knows of CodeDeploy's deployments.
@@ -126,6 +128,7 @@ impl CodeDeploy {
                 self.continue_deployment(&text("deploymentId"), body["deploymentWaitType"].as_str())
             }
             "StopDeployment" => self.stop_deployment(&text("deploymentId"), body["autoRollbackEnabled"].as_bool()),
+            "GetDeploymentTarget" => self.deployment_target(&text("deploymentId"), &text("targetId")),
             // moto answers for the deployments it keeps; a malformed id is refused first, as AWS does.
             "GetDeployment" if !well_formed(&text("deploymentId")) => {
                 self.deployment(&text("deploymentId")).map(|_| (200, json!({})))
@@ -143,7 +146,8 @@ impl CodeDeploy {
     }
 
     /// Learns a deployment from moto's answer to its creation (with the `CreateDeployment`
-    /// request and the group's `autoRollbackConfiguration`, `group_rollback`); says a known
+    /// request and its group as moto keeps it, `group`: the `autoRollbackConfiguration`, and the
+    /// `ecsServices` that make its target); says a known
     /// deployment's status in moto's `GetDeployment` answer as CodeDeploy would (moto's stays
     /// "Created"), with its `rollbackInfo`, and a rollback's `GetDeployment` as CodeDeploy says
     /// it (`asked`: the id the request named). `None`: moto's answer goes through as it is.
@@ -151,13 +155,13 @@ impl CodeDeploy {
         &mut self,
         operation: &str,
         request: &Value,
-        group_rollback: Option<&Value>,
+        group: Option<&Value>,
         mut answer: Value,
     ) -> Option<Value> {
         if operation == "CreateDeployment" {
             let id = answer["deploymentId"].as_str()?;
             let configuration = match &request["autoRollbackConfiguration"] {
-                Value::Null => group_rollback.cloned().unwrap_or(Value::Null),
+                Value::Null => group.map(|g| g["autoRollbackConfiguration"].clone()).unwrap_or(Value::Null),
                 given => given.clone(),
             };
             let events = if configuration["enabled"] == true {
@@ -174,6 +178,9 @@ impl CodeDeploy {
             let known = self.deployments.entry(id.to_owned()).or_default();
             known.phase.get_or_insert(Phase::Created);
             known.rolls_back_on = events;
+            let service = group.map(|g| &g["ecsServices"][0]);
+            known.target =
+                service.and_then(|s| Some(format!("{}:{}", s["clusterName"].as_str()?, s["serviceName"].as_str()?)));
             return None;
         }
         let asked = request["deploymentId"].as_str()?;
@@ -213,9 +220,52 @@ impl CodeDeploy {
         let started = Deployment {
             phase: Some(Phase::InProgress),
             rollback_of: Some((id.to_owned(), chrono::Utc::now().timestamp())),
+            target: known.target.clone(),
             ..Deployment::default()
         };
         self.deployments.insert(rollback, started);
+    }
+
+    /// `GetDeploymentTarget` of a deployment's ECS target (API Reference, "GetDeploymentTarget",
+    /// "ECSTarget", "LifecycleEvent"): its `AfterAllowTestTraffic` event is `Pending` until
+    /// CodeDeploy invokes the hook, `InProgress` while the hook runs, then as it was answered
+    /// (`Skipped` when the deployment ended before). An unknown target is
+    /// `DeploymentTargetDoesNotExistException`.
+    fn deployment_target(&mut self, id: &str, target: &str) -> Result<Reply, Reply> {
+        let deployment = self.deployment(id)?;
+        if deployment.target.as_deref() != Some(target) {
+            return Err(refuse(
+                "DeploymentTargetDoesNotExistException",
+                format!("The deployment target {target} of deployment {id} does not exist."),
+            ));
+        }
+        let answered = deployment.hooks.values().flatten().next().cloned();
+        let status = match (deployment.phase, answered) {
+            (_, Some(answer)) => answer,
+            (Some(Phase::AtHook), None) => "InProgress".into(),
+            (Some(phase), None) if phase.ended() => "Skipped".into(),
+            _ => "Pending".into(),
+        };
+        let target_status = match deployment.phase {
+            None | Some(Phase::Created) => "Pending",
+            Some(Phase::Ready) => "Ready",
+            Some(Phase::Succeeded) => "Succeeded",
+            Some(Phase::Failed | Phase::Stopped) => "Failed",
+            Some(Phase::InProgress | Phase::AtHook | Phase::HookPassed | Phase::Shifting) => "InProgress",
+        };
+        Ok((
+            200,
+            json!({"deploymentTarget": {"deploymentTargetType": "ECSTarget", "ecsTarget": {
+            "deploymentId": id, "targetId": target, "status": target_status,
+            "lifecycleEvents": [
+                {"lifecycleEventName": "BeforeInstall", "status": "Succeeded"},
+                {"lifecycleEventName": "Install", "status": "Succeeded"},
+                {"lifecycleEventName": "AfterInstall", "status": "Succeeded"},
+                {"lifecycleEventName": "BeforeAllowTraffic", "status": "Succeeded"},
+                {"lifecycleEventName": "AllowTestTraffic", "status": "Succeeded"},
+                {"lifecycleEventName": "AfterAllowTestTraffic", "status": status},
+            ]}}}),
+        ))
     }
 
     fn answer_hook(&mut self, id: &str, execution: &str, status: &str) -> Result<Reply, Reply> {
@@ -315,11 +365,13 @@ impl StandIn {
     }
 
     /// A deployment CodeDeploy created without the stand-in seeing it (the harness created it
-    /// straight on moto): known from now on, `Created`.
-    pub fn register(&self, deployment: &str) {
+    /// straight on moto): known from now on, `Created`, on its ECS target `target`
+    /// (`<cluster>:<service>`).
+    pub fn register(&self, deployment: &str, target: &str) {
         let mut codedeploy = self.codedeploy();
         let known = codedeploy.deployments.entry(deployment.to_owned()).or_default();
         known.phase.get_or_insert(Phase::Created);
+        known.target.get_or_insert_with(|| target.to_owned());
     }
 
     /// CodeDeploy invokes the `AfterAllowTestTraffic` hook of `deployment` as `execution`: the

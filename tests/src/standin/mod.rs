@@ -350,12 +350,12 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     if let Some((status, answer)) = json_response(&response).filter(|(status, _)| *status == 200) {
         let overlaid = match operation.as_str() {
             "CreateDeployment" => {
-                // The group's rollback configuration, as moto keeps it.
+                // The group's rollback configuration and ECS service, as moto keeps them.
                 let asked = json!({"applicationName": body["applicationName"],
                                    "deploymentGroupName": body["deploymentGroupName"]});
                 let group = moto_json(&shared.upstream, &head, "CodeDeploy_20141006.GetDeploymentGroup", &asked).await;
-                let rollback = group.as_ref().map(|g| &g["deploymentGroupInfo"]["autoRollbackConfiguration"]);
-                shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, rollback, answer)
+                let group = group.as_ref().map(|g| &g["deploymentGroupInfo"]);
+                shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, group, answer)
             }
             "GetDeployment" => shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, None, answer),
             "UpdateService" | "DescribeServices" | "DescribeTasks" => {

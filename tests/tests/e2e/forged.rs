@@ -163,3 +163,32 @@ async fn a_forged_push_of_a_digest_ecr_never_had_pins_nothing() {
     logged_refusal(&pushed, "ECR does not have", Some("f4"));
     assert_eq!(backend.record(&key).await.unwrap(), before, "still collecting, nothing pinned");
 }
+
+#[tokio::test]
+async fn a_forged_codedeploy_hook_before_codedeploy_runs_it_probes_records_and_answers_nothing() {
+    let (backend, green) = with_green(Behaviour::version("f6"), "manual").await;
+    // CodeDeploy is installing the green task set: its AfterAllowTestTraffic event is Pending.
+    let deployment = crate::deploy::deploying(&backend, "f6", json!({})).await;
+    let key = release_key("f6");
+    let before = backend.record(&key).await.unwrap();
+    let verify = function(&backend, "verify").await;
+    let before_ops = backend.standin.log().len();
+    let outcome = verify.invoke(fixtures::codedeploy_hook(&deployment, "forged-exec")).await.expect("an answer");
+    let operations: Vec<String> =
+        backend.standin.log()[before_ops..].iter().map(|r| format!("{}:{}", r.service, r.operation)).collect();
+    assert_eq!(mutating(&operations), Vec::<&String>::new(), "no answer, no write: {operations:?}");
+    assert!(operations.iter().any(|op| op.ends_with(":GetDeploymentTarget")), "CodeDeploy was asked: {operations:?}");
+    assert!(
+        matches!(outcome, convoy_tests::runtime::Outcome::Error(_)),
+        "a retryable error: Lambda delivers CodeDeploy's own asynchronous invocation again should it lag"
+    );
+    logged_refusal(&verify, "is Pending, not InProgress", Some("f6"));
+    assert_eq!(green.requests(), 0, "nothing probed");
+    assert_eq!(backend.record(&key).await.unwrap(), before, "still deploying, no verification");
+
+    // The hook CodeDeploy then runs is verified as if the forged one never came.
+    let answer = backend.codedeploy_hook(&deployment, "exec-1").await;
+    assert_eq!(answer["succeeded"], json!(true), "{answer}");
+    let state = backend.record(&key).await.unwrap().state;
+    assert!(matches!(state, State::AwaitingApproval { .. }), "{state}");
+}

@@ -255,6 +255,17 @@ fn the_dead_letter_queue_takes_messages_from_convoys_rules_and_no_other() {
 }
 
 #[test]
+fn verify_confirms_and_answers_hooks_of_the_applications_deployments_only() {
+    let stack = everything();
+    let (policies, _) = role_policies(&stack, "VerifyFunctionRole");
+    let group = |app: &str| format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{app}/web");
+    for action in ["codedeploy:GetDeploymentTarget", "codedeploy:PutLifecycleEventHookExecutionStatus"] {
+        assert!(allowed(&policies, &Request::new(None, action, &group("shop"))), "{action}");
+        assert!(!allowed(&policies, &Request::new(None, action, &group("other"))), "{action} in another application");
+    }
+}
+
+#[test]
 fn the_approver_policy_continues_and_stops_the_applications_deployments_and_reads_records() {
     let native = everything();
     let policy = [managed_policy(&native, "ConvoyApproverPolicy")];

@@ -68,7 +68,7 @@ async fn recorded_bundle(backend: &MotoBackend, pipeline: &PipelineWorld, record
 async fn play_deploy_action(backend: &MotoBackend, bundle: &Bundle) -> (String, String) {
     let (deployment, revision) =
         convoy_tests::pipeline::play_deploy_action(&backend.world, &backend.application, &backend.group, bundle).await;
-    backend.standin.register(&deployment);
+    backend.standin.register(&deployment, &format!("{}:{}", backend.world.cluster(), crate::scenario::SERVICE));
     (deployment, revision)
 }
 

@@ -29,7 +29,7 @@ async fn someone_elses_waiting_deployment(backend: &MotoBackend) -> String {
         .await
         .expect("a deployment of the group");
     let id = created.deployment_id.expect("an id");
-    backend.standin.register(&id);
+    backend.standin.register(&id, &format!("{}:{}", backend.world.cluster(), crate::scenario::SERVICE));
     backend.standin.hook_invoked(&id, "their-exec");
     let deployment = DeploymentId::new(&id).unwrap();
     backend

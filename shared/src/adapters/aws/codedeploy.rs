@@ -5,6 +5,9 @@ use aws_sdk_codedeploy::types::{
 };
 
 use crate::error::DeployError;
+
+/// The lifecycle event CodeDeploy runs Convoy's verify hook at, on an ECS target.
+pub const TEST_TRAFFIC_EVENT: &str = "AfterAllowTestTraffic";
 use crate::names::{DeploymentId, HookExecutionId};
 use crate::ports::{CodeDeploy, CodeDeployRequest, DeploymentOrigin, DeploymentStatus, GroupWait};
 use crate::release::DeploymentEnd;
@@ -185,6 +188,24 @@ impl CodeDeploy for CodeDeployer {
                 description: d.description().map(str::to_owned),
             })
         }))
+    }
+
+    async fn test_traffic_hook(&self, deployment: &DeploymentId, target: &str) -> Result<Option<String>, DeployError> {
+        let asked = self.codedeploy.get_deployment_target().deployment_id(deployment.as_str()).target_id(target);
+        let output = match asked.send().await {
+            Ok(output) => output,
+            Err(err)
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_deployment_does_not_exist_exception() || e.is_deployment_target_does_not_exist_exception()
+                }) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => return Err(classify(err)),
+        };
+        let events = output.deployment_target().and_then(|t| t.ecs_target()).map(|t| t.lifecycle_events());
+        let event = events.unwrap_or_default().iter().find(|e| e.lifecycle_event_name() == Some(TEST_TRAFFIC_EVENT));
+        Ok(event.and_then(|e| e.status()).map(|status| status.as_str().to_owned()))
     }
 
     async fn group_wait(&self, application: &str, deployment_group: &str) -> Result<GroupWait, DeployError> {
@@ -419,6 +440,41 @@ mod tests {
             let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
             assert_eq!(adapter.status(&id("d-EXAMPLE11")).await.unwrap(), expected, "{status:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_test_traffic_hooks_status_is_read_from_the_ecs_target_and_an_unknown_target_is_none() {
+        use aws_sdk_codedeploy::operation::get_deployment_target::{
+            GetDeploymentTargetError, GetDeploymentTargetOutput,
+        };
+        use aws_sdk_codedeploy::types::error::DeploymentTargetDoesNotExistException;
+        use aws_sdk_codedeploy::types::{DeploymentTarget, EcsTarget, LifecycleEvent, LifecycleEventStatus};
+        let event = |name: &str, status: LifecycleEventStatus| {
+            LifecycleEvent::builder().lifecycle_event_name(name).status(status).build()
+        };
+        let target = DeploymentTarget::builder()
+            .ecs_target(
+                EcsTarget::builder()
+                    .lifecycle_events(event("AllowTestTraffic", LifecycleEventStatus::Succeeded))
+                    .lifecycle_events(event(TEST_TRAFFIC_EVENT, LifecycleEventStatus::InProgress))
+                    .lifecycle_events(event("AfterAllowTraffic", LifecycleEventStatus::Pending))
+                    .build(),
+            )
+            .build();
+        let found = mock!(Client::get_deployment_target)
+            .match_requests(|input| input.deployment_id() == Some("d-EXAMPLE33") && input.target_id() == Some("c:web"))
+            .then_output(move || GetDeploymentTargetOutput::builder().deployment_target(target.clone()).build());
+        let unknown = mock!(Client::get_deployment_target)
+            .match_requests(|input| input.target_id() == Some("c:other"))
+            .then_error(|| {
+                GetDeploymentTargetError::DeploymentTargetDoesNotExistException(
+                    DeploymentTargetDoesNotExistException::builder().build(),
+                )
+            });
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&found, &unknown]));
+        let running = adapter.test_traffic_hook(&id("d-EXAMPLE33"), "c:web").await.unwrap();
+        assert_eq!(running.as_deref(), Some("InProgress"), "the AfterAllowTestTraffic event's, not another's");
+        assert_eq!(adapter.test_traffic_hook(&id("d-EXAMPLE33"), "c:other").await.unwrap(), None);
     }
 
     /// What `status` says of a GetDeployment answer of `info`.

@@ -175,6 +175,25 @@ impl CodeDeploy for MemoryCodeDeploy {
         }))
     }
 
+    async fn test_traffic_hook(&self, deployment: &DeploymentId, target: &str) -> Result<Option<String>, DeployError> {
+        // The fake keeps no install phase: a running deployment is at its test traffic hook from
+        // its creation until a hook of it is answered. Any `<cluster>:<service>` target is its.
+        let known = created(&lock(&self.calls)).any(|(id, _)| id == *deployment)
+            || lock(&self.rollbacks).iter().any(|(id, _)| id == deployment)
+            || lock(&self.elsewhere).iter().any(|(id, _, _)| id == deployment);
+        if !known || !target.contains(':') {
+            return Ok(None);
+        }
+        let answered = lock(&self.answered).iter().find(|((id, _), _)| id == deployment).map(|(_, passed)| *passed);
+        let status = match (answered, lock(&self.ended).contains_key(deployment)) {
+            (Some(true), _) => "Succeeded",
+            (Some(false), _) => "Failed",
+            (None, true) => "Skipped",
+            (None, false) => "InProgress",
+        };
+        Ok(Some(status.to_owned()))
+    }
+
     async fn answer_hook(
         &self,
         deployment: &DeploymentId,
