@@ -309,6 +309,10 @@ pub trait ActiveReleases: Send + Sync {
     async fn active(&self) -> Result<Vec<ReleaseKey>, StoreError>;
 }
 
+/// The most deployment ids one `BatchGetDeployments` takes ("The maximum number of deployment
+/// IDs you can specify is 25", CodeDeploy API Reference, BatchGetDeployments).
+pub const STATUS_BATCH: usize = 25;
+
 /// A deployment to create with CodeDeploy (ECS blue/green).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeDeployRequest {
@@ -388,6 +392,19 @@ pub trait CodeDeploy: Send + Sync {
     /// [`DeployError::Rejected`] for a deployment CodeDeploy does not know;
     /// [`DeployError::Unavailable`] otherwise.
     async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError>;
+
+    /// Where each of `deployments` stands, as [`CodeDeploy::status`] says it, in one request
+    /// (`BatchGetDeployments`, at most [`STATUS_BATCH`] ids; the reconciler asks this per batch
+    /// of visits instead of one `GetDeployment` each). A deployment the answer leaves out is
+    /// missing from the result: the caller asks it alone with [`CodeDeploy::status`].
+    ///
+    /// # Errors
+    /// [`DeployError::Rejected`] when CodeDeploy refuses the batch (more than [`STATUS_BATCH`]
+    /// ids, a malformed one); [`DeployError::Unavailable`] otherwise.
+    async fn statuses(
+        &self,
+        deployments: &[DeploymentId],
+    ) -> Result<Vec<(DeploymentId, DeploymentStatus)>, DeployError>;
 
     /// Where `deployment` runs, when it was created and whether it rolls another back (a
     /// deployment Convoy did not create is known only by these); `Ok(None)` when CodeDeploy does

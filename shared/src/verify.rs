@@ -310,4 +310,28 @@ mod tests {
         assert_eq!((second.url.as_str(), second.expect_status), ("http://127.0.0.1:8080/status", 204));
         assert_eq!((first.extra, second.extra), (None, None), "a probe's own spec names no second target");
     }
+
+    /// A prober that answers every GET with the release and notes when it was asked.
+    #[derive(Default)]
+    struct Clocked(std::sync::Mutex<Vec<tokio::time::Instant>>);
+
+    #[async_trait::async_trait]
+    impl Prober for Clocked {
+        async fn get(&self, _: &str, _: Duration) -> Result<ProbeResponse, String> {
+            self.0.lock().unwrap().push(tokio::time::Instant::now());
+            answer(200, "version 4cf03d1")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_probe_goes_at_once_and_the_next_ones_an_interval_apart() {
+        let spec = ProbeSpec { count: 3, interval: Duration::from_secs(5), expect_header: None, ..spec() };
+        let prober = Clocked::default();
+        let started = tokio::time::Instant::now();
+        let (probes, verdict) = analyse(&spec, &prober, Vec::new()).await;
+        assert!(matches!(verdict, Verdict::Pass(_)), "{verdict:?}");
+        assert_eq!(probes.len(), 3);
+        let asked: Vec<Duration> = prober.0.lock().unwrap().iter().map(|at| *at - started).collect();
+        assert_eq!(asked, [Duration::ZERO, Duration::from_secs(5), Duration::from_secs(10)]);
+    }
 }

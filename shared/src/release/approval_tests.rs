@@ -76,6 +76,9 @@ fn a_continue_while_awaiting_approval_shifts_traffic_approved_by_the_principal()
     assert!(approval.approved);
     assert_eq!(approval.by, ALICE);
     assert_eq!(recorded(&release).unwrap().event_id, "ev-1");
+    assert_eq!(approval.event_id(), Some("ev-1"), "the decision names the CloudTrail event it was read from");
+    let entry = release.timeline.iter().find(|e| e.event == "approved").expect("the approval in the timeline");
+    assert_eq!(entry.detail, format!("by {ALICE} (CloudTrail event ev-1): production traffic shifts"));
     assert!(effects.is_empty(), "the caller's own call continues the deployment");
 }
 

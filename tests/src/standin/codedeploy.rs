@@ -133,6 +133,19 @@ impl CodeDeploy {
             "GetDeployment" if !well_formed(&text("deploymentId")) => {
                 self.deployment(&text("deploymentId")).map(|_| (200, json!({})))
             }
+            // BatchGetDeployments refuses a batch over 25 ids or with a malformed one, as AWS does.
+            "BatchGetDeployments" => {
+                let ids = body["deploymentIds"].as_array().cloned().unwrap_or_default();
+                match ids.iter().find(|id| !id.as_str().is_some_and(well_formed)) {
+                    _ if ids.len() > 25 => {
+                        Err(refuse("BatchLimitExceededException", "The maximum number of deployment IDs is 25.".into()))
+                    }
+                    Some(id) => {
+                        Err(refuse("InvalidDeploymentIdException", format!("The deployment ID {id} is not valid.")))
+                    }
+                    None => return None,
+                }
+            }
             _ => return None,
         };
         Some(answered.unwrap_or_else(|refused| refused))
@@ -204,6 +217,20 @@ impl CodeDeploy {
             if let Some(fields) = info.as_object_mut() {
                 fields.remove("description");
             }
+        }
+        Some(answer)
+    }
+
+    /// moto's `BatchGetDeployments` answer with each deployment said as [`CodeDeploy::overlay`]
+    /// says it for `GetDeployment`. A rollback moto never saw is not in moto's answer: Convoy
+    /// asks a deployment the batch leaves out alone.
+    pub(super) fn overlay_batch(&mut self, mut answer: Value) -> Option<Value> {
+        for info in answer["deploymentsInfo"].as_array_mut()? {
+            let Some(id) = info["deploymentId"].as_str().map(str::to_owned) else { continue };
+            let single = json!({"deploymentInfo": info.take()});
+            let said =
+                self.overlay("GetDeployment", &json!({"deploymentId": id}), None, single.clone()).unwrap_or(single);
+            *info = said["deploymentInfo"].clone();
         }
         Some(answer)
     }

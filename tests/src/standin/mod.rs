@@ -358,6 +358,7 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, group, answer)
             }
             "GetDeployment" => shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, None, answer),
+            "BatchGetDeployments" => shared.codedeploy.lock().expect("codedeploy").overlay_batch(answer),
             "UpdateService" | "DescribeServices" | "DescribeTasks" => {
                 shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer)
             }

@@ -106,6 +106,26 @@ fn the_functions_that_gate_images_read_scan_findings_and_signing_status_of_the_a
 }
 
 #[test]
+fn only_the_reconciler_reads_deployments_in_batches_and_only_in_the_applications_groups() {
+    let stack = everything();
+    let group = |app: &str| format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{app}/web");
+    let (policies, _) = role_policies(&stack, &function_role("ReconcilerFunction"));
+    let batch = |app: &str| Request::new(None, "codedeploy:BatchGetDeployments", &group(app));
+    assert!(allowed(&policies, &batch("shop")), "the reconciler asks its deployments 25 at a time");
+    assert!(!allowed(&policies, &batch("other")), "not another application's");
+    for function in [
+        "ImagePushedFunction",
+        "ManifestUploadedFunction",
+        "MigrationStoppedFunction",
+        "VerifyFunction",
+        "DeploymentChangedFunction",
+    ] {
+        let (policies, _) = role_policies(&stack, &function_role(function));
+        assert!(!allowed(&policies, &batch("shop")), "{function} asks one deployment at a time, if any");
+    }
+}
+
+#[test]
 fn each_function_role_writes_logs_to_its_own_group_only() {
     let stack = everything();
     let functions = stack.resources_of("AWS::Serverless::Function");

@@ -9,7 +9,7 @@ use crate::error::DeployError;
 /// The lifecycle event CodeDeploy runs Convoy's verify hook at, on an ECS target.
 pub const TEST_TRAFFIC_EVENT: &str = "AfterAllowTestTraffic";
 use crate::names::{DeploymentId, HookExecutionId};
-use crate::ports::{CodeDeploy, CodeDeployRequest, DeploymentOrigin, DeploymentStatus, GroupWait};
+use crate::ports::{CodeDeploy, CodeDeployRequest, DeploymentOrigin, DeploymentStatus, GroupWait, STATUS_BATCH};
 use crate::release::DeploymentEnd;
 
 /// CodeDeploy's ECS blue/green deployments.
@@ -34,6 +34,8 @@ const REJECTIONS: &[&str] = &[
     "DeploymentIsNotInReadyStateException",
     "InvalidRevisionException",
     "InvalidDeploymentIdException",
+    "BatchLimitExceededException",
+    "DeploymentIdRequiredException",
     "InvalidLifecycleEventHookExecutionIdException",
     "LifecycleEventAlreadyCompletedException",
     "UnsupportedActionForDeploymentTypeException",
@@ -75,6 +77,29 @@ where
     let not_yet = refusal_code(&err).is_some_and(|code| NOT_YET.contains(&code));
     let refused = |refusal| if not_yet { DeployError::NotYet(refusal) } else { DeployError::Rejected(refusal) };
     super::sort(err, Some(REJECTIONS), refused, DeployError::Unavailable)
+}
+
+/// Where a deployment stands, from what `GetDeployment` (or `BatchGetDeployments`) says of it.
+fn status_of(info: Option<&aws_sdk_codedeploy::types::DeploymentInfo>) -> DeploymentStatus {
+    let detail = info
+        .and_then(|d| d.error_information())
+        .map(|e| format!("{}: {}", e.code().map(|c| c.as_str()).unwrap_or(""), e.message().unwrap_or("")))
+        .unwrap_or_default();
+    match info.and_then(|d| d.status()) {
+        Some(Status::Succeeded) => DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, detail },
+        Some(Status::Failed) => DeploymentStatus::Ended { end: DeploymentEnd::Failed, detail },
+        Some(Status::Stopped) => DeploymentStatus::Ended { end: DeploymentEnd::Stopped, detail },
+        // `Ready` is READY_WAIT: production traffic waits for ContinueDeployment. After the
+        // reroute the status is `InProgress` again, as it was before `Ready`; what tells the
+        // two apart is the field AWS documents as "true as soon as the termination wait
+        // period starts" (`instanceTerminationWaitTimeStarted`): the original task set's
+        // wait, which begins once production traffic is on the replacement. (With
+        // KEEP_ALIVE it stays false: such a group's reroute is seen at its end.)
+        Some(Status::InProgress) if info.is_some_and(|d| d.instance_termination_wait_time_started()) => {
+            DeploymentStatus::Rerouted
+        }
+        _ => DeploymentStatus::Running,
+    }
 }
 
 /// The AppSpec of an ECS blue/green deployment for `request` (see [`crate::bundle::app_spec`], which
@@ -140,26 +165,34 @@ impl CodeDeploy for CodeDeployer {
     async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError> {
         let output =
             self.codedeploy.get_deployment().deployment_id(deployment.as_str()).send().await.map_err(classify)?;
-        let info = output.deployment_info();
-        let detail = info
-            .and_then(|d| d.error_information())
-            .map(|e| format!("{}: {}", e.code().map(|c| c.as_str()).unwrap_or(""), e.message().unwrap_or("")))
-            .unwrap_or_default();
-        Ok(match info.and_then(|d| d.status()) {
-            Some(Status::Succeeded) => DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, detail },
-            Some(Status::Failed) => DeploymentStatus::Ended { end: DeploymentEnd::Failed, detail },
-            Some(Status::Stopped) => DeploymentStatus::Ended { end: DeploymentEnd::Stopped, detail },
-            // `Ready` is READY_WAIT: production traffic waits for ContinueDeployment. After the
-            // reroute the status is `InProgress` again, as it was before `Ready`; what tells the
-            // two apart is the field AWS documents as "true as soon as the termination wait
-            // period starts" (`instanceTerminationWaitTimeStarted`): the original task set's
-            // wait, which begins once production traffic is on the replacement. (With
-            // KEEP_ALIVE it stays false: such a group's reroute is seen at its end.)
-            Some(Status::InProgress) if info.is_some_and(|d| d.instance_termination_wait_time_started()) => {
-                DeploymentStatus::Rerouted
-            }
-            _ => DeploymentStatus::Running,
-        })
+        Ok(status_of(output.deployment_info()))
+    }
+
+    async fn statuses(
+        &self,
+        deployments: &[DeploymentId],
+    ) -> Result<Vec<(DeploymentId, DeploymentStatus)>, DeployError> {
+        if deployments.is_empty() {
+            return Ok(Vec::new());
+        }
+        if deployments.len() > STATUS_BATCH {
+            return Err(DeployError::Rejected(format!(
+                "BatchGetDeployments takes at most {STATUS_BATCH} deployment ids, not {}",
+                deployments.len()
+            )));
+        }
+        let ids = deployments.iter().map(|id| id.as_str().to_owned()).collect();
+        let output =
+            self.codedeploy.batch_get_deployments().set_deployment_ids(Some(ids)).send().await.map_err(classify)?;
+        // Only the ids asked for: an answer naming another deployment is no answer for any.
+        Ok(output
+            .deployments_info()
+            .iter()
+            .filter_map(|info| {
+                let id = deployments.iter().find(|id| Some(id.as_str()) == info.deployment_id())?;
+                Some((id.clone(), status_of(Some(info))))
+            })
+            .collect())
     }
 
     async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError> {
@@ -484,6 +517,55 @@ mod tests {
             .then_output(move || described(info.clone()));
         let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
         adapter.status(&id("d-EXAMPLE11")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn statuses_asks_every_id_in_one_batch_and_answers_only_the_ids_asked_that_codedeploy_named() {
+        use aws_sdk_codedeploy::operation::batch_get_deployments::BatchGetDeploymentsOutput;
+        let rule = mock!(Client::batch_get_deployments)
+            .match_requests(|input| input.deployment_ids() == ["d-EXAMPLE11", "d-EXAMPLE22", "d-EXAMPLE33"])
+            .then_output(|| {
+                BatchGetDeploymentsOutput::builder()
+                    .deployments_info(
+                        DeploymentInfo::builder().deployment_id("d-EXAMPLE11").status(Status::Succeeded).build(),
+                    )
+                    .deployments_info(
+                        DeploymentInfo::builder()
+                            .deployment_id("d-EXAMPLE22")
+                            .status(Status::InProgress)
+                            .instance_termination_wait_time_started(true)
+                            .build(),
+                    )
+                    // Not asked for: no answer for any id.
+                    .deployments_info(
+                        DeploymentInfo::builder().deployment_id("d-EXAMPLE99").status(Status::Failed).build(),
+                    )
+                    .build()
+            });
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        let asked = [id("d-EXAMPLE11"), id("d-EXAMPLE22"), id("d-EXAMPLE33")];
+        let answered = adapter.statuses(&asked).await.unwrap();
+        assert_eq!(
+            answered,
+            vec![
+                (id("d-EXAMPLE11"), DeploymentStatus::Ended { end: DeploymentEnd::Succeeded, detail: String::new() }),
+                (id("d-EXAMPLE22"), DeploymentStatus::Rerouted),
+            ],
+            "d-EXAMPLE33 left out: the caller asks it alone"
+        );
+        assert_eq!(rule.num_calls(), 1, "one request for the batch");
+    }
+
+    #[tokio::test]
+    async fn statuses_of_more_ids_than_codedeploy_takes_is_refused_before_any_request() {
+        let rule = mock!(Client::batch_get_deployments).then_output(|| {
+            aws_sdk_codedeploy::operation::batch_get_deployments::BatchGetDeploymentsOutput::builder().build()
+        });
+        let adapter = deployer(mock_client!(aws_sdk_codedeploy, [&rule]));
+        let asked: Vec<DeploymentId> = (0..=STATUS_BATCH).map(|n| id(&format!("d-EXAMPLE{n:02}"))).collect();
+        assert!(matches!(adapter.statuses(&asked).await, Err(DeployError::Rejected(_))));
+        assert!(adapter.statuses(&[]).await.unwrap().is_empty());
+        assert_eq!(rule.num_calls(), 0);
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use super::lock;
 use crate::error::DeployError;
 use crate::names::{DeploymentId, HookExecutionId};
-use crate::ports::{CodeDeploy, CodeDeployRequest, DeploymentOrigin, DeploymentStatus, GroupWait};
+use crate::ports::{CodeDeploy, CodeDeployRequest, DeploymentOrigin, DeploymentStatus, GroupWait, STATUS_BATCH};
 use crate::release::DeploymentEnd;
 
 /// A call the fake received.
@@ -42,11 +42,25 @@ pub struct MemoryCodeDeploy {
     answered: Mutex<HashMap<(DeploymentId, HookExecutionId), bool>>,
     /// Deployments someone else created (application, group): CodeDeploy knows them, Convoy not.
     elsewhere: Mutex<Vec<(DeploymentId, String, String)>>,
+    /// The ids each `statuses` call asked, and each `status` call's: what the reconciler's
+    /// batching is checked by.
+    batches: Mutex<Vec<Vec<DeploymentId>>>,
+    asked_alone: Mutex<Vec<DeploymentId>>,
 }
 
 impl MemoryCodeDeploy {
     pub fn calls(&self) -> Vec<DeployCall> {
         lock(&self.calls).clone()
+    }
+
+    /// The ids of each `statuses` request (one `BatchGetDeployments` each), in order.
+    pub fn status_batches(&self) -> Vec<Vec<DeploymentId>> {
+        lock(&self.batches).clone()
+    }
+
+    /// The ids `status` was asked (one `GetDeployment` each), in order.
+    pub fn asked_alone(&self) -> Vec<DeploymentId> {
+        lock(&self.asked_alone).clone()
     }
 
     /// CodeDeploy ends `deployment` (GetDeployment reports it so from now on); no event is sent:
@@ -102,6 +116,15 @@ fn created(calls: &[DeployCall]) -> impl Iterator<Item = (DeploymentId, &CodeDep
 }
 
 impl MemoryCodeDeploy {
+    /// Where `deployment` stands.
+    fn stands(&self, deployment: &DeploymentId) -> DeploymentStatus {
+        match lock(&self.ended).get(deployment) {
+            Some(end) => DeploymentStatus::Ended { end: *end, detail: String::new() },
+            None if lock(&self.rerouted).contains(deployment) => DeploymentStatus::Rerouted,
+            None => DeploymentStatus::Running,
+        }
+    }
+
     /// A deployment `create` made, or a rollback CodeDeploy started.
     fn knows(&self, deployment: &DeploymentId) -> bool {
         created(&lock(&self.calls)).any(|(id, _)| id == *deployment)
@@ -145,11 +168,20 @@ impl CodeDeploy for MemoryCodeDeploy {
     }
 
     async fn status(&self, deployment: &DeploymentId) -> Result<DeploymentStatus, DeployError> {
-        Ok(match lock(&self.ended).get(deployment) {
-            Some(end) => DeploymentStatus::Ended { end: *end, detail: String::new() },
-            None if lock(&self.rerouted).contains(deployment) => DeploymentStatus::Rerouted,
-            None => DeploymentStatus::Running,
-        })
+        lock(&self.asked_alone).push(deployment.clone());
+        Ok(self.stands(deployment))
+    }
+
+    async fn statuses(
+        &self,
+        deployments: &[DeploymentId],
+    ) -> Result<Vec<(DeploymentId, DeploymentStatus)>, DeployError> {
+        if deployments.len() > STATUS_BATCH {
+            return Err(DeployError::Rejected(format!("more than {STATUS_BATCH} deployment ids")));
+        }
+        lock(&self.batches).push(deployments.to_vec());
+        // A deployment this CodeDeploy does not know is left out of the answer.
+        Ok(deployments.iter().filter(|id| self.knows(id)).map(|id| (id.clone(), self.stands(id))).collect())
     }
 
     async fn origin(&self, deployment: &DeploymentId) -> Result<Option<DeploymentOrigin>, DeployError> {
