@@ -127,6 +127,14 @@ fn check(
         let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         value.get(field)?.as_str().map(str::to_owned)
     };
+    // A release group's manifest: read and checked by manifest-uploaded, not deployed yet, so
+    // not uploaded from here (docs/reference/manifest.md, version 2).
+    if serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| v.get("version")?.as_u64()) == Some(2) {
+        return Err(Refusal::Manifest(format!(
+            "a version 2 manifest releases a group's services; {}: convoy submit does not upload it",
+            ManifestError::GroupsNotDeployedYet
+        )));
+    }
     let service = match service.map(Ok).or_else(|| named("service").map(|s| ServiceName::new(&s))) {
         Some(parsed) => Some(parsed.map_err(|e| manifest_error(e.into()))?),
         None => None,
@@ -231,6 +239,17 @@ mod tests {
             panic!("expected a refusal")
         };
         assert!(why.contains("is in region us-east-1; Convoy runs in eu-west-1"), "{why}");
+    }
+
+    #[test]
+    fn a_version_2_manifest_is_refused_with_the_reason_and_not_uploaded() {
+        let group = json!({"version": 2, "release": "r1", "group": "shop"}).to_string().into_bytes();
+        let Err(Refusal::Manifest(why)) = check(&group, None, None, &[], &[], None) else { panic!("refused") };
+        assert_eq!(
+            why,
+            "a version 2 manifest releases a group's services; multi-service releases are read and checked, but this \
+             version does not deploy them yet: convoy submit does not upload it"
+        );
     }
 
     #[test]

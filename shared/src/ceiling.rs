@@ -193,6 +193,30 @@ fn admit_rolling(key: &ReleaseKey, manifest: &Manifest) -> Result<(), ManifestEr
     Ok(())
 }
 
+/// The manifest stage's check of a version 2 manifest: [`admit`] for each service of the release,
+/// on its part of the manifest (`GroupManifest::one_service_view`: its `verify`, the release's one
+/// approval, the migration where it runs) under that service's own settings. Every member of a
+/// group has settings (the settings file refuses a group naming a service it lacks).
+///
+/// # Errors
+/// [`ManifestError::ServiceWithoutSettings`] for a service without settings; otherwise the first
+/// field that asks for less of a service, as [`admit`] says, naming that service.
+pub fn admit_group(
+    services: &std::collections::BTreeMap<crate::names::ServiceName, ServiceSettings>,
+    default_timeout_seconds: u64,
+    key: &ReleaseKey,
+    manifest: &crate::manifest::GroupManifest,
+) -> Result<(), ManifestError> {
+    for service in manifest.services_in_order() {
+        let settings =
+            services.get(service).ok_or_else(|| ManifestError::ServiceWithoutSettings(service.to_string()))?;
+        let view = manifest.one_service_view(service).expect("the order names the manifest's services");
+        let service_key = ReleaseKey::new(service.clone(), key.release.clone());
+        admit(Some(settings), default_timeout_seconds, &service_key, &view)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

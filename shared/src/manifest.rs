@@ -1,11 +1,14 @@
-//! The release manifest: the contract a team's CI writes. Two forms are accepted:
+//! The release manifest: the contract a team's CI writes. Three forms are accepted:
 //!
 //! - version 1 (`{"version": 1, "release": ..., "service": ..., "images": {container: uri}, ...}`);
 //! - CodePipeline's `imagedefinitions.json` (`[{"name": container, "imageUri": uri}]`), where the
-//!   service and release come from the object key, as they must for every manifest.
+//!   service and release come from the object key, as they must for every manifest;
+//! - version 2 ([`group`]): one release of several services of a release group, uploaded as
+//!   `releases/<group>/<release>.json`.
 //!
-//! Parsing checks shape; [`Policy`] checks what the operator allows. Both report a message a
-//! person can act on, because it ends up verbatim in the release record.
+//! The first two mean one service ([`parse`] reads them); [`read`] reads all three. Parsing checks
+//! shape; [`Policy`] checks what the operator allows. Both report a message a person can act on,
+//! because it ends up verbatim in the release record.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::names::{
     AccountId, ContainerName, Excerpt, ImageTag, InvalidName, ReleaseId, ReleaseKey, RepositoryName, ServiceName,
 };
+
+pub mod group;
+pub use self::group::{GroupManifest, ServicePart, Step};
 
 /// The largest manifest Convoy reads. Real ones are a few hundred bytes; the cap keeps a mistaken
 /// upload (a build log, an archive) from costing memory or a long parse.
@@ -30,14 +36,63 @@ pub enum ManifestError {
     DuplicateKey(String),
     #[error("the manifest does not match the version 1 format: {0}")]
     Shape(String),
-    #[error("the manifest has version {0}; this Convoy reads version 1")]
+    #[error("the manifest has version {0}; this Convoy reads versions 1 and 2")]
     UnsupportedVersion(u64),
+    #[error("the manifest does not match the version 2 format: {0}")]
+    GroupShape(String),
+    /// A version 2 manifest where one service's manifest is expected (`convoy submit`, a test).
+    #[error("the manifest is version 2, a release of release group {}: it is read as the group's, not as one service's", Excerpt(.0))]
+    NotOneService(String),
+    #[error("the manifest names no services")]
+    NoServices,
+    #[error("service {} names no containers", Excerpt(.0))]
+    NoContainers(String),
+    #[error("service {}'s container {} names image {}, which the manifest's images do not hold", Excerpt(.service), Excerpt(.container), Excerpt(.image))]
+    UnknownImage { service: String, container: String, image: String },
+    #[error("image {} is named by no service's containers; an image the release does not run is not pinned", Excerpt(.0))]
+    ImageUnused(String),
+    // The URI was read as an ECR image by tag: only the characters of a registry, repository and tag.
+    #[error("images {} and {} are both {uri}: name an image once and let the services share it (it is pinned once, for all)", Excerpt(.first), Excerpt(.second))]
+    ImageNamedTwice { first: String, second: String, uri: String },
+    #[error("the migration runs from the task definition of service {}, which the manifest does not release", Excerpt(.0))]
+    MigrationServiceUnknown(String),
+    #[error("the migration runs in container {} of service {}, which that service's containers do not name", Excerpt(.container), Excerpt(.service))]
+    MigrationContainerNotInService { service: String, container: String },
+    #[error("order is empty: list the services' steps (a name, or a list of names deployed together)")]
+    OrderEmpty,
+    #[error("order has an empty step: a step is a service name or a non-empty list of them")]
+    OrderEmptyStep,
+    #[error("order names service {}, which the manifest does not release", Excerpt(.0))]
+    OrderUnknownService(String),
+    #[error("order names service {} twice; each service is deployed once", Excerpt(.0))]
+    OrderTwice(String),
+    #[error("order leaves out service {}: every service of the manifest is in one step", Excerpt(.0))]
+    OrderMissing(String),
+    #[error(
+        "the manifest says group {} but was uploaded as {} (releases/<group>/<release>.json)",
+        Excerpt(.declared),
+        Excerpt(.from_key)
+    )]
+    GroupKeyMismatch { declared: String, from_key: String },
+    #[error("release group {} is not in the operator's settings (release groups: {known}); release groups live in the settings file (docs/reference/settings.md)", Excerpt(.group))]
+    UnknownGroup { group: String, known: String },
+    #[error("service {} is not in release group {} (its services: {members}): a manifest cannot add a service to its group", Excerpt(.service), Excerpt(.group))]
+    NotInGroup { service: String, group: String, members: String },
+    #[error("{} names release group {}: its releases are version 2 manifests, which name the group and its services", Excerpt(.key), Excerpt(.group))]
+    GroupNeedsVersion2 { key: String, group: String },
+    #[error("service {} has no settings: the operator's settings decide how each service of a release deploys", Excerpt(.0))]
+    ServiceWithoutSettings(String),
+    /// Admitted, but nothing of it may run until per-service deployments exist (issue 25).
+    #[error("multi-service releases are read and checked, but this version does not deploy them yet")]
+    GroupsNotDeployedYet,
     #[error("the manifest names no images")]
     NoImages,
     #[error("{0}")]
     InvalidName(#[from] InvalidName),
     #[error("image {} for container {} is not an ECR image URI: {why}", Excerpt(.uri), Excerpt(.container))]
     NotEcr { container: String, uri: String, why: &'static str },
+    #[error("image {} ({}) is not an ECR image URI: {why}", Excerpt(.image), Excerpt(.uri))]
+    NotEcrImage { image: String, uri: String, why: &'static str },
     #[error("container {} is named twice", Excerpt(.0))]
     DuplicateContainer(String),
     #[error(
@@ -230,7 +285,7 @@ impl Policy {
     }
 }
 
-fn join<T: std::fmt::Display>(items: &BTreeSet<T>) -> String {
+pub(crate) fn join<T: std::fmt::Display>(items: &BTreeSet<T>) -> String {
     items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
@@ -252,11 +307,11 @@ struct DocumentV1 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MigrationDocument {
-    container: String,
-    command: Vec<String>,
+pub(crate) struct MigrationDocument {
+    pub(crate) container: String,
+    pub(crate) command: Vec<String>,
     #[serde(default)]
-    timeout_seconds: Option<u64>,
+    pub(crate) timeout_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -266,8 +321,28 @@ struct ImageDefinition {
     image_uri: String,
 }
 
-/// Parses and validates a manifest uploaded as `releases/<service>/<release>.json` (the `key`).
+/// A manifest as read: one service's, or a release group's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Version 1 or `imagedefinitions.json`: the service the key names.
+    Service(Manifest),
+    /// Version 2: the release group the key names.
+    Group(GroupManifest),
+}
+
+/// Parses and validates a one-service manifest uploaded as `releases/<service>/<release>.json`
+/// (the `key`): version 1 or `imagedefinitions.json`. A version 2 manifest is refused
+/// ([`ManifestError::NotOneService`]); [`read`] reads every form.
 pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> {
+    match read(bytes, key)? {
+        Submitted::Service(manifest) => Ok(manifest),
+        Submitted::Group(manifest) => Err(ManifestError::NotOneService(manifest.group.to_string())),
+    }
+}
+
+/// Parses and validates any manifest uploaded as `releases/<name>/<release>.json` (the `key`,
+/// whose `service` is the name: a service's, or for version 2 a release group's).
+pub fn read(bytes: &[u8], key: &ReleaseKey) -> Result<Submitted, ManifestError> {
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge { size: bytes.len() });
     }
@@ -288,15 +363,18 @@ pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> 
                 pairs.push((definition.name, definition.image_uri));
             }
             let images = parse_images(pairs)?;
-            Ok(Manifest { images, migration: None, verify: None, approval: None })
+            Ok(Submitted::Service(Manifest { images, migration: None, verify: None, approval: None }))
         }
         serde_json::Value::Object(ref object) => {
             match object.get("version") {
                 Some(serde_json::Value::Number(n)) if n.as_u64() == Some(1) => {}
+                Some(serde_json::Value::Number(n)) if n.as_u64() == Some(2) => {
+                    return group::parse(value, key).map(Submitted::Group);
+                }
                 Some(serde_json::Value::Number(n)) => {
                     return Err(ManifestError::UnsupportedVersion(n.as_u64().unwrap_or(0)));
                 }
-                Some(_) => return Err(ManifestError::Shape("\"version\" must be the number 1".into())),
+                Some(_) => return Err(ManifestError::Shape("\"version\" must be the number 1 or 2".into())),
                 None => return Err(ManifestError::Shape("missing field `version`".into())),
             }
             let document: DocumentV1 = serde_json::from_value(value).map_err(|e| ManifestError::Shape(bounded(&e)))?;
@@ -321,14 +399,14 @@ pub fn parse(bytes: &[u8], key: &ReleaseKey) -> Result<Manifest, ManifestError> 
             if let Some(verify) = &document.verify {
                 check_verify(verify)?;
             }
-            Ok(Manifest { images, migration, verify: document.verify, approval: document.approval })
+            Ok(Submitted::Service(Manifest { images, migration, verify: document.verify, approval: document.approval }))
         }
         _ => Err(ManifestError::Shape("expected a JSON object (or an imagedefinitions.json list)".into())),
     }
 }
 
 /// A parser's message, cut to a length a record can carry (serde quotes unknown field names whole).
-fn bounded(error: &serde_json::Error) -> String {
+pub(crate) fn bounded(error: &serde_json::Error) -> String {
     const KEEP: usize = 240;
     let message = error.to_string();
     if message.chars().count() <= KEEP {
@@ -432,7 +510,7 @@ fn parse_images(
     Ok(images)
 }
 
-fn parse_migration(
+pub(crate) fn parse_migration(
     document: MigrationDocument,
     images: &BTreeMap<ContainerName, ImageRef>,
 ) -> Result<Migration, ManifestError> {
@@ -451,7 +529,7 @@ fn parse_migration(
     Ok(Migration { container, command: document.command, timeout_seconds: document.timeout_seconds })
 }
 
-fn check_verify(verify: &VerifyExpectation) -> Result<(), ManifestError> {
+pub(crate) fn check_verify(verify: &VerifyExpectation) -> Result<(), ManifestError> {
     // The path is appended to the operator's listener URL; anything that could change the host
     // (a scheme, an authority, a backslash some parsers treat as '/') is refused here.
     let path = &verify.path;
@@ -584,9 +662,9 @@ mod tests {
     }
 
     #[test]
-    fn version_2_is_refused() {
-        let text = v1("").replace("\"version\": 1", "\"version\": 2");
-        assert_eq!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::UnsupportedVersion(2));
+    fn version_3_is_refused() {
+        let text = v1("").replace("\"version\": 1", "\"version\": 3");
+        assert_eq!(parse(text.as_bytes(), &key()).unwrap_err(), ManifestError::UnsupportedVersion(3));
     }
 
     #[test]

@@ -147,6 +147,23 @@ impl ContainerName {
 }
 
 string_newtype!(
+    /// The name a version 2 manifest gives one image, so that several services' containers name
+    /// it (and it is pinned once): a container name's rules.
+    ImageName
+);
+impl ImageName {
+    pub fn new(value: &str) -> Result<Self, InvalidName> {
+        if value.is_empty() || value.len() > 255 {
+            return Err(invalid("image name", value, "must be 1 to 255 characters"));
+        }
+        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+            return Err(invalid("image name", value, "may hold only letters, digits, '-' and '_'"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
     /// An ECR repository name, namespaces included (`team/app`).
     RepositoryName
 );

@@ -43,8 +43,9 @@ pub struct SettingsFile {
     pub release_groups: BTreeMap<String, ReleaseGroup>,
 }
 
-/// A release group: services that may be released together, by one manifest (issue 25 gives the
-/// group its meaning; today Convoy checks its shape and keeps it).
+/// A release group: services that may be released together, by one version 2 manifest uploaded
+/// as `releases/<group>/<release>.json` (issue 25: read and checked today, not deployed yet). A
+/// group is not named like a service, so the key says which it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseGroup {
@@ -144,6 +145,13 @@ pub fn parse(bytes: &[u8]) -> Result<Settings, Problems> {
         let mut problem = |message: String| problems.push(Problem { scope: scope.clone(), message });
         if let Err(e) = ServiceName::new(&group) {
             problem(format!("a group is named as a service is: {e}"));
+            continue;
+        }
+        // `releases/<name>/` is a service's or a group's: the name alone must say which.
+        if settings.services.keys().any(|service| service.as_str() == group) {
+            problem(format!(
+                "{group} is also a service's name: a manifest under releases/{group}/ must name one or the other"
+            ));
             continue;
         }
         let members = match serde_json::from_value::<ReleaseGroup>(value) {
@@ -288,6 +296,18 @@ mod tests {
         value["release_group"] = serde_json::json!({});
         let problems = parse(value.to_string().as_bytes()).unwrap_err().lines();
         assert!(problems[0].contains("unknown field `release_group`"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_group_named_like_a_service_is_refused_so_a_manifest_key_names_one_or_the_other() {
+        let groups = serde_json::json!({"web": {"services": ["web", "worker"]}});
+        let problems = parse(&file(&["web", "worker"], groups)).unwrap_err().lines();
+        assert_eq!(
+            problems,
+            [
+                "release group web: web is also a service's name: a manifest under releases/web/ must name one or the other"
+            ]
+        );
     }
 
     #[test]

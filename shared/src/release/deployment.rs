@@ -101,6 +101,19 @@ pub enum DeployMethod {
     EcsRolling,
 }
 
+impl DeployMethod {
+    /// Whether a service deployed this way takes traffic through a test listener that Convoy
+    /// verifies (blue/green, by any of these methods). Deliberately exhaustive: a method added
+    /// later (a rolling update takes none) must say.
+    pub fn takes_traffic(self) -> bool {
+        match self {
+            DeployMethod::CodeDeploy | DeployMethod::CodePipeline | DeployMethod::EcsNative => true,
+            // A rolling update replaces tasks in place: no test listener, no verification.
+            DeployMethod::EcsRolling => false,
+        }
+    }
+}
+
 impl std::fmt::Display for DeployMethod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

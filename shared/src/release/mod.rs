@@ -30,6 +30,9 @@ pub mod gate;
 mod gate_stage_tests;
 #[cfg(test)]
 mod gates_tests;
+pub mod group;
+#[cfg(test)]
+mod group_tests;
 mod lock;
 pub mod migration;
 #[cfg(test)]
@@ -55,12 +58,13 @@ pub mod verification;
 pub use self::approval::{Actor, ApprovalDecision, Attribution, CLOUDTRAIL_DELAY, ObservedCall, Via};
 pub use self::deployment::{DeployMethod, DeploymentEnd, DeploymentRun, NativeProgress, PipelineRun, PutBackRun};
 pub use self::gate::{ImageGate, NO_POLICY};
+pub use self::group::{GroupOpening, SectionState, ServiceSection};
 pub use self::lock::{DeployLock, LockDecision, LockEntry};
 pub use self::migration::{
     ContainerReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, LogPointer, MigrationClaim, MigrationRun, TaskReport,
     bound_log_tail, migration_timeout, task_definition_family,
 };
-pub use self::readiness::{Absence, ImageKey, ImageStatus, ManifestSource, Sighting};
+pub use self::readiness::{Absence, Admitted, ImageKey, ImageStatus, ManifestSource, Sighting};
 pub use self::verification::{
     ApprovalPlan, Hook, NATIVE_VERIFY_STAGE, Opening, ProbePlan, ProbeResult, Settled, Verification,
     VerificationOutcome,
@@ -197,10 +201,21 @@ pub struct Release {
     pub schema: u32,
     pub key: ReleaseKey,
     pub source: ManifestSource,
-    /// The accepted manifest; `None` when the manifest was rejected.
+    /// The accepted manifest of a release of one service; `None` when the manifest was rejected,
+    /// and for a group's release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
+    /// The accepted version 2 manifest of a group's release (kept too when this version refused
+    /// to deploy it); `None` for a release of one service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::manifest::GroupManifest>,
+    /// Every image of the release, each pinned once: by container for a release of one service;
+    /// by image name for a group's (its sections map containers to image names).
     pub images: BTreeMap<ContainerName, ImageStatus>,
+    /// A group's release: one section per service, in the manifest's order ([`group`]). Empty for
+    /// a release of one service, whose deployment and verification are the fields below.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceSection>,
     pub state: State,
     /// The migration's run and its evidence, once it was claimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,7 +405,9 @@ impl Release {
             key,
             source,
             manifest: None,
+            group: None,
             images: BTreeMap::new(),
+            services: Vec::new(),
             state: State::Collecting,
             migration: None,
             deployment: None,

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::gate::{ImageGate, NO_POLICY};
+use super::group::GroupOpening;
 use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
 use crate::manifest::{ImageRef, Manifest};
-use crate::names::{AccountId, ContainerName, Digest, Excerpt, ImageTag, RepositoryName};
+use crate::names::{AccountId, ContainerName, Digest, Excerpt, ImageTag, ReleaseKey, RepositoryName};
 
 /// The readiness stage's events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub enum Event {
     /// An image tag was found in ECR with this digest.
     ImageFound { image: ImageKey, digest: Digest, at: DateTime<Utc>, via: Sighting },
     /// The manifest object was uploaded (again) for an existing record.
-    ManifestUploaded { source: ManifestSource, outcome: Result<Manifest, String>, at: DateTime<Utc> },
+    ManifestUploaded { source: ManifestSource, outcome: Result<Admitted, String>, at: DateTime<Utc> },
     /// The reconciler looked the awaited images up at `at` and found these still missing, each
     /// with why. A release still collecting `deadline` after its manifest was accepted fails.
     ImagesOverdue { missing: Vec<(ImageKey, Absence)>, deadline: chrono::Duration, at: DateTime<Utc> },
@@ -83,6 +84,36 @@ fn gate_when_pinned(decision: Decision, context: &Context, at: DateTime<Utc>) ->
         })
         .collect();
     Decision::Changed { release, effects, passed }
+}
+
+/// A manifest the manifest stage admitted: one service's, or a release group's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    Service(Manifest),
+    Group(Box<GroupOpening>),
+}
+
+impl From<Manifest> for Admitted {
+    fn from(manifest: Manifest) -> Self {
+        Admitted::Service(manifest)
+    }
+}
+
+impl Release {
+    /// A new record for an admitted manifest. A group's release is read and checked, but this
+    /// version cannot deploy it: it is refused here, before readiness (so no image is looked up and
+    /// no migration runs), its sections kept.
+    pub fn open_admitted(key: ReleaseKey, source: ManifestSource, admitted: Admitted, at: DateTime<Utc>) -> Self {
+        match admitted {
+            Admitted::Service(manifest) => Release::open(key, source, manifest, at),
+            Admitted::Group(opening) => Release::held_group(key, source, *opening, not_deployed_yet(), at),
+        }
+    }
+}
+
+/// Why an admitted group's release goes no further (issue 25: per-service deployments are next).
+fn not_deployed_yet() -> String {
+    crate::manifest::ManifestError::GroupsNotDeployedYet.to_string()
 }
 
 /// Where the manifest came from: the exact object version Convoy read.
@@ -207,10 +238,16 @@ impl Release {
         let listed = manifest.images.iter().map(|(c, i)| format!("{c}={}", i.uri())).collect::<Vec<_>>().join(", ");
         self.record(at, "manifest-accepted", format!("{}: {listed}", self.source.describe()));
         self.manifest = Some(manifest);
+        self.group = None;
+        self.services.clear();
         self.state = State::Collecting;
     }
 
+    /// Ends the release at the manifest stage. What a refused manifest held (a group's sections
+    /// kept by [`Release::held_group`]) goes with it: a record describes its last upload.
     pub(super) fn reject(&mut self, reason: String, at: DateTime<Utc>) {
+        self.group = None;
+        self.services.clear();
         self.record(at, "manifest-rejected", format!("{}: {reason}", self.source.describe()));
         self.state = State::Failed { stage: Stage::Manifest, reason };
     }
@@ -301,7 +338,7 @@ impl Release {
         }
         let mut effects = Vec::new();
         if next.awaited_images().is_empty() {
-            let has_migration = next.manifest.as_ref().is_some_and(|m| m.migration.is_some());
+            let has_migration = next.declared_migration().is_some();
             let (stage, effect, detail) = if has_migration {
                 (Stage::Migration, Effect::StartMigration, "all images pinned; next: migration")
             } else {
@@ -368,7 +405,7 @@ impl Release {
     pub(super) fn on_manifest_uploaded(
         &self,
         source: &ManifestSource,
-        outcome: &Result<Manifest, String>,
+        outcome: &Result<Admitted, String>,
         at: DateTime<Utc>,
     ) -> Decision {
         if self.source.same_upload(source) {
@@ -380,7 +417,8 @@ impl Release {
         if matches!(self.state, State::Failed { stage: Stage::Manifest, .. }) {
             next.source = source.clone();
             match outcome {
-                Ok(manifest) => next.accept(manifest.clone(), at),
+                Ok(Admitted::Service(manifest)) => next.accept(manifest.clone(), at),
+                Ok(Admitted::Group(opening)) => next.hold_group(opening.as_ref().clone(), not_deployed_yet(), at),
                 Err(reason) => next.reject(reason.clone(), at),
             }
             let effects = next.pending_work();

@@ -147,3 +147,15 @@ fn records_before_a_deployment_read_unchanged() {
         assert_eq!(release.state.deployment(), None, "{name}");
     }
 }
+
+#[test]
+fn every_record_written_before_release_groups_reads_as_a_release_of_one_service_and_keeps_its_shape() {
+    for (name, text) in RECORDS {
+        let release = record(name);
+        assert!(release.group.is_none() && release.services.is_empty(), "{name}");
+        let stored = serde_json::to_value(&release).unwrap();
+        assert!(stored.get("services").is_none() && stored.get("group").is_none(), "{name}: no new field written");
+        let raw: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(stored["images"], raw["images"], "{name}: its images by container, as written");
+    }
+}

@@ -9,9 +9,9 @@ use super::transition::Outbox;
 use super::{Convoy, Report, release_span};
 use crate::error::{ConvoyError, ReadError, StoreError};
 use crate::events::{Push, Upload};
-use crate::manifest::{self, MAX_MANIFEST_BYTES};
+use crate::manifest::{self, MAX_MANIFEST_BYTES, Submitted};
 use crate::names::{Digest, ReleaseKey};
-use crate::release::{Effect, ImageKey, ManifestSource, Release, Sighting, State, readiness};
+use crate::release::{Admitted, Effect, GroupOpening, ImageKey, ManifestSource, Release, Sighting, State, readiness};
 
 impl Convoy {
     /// A manifest was uploaded: read it, create (or update) the release record, and pin the images
@@ -58,7 +58,7 @@ impl Convoy {
             warn!(%reason, "manifest rejected");
         }
         let mut fresh = match &outcome {
-            Ok(manifest) => Release::open(key.clone(), source.clone(), manifest.clone(), now),
+            Ok(admitted) => Release::open_admitted(key.clone(), source.clone(), admitted.clone(), now),
             Err(reason) => Release::rejected(key.clone(), source.clone(), reason.clone(), now),
         };
         fresh.settings = self.config.settings_version.clone();
@@ -92,7 +92,7 @@ impl Convoy {
         &self,
         upload: &Upload,
         key: &ReleaseKey,
-    ) -> Result<(ManifestSource, Result<manifest::Manifest, String>), ConvoyError> {
+    ) -> Result<(ManifestSource, Result<Admitted, String>), ConvoyError> {
         let mut source = ManifestSource {
             bucket: upload.object.bucket.clone(),
             key: upload.object.key.clone(),
@@ -110,14 +110,40 @@ impl Convoy {
         };
         source.version_id = fetched.version_id.or(source.version_id);
         source.etag = fetched.etag.or(source.etag);
-        let outcome = manifest::parse(&fetched.bytes, key)
-            .and_then(|m| self.config.policy.admit(key, &m).map(|()| m))
-            .and_then(|m| {
-                let settings = self.config.services.get(&key.service);
-                crate::ceiling::admit(settings, self.config.migration_timeout_seconds, key, &m).map(|()| m)
-            })
-            .map_err(|e| e.to_string());
+        let outcome = manifest::read(&fetched.bytes, key).and_then(|m| self.admit(key, m)).map_err(|e| e.to_string());
         Ok((source, outcome))
+    }
+
+    /// The manifest stage's checks under the operator's settings: the allow-lists, the release
+    /// group (a group's manifest under its own key, naming only the group's services; a service's
+    /// manifest never under a group's key), and the ceiling, per service.
+    fn admit(&self, key: &ReleaseKey, submitted: Submitted) -> Result<Admitted, manifest::ManifestError> {
+        let timeout = self.config.migration_timeout_seconds;
+        match submitted {
+            Submitted::Service(manifest) => {
+                if self.config.release_groups.contains_key(key.service.as_str()) {
+                    return Err(manifest::ManifestError::GroupNeedsVersion2 {
+                        key: format!("{}{}/{}.json", self.config.manifest_prefix, key.service, key.release),
+                        group: key.service.to_string(),
+                    });
+                }
+                self.config.policy.admit(key, &manifest)?;
+                crate::ceiling::admit(self.config.services.get(&key.service), timeout, key, &manifest)?;
+                Ok(Admitted::Service(manifest))
+            }
+            Submitted::Group(manifest) => {
+                let groups = self.config.release_groups.keys().map(String::as_str).collect();
+                let members = self.config.release_groups.get(manifest.group.as_str()).map(Vec::as_slice);
+                self.config.policy.admit_group(key, &manifest, members, &groups)?;
+                crate::ceiling::admit_group(&self.config.services, timeout, key, &manifest)?;
+                let methods = manifest
+                    .services
+                    .keys()
+                    .filter_map(|service| Some((service.clone(), self.config.services.get(service)?.deploy.method())))
+                    .collect();
+                Ok(Admitted::Group(Box::new(GroupOpening { manifest, methods })))
+            }
+        }
     }
 
     /// Notes the release as waiting for `images` (so their pushes find it), then pins those already

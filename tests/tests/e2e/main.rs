@@ -15,6 +15,7 @@ mod forged;
 mod gates;
 mod grants;
 mod group_wait;
+mod groups;
 mod hostile_output;
 mod image_gate;
 mod init;
