@@ -1,7 +1,8 @@
 //! Events are hints; AWS is the truth. Anyone allowed to invoke a Convoy function can hand it any
 //! payload, so before an observation becomes a stage event Convoy asks AWS, with one read: the
 //! task in ECS, the deployment in CodeDeploy, ECS or CodePipeline (here), the tag's digest in ECR
-//! (`readiness.rs`'s `confirmed_digest`: the readiness look-up itself, asked for one image). What
+//! (`readiness.rs`'s `confirmed_digest`: the readiness look-up itself, asked for one image), a
+//! CodeDeploy hook's `AfterAllowTestTraffic` (`verification.rs`, before probing). What
 //! AWS confirms is what is applied (ECR's digest, ECS's report, the end AWS names); what it does not
 //! confirm changes nothing, and is logged with why and counted (`UnconfirmedEvents`, by kind).
 

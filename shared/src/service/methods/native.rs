@@ -65,59 +65,85 @@ impl Method for NativeMethod<'_> {
             warn!(%reason, "the service cannot deploy natively");
             return convoy.deployment_impossible(outbox, &key, reason, now).await;
         }
-        let recorded = claim.release.deployment.as_ref().and_then(|run| run.task_definition.clone());
-        let (definition, claim) = match recorded {
-            Some(definition) => {
-                if let Some(found) = convoy.service_deployments.find(&cluster, &service, &definition).await? {
-                    info!(service_deployment = %found, "adopting the service deployment a previous holder started");
-                    convoy.deployments.note(&DeploymentRef::Service(found.clone()), &key).await?;
-                    return record_start(convoy, outbox, found, definition, now, claim).await;
-                }
-                (definition, claim)
-            }
-            None => {
-                let shape = convoy.tasks.service_shape(&cluster, &service).await?;
-                let spec = ReleaseTaskSpec { base: shape.task_definition, images: claim.release.pinned_uris() };
-                let definition = match convoy.definitions.register_release(&spec).await {
-                    Ok(definition) => definition,
-                    Err(TasksError::Rejected(reason)) => {
-                        let reason = format!("the deployment cannot start: {reason}");
-                        return convoy.deployment_impossible(outbox, &key, reason, now).await;
-                    }
-                    Err(err) => return Err(err.into()),
-                };
-                let event = deployment::Event::RevisionRegistered {
-                    task_definition: definition.clone(),
-                    previous: None,
-                    at: now,
-                };
-                let Some(registered) = convoy.transition(outbox, &key, Some(claim), &event).await? else {
-                    return Ok(None);
-                };
-                let ours = registered.release.deployment.as_ref().and_then(|run| run.task_definition.as_deref())
-                    == Some(definition.as_str());
-                if !ours || !registered.changed {
-                    // Another handler's revision was recorded first; the update is that handler's.
-                    return Ok(Some(registered.report()));
-                }
-                (definition, registered.stored())
-            }
-        };
-        let started = match convoy.service_deployments.start(&cluster, &service, &definition).await {
-            Ok(started) => started,
-            Err(DeployError::Rejected(reason)) => {
-                warn!(%reason, "ECS refused the update");
-                let reason = format!("UpdateService was refused: {reason}");
-                return convoy.deployment_impossible(outbox, &key, reason, now).await;
-            }
-            // The claim and the revision stay; a takeover after the lease looks for the deployment.
-            Err(err) => return Err(err.into()),
-        };
-        info!(service_deployment = %started, task_definition = %definition, "service deployment started");
-        // Before the record: the hook may come before the record is written.
-        convoy.deployments.note(&DeploymentRef::Service(started.clone()), &key).await?;
-        record_start(convoy, outbox, started, definition, now, claim).await
+        update_service_once(convoy, outbox, claim, Previous::Skip, now).await
     }
+}
+
+/// Whether the revision the service ran before is recorded with the release's (the rolling
+/// method puts the service back on it; blue/green keeps the old task set itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Previous {
+    Record,
+    Skip,
+}
+
+/// The start both ECS methods share, once the service is checked: register the release's
+/// revision and record it (with the previous one, `keep`), then `UpdateService` once. A takeover
+/// that finds a recorded revision asks ECS for a service deployment of it first
+/// (`ListServiceDeployments`) and adopts it instead of updating the service again.
+pub(super) async fn update_service_once(
+    convoy: &Convoy,
+    outbox: &Outbox,
+    claim: Stored,
+    keep: Previous,
+    now: DateTime<Utc>,
+) -> Result<Option<Report>, ConvoyError> {
+    let key = claim.release.key.clone();
+    let (cluster, service) = (convoy.config.cluster.clone(), key.service.to_string());
+    let recorded = claim.release.deployment.as_ref().and_then(|run| run.task_definition.clone());
+    let (definition, claim) = match recorded {
+        Some(definition) => {
+            if let Some(found) = convoy.service_deployments.find(&cluster, &service, &definition).await? {
+                info!(service_deployment = %found, "adopting the service deployment a previous holder started");
+                convoy.deployments.note(&DeploymentRef::Service(found.clone()), &key).await?;
+                return record_start(convoy, outbox, found, definition, now, claim).await;
+            }
+            (definition, claim)
+        }
+        None => {
+            let shape = convoy.tasks.service_shape(&cluster, &service).await?;
+            let previous = shape.task_definition.clone();
+            let spec = ReleaseTaskSpec { base: shape.task_definition, images: claim.release.pinned_uris() };
+            let definition = match convoy.definitions.register_release(&spec).await {
+                Ok(definition) => definition,
+                Err(TasksError::Rejected(reason)) => {
+                    let reason = format!("the deployment cannot start: {reason}");
+                    return convoy.deployment_impossible(outbox, &key, reason, now).await;
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let previous = match keep {
+                Previous::Record => Some(previous),
+                Previous::Skip => None,
+            };
+            let event =
+                deployment::Event::RevisionRegistered { task_definition: definition.clone(), previous, at: now };
+            let Some(registered) = convoy.transition(outbox, &key, Some(claim), &event).await? else {
+                return Ok(None);
+            };
+            let ours = registered.release.deployment.as_ref().and_then(|run| run.task_definition.as_deref())
+                == Some(definition.as_str());
+            if !ours || !registered.changed {
+                // Another handler's revision was recorded first; the update is that handler's.
+                return Ok(Some(registered.report()));
+            }
+            (definition, registered.stored())
+        }
+    };
+    let started = match convoy.service_deployments.start(&cluster, &service, &definition).await {
+        Ok(started) => started,
+        Err(DeployError::Rejected(reason)) => {
+            warn!(%reason, "ECS refused the update");
+            let reason = format!("UpdateService was refused: {reason}");
+            return convoy.deployment_impossible(outbox, &key, reason, now).await;
+        }
+        // The claim and the revision stay; a takeover after the lease looks for the deployment.
+        Err(err) => return Err(err.into()),
+    };
+    info!(service_deployment = %started, task_definition = %definition, "service deployment started");
+    // Before the record: the hook may come before the record is written.
+    convoy.deployments.note(&DeploymentRef::Service(started.clone()), &key).await?;
+    record_start(convoy, outbox, started, definition, now, claim).await
 }
 
 pub(super) async fn record_start(

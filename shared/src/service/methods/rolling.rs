@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::Method;
-use super::native::record_start;
-use crate::error::{ConvoyError, DeployError, TasksError};
-use crate::names::{DeploymentRef, ReleaseKey, ServiceName};
-use crate::ports::{NativeService, ReleaseTaskSpec, Stored};
+use super::native::{Previous, update_service_once};
+use crate::error::{ConvoyError, DeployError};
+use crate::names::{ReleaseKey, ServiceName};
+use crate::ports::{NativeService, Stored};
 use crate::release::{DeployMethod, deployment};
 use crate::service::transition::Outbox;
 use crate::service::{Convoy, Report};
@@ -111,59 +111,7 @@ impl Method for RollingMethod<'_> {
             warn!(%reason, "the service cannot deploy by a rolling update");
             return convoy.deployment_impossible(outbox, &key, reason, now).await;
         }
-        let recorded = claim.release.deployment.as_ref().and_then(|run| run.task_definition.clone());
-        let (definition, claim) = match recorded {
-            Some(definition) => {
-                if let Some(found) = convoy.service_deployments.find(&cluster, &service, &definition).await? {
-                    info!(service_deployment = %found, "adopting the rolling update a previous holder started");
-                    convoy.deployments.note(&DeploymentRef::Service(found.clone()), &key).await?;
-                    return record_start(convoy, outbox, found, definition, now, claim).await;
-                }
-                (definition, claim)
-            }
-            None => {
-                let shape = convoy.tasks.service_shape(&cluster, &service).await?;
-                let previous = shape.task_definition.clone();
-                let spec = ReleaseTaskSpec { base: shape.task_definition, images: claim.release.pinned_uris() };
-                let definition = match convoy.definitions.register_release(&spec).await {
-                    Ok(definition) => definition,
-                    Err(TasksError::Rejected(reason)) => {
-                        let reason = format!("the deployment cannot start: {reason}");
-                        return convoy.deployment_impossible(outbox, &key, reason, now).await;
-                    }
-                    Err(err) => return Err(err.into()),
-                };
-                // The previous revision is in the record before the update: putting back needs it.
-                let event = deployment::Event::RevisionRegistered {
-                    task_definition: definition.clone(),
-                    previous: Some(previous),
-                    at: now,
-                };
-                let Some(registered) = convoy.transition(outbox, &key, Some(claim), &event).await? else {
-                    return Ok(None);
-                };
-                let ours = registered.release.deployment.as_ref().and_then(|run| run.task_definition.as_deref())
-                    == Some(definition.as_str());
-                if !ours || !registered.changed {
-                    // Another handler's revision was recorded first; the update is that handler's.
-                    return Ok(Some(registered.report()));
-                }
-                (definition, registered.stored())
-            }
-        };
-        let started = match convoy.service_deployments.start(&cluster, &service, &definition).await {
-            Ok(started) => started,
-            Err(DeployError::Rejected(reason)) => {
-                warn!(%reason, "ECS refused the update");
-                let reason = format!("UpdateService was refused: {reason}");
-                return convoy.deployment_impossible(outbox, &key, reason, now).await;
-            }
-            // The claim and the revision stay; a takeover after the lease looks for the deployment.
-            Err(err) => return Err(err.into()),
-        };
-        info!(service_deployment = %started, task_definition = %definition, "rolling update started");
-        convoy.deployments.note(&DeploymentRef::Service(started.clone()), &key).await?;
-        record_start(convoy, outbox, started, definition, now, claim).await
+        update_service_once(convoy, outbox, claim, Previous::Record, now).await
     }
 }
 
