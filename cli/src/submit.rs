@@ -127,12 +127,12 @@ fn check(
         let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         value.get(field)?.as_str().map(str::to_owned)
     };
-    // A release group's manifest: read and checked by manifest-uploaded, not deployed yet, so
-    // not uploaded from here (docs/reference/manifest.md, version 2).
+    // A release group's manifest goes to `releases/<group>/<release>.json` (docs/reference/manifest.md,
+    // version 2); this command uploads a service's.
     if serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| v.get("version")?.as_u64()) == Some(2) {
         return Err(Refusal::Manifest(format!(
-            "a version 2 manifest releases a group's services; {}: convoy submit does not upload it",
-            ManifestError::GroupsNotDeployedYet
+            "a version 2 manifest releases a group's services: convoy submit does not upload it yet; upload it as \
+             releases/<group>/<release>.json in the state bucket"
         )));
     }
     let service = match service.map(Ok).or_else(|| named("service").map(|s| ServiceName::new(&s))) {
@@ -247,8 +247,8 @@ mod tests {
         let Err(Refusal::Manifest(why)) = check(&group, None, None, &[], &[], None) else { panic!("refused") };
         assert_eq!(
             why,
-            "a version 2 manifest releases a group's services; multi-service releases are read and checked, but this \
-             version does not deploy them yet: convoy submit does not upload it"
+            "a version 2 manifest releases a group's services: convoy submit does not upload it yet; upload it as \
+             releases/<group>/<release>.json in the state bucket"
         );
     }
 

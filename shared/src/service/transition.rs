@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::{Convoy, Report, release_span};
 use crate::error::{ConvoyError, StoreError};
-use crate::names::ReleaseKey;
+use crate::names::{ReleaseKey, ServiceName};
 use crate::notify::ReleaseChange;
 use crate::ports::{DeployLock, RecordVersion, Stored};
 use crate::release::{Context, Decision, Effect, MigrationClaim, Release, StageEvent, State};
@@ -133,6 +133,10 @@ impl Convoy {
         let Some(mut outcome) = self.decide_and_write(outbox, key, known, event).await? else { return Ok(None) };
         // Boxed: an effect may start the next stage, which transitions again.
         outcome.then = Box::pin(self.perform(outbox, &outcome)).await?;
+        if outcome.changed && outcome.release.part_of.is_some() {
+            // A service's part of a group's release: the group's record follows each change.
+            self.tell_group(outbox, &outcome.release, outbox.now).await?;
+        }
         Ok(Some(outcome))
     }
 
@@ -260,7 +264,19 @@ impl Convoy {
                     let roll_back = matches!(effect, Effect::RollBack { .. });
                     self.steer_as_convoy(&outcome.release, deployment, roll_back).await;
                 }
-                Effect::ReleaseDeployLock => self.release_deploy_lock(outbox, key, now).await?,
+                // A part's lock is its group's release's: freed once that one ends.
+                Effect::ReleaseDeployLock if outcome.release.part_of.is_some() => {}
+                Effect::ReleaseDeployLock => self.free_lock_of(outbox, key, &key.service, now).await?,
+                Effect::TakeServiceLocks => {
+                    then = self.take_service_locks_in(outbox, key, Some(outcome.stored()), now).await?;
+                }
+                Effect::OpenServices { services } => {
+                    self.open_services_in(outbox, &outcome.release, services, now).await?;
+                }
+                Effect::RevertService { service } => {
+                    self.revert_part_in(outbox, &outcome.release, service, now).await?
+                }
+                Effect::ReleaseServiceLocks => self.release_service_locks(outbox, &outcome.release, now).await?,
                 Effect::PutBack => {
                     then = self.put_back_in(outbox, key, now).await?;
                 }
@@ -290,20 +306,22 @@ impl Convoy {
     /// any other, so a concurrent reconciler starts it only once; a failure to start it is logged
     /// and left to the reconciler, so the event that ended the holder is not retried for another
     /// release's sake.
-    async fn release_deploy_lock(
+    pub(super) async fn free_lock_of(
         &self,
         outbox: &Outbox,
         key: &ReleaseKey,
+        service: &ServiceName,
         now: DateTime<Utc>,
     ) -> Result<(), ConvoyError> {
         let freed = self
-            .change_lock(key, |lock| {
+            .change_lock_of(key, service, |lock| {
                 let freed = lock.release(&key.release);
                 (freed.clone(), freed)
             })
             .await?;
         if let Some(waiting) = freed.and_then(|lock| lock.newest_waiting) {
-            let next = ReleaseKey::new(key.service.clone(), waiting.release);
+            // A group's release waits under its group's name.
+            let next = ReleaseKey::new(waiting.group.unwrap_or_else(|| service.clone()), waiting.release);
             let started = Box::pin(self.start_deployment_in(outbox, &next, None, now)).instrument(release_span(&next));
             match started.await {
                 Ok(report) => tracing::info!(state = ?report.map(|r| r.state), "the queued release was started"),
@@ -347,9 +365,20 @@ impl Convoy {
         key: &ReleaseKey,
         change: impl Fn(&DeployLock) -> (T, Option<DeployLock>),
     ) -> Result<T, ConvoyError> {
+        self.change_lock_of(key, &key.service, change).await
+    }
+
+    /// [`Convoy::change_lock`] on `service`'s lock, for release `key` (a group's release takes
+    /// the lock of each of its services).
+    pub(super) async fn change_lock_of<T>(
+        &self,
+        key: &ReleaseKey,
+        service: &ServiceName,
+        change: impl Fn(&DeployLock) -> (T, Option<DeployLock>),
+    ) -> Result<T, ConvoyError> {
         let mut contention = Contention::new(key);
         loop {
-            let stored = self.locks.load(&key.service).await?;
+            let stored = self.locks.load(service).await?;
             let (current, version) = match &stored {
                 Some((lock, version)) => (lock.clone(), Some(version)),
                 None => (DeployLock::default(), None),
@@ -357,8 +386,8 @@ impl Convoy {
             let (answer, next) = change(&current);
             let Some(next) = next else { return Ok(answer) };
             let written = match version {
-                Some(version) => self.locks.replace(&key.service, &next, version).await,
-                None => self.locks.create(&key.service, &next).await,
+                Some(version) => self.locks.replace(service, &next, version).await,
+                None => self.locks.create(service, &next).await,
             };
             match written {
                 Ok(_) => return Ok(answer),
