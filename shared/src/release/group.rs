@@ -56,6 +56,14 @@ pub struct ServiceSection {
     /// Its verification on its own test listener (a service that takes traffic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// How many timeline entries its part had when the section last followed it: a part's record
+    /// only grows, so a tell of an older read (a concurrent invocation's) is recognised and ignored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub part_entries: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Where one service of a group's release stands.
@@ -95,6 +103,7 @@ impl ServiceSection {
             deployment: None,
             state: SectionState::Waiting,
             verification: None,
+            part_entries: 0,
         }
     }
 }

@@ -130,9 +130,17 @@ impl Release {
         let Some(index) = self.services.iter().position(|s| s.service == *service) else {
             return Decision::unchanged(format!("{service} is not a service of this release"));
         };
+        if let Some(part) = part
+            && part.timeline.len() < self.services[index].part_entries
+        {
+            return Decision::unchanged(format!("an older read of {service}'s part: the record follows a newer one"));
+        }
         let mut next = self.clone();
         let section = &mut next.services[index];
         section.state = state;
+        if let Some(part) = part {
+            section.part_entries = part.timeline.len();
+        }
         if let Some(run) = part.and_then(|p| p.deployment.as_ref()) {
             section.deployment = run.id.clone().or(section.deployment.take());
             section.revision = run.task_definition.clone().or(section.revision.take());
@@ -141,7 +149,8 @@ impl Release {
         if let Some(verification) = part.and_then(|p| p.verification.as_ref()) {
             section.verification = Some(verification.clone());
         }
-        if next.services[index] == self.services[index] {
+        let same = ServiceSection { part_entries: self.services[index].part_entries, ..next.services[index].clone() };
+        if same == self.services[index] {
             return Decision::unchanged(format!("{service} is where the record has it"));
         }
         let section = &next.services[index];

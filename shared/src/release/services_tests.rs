@@ -358,3 +358,14 @@ fn a_part_asked_to_go_back_rolls_its_deployment_back_or_puts_its_rolling_update_
         "a completed blue/green stays"
     );
 }
+
+#[test]
+fn an_older_read_of_a_part_never_takes_a_section_back() {
+    let group = deploying(serde_json::json!(["worker", "web"]));
+    let older = part_in(&group, "worker", State::Deploying { deployment: web_deployment() });
+    let mut newer = part_in(&group, "worker", State::Succeeded);
+    newer.record(t(6), "succeeded", "completed".into());
+    let (group, _) = apply(&group, moved(&newer, 7));
+    assert_eq!(group.services[0].state, SectionState::Live);
+    assert!(unchanged(group.apply(&moved(&older, 8)).unwrap()), "a concurrent invocation's older read is ignored");
+}

@@ -61,15 +61,23 @@ impl Convoy {
     }
 
     /// Opens the parts of `services` (each once: the record is created conditionally) and starts
-    /// each one's deployment, as the deploy method of its service's settings does it.
+    /// each one's deployment, as the deploy method of its service's settings does it; only while
+    /// the group's release deploys the step they belong to (it may have failed since it asked).
     pub(super) async fn open_services_in(
         &self,
         outbox: &Outbox,
-        group: &Release,
+        group: &ReleaseKey,
         wanted: &[ServiceName],
         now: DateTime<Utc>,
     ) -> Result<(), ConvoyError> {
-        for service in wanted {
+        let Some(stored) = self.store.load(group).await? else { return Ok(()) };
+        let group = &stored.release;
+        let State::DeployingServices { step } = group.state else {
+            info!(state = %group.state, "the release no longer deploys its services: no part opened");
+            return Ok(());
+        };
+        let due = |service: &ServiceName| group.section(service).is_some_and(|s| s.step == step);
+        for service in wanted.iter().filter(|s| due(s)) {
             let Some(part) = group.part(service, now) else { continue };
             let part_key = part.key.clone();
             let span = release_span(&part_key);
@@ -100,15 +108,16 @@ impl Convoy {
         Ok(())
     }
 
-    /// Tells the group's release what its part's record says now.
+    /// Tells the group's release what its part's record (`part`) says now.
     pub(super) async fn tell_group(
         &self,
         outbox: &Outbox,
-        part: &Release,
+        part: &ReleaseKey,
         now: DateTime<Utc>,
     ) -> Result<(), ConvoyError> {
-        let Some(group) = part.part_of.clone() else { return Ok(()) };
-        let event = services::Event::PartMoved { part: Box::new(part.clone()), at: now };
+        let Some(stored) = self.store.load(part).await? else { return Ok(()) };
+        let Some(group) = stored.release.part_of.clone() else { return Ok(()) };
+        let event = services::Event::PartMoved { part: Box::new(stored.release), at: now };
         Box::pin(self.transition(outbox, &group, None, &event)).instrument(release_span(&group)).await?;
         Ok(())
     }
@@ -117,15 +126,20 @@ impl Convoy {
     pub(super) async fn revert_part_in(
         &self,
         outbox: &Outbox,
-        group: &Release,
+        group: &ReleaseKey,
         service: &ServiceName,
         now: DateTime<Utc>,
     ) -> Result<(), ConvoyError> {
-        let part = ReleaseKey::new(service.clone(), group.key.release.clone());
-        let reason = match &group.state {
+        let Some(stored) = self.store.load(group).await? else { return Ok(()) };
+        let reason = match &stored.release.state {
             State::RevertingServices { reason, .. } => reason.clone(),
-            other => other.to_string(),
+            State::Failed { reason, .. } | State::RolledBack { reason } => reason.clone(),
+            other => {
+                info!(state = %other, "the release does not go back: nothing is put back");
+                return Ok(());
+            }
         };
+        let part = ReleaseKey::new(service.clone(), group.release.clone());
         let event = deployment::Event::RevertRequested { reason, at: now };
         Box::pin(self.transition(outbox, &part, None, &event)).instrument(release_span(&part)).await?;
         Ok(())
@@ -155,11 +169,18 @@ impl Convoy {
         group: &Release,
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
-        for section in group.services.iter().filter(|s| s.state != crate::release::SectionState::Waiting) {
-            let part = ReleaseKey::new(section.service.clone(), group.key.release.clone());
-            if let Some(stored) = self.store.load(&part).await? {
-                self.tell_group(outbox, &stored.release, now).await?;
-            }
+        if let State::DeployingServices { step } = group.state {
+            // A step whose opening was lost (a crash after the group's write) opens now.
+            let waiting: Vec<ServiceName> = group
+                .services
+                .iter()
+                .filter(|s| s.step == step && s.state == crate::release::SectionState::Waiting)
+                .map(|s| s.service.clone())
+                .collect();
+            self.open_services_in(outbox, &group.key, &waiting, now).await?;
+        }
+        for section in &group.services {
+            outbox.tell(&ReleaseKey::new(section.service.clone(), group.key.release.clone()));
         }
         Ok(None)
     }

@@ -24,15 +24,47 @@ pub(crate) struct Outbox {
     /// The invocation's time: effects performed for it take their events' times from it.
     pub now: DateTime<Utc>,
     changes: Mutex<Vec<ReleaseChange>>,
+    /// What this invocation does once its own work is done, in turn ([`Convoy::publish`]).
+    deferred: Mutex<std::collections::VecDeque<Deferred>>,
+}
+
+/// Work a group's release asks of its parts, done after the invocation's own, one item at a time
+/// (not inside the call that asked: a part's change may open the next step, whose parts change in
+/// turn, and each nested call would deepen the stack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Deferred {
+    /// A part changed: its group's record is told what the part says then.
+    Tell(ReleaseKey),
+    /// Open these services' parts of the group's release and start their deployments.
+    Open { group: ReleaseKey, services: Vec<ServiceName> },
+    /// Put the part of `service` back.
+    Revert { group: ReleaseKey, service: ServiceName },
 }
 
 impl Outbox {
     pub fn new(now: DateTime<Utc>) -> Self {
-        Self { now, changes: Mutex::new(Vec::new()) }
+        Self { now, changes: Mutex::new(Vec::new()), deferred: Mutex::new(std::collections::VecDeque::new()) }
+    }
+
+    /// Notes that `part` changed: its group's record is told once this invocation's work is done.
+    pub fn tell(&self, part: &ReleaseKey) {
+        self.defer(Deferred::Tell(part.clone()));
+    }
+
+    /// Queues `work` (once: the same work already queued is not queued again).
+    pub fn defer(&self, work: Deferred) {
+        let mut deferred = self.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !deferred.contains(&work) {
+            deferred.push_back(work);
+        }
     }
 
     fn announce(&self, change: ReleaseChange) {
         self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(change);
+    }
+
+    fn next_deferred(&self) -> Option<Deferred> {
+        self.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop_front()
     }
 
     fn take(&self) -> Vec<ReleaseChange> {
@@ -108,6 +140,10 @@ impl<'a> Contention<'a> {
     }
 }
 
+/// How many deferred items one invocation does at most (a release of twenty services, each part
+/// changing a few times, stays far below it).
+const MAX_DEFERRED: usize = 200;
+
 /// How long publishing an invocation's changes may hold up its end.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -134,8 +170,9 @@ impl Convoy {
         // Boxed: an effect may start the next stage, which transitions again.
         outcome.then = Box::pin(self.perform(outbox, &outcome)).await?;
         if outcome.changed && outcome.release.part_of.is_some() {
-            // A service's part of a group's release: the group's record follows each change.
-            self.tell_group(outbox, &outcome.release, outbox.now).await?;
+            // A service's part of a group's release: the group's record follows it, once this
+            // invocation's work is done ([`Convoy::publish`]), from the part as stored then.
+            outbox.tell(&outcome.release.key);
         }
         Ok(Some(outcome))
     }
@@ -271,10 +308,10 @@ impl Convoy {
                     then = self.take_service_locks_in(outbox, key, Some(outcome.stored()), now).await?;
                 }
                 Effect::OpenServices { services } => {
-                    self.open_services_in(outbox, &outcome.release, services, now).await?;
+                    outbox.defer(Deferred::Open { group: key.clone(), services: services.clone() });
                 }
                 Effect::RevertService { service } => {
-                    self.revert_part_in(outbox, &outcome.release, service, now).await?
+                    outbox.defer(Deferred::Revert { group: key.clone(), service: service.clone() });
                 }
                 Effect::ReleaseServiceLocks => self.release_service_locks(outbox, &outcome.release, now).await?,
                 Effect::PutBack => {
@@ -337,6 +374,7 @@ impl Convoy {
     /// event is logged with the release ids, and the records stay the truth. Bounded, so that
     /// EventBridge never holds up an invocation by more than [`PUBLISH_TIMEOUT`].
     pub(super) async fn publish(&self, outbox: Outbox) {
+        self.settle(&outbox).await;
         let changes = outbox.take();
         if changes.is_empty() {
             return;
@@ -356,6 +394,27 @@ impl Convoy {
                 "release events lost: EventBridge did not answer within {PUBLISH_TIMEOUT:?}"
             ),
         }
+    }
+
+    /// Does the work this invocation deferred ([`Deferred`]), in turn, until none is left; what
+    /// each item leads to is queued behind it. Bounded; an item that fails is logged, and the
+    /// reconciler's visit of the group's release does it again (`observe_parts`).
+    async fn settle(&self, outbox: &Outbox) {
+        for _ in 0..MAX_DEFERRED {
+            let Some(work) = outbox.next_deferred() else { return };
+            let done = match &work {
+                Deferred::Tell(part) => self.tell_group(outbox, part, outbox.now).await,
+                Deferred::Open { group, services } => self.open_services_in(outbox, group, services, outbox.now).await,
+                Deferred::Revert { group, service } => self.revert_part_in(outbox, group, service, outbox.now).await,
+            };
+            if let Err(err) = done {
+                tracing::warn!(?work, error = %err, "deferred work failed; the reconciler's visit does it again");
+            }
+        }
+        tracing::warn!(
+            limit = MAX_DEFERRED,
+            "more work deferred than one invocation does; the reconciler does the rest"
+        );
     }
 
     /// Applies `change` to the service's deploy lock with conditional writes (re-read on conflict).
