@@ -15,22 +15,32 @@ use crate::deploy::{containers, invoke, probe};
 use crate::scenario::*;
 
 /// The backend's `web` (CodeDeploy, its test listener a green server with `behaviour`, approval by
-/// policy) and a `worker` deployed by ECS rolling updates, released together as group `shop`.
-async fn shop(behaviour: Behaviour) -> (MotoBackend, Server) {
+/// policy) and `rolling` services deployed by ECS rolling updates, released together as group
+/// `shop`.
+async fn shop_of(behaviour: Behaviour, rolling: &[&str]) -> (MotoBackend, Server) {
     let green = http::serve(behaviour).await;
     let mut backend = MotoBackend::with_listener(&containers(), &green.url, "auto", probe()).await;
-    backend.world.ecs_service_controlled("worker", &["worker"], DeploymentControllerType::Ecs).await;
-    backend.standin.rolling_service(
-        "worker",
-        json!({"strategy": "ROLLING", "minimumHealthyPercent": 100, "maximumPercent": 200,
-               "deploymentCircuitBreaker": {"enable": true, "rollback": true}}),
-    );
-    let worker = json!({"worker": {"deploy": {"method": "ecs-rolling"}, "approval": "auto"}}).to_string();
-    let config = &mut backend.convoy.config;
-    config.services.extend(convoy::settings::parse(&worker).expect("worker's settings"));
-    config.policy.allowed_services.insert("worker".parse().unwrap());
-    config.release_groups.insert("shop".into(), vec!["web".parse().unwrap(), "worker".parse().unwrap()]);
+    let mut members = vec!["web".parse().unwrap()];
+    for service in rolling {
+        backend.world.ecs_service_controlled(service, &[service], DeploymentControllerType::Ecs).await;
+        backend.standin.rolling_service(
+            service,
+            json!({"strategy": "ROLLING", "minimumHealthyPercent": 100, "maximumPercent": 200,
+                   "deploymentCircuitBreaker": {"enable": true, "rollback": true}}),
+        );
+        let settings = json!({*service: {"deploy": {"method": "ecs-rolling"}, "approval": "auto"}}).to_string();
+        let config = &mut backend.convoy.config;
+        config.services.extend(convoy::settings::parse(&settings).expect("the service's settings"));
+        config.policy.allowed_services.insert(service.parse().unwrap());
+        members.push(service.parse().unwrap());
+    }
+    backend.convoy.config.release_groups.insert("shop".into(), members);
     (backend, green)
+}
+
+/// `web` and a `worker`.
+async fn shop(behaviour: Behaviour) -> (MotoBackend, Server) {
+    shop_of(behaviour, &["worker"]).await
 }
 
 fn group_key(group: &str, release: &str) -> ReleaseKey {
@@ -44,11 +54,15 @@ fn part_key(service: &str, release: &str) -> ReleaseKey {
 /// web runs app and nginx, the worker app: app is one image of the release. The migration runs
 /// from web's task definition; `order` says who goes first.
 fn manifest_v2(backend: &MotoBackend, release: &str, order: Value) -> Value {
+    let mut services = json!({"web": {"containers": {"app": "app", "nginx": "nginx"}},
+                              "worker": {"containers": {"worker": "app"}}});
+    if order.to_string().contains("\"cron\"") {
+        services["cron"] = json!({"containers": {"cron": "app"}});
+    }
     json!({
         "version": 2, "release": release, "group": "shop",
         "images": {"app": backend.uri("app", release), "nginx": backend.uri("nginx", release)},
-        "services": {"web": {"containers": {"app": "app", "nginx": "nginx"}},
-                     "worker": {"containers": {"worker": "app"}}},
+        "services": services,
         "migration": {"service": "web", "container": "app", "command": ["./migrate"]},
         "order": order
     })
@@ -103,13 +117,13 @@ async fn migrated(backend: &MotoBackend, release: &str, order: Value) -> Release
 /// ECS completes the worker's service deployment `arn` and says so, twice.
 async fn worker_completes(backend: &MotoBackend, arn: &str) {
     backend.standin.service_deployment_ends(arn, "SUCCESSFUL", "Service deployment completed");
+    ecs_reports_twice(backend, "worker", "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/1 completed.").await;
+}
+
+/// ECS says `event_name` of `service`'s deployment, twice.
+async fn ecs_reports_twice(backend: &MotoBackend, service: &str, event_name: &str, reason: &str) {
     for _ in 0..2 {
-        let event = fixtures::ecs_deployment_state_change(
-            &backend.ecs.cluster,
-            "worker",
-            "SERVICE_DEPLOYMENT_COMPLETED",
-            "ECS deployment ecs-svc/1 completed.",
-        );
+        let event = fixtures::ecs_deployment_state_change(&backend.ecs.cluster, service, event_name, reason);
         invoke(&backend.convoy, "deployment-changed", event).await;
     }
 }
@@ -221,6 +235,91 @@ async fn a_failure_at_webs_verification_puts_the_worker_back_once_and_the_releas
     assert_eq!(changes(&backend).iter().filter(|c| *c == "CreateDeployment").count(), 1);
     assert_eq!(lock_holder(&backend, "web").await, None, "every lock freed");
     assert_eq!(lock_holder(&backend, "worker").await, None);
+}
+
+#[tokio::test]
+async fn a_failure_of_the_second_service_rolls_the_first_back_once_and_never_starts_the_third() {
+    let (backend, _green) = shop_of(Behaviour::version("g3"), &["worker", "cron"]).await;
+    let key = migrated(&backend, "g3", json!(["web", "worker", "cron"])).await;
+    let web = backend.record(&part_key("web", "g3")).await.expect("web's part");
+    let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
+    let deployment = deployment.to_string();
+    // web passes; policy approves, but CodeDeploy does not wait yet: its shift is held, and the
+    // worker's step opens.
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    assert_eq!(changes(&backend), ["RunTask", "CreateDeployment", "UpdateService"]);
+    let arn = backend.standin.service_deployments()[0].clone();
+
+    // The worker's circuit breaker trips and ECS rolls it back: the release fails, and web, still
+    // in flight, is rolled back by CodeDeploy (StopDeployment with its rollback), once.
+    backend.standin.circuit_breaker_trips(&arn, 3);
+    backend.standin.rollback_completes(&arn).await;
+    ecs_reports_twice(
+        &backend,
+        "worker",
+        "SERVICE_DEPLOYMENT_FAILED",
+        "ECS deployment circuit breaker: task failed to start.",
+    )
+    .await;
+    let record = backend.record(&key).await.unwrap();
+    assert!(
+        matches!(record.state, State::RevertingServices { stage: Some(Stage::Deployment), .. }),
+        "{}",
+        record.state
+    );
+    let stops = backend.standin.answered("StopDeployment");
+    assert_eq!(stops, [json!({"deploymentId": deployment, "autoRollbackEnabled": true})], "web rolled back once");
+
+    backend.codedeploy_reports(&deployment, "STOP").await;
+    backend.codedeploy_reports(&deployment, "STOP").await;
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.starts_with("service worker: failed: deployment: "), "{reason}");
+    let sections = section_states(&record);
+    assert!(matches!(&sections[0], (name, SectionState::RolledBack { .. }) if name == "web"), "{sections:?}");
+    assert!(matches!(&sections[1], (name, SectionState::Failed { .. }) if name == "worker"), "{sections:?}");
+    assert_eq!(sections[2], ("cron".into(), SectionState::Waiting), "the third step never opened");
+    assert!(backend.record(&part_key("cron", "g3")).await.is_none(), "no part for cron");
+    assert_eq!(changes(&backend), ["RunTask", "CreateDeployment", "UpdateService"], "cron was never updated");
+    assert_eq!(backend.standin.answered("StopDeployment").len(), 1);
+    for service in ["web", "worker", "cron"] {
+        assert_eq!(lock_holder(&backend, service).await, None, "{service}'s lock freed");
+    }
+}
+
+#[tokio::test]
+async fn two_releases_of_the_same_services_never_interleave_the_second_waits_for_the_first_to_end() {
+    let (backend, _green) = shop(Behaviour::version("g4")).await;
+    let first = migrated(&backend, "g4", json!(["worker", "web"])).await;
+    let second = migrated(&backend, "g5", json!(["worker", "web"])).await;
+    assert_eq!(backend.record(&second).await.unwrap().state, State::Queued { behind: "g4".parse().unwrap() });
+    assert!(backend.record(&part_key("worker", "g5")).await.is_none(), "no part of the second opens");
+    assert_eq!(changes(&backend), ["RunTask", "UpdateService", "RunTask"], "each migration; one update, the first's");
+    assert_eq!(lock_holder(&backend, "web").await.as_deref(), Some("g4"), "the second took no lock, not even web's");
+
+    let arn = backend.standin.service_deployments()[0].clone();
+    worker_completes(&backend, &arn).await;
+    let web = backend.record(&part_key("web", "g4")).await.expect("the first's web part");
+    let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
+    let deployment = deployment.to_string();
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    backend.standin.waits(&deployment);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    backend.standin.finish(&deployment);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    assert_eq!(backend.record(&first).await.unwrap().state, State::Succeeded);
+
+    // The first ended: its locks freed, the second took both and started its first step.
+    let record = backend.record(&second).await.unwrap();
+    assert_eq!(record.state, State::DeployingServices { step: 0 }, "{:#?}", record.timeline);
+    assert_eq!(
+        changes(&backend),
+        ["RunTask", "UpdateService", "RunTask", "CreateDeployment", "UpdateService"],
+        "the second's update only after the first's last deployment"
+    );
+    assert_eq!(lock_holder(&backend, "web").await.as_deref(), Some("g5"));
+    assert_eq!(lock_holder(&backend, "worker").await.as_deref(), Some("g5"));
 }
 
 #[tokio::test]
