@@ -303,9 +303,9 @@ impl Convoy {
                 }
                 // A part's lock is its group's release's: freed once that one ends.
                 Effect::ReleaseDeployLock if outcome.release.part_of.is_some() => {}
-                Effect::ReleaseDeployLock => self.free_lock_of(outbox, key, &key.service, now).await?,
+                Effect::ReleaseDeployLock => Box::pin(self.free_lock_of(outbox, key, &key.service, now)).await?,
                 Effect::TakeServiceLocks => {
-                    then = self.take_service_locks_in(outbox, key, Some(outcome.stored()), now).await?;
+                    then = Box::pin(self.take_service_locks_in(outbox, key, Some(outcome.stored()), now)).await?;
                 }
                 Effect::OpenServices { services } => {
                     outbox.defer(Deferred::Open { group: key.clone(), services: services.clone() });
@@ -313,7 +313,7 @@ impl Convoy {
                 Effect::RevertService { service } => {
                     outbox.defer(Deferred::Revert { group: key.clone(), service: service.clone() });
                 }
-                Effect::ReleaseServiceLocks => self.release_service_locks(outbox, &outcome.release, now).await?,
+                Effect::ReleaseServiceLocks => Box::pin(self.release_service_locks(outbox, &outcome.release, now)).await?,
                 Effect::PutBack => {
                     then = self.put_back_in(outbox, key, now).await?;
                 }
@@ -374,7 +374,8 @@ impl Convoy {
     /// event is logged with the release ids, and the records stay the truth. Bounded, so that
     /// EventBridge never holds up an invocation by more than [`PUBLISH_TIMEOUT`].
     pub(super) async fn publish(&self, outbox: Outbox) {
-        self.settle(&outbox).await;
+        // Boxed: the deferred work transitions records, and every use case ends here.
+        Box::pin(self.settle(&outbox)).await;
         let changes = outbox.take();
         if changes.is_empty() {
             return;
@@ -403,9 +404,13 @@ impl Convoy {
         for _ in 0..MAX_DEFERRED {
             let Some(work) = outbox.next_deferred() else { return };
             let done = match &work {
-                Deferred::Tell(part) => self.tell_group(outbox, part, outbox.now).await,
-                Deferred::Open { group, services } => self.open_services_in(outbox, group, services, outbox.now).await,
-                Deferred::Revert { group, service } => self.revert_part_in(outbox, group, service, outbox.now).await,
+                Deferred::Tell(part) => Box::pin(self.tell_group(outbox, part, outbox.now)).await,
+                Deferred::Open { group, services } => {
+                    Box::pin(self.open_services_in(outbox, group, services, outbox.now)).await
+                }
+                Deferred::Revert { group, service } => {
+                    Box::pin(self.revert_part_in(outbox, group, service, outbox.now)).await
+                }
             };
             if let Err(err) = done {
                 tracing::warn!(?work, error = %err, "deferred work failed; the reconciler's visit does it again");
