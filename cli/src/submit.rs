@@ -131,9 +131,11 @@ fn check(
     // release; it goes to `releases/<group>/<release>.json`. Its shape is checked here; the group's
     // members and their settings are the Lambda's to check (the settings file holds them).
     if serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| v.get("version")?.as_u64()) == Some(2) {
-        let group = named("group").ok_or_else(|| manifest_error(ManifestError::Shape("missing field `group`".into())))?;
+        let group =
+            named("group").ok_or_else(|| manifest_error(ManifestError::Shape("missing field `group`".into())))?;
         let group = ServiceName::new(&group).map_err(|e| manifest_error(e.into()))?;
-        let id = named("release").ok_or_else(|| manifest_error(ManifestError::Shape("missing field `release`".into())))?;
+        let id =
+            named("release").ok_or_else(|| manifest_error(ManifestError::Shape("missing field `release`".into())))?;
         let key = ReleaseKey::new(group, ReleaseId::new(&id).map_err(|e| manifest_error(e.into()))?);
         if service.as_ref().is_some_and(|s| *s != key.service) || release.as_ref().is_some_and(|r| *r != key.release) {
             return Err(Refusal::Usage(format!("the manifest releases {key}: --service and --release must agree")));

@@ -313,7 +313,9 @@ impl Convoy {
                 Effect::RevertService { service } => {
                     outbox.defer(Deferred::Revert { group: key.clone(), service: service.clone() });
                 }
-                Effect::ReleaseServiceLocks => Box::pin(self.release_service_locks(outbox, &outcome.release, now)).await?,
+                Effect::ReleaseServiceLocks => {
+                    Box::pin(self.release_service_locks(outbox, &outcome.release, now)).await?
+                }
                 Effect::PutBack => {
                     then = self.put_back_in(outbox, key, now).await?;
                 }
