@@ -187,6 +187,13 @@ async fn the_sandbox_with_services_ships_the_worker_then_web_from_one_manifest_a
     let web = finished.web.as_ref().expect("web's part");
     assert!(web.approval.as_ref().is_some_and(|a| a.approved && a.by.contains(":user/sandbox-operator-")));
     assert_eq!(finished.wait_exit, 0, "{}", finished.waited);
+    let rows: Vec<&str> = finished.status.lines().filter(|l| l.starts_with("  1 ") || l.starts_with("  2 ")).collect();
+    assert_eq!(
+        rows,
+        ["  1 laravel-worker  ecs-rolling   live", "  2 laravel-app     codedeploy    live"],
+        "{}",
+        finished.status
+    );
     assert!(
         finished.transitions.iter().any(|t| t == "laravel: DeployingServices → Succeeded"),
         "{:?}",
