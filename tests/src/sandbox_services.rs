@@ -45,6 +45,10 @@ pub struct FinishedServices {
     pub worker_after: String,
     /// The changing calls that reached AWS, in order (`RunTask`, `UpdateService`, `CreateDeployment`).
     pub changes: Vec<String>,
+    /// Each step of the release and the AWS requests it made.
+    pub steps: Vec<(String, usize)>,
+    /// From ECS's completion of the worker, delivered, to web's `CreateDeployment`.
+    pub handoff: Option<std::time::Duration>,
 }
 
 /// The worker's rolling configuration as ECS would describe it (moto keeps none).
@@ -121,6 +125,9 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     let worker_before = runs(&world, &ecs.cluster, WORKER).await;
     out.say(format!("{WORKER} runs {worker_before}"));
 
+    // Where each step begins in the stand-in's request log (every AWS request passes it).
+    let mut marks: Vec<(&'static str, usize)> = Vec::new();
+    marks.push(("images and manifest (pinned, migration started)", standin.log().len()));
     out.step("CI pushes laravel-app:4cf03d1 to ECR");
     let app = world.push_image("laravel-app", RELEASE).await;
     out.send(&image_pushed, fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, chrono::Utc::now()))
@@ -201,8 +208,10 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     stopped["detail"]["startedAt"] = json!(iso(started_at));
     stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
     standin.task_stops(&stopped);
+    marks.push(("migration exited 0 (locks, worker's part, its update)", standin.log().len()));
     out.send(&migration_stopped, stopped).await?;
 
+    let mut handed_over = None;
     if let Some(State::Deploying { deployment }) = load(part(WORKER)).await.map(|r| r.state) {
         out.step(&format!("{WORKER} first: Convoy updated it ({deployment}); ECS completes the rolling update"));
         standin.service_deployment_ends(deployment.as_str(), "SUCCESSFUL", "Service deployment completed");
@@ -212,6 +221,8 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
             "SERVICE_DEPLOYMENT_COMPLETED",
             "ECS deployment ecs-svc/1 completed.",
         );
+        marks.push(("worker completed, twice (web's part, its deployment)", standin.log().len()));
+        handed_over = Some(std::time::Instant::now());
         out.send(&deployment_changed, completed.clone()).await?;
         out.send(&deployment_changed, completed).await?;
     }
@@ -219,12 +230,14 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     if let Some(State::Deploying { deployment }) = load(part(SERVICE)).await.map(|r| r.state) {
         let deployment = deployment.to_string();
         out.step(&format!("then {SERVICE}: CodeDeploy shifts test traffic to green and calls the hook"));
+        marks.push(("web's hook (verified, answered)", standin.log().len()));
         standin.hook_invoked(&deployment, "sandbox-hook-1");
         out.send(&verify, fixtures::codedeploy_hook(&deployment, "sandbox-hook-1")).await?;
         let end = match standin.phase(&deployment) {
             Some(Phase::HookPassed) => {
                 out.say("CodeDeploy took the hook's answer: Succeeded; it waits for the reroute");
                 standin.waits(&deployment);
+                marks.push(("a person approves (CloudTrail's event)", standin.log().len()));
                 approve_as_operator(&out, &standin, &world, &deployment_changed, None).await?;
                 codedeploy_end(&standin, &deployment)?
             }
@@ -234,10 +247,26 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
             }
             other => return Err(format!("CodeDeploy took no answer to the hook: {deployment} is {other:?}")),
         };
+        marks.push(("web's deployment ends (the release ends)", standin.log().len()));
         out.send(&deployment_changed, fixtures::codedeploy_state_change(&application, &group, &deployment, end))
             .await?;
     }
 
+    marks.push(("(end)", standin.log().len()));
+    let log = standin.log();
+    let steps: Vec<(String, usize)> = marks.windows(2).map(|w| (w[0].0.to_owned(), w[1].1 - w[0].1)).collect();
+    out.step("AWS requests per step (every request through the stand-in, moto's and its own)");
+    for (step, requests) in &steps {
+        out.say(format!("{requests:>4}  {step}"));
+    }
+    // The hand-off: ECS's completion of the worker delivered → web's CreateDeployment sent.
+    let handoff = handed_over.and_then(|sent| {
+        let created = log.iter().find(|r| r.operation == "CreateDeployment" && r.at >= sent)?;
+        Some(created.at - sent)
+    });
+    if let Some(handoff) = handoff {
+        out.say(format!("hand-off worker live → web's deployment created: {} ms", handoff.as_millis()));
+    }
     let transitions: Vec<String> = every_event
         .drain()
         .iter()
@@ -283,6 +312,8 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
         worker_before,
         worker_after,
         changes,
+        steps,
+        handoff,
     })
 }
 

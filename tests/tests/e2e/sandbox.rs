@@ -187,6 +187,9 @@ async fn the_sandbox_with_services_ships_the_worker_then_web_from_one_manifest_a
     let web = finished.web.as_ref().expect("web's part");
     assert!(web.approval.as_ref().is_some_and(|a| a.approved && a.by.contains(":user/sandbox-operator-")));
     assert_eq!(finished.wait_exit, 0, "{}", finished.waited);
+    let handoff = finished.handoff.expect("web's deployment followed the worker's completion");
+    assert!(handoff < std::time::Duration::from_secs(1), "the hand-off took {handoff:?}");
+    assert_eq!(finished.steps.len(), 6, "{:?}", finished.steps);
     let rows: Vec<&str> = finished.status.lines().filter(|l| l.starts_with("  1 ") || l.starts_with("  2 ")).collect();
     assert_eq!(
         rows,
