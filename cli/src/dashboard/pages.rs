@@ -173,6 +173,24 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                     } }
                 } } }
             }
+            @if let Some(group) = &release.part_of {
+                p #part-of { "This service's part of release " a href=(release_href(group)) { (group) } "." }
+            }
+            @if !release.services.is_empty() {
+                h2 { "Services" }
+                table #services {
+                    thead { tr { th { "step" } th { "service" } th { "method" } th { "state" } th { "deployment" } th { "revision" } } }
+                    tbody { @for section in &release.services { tr {
+                        td { (section.step + 1) }
+                        td { a href=(release_href(&ReleaseKey::new(section.service.clone(), key.release.clone()))) { (section.service) } }
+                        td { (section.method) }
+                        td { (convoy::release::services::section_words(&section.state)) }
+                        td { @if let Some(d) = &section.deployment { code { (d) } } }
+                        td { @if let Some(p) = &section.previous_revision { code { (p) } " → " }
+                             @if let Some(r) = &section.revision { code { (r) } } }
+                    } } }
+                }
+            }
             h2 { "Images" }
             table #images {
                 thead { tr { th { "container" } th { "image" } th { "digest" } } }
@@ -373,6 +391,26 @@ mod tests {
             }],
         });
         release
+    }
+
+    #[test]
+    fn a_groups_release_page_has_a_row_per_service_with_its_state_escaped() {
+        let mut group = evidence();
+        group.key = ReleaseKey::new("shop".parse().expect("name"), "r1".parse().expect("id"));
+        group.services = serde_json::from_value(serde_json::json!([
+            {"service": "worker", "step": 0, "method": "ecs-rolling", "takes_traffic": false, "containers": {},
+             "state": {"name": "rolled-back", "reason": "put back on <worker:1>"}},
+            {"service": "web", "step": 1, "method": "codedeploy", "takes_traffic": true, "containers": {},
+             "state": {"name": "failed", "reason": "verification: 500"}}
+        ]))
+        .expect("sections");
+        let page = release(&group, "b", Utc::now()).into_string();
+        assert!(page.contains("id=\"services\""), "{page}");
+        assert!(page.contains("<td>rolled back: put back on &lt;worker:1&gt;</td>"), "escaped: {page}");
+        assert!(
+            page.contains("<td>failed: verification: 500</td>") && page.contains("href=\"/release/web/r1\""),
+            "{page}"
+        );
     }
 
     #[test]
