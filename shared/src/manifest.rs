@@ -82,10 +82,6 @@ pub enum ManifestError {
     GroupNeedsVersion2 { key: String, group: String },
     #[error("service {} has no settings: the operator's settings decide how each service of a release deploys", Excerpt(.0))]
     ServiceWithoutSettings(String),
-    /// The image gate judges one service's images against its own policy; a group's release
-    /// with a member under an image policy waits for the gate across services (issue 27).
-    #[error("service {} of the release has an image policy: this version does not gate a multi-service release's images yet, so it does not deploy one under an image policy", Excerpt(.0))]
-    GroupImagePolicy(String),
     #[error("the manifest names no images")]
     NoImages,
     #[error("{0}")]

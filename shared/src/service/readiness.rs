@@ -136,14 +136,6 @@ impl Convoy {
                 let members = self.config.release_groups.get(manifest.group.as_str()).map(Vec::as_slice);
                 self.config.policy.admit_group(key, &manifest, members, &groups)?;
                 crate::ceiling::admit_group(&self.config.services, timeout, key, &manifest)?;
-                // The operator's image policy is a ceiling: never skipped for a group's release.
-                let gated = manifest
-                    .services
-                    .keys()
-                    .find(|s| self.config.services.get(s).is_some_and(|s| s.image_policy.is_some()));
-                if let Some(service) = gated {
-                    return Err(manifest::ManifestError::GroupImagePolicy(service.to_string()));
-                }
                 let methods = manifest
                     .services
                     .keys()

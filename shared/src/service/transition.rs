@@ -152,7 +152,12 @@ impl Convoy {
     /// for its migration claims it with the configured lease and default timeout.
     fn context(&self, key: &ReleaseKey) -> Context {
         let claim = MigrationClaim { lease: self.config.claim_lease, timeout: self.config.migration_timeout() };
-        let gate = self.config.services.get(&key.service).is_some_and(|s| s.image_policy.is_some());
+        let gated = |service: &ServiceName| self.config.services.get(service).is_some_and(|s| s.image_policy.is_some());
+        // A group's release is gated when any of its services has an image policy.
+        let gate = match self.config.release_groups.get(key.service.as_str()) {
+            Some(members) => members.iter().any(gated),
+            None => gated(&key.service),
+        };
         Context { migration: Some(claim), gate }
     }
 

@@ -373,3 +373,35 @@ async fn a_service_outside_the_group_an_unknown_group_a_migration_service_not_re
     }
     assert!(changes(&backend).is_empty(), "nothing runs for a refused release: {:?}", changes(&backend));
 }
+
+#[tokio::test]
+async fn one_bad_image_of_one_service_fails_the_whole_groups_release_at_the_gate_before_its_migration() {
+    use convoy_tests::standin::ecr::ScanFinding;
+    let (mut backend, _green) = shop(Behaviour::version("g6")).await;
+    // Only the worker's settings hold an image policy; app is the image web and the worker share.
+    let policy = serde_json::from_value(json!({"max_severity": "HIGH"})).expect("an image policy");
+    backend.convoy.config.services.get_mut(&"worker".parse().unwrap()).unwrap().image_policy = Some(policy);
+    let key = group_key("shop", "g6");
+    for image in ["app", "nginx"] {
+        let (digest, _) = backend.push(image, "g6").await;
+        let findings = if image == "app" { vec![ScanFinding::basic("CVE-2026-0001", "CRITICAL")] } else { Vec::new() };
+        backend.standin.scan_complete(&backend.world.repo(image), &digest, findings);
+    }
+    let body = manifest_v2(&backend, "g6", json!(["worker", "web"])).to_string();
+    let upload = backend.upload("releases/shop/g6.json", &body).await;
+    invoke_manifest_uploaded(&backend.convoy, upload.clone()).await.unwrap();
+    invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
+
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Gate, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("app of worker (") && reason.contains("CVE-2026-0001 CRITICAL"), "{reason}");
+    assert!(!reason.contains("nginx"), "nginx runs only in web, which has no policy: {reason}");
+    assert!(changes(&backend).is_empty(), "no RunTask, no update, no deployment: {:?}", changes(&backend));
+    assert_eq!(backend.migration_tasks(&key).await, 0);
+    assert!(
+        backend.record(&part_key("worker", "g6")).await.is_none()
+            && backend.record(&part_key("web", "g6")).await.is_none()
+    );
+    let judged: Vec<&str> = record.gate.as_ref().unwrap().images.iter().map(|i| i.container.as_str()).collect();
+    assert_eq!(judged, ["app of worker"], "each image judged under the policy of each service that runs it");
+}
