@@ -353,6 +353,17 @@ fn a_part_asked_to_go_back_rolls_its_deployment_back_or_puts_its_rolling_update_
 
     let (worker, effects) = apply(&part_in(&group, "worker", State::Succeeded), revert());
     assert_eq!(effects, [Effect::PutBack]);
+    let mut claimed = worker.clone();
+    claimed.deployment.as_mut().unwrap().put_back = Some(PutBackRun {
+        task_definition: revision("worker", 7),
+        claims: 1,
+        claimed_at: t(9),
+        service_deployment: None,
+        done_at: None,
+    });
+    assert_eq!(apply(&claimed, revert()).1, [Effect::PutBack], "a put back claimed but not done is asked again");
+    claimed.deployment.as_mut().unwrap().put_back.as_mut().unwrap().done_at = Some(t(10));
+    assert!(unchanged(claimed.apply(&revert()).unwrap()), "one done is not");
     assert_eq!(worker.state, State::Succeeded, "it stays what it is until it runs the previous revision");
     let deploying = part_in(&group, "worker", State::Deploying { deployment: web_deployment() });
     assert!(unchanged(deploying.apply(&revert()).unwrap()), "a rolling update in flight is left to end");

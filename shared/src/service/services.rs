@@ -244,6 +244,15 @@ impl Convoy {
         for section in &group.services {
             outbox.tell(&ReleaseKey::new(section.service.clone(), group.key.release.clone()));
         }
+        if matches!(group.state, State::RevertingServices { .. }) {
+            // A put back that failed (AWS unavailable, a claim whose holder crashed) is asked again.
+            for section in group.services.iter().filter(|s| s.state != crate::release::SectionState::Waiting) {
+                outbox.defer(super::transition::Deferred::Revert {
+                    group: group.key.clone(),
+                    service: section.service.clone(),
+                });
+            }
+        }
         Ok(None)
     }
 }
