@@ -151,6 +151,21 @@ pub enum TrailError {
     Unavailable(#[source] Cause),
 }
 
+/// EventBridge Scheduler or EventBridge failed, or refused, finding or pointing a scheduled task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The schedule, rule or target is gone (deleted since it was found, or never there).
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// Refused for good (an invalid field, access denied, a rule another service manages).
+    #[error("{0}")]
+    Rejected(String),
+    /// Unreachable, throttled, or a concurrent change (`ConflictException`,
+    /// `ConcurrentModificationException`): the same call may succeed later.
+    #[error("EventBridge (Scheduler) is unavailable: {0}")]
+    Unavailable(#[source] Cause),
+}
+
 /// Everything a Convoy use case can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvoyError {
@@ -168,6 +183,8 @@ pub enum ConvoyError {
     Watch(#[from] WatchError),
     #[error(transparent)]
     Trail(#[from] TrailError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     /// A person asked for something the release's state does not allow.
     #[error("{0}")]
     Refused(String),
@@ -196,6 +213,8 @@ impl ConvoyError {
             ConvoyError::Watch(WatchError::Unavailable(_)) => true,
             ConvoyError::Watch(WatchError::Rejected(_)) => false,
             ConvoyError::Trail(_) => true,
+            ConvoyError::Schedule(ScheduleError::Unavailable(_)) => true,
+            ConvoyError::Schedule(ScheduleError::NotFound(_) | ScheduleError::Rejected(_)) => false,
             ConvoyError::Transition(_) | ConvoyError::BadEvent(_) => false,
             ConvoyError::Contention(..) => true,
         }

@@ -17,6 +17,7 @@ pub mod names;
 pub mod notify;
 pub mod ports;
 pub mod release;
+pub mod scheduled;
 pub mod service;
 pub mod settings;
 pub mod settings_file;

@@ -760,3 +760,34 @@ pub trait ApiCalls: Send + Sync {
 }
 
 pub use crate::error::TrailError;
+
+/// Scheduled tasks (EventBridge Scheduler schedules in every schedule group, and rules on the
+/// account's default event bus) whose ECS `RunTask` target runs a service's task family: they move
+/// with its release.
+#[async_trait]
+pub trait ScheduledTasks: Send + Sync {
+    /// Every schedule and rule target whose ECS target's task definition is of `family` (see
+    /// [`is_of_family`](crate::scheduled::is_of_family)), with the task definition it runs now.
+    /// Targets of another family, and targets that are not ECS tasks, MUST NOT be returned.
+    ///
+    /// # Errors
+    /// [`ScheduleError::Rejected`] when AWS refuses the reads (access denied);
+    /// [`ScheduleError::Unavailable`] when it cannot be reached.
+    async fn find(&self, family: &str) -> Result<Vec<crate::scheduled::ScheduledTask>, ScheduleError>;
+
+    /// Makes `target` run `revision`, changing nothing else of the schedule or rule target. MUST
+    /// write nothing and return [`Pointed::Already`](crate::scheduled::Pointed::Already) when it
+    /// runs `revision` already; [`ScheduleError::NotFound`] when the schedule, rule or target is
+    /// gone (or its target is no longer an ECS task). Putting back is `point(target, previous)`.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] as above; [`ScheduleError::Rejected`] when AWS refuses the write
+    /// (an invalid revision, a role it may not pass); [`ScheduleError::Unavailable`] otherwise.
+    async fn point(
+        &self,
+        target: &crate::scheduled::ScheduledTarget,
+        revision: &str,
+    ) -> Result<crate::scheduled::Pointed, ScheduleError>;
+}
+
+pub use crate::error::ScheduleError;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::adapters::aws::{
     self, CloudWatch, CodeDeployer, CodePipelines, EcrRegistry, EcsDeployments, EcsTasks, EventBridgeEvents,
-    HttpProber, S3Store,
+    EventBridgeSchedules, HttpProber, S3Store,
 };
 use crate::config::Config;
 use crate::service::Convoy;
@@ -117,7 +117,9 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
     let codedeploy = Arc::new(CodeDeployer::new(aws_sdk_codedeploy::Client::new(sdk)));
     let service_deployments = Arc::new(EcsDeployments::new(ecs));
     let prober = Arc::new(HttpProber::new().map_err(StartupError::Prober)?);
-    let events = Arc::new(EventBridgeEvents::new(aws_sdk_eventbridge::Client::new(sdk), &config.event_bus));
+    let eventbridge = aws_sdk_eventbridge::Client::new(sdk);
+    let scheduled_tasks = Arc::new(EventBridgeSchedules::new(aws_sdk_scheduler::Client::new(sdk), eventbridge.clone()));
+    let events = Arc::new(EventBridgeEvents::new(eventbridge, &config.event_bus));
     Ok(Convoy {
         store: store.clone(),
         waits: store.clone(),
@@ -137,6 +139,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         logs: Arc::new(crate::adapters::aws::CloudWatchLogs::new(aws_sdk_cloudwatchlogs::Client::new(sdk))),
         watch: Arc::new(CloudWatch::new(aws_sdk_cloudwatch::Client::new(sdk))),
         api_calls: Arc::new(aws::NoCloudTrail),
+        scheduled_tasks,
         config: config.clone(),
     })
 }

@@ -123,6 +123,28 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Calls a REST-JSON operation on moto without the SDK (`POST /schedules/<name>`, EventBridge
+    /// Scheduler's `CreateSchedule`): the request as the API reference writes it. Returns the
+    /// status and the body.
+    pub fn rest_call(&self, service: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+        let port = self.endpoint.rsplit(':').next().expect("endpoint has a port");
+        let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect to moto");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("write to moto");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read from moto");
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned());
+        (status, body)
+    }
+}
+
 /// SDK configuration for any endpoint (a closed port makes every call fail like an outage).
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

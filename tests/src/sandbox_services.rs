@@ -49,6 +49,8 @@ pub struct FinishedServices {
     pub steps: Vec<(String, usize)>,
     /// From ECS's completion of the worker, delivered, to web's `CreateDeployment`.
     pub handoff: Option<std::time::Duration>,
+    /// The task definition the worker's schedule runs at the end (it ran `worker_before`).
+    pub schedule_after: String,
 }
 
 /// The worker's rolling configuration as ECS would describe it (moto keeps none).
@@ -124,6 +126,10 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     }
     let worker_before = runs(&world, &ecs.cluster, WORKER).await;
     out.say(format!("{WORKER} runs {worker_before}"));
+    let schedule =
+        format!("{WORKER}-nightly{}", if options.id.is_empty() { String::new() } else { format!("-{}", options.id) });
+    create_schedule(&schedule, &ecs.cluster, &worker_before);
+    out.say(format!("EventBridge Scheduler schedule {schedule} runs {worker_before} nightly (its scheduled task)"));
 
     // Where each step begins in the stand-in's request log (every AWS request passes it).
     let mut marks: Vec<(&'static str, usize)> = Vec::new();
@@ -294,6 +300,8 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     out.say(format!("convoy wait exited {wait_exit}"));
     let worker_after = runs(&world, &ecs.cluster, WORKER).await;
     out.say(format!("{WORKER} runs {worker_after} (before the release: {worker_before})"));
+    let schedule_after = schedule_runs(&schedule);
+    out.say(format!("schedule {schedule} runs {schedule_after}"));
     let changes = standin
         .log()
         .iter()
@@ -314,6 +322,7 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
         changes,
         steps,
         handoff,
+        schedule_after,
     })
 }
 
@@ -329,4 +338,32 @@ fn tempfile_dir(bucket: &str) -> Result<std::path::PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("{bucket}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// An EventBridge Scheduler schedule (`CreateSchedule`, default group) whose ECS target runs
+/// `task_definition` in `cluster` every night, as the API reference writes the request.
+fn create_schedule(name: &str, cluster: &str, task_definition: &str) {
+    let target = format!("arn:aws:ecs:{}:{ACCOUNT}:cluster/{cluster}", crate::moto::REGION);
+    let body = json!({
+        "ScheduleExpression": "cron(0 3 * * ? *)",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": target, "RoleArn": format!("arn:aws:iam::{ACCOUNT}:role/convoy-scheduled-tasks"),
+                   "EcsParameters": {"TaskDefinitionArn": task_definition, "TaskCount": 1, "LaunchType": "FARGATE"}},
+    });
+    let (status, answer) =
+        Moto::shared().rest_call("scheduler", "POST", &format!("/schedules/{name}"), &body.to_string());
+    assert!(status == 200 || answer.contains("ConflictException"), "CreateSchedule {name}: {answer}");
+    if status != 200 {
+        // The sandbox's fixed names on a moto that ran it before: point it back at the start.
+        let (status, answer) =
+            Moto::shared().rest_call("scheduler", "PUT", &format!("/schedules/{name}"), &body.to_string());
+        assert_eq!(status, 200, "UpdateSchedule {name}: {answer}");
+    }
+}
+
+/// The task definition schedule `name` (default group) runs, as `GetSchedule` answers.
+fn schedule_runs(name: &str) -> String {
+    let (_, answer) = Moto::shared().rest_call("scheduler", "GET", &format!("/schedules/{name}?groupName=default"), "");
+    let answer: Value = serde_json::from_str(&answer).unwrap_or_default();
+    answer["Target"]["EcsParameters"]["TaskDefinitionArn"].as_str().unwrap_or_default().to_owned()
 }

@@ -675,7 +675,12 @@ impl Release {
                 next.record(at, "rolling-back", reason);
                 Decision::changed(next, vec![Effect::RollBack { deployment: deployment.clone() }])
             }
-            State::Succeeded if rolling && run.put_back.is_none() && run.previous_task_definition.is_some() => {
+            // Not put back yet (a claim whose holder failed is taken over by `put_back_in`).
+            State::Succeeded
+                if rolling
+                    && run.put_back.as_ref().is_none_or(|p| p.done_at.is_none())
+                    && run.previous_task_definition.is_some() =>
+            {
                 let mut next = self.clone();
                 next.record(at, "put-back-requested", format!("the release rolls back: {reason}"));
                 Decision::changed(next, vec![Effect::PutBack])

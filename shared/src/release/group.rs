@@ -60,6 +60,13 @@ pub struct ServiceSection {
     /// only grows, so a tell of an older read (a concurrent invocation's) is recognised and ignored.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub part_entries: usize,
+    /// The scheduled tasks of its task family the release moved to its revision once it was live,
+    /// each with the revision it ran before (what a rollback points it back at).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::scheduled::ScheduleMove>,
+    /// Whether those scheduled tasks were pointed back at their previous revisions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub schedules_put_back: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -104,6 +111,8 @@ impl ServiceSection {
             state: SectionState::Waiting,
             verification: None,
             part_entries: 0,
+            schedules: Vec::new(),
+            schedules_put_back: false,
         }
     }
 }

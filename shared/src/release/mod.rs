@@ -367,6 +367,9 @@ pub enum Effect {
     RevertService { service: ServiceName },
     /// A group's release ended: free the deploy lock of each of its services.
     ReleaseServiceLocks,
+    /// A service of a group's release is live: its scheduled tasks (EventBridge Scheduler
+    /// schedules and rules running its task family) move to the release's revision.
+    MoveSchedules { service: ServiceName },
 }
 
 /// The outcome of applying an event.

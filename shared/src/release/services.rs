@@ -21,6 +21,7 @@ use super::group::{SectionState, ServiceSection, image_slot};
 use super::{Context, Decision, DeployMethod, Effect, ImageStatus, Release, Stage, StageEvent, State, TransitionError};
 use crate::manifest::{Approval, Manifest};
 use crate::names::ServiceName;
+use crate::scheduled::ScheduleMove;
 
 /// The events of a group's deployment stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,11 @@ pub enum Event {
     PartRefused { service: ServiceName, reason: String, at: DateTime<Utc> },
     /// A service's part changed: its record as stored now.
     PartMoved { part: Box<Release>, at: DateTime<Utc> },
+    /// The scheduled tasks of a live service now run the release's revision (`moves`: those that
+    /// ran another; none when there were none, or each ran it already).
+    SchedulesMoved { service: ServiceName, moves: Vec<ScheduleMove>, at: DateTime<Utc> },
+    /// The scheduled tasks a failed release had moved run their previous revisions again.
+    SchedulesPutBack { service: ServiceName, at: DateTime<Utc> },
 }
 
 impl StageEvent for Event {
@@ -41,6 +47,8 @@ impl StageEvent for Event {
                 let state = SectionState::Failed { reason: reason.clone() };
                 release.on_section(service, state, None, *at)
             }
+            Event::SchedulesMoved { service, moves, at } => release.on_schedules_moved(service, moves, *at),
+            Event::SchedulesPutBack { service, at } => release.on_schedules_put_back(service, *at),
             Event::PartMoved { part, at } => match &part.part_of {
                 Some(group) if *group == release.key => {
                     release.on_section(&part.key.service, SectionState::of_part(part), Some(part), *at)
@@ -158,9 +166,17 @@ impl Release {
         let (detail, failed) =
             (format!("{service}: {}{deployment}", section_words(&section.state)), section.state.failed());
         next.record(at, "service-moved", detail);
+        let now_live =
+            next.services[index].state == SectionState::Live && self.services[index].state != SectionState::Live;
         let effects = match &self.state {
             State::DeployingServices { .. } if failed => next.start_putting_back(index, at),
-            State::DeployingServices { step } => next.after_step_moved(*step, at),
+            State::DeployingServices { step } => {
+                let mut effects = next.after_step_moved(*step, at);
+                if now_live {
+                    effects.insert(0, Effect::MoveSchedules { service: service.clone() });
+                }
+                effects
+            }
             State::RevertingServices { .. } => {
                 let mut effects = Vec::new();
                 if next.services[index].to_put_back() {
@@ -247,6 +263,38 @@ impl Release {
         };
         self.record(at, "services-back", format!("{now_runs}{kept}"));
         vec![Effect::ReleaseServiceLocks]
+    }
+
+    fn on_schedules_moved(&self, service: &ServiceName, moves: &[ScheduleMove], at: DateTime<Utc>) -> Decision {
+        let Some(index) = self.services.iter().position(|s| s.service == *service) else {
+            return Decision::unchanged(format!("{service} is not a service of this release"));
+        };
+        let section = &self.services[index];
+        if !section.schedules.is_empty() || moves.is_empty() {
+            return Decision::unchanged(format!("no scheduled task of {service} to record as moved"));
+        }
+        let mut next = self.clone();
+        next.services[index].schedules = moves.to_vec();
+        let moved: Vec<String> =
+            moves.iter().map(|m| format!("{} ({} → {})", m.target, m.previous, m.revision)).collect();
+        next.record(at, "schedules-moved", format!("{service}: {}", moved.join(", ")));
+        Decision::changed(next, Vec::new())
+    }
+
+    fn on_schedules_put_back(&self, service: &ServiceName, at: DateTime<Utc>) -> Decision {
+        let Some(index) = self.services.iter().position(|s| s.service == *service) else {
+            return Decision::unchanged(format!("{service} is not a service of this release"));
+        };
+        let section = &self.services[index];
+        if section.schedules.is_empty() || section.schedules_put_back {
+            return Decision::unchanged(format!("no scheduled task of {service} to put back"));
+        }
+        let mut next = self.clone();
+        next.services[index].schedules_put_back = true;
+        let back: Vec<String> =
+            section.schedules.iter().map(|m| format!("{} runs {} again", m.target, m.previous)).collect();
+        next.record(at, "schedules-put-back", format!("{service}: {}", back.join(", ")));
+        Decision::changed(next, Vec::new())
     }
 
     /// The part of this group's release that deploys `service`: a record of one service, ready

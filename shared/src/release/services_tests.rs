@@ -177,13 +177,13 @@ fn the_release_succeeds_once_every_service_is_live_and_frees_every_lock_once() {
     let (group, effects) = apply(&group, moved(&part_in(&group, "worker", State::Succeeded), 7));
     assert_eq!(
         (group.state.clone(), effects),
-        (State::DeployingServices { step: 1 }, vec![]),
-        "web waits for the approval"
+        (State::DeployingServices { step: 1 }, vec![Effect::MoveSchedules { service: service("worker") }]),
+        "web waits for the approval; the live worker's scheduled tasks move"
     );
     assert_eq!(sections(&group), [("web", &SectionState::Through), ("worker", &SectionState::Live)]);
     let (group, effects) = apply(&group, moved(&part_in(&group, "web", State::Succeeded), 8));
     assert_eq!(group.state, State::Succeeded);
-    assert_eq!(effects, [Effect::ReleaseServiceLocks]);
+    assert_eq!(effects, [Effect::MoveSchedules { service: service("web") }, Effect::ReleaseServiceLocks]);
     assert!(unchanged(group.apply(&moved(&part_in(&group, "web", State::Succeeded), 9)).unwrap()));
 }
 
@@ -219,7 +219,10 @@ fn a_failure_of_the_second_service_puts_the_first_back_never_opens_the_third_and
 fn a_worker_that_went_first_is_put_back_when_web_fails_its_verification() {
     let group = deploying(serde_json::json!(["worker", "web"]));
     let (group, effects) = apply(&group, moved(&part_in(&group, "worker", State::Succeeded), 6));
-    assert_eq!(effects, [Effect::OpenServices { services: vec![service("web")] }]);
+    assert_eq!(
+        effects,
+        [Effect::MoveSchedules { service: service("worker") }, Effect::OpenServices { services: vec![service("web")] }]
+    );
     let mut web =
         part_in(&group, "web", State::Failed { stage: Stage::Verification, reason: "/health answered 500".into() });
     web.verification = Some(Verification {
@@ -350,6 +353,17 @@ fn a_part_asked_to_go_back_rolls_its_deployment_back_or_puts_its_rolling_update_
 
     let (worker, effects) = apply(&part_in(&group, "worker", State::Succeeded), revert());
     assert_eq!(effects, [Effect::PutBack]);
+    let mut claimed = worker.clone();
+    claimed.deployment.as_mut().unwrap().put_back = Some(PutBackRun {
+        task_definition: revision("worker", 7),
+        claims: 1,
+        claimed_at: t(9),
+        service_deployment: None,
+        done_at: None,
+    });
+    assert_eq!(apply(&claimed, revert()).1, [Effect::PutBack], "a put back claimed but not done is asked again");
+    claimed.deployment.as_mut().unwrap().put_back.as_mut().unwrap().done_at = Some(t(10));
+    assert!(unchanged(claimed.apply(&revert()).unwrap()), "one done is not");
     assert_eq!(worker.state, State::Succeeded, "it stays what it is until it runs the previous revision");
     let deploying = part_in(&group, "worker", State::Deploying { deployment: web_deployment() });
     assert!(unchanged(deploying.apply(&revert()).unwrap()), "a rolling update in flight is left to end");
@@ -368,4 +382,33 @@ fn an_older_read_of_a_part_never_takes_a_section_back() {
     let (group, _) = apply(&group, moved(&newer, 7));
     assert_eq!(group.services[0].state, SectionState::Live);
     assert!(unchanged(group.apply(&moved(&older, 8)).unwrap()), "a concurrent invocation's older read is ignored");
+}
+
+#[test]
+fn a_live_services_scheduled_tasks_are_recorded_as_moved_once_and_put_back_once() {
+    use crate::scheduled::{ScheduleMove, ScheduledTarget};
+    let group = deploying(serde_json::json!(["worker", "web"]));
+    let (group, _) = apply(&group, moved(&part_in(&group, "worker", State::Succeeded), 6));
+    let nightly = ScheduleMove {
+        target: ScheduledTarget::Schedule { group: "default".into(), name: "nightly".into() },
+        previous: revision("worker", 7),
+        revision: revision("worker", 8),
+    };
+    let moved_once =
+        |moves: Vec<ScheduleMove>| services::Event::SchedulesMoved { service: service("worker"), moves, at: t(7) };
+    assert!(unchanged(group.apply(&moved_once(Vec::new())).unwrap()), "nothing moved, nothing recorded");
+    let (group, effects) = apply(&group, moved_once(vec![nightly.clone()]));
+    assert!(effects.is_empty());
+    assert_eq!(group.section(&service("worker")).unwrap().schedules, [nightly.clone()]);
+    assert!(unchanged(group.apply(&moved_once(vec![nightly])).unwrap()), "recorded once");
+    let back = || services::Event::SchedulesPutBack { service: service("worker"), at: t(8) };
+    let (group, _) = apply(&group, back());
+    assert!(group.section(&service("worker")).unwrap().schedules_put_back);
+    assert!(
+        group.timeline.last().unwrap().detail.contains("schedule default/nightly runs"),
+        "{:?}",
+        group.timeline.last()
+    );
+    assert!(unchanged(group.apply(&back()).unwrap()), "put back once");
+    assert!(unchanged(group.apply(&services::Event::SchedulesPutBack { service: service("web"), at: t(9) }).unwrap()));
 }

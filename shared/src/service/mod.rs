@@ -29,8 +29,8 @@ use crate::config::Config;
 use crate::names::ReleaseKey;
 use crate::ports::{
     ActiveReleases, ApiCalls, CodeDeploy, DeployLocks, DeploymentIndex, ImageChecks, ManifestReader, MigrationLogs,
-    Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ServiceDeployments, Tasks, WaitList,
-    Watch,
+    Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ScheduledTasks, ServiceDeployments,
+    Tasks, WaitList, Watch,
 };
 use crate::release::{Effect, Release};
 
@@ -62,6 +62,9 @@ pub struct Convoy {
     pub watch: Arc<dyn Watch>,
     /// CloudTrail's event history: who approved, when no CloudTrail event named them.
     pub api_calls: Arc<dyn ApiCalls>,
+    /// EventBridge Scheduler schedules and default-bus rules whose ECS target runs a service's
+    /// task family: they move to the release's revision, and back on a rollback.
+    pub scheduled_tasks: Arc<dyn ScheduledTasks>,
     pub config: Config,
 }
 

@@ -142,6 +142,68 @@ impl Convoy {
         let part = ReleaseKey::new(service.clone(), group.release.clone());
         let event = deployment::Event::RevertRequested { reason, at: now };
         Box::pin(self.transition(outbox, &part, None, &event)).instrument(release_span(&part)).await?;
+        self.put_back_schedules(outbox, &stored.release, service, now).await
+    }
+
+    /// A live service's scheduled tasks (schedules and rules running its task family) move to the
+    /// release's revision, once: only while the release deploys (or has just succeeded), and only
+    /// if none were recorded as moved; a task that runs the revision already is not written.
+    pub(super) async fn move_schedules_in(
+        &self,
+        outbox: &Outbox,
+        group: &ReleaseKey,
+        service: &ServiceName,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConvoyError> {
+        let Some(stored) = self.store.load(group).await? else { return Ok(()) };
+        let release = &stored.release;
+        if !matches!(release.state, State::DeployingServices { .. } | State::Succeeded) {
+            info!(state = %release.state, %service, "the release goes back: no scheduled task moves");
+            return Ok(());
+        }
+        let Some(section) = release.section(service).filter(|s| s.schedules.is_empty()) else { return Ok(()) };
+        let Some(revision) = section.revision.clone() else { return Ok(()) };
+        let Some(family) = crate::release::task_definition_family(&revision) else { return Ok(()) };
+        let mut moves = Vec::new();
+        for task in self.scheduled_tasks.find(family).await? {
+            match self.scheduled_tasks.point(&task.target, &revision).await? {
+                crate::scheduled::Pointed::Moved { previous } => {
+                    info!(target = %task.target, %previous, %revision, "scheduled task moved");
+                    moves.push(crate::scheduled::ScheduleMove {
+                        target: task.target,
+                        previous,
+                        revision: revision.clone(),
+                    });
+                }
+                crate::scheduled::Pointed::Already => {}
+            }
+        }
+        let event = services::Event::SchedulesMoved { service: service.clone(), moves, at: now };
+        Box::pin(self.transition(outbox, group, Some(stored), &event)).await?;
+        Ok(())
+    }
+
+    /// Points the scheduled tasks the release moved for `service` back at what they ran before.
+    /// A task deleted since is logged and skipped: there is nothing to put back.
+    async fn put_back_schedules(
+        &self,
+        outbox: &Outbox,
+        group: &Release,
+        service: &ServiceName,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConvoyError> {
+        let Some(section) = group.section(service).filter(|s| !s.schedules.is_empty() && !s.schedules_put_back) else {
+            return Ok(());
+        };
+        for moved in &section.schedules {
+            match self.scheduled_tasks.point(&moved.target, &moved.previous).await {
+                Ok(_) => info!(target = %moved.target, previous = %moved.previous, "scheduled task put back"),
+                Err(crate::error::ScheduleError::NotFound(what)) => warn!(%what, "a moved scheduled task is gone"),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let event = services::Event::SchedulesPutBack { service: service.clone(), at: now };
+        Box::pin(self.transition(outbox, &group.key, None, &event)).await?;
         Ok(())
     }
 
@@ -181,6 +243,15 @@ impl Convoy {
         }
         for section in &group.services {
             outbox.tell(&ReleaseKey::new(section.service.clone(), group.key.release.clone()));
+        }
+        if matches!(group.state, State::RevertingServices { .. }) {
+            // A put back that failed (AWS unavailable, a claim whose holder crashed) is asked again.
+            for section in group.services.iter().filter(|s| s.state != crate::release::SectionState::Waiting) {
+                outbox.defer(super::transition::Deferred::Revert {
+                    group: group.key.clone(),
+                    service: section.service.clone(),
+                });
+            }
         }
         Ok(None)
     }

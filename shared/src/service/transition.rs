@@ -37,8 +37,10 @@ pub(crate) enum Deferred {
     Tell(ReleaseKey),
     /// Open these services' parts of the group's release and start their deployments.
     Open { group: ReleaseKey, services: Vec<ServiceName> },
-    /// Put the part of `service` back.
+    /// Put the part of `service` back (and the scheduled tasks the release moved for it).
     Revert { group: ReleaseKey, service: ServiceName },
+    /// Move `service`'s scheduled tasks to the release's revision.
+    MoveSchedules { group: ReleaseKey, service: ServiceName },
 }
 
 impl Outbox {
@@ -288,16 +290,16 @@ impl Convoy {
             match effect {
                 Effect::StartMigration => {
                     let claimed = outcome.release.state == State::StartingMigration;
-                    then = self.start_migration_in(outbox, key, Some(outcome.stored()), claimed, now).await?;
+                    then = Box::pin(self.start_migration_in(outbox, key, Some(outcome.stored()), claimed, now)).await?;
                 }
                 Effect::StartDeployment => {
-                    then = self.start_deployment_in(outbox, key, Some(outcome.stored()), now).await?;
+                    then = Box::pin(self.start_deployment_in(outbox, key, Some(outcome.stored()), now)).await?;
                 }
                 Effect::JudgeImages => {
-                    then = self.judge_images(outbox, key, Some(outcome.stored()), now).await?;
+                    then = Box::pin(self.judge_images(outbox, key, Some(outcome.stored()), now)).await?;
                 }
                 Effect::ResolveImages { images } => {
-                    then = self.resolve_images(outbox, key, images, now, None).await?;
+                    then = Box::pin(self.resolve_images(outbox, key, images, now, None)).await?;
                 }
                 Effect::AnswerHook { deployment, execution, succeeded } => {
                     self.codedeploy.answer_hook(deployment, execution, *succeeded).await?;
@@ -318,11 +320,14 @@ impl Convoy {
                 Effect::RevertService { service } => {
                     outbox.defer(Deferred::Revert { group: key.clone(), service: service.clone() });
                 }
+                Effect::MoveSchedules { service } => {
+                    outbox.defer(Deferred::MoveSchedules { group: key.clone(), service: service.clone() });
+                }
                 Effect::ReleaseServiceLocks => {
                     Box::pin(self.release_service_locks(outbox, &outcome.release, now)).await?
                 }
                 Effect::PutBack => {
-                    then = self.put_back_in(outbox, key, now).await?;
+                    then = Box::pin(self.put_back_in(outbox, key, now)).await?;
                 }
                 Effect::StopMigration { task } => {
                     self.tasks.stop(&self.config.cluster, task, "convoy: the migration ran past its timeout").await?;
@@ -417,6 +422,9 @@ impl Convoy {
                 }
                 Deferred::Revert { group, service } => {
                     Box::pin(self.revert_part_in(outbox, group, service, outbox.now)).await
+                }
+                Deferred::MoveSchedules { group, service } => {
+                    Box::pin(self.move_schedules_in(outbox, group, service, outbox.now)).await
                 }
             };
             if let Err(err) = done {

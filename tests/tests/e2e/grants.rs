@@ -416,3 +416,52 @@ fn a_rolling_service_is_updated_and_followed_on_the_clusters_services_only_and_n
     let update = Request::new(None, "ecs:UpdateService", &service(CLUSTER));
     assert!(!allowed(&policies, &update), "neither ECS method on: no UpdateService at all");
 }
+
+#[test]
+fn scheduled_tasks_are_pointed_only_at_the_clusters_tasks_passing_only_the_named_roles() {
+    let role = "arn:aws:iam::123456789012:role/scheduled-report";
+    let moving = stack(&[("ScheduledTaskRoleArns", role)]);
+    let schedule = format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/jobs/nightly");
+    let rule = format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/hourly");
+    let cluster = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}");
+    for function in [
+        "ImagePushedFunction",
+        "ManifestUploadedFunction",
+        "MigrationStoppedFunction",
+        "DeploymentChangedFunction",
+        "ReconcilerFunction",
+        // A failed verification of a group's service puts the others' scheduled tasks back.
+        "VerifyFunction",
+    ] {
+        let (policies, _) = role_policies(&moving, &function_role(function));
+        let may = |request: Request| allowed(&policies, &request);
+        assert!(may(Request::new(None, "scheduler:ListSchedules", "*")), "{function}: ListSchedules");
+        assert!(may(Request::new(None, "events:ListRules", "*")), "{function}: ListRules");
+        for action in ["scheduler:GetSchedule", "scheduler:UpdateSchedule"] {
+            assert!(may(Request::new(None, action, &schedule)), "{function}: {action}");
+            let elsewhere = "arn:aws:scheduler:us-west-2:999999999999:schedule/jobs/nightly";
+            assert!(!may(Request::new(None, action, elsewhere)), "{function}: {action} in another account");
+        }
+        assert!(!may(Request::new(None, "scheduler:DeleteSchedule", &schedule)), "{function}: never deletes");
+        assert!(may(Request::new(None, "events:ListTargetsByRule", &rule)), "{function}: ListTargetsByRule");
+        let put = |target: &str| Request::new(None, "events:PutTargets", &rule).with("events:TargetArn", target);
+        assert!(may(put(&cluster)), "{function}: PutTargets for the cluster's tasks");
+        let other = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/other");
+        assert!(!may(put(&other)), "{function}: PutTargets for another cluster");
+        assert!(!may(put("arn:aws:lambda:us-east-1:123456789012:function:x")), "{function}: a Lambda target");
+        assert!(!may(Request::new(None, "events:RemoveTargets", &rule)), "{function}: never removes a target");
+        let pass = |role: &str, to: &str| Request::new(None, "iam:PassRole", role).with("iam:PassedToService", to);
+        for service in ["scheduler.amazonaws.com", "events.amazonaws.com"] {
+            assert!(may(pass(role, service)), "{function}: passes the named role to {service}");
+        }
+        assert!(!may(pass(role, "lambda.amazonaws.com")), "{function}: to another service");
+        let admin = "arn:aws:iam::123456789012:role/admin";
+        assert!(!may(pass(admin, "scheduler.amazonaws.com")), "{function}: another role");
+    }
+    let (policies, _) = role_policies(&stack(&[]), &function_role("ReconcilerFunction"));
+    assert!(
+        !allowed(&policies, &Request::new(None, "scheduler:UpdateSchedule", &schedule)),
+        "no role named: no scheduled task moves"
+    );
+    assert!(!allowed(&policies, &Request::new(None, "events:ListRules", "*")), "no role named: nothing listed");
+}

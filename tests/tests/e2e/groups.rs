@@ -133,6 +133,37 @@ async fn worker_runs(backend: &MotoBackend) -> String {
     described.send().await.unwrap().services()[0].task_definition().unwrap().to_owned()
 }
 
+/// An EventBridge Scheduler schedule (`CreateSchedule`, default group) whose ECS target runs
+/// `task_definition` in the backend's cluster; named after the test's world.
+fn nightly_schedule(backend: &MotoBackend, task_definition: &str) -> String {
+    let name = format!("nightly-{}", backend.world.id);
+    let cluster = format!(
+        "arn:aws:ecs:{}:{}:cluster/{}",
+        convoy_tests::moto::REGION,
+        convoy_tests::moto::ACCOUNT,
+        backend.ecs.cluster
+    );
+    let body = json!({
+        "ScheduleExpression": "cron(0 3 * * ? *)",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": cluster, "RoleArn": "arn:aws:iam::123456789012:role/convoy-scheduled-tasks",
+                   "EcsParameters": {"TaskDefinitionArn": task_definition, "TaskCount": 1, "LaunchType": "FARGATE"}},
+    });
+    let moto = convoy_tests::moto::Moto::shared();
+    let (status, answer) = moto.rest_call("scheduler", "POST", &format!("/schedules/{name}"), &body.to_string());
+    assert_eq!(status, 200, "CreateSchedule: {answer}");
+    name
+}
+
+/// The task definition schedule `name` (default group) runs, as moto's `GetSchedule` says.
+fn schedule_runs(name: &str) -> String {
+    let moto = convoy_tests::moto::Moto::shared();
+    let (status, answer) = moto.rest_call("scheduler", "GET", &format!("/schedules/{name}?groupName=default"), "");
+    assert_eq!(status, 200, "GetSchedule: {answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    answer["Target"]["EcsParameters"]["TaskDefinitionArn"].as_str().unwrap().to_owned()
+}
+
 async fn lock_holder(backend: &MotoBackend, service: &str) -> Option<String> {
     let lock = backend.convoy.locks.load(&service.parse().unwrap()).await.unwrap();
     lock.and_then(|(lock, _)| lock.holder).map(|h| h.release.to_string())
@@ -146,6 +177,7 @@ fn section_states(record: &convoy::release::Release) -> Vec<(String, SectionStat
 async fn a_groups_release_replayed_runs_one_migration_then_the_worker_then_web_each_once_and_goes_live_as_one() {
     let (backend, green) = shop(Behaviour::version("g1")).await;
     let worker_before = worker_runs(&backend).await;
+    let nightly = nightly_schedule(&backend, &worker_before);
     let key = migrated(&backend, "g1", json!(["worker", "web"])).await;
     assert_eq!(changes(&backend), ["RunTask", "UpdateService"], "the worker's step first, web not yet");
     assert_eq!(lock_holder(&backend, "web").await.as_deref(), Some("g1"), "both locks taken at once");
@@ -192,15 +224,27 @@ async fn a_groups_release_replayed_runs_one_migration_then_the_worker_then_web_e
     assert_eq!(backend.migration_tasks(&key).await, 1, "one migration for the release");
     assert_eq!(lock_holder(&backend, "web").await, None, "every lock freed");
     assert_eq!(lock_holder(&backend, "worker").await, None);
+    // The worker's scheduled task runs the release's revision, moved once, when the worker went live.
+    let worker_revision = record.services[0].revision.clone().unwrap();
+    assert_eq!(schedule_runs(&nightly), worker_revision);
+    let moves = &record.services[0].schedules;
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(
+        (moves[0].previous.as_str(), moves[0].revision.as_str()),
+        (worker_before.as_str(), worker_revision.as_str())
+    );
+    assert_eq!(record.timeline.iter().filter(|e| e.event == "schedules-moved").count(), 1);
 }
 
 #[tokio::test]
 async fn a_failure_at_webs_verification_puts_the_worker_back_once_and_the_release_fails_at_verification() {
     let (backend, _green) = shop(Behaviour { status: 500, ..Behaviour::version("g2") }).await;
     let worker_before = worker_runs(&backend).await;
+    let nightly = nightly_schedule(&backend, &worker_before);
     let key = migrated(&backend, "g2", json!(["worker", "web"])).await;
     let arn = backend.standin.service_deployments()[0].clone();
     worker_completes(&backend, &arn).await;
+    assert_ne!(schedule_runs(&nightly), worker_before, "the live worker's schedule moved with it");
     let web = backend.record(&part_key("web", "g2")).await.expect("web's part");
     let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
     let deployment = deployment.to_string();
@@ -232,6 +276,9 @@ async fn a_failure_at_webs_verification_puts_the_worker_back_once_and_the_releas
     assert!(matches!(&sections[0], (name, SectionState::RolledBack { .. }) if name == "worker"), "{sections:?}");
     assert!(matches!(&sections[1], (name, SectionState::Failed { .. }) if name == "web"), "{sections:?}");
     assert_eq!(backend.standin.service_updates().len(), 2, "put back once, whatever came after");
+    assert_eq!(schedule_runs(&nightly), worker_before, "the worker's schedule runs its previous revision again");
+    assert!(record.services[0].schedules_put_back);
+    assert_eq!(record.timeline.iter().filter(|e| e.event == "schedules-put-back").count(), 1);
     assert_eq!(changes(&backend).iter().filter(|c| *c == "CreateDeployment").count(), 1);
     assert_eq!(lock_holder(&backend, "web").await, None, "every lock freed");
     assert_eq!(lock_holder(&backend, "worker").await, None);

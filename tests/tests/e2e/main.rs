@@ -33,6 +33,7 @@ mod release_events;
 mod rolling;
 mod sandbox;
 mod scenario;
+mod scheduled_tasks;
 mod settings_file;
 mod store;
 mod trust;

@@ -184,6 +184,7 @@ async fn the_sandbox_with_services_ships_the_worker_then_web_from_one_manifest_a
     let worker = finished.worker.as_ref().expect("the worker's part");
     assert_eq!(worker.deployment.as_ref().unwrap().task_definition.as_deref(), Some(finished.worker_after.as_str()));
     assert_ne!(finished.worker_after, finished.worker_before, "the worker runs the release");
+    assert_eq!(finished.schedule_after, finished.worker_after, "its scheduled task moved with it");
     let web = finished.web.as_ref().expect("web's part");
     assert!(web.approval.as_ref().is_some_and(|a| a.approved && a.by.contains(":user/sandbox-operator-")));
     assert_eq!(finished.wait_exit, 0, "{}", finished.waited);
@@ -216,6 +217,7 @@ async fn the_sandbox_with_services_puts_the_worker_back_when_web_fails_its_verif
     assert!(sections[0].1.starts_with("rolled back: put back on "), "{sections:?}");
     assert!(sections[1].1.starts_with("failed: verification: "), "{sections:?}");
     assert_eq!(finished.worker_after, finished.worker_before, "the worker runs what it ran before the release");
+    assert_eq!(finished.schedule_after, finished.worker_before, "and so does its scheduled task");
     assert_eq!(finished.changes, ["RunTask", "UpdateService", "CreateDeployment", "UpdateService"], "put back once");
     assert_eq!(finished.wait_exit, 1, "{}", finished.waited);
 }

@@ -438,6 +438,7 @@ impl MemoryBackend {
             logs: Arc::new(MemoryLogs::default()),
             watch: Arc::new(convoy::adapters::memory::MemoryWatch::default()),
             api_calls: Arc::new(convoy::adapters::memory::MemoryApiCalls::default()),
+            scheduled_tasks: Arc::new(convoy::adapters::memory::MemoryScheduledTasks::default()),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),

@@ -12,6 +12,7 @@ mod eventbridge;
 mod logs;
 mod prober;
 mod s3;
+mod scheduled;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 pub use cloudtrail::{CloudTrailHistory, NoCloudTrail};
@@ -25,6 +26,7 @@ pub use eventbridge::EventBridgeEvents;
 pub use logs::CloudWatchLogs;
 pub use prober::HttpProber;
 pub use s3::S3Store;
+pub use scheduled::{DEFAULT_BUS, EventBridgeSchedules};
 
 use crate::config::StoreSettings;
 use crate::error::Cause;

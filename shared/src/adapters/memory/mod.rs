@@ -12,6 +12,7 @@ mod ecs_native;
 mod eventbridge;
 mod logs;
 mod s3;
+mod scheduled;
 
 use std::sync::Mutex;
 
@@ -25,6 +26,7 @@ pub use ecs_native::{MemoryServiceDeployments, ServiceDeploymentCall};
 pub use eventbridge::MemoryEvents;
 pub use logs::MemoryLogs;
 pub use s3::{MemoryDocuments, MemoryObjects, MemoryStore};
+pub use scheduled::MemoryScheduledTasks;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic in another test thread must not hide this one's result behind a poisoned lock.
