@@ -44,7 +44,8 @@ fn render_gate(out: &mut String, gate: &crate::release::ImageGate) {
     }
 }
 
-/// Renders the record: state, images with tag and digest, and the timeline.
+/// Renders the record: state, images with tag and digest, and the timeline; for a group's release,
+/// then its services table ([`crate::group_view::render`]).
 pub fn render(release: &Release) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "release   {}", release.key);
@@ -161,6 +162,8 @@ pub fn render(release: &Release) -> String {
         let at = entry.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let _ = writeln!(out, "  {at}  {:width$}  {}", entry.event, entry.detail);
     }
+    // A group's release: a row per service, after what belongs to the release as a whole.
+    crate::group_view::render(&mut out, release);
     out
 }
 
