@@ -47,7 +47,10 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
             .map(|r| {
                 let stages: serde_json::Map<String, serde_json::Value> =
                     text::stages(r, now).into_iter().map(|(s, d)| (s.to_owned(), json!(d.num_seconds()))).collect();
+                let services: Option<Vec<&str>> =
+                    convoy::group_view::is_group(r).then(|| r.services.iter().map(|s| s.service.as_str()).collect());
                 json!({"service": r.key.service.to_string(), "release": r.key.release.to_string(),
+                       "group": r.group.as_ref().map(|g| g.group.to_string()), "services": services,
                        "state": r.state.to_string(), "terminal": r.state.is_terminal(),
                        "opened_at": r.timeline.first().map(|e| e.at), "stage_seconds": stages})
             })
@@ -59,21 +62,26 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
         errln!("no releases");
         return Ok(ExitCode::SUCCESS);
     }
-    let key_width = releases.iter().map(|r| r.key.to_string().len()).max().unwrap_or(0).max(7);
+    let key_width = releases.iter().map(|r| who(r).chars().count()).max().unwrap_or(0).max(7);
     let state_width = releases.iter().map(|r| short_state(r).len()).max().unwrap_or(0).max(5);
     outln!("{:key_width$}  {:state_width$}  {:>6}  STAGES", "RELEASE", "STATE", "AGE");
     for release in &releases {
         let age = release.timeline.first().map_or("-".to_owned(), |e| text::span(now - e.at));
         let stages: Vec<String> =
             text::stages(release, now).iter().map(|(s, d)| format!("{s} {}", text::span(*d))).collect();
-        outln!(
-            "{:key_width$}  {:state_width$}  {age:>6}  {}",
-            release.key.to_string(),
-            short_state(release),
-            stages.join(", ")
-        );
+        outln!("{:key_width$}  {:state_width$}  {age:>6}  {}", who(release), short_state(release), stages.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The release as the RELEASE column shows it: `web/r1`, or for a group's release its group and
+/// services, `shop/r1 (web, worker)`.
+fn who(release: &Release) -> String {
+    if convoy::group_view::is_group(release) {
+        format!("{} ({})", release.key, convoy::group_view::service_names(release))
+    } else {
+        release.key.to_string()
+    }
 }
 
 /// The state's name without its long detail (a failure's reason goes to `convoy status`).
