@@ -120,7 +120,7 @@ pub fn overview(bucket: &str, loaded: Vec<Loaded>, more: bool, filter: &Filter, 
                     tbody {
                         @for r in &releases {
                             tr.release data-state=(state_name(&r.state)) {
-                                td { (r.key.service) }
+                                td.who { (convoy::group_view::label(r)) }
                                 td { a href=(release_href(&r.key)) { (r.key.release) } }
                                 td { span class=(badge_class(&r.state)) { (state_name(&r.state)) } div.detail { (r.state) } }
                                 td { (ago(now, r.timeline.first().map(|e| e.at))) }
@@ -159,6 +159,9 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                     " "
                     a.button.reject #reject href={ (release_href(key)) "/reject" } { "Reject…" }
                 }
+            }
+            @if convoy::group_view::is_group(release) {
+                (services(release))
             }
             h2 { "Timeline" }
             (svg::timeline(&spans))
@@ -278,6 +281,40 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
     }
 }
 
+/// A group's release: a row per service in the manifest's order (steps from 1), its reason under
+/// its state. Maud escapes every value; a reason may quote anything a service or AWS wrote.
+fn services(release: &Release) -> Markup {
+    use convoy::group_view::{reason, revisions, state_name};
+    html! {
+        h2 { "Services" }
+        table #services {
+            thead { tr { th { "step" } th { "service" } th { "method" } th { "deployment" } th { "state" } th { "revision" } } }
+            tbody { @for s in &release.services { tr.section data-service=(s.service) data-state=(state_name(&s.state)) {
+                td { (s.step + 1) }
+                td { (s.service) }
+                td { (s.method) }
+                td { @match &s.deployment { Some(d) => { code { (d.as_str()) } }, None => { span.muted { "—" } } } }
+                td {
+                    span class=(section_class(&s.state)) { (state_name(&s.state)) }
+                    @if let Some(why) = reason(&s.state) { div.detail { (why) } }
+                }
+                td { code { (revisions(s)) } }
+            } } }
+        }
+    }
+}
+
+fn section_class(state: &convoy::release::SectionState) -> &'static str {
+    use convoy::release::SectionState as S;
+    match state {
+        S::Live => "badge ok",
+        S::RolledBack { .. } | S::Failed { .. } => "badge bad",
+        S::RollingBack { .. } => "badge wait",
+        S::Waiting => "badge muted",
+        S::Deploying | S::Verifying | S::Through => "badge live",
+    }
+}
+
 pub fn confirm(release: &Release, approve: bool, token: &str) -> Markup {
     let key = &release.key;
     let (verb, what) = if approve {
@@ -373,6 +410,43 @@ mod tests {
             }],
         });
         release
+    }
+
+    /// A group `shop`: web live on d-ABCDEFGHI, api rolled back with a reason that carries markup.
+    fn group() -> Release {
+        serde_json::from_value(serde_json::json!({
+            "schema": 1,
+            "key": {"service": "shop", "release": "r1"},
+            "source": {"bucket": "b", "key": "releases/shop/r1.json"},
+            "images": {}, "state": {"name": "Succeeded"}, "timeline": [],
+            "services": [
+                {"service": "web", "step": 0, "method": "codedeploy", "takes_traffic": true, "containers": {},
+                 "previous_revision": "arn:aws:ecs:us-east-1:1:task-definition/web:41",
+                 "revision": "arn:aws:ecs:us-east-1:1:task-definition/web:42",
+                 "deployment": {"codedeploy": "d-ABCDEFGHI"}, "state": {"name": "live"}},
+                {"service": "api", "step": 1, "method": "ecs-native", "takes_traffic": true, "containers": {},
+                 "state": {"name": "rolled-back", "reason": "<script>alert(1)</script> 5xx"}}
+            ]
+        }))
+        .expect("a group's record")
+    }
+
+    #[test]
+    fn a_groups_release_page_has_a_row_per_service_with_its_reason_escaped() {
+        let page = release(&group(), "b", Utc::now()).into_string();
+        let web = page.find("data-service=\"web\" data-state=\"live\"").expect("web's row");
+        let api = page.find("data-service=\"api\" data-state=\"rolled-back\"").expect("api's row");
+        assert!(web < api, "in the manifest's order");
+        assert!(page.contains("<code>d-ABCDEFGHI</code>") && page.contains("web:41 → web:42"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; 5xx"), "{page}");
+        assert!(!page.contains("<script>alert"), "the reason is text, not markup");
+    }
+
+    #[test]
+    fn the_overview_names_a_groups_release_by_its_group_and_services() {
+        let loaded = vec![super::super::Loaded::Read(Box::new(group()))];
+        let page = overview("b", loaded, false, &Filter::default(), Utc::now()).into_string();
+        assert!(page.contains("<td class=\"who\">shop (web, api)</td>"), "{page}");
     }
 
     #[test]
