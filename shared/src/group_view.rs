@@ -113,10 +113,10 @@ pub fn render(out: &mut String, release: &Release) {
         }
     }
     let line = |out: &mut String, cells: [&str; 6]| {
-        let mut text = String::from(" ");
+        let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
             let pad = if i + 1 == cells.len() { 0 } else { widths[i] - cell.chars().count() };
-            let _ = write!(text, " {cell}{}", " ".repeat(pad));
+            let _ = write!(text, "  {cell}{}", " ".repeat(pad));
         }
         let _ = writeln!(out, "{}", text.trim_end());
     };
@@ -125,7 +125,8 @@ pub fn render(out: &mut String, release: &Release) {
     for (row, section) in rows.iter().zip(&release.services) {
         line(out, row.each_ref().map(String::as_str));
         if let Some(why) = reason(&section.state) {
-            let _ = writeln!(out, "    {} {}: {why}", " ".repeat(widths[0]), state_name(&section.state));
+            // Under its row, from the service's column: a reason can be long.
+            let _ = writeln!(out, "  {}  {}: {why}", " ".repeat(widths[0]), state_name(&section.state));
         }
     }
 }
