@@ -47,12 +47,12 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
             .map(|r| {
                 let stages: serde_json::Map<String, serde_json::Value> =
                     text::stages(r, now).into_iter().map(|(s, d)| (s.to_owned(), json!(d.num_seconds()))).collect();
-                let services: Option<Vec<&str>> =
-                    convoy::group_view::is_group(r).then(|| r.services.iter().map(|s| s.service.as_str()).collect());
                 json!({"service": r.key.service.to_string(), "release": r.key.release.to_string(),
-                       "group": r.group.as_ref().map(|g| g.group.to_string()), "services": services,
                        "state": r.state.to_string(), "terminal": r.state.is_terminal(),
-                       "opened_at": r.timeline.first().map(|e| e.at), "stage_seconds": stages})
+                       "opened_at": r.timeline.first().map(|e| e.at), "stage_seconds": stages,
+                       "services": r.services.iter().map(|s| json!({"service": s.service.to_string(),
+                           "method": s.method.to_string(), "state": s.state})).collect::<Vec<_>>(),
+                       "part_of": r.part_of.as_ref().map(ToString::to_string)})
             })
             .collect();
         outln!("{}", crate::output::json_pretty(&rows));
@@ -62,25 +62,31 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
         errln!("no releases");
         return Ok(ExitCode::SUCCESS);
     }
-    let key_width = releases.iter().map(|r| who(r).chars().count()).max().unwrap_or(0).max(7);
+    let key_width = releases.iter().map(|r| label(r).len()).max().unwrap_or(0).max(7);
     let state_width = releases.iter().map(|r| short_state(r).len()).max().unwrap_or(0).max(5);
     outln!("{:key_width$}  {:state_width$}  {:>6}  STAGES", "RELEASE", "STATE", "AGE");
     for release in &releases {
         let age = release.timeline.first().map_or("-".to_owned(), |e| text::span(now - e.at));
         let stages: Vec<String> =
             text::stages(release, now).iter().map(|(s, d)| format!("{s} {}", text::span(*d))).collect();
-        outln!("{:key_width$}  {:state_width$}  {age:>6}  {}", who(release), short_state(release), stages.join(", "));
+        outln!("{:key_width$}  {:state_width$}  {age:>6}  {}", label(release), short_state(release), stages.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The release as the RELEASE column shows it: `web/r1`, or for a group's release its group and
-/// services, `shop/r1 (web, worker)`.
-fn who(release: &Release) -> String {
-    if convoy::group_view::is_group(release) {
-        format!("{} ({})", release.key, convoy::group_view::service_names(release))
-    } else {
-        release.key.to_string()
+/// The release as the list names it: a group's with its services, a part with the release it
+/// belongs to.
+fn label(release: &Release) -> String {
+    let key = release.key.to_string();
+    if let Some(group) = &release.part_of {
+        return format!("{key} (part of {group})");
+    }
+    match release.services.as_slice() {
+        [] => key,
+        services => {
+            let names: Vec<&str> = services.iter().map(|s| s.service.as_str()).collect();
+            format!("{key} ({})", names.join(", "))
+        }
     }
 }
 
@@ -90,5 +96,36 @@ fn short_state(release: &Release) -> String {
     match full.split_once(':') {
         Some((head, _)) => head.to_owned(),
         None => full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(extra: serde_json::Value) -> Release {
+        let mut value = json!({
+            "schema": 2, "key": {"service": "shop", "release": "r1"},
+            "source": {"bucket": "b", "key": "releases/shop/r1.json"},
+            "images": {}, "state": {"name": "Succeeded"}, "timeline": []
+        });
+        for (field, v) in extra.as_object().unwrap() {
+            value[field] = v.clone();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_groups_release_is_listed_with_its_services_and_a_part_with_its_release() {
+        let group = record(json!({"services": [
+            {"service": "worker", "step": 0, "method": "ecs-rolling", "takes_traffic": false, "containers": {},
+             "state": {"name": "live"}},
+            {"service": "web", "step": 1, "method": "codedeploy", "takes_traffic": true, "containers": {},
+             "state": {"name": "live"}}]}));
+        assert_eq!(label(&group), "shop/r1 (worker, web)");
+        let mut part = record(json!({"part_of": {"service": "shop", "release": "r1"}}));
+        part.key = ReleaseKey::new("web".parse().unwrap(), "r1".parse().unwrap());
+        assert_eq!(label(&part), "web/r1 (part of shop/r1)");
+        assert_eq!(label(&record(json!({}))), "shop/r1", "a release of one service, as before");
     }
 }

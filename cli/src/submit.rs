@@ -127,13 +127,21 @@ fn check(
         let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         value.get(field)?.as_str().map(str::to_owned)
     };
-    // A release group's manifest: read and checked by manifest-uploaded, not deployed yet, so
-    // not uploaded from here (docs/reference/manifest.md, version 2).
+    // A release group's manifest (docs/reference/manifest.md, version 2) names its group and
+    // release; it goes to `releases/<group>/<release>.json`. Its shape is checked here; the group's
+    // members and their settings are the Lambda's to check (the settings file holds them).
     if serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| v.get("version")?.as_u64()) == Some(2) {
-        return Err(Refusal::Manifest(format!(
-            "a version 2 manifest releases a group's services; {}: convoy submit does not upload it",
-            ManifestError::GroupsNotDeployedYet
-        )));
+        let group =
+            named("group").ok_or_else(|| manifest_error(ManifestError::Shape("missing field `group`".into())))?;
+        let group = ServiceName::new(&group).map_err(|e| manifest_error(e.into()))?;
+        let id =
+            named("release").ok_or_else(|| manifest_error(ManifestError::Shape("missing field `release`".into())))?;
+        let key = ReleaseKey::new(group, ReleaseId::new(&id).map_err(|e| manifest_error(e.into()))?);
+        if service.as_ref().is_some_and(|s| *s != key.service) || release.as_ref().is_some_and(|r| *r != key.release) {
+            return Err(Refusal::Usage(format!("the manifest releases {key}: --service and --release must agree")));
+        }
+        manifest::read(bytes, &key).map_err(manifest_error)?;
+        return Ok(key);
     }
     let service = match service.map(Ok).or_else(|| named("service").map(|s| ServiceName::new(&s))) {
         Some(parsed) => Some(parsed.map_err(|e| manifest_error(e.into()))?),
@@ -242,14 +250,16 @@ mod tests {
     }
 
     #[test]
-    fn a_version_2_manifest_is_refused_with_the_reason_and_not_uploaded() {
-        let group = json!({"version": 2, "release": "r1", "group": "shop"}).to_string().into_bytes();
-        let Err(Refusal::Manifest(why)) = check(&group, None, None, &[], &[], None) else { panic!("refused") };
-        assert_eq!(
-            why,
-            "a version 2 manifest releases a group's services; multi-service releases are read and checked, but this \
-             version does not deploy them yet: convoy submit does not upload it"
-        );
+    fn a_version_2_manifest_names_its_group_and_release_and_its_shape_is_checked() {
+        let group = json!({"version": 2, "release": "r1", "group": "shop",
+                           "images": {"app": URI}, "services": {"web": {"containers": {"app": "app"}}},
+                           "order": ["web"]});
+        let bytes = group.to_string().into_bytes();
+        assert_eq!(check(&bytes, None, None, &[], &[], None).unwrap().to_string(), "shop/r1");
+        let other = check(&bytes, Some("web".parse().unwrap()), None, &[], &[], None);
+        assert!(matches!(other, Err(Refusal::Usage(why)) if why.contains("releases shop/r1")));
+        let shapeless = json!({"version": 2, "release": "r1", "group": "shop"}).to_string().into_bytes();
+        assert!(matches!(check(&shapeless, None, None, &[], &[], None), Err(Refusal::Manifest(_))));
     }
 
     #[test]

@@ -207,10 +207,17 @@ pub fn admit_group(
     key: &ReleaseKey,
     manifest: &crate::manifest::GroupManifest,
 ) -> Result<(), ManifestError> {
+    // The release's one approval holds the traffic shift of the services that take traffic; one
+    // that takes none (a rolling update) is not asked for it, unless no service could give it.
+    let takes_traffic = |s: &crate::names::ServiceName| services.get(s).is_some_and(|s| s.method().takes_traffic());
+    let any_takes_traffic = manifest.services_in_order().any(takes_traffic);
     for service in manifest.services_in_order() {
         let settings =
             services.get(service).ok_or_else(|| ManifestError::ServiceWithoutSettings(service.to_string()))?;
-        let view = manifest.one_service_view(service).expect("the order names the manifest's services");
+        let mut view = manifest.one_service_view(service).expect("the order names the manifest's services");
+        if any_takes_traffic && !takes_traffic(service) {
+            view.approval = None;
+        }
         let service_key = ReleaseKey::new(service.clone(), key.release.clone());
         admit(Some(settings), default_timeout_seconds, &service_key, &view)?;
     }
@@ -372,5 +379,39 @@ mod tests {
         assert!(refused.contains("asks for verify"), "{refused}");
         asked.approval = Some(Approval::Auto);
         assert_eq!(admit(Some(&settings), 600, &key(), &asked), Ok(()));
+    }
+
+    #[test]
+    fn a_groups_manual_approval_is_asked_of_the_services_that_take_traffic_only() {
+        let web = settings("manual");
+        let worker = crate::settings::parse(r#"{"worker": {"deploy": {"method": "ecs-rolling"}, "approval": "auto"}}"#)
+            .unwrap()
+            .remove(&"worker".parse().unwrap())
+            .unwrap();
+        let group = |services: serde_json::Value, order: serde_json::Value| {
+            let text = serde_json::json!({"version": 2, "release": "4cf03d1", "group": "shop",
+                "images": {"app": "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:4cf03d1"},
+                "services": services, "order": order, "approval": "manual"});
+            let key = ReleaseKey::new("shop".parse().unwrap(), "4cf03d1".parse().unwrap());
+            match crate::manifest::read(text.to_string().as_bytes(), &key).unwrap() {
+                crate::manifest::Submitted::Group(manifest) => (key, manifest),
+                crate::manifest::Submitted::Service(_) => panic!("a group's manifest"),
+            }
+        };
+        let services =
+            std::collections::BTreeMap::from([("web".parse().unwrap(), web), ("worker".parse().unwrap(), worker)]);
+        let (key, both) = group(
+            serde_json::json!({"web": {"containers": {"app": "app"}}, "worker": {"containers": {"worker": "app"}}}),
+            serde_json::json!(["worker", "web"]),
+        );
+        assert_eq!(
+            admit_group(&services, 1800, &key, &both),
+            Ok(()),
+            "web holds the approval; the worker is not asked"
+        );
+        let (key, alone) =
+            group(serde_json::json!({"worker": {"containers": {"worker": "app"}}}), serde_json::json!(["worker"]));
+        let refused = admit_group(&services, 1800, &key, &alone).unwrap_err().to_string();
+        assert!(refused.contains("which service worker cannot give"), "no service could hold it: {refused}");
     }
 }

@@ -1,9 +1,7 @@
-//! What every view shows of a group's release (a version 2 manifest): one row per service, in the
-//! manifest's order, with its method, its deployment, its state and the revision it runs. `convoy
-//! status`, `wait`, `list`, the dashboard and the release events all read a section through these
-//! helpers, so they word a state the same way. Read-only: the sections move in `release/`.
-
-use std::fmt::Write;
+//! What the views show of a group's release (a version 2 manifest) beyond its rows (which
+//! `status.rs` `render_services` prints): a section's state by its record name and reason, whether
+//! every service is live (`convoy wait`), the label `shop (web, worker)` (the dashboard's
+//! overview). Read-only: the sections move in `release/`.
 
 use crate::release::{Release, SectionState, ServiceSection};
 
@@ -72,65 +70,6 @@ pub fn label(release: &Release) -> String {
     if is_group(release) { format!("{name} ({})", service_names(release)) } else { name.to_string() }
 }
 
-/// A task definition ARN as a person reads it: its `family:revision`.
-pub fn short_revision(arn: &str) -> &str {
-    arn.rsplit_once("task-definition/").map_or(arn, |(_, family)| family)
-}
-
-/// The revision a section runs: `web:41 → web:42` (previous → the release's), `—` for none yet.
-pub fn revisions(section: &ServiceSection) -> String {
-    let (before, after) = (section.previous_revision.as_deref(), section.revision.as_deref());
-    match (before.map(short_revision), after.map(short_revision)) {
-        (Some(before), Some(after)) => format!("{before} → {after}"),
-        (Some(before), None) => format!("{before} → (not registered yet)"),
-        (None, Some(after)) => format!("(none recorded) → {after}"),
-        (None, None) => "—".to_owned(),
-    }
-}
-
-/// The services table of `convoy status` for a group's release: a row per service in the
-/// manifest's order (steps counted from 1), a section's reason on the line under its row. Nothing
-/// for a release of one service.
-pub fn render(out: &mut String, release: &Release) {
-    if !is_group(release) {
-        return;
-    }
-    let deployment = |s: &ServiceSection| s.deployment.as_ref().map_or("—".to_owned(), |d| d.as_str().to_owned());
-    let rows: Vec<[String; 6]> = release
-        .services
-        .iter()
-        .map(|s| {
-            let step = (s.step + 1).to_string();
-            let state = state_name(&s.state).to_owned();
-            [step, s.service.to_string(), s.method.to_string(), deployment(s), state, revisions(s)]
-        })
-        .collect();
-    let header = ["STEP", "SERVICE", "METHOD", "DEPLOYMENT", "STATE", "REVISION"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |out: &mut String, cells: [&str; 6]| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let pad = if i + 1 == cells.len() { 0 } else { widths[i] - cell.chars().count() };
-            let _ = write!(text, "  {cell}{}", " ".repeat(pad));
-        }
-        let _ = writeln!(out, "{}", text.trim_end());
-    };
-    let _ = writeln!(out, "\nservices  {}", label(release));
-    line(out, header);
-    for (row, section) in rows.iter().zip(&release.services) {
-        line(out, row.each_ref().map(String::as_str));
-        if let Some(why) = reason(&section.state) {
-            // Under its row, from the service's column: a reason can be long.
-            let _ = writeln!(out, "  {}  {}: {why}", " ".repeat(widths[0]), state_name(&section.state));
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -163,41 +102,10 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn status_shows_a_row_per_service_in_the_manifests_order_with_method_deployment_state_and_revisions() {
-        let mut out = String::new();
-        render(&mut out, &shop());
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[1], "services  shop (web, api, batch, jobs)", "{out}");
-        assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), header_words(), "{out}");
-        let words = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        assert_eq!(words(lines[3]), ["1", "web", "codedeploy", "d-ABCDEFGHI", "live", "web:41", "→", "web:42"]);
-        assert_eq!(words(lines[4]), ["2", "api", "ecs-native", "—", "rolled-back", "api:7", "→", "api:8"]);
-        assert_eq!(lines[5].trim(), "rolled-back: 2 of 5 probes failed");
-        assert_eq!(words(lines[6]), ["2", "batch", "codepipeline", "—", "failed", "—"]);
-        assert_eq!(lines[7].trim(), "failed: pipeline execution \u{1b}[2J failed", "the terminal cleans it, not here");
-        assert_eq!(words(lines[8]), ["3", "jobs", "ecs-rolling", "—", "waiting", "—"]);
-        assert_eq!(lines.len(), 9, "{out}");
-    }
-
-    #[test]
-    fn status_shows_the_services_table_after_the_releases_own_timeline() {
-        let text = crate::status::render(&shop());
-        let timeline = text.find("\ntimeline").expect("a timeline");
-        let services = text.find("\nservices  shop (web, api, batch, jobs)").expect("a services table");
-        assert!(timeline < services, "{text}");
-    }
-
-    fn header_words() -> Vec<&'static str> {
-        vec!["STEP", "SERVICE", "METHOD", "DEPLOYMENT", "STATE", "REVISION"]
-    }
-
-    #[test]
-    fn a_release_of_one_service_has_no_services_table() {
+    fn a_release_of_one_service_is_labelled_by_its_service_and_is_never_all_live() {
         let mut release = shop();
+        assert_eq!(label(&release), "shop (web, api, batch, jobs)");
         release.services.clear();
-        let mut out = String::new();
-        render(&mut out, &release);
-        assert_eq!(out, "");
         assert_eq!(label(&release), "shop");
         assert!(!all_live(&release), "no section is not all live");
     }

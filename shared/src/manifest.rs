@@ -82,9 +82,6 @@ pub enum ManifestError {
     GroupNeedsVersion2 { key: String, group: String },
     #[error("service {} has no settings: the operator's settings decide how each service of a release deploys", Excerpt(.0))]
     ServiceWithoutSettings(String),
-    /// Admitted, but nothing of it may run until per-service deployments exist (issue 25).
-    #[error("multi-service releases are read and checked, but this version does not deploy them yet")]
-    GroupsNotDeployedYet,
     #[error("the manifest names no images")]
     NoImages,
     #[error("{0}")]

@@ -44,13 +44,46 @@ fn render_gate(out: &mut String, gate: &crate::release::ImageGate) {
     }
 }
 
-/// Renders the record: state, images with tag and digest, and the timeline; for a group's release,
-/// then its services table ([`crate::group_view::render`]).
+/// A group's release: a row per service in the manifest's order (its step, method, state, the
+/// deployment that carries it, and the revision it ran before → the release's).
+fn render_services(out: &mut String, release: &Release) {
+    if release.services.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nservices");
+    let width = release.services.iter().map(|s| s.service.as_str().len()).max().unwrap_or(0);
+    for section in &release.services {
+        let state = crate::release::services::section_words(&section.state);
+        let method = section.method.to_string();
+        let _ = writeln!(out, "  {} {:width$}  {method:<12}  {state}", section.step + 1, section.service.as_str());
+        if let Some(deployment) = &section.deployment {
+            let _ = writeln!(out, "    deployment  {deployment}");
+        }
+        match (&section.previous_revision, &section.revision) {
+            (Some(previous), Some(revision)) => {
+                let _ = writeln!(out, "    revision    {previous} → {revision}");
+            }
+            (None, Some(revision)) => {
+                let _ = writeln!(out, "    revision    {revision}");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Renders the record: state, images with tag and digest, and the timeline.
 pub fn render(release: &Release) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "release   {}", release.key);
     let _ = writeln!(out, "state     {}", release.state);
     let _ = writeln!(out, "manifest  {}", release.source.describe());
+    if let Some(group) = &release.part_of {
+        let _ = writeln!(
+            out,
+            "part of   {group} (this service's part of that release: `convoy status {} {}`)",
+            group.service, group.release
+        );
+    }
     if let Some(settings) = &release.settings {
         let _ = writeln!(out, "settings  {settings}");
     }
@@ -65,6 +98,7 @@ pub fn render(release: &Release) -> String {
     if let Some(gate) = &release.gate {
         render_gate(&mut out, gate);
     }
+    render_services(&mut out, release);
     if let Some(run) = &release.migration {
         let _ = writeln!(out, "\nmigration");
         let field = |out: &mut String, name: &str, value: Option<String>| {
@@ -162,8 +196,6 @@ pub fn render(release: &Release) -> String {
         let at = entry.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let _ = writeln!(out, "  {at}  {:width$}  {}", entry.event, entry.detail);
     }
-    // A group's release: a row per service, after what belongs to the release as a whole.
-    crate::group_view::render(&mut out, release);
     out
 }
 
@@ -196,5 +228,43 @@ pub fn approver_lines(approval: &crate::release::ApprovalDecision) -> Vec<String
         }
         Some(Attribution::Unknown { why }) => vec![format!("principal   {why}")],
         None => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::{SectionState, State};
+
+    #[test]
+    fn a_groups_release_shows_a_row_per_service_in_order_with_its_state_and_revisions() {
+        let mut release: Release = serde_json::from_value(serde_json::json!({
+            "schema": 2, "key": {"service": "shop", "release": "r1"},
+            "source": {"bucket": "b", "key": "releases/shop/r1.json"},
+            "images": {}, "state": {"name": "DeployingServices", "step": 1}, "timeline": [],
+            "services": [
+                {"service": "worker", "step": 0, "method": "ecs-rolling", "takes_traffic": false, "containers": {},
+                 "state": {"name": "live"}},
+                {"service": "web", "step": 1, "method": "codedeploy", "takes_traffic": true, "containers": {},
+                 "state": {"name": "waiting"}}
+            ]
+        }))
+        .unwrap();
+        release.services[0].previous_revision = Some("worker:1".into());
+        release.services[0].revision = Some("worker:2".into());
+        release.services[1].state = SectionState::Failed { reason: "verification: 500".into() };
+        assert_eq!(release.state, State::DeployingServices { step: 1 });
+        let shown = render(&release);
+        let services: Vec<&str> =
+            shown.lines().skip_while(|l| *l != "services").skip(1).take_while(|l| !l.is_empty()).collect();
+        assert_eq!(
+            services,
+            [
+                "  1 worker  ecs-rolling   live",
+                "    revision    worker:1 → worker:2",
+                "  2 web     codedeploy    failed: verification: 500"
+            ]
+        );
+        assert!(shown.contains("state     Deploying services (step 2)"), "{shown}");
     }
 }

@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod pipeline;
 pub mod runtime;
 pub mod sandbox;
+pub mod sandbox_services;
 pub mod standin;
 pub mod wait;
 pub mod world;

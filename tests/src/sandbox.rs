@@ -143,8 +143,8 @@ pub struct Finished {
     pub settings_version: Option<String>,
 }
 
-struct Sandbox {
-    verbose: bool,
+pub(crate) struct Sandbox {
+    pub(crate) verbose: bool,
 }
 
 impl Sandbox {
@@ -159,13 +159,13 @@ impl Sandbox {
         }
     }
 
-    fn step(&self, text: &str) {
+    pub(crate) fn step(&self, text: &str) {
         if self.verbose {
             println!("\n\x1b[1m▶ {text}\x1b[0m");
         }
     }
 
-    fn say(&self, text: impl AsRef<str>) {
+    pub(crate) fn say(&self, text: impl AsRef<str>) {
         if self.verbose {
             println!("  {}", text.as_ref());
         }
@@ -173,7 +173,7 @@ impl Sandbox {
 
     /// Invokes `function` with `event`; `Err` when it fails (AWS would retry it, and the sandbox
     /// shows one release going through, so a failure is the sandbox's failure).
-    async fn send(&self, function: &LambdaProcess, event: Value) -> Result<Value, String> {
+    pub(crate) async fn send(&self, function: &LambdaProcess, event: Value) -> Result<Value, String> {
         match function.invoke(event).await? {
             Outcome::Response(value) => {
                 self.say(format!("{} answered: {value}", function.name));
@@ -637,7 +637,7 @@ fn stage_seconds(functions: &[&LambdaProcess], release: &str) -> Vec<(String, f6
 }
 
 /// The event bus of the sandbox whose state bucket is `bucket`.
-fn event_bus(bucket: &str) -> String {
+pub(crate) fn event_bus(bucket: &str) -> String {
     format!("{bucket}-events")
 }
 
@@ -728,7 +728,7 @@ async fn play_ecs_native(
 /// CodeDeploy's part after the reroute wait, from what Convoy asked it: an accepted
 /// `ContinueDeployment` shifts production traffic and succeeds; an accepted `StopDeployment`
 /// stops and rolls back. The state-change event's state.
-fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, String> {
+pub(crate) fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, String> {
     let took = |operation: &str| {
         standin.calls_of(operation).iter().any(|c| c.refused.is_none() && c.body["deploymentId"] == deployment)
     };
@@ -750,7 +750,7 @@ fn codedeploy_end(standin: &StandIn, deployment: &str) -> Result<&'static str, S
 /// moto with its own access key) runs `convoy approve`; CloudTrail's record of the call (the
 /// stand-in's, with the principal moto's STS resolves from that key) reaches deployment-changed
 /// as EventBridge delivers it; `convoy status` then names the principal.
-async fn approve_as_operator(
+pub(crate) async fn approve_as_operator(
     out: &Sandbox,
     standin: &StandIn,
     world: &World,
@@ -863,7 +863,7 @@ fn cli_with(endpoint: &str, bucket: &str, args: &[&str], env: &[(String, String)
 }
 
 /// [`cli`], accepting the exit codes in `ok`: the code and the output.
-fn cli_exits(endpoint: &str, bucket: &str, args: &[&str], ok: &[i32]) -> Result<(i32, String), String> {
+pub(crate) fn cli_exits(endpoint: &str, bucket: &str, args: &[&str], ok: &[i32]) -> Result<(i32, String), String> {
     cli_run(endpoint, bucket, args, &[], ok)
 }
 
@@ -878,7 +878,7 @@ fn cli_run(
 }
 
 /// [`cli_run`] in `dir` (the current directory when `None`).
-fn cli_in(
+pub(crate) fn cli_in(
     endpoint: &str,
     bucket: &str,
     args: &[&str],
@@ -941,7 +941,7 @@ pub async fn ship_log(sdk: &aws_config::SdkConfig, log: &convoy::release::LogPoi
 }
 
 /// The migration's command: a real process whose exit code the sandbox reports.
-fn migration_command(fails: bool) -> Vec<String> {
+pub(crate) fn migration_command(fails: bool) -> Vec<String> {
     let script = if fails {
         "echo 'migrating 2026_11_25_000000_add_orders'; echo 'SQLSTATE[42S01]: table orders already exists' >&2; exit 1"
     } else {

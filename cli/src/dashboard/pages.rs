@@ -160,9 +160,6 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                     a.button.reject #reject href={ (release_href(key)) "/reject" } { "Reject…" }
                 }
             }
-            @if convoy::group_view::is_group(release) {
-                (services(release))
-            }
             h2 { "Timeline" }
             (svg::timeline(&spans))
             table.stages {
@@ -175,6 +172,24 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                         Outcome::Failed { event, detail } => { span.bad { (event) } ": " (detail) },
                     } }
                 } } }
+            }
+            @if let Some(group) = &release.part_of {
+                p #part-of { "This service's part of release " a href=(release_href(group)) { (group) } "." }
+            }
+            @if !release.services.is_empty() {
+                h2 { "Services" }
+                table #services {
+                    thead { tr { th { "step" } th { "service" } th { "method" } th { "state" } th { "deployment" } th { "revision" } } }
+                    tbody { @for section in &release.services { tr.section data-service=(section.service) data-state=(convoy::group_view::state_name(&section.state)) {
+                        td { (section.step + 1) }
+                        td { a href=(release_href(&ReleaseKey::new(section.service.clone(), key.release.clone()))) { (section.service) } }
+                        td { (section.method) }
+                        td { (convoy::release::services::section_words(&section.state)) }
+                        td { @if let Some(d) = &section.deployment { code { (d) } } }
+                        td { @if let Some(p) = &section.previous_revision { code { (p) } " → " }
+                             @if let Some(r) = &section.revision { code { (r) } } }
+                    } } }
+                }
             }
             h2 { "Images" }
             table #images {
@@ -278,40 +293,6 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
             }
             details #raw { summary { "Raw record" } pre { (raw) } }
         }))
-    }
-}
-
-/// A group's release: a row per service in the manifest's order (steps from 1), its reason under
-/// its state. Maud escapes every value; a reason may quote anything a service or AWS wrote.
-fn services(release: &Release) -> Markup {
-    use convoy::group_view::{reason, revisions, state_name};
-    html! {
-        h2 { "Services" }
-        table #services {
-            thead { tr { th { "step" } th { "service" } th { "method" } th { "deployment" } th { "state" } th { "revision" } } }
-            tbody { @for s in &release.services { tr.section data-service=(s.service) data-state=(state_name(&s.state)) {
-                td { (s.step + 1) }
-                td { (s.service) }
-                td { (s.method) }
-                td { @match &s.deployment { Some(d) => { code { (d.as_str()) } }, None => { span.muted { "—" } } } }
-                td {
-                    span class=(section_class(&s.state)) { (state_name(&s.state)) }
-                    @if let Some(why) = reason(&s.state) { div.detail { (why) } }
-                }
-                td { code { (revisions(s)) } }
-            } } }
-        }
-    }
-}
-
-fn section_class(state: &convoy::release::SectionState) -> &'static str {
-    use convoy::release::SectionState as S;
-    match state {
-        S::Live => "badge ok",
-        S::RolledBack { .. } | S::Failed { .. } => "badge bad",
-        S::RollingBack { .. } => "badge wait",
-        S::Waiting => "badge muted",
-        S::Deploying | S::Verifying | S::Through => "badge live",
     }
 }
 
@@ -432,12 +413,13 @@ mod tests {
     }
 
     #[test]
-    fn a_groups_release_page_has_a_row_per_service_with_its_reason_escaped() {
+    fn a_groups_release_page_marks_each_services_row_with_its_state_and_escapes_its_reason() {
         let page = release(&group(), "b", Utc::now()).into_string();
         let web = page.find("data-service=\"web\" data-state=\"live\"").expect("web's row");
         let api = page.find("data-service=\"api\" data-state=\"rolled-back\"").expect("api's row");
         assert!(web < api, "in the manifest's order");
-        assert!(page.contains("<code>d-ABCDEFGHI</code>") && page.contains("web:41 → web:42"), "{page}");
+        assert!(page.contains("<code>d-ABCDEFGHI</code>"), "{page}");
+        assert!(page.contains("task-definition/web:41</code> → <code>arn:aws:ecs:us-east-1:1:task-definition/web:42"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; 5xx"), "{page}");
         assert!(!page.contains("<script>alert"), "the reason is text, not markup");
     }
@@ -447,6 +429,26 @@ mod tests {
         let loaded = vec![super::super::Loaded::Read(Box::new(group()))];
         let page = overview("b", loaded, false, &Filter::default(), Utc::now()).into_string();
         assert!(page.contains("<td class=\"who\">shop (web, api)</td>"), "{page}");
+    }
+
+    #[test]
+    fn a_groups_release_page_has_a_row_per_service_with_its_state_escaped() {
+        let mut group = evidence();
+        group.key = ReleaseKey::new("shop".parse().expect("name"), "r1".parse().expect("id"));
+        group.services = serde_json::from_value(serde_json::json!([
+            {"service": "worker", "step": 0, "method": "ecs-rolling", "takes_traffic": false, "containers": {},
+             "state": {"name": "rolled-back", "reason": "put back on <worker:1>"}},
+            {"service": "web", "step": 1, "method": "codedeploy", "takes_traffic": true, "containers": {},
+             "state": {"name": "failed", "reason": "verification: 500"}}
+        ]))
+        .expect("sections");
+        let page = release(&group, "b", Utc::now()).into_string();
+        assert!(page.contains("id=\"services\""), "{page}");
+        assert!(page.contains("<td>rolled back: put back on &lt;worker:1&gt;</td>"), "escaped: {page}");
+        assert!(
+            page.contains("<td>failed: verification: 500</td>") && page.contains("href=\"/release/web/r1\""),
+            "{page}"
+        );
     }
 
     #[test]

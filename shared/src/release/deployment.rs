@@ -42,6 +42,9 @@ pub enum Event {
     /// The service runs the revision it ran before the release again: through the service
     /// deployment `service_deployment` started, or already (`None`: no update was needed).
     PutBack { service_deployment: Option<ServiceDeploymentArn>, at: DateTime<Utc> },
+    /// The group's release this part belongs to failed: the part goes back to what its service ran
+    /// before (a deployment in flight is rolled back, a completed rolling update put back).
+    RevertRequested { reason: String, at: DateTime<Utc> },
 }
 
 impl StageEvent for Event {
@@ -67,6 +70,7 @@ impl StageEvent for Event {
             Event::Ended { deployment, end, detail, at } => release.on_deployment_ended(deployment, *end, detail, *at),
             Event::PutBackClaimed { at, lease } => release.on_put_back_claimed(*at, *lease),
             Event::PutBack { service_deployment, at } => release.on_put_back(service_deployment.as_ref(), *at),
+            Event::RevertRequested { reason, at } => release.on_revert_requested(reason, *at),
         })
     }
 }
@@ -644,5 +648,39 @@ impl Release {
         };
         next.record(at, "put-back", format!("the service runs {revision} again ({how})"));
         Decision::changed(next, Vec::new())
+    }
+}
+
+impl Release {
+    /// The group's release failed (`reason`): a deployment in flight is rolled back (CodeDeploy's
+    /// `StopDeployment` with its rollback, ECS's `ContinueServiceDeployment` ROLLBACK); a rolling
+    /// update that completed is put back on the revision the service ran before. A rolling update
+    /// in flight is left to end (ECS has no rollback request for it): the group asks again once
+    /// it has. A blue/green deployment that completed is not undone: nothing is asked.
+    pub(super) fn on_revert_requested(&self, reason: &str, at: DateTime<Utc>) -> Decision {
+        let Some(run) = &self.deployment else {
+            return Decision::unchanged(format!("nothing was deployed: the release is {}", self.state));
+        };
+        let rolling = run.method == DeployMethod::EcsRolling;
+        match &self.state {
+            State::Deploying { deployment }
+            | State::Verifying { deployment }
+            | State::AwaitingApproval { deployment }
+            | State::ShiftingTraffic { deployment }
+                if !rolling && !matches!(deployment, DeploymentRef::Pipeline(_)) =>
+            {
+                let mut next = self.clone();
+                let reason = format!("the release rolls back: {reason}");
+                next.state = State::RollingBack { deployment: deployment.clone(), reason: reason.clone() };
+                next.record(at, "rolling-back", reason);
+                Decision::changed(next, vec![Effect::RollBack { deployment: deployment.clone() }])
+            }
+            State::Succeeded if rolling && run.put_back.is_none() && run.previous_task_definition.is_some() => {
+                let mut next = self.clone();
+                next.record(at, "put-back-requested", format!("the release rolls back: {reason}"));
+                Decision::changed(next, vec![Effect::PutBack])
+            }
+            state => Decision::unchanged(format!("nothing to put back now: the release is {state}")),
+        }
     }
 }

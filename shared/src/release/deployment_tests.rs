@@ -369,3 +369,94 @@ fn a_deployment_is_adopted_only_while_the_release_follows_its_execution() {
     let adopted = deployment::Event::Adopted { deployment: "d-9".parse().unwrap(), reason: "r".into(), at: t(6) };
     assert!(unchanged(deploying().apply(&adopted).unwrap()));
 }
+
+#[test]
+fn a_deployment_found_impossible_while_queued_fails_and_once_deploying_changes_nothing() {
+    let decision = LockDecision::HeldBy(ReleaseId::new("r0").unwrap());
+    let (queued, _) = apply(&ready(false), deployment::Event::Lock { decision, at: t(2) });
+    let impossible = deployment::Event::Impossible { reason: "no settings".into(), at: t(3) };
+    let (failed, _) = apply(&queued, impossible.clone());
+    assert_eq!(failed.state, State::Failed { stage: Stage::Deployment, reason: "no settings".into() });
+    assert!(unchanged(deploying().apply(&impossible).unwrap()), "a started deployment is not failed by it");
+}
+
+#[test]
+fn ecs_rollback_and_stop_statuses_read_as_rolling_back_and_the_others_do_not() {
+    // The statuses of ECS's `ServiceDeployment` (developer guide, "View service history using
+    // Amazon ECS service deployments").
+    let seen = |status: &str| NativeProgress {
+        strategy: "all-at-once".into(),
+        bake_minutes: None,
+        production_percent: None,
+        stage: None,
+        status: status.into(),
+        seen_at: t(0),
+    };
+    for status in ["ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"] {
+        assert!(seen(status).rolls_back(), "{status}");
+    }
+    for status in ["STOP_REQUESTED", "STOPPED"] {
+        assert!(seen(status).rolls_back(), "{status}");
+    }
+    for status in ["PENDING", "IN_PROGRESS", "SUCCESSFUL"] {
+        assert!(!seen(status).rolls_back(), "{status}");
+    }
+}
+
+#[test]
+fn the_record_names_the_codedeploy_hook_that_started_verification() {
+    let started = verifying().timeline.last().unwrap().clone();
+    assert_eq!(
+        (started.event.as_str(), started.detail.as_str()),
+        ("verification-started", "CodeDeploy AfterAllowTestTraffic hook")
+    );
+}
+
+#[test]
+fn another_execution_of_the_hook_for_the_deployment_under_verification_starts_it_anew() {
+    let probe =
+        ProbeResult { at: t(5), url: "http://t/".into(), status: Some(200), latency_ms: 3, ok: true, failure: None };
+    let (probed, _) = apply(&verifying(), verification::Event::Probed { probes: vec![probe], at: t(5) });
+    let again = Hook::CodeDeploy { deployment_id: "d-1".parse().unwrap(), execution_id: "exec-2".parse().unwrap() };
+    let (restarted, _) = apply(&probed, verification::Event::Started { hook: again.clone(), at: t(6) });
+    assert_eq!(restarted.state, State::Verifying { deployment: "d-1".parse().unwrap() });
+    let verification = restarted.verification.unwrap();
+    assert_eq!((verification.hook, verification.started_at, verification.probes.len()), (again, t(6), 0));
+}
+
+#[test]
+fn without_a_pipeline_a_hook_naming_another_deployment_does_not_change_the_one_the_release_follows() {
+    let other = Hook::CodeDeploy { deployment_id: "d-2".parse().unwrap(), execution_id: "exec-2".parse().unwrap() };
+    let (release, _) = apply(&deploying(), verification::Event::Started { hook: other, at: t(4) });
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
+    assert_eq!(release.deployment.unwrap().id, Some("d-1".parse().unwrap()));
+}
+
+fn analysed(probes: Vec<ProbeResult>) -> verification::Event {
+    verification::Event::Analysed {
+        hook: hook(),
+        started: t(4),
+        probes,
+        metrics: Vec::new(),
+        outcome: None,
+        plan: ApprovalPlan::default(),
+        at: t(5),
+    }
+}
+
+#[test]
+fn an_analysis_before_any_probe_records_the_start_of_verification() {
+    let (release, effects) = apply(&deploying(), analysed(Vec::new()));
+    assert_eq!(release.state, State::Verifying { deployment: "d-1".parse().unwrap() });
+    assert_eq!(release.verification.unwrap().started_at, t(4));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn an_analysis_delivered_twice_changes_nothing_the_second_time() {
+    let probe =
+        ProbeResult { at: t(5), url: "http://t/".into(), status: Some(200), latency_ms: 3, ok: true, failure: None };
+    let event = analysed(vec![probe]);
+    let (release, _) = apply(&deploying(), event.clone());
+    assert!(unchanged(release.apply(&event).unwrap()));
+}

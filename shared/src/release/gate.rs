@@ -81,7 +81,7 @@ impl Release {
         next_release.gate = Some(ImageGate { verdict: "passed".into(), ..judged });
         next_release.record(at, "gate-passed", detail);
         next_release.state = State::Ready { next };
-        let effect = if next == Stage::Migration { Effect::StartMigration } else { Effect::StartDeployment };
+        let effect = if next == Stage::Migration { Effect::StartMigration } else { next_release.deploy_effect() };
         Decision::changed(next_release, vec![effect])
     }
 }

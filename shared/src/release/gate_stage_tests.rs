@@ -82,3 +82,13 @@ fn a_judgement_replayed_after_the_gate_passed_changes_nothing() {
     let (passed, _) = changed(gating().apply(&judged(vec![evidence(&[], None)], 2)).unwrap());
     assert!(unchanged(passed.apply(&judged(vec![evidence(&[], None)], 3)).unwrap()));
 }
+
+#[test]
+fn a_failed_or_waiting_gate_records_that_verdict_with_the_evidence_it_judged() {
+    let (failed, _) = changed(gating().apply(&judged(vec![evidence(&["CVE-1 CRITICAL"], None)], 2)).unwrap());
+    let gate = failed.gate.unwrap();
+    assert_eq!((gate.verdict.as_str(), gate.judged_at, gate.images.len()), ("failed", Some(t(2)), 1));
+    let (waiting, _) = changed(gating().apply(&judged(vec![evidence(&[], Some("scan IN_PROGRESS"))], 2)).unwrap());
+    let gate = waiting.gate.unwrap();
+    assert_eq!((gate.verdict.as_str(), gate.judged_at, gate.images.len()), ("waiting", Some(t(2)), 1));
+}

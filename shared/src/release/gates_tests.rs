@@ -106,3 +106,12 @@ fn an_alarm_the_release_does_not_watch_or_one_after_its_end_changes_nothing() {
     let (succeeded, _) = apply(&baking, ended);
     assert!(unchanged(succeeded.apply(&raised("web-5xx", 100)).unwrap()));
 }
+
+#[test]
+fn metric_checks_already_recorded_or_none_at_all_change_nothing() {
+    let result = crate::gates::judge(&five_xx_check(), &[0.0], 60, t(58));
+    let checked = |results: Vec<crate::gates::MetricResult>| verification::Event::MetricsChecked { results, at: t(58) };
+    let (recorded, _) = apply(&verifying(), checked(vec![result.clone()]));
+    assert!(unchanged(recorded.apply(&checked(vec![result])).unwrap()), "the same checks again");
+    assert!(unchanged(recorded.apply(&checked(Vec::new())).unwrap()), "no checks do not erase the recorded ones");
+}

@@ -10,18 +10,16 @@
 //! CodeDeploy deployment, or an ECS service deployment: native blue/green or a rolling update),
 //! its state, and its verification when it takes traffic.
 //!
-//! This step opens no group's release: an admitted version 2 manifest is refused at the manifest
-//! stage ([`crate::manifest::ManifestError::GroupsNotDeployedYet`]) with its sections kept, each
-//! `waiting`, so the record says what the release would have deployed. [`Release::open_group`]
-//! is the opening the per-service deployments will use: readiness and the image gate then work
-//! over the release's images as they do for one service.
+//! [`Release::open_group`] opens an admitted group's release: readiness pins its images and its
+//! one migration runs as for one service; its services then deploy step by step, each through its
+//! part (`services.rs`), and each section follows its part.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DeployMethod, ImageStatus, ManifestSource, Release, Verification};
+use super::{DeployMethod, ImageStatus, ManifestSource, Release, State, Verification};
 use crate::manifest::{GroupManifest, Migration};
 use crate::names::{ContainerName, DeploymentRef, ImageName, ReleaseKey, ServiceName};
 
@@ -58,6 +56,14 @@ pub struct ServiceSection {
     /// Its verification on its own test listener (a service that takes traffic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// How many timeline entries its part had when the section last followed it: a part's record
+    /// only grows, so a tell of an older read (a concurrent invocation's) is recognised and ignored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub part_entries: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Where one service of a group's release stands.
@@ -97,6 +103,7 @@ impl ServiceSection {
             deployment: None,
             state: SectionState::Waiting,
             verification: None,
+            part_entries: 0,
         }
     }
 }
@@ -116,7 +123,7 @@ fn sections(opening: &GroupOpening) -> Vec<ServiceSection> {
 
 /// The record's key for an image of a group's release: its name (an image name has a container
 /// name's rules), so each image is one entry however many containers run it.
-fn image_slot(name: &ImageName) -> ContainerName {
+pub(super) fn image_slot(name: &ImageName) -> ContainerName {
     ContainerName::new(name.as_str()).expect("an image name follows a container name's rules")
 }
 
@@ -141,26 +148,15 @@ impl Release {
         release
     }
 
-    /// A new record for an admitted group's release that this version cannot deploy: it ends at
-    /// the manifest stage with `reason`, its sections kept (each `waiting`), no image looked up.
-    pub fn held_group(
-        key: ReleaseKey,
-        source: ManifestSource,
-        opening: GroupOpening,
-        reason: String,
-        at: DateTime<Utc>,
-    ) -> Self {
-        let mut release = Self::empty(key, source);
-        release.hold_group(opening, reason, at);
-        release
-    }
-
-    /// Ends the release at the manifest stage with `reason`, keeping the admitted group's manifest
-    /// and its sections.
-    pub(super) fn hold_group(&mut self, opening: GroupOpening, reason: String, at: DateTime<Utc>) {
-        self.reject(reason, at);
-        self.services = sections(&opening);
-        self.group = Some(opening.manifest);
+    /// Takes an admitted group's manifest in place of a refused one (a fixed upload): collecting.
+    pub(super) fn accept_group(&mut self, opening: GroupOpening, at: DateTime<Utc>) {
+        let fresh = Release::open_group(self.key.clone(), self.source.clone(), opening, at);
+        self.images = fresh.images;
+        self.timeline.extend(fresh.timeline);
+        self.services = fresh.services;
+        self.group = fresh.group;
+        self.manifest = None;
+        self.state = State::Collecting;
     }
 
     /// The service whose task definition the migration is derived from: the release's own service,

@@ -55,17 +55,14 @@ fn found(image: &str, digest: &str, at: i64) -> readiness::Event {
 }
 
 #[test]
-fn an_admitted_groups_release_ends_at_the_manifest_stage_with_a_waiting_section_per_service_in_order() {
+fn an_admitted_groups_release_collects_its_images_once_with_a_waiting_section_per_service_in_order() {
     let release = Release::open_admitted(key(), source("v1"), Admitted::Group(Box::new(opening())), t(0));
-    assert_eq!(
-        release.state,
-        State::Failed {
-            stage: Stage::Manifest,
-            reason: "multi-service releases are read and checked, but this version does not deploy them yet".into()
-        }
-    );
-    assert!(release.pending_work().is_empty(), "no image is looked up, no migration runs");
-    assert!(release.images.is_empty() && release.migration.is_none() && release.deployment.is_none());
+    assert_eq!(release.state, State::Collecting);
+    let Some(Effect::ResolveImages { images }) = release.pending_work().into_iter().next() else {
+        panic!("its images are looked up")
+    };
+    assert_eq!(images.len(), 2, "app and nginx, each once for the three services");
+    assert!(release.migration.is_none() && release.deployment.is_none() && release.part_of.is_none());
     let sections: Vec<(&str, usize, DeployMethod)> =
         release.services.iter().map(|s| (s.service.as_str(), s.step, s.method)).collect();
     assert_eq!(
@@ -77,7 +74,7 @@ fn an_admitted_groups_release_ends_at_the_manifest_stage_with_a_waiting_section_
         ]
     );
     assert!(release.services.iter().all(|s| s.state == SectionState::Waiting && s.previous_revision.is_none()));
-    assert_eq!(release.group.as_ref().map(|g| g.group.as_str()), Some("shop"), "the record says what was refused");
+    assert_eq!(release.group.as_ref().map(|g| g.group.as_str()), Some("shop"));
 }
 
 #[test]
@@ -134,20 +131,24 @@ fn the_image_gate_judges_each_image_of_the_release_once() {
 }
 
 #[test]
-fn a_refused_upload_after_a_held_group_takes_its_sections_with_it_and_a_held_one_brings_them_back() {
-    let held = Release::open_admitted(key(), source("v1"), Admitted::Group(Box::new(opening())), t(0));
-    let refused = readiness::Event::ManifestUploaded { source: source("v2"), outcome: Err("bad".into()), at: t(1) };
-    let (release, _) = apply(&held, refused);
-    assert!(release.services.is_empty() && release.group.is_none(), "the record describes its last upload");
-    let again = readiness::Event::ManifestUploaded {
-        source: source("v3"),
+fn a_groups_manifest_that_fixes_a_refused_upload_opens_the_release_with_its_sections() {
+    let refused = Release::rejected(key(), source("v1"), "bad".into(), t(0));
+    let fixed = readiness::Event::ManifestUploaded {
+        source: source("v2"),
         outcome: Ok(Admitted::Group(Box::new(opening()))),
         at: t(2),
     };
-    let (release, effects) = apply(&release, again);
-    assert!(effects.is_empty(), "still nothing runs");
+    let (release, effects) = apply(&refused, fixed);
+    assert_eq!(release.state, State::Collecting);
+    assert!(matches!(effects.as_slice(), [Effect::ResolveImages { images }] if images.len() == 2), "{effects:?}");
     assert_eq!(release.services.len(), 3);
-    assert!(matches!(release.state, State::Failed { stage: Stage::Manifest, .. }));
+    assert_eq!(release.images.len(), 2);
+    assert!(release.manifest.is_none() && release.group.is_some());
+    let refused_again =
+        readiness::Event::ManifestUploaded { source: source("v3"), outcome: Err("bad".into()), at: t(3) };
+    let (release, effects) = apply(&release, refused_again);
+    assert!(effects.is_empty(), "an accepted manifest is the release's contract: a later upload is ignored");
+    assert_eq!((release.state, release.services.len()), (State::Collecting, 3));
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub struct DeployLock {
 pub struct LockEntry {
     pub opened_at: DateTime<Utc>,
     pub release: ReleaseId,
+    /// The group whose release holds (or waits for) the lock, when a group's does: its record is
+    /// `<group>/<release>`, not `<service>/<release>` (the record a freed lock wakes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::names::ServiceName>,
 }
 
 impl DeployLock {
@@ -76,7 +80,7 @@ mod tests {
     use crate::release::test_support::t;
 
     fn entry(release: &str, minute: i64) -> LockEntry {
-        LockEntry { opened_at: t(minute * 60), release: release.parse().unwrap() }
+        LockEntry { opened_at: t(minute * 60), release: release.parse().unwrap(), group: None }
     }
 
     #[test]

@@ -208,8 +208,8 @@ pub fn task_definition_family(arn: &str) -> Option<&str> {
 }
 
 impl Release {
-    fn migration_container(&self) -> Option<&str> {
-        self.manifest.as_ref()?.migration.as_ref().map(|m| m.container.as_str())
+    fn migration_container(&self) -> Option<String> {
+        self.declared_migration().map(|m| m.container.to_string())
     }
 
     pub(super) fn on_migration_claimed(
@@ -222,7 +222,12 @@ impl Release {
             return Err(TransitionError::NoMigration(self.key.clone()));
         }
         // The manifest may only shorten the operator's timeout (the ceiling, `ceiling.rs`).
-        let seconds = migration_timeout(timeout.num_seconds().max(0) as u64, self.manifest.as_ref());
+        let default = timeout.num_seconds().max(0) as u64;
+        // A group's manifest may ask a shorter timeout too (checked against each member's at admission).
+        let seconds = match self.declared_migration().and_then(|m| m.timeout_seconds) {
+            Some(asked) if self.group.is_some() => asked.min(default),
+            _ => migration_timeout(default, self.manifest.as_ref()),
+        };
         let timeout = Duration::seconds(seconds as i64);
         let mut next = self.clone();
         match (&self.state, &self.migration) {
@@ -350,7 +355,8 @@ impl Release {
         if exit_code == Some(0) && !never_started && !interrupted {
             next.state = State::Ready { next: Stage::Deployment };
             next.record(at, "migration-succeeded", format!("container {container} exited 0{took}"));
-            return Decision::changed(next, vec![Effect::StartDeployment]);
+            let effect = next.deploy_effect();
+            return Decision::changed(next, vec![effect]);
         }
         let reason = match (never_started, exit_code) {
             (true, _) => format!("the migration task never started ({stop})"),

@@ -307,3 +307,84 @@ fn the_copied_lines_are_bounded_and_cleaned() {
     let hostile = vec!["\u{1b}[2Jcleared\r\n".to_owned()];
     assert_eq!(bound_log_tail(&hostile), ["?[2Jcleared"]);
 }
+
+/// The stop of the migration task, with `containers` as ECS reports them.
+fn stopped_with(containers: Vec<ContainerReport>) -> migration::Event {
+    let migration::Event::TaskChanged { mut report, at } = stopped("task-1", 4, None, "EssentialContainerExited")
+    else {
+        unreachable!()
+    };
+    report.containers = containers;
+    migration::Event::TaskChanged { report, at }
+}
+
+fn exited(name: &str, code: i32) -> ContainerReport {
+    ContainerReport { name: name.into(), exit_code: Some(code), reason: None }
+}
+
+#[test]
+fn the_migration_containers_exit_code_decides_not_a_sidecars() {
+    for containers in [vec![exited("log-router", 0), exited("app", 1)], vec![exited("app", 1), exited("log-router", 0)]]
+    {
+        let (release, _) = changed(migrating().apply(&stopped_with(containers)).unwrap());
+        let State::Failed { stage: Stage::Migration, reason } = &release.state else { panic!("{}", release.state) };
+        assert!(reason.starts_with("the migration exited with code 1"), "{reason}");
+    }
+}
+
+#[test]
+fn a_tasks_only_container_stands_for_the_migration_container_whatever_its_name() {
+    let (release, effects) = changed(migrating().apply(&stopped_with(vec![exited("migrate", 0)])).unwrap());
+    assert_eq!(release.state, State::Ready { next: Stage::Deployment });
+    assert_eq!(effects, vec![Effect::StartDeployment]);
+    let (release, _) =
+        changed(migrating().apply(&stopped_with(vec![exited("migrate", 0), exited("log-router", 0)])).unwrap());
+    let State::Failed { reason, .. } = &release.state else { panic!("{}", release.state) };
+    assert!(reason.starts_with("the migration container reported no exit code"), "{reason}");
+}
+
+#[test]
+fn a_migration_task_not_started_within_its_timeout_fails_the_release_and_stops_nothing() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let (release, effects) = changed(claimed.apply(&migration::Event::Overdue { at: t(602) }).unwrap());
+    let reason = "the migration task was not started within 600s";
+    assert_eq!(release.state, State::Failed { stage: Stage::Migration, reason: reason.into() });
+    assert!(effects.is_empty(), "no task to stop: {effects:?}");
+}
+
+#[test]
+fn an_arn_whose_revision_is_not_a_number_or_whose_family_is_empty_names_no_family() {
+    let arn = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web-convoy-migration:latest";
+    assert_eq!(task_definition_family(arn), None);
+    assert_eq!(task_definition_family("arn:aws:ecs:eu-west-1:123456789012:task-definition/:12"), None);
+}
+
+#[test]
+fn four_lines_of_exactly_a_quarter_of_the_bytes_are_kept_whole() {
+    let quarter = "x".repeat(LOG_TAIL_BYTES / 4);
+    assert_eq!(bound_log_tail(&vec![quarter.clone(); 5]), vec![quarter; 4]);
+}
+
+#[test]
+fn a_manifest_uploaded_again_while_the_migration_starts_takes_over_no_claim() {
+    let (claimed, _) = changed(ready(true).apply(&claim(2)).unwrap());
+    let upload = readiness::Event::ManifestUploaded {
+        source: ManifestSource {
+            bucket: "b".into(),
+            key: "releases/web/r1.json".into(),
+            version_id: Some("v2".into()),
+            etag: None,
+        },
+        outcome: Ok(claimed.manifest.clone().unwrap().into()),
+        at: t(100),
+    };
+    let context = Context {
+        migration: Some(MigrationClaim { lease: Duration::seconds(60), timeout: Duration::seconds(600) }),
+        gate: false,
+    };
+    let (release, effects) = changed(upload.apply_to(&claimed, &context).unwrap());
+    assert_eq!(release.state, State::StartingMigration);
+    assert_eq!(release.migration.as_ref().unwrap().claims, 1, "the claim is the migration handler's to take over");
+    assert_eq!(release.timeline.last().unwrap().event, "manifest-ignored");
+    assert!(effects.is_empty());
+}

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ImageRef, Manifest};
 use crate::names::{
-    ContainerName, DeploymentId, DeploymentRef, Digest, HookExecutionId, ReleaseId, ReleaseKey, TaskArn,
+    ContainerName, DeploymentId, DeploymentRef, Digest, HookExecutionId, ReleaseId, ReleaseKey, ServiceName, TaskArn,
 };
 
 pub mod approval;
@@ -48,6 +48,9 @@ mod readiness_tests;
 mod record_tests;
 #[cfg(test)]
 mod rolling_tests;
+pub mod services;
+#[cfg(test)]
+mod services_tests;
 mod stored;
 #[cfg(test)]
 mod stored_tests;
@@ -142,6 +145,16 @@ pub enum State {
     Superseded { by: ReleaseId },
     /// Ended without deploying (or deploying failed) at `stage`.
     Failed { stage: Stage, reason: String },
+    /// A group's release: the services of step `step` (from 0) of the manifest's order deploy,
+    /// each through its own part ([`services`]); the earlier steps' services are through.
+    DeployingServices { step: usize },
+    /// A group's release failed (`stage`; `None`: rolled back, by a person or an alarm): every
+    /// service it changed goes back to the revision it ran before; it ends once each is back.
+    RevertingServices {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<Stage>,
+        reason: String,
+    },
 }
 
 impl State {
@@ -181,6 +194,8 @@ impl fmt::Display for State {
             State::RolledBack { reason } => write!(f, "Rolled back: {reason}"),
             State::Superseded { by } => write!(f, "Superseded by release {by}"),
             State::Failed { stage, reason } => write!(f, "Failed at {stage}: {reason}"),
+            State::DeployingServices { step } => write!(f, "Deploying services (step {})", step + 1),
+            State::RevertingServices { reason, .. } => write!(f, "Putting services back: {reason}"),
         }
     }
 }
@@ -216,6 +231,11 @@ pub struct Release {
     /// a release of one service, whose deployment and verification are the fields below.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceSection>,
+    /// A service's part of a group's release: the group's release it belongs to. The part deploys
+    /// its service as a release of one service would, from the group's pinned images, and tells
+    /// the group's record each step ([`services`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<ReleaseKey>,
     pub state: State,
     /// The migration's run and its evidence, once it was claimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +270,7 @@ pub enum Event {
     Deployment(deployment::Event),
     Verification(verification::Event),
     Approval(approval::Event),
+    Services(services::Event),
 }
 
 macro_rules! stage_event {
@@ -267,6 +288,7 @@ stage_event!(Migration, migration);
 stage_event!(Deployment, deployment);
 stage_event!(Verification, verification);
 stage_event!(Approval, approval);
+stage_event!(Services, services);
 
 /// What a transition needs besides the record and the event; plain data from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -297,6 +319,7 @@ impl StageEvent for Event {
             Event::Deployment(event) => event.apply_to(release, context),
             Event::Verification(event) => event.apply_to(release, context),
             Event::Approval(event) => event.apply_to(release, context),
+            Event::Services(event) => event.apply_to(release, context),
         }
     }
 }
@@ -335,6 +358,15 @@ pub enum Effect {
     /// Put the (`ecs-rolling`) service back on the revision it ran before the release, at most
     /// once (`Convoy::put_back`): what a rollback of a release spanning services asks of each.
     PutBack,
+    /// A group's release: take the deploy lock of every one of its services, all or none.
+    TakeServiceLocks,
+    /// A group's release: open these services' parts (each a record of its own, from the group's
+    /// pinned images) and start their deployments.
+    OpenServices { services: Vec<ServiceName> },
+    /// A group's release failed: put this service's part back on the revision it ran before.
+    RevertService { service: ServiceName },
+    /// A group's release ended: free the deploy lock of each of its services.
+    ReleaseServiceLocks,
 }
 
 /// The outcome of applying an event.
@@ -408,6 +440,7 @@ impl Release {
             group: None,
             images: BTreeMap::new(),
             services: Vec::new(),
+            part_of: None,
             state: State::Collecting,
             migration: None,
             deployment: None,
@@ -441,10 +474,16 @@ impl Release {
             State::Collecting => vec![Effect::ResolveImages { images: self.awaited_images() }],
             State::Gating { .. } => vec![Effect::JudgeImages],
             State::Ready { next: Stage::Migration } => vec![Effect::StartMigration],
-            State::Ready { .. } | State::Queued { .. } => vec![Effect::StartDeployment],
+            State::Ready { .. } | State::Queued { .. } => vec![self.deploy_effect()],
             // The others are in a claim holder's, ECS's, CodeDeploy's or a person's hands.
             _ => Vec::new(),
         }
+    }
+
+    /// What starts the deployment stage: the release's deployment, or, for a group's release,
+    /// taking its services' deploy locks (its parts then deploy each service).
+    pub(crate) fn deploy_effect(&self) -> Effect {
+        if self.group.is_some() { Effect::TakeServiceLocks } else { Effect::StartDeployment }
     }
 
     /// Each container's image pinned by digest, as task definitions name it (once ready, all).

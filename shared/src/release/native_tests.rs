@@ -200,3 +200,13 @@ fn an_unreadable_hook_is_noted_while_the_native_release_deploys_and_nowhere_else
     assert!(unchanged(noted(&codedeploy_deploying())), "not a native release");
     assert!(unchanged(noted(&ready(false))), "not deploying");
 }
+
+#[test]
+fn the_record_names_the_ecs_hook_that_started_verification() {
+    let (verifying, _) = apply(&started(), verification::Event::Started { hook: hook(ARN), at: t(5) });
+    let entry = verifying.timeline.last().unwrap();
+    assert_eq!(
+        (entry.event.as_str(), entry.detail.as_str()),
+        ("verification-started", "ECS POST_TEST_TRAFFIC_SHIFT hook")
+    );
+}

@@ -79,7 +79,7 @@ fn gate_when_pinned(decision: Decision, context: &Context, at: DateTime<Utc>) ->
     let effects = effects
         .into_iter()
         .map(|e| match e {
-            Effect::StartMigration | Effect::StartDeployment => Effect::JudgeImages,
+            Effect::StartMigration | Effect::StartDeployment | Effect::TakeServiceLocks => Effect::JudgeImages,
             other => other,
         })
         .collect();
@@ -100,20 +100,13 @@ impl From<Manifest> for Admitted {
 }
 
 impl Release {
-    /// A new record for an admitted manifest. A group's release is read and checked, but this
-    /// version cannot deploy it: it is refused here, before readiness (so no image is looked up and
-    /// no migration runs), its sections kept.
+    /// A new record for an admitted manifest: one service's, or a release group's.
     pub fn open_admitted(key: ReleaseKey, source: ManifestSource, admitted: Admitted, at: DateTime<Utc>) -> Self {
         match admitted {
             Admitted::Service(manifest) => Release::open(key, source, manifest, at),
-            Admitted::Group(opening) => Release::held_group(key, source, *opening, not_deployed_yet(), at),
+            Admitted::Group(opening) => Release::open_group(key, source, *opening, at),
         }
     }
-}
-
-/// Why an admitted group's release goes no further (issue 25: per-service deployments are next).
-fn not_deployed_yet() -> String {
-    crate::manifest::ManifestError::GroupsNotDeployedYet.to_string()
 }
 
 /// Where the manifest came from: the exact object version Convoy read.
@@ -243,8 +236,8 @@ impl Release {
         self.state = State::Collecting;
     }
 
-    /// Ends the release at the manifest stage. What a refused manifest held (a group's sections
-    /// kept by [`Release::held_group`]) goes with it: a record describes its last upload.
+    /// Ends the release at the manifest stage. What an earlier upload held (a group's sections)
+    /// goes with it: a record describes its last upload.
     pub(super) fn reject(&mut self, reason: String, at: DateTime<Utc>) {
         self.group = None;
         self.services.clear();
@@ -343,7 +336,7 @@ impl Release {
                 (Stage::Migration, Effect::StartMigration, "all images pinned; next: migration")
             } else {
                 let detail = "all images pinned; no migration declared, next: deployment";
-                (Stage::Deployment, Effect::StartDeployment, detail)
+                (Stage::Deployment, next.deploy_effect(), detail)
             };
             next.state = State::Ready { next: stage };
             next.record(at, "ready", detail.to_owned());
@@ -418,7 +411,7 @@ impl Release {
             next.source = source.clone();
             match outcome {
                 Ok(Admitted::Service(manifest)) => next.accept(manifest.clone(), at),
-                Ok(Admitted::Group(opening)) => next.hold_group(opening.as_ref().clone(), not_deployed_yet(), at),
+                Ok(Admitted::Group(opening)) => next.accept_group(opening.as_ref().clone(), at),
                 Err(reason) => next.reject(reason.clone(), at),
             }
             let effects = next.pending_work();

@@ -390,3 +390,21 @@ fn a_release_past_collecting_ignores_the_deadline() {
     let (ready, _) = apply(&release, found("nginx", 2, 6));
     assert!(unchanged(ready.apply(&overdue(Vec::new(), 99_999)).unwrap()));
 }
+
+#[test]
+fn each_ignored_upload_is_named_in_the_record_by_its_location_and_version_once() {
+    let upload = |version: &str, at: i64| readiness::Event::ManifestUploaded {
+        source: source(version),
+        outcome: Ok(manifest(true).into()),
+        at: t(at),
+    };
+    let (once, _) = apply(&collecting(true), upload("v2", 1));
+    let detail = &once.timeline.last().unwrap().detail;
+    let named = "s3://state/releases/web/r1.json (version v2): the release already has its manifest \
+                 (s3://state/releases/web/r1.json (version v1))";
+    assert!(detail.starts_with(named), "{detail}");
+    assert!(unchanged(once.apply(&upload("v2", 2)).unwrap()), "the same upload again");
+    let (twice, _) = apply(&once, upload("v3", 3));
+    let detail = &twice.timeline.last().unwrap().detail;
+    assert!(detail.starts_with("s3://state/releases/web/r1.json (version v3): "), "another upload: {detail}");
+}

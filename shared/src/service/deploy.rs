@@ -38,6 +38,10 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<Option<Report>, ConvoyError> {
         let Some(stored) = self.known_or_loaded(key, known).await? else { return Ok(None) };
+        if stored.release.group.is_some() {
+            // A group's release deploys through its services' parts, once it holds their locks.
+            return Box::pin(self.take_service_locks_in(outbox, key, Some(stored), now)).await;
+        }
         let Some(settings) = self.config.services.get(&key.service) else {
             let reason = format!("no deployment settings for service {} (CONVOY_SERVICE_SETTINGS)", key.service);
             return self.deployment_impossible(outbox, key, reason, now).await;
@@ -46,7 +50,7 @@ impl Convoy {
         let mut gate = None;
         let release = &stored.release;
         if matches!(release.state, State::Ready { next: Stage::Deployment } | State::Queued { .. }) {
-            let entry = LockEntry { opened_at: release.opened_at(), release: key.release.clone() };
+            let entry = LockEntry { opened_at: release.opened_at(), release: key.release.clone(), group: None };
             let decision = self.change_lock(key, |lock| lock.acquire(&entry)).await?;
             if decision != LockDecision::Acquired {
                 let event = deployment::Event::Lock { decision, at: now };

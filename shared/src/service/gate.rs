@@ -10,7 +10,7 @@ use super::transition::Outbox;
 use super::{Convoy, Report, release_span};
 use crate::error::ConvoyError;
 use crate::events::ScanCompleted;
-use crate::image_policy::{self, ImageEvidence};
+use crate::image_policy::{self, ImageEvidence, ImagePolicy};
 use crate::names::ReleaseKey;
 use crate::ports::Stored;
 use crate::release::{State, gate};
@@ -31,24 +31,48 @@ impl Convoy {
             info!(state = %stored.release.state, "not gating: nothing to judge");
             return Ok(None);
         }
-        let policy = self.config.services.get(&key.service).and_then(|s| s.image_policy.clone());
-        let mut images: Vec<ImageEvidence> = Vec::new();
-        let wait = chrono::Duration::seconds(policy.as_ref().map_or(0, |p| p.wait_seconds) as i64);
-        if let Some(policy) = &policy {
-            for (container, image, digest) in stored.release.pinned_images() {
-                let Some(digest) = digest else { return Ok(None) };
-                let scan = self.image_checks.scan(&image.registry, &image.repository, digest).await?;
-                let signatures = if policy.signing_profiles.is_empty() {
-                    Vec::new()
-                } else {
-                    self.image_checks.signatures(&image.registry, &image.repository, digest).await?
-                };
-                let uri = image.pinned_uri(digest);
-                images.push(image_policy::judge(policy, container.as_str(), &uri, &scan, &signatures, now));
-            }
+        let release = &stored.release;
+        // Each policy that applies, and the image names its service runs (`None`: every image,
+        // a release of one service); a group's images are judged under each member's policy.
+        let policies: Vec<(Option<&crate::release::ServiceSection>, ImagePolicy)> = if release.group.is_some() {
+            let policy_of =
+                |s: &crate::release::ServiceSection| self.config.services.get(&s.service)?.image_policy.clone();
+            release.services.iter().filter_map(|s| Some((Some(s), policy_of(s)?))).collect()
         } else {
+            let policy = self.config.services.get(&key.service).and_then(|s| s.image_policy.clone());
+            policy.into_iter().map(|p| (None, p)).collect()
+        };
+        let mut images: Vec<ImageEvidence> = Vec::new();
+        let wait = chrono::Duration::seconds(policies.iter().map(|(_, p)| p.wait_seconds).max().unwrap_or(0) as i64);
+        if policies.is_empty() {
             // The policy was removed while the release gated: it passes as any release without one.
             info!("the service has no image policy now: the gate passes");
+        }
+        for (slot, image, digest) in release.pinned_images() {
+            let applying: Vec<&(Option<&crate::release::ServiceSection>, ImagePolicy)> = policies
+                .iter()
+                .filter(|(section, _)| {
+                    section.is_none_or(|s| s.containers.values().any(|n| n.as_str() == slot.as_str()))
+                })
+                .collect();
+            if applying.is_empty() {
+                continue;
+            }
+            let Some(digest) = digest else { return Ok(None) };
+            let scan = self.image_checks.scan(&image.registry, &image.repository, digest).await?;
+            let signatures = if applying.iter().all(|(_, p)| p.signing_profiles.is_empty()) {
+                Vec::new()
+            } else {
+                self.image_checks.signatures(&image.registry, &image.repository, digest).await?
+            };
+            let uri = image.pinned_uri(digest);
+            for (section, policy) in applying {
+                let label = match section {
+                    Some(section) => format!("{slot} of {}", section.service),
+                    None => slot.to_string(),
+                };
+                images.push(image_policy::judge(policy, &label, &uri, &scan, &signatures, now));
+            }
         }
         let event = gate::Event::Judged { images, wait, at: now };
         let Some(outcome) = self.transition(outbox, key, Some(stored), &event).await? else { return Ok(None) };

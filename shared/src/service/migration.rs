@@ -106,7 +106,7 @@ impl Convoy {
     }
 
     async fn launch_migration(&self, release: &Release, token: &str) -> Result<StartedMigration, TasksError> {
-        let Some(migration) = release.manifest.as_ref().and_then(|m| m.migration.as_ref()) else {
+        let Some(migration) = release.declared_migration() else {
             return Err(TasksError::Rejected(format!("release {} declares no migration", release.key)));
         };
         let key = &release.key;
@@ -114,8 +114,10 @@ impl Convoy {
         if group.len() > 255 {
             return Err(TasksError::Rejected(format!("the task group {group:?} is longer than ECS allows (255)")));
         }
-        let shape = self.tasks.service_shape(&self.config.cluster, key.service.as_str()).await?;
-        let images = release.pinned_uris();
+        // A group's migration runs from the task definition of the service its manifest names.
+        let service = release.migration_service();
+        let shape = self.tasks.service_shape(&self.config.cluster, service.as_str()).await?;
+        let images = release.pinned_uris_of(service);
         let spec = MigrationTaskSpec {
             base: shape.task_definition.clone(),
             container: migration.container.to_string(),

@@ -14,6 +14,7 @@ mod methods;
 mod migration;
 mod readiness;
 mod reconcile;
+mod services;
 mod transition;
 mod verification;
 

@@ -258,6 +258,9 @@ impl Convoy {
                 }
                 _ => self.fail_if_overdue(outbox, key, now).await,
             },
+            State::DeployingServices { .. } | State::RevertingServices { .. } => {
+                Box::pin(self.observe_parts(outbox, &release, now)).await
+            }
             State::Succeeded | State::RolledBack { .. } | State::Superseded { .. } | State::Failed { .. } => Ok(None),
         }
     }

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::{Convoy, Report, release_span};
 use crate::error::{ConvoyError, StoreError};
-use crate::names::ReleaseKey;
+use crate::names::{ReleaseKey, ServiceName};
 use crate::notify::ReleaseChange;
 use crate::ports::{DeployLock, RecordVersion, Stored};
 use crate::release::{Context, Decision, Effect, MigrationClaim, Release, StageEvent, State};
@@ -24,15 +24,47 @@ pub(crate) struct Outbox {
     /// The invocation's time: effects performed for it take their events' times from it.
     pub now: DateTime<Utc>,
     changes: Mutex<Vec<ReleaseChange>>,
+    /// What this invocation does once its own work is done, in turn ([`Convoy::publish`]).
+    deferred: Mutex<std::collections::VecDeque<Deferred>>,
+}
+
+/// Work a group's release asks of its parts, done after the invocation's own, one item at a time
+/// (not inside the call that asked: a part's change may open the next step, whose parts change in
+/// turn, and each nested call would deepen the stack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Deferred {
+    /// A part changed: its group's record is told what the part says then.
+    Tell(ReleaseKey),
+    /// Open these services' parts of the group's release and start their deployments.
+    Open { group: ReleaseKey, services: Vec<ServiceName> },
+    /// Put the part of `service` back.
+    Revert { group: ReleaseKey, service: ServiceName },
 }
 
 impl Outbox {
     pub fn new(now: DateTime<Utc>) -> Self {
-        Self { now, changes: Mutex::new(Vec::new()) }
+        Self { now, changes: Mutex::new(Vec::new()), deferred: Mutex::new(std::collections::VecDeque::new()) }
+    }
+
+    /// Notes that `part` changed: its group's record is told once this invocation's work is done.
+    pub fn tell(&self, part: &ReleaseKey) {
+        self.defer(Deferred::Tell(part.clone()));
+    }
+
+    /// Queues `work` (once: the same work already queued is not queued again).
+    pub fn defer(&self, work: Deferred) {
+        let mut deferred = self.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !deferred.contains(&work) {
+            deferred.push_back(work);
+        }
     }
 
     fn announce(&self, change: ReleaseChange) {
         self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(change);
+    }
+
+    fn next_deferred(&self) -> Option<Deferred> {
+        self.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop_front()
     }
 
     fn take(&self) -> Vec<ReleaseChange> {
@@ -108,6 +140,10 @@ impl<'a> Contention<'a> {
     }
 }
 
+/// How many deferred items one invocation does at most (a release of twenty services, each part
+/// changing a few times, stays far below it).
+const MAX_DEFERRED: usize = 200;
+
 /// How long publishing an invocation's changes may hold up its end.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -116,7 +152,12 @@ impl Convoy {
     /// for its migration claims it with the configured lease and default timeout.
     fn context(&self, key: &ReleaseKey) -> Context {
         let claim = MigrationClaim { lease: self.config.claim_lease, timeout: self.config.migration_timeout() };
-        let gate = self.config.services.get(&key.service).is_some_and(|s| s.image_policy.is_some());
+        let gated = |service: &ServiceName| self.config.services.get(service).is_some_and(|s| s.image_policy.is_some());
+        // A group's release is gated when any of its services has an image policy.
+        let gate = match self.config.release_groups.get(key.service.as_str()) {
+            Some(members) => members.iter().any(gated),
+            None => gated(&key.service),
+        };
         Context { migration: Some(claim), gate }
     }
 
@@ -133,6 +174,11 @@ impl Convoy {
         let Some(mut outcome) = self.decide_and_write(outbox, key, known, event).await? else { return Ok(None) };
         // Boxed: an effect may start the next stage, which transitions again.
         outcome.then = Box::pin(self.perform(outbox, &outcome)).await?;
+        if outcome.changed && outcome.release.part_of.is_some() {
+            // A service's part of a group's release: the group's record follows it, once this
+            // invocation's work is done ([`Convoy::publish`]), from the part as stored then.
+            outbox.tell(&outcome.release.key);
+        }
         Ok(Some(outcome))
     }
 
@@ -260,7 +306,21 @@ impl Convoy {
                     let roll_back = matches!(effect, Effect::RollBack { .. });
                     self.steer_as_convoy(&outcome.release, deployment, roll_back).await;
                 }
-                Effect::ReleaseDeployLock => self.release_deploy_lock(outbox, key, now).await?,
+                // A part's lock is its group's release's: freed once that one ends.
+                Effect::ReleaseDeployLock if outcome.release.part_of.is_some() => {}
+                Effect::ReleaseDeployLock => Box::pin(self.free_lock_of(outbox, key, &key.service, now)).await?,
+                Effect::TakeServiceLocks => {
+                    then = Box::pin(self.take_service_locks_in(outbox, key, Some(outcome.stored()), now)).await?;
+                }
+                Effect::OpenServices { services } => {
+                    outbox.defer(Deferred::Open { group: key.clone(), services: services.clone() });
+                }
+                Effect::RevertService { service } => {
+                    outbox.defer(Deferred::Revert { group: key.clone(), service: service.clone() });
+                }
+                Effect::ReleaseServiceLocks => {
+                    Box::pin(self.release_service_locks(outbox, &outcome.release, now)).await?
+                }
                 Effect::PutBack => {
                     then = self.put_back_in(outbox, key, now).await?;
                 }
@@ -290,20 +350,22 @@ impl Convoy {
     /// any other, so a concurrent reconciler starts it only once; a failure to start it is logged
     /// and left to the reconciler, so the event that ended the holder is not retried for another
     /// release's sake.
-    async fn release_deploy_lock(
+    pub(super) async fn free_lock_of(
         &self,
         outbox: &Outbox,
         key: &ReleaseKey,
+        service: &ServiceName,
         now: DateTime<Utc>,
     ) -> Result<(), ConvoyError> {
         let freed = self
-            .change_lock(key, |lock| {
+            .change_lock_of(key, service, |lock| {
                 let freed = lock.release(&key.release);
                 (freed.clone(), freed)
             })
             .await?;
         if let Some(waiting) = freed.and_then(|lock| lock.newest_waiting) {
-            let next = ReleaseKey::new(key.service.clone(), waiting.release);
+            // A group's release waits under its group's name.
+            let next = ReleaseKey::new(waiting.group.unwrap_or_else(|| service.clone()), waiting.release);
             let started = Box::pin(self.start_deployment_in(outbox, &next, None, now)).instrument(release_span(&next));
             match started.await {
                 Ok(report) => tracing::info!(state = ?report.map(|r| r.state), "the queued release was started"),
@@ -319,6 +381,8 @@ impl Convoy {
     /// event is logged with the release ids, and the records stay the truth. Bounded, so that
     /// EventBridge never holds up an invocation by more than [`PUBLISH_TIMEOUT`].
     pub(super) async fn publish(&self, outbox: Outbox) {
+        // Boxed: the deferred work transitions records, and every use case ends here.
+        Box::pin(self.settle(&outbox)).await;
         let changes = outbox.take();
         if changes.is_empty() {
             return;
@@ -340,6 +404,31 @@ impl Convoy {
         }
     }
 
+    /// Does the work this invocation deferred ([`Deferred`]), in turn, until none is left; what
+    /// each item leads to is queued behind it. Bounded; an item that fails is logged, and the
+    /// reconciler's visit of the group's release does it again (`observe_parts`).
+    async fn settle(&self, outbox: &Outbox) {
+        for _ in 0..MAX_DEFERRED {
+            let Some(work) = outbox.next_deferred() else { return };
+            let done = match &work {
+                Deferred::Tell(part) => Box::pin(self.tell_group(outbox, part, outbox.now)).await,
+                Deferred::Open { group, services } => {
+                    Box::pin(self.open_services_in(outbox, group, services, outbox.now)).await
+                }
+                Deferred::Revert { group, service } => {
+                    Box::pin(self.revert_part_in(outbox, group, service, outbox.now)).await
+                }
+            };
+            if let Err(err) = done {
+                tracing::warn!(?work, error = %err, "deferred work failed; the reconciler's visit does it again");
+            }
+        }
+        tracing::warn!(
+            limit = MAX_DEFERRED,
+            "more work deferred than one invocation does; the reconciler does the rest"
+        );
+    }
+
     /// Applies `change` to the service's deploy lock with conditional writes (re-read on conflict).
     /// `change` answers what to report and the lock to store, if it changed.
     pub(super) async fn change_lock<T>(
@@ -347,9 +436,20 @@ impl Convoy {
         key: &ReleaseKey,
         change: impl Fn(&DeployLock) -> (T, Option<DeployLock>),
     ) -> Result<T, ConvoyError> {
+        self.change_lock_of(key, &key.service, change).await
+    }
+
+    /// [`Convoy::change_lock`] on `service`'s lock, for release `key` (a group's release takes
+    /// the lock of each of its services).
+    pub(super) async fn change_lock_of<T>(
+        &self,
+        key: &ReleaseKey,
+        service: &ServiceName,
+        change: impl Fn(&DeployLock) -> (T, Option<DeployLock>),
+    ) -> Result<T, ConvoyError> {
         let mut contention = Contention::new(key);
         loop {
-            let stored = self.locks.load(&key.service).await?;
+            let stored = self.locks.load(service).await?;
             let (current, version) = match &stored {
                 Some((lock, version)) => (lock.clone(), Some(version)),
                 None => (DeployLock::default(), None),
@@ -357,8 +457,8 @@ impl Convoy {
             let (answer, next) = change(&current);
             let Some(next) = next else { return Ok(answer) };
             let written = match version {
-                Some(version) => self.locks.replace(&key.service, &next, version).await,
-                None => self.locks.create(&key.service, &next).await,
+                Some(version) => self.locks.replace(service, &next, version).await,
+                None => self.locks.create(service, &next).await,
             };
             match written {
                 Ok(_) => return Ok(answer),

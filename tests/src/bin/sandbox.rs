@@ -7,6 +7,9 @@
 //! lifecycle hooks and the end of the service deployment).
 //! `--init`: the service stands behind a load balancer (moto's ELB), and the functions get the
 //! settings `convoy init` writes for it instead of the sandbox's own.
+//! `--services`: a release group's release: a worker (ECS rolling update), then the web service,
+//! from one version 2 manifest with one migration (with `--wrong-version`, web fails and the worker
+//! goes back).
 //! `--dashboard [--port N]`: the release stops at its approval, a few more releases join it, and
 //! `convoy dashboard` serves them (approve or reject from the page) until Ctrl-C.
 
@@ -28,8 +31,28 @@ async fn main() {
         settings_from_init: args.iter().any(|a| a == "--init"),
         typed: None,
     };
+    if args.iter().any(|a| a == "--services") {
+        return services(options).await;
+    }
     match convoy_tests::sandbox::run(options).await {
         Ok(finished) => println!("\nfinal state: {}", finished.release.state),
+        Err(why) => {
+            eprintln!("\nthe sandbox failed: {why}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `--services`: one release of a web service and a worker from one manifest (`--wrong-version`:
+/// web fails its verification and the worker is put back).
+async fn services(options: convoy_tests::sandbox::Options) {
+    match convoy_tests::sandbox_services::run_services(options).await {
+        Ok(finished) => {
+            println!("\nfinal state: {}", finished.release.state);
+            for section in &finished.release.services {
+                println!("  {}: {}", section.service, convoy::release::services::section_words(&section.state));
+            }
+        }
         Err(why) => {
             eprintln!("\nthe sandbox failed: {why}");
             std::process::exit(1);

@@ -133,16 +133,22 @@ async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_b
         };
         rows.push((state, cells));
     }
-    let expected = |step: &str, service: &str, method: &str, deployment: &str, state: &str, revision: &str| {
-        let cells = [step, service, method, deployment, state, revision].map(str::to_owned).to_vec();
-        (state.split('\n').next().unwrap().to_owned(), cells)
+    let arn = |family: &str| {
+        let (region, account) = (convoy_tests::moto::REGION, convoy_tests::moto::ACCOUNT);
+        format!(
+            "arn:aws:ecs:{region}:{account}:task-definition/{family}:1 → arn:aws:ecs:{region}:{account}:task-definition/{family}:2"
+        )
     };
+    let row = |state: &str, cells: [&str; 6]| (state.to_owned(), cells.map(str::to_owned).to_vec());
     assert_eq!(
         rows,
         [
-            expected("1", "web", "codedeploy", "d-WEB0", "live", "web:1 → web:2"),
-            expected("2", "api", "ecs-native", "d-API1", "rolled-back\n<b id=\"injected\">5xx</b>", "api:1 → api:2"),
-            expected("3", "jobs", "ecs-rolling", "—", "waiting", "—"),
+            row("live", ["1", "web", "codedeploy", "live", "d-WEB0", &arn("web")]),
+            row(
+                "rolled-back",
+                ["2", "api", "ecs-native", "rolled back: <b id=\"injected\">5xx</b>", "d-API1", &arn("api")]
+            ),
+            row("waiting", ["3", "jobs", "ecs-rolling", "waiting", "", ""]),
         ]
     );
     assert!(client.find_all(Locator::Css("#injected")).await.unwrap().is_empty(), "the reason is text, not markup");

@@ -1,72 +1,90 @@
-//! A release of several services, a version 2 manifest (issue 25, step 1), on moto through the
-//! real adapters: read and checked at the manifest stage against the operator's release group and
-//! each service's settings, then ended there ("not deployed yet") before anything runs, however
-//! often its events arrive.
+//! A release of several services, a version 2 manifest (issue 25), on moto through the real
+//! adapters: `web` deploys by CodeDeploy blue/green (verified on a real green server on loopback),
+//! `worker` by an ECS rolling update (the stand-in plays the service deployments moto lacks). One
+//! manifest, one migration, one deployment per service in the manifest's order, and a failure
+//! that puts every service the release changed back, each once, however often events arrive.
 
-use convoy::manifest::ImageRef;
+use aws_sdk_ecs::types::DeploymentControllerType;
 use convoy::names::ReleaseKey;
-use convoy::release::{ImageKey, SectionState, Stage, State};
-use convoy_tests::world::service_settings;
+use convoy::release::{SectionState, Stage, State};
+use convoy_tests::fixtures;
+use convoy_tests::http::{self, Behaviour, Server};
 use serde_json::{Value, json};
 
-use crate::deploy::containers;
+use crate::deploy::{containers, invoke, probe};
 use crate::scenario::*;
 
-const NOT_YET: &str = "multi-service releases are read and checked, but this version does not deploy them yet";
+/// The backend's `web` (CodeDeploy, its test listener a green server with `behaviour`, approval by
+/// policy) and `rolling` services deployed by ECS rolling updates, released together as group
+/// `shop`.
+async fn shop_of(behaviour: Behaviour, rolling: &[&str]) -> (MotoBackend, Server) {
+    let green = http::serve(behaviour).await;
+    let mut backend = MotoBackend::with_listener(&containers(), &green.url, "auto", probe()).await;
+    let mut members = vec!["web".parse().unwrap()];
+    for service in rolling {
+        backend.world.ecs_service_controlled(service, &[service], DeploymentControllerType::Ecs).await;
+        backend.standin.rolling_service(
+            service,
+            json!({"strategy": "ROLLING", "minimumHealthyPercent": 100, "maximumPercent": 200,
+                   "deploymentCircuitBreaker": {"enable": true, "rollback": true}}),
+        );
+        let settings = json!({*service: {"deploy": {"method": "ecs-rolling"}, "approval": "auto"}}).to_string();
+        let config = &mut backend.convoy.config;
+        config.services.extend(convoy::settings::parse(&settings).expect("the service's settings"));
+        config.policy.allowed_services.insert(service.parse().unwrap());
+        members.push(service.parse().unwrap());
+    }
+    backend.convoy.config.release_groups.insert("shop".into(), members);
+    (backend, green)
+}
 
-/// The backend's `web` and a `worker` (CodeDeploy too), released together as group `shop`.
-async fn shop() -> MotoBackend {
-    let mut backend = MotoBackend::new(&containers()).await;
-    let worker =
-        service_settings("worker", &backend.application, "worker", "http://10.0.0.1:8080", "manual", json!({}));
-    let config = &mut backend.convoy.config;
-    config.services.extend(convoy::settings::parse(&worker).expect("worker's settings"));
-    config.policy.allowed_services.insert("worker".parse().unwrap());
-    config.release_groups.insert("shop".into(), vec!["web".parse().unwrap(), "worker".parse().unwrap()]);
-    backend
+/// `web` and a `worker`.
+async fn shop(behaviour: Behaviour) -> (MotoBackend, Server) {
+    shop_of(behaviour, &["worker"]).await
 }
 
 fn group_key(group: &str, release: &str) -> ReleaseKey {
     ReleaseKey::new(group.parse().unwrap(), release.parse().unwrap())
 }
 
+fn part_key(service: &str, release: &str) -> ReleaseKey {
+    ReleaseKey::new(service.parse().unwrap(), release.parse().unwrap())
+}
+
 /// web runs app and nginx, the worker app: app is one image of the release. The migration runs
-/// from web's task definition; the worker follows web's verification.
-fn manifest_v2(backend: &MotoBackend, release: &str) -> Value {
+/// from web's task definition; `order` says who goes first.
+fn manifest_v2(backend: &MotoBackend, release: &str, order: Value) -> Value {
+    let mut services = json!({"web": {"containers": {"app": "app", "nginx": "nginx"}},
+                              "worker": {"containers": {"worker": "app"}}});
+    if order.to_string().contains("\"cron\"") {
+        services["cron"] = json!({"containers": {"cron": "app"}});
+    }
     json!({
         "version": 2, "release": release, "group": "shop",
         "images": {"app": backend.uri("app", release), "nginx": backend.uri("nginx", release)},
-        "services": {"web": {"containers": {"app": "app", "nginx": "nginx"}},
-                     "worker": {"containers": {"worker": "app"}}},
+        "services": services,
         "migration": {"service": "web", "container": "app", "command": ["./migrate"]},
-        "order": ["web", "worker"]
+        "order": order
     })
 }
 
-fn ran_nothing(backend: &MotoBackend) {
-    let started: Vec<String> = backend
-        .standin
-        .log()
-        .iter()
-        .filter(|r| {
-            ["RunTask", "RegisterTaskDefinition", "CreateDeployment", "UpdateService"].contains(&r.operation.as_str())
-        })
-        .map(|r| r.operation.clone())
-        .collect();
-    assert!(started.is_empty(), "nothing runs for a release that cannot deploy: {started:?}");
+/// The operations of the stand-in's log that change something, in order.
+fn changes(backend: &MotoBackend) -> Vec<String> {
+    let log = backend.standin.log();
+    let changing =
+        log.iter().filter(|r| ["RunTask", "CreateDeployment", "UpdateService"].contains(&r.operation.as_str()));
+    changing.map(|r| r.operation.clone()).collect()
 }
 
-#[tokio::test]
-async fn a_groups_release_replayed_and_reordered_is_held_at_the_manifest_stage_with_no_run_task_and_no_image_awaited() {
-    let backend = shop().await;
-    let key = group_key("shop", "g1");
-    let body = manifest_v2(&backend, "g1").to_string();
-    // One image is in ECR before the manifest, one is pushed after: a release that opened would
-    // pin both and start its migration.
-    let (_, early) = backend.push("app", "g1").await;
-    let upload = backend.upload("releases/shop/g1.json", &body).await;
+/// The release's images pushed (one before the manifest, one after), its manifest uploaded and
+/// its events replayed out of order; its migration task exits 0, its STOPPED event three times.
+async fn migrated(backend: &MotoBackend, release: &str, order: Value) -> ReleaseKey {
+    let key = group_key("shop", release);
+    let body = manifest_v2(backend, release, order).to_string();
+    let (_, early) = backend.push("app", release).await;
+    let upload = backend.upload(&format!("releases/shop/{release}.json"), &body).await;
     invoke_manifest_uploaded(&backend.convoy, upload.clone()).await.unwrap();
-    let (_, late) = backend.push("nginx", "g1").await;
+    let (_, late) = backend.push("nginx", release).await;
     for event in [late.clone(), upload.clone(), early, late, upload] {
         let handled = if event["source"] == "aws.s3" {
             invoke_manifest_uploaded(&backend.convoy, event).await
@@ -75,32 +93,241 @@ async fn a_groups_release_replayed_and_reordered_is_held_at_the_manifest_stage_w
         };
         handled.expect("acknowledged, not retried");
     }
-
-    let record = backend.record(&key).await.expect("a record for the group's release");
-    assert_eq!(record.state, State::Failed { stage: Stage::Manifest, reason: NOT_YET.into() });
-    let sections: Vec<(&str, usize, &SectionState)> =
-        record.services.iter().map(|s| (s.service.as_str(), s.step, &s.state)).collect();
-    assert_eq!(sections, [("web", 0, &SectionState::Waiting), ("worker", 1, &SectionState::Waiting)]);
-    assert_eq!(record.migration_service().as_str(), "web");
-    assert!(record.images.is_empty() && record.migration.is_none() && record.deployment.is_none());
-    let rejected = record.timeline.iter().filter(|e| e.event == "manifest-rejected").count();
-    assert_eq!(rejected, 1, "the same upload read again changes nothing");
-
-    assert_eq!(backend.migration_tasks(&key).await, 0, "ECS lists no task of the release");
-    ran_nothing(&backend);
-    for container in ["app", "nginx"] {
-        let image = ImageKey::of(&ImageRef::parse_uri(&backend.uri(container, "g1")).unwrap());
-        let waiting = backend.convoy.waits.waiting_for(&image).await.unwrap();
-        assert!(waiting.is_empty(), "{container}: no wait-list entry for a release that cannot deploy");
+    let record = backend.record(&key).await.expect("the group's record");
+    let State::Migrating { task } = record.state else { panic!("migrating, not {}", record.state) };
+    let containers = [fixtures::ContainerExit::exited("nginx", 137), fixtures::ContainerExit::exited("app", 0)];
+    let stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
+        cluster: &backend.ecs.cluster,
+        task: task.as_str(),
+        group: &key.tag(),
+        started_by: &key.migration_started_by(),
+        task_definition: &fixtures::migration_task_definition("web"),
+        overridden: "app",
+        containers: &containers,
+        stop_code: "EssentialContainerExited",
+        version: 4,
+    });
+    backend.standin.task_stops(&stopped);
+    for _ in 0..3 {
+        invoke(&backend.convoy, "migration-stopped", stopped.clone()).await;
     }
+    key
+}
+
+/// ECS completes the worker's service deployment `arn` and says so, twice.
+async fn worker_completes(backend: &MotoBackend, arn: &str) {
+    backend.standin.service_deployment_ends(arn, "SUCCESSFUL", "Service deployment completed");
+    ecs_reports_twice(backend, "worker", "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/1 completed.").await;
+}
+
+/// ECS says `event_name` of `service`'s deployment, twice.
+async fn ecs_reports_twice(backend: &MotoBackend, service: &str, event_name: &str, reason: &str) {
+    for _ in 0..2 {
+        let event = fixtures::ecs_deployment_state_change(&backend.ecs.cluster, service, event_name, reason);
+        invoke(&backend.convoy, "deployment-changed", event).await;
+    }
+}
+
+async fn worker_runs(backend: &MotoBackend) -> String {
+    let described = backend.ecs_client().describe_services().cluster(&backend.ecs.cluster).services("worker");
+    described.send().await.unwrap().services()[0].task_definition().unwrap().to_owned()
+}
+
+async fn lock_holder(backend: &MotoBackend, service: &str) -> Option<String> {
+    let lock = backend.convoy.locks.load(&service.parse().unwrap()).await.unwrap();
+    lock.and_then(|(lock, _)| lock.holder).map(|h| h.release.to_string())
+}
+
+fn section_states(record: &convoy::release::Release) -> Vec<(String, SectionState)> {
+    record.services.iter().map(|s| (s.service.to_string(), s.state.clone())).collect()
+}
+
+#[tokio::test]
+async fn a_groups_release_replayed_runs_one_migration_then_the_worker_then_web_each_once_and_goes_live_as_one() {
+    let (backend, green) = shop(Behaviour::version("g1")).await;
+    let worker_before = worker_runs(&backend).await;
+    let key = migrated(&backend, "g1", json!(["worker", "web"])).await;
+    assert_eq!(changes(&backend), ["RunTask", "UpdateService"], "the worker's step first, web not yet");
+    assert_eq!(lock_holder(&backend, "web").await.as_deref(), Some("g1"), "both locks taken at once");
+    assert_eq!(lock_holder(&backend, "worker").await.as_deref(), Some("g1"));
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::DeployingServices { step: 0 });
+    let worker_part = backend.record(&part_key("worker", "g1")).await.expect("the worker's part");
+    assert_eq!(worker_part.part_of.as_ref(), Some(&key));
+    let run = worker_part.deployment.clone().unwrap();
+    assert_eq!(run.previous_task_definition.as_deref(), Some(worker_before.as_str()), "recorded before the update");
+    assert_eq!(worker_runs(&backend).await, run.task_definition.clone().unwrap());
+
+    let arn = backend.standin.service_deployments()[0].clone();
+    worker_completes(&backend, &arn).await;
+    assert_eq!(changes(&backend), ["RunTask", "UpdateService", "CreateDeployment"], "web follows, once");
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::DeployingServices { step: 1 });
+    let web = backend.record(&part_key("web", "g1")).await.expect("web's part");
+    let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
+    let deployment = deployment.to_string();
+
+    // web's verification on the green server; policy approves; CodeDeploy waits, then shifts.
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    // Delivered again (the Lambda retried): nothing is probed or answered twice.
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    assert!(green.requests() >= 1, "web was probed on its test listener");
+    assert_eq!(section_states(&backend.record(&key).await.unwrap())[1].1, SectionState::Through);
+    backend.standin.waits(&deployment);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    backend.standin.finish(&deployment);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded, "{:#?}", record.timeline);
+    assert_eq!(
+        section_states(&record),
+        [("worker".into(), SectionState::Live), ("web".into(), SectionState::Live)],
+        "every service runs the release"
+    );
+    assert_eq!(record.timeline.iter().filter(|e| e.event == "succeeded").count(), 1);
+    assert_eq!(changes(&backend), ["RunTask", "UpdateService", "CreateDeployment"], "nothing more");
+    assert_eq!(backend.migration_tasks(&key).await, 1, "one migration for the release");
+    assert_eq!(lock_holder(&backend, "web").await, None, "every lock freed");
+    assert_eq!(lock_holder(&backend, "worker").await, None);
+}
+
+#[tokio::test]
+async fn a_failure_at_webs_verification_puts_the_worker_back_once_and_the_release_fails_at_verification() {
+    let (backend, _green) = shop(Behaviour { status: 500, ..Behaviour::version("g2") }).await;
+    let worker_before = worker_runs(&backend).await;
+    let key = migrated(&backend, "g2", json!(["worker", "web"])).await;
+    let arn = backend.standin.service_deployments()[0].clone();
+    worker_completes(&backend, &arn).await;
+    let web = backend.record(&part_key("web", "g2")).await.expect("web's part");
+    let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
+    let deployment = deployment.to_string();
+
+    // web fails its verification: the hook is answered Failed, CodeDeploy rolls web back, and
+    // the worker goes back to the revision it ran before the release, once.
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    // Delivered again (the Lambda retried): nothing is probed or answered twice.
+    invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&deployment, "exec-1")).await;
+    assert_eq!(backend.accepted_hook_answers()[0]["status"], "Failed");
+    let record = backend.record(&key).await.unwrap();
+    assert!(
+        matches!(record.state, State::RevertingServices { stage: Some(Stage::Verification), .. }),
+        "{}",
+        record.state
+    );
+    let updates = backend.standin.service_updates();
+    assert_eq!(updates.len(), 2, "the release's update, then the put back: {updates:?}");
+    assert_eq!(updates[1], worker_before);
+    assert_eq!(worker_runs(&backend).await, worker_before, "the worker runs what it ran before");
+
+    backend.codedeploy_reports(&deployment, "FAILURE").await;
+    backend.codedeploy_reports(&deployment, "FAILURE").await;
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Verification, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.starts_with("service web: "), "{reason}");
+    let sections = section_states(&record);
+    assert!(matches!(&sections[0], (name, SectionState::RolledBack { .. }) if name == "worker"), "{sections:?}");
+    assert!(matches!(&sections[1], (name, SectionState::Failed { .. }) if name == "web"), "{sections:?}");
+    assert_eq!(backend.standin.service_updates().len(), 2, "put back once, whatever came after");
+    assert_eq!(changes(&backend).iter().filter(|c| *c == "CreateDeployment").count(), 1);
+    assert_eq!(lock_holder(&backend, "web").await, None, "every lock freed");
+    assert_eq!(lock_holder(&backend, "worker").await, None);
+}
+
+#[tokio::test]
+async fn a_failure_of_the_second_service_rolls_the_first_back_once_and_never_starts_the_third() {
+    let (backend, _green) = shop_of(Behaviour::version("g3"), &["worker", "cron"]).await;
+    let key = migrated(&backend, "g3", json!(["web", "worker", "cron"])).await;
+    let web = backend.record(&part_key("web", "g3")).await.expect("web's part");
+    let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
+    let deployment = deployment.to_string();
+    // web passes; policy approves, but CodeDeploy does not wait yet: its shift is held, and the
+    // worker's step opens.
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    assert_eq!(changes(&backend), ["RunTask", "CreateDeployment", "UpdateService"]);
+    let arn = backend.standin.service_deployments()[0].clone();
+
+    // The worker's circuit breaker trips and ECS rolls it back: the release fails, and web, still
+    // in flight, is rolled back by CodeDeploy (StopDeployment with its rollback), once.
+    backend.standin.circuit_breaker_trips(&arn, 3);
+    backend.standin.rollback_completes(&arn).await;
+    ecs_reports_twice(
+        &backend,
+        "worker",
+        "SERVICE_DEPLOYMENT_FAILED",
+        "ECS deployment circuit breaker: task failed to start.",
+    )
+    .await;
+    let record = backend.record(&key).await.unwrap();
+    assert!(
+        matches!(record.state, State::RevertingServices { stage: Some(Stage::Deployment), .. }),
+        "{}",
+        record.state
+    );
+    let stops = backend.standin.answered("StopDeployment");
+    assert_eq!(stops, [json!({"deploymentId": deployment, "autoRollbackEnabled": true})], "web rolled back once");
+
+    backend.codedeploy_reports(&deployment, "STOP").await;
+    backend.codedeploy_reports(&deployment, "STOP").await;
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Deployment, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.starts_with("service worker: failed: deployment: "), "{reason}");
+    let sections = section_states(&record);
+    assert!(matches!(&sections[0], (name, SectionState::RolledBack { .. }) if name == "web"), "{sections:?}");
+    assert!(matches!(&sections[1], (name, SectionState::Failed { .. }) if name == "worker"), "{sections:?}");
+    assert_eq!(sections[2], ("cron".into(), SectionState::Waiting), "the third step never opened");
+    assert!(backend.record(&part_key("cron", "g3")).await.is_none(), "no part for cron");
+    assert_eq!(changes(&backend), ["RunTask", "CreateDeployment", "UpdateService"], "cron was never updated");
+    assert_eq!(backend.standin.answered("StopDeployment").len(), 1);
+    for service in ["web", "worker", "cron"] {
+        assert_eq!(lock_holder(&backend, service).await, None, "{service}'s lock freed");
+    }
+}
+
+#[tokio::test]
+async fn two_releases_of_the_same_services_never_interleave_the_second_waits_for_the_first_to_end() {
+    let (backend, _green) = shop(Behaviour::version("g4")).await;
+    let first = migrated(&backend, "g4", json!(["worker", "web"])).await;
+    let second = migrated(&backend, "g5", json!(["worker", "web"])).await;
+    assert_eq!(backend.record(&second).await.unwrap().state, State::Queued { behind: "g4".parse().unwrap() });
+    assert!(backend.record(&part_key("worker", "g5")).await.is_none(), "no part of the second opens");
+    assert_eq!(changes(&backend), ["RunTask", "UpdateService", "RunTask"], "each migration; one update, the first's");
+    assert_eq!(lock_holder(&backend, "web").await.as_deref(), Some("g4"), "the second took no lock, not even web's");
+
+    let arn = backend.standin.service_deployments()[0].clone();
+    worker_completes(&backend, &arn).await;
+    let web = backend.record(&part_key("web", "g4")).await.expect("the first's web part");
+    let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
+    let deployment = deployment.to_string();
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    backend.standin.waits(&deployment);
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    backend.standin.finish(&deployment);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    assert_eq!(backend.record(&first).await.unwrap().state, State::Succeeded);
+
+    // The first ended: its locks freed, the second took both and started its first step.
+    let record = backend.record(&second).await.unwrap();
+    assert_eq!(record.state, State::DeployingServices { step: 0 }, "{:#?}", record.timeline);
+    assert_eq!(
+        changes(&backend),
+        ["RunTask", "UpdateService", "RunTask", "CreateDeployment", "UpdateService"],
+        "the second's update only after the first's last deployment"
+    );
+    assert_eq!(lock_holder(&backend, "web").await.as_deref(), Some("g5"));
+    assert_eq!(lock_holder(&backend, "worker").await.as_deref(), Some("g5"));
 }
 
 #[tokio::test]
 async fn a_service_outside_the_group_an_unknown_group_a_migration_service_not_released_or_a_v1_manifest_under_a_group_fails_at_the_manifest_stage()
  {
-    let backend = shop().await;
+    let (backend, _green) = shop(Behaviour::version("n")).await;
     let with = |release: &str, change: &dyn Fn(&mut Value)| {
-        let mut manifest = manifest_v2(&backend, release);
+        let mut manifest = manifest_v2(&backend, release, json!(["web", "worker"]));
         change(&mut manifest);
         manifest.to_string()
     };
@@ -144,5 +371,37 @@ async fn a_service_outside_the_group_an_unknown_group_a_migration_service_not_re
         assert_eq!(record.state, State::Failed { stage: Stage::Manifest, reason: reason.into() }, "{release}");
         assert!(record.services.is_empty() && record.images.is_empty(), "{release}: nothing of it is kept");
     }
-    ran_nothing(&backend);
+    assert!(changes(&backend).is_empty(), "nothing runs for a refused release: {:?}", changes(&backend));
+}
+
+#[tokio::test]
+async fn one_bad_image_of_one_service_fails_the_whole_groups_release_at_the_gate_before_its_migration() {
+    use convoy_tests::standin::ecr::ScanFinding;
+    let (mut backend, _green) = shop(Behaviour::version("g6")).await;
+    // Only the worker's settings hold an image policy; app is the image web and the worker share.
+    let policy = serde_json::from_value(json!({"max_severity": "HIGH"})).expect("an image policy");
+    backend.convoy.config.services.get_mut(&"worker".parse().unwrap()).unwrap().image_policy = Some(policy);
+    let key = group_key("shop", "g6");
+    for image in ["app", "nginx"] {
+        let (digest, _) = backend.push(image, "g6").await;
+        let findings = if image == "app" { vec![ScanFinding::basic("CVE-2026-0001", "CRITICAL")] } else { Vec::new() };
+        backend.standin.scan_complete(&backend.world.repo(image), &digest, findings);
+    }
+    let body = manifest_v2(&backend, "g6", json!(["worker", "web"])).to_string();
+    let upload = backend.upload("releases/shop/g6.json", &body).await;
+    invoke_manifest_uploaded(&backend.convoy, upload.clone()).await.unwrap();
+    invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
+
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Gate, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("app of worker (") && reason.contains("CVE-2026-0001 CRITICAL"), "{reason}");
+    assert!(!reason.contains("nginx"), "nginx runs only in web, which has no policy: {reason}");
+    assert!(changes(&backend).is_empty(), "no RunTask, no update, no deployment: {:?}", changes(&backend));
+    assert_eq!(backend.migration_tasks(&key).await, 0);
+    assert!(
+        backend.record(&part_key("worker", "g6")).await.is_none()
+            && backend.record(&part_key("web", "g6")).await.is_none()
+    );
+    let judged: Vec<&str> = record.gate.as_ref().unwrap().images.iter().map(|i| i.container.as_str()).collect();
+    assert_eq!(judged, ["app of worker"], "each image judged under the policy of each service that runs it");
 }

@@ -164,3 +164,58 @@ async fn the_sandbox_fails_when_a_function_invocation_fails() {
     let failed = run(Options { aws_unreachable: true, ..options("outage") }).await.err().expect("the sandbox fails");
     assert!(failed.starts_with("image-pushed failed: "), "{failed}");
 }
+
+/// The changing calls that reached AWS, each service's own: `UpdateService` of the worker, and
+/// of web's CodeDeploy deployment.
+fn sections(finished: &convoy_tests::sandbox_services::FinishedServices) -> Vec<(String, String)> {
+    let words = |s: &convoy::release::SectionState| convoy::release::services::section_words(s);
+    finished.release.services.iter().map(|s| (s.service.to_string(), words(&s.state))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_with_services_ships_the_worker_then_web_from_one_manifest_and_one_migration() {
+    let finished = convoy_tests::sandbox_services::run_services(options("services")).await.expect("the sandbox runs");
+    assert_eq!(finished.release.state, State::Succeeded, "{:#?}", finished.release.timeline);
+    assert_eq!(
+        sections(&finished),
+        [("laravel-worker".to_owned(), "live".to_owned()), ("laravel-app".to_owned(), "live".to_owned())]
+    );
+    assert_eq!(finished.changes, ["RunTask", "UpdateService", "CreateDeployment"], "one of each, in the order");
+    let worker = finished.worker.as_ref().expect("the worker's part");
+    assert_eq!(worker.deployment.as_ref().unwrap().task_definition.as_deref(), Some(finished.worker_after.as_str()));
+    assert_ne!(finished.worker_after, finished.worker_before, "the worker runs the release");
+    let web = finished.web.as_ref().expect("web's part");
+    assert!(web.approval.as_ref().is_some_and(|a| a.approved && a.by.contains(":user/sandbox-operator-")));
+    assert_eq!(finished.wait_exit, 0, "{}", finished.waited);
+    let handoff = finished.handoff.expect("web's deployment followed the worker's completion");
+    assert!(handoff < std::time::Duration::from_secs(1), "the hand-off took {handoff:?}");
+    assert_eq!(finished.steps.len(), 6, "{:?}", finished.steps);
+    let rows: Vec<&str> = finished.status.lines().filter(|l| l.starts_with("  1 ") || l.starts_with("  2 ")).collect();
+    assert_eq!(
+        rows,
+        ["  1 laravel-worker  ecs-rolling   live", "  2 laravel-app     codedeploy    live"],
+        "{}",
+        finished.status
+    );
+    assert!(
+        finished.transitions.iter().any(|t| t == "laravel: DeployingServices → Succeeded"),
+        "{:?}",
+        finished.transitions
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_with_services_puts_the_worker_back_when_web_fails_its_verification() {
+    let options = Options { wrong_version: true, ..options("services-wrong") };
+    let finished = convoy_tests::sandbox_services::run_services(options).await.expect("the sandbox runs");
+    let State::Failed { stage: Stage::Verification, reason } = &finished.release.state else {
+        panic!("{}", finished.release.state)
+    };
+    assert!(reason.starts_with("service laravel-app: "), "{reason}");
+    let sections = sections(&finished);
+    assert!(sections[0].1.starts_with("rolled back: put back on "), "{sections:?}");
+    assert!(sections[1].1.starts_with("failed: verification: "), "{sections:?}");
+    assert_eq!(finished.worker_after, finished.worker_before, "the worker runs what it ran before the release");
+    assert_eq!(finished.changes, ["RunTask", "UpdateService", "CreateDeployment", "UpdateService"], "put back once");
+    assert_eq!(finished.wait_exit, 1, "{}", finished.waited);
+}

@@ -1,0 +1,332 @@
+//! `scripts/sandbox --services`: one release of two services through Convoy's real function
+//! binaries and CLI against local AWS, from one version 2 manifest (a release group's): the worker
+//! (`laravel-worker`, an ECS rolling update) first, then the web service (`laravel-app`, CodeDeploy
+//! blue/green, verified on the green server and approved by a person), one migration before
+//! either. With `wrong_version`, web fails its verification: CodeDeploy rolls web back and Convoy
+//! puts the worker back on the revision it ran before.
+//!
+//! What stands in is what the one-service sandbox's does (`sandbox.rs`), and for the worker what
+//! `e2e/rolling.rs` plays: moto keeps no service deployment, so the stand-in starts one per
+//! `UpdateService` of a declared rolling service and the sandbox plays ECS's end of it (completed).
+
+use convoy::names::ReleaseKey;
+use convoy::ports::ReleaseStore;
+use convoy::release::{Release, State};
+use serde_json::{Value, json};
+
+use crate::fixtures;
+use crate::http::{self, Behaviour};
+use crate::moto::{ACCOUNT, Moto};
+use crate::notifications::{self, Queue};
+use crate::runtime::{LambdaProcess, binary};
+use crate::sandbox::{
+    Options, RELEASE, SERVICE, Sandbox, approve_as_operator, cli_exits, cli_in, codedeploy_end, event_bus,
+    migration_command,
+};
+use crate::standin::{Phase, StandIn};
+use crate::world::{World, function_env, read_settings_version, service_settings};
+
+/// The release group, and its service without a load balancer.
+pub const GROUP: &str = "laravel";
+pub const WORKER: &str = "laravel-worker";
+
+/// What a run of the group's release left: its record, each part's, `convoy status` of the
+/// release, `convoy wait`'s exit code and output, every release event as `service: from → to`,
+/// and the task definition the worker ran before the release and runs at the end.
+pub struct FinishedServices {
+    pub release: Release,
+    pub web: Option<Release>,
+    pub worker: Option<Release>,
+    pub status: String,
+    pub wait_exit: i32,
+    pub waited: String,
+    pub transitions: Vec<String>,
+    pub worker_before: String,
+    pub worker_after: String,
+    /// The changing calls that reached AWS, in order (`RunTask`, `UpdateService`, `CreateDeployment`).
+    pub changes: Vec<String>,
+    /// Each step of the release and the AWS requests it made.
+    pub steps: Vec<(String, usize)>,
+    /// From ECS's completion of the worker, delivered, to web's `CreateDeployment`.
+    pub handoff: Option<std::time::Duration>,
+}
+
+/// The worker's rolling configuration as ECS would describe it (moto keeps none).
+fn rolling_configuration() -> Value {
+    json!({"strategy": "ROLLING", "minimumHealthyPercent": 100, "maximumPercent": 200,
+           "deploymentCircuitBreaker": {"enable": true, "rollback": true}})
+}
+
+/// Runs the group's release; its final records, or why the sandbox could not go on.
+pub async fn run_services(options: Options) -> Result<FinishedServices, String> {
+    let out = Sandbox { verbose: options.verbose };
+    let moto = Moto::shared();
+    let bucket = if options.id.is_empty() {
+        "convoy-sandbox-services".to_owned()
+    } else {
+        format!("convoy-sandbox-services-{}", options.id)
+    };
+    let world = World::named(&bucket, &options.id).await;
+    world.create_repositories(&["laravel-app", "laravel-app-nginx"]).await;
+    let controller = aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy;
+    let ecs = world.ecs_service_controlled(SERVICE, &["laravel", "nginx"], controller).await;
+    let (application, group) = world.codedeploy(SERVICE).await;
+    world.ecs_service_controlled(WORKER, &["worker"], aws_sdk_ecs::types::DeploymentControllerType::Ecs).await;
+    let standin = StandIn::for_missing_operations(&moto.endpoint).await;
+    standin.rolling_service(WORKER, rolling_configuration());
+    let green_version = if options.wrong_version { "0000000" } else { RELEASE };
+    let green = http::serve(Behaviour::version(green_version)).await;
+    out.say(format!("moto server at {}; the stand-in for what it lacks at {}", moto.endpoint, standin.endpoint));
+    out.say(format!(
+        "ECS cluster {}: {SERVICE} (CodeDeploy blue/green {application}/{group}, green at {} answering \
+         {green_version}) and {WORKER} (ECS rolling updates, circuit breaker on)",
+        ecs.cluster, green.url
+    ));
+
+    let probe = json!({"count": 5, "interval_ms": 200, "failure_limit": 1, "timeout_ms": 1000});
+    let mut services: Value =
+        serde_json::from_str(&service_settings(SERVICE, &application, &group, &green.url, "manual", probe))
+            .expect("settings are JSON");
+    services[WORKER] = json!({"deploy": {"method": "ecs-rolling"}, "approval": "auto"});
+    let file = json!({"services": services, "release_groups": {GROUP: {"services": [SERVICE, WORKER]}}});
+    let dir = tempfile_dir(&world.bucket)?;
+    let path = dir.join("convoy.json");
+    std::fs::write(&path, file.to_string()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    out.step(&format!("convoy settings publish: release group {GROUP} = {SERVICE}, {WORKER}"));
+    let args = ["settings", "publish", path.to_str().expect("a UTF-8 path"), "--json"];
+    let published = cli_in(&standin.endpoint, &world.bucket, &args, &[], None, &[0])?.1;
+    let published: Value =
+        serde_json::from_str(published.trim()).map_err(|e| format!("publish said {published}: {e}"))?;
+    let version = published["version_id"].as_str().ok_or("publish printed no version_id")?.to_owned();
+    out.say(format!("settings version {version}"));
+
+    let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
+    let allowed = [SERVICE.to_owned(), WORKER.to_owned()];
+    let mut env = function_env(&world, &standin.endpoint, &ecs.cluster, &allowed, &repositories, "");
+    read_settings_version(&mut env, &version);
+    let bus = event_bus(&world.bucket);
+    notifications::create_bus(&bus);
+    let every_event = Queue::create(&format!("{bus}-every-event"));
+    notifications::route(&bus, &format!("{bus}-every-event"), &notifications::every_release_event(), &every_event);
+    env.push((convoy::config::EVENT_BUS.to_owned(), bus.clone()));
+    let start = |name: &'static str| {
+        let env = env.clone();
+        let path = binary(name);
+        async move { LambdaProcess::spawn(name, &path, &env).await }
+    };
+    let image_pushed = start("image-pushed").await;
+    let manifest_uploaded = start("manifest-uploaded").await;
+    let migration_stopped = start("migration-stopped").await;
+    let verify = start("verify").await;
+    let deployment_changed = start("deployment-changed").await;
+    for function in [&image_pushed, &manifest_uploaded, &migration_stopped, &verify, &deployment_changed] {
+        function.init_time(std::time::Duration::from_secs(30)).await?;
+    }
+    let worker_before = runs(&world, &ecs.cluster, WORKER).await;
+    out.say(format!("{WORKER} runs {worker_before}"));
+
+    // Where each step begins in the stand-in's request log (every AWS request passes it).
+    let mut marks: Vec<(&'static str, usize)> = Vec::new();
+    marks.push(("images and manifest (pinned, migration started)", standin.log().len()));
+    out.step("CI pushes laravel-app:4cf03d1 to ECR");
+    let app = world.push_image("laravel-app", RELEASE).await;
+    out.send(&image_pushed, fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app"), RELEASE, &app, chrono::Utc::now()))
+        .await?;
+
+    out.step(&format!("CI submits one manifest for both services: convoy submit (releases/{GROUP}/{RELEASE}.json)"));
+    let command = migration_command(options.migration_fails);
+    let manifest = json!({
+        "version": 2, "release": RELEASE, "group": GROUP,
+        "images": {"app": world.uri("laravel-app", RELEASE), "nginx": world.uri("laravel-app-nginx", RELEASE)},
+        "services": {SERVICE: {"containers": {"laravel": "app", "nginx": "nginx"},
+                               "verify": {"path": "/", "expect_status": 200, "expect_body": RELEASE}},
+                     WORKER: {"containers": {"worker": "app"}}},
+        "migration": {"service": SERVICE, "container": "laravel", "command": command},
+        "order": [WORKER, SERVICE],
+        "approval": "manual"
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).map_err(|e| format!("manifest.json: {e}"))?;
+    let submitted = cli_in(&standin.endpoint, &world.bucket, &["submit", "manifest.json"], &[], Some(&dir), &[0])?.1;
+    out.say(submitted.trim());
+    let key_name = format!("releases/{GROUP}/{RELEASE}.json");
+    let head = world.s3.head_object().bucket(&world.bucket).key(&key_name).send().await;
+    let head = head.map_err(|e| format!("convoy submit put no {key_name}: {e:?}"))?;
+    let upload = fixtures::s3_eventbridge(
+        &world.bucket,
+        &key_name,
+        head.version_id.as_deref(),
+        head.content_length.unwrap_or_default() as u64,
+    );
+    out.send(&manifest_uploaded, upload.clone()).await?;
+    out.send(&manifest_uploaded, upload).await?;
+
+    out.step("CI pushes laravel-app-nginx:4cf03d1; EventBridge delivers the push twice");
+    let nginx = world.push_image("laravel-app-nginx", RELEASE).await;
+    let push = fixtures::ecr_push(ACCOUNT, &world.repo("laravel-app-nginx"), RELEASE, &nginx, chrono::Utc::now());
+    out.send(&image_pushed, push.clone()).await?;
+    out.send(&image_pushed, push).await?;
+
+    let store = convoy::adapters::aws::S3Store::new(
+        convoy::adapters::aws::s3_client(
+            &world.sdk,
+            &convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true },
+        ),
+        &world.bucket,
+    );
+    let key = ReleaseKey::new(GROUP.parse().expect("group"), RELEASE.parse().expect("release"));
+    let part = |service: &str| ReleaseKey::new(service.parse().expect("service"), RELEASE.parse().expect("release"));
+    let load = |key: ReleaseKey| {
+        let store = &store;
+        async move { store.load(&key).await.expect("load").map(|s| s.release) }
+    };
+
+    out.step("the one migration runs, from laravel-app's task definition (its command runs here)");
+    let record = load(key.clone()).await.ok_or("no record of the group's release")?;
+    let State::Migrating { task } = record.state else {
+        return Err(format!("expected the migration to run: {}", record.state));
+    };
+    let started_at = chrono::Utc::now();
+    let ran = std::process::Command::new(&command[0]).args(&command[1..]).output().map_err(|e| e.to_string())?;
+    let exit_code = ran.status.code().unwrap_or(-1);
+    out.say(format!("task {task} exited {exit_code}"));
+    let task_definition = record.migration.and_then(|m| m.task_definition).ok_or("no migration task definition")?;
+    let containers =
+        [fixtures::ContainerExit::exited("laravel", exit_code), fixtures::ContainerExit::exited("nginx", 0)];
+    let mut stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
+        cluster: &ecs.cluster,
+        task: task.as_str(),
+        group: &key.tag(),
+        started_by: &key.migration_started_by(),
+        task_definition: &task_definition,
+        overridden: "laravel",
+        containers: &containers,
+        stop_code: "EssentialContainerExited",
+        version: 3,
+    });
+    // ISO time stamps with milliseconds, as the task event writes them.
+    let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    stopped["detail"]["startedAt"] = json!(iso(started_at));
+    stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
+    standin.task_stops(&stopped);
+    marks.push(("migration exited 0 (locks, worker's part, its update)", standin.log().len()));
+    out.send(&migration_stopped, stopped).await?;
+
+    let mut handed_over = None;
+    if let Some(State::Deploying { deployment }) = load(part(WORKER)).await.map(|r| r.state) {
+        out.step(&format!("{WORKER} first: Convoy updated it ({deployment}); ECS completes the rolling update"));
+        standin.service_deployment_ends(deployment.as_str(), "SUCCESSFUL", "Service deployment completed");
+        let completed = fixtures::ecs_deployment_state_change(
+            &ecs.cluster,
+            WORKER,
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "ECS deployment ecs-svc/1 completed.",
+        );
+        marks.push(("worker completed, twice (web's part, its deployment)", standin.log().len()));
+        handed_over = Some(std::time::Instant::now());
+        out.send(&deployment_changed, completed.clone()).await?;
+        out.send(&deployment_changed, completed).await?;
+    }
+
+    if let Some(State::Deploying { deployment }) = load(part(SERVICE)).await.map(|r| r.state) {
+        let deployment = deployment.to_string();
+        out.step(&format!("then {SERVICE}: CodeDeploy shifts test traffic to green and calls the hook"));
+        marks.push(("web's hook (verified, answered)", standin.log().len()));
+        standin.hook_invoked(&deployment, "sandbox-hook-1");
+        out.send(&verify, fixtures::codedeploy_hook(&deployment, "sandbox-hook-1")).await?;
+        let end = match standin.phase(&deployment) {
+            Some(Phase::HookPassed) => {
+                out.say("CodeDeploy took the hook's answer: Succeeded; it waits for the reroute");
+                standin.waits(&deployment);
+                marks.push(("a person approves (CloudTrail's event)", standin.log().len()));
+                approve_as_operator(&out, &standin, &world, &deployment_changed, None).await?;
+                codedeploy_end(&standin, &deployment)?
+            }
+            Some(Phase::Failed) => {
+                out.say("CodeDeploy took the hook's answer: Failed; it rolls web back");
+                "FAILURE"
+            }
+            other => return Err(format!("CodeDeploy took no answer to the hook: {deployment} is {other:?}")),
+        };
+        marks.push(("web's deployment ends (the release ends)", standin.log().len()));
+        out.send(&deployment_changed, fixtures::codedeploy_state_change(&application, &group, &deployment, end))
+            .await?;
+    }
+
+    marks.push(("(end)", standin.log().len()));
+    let log = standin.log();
+    let steps: Vec<(String, usize)> = marks.windows(2).map(|w| (w[0].0.to_owned(), w[1].1 - w[0].1)).collect();
+    out.step("AWS requests per step (every request through the stand-in, moto's and its own)");
+    for (step, requests) in &steps {
+        out.say(format!("{requests:>4}  {step}"));
+    }
+    // The hand-off: ECS's completion of the worker delivered → web's CreateDeployment sent.
+    let handoff = handed_over.and_then(|sent| {
+        let created = log.iter().find(|r| r.operation == "CreateDeployment" && r.at >= sent)?;
+        Some(created.at - sent)
+    });
+    if let Some(handoff) = handoff {
+        out.say(format!("hand-off worker live → web's deployment created: {} ms", handoff.as_millis()));
+    }
+    let transitions: Vec<String> = every_event
+        .drain()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {} → {}",
+                e["detail"]["service"].as_str().unwrap_or("?"),
+                e["detail"]["from"].as_str().unwrap_or("(created)"),
+                e["detail"]["to"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    out.step(&format!("EventBridge got {} release events", transitions.len()));
+    for transition in &transitions {
+        out.say(transition);
+    }
+    out.step(&format!("convoy status {GROUP} {RELEASE}"));
+    let (_, status) = cli_exits(&standin.endpoint, &world.bucket, &["status", GROUP, RELEASE], &[0, 1])?;
+    if options.verbose {
+        print!("{status}");
+    }
+    out.step(&format!("convoy wait {GROUP} {RELEASE}"));
+    let (wait_exit, waited) =
+        cli_exits(&standin.endpoint, &world.bucket, &["wait", GROUP, RELEASE, "--timeout", "30s"], &[0, 1])?;
+    out.say(format!("convoy wait exited {wait_exit}"));
+    let worker_after = runs(&world, &ecs.cluster, WORKER).await;
+    out.say(format!("{WORKER} runs {worker_after} (before the release: {worker_before})"));
+    let changes = standin
+        .log()
+        .iter()
+        .filter(|r| ["RunTask", "UpdateService", "CreateDeployment"].contains(&r.operation.as_str()))
+        .map(|r| r.operation.clone())
+        .collect();
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(FinishedServices {
+        release: load(key).await.ok_or("the group's record is gone")?,
+        web: load(part(SERVICE)).await,
+        worker: load(part(WORKER)).await,
+        status,
+        wait_exit,
+        waited,
+        transitions,
+        worker_before,
+        worker_after,
+        changes,
+        steps,
+        handoff,
+    })
+}
+
+/// The task definition `service` runs, as moto describes it.
+async fn runs(world: &World, cluster: &str, service: &str) -> String {
+    let ecs = aws_sdk_ecs::Client::new(&world.sdk);
+    let described = ecs.describe_services().cluster(cluster).services(service).send().await.expect("describe");
+    described.services().first().and_then(|s| s.task_definition()).unwrap_or_default().to_owned()
+}
+
+/// A fresh directory of this run's (CI's checkout, where it writes the manifest).
+fn tempfile_dir(bucket: &str) -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("{bucket}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
