@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use convoy::adapters::aws::S3Store;
+use convoy::group_view;
 use convoy::names::{ReleaseId, ReleaseKey, ServiceName};
 use convoy::ports::ReleaseStore;
 use convoy::release::{Release, State};
@@ -16,7 +17,8 @@ use crate::{exit, text};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Until {
-    /// Until the release has ended (Succeeded: 0; Failed, RolledBack, Superseded: 1).
+    /// Until the release has ended (Succeeded: 0, and for a group's release only once every service
+    /// is live; Failed, RolledBack, Superseded, or a service rolled back or failed: 1).
     Ended,
     /// Until it awaits approval, or went past it (0), or ended without getting there (1).
     AwaitingApproval,
@@ -49,8 +51,13 @@ enum Outcome {
     NotYet,
 }
 
-fn outcome(until: Until, state: &State) -> Outcome {
-    if exit::ended_badly(state) {
+fn outcome(until: Until, release: &Release) -> Outcome {
+    let state = &release.state;
+    if exit::ended_badly(state) || group_view::first_ended_badly(release).is_some() {
+        return Outcome::EndedBadly;
+    }
+    // A group's release is done only when every service runs it; one that ended otherwise never will.
+    if matches!(state, State::Succeeded) && group_view::is_group(release) && !group_view::all_live(release) {
         return Outcome::EndedBadly;
     }
     let reached = match until {
@@ -72,6 +79,8 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
     let mut pause = first_pause;
     let mut printed = 0usize;
     let mut said_missing = false;
+    // A group's release: each service's state as last printed, so a line is printed when it changes.
+    let mut sections = std::collections::HashMap::<String, String>::new();
     loop {
         let record = store.load(&key).await.map_err(|e| format!("reading the record of {key}: {e}"))?;
         match &record {
@@ -102,7 +111,28 @@ pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
                     }
                     printed = release.timeline.len();
                 }
-                match outcome(args.until, &release.state) {
+                for section in &release.services {
+                    let now = group_view::state_text(&section.state);
+                    if sections.get(section.service.as_str()) == Some(&now) {
+                        continue;
+                    }
+                    pause = first_pause;
+                    clear(live);
+                    if args.json {
+                        let (state, reason) =
+                            (group_view::state_name(&section.state), group_view::reason(&section.state));
+                        outln!(
+                            "{}",
+                            crate::output::json(
+                                &json!({"service": section.service.as_str(), "section": state, "reason": reason})
+                            )
+                        );
+                    } else {
+                        outln!("service {}: {now}", section.service);
+                    }
+                    sections.insert(section.service.to_string(), now);
+                }
+                match outcome(args.until, release) {
                     Outcome::NotYet => {}
                     Outcome::Reached => return Ok(finish(args.json, release, "reached", 0, live)),
                     Outcome::EndedBadly => return Ok(finish(args.json, release, "ended", exit::REFUSED, live)),
@@ -144,6 +174,10 @@ fn finish(json: bool, release: &Release, outcome: &str, code: u8, live: bool) ->
                 &json!({"release": release.key.to_string(), "state": release.state.to_string(), "outcome": outcome})
             )
         );
+    } else if group_view::is_group(release) {
+        let services: Vec<String> =
+            release.services.iter().map(|s| format!("{} {}", s.service, group_view::state_name(&s.state))).collect();
+        outln!("{}: {} ({})", release.key, release.state, services.join(", "));
     } else {
         outln!("{}: {}", release.key, release.state);
     }
@@ -180,6 +214,63 @@ fn clear(live: bool) {
 mod tests {
     use super::*;
 
+    /// A release of one service in `state`.
+    fn single(state: State) -> Release {
+        let mut release = group(&[]);
+        release.state = state;
+        release
+    }
+
+    /// A group's release that succeeded, one service per state (`live`, `rolled-back`...).
+    fn group(states: &[&str]) -> Release {
+        let services: Vec<_> = states
+            .iter()
+            .enumerate()
+            .map(|(i, state)| {
+                let mut tag = json!({"name": state});
+                if matches!(*state, "rolling-back" | "rolled-back" | "failed") {
+                    tag["reason"] = json!("probes failed");
+                }
+                json!({"service": format!("s{i}"), "step": i, "method": "ecs-native", "takes_traffic": true,
+                       "containers": {}, "state": tag})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "schema": 1, "key": {"service": "shop", "release": "r1"},
+            "source": {"bucket": "b", "key": "releases/shop/r1.json"},
+            "images": {}, "state": {"name": "Succeeded"}, "timeline": [], "services": services
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn a_groups_release_is_reached_only_when_it_succeeded_and_every_service_is_live() {
+        assert_eq!(outcome(Until::Ended, &group(&["live", "live"])), Outcome::Reached);
+        let mut running = group(&["live", "deploying"]);
+        running.state =
+            State::Deploying { deployment: convoy::names::DeploymentRef::CodeDeploy("d-ABCDEFGHI".parse().unwrap()) };
+        assert_eq!(outcome(Until::Ended, &running), Outcome::NotYet);
+        for until in [Until::Ended, Until::AwaitingApproval] {
+            assert_eq!(outcome(until, &group(&["live", "through"])), Outcome::EndedBadly, "succeeded, not all live");
+        }
+    }
+
+    #[test]
+    fn a_service_rolled_back_or_failed_ends_a_groups_wait_badly_before_the_release_ends() {
+        for bad in ["rolled-back", "failed"] {
+            let mut release = group(&["live", bad, "waiting"]);
+            release.state = State::RollingBack {
+                deployment: convoy::names::DeploymentRef::CodeDeploy("d-ABCDEFGHI".parse().unwrap()),
+                reason: "s1 failed".into(),
+            };
+            for until in [Until::Ended, Until::AwaitingApproval] {
+                assert_eq!(outcome(until, &release), Outcome::EndedBadly, "{bad}");
+            }
+        }
+        let rolling = group(&["live", "rolling-back"]);
+        assert_eq!(outcome(Until::Ended, &rolling), Outcome::EndedBadly, "succeeded with a service not live");
+    }
+
     #[test]
     fn awaiting_approval_is_reached_by_a_release_that_went_past_it() {
         let deployment = convoy::names::DeploymentRef::CodeDeploy("d-ABCDEFGHI".parse().unwrap());
@@ -188,9 +279,9 @@ mod tests {
             State::ShiftingTraffic { deployment: deployment.clone() },
             State::Succeeded,
         ] {
-            assert_eq!(outcome(Until::AwaitingApproval, &state), Outcome::Reached, "{state}");
+            assert_eq!(outcome(Until::AwaitingApproval, &single(state.clone())), Outcome::Reached, "{state}");
         }
-        assert_eq!(outcome(Until::Ended, &State::AwaitingApproval { deployment }), Outcome::NotYet);
+        assert_eq!(outcome(Until::Ended, &single(State::AwaitingApproval { deployment })), Outcome::NotYet);
     }
 
     #[test]
@@ -198,9 +289,10 @@ mod tests {
         let superseded = State::Superseded { by: "r9".parse().unwrap() };
         let rolled_back = State::RolledBack { reason: "rejected".into() };
         for until in [Until::Ended, Until::AwaitingApproval] {
-            assert_eq!(outcome(until, &superseded), Outcome::EndedBadly);
-            assert_eq!(outcome(until, &rolled_back), Outcome::EndedBadly);
+            assert_eq!(outcome(until, &single(superseded.clone())), Outcome::EndedBadly);
+            assert_eq!(outcome(until, &single(rolled_back.clone())), Outcome::EndedBadly);
         }
-        assert_eq!(outcome(Until::Ended, &State::Collecting), Outcome::NotYet);
+        assert_eq!(outcome(Until::Ended, &single(State::Collecting)), Outcome::NotYet);
+        assert_eq!(outcome(Until::Ended, &single(State::Succeeded)), Outcome::Reached, "one service has no section");
     }
 }

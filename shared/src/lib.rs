@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod gates;
+pub mod group_view;
 pub mod handlers;
 pub mod image_policy;
 pub mod manifest;

@@ -79,7 +79,45 @@ pub struct ReleaseChange {
     /// The image gate (added to schema 1: `null` until the images were judged): its verdict and, per image, one line of what
     /// it saw (`app (…@sha256:…): scan COMPLETE, 1 CRITICAL; CVE-… CRITICAL (…) is above …`).
     pub gate: Option<GateSummary>,
+    /// A group's release (added to schema 1: `null` for a release of one service): each service in
+    /// the manifest's order, with its method, deployment and state.
+    pub services: Option<Vec<ServiceChange>>,
     pub links: Links,
+}
+
+/// What a release event says of one service of a group's release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceChange {
+    pub service: String,
+    /// Its step in the manifest's order, from 0.
+    pub step: usize,
+    /// `codedeploy`, `codepipeline`, `ecs-native` or `ecs-rolling`.
+    pub method: String,
+    /// `waiting`, `deploying`, `verifying`, `through`, `live`, `rolling-back`, `rolled-back`, `failed`.
+    pub state: String,
+    /// Why it is rolling back, rolled back or failed (at most [`MAX_REASON_CHARS`]).
+    pub reason: Option<String>,
+    /// Its CodeDeploy deployment id, pipeline execution id or ECS service deployment ARN.
+    pub deployment_id: Option<String>,
+    /// The task definition ARN it ran before the release, and the release's.
+    pub previous_revision: Option<String>,
+    pub revision: Option<String>,
+}
+
+impl ServiceChange {
+    fn of(section: &crate::release::ServiceSection) -> Self {
+        use crate::group_view::{reason, state_name};
+        Self {
+            service: section.service.to_string(),
+            step: section.step,
+            method: section.method.to_string(),
+            state: state_name(&section.state).to_owned(),
+            reason: reason(&section.state).map(|r| one_line(&bounded(r, MAX_REASON_CHARS))),
+            deployment_id: section.deployment.as_ref().map(|d| d.as_str().to_owned()),
+            previous_revision: section.previous_revision.clone(),
+            revision: section.revision.clone(),
+        }
+    }
 }
 
 /// What a release event says of the image gate.
@@ -148,6 +186,7 @@ impl ReleaseChange {
                 verdict: g.verdict.clone(),
                 images: g.images.iter().map(|i| one_line(&bounded(&i.summary(), MAX_REASON_CHARS))).collect(),
             }),
+            services: crate::group_view::is_group(to).then(|| to.services.iter().map(ServiceChange::of).collect()),
             links: Links {
                 deployment: codedeploy_id.map(|id| deployment_url(region, &id)),
                 migration_logs,
@@ -225,7 +264,19 @@ pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
     ("approver", "string", true),
     ("approved", "boolean", true),
     ("gate", "object", true),
+    ("services", "array", true),
     ("links", "object", false),
+];
+/// The fields of each `services` element, their JSON type, and whether each may be null.
+pub const SERVICE_FIELDS: &[(&str, &str, bool)] = &[
+    ("service", "string", false),
+    ("step", "number", false),
+    ("method", "string", false),
+    ("state", "string", false),
+    ("reason", "string", true),
+    ("deployment_id", "string", true),
+    ("previous_revision", "string", true),
+    ("revision", "string", true),
 ];
 /// The fields of `links`, and whether each may be null (all are strings).
 pub const LINK_FIELDS: &[(&str, bool)] =
@@ -271,6 +322,25 @@ pub fn schema_violations(detail: &Value) -> Vec<String> {
     for (container, image) in object.get("images").and_then(Value::as_object).into_iter().flatten() {
         if type_of(&image["image"]) != "string" || !matches!(type_of(&image["digest"]), "string" | "null") {
             wrong.push(format!("images.{container} is {image}"));
+        }
+    }
+    for (i, section) in object.get("services").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let Some(section) = section.as_object() else {
+            wrong.push(format!("services[{i}] is not an object"));
+            continue;
+        };
+        for key in section.keys() {
+            if !SERVICE_FIELDS.iter().any(|(name, ..)| name == key) {
+                wrong.push(format!("undocumented field services[{i}].{key}"));
+            }
+        }
+        for (name, kind, nullable) in SERVICE_FIELDS {
+            match section.get(*name) {
+                None => wrong.push(format!("missing services[{i}].{name}")),
+                Some(Value::Null) if *nullable => {}
+                Some(value) if type_of(value) == *kind => {}
+                Some(value) => wrong.push(format!("services[{i}].{name} is {}, not {kind}", type_of(value))),
+            }
         }
     }
     wrong
@@ -393,6 +463,58 @@ mod tests {
         let change = ReleaseChange::of(None, &release, "us-east-1");
         assert_eq!(change.reason.chars().count(), MAX_REASON_CHARS + 1);
         assert!(change.reason.ends_with('…'));
+    }
+
+    #[test]
+    fn an_event_of_a_groups_release_carries_each_services_state_method_and_deployment_in_order() {
+        let release = crate::group_view::tests::shop();
+        let detail = serde_json::to_value(ReleaseChange::of(None, &release, "us-east-1")).unwrap();
+        assert_eq!(schema_violations(&detail), Vec::<String>::new());
+        let rows: Vec<(&str, &str, &str, Option<&str>)> = detail["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .map(|s| {
+                let text = |k: &str| s[k].as_str().unwrap();
+                (text("service"), text("method"), text("state"), s["deployment_id"].as_str())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("web", "codedeploy", "live", Some("d-ABCDEFGHI")),
+                ("api", "ecs-native", "rolled-back", None),
+                ("batch", "codepipeline", "failed", None),
+                ("jobs", "ecs-rolling", "waiting", None)
+            ]
+        );
+        assert_eq!(detail["services"][1]["reason"], "2 of 5 probes failed");
+        assert_eq!(detail["services"][1]["revision"], "arn:aws:ecs:us-east-1:123456789012:task-definition/api:8");
+        assert_eq!(detail["services"][2]["reason"], "pipeline execution  [2J failed", "a reason stays on one line");
+        assert_eq!(detail["services"][3]["reason"], Value::Null);
+        assert_eq!(detail["service"], "shop", "the existing fields stay");
+    }
+
+    #[test]
+    fn an_event_of_a_release_of_one_service_has_no_services() {
+        let release = Release::rejected(key(), source(), "bad".into(), t(0));
+        let detail = serde_json::to_value(ReleaseChange::of(None, &release, "us-east-1")).unwrap();
+        assert_eq!(detail["services"], Value::Null);
+    }
+
+    #[test]
+    fn a_service_of_a_group_with_a_mistyped_field_is_caught_by_the_schema_check() {
+        let release = crate::group_view::tests::shop();
+        let mut detail = serde_json::to_value(ReleaseChange::of(None, &release, "us-east-1")).unwrap();
+        detail["services"][0]["step"] = Value::String("one".into());
+        detail["services"][1]["extra"] = Value::Bool(true);
+        assert_eq!(
+            schema_violations(&detail),
+            vec![
+                "services[0].step is string, not number".to_owned(),
+                "undocumented field services[1].extra".to_owned()
+            ]
+        );
     }
 
     #[test]

@@ -385,3 +385,45 @@ pub fn alarm_state_change(alarm: &str, state: &str, reason: &str, at: chrono::Da
     detail["state"]["timestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
     event
 }
+
+/// A group's release record `shop/<release>` in `state` (a record's JSON state, e.g.
+/// `{"name": "Succeeded"}`), one section per `(service, method, section state)` in that order,
+/// each on its own step, as the record stores them (`shared/src/release/group.rs`). A section
+/// past `waiting` names its revisions (`<service>:1` → `<service>:2`) and a CodeDeploy
+/// deployment; a `rolling-back`, `rolled-back` or `failed` one carries `reason`.
+pub fn group_release(
+    release: &str,
+    state: Value,
+    sections: &[(&str, &str, &str)],
+    reason: &str,
+) -> convoy::release::Release {
+    let task_definition = |family: &str, n: u32| format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{n}");
+    let services: Vec<Value> = sections
+        .iter()
+        .enumerate()
+        .map(|(step, (service, method, section))| {
+            let mut tag = json!({"name": section});
+            if matches!(*section, "rolling-back" | "rolled-back" | "failed") {
+                tag["reason"] = json!(reason);
+            }
+            let mut row = json!({"service": service, "step": step, "method": method, "takes_traffic": true,
+                                 "containers": {}, "state": tag});
+            if *section != "waiting" {
+                row["previous_revision"] = json!(task_definition(service, 1));
+                row["revision"] = json!(task_definition(service, 2));
+                row["deployment"] = json!({"codedeploy": format!("d-{}{step}", service.to_uppercase())});
+            }
+            row
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "schema": 1,
+        "key": {"service": "shop", "release": release},
+        "source": {"bucket": "b", "key": format!("releases/shop/{release}.json")},
+        "images": {}, "state": state, "timeline": [
+            {"at": "2026-12-01T10:00:00Z", "event": "manifest-accepted", "detail": "a group's release"}
+        ],
+        "services": services
+    }))
+    .expect("a group's record")
+}

@@ -120,7 +120,7 @@ pub fn overview(bucket: &str, loaded: Vec<Loaded>, more: bool, filter: &Filter, 
                     tbody {
                         @for r in &releases {
                             tr.release data-state=(state_name(&r.state)) {
-                                td { (r.key.service) }
+                                td.who { (convoy::group_view::label(r)) }
                                 td { a href=(release_href(&r.key)) { (r.key.release) } }
                                 td { span class=(badge_class(&r.state)) { (state_name(&r.state)) } div.detail { (r.state) } }
                                 td { (ago(now, r.timeline.first().map(|e| e.at))) }
@@ -180,7 +180,7 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                 h2 { "Services" }
                 table #services {
                     thead { tr { th { "step" } th { "service" } th { "method" } th { "state" } th { "deployment" } th { "revision" } } }
-                    tbody { @for section in &release.services { tr {
+                    tbody { @for section in &release.services { tr.section data-service=(section.service) data-state=(convoy::group_view::state_name(&section.state)) {
                         td { (section.step + 1) }
                         td { a href=(release_href(&ReleaseKey::new(section.service.clone(), key.release.clone()))) { (section.service) } }
                         td { (section.method) }
@@ -391,6 +391,44 @@ mod tests {
             }],
         });
         release
+    }
+
+    /// A group `shop`: web live on d-ABCDEFGHI, api rolled back with a reason that carries markup.
+    fn group() -> Release {
+        serde_json::from_value(serde_json::json!({
+            "schema": 1,
+            "key": {"service": "shop", "release": "r1"},
+            "source": {"bucket": "b", "key": "releases/shop/r1.json"},
+            "images": {}, "state": {"name": "Succeeded"}, "timeline": [],
+            "services": [
+                {"service": "web", "step": 0, "method": "codedeploy", "takes_traffic": true, "containers": {},
+                 "previous_revision": "arn:aws:ecs:us-east-1:1:task-definition/web:41",
+                 "revision": "arn:aws:ecs:us-east-1:1:task-definition/web:42",
+                 "deployment": {"codedeploy": "d-ABCDEFGHI"}, "state": {"name": "live"}},
+                {"service": "api", "step": 1, "method": "ecs-native", "takes_traffic": true, "containers": {},
+                 "state": {"name": "rolled-back", "reason": "<script>alert(1)</script> 5xx"}}
+            ]
+        }))
+        .expect("a group's record")
+    }
+
+    #[test]
+    fn a_groups_release_page_marks_each_services_row_with_its_state_and_escapes_its_reason() {
+        let page = release(&group(), "b", Utc::now()).into_string();
+        let web = page.find("data-service=\"web\" data-state=\"live\"").expect("web's row");
+        let api = page.find("data-service=\"api\" data-state=\"rolled-back\"").expect("api's row");
+        assert!(web < api, "in the manifest's order");
+        assert!(page.contains("<code>d-ABCDEFGHI</code>"), "{page}");
+        assert!(page.contains("task-definition/web:41</code> → <code>arn:aws:ecs:us-east-1:1:task-definition/web:42"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; 5xx"), "{page}");
+        assert!(!page.contains("<script>alert"), "the reason is text, not markup");
+    }
+
+    #[test]
+    fn the_overview_names_a_groups_release_by_its_group_and_services() {
+        let loaded = vec![super::super::Loaded::Read(Box::new(group()))];
+        let page = overview("b", loaded, false, &Filter::default(), Utc::now()).into_string();
+        assert!(page.contains("<td class=\"who\">shop (web, api)</td>"), "{page}");
     }
 
     #[test]

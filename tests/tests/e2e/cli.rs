@@ -14,7 +14,7 @@ use crate::bad_input::{bad_manifests, containers, failure_of};
 use crate::scenario::*;
 
 /// The `convoy` command with the environment a CI job would give it, pointed at moto.
-fn convoy(backend: &MotoBackend) -> Command {
+pub fn command(backend: &MotoBackend) -> Command {
     let mut command = Command::new(binary("convoy"));
     command
         .env("AWS_ENDPOINT_URL", &Moto::shared().endpoint)
@@ -36,7 +36,7 @@ pub fn run(backend: &MotoBackend, args: &[&str]) -> (i32, String, String) {
 
 /// [`run`] with more environment.
 pub fn run_with(backend: &MotoBackend, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = convoy(backend);
+    let mut command = command(backend);
     command.envs(env.iter().copied());
     let Output { status, stdout, stderr } = command.args(args).output().expect("run convoy");
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
@@ -150,7 +150,7 @@ async fn wait_follows_a_release_to_success_printing_entries_as_they_happen_and_e
     let record = backend.record(&release_key("ok1")).await.unwrap();
     let State::Deploying { deployment } = record.state else { panic!("expected Deploying, got {}", record.state) };
 
-    let mut child = convoy(&backend)
+    let mut child = command(&backend)
         .args(["wait", SERVICE, "ok1", "--timeout", "60s", "--max-interval", "1s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -243,7 +243,7 @@ async fn approve_calls_codedeploy_with_the_persons_credentials_and_prints_who_cl
         aws_sdk_s3::config::ProvideCredentials::provide_credentials(&sdk.credentials_provider().expect("credentials"))
             .await
             .unwrap();
-    let mut command = convoy(&backend);
+    let mut command = command(&backend);
     command
         .env("AWS_ENDPOINT_URL", &backend.standin.endpoint)
         .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())

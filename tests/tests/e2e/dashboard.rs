@@ -15,13 +15,17 @@ async fn dashboard_world(name: &str) -> DashboardWorld {
     world(&format!("dash-{name}-{}", std::process::id()), false).await.expect("the sandbox's world")
 }
 
-async fn record(world: &DashboardWorld, release: &str) -> Release {
+fn store(world: &DashboardWorld) -> convoy::adapters::aws::S3Store {
     let settings =
         convoy::config::StoreSettings { state_bucket: world.held.world.bucket.clone(), force_path_style: true };
-    let store = convoy::adapters::aws::S3Store::new(
+    convoy::adapters::aws::S3Store::new(
         convoy::adapters::aws::s3_client(&world.held.world.sdk, &settings),
         &world.held.world.bucket,
-    );
+    )
+}
+
+async fn record(world: &DashboardWorld, release: &str) -> Release {
+    let store = store(world);
     let key = ReleaseKey::new(SERVICE.parse().unwrap(), release.parse().unwrap());
     store.load(&key).await.expect("load").expect("a record").release
 }
@@ -41,6 +45,14 @@ fn continues(world: &DashboardWorld) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_bar_per_stage() {
     let world = dashboard_world("view").await;
+    // A group's release rolling back, its sections as the state machine leaves them; api's reason
+    // carries markup that must stay text.
+    let sections =
+        [("web", "codedeploy", "live"), ("api", "ecs-native", "rolled-back"), ("jobs", "ecs-rolling", "waiting")];
+    let rolling_back =
+        serde_json::json!({"name": "RollingBack", "reason": "api failed", "deployment": {"codedeploy": "d-WEB0"}});
+    let group = convoy_tests::fixtures::group_release("g1", rolling_back, &sections, "<b id=\"injected\">5xx</b>");
+    store(&world).create(&group).await.expect("store the group's record");
     let dashboard = world.start_dashboard(0).expect("convoy dashboard starts");
     let browser = Browser::start(1100, 1750).await;
     let client = &browser.client;
@@ -53,6 +65,10 @@ async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_b
     for row in &rows {
         listed.push(row.text().await.expect("row text"));
     }
+    // The group's release is named by its group and services, in the column of a release's service.
+    let group_row =
+        listed.iter().position(|r| r.contains("shop (web, api, jobs)") && r.contains("g1")).expect("the group's row");
+    assert!(listed.remove(group_row).contains("RollingBack"), "{listed:#?}");
     assert_eq!(listed.len(), 3, "{listed:#?}");
     // In flight first (the one awaiting approval and the one collecting), then the ended one.
     assert!(listed[..2].iter().any(|r| r.contains(RELEASE) && r.contains("AwaitingApproval")), "{listed:#?}");
@@ -102,6 +118,40 @@ async fn the_overview_lists_the_sandboxs_releases_and_a_release_page_draws_one_b
         std::fs::write(docs, &png).expect("save docs/dashboard.png");
     }
     println!("release page screenshot: {} bytes", png.len());
+
+    // A group's release page: a row per service in the manifest's order, the reason as text.
+    client.goto(&format!("{}release/shop/g1", dashboard.url)).await.unwrap();
+    let mut rows = Vec::new();
+    for row in client.find_all(Locator::Css("#services tr.section")).await.expect("the services' rows") {
+        let state = row.attr("data-state").await.unwrap().unwrap_or_default();
+        let cells: Vec<String> = {
+            let mut cells = Vec::new();
+            for cell in row.find_all(Locator::Css("td")).await.unwrap() {
+                cells.push(cell.text().await.unwrap());
+            }
+            cells
+        };
+        rows.push((state, cells));
+    }
+    let arn = |family: &str| {
+        let (region, account) = (convoy_tests::moto::REGION, convoy_tests::moto::ACCOUNT);
+        format!(
+            "arn:aws:ecs:{region}:{account}:task-definition/{family}:1 → arn:aws:ecs:{region}:{account}:task-definition/{family}:2"
+        )
+    };
+    let row = |state: &str, cells: [&str; 6]| (state.to_owned(), cells.map(str::to_owned).to_vec());
+    assert_eq!(
+        rows,
+        [
+            row("live", ["1", "web", "codedeploy", "live", "d-WEB0", &arn("web")]),
+            row(
+                "rolled-back",
+                ["2", "api", "ecs-native", "rolled back: <b id=\"injected\">5xx</b>", "d-API1", &arn("api")]
+            ),
+            row("waiting", ["3", "jobs", "ecs-rolling", "waiting", "", ""]),
+        ]
+    );
+    assert!(client.find_all(Locator::Css("#injected")).await.unwrap().is_empty(), "the reason is text, not markup");
 
     // A failed release marks its failure point on the stage it failed in.
     client.goto(&format!("{}release/{SERVICE}/{REFUSED}", dashboard.url)).await.unwrap();

@@ -14,6 +14,7 @@ mod event_rules;
 mod forged;
 mod gates;
 mod grants;
+mod group_view;
 mod group_wait;
 mod groups;
 mod hostile_output;
