@@ -399,7 +399,7 @@ fn a_live_services_scheduled_tasks_are_recorded_as_moved_once_and_put_back_once(
     assert!(unchanged(group.apply(&moved_once(Vec::new())).unwrap()), "nothing moved, nothing recorded");
     let (group, effects) = apply(&group, moved_once(vec![nightly.clone()]));
     assert!(effects.is_empty());
-    assert_eq!(group.section(&service("worker")).unwrap().schedules, [nightly.clone()]);
+    assert_eq!(group.section(&service("worker")).unwrap().schedules, std::slice::from_ref(&nightly));
     assert!(unchanged(group.apply(&moved_once(vec![nightly])).unwrap()), "recorded once");
     let back = || services::Event::SchedulesPutBack { service: service("worker"), at: t(8) };
     let (group, _) = apply(&group, back());
