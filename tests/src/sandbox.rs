@@ -411,56 +411,12 @@ pub async fn run(options: Options) -> Result<Finished, String> {
     out.send(&image_pushed, push.clone()).await?;
     out.send(&image_pushed, push).await?;
 
-    let store = convoy::adapters::aws::S3Store::new(
-        convoy::adapters::aws::s3_client(
-            &world.sdk,
-            &convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true },
-        ),
-        &world.bucket,
-    );
+    let store = state_store(&world);
     let key = ReleaseKey::new(SERVICE.parse().expect("service"), RELEASE.parse().expect("release"));
     let record = || async { store.load(&key).await.expect("load").expect("a record").release };
 
     out.step("the migration task runs (moto has the task; its command runs here, as a local process)");
-    let State::Migrating { task } = record().await.state else {
-        panic!("expected the migration to run: {}", record().await.state)
-    };
-    out.say(format!("task {task}"));
-    let started_at = chrono::Utc::now();
-    let ran = Command::new(&command[0]).args(&command[1..]).output().expect("run the migration command");
-    let exit_code = ran.status.code().unwrap_or(-1);
-    // What the awslogs driver would ship: the container's output, into the stream the record names.
-    let lines: Vec<String> = [&ran.stdout, &ran.stderr]
-        .iter()
-        .flat_map(|b| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    if let Some(log) = record().await.migration.and_then(|m| m.log) {
-        ship_log(&world.sdk, &log, &lines).await;
-        out.say(format!("its output went to CloudWatch Logs {} {} ({} lines)", log.group, log.stream, lines.len()));
-    }
-    out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
-    let key_group = key.tag();
-    let task_definition =
-        record().await.migration.and_then(|m| m.task_definition).expect("a migration task definition");
-    // ECS lists every container of the task: nginx too, stopped once the essential one exited.
-    let containers =
-        [fixtures::ContainerExit::exited("laravel", exit_code), fixtures::ContainerExit::exited("nginx", 0)];
-    let mut stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
-        cluster: &ecs.cluster,
-        task: task.as_str(),
-        group: &key_group,
-        started_by: &key.migration_started_by(),
-        task_definition: &task_definition,
-        overridden: "laravel",
-        containers: &containers,
-        stop_code: "EssentialContainerExited",
-        version: 3,
-    });
-    // ISO time stamps with milliseconds, as the task event writes them.
-    let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    stopped["detail"]["startedAt"] = json!(iso(started_at));
-    stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
-    standin.task_stops(&stopped);
+    let stopped = migration_runs(&out, &world, &standin, &ecs.cluster, &record().await, &command).await?;
     out.send(&migration_stopped, stopped).await?;
 
     if let (true, State::Deploying { deployment }) = (options.ecs_native, record().await.state) {
@@ -613,6 +569,65 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         init,
         settings_version,
     })
+}
+
+/// The sandbox's view of the records in its world's state bucket.
+pub(crate) fn state_store(world: &World) -> convoy::adapters::aws::S3Store {
+    let settings = convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true };
+    convoy::adapters::aws::S3Store::new(convoy::adapters::aws::s3_client(&world.sdk, &settings), &world.bucket)
+}
+
+/// The migration of `release` (which must be migrating) runs: its command as a local process,
+/// its output shipped to the log stream the record names (as the awslogs driver would), and the
+/// task's STOPPED event as ECS would send it (the stand-in describes the task so). The event, to
+/// deliver to migration-stopped.
+pub(crate) async fn migration_runs(
+    out: &Sandbox,
+    world: &World,
+    standin: &StandIn,
+    cluster: &str,
+    release: &Release,
+    command: &[String],
+) -> Result<Value, String> {
+    let State::Migrating { task } = &release.state else {
+        return Err(format!("expected the migration to run: {}", release.state));
+    };
+    out.say(format!("task {task}"));
+    let started_at = chrono::Utc::now();
+    let ran = Command::new(&command[0]).args(&command[1..]).output().map_err(|e| format!("the migration: {e}"))?;
+    let exit_code = ran.status.code().unwrap_or(-1);
+    let lines: Vec<String> = [&ran.stdout, &ran.stderr]
+        .iter()
+        .flat_map(|b| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let run = release.migration.as_ref().ok_or("a migrating release without its run")?;
+    if let Some(log) = &run.log {
+        ship_log(&world.sdk, log, &lines).await;
+        out.say(format!("its output went to CloudWatch Logs {} {} ({} lines)", log.group, log.stream, lines.len()));
+    }
+    out.say(format!("the migration exited {exit_code}; ECS reports the task STOPPED"));
+    let task_definition = run.task_definition.clone().ok_or("no migration task definition")?;
+    // ECS lists every container of the task: nginx too, stopped once the essential one exited.
+    let containers =
+        [fixtures::ContainerExit::exited("laravel", exit_code), fixtures::ContainerExit::exited("nginx", 0)];
+    let key = &release.key;
+    let mut stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
+        cluster,
+        task: task.as_str(),
+        group: &key.tag(),
+        started_by: &key.migration_started_by(),
+        task_definition: &task_definition,
+        overridden: "laravel",
+        containers: &containers,
+        stop_code: "EssentialContainerExited",
+        version: 3,
+    });
+    // ISO time stamps with milliseconds, as the task event writes them.
+    let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    stopped["detail"]["startedAt"] = json!(iso(started_at));
+    stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
+    standin.task_stops(&stopped);
+    Ok(stopped)
 }
 
 /// The `StageSeconds` EMF lines of `release` among the functions' standard output, in order.

@@ -21,7 +21,7 @@ use crate::notifications::{self, Queue};
 use crate::runtime::{LambdaProcess, binary};
 use crate::sandbox::{
     Options, RELEASE, SERVICE, Sandbox, approve_as_operator, cli_exits, cli_in, codedeploy_end, event_bus,
-    migration_command,
+    migration_command, migration_runs, state_store,
 };
 use crate::standin::{Phase, StandIn};
 use crate::world::{World, function_env, read_settings_version, service_settings};
@@ -172,13 +172,7 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     out.send(&image_pushed, push.clone()).await?;
     out.send(&image_pushed, push).await?;
 
-    let store = convoy::adapters::aws::S3Store::new(
-        convoy::adapters::aws::s3_client(
-            &world.sdk,
-            &convoy::config::StoreSettings { state_bucket: world.bucket.clone(), force_path_style: true },
-        ),
-        &world.bucket,
-    );
+    let store = state_store(&world);
     let key = ReleaseKey::new(GROUP.parse().expect("group"), RELEASE.parse().expect("release"));
     let part = |service: &str| ReleaseKey::new(service.parse().expect("service"), RELEASE.parse().expect("release"));
     let load = |key: ReleaseKey| {
@@ -188,32 +182,7 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
 
     out.step("the one migration runs, from laravel-app's task definition (its command runs here)");
     let record = load(key.clone()).await.ok_or("no record of the group's release")?;
-    let State::Migrating { task } = record.state else {
-        return Err(format!("expected the migration to run: {}", record.state));
-    };
-    let started_at = chrono::Utc::now();
-    let ran = std::process::Command::new(&command[0]).args(&command[1..]).output().map_err(|e| e.to_string())?;
-    let exit_code = ran.status.code().unwrap_or(-1);
-    out.say(format!("task {task} exited {exit_code}"));
-    let task_definition = record.migration.and_then(|m| m.task_definition).ok_or("no migration task definition")?;
-    let containers =
-        [fixtures::ContainerExit::exited("laravel", exit_code), fixtures::ContainerExit::exited("nginx", 0)];
-    let mut stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
-        cluster: &ecs.cluster,
-        task: task.as_str(),
-        group: &key.tag(),
-        started_by: &key.migration_started_by(),
-        task_definition: &task_definition,
-        overridden: "laravel",
-        containers: &containers,
-        stop_code: "EssentialContainerExited",
-        version: 3,
-    });
-    // ISO time stamps with milliseconds, as the task event writes them.
-    let iso = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    stopped["detail"]["startedAt"] = json!(iso(started_at));
-    stopped["detail"]["stoppedAt"] = json!(iso(chrono::Utc::now()));
-    standin.task_stops(&stopped);
+    let stopped = migration_runs(&out, &world, &standin, &ecs.cluster, &record, &command).await?;
     marks.push(("migration exited 0 (locks, worker's part, its update)", standin.log().len()));
     out.send(&migration_stopped, stopped).await?;
 
