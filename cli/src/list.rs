@@ -81,12 +81,10 @@ fn label(release: &Release) -> String {
     if let Some(group) = &release.part_of {
         return format!("{key} (part of {group})");
     }
-    match release.services.as_slice() {
-        [] => key,
-        services => {
-            let names: Vec<&str> = services.iter().map(|s| s.service.as_str()).collect();
-            format!("{key} ({})", names.join(", "))
-        }
+    if convoy::group_view::is_group(release) {
+        format!("{key} ({})", convoy::group_view::service_names(release))
+    } else {
+        key
     }
 }
 

@@ -356,20 +356,8 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         let checked = cli_with(&standin.endpoint, &world.bucket, &["check"], &env)?;
         out.say(checked.trim());
     }
-    let start = |name: &'static str| {
-        let env = env.clone();
-        let path = binary(name);
-        async move { LambdaProcess::spawn(name, &path, &env).await }
-    };
-    let image_pushed = start("image-pushed").await;
-    let manifest_uploaded = start("manifest-uploaded").await;
-    let migration_stopped = start("migration-stopped").await;
-    let verify = start("verify").await;
-    let deployment_changed = start("deployment-changed").await;
-    for function in [&image_pushed, &manifest_uploaded, &migration_stopped, &verify, &deployment_changed] {
-        let init = function.init_time(std::time::Duration::from_secs(30)).await?;
-        out.say(format!("{} is polling the Runtime API ({} ms after start)", function.name, init.as_millis()));
-    }
+    let [image_pushed, manifest_uploaded, migration_stopped, verify, deployment_changed] =
+        start_functions(&out, &env).await?;
 
     out.step("CI pushes laravel-app:4cf03d1 to ECR (before any manifest)");
     let app = world.push_image("laravel-app", RELEASE).await;
@@ -569,6 +557,19 @@ pub async fn run(options: Options) -> Result<Finished, String> {
         init,
         settings_version,
     })
+}
+
+/// The five event functions as Lambda starts them, each polling the Runtime API with `env`:
+/// image-pushed, manifest-uploaded, migration-stopped, verify, deployment-changed.
+pub(crate) async fn start_functions(out: &Sandbox, env: &[(String, String)]) -> Result<[LambdaProcess; 5], String> {
+    let mut started = Vec::new();
+    for name in ["image-pushed", "manifest-uploaded", "migration-stopped", "verify", "deployment-changed"] {
+        let function = LambdaProcess::spawn(name, &binary(name), env).await;
+        let init = function.init_time(std::time::Duration::from_secs(30)).await?;
+        out.say(format!("{name} is polling the Runtime API ({} ms after start)", init.as_millis()));
+        started.push(function);
+    }
+    started.try_into().map_err(|_| "five functions".to_owned())
 }
 
 /// The sandbox's view of the records in its world's state bucket.

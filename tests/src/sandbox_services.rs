@@ -18,10 +18,9 @@ use crate::fixtures;
 use crate::http::{self, Behaviour};
 use crate::moto::{ACCOUNT, Moto};
 use crate::notifications::{self, Queue};
-use crate::runtime::{LambdaProcess, binary};
 use crate::sandbox::{
     Options, RELEASE, SERVICE, Sandbox, approve_as_operator, cli_exits, cli_in, codedeploy_end, event_bus,
-    migration_command, migration_runs, state_store,
+    migration_command, migration_runs, start_functions, state_store,
 };
 use crate::standin::{Phase, StandIn};
 use crate::world::{World, function_env, read_settings_version, service_settings};
@@ -111,19 +110,8 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     let every_event = Queue::create(&format!("{bus}-every-event"));
     notifications::route(&bus, &format!("{bus}-every-event"), &notifications::every_release_event(), &every_event);
     env.push((convoy::config::EVENT_BUS.to_owned(), bus.clone()));
-    let start = |name: &'static str| {
-        let env = env.clone();
-        let path = binary(name);
-        async move { LambdaProcess::spawn(name, &path, &env).await }
-    };
-    let image_pushed = start("image-pushed").await;
-    let manifest_uploaded = start("manifest-uploaded").await;
-    let migration_stopped = start("migration-stopped").await;
-    let verify = start("verify").await;
-    let deployment_changed = start("deployment-changed").await;
-    for function in [&image_pushed, &manifest_uploaded, &migration_stopped, &verify, &deployment_changed] {
-        function.init_time(std::time::Duration::from_secs(30)).await?;
-    }
+    let [image_pushed, manifest_uploaded, migration_stopped, verify, deployment_changed] =
+        start_functions(&out, &env).await?;
     let worker_before = runs(&world, &ecs.cluster, WORKER).await;
     out.say(format!("{WORKER} runs {worker_before}"));
     let schedule =
