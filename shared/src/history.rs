@@ -112,7 +112,8 @@ impl std::fmt::Display for Outcome {
 /// When `release` went live: its deployment's successful end (the `succeeded` timeline entry for
 /// a record that lacks it). `None`: it never went live.
 pub fn went_live_at(release: &Release) -> Option<DateTime<Utc>> {
-    if release.state != State::Succeeded {
+    // A group's own record ends Succeeded too, but only its parts deployed anything.
+    if release.state != State::Succeeded || release.group.is_some() {
         return None;
     }
     let run = release.deployment.as_ref();
@@ -304,6 +305,108 @@ fn enough(records: &[Release], n: usize, unread_written: DateTime<Utc>) -> bool 
     times.sort_unstable_by(|a, b| b.cmp(a));
     let Some(latest) = unread_written.checked_add_signed(CLOCK_SLACK) else { return false };
     times.get(n - 1).is_some_and(|nth| *nth > latest)
+}
+
+/// What ECS runs for the service now, against what the records say is live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LiveCheck {
+    /// ECS runs the revision the release live now deployed.
+    Confirmed,
+    /// ECS runs the revision of a release of Convoy that deploys now (its `state`): a rolling
+    /// update replaces the tasks before the release ends.
+    Deploying { release: ReleaseKey, state: String },
+    /// ECS runs a revision the release live now did not deploy: someone updated the service by
+    /// hand, or another tool deployed it. `earlier`: the (older) release of Convoy that deployed
+    /// that revision, if one among those read did.
+    ChangedOutsideConvoy {
+        task_definition: String,
+        since: Option<DateTime<Utc>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        earlier: Option<ReleaseKey>,
+    },
+    /// ECS could not be asked (no such service, ECS unavailable): `why`.
+    NotAsked { why: String },
+}
+
+impl std::fmt::Display for LiveCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LiveCheck::Confirmed => f.write_str("confirmed by ECS"),
+            LiveCheck::Deploying { release, state } => write!(f, "ECS runs {release}'s revision: {state}"),
+            LiveCheck::ChangedOutsideConvoy { task_definition, since, earlier } => {
+                write!(f, "changed outside Convoy: {}", revision_of(task_definition))?;
+                if let Some(earlier) = earlier {
+                    write!(f, " (the revision of {earlier})")?;
+                }
+                match since {
+                    Some(at) => {
+                        write!(f, ", started by ECS at {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    }
+                    None => f.write_str(", ECS does not say since when"),
+                }
+            }
+            LiveCheck::NotAsked { why } => write!(f, "not confirmed: {why}"),
+        }
+    }
+}
+
+/// `family:revision` of a task definition ARN (or the text as it is).
+pub fn revision_of(task_definition: &str) -> &str {
+    task_definition.rsplit_once("task-definition/").map_or(task_definition, |(_, revision)| revision)
+}
+
+/// What ECS's `running` (from [`crate::ports::Tasks::service_shape`]) says of `history`: the live
+/// release's revision, that of one of `records` deploying now, or another.
+pub fn check(history: &History, records: &[Release], running: &crate::ports::ServiceShape) -> LiveCheck {
+    let runs = revision_of(&running.task_definition);
+    let deployed = |r: &Release| {
+        r.deployment.as_ref().and_then(|d| d.task_definition.as_deref()).is_some_and(|t| revision_of(t) == runs)
+    };
+    if history.live_now().and_then(|l| l.task_definition.as_deref()).is_some_and(|t| revision_of(t) == runs) {
+        return LiveCheck::Confirmed;
+    }
+    // The newest first: a revision deployed twice (a rollback) belongs to its newest release.
+    let mut convoy: Vec<&Release> =
+        records.iter().filter(|r| r.key.service == history.service && deployed(r)).collect();
+    convoy.sort_by_key(|r| std::cmp::Reverse(r.opened_at()));
+    match convoy.first() {
+        Some(release) if !release.state.is_terminal() => {
+            LiveCheck::Deploying { release: release.key.clone(), state: release.state.to_string() }
+        }
+        earlier => LiveCheck::ChangedOutsideConvoy {
+            task_definition: running.task_definition.clone(),
+            since: running.since,
+            earlier: earlier.map(|r| r.key.clone()),
+        },
+    }
+}
+
+/// A service's live release, confirmed with ECS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub loaded: Loaded,
+    pub check: LiveCheck,
+}
+
+/// Reads what is live for `service` (its newest releases: [`load`] with `Some(2)`, so the one
+/// before is known too) and asks ECS what the service runs (`DescribeServices` in `cluster`).
+///
+/// # Errors
+/// As [`load`]; ECS's failure is not one: it is [`LiveCheck::NotAsked`].
+pub async fn live(
+    listing: &dyn ServiceRecords,
+    store: &dyn ReleaseStore,
+    tasks: &dyn crate::ports::Tasks,
+    cluster: &str,
+    service: &ServiceName,
+) -> Result<Live, StoreError> {
+    let loaded = load(listing, store, service, Some(2)).await?;
+    let check = match tasks.service_shape(cluster, service.as_str()).await {
+        Ok(running) => check(&loaded.history, &loaded.records, &running),
+        Err(err) => LiveCheck::NotAsked { why: err.to_string() },
+    };
+    Ok(Live { loaded, check })
 }
 
 #[cfg(test)]

@@ -272,3 +272,75 @@ async fn a_service_named_like_the_start_of_another_lists_only_its_own_records() 
     let loaded = load(&store, &store, &web(), None).await.unwrap();
     assert_eq!((loaded.listed, names(&loaded.history)), (1, vec!["a1".to_owned()]));
 }
+
+#[test]
+fn a_groups_own_record_never_went_live_only_its_parts_did() {
+    let group = went_live("g1", 0, 10, |v| {
+        v["group"] = json!({"group": "web", "images": {}, "services": {}, "order": []});
+    });
+    assert!(serde_json::to_value(&group).unwrap()["group"].is_object(), "the record is a group's");
+    assert_eq!(went_live_at(&group), None);
+}
+
+fn running(task_definition: &str, since: Option<DateTime<Utc>>) -> crate::ports::ServiceShape {
+    crate::ports::ServiceShape {
+        task_definition: task_definition.to_owned(),
+        since,
+        network: None,
+        launch: crate::ports::Launch::ClusterDefault,
+        platform_version: None,
+    }
+}
+
+const TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:";
+
+#[test]
+fn ecs_running_the_live_releases_revision_confirms_it() {
+    let records = [plain("a1", 0, 10), plain("b2", 20, 30)];
+    let history = history(&web(), &records);
+    assert_eq!(check(&history, &records, &running(&format!("{TD}b2"), Some(t(30)))), LiveCheck::Confirmed);
+    // The revision alone decides: ECS may name it without the ARN's prefix.
+    assert_eq!(check(&history, &records, &running("web:b2", None)), LiveCheck::Confirmed);
+}
+
+#[test]
+fn a_revision_no_release_deployed_is_a_change_outside_convoy_with_when_ecs_started_it() {
+    let records = [plain("a1", 0, 10), plain("b2", 20, 30)];
+    let history = history(&web(), &records);
+    let found = check(&history, &records, &running(&format!("{TD}77"), Some(t(45))));
+    assert_eq!(
+        found,
+        LiveCheck::ChangedOutsideConvoy { task_definition: format!("{TD}77"), since: Some(t(45)), earlier: None }
+    );
+    assert_eq!(found.to_string(), "changed outside Convoy: web:77, started by ECS at 2023-11-14T22:58:20Z");
+}
+
+#[test]
+fn an_older_releases_revision_put_back_by_hand_is_a_change_outside_convoy_naming_that_release() {
+    let records = [plain("a1", 0, 10), plain("b2", 20, 30)];
+    let history = history(&web(), &records);
+    let found = check(&history, &records, &running(&format!("{TD}a1"), None));
+    assert_eq!(
+        found,
+        LiveCheck::ChangedOutsideConvoy {
+            task_definition: format!("{TD}a1"),
+            since: None,
+            earlier: Some(ReleaseKey::new(web(), "a1".parse().unwrap()))
+        }
+    );
+    assert!(found.to_string().ends_with("(the revision of web/a1), ECS does not say since when"), "{found}");
+}
+
+#[test]
+fn the_revision_of_a_release_deploying_now_is_not_a_change_outside_convoy() {
+    let deploying = went_live("c3", 40, 50, |v| {
+        v["state"] = json!({"name": "Deploying", "deployment": {"service-deployment": "arn:aws:ecs:x"}});
+        v["deployment"]["end"] = Value::Null;
+    });
+    let records = [plain("a1", 0, 10), deploying];
+    let history = history(&web(), &records);
+    assert!(matches!(
+        check(&history, &records, &running(&format!("{TD}c3"), None)),
+        LiveCheck::Deploying { release, .. } if release.release.as_str() == "c3"
+    ));
+}

@@ -184,7 +184,14 @@ pub trait ImageChecks: Send + Sync {
 /// How a service runs its tasks: what a one-off task needs to run the way the service's do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceShape {
+    /// The task definition the service runs: its PRIMARY task set's (a `CODE_DEPLOY` or
+    /// `EXTERNAL` controller: "the task set is serving production traffic"), else the service's
+    /// own, which each `UpdateService` sets with the PRIMARY deployment ("the most recent
+    /// deployment of a service"; Amazon ECS API Reference, `TaskSet` and `Deployment` data types).
     pub task_definition: String,
+    /// When ECS started running it: that task set's `createdAt`, or the PRIMARY deployment's
+    /// when it runs the same task definition; `None` when ECS does not say.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub network: Option<AwsVpc>,
     pub launch: Launch,
     pub platform_version: Option<String>,
