@@ -468,7 +468,11 @@ fn the_releases_approval_carries_to_a_service_that_takes_traffic_verified_after_
     let (group, effects) = apply(&group, moved(&deploying_api, 8));
     assert!(effects.is_empty(), "verifying: not yet ({effects:?})");
     let (_, effects) = apply(&group, moved(&awaiting(&group, "api"), 9));
-    assert_eq!(effects, [Effect::ApproveWithRelease { service: service("api") }], "verified: it shifts with the release");
+    assert_eq!(
+        effects,
+        [Effect::ApproveWithRelease { service: service("api") }],
+        "verified: it shifts with the release"
+    );
 }
 
 #[test]
