@@ -17,6 +17,7 @@ mod grants;
 mod group_view;
 mod group_wait;
 mod groups;
+mod history;
 mod hostile_output;
 mod image_gate;
 mod init;
