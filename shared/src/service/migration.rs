@@ -118,8 +118,10 @@ impl Convoy {
         let service = release.migration_service();
         let shape = self.tasks.service_shape(&self.config.cluster, service.as_str()).await?;
         let images = release.pinned_uris_of(service);
+        // The base the drift check chose (the live revision, or Convoy's last under `warn`).
+        let base = release.derivation_base(service).unwrap_or(&shape.task_definition).to_owned();
         let spec = MigrationTaskSpec {
-            base: shape.task_definition.clone(),
+            base,
             container: migration.container.to_string(),
             images,
         };

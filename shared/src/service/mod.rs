@@ -7,6 +7,7 @@ mod approval;
 mod confirm;
 mod decide;
 mod deploy;
+mod drift;
 mod gate;
 mod gates;
 mod lost_manifests;
