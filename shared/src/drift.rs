@@ -275,7 +275,10 @@ mod tests {
         let check = judge(&web(), &live(5), deployed(4), DriftSetting::Refuse, t(9));
         assert_eq!(check.action, DriftAction::Refused);
         let reason = refusal(&[check]).expect("refused");
-        assert!(reason.contains("web:5") && reason.contains("web:4") && reason.contains(&t(5).to_rfc3339()), "{reason}");
+        assert!(
+            reason.contains("web:5") && reason.contains("web:4") && reason.contains(&t(5).to_rfc3339()),
+            "{reason}"
+        );
     }
 
     /// A release `id` of web that went live at `at` with `task_definition`.

@@ -78,8 +78,11 @@ fn render_drift(out: &mut String, release: &Release) {
         return;
     }
     let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let _ = writeln!(out, "
-drift");
+    let _ = writeln!(
+        out,
+        "
+drift"
+    );
     for check in &release.drift {
         let verdict = if check.drifted { "changed outside Convoy" } else { "no drift" };
         let action = serde_json::to_value(check.action).ok().and_then(|v| v.as_str().map(str::to_owned));

@@ -81,7 +81,13 @@ async fn update_service_by_hand(backend: &MotoBackend, from: &str) -> String {
         .await
         .unwrap();
     let revision = registered.task_definition().unwrap().task_definition_arn().unwrap().to_owned();
-    ecs.update_service().cluster(&backend.ecs.cluster).service(SERVICE).task_definition(&revision).send().await.unwrap();
+    ecs.update_service()
+        .cluster(&backend.ecs.cluster)
+        .service(SERVICE)
+        .task_definition(&revision)
+        .send()
+        .await
+        .unwrap();
     revision
 }
 

@@ -370,11 +370,7 @@ impl Tasks for CrashingRun {
     async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError> {
         self.inner.service_shape(cluster, service).await
     }
-    async fn live_definition(
-        &self,
-        cluster: &str,
-        service: &str,
-    ) -> Result<convoy::drift::LiveDefinition, TasksError> {
+    async fn live_definition(&self, cluster: &str, service: &str) -> Result<convoy::drift::LiveDefinition, TasksError> {
         self.inner.live_definition(cluster, service).await
     }
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {

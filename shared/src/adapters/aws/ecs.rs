@@ -240,11 +240,10 @@ impl Tasks for EcsTasks {
     async fn live_definition(&self, cluster: &str, service: &str) -> Result<LiveDefinition, TasksError> {
         let output =
             self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
-        let found = output
-            .services()
-            .first()
-            .filter(|s| s.status() == Some("ACTIVE"))
-            .ok_or_else(|| TasksError::Rejected(format!("service {service} not found active in cluster {cluster}")))?;
+        let found =
+            output.services().first().filter(|s| s.status() == Some("ACTIVE")).ok_or_else(|| {
+                TasksError::Rejected(format!("service {service} not found active in cluster {cluster}"))
+            })?;
         // "taskSets: Information about a set of Amazon ECS tasks in either a CodeDeploy or an
         // EXTERNAL deployment"; "deployments: The current state of deployments for the service"
         // (API Reference, Service). The PRIMARY one is what the service runs as its own.
