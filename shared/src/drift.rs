@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::names::{ReleaseId, ServiceName};
-use crate::release::{Release, State};
+use crate::release::Release;
 
 /// What Convoy does when a service drifted (`"drift"` in the service's settings; default `warn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -35,7 +35,7 @@ pub struct LiveDefinition {
     pub since: Option<DateTime<Utc>>,
 }
 
-/// The revision the newest Convoy release of a service that went live deployed.
+/// The revision the Convoy release of a service live now deployed (`convoy::history`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployed {
     pub release: ReleaseId,
@@ -68,7 +68,7 @@ pub struct DriftCheck {
     pub live: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_since: Option<DateTime<Utc>>,
-    /// What Convoy deployed last; `None`: no earlier Convoy release of the service went live.
+    /// What Convoy deployed last; `None`: no earlier release went live (or it kept no revision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed: Option<Deployed>,
     pub drifted: bool,
@@ -83,7 +83,8 @@ impl DriftCheck {
         let since = self.live_since.map_or_else(String::new, |t| format!(" (ECS started it at {})", t.to_rfc3339()));
         let Some(deployed) = &self.deployed else {
             return format!(
-                "{}: no earlier Convoy release of the service went live, nothing to compare; it runs {}{since}",
+                "{}: no revision Convoy deployed is known (no earlier release went live, or it deployed \
+                 through a pipeline), nothing to compare; it runs {}{since}",
                 self.service,
                 short(&self.live)
             );
@@ -172,23 +173,6 @@ fn short(task_definition: &str) -> &str {
     task_definition.rsplit_once("task-definition/").map_or(task_definition, |(_, tail)| tail)
 }
 
-/// The revision the newest of `records` (one service's records, its parts of group releases
-/// among them) that went live deployed: a release that succeeded with a recorded revision, the
-/// newest by its deployment's end. A release deployed through a pipeline keeps no revision (the
-/// pipeline's action registers it) and is passed over.
-pub fn last_deployed<'a>(records: impl IntoIterator<Item = &'a Release>) -> Option<Deployed> {
-    records
-        .into_iter()
-        .filter(|r| r.state == State::Succeeded)
-        .filter_map(|r| {
-            let run = r.deployment.as_ref()?;
-            let task_definition = run.service_runs.clone().or_else(|| run.task_definition.clone())?;
-            let live_since = run.ended_at.or_else(|| r.timeline.last().map(|e| e.at));
-            Some(Deployed { release: r.key.release.clone(), task_definition, live_since })
-        })
-        .max_by_key(|d| d.live_since)
-}
-
 impl Release {
     /// Keeps the manifest stage's checks; each drifted service gets a `drift` timeline entry too,
     /// so the record's creation announces it (a check without drift is in `drift` only).
@@ -251,7 +235,7 @@ mod tests {
     fn with_no_earlier_release_there_is_nothing_to_compare_and_the_record_says_so() {
         let check = judge(&web(), &live(4), None, DriftSetting::Refuse, t(9));
         assert_eq!((check.drifted, check.action), (false, DriftAction::None));
-        assert!(check.summary().contains("no earlier Convoy release"), "{}", check.summary());
+        assert!(check.summary().contains("nothing to compare"), "{}", check.summary());
     }
 
     #[test]
@@ -279,27 +263,5 @@ mod tests {
             reason.contains("web:5") && reason.contains("web:4") && reason.contains(&t(5).to_rfc3339()),
             "{reason}"
         );
-    }
-
-    /// A release `id` of web that went live at `at` with `task_definition`.
-    fn live_release(id: &str, task_definition: &str, at: DateTime<Utc>) -> Release {
-        let mut release = crate::release::test_support::ready(false);
-        release.key = crate::names::ReleaseKey::new(web(), id.parse().unwrap());
-        release.state = State::Succeeded;
-        let run = serde_json::json!({"method": "ecs-rolling", "token": "t", "claims": 1, "claimed_at": at,
-                                     "task_definition": task_definition, "ended_at": at});
-        release.deployment = Some(serde_json::from_value(run).unwrap());
-        release
-    }
-
-    #[test]
-    fn the_newest_release_that_went_live_is_the_one_compared_with() {
-        let older = live_release("r1", &arn(3), t(1));
-        let newer = live_release("r2", &arn(4), t(2));
-        let mut failed = live_release("r3", &arn(9), t(3));
-        failed.state = State::Failed { stage: crate::release::Stage::Deployment, reason: "x".into() };
-        let found = last_deployed([&newer, &failed, &older]).expect("one went live");
-        assert_eq!((found.release.as_str(), found.task_definition.as_str()), ("r2", arn(4).as_str()));
-        assert!(last_deployed([&failed]).is_none());
     }
 }

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -266,11 +265,12 @@ pub async fn load(
         {
             break;
         }
-        let loaded: Vec<_> =
-            stream::iter(chunk.iter().map(|l| async move { (l.key.clone(), store.load(&l.key).await) }))
-                .buffered(CONCURRENT_READS)
-                .collect()
-                .await;
+        // join_all, not a buffered stream: the stream's closure makes the future not provably
+        // Send, and the drift check runs this inside the manifest-uploaded handler's future.
+        let loaded = futures_util::future::join_all(
+            chunk.iter().map(|l| async move { (l.key.clone(), store.load(&l.key).await) }),
+        )
+        .await;
         for (key, result) in loaded {
             read += 1;
             match result {

@@ -260,14 +260,6 @@ pub trait Tasks: Send + Sync {
     /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
     async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError>;
 
-    /// The task definition `service` runs now, and since when: a `CODE_DEPLOY` service's `PRIMARY`
-    /// task set's, an `ECS` controller's `PRIMARY` deployment's (the drift check). MUST return
-    /// [`TasksError::Rejected`] when the cluster or service does not exist or is not active.
-    ///
-    /// # Errors
-    /// [`TasksError::Rejected`] as above; [`TasksError::Unavailable`] when ECS cannot be reached.
-    async fn live_definition(&self, cluster: &str, service: &str) -> Result<crate::drift::LiveDefinition, TasksError>;
-
     /// Registers the migration task definition. MUST return [`TasksError::Rejected`] when the
     /// base definition lacks the migration container or a container `images` names.
     ///

@@ -94,7 +94,10 @@ drift"
                 let _ = writeln!(out, "    convoy's     {} (release {})", deployed.task_definition, deployed.release);
             }
             None => {
-                let _ = writeln!(out, "    convoy's     none: no earlier Convoy release of the service went live");
+                let _ = writeln!(
+                    out,
+                    "    convoy's     none known: no earlier release went live, or it deployed through a pipeline"
+                );
             }
         }
         let _ = writeln!(out, "    derives from {}", check.base);

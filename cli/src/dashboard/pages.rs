@@ -228,7 +228,7 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                         td { code { (check.live) } @if let Some(at) = check.live_since { br; span.muted { "since " (time(at)) } } }
                         td { @match &check.deployed {
                             Some(d) => { code { (d.task_definition) } br; span.muted { "release " (d.release) } },
-                            None => { span.muted { "none: no earlier Convoy release went live" } },
+                            None => { span.muted { "none known: no earlier release went live" } },
                         } }
                         td { code { (check.base) } }
                         td { @if check.drifted { span.bad { "changed outside Convoy" } br; } (check.summary()) }

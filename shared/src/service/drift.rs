@@ -1,22 +1,16 @@
 //! The drift check at the manifest stage: per service of the release, what ECS runs now
-//! (`Tasks::live_definition`) against the revision the newest Convoy release that went live
-//! deployed (its record), judged by the pure `drift::judge` under the service's `drift` setting.
+//! (`Tasks::service_shape`: the task definition and since when) against the revision the release
+//! live now deployed (`convoy::history` over the service's records), judged by the pure
+//! `drift::judge` under the service's `drift` setting.
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::Convoy;
-use crate::drift::{self, DriftCheck};
+use crate::drift::{self, Deployed, DriftCheck, LiveDefinition};
 use crate::error::{ConvoyError, TasksError};
-use crate::names::{ReleaseId, ReleaseKey, ServiceName};
-use crate::release::{Admitted, Release};
-
-/// At most this many records of a service are read to find what Convoy deployed last (one
-/// `ListObjectsV2` page of 1,000 keys).
-const RECORDS_READ: usize = 1000;
-
-/// Records read at once.
-const CONCURRENT_READS: usize = 16;
+use crate::names::{ReleaseKey, ServiceName};
+use crate::release::Admitted;
 
 impl Convoy {
     /// The drift check of each service `admitted` releases. A service ECS does not know is not
@@ -33,16 +27,16 @@ impl Convoy {
         };
         let mut checks = Vec::new();
         for service in services {
-            let live = match self.tasks.live_definition(&self.config.cluster, service.as_str()).await {
-                Ok(live) => live,
+            let shape = match self.tasks.service_shape(&self.config.cluster, service.as_str()).await {
+                Ok(shape) => shape,
                 Err(TasksError::Rejected(why)) => {
                     warn!(%service, %why, "drift not checked: ECS does not run the service");
                     continue;
                 }
                 Err(err) => return Err(err.into()),
             };
-            let records = self.service_records(&service, key).await?;
-            let deployed = drift::last_deployed(&records);
+            let live = LiveDefinition { task_definition: shape.task_definition, since: shape.since };
+            let deployed = self.deployed_last(&service).await?;
             let setting = self.config.services.get(&service).map(|s| s.drift).unwrap_or_default();
             let check = drift::judge(&service, &live, deployed, setting, now);
             if check.drifted {
@@ -55,22 +49,17 @@ impl Convoy {
         Ok(checks)
     }
 
-    /// The records of `service` (its own releases and its parts of group releases), but the
-    /// release being opened.
-    async fn service_records(&self, service: &ServiceName, opening: &ReleaseKey) -> Result<Vec<Release>, ConvoyError> {
-        let prefix = format!("state/{service}/");
-        let listed = self.manifests.list(&self.config.store.state_bucket, &prefix, None, RECORDS_READ).await?;
-        let keys: Vec<ReleaseKey> = listed
-            .iter()
-            .filter_map(|o| o.key.strip_prefix(&prefix)?.strip_suffix(".json")?.parse::<ReleaseId>().ok())
-            .map(|release| ReleaseKey::new(service.clone(), release))
-            .filter(|k| k != opening)
-            .collect();
-        let mut records = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(CONCURRENT_READS) {
-            let loaded = futures_util::future::try_join_all(chunk.iter().map(|k| self.store.load(k))).await?;
-            records.extend(loaded.into_iter().flatten().map(|stored| stored.release));
-        }
-        Ok(records)
+    /// The revision the release of `service` live now deployed, as its record keeps it (none: no
+    /// release went live, or the one live deployed through a pipeline, which keeps no revision).
+    /// Reads the newest records only, until no older one can be the live one.
+    async fn deployed_last(&self, service: &ServiceName) -> Result<Option<Deployed>, ConvoyError> {
+        let loaded = crate::history::load(self.records.as_ref(), self.store.as_ref(), service, Some(1)).await?;
+        Ok(loaded.history.live_now().and_then(|live| {
+            Some(Deployed {
+                release: live.key.release.clone(),
+                task_definition: live.task_definition.clone()?,
+                live_since: Some(live.at),
+            })
+        }))
     }
 }

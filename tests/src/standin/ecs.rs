@@ -74,16 +74,6 @@ pub(super) struct Ecs {
     /// DescribeTasks API operation", Amazon ECS Developer Guide, "Amazon ECS task state change
     /// events"), by task ARN.
     stopped_tasks: HashMap<String, Value>,
-    /// When each declared service was last updated (epoch seconds): moto keeps its first
-    /// deployment's `taskDefinition` and `createdAt` for ever, where ECS makes each update's
-    /// deployment the `PRIMARY` one ("The most recent deployment of a service is marked as
-    /// PRIMARY", API Reference, `Deployment.status`).
-    updated_at: HashMap<String, f64>,
-}
-
-/// Now, as ECS's JSON protocol writes a timestamp (epoch seconds).
-fn epoch_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn not_found(arn: &str) -> Reply {
@@ -235,7 +225,6 @@ impl Ecs {
                 };
                 self.service_deployments.insert(arn.clone(), known);
                 self.started.push(arn.clone());
-                self.updated_at.insert(service.clone(), epoch_now());
                 answer["service"]["currentServiceDeployment"] = json!(arn);
                 answer["service"]["deploymentConfiguration"] = configuration;
                 Some(answer)
@@ -263,17 +252,6 @@ impl Ecs {
                     let name = service["serviceName"].as_str().unwrap_or_default().to_owned();
                     if let Some(configuration) = self.native_services.get(&name) {
                         service["deploymentConfiguration"] = configuration.clone();
-                        // The PRIMARY deployment runs what the service runs, since its last update.
-                        let runs = service["taskDefinition"].clone();
-                        let since = self.updated_at.get(&name).copied();
-                        for deployment in service["deployments"].as_array_mut().into_iter().flatten() {
-                            if deployment["status"] == "PRIMARY" {
-                                deployment["taskDefinition"] = runs.clone();
-                                if let Some(since) = since {
-                                    deployment["createdAt"] = json!(since);
-                                }
-                            }
-                        }
                         changed = true;
                     }
                     changed |= self.primary_of(&name, service);
@@ -481,16 +459,15 @@ impl StandIn {
             let known = ecs.service_deployments.get_mut(service_deployment).expect("a known service deployment");
             assert_eq!(known.status, "ROLLBACK_IN_PROGRESS", "only a rollback in progress completes");
             known.status = "ROLLBACK_SUCCESSFUL".into();
-            let found = (known.cluster.clone(), known.service.clone(), known.source_task_definition.clone());
-            ecs.updated_at.insert(found.1.clone(), epoch_now());
-            (found.0, found.1, found.2, authorization)
+            (known.cluster.clone(), known.service.clone(), known.source_task_definition.clone(), authorization)
         };
         assert!(!source.is_empty(), "the stand-in learned no source revision for {service_deployment}");
         let update = json!({"cluster": cluster, "service": service, "taskDefinition": source});
         let head = format!("Authorization: {authorization}");
         let target = "AmazonEC2ContainerServiceV20141113.UpdateService";
-        let answer =
-            super::moto_json(&self.shared.upstream, &head, target, &update).await.expect("moto updates the service back");
+        let answer = super::moto_json(&self.shared.upstream, &head, target, &update)
+            .await
+            .expect("moto updates the service back");
         // ECS's own update starts a PRIMARY deployment of the source revision, as any update does.
         let mut described = answer["service"].clone();
         self.ecs().new_primary(&service, &update, &mut described);

@@ -370,9 +370,6 @@ impl Tasks for CrashingRun {
     async fn service_shape(&self, cluster: &str, service: &str) -> Result<ServiceShape, TasksError> {
         self.inner.service_shape(cluster, service).await
     }
-    async fn live_definition(&self, cluster: &str, service: &str) -> Result<convoy::drift::LiveDefinition, TasksError> {
-        self.inner.live_definition(cluster, service).await
-    }
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
         self.inner.register_migration(spec).await
     }

@@ -5,7 +5,6 @@ use aws_sdk_ecs::types::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::drift::LiveDefinition;
 use crate::error::Cause;
 use crate::error::TasksError;
 use crate::names::TaskArn;
@@ -243,29 +242,6 @@ impl Tasks for EcsTasks {
                 .and_then(|d| to_chrono(d.created_at())),
         };
         Ok(ServiceShape { task_definition, since, network, launch, platform_version })
-    }
-
-    async fn live_definition(&self, cluster: &str, service: &str) -> Result<LiveDefinition, TasksError> {
-        let output =
-            self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
-        let found =
-            output.services().first().filter(|s| s.status() == Some("ACTIVE")).ok_or_else(|| {
-                TasksError::Rejected(format!("service {service} not found active in cluster {cluster}"))
-            })?;
-        // "taskSets: Information about a set of Amazon ECS tasks in either a CodeDeploy or an
-        // EXTERNAL deployment"; "deployments: The current state of deployments for the service"
-        // (API Reference, Service). The PRIMARY one is what the service runs as its own.
-        let set = found.task_sets().iter().find(|s| s.status() == Some("PRIMARY"));
-        let deployment = found.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-        let (task_definition, since) = match (set, deployment) {
-            (Some(set), _) => (set.task_definition(), to_chrono(set.created_at())),
-            (None, Some(deployment)) => (deployment.task_definition(), to_chrono(deployment.created_at())),
-            (None, None) => (found.task_definition(), None),
-        };
-        let task_definition = task_definition
-            .or(found.task_definition())
-            .ok_or_else(|| TasksError::Rejected(format!("service {service} has no task definition")))?;
-        Ok(LiveDefinition { task_definition: task_definition.to_owned(), since })
     }
 
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {

@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::lock;
-use crate::drift::LiveDefinition;
 use crate::error::TasksError;
 use crate::names::TaskArn;
 use crate::ports::{MigrationTaskSpec, RegisteredTaskDefinition, RunTaskRequest, ServiceShape, Tasks};
@@ -17,8 +16,6 @@ use crate::release::{ContainerReport, TaskReport};
 #[derive(Default)]
 pub struct MemoryTasks {
     services: Mutex<HashMap<String, (ServiceShape, Vec<String>)>>,
-    /// When each service's task definition started (`update_service`); none: ECS does not say.
-    live_since: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     state: Mutex<TasksState>,
 }
 
@@ -35,15 +32,6 @@ impl MemoryTasks {
     pub fn add_service(&self, name: &str, shape: ServiceShape, containers: &[&str]) {
         lock(&self.services).insert(name.to_owned(), (shape, containers.iter().map(|c| c.to_string()).collect()));
     }
-
-    /// Someone updated `name` to run `task_definition` at `at` (outside Convoy, or as a
-    /// deployment's end): the live revision the drift check reads.
-    pub fn update_service(&self, name: &str, task_definition: &str, at: chrono::DateTime<chrono::Utc>) {
-        if let Some((shape, _)) = lock(&self.services).get_mut(name) {
-            shape.task_definition = task_definition.to_owned();
-        }
-        lock(&self.live_since).insert(name.to_owned(), at);
-    }
 }
 
 #[async_trait]
@@ -53,12 +41,6 @@ impl Tasks for MemoryTasks {
             .get(service)
             .map(|(shape, _)| shape.clone())
             .ok_or_else(|| TasksError::Rejected(format!("service {service} not found in cluster {cluster}")))
-    }
-
-    async fn live_definition(&self, cluster: &str, service: &str) -> Result<LiveDefinition, TasksError> {
-        let shape = self.service_shape(cluster, service).await?;
-        let since = lock(&self.live_since).get(service).copied();
-        Ok(LiveDefinition { task_definition: shape.task_definition, since })
     }
 
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
