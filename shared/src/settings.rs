@@ -38,6 +38,8 @@ pub struct ServiceSettings {
     /// The image gate: scan findings and signatures every pinned digest must pass before the
     /// migration (none: the gate passes at once, "no image policy").
     pub image_policy: Option<crate::image_policy::ImagePolicy>,
+    /// What a release does when the service runs a task definition Convoy did not deploy.
+    pub drift: crate::drift::DriftSetting,
 }
 
 /// How a service deploys. `"deploy": {"method": "codedeploy" | "codepipeline" | "ecs-native", ...}`;
@@ -117,6 +119,14 @@ pub struct RawSettings {
     alarms: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     image_policy: Option<crate::image_policy::ImagePolicy>,
+    /// What a release does when the service runs a task definition Convoy did not deploy: `warn`
+    /// (the default), `adopt` or `refuse` (docs/reference/settings.md, "Drift").
+    #[serde(default, skip_serializing_if = "is_default")]
+    drift: crate::drift::DriftSetting,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl From<ServiceSettings> for RawSettings {
@@ -140,6 +150,7 @@ impl From<ServiceSettings> for RawSettings {
             metric_checks: settings.metric_checks,
             alarms: settings.alarms,
             image_policy: settings.image_policy,
+            drift: settings.drift,
         }
     }
 }
@@ -171,6 +182,7 @@ impl TryFrom<RawSettings> for ServiceSettings {
             metric_checks: raw.metric_checks,
             alarms: raw.alarms,
             image_policy: raw.image_policy,
+            drift: raw.drift,
         })
     }
 }

@@ -126,6 +126,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         manifests: store.clone(),
         active: store.clone(),
         locks: store.clone(),
+        records: store.clone(),
         deployments: store,
         image_checks: registry.clone(),
         registry,

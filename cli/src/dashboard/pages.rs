@@ -305,6 +305,22 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                     }
                 }
             }
+            @if !release.drift.is_empty() {
+                h2 { "Drift" }
+                table #drift {
+                    thead { tr { th { "service" } th { "live" } th { "Convoy's last" } th { "derives from" } th { "action" } } }
+                    tbody { @for check in &release.drift { tr.drift data-drifted=(check.drifted) {
+                        td { (check.service) }
+                        td { code { (check.live) } @if let Some(at) = check.live_since { br; span.muted { "since " (time(at)) } } }
+                        td { @match &check.deployed {
+                            Some(d) => { code { (d.task_definition) } br; span.muted { "release " (d.release) } },
+                            None => { span.muted { "none known: no earlier release went live" } },
+                        } }
+                        td { code { (check.base) } }
+                        td { @if check.drifted { span.bad { "changed outside Convoy" } br; } (check.summary()) }
+                    } } }
+                }
+            }
             @if let Some(run) = &release.migration {
                 h2 { "Migration" }
                 dl #migration {
@@ -508,6 +524,23 @@ mod tests {
         assert!(page.contains("task-definition/web:41</code> → <code>arn:aws:ecs:us-east-1:1:task-definition/web:42"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; 5xx"), "{page}");
         assert!(!page.contains("<script>alert"), "the reason is text, not markup");
+    }
+
+    #[test]
+    fn a_release_page_shows_the_drift_check_with_both_revisions_and_the_action() {
+        let mut drifted = evidence();
+        drifted.drift = serde_json::from_value(serde_json::json!([{
+            "service": "web", "checked_at": "2026-12-07T10:00:00Z",
+            "live": "arn:aws:ecs:us-east-1:1:task-definition/web:5", "live_since": "2026-12-07T09:00:00Z",
+            "deployed": {"release": "r0", "task_definition": "arn:aws:ecs:us-east-1:1:task-definition/web:4"},
+            "drifted": true, "action": "warned", "base": "arn:aws:ecs:us-east-1:1:task-definition/web:4"
+        }]))
+        .expect("a drift check");
+        let page = release(&drifted, "b", Utc::now()).into_string();
+        assert!(page.contains("id=\"drift\"") && page.contains("data-drifted=\"true\""), "{page}");
+        assert!(page.contains("<span class=\"bad\">changed outside Convoy</span>"), "{page}");
+        assert!(page.contains("release r0") && page.contains("replaces the change"), "{page}");
+        assert!(!release(&evidence(), "b", Utc::now()).into_string().contains("id=\"drift\""), "no check, no table");
     }
 
     #[test]

@@ -258,6 +258,10 @@ pub struct Release {
     /// What the image gate saw of each digest, and its verdict (once every image was pinned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<ImageGate>,
+    /// The drift check at the manifest stage, one per service (`crate::drift`): what ECS ran, what
+    /// Convoy deployed last, what the release derives from. Empty in records older than the check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<crate::drift::DriftCheck>,
     pub timeline: Vec<Entry>,
 }
 
@@ -455,6 +459,7 @@ impl Release {
             alarms: None,
             settings: None,
             gate: None,
+            drift: Vec::new(),
             timeline: Vec::new(),
         }
     }

@@ -369,6 +369,8 @@ impl Release {
         part.manifest = Some(Manifest { images, migration: None, verify: wanted.verify.clone(), approval });
         part.part_of = Some(self.key.clone());
         part.settings = self.settings.clone();
+        // The group's drift check of this service decides what its revision derives from.
+        part.drift = self.drift.iter().filter(|c| c.service == *service).cloned().collect();
         part.state = State::Ready { next: Stage::Deployment };
         let detail = format!(
             "service {service} of release {} (step {}): its images pinned by that release, its migration run by it",

@@ -162,6 +162,25 @@ fn a_part_is_a_release_of_its_service_ready_to_deploy_the_groups_pinned_digests(
 }
 
 #[test]
+fn each_part_derives_from_its_own_services_drift_check() {
+    use crate::drift::{Deployed, DriftSetting, LiveDefinition, judge};
+    let mut group = deploying(serde_json::json!(["web", "worker", "cron"]));
+    let check = |name: &str, live: u32, setting| {
+        let live = LiveDefinition { task_definition: revision(name, live), since: None };
+        let ours = Deployed { release: "r0".parse().unwrap(), task_definition: revision(name, 4), live_since: None };
+        judge(&service(name), &live, Some(ours), setting, t(1))
+    };
+    group.drift = vec![check("web", 5, DriftSetting::Warn), check("worker", 5, DriftSetting::Adopt)];
+    let web = group.part(&service("web"), t(3)).unwrap();
+    assert_eq!(web.drift.len(), 1, "only web's check");
+    assert_eq!(web.derivation_base(&service("web")), Some(revision("web", 4).as_str()), "warn: Convoy's revision");
+    let worker = group.part(&service("worker"), t(3)).unwrap();
+    assert_eq!(worker.derivation_base(&service("worker")), Some(revision("worker", 5).as_str()), "adopt: the live one");
+    let cron = group.part(&service("cron"), t(3)).unwrap();
+    assert_eq!(cron.derivation_base(&service("cron")), None, "not checked: what ECS runs when the stage starts");
+}
+
+#[test]
 fn the_next_step_opens_once_the_services_verification_passed_and_a_replayed_part_changes_nothing() {
     let group = deploying(serde_json::json!(["web", "worker", "cron"]));
     let web = part_in(&group, "web", State::Deploying { deployment: web_deployment() });

@@ -7,6 +7,7 @@ mod approval;
 mod confirm;
 mod decide;
 mod deploy;
+mod drift;
 mod gate;
 mod gates;
 mod lost_manifests;
@@ -31,7 +32,7 @@ use crate::names::ReleaseKey;
 use crate::ports::{
     ActiveReleases, ApiCalls, CodeDeploy, DeployLocks, DeploymentIndex, ImageChecks, ManifestReader, MigrationLogs,
     Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ScheduledTasks, ServiceDeployments,
-    Tasks, WaitList, Watch,
+    ServiceRecords, Tasks, WaitList, Watch,
 };
 use crate::release::{Effect, Release};
 
@@ -39,6 +40,9 @@ use crate::release::{Effect, Release};
 #[derive(Clone)]
 pub struct Convoy {
     pub store: Arc<dyn ReleaseStore>,
+    /// A service's records page by page (`convoy::history`): what Convoy deployed last, for the
+    /// drift check.
+    pub records: Arc<dyn ServiceRecords>,
     pub waits: Arc<dyn WaitList>,
     pub manifests: Arc<dyn ManifestReader>,
     pub registry: Arc<dyn Registry>,

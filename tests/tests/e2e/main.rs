@@ -10,6 +10,7 @@ mod dashboard;
 mod deadlines;
 mod deploy;
 mod deployment_end;
+mod drift;
 mod event_rules;
 mod forged;
 mod gates;

@@ -424,6 +424,7 @@ impl MemoryBackend {
             store: store.clone(),
             waits: store.clone(),
             active: store.clone(),
+            records: store.clone(),
             manifests: objects.clone(),
             registry: registry.clone(),
             image_checks: Arc::new(convoy::adapters::memory::MemoryImageChecks::default()),
