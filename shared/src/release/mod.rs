@@ -258,6 +258,11 @@ pub struct Release {
     /// What the image gate saw of each digest, and its verdict (once every image was pinned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<ImageGate>,
+    /// A release of one service that went live: the scheduled tasks of its task family it moved
+    /// to its revision, each with the revision it ran before. (A group's are per service, in its
+    /// sections.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::scheduled::ScheduleMove>,
     pub timeline: Vec<Entry>,
 }
 
@@ -455,6 +460,7 @@ impl Release {
             alarms: None,
             settings: None,
             gate: None,
+            schedules: Vec::new(),
             timeline: Vec::new(),
         }
     }
