@@ -141,7 +141,8 @@ async fn worker_runs(backend: &MotoBackend) -> String {
 /// An EventBridge Scheduler schedule (`CreateSchedule`, default group) whose ECS target runs
 /// `task_definition` in the backend's cluster; named after the test's world.
 fn nightly_schedule(backend: &MotoBackend, task_definition: &str) -> String {
-    let name = format!("nightly-{}", backend.world.id);
+    // Not `nightly-<id>`: e2e/scheduled_tasks.rs names its schedules so, with ids of the same form.
+    let name = format!("release-nightly-{}", backend.world.id);
     let cluster = format!(
         "arn:aws:ecs:{}:{}:cluster/{}",
         convoy_tests::moto::REGION,
