@@ -520,3 +520,34 @@ fn a_waiting_part_takes_the_releases_approval_once_and_continues_its_deployment(
     alone.part_of = None;
     assert!(unchanged(alone.apply(&event).unwrap()), "a release of one service has its own approval");
 }
+
+#[test]
+fn a_release_of_one_service_that_goes_live_moves_its_scheduled_tasks_and_records_them_once() {
+    use crate::scheduled::{ScheduleMove, ScheduledTarget};
+    let group = deploying(serde_json::json!(["web", "worker"]));
+    let mut alone = part_in(&group, "worker", State::Deploying { deployment: web_deployment() });
+    alone.part_of = None;
+    let mut live = alone.clone();
+    live.state = State::Succeeded;
+    let decision = Decision::changed(live.clone(), Vec::new()).moving_schedules(&alone);
+    let Decision::Changed { effects, .. } = decision else { panic!("changed") };
+    assert_eq!(effects, [Effect::MoveSchedules { service: service("worker") }]);
+    let again = Decision::changed(live.clone(), Vec::new()).moving_schedules(&live);
+    assert!(matches!(again, Decision::Changed { ref effects, .. } if effects.is_empty()), "only when it goes live");
+    let part = part_in(&group, "worker", State::Deploying { deployment: web_deployment() });
+    let mut part_live = part.clone();
+    part_live.state = State::Succeeded;
+    let of_part = Decision::changed(part_live, Vec::new()).moving_schedules(&part);
+    assert!(matches!(of_part, Decision::Changed { ref effects, .. } if effects.is_empty()), "a part's are its group's");
+
+    let nightly = ScheduleMove {
+        target: ScheduledTarget::Schedule { group: "default".into(), name: "nightly".into() },
+        previous: revision("worker", 7),
+        revision: revision("worker", 8),
+    };
+    let moved = |moves: Vec<ScheduleMove>| services::Event::SchedulesMoved { service: service("worker"), moves, at: t(9) };
+    assert!(unchanged(alone.apply(&moved(vec![nightly.clone()])).unwrap()), "not live: nothing recorded");
+    let (live, _) = apply(&live, moved(vec![nightly.clone()]));
+    assert_eq!(live.schedules, std::slice::from_ref(&nightly));
+    assert!(unchanged(live.apply(&moved(vec![nightly])).unwrap()), "recorded once");
+}

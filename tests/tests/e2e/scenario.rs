@@ -457,6 +457,7 @@ impl MemoryBackend {
                 manifest_lookback_seconds: 86_400,
                 claim_lease: convoy::config::CLAIM_LEASE,
                 event_bus: "default".into(),
+                move_scheduled_tasks: true,
                 services: convoy::settings::parse(&settings).expect("settings"),
                 release_groups: Default::default(),
                 settings_object_version: None,
