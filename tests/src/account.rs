@@ -148,6 +148,33 @@ fn s3_price(operation: &str) -> f64 {
     }
 }
 
+/// What S3 and EventBridge bill of a run's requests.
+struct Billed {
+    s3_cost: f64,
+    s3_count: u64,
+    custom_events: u64,
+}
+
+/// Prints `requests` (service, operation) counted by service and operation; what they bill.
+fn print_requests<'a>(requests: impl IntoIterator<Item = (&'a str, &'a str)>) -> Billed {
+    let mut counts: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for request in requests {
+        *counts.entry(request).or_default() += 1;
+    }
+    let mut billed = Billed { s3_cost: 0.0, s3_count: 0, custom_events: 0 };
+    for ((service, operation), n) in counts {
+        println!("  {service:<12} {operation:<40} {n:>4}");
+        if service == "s3" {
+            billed.s3_cost += n as f64 * s3_price(operation);
+            billed.s3_count += n;
+        }
+        if service == "events" && operation == "PutEvents" {
+            billed.custom_events += n;
+        }
+    }
+    billed
+}
+
 /// Runs the release and prints the account, the comparison and the hand-off latencies. `bin`:
 /// the function binaries; `cli`: the `convoy` binary.
 pub async fn run(bin: &Path, cli: &Path) {
@@ -334,21 +361,8 @@ fn print_account(steps: &[Step], inits: &[(&str, Duration)], released: &Release)
     );
 
     println!("\nAWS requests by service and operation (functions and CLI):");
-    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for r in &all {
-        *counts.entry((r.service.clone(), r.operation.clone())).or_default() += 1;
-    }
-    let (mut s3_cost, mut s3_count, mut custom_events) = (0.0, 0, 0u64);
-    for ((service, operation), n) in &counts {
-        println!("  {service:<12} {operation:<40} {n:>4}");
-        if service == "s3" {
-            s3_cost += *n as f64 * s3_price(operation);
-            s3_count += n;
-        }
-        if service == "events" && operation == "PutEvents" {
-            custom_events += n;
-        }
-    }
+    let Billed { s3_cost, s3_count, custom_events } =
+        print_requests(all.iter().map(|r| (r.service.as_str(), r.operation.as_str())));
     let total_ms = billed_ms + init_ms;
     let gb_s = total_ms as f64 / 1000.0 * gb;
     let lambda_duration = gb_s * price::LAMBDA_ARM_GB_S;
@@ -491,22 +505,9 @@ pub async fn services() {
     for (handoff, took) in &finished.handoffs {
         println!("  {handoff:<66} {:>8.1} ms", ms(*took));
     }
-    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for (service, operation) in &finished.requests {
-        *counts.entry((service.clone(), operation.clone())).or_default() += 1;
-    }
     println!("\nAWS requests by service and operation:");
-    let (mut s3_cost, mut s3_count, mut custom_events) = (0.0, 0, 0u64);
-    for ((service, operation), n) in &counts {
-        println!("  {service:<12} {operation:<40} {n:>4}");
-        if service == "s3" {
-            s3_cost += *n as f64 * s3_price(operation);
-            s3_count += n;
-        }
-        if service == "events" && operation == "PutEvents" {
-            custom_events += n;
-        }
-    }
+    let Billed { s3_cost, s3_count, custom_events } =
+        print_requests(finished.requests.iter().map(|(service, operation)| (service.as_str(), operation.as_str())));
     let memory_mb = template_memory_mb();
     let billed_ms: u64 = finished.invocations.iter().map(|(_, took)| billed(*took)).sum();
     let invocations = finished.invocations.len() as u64;

@@ -214,17 +214,10 @@ async fn run_group(options: Options, three: bool) -> Result<FinishedServices, St
     let mut handed_over = None;
     if let Some(State::Deploying { deployment }) = load(part(WORKER)).await.map(|r| r.state) {
         out.step(&format!("{WORKER} first: Convoy updated it ({deployment}); ECS completes the rolling update"));
-        standin.service_deployment_ends(deployment.as_str(), "SUCCESSFUL", "Service deployment completed");
-        let completed = fixtures::ecs_deployment_state_change(
-            &ecs.cluster,
-            WORKER,
-            "SERVICE_DEPLOYMENT_COMPLETED",
-            "ECS deployment ecs-svc/1 completed.",
-        );
         marks.push(("worker completed, twice (web's part, its deployment)", standin.log().len()));
         handed_over = Some(std::time::Instant::now());
-        out.send(&deployment_changed, completed.clone()).await?;
-        out.send(&deployment_changed, completed).await?;
+        rolling_update_completes(&out, &standin, &ecs.cluster, WORKER, deployment.as_str(), &deployment_changed)
+            .await?;
     }
 
     if let Some(State::Deploying { deployment }) = load(part(SERVICE)).await.map(|r| r.state) {
@@ -258,16 +251,9 @@ async fn run_group(options: Options, three: bool) -> Result<FinishedServices, St
                             .push((format!("{SERVICE} verified → {SCHEDULER}'s UpdateService"), started.at - answered));
                     }
                     out.step(&format!("{SCHEDULER} next: Convoy updated it ({deployment}); ECS completes it"));
-                    standin.service_deployment_ends(deployment.as_str(), "SUCCESSFUL", "Service deployment completed");
-                    let completed = fixtures::ecs_deployment_state_change(
-                        &ecs.cluster,
-                        SCHEDULER,
-                        "SERVICE_DEPLOYMENT_COMPLETED",
-                        "ECS deployment ecs-svc/2 completed.",
-                    );
                     marks.push(("scheduler completed, twice", standin.log().len()));
-                    out.send(&deployment_changed, completed.clone()).await?;
-                    out.send(&deployment_changed, completed).await?;
+                    let arn = deployment.as_str();
+                    rolling_update_completes(&out, &standin, &ecs.cluster, SCHEDULER, arn, &deployment_changed).await?;
                 }
                 standin.waits(&deployment);
                 marks.push(("a person approves (CloudTrail's event)", standin.log().len()));
@@ -357,6 +343,28 @@ async fn run_group(options: Options, three: bool) -> Result<FinishedServices, St
         requests: log.iter().map(|r| (r.service.clone(), r.operation.clone())).collect(),
         schedule_after,
     })
+}
+
+/// ECS completes `service`'s rolling update `deployment` and says so to deployment-changed, twice
+/// (EventBridge delivers at least once).
+async fn rolling_update_completes(
+    out: &Sandbox,
+    standin: &StandIn,
+    cluster: &str,
+    service: &str,
+    deployment: &str,
+    deployment_changed: &crate::runtime::LambdaProcess,
+) -> Result<(), String> {
+    standin.service_deployment_ends(deployment, "SUCCESSFUL", "Service deployment completed");
+    let completed = fixtures::ecs_deployment_state_change(
+        cluster,
+        service,
+        "SERVICE_DEPLOYMENT_COMPLETED",
+        &format!("ECS deployment of {service} completed."),
+    );
+    out.send(deployment_changed, completed.clone()).await?;
+    out.send(deployment_changed, completed).await?;
+    Ok(())
 }
 
 /// The task definition `service` runs, as moto describes it.

@@ -545,7 +545,8 @@ fn a_release_of_one_service_that_goes_live_moves_its_scheduled_tasks_and_records
         previous: revision("worker", 7),
         revision: revision("worker", 8),
     };
-    let moved = |moves: Vec<ScheduleMove>| services::Event::SchedulesMoved { service: service("worker"), moves, at: t(9) };
+    let moved =
+        |moves: Vec<ScheduleMove>| services::Event::SchedulesMoved { service: service("worker"), moves, at: t(9) };
     assert!(unchanged(alone.apply(&moved(vec![nightly.clone()])).unwrap()), "not live: nothing recorded");
     let (live, _) = apply(&live, moved(vec![nightly.clone()]));
     assert_eq!(live.schedules, std::slice::from_ref(&nightly));

@@ -76,6 +76,9 @@ struct Deployment {
     rollback_of: Option<(String, i64)>,
     /// Its ECS target, `<cluster>:<service>` (the group's `ecsServices`, learned at its creation).
     target: Option<String>,
+    /// The replacement task set's task definition (the AppSpec's `TargetService`
+    /// `TaskDefinition`) and when CodeDeploy created it (epoch seconds).
+    replacement: Option<(String, f64)>,
 }
 
 /// What the stand-in knows of CodeDeploy's deployments.
@@ -106,7 +109,30 @@ fn fresh_deployment_id() -> String {
     format!("d-{rest}")
 }
 
+/// The `TaskDefinition` of a `CreateDeployment` request's AppSpec content (JSON, as Convoy writes
+/// it: `Resources[].TargetService.Properties.TaskDefinition`, CodeDeploy User Guide, "AppSpec
+/// 'resources' section for Amazon ECS deployments").
+fn app_spec_task_definition(request: &Value) -> Option<String> {
+    let content = request["revision"]["appSpecContent"]["content"].as_str()?;
+    let app_spec: Value = serde_json::from_str(content).ok()?;
+    app_spec["Resources"].as_array()?.iter().find_map(|resource| {
+        let target = resource.as_object()?.values().next()?;
+        target["Properties"]["TaskDefinition"].as_str().map(str::to_owned)
+    })
+}
+
 impl CodeDeploy {
+    /// The task set ECS serves `<cluster>:<service>` from after CodeDeploy's blue/green
+    /// deployments: the replacement of the one that succeeded last (its task definition and
+    /// creation time). `None`: no deployment of it succeeded (ECS serves its original one).
+    pub(super) fn primary_task_set(&self, target: &str) -> Option<(String, f64)> {
+        self.deployments
+            .values()
+            .filter(|d| d.phase == Some(Phase::Succeeded) && d.target.as_deref() == Some(target))
+            .filter_map(|d| d.replacement.clone())
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     fn deployment(&mut self, id: &str) -> Result<&mut Deployment, Reply> {
         if !well_formed(id) {
             return Err(refuse("InvalidDeploymentIdException", format!("The deployment ID {id} is not valid.")));
@@ -194,6 +220,9 @@ impl CodeDeploy {
             let service = group.map(|g| &g["ecsServices"][0]);
             known.target =
                 service.and_then(|s| Some(format!("{}:{}", s["clusterName"].as_str()?, s["serviceName"].as_str()?)));
+            let now = chrono::Utc::now();
+            let created = now.timestamp() as f64 + f64::from(now.timestamp_subsec_millis()) / 1000.0;
+            known.replacement = app_spec_task_definition(request).map(|td| (td, created));
             return None;
         }
         let asked = request["deploymentId"].as_str()?;

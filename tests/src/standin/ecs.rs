@@ -301,6 +301,31 @@ impl Ecs {
     }
 }
 
+/// moto keeps no task sets for a `CODE_DEPLOY` service: after CodeDeploy's blue/green deployment
+/// ECS serves it from the replacement task set, PRIMARY ("The task set that serves production
+/// traffic": API Reference, `TaskSet`, `status`). `primary` says which, per `<cluster>:<service>`
+/// (the cluster's name, as a deployment group names it).
+pub(super) fn with_task_sets(mut answer: Value, primary: impl Fn(&str) -> Option<(String, f64)>) -> Value {
+    for service in answer["services"].as_array_mut().into_iter().flatten() {
+        let cluster = service["clusterArn"].as_str().and_then(|arn| arn.rsplit('/').next()).unwrap_or_default();
+        let target = format!("{cluster}:{}", service["serviceName"].as_str().unwrap_or_default());
+        if service["deploymentController"]["type"] != "CODE_DEPLOY" {
+            continue;
+        }
+        let Some((task_definition, created)) = primary(&target) else { continue };
+        service["taskSets"] = json!([{
+            "id": format!("ecs-svc/{}", (created * 1000.0) as u64),
+            "status": "PRIMARY",
+            "taskDefinition": task_definition,
+            "createdAt": created,
+            "updatedAt": created,
+            "launchType": service["launchType"].clone(),
+            "stabilityStatus": "STEADY_STATE",
+        }]);
+    }
+    answer
+}
+
 impl Ecs {
     /// An `UpdateService` naming a task definition starts a new PRIMARY deployment of it: kept,
     /// and put in moto's answer (`described`, the service). Whether the answer changed.

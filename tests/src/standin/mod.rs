@@ -372,9 +372,13 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
             "GetDeployment" => shared.codedeploy.lock().expect("codedeploy").overlay(&operation, &body, None, answer),
             "BatchGetDeployments" => shared.codedeploy.lock().expect("codedeploy").overlay_batch(answer),
-            "UpdateService" | "DescribeServices" | "DescribeTasks" => {
-                shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer)
+            "DescribeServices" => {
+                let answer =
+                    shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer.clone()).unwrap_or(answer);
+                let codedeploy = shared.codedeploy.lock().expect("codedeploy");
+                Some(ecs::with_task_sets(answer, |target| codedeploy.primary_task_set(target)))
             }
+            "UpdateService" | "DescribeTasks" => shared.ecs.lock().expect("ecs").overlay(&operation, &body, answer),
             "GetPipelineExecution" => {
                 let mut answer = answer;
                 shared.codepipeline.lock().expect("codepipeline").overlay(&mut answer).then_some(answer)

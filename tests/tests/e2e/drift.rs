@@ -230,3 +230,45 @@ async fn a_service_still_running_convoys_revision_has_no_drift_and_the_record_sa
     assert!(matches!(record.state, State::Migrating { .. }), "{}", record.state);
     assert!(!record.timeline.iter().any(|e| e.event == "drift"));
 }
+
+/// A CodeDeploy blue/green release of `web` goes live: verified, approved by a person, ended.
+async fn blue_green_goes_live(backend: &MotoBackend, release: &str) -> Release {
+    let deployment = crate::deploy::deploying(backend, release, json!({})).await;
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    backend.standin.waits(&deployment);
+    let (_, as_ana) = backend.person("ana").await;
+    as_ana.decide(&release_key(release), true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
+    backend.standin.finish(&deployment);
+    backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    let record = backend.record(&release_key(release)).await.unwrap();
+    assert_eq!(record.state, State::Succeeded, "{:#?}", record.timeline);
+    record
+}
+
+#[tokio::test]
+async fn after_a_blue_green_release_ecs_serves_its_revision_so_the_next_one_finds_no_drift_and_live_is_confirmed() {
+    let (backend, _green) = crate::deploy::with_green(convoy_tests::http::Behaviour::version("b1"), "manual").await;
+    let first = blue_green_goes_live(&backend, "b1").await;
+    let revision = first.deployment.as_ref().and_then(|d| d.task_definition.clone()).expect("b1's revision");
+    // CodeDeploy's replacement task set is PRIMARY now (the stand-in keeps the task sets moto lacks).
+    let shape = backend.convoy.tasks.service_shape(&backend.ecs.cluster, "web").await.unwrap();
+    assert_eq!(shape.task_definition, revision, "ECS serves web from b1's task set");
+    let live = convoy::history::live(
+        backend.convoy.records.as_ref(),
+        backend.convoy.store.as_ref(),
+        backend.convoy.tasks.as_ref(),
+        &backend.ecs.cluster,
+        &"web".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(live.check, convoy::history::LiveCheck::Confirmed);
+
+    // The next release's check, at its manifest stage (its deployment starts after it).
+    crate::deploy::deploying(&backend, "b2", json!({})).await;
+    let second = backend.record(&release_key("b2")).await.unwrap();
+    let [check] = second.drift.as_slice() else { panic!("one check: {:?}", second.drift) };
+    assert!(!check.drifted, "{}", check.summary());
+    assert_eq!((check.live.as_str(), check.base.as_str()), (revision.as_str(), revision.as_str()));
+}

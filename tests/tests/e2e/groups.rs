@@ -567,6 +567,9 @@ async fn a_release_of_one_service_moves_its_scheduled_task_once_when_it_goes_liv
     let revision = record.deployment.as_ref().and_then(|d| d.task_definition.clone()).expect("the release's revision");
     assert_eq!(schedule_runs(&nightly), revision, "the schedule runs the live release");
     assert_eq!(record.schedules.len(), 1, "{:?}", record.schedules);
-    assert_eq!((record.schedules[0].previous.as_str(), record.schedules[0].revision.as_str()), (before.as_str(), revision.as_str()));
+    assert_eq!(
+        (record.schedules[0].previous.as_str(), record.schedules[0].revision.as_str()),
+        (before.as_str(), revision.as_str())
+    );
     assert_eq!(record.timeline.iter().filter(|e| e.event == "schedules-moved").count(), 1, "moved once");
 }
