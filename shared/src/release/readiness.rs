@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::gate::{ImageGate, NO_POLICY};
 use super::group::GroupOpening;
 use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
-use crate::manifest::{ImageRef, Manifest};
+use crate::manifest::{ImageRef, Manifest, Reference};
 use crate::names::{AccountId, ContainerName, Digest, Excerpt, ImageTag, ReleaseKey, RepositoryName};
 
 /// The readiness stage's events.
@@ -149,23 +149,42 @@ pub struct ImageStatus {
     pub seen_at: Option<DateTime<Utc>>,
 }
 
-/// An image as ECR identifies it in a push event: registry, repository, tag.
+/// An image as ECR identifies it: registry, repository, and tag (as a push event names it) or
+/// digest (as a manifest pinned by digest names it; no push event ever names one).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ImageKey {
     pub registry: AccountId,
     pub repository: RepositoryName,
-    pub tag: ImageTag,
+    #[serde(flatten)]
+    pub reference: Reference,
 }
 
 impl ImageKey {
     pub fn of(image: &ImageRef) -> Self {
-        Self { registry: image.registry.clone(), repository: image.repository.clone(), tag: image.tag.clone() }
+        Self {
+            registry: image.registry.clone(),
+            repository: image.repository.clone(),
+            reference: image.reference.clone(),
+        }
+    }
+
+    /// The image by tag, as an ECR push event names it.
+    pub fn tagged(registry: AccountId, repository: RepositoryName, tag: ImageTag) -> Self {
+        Self { registry, repository, reference: Reference::Tag(tag) }
+    }
+
+    /// The tag, for an image named by one: only those are pushed (and wait-listed).
+    pub fn tag(&self) -> Option<&ImageTag> {
+        match &self.reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        }
     }
 }
 
 impl fmt::Display for ImageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.repository, self.tag)
+        write!(f, "{}{}", self.repository, self.reference)
     }
 }
 
@@ -185,6 +204,9 @@ pub enum Sighting {
 pub enum Absence {
     /// The repository exists, the tag does not (ECR's `ImageNotFound`).
     TagAbsent,
+    /// The repository exists, the digest a manifest pinned is not in it (ECR's `ImageNotFound`):
+    /// deleted, or never pushed there. No push can bring it under that name but the same image.
+    DigestAbsent,
     /// No such repository in that registry (`RepositoryNotFoundException`).
     RepositoryUnknown,
     /// ECR refused to read the repository (`AccessDeniedException`): the registry is not one
@@ -199,6 +221,7 @@ impl fmt::Display for Absence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Absence::TagAbsent => f.write_str("tag absent (ECR: ImageNotFound)"),
+            Absence::DigestAbsent => f.write_str("digest not in the repository (ECR: ImageNotFound)"),
             Absence::RepositoryUnknown => f.write_str("repository unknown (ECR: RepositoryNotFoundException)"),
             Absence::AccessDenied { detail } => write!(f, "access denied, registry not readable ({})", Excerpt(detail)),
             Absence::Unreadable { detail } => write!(f, "ECR could not return it ({})", Excerpt(detail)),

@@ -159,7 +159,8 @@ impl Convoy {
         now: DateTime<Utc>,
         deadline: Option<chrono::Duration>,
     ) -> Result<Option<Report>, ConvoyError> {
-        for image in images {
+        // Only a tag is pushed by name: an image pinned by digest is ECR's answer alone.
+        for image in images.iter().filter(|image| image.tag().is_some()) {
             self.waits.add(image, key).await?;
         }
         let lookup = self.registry.resolve(images).await?;
