@@ -253,6 +253,7 @@ mod tests {
                 expect_body: body.map(Into::into),
             }),
             approval,
+            rollback: None,
         }
     }
 
@@ -323,6 +324,7 @@ mod tests {
             container: "app".parse().unwrap(),
             command: vec!["m".into()],
             timeout_seconds: Some(7200),
+            down: None,
         });
         let err = admit(None, 1800, &key(), &asked).unwrap_err();
         assert!(err.to_string().contains("migration.timeout_seconds 7200"), "{err}");
@@ -362,6 +364,7 @@ mod tests {
             container: "app".parse().unwrap(),
             command: vec!["m".into()],
             timeout_seconds: Some(1800),
+            down: None,
         });
         assert!(admit(None, 1800, &key(), &asked).is_ok(), "the operator's own timeout asks for no less");
     }

@@ -116,6 +116,14 @@ pub enum ManifestError {
     MigrationContainerUnknown(String),
     #[error("the migration command is empty")]
     EmptyMigrationCommand,
+    #[error("the migration's down command is empty: leave `down` out, or name the command that undoes the migration")]
+    EmptyDownCommand,
+    #[error("a rollback runs no migration of its own: leave `migration` out (with `migrate_down` it runs the down command of the release it reverts, from that release's record)")]
+    RollbackWithMigration,
+    #[error("a rollback names its images by digest (<repository>@sha256:<64 hex>), as the release it returns to pinned them; image {} is named by tag", Excerpt(.0))]
+    RollbackByTag(String),
+    #[error("a rollback returns to an earlier release: `of` and `to` are both {}", Excerpt(.0))]
+    RollbackToItself(String),
     #[error("the migration timeout must be between 1 and 86400 seconds, not {0}")]
     MigrationTimeout(u64),
     #[error(
@@ -247,6 +255,55 @@ pub struct Migration {
     /// How long the migration may run; the operator's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// The command that undoes this migration, in the same container. Recorded only: a rollback
+    /// of this release with `migrate_down` runs it, from this release's pinned image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<Vec<String>>,
+}
+
+/// A manifest's claim to be a rollback (`"rollback": {"of", "to", "migrate_down"}`): it returns the
+/// service from release `of`, live now, to `to`, live before. A claim only: the `manifest-uploaded`
+/// function confirms it from Convoy's own records ([`crate::rollback`]) before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackClaim {
+    pub of: ReleaseId,
+    pub to: ReleaseId,
+    /// Run `of`'s recorded down migration (`migration.down`) before deploying.
+    #[serde(default)]
+    pub migrate_down: bool,
+    /// The claim as Convoy's records confirmed it (set at admission, never read from a manifest:
+    /// the manifest's `rollback` object holds only the three fields above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<crate::rollback::Rollback>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RollbackDocument {
+    of: String,
+    to: String,
+    #[serde(default)]
+    migrate_down: bool,
+}
+
+/// Reads a rollback claim: by digest only, no migration of its own, to another release.
+pub(crate) fn parse_rollback<'a>(
+    document: RollbackDocument,
+    migration: bool,
+    mut images: impl Iterator<Item = &'a ImageRef>,
+) -> Result<RollbackClaim, ManifestError> {
+    let of = ReleaseId::new(&document.of)?;
+    let to = ReleaseId::new(&document.to)?;
+    if of == to {
+        return Err(ManifestError::RollbackToItself(of.to_string()));
+    }
+    if migration {
+        return Err(ManifestError::RollbackWithMigration);
+    }
+    if let Some(by_tag) = images.find(|image| image.named_digest().is_none()) {
+        return Err(ManifestError::RollbackByTag(by_tag.uri()));
+    }
+    Ok(RollbackClaim { of, to, migrate_down: document.migrate_down, confirmed: None })
 }
 
 /// What the verification expects from the test listener. The listener itself is the operator's.
@@ -275,6 +332,9 @@ pub struct Manifest {
     pub verify: Option<VerifyExpectation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The manifest says it is a rollback (confirmed at admission, [`crate::rollback`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackClaim>,
 }
 
 /// What the operator lets Convoy touch. Empty allow-lists are refused at start-up (see config).
@@ -342,6 +402,8 @@ struct DocumentV1 {
     verify: Option<VerifyExpectation>,
     #[serde(default)]
     approval: Option<Approval>,
+    #[serde(default)]
+    rollback: Option<RollbackDocument>,
 }
 
 #[derive(Deserialize)]
@@ -351,6 +413,8 @@ pub(crate) struct MigrationDocument {
     pub(crate) command: Vec<String>,
     #[serde(default)]
     pub(crate) timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub(crate) down: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -402,7 +466,7 @@ pub fn read(bytes: &[u8], key: &ReleaseKey) -> Result<Submitted, ManifestError> 
                 pairs.push((definition.name, definition.image_uri));
             }
             let images = parse_images(pairs)?;
-            Ok(Submitted::Service(Manifest { images, migration: None, verify: None, approval: None }))
+            Ok(Submitted::Service(Manifest { images, migration: None, verify: None, approval: None, rollback: None }))
         }
         serde_json::Value::Object(ref object) => {
             match object.get("version") {
@@ -438,7 +502,15 @@ pub fn read(bytes: &[u8], key: &ReleaseKey) -> Result<Submitted, ManifestError> 
             if let Some(verify) = &document.verify {
                 check_verify(verify)?;
             }
-            Ok(Submitted::Service(Manifest { images, migration, verify: document.verify, approval: document.approval }))
+            let rollback =
+                document.rollback.map(|r| parse_rollback(r, migration.is_some(), images.values())).transpose()?;
+            Ok(Submitted::Service(Manifest {
+                images,
+                migration,
+                verify: document.verify,
+                approval: document.approval,
+                rollback,
+            }))
         }
         _ => Err(ManifestError::Shape("expected a JSON object (or an imagedefinitions.json list)".into())),
     }
@@ -565,7 +637,17 @@ pub(crate) fn parse_migration(
     {
         return Err(ManifestError::MigrationTimeout(seconds));
     }
-    Ok(Migration { container, command: document.command, timeout_seconds: document.timeout_seconds })
+    if let Some(down) = &document.down
+        && (down.is_empty() || down.iter().all(|part| part.trim().is_empty()))
+    {
+        return Err(ManifestError::EmptyDownCommand);
+    }
+    Ok(Migration {
+        container,
+        command: document.command,
+        timeout_seconds: document.timeout_seconds,
+        down: document.down,
+    })
 }
 
 pub(crate) fn check_verify(verify: &VerifyExpectation) -> Result<(), ManifestError> {

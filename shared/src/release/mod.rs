@@ -258,6 +258,10 @@ pub struct Release {
     /// What the image gate saw of each digest, and its verdict (once every image was pinned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<ImageGate>,
+    /// A rollback, as confirmed from Convoy's records at admission: of which release, to which,
+    /// and where the database schema stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::rollback::Rollback>,
     pub timeline: Vec<Entry>,
 }
 
@@ -452,6 +456,7 @@ impl Release {
             alarms: None,
             settings: None,
             gate: None,
+            rollback: None,
             timeline: Vec::new(),
         }
     }

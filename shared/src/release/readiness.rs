@@ -253,16 +253,26 @@ impl Release {
             .collect();
         let listed = manifest.images.iter().map(|(c, i)| format!("{c}={}", i.uri())).collect::<Vec<_>>().join(", ");
         self.record(at, "manifest-accepted", format!("{}: {listed}", self.source.describe()));
+        self.rollback = manifest.rollback.as_ref().and_then(|claim| claim.confirmed.clone());
+        self.record_rollback(at);
         self.manifest = Some(manifest);
         self.group = None;
         self.services.clear();
         self.state = State::Collecting;
     }
 
+    /// Notes a confirmed rollback on the timeline: what it reverts, and where the schema stays.
+    pub(super) fn record_rollback(&mut self, at: DateTime<Utc>) {
+        let Some(rollback) = &self.rollback else { return };
+        let detail = format!("rollback of {} to {}: {}", rollback.of, rollback.to, rollback.schema);
+        self.record(at, "rollback-confirmed", detail);
+    }
+
     /// Ends the release at the manifest stage. What an earlier upload held (a group's sections)
     /// goes with it: a record describes its last upload.
     pub(super) fn reject(&mut self, reason: String, at: DateTime<Utc>) {
         self.group = None;
+        self.rollback = None;
         self.services.clear();
         self.record(at, "manifest-rejected", format!("{}: {reason}", self.source.describe()));
         self.state = State::Failed { stage: Stage::Manifest, reason };
