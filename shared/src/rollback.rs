@@ -31,6 +31,9 @@ pub struct Rollback {
     pub down: Option<DownMigration>,
     /// Where the database schema stands after the rollback, in words.
     pub schema: String,
+    /// When `of` went live (by its record): the operator's rollback window counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of_went_live: Option<DateTime<Utc>>,
 }
 
 /// The down command of the reverted release's migration, in its container, from its image.
@@ -63,6 +66,8 @@ impl DownMigration {
 pub struct Live<'a> {
     /// The release live now (the newest that went live and was not put back).
     pub now: Option<&'a ReleaseId>,
+    /// When it went live.
+    pub since: Option<DateTime<Utc>>,
     /// The releases of the service that went live, any order.
     pub went_live: &'a [ReleaseId],
 }
@@ -91,7 +96,7 @@ pub fn confirm_service(
     is_live_now(service, claim, live)?;
     same_images(service, &named(manifest), &to.pinned_uris().into_iter().collect(), &claim.to)?;
     let down = if claim.migrate_down { Some(down_of(service, claim, of_record)?) } else { None };
-    Ok(confirmed(claim, down))
+    Ok(confirmed(claim, down, live.since))
 }
 
 /// Confirms a group rollback: `to`'s group record (`to_group`) names exactly the manifest's
@@ -127,6 +132,7 @@ pub fn confirm_group(
             join(&ours)
         ));
     }
+    let mut since = None;
     for service in manifest.services.keys() {
         let Some((live, part)) = parts.get(service) else {
             return Err(format!("service {service}'s records were not read"));
@@ -136,8 +142,10 @@ pub fn confirm_group(
         let wanted: BTreeMap<String, String> =
             manifest.containers_of(service).into_iter().map(|(c, i)| (c.to_string(), i.uri())).collect();
         same_images(service, &wanted, &to.pinned_uris().into_iter().collect(), &claim.to)?;
+        // The group release went live when its last service did.
+        since = since.max(live.since);
     }
-    Ok(confirmed(claim, None))
+    Ok(confirmed(claim, None, since))
 }
 
 /// Whether a confirmed rollback may skip the person's approval under the operator's rollback
@@ -147,12 +155,89 @@ pub fn within_window(reverted_went_live: DateTime<Utc>, now: DateTime<Utc>, hour
     now - reverted_went_live < Duration::hours(i64::from(hours))
 }
 
-fn confirmed(claim: &RollbackClaim, down: Option<DownMigration>) -> Rollback {
+impl Rollback {
+    /// Why policy approves this rollback instead of a person, when the operator's window
+    /// (`approval_window_hours`) holds at `now`; `None`: it is approved as any release.
+    pub fn fast_path(&self, approval_window_hours: Option<u32>, now: DateTime<Utc>) -> Option<String> {
+        let hours = approval_window_hours?;
+        let went_live = self.of_went_live?;
+        within_window(went_live, now, hours).then(|| {
+            format!(
+                "rollback of {} within the operator's {hours} h rollback window ({} went live at {})",
+                self.of,
+                self.of,
+                went_live.to_rfc3339()
+            )
+        })
+    }
+}
+
+/// The release id `convoy rollback` gives a rollback to `to` at `unix_seconds`.
+///
+/// # Errors
+/// When the id would be too long for a release id (a `to` of more than about 110 characters).
+pub fn release_id(to: &ReleaseId, unix_seconds: i64) -> Result<ReleaseId, String> {
+    ReleaseId::new(&format!("rollback-{to}-{unix_seconds}")).map_err(|e| e.to_string())
+}
+
+/// The manifest of a rollback from `of` to `to` (its record `to_record`), with `to`'s pinned
+/// digests, its verification and approval asks, under `release`: a version 1 manifest for a
+/// release of one service; for a service's part of a group release (`to_group`, the group's
+/// record), a version 2 manifest of the whole group release. Returns where it is uploaded
+/// (`<name>/<release>`) and the manifest.
+///
+/// # Errors
+/// When `to` has no pinned image (it never got that far), or is a part without its group record.
+pub fn manifest_for(
+    to_record: &Release,
+    to_group: Option<&Release>,
+    of: &ReleaseId,
+    migrate_down: bool,
+    release: &ReleaseId,
+) -> Result<(crate::names::ReleaseKey, serde_json::Value), String> {
+    use serde_json::{Value, json};
+    let to = &to_record.key.release;
+    let rollback = json!({"of": of.to_string(), "to": to.to_string(), "migrate_down": migrate_down});
+    // The approval is left to the operator's settings (and their rollback window): `to`'s own
+    // ask for a person would shut the window, as a manifest's ask for more always does.
+    if let Some(group_key) = &to_record.part_of {
+        let Some(group) = to_group.filter(|g| g.key == *group_key) else {
+            return Err(format!("{} is part of group release {group_key}, whose record was not found", to_record.key));
+        };
+        let Some(manifest) = &group.group else {
+            return Err(format!("group release {group_key} has no accepted manifest"));
+        };
+        let mut images = serde_json::Map::new();
+        for (name, image) in &manifest.images {
+            let slot = ContainerName::new(name.as_str()).map_err(|e| e.to_string())?;
+            let Some(digest) = group.images.get(&slot).and_then(|s| s.digest.as_ref()) else {
+                return Err(format!("group release {group_key} never pinned image {name}"));
+            };
+            images.insert(name.to_string(), Value::String(image.pinned_uri(digest)));
+        }
+        let document = json!({"version": 2, "release": release.to_string(), "group": manifest.group.to_string(),
+            "images": images, "services": manifest.services, "order": manifest.order, "rollback": rollback});
+        return Ok((crate::names::ReleaseKey::new(manifest.group.clone(), release.clone()), document));
+    }
+    let pinned = to_record.pinned_uris();
+    if pinned.is_empty() || pinned.len() != to_record.images.len() {
+        return Err(format!("{} did not pin all its images: there are no digests to return to", to_record.key));
+    }
+    let images: serde_json::Map<String, Value> = pinned.into_iter().map(|(c, u)| (c, Value::String(u))).collect();
+    let mut document = json!({"version": 1, "release": release.to_string(),
+        "service": to_record.key.service.to_string(), "images": images, "rollback": rollback});
+    if let Some(verify) = to_record.manifest.as_ref().and_then(|m| m.verify.as_ref()) {
+        document["verify"] = json!(verify);
+    }
+    Ok((crate::names::ReleaseKey::new(to_record.key.service.clone(), release.clone()), document))
+}
+
+fn confirmed(claim: &RollbackClaim, down: Option<DownMigration>, of_went_live: Option<DateTime<Utc>>) -> Rollback {
     let schema = match &down {
         Some(down) => format!("migrated down by {}'s down command ({})", claim.of, down.command.join(" ")),
         None => format!("database schema stays where {} left it (no migration runs)", claim.of),
     };
-    Rollback { of: claim.of.clone(), to: claim.to.clone(), migrate_down: claim.migrate_down, down, schema }
+    Rollback { of: claim.of.clone(), to: claim.to.clone(), migrate_down: claim.migrate_down, down, schema, of_went_live }
 }
 
 fn went_live<'a>(

@@ -68,7 +68,7 @@ fn a_claim_that_returns_to_a_release_that_went_live_with_its_digests_is_confirme
     let (v1, v2) = (pinned("v1", 'a', ""), pinned("v2", 'b', ""));
     let manifest = rollback_manifest("v2", "v1", 'a', "").unwrap();
     let went_live = [id("v1"), id("v2")];
-    let live = Live { now: Some(&went_live[1]), went_live: &went_live };
+    let live = Live { now: Some(&went_live[1]), since: Some(t(60)), went_live: &went_live };
     let rollback = confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), Some(&v2)).unwrap();
     assert_eq!((rollback.of.as_str(), rollback.to.as_str(), rollback.down), ("v2", "v1", None));
     assert_eq!(rollback.schema, "database schema stays where v2 left it (no migration runs)");
@@ -80,7 +80,7 @@ fn a_claim_whose_images_are_not_the_digests_to_pinned_is_refused_naming_both() {
     // v2's digest under a claim to return to v1.
     let manifest = rollback_manifest("v2", "v1", 'b', "").unwrap();
     let went_live = [id("v1"), id("v2")];
-    let live = Live { now: Some(&went_live[1]), went_live: &went_live };
+    let live = Live { now: Some(&went_live[1]), since: Some(t(60)), went_live: &went_live };
     let why = confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), Some(&v2)).unwrap_err();
     assert!(why.contains("not the digests release \"v1\" pinned"), "{why}");
     assert!(why.contains(&digest('a')[..20]) && why.contains(&digest('b')[..20]), "{why}");
@@ -91,7 +91,7 @@ fn a_claim_to_return_to_a_release_that_never_went_live_is_refused() {
     let (v1, v2) = (pinned("v1", 'a', ""), pinned("v2", 'b', ""));
     let manifest = rollback_manifest("v2", "v1", 'a', "").unwrap();
     let went_live = [id("v2")];
-    let live = Live { now: Some(&went_live[0]), went_live: &went_live };
+    let live = Live { now: Some(&went_live[0]), since: Some(t(60)), went_live: &went_live };
     let why = confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), Some(&v2)).unwrap_err();
     assert!(why.contains("never went live"), "{why}");
     let why = confirm_service(&web(), &manifest, claim(&manifest), live, None, Some(&v2)).unwrap_err();
@@ -103,7 +103,7 @@ fn a_claim_to_revert_a_release_that_is_not_live_now_is_refused() {
     let (v1, v2) = (pinned("v1", 'a', ""), pinned("v2", 'b', ""));
     let manifest = rollback_manifest("v2", "v1", 'a', "").unwrap();
     let went_live = [id("v1"), id("v2"), id("v3")];
-    let live = Live { now: Some(&went_live[2]), went_live: &went_live };
+    let live = Live { now: Some(&went_live[2]), since: Some(t(60)), went_live: &went_live };
     let why = confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), Some(&v2)).unwrap_err();
     assert!(why.contains("release v3 is live"), "{why}");
 }
@@ -113,7 +113,7 @@ fn migrate_down_runs_the_reverted_releases_down_command_from_its_own_image() {
     let (v1, v2) = (pinned("v1", 'a', ""), pinned("v2", 'b', DOWN));
     let manifest = rollback_manifest("v2", "v1", 'a', r#", "migrate_down": true"#).unwrap();
     let went_live = [id("v1"), id("v2")];
-    let live = Live { now: Some(&went_live[1]), went_live: &went_live };
+    let live = Live { now: Some(&went_live[1]), since: Some(t(60)), went_live: &went_live };
     let rollback = confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), Some(&v2)).unwrap();
     let down = rollback.down.unwrap();
     assert_eq!(down.command, ["migrate", "--down"]);
@@ -126,7 +126,7 @@ fn migrate_down_is_refused_when_the_reverted_release_recorded_no_down_command() 
     let (v1, v2) = (pinned("v1", 'a', ""), pinned("v2", 'b', r#", "migration": {"container": "app", "command": ["m"]}"#));
     let manifest = rollback_manifest("v2", "v1", 'a', r#", "migrate_down": true"#).unwrap();
     let went_live = [id("v1"), id("v2")];
-    let live = Live { now: Some(&went_live[1]), went_live: &went_live };
+    let live = Live { now: Some(&went_live[1]), since: Some(t(60)), went_live: &went_live };
     let why = confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), Some(&v2)).unwrap_err();
     assert!(why.contains("names no down command"), "{why}");
 }
@@ -159,4 +159,33 @@ fn the_approval_window_holds_up_to_but_not_at_its_last_second() {
     assert!(within_window(went_live, t(2 * 3600 - 1), 2));
     assert!(!within_window(went_live, t(2 * 3600), 2));
     assert!(!within_window(went_live, t(0), 0), "a window of 0 hours never holds");
+}
+
+#[test]
+fn the_manifest_convoy_rollback_writes_pins_tos_digests_and_is_admitted_as_a_confirmable_claim() {
+    let v1 = pinned("v1", 'a', "");
+    let release = release_id(&id("v1"), 1_700_000_000).unwrap();
+    assert_eq!(release.as_str(), "rollback-v1-1700000000");
+    let (key, document) = manifest_for(&v1, None, &id("v2"), false, &release).unwrap();
+    assert_eq!(key.to_string(), "web/rollback-v1-1700000000");
+    let manifest = manifest::parse(document.to_string().as_bytes(), &key).unwrap();
+    assert_eq!(manifest.images.values().next().unwrap().uri(), format!("{REPO}@{}", digest('a')));
+    assert_eq!(claim(&manifest).of.as_str(), "v2");
+    let went_live = [id("v1"), id("v2")];
+    let live = Live { now: Some(&went_live[1]), since: Some(t(60)), went_live: &went_live };
+    assert!(confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), None).is_ok());
+}
+
+#[test]
+fn the_fast_path_holds_only_with_a_window_in_the_settings_and_inside_it() {
+    let v1 = pinned("v1", 'a', "");
+    let manifest = rollback_manifest("v2", "v1", 'a', "").unwrap();
+    let went_live = [id("v1"), id("v2")];
+    let live = Live { now: Some(&went_live[1]), since: Some(t(0)), went_live: &went_live };
+    let rollback = confirm_service(&web(), &manifest, claim(&manifest), live, Some(&v1), None).unwrap();
+    assert_eq!(rollback.of_went_live, Some(t(0)));
+    assert_eq!(rollback.fast_path(None, t(60)), None, "no window in the settings: a person approves");
+    let why = rollback.fast_path(Some(1), t(3599)).unwrap();
+    assert!(why.contains("within the operator's 1 h rollback window"), "{why}");
+    assert_eq!(rollback.fast_path(Some(1), t(3600)), None);
 }

@@ -218,6 +218,7 @@ pub fn plan(found: &Found, choices: &Choices) -> Plan {
             metric_checks: Vec::new(),
             image_policy: None,
             alarms: Vec::new(),
+            rollback: Default::default(),
         }),
         _ => None,
     };
