@@ -40,7 +40,9 @@ Exit status: 0 in progress or succeeded, 1 failed, rolled back or superseded, 2 
 pub const APPROVE: &str = "\
 Examples:
   convoy approve laravel-app 4cf03d1
-  convoy approve laravel-app 4cf03d1 --wait 0 --json";
+  convoy approve laravel-app 4cf03d1 --wait 0 --json
+  convoy approve laravel 4cf03d1   (a release of several services: approves the release; each
+                                   service that takes traffic shifts once verified)";
 
 pub const REJECT: &str = "\
 Examples:

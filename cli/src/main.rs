@@ -197,8 +197,9 @@ async fn decide(
 ) -> Result<ExitCode, String> {
     let region = sdk.region().map(ToString::to_string).unwrap_or_default();
     let convoy = convoy::startup::wire(sdk, &Config::for_cli(settings, &region)).map_err(|e| e.to_string())?;
-    let deployment = match convoy.decide(&key, approve).await {
-        Ok(deployment) => deployment,
+    // A group's release is decided on the service of it that awaits approval: follow that record.
+    let (key, deployment) = match convoy.decide(&key, approve).await {
+        Ok(decided) => (decided.key, decided.deployment),
         Err(ConvoyError::Refused(why)) => {
             if json {
                 outln!("{}", crate::output::json(&serde_json::json!({"release": key.to_string(), "refused": why})));

@@ -12,6 +12,7 @@ pub mod events;
 pub mod gates;
 pub mod group_view;
 pub mod handlers;
+pub mod history;
 pub mod image_policy;
 pub mod manifest;
 pub mod names;

@@ -184,7 +184,14 @@ pub trait ImageChecks: Send + Sync {
 /// How a service runs its tasks: what a one-off task needs to run the way the service's do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceShape {
+    /// The task definition the service runs: its PRIMARY task set's (a `CODE_DEPLOY` or
+    /// `EXTERNAL` controller: "the task set is serving production traffic"), else the service's
+    /// own, which each `UpdateService` sets with the PRIMARY deployment ("the most recent
+    /// deployment of a service"; Amazon ECS API Reference, `TaskSet` and `Deployment` data types).
     pub task_definition: String,
+    /// When ECS started running it: that task set's `createdAt`, or the PRIMARY deployment's
+    /// when it runs the same task definition; `None` when ECS does not say.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub network: Option<AwsVpc>,
     pub launch: Launch,
     pub platform_version: Option<String>,
@@ -288,6 +295,39 @@ pub trait Tasks: Send + Sync {
 }
 
 pub use crate::error::TasksError;
+
+/// A record as a listing names it: its release and when it was last written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRecord {
+    pub key: ReleaseKey,
+    /// When the record was last written (S3's `LastModified`): the release cannot have gone live
+    /// later than that (`history::CLOCK_SLACK` aside).
+    pub written_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One page of a service's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPage {
+    pub records: Vec<ListedRecord>,
+    /// The token of the next page; `None`: this was the last.
+    pub next: Option<String>,
+}
+
+/// The records of one service, listed without being read: what `convoy history` pages through.
+#[async_trait]
+pub trait ServiceRecords: Send + Sync {
+    /// One page of the records of `service` (its releases and its parts of group releases; never
+    /// another service's, even one whose name begins with this one), in key order; `token` is the
+    /// previous page's [`RecordPage::next`], `None` for the first page.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be reached (a retry may help).
+    async fn record_page(
+        &self,
+        service: &crate::names::ServiceName,
+        token: Option<String>,
+    ) -> Result<RecordPage, StoreError>;
+}
 
 /// The releases still in progress, so the reconciler visits them without scanning every record.
 #[async_trait]

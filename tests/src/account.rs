@@ -470,3 +470,74 @@ pub async fn gate(bin: &Path) {
         took.map_or("no call".to_owned(), |d| format!("{:.1} ms", ms(d)))
     );
 }
+
+/// A release of three services from one manifest (`sandbox_services::run_three_services`, the
+/// worker by a rolling update, web by CodeDeploy blue/green approved by a person, then the
+/// scheduler by a rolling update) through the release-built binaries: the AWS requests of each
+/// step, each hand-off (one service through → the next one's start) and the cost beside the
+/// seeds' way, where each service had its own pipeline (three executions).
+pub async fn services() {
+    let options = crate::sandbox::Options { id: format!("bench{}", std::process::id()), ..Default::default() };
+    let finished = crate::sandbox_services::run_three_services(options).await.expect("the three-service release runs");
+    println!(
+        "\n## a release of three services (worker, web, scheduler; one manifest, one migration): {}",
+        finished.release.state
+    );
+    println!("{:<62} {:>12}", "step (every request through the stand-in)", "AWS requests");
+    for (step, requests) in &finished.steps {
+        println!("{step:<62} {requests:>12}");
+    }
+    println!("\nhand-offs (one service through → the next one's start; the goal: under 1 s on moto)");
+    for (handoff, took) in &finished.handoffs {
+        println!("  {handoff:<66} {:>8.1} ms", ms(*took));
+    }
+    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for (service, operation) in &finished.requests {
+        *counts.entry((service.clone(), operation.clone())).or_default() += 1;
+    }
+    println!("\nAWS requests by service and operation:");
+    let (mut s3_cost, mut s3_count, mut custom_events) = (0.0, 0, 0u64);
+    for ((service, operation), n) in &counts {
+        println!("  {service:<12} {operation:<40} {n:>4}");
+        if service == "s3" {
+            s3_cost += *n as f64 * s3_price(operation);
+            s3_count += n;
+        }
+        if service == "events" && operation == "PutEvents" {
+            custom_events += n;
+        }
+    }
+    let memory_mb = template_memory_mb();
+    let billed_ms: u64 = finished.invocations.iter().map(|(_, took)| billed(*took)).sum();
+    let invocations = finished.invocations.len() as u64;
+    let gb_s = billed_ms as f64 / 1000.0 * (memory_mb as f64 / 1024.0);
+    let lambda = gb_s * price::LAMBDA_ARM_GB_S + invocations as f64 * price::LAMBDA_REQUEST;
+    let events = custom_events as f64 * price::EVENTBRIDGE_CUSTOM;
+    let convoy_total = lambda + s3_cost + events;
+    println!("\n## cost of the three-service release (US East prices, on demand, before the free tier)");
+    println!(
+        "{:<74} {:>12.8}",
+        format!("Lambda: {invocations} invocations, {billed_ms} ms billed × {memory_mb} MB = {gb_s:.4} GB-s"),
+        lambda
+    );
+    println!("{:<74} {:>12.8}", format!("S3 requests: {s3_count}"), s3_cost);
+    println!("{:<74} {:>12.8}", format!("EventBridge custom events: {custom_events}"), events);
+    println!("{:<74} {:>12.8}", "Convoy total", convoy_total);
+    let per_execution = (SEED_SOURCE_MINUTES + SEED_BUILD_MINUTES + SEED_DEPLOY_MINUTES)
+        * price::PIPELINE_ACTION_MINUTE
+        + SEED_BUILD_MINUTES * price::CODEBUILD_SMALL_MINUTE
+        + SEED_S3_PUTS * price::S3_TIER1
+        + SEED_S3_GETS * price::S3_TIER2;
+    let seed_total = 3.0 * per_execution;
+    println!(
+        "{:<74} {:>12.8}",
+        format!("the seeds' way: 3 pipeline executions (one per service) × {per_execution:.5}"),
+        seed_total
+    );
+    println!(
+        "Convoy costs {:.5}% of the seeds' way ({:.0}× less); the seeds' way also ran the migration once per \
+         service's pipeline. Not counted: ECS tasks, CloudWatch Logs, storage (the same both ways).",
+        convoy_total / seed_total * 100.0,
+        seed_total / convoy_total
+    );
+}

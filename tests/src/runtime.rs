@@ -227,6 +227,10 @@ fn current(binary: &Path, sources: &[std::path::PathBuf]) -> Result<(), String> 
 /// The folder holding the workspace's built binaries: the one this program runs from, or the
 /// folder above it (test binaries run from `deps/`).
 pub fn binaries_dir() -> std::path::PathBuf {
+    // scripts/bench points the sandbox's runs at the release-built functions and CLI.
+    if let Some(dir) = std::env::var_os("CONVOY_BENCH_BIN") {
+        return dir.into();
+    }
     let exe = std::env::current_exe().expect("current exe");
     let mut dir = exe.parent().expect("exe folder").to_path_buf();
     for _ in 0..2 {

@@ -145,9 +145,16 @@ pub struct Finished {
 
 pub(crate) struct Sandbox {
     pub(crate) verbose: bool,
+    /// Each invocation made through [`Sandbox::send`]: the function and its wall time (what
+    /// Lambda would bill, near enough), for the bench's account of a run.
+    pub(crate) invocations: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
 }
 
 impl Sandbox {
+    pub(crate) fn new(verbose: bool) -> Self {
+        Self { verbose, invocations: std::sync::Mutex::new(Vec::new()) }
+    }
+
     /// Shows the SNS messages the notification rules sent since the last call, and keeps them.
     fn notify(&self, queues: &[(notifications::NotificationRule, Queue)], sent: &mut Vec<(String, String)>) {
         for (_, to, text) in notifications::notifications(queues) {
@@ -174,7 +181,11 @@ impl Sandbox {
     /// Invokes `function` with `event`; `Err` when it fails (AWS would retry it, and the sandbox
     /// shows one release going through, so a failure is the sandbox's failure).
     pub(crate) async fn send(&self, function: &LambdaProcess, event: Value) -> Result<Value, String> {
-        match function.invoke(event).await? {
+        let started = std::time::Instant::now();
+        let outcome = function.invoke(event).await?;
+        let took = started.elapsed();
+        self.invocations.lock().unwrap_or_else(|p| p.into_inner()).push((function.name.clone(), took));
+        match outcome {
             Outcome::Response(value) => {
                 self.say(format!("{} answered: {value}", function.name));
                 Ok(value)
@@ -187,7 +198,7 @@ impl Sandbox {
 /// Runs the release; returns its final record, or why the sandbox could not go on (a function
 /// invocation or a CLI command failed, or Convoy left CodeDeploy without an answer).
 pub async fn run(options: Options) -> Result<Finished, String> {
-    let out = Sandbox { verbose: options.verbose };
+    let out = Sandbox::new(options.verbose);
     let moto = Moto::shared();
     let bucket = if options.id.is_empty() {
         "convoy-sandbox-state".to_owned()

@@ -28,6 +28,9 @@ use crate::world::{World, function_env, read_settings_version, service_settings}
 /// The release group, and its service without a load balancer.
 pub const GROUP: &str = "laravel";
 pub const WORKER: &str = "laravel-worker";
+/// The third service of [`run_three_services`]: a scheduler that runs the same image, updated
+/// after web (an ECS rolling update, like the worker).
+pub const SCHEDULER: &str = "laravel-scheduler";
 
 /// What a run of the group's release left: its record, each part's, `convoy status` of the
 /// release, `convoy wait`'s exit code and output, every release event as `service: from → to`,
@@ -46,8 +49,14 @@ pub struct FinishedServices {
     pub changes: Vec<String>,
     /// Each step of the release and the AWS requests it made.
     pub steps: Vec<(String, usize)>,
-    /// From ECS's completion of the worker, delivered, to web's `CreateDeployment`.
-    pub handoff: Option<std::time::Duration>,
+    /// Each hand-off, one service through → the next one's start: ECS's completion of the
+    /// worker delivered → web's `CreateDeployment`; with three services, web's hook (verified) →
+    /// the scheduler's `UpdateService`.
+    pub handoffs: Vec<(String, std::time::Duration)>,
+    /// Every function invocation: the function and its wall time.
+    pub invocations: Vec<(String, std::time::Duration)>,
+    /// Every AWS request of the run (through the stand-in): service and operation.
+    pub requests: Vec<(String, String)>,
     /// The task definition the worker's schedule runs at the end (it ran `worker_before`).
     pub schedule_after: String,
 }
@@ -60,7 +69,17 @@ fn rolling_configuration() -> Value {
 
 /// Runs the group's release; its final records, or why the sandbox could not go on.
 pub async fn run_services(options: Options) -> Result<FinishedServices, String> {
-    let out = Sandbox { verbose: options.verbose };
+    run_group(options, false).await
+}
+
+/// [`run_services`] with a third service, [`SCHEDULER`], after web: the release `scripts/bench`
+/// measures (each hand-off, the requests per step, the cost).
+pub async fn run_three_services(options: Options) -> Result<FinishedServices, String> {
+    run_group(options, true).await
+}
+
+async fn run_group(options: Options, three: bool) -> Result<FinishedServices, String> {
+    let out = Sandbox::new(options.verbose);
     let moto = Moto::shared();
     let bucket = if options.id.is_empty() {
         "convoy-sandbox-services".to_owned()
@@ -73,8 +92,16 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     let ecs = world.ecs_service_controlled(SERVICE, &["laravel", "nginx"], controller).await;
     let (application, group) = world.codedeploy(SERVICE).await;
     world.ecs_service_controlled(WORKER, &["worker"], aws_sdk_ecs::types::DeploymentControllerType::Ecs).await;
+    if three {
+        world
+            .ecs_service_controlled(SCHEDULER, &["scheduler"], aws_sdk_ecs::types::DeploymentControllerType::Ecs)
+            .await;
+    }
     let standin = StandIn::for_missing_operations(&moto.endpoint).await;
     standin.rolling_service(WORKER, rolling_configuration());
+    if three {
+        standin.rolling_service(SCHEDULER, rolling_configuration());
+    }
     let green_version = if options.wrong_version { "0000000" } else { RELEASE };
     let green = http::serve(Behaviour::version(green_version)).await;
     out.say(format!("moto server at {}; the stand-in for what it lacks at {}", moto.endpoint, standin.endpoint));
@@ -89,11 +116,16 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
         serde_json::from_str(&service_settings(SERVICE, &application, &group, &green.url, "manual", probe))
             .expect("settings are JSON");
     services[WORKER] = json!({"deploy": {"method": "ecs-rolling"}, "approval": "auto"});
-    let file = json!({"services": services, "release_groups": {GROUP: {"services": [SERVICE, WORKER]}}});
+    let mut members = vec![SERVICE, WORKER];
+    if three {
+        services[SCHEDULER] = json!({"deploy": {"method": "ecs-rolling"}, "approval": "auto"});
+        members.push(SCHEDULER);
+    }
+    let file = json!({"services": services, "release_groups": {GROUP: {"services": members}}});
     let dir = tempfile_dir(&world.bucket)?;
     let path = dir.join("convoy.json");
     std::fs::write(&path, file.to_string()).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    out.step(&format!("convoy settings publish: release group {GROUP} = {SERVICE}, {WORKER}"));
+    out.step(&format!("convoy settings publish: release group {GROUP} = {}", members.join(", ")));
     let args = ["settings", "publish", path.to_str().expect("a UTF-8 path"), "--json"];
     let published = cli_in(&standin.endpoint, &world.bucket, &args, &[], None, &[0])?.1;
     let published: Value =
@@ -102,7 +134,7 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     out.say(format!("settings version {version}"));
 
     let repositories = [world.repo("laravel-app"), world.repo("laravel-app-nginx")];
-    let allowed = [SERVICE.to_owned(), WORKER.to_owned()];
+    let allowed: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
     let mut env = function_env(&world, &standin.endpoint, &ecs.cluster, &allowed, &repositories, "");
     read_settings_version(&mut env, &version);
     let bus = event_bus(&world.bucket);
@@ -129,7 +161,7 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
 
     out.step(&format!("CI submits one manifest for both services: convoy submit (releases/{GROUP}/{RELEASE}.json)"));
     let command = migration_command(options.migration_fails);
-    let manifest = json!({
+    let mut manifest = json!({
         "version": 2, "release": RELEASE, "group": GROUP,
         "images": {"app": world.uri("laravel-app", RELEASE), "nginx": world.uri("laravel-app-nginx", RELEASE)},
         "services": {SERVICE: {"containers": {"laravel": "app", "nginx": "nginx"},
@@ -139,6 +171,10 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
         "order": [WORKER, SERVICE],
         "approval": "manual"
     });
+    if three {
+        manifest["services"][SCHEDULER] = json!({"containers": {"scheduler": "app"}});
+        manifest["order"] = json!([WORKER, SERVICE, SCHEDULER]);
+    }
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).map_err(|e| format!("manifest.json: {e}"))?;
     let submitted = cli_in(&standin.endpoint, &world.bucket, &["submit", "manifest.json"], &[], Some(&dir), &[0])?.1;
     out.say(submitted.trim());
@@ -174,6 +210,7 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     marks.push(("migration exited 0 (locks, worker's part, its update)", standin.log().len()));
     out.send(&migration_stopped, stopped).await?;
 
+    let mut handoffs = Vec::new();
     let mut handed_over = None;
     if let Some(State::Deploying { deployment }) = load(part(WORKER)).await.map(|r| r.state) {
         out.step(&format!("{WORKER} first: Convoy updated it ({deployment}); ECS completes the rolling update"));
@@ -193,12 +230,45 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     if let Some(State::Deploying { deployment }) = load(part(SERVICE)).await.map(|r| r.state) {
         let deployment = deployment.to_string();
         out.step(&format!("then {SERVICE}: CodeDeploy shifts test traffic to green and calls the hook"));
-        marks.push(("web's hook (verified, answered)", standin.log().len()));
+        let hook_label = if three {
+            "web's hook (verified, answered; the scheduler's update)"
+        } else {
+            "web's hook (verified, answered)"
+        };
+        marks.push((hook_label, standin.log().len()));
         standin.hook_invoked(&deployment, "sandbox-hook-1");
+        let hooked = std::time::Instant::now();
         out.send(&verify, fixtures::codedeploy_hook(&deployment, "sandbox-hook-1")).await?;
         let end = match standin.phase(&deployment) {
             Some(Phase::HookPassed) => {
                 out.say("CodeDeploy took the hook's answer: Succeeded; it waits for the reroute");
+                if let Some(State::Deploying { deployment }) = load(part(SCHEDULER)).await.map(|r| r.state) {
+                    // From web's verification's end (its hook answered, after the probes) to the
+                    // scheduler's update.
+                    let log = standin.log();
+                    let answered = log
+                        .iter()
+                        .find(|r| r.operation == "PutLifecycleEventHookExecutionStatus" && r.at >= hooked)
+                        .map(|r| r.at);
+                    let started = answered
+                        .and_then(|from| log.iter().find(|r| r.operation == "UpdateService" && r.at >= from))
+                        .zip(answered);
+                    if let Some((started, answered)) = started {
+                        handoffs
+                            .push((format!("{SERVICE} verified → {SCHEDULER}'s UpdateService"), started.at - answered));
+                    }
+                    out.step(&format!("{SCHEDULER} next: Convoy updated it ({deployment}); ECS completes it"));
+                    standin.service_deployment_ends(deployment.as_str(), "SUCCESSFUL", "Service deployment completed");
+                    let completed = fixtures::ecs_deployment_state_change(
+                        &ecs.cluster,
+                        SCHEDULER,
+                        "SERVICE_DEPLOYMENT_COMPLETED",
+                        "ECS deployment ecs-svc/2 completed.",
+                    );
+                    marks.push(("scheduler completed, twice", standin.log().len()));
+                    out.send(&deployment_changed, completed.clone()).await?;
+                    out.send(&deployment_changed, completed).await?;
+                }
                 standin.waits(&deployment);
                 marks.push(("a person approves (CloudTrail's event)", standin.log().len()));
                 approve_as_operator(&out, &standin, &world, &deployment_changed, None).await?;
@@ -222,13 +292,17 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
     for (step, requests) in &steps {
         out.say(format!("{requests:>4}  {step}"));
     }
-    // The hand-off: ECS's completion of the worker delivered → web's CreateDeployment sent.
-    let handoff = handed_over.and_then(|sent| {
+    // The hand-offs: ECS's completion of the worker delivered → web's CreateDeployment sent
+    // (first), then web verified → the scheduler's update.
+    let worker_to_web = handed_over.and_then(|sent| {
         let created = log.iter().find(|r| r.operation == "CreateDeployment" && r.at >= sent)?;
         Some(created.at - sent)
     });
-    if let Some(handoff) = handoff {
-        out.say(format!("hand-off worker live → web's deployment created: {} ms", handoff.as_millis()));
+    if let Some(took) = worker_to_web {
+        handoffs.insert(0, (format!("{WORKER} live → {SERVICE}'s CreateDeployment"), took));
+    }
+    for (handoff, took) in &handoffs {
+        out.say(format!("hand-off {handoff}: {} ms", took.as_millis()));
     }
     let transitions: Vec<String> = every_event
         .drain()
@@ -278,7 +352,9 @@ pub async fn run_services(options: Options) -> Result<FinishedServices, String> 
         worker_after,
         changes,
         steps,
-        handoff,
+        handoffs,
+        invocations: out.invocations.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        requests: log.iter().map(|r| (r.service.clone(), r.operation.clone())).collect(),
         schedule_after,
     })
 }

@@ -295,8 +295,8 @@ async fn decide(
     // The call is made with the dashboard's (the person's) credentials; the record names the
     // principal once CloudTrail reports it.
     match app.convoy.decide(&key, approve).await {
-        Ok(deployment) => {
-            errln!("convoy dashboard: release={key} {verb}: sent on {deployment}");
+        Ok(decided) => {
+            errln!("convoy dashboard: release={} {verb}: sent on {}", decided.key, decided.deployment);
             Redirect::to(&format!("/release/{}/{}", key.service, key.release)).into_response()
         }
         Err(ConvoyError::Refused(why)) => {

@@ -29,6 +29,10 @@ pub enum Event {
     Rerouted { deployment: DeploymentId, at: DateTime<Utc> },
     /// A CloudWatch alarm is in ALARM (an EventBridge event, or the reconciler's DescribeAlarms).
     AlarmRaised { alarm: String, reason: String, since: Option<DateTime<Utc>>, via: String, at: DateTime<Utc> },
+    /// A part of a group's release: a person approved the release (`approver`: who, and on which
+    /// service, as the group's record words it), so this service's verified traffic shift goes on
+    /// with Convoy's own role, as a policy's would.
+    ApprovedWithRelease { approver: String, at: DateTime<Utc> },
 }
 
 impl StageEvent for Event {
@@ -43,6 +47,7 @@ impl StageEvent for Event {
             Event::AlarmRaised { alarm, reason, since, via, at } => {
                 release.on_alarm_raised(alarm, reason, *since, via, *at)
             }
+            Event::ApprovedWithRelease { approver, at } => release.on_approved_with_release(approver, *at),
         })
     }
 }
@@ -315,6 +320,24 @@ impl Release {
             next.record(at, "rejected", format!("{reason}; the deployment rolls back"));
         }
         Decision::changed(next, Vec::new())
+    }
+
+    /// The group's release was approved by a person: this part's shift, verified and waiting, goes
+    /// on with Convoy's role (the effect), once: a part that does not wait for approval is left
+    /// as it is. Its decision is the policy's kind (`by_policy`), naming the person it follows.
+    pub(super) fn on_approved_with_release(&self, approver: &str, at: DateTime<Utc>) -> Decision {
+        let State::AwaitingApproval { deployment } = &self.state else {
+            return Decision::unchanged(format!("the release's approval moves nothing: this part is {}", self.state));
+        };
+        if self.part_of.is_none() {
+            return Decision::unchanged("not a part of a group's release: its own approval decides");
+        }
+        let mut next = self.clone();
+        let by = format!("policy (with the release: {approver})");
+        next.approval = Some(ApprovalDecision { approved: true, by: by.clone(), at, actor: None });
+        next.state = State::ShiftingTraffic { deployment: deployment.clone() };
+        next.record(at, "approved", format!("by {by}: production traffic shifts"));
+        Decision::changed(next, vec![Effect::ContinueDeployment { deployment: deployment.clone() }])
     }
 
     /// CodeDeploy rerouted production traffic while the deployment still runs (its termination

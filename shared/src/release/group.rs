@@ -67,6 +67,10 @@ pub struct ServiceSection {
     /// Whether those scheduled tasks were pointed back at their previous revisions.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub schedules_put_back: bool,
+    /// Its part's decision on the traffic shift: a person's, or the release's approval carried
+    /// to it (a service that takes traffic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<super::ApprovalDecision>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -113,6 +117,7 @@ impl ServiceSection {
             part_entries: 0,
             schedules: Vec::new(),
             schedules_put_back: false,
+            approval: None,
         }
     }
 }

@@ -374,6 +374,9 @@ pub enum Effect {
     /// A service of a group's release is live: its scheduled tasks (EventBridge Scheduler
     /// schedules and rules running its task family) move to the release's revision.
     MoveSchedules { service: ServiceName },
+    /// A person approved a group's release: this service's verified part shifts its traffic with
+    /// the release's approval.
+    ApproveWithRelease { service: ServiceName },
 }
 
 /// The outcome of applying an event.

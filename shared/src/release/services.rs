@@ -18,7 +18,10 @@
 use chrono::{DateTime, Utc};
 
 use super::group::{SectionState, ServiceSection, image_slot};
-use super::{Context, Decision, DeployMethod, Effect, ImageStatus, Release, Stage, StageEvent, State, TransitionError};
+use super::{
+    ApprovalDecision, Context, Decision, DeployMethod, Effect, ImageStatus, Release, Stage, StageEvent, State,
+    TransitionError,
+};
 use crate::manifest::{Approval, Manifest};
 use crate::names::ServiceName;
 use crate::scheduled::ScheduleMove;
@@ -157,6 +160,9 @@ impl Release {
         if let Some(verification) = part.and_then(|p| p.verification.as_ref()) {
             section.verification = Some(verification.clone());
         }
+        if let Some(approval) = part.and_then(|p| p.approval.as_ref()) {
+            section.approval = Some(approval.clone());
+        }
         let same = ServiceSection { part_entries: self.services[index].part_entries, ..next.services[index].clone() };
         if same == self.services[index] {
             return Decision::unchanged(format!("{service} is where the record has it"));
@@ -175,6 +181,7 @@ impl Release {
                 if now_live {
                     effects.insert(0, Effect::MoveSchedules { service: service.clone() });
                 }
+                effects.extend(next.carry_the_approval(at));
                 effects
             }
             State::RevertingServices { .. } => {
@@ -190,6 +197,48 @@ impl Release {
             _ => Vec::new(),
         };
         Decision::changed(next, effects)
+    }
+
+    /// The release's one approval: the first a person gave on any of its services (each part of a
+    /// service that takes traffic waits for its own, and a person approves one of them). Once
+    /// there is one, every other verified service that awaits a decision shifts with it. Its
+    /// effects: a continue for each of those, once per change of the record.
+    fn carry_the_approval(&mut self, at: DateTime<Utc>) -> Vec<Effect> {
+        let person = |a: &&ApprovalDecision| a.approved && !a.by_policy();
+        let Some((service, first)) = self
+            .services
+            .iter()
+            .filter_map(|s| s.approval.as_ref().filter(person).map(|a| (s.service.clone(), a)))
+            .min_by_key(|(_, a)| a.at)
+            .map(|(service, a)| (service, a.clone()))
+        else {
+            return Vec::new();
+        };
+        if self.approval.as_ref().is_none_or(|a| a.at != first.at || a.by != first.by) {
+            let carried = self.services.iter().filter(|s| s.takes_traffic && s.service != service).count();
+            let then = match carried {
+                0 => String::new(),
+                _ => "; every other service that takes traffic shifts with it once verified".into(),
+            };
+            if self.approval.is_none() {
+                self.record(at, "approved", format!("by {} on {service}{then}", first.by));
+            } else {
+                self.record(at, "attributed", format!("the release's approval on {service}: {}", first.by));
+            }
+            self.approval = Some(first);
+        }
+        self.services
+            .iter()
+            .filter(|s| s.takes_traffic && s.approval.is_none() && s.state == SectionState::Through)
+            .map(|s| Effect::ApproveWithRelease { service: s.service.clone() })
+            .collect()
+    }
+
+    /// Who approved the release and on which service, as a part it carries to names it.
+    pub fn release_approver(&self) -> Option<String> {
+        let approval = self.approval.as_ref().filter(|a| a.approved && !a.by_policy())?;
+        let service = self.services.iter().find(|s| s.approval.as_ref() == Some(approval))?;
+        Some(format!("{} approved it on {}", approval.by, service.service))
     }
 
     /// The section at `failed` failed: no further step opens, every changed service goes back.

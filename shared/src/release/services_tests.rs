@@ -26,7 +26,8 @@ fn ready_group(order: serde_json::Value) -> Release {
     let key = ReleaseKey::new(service("shop"), "r1".parse().unwrap());
     let all = serde_json::json!({"web": {"containers": {"laravel": "app", "nginx": "nginx"}},
                                  "worker": {"containers": {"worker": "app"}},
-                                 "cron": {"containers": {"cron": "app"}}});
+                                 "cron": {"containers": {"cron": "app"}},
+                                 "api": {"containers": {"api": "app"}}});
     // The services the order names, each with its containers.
     let named = order.to_string();
     let services: serde_json::Map<String, serde_json::Value> = all
@@ -49,6 +50,7 @@ fn ready_group(order: serde_json::Value) -> Release {
         (service("web"), DeployMethod::CodeDeploy),
         (service("worker"), DeployMethod::EcsRolling),
         (service("cron"), DeployMethod::EcsRolling),
+        (service("api"), DeployMethod::CodeDeploy),
     ]);
     let source =
         ManifestSource { bucket: "b".into(), key: "releases/shop/r1.json".into(), version_id: None, etag: None };
@@ -71,7 +73,7 @@ fn deploying(order: serde_json::Value) -> Release {
 /// recorded the revision its service ran), then put in `state`.
 fn part_in(group: &Release, name: &str, state: State) -> Release {
     let part = group.part(&service(name), t(3)).expect("a service of the release");
-    let rolling = name != "web";
+    let rolling = !["web", "api"].contains(&name);
     let method = if rolling { DeployMethod::EcsRolling } else { DeployMethod::CodeDeploy };
     let claimed = deployment::Event::Claimed { method, at: t(3), lease: Duration::seconds(60), gate: None };
     let (part, _) = apply(&part, claimed);
@@ -89,7 +91,7 @@ fn part_in(group: &Release, name: &str, state: State) -> Release {
         let arn = format!("arn:aws:ecs:us-east-1:123456789012:service-deployment/c/{name}/x");
         DeploymentRef::from(ServiceDeploymentArn::new(&arn).unwrap())
     } else {
-        DeploymentRef::from(DeploymentId::new("d-ABCDEFGHI").unwrap())
+        code_deployment(name)
     };
     let started = deployment::Event::Started { deployment: id, task_definition: Some(revision(name, 8)), at: t(5) };
     let (mut part, _) = apply(&part, started);
@@ -102,7 +104,13 @@ fn moved(part: &Release, at: i64) -> services::Event {
 }
 
 fn web_deployment() -> DeploymentRef {
-    DeploymentRef::from(DeploymentId::new("d-ABCDEFGHI").unwrap())
+    code_deployment("web")
+}
+
+/// The CodeDeploy deployment of `web` or `api`.
+fn code_deployment(name: &str) -> DeploymentRef {
+    let id = if name == "web" { "d-ABCDEFGHI" } else { "d-APIAPIAPI" };
+    DeploymentRef::from(DeploymentId::new(id).unwrap())
 }
 
 fn sections(release: &Release) -> Vec<(&str, &SectionState)> {
@@ -411,4 +419,85 @@ fn a_live_services_scheduled_tasks_are_recorded_as_moved_once_and_put_back_once(
     );
     assert!(unchanged(group.apply(&back()).unwrap()), "put back once");
     assert!(unchanged(group.apply(&services::Event::SchedulesPutBack { service: service("web"), at: t(9) }).unwrap()));
+}
+
+const ANA: &str = "arn:aws:iam::123456789012:user/ana";
+
+/// `name`'s part, verified and then continued by a person (`by`), or by policy.
+fn approved_part(group: &Release, name: &str, by: &str, at: i64) -> Release {
+    let mut part = part_in(group, name, State::ShiftingTraffic { deployment: code_deployment(name) });
+    part.approval = Some(ApprovalDecision { approved: true, by: by.into(), at: t(at), actor: None });
+    part
+}
+
+fn awaiting(group: &Release, name: &str) -> Release {
+    part_in(group, name, State::AwaitingApproval { deployment: code_deployment(name) })
+}
+
+#[test]
+fn a_persons_approval_of_one_service_is_the_releases_and_the_other_waiting_service_shifts_with_it_once() {
+    let group = deploying(serde_json::json!([["web", "api"], "worker"]));
+    let (group, _) = apply(&group, moved(&awaiting(&group, "web"), 6));
+    let (group, effects) = apply(&group, moved(&awaiting(&group, "api"), 7));
+    assert_eq!(effects, [Effect::OpenServices { services: vec![service("worker")] }], "no approval yet: none carried");
+    assert_eq!(group.approval, None);
+
+    let (group, effects) = apply(&group, moved(&approved_part(&group, "web", ANA, 8), 8));
+    assert_eq!(effects, [Effect::ApproveWithRelease { service: service("api") }], "api follows web's approval");
+    assert_eq!(group.approval.as_ref().map(|a| a.by.as_str()), Some(ANA), "the release's one approval");
+    assert_eq!(group.release_approver().as_deref(), Some(format!("{ANA} approved it on web").as_str()));
+    let entry = group.timeline.iter().find(|e| e.event == "approved").expect("the release's approval recorded");
+    assert!(entry.detail.contains("every other service that takes traffic shifts with it"), "{entry:?}");
+    assert!(unchanged(group.apply(&moved(&approved_part(&group, "web", ANA, 8), 9)).unwrap()), "carried once");
+
+    // api's part took it: its approval is the policy's kind, and nothing more is carried.
+    let carried = format!("policy (with the release: {ANA} approved it on web)");
+    let (group, effects) = apply(&group, moved(&approved_part(&group, "api", &carried, 10), 10));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(group.approval.as_ref().map(|a| a.by.as_str()), Some(ANA), "still the person's");
+}
+
+#[test]
+fn the_releases_approval_carries_to_a_service_that_takes_traffic_verified_after_it() {
+    let group = deploying(serde_json::json!(["web", "api"]));
+    let (group, effects) = apply(&group, moved(&awaiting(&group, "web"), 6));
+    assert_eq!(effects, [Effect::OpenServices { services: vec![service("api")] }]);
+    let (group, effects) = apply(&group, moved(&approved_part(&group, "web", ANA, 7), 7));
+    assert!(effects.is_empty(), "api is not verified yet: nothing to carry ({effects:?})");
+    let deploying_api = part_in(&group, "api", State::Verifying { deployment: code_deployment("api") });
+    let (group, effects) = apply(&group, moved(&deploying_api, 8));
+    assert!(effects.is_empty(), "verifying: not yet ({effects:?})");
+    let (_, effects) = apply(&group, moved(&awaiting(&group, "api"), 9));
+    assert_eq!(
+        effects,
+        [Effect::ApproveWithRelease { service: service("api") }],
+        "verified: it shifts with the release"
+    );
+}
+
+#[test]
+fn a_policys_approval_of_one_service_is_not_the_releases_and_carries_nothing() {
+    let group = deploying(serde_json::json!([["web", "api"]]));
+    let (group, _) = apply(&group, moved(&awaiting(&group, "api"), 6));
+    let (group, effects) = apply(&group, moved(&approved_part(&group, "web", "policy (auto)", 7), 7));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(group.approval, None);
+    assert_eq!(group.release_approver(), None);
+}
+
+#[test]
+fn a_waiting_part_takes_the_releases_approval_once_and_continues_its_deployment() {
+    let group = deploying(serde_json::json!([["web", "api"]]));
+    let api = awaiting(&group, "api");
+    let event = approval::Event::ApprovedWithRelease { approver: format!("{ANA} approved it on web"), at: t(9) };
+    let (api, effects) = apply(&api, event.clone());
+    assert_eq!(api.state, State::ShiftingTraffic { deployment: code_deployment("api") });
+    assert_eq!(effects, [Effect::ContinueDeployment { deployment: code_deployment("api") }]);
+    let decision = api.approval.as_ref().unwrap();
+    assert!(decision.by_policy(), "Convoy's own call carries it out: {}", decision.by);
+    assert!(decision.by.contains(ANA), "{}", decision.by);
+    assert!(unchanged(api.apply(&event).unwrap()), "once");
+    let mut alone = awaiting(&group, "web");
+    alone.part_of = None;
+    assert!(unchanged(alone.apply(&event).unwrap()), "a release of one service has its own approval");
 }

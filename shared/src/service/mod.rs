@@ -18,6 +18,7 @@ mod services;
 mod transition;
 mod verification;
 
+pub use self::decide::Decided;
 pub use self::reconcile::{CONCURRENT_VISITS, Reconciliation};
 pub use self::verification::{HookAnswer, HookReply, NativeHook, OUT_OF_TIME_NOTE_LIMIT};
 

@@ -145,6 +145,45 @@ impl Convoy {
         self.put_back_schedules(outbox, &stored.release, service, now).await
     }
 
+    /// Carries the group's approval (a person's, on another of its services) to the part of
+    /// `service`: its verified shift goes on with Convoy's role, once (the part's conditional write
+    /// decides; the continue follows it). Not while an alarm that gates it is in ALARM: the alarm
+    /// rolls it back instead.
+    pub(super) async fn approve_part_in(
+        &self,
+        outbox: &Outbox,
+        group: &ReleaseKey,
+        service: &ServiceName,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConvoyError> {
+        let Some(stored) = self.store.load(group).await? else { return Ok(()) };
+        let approver = match (&stored.release.state, stored.release.release_approver()) {
+            (State::DeployingServices { .. }, Some(approver)) => approver,
+            (state, _) => {
+                info!(%state, %service, "no approval of the release to carry");
+                return Ok(());
+            }
+        };
+        let part = ReleaseKey::new(service.clone(), group.release.clone());
+        let Some(known) = self.store.load(&part).await? else { return Ok(()) };
+        if !matches!(known.release.state, State::AwaitingApproval { .. }) {
+            info!(state = %known.release.state, %service, "the part awaits no approval");
+            return Ok(());
+        }
+        match self.refuse_while_alarmed(&known.release).await {
+            Ok(()) => {}
+            Err(ConvoyError::Refused(why)) => {
+                warn!(%why, %service, "the release's approval is not carried while an alarm is in ALARM");
+                return Ok(());
+            }
+            // CloudWatch did not answer: the reconciler's visit carries it later.
+            Err(err) => return Err(err),
+        }
+        let event = crate::release::approval::Event::ApprovedWithRelease { approver, at: now };
+        Box::pin(self.transition(outbox, &part, Some(known), &event)).instrument(release_span(&part)).await?;
+        Ok(())
+    }
+
     /// A live service's scheduled tasks (schedules and rules running its task family) move to the
     /// release's revision, once: only while the release deploys (or has just succeeded), and only
     /// if none were recorded as moved; a task that runs the revision already is not written.
@@ -243,6 +282,18 @@ impl Convoy {
         }
         for section in &group.services {
             outbox.tell(&ReleaseKey::new(section.service.clone(), group.key.release.clone()));
+        }
+        if matches!(group.state, State::DeployingServices { .. }) && group.release_approver().is_some() {
+            // The release's approval carried to a waiting part, lost to a crash, is carried now.
+            let waiting = group.services.iter().filter(|s| {
+                s.takes_traffic && s.approval.is_none() && s.state == crate::release::SectionState::Through
+            });
+            for section in waiting {
+                outbox.defer(super::transition::Deferred::Approve {
+                    group: group.key.clone(),
+                    service: section.service.clone(),
+                });
+            }
         }
         if matches!(group.state, State::RevertingServices { .. }) {
             // A put back that failed (AWS unavailable, a claim whose holder crashed) is asked again.

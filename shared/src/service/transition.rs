@@ -41,6 +41,8 @@ pub(crate) enum Deferred {
     Revert { group: ReleaseKey, service: ServiceName },
     /// Move `service`'s scheduled tasks to the release's revision.
     MoveSchedules { group: ReleaseKey, service: ServiceName },
+    /// Carry the release's approval to the part of `service`, verified and waiting.
+    Approve { group: ReleaseKey, service: ServiceName },
 }
 
 impl Outbox {
@@ -323,6 +325,9 @@ impl Convoy {
                 Effect::MoveSchedules { service } => {
                     outbox.defer(Deferred::MoveSchedules { group: key.clone(), service: service.clone() });
                 }
+                Effect::ApproveWithRelease { service } => {
+                    outbox.defer(Deferred::Approve { group: key.clone(), service: service.clone() });
+                }
                 Effect::ReleaseServiceLocks => {
                     Box::pin(self.release_service_locks(outbox, &outcome.release, now)).await?
                 }
@@ -425,6 +430,9 @@ impl Convoy {
                 }
                 Deferred::MoveSchedules { group, service } => {
                     Box::pin(self.move_schedules_in(outbox, group, service, outbox.now)).await
+                }
+                Deferred::Approve { group, service } => {
+                    Box::pin(self.approve_part_in(outbox, group, service, outbox.now)).await
                 }
             };
             if let Err(err) = done {

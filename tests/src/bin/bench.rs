@@ -57,6 +57,10 @@ async fn main() {
     let env = env(&world, &proxy.endpoint, &ecs.cluster, &["web".into()], &repositories, &settings);
 
     println!("Convoy benchmark — release binaries from {}", bin.display());
+    if std::env::var("CONVOY_BENCH_ONLY").as_deref() == Ok("services") {
+        convoy_tests::account::services().await;
+        return;
+    }
     if std::env::var("CONVOY_BENCH_ONLY").as_deref() == Ok("gate") {
         convoy_tests::account::gate(&bin).await;
         return;
@@ -128,6 +132,7 @@ async fn main() {
     let cli = Some(bin.join("convoy")).filter(|p| p.exists()).unwrap_or_else(|| binary("convoy"));
     convoy_tests::account::run(&bin, &cli).await;
     convoy_tests::account::gate(&bin).await;
+    convoy_tests::account::services().await;
 
     load(&bin, moto).await;
 

@@ -64,6 +64,11 @@ pub(super) struct Ecs {
     /// The `Authorization` of the last `UpdateService` (moto reads the account from it): ECS's
     /// own rollback update is sent to moto with it.
     authorization: String,
+    /// Each service's PRIMARY deployment as ECS keeps it after an `UpdateService` with a task
+    /// definition (moto keeps its first deployment's revision and time for ever): the revision
+    /// and when the update created it, in epoch seconds ("PRIMARY: the most recent deployment of
+    /// a service", API Reference, `Deployment`).
+    primary: HashMap<String, (String, f64)>,
     /// Tasks whose containers exited (moto runs none): the task as ECS then describes it (a
     /// STOPPED event's `detail`, which "resembles the Task object that is returned from a
     /// DescribeTasks API operation", Amazon ECS Developer Guide, "Amazon ECS task state change
@@ -198,7 +203,10 @@ impl Ecs {
         match operation {
             "UpdateService" => {
                 let service = answer["service"]["serviceName"].as_str()?.to_owned();
-                let configuration = self.native_services.get(&service)?.clone();
+                let primary = self.new_primary(&service, request, &mut answer["service"]);
+                let Some(configuration) = self.native_services.get(&service).cloned() else {
+                    return primary.then_some(answer);
+                };
                 let cluster = answer["service"]["clusterArn"].as_str()?.rsplit('/').next()?.to_owned();
                 let prefix = answer["service"]["serviceArn"].as_str()?.split(":service/").next()?.to_owned();
                 let n = self.started.len() + 1;
@@ -246,6 +254,7 @@ impl Ecs {
                         service["deploymentConfiguration"] = configuration.clone();
                         changed = true;
                     }
+                    changed |= self.primary_of(&name, service);
                 }
                 changed.then_some(answer)
             }
@@ -293,6 +302,33 @@ impl Ecs {
 }
 
 impl Ecs {
+    /// An `UpdateService` naming a task definition starts a new PRIMARY deployment of it: kept,
+    /// and put in moto's answer (`described`, the service). Whether the answer changed.
+    fn new_primary(&mut self, service: &str, request: &Value, described: &mut Value) -> bool {
+        let Some(task_definition) = request["taskDefinition"].as_str() else { return false };
+        // moto's answer names the task definition as ECS does (an ARN, whatever the request said).
+        let task_definition = described["taskDefinition"].as_str().unwrap_or(task_definition).to_owned();
+        let now = chrono::Utc::now();
+        let created = now.timestamp() as f64 + f64::from(now.timestamp_subsec_millis()) / 1000.0;
+        self.primary.insert(service.to_owned(), (task_definition, created));
+        self.primary_of(service, described)
+    }
+
+    /// The service's deployments as ECS lists them after the last update: its PRIMARY one first
+    /// (moto's own, with the update's revision, time and an id of its own). Whether it changed.
+    fn primary_of(&self, service: &str, described: &mut Value) -> bool {
+        let Some((task_definition, created)) = self.primary.get(service) else { return false };
+        let Some(first) = described["deployments"].as_array().and_then(|d| d.first()).cloned() else { return false };
+        let mut primary = first;
+        primary["status"] = json!("PRIMARY");
+        primary["taskDefinition"] = json!(task_definition);
+        primary["createdAt"] = json!(created);
+        primary["updatedAt"] = json!(created);
+        primary["id"] = json!(format!("ecs-svc/{}", (*created * 1000.0) as u64));
+        described["deployments"] = json!([primary]);
+        true
+    }
+
     /// Whether `service` is one a test declared (its `UpdateService` starts a service deployment).
     pub(super) fn declares(&self, service: &str) -> bool {
         self.native_services.contains_key(service)
@@ -429,7 +465,11 @@ impl StandIn {
         let update = json!({"cluster": cluster, "service": service, "taskDefinition": source});
         let head = format!("Authorization: {authorization}");
         let target = "AmazonEC2ContainerServiceV20141113.UpdateService";
-        super::moto_json(&self.shared.upstream, &head, target, &update).await.expect("moto updates the service back");
+        let answer =
+            super::moto_json(&self.shared.upstream, &head, target, &update).await.expect("moto updates the service back");
+        // ECS's own update starts a PRIMARY deployment of the source revision, as any update does.
+        let mut described = answer["service"].clone();
+        self.ecs().new_primary(&service, &update, &mut described);
     }
 
     /// ECS ends `service_deployment` with `status` (SUCCESSFUL, ROLLBACK_SUCCESSFUL, ...) and

@@ -79,8 +79,13 @@ fn changes(backend: &MotoBackend) -> Vec<String> {
 /// The release's images pushed (one before the manifest, one after), its manifest uploaded and
 /// its events replayed out of order; its migration task exits 0, its STOPPED event three times.
 async fn migrated(backend: &MotoBackend, release: &str, order: Value) -> ReleaseKey {
+    migrated_with(backend, release, &manifest_v2(backend, release, order)).await
+}
+
+/// [`migrated`], for the version 2 manifest `manifest` of group `shop`.
+async fn migrated_with(backend: &MotoBackend, release: &str, manifest: &Value) -> ReleaseKey {
     let key = group_key("shop", release);
-    let body = manifest_v2(backend, release, order).to_string();
+    let body = manifest.to_string();
     let (_, early) = backend.push("app", release).await;
     let upload = backend.upload(&format!("releases/shop/{release}.json"), &body).await;
     invoke_manifest_uploaded(&backend.convoy, upload.clone()).await.unwrap();
@@ -451,4 +456,87 @@ async fn one_bad_image_of_one_service_fails_the_whole_groups_release_at_the_gate
     );
     let judged: Vec<&str> = record.gate.as_ref().unwrap().images.iter().map(|i| i.container.as_str()).collect();
     assert_eq!(judged, ["app of worker"], "each image judged under the policy of each service that runs it");
+}
+
+/// The CloudTrail records of the continues made on `deployment` (refused ones left out): the
+/// principal of each.
+fn continued_by(backend: &MotoBackend, deployment: &str) -> Vec<String> {
+    let accepted = backend.standin.trail().into_iter().filter(|r| {
+        r["eventName"] == "ContinueDeployment"
+            && r["errorCode"].is_null()
+            && r["requestParameters"]["deploymentId"] == deployment
+    });
+    accepted.map(|r| r["userIdentity"]["arn"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn one_persons_approval_of_web_is_the_releases_and_api_verified_later_shifts_with_it_each_continued_once() {
+    let green = http::serve(Behaviour::version("g8")).await;
+    let mut backend = MotoBackend::with_listener(&containers(), &green.url, "manual", probe()).await;
+    // api: a second service behind its own CodeDeploy group, verified on the same green server.
+    backend.world.ecs_service("api", &["app", "nginx"]).await;
+    let (api_application, api_group) = backend.world.codedeploy("api").await;
+    let settings =
+        convoy_tests::world::service_settings("api", &api_application, &api_group, &green.url, "manual", probe());
+    let config = &mut backend.convoy.config;
+    config.services.extend(convoy::settings::parse(&settings).expect("api's settings"));
+    config.policy.allowed_services.insert("api".parse().unwrap());
+    config.release_groups.insert("shop".into(), vec!["web".parse().unwrap(), "api".parse().unwrap()]);
+    let manifest = json!({
+        "version": 2, "release": "g8", "group": "shop",
+        "images": {"app": backend.uri("app", "g8"), "nginx": backend.uri("nginx", "g8")},
+        "services": {"web": {"containers": {"app": "app", "nginx": "nginx"}},
+                     "api": {"containers": {"app": "app", "nginx": "nginx"}}},
+        "migration": {"service": "web", "container": "app", "command": ["./migrate"]},
+        "order": ["web", "api"]
+    });
+    let key = migrated_with(&backend, "g8", &manifest).await;
+    let web = backend.record(&part_key("web", "g8")).await.expect("web's part");
+    let State::Deploying { deployment } = web.state else { panic!("web deploys, not {}", web.state) };
+    let web_deployment = deployment.to_string();
+    backend.codedeploy_hook(&web_deployment, "exec-1").await;
+    let api = backend.record(&part_key("api", "g8")).await.expect("web verified: api's step opened");
+    let State::Deploying { deployment } = api.state else { panic!("api deploys, not {}", api.state) };
+    let api_deployment = deployment.to_string();
+
+    // Ana approves the release (not a service of it): her call continues web, the one waiting.
+    backend.standin.waits(&web_deployment);
+    let (ana, as_ana) = backend.person("ana").await;
+    let decided = as_ana.decide(&key, true).await.expect("the release awaits its approval");
+    assert_eq!((decided.key.to_string(), decided.deployment.as_str()), ("web/g8".into(), web_deployment.as_str()));
+    let delivered = backend.cloudtrail_delivers_last_call().await;
+    invoke(&backend.convoy, "deployment-changed", delivered).await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.approval.as_ref().map(|a| a.by.as_str()), Some(ana.as_str()), "the release's approval");
+    assert!(continued_by(&backend, &api_deployment).is_empty(), "api is not verified yet: it waits");
+
+    // api passes its verification (its hook delivered twice): it shifts with the release's approval.
+    backend.standin.hook_invoked(&api_deployment, "exec-2");
+    for _ in 0..2 {
+        invoke(&backend.convoy, "verify", fixtures::codedeploy_hook(&api_deployment, "exec-2")).await;
+    }
+    let api = backend.record(&part_key("api", "g8")).await.unwrap();
+    assert_eq!(api.state, State::ShiftingTraffic { deployment: api.state.deployment().unwrap().clone() });
+    let by = &api.approval.as_ref().expect("carried to api").by;
+    assert_eq!(by, &format!("policy (with the release: {ana} approved it on web)"));
+    // CodeDeploy's READY_WAIT comes after the hook's answer: the reconciler's continue takes.
+    backend.standin.waits(&api_deployment);
+    for _ in 0..2 {
+        backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    }
+    for deployment in [&web_deployment, &api_deployment] {
+        backend.standin.finish(deployment);
+    }
+    backend.codedeploy_reports(&web_deployment, "SUCCESS").await;
+    let api_end = fixtures::codedeploy_state_change(&api_application, &api_group, &api_deployment, "SUCCESS");
+    invoke(&backend.convoy, "deployment-changed", api_end).await;
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded, "{:#?}", record.timeline);
+    assert_eq!(continued_by(&backend, &web_deployment), std::slice::from_ref(&ana), "web: Ana's one call");
+    let convoy_calls = continued_by(&backend, &api_deployment);
+    assert_eq!(convoy_calls.len(), 1, "api: one continue, Convoy's: {convoy_calls:?}");
+    assert_ne!(convoy_calls[0], ana, "made with Convoy's role, not in Ana's name");
+    assert_eq!(record.timeline.iter().filter(|e| e.event == "approved").count(), 1, "one approval for the release");
 }

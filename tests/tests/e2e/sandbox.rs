@@ -188,8 +188,8 @@ async fn the_sandbox_with_services_ships_the_worker_then_web_from_one_manifest_a
     let web = finished.web.as_ref().expect("web's part");
     assert!(web.approval.as_ref().is_some_and(|a| a.approved && a.by.contains(":user/sandbox-operator-")));
     assert_eq!(finished.wait_exit, 0, "{}", finished.waited);
-    let handoff = finished.handoff.expect("web's deployment followed the worker's completion");
-    assert!(handoff < std::time::Duration::from_secs(1), "the hand-off took {handoff:?}");
+    let [(_, handoff)] = finished.handoffs.as_slice() else { panic!("one hand-off: {:?}", finished.handoffs) };
+    assert!(*handoff < std::time::Duration::from_secs(1), "the hand-off took {handoff:?}");
     assert_eq!(finished.steps.len(), 6, "{:?}", finished.steps);
     let rows: Vec<&str> = finished.status.lines().filter(|l| l.starts_with("  1 ") || l.starts_with("  2 ")).collect();
     assert_eq!(
@@ -220,4 +220,33 @@ async fn the_sandbox_with_services_puts_the_worker_back_when_web_fails_its_verif
     assert_eq!(finished.schedule_after, finished.worker_before, "and so does its scheduled task");
     assert_eq!(finished.changes, ["RunTask", "UpdateService", "CreateDeployment", "UpdateService"], "put back once");
     assert_eq!(finished.wait_exit, 1, "{}", finished.waited);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_three_service_release_the_bench_measures_hands_each_service_to_the_next_in_under_a_second() {
+    let finished =
+        convoy_tests::sandbox_services::run_three_services(options("three")).await.expect("the sandbox runs");
+    assert_eq!(finished.release.state, State::Succeeded, "{:#?}", finished.release.timeline);
+    let live = |name: &str| (name.to_owned(), "live".to_owned());
+    assert_eq!(sections(&finished), [live("laravel-worker"), live("laravel-app"), live("laravel-scheduler")]);
+    assert_eq!(
+        finished.changes,
+        ["RunTask", "UpdateService", "CreateDeployment", "UpdateService"],
+        "one migration, then one deployment per service in the manifest's order"
+    );
+    let labels: Vec<&str> = finished.handoffs.iter().map(|(label, _)| label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "laravel-worker live → laravel-app's CreateDeployment",
+            "laravel-app verified → laravel-scheduler's UpdateService"
+        ]
+    );
+    for (handoff, took) in &finished.handoffs {
+        assert!(*took < std::time::Duration::from_secs(1), "{handoff} took {took:?}");
+    }
+    // Upload ×2, pushes 1 + 2, migration 1, worker's end ×2, hook 1, scheduler's end ×2, the
+    // approval's CloudTrail event 1, web's end 1: what the bench's cost counts.
+    assert_eq!(finished.invocations.len(), 13, "{:?}", finished.invocations);
+    assert!(finished.requests.iter().any(|(service, operation)| service == "s3" && operation == "PutObject"));
 }

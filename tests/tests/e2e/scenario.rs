@@ -391,6 +391,7 @@ impl MemoryBackend {
         let tasks = Arc::new(MemoryTasks::default());
         let shape = convoy::ports::ServiceShape {
             task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into(),
+            since: None,
             network: Some(convoy::ports::AwsVpc {
                 subnets: vec!["subnet-1".into()],
                 security_groups: vec!["sg-1".into()],

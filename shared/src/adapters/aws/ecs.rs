@@ -233,7 +233,15 @@ impl Tasks for EcsTasks {
         };
         let platform_version =
             primary.and_then(|set| set.platform_version()).or(found.platform_version()).map(str::to_owned);
-        Ok(ServiceShape { task_definition, network, launch, platform_version })
+        let since = match primary {
+            Some(set) => to_chrono(set.created_at()),
+            None => found
+                .deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition.as_str()))
+                .and_then(|d| to_chrono(d.created_at())),
+        };
+        Ok(ServiceShape { task_definition, since, network, launch, platform_version })
     }
 
     async fn register_migration(&self, spec: &MigrationTaskSpec) -> Result<RegisteredTaskDefinition, TasksError> {
@@ -375,6 +383,7 @@ mod tests {
             task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web-convoy-migration:7".into(),
             shape: ServiceShape {
                 task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:41".into(),
+                since: None,
                 network: Some(AwsVpc {
                     subnets: vec!["subnet-a".into(), "subnet-b".into()],
                     security_groups: vec!["sg-app".into()],
@@ -427,6 +436,53 @@ mod tests {
         let tags: Vec<_> = input.tags().iter().map(|t| (t.key(), t.value())).collect();
         assert_eq!(tags, [(Some("convoy:migration"), Some("true"))], "StopTask is granted on this tag only");
         assert_eq!(rule.num_calls(), 1);
+    }
+
+    fn services_answer(
+        service: aws_sdk_ecs::types::Service,
+    ) -> aws_sdk_ecs::operation::describe_services::DescribeServicesOutput {
+        aws_sdk_ecs::operation::describe_services::DescribeServicesOutput::builder().services(service).build()
+    }
+
+    fn at(secs: i64) -> aws_sdk_ecs::primitives::DateTime {
+        aws_sdk_ecs::primitives::DateTime::from_secs(secs)
+    }
+
+    #[tokio::test]
+    async fn a_codedeploy_service_runs_its_primary_task_sets_revision_since_that_set_was_created() {
+        use aws_sdk_ecs::types::{Service, TaskSet};
+        let service = Service::builder()
+            .status("ACTIVE")
+            .task_definition("arn:aws:ecs:us-east-1:1:task-definition/web:1")
+            .task_sets(TaskSet::builder().status("ACTIVE").task_definition("web:3").created_at(at(300)).build())
+            .task_sets(TaskSet::builder().status("PRIMARY").task_definition("web:2").created_at(at(200)).build())
+            .build();
+        let rule = mock!(Client::describe_services).then_output(move || services_answer(service.clone()));
+        let shape = EcsTasks::new(mock_client!(aws_sdk_ecs, [&rule])).service_shape("prod", "web").await.unwrap();
+        assert_eq!((shape.task_definition.as_str(), shape.since), ("web:2", DateTime::from_timestamp(200, 0)));
+    }
+
+    #[tokio::test]
+    async fn an_ecs_controlled_service_runs_since_its_primary_deployment_when_that_runs_the_same_revision() {
+        use aws_sdk_ecs::types::{Deployment, Service};
+        let service = |primary: &str| {
+            Service::builder()
+                .status("ACTIVE")
+                .task_definition("web:5")
+                .deployments(Deployment::builder().status("ACTIVE").task_definition("web:4").created_at(at(40)).build())
+                .deployments(
+                    Deployment::builder().status("PRIMARY").task_definition(primary).created_at(at(50)).build(),
+                )
+                .build()
+        };
+        let same = service("web:5");
+        let rule = mock!(Client::describe_services).then_output(move || services_answer(same.clone()));
+        let shape = EcsTasks::new(mock_client!(aws_sdk_ecs, [&rule])).service_shape("prod", "web").await.unwrap();
+        assert_eq!((shape.task_definition.as_str(), shape.since), ("web:5", DateTime::from_timestamp(50, 0)));
+        let other = service("web:4");
+        let rule = mock!(Client::describe_services).then_output(move || services_answer(other.clone()));
+        let shape = EcsTasks::new(mock_client!(aws_sdk_ecs, [&rule])).service_shape("prod", "web").await.unwrap();
+        assert_eq!(shape.since, None, "a deployment of another revision does not say since when web:5 runs");
     }
 
     #[tokio::test]

@@ -6,8 +6,8 @@ use super::status_and_code;
 use crate::error::{Cause, ReadError, StoreError};
 use crate::names::{DeploymentRef, ReleaseId, ReleaseKey, ServiceName};
 use crate::ports::{
-    ActiveReleases, DeployLock, DeployLocks, DeploymentIndex, FetchedObject, ListedObject, ManifestReader, ObjectRef,
-    RecordVersion, ReleaseStore, Stored, WaitList,
+    ActiveReleases, DeployLock, DeployLocks, DeploymentIndex, FetchedObject, ListedObject, ListedRecord,
+    ManifestReader, ObjectRef, RecordPage, RecordVersion, ReleaseStore, ServiceRecords, Stored, WaitList,
 };
 use crate::release::{ImageKey, Release};
 
@@ -184,6 +184,37 @@ impl ReleaseStore for S3Store {
 
     async fn replace(&self, release: &Release, expected: &RecordVersion) -> Result<RecordVersion, StoreError> {
         self.put_record(release, Condition::Version(expected)).await
+    }
+}
+
+#[async_trait]
+impl ServiceRecords for S3Store {
+    async fn record_page(&self, service: &ServiceName, token: Option<String>) -> Result<RecordPage, StoreError> {
+        let prefix = format!("state/{service}/");
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(super::cause(err)))?;
+        let records = output
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                let key = Self::release_of_record(object.key()?).filter(|k| k.service == *service)?;
+                // No time given: as if written now, so the record is read rather than skipped.
+                let written_at = object
+                    .last_modified()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                Some(ListedRecord { key, written_at })
+            })
+            .collect();
+        let next = output.next_continuation_token.filter(|_| output.is_truncated == Some(true));
+        Ok(RecordPage { records, next })
     }
 }
 

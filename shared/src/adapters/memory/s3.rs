@@ -9,9 +9,10 @@ use async_trait::async_trait;
 
 use super::lock;
 use crate::error::{ReadError, StoreError};
-use crate::names::{DeploymentRef, ReleaseKey};
+use crate::names::{DeploymentRef, ReleaseKey, ServiceName};
 use crate::ports::{
-    ActiveReleases, FetchedObject, ManifestReader, ObjectRef, RecordVersion, ReleaseStore, Stored, WaitList,
+    ActiveReleases, FetchedObject, ListedRecord, ManifestReader, ObjectRef, RecordPage, RecordVersion, ReleaseStore,
+    ServiceRecords, Stored, WaitList,
 };
 use crate::release::{ImageKey, Release};
 
@@ -23,6 +24,58 @@ pub struct MemoryStore {
     active: Mutex<BTreeSet<ReleaseKey>>,
     /// The deployment index (kept with the records: a hook reads both in one call, as from S3).
     deployments: Mutex<HashMap<String, ReleaseKey>>,
+    /// When each record was last written (S3's `LastModified`).
+    written: Mutex<HashMap<ReleaseKey, chrono::DateTime<chrono::Utc>>>,
+    /// Records per listing page (0: S3's 1,000).
+    page_size: std::sync::atomic::AtomicUsize,
+}
+
+impl MemoryStore {
+    /// Lists `size` records per page instead of S3's 1,000.
+    pub fn with_page_size(self, size: usize) -> Self {
+        self.page_size.store(size, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
+    /// Says `key` was last written at `at`, as S3's `LastModified` would (tests of readers that
+    /// order by it).
+    pub fn written_at(&self, key: &ReleaseKey, at: chrono::DateTime<chrono::Utc>) {
+        lock(&self.written).insert(key.clone(), at);
+    }
+
+    /// Replaces the record of `key` with `text`, as a hand edit of the object would.
+    pub fn corrupt(&self, key: &ReleaseKey, text: &str) {
+        if let Some((stored, version)) = lock(&self.records).get_mut(key) {
+            *stored = text.to_owned();
+            *version += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl ServiceRecords for MemoryStore {
+    async fn record_page(&self, service: &ServiceName, token: Option<String>) -> Result<RecordPage, StoreError> {
+        let size = match self.page_size.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => 1000,
+            size => size,
+        };
+        let mut keys: Vec<ReleaseKey> = lock(&self.records).keys().filter(|k| k.service == *service).cloned().collect();
+        keys.sort_by_key(|k| k.release.to_string());
+        // The token is the last key of the previous page, as S3's continuation is opaque but ordered.
+        let after = token.unwrap_or_default();
+        let rest: Vec<ReleaseKey> = keys.into_iter().filter(|k| k.release.as_str() > after.as_str()).collect();
+        let written = lock(&self.written);
+        let records: Vec<ListedRecord> = rest
+            .iter()
+            .take(size)
+            .map(|k| ListedRecord {
+                key: k.clone(),
+                written_at: written.get(k).copied().unwrap_or_else(chrono::Utc::now),
+            })
+            .collect();
+        let next = (rest.len() > size).then(|| records.last().map(|r| r.key.release.to_string())).flatten();
+        Ok(RecordPage { records, next })
+    }
 }
 
 #[async_trait]
@@ -44,6 +97,7 @@ impl ReleaseStore for MemoryStore {
             return Err(StoreError::AlreadyExists);
         }
         records.insert(release.key.clone(), (json, 1));
+        lock(&self.written).insert(release.key.clone(), chrono::Utc::now());
         Ok(RecordVersion("1".into()))
     }
 
@@ -54,6 +108,7 @@ impl ReleaseStore for MemoryStore {
             Some((stored, version)) if version.to_string() == expected.0 => {
                 *stored = json;
                 *version += 1;
+                lock(&self.written).insert(release.key.clone(), chrono::Utc::now());
                 Ok(RecordVersion(version.to_string()))
             }
             _ => Err(StoreError::Conflict),
