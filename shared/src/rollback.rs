@@ -234,7 +234,8 @@ pub fn manifest_for(
 
 fn confirmed(claim: &RollbackClaim, down: Option<DownMigration>, of_went_live: Option<DateTime<Utc>>) -> Rollback {
     let schema = match &down {
-        Some(down) => format!("migrated down by {}'s down command ({})", claim.of, down.command.join(" ")),
+        // The command is the manifest's text: quoted (escaped, cut), as any value from outside.
+        Some(down) => format!("migrated down by {}'s down command {}", claim.of, Excerpt(&down.command.join(" "))),
         None => format!("database schema stays where {} left it (no migration runs)", claim.of),
     };
     Rollback { of: claim.of.clone(), to: claim.to.clone(), migrate_down: claim.migrate_down, down, schema, of_went_live }

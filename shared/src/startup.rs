@@ -122,6 +122,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
     let events = Arc::new(EventBridgeEvents::new(eventbridge, &config.event_bus));
     Ok(Convoy {
         store: store.clone(),
+        records: store.clone(),
         waits: store.clone(),
         manifests: store.clone(),
         active: store.clone(),

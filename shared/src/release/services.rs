@@ -367,7 +367,7 @@ impl Release {
         // takes none follows its settings (a rolling update is approved by policy only).
         let approval = if section.takes_traffic { group.approval } else { None::<Approval> };
         part.manifest =
-            Some(Manifest { images, migration: None, verify: wanted.verify.clone(), approval, rollback: None });
+            Some(Manifest { images, migration: None, verify: wanted.verify.clone(), approval, rollback: group.rollback.clone() });
         part.part_of = Some(self.key.clone());
         // A part of a group's rollback says so too: its service's history shows it.
         part.rollback.clone_from(&self.rollback);

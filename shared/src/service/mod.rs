@@ -14,6 +14,7 @@ mod methods;
 mod migration;
 mod readiness;
 mod reconcile;
+mod rollback;
 mod services;
 mod transition;
 mod verification;
@@ -30,7 +31,7 @@ use crate::config::Config;
 use crate::names::ReleaseKey;
 use crate::ports::{
     ActiveReleases, ApiCalls, CodeDeploy, DeployLocks, DeploymentIndex, ImageChecks, ManifestReader, MigrationLogs,
-    Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ScheduledTasks, ServiceDeployments,
+    Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ScheduledTasks, ServiceDeployments, ServiceRecords,
     Tasks, WaitList, Watch,
 };
 use crate::release::{Effect, Release};
@@ -39,6 +40,8 @@ use crate::release::{Effect, Release};
 #[derive(Clone)]
 pub struct Convoy {
     pub store: Arc<dyn ReleaseStore>,
+    /// The records of one service, listed: what a rollback's claim is confirmed against.
+    pub records: Arc<dyn ServiceRecords>,
     pub waits: Arc<dyn WaitList>,
     pub manifests: Arc<dyn ManifestReader>,
     pub registry: Arc<dyn Registry>,

@@ -111,6 +111,12 @@ impl Convoy {
         source.version_id = fetched.version_id.or(source.version_id);
         source.etag = fetched.etag.or(source.etag);
         let outcome = manifest::read(&fetched.bytes, key).and_then(|m| self.admit(key, m)).map_err(|e| e.to_string());
+        let outcome = match outcome {
+            // A rollback's claim is the manifest's word: Convoy's records confirm it, or it ends here.
+            // Boxed: the records' reads would otherwise grow every caller's future.
+            Ok(admitted) => Box::pin(self.confirm_rollback(key, admitted)).await?,
+            Err(reason) => Err(reason),
+        };
         Ok((source, outcome))
     }
 

@@ -422,6 +422,7 @@ impl MemoryBackend {
         let events = Arc::new(convoy::adapters::memory::MemoryEvents::default());
         let convoy = Convoy {
             store: store.clone(),
+            records: store.clone(),
             waits: store.clone(),
             active: store.clone(),
             manifests: objects.clone(),
