@@ -82,7 +82,19 @@ pub struct ReleaseChange {
     /// A group's release (added to schema 1: `null` for a release of one service): each service in
     /// the manifest's order, with its method, deployment and state.
     pub services: Option<Vec<ServiceChange>>,
+    /// A rollback (added to schema 1: `null` for any other release): `{of, to, schema}`, as
+    /// Convoy's records confirmed it.
+    pub rollback: Option<RollbackChange>,
     pub links: Links,
+}
+
+/// What a release event says of a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackChange {
+    pub of: String,
+    pub to: String,
+    /// Where the database schema stands (`database schema stays where <of> left it ...`).
+    pub schema: String,
 }
 
 /// What a release event says of one service of a group's release.
@@ -187,6 +199,11 @@ impl ReleaseChange {
                 images: g.images.iter().map(|i| one_line(&bounded(&i.summary(), MAX_REASON_CHARS))).collect(),
             }),
             services: crate::group_view::is_group(to).then(|| to.services.iter().map(ServiceChange::of).collect()),
+            rollback: to.rollback.as_ref().map(|r| RollbackChange {
+                of: r.of.to_string(),
+                to: r.to.to_string(),
+                schema: one_line(&r.schema),
+            }),
             links: Links {
                 deployment: codedeploy_id.map(|id| deployment_url(region, &id)),
                 migration_logs,
@@ -265,6 +282,7 @@ pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
     ("approved", "boolean", true),
     ("gate", "object", true),
     ("services", "array", true),
+    ("rollback", "object", true),
     ("links", "object", false),
 ];
 /// The fields of each `services` element, their JSON type, and whether each may be null.
