@@ -13,6 +13,7 @@ mod init;
 mod list;
 mod logs;
 mod manual;
+mod rollback;
 mod settings;
 mod submit;
 mod text;
@@ -56,6 +57,10 @@ enum Command {
     /// List releases with their state, age and stage durations.
     #[command(after_help = help::LIST)]
     List(list::Args),
+    /// Return a service to an earlier release (by default the one live before the one live now):
+    /// submit a release of its pinned digests, through the same verification and approval.
+    #[command(after_help = help::ROLLBACK)]
+    Rollback(rollback::Args),
     /// Print the migration's log lines (CloudWatch Logs, the stream its record names).
     #[command(after_help = help::LOGS)]
     Logs(logs::Args),
@@ -154,6 +159,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Wait(args) => wait::run(args, &store).await,
         Command::List(args) => list::run(args, &store).await,
         Command::Logs(args) => logs::run(args, &sdk, &store).await,
+        Command::Rollback(args) => rollback::run(args, &store, &settings.state_bucket).await,
         Command::Status { service, release, json } => {
             let key = ReleaseKey::new(service, release);
             let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {
