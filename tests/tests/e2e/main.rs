@@ -30,6 +30,7 @@ mod quick_start;
 mod readiness;
 mod reconcile;
 mod refusals;
+mod rollback;
 mod release_events;
 mod rolling;
 mod sandbox;
