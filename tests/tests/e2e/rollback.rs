@@ -264,3 +264,111 @@ async fn shop_deploys(backend: &MotoBackend, release: &str) {
     codedeploy_goes_live(backend, deployment.as_str()).await;
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
 }
+
+
+/// web's approval from now on: a person's, with the operator's rollback window (`None`: none).
+fn web_settings(backend: &mut MotoBackend, window_hours: Option<u32>) {
+    let web = backend.convoy.config.services.get_mut(&SERVICE.parse().unwrap()).expect("web's settings");
+    web.approval = convoy::manifest::Approval::Manual;
+    web.rollback.approval_window_hours = window_hours;
+}
+
+/// v1 (no migration) and v2 (a migration with its down command) live, approved by policy; then
+/// web's test listener serves v1, the code a rollback to v1 runs.
+async fn v1_then_v2(backend: &mut MotoBackend) -> Vec<Server> {
+    goes_live(backend, "v1", false).await;
+    let second = green_serves(backend, "v2").await;
+    goes_live(backend, "v2", true).await;
+    vec![second, green_serves(backend, "v1").await]
+}
+
+/// `convoy rollback web <args>` submitted and its manifest's event delivered: the rollback's key.
+async fn submitted(backend: &MotoBackend, args: &[&str]) -> ReleaseKey {
+    let mut all = vec!["web"];
+    all.extend_from_slice(args);
+    let (code, out, stderr) = rollback(backend, &all);
+    assert_eq!(code, 0, "{stderr}");
+    let key = key_of(&out["release"]);
+    let event = uploaded_event(backend, &format!("releases/web/{}.json", key.release)).await;
+    invoke_manifest_uploaded(&backend.convoy, event).await.unwrap();
+    key
+}
+
+#[tokio::test]
+async fn a_rollback_inside_the_operators_window_is_approved_by_policy_and_without_one_waits_for_a_person() {
+    let (mut backend, _first) = with_green(Behaviour::version("v1"), "auto").await;
+    let _servers = v1_then_v2(&mut backend).await;
+    web_settings(&mut backend, Some(1));
+    let key = submitted(&backend, &[]).await;
+    let State::Deploying { deployment } = backend.record(&key).await.unwrap().state else { panic!("not deploying") };
+    backend.codedeploy_hook(deployment.as_str(), "exec-1").await;
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::ShiftingTraffic { .. }), "policy approved: {}", record.state);
+    assert_eq!(record.approval.as_ref().map(|a| a.by.as_str()), Some("policy (rollback window)"));
+    let approved = record.timeline.iter().find(|e| e.event == "approved").expect("an approval entry");
+    assert!(approved.detail.contains("within the operator's 1 h rollback window (v2 went live at"), "{}", approved.detail);
+    backend.standin.waits(deployment.as_str());
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    backend.standin.finish(deployment.as_str());
+    backend.codedeploy_reports(deployment.as_str(), "SUCCESS").await;
+    assert_eq!(backend.record(&key).await.unwrap().state, State::Succeeded);
+
+    // Without the window the next rollback (of that rollback, back to v2) waits for a person.
+    web_settings(&mut backend, None);
+    let _v2 = green_serves(&mut backend, "v2").await;
+    let again = submitted(&backend, &[]).await;
+    let rollback = backend.record(&again).await.unwrap().rollback.expect("a rollback");
+    assert_eq!((rollback.of.as_str(), rollback.to.as_str()), (key.release.as_str(), "v2"));
+    let State::Deploying { deployment } = backend.record(&again).await.unwrap().state else { panic!("not deploying") };
+    backend.codedeploy_hook(deployment.as_str(), "exec-1").await;
+    let record = backend.record(&again).await.unwrap();
+    assert!(matches!(record.state, State::AwaitingApproval { .. }), "a person approves: {}", record.state);
+    assert!(record.approval.is_none());
+}
+
+#[tokio::test]
+async fn migrate_down_runs_v2s_recorded_down_command_once_from_v2s_image_before_v1_deploys() {
+    let (mut backend, _first) = with_green(Behaviour::version("v1"), "auto").await;
+    let _servers = v1_then_v2(&mut backend).await;
+    let v2_app = backend.record(&release_key("v2")).await.unwrap().pinned_uris().into_iter().find(|(c, _)| c == "app");
+    let run_tasks = calls(&backend, "RunTask");
+    let key = submitted(&backend, &["--migrate-down"]).await;
+
+    let record = backend.record(&key).await.unwrap();
+    let State::Migrating { task } = record.state.clone() else { panic!("migrating down, not {}", record.state) };
+    let down = record.rollback.as_ref().and_then(|r| r.down.clone()).expect("v2's down migration");
+    assert_eq!(down.command, DOWN);
+    assert!(record.rollback.as_ref().unwrap().schema.starts_with("migrated down by v2's down command"));
+    assert_eq!(calls(&backend, "RunTask"), run_tasks + 1, "one RunTask: the down migration");
+    let ecs = backend.ecs_client();
+    let described = ecs.describe_tasks().cluster(&backend.ecs.cluster).tasks(task.as_str()).send().await.unwrap();
+    let found = &described.tasks()[0];
+    let overrides = found.overrides().unwrap().container_overrides();
+    assert_eq!((overrides[0].name(), overrides[0].command()), (Some("app"), &DOWN.map(String::from)[..]));
+    let images = registered_images(&backend, found.task_definition_arn().unwrap()).await;
+    let app = images.into_iter().find(|(c, _)| c == "app");
+    assert_eq!(app, v2_app, "v2's image knows how to undo v2's migration");
+
+    // The down migration ends; v1's digests deploy, and nothing runs again.
+    let stopped = crate::migration::stopped(&backend, key.release.as_str(), task.as_str(), Some(0), "EssentialContainerExited", 4);
+    for _ in 0..2 {
+        crate::migration::invoke_migration_stopped(&backend, stopped.clone()).await.unwrap();
+    }
+    let record = backend.record(&key).await.unwrap();
+    assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);
+    assert_eq!(calls(&backend, "RunTask"), run_tasks + 1);
+}
+
+#[tokio::test]
+async fn migrate_down_of_a_release_that_recorded_no_down_command_fails_at_the_manifest_with_nothing_run() {
+    let (mut backend, _first) = with_green(Behaviour::version("v1"), "auto").await;
+    goes_live(&backend, "v1", false).await;
+    let _second = green_serves(&mut backend, "v2").await;
+    goes_live(&backend, "v2", false).await;
+    let run_tasks = calls(&backend, "RunTask");
+    let key = submitted(&backend, &["--migrate-down"]).await;
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Manifest, reason } = &record.state else { panic!("{}", record.state) };
+    assert!(reason.contains("release \"v2\" ran no migration of its own"), "{reason}");
+    assert_eq!(calls(&backend, "RunTask"), run_tasks, "nothing ran");
+}
