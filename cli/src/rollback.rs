@@ -78,7 +78,9 @@ pub async fn submit(
     let unavailable = |e: StoreError| Refusal::Unavailable(e.to_string());
     let loaded = history::load(store, store, service, None).await.map_err(unavailable)?;
     let Some(live) = loaded.history.live_now() else {
-        return Err(Refusal::Refused(format!("no release of {service} is live by Convoy's records: nothing to roll back")));
+        return Err(Refusal::Refused(format!(
+            "no release of {service} is live by Convoy's records: nothing to roll back"
+        )));
     };
     let of = live.key.release.clone();
     let target = match to {
@@ -87,7 +89,9 @@ pub async fn submit(
     };
     let Some(target) = target else {
         let why = match to {
-            Some(to) => format!("release {to} of {service} never went live: only a release that went live can be returned to"),
+            Some(to) => {
+                format!("release {to} of {service} never went live: only a release that went live can be returned to")
+            }
             None => format!("no release of {service} was live before {of}: give --to"),
         };
         return Err(Refusal::Refused(why));
@@ -103,8 +107,8 @@ pub async fn submit(
         None => None,
     };
     let release = convoy::rollback::release_id(&to_record.key.release, now.timestamp()).map_err(Refusal::Refused)?;
-    let (key, manifest) =
-        convoy::rollback::manifest_for(to_record, to_group.as_ref(), &of, migrate_down, &release).map_err(Refusal::Refused)?;
+    let (key, manifest) = convoy::rollback::manifest_for(to_record, to_group.as_ref(), &of, migrate_down, &release)
+        .map_err(Refusal::Refused)?;
     let mut prefix = prefix.to_owned();
     if !prefix.ends_with('/') {
         prefix.push('/');
@@ -150,7 +154,13 @@ pub async fn run(args: Args, store: &S3Store, bucket: &str) -> Result<ExitCode, 
                          "migrate_down": args.migrate_down, "wait": wait, "status": status});
         outln!("{}", crate::output::json(&out));
     } else {
-        outln!("submitted {}: a rollback of {} to {} ({})", submitted.release, submitted.of, submitted.to, submitted.manifest);
+        outln!(
+            "submitted {}: a rollback of {} to {} ({})",
+            submitted.release,
+            submitted.of,
+            submitted.to,
+            submitted.manifest
+        );
         if !args.migrate_down {
             outln!("  no migration runs: the database schema stays where {} left it", submitted.of);
         }

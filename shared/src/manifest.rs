@@ -118,7 +118,9 @@ pub enum ManifestError {
     EmptyMigrationCommand,
     #[error("the migration's down command is empty: leave `down` out, or name the command that undoes the migration")]
     EmptyDownCommand,
-    #[error("a rollback runs no migration of its own: leave `migration` out (with `migrate_down` it runs the down command of the release it reverts, from that release's record)")]
+    #[error(
+        "a rollback runs no migration of its own: leave `migration` out (with `migrate_down` it runs the down command of the release it reverts, from that release's record)"
+    )]
     RollbackWithMigration,
     #[error("a rollback names its images by digest (<repository>@sha256:<64 hex>), as the release it returns to pinned them; image {} is named by tag", Excerpt(.0))]
     RollbackByTag(String),
@@ -766,7 +768,8 @@ mod tests {
     #[test]
     fn an_image_pinned_by_a_short_or_uppercase_digest_is_refused() {
         for digest in ["sha256:abcd", &format!("sha256:{}", "A".repeat(64)), &format!("md5:{}", "a".repeat(64))] {
-            let text = v1("").replace(APP, &format!("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@{digest}"));
+            let text =
+                v1("").replace(APP, &format!("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@{digest}"));
             let err = parse(text.as_bytes(), &key()).unwrap_err().to_string();
             assert!(err.contains("sha256:<64 lowercase hex digits>"), "{digest}: {err}");
         }
@@ -774,7 +777,8 @@ mod tests {
 
     #[test]
     fn an_image_pinned_by_digest_is_read_as_that_digest_and_written_back_the_same() {
-        let pinned = format!("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:{}", "0a".repeat(32));
+        let pinned =
+            format!("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:{}", "0a".repeat(32));
         let manifest = parse(v1("").replace(APP, &pinned).as_bytes(), &key()).unwrap();
         let app = &manifest.images[&ContainerName::new("laravel").unwrap()];
         assert_eq!(app.named_digest().map(|d| d.as_str()), Some(&pinned[pinned.len() - 71..]));

@@ -238,7 +238,14 @@ fn confirmed(claim: &RollbackClaim, down: Option<DownMigration>, of_went_live: O
         Some(down) => format!("migrated down by {}'s down command {}", claim.of, Excerpt(&down.command.join(" "))),
         None => format!("database schema stays where {} left it (no migration runs)", claim.of),
     };
-    Rollback { of: claim.of.clone(), to: claim.to.clone(), migrate_down: claim.migrate_down, down, schema, of_went_live }
+    Rollback {
+        of: claim.of.clone(),
+        to: claim.to.clone(),
+        migrate_down: claim.migrate_down,
+        down,
+        schema,
+        of_went_live,
+    }
 }
 
 fn went_live<'a>(
@@ -252,7 +259,10 @@ fn went_live<'a>(
         return Err(format!("service {service} has no release {to} in Convoy's records"));
     };
     if !live.went_live.contains(&claim.to) {
-        return Err(format!("release {to} of service {service} never went live ({}): nothing to return to", record.state));
+        return Err(format!(
+            "release {to} of service {service} never went live ({}): nothing to return to",
+            record.state
+        ));
     }
     Ok(record)
 }
@@ -321,7 +331,12 @@ fn down_of(service: &ServiceName, claim: &RollbackClaim, of_record: Option<&Rele
     let Some(image) = image else {
         return Err(format!("migrate_down: release {of} has no pinned image of container {}", migration.container));
     };
-    Ok(DownMigration { container: migration.container.clone(), command, image, timeout_seconds: migration.timeout_seconds })
+    Ok(DownMigration {
+        container: migration.container.clone(),
+        command,
+        image,
+        timeout_seconds: migration.timeout_seconds,
+    })
 }
 
 fn join(services: &[&ServiceName]) -> String {

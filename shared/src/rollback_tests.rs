@@ -27,7 +27,12 @@ fn pinned(release: &str, pinned: char, migration: &str) -> Release {
     let text = format!(
         r#"{{"version": 1, "release": "{release}", "service": "web", "images": {{"app": "{REPO}:{release}"}}{migration}}}"#
     );
-    let source = ManifestSource { bucket: "b".into(), key: format!("releases/web/{release}.json"), version_id: None, etag: None };
+    let source = ManifestSource {
+        bucket: "b".into(),
+        key: format!("releases/web/{release}.json"),
+        version_id: None,
+        etag: None,
+    };
     let opened = Release::open(key.clone(), source, manifest::parse(text.as_bytes(), &key).unwrap(), t(0));
     let image = crate::release::ImageKey::of(&opened.images.values().next().unwrap().image);
     let found = readiness::Event::ImageFound {
@@ -123,7 +128,8 @@ fn migrate_down_runs_the_reverted_releases_down_command_from_its_own_image() {
 
 #[test]
 fn migrate_down_is_refused_when_the_reverted_release_recorded_no_down_command() {
-    let (v1, v2) = (pinned("v1", 'a', ""), pinned("v2", 'b', r#", "migration": {"container": "app", "command": ["m"]}"#));
+    let (v1, v2) =
+        (pinned("v1", 'a', ""), pinned("v2", 'b', r#", "migration": {"container": "app", "command": ["m"]}"#));
     let manifest = rollback_manifest("v2", "v1", 'a', r#", "migrate_down": true"#).unwrap();
     let went_live = [id("v1"), id("v2")];
     let live = Live { now: Some(&went_live[1]), since: Some(t(60)), went_live: &went_live };
@@ -150,7 +156,10 @@ fn a_rollback_manifest_naming_a_migration_or_a_tag_is_refused_at_parse() {
     let itself = rollback_manifest("v1", "v1", 'a', "").unwrap_err();
     assert_eq!(itself, ManifestError::RollbackToItself("v1".into()));
     let confirmed = rollback_manifest("v2", "v1", 'a', r#", "confirmed": {}"#).unwrap_err();
-    assert!(confirmed.to_string().contains("unknown field `confirmed`"), "a manifest cannot confirm itself: {confirmed}");
+    assert!(
+        confirmed.to_string().contains("unknown field `confirmed`"),
+        "a manifest cannot confirm itself: {confirmed}"
+    );
 }
 
 #[test]

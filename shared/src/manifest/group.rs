@@ -269,10 +269,8 @@ pub(super) fn parse(value: serde_json::Value, key: &ReleaseKey) -> Result<GroupM
     }
     let migration = document.migration.map(|m| parse_group_migration(m, &services, &images)).transpose()?;
     let order = parse_order(document.order, &services)?;
-    let rollback = document
-        .rollback
-        .map(|r| super::parse_rollback(r, migration.is_some(), images.values()))
-        .transpose()?;
+    let rollback =
+        document.rollback.map(|r| super::parse_rollback(r, migration.is_some(), images.values())).transpose()?;
     Ok(GroupManifest { group, images, services, migration, order, approval: document.approval, rollback })
 }
 

@@ -533,7 +533,8 @@ impl Release {
         }
         // The operator's rollback window approves a confirmed rollback by policy, unless the
         // manifest asked for a person (a manifest may ask for more, never less).
-        let asked_for_a_person = self.manifest.as_ref().and_then(|m| m.approval) == Some(crate::manifest::Approval::Manual);
+        let asked_for_a_person =
+            self.manifest.as_ref().and_then(|m| m.approval) == Some(crate::manifest::Approval::Manual);
         let fast_path = self
             .rollback
             .as_ref()

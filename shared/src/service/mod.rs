@@ -31,8 +31,8 @@ use crate::config::Config;
 use crate::names::ReleaseKey;
 use crate::ports::{
     ActiveReleases, ApiCalls, CodeDeploy, DeployLocks, DeploymentIndex, ImageChecks, ManifestReader, MigrationLogs,
-    Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ScheduledTasks, ServiceDeployments, ServiceRecords,
-    Tasks, WaitList, Watch,
+    Pipelines, Prober, Registry, ReleaseDefinitions, ReleaseEvents, ReleaseStore, ScheduledTasks, ServiceDeployments,
+    ServiceRecords, Tasks, WaitList, Watch,
 };
 use crate::release::{Effect, Release};
 

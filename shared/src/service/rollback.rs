@@ -25,7 +25,11 @@ struct ServiceLive {
 
 impl ServiceLive {
     fn live(&self) -> Live<'_> {
-        Live { now: self.now.as_ref().map(|(id, _)| id), since: self.now.as_ref().map(|(_, at)| *at), went_live: &self.went_live }
+        Live {
+            now: self.now.as_ref().map(|(id, _)| id),
+            since: self.now.as_ref().map(|(_, at)| *at),
+            went_live: &self.went_live,
+        }
     }
 
     fn record(&self, release: &ReleaseId) -> Option<&Release> {
@@ -93,10 +97,11 @@ impl Convoy {
         let store = &self.store;
         // Owned keys: each read's future then borrows nothing of the iterator (so the handler's
         // future stays `Send` for a caller that spawns it).
-        let loaded: Vec<_> = futures_util::stream::iter(keys.into_iter().map(|key| async move { store.load(&key).await }))
-            .buffered(history::CONCURRENT_READS)
-            .collect()
-            .await;
+        let loaded: Vec<_> =
+            futures_util::stream::iter(keys.into_iter().map(|key| async move { store.load(&key).await }))
+                .buffered(history::CONCURRENT_READS)
+                .collect()
+                .await;
         let mut records = Vec::new();
         for result in loaded {
             match result {

@@ -465,8 +465,9 @@ impl StandIn {
         let update = json!({"cluster": cluster, "service": service, "taskDefinition": source});
         let head = format!("Authorization: {authorization}");
         let target = "AmazonEC2ContainerServiceV20141113.UpdateService";
-        let answer =
-            super::moto_json(&self.shared.upstream, &head, target, &update).await.expect("moto updates the service back");
+        let answer = super::moto_json(&self.shared.upstream, &head, target, &update)
+            .await
+            .expect("moto updates the service back");
         // ECS's own update starts a PRIMARY deployment of the source revision, as any update does.
         let mut described = answer["service"].clone();
         self.ecs().new_primary(&service, &update, &mut described);

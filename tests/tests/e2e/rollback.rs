@@ -58,7 +58,8 @@ async fn goes_live(backend: &MotoBackend, release: &str, migration: bool) {
     let key = release_key(release);
     if migration {
         let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
-        let stopped = crate::migration::stopped(backend, release, task.as_str(), Some(0), "EssentialContainerExited", 4);
+        let stopped =
+            crate::migration::stopped(backend, release, task.as_str(), Some(0), "EssentialContainerExited", 4);
         crate::migration::invoke_migration_stopped(backend, stopped).await.unwrap();
     }
     let record = backend.record(&key).await.unwrap();
@@ -265,7 +266,6 @@ async fn shop_deploys(backend: &MotoBackend, release: &str) {
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
 }
 
-
 /// web's approval from now on: a person's, with the operator's rollback window (`None`: none).
 fn web_settings(backend: &mut MotoBackend, window_hours: Option<u32>) {
     let web = backend.convoy.config.services.get_mut(&SERVICE.parse().unwrap()).expect("web's settings");
@@ -306,7 +306,11 @@ async fn a_rollback_inside_the_operators_window_is_approved_by_policy_and_withou
     assert!(matches!(record.state, State::ShiftingTraffic { .. }), "policy approved: {}", record.state);
     assert_eq!(record.approval.as_ref().map(|a| a.by.as_str()), Some("policy (rollback window)"));
     let approved = record.timeline.iter().find(|e| e.event == "approved").expect("an approval entry");
-    assert!(approved.detail.contains("within the operator's 1 h rollback window (v2 went live at"), "{}", approved.detail);
+    assert!(
+        approved.detail.contains("within the operator's 1 h rollback window (v2 went live at"),
+        "{}",
+        approved.detail
+    );
     backend.standin.waits(deployment.as_str());
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
     backend.standin.finish(deployment.as_str());
@@ -350,7 +354,14 @@ async fn migrate_down_runs_v2s_recorded_down_command_once_from_v2s_image_before_
     assert_eq!(app, v2_app, "v2's image knows how to undo v2's migration");
 
     // The down migration ends; v1's digests deploy, and nothing runs again.
-    let stopped = crate::migration::stopped(&backend, key.release.as_str(), task.as_str(), Some(0), "EssentialContainerExited", 4);
+    let stopped = crate::migration::stopped(
+        &backend,
+        key.release.as_str(),
+        task.as_str(),
+        Some(0),
+        "EssentialContainerExited",
+        4,
+    );
     for _ in 0..2 {
         crate::migration::invoke_migration_stopped(&backend, stopped.clone()).await.unwrap();
     }

@@ -5,9 +5,9 @@ use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ScanStatus};
 
 use crate::error::RegistryError;
 use crate::image_policy::{Finding, Fix, ScanReport, Severity, Signature};
+use crate::manifest::Reference;
 use crate::names::{AccountId, Digest, ImageTag, RepositoryName};
 use crate::ports::{ImageChecks, Lookup, Registry};
-use crate::manifest::Reference;
 use crate::release::{Absence, ImageKey};
 
 /// ECR, asked with `BatchGetImage`: one call per repository answers for all its tags at once and
@@ -103,9 +103,9 @@ impl Registry for EcrRegistry {
                         Reference::Digest(_) => Absence::DigestAbsent,
                     };
                     let absence = match failure.and_then(|f| f.failure_code()) {
-                        None | Some(ImageFailureCode::ImageNotFound) | Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => {
-                            absent
-                        }
+                        None
+                        | Some(ImageFailureCode::ImageNotFound)
+                        | Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => absent,
                         Some(code) => Absence::Unreadable {
                             detail: format!(
                                 "{}: {}",

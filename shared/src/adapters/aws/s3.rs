@@ -473,7 +473,8 @@ mod record_names {
     #[test]
     fn every_key_convoy_writes_is_under_one_of_its_owned_prefixes() {
         let key = ReleaseKey::new("web".parse().unwrap(), "r1".parse().unwrap());
-        let image = ImageKey::tagged("123456789012".parse().unwrap(), "shop/web".parse().unwrap(), "r1".parse().unwrap());
+        let image =
+            ImageKey::tagged("123456789012".parse().unwrap(), "shop/web".parse().unwrap(), "r1".parse().unwrap());
         let keys = [
             S3Store::record_key(&key),
             S3Store::active_key(&key),
