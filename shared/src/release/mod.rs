@@ -434,7 +434,7 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("image {image} is not part of release {release}")]
-    ImageNotInRelease { image: ImageKey, release: ReleaseKey },
+    ImageNotInRelease { image: Box<ImageKey>, release: ReleaseKey },
     #[error("release {0} declares no migration")]
     NoMigration(ReleaseKey),
 }

@@ -89,13 +89,13 @@ fn gate_when_pinned(decision: Decision, context: &Context, at: DateTime<Utc>) ->
 /// A manifest the manifest stage admitted: one service's, or a release group's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admitted {
-    Service(Manifest),
+    Service(Box<Manifest>),
     Group(Box<GroupOpening>),
 }
 
 impl From<Manifest> for Admitted {
     fn from(manifest: Manifest) -> Self {
-        Admitted::Service(manifest)
+        Admitted::Service(Box::new(manifest))
     }
 }
 
@@ -103,7 +103,7 @@ impl Release {
     /// A new record for an admitted manifest: one service's, or a release group's.
     pub fn open_admitted(key: ReleaseKey, source: ManifestSource, admitted: Admitted, at: DateTime<Utc>) -> Self {
         match admitted {
-            Admitted::Service(manifest) => Release::open(key, source, manifest, at),
+            Admitted::Service(manifest) => Release::open(key, source, *manifest, at),
             Admitted::Group(opening) => Release::open_group(key, source, *opening, at),
         }
     }
@@ -288,7 +288,10 @@ impl Release {
         let matching: Vec<&ContainerName> =
             self.images.iter().filter(|(_, status)| ImageKey::of(&status.image) == *image).map(|(c, _)| c).collect();
         if matching.is_empty() {
-            return Err(TransitionError::ImageNotInRelease { image: image.clone(), release: self.key.clone() });
+            return Err(TransitionError::ImageNotInRelease {
+                image: Box::new(image.clone()),
+                release: self.key.clone(),
+            });
         }
         if self.state.is_terminal() {
             return Ok(Decision::unchanged(format!("{image} pushed, but the release ended: {}", self.state)));
@@ -443,7 +446,7 @@ impl Release {
         if matches!(self.state, State::Failed { stage: Stage::Manifest, .. }) {
             next.source = source.clone();
             match outcome {
-                Ok(Admitted::Service(manifest)) => next.accept(manifest.clone(), at),
+                Ok(Admitted::Service(manifest)) => next.accept(manifest.as_ref().clone(), at),
                 Ok(Admitted::Group(opening)) => next.accept_group(opening.as_ref().clone(), at),
                 Err(reason) => next.reject(reason.clone(), at),
             }

@@ -135,7 +135,7 @@ impl Convoy {
                 }
                 self.config.policy.admit(key, &manifest)?;
                 crate::ceiling::admit(self.config.services.get(&key.service), timeout, key, &manifest)?;
-                Ok(Admitted::Service(manifest))
+                Ok(Admitted::Service(Box::new(manifest)))
             }
             Submitted::Group(manifest) => {
                 let groups = self.config.release_groups.keys().map(String::as_str).collect();
