@@ -19,7 +19,15 @@ pub const LIST: &str = "\
 Examples:
   convoy list
   convoy list laravel-app --active
-  convoy list --json";
+  convoy list --json
+  convoy list --live --cluster prod
+  convoy list --live --json | jq '.[] | select(.changed_outside_convoy)'";
+
+pub const HISTORY: &str = "\
+Examples:
+  convoy history laravel-app
+  convoy history laravel-app --limit 5
+  convoy history laravel-app --json | jq '.releases[0].images'";
 
 pub const ROLLBACK: &str = "\
 Examples:

@@ -21,9 +21,21 @@ pub struct Args {
     /// One JSON array of the releases.
     #[arg(long)]
     json: bool,
+    /// Instead: each service's live release, since when, who approved it, and whether ECS runs
+    /// it (DescribeServices in --cluster) or a revision changed outside Convoy.
+    #[arg(long, conflicts_with_all = ["service", "active"])]
+    live: bool,
+    /// The services' ECS cluster, for --live.
+    #[arg(long, env = "CONVOY_CLUSTER", requires = "live")]
+    cluster: Option<String>,
 }
 
-pub async fn run(args: Args, store: &S3Store) -> Result<ExitCode, String> {
+pub async fn run(args: Args, store: &S3Store, sdk: &aws_config::SdkConfig) -> Result<ExitCode, String> {
+    if args.live {
+        let tasks = convoy::adapters::aws::EcsTasks::new(aws_sdk_ecs::Client::new(sdk));
+        let cluster = args.cluster.as_deref().filter(|c| !c.trim().is_empty());
+        return crate::history::list_live(store, &tasks, cluster, args.json).await;
+    }
     let keys: Vec<ReleaseKey> = if args.active {
         let active = store.active().await.map_err(|e| e.to_string())?;
         active.into_iter().filter(|k| args.service.as_ref().is_none_or(|s| *s == k.service)).collect()

@@ -9,6 +9,7 @@ mod build_info;
 mod check;
 mod exit;
 mod help;
+mod history;
 mod init;
 mod list;
 mod logs;
@@ -54,13 +55,18 @@ enum Command {
     /// Follow a release until it ends (or awaits approval), printing its timeline as it grows.
     #[command(after_help = help::WAIT)]
     Wait(wait::Args),
-    /// List releases with their state, age and stage durations.
+    /// List releases with their state, age and stage durations (--live: each service's live
+    /// release, confirmed with ECS).
     #[command(after_help = help::LIST)]
     List(list::Args),
     /// Return a service to an earlier release (by default the one live before the one live now):
     /// submit a release of its pinned digests, through the same verification and approval.
     #[command(after_help = help::ROLLBACK)]
     Rollback(rollback::Args),
+    /// Every release of a service that went live, newest first: when, for how long, its pinned
+    /// digests, migration, approver and what became of it.
+    #[command(after_help = help::HISTORY)]
+    History(history::Args),
     /// Print the migration's log lines (CloudWatch Logs, the stream its record names).
     #[command(after_help = help::LOGS)]
     Logs(logs::Args),
@@ -122,6 +128,9 @@ enum Command {
     Dashboard {
         #[arg(long, default_value_t = 3100)]
         port: u16,
+        /// The services' ECS cluster: the Services page confirms what each runs there.
+        #[arg(long, env = "CONVOY_CLUSTER")]
+        cluster: Option<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(manual::CompletionsArgs),
@@ -157,7 +166,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     match command {
         Command::Submit(args) => submit::run(args, &sdk, &store, &settings).await,
         Command::Wait(args) => wait::run(args, &store).await,
-        Command::List(args) => list::run(args, &store).await,
+        Command::List(args) => list::run(args, &store, &sdk).await,
+        Command::History(args) => history::run(args, &store).await,
         Command::Logs(args) => logs::run(args, &sdk, &store).await,
         Command::Rollback(args) => rollback::run(args, &store, &settings.state_bucket).await,
         Command::Status { service, release, json } => {
@@ -186,7 +196,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Reject { service, release, wait, json, .. } => {
             decide(&sdk, settings, ReleaseKey::new(service, release), false, wait, json).await
         }
-        Command::Dashboard { port } => dashboard(&sdk, settings, port).await,
+        Command::Dashboard { port, cluster } => dashboard(&sdk, settings, port, cluster).await,
         Command::Init(_) | Command::Completions(_) | Command::Man(_) | Command::Check(_) | Command::Settings(_) => {
             unreachable!("run without a state bucket")
         }
@@ -262,9 +272,16 @@ async fn decide(
 }
 
 /// `convoy dashboard`: the web UI, with the same wiring as `approve`/`reject`.
-async fn dashboard(sdk: &aws_config::SdkConfig, settings: StoreSettings, port: u16) -> Result<ExitCode, String> {
+async fn dashboard(
+    sdk: &aws_config::SdkConfig,
+    settings: StoreSettings,
+    port: u16,
+    cluster: Option<String>,
+) -> Result<ExitCode, String> {
     let region = sdk.region().map(ToString::to_string).unwrap_or_default();
-    let convoy = convoy::startup::wire(sdk, &Config::for_cli(settings.clone(), &region)).map_err(|e| e.to_string())?;
+    let mut config = Config::for_cli(settings.clone(), &region);
+    config.cluster = cluster.unwrap_or_default().trim().to_owned();
+    let convoy = convoy::startup::wire(sdk, &config).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;

@@ -71,6 +71,10 @@ pub struct Config {
     pub claim_lease: chrono::Duration,
     /// `CONVOY_EVENT_BUS` (default `default`): where release events are published.
     pub event_bus: String,
+    /// `CONVOY_MOVE_SCHEDULED_TASKS` (`true`; the template sets it when `ScheduledTaskRoleArns`
+    /// grants the functions the schedules' roles): a service's scheduled tasks move to the
+    /// revision of a release that goes live. Without it, Convoy touches no schedule or rule.
+    pub move_scheduled_tasks: bool,
 }
 
 pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
@@ -87,6 +91,7 @@ pub const SETTINGS_VERSION: &str = "CONVOY_SETTINGS_VERSION";
 pub const ACCOUNT_ID: &str = "CONVOY_ACCOUNT_ID";
 pub const REGISTRY_ACCOUNTS: &str = "CONVOY_REGISTRY_ACCOUNTS";
 pub const EVENT_BUS: &str = "CONVOY_EVENT_BUS";
+pub const MOVE_SCHEDULED_TASKS: &str = "CONVOY_MOVE_SCHEDULED_TASKS";
 
 impl StoreSettings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -158,6 +163,7 @@ impl Config {
             settings_version,
             claim_lease: CLAIM_LEASE,
             event_bus: event_bus(lookup),
+            move_scheduled_tasks: lookup(MOVE_SCHEDULED_TASKS).is_some_and(|v| v.trim() == "true"),
         })
     }
 
@@ -188,6 +194,7 @@ impl Config {
             claim_lease: CLAIM_LEASE,
             // The CLI's approvals and rejections are transitions too: published to the same bus.
             event_bus: event_bus(&|name| std::env::var(name).ok()),
+            move_scheduled_tasks: false,
         }
     }
 

@@ -266,11 +266,16 @@ pub async fn load(
         {
             break;
         }
-        let loaded: Vec<_> =
-            stream::iter(chunk.iter().map(|l| async move { (l.key.clone(), store.load(&l.key).await) }))
-                .buffered(CONCURRENT_READS)
-                .collect()
-                .await;
+        // Owned keys: a future borrowing the listing is not `Send` for every lifetime (axum needs it).
+        let keys: Vec<ReleaseKey> = chunk.iter().map(|l| l.key.clone()).collect();
+        let loaded: Vec<(ReleaseKey, Result<_, StoreError>)> = stream::iter(keys)
+            .map(|key| async move {
+                let result = store.load(&key).await;
+                (key, result)
+            })
+            .buffered(CONCURRENT_READS)
+            .collect()
+            .await;
         for (key, result) in loaded {
             read += 1;
             match result {
@@ -401,7 +406,22 @@ pub async fn live(
     cluster: &str,
     service: &ServiceName,
 ) -> Result<Live, StoreError> {
-    let loaded = load(listing, store, service, Some(2)).await?;
+    live_newest(listing, store, tasks, cluster, service, 2).await
+}
+
+/// [`live`], with the `newest` releases that went live (at least 1) in its history.
+///
+/// # Errors
+/// As [`live`].
+pub async fn live_newest(
+    listing: &dyn ServiceRecords,
+    store: &dyn ReleaseStore,
+    tasks: &dyn crate::ports::Tasks,
+    cluster: &str,
+    service: &ServiceName,
+    newest: usize,
+) -> Result<Live, StoreError> {
+    let loaded = load(listing, store, service, Some(newest.max(1))).await?;
     let check = match tasks.service_shape(cluster, service.as_str()).await {
         Ok(running) => check(&loaded.history, &loaded.records, &running),
         Err(err) => LiveCheck::NotAsked { why: err.to_string() },

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod ceiling;
 pub mod cloudtrail;
 pub mod config;
+pub mod drift;
 pub mod error;
 pub mod events;
 pub mod gates;

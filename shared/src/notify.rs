@@ -85,6 +85,9 @@ pub struct ReleaseChange {
     /// A rollback (added to schema 1: `null` for any other release): `{of, to, schema}`, as
     /// Convoy's records confirmed it.
     pub rollback: Option<RollbackChange>,
+    /// The services found changed outside Convoy at the manifest stage (added to schema 1: `null`
+    /// when none was): one line each, the live revision, Convoy's last and the action taken.
+    pub drift: Option<Vec<String>>,
     pub links: Links,
 }
 
@@ -204,6 +207,8 @@ impl ReleaseChange {
                 to: r.to.to_string(),
                 schema: one_line(&r.schema),
             }),
+            drift: Some(to.drifted().map(|c| one_line(&bounded(&c.summary(), MAX_REASON_CHARS))).collect::<Vec<_>>())
+                .filter(|d| !d.is_empty()),
             links: Links {
                 deployment: codedeploy_id.map(|id| deployment_url(region, &id)),
                 migration_logs,
@@ -283,6 +288,7 @@ pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
     ("gate", "object", true),
     ("services", "array", true),
     ("rollback", "object", true),
+    ("drift", "array", true),
     ("links", "object", false),
 ];
 /// The fields of each `services` element, their JSON type, and whether each may be null.
@@ -429,6 +435,28 @@ mod tests {
         assert!(!change.reason.contains('\n') && !change.state.contains('\n'), "{change:?}");
         assert!(!change.reason.contains('\u{202e}'), "{change:?}");
         assert_eq!(change.links.approve, "convoy approve web r1", "commands come from the validated names");
+    }
+
+    #[test]
+    fn a_release_opened_on_a_drifted_service_announces_the_drift_and_one_without_announces_none() {
+        use crate::drift::{Deployed, DriftSetting, LiveDefinition, judge};
+        let mut release = ready(false);
+        let live = LiveDefinition { task_definition: "web:5".into(), since: Some(t(0)) };
+        let deployed = Deployed { release: "r0".parse().unwrap(), task_definition: "web:4".into(), live_since: None };
+        let check = judge(&release.key.service, &live, Some(deployed.clone()), DriftSetting::Warn, t(1));
+        release.note_drift(vec![check], t(1));
+        let detail = serde_json::to_value(ReleaseChange::of(None, &release, "us-east-1")).unwrap();
+        assert_eq!(schema_violations(&detail), Vec::<String>::new());
+        let lines = detail["drift"].as_array().expect("the drift is announced");
+        let line = lines[0].as_str().unwrap();
+        assert!(line.contains("web:5") && line.contains("web:4") && line.contains("replaces"), "{line}");
+        assert_eq!(detail["event"], "drift");
+
+        let mut calm = ready(false);
+        let same = LiveDefinition { task_definition: "web:4".into(), since: None };
+        calm.note_drift(vec![judge(&calm.key.service, &same, Some(deployed), DriftSetting::Warn, t(1))], t(1));
+        let detail = serde_json::to_value(ReleaseChange::of(None, &calm, "us-east-1")).unwrap();
+        assert_eq!((detail["drift"].clone(), schema_violations(&detail)), (Value::Null, Vec::<String>::new()));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct ServiceSettings {
     /// The image gate: scan findings and signatures every pinned digest must pass before the
     /// migration (none: the gate passes at once, "no image policy").
     pub image_policy: Option<crate::image_policy::ImagePolicy>,
+    /// What a release does when the service runs a task definition Convoy did not deploy.
+    pub drift: crate::drift::DriftSetting,
     /// What a confirmed rollback of the service may skip ([`RollbackSettings`]).
     pub rollback: RollbackSettings,
 }
@@ -139,6 +141,14 @@ pub struct RawSettings {
     image_policy: Option<crate::image_policy::ImagePolicy>,
     #[serde(default, skip_serializing_if = "RollbackSettings::is_default")]
     rollback: RollbackSettings,
+    /// What a release does when the service runs a task definition Convoy did not deploy: `warn`
+    /// (the default), `adopt` or `refuse` (docs/reference/settings.md, "Drift").
+    #[serde(default, skip_serializing_if = "is_default")]
+    drift: crate::drift::DriftSetting,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl From<ServiceSettings> for RawSettings {
@@ -163,6 +173,7 @@ impl From<ServiceSettings> for RawSettings {
             alarms: settings.alarms,
             image_policy: settings.image_policy,
             rollback: settings.rollback,
+            drift: settings.drift,
         }
     }
 }
@@ -195,6 +206,7 @@ impl TryFrom<RawSettings> for ServiceSettings {
             alarms: raw.alarms,
             image_policy: raw.image_policy,
             rollback: raw.rollback,
+            drift: raw.drift,
         })
     }
 }

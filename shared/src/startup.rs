@@ -122,11 +122,11 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
     let events = Arc::new(EventBridgeEvents::new(eventbridge, &config.event_bus));
     Ok(Convoy {
         store: store.clone(),
-        records: store.clone(),
         waits: store.clone(),
         manifests: store.clone(),
         active: store.clone(),
         locks: store.clone(),
+        records: store.clone(),
         deployments: store,
         image_checks: registry.clone(),
         registry,

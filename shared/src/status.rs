@@ -71,6 +71,40 @@ fn render_services(out: &mut String, release: &Release) {
     }
 }
 
+/// The drift check of each service: the live revision and since when, Convoy's last, what the
+/// release derives from, and the action taken.
+fn render_drift(out: &mut String, release: &Release) {
+    if release.drift.is_empty() {
+        return;
+    }
+    let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let _ = writeln!(
+        out,
+        "
+drift"
+    );
+    for check in &release.drift {
+        let verdict = if check.drifted { "changed outside Convoy" } else { "no drift" };
+        let action = serde_json::to_value(check.action).ok().and_then(|v| v.as_str().map(str::to_owned));
+        let _ = writeln!(out, "  {}  {verdict} (action: {})", check.service, action.unwrap_or_default());
+        let since = check.live_since.map(|t| format!(", ECS started it {}", time(t))).unwrap_or_default();
+        let _ = writeln!(out, "    live         {}{since}", check.live);
+        match &check.deployed {
+            Some(deployed) => {
+                let _ = writeln!(out, "    convoy's     {} (release {})", deployed.task_definition, deployed.release);
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "    convoy's     none known: no earlier release went live, or it deployed through a pipeline"
+                );
+            }
+        }
+        let _ = writeln!(out, "    derives from {}", check.base);
+        let _ = writeln!(out, "    checked      {}", time(check.checked_at));
+    }
+}
+
 /// Renders the record: state, images with tag and digest, and the timeline.
 pub fn render(release: &Release) -> String {
     let mut out = String::new();
@@ -104,6 +138,7 @@ pub fn render(release: &Release) -> String {
         render_gate(&mut out, gate);
     }
     render_services(&mut out, release);
+    render_drift(&mut out, release);
     if let Some(run) = &release.migration {
         let _ = writeln!(out, "\nmigration");
         let field = |out: &mut String, name: &str, value: Option<String>| {

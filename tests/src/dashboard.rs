@@ -102,6 +102,8 @@ impl DashboardWorld {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("CONVOY_STATE_BUCKET", &self.held.world.bucket)
             .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
+            // The Services page confirms what each service runs in the sandbox's cluster.
+            .env("CONVOY_CLUSTER", self.held.world.cluster())
             .env("USER", "dashboard-operator")
             .stdout(Stdio::piped())
             .spawn()

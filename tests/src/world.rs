@@ -123,6 +123,8 @@ impl World {
             ("CONVOY_CLUSTER", self.cluster()),
             ("CONVOY_ACCOUNT_ID", ACCOUNT.to_owned()),
             ("CONVOY_SERVICE_SETTINGS", settings.unwrap_or_default().to_owned()),
+            // As a stack whose ScheduledTaskRoleArns is set: scheduled tasks move with releases.
+            ("CONVOY_MOVE_SCHEDULED_TASKS", "true".to_owned()),
         ];
         Config::from_lookup(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()), REGION)
             .expect("a valid test configuration")
@@ -553,6 +555,7 @@ pub fn function_env(
         ("CONVOY_CLUSTER", cluster),
         ("CONVOY_ACCOUNT_ID", crate::moto::ACCOUNT),
         ("CONVOY_SERVICE_SETTINGS", settings),
+        ("CONVOY_MOVE_SCHEDULED_TASKS", "true"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -35,6 +35,9 @@ use serde::Deserialize;
 /// name, so a bucket with more shows a note instead of loading them all).
 const MAX_RECORDS: usize = 500;
 
+/// How many of each service's newest releases that went live the Services page shows.
+const SERVICE_HISTORY: usize = 20;
+
 pub struct App {
     pub store: S3Store,
     pub bucket: String,
@@ -66,6 +69,7 @@ pub async fn serve(listener: tokio::net::TcpListener, app: App) -> Result<(), St
     let app = Arc::new(app);
     let router = Router::new()
         .route("/", get(overview))
+        .route("/services", get(services_page))
         .route("/release/{service}/{release}", get(release_page))
         .route("/release/{service}/{release}/{decision}", get(confirm_page).post(decide))
         .fallback(not_found)
@@ -194,6 +198,16 @@ pub struct Filter {
 async fn overview(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Response {
     match load_all(&app).await {
         Ok((loaded, more)) => pages::overview(&app.bucket, loaded, more, &filter, chrono::Utc::now()).into_response(),
+        Err(why) => refuse(StatusCode::BAD_GATEWAY, "The state bucket cannot be read", &why),
+    }
+}
+
+/// Each service's live release, confirmed with ECS in the dashboard's `--cluster`, and its
+/// history (`convoy list --live` and `convoy history`, on one page).
+async fn services_page(State(app): State<Arc<App>>) -> Response {
+    let cluster = Some(app.convoy.config.cluster.as_str()).filter(|c| !c.is_empty());
+    match crate::history::services_live(&app.store, app.convoy.tasks.as_ref(), cluster, SERVICE_HISTORY).await {
+        Ok(services) => pages::services(&app.bucket, &services, cluster, chrono::Utc::now()).into_response(),
         Err(why) => refuse(StatusCode::BAD_GATEWAY, "The state bucket cannot be read", &why),
     }
 }

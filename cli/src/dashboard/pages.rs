@@ -27,7 +27,10 @@ fn layout(title: &str, refresh: bool, body: Markup) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body {
-                header { a.brand href="/" { "convoy" } span.muted { " dashboard" } }
+                header {
+                    a.brand href="/" { "convoy" } span.muted { " dashboard" }
+                    nav { a href="/" { "Releases" } " · " a #nav-services href="/services" { "Services" } }
+                }
                 main { (body) }
             }
         }
@@ -143,6 +146,89 @@ pub fn overview(bucket: &str, loaded: Vec<Loaded>, more: bool, filter: &Filter, 
     }
 }
 
+/// Each service's live release (from its records: since when, who approved it), what ECS runs
+/// (confirmed, or changed outside Convoy), and every release that went live, newest first.
+pub fn services(
+    bucket: &str,
+    services: &[(convoy::names::ServiceName, convoy::history::Live)],
+    cluster: Option<&str>,
+    now: DateTime<Utc>,
+) -> Markup {
+    use convoy::history::LiveCheck;
+    let ecs_class = |check: &LiveCheck| match check {
+        LiveCheck::Confirmed => "ecs ok",
+        LiveCheck::ChangedOutsideConvoy { .. } => "ecs bad",
+        _ => "ecs muted",
+    };
+    html! {
+        (layout("Services", false, html! {
+            h1 { "Services" }
+            p.muted {
+                "What each service runs, from its records in s3://" (bucket) "/state/ (no index), "
+                @match cluster {
+                    Some(cluster) => { "confirmed with ECS (DescribeServices in cluster " code { (cluster) } ")" },
+                    None => { "not confirmed with ECS: start the dashboard with --cluster (or CONVOY_CLUSTER)" },
+                }
+            }
+            @if services.is_empty() {
+                p #empty { "No service has a record yet." }
+            } @else {
+                table #live {
+                    thead { tr { th { "service" } th { "live release" } th { "since" } th { "approved by" } th { "ECS" } } }
+                    tbody { @for (service, live) in services {
+                        @let current = live.loaded.history.live_now();
+                        tr.service data-service=(service) data-ecs=(serde_json::to_value(&live.check).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default()) {
+                            td { a href={ "#history-" (service) } { (service) } }
+                            td { @match current {
+                                Some(r) => { a href=(release_href(&r.key)) { (r.key.release) } },
+                                None => { span.muted { "none went live" } },
+                            } }
+                            td { @if let Some(r) = current { (time(r.at)) div.detail { (ago(now, Some(r.at))) } } }
+                            td { @match current.and_then(|r| r.approved_by.as_deref()) {
+                                Some(by) => { (by) },
+                                None => { span.muted { "—" } },
+                            } }
+                            td { span class=(ecs_class(&live.check)) { (live.check) } }
+                        }
+                    } }
+                }
+                @for (service, live) in services {
+                    section.history id={ "history-" (service) } {
+                        h2 { (service) }
+                        @if live.loaded.history.releases.is_empty() {
+                            p.muted { "No release of " (service) " went live (" (live.loaded.listed) " records)." }
+                        } @else {
+                            table.history {
+                                thead { tr { th { "release" } th { "went live" } th { "live for" } th { "outcome" } th { "migration" } th { "approved by" } th { "images" } } }
+                                tbody { @for r in &live.loaded.history.releases { tr.went-live data-release=(r.key.release) {
+                                    td { a href=(release_href(&r.key)) { (r.key.release) }
+                                         @if let Some(group) = &r.part_of { div.detail { "part of " a href=(release_href(group)) { (group) } } } }
+                                    td { (time(r.at)) }
+                                    td { (human(r.live_for(now))) }
+                                    td { (r.outcome) }
+                                    td { (r.migration) }
+                                    td { @match &r.approved_by { Some(by) => { (by) }, None => { span.muted { "—" } } } }
+                                    td { @for (container, uri) in &r.images { div title=(uri) { (container) " " code { (short_image(uri)) } } } }
+                                } } }
+                            }
+                            @if live.loaded.read < live.loaded.listed {
+                                p.note { "The newest releases, from " (live.loaded.read) " of " (live.loaded.listed) " records: " code { "convoy history " (service) } " lists them all." }
+                            }
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// `repository@sha256:<first 12 hex>` of a pinned image URI (the page's title has it whole).
+fn short_image(uri: &str) -> String {
+    let (repository, digest) = uri.split_once('@').unwrap_or((uri, ""));
+    let repository = repository.rsplit('/').next().unwrap_or(repository);
+    format!("{repository}@{}", digest.get(..19).unwrap_or(digest))
+}
+
 pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
     let spans = stages(release, now);
     let raw = serde_json::to_string_pretty(release).unwrap_or_else(|e| format!("(cannot show: {e})"));
@@ -220,6 +306,22 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                                  @if let Some(n) = &image.note { (n) } }
                         } } }
                     }
+                }
+            }
+            @if !release.drift.is_empty() {
+                h2 { "Drift" }
+                table #drift {
+                    thead { tr { th { "service" } th { "live" } th { "Convoy's last" } th { "derives from" } th { "action" } } }
+                    tbody { @for check in &release.drift { tr.drift data-drifted=(check.drifted) {
+                        td { (check.service) }
+                        td { code { (check.live) } @if let Some(at) = check.live_since { br; span.muted { "since " (time(at)) } } }
+                        td { @match &check.deployed {
+                            Some(d) => { code { (d.task_definition) } br; span.muted { "release " (d.release) } },
+                            None => { span.muted { "none known: no earlier release went live" } },
+                        } }
+                        td { code { (check.base) } }
+                        td { @if check.drifted { span.bad { "changed outside Convoy" } br; } (check.summary()) }
+                    } } }
                 }
             }
             @if let Some(run) = &release.migration {
@@ -425,6 +527,23 @@ mod tests {
         assert!(page.contains("task-definition/web:41</code> → <code>arn:aws:ecs:us-east-1:1:task-definition/web:42"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; 5xx"), "{page}");
         assert!(!page.contains("<script>alert"), "the reason is text, not markup");
+    }
+
+    #[test]
+    fn a_release_page_shows_the_drift_check_with_both_revisions_and_the_action() {
+        let mut drifted = evidence();
+        drifted.drift = serde_json::from_value(serde_json::json!([{
+            "service": "web", "checked_at": "2026-12-07T10:00:00Z",
+            "live": "arn:aws:ecs:us-east-1:1:task-definition/web:5", "live_since": "2026-12-07T09:00:00Z",
+            "deployed": {"release": "r0", "task_definition": "arn:aws:ecs:us-east-1:1:task-definition/web:4"},
+            "drifted": true, "action": "warned", "base": "arn:aws:ecs:us-east-1:1:task-definition/web:4"
+        }]))
+        .expect("a drift check");
+        let page = release(&drifted, "b", Utc::now()).into_string();
+        assert!(page.contains("id=\"drift\"") && page.contains("data-drifted=\"true\""), "{page}");
+        assert!(page.contains("<span class=\"bad\">changed outside Convoy</span>"), "{page}");
+        assert!(page.contains("release r0") && page.contains("replaces the change"), "{page}");
+        assert!(!release(&evidence(), "b", Utc::now()).into_string().contains("id=\"drift\""), "no check, no table");
     }
 
     #[test]

@@ -217,6 +217,7 @@ pub fn plan(found: &Found, choices: &Choices) -> Plan {
             bake_seconds: 0,
             metric_checks: Vec::new(),
             image_policy: None,
+            drift: convoy::drift::DriftSetting::default(),
             alarms: Vec::new(),
             rollback: Default::default(),
         }),

@@ -136,6 +136,7 @@ fn a_groups_manifest_that_fixes_a_refused_upload_opens_the_release_with_its_sect
     let fixed = readiness::Event::ManifestUploaded {
         source: source("v2"),
         outcome: Ok(Admitted::Group(Box::new(opening()))),
+        drift: Vec::new(),
         at: t(2),
     };
     let (release, effects) = apply(&refused, fixed);
@@ -144,8 +145,12 @@ fn a_groups_manifest_that_fixes_a_refused_upload_opens_the_release_with_its_sect
     assert_eq!(release.services.len(), 3);
     assert_eq!(release.images.len(), 2);
     assert!(release.manifest.is_none() && release.group.is_some());
-    let refused_again =
-        readiness::Event::ManifestUploaded { source: source("v3"), outcome: Err("bad".into()), at: t(3) };
+    let refused_again = readiness::Event::ManifestUploaded {
+        source: source("v3"),
+        outcome: Err("bad".into()),
+        drift: Vec::new(),
+        at: t(3),
+    };
     let (release, effects) = apply(&release, refused_again);
     assert!(effects.is_empty(), "an accepted manifest is the release's contract: a later upload is ignored");
     assert_eq!((release.state, release.services.len()), (State::Collecting, 3));

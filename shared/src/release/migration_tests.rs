@@ -376,6 +376,7 @@ fn a_manifest_uploaded_again_while_the_migration_starts_takes_over_no_claim() {
             etag: None,
         },
         outcome: Ok(claimed.manifest.clone().unwrap().into()),
+        drift: Vec::new(),
         at: t(100),
     };
     let context = Context {

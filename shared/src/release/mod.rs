@@ -262,6 +262,15 @@ pub struct Release {
     /// and where the database schema stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<crate::rollback::Rollback>,
+    /// The drift check at the manifest stage, one per service (`crate::drift`): what ECS ran, what
+    /// Convoy deployed last, what the release derives from. Empty in records older than the check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<crate::drift::DriftCheck>,
+    /// A release of one service that went live: the scheduled tasks of its task family it moved
+    /// to its revision, each with the revision it ran before. (A group's are per service, in its
+    /// sections.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::scheduled::ScheduleMove>,
     pub timeline: Vec<Entry>,
 }
 
@@ -460,6 +469,8 @@ impl Release {
             settings: None,
             gate: None,
             rollback: None,
+            drift: Vec::new(),
+            schedules: Vec::new(),
             timeline: Vec::new(),
         }
     }

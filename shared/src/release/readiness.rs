@@ -20,7 +20,13 @@ pub enum Event {
     /// An image tag was found in ECR with this digest.
     ImageFound { image: ImageKey, digest: Digest, at: DateTime<Utc>, via: Sighting },
     /// The manifest object was uploaded (again) for an existing record.
-    ManifestUploaded { source: ManifestSource, outcome: Result<Admitted, String>, at: DateTime<Utc> },
+    /// `drift`: the manifest stage's drift check of each service (empty when refused before it).
+    ManifestUploaded {
+        source: ManifestSource,
+        outcome: Result<Admitted, String>,
+        drift: Vec<crate::drift::DriftCheck>,
+        at: DateTime<Utc>,
+    },
     /// The reconciler looked the awaited images up at `at` and found these still missing, each
     /// with why. A release still collecting `deadline` after its manifest was accepted fails.
     ImagesOverdue { missing: Vec<(ImageKey, Absence)>, deadline: chrono::Duration, at: DateTime<Utc> },
@@ -38,7 +44,9 @@ impl StageEvent for Event {
     fn apply_to(&self, release: &Release, context: &Context) -> Result<Decision, TransitionError> {
         let decision = match self {
             Event::ImageFound { image, digest, at, via } => release.on_image_found(image, digest, *at, *via)?,
-            Event::ManifestUploaded { source, outcome, at } => release.on_manifest_uploaded(source, outcome, *at),
+            Event::ManifestUploaded { source, outcome, drift, at } => {
+                release.on_manifest_uploaded(source, outcome, drift, *at)
+            }
             Event::ImagesOverdue { missing, deadline, at } => release.on_images_overdue(missing, *deadline, *at),
             Event::LookedUp { found, missing, deadline, at } => {
                 // Found images first: a release whose last image arrives at the deadline is ready.
@@ -435,6 +443,7 @@ impl Release {
         &self,
         source: &ManifestSource,
         outcome: &Result<Admitted, String>,
+        drift: &[crate::drift::DriftCheck],
         at: DateTime<Utc>,
     ) -> Decision {
         if self.source.same_upload(source) {
@@ -450,6 +459,7 @@ impl Release {
                 Ok(Admitted::Group(opening)) => next.accept_group(opening.as_ref().clone(), at),
                 Err(reason) => next.reject(reason.clone(), at),
             }
+            next.note_drift(drift.to_vec(), at);
             let effects = next.pending_work();
             return Decision::changed(next, effects);
         }

@@ -199,15 +199,23 @@ fn an_image_found_for_a_failed_release_changes_nothing() {
 
 #[test]
 fn the_same_manifest_upload_delivered_twice_changes_nothing() {
-    let event =
-        readiness::Event::ManifestUploaded { source: source("v1"), outcome: Ok(manifest(true).into()), at: t(1) };
+    let event = readiness::Event::ManifestUploaded {
+        source: source("v1"),
+        outcome: Ok(manifest(true).into()),
+        drift: Vec::new(),
+        at: t(1),
+    };
     assert!(matches!(collecting(true).apply(&event).unwrap(), Decision::Unchanged { .. }));
 }
 
 #[test]
 fn a_new_manifest_version_for_an_accepted_release_is_recorded_and_ignored() {
-    let event =
-        readiness::Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(false).into()), at: t(1) };
+    let event = readiness::Event::ManifestUploaded {
+        source: source("v2"),
+        outcome: Ok(manifest(false).into()),
+        drift: Vec::new(),
+        at: t(1),
+    };
     let (release, effects) = apply(&collecting(true), event.clone());
     assert!(effects.is_empty());
     assert_eq!(release.source, source("v1"));
@@ -219,8 +227,12 @@ fn a_new_manifest_version_for_an_accepted_release_is_recorded_and_ignored() {
 #[test]
 fn a_fixed_manifest_reopens_a_release_whose_manifest_was_rejected() {
     let rejected = Release::rejected(key(), source("v1"), "bad".into(), t(0));
-    let event =
-        readiness::Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true).into()), at: t(1) };
+    let event = readiness::Event::ManifestUploaded {
+        source: source("v2"),
+        outcome: Ok(manifest(true).into()),
+        drift: Vec::new(),
+        at: t(1),
+    };
     let (release, effects) = apply(&rejected, event);
     assert_eq!(release.state, State::Collecting);
     assert_eq!(release.source, source("v2"));
@@ -361,7 +373,12 @@ fn the_deadline_counts_from_a_fixed_manifest_that_reopened_the_release() {
     let rejected = Release::rejected(key(), source("v1"), "bad".into(), t(0));
     let (reopened, _) = apply(
         &rejected,
-        readiness::Event::ManifestUploaded { source: source("v2"), outcome: Ok(manifest(true).into()), at: t(3000) },
+        readiness::Event::ManifestUploaded {
+            source: source("v2"),
+            outcome: Ok(manifest(true).into()),
+            drift: Vec::new(),
+            at: t(3000),
+        },
     );
     assert!(unchanged(reopened.apply(&overdue(Vec::new(), 3601)).unwrap()), "the reopened release has until 6600");
     assert!(!unchanged(reopened.apply(&overdue(Vec::new(), 6600)).unwrap()));
@@ -392,6 +409,7 @@ fn each_ignored_upload_is_named_in_the_record_by_its_location_and_version_once()
     let upload = |version: &str, at: i64| readiness::Event::ManifestUploaded {
         source: source(version),
         outcome: Ok(manifest(true).into()),
+        drift: Vec::new(),
         at: t(at),
     };
     let (once, _) = apply(&collecting(true), upload("v2", 1));

@@ -315,6 +315,15 @@ impl Release {
     }
 
     fn on_schedules_moved(&self, service: &ServiceName, moves: &[ScheduleMove], at: DateTime<Utc>) -> Decision {
+        if self.is_of_one_service() && self.key.service == *service {
+            if !self.schedules.is_empty() || moves.is_empty() || self.state != State::Succeeded {
+                return Decision::unchanged(format!("no scheduled task of {service} to record as moved"));
+            }
+            let mut next = self.clone();
+            next.schedules = moves.to_vec();
+            next.record(at, "schedules-moved", moved_words(moves));
+            return Decision::changed(next, Vec::new());
+        }
         let Some(index) = self.services.iter().position(|s| s.service == *service) else {
             return Decision::unchanged(format!("{service} is not a service of this release"));
         };
@@ -324,10 +333,13 @@ impl Release {
         }
         let mut next = self.clone();
         next.services[index].schedules = moves.to_vec();
-        let moved: Vec<String> =
-            moves.iter().map(|m| format!("{} ({} → {})", m.target, m.previous, m.revision)).collect();
-        next.record(at, "schedules-moved", format!("{service}: {}", moved.join(", ")));
+        next.record(at, "schedules-moved", format!("{service}: {}", moved_words(moves)));
         Decision::changed(next, Vec::new())
+    }
+
+    /// A release of one service, not a part of a group's: it moves its own scheduled tasks.
+    fn is_of_one_service(&self) -> bool {
+        self.group.is_none() && self.part_of.is_none()
     }
 
     fn on_schedules_put_back(&self, service: &ServiceName, at: DateTime<Utc>) -> Decision {
@@ -377,6 +389,8 @@ impl Release {
         // A part of a group's rollback says so too: its service's history shows it.
         part.rollback.clone_from(&self.rollback);
         part.settings = self.settings.clone();
+        // The group's drift check of this service decides what its revision derives from.
+        part.drift = self.drift.iter().filter(|c| c.service == *service).cloned().collect();
         part.state = State::Ready { next: Stage::Deployment };
         let detail = format!(
             "service {service} of release {} (step {}): its images pinned by that release, its migration run by it",
@@ -395,6 +409,29 @@ fn failed_stage(state: &SectionState, verification: Option<&super::Verification>
         _ if verification_failed => Some(Stage::Verification),
         SectionState::Failed { .. } => Some(Stage::Deployment),
         _ => None,
+    }
+}
+
+fn moved_words(moves: &[ScheduleMove]) -> String {
+    moves.iter().map(|m| format!("{} ({} → {})", m.target, m.previous, m.revision)).collect::<Vec<_>>().join(", ")
+}
+
+impl Decision {
+    /// A release of one service that this decision makes live moves its service's scheduled
+    /// tasks to its revision (`Effect::MoveSchedules`), as a group's release does for each of its
+    /// services; a part's are its group's to move. `before`: the record the decision was made on.
+    pub(crate) fn moving_schedules(self, before: &Release) -> Decision {
+        match self {
+            Decision::Changed { release, mut effects, passed }
+                if release.state == State::Succeeded
+                    && before.state != State::Succeeded
+                    && release.is_of_one_service() =>
+            {
+                effects.push(Effect::MoveSchedules { service: release.key.service.clone() });
+                Decision::Changed { release, effects, passed }
+            }
+            other => other,
+        }
     }
 }
 

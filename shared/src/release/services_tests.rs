@@ -162,6 +162,25 @@ fn a_part_is_a_release_of_its_service_ready_to_deploy_the_groups_pinned_digests(
 }
 
 #[test]
+fn each_part_derives_from_its_own_services_drift_check() {
+    use crate::drift::{Deployed, DriftSetting, LiveDefinition, judge};
+    let mut group = deploying(serde_json::json!(["web", "worker", "cron"]));
+    let check = |name: &str, live: u32, setting| {
+        let live = LiveDefinition { task_definition: revision(name, live), since: None };
+        let ours = Deployed { release: "r0".parse().unwrap(), task_definition: revision(name, 4), live_since: None };
+        judge(&service(name), &live, Some(ours), setting, t(1))
+    };
+    group.drift = vec![check("web", 5, DriftSetting::Warn), check("worker", 5, DriftSetting::Adopt)];
+    let web = group.part(&service("web"), t(3)).unwrap();
+    assert_eq!(web.drift.len(), 1, "only web's check");
+    assert_eq!(web.derivation_base(&service("web")), Some(revision("web", 4).as_str()), "warn: Convoy's revision");
+    let worker = group.part(&service("worker"), t(3)).unwrap();
+    assert_eq!(worker.derivation_base(&service("worker")), Some(revision("worker", 5).as_str()), "adopt: the live one");
+    let cron = group.part(&service("cron"), t(3)).unwrap();
+    assert_eq!(cron.derivation_base(&service("cron")), None, "not checked: what ECS runs when the stage starts");
+}
+
+#[test]
 fn the_next_step_opens_once_the_services_verification_passed_and_a_replayed_part_changes_nothing() {
     let group = deploying(serde_json::json!(["web", "worker", "cron"]));
     let web = part_in(&group, "web", State::Deploying { deployment: web_deployment() });
@@ -500,4 +519,36 @@ fn a_waiting_part_takes_the_releases_approval_once_and_continues_its_deployment(
     let mut alone = awaiting(&group, "web");
     alone.part_of = None;
     assert!(unchanged(alone.apply(&event).unwrap()), "a release of one service has its own approval");
+}
+
+#[test]
+fn a_release_of_one_service_that_goes_live_moves_its_scheduled_tasks_and_records_them_once() {
+    use crate::scheduled::{ScheduleMove, ScheduledTarget};
+    let group = deploying(serde_json::json!(["web", "worker"]));
+    let mut alone = part_in(&group, "worker", State::Deploying { deployment: web_deployment() });
+    alone.part_of = None;
+    let mut live = alone.clone();
+    live.state = State::Succeeded;
+    let decision = Decision::changed(live.clone(), Vec::new()).moving_schedules(&alone);
+    let Decision::Changed { effects, .. } = decision else { panic!("changed") };
+    assert_eq!(effects, [Effect::MoveSchedules { service: service("worker") }]);
+    let again = Decision::changed(live.clone(), Vec::new()).moving_schedules(&live);
+    assert!(matches!(again, Decision::Changed { ref effects, .. } if effects.is_empty()), "only when it goes live");
+    let part = part_in(&group, "worker", State::Deploying { deployment: web_deployment() });
+    let mut part_live = part.clone();
+    part_live.state = State::Succeeded;
+    let of_part = Decision::changed(part_live, Vec::new()).moving_schedules(&part);
+    assert!(matches!(of_part, Decision::Changed { ref effects, .. } if effects.is_empty()), "a part's are its group's");
+
+    let nightly = ScheduleMove {
+        target: ScheduledTarget::Schedule { group: "default".into(), name: "nightly".into() },
+        previous: revision("worker", 7),
+        revision: revision("worker", 8),
+    };
+    let moved =
+        |moves: Vec<ScheduleMove>| services::Event::SchedulesMoved { service: service("worker"), moves, at: t(9) };
+    assert!(unchanged(alone.apply(&moved(vec![nightly.clone()])).unwrap()), "not live: nothing recorded");
+    let (live, _) = apply(&live, moved(vec![nightly.clone()]));
+    assert_eq!(live.schedules, std::slice::from_ref(&nightly));
+    assert!(unchanged(live.apply(&moved(vec![nightly])).unwrap()), "recorded once");
 }

@@ -127,11 +127,9 @@ impl Convoy {
                 }
             }
         }
-        let spec = MigrationTaskSpec {
-            base: shape.task_definition.clone(),
-            container: migration.container.to_string(),
-            images,
-        };
+        // The base the drift check chose (the live revision, or Convoy's last under `warn`).
+        let base = release.derivation_base(service).unwrap_or(&shape.task_definition).to_owned();
+        let spec = MigrationTaskSpec { base, container: migration.container.to_string(), images };
         let definition = self.tasks.register_migration(&spec).await?;
         let request = RunTaskRequest {
             cluster: self.config.cluster.clone(),

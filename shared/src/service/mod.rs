@@ -7,6 +7,7 @@ mod approval;
 mod confirm;
 mod decide;
 mod deploy;
+mod drift;
 mod gate;
 mod gates;
 mod lost_manifests;
@@ -40,7 +41,8 @@ use crate::release::{Effect, Release};
 #[derive(Clone)]
 pub struct Convoy {
     pub store: Arc<dyn ReleaseStore>,
-    /// The records of one service, listed: what a rollback's claim is confirmed against.
+    /// A service's records page by page (`convoy::history`): what Convoy deployed last, for the
+    /// drift check, and what a rollback's claim is confirmed against.
     pub records: Arc<dyn ServiceRecords>,
     pub waits: Arc<dyn WaitList>,
     pub manifests: Arc<dyn ManifestReader>,

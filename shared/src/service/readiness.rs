@@ -54,6 +54,18 @@ impl Convoy {
         now: DateTime<Utc>,
     ) -> Result<Report, ConvoyError> {
         let (source, outcome) = self.read_manifest(upload, key).await?;
+        // Drift is checked before anything of the release runs: the migration and the revision
+        // both derive from the base the check records (ARCHITECTURE.md, "Drift").
+        let (outcome, drift) = match outcome {
+            Ok(admitted) => {
+                let drift = self.check_drift(key, &admitted, now).await?;
+                match crate::drift::refusal(&drift) {
+                    Some(reason) => (Err(reason), drift),
+                    None => (Ok(admitted), drift),
+                }
+            }
+            Err(reason) => (Err(reason), Vec::new()),
+        };
         if let Err(reason) = &outcome {
             warn!(%reason, "manifest rejected");
         }
@@ -62,10 +74,11 @@ impl Convoy {
             Err(reason) => Release::rejected(key.clone(), source.clone(), reason.clone(), now),
         };
         fresh.settings = self.config.settings_version.clone();
+        fresh.note_drift(drift.clone(), now);
         let stored = match self.create(outbox, fresh).await? {
             Some(created) => created,
             None => {
-                let event = readiness::Event::ManifestUploaded { source, outcome, at: now };
+                let event = readiness::Event::ManifestUploaded { source, outcome, drift, at: now };
                 // Created and gone again: the event is retried.
                 self.transition(outbox, key, None, &event).await?.ok_or(StoreError::Conflict)?
             }

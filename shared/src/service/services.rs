@@ -200,8 +200,15 @@ impl Convoy {
             info!(state = %release.state, %service, "the release goes back: no scheduled task moves");
             return Ok(());
         }
-        let Some(section) = release.section(service).filter(|s| s.schedules.is_empty()) else { return Ok(()) };
-        let Some(revision) = section.revision.clone() else { return Ok(()) };
+        let (moved, revision) = match release.section(service) {
+            Some(section) => (!section.schedules.is_empty(), section.revision.clone()),
+            // A release of one service: the revision its deployment carried.
+            None if release.services.is_empty() && release.key.service == *service => {
+                (!release.schedules.is_empty(), release.deployment.as_ref().and_then(|d| d.task_definition.clone()))
+            }
+            None => return Ok(()),
+        };
+        let Some(revision) = revision.filter(|_| !moved) else { return Ok(()) };
         let Some(family) = crate::release::task_definition_family(&revision) else { return Ok(()) };
         let mut moves = Vec::new();
         for task in self.scheduled_tasks.find(family).await? {

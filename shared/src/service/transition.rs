@@ -209,7 +209,7 @@ impl Convoy {
         let mut contention = Contention::new(key);
         loop {
             let Some(stored) = self.known_or_loaded(key, known.take()).await? else { return Ok(None) };
-            match event.apply_to(&stored.release, &context)? {
+            match event.apply_to(&stored.release, &context)?.moving_schedules(&stored.release) {
                 Decision::Unchanged { why } => {
                     tracing::info!(state = %stored.release.state, "unchanged: {why}");
                     let Stored { release, version } = stored;
@@ -322,8 +322,11 @@ impl Convoy {
                 Effect::RevertService { service } => {
                     outbox.defer(Deferred::Revert { group: key.clone(), service: service.clone() });
                 }
-                Effect::MoveSchedules { service } => {
+                Effect::MoveSchedules { service } if self.config.move_scheduled_tasks => {
                     outbox.defer(Deferred::MoveSchedules { group: key.clone(), service: service.clone() });
+                }
+                Effect::MoveSchedules { service } => {
+                    tracing::info!(%service, "scheduled tasks are not moved: CONVOY_MOVE_SCHEDULED_TASKS is not set");
                 }
                 Effect::ApproveWithRelease { service } => {
                     outbox.defer(Deferred::Approve { group: key.clone(), service: service.clone() });

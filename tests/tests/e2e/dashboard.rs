@@ -347,3 +347,90 @@ async fn a_request_without_the_launch_secret_and_a_change_without_the_token_or_f
         assert!(!answer.contains("panicked"), "{path}: {answer}");
     }
 }
+
+/// A record of `service`'s release `release` that went live `hours_ago` hours ago with
+/// `task_definition`, approved by `approver`: the shape `fixtures/records/succeeded-codedeploy.json`
+/// (a record Convoy wrote) has, renamed.
+fn went_live(service: &str, release: &str, hours_ago: i64, task_definition: &str, approver: &str) -> Release {
+    let mut value: serde_json::Value =
+        serde_json::from_str(include_str!("../../../shared/fixtures/records/succeeded-codedeploy.json")).unwrap();
+    let at = chrono::Utc::now() - chrono::Duration::hours(hours_ago);
+    value["key"] = serde_json::json!({"service": service, "release": release});
+    value["timeline"][0]["at"] = serde_json::json!(at - chrono::Duration::minutes(20));
+    value["deployment"]["ended_at"] = serde_json::json!(at);
+    value["deployment"]["task_definition"] = serde_json::json!(task_definition);
+    value["approval"]["by"] = serde_json::json!(approver);
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_page_shows_each_services_live_release_confirmed_with_ecs_and_its_history() {
+    let world = dashboard_world("services").await;
+    let ecs = aws_sdk_ecs::Client::new(&world.held.world.sdk);
+    let cluster = world.held.world.cluster();
+    // A second service, `worker`, whose live release is the revision ECS runs.
+    let worker = world
+        .held
+        .world
+        .ecs_service_controlled("worker", &["app"], aws_sdk_ecs::types::DeploymentControllerType::Ecs)
+        .await;
+    let alice = "arn:aws:iam::123456789012:user/alice";
+    let bob = "arn:aws:sts::123456789012:assumed-role/Deployer/bob";
+    let store = store(&world);
+    store.create(&went_live("worker", "w1", 5, &worker.task_definition, bob)).await.unwrap();
+    // The sandbox's service ran two releases; ECS runs neither's revision now (its own, from
+    // before Convoy): changed outside Convoy.
+    let described = ecs.describe_services().cluster(&cluster).services(SERVICE).send().await.unwrap();
+    let runs = described.services()[0].task_definition().unwrap().to_owned();
+    let family = runs.rsplit_once("task-definition/").unwrap().1.split(':').next().unwrap().to_owned();
+    let revision = |n: u32| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:{}", 90 + n);
+    store.create(&went_live(SERVICE, "s1", 3, &revision(1), alice)).await.unwrap();
+    store.create(&went_live(SERVICE, "s2", 1, &revision(2), bob)).await.unwrap();
+
+    let dashboard = world.start_dashboard(0).expect("convoy dashboard starts");
+    let browser = Browser::start(1300, 1100).await;
+    let client = &browser.client;
+    client.goto(&dashboard.link).await.expect("open the overview");
+    client.find(Locator::Css("#nav-services")).await.expect("a link to the Services page").click().await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/services");
+
+    let mut rows = std::collections::BTreeMap::new();
+    for row in client.find_all(Locator::Css("#live tr.service")).await.expect("a row per service") {
+        let service = row.attr("data-service").await.unwrap().unwrap();
+        let ecs = row.attr("data-ecs").await.unwrap().unwrap();
+        rows.insert(service, (ecs, row.text().await.unwrap()));
+    }
+    let (kind, text) = &rows["worker"];
+    assert_eq!(kind, "confirmed", "{text}");
+    assert!(text.contains("w1") && text.contains(bob) && text.contains("confirmed by ECS"), "{text}");
+    let (kind, text) = &rows[SERVICE];
+    assert_eq!(kind, "changed-outside-convoy", "{text}");
+    let outside = format!("changed outside Convoy: {}", runs.rsplit_once("task-definition/").unwrap().1);
+    assert!(text.contains("s2") && text.contains(bob) && text.contains(&outside), "{outside}\n{text}");
+    // The sandbox's release awaiting approval never went live: it is not the live one.
+    assert!(!text.contains(RELEASE), "{text}");
+
+    let history = client.find_all(Locator::Css(&format!("#history-{SERVICE} tr.went-live"))).await.unwrap();
+    let mut lines = Vec::new();
+    for row in &history {
+        lines.push(row.text().await.unwrap());
+    }
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[0].starts_with("s2") && lines[0].contains("live now"), "{lines:#?}");
+    assert!(
+        lines[1].starts_with("s1") && lines[1].contains("replaced by s2") && lines[1].contains(alice),
+        "{lines:#?}"
+    );
+    assert!(lines[1].contains("@sha256:"), "each image pinned by digest: {lines:#?}");
+
+    let png = client.screenshot().await.expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| std::env::temp_dir(), std::path::PathBuf::from);
+    std::fs::write(target.join("services.png"), &png).expect("save the screenshot");
+    // docs/images/services.png is refreshed on request only, so that a test run leaves the tree clean.
+    if std::env::var_os("CONVOY_UPDATE_SCREENSHOT").is_some() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/images/services.png");
+        std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
+        std::fs::write(docs, &png).expect("save docs/images/services.png");
+    }
+}

@@ -141,7 +141,8 @@ async fn worker_runs(backend: &MotoBackend) -> String {
 /// An EventBridge Scheduler schedule (`CreateSchedule`, default group) whose ECS target runs
 /// `task_definition` in the backend's cluster; named after the test's world.
 fn nightly_schedule(backend: &MotoBackend, task_definition: &str) -> String {
-    let name = format!("nightly-{}", backend.world.id);
+    // Not `nightly-<id>`: e2e/scheduled_tasks.rs names its schedules so, with ids of the same form.
+    let name = format!("release-nightly-{}", backend.world.id);
     let cluster = format!(
         "arn:aws:ecs:{}:{}:cluster/{}",
         convoy_tests::moto::REGION,
@@ -539,4 +540,36 @@ async fn one_persons_approval_of_web_is_the_releases_and_api_verified_later_shif
     assert_eq!(convoy_calls.len(), 1, "api: one continue, Convoy's: {convoy_calls:?}");
     assert_ne!(convoy_calls[0], ana, "made with Convoy's role, not in Ana's name");
     assert_eq!(record.timeline.iter().filter(|e| e.event == "approved").count(), 1, "one approval for the release");
+}
+
+#[tokio::test]
+async fn a_release_of_one_service_moves_its_scheduled_task_once_when_it_goes_live_and_not_before() {
+    let (backend, _green) = crate::deploy::with_green(Behaviour::version("s1"), "manual").await;
+    let ecs = backend.ecs_client();
+    let described = ecs.describe_services().cluster(&backend.ecs.cluster).services("web").send().await.unwrap();
+    let before = described.services()[0].task_definition().unwrap().to_owned();
+    let nightly = nightly_schedule(&backend, &before);
+    let key = release_key("s1");
+    let deployment = crate::deploy::deploying(&backend, "s1", json!({})).await;
+    backend.codedeploy_hook(&deployment, "exec-1").await;
+    backend.standin.waits(&deployment);
+    let (_, as_ana) = backend.person("ana").await;
+    as_ana.decide(&key, true).await.unwrap();
+    backend.cloudtrail_delivers_last_call().await;
+    assert_eq!(schedule_runs(&nightly), before, "not live yet: the schedule runs what it ran");
+    backend.standin.finish(&deployment);
+    for _ in 0..2 {
+        backend.codedeploy_reports(&deployment, "SUCCESS").await;
+    }
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded);
+    let revision = record.deployment.as_ref().and_then(|d| d.task_definition.clone()).expect("the release's revision");
+    assert_eq!(schedule_runs(&nightly), revision, "the schedule runs the live release");
+    assert_eq!(record.schedules.len(), 1, "{:?}", record.schedules);
+    assert_eq!(
+        (record.schedules[0].previous.as_str(), record.schedules[0].revision.as_str()),
+        (before.as_str(), revision.as_str())
+    );
+    assert_eq!(record.timeline.iter().filter(|e| e.event == "schedules-moved").count(), 1, "moved once");
 }

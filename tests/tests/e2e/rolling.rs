@@ -23,7 +23,7 @@ use crate::deploy::{containers, deploying, invoke, migration_succeeds_ten_times_
 use crate::scenario::*;
 
 /// A worker's rolling configuration: the circuit breaker rolls back, and so does alarm `errors`.
-fn rolling_configuration() -> Value {
+pub(crate) fn rolling_configuration() -> Value {
     json!({
         "strategy": "ROLLING",
         "minimumHealthyPercent": 100,
@@ -82,7 +82,7 @@ async fn lock_holder(backend: &MotoBackend) -> Option<String> {
 }
 
 /// A rolling release `release` (no migration) whose update ECS completed and said so: succeeded.
-async fn live(backend: &MotoBackend, release: &str) -> String {
+pub(crate) async fn live(backend: &MotoBackend, release: &str) -> String {
     let arn = deploying(backend, release, json!({})).await;
     backend.standin.service_deployment_ends(&arn, "SUCCESSFUL", "Service deployment completed");
     ecs_reports(backend, "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/1 completed.").await;

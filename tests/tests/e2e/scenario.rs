@@ -422,9 +422,9 @@ impl MemoryBackend {
         let events = Arc::new(convoy::adapters::memory::MemoryEvents::default());
         let convoy = Convoy {
             store: store.clone(),
-            records: store.clone(),
             waits: store.clone(),
             active: store.clone(),
+            records: store.clone(),
             manifests: objects.clone(),
             registry: registry.clone(),
             image_checks: Arc::new(convoy::adapters::memory::MemoryImageChecks::default()),
@@ -457,6 +457,7 @@ impl MemoryBackend {
                 manifest_lookback_seconds: 86_400,
                 claim_lease: convoy::config::CLAIM_LEASE,
                 event_bus: "default".into(),
+                move_scheduled_tasks: true,
                 services: convoy::settings::parse(&settings).expect("settings"),
                 release_groups: Default::default(),
                 settings_object_version: None,

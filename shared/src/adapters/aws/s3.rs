@@ -448,6 +448,33 @@ impl S3Store {
         sent.map(|output| output.version_id).map_err(|err| StoreError::Unavailable(super::cause(err)))
     }
 
+    /// The names with records under `state/` (services, and release groups: a group's own record
+    /// is under its name), from the listing's common prefixes, every page.
+    pub async fn record_names(&self) -> Result<Vec<ServiceName>, StoreError> {
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix("state/")
+                .delimiter("/")
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|err| StoreError::Unavailable(super::cause(err)))?;
+            names.extend(output.common_prefixes().iter().filter_map(|p| {
+                let name = p.prefix()?.strip_prefix("state/")?.strip_suffix('/')?;
+                ServiceName::new(name).ok()
+            }));
+            match output.next_continuation_token {
+                Some(next) if output.is_truncated == Some(true) => token = Some(next),
+                _ => return Ok(names),
+            }
+        }
+    }
+
     /// The releases that have a record, of one service or of all.
     pub async fn recorded(&self, service: Option<&ServiceName>) -> Result<Vec<ReleaseKey>, StoreError> {
         let prefix = service.map_or("state/".to_owned(), |s| format!("state/{s}/"));

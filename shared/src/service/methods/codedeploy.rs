@@ -101,8 +101,8 @@ async fn launch(
     let key = &release.key;
     let shape = convoy.tasks.service_shape(&convoy.config.cluster, key.service.as_str()).await?;
     let images = release.pinned_uris();
-    let definition =
-        convoy.definitions.register_release(&ReleaseTaskSpec { base: shape.task_definition, images }).await?;
+    let base = release.derivation_base(&key.service).map_or(shape.task_definition, str::to_owned);
+    let definition = convoy.definitions.register_release(&ReleaseTaskSpec { base, images }).await?;
     let request = CodeDeployRequest {
         application: target.application.clone(),
         deployment_group: target.deployment_group.clone(),

@@ -103,7 +103,9 @@ pub(super) async fn update_service_once(
         None => {
             let shape = convoy.tasks.service_shape(&cluster, &service).await?;
             let previous = shape.task_definition.clone();
-            let spec = ReleaseTaskSpec { base: shape.task_definition, images: claim.release.pinned_uris() };
+            // The base the drift check chose; `previous` stays what the service runs (put back to it).
+            let base = claim.release.derivation_base(&key.service).map_or(shape.task_definition, str::to_owned);
+            let spec = ReleaseTaskSpec { base, images: claim.release.pinned_uris() };
             let definition = match convoy.definitions.register_release(&spec).await {
                 Ok(definition) => definition,
                 Err(TasksError::Rejected(reason)) => {

@@ -125,10 +125,11 @@ impl PipelineMethod<'_> {
     /// verbatim with the release's images pinned, the AppSpec, and the main container's image.
     async fn render_bundle(&self, convoy: &Convoy, release: &Release) -> Result<Vec<u8>, ConvoyError> {
         let shape = convoy.tasks.service_shape(&convoy.config.cluster, release.key.service.as_str()).await?;
-        let described = convoy.definitions.describe_verbatim(&shape.task_definition).await?;
+        let base = release.derivation_base(&release.key.service).unwrap_or(&shape.task_definition);
+        let described = convoy.definitions.describe_verbatim(base).await?;
         let images = release.pinned_uris();
         let task_definition = bundle::render_task_definition(&described.0, &images)
-            .map_err(|reason| TasksError::Rejected(format!("task definition {}: {reason}", shape.task_definition)))?;
+            .map_err(|reason| TasksError::Rejected(format!("task definition {base}: {reason}")))?;
         let target = self.codedeploy;
         let main_image = bundle::container_image(&task_definition, &target.container).ok_or_else(|| {
             TasksError::Rejected(format!(
