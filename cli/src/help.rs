@@ -29,6 +29,22 @@ Examples:
   convoy history laravel-app --limit 5
   convoy history laravel-app --json | jq '.releases[0].images'";
 
+pub const ROLLBACK: &str = "\
+Examples:
+  convoy rollback laravel-app
+  convoy rollback laravel-app --to 4cf03d1 --json
+  convoy rollback laravel-app --migrate-down
+
+Submits releases/<service>/rollback-<to>-<unix seconds>.json: the images of the release returned
+to, pinned by digest (tags may have moved since), and \"rollback\": {of, to, migrate_down}. The
+manifest-uploaded function confirms the claim from Convoy's records, or fails the release at the
+manifest stage. A service's part of a group release rolls back the whole group release (a version 2
+manifest, releases/<group>/...). No migration runs unless --migrate-down (the reverted release's
+recorded migration.down, from its own image). Follow it with convoy wait.
+
+Exit status: 0 submitted, 1 refused (nothing live, nothing before it, --to never went live),
+2 error.";
+
 pub const LOGS: &str = "\
 Examples:
   convoy logs laravel-app 4cf03d1

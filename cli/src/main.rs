@@ -14,6 +14,7 @@ mod init;
 mod list;
 mod logs;
 mod manual;
+mod rollback;
 mod settings;
 mod submit;
 mod text;
@@ -58,6 +59,10 @@ enum Command {
     /// release, confirmed with ECS).
     #[command(after_help = help::LIST)]
     List(list::Args),
+    /// Return a service to an earlier release (by default the one live before the one live now):
+    /// submit a release of its pinned digests, through the same verification and approval.
+    #[command(after_help = help::ROLLBACK)]
+    Rollback(rollback::Args),
     /// Every release of a service that went live, newest first: when, for how long, its pinned
     /// digests, migration, approver and what became of it.
     #[command(after_help = help::HISTORY)]
@@ -164,6 +169,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::List(args) => list::run(args, &store, &sdk).await,
         Command::History(args) => history::run(args, &store).await,
         Command::Logs(args) => logs::run(args, &sdk, &store).await,
+        Command::Rollback(args) => rollback::run(args, &store, &settings.state_bucket).await,
         Command::Status { service, release, json } => {
             let key = ReleaseKey::new(service, release);
             let Some(stored) = store.load(&key).await.map_err(|e| e.to_string())? else {

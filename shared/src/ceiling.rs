@@ -83,7 +83,11 @@ pub fn probe_spec(
         consecutive_successes: operator.consecutive_successes,
         timeout: Duration::from_millis(operator.timeout_ms),
         expect_status: operator.expect_status,
-        expect_text: key.release.to_string(),
+        // A rollback runs the images of the release it returns to: that release's id is what the
+        // green version serves.
+        expect_text: manifest
+            .and_then(|m| m.rollback.as_ref()?.confirmed.as_ref())
+            .map_or_else(|| key.release.to_string(), |r| r.to.to_string()),
         expect_header: operator.expect_header.clone(),
         expect_body: verify.and_then(|v| v.expect_body.clone()),
         extra: None,
@@ -253,6 +257,7 @@ mod tests {
                 expect_body: body.map(Into::into),
             }),
             approval,
+            rollback: None,
         }
     }
 
@@ -323,6 +328,7 @@ mod tests {
             container: "app".parse().unwrap(),
             command: vec!["m".into()],
             timeout_seconds: Some(7200),
+            down: None,
         });
         let err = admit(None, 1800, &key(), &asked).unwrap_err();
         assert!(err.to_string().contains("migration.timeout_seconds 7200"), "{err}");
@@ -362,6 +368,7 @@ mod tests {
             container: "app".parse().unwrap(),
             command: vec!["m".into()],
             timeout_seconds: Some(1800),
+            down: None,
         });
         assert!(admit(None, 1800, &key(), &asked).is_ok(), "the operator's own timeout asks for no less");
     }

@@ -102,11 +102,11 @@ pub fn parse_push(payload: serde_json::Value, received_at: DateTime<Utc>) -> Res
         return Ok(PushEvent::NotAPush(format!("an untagged push to {}", detail.repository_name)));
     };
     let account = event.account.ok_or("the event has no account")?;
-    let image = ImageKey {
-        registry: AccountId::new(&account).map_err(|e| e.to_string())?,
-        repository: RepositoryName::new(&detail.repository_name).map_err(|e| e.to_string())?,
-        tag: ImageTag::new(&tag).map_err(|e| e.to_string())?,
-    };
+    let image = ImageKey::tagged(
+        AccountId::new(&account).map_err(|e| e.to_string())?,
+        RepositoryName::new(&detail.repository_name).map_err(|e| e.to_string())?,
+        ImageTag::new(&tag).map_err(|e| e.to_string())?,
+    );
     let digest = Digest::new(&detail.image_digest).map_err(|e| e.to_string())?;
     Ok(PushEvent::Push(Push { image, digest, at: event.time.unwrap_or(received_at) }))
 }

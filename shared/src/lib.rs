@@ -20,6 +20,7 @@ pub mod names;
 pub mod notify;
 pub mod ports;
 pub mod release;
+pub mod rollback;
 pub mod scheduled;
 pub mod service;
 pub mod settings;

@@ -116,6 +116,16 @@ pub enum ManifestError {
     MigrationContainerUnknown(String),
     #[error("the migration command is empty")]
     EmptyMigrationCommand,
+    #[error("the migration's down command is empty: leave `down` out, or name the command that undoes the migration")]
+    EmptyDownCommand,
+    #[error(
+        "a rollback runs no migration of its own: leave `migration` out (with `migrate_down` it runs the down command of the release it reverts, from that release's record)"
+    )]
+    RollbackWithMigration,
+    #[error("a rollback names its images by digest (<repository>@sha256:<64 hex>), as the release it returns to pinned them; image {} is named by tag", Excerpt(.0))]
+    RollbackByTag(String),
+    #[error("a rollback returns to an earlier release: `of` and `to` are both {}", Excerpt(.0))]
+    RollbackToItself(String),
     #[error("the migration timeout must be between 1 and 86400 seconds, not {0}")]
     MigrationTimeout(u64),
     #[error(
@@ -138,20 +148,52 @@ pub enum ManifestError {
     NotForMethod { asked: &'static str, service: String, method: &'static str, why: &'static str },
 }
 
-/// An image as the manifest names it: which registry, repository and tag.
+/// How an image is named in its repository: by a tag CI pushed (pinned to the digest ECR names
+/// for it), or by a digest already (a rollback's images: the tag may have moved since).
+/// Serialized as the image's `tag` or `digest` field, so records written before digests still read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reference {
+    Tag(ImageTag),
+    Digest(crate::names::Digest),
+}
+
+impl std::fmt::Display for Reference {
+    /// As an image URI ends: `:<tag>` or `@<digest>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reference::Tag(tag) => write!(f, ":{tag}"),
+            Reference::Digest(digest) => write!(f, "@{digest}"),
+        }
+    }
+}
+
+/// A digest as a manifest may name one: `sha256:` and 64 lowercase hex digits, as ECR writes it.
+fn manifest_digest(text: &str) -> Result<crate::names::Digest, &'static str> {
+    const WHY: &str = "its digest is not sha256:<64 lowercase hex digits>";
+    let hex = text.strip_prefix("sha256:").ok_or(WHY)?;
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+        return Err(WHY);
+    }
+    crate::names::Digest::new(text).map_err(|_| WHY)
+}
+
+/// An image as the manifest names it: which registry, repository, and tag or digest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ImageRef {
     pub registry: AccountId,
     pub region: String,
     pub repository: RepositoryName,
-    pub tag: ImageTag,
+    #[serde(flatten)]
+    pub reference: Reference,
     /// The registry is named by its FIPS endpoint (`dkr.ecr-fips`): pulls keep to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fips: bool,
 }
 
 impl ImageRef {
-    /// Parses `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>:<tag>`.
+    /// Parses `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>:<tag>` or
+    /// `.../<repository>@sha256:<64 hex>`.
     pub fn parse_uri(uri: &str) -> Result<Self, &'static str> {
         let (host, path) = uri.split_once('/').ok_or("it has no repository path")?;
         let mut labels = host.split('.');
@@ -172,17 +214,27 @@ impl ImageRef {
             return Err("the region in the host is not a region name");
         }
         let registry = AccountId::new(account).map_err(|_| "the host does not start with a 12-digit account id")?;
-        if path.contains('@') {
-            return Err("it names a digest; name a tag, and Convoy pins the digest it finds when the tag is pushed");
-        }
-        let (repository, tag) = path.rsplit_once(':').ok_or("it has no tag (<repository>:<tag>)")?;
+        let (repository, reference) = if let Some((repository, digest)) = path.split_once('@') {
+            (repository, Reference::Digest(manifest_digest(digest)?))
+        } else {
+            let (repository, tag) = path.rsplit_once(':').ok_or("it has no tag (<repository>:<tag>)")?;
+            (repository, Reference::Tag(ImageTag::new(tag).map_err(|e| e.rule)?))
+        };
         let repository = RepositoryName::new(repository).map_err(|e| e.rule)?;
-        let tag = ImageTag::new(tag).map_err(|e| e.rule)?;
-        Ok(Self { registry, region, repository, tag, fips: ecr == "ecr-fips" })
+        Ok(Self { registry, region, repository, reference, fips: ecr == "ecr-fips" })
     }
 
+    /// The image as the manifest named it: by tag (`<registry>/<repository>:<tag>`) or by digest.
     pub fn uri(&self) -> String {
-        format!("{}/{}:{}", self.registry_host(), self.repository, self.tag)
+        format!("{}/{}{}", self.registry_host(), self.repository, self.reference)
+    }
+
+    /// The digest the manifest pinned the image to, if it named one instead of a tag.
+    pub fn named_digest(&self) -> Option<&crate::names::Digest> {
+        match &self.reference {
+            Reference::Digest(digest) => Some(digest),
+            Reference::Tag(_) => None,
+        }
     }
 
     /// The image pinned by digest, as task definitions name it: `<registry>/<repository>@<digest>`.
@@ -205,6 +257,55 @@ pub struct Migration {
     /// How long the migration may run; the operator's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// The command that undoes this migration, in the same container. Recorded only: a rollback
+    /// of this release with `migrate_down` runs it, from this release's pinned image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<Vec<String>>,
+}
+
+/// A manifest's claim to be a rollback (`"rollback": {"of", "to", "migrate_down"}`): it returns the
+/// service from release `of`, live now, to `to`, live before. A claim only: the `manifest-uploaded`
+/// function confirms it from Convoy's own records ([`crate::rollback`]) before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackClaim {
+    pub of: ReleaseId,
+    pub to: ReleaseId,
+    /// Run `of`'s recorded down migration (`migration.down`) before deploying.
+    #[serde(default)]
+    pub migrate_down: bool,
+    /// The claim as Convoy's records confirmed it (set at admission, never read from a manifest:
+    /// the manifest's `rollback` object holds only the three fields above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<crate::rollback::Rollback>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RollbackDocument {
+    of: String,
+    to: String,
+    #[serde(default)]
+    migrate_down: bool,
+}
+
+/// Reads a rollback claim: by digest only, no migration of its own, to another release.
+pub(crate) fn parse_rollback<'a>(
+    document: RollbackDocument,
+    migration: bool,
+    mut images: impl Iterator<Item = &'a ImageRef>,
+) -> Result<RollbackClaim, ManifestError> {
+    let of = ReleaseId::new(&document.of)?;
+    let to = ReleaseId::new(&document.to)?;
+    if of == to {
+        return Err(ManifestError::RollbackToItself(of.to_string()));
+    }
+    if migration {
+        return Err(ManifestError::RollbackWithMigration);
+    }
+    if let Some(by_tag) = images.find(|image| image.named_digest().is_none()) {
+        return Err(ManifestError::RollbackByTag(by_tag.uri()));
+    }
+    Ok(RollbackClaim { of, to, migrate_down: document.migrate_down, confirmed: None })
 }
 
 /// What the verification expects from the test listener. The listener itself is the operator's.
@@ -233,6 +334,9 @@ pub struct Manifest {
     pub verify: Option<VerifyExpectation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The manifest says it is a rollback (confirmed at admission, [`crate::rollback`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackClaim>,
 }
 
 /// What the operator lets Convoy touch. Empty allow-lists are refused at start-up (see config).
@@ -300,6 +404,8 @@ struct DocumentV1 {
     verify: Option<VerifyExpectation>,
     #[serde(default)]
     approval: Option<Approval>,
+    #[serde(default)]
+    rollback: Option<RollbackDocument>,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +415,8 @@ pub(crate) struct MigrationDocument {
     pub(crate) command: Vec<String>,
     #[serde(default)]
     pub(crate) timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub(crate) down: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -360,7 +468,7 @@ pub fn read(bytes: &[u8], key: &ReleaseKey) -> Result<Submitted, ManifestError> 
                 pairs.push((definition.name, definition.image_uri));
             }
             let images = parse_images(pairs)?;
-            Ok(Submitted::Service(Manifest { images, migration: None, verify: None, approval: None }))
+            Ok(Submitted::Service(Manifest { images, migration: None, verify: None, approval: None, rollback: None }))
         }
         serde_json::Value::Object(ref object) => {
             match object.get("version") {
@@ -396,7 +504,15 @@ pub fn read(bytes: &[u8], key: &ReleaseKey) -> Result<Submitted, ManifestError> 
             if let Some(verify) = &document.verify {
                 check_verify(verify)?;
             }
-            Ok(Submitted::Service(Manifest { images, migration, verify: document.verify, approval: document.approval }))
+            let rollback =
+                document.rollback.map(|r| parse_rollback(r, migration.is_some(), images.values())).transpose()?;
+            Ok(Submitted::Service(Manifest {
+                images,
+                migration,
+                verify: document.verify,
+                approval: document.approval,
+                rollback,
+            }))
         }
         _ => Err(ManifestError::Shape("expected a JSON object (or an imagedefinitions.json list)".into())),
     }
@@ -523,7 +639,17 @@ pub(crate) fn parse_migration(
     {
         return Err(ManifestError::MigrationTimeout(seconds));
     }
-    Ok(Migration { container, command: document.command, timeout_seconds: document.timeout_seconds })
+    if let Some(down) = &document.down
+        && (down.is_empty() || down.iter().all(|part| part.trim().is_empty()))
+    {
+        return Err(ManifestError::EmptyDownCommand);
+    }
+    Ok(Migration {
+        container,
+        command: document.command,
+        timeout_seconds: document.timeout_seconds,
+        down: document.down,
+    })
 }
 
 pub(crate) fn check_verify(verify: &VerifyExpectation) -> Result<(), ManifestError> {
@@ -583,7 +709,7 @@ mod tests {
         assert_eq!(manifest.images.len(), 2);
         let app = &manifest.images[&ContainerName::new("laravel").unwrap()];
         assert_eq!(app.repository.as_str(), "laravel-app");
-        assert_eq!(app.tag.as_str(), "4cf03d1");
+        assert_eq!(app.reference, Reference::Tag(ImageTag::new("4cf03d1").unwrap()));
         assert_eq!(app.registry.as_str(), "123456789012");
         assert_eq!(app.uri(), APP);
         assert_eq!(manifest.migration.unwrap().command, ["php", "artisan", "migrate", "--force"]);
@@ -640,9 +766,35 @@ mod tests {
     }
 
     #[test]
-    fn an_image_pinned_by_digest_is_refused_with_a_hint() {
-        let text = v1("").replace(APP, "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:abcd");
-        assert!(parse(text.as_bytes(), &key()).unwrap_err().to_string().contains("name a tag"));
+    fn an_image_pinned_by_a_short_or_uppercase_digest_is_refused() {
+        for digest in ["sha256:abcd", &format!("sha256:{}", "A".repeat(64)), &format!("md5:{}", "a".repeat(64))] {
+            let text =
+                v1("").replace(APP, &format!("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@{digest}"));
+            let err = parse(text.as_bytes(), &key()).unwrap_err().to_string();
+            assert!(err.contains("sha256:<64 lowercase hex digits>"), "{digest}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_image_pinned_by_digest_is_read_as_that_digest_and_written_back_the_same() {
+        let pinned =
+            format!("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/laravel-app@sha256:{}", "0a".repeat(32));
+        let manifest = parse(v1("").replace(APP, &pinned).as_bytes(), &key()).unwrap();
+        let app = &manifest.images[&ContainerName::new("laravel").unwrap()];
+        assert_eq!(app.named_digest().map(|d| d.as_str()), Some(&pinned[pinned.len() - 71..]));
+        assert_eq!(app.uri(), pinned);
+        let json = serde_json::to_value(app).unwrap();
+        assert_eq!(json["digest"], pinned[pinned.len() - 71..]);
+        assert!(json.get("tag").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<ImageRef>(json).unwrap(), *app);
+    }
+
+    #[test]
+    fn an_image_stored_by_tag_before_digests_reads_as_before() {
+        let stored = r#"{"registry": "123456789012", "region": "ap-northeast-1", "repository": "laravel-app", "tag": "4cf03d1"}"#;
+        let image: ImageRef = serde_json::from_str(stored).unwrap();
+        assert_eq!(image.uri(), APP);
+        assert_eq!(serde_json::to_value(&image).unwrap(), serde_json::from_str::<serde_json::Value>(stored).unwrap());
     }
 
     #[test]

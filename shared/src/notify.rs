@@ -82,10 +82,22 @@ pub struct ReleaseChange {
     /// A group's release (added to schema 1: `null` for a release of one service): each service in
     /// the manifest's order, with its method, deployment and state.
     pub services: Option<Vec<ServiceChange>>,
+    /// A rollback (added to schema 1: `null` for any other release): `{of, to, schema}`, as
+    /// Convoy's records confirmed it.
+    pub rollback: Option<RollbackChange>,
     /// The services found changed outside Convoy at the manifest stage (added to schema 1: `null`
     /// when none was): one line each, the live revision, Convoy's last and the action taken.
     pub drift: Option<Vec<String>>,
     pub links: Links,
+}
+
+/// What a release event says of a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackChange {
+    pub of: String,
+    pub to: String,
+    /// Where the database schema stands (`database schema stays where <of> left it ...`).
+    pub schema: String,
 }
 
 /// What a release event says of one service of a group's release.
@@ -190,6 +202,11 @@ impl ReleaseChange {
                 images: g.images.iter().map(|i| one_line(&bounded(&i.summary(), MAX_REASON_CHARS))).collect(),
             }),
             services: crate::group_view::is_group(to).then(|| to.services.iter().map(ServiceChange::of).collect()),
+            rollback: to.rollback.as_ref().map(|r| RollbackChange {
+                of: r.of.to_string(),
+                to: r.to.to_string(),
+                schema: one_line(&r.schema),
+            }),
             drift: Some(to.drifted().map(|c| one_line(&bounded(&c.summary(), MAX_REASON_CHARS))).collect::<Vec<_>>())
                 .filter(|d| !d.is_empty()),
             links: Links {
@@ -270,6 +287,7 @@ pub const SCHEMA_FIELDS: &[(&str, &str, bool)] = &[
     ("approved", "boolean", true),
     ("gate", "object", true),
     ("services", "array", true),
+    ("rollback", "object", true),
     ("drift", "array", true),
     ("links", "object", false),
 ];

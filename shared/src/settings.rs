@@ -40,6 +40,26 @@ pub struct ServiceSettings {
     pub image_policy: Option<crate::image_policy::ImagePolicy>,
     /// What a release does when the service runs a task definition Convoy did not deploy.
     pub drift: crate::drift::DriftSetting,
+    /// What a confirmed rollback of the service may skip ([`RollbackSettings`]).
+    pub rollback: RollbackSettings,
+}
+
+/// The operator's fast path for rollbacks (`"rollback": {"approval_window_hours": N}`): never the
+/// manifest's to set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackSettings {
+    /// A confirmed rollback whose reverted release went live less than this many hours ago is
+    /// approved by policy (after the verification passed) instead of by a person, as Argo
+    /// Rollouts' rollback window skips its steps. Absent: a rollback is approved as any release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_window_hours: Option<u32>,
+}
+
+impl RollbackSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// How a service deploys. `"deploy": {"method": "codedeploy" | "codepipeline" | "ecs-native", ...}`;
@@ -119,6 +139,8 @@ pub struct RawSettings {
     alarms: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     image_policy: Option<crate::image_policy::ImagePolicy>,
+    #[serde(default, skip_serializing_if = "RollbackSettings::is_default")]
+    rollback: RollbackSettings,
     /// What a release does when the service runs a task definition Convoy did not deploy: `warn`
     /// (the default), `adopt` or `refuse` (docs/reference/settings.md, "Drift").
     #[serde(default, skip_serializing_if = "is_default")]
@@ -150,6 +172,7 @@ impl From<ServiceSettings> for RawSettings {
             metric_checks: settings.metric_checks,
             alarms: settings.alarms,
             image_policy: settings.image_policy,
+            rollback: settings.rollback,
             drift: settings.drift,
         }
     }
@@ -182,6 +205,7 @@ impl TryFrom<RawSettings> for ServiceSettings {
             metric_checks: raw.metric_checks,
             alarms: raw.alarms,
             image_policy: raw.image_policy,
+            rollback: raw.rollback,
             drift: raw.drift,
         })
     }

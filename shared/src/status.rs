@@ -121,6 +121,11 @@ pub fn render(release: &Release) -> String {
     if let Some(settings) = &release.settings {
         let _ = writeln!(out, "settings  {settings}");
     }
+    if let Some(rollback) = &release.rollback {
+        // Confirmed from Convoy's records at admission; the names are validated release ids.
+        let _ = writeln!(out, "rollback  of {} to {}", rollback.of, rollback.to);
+        let _ = writeln!(out, "schema    {}", rollback.schema);
+    }
     if !release.images.is_empty() {
         let _ = writeln!(out, "\nimages");
         let width = release.images.keys().map(|c| c.as_str().len()).max().unwrap_or(0);

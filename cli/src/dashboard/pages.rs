@@ -259,6 +259,9 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
                     } }
                 } } }
             }
+            @if let Some(rollback) = &release.rollback {
+                p #rollback { "A rollback of " (rollback.of) " to " (rollback.to) ": " (rollback.schema) "." }
+            }
             @if let Some(group) = &release.part_of {
                 p #part-of { "This service's part of release " a href=(release_href(group)) { (group) } "." }
             }

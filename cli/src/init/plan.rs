@@ -219,6 +219,7 @@ pub fn plan(found: &Found, choices: &Choices) -> Plan {
             image_policy: None,
             drift: convoy::drift::DriftSetting::default(),
             alarms: Vec::new(),
+            rollback: Default::default(),
         }),
         _ => None,
     };

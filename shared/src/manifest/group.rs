@@ -51,6 +51,9 @@ pub struct GroupManifest {
     /// The release's one approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The manifest says it is a rollback of the whole group release (confirmed at admission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<super::RollbackClaim>,
 }
 
 /// One service of a group's release.
@@ -72,6 +75,9 @@ pub struct GroupMigration {
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// The command that undoes it (recorded only, as version 1's `migration.down`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<Vec<String>>,
 }
 
 impl GroupMigration {
@@ -81,6 +87,7 @@ impl GroupMigration {
             container: self.container.clone(),
             command: self.command.clone(),
             timeout_seconds: self.timeout_seconds,
+            down: self.down.clone(),
         }
     }
 }
@@ -136,7 +143,8 @@ impl GroupManifest {
         let part = self.services.get(service)?;
         let images = self.containers_of(service).into_iter().map(|(c, i)| (c.clone(), i.clone())).collect();
         let migration = self.migration.as_ref().filter(|m| m.service == *service).map(GroupMigration::run);
-        Some(Manifest { images, migration, verify: part.verify.clone(), approval: self.approval })
+        // The group's rollback is confirmed as the group's, not per part.
+        Some(Manifest { images, migration, verify: part.verify.clone(), approval: self.approval, rollback: None })
     }
 }
 
@@ -190,6 +198,8 @@ struct DocumentV2 {
     order: Vec<StepDocument<String>>,
     #[serde(default)]
     approval: Option<Approval>,
+    #[serde(default)]
+    rollback: Option<super::RollbackDocument>,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +218,8 @@ struct GroupMigrationDocument {
     command: Vec<String>,
     #[serde(default)]
     timeout_seconds: Option<u64>,
+    #[serde(default)]
+    down: Option<Vec<String>>,
 }
 
 /// Reads a version 2 document (its `version` already read as 2) uploaded under `key`, whose
@@ -257,7 +269,9 @@ pub(super) fn parse(value: serde_json::Value, key: &ReleaseKey) -> Result<GroupM
     }
     let migration = document.migration.map(|m| parse_group_migration(m, &services, &images)).transpose()?;
     let order = parse_order(document.order, &services)?;
-    Ok(GroupManifest { group, images, services, migration, order, approval: document.approval })
+    let rollback =
+        document.rollback.map(|r| super::parse_rollback(r, migration.is_some(), images.values())).transpose()?;
+    Ok(GroupManifest { group, images, services, migration, order, approval: document.approval, rollback })
 }
 
 /// The named images, each an ECR image by tag (version 1's rules), no URI under two names.
@@ -306,10 +320,17 @@ fn parse_group_migration(
             container: document.container,
             command: document.command,
             timeout_seconds: document.timeout_seconds,
+            down: document.down,
         },
         &containers,
     )?;
-    Ok(GroupMigration { service, container: run.container, command: run.command, timeout_seconds: run.timeout_seconds })
+    Ok(GroupMigration {
+        service,
+        container: run.container,
+        command: run.command,
+        timeout_seconds: run.timeout_seconds,
+        down: run.down,
+    })
 }
 
 fn parse_order(

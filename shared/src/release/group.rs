@@ -158,6 +158,8 @@ impl Release {
             format!("{}: services {}; images {}", release.source.describe(), services.join(", "), listed.join(", "));
         release.record(at, "manifest-accepted", detail);
         release.services = sections(&opening);
+        release.rollback = opening.manifest.rollback.as_ref().and_then(|claim| claim.confirmed.clone());
+        release.record_rollback(at);
         release.group = Some(opening.manifest);
         release
     }
@@ -169,6 +171,7 @@ impl Release {
         self.timeline.extend(fresh.timeline);
         self.services = fresh.services;
         self.group = fresh.group;
+        self.rollback = fresh.rollback;
         self.manifest = None;
         self.state = State::Collecting;
     }
@@ -184,6 +187,11 @@ impl Release {
 
     /// The release's one migration, whichever manifest declared it.
     pub fn declared_migration(&self) -> Option<Migration> {
+        // A rollback's manifest names no migration; with `migrate_down` the reverted release's
+        // down command is the migration.
+        if let Some(down) = self.rollback.as_ref().and_then(|r| r.down.as_ref()) {
+            return Some(down.run());
+        }
         match &self.group {
             Some(group) => group.migration.as_ref().map(|m| m.run()),
             None => self.manifest.as_ref().and_then(|m| m.migration.clone()),

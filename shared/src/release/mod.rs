@@ -258,6 +258,10 @@ pub struct Release {
     /// What the image gate saw of each digest, and its verdict (once every image was pinned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<ImageGate>,
+    /// A rollback, as confirmed from Convoy's records at admission: of which release, to which,
+    /// and where the database schema stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::rollback::Rollback>,
     /// The drift check at the manifest stage, one per service (`crate::drift`): what ECS ran, what
     /// Convoy deployed last, what the release derives from. Empty in records older than the check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -439,7 +443,7 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("image {image} is not part of release {release}")]
-    ImageNotInRelease { image: ImageKey, release: ReleaseKey },
+    ImageNotInRelease { image: Box<ImageKey>, release: ReleaseKey },
     #[error("release {0} declares no migration")]
     NoMigration(ReleaseKey),
 }
@@ -464,6 +468,7 @@ impl Release {
             alarms: None,
             settings: None,
             gate: None,
+            rollback: None,
             drift: Vec::new(),
             schedules: Vec::new(),
             timeline: Vec::new(),

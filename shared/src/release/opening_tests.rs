@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 
-use super::test_support::{apply, ready, t};
+use super::test_support::{apply, changed, ready, t};
 use super::*;
 use crate::settings::ServiceSettings;
 
@@ -48,7 +48,8 @@ fn a_deploying_release_is_probed_with_the_operators_plan() {
         panic!("expected a probe")
     };
     assert_eq!((plan.spec.url.as_str(), plan.spec.count), ("http://alb:8080/health", 3));
-    assert_eq!(plan.approval, ApprovalPlan { auto: true, bake_seconds: 30, alarms: vec!["web-5xx".into()] });
+    let approval = ApprovalPlan { auto: true, bake_seconds: 30, alarms: vec!["web-5xx".into()], fast_path: None };
+    assert_eq!(plan.approval, approval);
     assert!(plan.has_gates(), "an alarm gates the shift");
     assert!(probes.is_empty());
     assert_eq!(started_at, t(9), "a new verification starts now");
@@ -117,4 +118,53 @@ fn a_hook_is_refused_without_settings_under_a_manifest_asking_for_less_and_while
     let native = Hook::EcsNative { execution_id: "e-1".parse().unwrap(), service_deployment: arn.parse().unwrap() };
     let why = refused(deploying().hook_opening(&native, Some(&settings), t(9)));
     assert_eq!(why, "an ECS native hook is not this release's: it deploys by codedeploy");
+}
+
+fn a_rollback_deploying(of_went_live: chrono::DateTime<chrono::Utc>) -> Release {
+    let mut release = deploying();
+    release.rollback = Some(crate::rollback::Rollback {
+        of: "v2".parse().unwrap(),
+        to: "v1".parse().unwrap(),
+        migrate_down: false,
+        down: None,
+        schema: "database schema stays where v2 left it (no migration runs)".into(),
+        of_went_live: Some(of_went_live),
+    });
+    release
+}
+
+fn approval_of(release: &Release, settings: &ServiceSettings, now: chrono::DateTime<chrono::Utc>) -> ApprovalPlan {
+    match release.hook_opening(&hook("e-1"), Some(settings), now) {
+        Opening::Probe { plan, .. } => plan.approval,
+        other => panic!("expected a probe, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_rollback_inside_the_operators_window_is_approved_by_policy_and_outside_it_by_a_person() {
+    let window = settings("manual", r#", "rollback": {"approval_window_hours": 2}"#);
+    let rollback = a_rollback_deploying(t(0));
+    let inside = approval_of(&rollback, &window, t(2 * 3600 - 1));
+    assert!(inside.auto, "{inside:?}");
+    assert!(inside.fast_path.unwrap().contains("2 h rollback window"));
+    let outside = approval_of(&rollback, &window, t(2 * 3600));
+    assert_eq!((outside.auto, outside.fast_path), (false, None));
+    let no_window = approval_of(&rollback, &settings("manual", ""), t(60));
+    assert_eq!((no_window.auto, no_window.fast_path), (false, None), "the window is the operator's only");
+    let not_a_rollback = approval_of(&deploying(), &window, t(60));
+    assert!(!not_a_rollback.auto, "only a confirmed rollback (its record's rollback) takes the window");
+}
+
+#[test]
+fn a_rollback_approved_in_the_window_says_so_in_its_approval_and_timeline() {
+    let window = settings("manual", r#", "rollback": {"approval_window_hours": 2}"#);
+    let rollback = a_rollback_deploying(t(0));
+    let plan = approval_of(&rollback, &window, t(60));
+    let passed = VerificationOutcome { passed: true, reason: "3/3 probes passed".into() };
+    let (done, effects) = changed(rollback.on_analysed(&hook("e-1"), t(60), &[], &[], Some(&passed), &plan, t(61)));
+    assert!(matches!(done.state, State::ShiftingTraffic { .. }), "{}", done.state);
+    assert_eq!(done.approval.as_ref().map(|a| a.by.as_str()), Some("policy (rollback window)"));
+    let approved = done.timeline.iter().find(|e| e.event == "approved").unwrap();
+    assert!(approved.detail.contains("within the operator's 2 h rollback window"), "{}", approved.detail);
+    assert!(effects.iter().any(|e| matches!(e, Effect::ContinueDeployment { .. })));
 }

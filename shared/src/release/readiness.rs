@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::gate::{ImageGate, NO_POLICY};
 use super::group::GroupOpening;
 use super::{Context, Decision, Effect, Release, Stage, StageEvent, State, TransitionError};
-use crate::manifest::{ImageRef, Manifest};
+use crate::manifest::{ImageRef, Manifest, Reference};
 use crate::names::{AccountId, ContainerName, Digest, Excerpt, ImageTag, ReleaseKey, RepositoryName};
 
 /// The readiness stage's events.
@@ -97,13 +97,13 @@ fn gate_when_pinned(decision: Decision, context: &Context, at: DateTime<Utc>) ->
 /// A manifest the manifest stage admitted: one service's, or a release group's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admitted {
-    Service(Manifest),
+    Service(Box<Manifest>),
     Group(Box<GroupOpening>),
 }
 
 impl From<Manifest> for Admitted {
     fn from(manifest: Manifest) -> Self {
-        Admitted::Service(manifest)
+        Admitted::Service(Box::new(manifest))
     }
 }
 
@@ -111,7 +111,7 @@ impl Release {
     /// A new record for an admitted manifest: one service's, or a release group's.
     pub fn open_admitted(key: ReleaseKey, source: ManifestSource, admitted: Admitted, at: DateTime<Utc>) -> Self {
         match admitted {
-            Admitted::Service(manifest) => Release::open(key, source, manifest, at),
+            Admitted::Service(manifest) => Release::open(key, source, *manifest, at),
             Admitted::Group(opening) => Release::open_group(key, source, *opening, at),
         }
     }
@@ -157,23 +157,42 @@ pub struct ImageStatus {
     pub seen_at: Option<DateTime<Utc>>,
 }
 
-/// An image as ECR identifies it in a push event: registry, repository, tag.
+/// An image as ECR identifies it: registry, repository, and tag (as a push event names it) or
+/// digest (as a manifest pinned by digest names it; no push event ever names one).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ImageKey {
     pub registry: AccountId,
     pub repository: RepositoryName,
-    pub tag: ImageTag,
+    #[serde(flatten)]
+    pub reference: Reference,
 }
 
 impl ImageKey {
     pub fn of(image: &ImageRef) -> Self {
-        Self { registry: image.registry.clone(), repository: image.repository.clone(), tag: image.tag.clone() }
+        Self {
+            registry: image.registry.clone(),
+            repository: image.repository.clone(),
+            reference: image.reference.clone(),
+        }
+    }
+
+    /// The image by tag, as an ECR push event names it.
+    pub fn tagged(registry: AccountId, repository: RepositoryName, tag: ImageTag) -> Self {
+        Self { registry, repository, reference: Reference::Tag(tag) }
+    }
+
+    /// The tag, for an image named by one: only those are pushed (and wait-listed).
+    pub fn tag(&self) -> Option<&ImageTag> {
+        match &self.reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        }
     }
 }
 
 impl fmt::Display for ImageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.repository, self.tag)
+        write!(f, "{}{}", self.repository, self.reference)
     }
 }
 
@@ -193,6 +212,9 @@ pub enum Sighting {
 pub enum Absence {
     /// The repository exists, the tag does not (ECR's `ImageNotFound`).
     TagAbsent,
+    /// The repository exists, the digest a manifest pinned is not in it (ECR's `ImageNotFound`):
+    /// deleted, or never pushed there. No push can bring it under that name but the same image.
+    DigestAbsent,
     /// No such repository in that registry (`RepositoryNotFoundException`).
     RepositoryUnknown,
     /// ECR refused to read the repository (`AccessDeniedException`): the registry is not one
@@ -207,6 +229,7 @@ impl fmt::Display for Absence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Absence::TagAbsent => f.write_str("tag absent (ECR: ImageNotFound)"),
+            Absence::DigestAbsent => f.write_str("digest not in the repository (ECR: ImageNotFound)"),
             Absence::RepositoryUnknown => f.write_str("repository unknown (ECR: RepositoryNotFoundException)"),
             Absence::AccessDenied { detail } => write!(f, "access denied, registry not readable ({})", Excerpt(detail)),
             Absence::Unreadable { detail } => write!(f, "ECR could not return it ({})", Excerpt(detail)),
@@ -238,16 +261,26 @@ impl Release {
             .collect();
         let listed = manifest.images.iter().map(|(c, i)| format!("{c}={}", i.uri())).collect::<Vec<_>>().join(", ");
         self.record(at, "manifest-accepted", format!("{}: {listed}", self.source.describe()));
+        self.rollback = manifest.rollback.as_ref().and_then(|claim| claim.confirmed.clone());
+        self.record_rollback(at);
         self.manifest = Some(manifest);
         self.group = None;
         self.services.clear();
         self.state = State::Collecting;
     }
 
+    /// Notes a confirmed rollback on the timeline: what it reverts, and where the schema stays.
+    pub(super) fn record_rollback(&mut self, at: DateTime<Utc>) {
+        let Some(rollback) = &self.rollback else { return };
+        let detail = format!("rollback of {} to {}: {}", rollback.of, rollback.to, rollback.schema);
+        self.record(at, "rollback-confirmed", detail);
+    }
+
     /// Ends the release at the manifest stage. What an earlier upload held (a group's sections)
     /// goes with it: a record describes its last upload.
     pub(super) fn reject(&mut self, reason: String, at: DateTime<Utc>) {
         self.group = None;
+        self.rollback = None;
         self.services.clear();
         self.record(at, "manifest-rejected", format!("{}: {reason}", self.source.describe()));
         self.state = State::Failed { stage: Stage::Manifest, reason };
@@ -263,7 +296,10 @@ impl Release {
         let matching: Vec<&ContainerName> =
             self.images.iter().filter(|(_, status)| ImageKey::of(&status.image) == *image).map(|(c, _)| c).collect();
         if matching.is_empty() {
-            return Err(TransitionError::ImageNotInRelease { image: image.clone(), release: self.key.clone() });
+            return Err(TransitionError::ImageNotInRelease {
+                image: Box::new(image.clone()),
+                release: self.key.clone(),
+            });
         }
         if self.state.is_terminal() {
             return Ok(Decision::unchanged(format!("{image} pushed, but the release ended: {}", self.state)));
@@ -419,7 +455,7 @@ impl Release {
         if matches!(self.state, State::Failed { stage: Stage::Manifest, .. }) {
             next.source = source.clone();
             match outcome {
-                Ok(Admitted::Service(manifest)) => next.accept(manifest.clone(), at),
+                Ok(Admitted::Service(manifest)) => next.accept(manifest.as_ref().clone(), at),
                 Ok(Admitted::Group(opening)) => next.accept_group(opening.as_ref().clone(), at),
                 Err(reason) => next.reject(reason.clone(), at),
             }

@@ -26,11 +26,7 @@ fn collecting(migration: bool) -> Release {
 }
 
 fn image(repository: &str) -> ImageKey {
-    ImageKey {
-        registry: "123456789012".parse().unwrap(),
-        repository: repository.parse().unwrap(),
-        tag: "r1".parse().unwrap(),
-    }
+    ImageKey::tagged("123456789012".parse().unwrap(), repository.parse().unwrap(), "r1".parse().unwrap())
 }
 
 fn digest(n: u8) -> Digest {

@@ -378,8 +378,16 @@ impl Release {
         // The release's one approval holds the shift of each service that takes traffic; one that
         // takes none follows its settings (a rolling update is approved by policy only).
         let approval = if section.takes_traffic { group.approval } else { None::<Approval> };
-        part.manifest = Some(Manifest { images, migration: None, verify: wanted.verify.clone(), approval });
+        part.manifest = Some(Manifest {
+            images,
+            migration: None,
+            verify: wanted.verify.clone(),
+            approval,
+            rollback: group.rollback.clone(),
+        });
         part.part_of = Some(self.key.clone());
+        // A part of a group's rollback says so too: its service's history shows it.
+        part.rollback.clone_from(&self.rollback);
         part.settings = self.settings.clone();
         // The group's drift check of this service decides what its revision derives from.
         part.drift = self.drift.iter().filter(|c| c.service == *service).cloned().collect();

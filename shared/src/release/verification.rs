@@ -53,6 +53,9 @@ pub struct ApprovalPlan {
     pub bake_seconds: u64,
     /// The CloudWatch alarms that gate the traffic shift from now on.
     pub alarms: Vec<String>,
+    /// Why policy approves where the settings would ask a person: a rollback inside the
+    /// operator's rollback window ([`crate::rollback::Rollback::fast_path`]).
+    pub fast_path: Option<String>,
 }
 
 impl StageEvent for Event {
@@ -62,7 +65,8 @@ impl StageEvent for Event {
             Event::Probed { probes, at } => release.on_probed(probes, *at),
             Event::MetricsChecked { results, at } => release.on_metrics_checked(results, *at),
             Event::Finished { outcome, auto, bake_seconds, alarms, at } => {
-                let plan = ApprovalPlan { auto: *auto, bake_seconds: *bake_seconds, alarms: alarms.clone() };
+                let plan =
+                    ApprovalPlan { auto: *auto, bake_seconds: *bake_seconds, alarms: alarms.clone(), fast_path: None };
                 release.on_verification_finished(outcome, &plan, *at)
             }
             Event::Analysed { hook, started, probes, metrics, outcome, plan, at } => {
@@ -328,9 +332,14 @@ impl Release {
             self.record(at, "verification-failed", format!("{}; the deployment rolls back", outcome.reason));
         } else if plan.auto && plan.bake_seconds == 0 {
             self.state = State::ShiftingTraffic { deployment: deployment.clone() };
-            self.approval = Some(ApprovalDecision { approved: true, by: "policy (auto)".into(), at, actor: None });
+            let by = if plan.fast_path.is_some() { "policy (rollback window)" } else { "policy (auto)" };
+            self.approval = Some(ApprovalDecision { approved: true, by: by.into(), at, actor: None });
             self.record(at, "verification-passed", outcome.reason.clone());
-            self.record(at, "approved", "by policy (auto): production traffic shifts".into());
+            let detail = match &plan.fast_path {
+                Some(why) => format!("by policy: {why}; production traffic shifts"),
+                None => "by policy (auto): production traffic shifts".into(),
+            };
+            self.record(at, "approved", detail);
             effects.push(Effect::ContinueDeployment { deployment });
         } else {
             self.state = State::AwaitingApproval { deployment };
@@ -340,10 +349,11 @@ impl Release {
                 if let Some(run) = self.deployment.as_mut() {
                     run.auto_approve_at = Some(when);
                 }
+                let why = plan.fast_path.as_ref().map(|w| format!(" ({w})")).unwrap_or_default();
                 self.record(
                     at,
                     "baking",
-                    format!("policy approves at {} unless a person decides first", when.to_rfc3339()),
+                    format!("policy approves at {}{why} unless a person decides first", when.to_rfc3339()),
                 );
             }
         }
@@ -521,10 +531,21 @@ impl Release {
                 self.state
             )));
         }
+        // The operator's rollback window approves a confirmed rollback by policy, unless the
+        // manifest asked for a person (a manifest may ask for more, never less).
+        let asked_for_a_person =
+            self.manifest.as_ref().and_then(|m| m.approval) == Some(crate::manifest::Approval::Manual);
+        let fast_path = self
+            .rollback
+            .as_ref()
+            // A group's parts share the group's one approval: no window for them (yet).
+            .filter(|_| !asked_for_a_person && self.part_of.is_none())
+            .and_then(|r| r.fast_path(settings.rollback.approval_window_hours, now));
         let approval = ApprovalPlan {
-            auto: plan.approval == crate::manifest::Approval::Auto,
+            auto: plan.approval == crate::manifest::Approval::Auto || fast_path.is_some(),
             bake_seconds: settings.bake_seconds,
             alarms: settings.alarms.clone(),
+            fast_path,
         };
         let plan = ProbePlan { spec: plan.probes, metric_checks: settings.metric_checks.clone(), approval };
         let probes = this_hooks.map(|v| v.probes.clone()).unwrap_or_default();

@@ -24,6 +24,7 @@ pub(super) mod kind {
     pub const DEPLOYMENT_END: &str = "deployment-end";
     pub const APPROVAL: &str = "approval";
     pub const HOOK: &str = "hook";
+    pub const ROLLBACK: &str = "rollback";
 }
 
 /// Logs and counts an observation AWS did not confirm; it changes nothing.

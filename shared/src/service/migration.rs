@@ -117,7 +117,16 @@ impl Convoy {
         // A group's migration runs from the task definition of the service its manifest names.
         let service = release.migration_service();
         let shape = self.tasks.service_shape(&self.config.cluster, service.as_str()).await?;
-        let images = release.pinned_uris_of(service);
+        let mut images = release.pinned_uris_of(service);
+        // A rollback's down migration runs from the reverted release's image of its container:
+        // the code that wrote the migration knows how to undo it.
+        if let Some(down) = release.rollback.as_ref().and_then(|r| r.down.as_ref()) {
+            for (container, uri) in &mut images {
+                if *container == down.container.as_str() {
+                    uri.clone_from(&down.image);
+                }
+            }
+        }
         // The base the drift check chose (the live revision, or Convoy's last under `warn`).
         let base = release.derivation_base(service).unwrap_or(&shape.task_definition).to_owned();
         let spec = MigrationTaskSpec { base, container: migration.container.to_string(), images };

@@ -15,6 +15,7 @@ mod methods;
 mod migration;
 mod readiness;
 mod reconcile;
+mod rollback;
 mod services;
 mod transition;
 mod verification;
@@ -41,7 +42,7 @@ use crate::release::{Effect, Release};
 pub struct Convoy {
     pub store: Arc<dyn ReleaseStore>,
     /// A service's records page by page (`convoy::history`): what Convoy deployed last, for the
-    /// drift check.
+    /// drift check, and what a rollback's claim is confirmed against.
     pub records: Arc<dyn ServiceRecords>,
     pub waits: Arc<dyn WaitList>,
     pub manifests: Arc<dyn ManifestReader>,

@@ -124,6 +124,12 @@ impl Convoy {
         source.version_id = fetched.version_id.or(source.version_id);
         source.etag = fetched.etag.or(source.etag);
         let outcome = manifest::read(&fetched.bytes, key).and_then(|m| self.admit(key, m)).map_err(|e| e.to_string());
+        let outcome = match outcome {
+            // A rollback's claim is the manifest's word: Convoy's records confirm it, or it ends here.
+            // Boxed: the records' reads would otherwise grow every caller's future.
+            Ok(admitted) => Box::pin(self.confirm_rollback(key, admitted)).await?,
+            Err(reason) => Err(reason),
+        };
         Ok((source, outcome))
     }
 
@@ -142,7 +148,7 @@ impl Convoy {
                 }
                 self.config.policy.admit(key, &manifest)?;
                 crate::ceiling::admit(self.config.services.get(&key.service), timeout, key, &manifest)?;
-                Ok(Admitted::Service(manifest))
+                Ok(Admitted::Service(Box::new(manifest)))
             }
             Submitted::Group(manifest) => {
                 let groups = self.config.release_groups.keys().map(String::as_str).collect();
@@ -172,7 +178,8 @@ impl Convoy {
         now: DateTime<Utc>,
         deadline: Option<chrono::Duration>,
     ) -> Result<Option<Report>, ConvoyError> {
-        for image in images {
+        // Only a tag is pushed by name: an image pinned by digest is ECR's answer alone.
+        for image in images.iter().filter(|image| image.tag().is_some()) {
             self.waits.add(image, key).await?;
         }
         let lookup = self.registry.resolve(images).await?;

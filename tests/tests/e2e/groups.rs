@@ -39,7 +39,7 @@ async fn shop_of(behaviour: Behaviour, rolling: &[&str]) -> (MotoBackend, Server
 }
 
 /// `web` and a `worker`.
-async fn shop(behaviour: Behaviour) -> (MotoBackend, Server) {
+pub(crate) async fn shop(behaviour: Behaviour) -> (MotoBackend, Server) {
     shop_of(behaviour, &["worker"]).await
 }
 
@@ -47,7 +47,7 @@ fn group_key(group: &str, release: &str) -> ReleaseKey {
     ReleaseKey::new(group.parse().unwrap(), release.parse().unwrap())
 }
 
-fn part_key(service: &str, release: &str) -> ReleaseKey {
+pub(crate) fn part_key(service: &str, release: &str) -> ReleaseKey {
     ReleaseKey::new(service.parse().unwrap(), release.parse().unwrap())
 }
 
@@ -69,7 +69,7 @@ fn manifest_v2(backend: &MotoBackend, release: &str, order: Value) -> Value {
 }
 
 /// The operations of the stand-in's log that change something, in order.
-fn changes(backend: &MotoBackend) -> Vec<String> {
+pub(crate) fn changes(backend: &MotoBackend) -> Vec<String> {
     let log = backend.standin.log();
     let changing =
         log.iter().filter(|r| ["RunTask", "CreateDeployment", "UpdateService"].contains(&r.operation.as_str()));
@@ -78,7 +78,7 @@ fn changes(backend: &MotoBackend) -> Vec<String> {
 
 /// The release's images pushed (one before the manifest, one after), its manifest uploaded and
 /// its events replayed out of order; its migration task exits 0, its STOPPED event three times.
-async fn migrated(backend: &MotoBackend, release: &str, order: Value) -> ReleaseKey {
+pub(crate) async fn migrated(backend: &MotoBackend, release: &str, order: Value) -> ReleaseKey {
     migrated_with(backend, release, &manifest_v2(backend, release, order)).await
 }
 
@@ -120,7 +120,7 @@ async fn migrated_with(backend: &MotoBackend, release: &str, manifest: &Value) -
 }
 
 /// ECS completes the worker's service deployment `arn` and says so, twice.
-async fn worker_completes(backend: &MotoBackend, arn: &str) {
+pub(crate) async fn worker_completes(backend: &MotoBackend, arn: &str) {
     backend.standin.service_deployment_ends(arn, "SUCCESSFUL", "Service deployment completed");
     ecs_reports_twice(backend, "worker", "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/1 completed.").await;
 }

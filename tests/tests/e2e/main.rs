@@ -33,6 +33,7 @@ mod readiness;
 mod reconcile;
 mod refusals;
 mod release_events;
+mod rollback;
 mod rolling;
 mod sandbox;
 mod scenario;

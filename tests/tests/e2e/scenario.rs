@@ -488,11 +488,7 @@ impl Backend for MemoryBackend {
             fastrand::u64(..),
             fastrand::u64(..)
         );
-        let image = ImageKey {
-            registry: ACCOUNT.parse().unwrap(),
-            repository: container.parse().unwrap(),
-            tag: tag.parse().unwrap(),
-        };
+        let image = ImageKey::tagged(ACCOUNT.parse().unwrap(), container.parse().unwrap(), tag.parse().unwrap());
         self.registry.push(image, digest.parse().unwrap());
         let event = fixtures::ecr_push(ACCOUNT, container, tag, &digest, chrono::Utc::now());
         (digest, event)

@@ -5,6 +5,7 @@ use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ScanStatus};
 
 use crate::error::RegistryError;
 use crate::image_policy::{Finding, Fix, ScanReport, Severity, Signature};
+use crate::manifest::Reference;
 use crate::names::{AccountId, Digest, ImageTag, RepositoryName};
 use crate::ports::{ImageChecks, Lookup, Registry};
 use crate::release::{Absence, ImageKey};
@@ -28,19 +29,26 @@ const BATCH: usize = 100;
 #[async_trait]
 impl Registry for EcrRegistry {
     async fn resolve(&self, images: &[ImageKey]) -> Result<Lookup, RegistryError> {
-        let mut by_repository: BTreeMap<(&AccountId, &RepositoryName), Vec<&ImageTag>> = BTreeMap::new();
+        let mut by_repository: BTreeMap<(&AccountId, &RepositoryName), Vec<&Reference>> = BTreeMap::new();
         for image in images {
-            by_repository.entry((&image.registry, &image.repository)).or_default().push(&image.tag);
+            by_repository.entry((&image.registry, &image.repository)).or_default().push(&image.reference);
         }
         let mut lookup = Lookup::default();
-        for ((registry, repository), tags) in by_repository {
-            let key = |tag: &ImageTag| ImageKey {
+        for ((registry, repository), references) in by_repository {
+            let key = |reference: &Reference| ImageKey {
                 registry: registry.clone(),
                 repository: repository.clone(),
-                tag: tag.clone(),
+                reference: reference.clone(),
             };
-            for chunk in tags.chunks(BATCH) {
-                let ids = chunk.iter().map(|tag| ImageIdentifier::builder().image_tag(tag.as_str()).build()).collect();
+            for chunk in references.chunks(BATCH) {
+                // A digest is asked by digest (`imageDigest`), never through a tag that may have moved.
+                let ids = chunk
+                    .iter()
+                    .map(|reference| match reference {
+                        Reference::Tag(tag) => ImageIdentifier::builder().image_tag(tag.as_str()).build(),
+                        Reference::Digest(digest) => ImageIdentifier::builder().image_digest(digest.as_str()).build(),
+                    })
+                    .collect();
                 let result = self
                     .client
                     .batch_get_image()
@@ -61,30 +69,43 @@ impl Registry for EcrRegistry {
                         } else {
                             return Err(RegistryError::Unavailable(super::cause(err)));
                         };
-                        lookup.missing.extend(chunk.iter().map(|tag| (key(tag), absence.clone())));
+                        lookup.missing.extend(chunk.iter().map(|reference| (key(reference), absence.clone())));
                         continue;
                     }
                 };
-                let mut found = BTreeMap::new();
+                let mut by_tag = BTreeMap::new();
+                let mut digests = std::collections::BTreeSet::new();
                 for image in output.images() {
                     let Some(id) = image.image_id() else { continue };
-                    let (Some(tag), Some(digest)) = (id.image_tag(), id.image_digest()) else { continue };
-                    let (Ok(tag), Ok(digest)) = (ImageTag::new(tag), Digest::new(digest)) else { continue };
-                    found.insert(tag, digest);
+                    let Some(Ok(digest)) = id.image_digest().map(Digest::new) else { continue };
+                    if let Some(Ok(tag)) = id.image_tag().map(ImageTag::new) {
+                        by_tag.insert(tag, digest.clone());
+                    }
+                    digests.insert(digest);
                 }
-                for tag in chunk {
-                    if let Some(digest) = found.remove(*tag) {
-                        lookup.found.push((key(tag), digest));
+                for reference in chunk {
+                    let found = match reference {
+                        Reference::Tag(tag) => by_tag.remove(tag),
+                        Reference::Digest(digest) => digests.contains(digest).then(|| digest.clone()),
+                    };
+                    if let Some(digest) = found {
+                        lookup.found.push((key(reference), digest));
                         continue;
                     }
-                    let failure = output
-                        .failures()
-                        .iter()
-                        .find(|f| f.image_id().and_then(|id| id.image_tag()) == Some(tag.as_str()));
+                    let failure = output.failures().iter().find(|f| {
+                        f.image_id().is_some_and(|id| match reference {
+                            Reference::Tag(tag) => id.image_tag() == Some(tag.as_str()),
+                            Reference::Digest(digest) => id.image_digest() == Some(digest.as_str()),
+                        })
+                    });
+                    let absent = match reference {
+                        Reference::Tag(_) => Absence::TagAbsent,
+                        Reference::Digest(_) => Absence::DigestAbsent,
+                    };
                     let absence = match failure.and_then(|f| f.failure_code()) {
                         None
                         | Some(ImageFailureCode::ImageNotFound)
-                        | Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => Absence::TagAbsent,
+                        | Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => absent,
                         Some(code) => Absence::Unreadable {
                             detail: format!(
                                 "{}: {}",
@@ -93,7 +114,7 @@ impl Registry for EcrRegistry {
                             ),
                         },
                     };
-                    lookup.missing.push((key(tag), absence));
+                    lookup.missing.push((key(reference), absence));
                 }
             }
         }
@@ -239,11 +260,44 @@ mod tests {
     use super::*;
 
     fn image(repository: &str, tag: &str) -> ImageKey {
+        ImageKey::tagged("123456789012".parse().unwrap(), repository.parse().unwrap(), tag.parse().unwrap())
+    }
+
+    fn pinned(repository: &str, digest: &str) -> ImageKey {
         ImageKey {
             registry: "123456789012".parse().unwrap(),
             repository: repository.parse().unwrap(),
-            tag: tag.parse().unwrap(),
+            reference: Reference::Digest(Digest::new(digest).unwrap()),
         }
+    }
+
+    #[tokio::test]
+    async fn a_digest_is_asked_by_digest_and_found_whatever_tag_it_carries_now() {
+        const OTHER: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let rule = mock!(Client::batch_get_image)
+            .match_requests(|input| {
+                input.image_ids().iter().all(|id| id.image_tag().is_none() && id.image_digest().is_some())
+            })
+            .then_output(|| {
+                // ECR answers an id asked by digest with the digest (and a tag it carries, if any).
+                let found = ImageIdentifier::builder().image_digest(DIGEST).image_tag("moved-elsewhere").build();
+                let missing = ImageIdentifier::builder().image_digest(OTHER).build();
+                BatchGetImageOutput::builder()
+                    .images(Image::builder().image_id(found).build())
+                    .failures(
+                        ImageFailure::builder()
+                            .image_id(missing)
+                            .failure_code(ImageFailureCode::ImageNotFound)
+                            .failure_reason("Requested image not found")
+                            .build(),
+                    )
+                    .build()
+            });
+        let registry = EcrRegistry::new(mock_client!(aws_sdk_ecr, [&rule]));
+        let lookup = registry.resolve(&[pinned("app", DIGEST), pinned("app", OTHER)]).await.unwrap();
+        assert_eq!(rule.num_calls(), 1, "one BatchGetImage by digest");
+        assert_eq!(lookup.found, vec![(pinned("app", DIGEST), Digest::new(DIGEST).unwrap())]);
+        assert_eq!(lookup.missing, vec![(pinned("app", OTHER), Absence::DigestAbsent)]);
     }
 
     const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

@@ -92,7 +92,12 @@ impl S3Store {
 
     fn wait_prefix(image: &ImageKey) -> String {
         let repository = utf8_percent_encode(image.repository.as_str(), SEGMENT);
-        format!("index/{}/{repository}/{}/", image.registry, image.tag)
+        // A tag's prefix is as it always was; a digest (never pushed by name) gets its own form.
+        let reference = match &image.reference {
+            crate::manifest::Reference::Tag(tag) => tag.to_string(),
+            crate::manifest::Reference::Digest(digest) => format!("@{digest}"),
+        };
+        format!("index/{}/{repository}/{reference}/", image.registry)
     }
 
     async fn put_record(&self, release: &Release, condition: Condition<'_>) -> Result<RecordVersion, StoreError> {
@@ -495,11 +500,8 @@ mod record_names {
     #[test]
     fn every_key_convoy_writes_is_under_one_of_its_owned_prefixes() {
         let key = ReleaseKey::new("web".parse().unwrap(), "r1".parse().unwrap());
-        let image = ImageKey {
-            registry: "123456789012".parse().unwrap(),
-            repository: "shop/web".parse().unwrap(),
-            tag: "r1".parse().unwrap(),
-        };
+        let image =
+            ImageKey::tagged("123456789012".parse().unwrap(), "shop/web".parse().unwrap(), "r1".parse().unwrap());
         let keys = [
             S3Store::record_key(&key),
             S3Store::active_key(&key),

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::lock;
 use crate::error::RegistryError;
 use crate::image_policy::{ScanReport, Signature};
+use crate::manifest::Reference;
 use crate::names::{AccountId, Digest, RepositoryName};
 use crate::ports::{ImageChecks, Lookup, Registry};
 use crate::release::{Absence, ImageKey};
@@ -17,6 +18,8 @@ use crate::release::{Absence, ImageKey};
 #[derive(Default)]
 pub struct MemoryRegistry {
     images: Mutex<HashMap<ImageKey, Digest>>,
+    /// Every digest ever pushed: ECR keeps an image when its tag moves to another (untagged).
+    digests: Mutex<HashSet<(AccountId, RepositoryName, Digest)>>,
     repositories: Mutex<HashSet<(AccountId, RepositoryName)>>,
     denied: Mutex<HashSet<AccountId>>,
 }
@@ -24,6 +27,7 @@ pub struct MemoryRegistry {
 impl MemoryRegistry {
     pub fn push(&self, image: ImageKey, digest: Digest) {
         self.create_repository(&image.registry, &image.repository);
+        lock(&self.digests).insert((image.registry.clone(), image.repository.clone(), digest.clone()));
         lock(&self.images).insert(image, digest);
     }
 
@@ -43,11 +47,21 @@ impl Registry for MemoryRegistry {
         let stored = lock(&self.images);
         let repositories = lock(&self.repositories);
         let denied = lock(&self.denied);
+        let digests = lock(&self.digests);
         let mut lookup = Lookup::default();
         for image in images {
             if denied.contains(&image.registry) {
                 let detail = format!("not authorized to read registry {}", image.registry);
                 lookup.missing.push((image.clone(), Absence::AccessDenied { detail }));
+            } else if let Reference::Digest(digest) = &image.reference {
+                // By digest, never through a tag that may have moved.
+                if digests.contains(&(image.registry.clone(), image.repository.clone(), digest.clone())) {
+                    lookup.found.push((image.clone(), digest.clone()));
+                } else if repositories.contains(&(image.registry.clone(), image.repository.clone())) {
+                    lookup.missing.push((image.clone(), Absence::DigestAbsent));
+                } else {
+                    lookup.missing.push((image.clone(), Absence::RepositoryUnknown));
+                }
             } else if let Some(digest) = stored.get(image) {
                 lookup.found.push((image.clone(), digest.clone()));
             } else if repositories.contains(&(image.registry.clone(), image.repository.clone())) {
