@@ -93,6 +93,8 @@ pub enum Outcome {
     LiveAgain { since: DateTime<Utc> },
     /// The next release of the service to go live replaced it.
     ReplacedBy { release: ReleaseId },
+    /// The next release to go live was a rollback of it (`convoy rollback`), to `to`.
+    RolledBackBy { release: ReleaseId, to: ReleaseId },
     /// A group release it was part of failed later, and its service was put back on the revision
     /// it ran before, at `at`.
     PutBack { at: DateTime<Utc> },
@@ -104,6 +106,7 @@ impl std::fmt::Display for Outcome {
             Outcome::LiveNow => f.write_str("live now"),
             Outcome::LiveAgain { since } => write!(f, "live again since {}", since.to_rfc3339()),
             Outcome::ReplacedBy { release } => write!(f, "replaced by {release}"),
+            Outcome::RolledBackBy { release, to } => write!(f, "rolled back to {to} by {release}"),
             Outcome::PutBack { at } => write!(f, "put back at {}", at.to_rfc3339()),
         }
     }
@@ -166,7 +169,7 @@ pub fn history(service: &ServiceName, records: &[Release]) -> History {
         let put_back = put_back_at(release).filter(|p| next.is_none_or(|(n, _)| p < n));
         let (until, outcome) = match (put_back, next) {
             (Some(p), _) => (Some(p), Outcome::PutBack { at: p }),
-            (None, Some((n, newer))) => (Some(*n), Outcome::ReplacedBy { release: newer.key.release.clone() }),
+            (None, Some((n, newer))) => (Some(*n), replaced(release, newer)),
             (None, None) => (None, Outcome::LiveNow),
         };
         releases.push(entry(release, *at, until, outcome));
@@ -190,6 +193,16 @@ pub fn history(service: &ServiceName, records: &[Release]) -> History {
     }
     releases.reverse();
     History { service: service.clone(), releases }
+}
+
+/// What `newer`, the next release to go live, did to `release`: a rollback of it, or a release.
+fn replaced(release: &Release, newer: &Release) -> Outcome {
+    match &newer.rollback {
+        Some(rollback) if rollback.of == release.key.release => {
+            Outcome::RolledBackBy { release: newer.key.release.clone(), to: rollback.to.clone() }
+        }
+        _ => Outcome::ReplacedBy { release: newer.key.release.clone() },
+    }
 }
 
 fn put_back_at(release: &Release) -> Option<DateTime<Utc>> {

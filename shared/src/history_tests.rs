@@ -344,3 +344,17 @@ fn the_revision_of_a_release_deploying_now_is_not_a_change_outside_convoy() {
         LiveCheck::Deploying { release, .. } if release.release.as_str() == "c3"
     ));
 }
+
+#[test]
+fn a_release_that_a_rollback_replaced_says_it_was_rolled_back_and_to_which_release() {
+    let rollback = went_live("rollback-a1-1", 40, 50, |record| {
+        record["rollback"] = json!({"of": "b2", "to": "a1", "schema": "the schema stays where b2 left it"});
+    });
+    let records = [plain("a1", 0, 10), plain("b2", 20, 30), rollback];
+    let history = history(&web(), &records);
+    let [_, b2, a1] = &history.releases[..] else { panic!("{:?}", names(&history)) };
+    let by_rollback = Outcome::RolledBackBy { release: "rollback-a1-1".parse().unwrap(), to: "a1".parse().unwrap() };
+    assert_eq!(b2.outcome, by_rollback);
+    assert_eq!(b2.outcome.to_string(), "rolled back to a1 by rollback-a1-1");
+    assert_eq!(a1.outcome, Outcome::ReplacedBy { release: "b2".parse().unwrap() }, "a release replaced it");
+}

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 
 use super::Convoy;
 use super::confirm;
-use futures_util::StreamExt;
 
-use crate::error::{ConvoyError, StoreError};
+use crate::error::ConvoyError;
 use crate::history;
 use crate::manifest::RollbackClaim;
 use crate::names::{ReleaseId, ReleaseKey, ServiceName};
@@ -82,40 +81,13 @@ impl Convoy {
     }
 
     /// Every release of `service` that went live, the one live now, and its records: every record
-    /// of the service, listed page by page and read 16 at a time, judged by [`history::history`].
+    /// of the service ([`history::load`] with no limit; an unreadable record is left out: a claim
+    /// cannot rest on it).
     async fn service_live(&self, service: &ServiceName) -> Result<ServiceLive, ConvoyError> {
-        let mut keys: Vec<ReleaseKey> = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self.records.record_page(service, token.take()).await?;
-            keys.extend(page.records.into_iter().map(|listed| listed.key));
-            match page.next {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
-        let store = &self.store;
-        // Owned keys: each read's future then borrows nothing of the iterator (so the handler's
-        // future stays `Send` for a caller that spawns it).
-        let loaded: Vec<_> =
-            futures_util::stream::iter(keys.into_iter().map(|key| async move { store.load(&key).await }))
-                .buffered(history::CONCURRENT_READS)
-                .collect()
-                .await;
-        let mut records = Vec::new();
-        for result in loaded {
-            match result {
-                Ok(Some(stored)) => records.push(stored.release),
-                Ok(None) => {} // deleted since it was listed
-                // A record that cannot be read is not one the claim can rest on.
-                Err(StoreError::Corrupt { .. }) => {}
-                Err(other) => return Err(other.into()),
-            }
-        }
-        let history = history::history(service, &records);
-        let went_live = history.releases.iter().map(|r| r.key.release.clone()).collect();
-        let now = history.live_now().map(|r| (r.key.release.clone(), r.at));
-        Ok(ServiceLive { went_live, now, records })
+        let loaded = history::load(self.records.as_ref(), self.store.as_ref(), service, None).await?;
+        let went_live = loaded.history.releases.iter().map(|r| r.key.release.clone()).collect();
+        let now = loaded.history.live_now().map(|r| (r.key.release.clone(), r.at));
+        Ok(ServiceLive { went_live, now, records: loaded.records })
     }
 }
 
