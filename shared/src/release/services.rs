@@ -171,7 +171,12 @@ impl Release {
         let deployment = section.deployment.as_ref().map_or(String::new(), |d| format!(" ({d})"));
         let (detail, failed) =
             (format!("{service}: {}{deployment}", section_words(&section.state)), section.state.failed());
-        next.record(at, "service-moved", detail);
+        let was = &self.services[index];
+        // A section that only took its part's approval (or verification's detail) is recorded,
+        // but the timeline names a service's move only when it moved.
+        if (&was.state, &was.deployment) != (&section.state, &section.deployment) {
+            next.record(at, "service-moved", detail);
+        }
         let now_live =
             next.services[index].state == SectionState::Live && self.services[index].state != SectionState::Live;
         let effects = match &self.state {

@@ -552,3 +552,16 @@ fn a_release_of_one_service_that_goes_live_moves_its_scheduled_tasks_and_records
     assert_eq!(live.schedules, std::slice::from_ref(&nightly));
     assert!(unchanged(live.apply(&moved(vec![nightly])).unwrap()), "recorded once");
 }
+
+#[test]
+fn a_section_that_only_takes_its_parts_approval_adds_no_service_moved_entry() {
+    let group = deploying(serde_json::json!([["web", "api"]]));
+    let (group, _) = apply(&group, moved(&awaiting(&group, "web"), 6));
+    let mut approved = awaiting(&group, "web");
+    approved.approval = Some(ApprovalDecision { approved: true, by: ANA.into(), at: t(7), actor: None });
+    let before = group.timeline.len();
+    let (group, _) = apply(&group, moved(&approved, 7));
+    let added: Vec<&str> = group.timeline[before..].iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(added, ["approved"], "the release's approval, not a second move of web");
+    assert!(group.section(&service("web")).unwrap().approval.is_some(), "the section keeps it");
+}
