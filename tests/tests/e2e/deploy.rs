@@ -258,22 +258,7 @@ pub(crate) async fn migration_succeeds_ten_times_at_once(
     invoke_manifest_uploaded(&backend.convoy, upload).await.unwrap();
     let key = release_key(release);
     let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
-    let group = key.tag();
-    let started_by = key.migration_started_by();
-    // Every container of the task, nginx (stopped by ECS once app exited) listed first.
-    let containers = [fixtures::ContainerExit::exited("nginx", 137), fixtures::ContainerExit::exited("app", 0)];
-    let stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
-        cluster: &backend.ecs.cluster,
-        task: task.as_str(),
-        group: &group,
-        started_by: &started_by,
-        task_definition: &fixtures::migration_task_definition("web"),
-        overridden: "app",
-        containers: &containers,
-        stop_code: "EssentialContainerExited",
-        version: 4,
-    });
-    backend.standin.task_stops(&stopped);
+    let stopped = backend.migration_exited_0(&key, task.as_str());
     let deliveries: Vec<_> = (0..10)
         .map(|_| {
             let (convoy, event) = (backend.convoy.clone(), stopped.clone());

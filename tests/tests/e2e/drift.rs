@@ -13,7 +13,6 @@ use aws_sdk_ecs::types::{DeploymentControllerType, KeyValuePair};
 use convoy::adapters::aws::EcsDeployments;
 use convoy::drift::DriftAction;
 use convoy::release::{Release, Stage, State};
-use convoy_tests::fixtures;
 use convoy_tests::moto::Moto;
 use convoy_tests::standin::StandIn;
 use convoy_tests::world::World;
@@ -144,19 +143,7 @@ fn reports_drift(record: &Release, ours: &str, theirs: &str, action: DriftAction
 async fn migration_succeeds(backend: &MotoBackend) -> Release {
     let key = release_key("r2");
     let State::Migrating { task } = backend.record(&key).await.unwrap().state else { panic!("not migrating") };
-    let containers = [fixtures::ContainerExit::exited("nginx", 137), fixtures::ContainerExit::exited("app", 0)];
-    let stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
-        cluster: &backend.ecs.cluster,
-        task: task.as_str(),
-        group: &key.tag(),
-        started_by: &key.migration_started_by(),
-        task_definition: &fixtures::migration_task_definition("web"),
-        overridden: "app",
-        containers: &containers,
-        stop_code: "EssentialContainerExited",
-        version: 4,
-    });
-    backend.standin.task_stops(&stopped);
+    let stopped = backend.migration_exited_0(&key, task.as_str());
     invoke(&backend.convoy, "migration-stopped", stopped).await;
     let record = backend.record(&key).await.unwrap();
     assert!(matches!(record.state, State::Deploying { .. }), "{}", record.state);

@@ -100,19 +100,7 @@ async fn migrated_with(backend: &MotoBackend, release: &str, manifest: &Value) -
     }
     let record = backend.record(&key).await.expect("the group's record");
     let State::Migrating { task } = record.state else { panic!("migrating, not {}", record.state) };
-    let containers = [fixtures::ContainerExit::exited("nginx", 137), fixtures::ContainerExit::exited("app", 0)];
-    let stopped = fixtures::ecs_task_stopped(&fixtures::TaskStopped {
-        cluster: &backend.ecs.cluster,
-        task: task.as_str(),
-        group: &key.tag(),
-        started_by: &key.migration_started_by(),
-        task_definition: &fixtures::migration_task_definition("web"),
-        overridden: "app",
-        containers: &containers,
-        stop_code: "EssentialContainerExited",
-        version: 4,
-    });
-    backend.standin.task_stops(&stopped);
+    let stopped = backend.migration_exited_0(&key, task.as_str());
     for _ in 0..3 {
         invoke(&backend.convoy, "migration-stopped", stopped.clone()).await;
     }

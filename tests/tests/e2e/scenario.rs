@@ -177,6 +177,29 @@ impl MotoBackend {
         (Self { world, ecs, application, group, standin, convoy, settings }, pipeline)
     }
 
+    /// ECS's STOPPED event for `key`'s migration task `task` whose `app` exited 0 (nginx, stopped
+    /// by ECS once app exited, listed first), told to the stand-in, which then describes the
+    /// task so: the event to deliver to migration-stopped.
+    pub fn migration_exited_0(&self, key: &ReleaseKey, task: &str) -> Value {
+        let containers = [
+            convoy_tests::fixtures::ContainerExit::exited("nginx", 137),
+            convoy_tests::fixtures::ContainerExit::exited("app", 0),
+        ];
+        let stopped = convoy_tests::fixtures::ecs_task_stopped(&convoy_tests::fixtures::TaskStopped {
+            cluster: &self.ecs.cluster,
+            task,
+            group: &key.tag(),
+            started_by: &key.migration_started_by(),
+            task_definition: &convoy_tests::fixtures::migration_task_definition("web"),
+            overridden: "app",
+            containers: &containers,
+            stop_code: "EssentialContainerExited",
+            version: 4,
+        });
+        self.standin.task_stops(&stopped);
+        stopped
+    }
+
     pub fn ecs_client(&self) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::new(&self.world.sdk)
     }
