@@ -706,6 +706,16 @@ mod tests {
     }
 
     #[test]
+    fn the_rollback_confirmation_of_a_groups_part_says_every_service_of_the_group_rolls_back() {
+        let mut plan = rollback_plan(None);
+        plan.group = Some(ReleaseKey::new("shop".parse().expect("name"), "v1".parse().expect("id")));
+        plan.manifest["services"] = serde_json::json!({"web": {}, "worker": {}});
+        let page = rollback_confirm(&"web".parse().expect("name"), &plan, "tok", Utc::now()).into_string();
+        assert!(page.contains(r#"part of group release <a href="/release/shop/v1">shop/v1</a>"#), "{page}");
+        assert!(page.contains("returns every service of it (web, worker), as one release"), "{page}");
+    }
+
+    #[test]
     fn a_rollback_submitted_again_says_nothing_new_was_written_and_links_the_release() {
         let plan = rollback_plan(None);
         let mut submitted = crate::rollback::Submitted {

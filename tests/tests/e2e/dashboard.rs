@@ -480,8 +480,10 @@ async fn rolling_back_from_the_services_page_submits_v1s_pinned_digests_once_and
     let down = client.find(Locator::Css("#migrate-down")).await.expect("v2 recorded a down command").text().await;
     assert!(down.unwrap().contains("./migrate --down"), "v2's down command is named");
     assert!(rollback_manifests(&backend).await.is_empty(), "a GET writes nothing");
-    let form = [("token", field(client, "token").await), ("of", field(client, "of").await)];
-    let form = [form[0].clone(), form[1].clone(), ("to", field(client, "to").await), ("at", field(client, "at").await)];
+    let mut form = Vec::new();
+    for name in ["token", "of", "to", "at"] {
+        form.push((name, field(client, name).await));
+    }
 
     let png = client.screenshot().await.expect("a screenshot");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
