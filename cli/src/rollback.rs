@@ -3,6 +3,8 @@
 //! release's services (a group release: all of them, as a version 2 manifest). The manifest says
 //! it is a rollback; `manifest-uploaded` confirms that from Convoy's records before anything runs,
 //! and the release then goes through the same verification and approval as any other.
+//! [`plan`] works it out from the records without writing (the dashboard's confirmation page shows
+//! it); [`submit`] uploads exactly that, once per name.
 
 use std::process::ExitCode;
 
