@@ -111,7 +111,12 @@ impl crate::ports::UploadTrail for TrailLogFiles {
             arn: found.trail_arn().unwrap_or(trail).to_owned(),
             bucket: found.s3_bucket_name().unwrap_or_default().to_owned(),
             key_prefix: found.s3_key_prefix().map(str::to_owned),
-            home_region: found.home_region().unwrap_or_default().to_owned(),
+            // A trail's ARN names its home region, where `HomeRegion` is left out (moto).
+            home_region: found
+                .home_region()
+                .or_else(|| found.trail_arn()?.split(':').nth(3))
+                .unwrap_or_default()
+                .to_owned(),
             multi_region: found.is_multi_region_trail().unwrap_or(false),
             organization: None,
             logging: status.is_logging().unwrap_or(false),
