@@ -75,7 +75,7 @@ pub struct Config {
     /// grants the functions the schedules' roles): a service's scheduled tasks move to the
     /// revision of a release that goes live. Without it, Convoy touches no schedule or rule.
     pub move_scheduled_tasks: bool,
-    /// `CONVOY_MANIFEST_TRAIL` (the stack's `ManifestTrailName`): the trail whose log files say
+    /// `CONVOY_MANIFEST_TRAIL` (the stack's `ManifestTrailArn`): the trail whose log files say
     /// who uploaded each manifest (`crate::submitter`). Without it, each record says "unknown: no
     /// data-event trail".
     pub manifest_trail: Option<String>,

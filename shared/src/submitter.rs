@@ -7,7 +7,7 @@
 //! (its event selectors), and only in the log files that trail delivers to its bucket, about five
 //! minutes after the call, "not guaranteed" (CloudTrail User Guide, "CloudTrail log file
 //! examples": a file named for its delivery time holds records of any time before it). The
-//! operator names the trail (the stack's `ManifestTrailName`); the reconciler checks that it logs
+//! operator names the trail (the stack's `ManifestTrailArn`); the reconciler checks that it logs
 //! writes to the manifest's object, then looks for the write in the files delivered after the
 //! upload, until [`SEARCH_WINDOW`] has passed. Everything here is pure: the checks on the trail's
 //! configuration and on the records, and the names of the log files.
@@ -50,7 +50,7 @@ impl Submitter {
         match trail {
             Some(trail) => Submitter::Looking { trail: trail.to_owned(), until: created + SEARCH_WINDOW },
             None => Submitter::Unknown {
-                reason: "no data-event trail: Convoy was given none (the stack's ManifestTrailName)".into(),
+                reason: "no data-event trail: Convoy was given none (the stack's ManifestTrailArn)".into(),
             },
         }
     }
