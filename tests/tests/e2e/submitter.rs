@@ -130,8 +130,7 @@ async fn without_a_data_event_trail_the_record_says_unknown_and_a_write_never_de
     let (_, record) = ci_submits(&backend, "s2").await;
     let status = convoy::status::render(&record);
     assert!(
-        status
-            .contains("submitted unknown: no data-event trail: Convoy was given none (the stack's ManifestTrailArn)"),
+        status.contains("submitted unknown: no data-event trail: Convoy was given none (the stack's ManifestTrailArn)"),
         "{status}"
     );
 

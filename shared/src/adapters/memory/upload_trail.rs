@@ -90,3 +90,56 @@ impl crate::ports::UploadTrail for MemoryUploadTrail {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::ports::UploadTrail;
+    use crate::submitter::BasicSelector;
+
+    #[tokio::test]
+    async fn the_fake_answers_as_the_adapter_does_from_the_trails_files_of_the_window_only() {
+        let fake = MemoryUploadTrail::new("123456789012", "us-east-1");
+        let trail = TrailConfig {
+            arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/audit".into(),
+            bucket: "logs".into(),
+            home_region: "us-east-1".into(),
+            logging: true,
+            selectors: vec![BasicSelector {
+                read_write: "All".into(),
+                data_resources: vec![("AWS::S3::Object".into(), vec!["arn:aws:s3".into()])],
+            }],
+            ..Default::default()
+        };
+        fake.add_trail("audit", trail);
+        assert!(matches!(fake.coverage("other", "state", "releases/web/r1.json").await, Ok(Coverage::NotLogged(_))));
+        let Ok(Coverage::Logged(delivery)) = fake.coverage("audit", "state", "releases/web/r1.json").await else {
+            panic!("the trail logs every bucket's writes")
+        };
+        let source = ManifestSource {
+            bucket: "state".into(),
+            key: "releases/web/r1.json".into(),
+            version_id: Some("v1".into()),
+            etag: None,
+        };
+        let record = json!({"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "eventID": "e-1",
+            "eventTime": "2026-12-07T10:01:00Z", "recipientAccountId": "123456789012",
+            "userIdentity": {"arn": "arn:aws:iam::123456789012:user/ci"},
+            "requestParameters": {"bucketName": "state", "key": "releases/web/r1.json"},
+            "responseElements": {"x-amz-version-id": "v1"}});
+        let file = |stamp: &str| {
+            format!("{}2026/12/07/123456789012_CloudTrail_us-east-1_{stamp}Z_abcdefghijklmnop.json.gz", delivery.prefix)
+        };
+        fake.deliver("logs", &file("20261207T1230"), vec![record.clone()]);
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 12, 7, h, m, 0).unwrap();
+        let within = fake.find_upload(&delivery, &source, at(10, 2), at(10, 0), at(11, 0)).await.unwrap();
+        assert_eq!(within, None, "a file delivered after the window is not read");
+        assert_eq!(fake.reads(), 0);
+        fake.deliver("logs", &file("20261207T1005"), vec![record]);
+        let found = fake.find_upload(&delivery, &source, at(10, 2), at(10, 0), at(11, 0)).await.unwrap().unwrap();
+        assert_eq!((found.principal_arn.as_str(), fake.reads()), ("arn:aws:iam::123456789012:user/ci", 1));
+    }
+}
