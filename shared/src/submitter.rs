@@ -217,9 +217,12 @@ fn basic_logs_write(selector: &BasicSelector, arn: &str) -> bool {
     if selector.read_write == "ReadOnly" {
         return false;
     }
-    selector.data_resources.iter().filter(|(kind, _)| kind == "AWS::S3::Object").any(|(_, values)| {
-        values.iter().any(|value| value == "arn:aws:s3" || value == "arn:aws:s3:::" || arn.starts_with(value.as_str()))
-    })
+    // "arn:aws:s3" and "arn:aws:s3:::" begin every object's ARN: each is a prefix like the others.
+    selector
+        .data_resources
+        .iter()
+        .filter(|(kind, _)| kind == "AWS::S3::Object")
+        .any(|(_, values)| values.iter().any(|value| arn.starts_with(value.as_str())))
 }
 
 /// An advanced selector logs the write when each of its field selectors admits it: the data

@@ -119,6 +119,18 @@ fn an_advanced_selector_covers_it_only_when_every_field_admits_an_s3_object_writ
         ..Default::default()
     };
     assert!(selector(vec![data(), objects(), not_ours]).is_err());
+    assert!(selector(vec![data(), objects(), field("eventName", &["PutObject", "CopyObject"])]).is_ok());
+    assert!(selector(vec![data(), objects(), field("eventSource", &["s3.amazonaws.com"])]).is_ok());
+    let not_reads =
+        FieldSelector { field: "eventName".into(), not_equals: vec!["GetObject".into()], ..Default::default() };
+    assert!(selector(vec![data(), objects(), not_reads]).is_ok());
+    let ending =
+        |end: &str| FieldSelector { field: "resources.ARN".into(), ends_with: vec![end.into()], ..Default::default() };
+    assert!(selector(vec![data(), objects(), ending(".json")]).is_ok());
+    assert!(selector(vec![data(), objects(), ending(".yaml")]).is_err());
+    // Both the data category and the object type must be selected.
+    assert!(selector(vec![data()]).is_err());
+    assert!(selector(vec![objects()]).is_err());
     // Management events only, or another resource type, log no object writes.
     assert!(selector(vec![field("eventCategory", &["Management"])]).is_err());
     assert!(selector(vec![data(), field("resources.type", &["AWS::DynamoDB::Table"])]).is_err());

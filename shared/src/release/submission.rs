@@ -160,6 +160,10 @@ mod tests {
     fn a_new_upload_of_a_refused_manifest_is_looked_for_again_in_the_same_trail() {
         let found = Submitter::Found(uploader());
         assert_eq!(found.for_new_upload(at(30)), Submitter::Looking { trail: uploader().trail, until: at(90) });
+        let not_found = Submitter::NotFound { trail: "audit".into(), reason: "none".into() };
+        let looking = Submitter::Looking { trail: "audit".into(), until: at(90) };
+        assert_eq!(not_found.for_new_upload(at(30)), looking);
+        assert_eq!(Submitter::at_creation(Some("audit"), at(0)).for_new_upload(at(30)), looking);
         let unknown = Submitter::at_creation(None, at(0));
         assert_eq!(unknown.for_new_upload(at(30)), unknown);
     }
