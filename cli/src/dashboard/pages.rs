@@ -343,6 +343,9 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
             h1 { (key.service) " / " (key.release) " " span class=(badge_class(&release.state)) { (state_name(&release.state)) } }
             p #state { (release.state) }
             p.muted { "manifest " (release.source.describe()) " · record s3://" (bucket) "/state/" (key.service) "/" (key.release) ".json" }
+            @if let Some(submitter) = &release.submitter {
+                p.muted.submitter { "submitted by " (submitter.describe()) }
+            }
             @if let State::AwaitingApproval { deployment } = &release.state {
                 section.decide {
                     p { "Deployment " code { (deployment) } " passed verification and waits for the traffic shift." }
