@@ -40,9 +40,10 @@ to, pinned by digest (tags may have moved since), and \"rollback\": {of, to, mig
 manifest-uploaded function confirms the claim from Convoy's records, or fails the release at the
 manifest stage. A service's part of a group release rolls back the whole group release (a version 2
 manifest, releases/<group>/...). No migration runs unless --migrate-down (the reverted release's
-recorded migration.down, from its own image). Follow it with convoy wait.
+recorded migration.down, from its own image). Follow it with convoy wait. When that name is taken
+already (the same rollback, the same second), nothing is written and it says \"submitted already\".
 
-Exit status: 0 submitted, 1 refused (nothing live, nothing before it, --to never went live),
+Exit status: 0 submitted (or submitted already), 1 refused (nothing live, nothing before it, --to never went live),
 2 error.";
 
 pub const LOGS: &str = "\
@@ -107,7 +108,11 @@ Examples:
 pub const DASHBOARD: &str = "\
 Examples:
   convoy dashboard
-  convoy dashboard --port 0";
+  convoy dashboard --port 0 --cluster production
+
+The Services page rolls a service back (behind a confirmation, with the same code as
+convoy rollback and these AWS credentials); a release awaiting approval is approved or rejected
+from its page.";
 
 pub const INIT: &str = "\
 Examples:

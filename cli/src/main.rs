@@ -123,7 +123,7 @@ enum Command {
     #[command(subcommand, after_help = help::SETTINGS)]
     Settings(settings::Command),
     /// Serve a local web UI of every release on http://127.0.0.1:<port>/ (loopback only), with
-    /// approve/reject from the page. Port 0 picks a free one.
+    /// approve/reject and rollback from the page. Port 0 picks a free one.
     #[command(after_help = help::DASHBOARD)]
     Dashboard {
         #[arg(long, default_value_t = 3100)]
@@ -131,6 +131,9 @@ enum Command {
         /// The services' ECS cluster: the Services page confirms what each runs there.
         #[arg(long, env = "CONVOY_CLUSTER")]
         cluster: Option<String>,
+        /// Where manifests go in the state bucket (the Services page's rollbacks upload theirs there).
+        #[arg(long, env = "CONVOY_MANIFEST_PREFIX", default_value = "releases/")]
+        prefix: String,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(manual::CompletionsArgs),
@@ -196,7 +199,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Reject { service, release, wait, json, .. } => {
             decide(&sdk, settings, ReleaseKey::new(service, release), false, wait, json).await
         }
-        Command::Dashboard { port, cluster } => dashboard(&sdk, settings, port, cluster).await,
+        Command::Dashboard { port, cluster, prefix } => dashboard(&sdk, settings, port, cluster, prefix).await,
         Command::Init(_) | Command::Completions(_) | Command::Man(_) | Command::Check(_) | Command::Settings(_) => {
             unreachable!("run without a state bucket")
         }
@@ -277,6 +280,7 @@ async fn dashboard(
     settings: StoreSettings,
     port: u16,
     cluster: Option<String>,
+    prefix: String,
 ) -> Result<ExitCode, String> {
     let region = sdk.region().map(ToString::to_string).unwrap_or_default();
     let mut config = Config::for_cli(settings.clone(), &region);
@@ -293,6 +297,7 @@ async fn dashboard(
         token: dashboard::new_token()?,
         secret: dashboard::new_token()?,
         port,
+        prefix,
     };
     // The secret is in the link only: whoever opens it gets the cookie every request needs.
     outln!(

@@ -75,6 +75,10 @@ pub struct Config {
     /// grants the functions the schedules' roles): a service's scheduled tasks move to the
     /// revision of a release that goes live. Without it, Convoy touches no schedule or rule.
     pub move_scheduled_tasks: bool,
+    /// `CONVOY_MANIFEST_TRAIL` (the stack's `ManifestTrailArn`): the trail whose log files say
+    /// who uploaded each manifest (`crate::submitter`). Without it, each record says "unknown: no
+    /// data-event trail".
+    pub manifest_trail: Option<String>,
 }
 
 pub const STATE_BUCKET: &str = "CONVOY_STATE_BUCKET";
@@ -92,6 +96,7 @@ pub const ACCOUNT_ID: &str = "CONVOY_ACCOUNT_ID";
 pub const REGISTRY_ACCOUNTS: &str = "CONVOY_REGISTRY_ACCOUNTS";
 pub const EVENT_BUS: &str = "CONVOY_EVENT_BUS";
 pub const MOVE_SCHEDULED_TASKS: &str = "CONVOY_MOVE_SCHEDULED_TASKS";
+pub const MANIFEST_TRAIL: &str = "CONVOY_MANIFEST_TRAIL";
 
 impl StoreSettings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -164,6 +169,7 @@ impl Config {
             claim_lease: CLAIM_LEASE,
             event_bus: event_bus(lookup),
             move_scheduled_tasks: lookup(MOVE_SCHEDULED_TASKS).is_some_and(|v| v.trim() == "true"),
+            manifest_trail: lookup(MANIFEST_TRAIL).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
         })
     }
 
@@ -195,6 +201,7 @@ impl Config {
             // The CLI's approvals and rejections are transitions too: published to the same bus.
             event_bus: event_bus(&|name| std::env::var(name).ok()),
             move_scheduled_tasks: false,
+            manifest_trail: None,
         }
     }
 

@@ -49,6 +49,10 @@ pub struct WentLive {
     /// Who approved the traffic shift, as the record attributes it (CloudTrail's principal,
     /// `policy (auto)`, or why it is not known).
     pub approved_by: Option<String>,
+    /// Who uploaded its manifest, as the trail's log files name them (`crate::submitter`), or why
+    /// that is not known; `None` for a group's part (its group's record says) and older records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -225,6 +229,10 @@ fn entry(release: &Release, at: DateTime<Utc>, until: Option<DateTime<Utc>>, out
         images: release.pinned_uris().into_iter().collect(),
         migration,
         approved_by: release.approval.as_ref().filter(|a| a.approved).map(|a| a.by.clone()),
+        submitted_by: release.submitter.as_ref().map(|submitter| match submitter {
+            crate::submitter::Submitter::Found(uploader) => uploader.principal_arn.clone(),
+            other => other.describe(),
+        }),
         outcome,
     }
 }

@@ -358,3 +358,24 @@ fn a_release_that_a_rollback_replaced_says_it_was_rolled_back_and_to_which_relea
     assert_eq!(b2.outcome.to_string(), "rolled back to a1 by rollback-a1-1");
     assert_eq!(a1.outcome, Outcome::ReplacedBy { release: "b2".parse().unwrap() }, "a release replaced it");
 }
+
+#[test]
+fn an_entry_names_who_submitted_it_as_the_trail_did_or_why_not_and_older_records_say_nothing() {
+    let found = went_live("s1", 0, 10, |v| {
+        v["submitter"] = serde_json::json!({"status": "found",
+            "principal_arn": "arn:aws:sts::123456789012:assumed-role/ci/run-7", "operation": "s3:PutObject",
+            "event_id": "e-1", "event_time": "2023-11-14T22:13:20Z", "log_file": "s3://logs/k.json.gz",
+            "trail": "arn:aws:cloudtrail:us-east-1:123456789012:trail/audit"});
+    });
+    let unknown = went_live("s2", 20, 30, |v| {
+        v["submitter"] = serde_json::json!({"status": "unknown", "reason": "no data-event trail: none given"});
+    });
+    let history = history(&web(), &[found, unknown, plain("s0", 40, 50)]);
+    let by = |release: &str| {
+        let entry = history.releases.iter().find(|r| r.key.release.as_str() == release).unwrap();
+        entry.submitted_by.clone()
+    };
+    assert_eq!(by("s1").as_deref(), Some("arn:aws:sts::123456789012:assumed-role/ci/run-7"));
+    assert_eq!(by("s2").as_deref(), Some("unknown: no data-event trail: none given"));
+    assert_eq!(by("s0"), None);
+}

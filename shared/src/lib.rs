@@ -28,6 +28,7 @@ pub mod settings_file;
 pub mod startup;
 pub mod status;
 mod status_native;
+pub mod submitter;
 pub mod taskdef;
 pub mod telemetry;
 pub mod verify;

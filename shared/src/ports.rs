@@ -801,6 +801,37 @@ pub trait ApiCalls: Send + Sync {
 
 pub use crate::error::TrailError;
 
+/// The trail the operator named for manifest uploads (`CONVOY_MANIFEST_TRAIL`): whether it logs
+/// the write that uploaded a manifest, and that write's record in the log files it delivered.
+#[async_trait]
+pub trait UploadTrail: Send + Sync {
+    /// Whether `trail` (a name or ARN) logs successful writes of `bucket`/`key` made in Convoy's
+    /// account and region, and where it delivers its log files. MUST answer a trail that does not
+    /// exist, is not logging, or selects no such data event with [`Coverage::NotLogged`](crate::submitter::Coverage).
+    ///
+    /// # Errors
+    /// [`TrailError::Unavailable`] when CloudTrail (or the trail's bucket) cannot be reached or
+    /// refuses Convoy.
+    async fn coverage(&self, trail: &str, bucket: &str, key: &str) -> Result<crate::submitter::Coverage, TrailError>;
+
+    /// The record of the write that made `source` (see [`find_upload`](crate::submitter::find_upload)),
+    /// in a log file `delivery` delivered from `from` to `until` (the delivery times of the files'
+    /// names), oldest file first. MUST return `Ok(None)` when no such file holds it, and MUST NOT
+    /// read a file outside `delivery`'s folder.
+    ///
+    /// # Errors
+    /// [`TrailError::Unavailable`] when the bucket cannot be read, or a file is not a gzip'd
+    /// CloudTrail log.
+    async fn find_upload(
+        &self,
+        delivery: &crate::submitter::Delivery,
+        source: &crate::release::ManifestSource,
+        created: chrono::DateTime<chrono::Utc>,
+        from: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<crate::submitter::Uploader>, TrailError>;
+}
+
 /// Scheduled tasks (EventBridge Scheduler schedules in every schedule group, and rules on the
 /// account's default event bus) whose ECS `RunTask` target runs a service's task family: they move
 /// with its release.

@@ -99,10 +99,17 @@ pub async fn read_published_settings(sdk: &aws_config::SdkConfig, config: &mut C
     Ok(())
 }
 
-/// [`wire`], with CloudTrail's event history for finding who approved.
+/// [`wire`], with CloudTrail's event history for finding who approved, and the trail's log files
+/// for finding who submitted (with `CONVOY_MANIFEST_TRAIL`).
 pub fn wire_with_cloudtrail(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, StartupError> {
     let mut convoy = wire(sdk, config)?;
-    convoy.api_calls = Arc::new(aws::CloudTrailHistory::new(aws_sdk_cloudtrail::Client::new(sdk)));
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(sdk);
+    convoy.api_calls = Arc::new(aws::CloudTrailHistory::new(cloudtrail.clone()));
+    if config.manifest_trail.is_some() {
+        let account = config.policy.account.as_ref().map(ToString::to_string).unwrap_or_default();
+        let s3 = aws::s3_client(sdk, &config.store);
+        convoy.upload_trail = Arc::new(aws::TrailLogFiles::new(cloudtrail, s3, &account, &config.policy.region));
+    }
     Ok(convoy)
 }
 
@@ -141,6 +148,7 @@ pub fn wire(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Convoy, Star
         watch: Arc::new(CloudWatch::new(aws_sdk_cloudwatch::Client::new(sdk))),
         api_calls: Arc::new(aws::NoCloudTrail),
         scheduled_tasks,
+        upload_trail: Arc::new(aws::NoUploadTrail),
         config: config.clone(),
     })
 }

@@ -111,6 +111,10 @@ pub fn render(release: &Release) -> String {
     let _ = writeln!(out, "release   {}", release.key);
     let _ = writeln!(out, "state     {}", release.state);
     let _ = writeln!(out, "manifest  {}", release.source.describe());
+    if let Some(submitter) = &release.submitter {
+        // From the trail's log files (crate::submitter), never from the manifest.
+        let _ = writeln!(out, "submitted {}", submitter.describe());
+    }
     if let Some(group) = &release.part_of {
         let _ = writeln!(
             out,

@@ -93,9 +93,8 @@ impl DashboardWorld {
     /// Starts `convoy dashboard --port <port>` (0: any free port) on this world, as a person would
     /// with the sandbox's AWS environment.
     pub fn start_dashboard(&self, port: u16) -> Result<Dashboard, String> {
-        let path = binary("convoy");
-        let mut child = Command::new(&path)
-            .args(["dashboard", "--port", &port.to_string()])
+        let mut command = Command::new(binary("convoy"));
+        command
             .env("AWS_ENDPOINT_URL", &self.held.standin.endpoint)
             .env("AWS_REGION", REGION)
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -104,10 +103,20 @@ impl DashboardWorld {
             .env("CONVOY_S3_FORCE_PATH_STYLE", "true")
             // The Services page confirms what each service runs in the sandbox's cluster.
             .env("CONVOY_CLUSTER", self.held.world.cluster())
-            .env("USER", "dashboard-operator")
+            .env("USER", "dashboard-operator");
+        Dashboard::start(command, port)
+    }
+}
+
+impl Dashboard {
+    /// Runs `command` (the `convoy` binary with its AWS environment) as `dashboard --port <port>`
+    /// and reads the link it prints.
+    pub fn start(mut command: Command, port: u16) -> Result<Dashboard, String> {
+        let mut child = command
+            .args(["dashboard", "--port", &port.to_string()])
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("run {}: {e}", path.display()))?;
+            .map_err(|e| format!("run convoy dashboard: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("read the dashboard's address: {e}"))?;

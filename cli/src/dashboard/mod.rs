@@ -31,6 +31,8 @@ use convoy::service::Convoy;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use crate::rollback;
+
 /// The most records the overview loads (newest keys are not known before loading: S3 lists by
 /// name, so a bucket with more shows a note instead of loading them all).
 const MAX_RECORDS: usize = 500;
@@ -49,6 +51,8 @@ pub struct App {
     pub secret: String,
     /// The port actually bound (the `Host`/`Origin` checks need it).
     pub port: u16,
+    /// Where manifests go in the state bucket (a rollback's, as `convoy rollback --prefix`).
+    pub prefix: String,
 }
 
 /// A record under `state/`: read, or why it could not be.
@@ -70,6 +74,7 @@ pub async fn serve(listener: tokio::net::TcpListener, app: App) -> Result<(), St
     let router = Router::new()
         .route("/", get(overview))
         .route("/services", get(services_page))
+        .route("/services/{service}/rollback", get(rollback_page).post(roll_back))
         .route("/release/{service}/{release}", get(release_page))
         .route("/release/{service}/{release}/{decision}", get(confirm_page).post(decide))
         .fallback(not_found)
@@ -214,13 +219,7 @@ async fn services_page(State(app): State<Arc<App>>) -> Response {
 
 /// The key named by a URL, or the page that says why it names none.
 fn parse_key(service: &str, release: &str) -> Result<ReleaseKey, Box<Response>> {
-    let service: ServiceName = service
-        .parse()
-        .map_err(|e| Box::new(refuse(StatusCode::BAD_REQUEST, "Not a service name", &format!("{service:?}: {e}"))))?;
-    let release: ReleaseId = release
-        .parse()
-        .map_err(|e| Box::new(refuse(StatusCode::BAD_REQUEST, "Not a release id", &format!("{release:?}: {e}"))))?;
-    Ok(ReleaseKey::new(service, release))
+    Ok(ReleaseKey::new(parse_service(service)?, parse_release(release)?))
 }
 
 /// The record, or the page for a missing or unreadable one.
@@ -254,6 +253,114 @@ async fn release_page(State(app): State<Arc<App>>, Path((service, release)): Pat
     match load_one(&app, &key).await {
         Ok(release) => pages::release(&release, &app.bucket, chrono::Utc::now()).into_response(),
         Err(page) => *page,
+    }
+}
+
+/// A release id from a URL or a form, or the page that says it is none.
+fn parse_release(release: &str) -> Result<ReleaseId, Box<Response>> {
+    release
+        .parse()
+        .map_err(|e| Box::new(refuse(StatusCode::BAD_REQUEST, "Not a release id", &format!("{release:?}: {e}"))))
+}
+
+fn parse_service(service: &str) -> Result<ServiceName, Box<Response>> {
+    service
+        .parse()
+        .map_err(|e| Box::new(refuse(StatusCode::BAD_REQUEST, "Not a service name", &format!("{service:?}: {e}"))))
+}
+
+#[derive(Deserialize, Default)]
+struct RollbackQuery {
+    /// The release to return to (a history row's "Roll back to this"); absent: the one live before.
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// The page for a rollback that was not submitted: refused by the records (409), or S3 out of
+/// reach (502). Nothing was written either way.
+fn rollback_refused(service: &ServiceName, refusal: rollback::Refusal) -> Response {
+    match refusal {
+        rollback::Refusal::Refused(why) => {
+            (StatusCode::CONFLICT, pages::rollback_refused(service, &why)).into_response()
+        }
+        rollback::Refusal::Unavailable(why) => {
+            refuse(StatusCode::BAD_GATEWAY, "The state bucket cannot be read or written", &why)
+        }
+    }
+}
+
+/// The confirmation of a rollback: what [`rollback::plan`] (the code `convoy rollback` runs)
+/// would submit now. Writes nothing.
+async fn rollback_page(
+    State(app): State<Arc<App>>,
+    Path(service): Path<String>,
+    Query(query): Query<RollbackQuery>,
+) -> Response {
+    let service = match parse_service(&service) {
+        Ok(service) => service,
+        Err(page) => return *page,
+    };
+    let to = match query.to.as_deref().filter(|t| !t.is_empty()).map(parse_release).transpose() {
+        Ok(to) => to,
+        Err(page) => return *page,
+    };
+    let now = chrono::Utc::now();
+    let wanted = rollback::Wanted { service: &service, to: to.as_ref(), of: None, migrate_down: false, at: now };
+    match rollback::plan(&app.store, &app.store, &wanted, &app.prefix).await {
+        Ok(plan) => pages::rollback_confirm(&service, &plan, &app.token, now).into_response(),
+        Err(refusal) => rollback_refused(&service, refusal),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RollbackForm {
+    #[serde(default)]
+    token: String,
+    /// The release the page showed live, the one it returns to, and the moment the page was drawn
+    /// (unix seconds: it names the rollback, so the same form submits one release however often).
+    #[serde(default)]
+    of: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    at: String,
+    /// The checkbox: present when ticked.
+    #[serde(default)]
+    migrate_down: Option<String>,
+}
+
+/// Submits the confirmed rollback through [`rollback::submit`], the code `convoy rollback` runs,
+/// with the dashboard's (the person's) credentials.
+async fn roll_back(
+    State(app): State<Arc<App>>,
+    Path(service): Path<String>,
+    form: Result<Form<RollbackForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    if let Err(page) = token_holds(&app, &form.token) {
+        return *page;
+    }
+    let parsed = parse_service(&service).and_then(|s| Ok((s, parse_release(&form.of)?, parse_release(&form.to)?)));
+    let (service, of, to) = match parsed {
+        Ok(parsed) => parsed,
+        Err(page) => return *page,
+    };
+    let Some(at) = form.at.parse().ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0)) else {
+        return refuse(StatusCode::BAD_REQUEST, "Not a confirmation", "The form does not say when it was shown.");
+    };
+    let migrate_down = form.migrate_down.is_some();
+    let wanted = rollback::Wanted { service: &service, to: Some(&to), of: Some(&of), migrate_down, at };
+    match rollback::submit(&app.store, &app.bucket, &wanted, &app.prefix).await {
+        Ok(submitted) => {
+            let done = if submitted.written { "submitted" } else { "submitted already, nothing written" };
+            errln!("convoy dashboard: release={} rollback of {of} to {to}: {done}", submitted.release);
+            let status = if submitted.written { StatusCode::CREATED } else { StatusCode::OK };
+            (status, pages::rollback_submitted(&submitted, migrate_down)).into_response()
+        }
+        Err(refusal) => {
+            errln!("convoy dashboard: service={service} rollback of {of} to {to}: not submitted: {refusal}");
+            rollback_refused(&service, refusal)
+        }
     }
 }
 
@@ -294,12 +401,8 @@ async fn decide(
 ) -> Response {
     let Some(approve) = decision(&word) else { return not_found().await };
     let form = form.map(|Form(f)| f).unwrap_or(DecideForm { token: String::new() });
-    if !same(form.token.as_bytes(), app.token.as_bytes()) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Refused: no valid token",
-            "A change needs the token of this dashboard's launch, which its own pages carry. Reload the page.",
-        );
+    if let Err(page) = token_holds(&app, &form.token) {
+        return *page;
     }
     let key = match parse_key(&service, &release) {
         Ok(key) => key,
@@ -322,6 +425,18 @@ async fn decide(
             refuse(StatusCode::BAD_GATEWAY, "The decision could not be made", &err.to_string())
         }
     }
+}
+
+/// Refuses a change whose form does not carry this launch's token.
+fn token_holds(app: &App, token: &str) -> Result<(), Box<Response>> {
+    if same(token.as_bytes(), app.token.as_bytes()) {
+        return Ok(());
+    }
+    Err(Box::new(refuse(
+        StatusCode::FORBIDDEN,
+        "Refused: no valid token",
+        "A change needs the token of this dashboard's launch, which its own pages carry. Reload the page.",
+    )))
 }
 
 /// Compares without stopping at the first difference.

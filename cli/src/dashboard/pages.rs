@@ -174,7 +174,7 @@ pub fn services(
                 p #empty { "No service has a record yet." }
             } @else {
                 table #live {
-                    thead { tr { th { "service" } th { "live release" } th { "since" } th { "approved by" } th { "ECS" } } }
+                    thead { tr { th { "service" } th { "live release" } th { "since" } th { "approved by" } th { "ECS" } th {} } }
                     tbody { @for (service, live) in services {
                         @let current = live.loaded.history.live_now();
                         tr.service data-service=(service) data-ecs=(serde_json::to_value(&live.check).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default()) {
@@ -189,6 +189,9 @@ pub fn services(
                                 None => { span.muted { "—" } },
                             } }
                             td { span class=(ecs_class(&live.check)) { (live.check) } }
+                            td { @if live.loaded.history.live_before().is_some() {
+                                a.button.reject.rollback href=(rollback_href(service, None)) { "Roll back…" }
+                            } }
                         }
                     } }
                 }
@@ -199,7 +202,8 @@ pub fn services(
                             p.muted { "No release of " (service) " went live (" (live.loaded.listed) " records)." }
                         } @else {
                             table.history {
-                                thead { tr { th { "release" } th { "went live" } th { "live for" } th { "outcome" } th { "migration" } th { "approved by" } th { "images" } } }
+                                thead { tr { th { "release" } th { "went live" } th { "live for" } th { "outcome" } th { "migration" } th { "approved by" } th { "images" } th {} } }
+                                @let current = live.loaded.history.live_now();
                                 tbody { @for r in &live.loaded.history.releases { tr.went-live data-release=(r.key.release) {
                                     td { a href=(release_href(&r.key)) { (r.key.release) }
                                          @if let Some(group) = &r.part_of { div.detail { "part of " a href=(release_href(group)) { (group) } } } }
@@ -209,6 +213,10 @@ pub fn services(
                                     td { (r.migration) }
                                     td { @match &r.approved_by { Some(by) => { (by) }, None => { span.muted { "—" } } } }
                                     td { @for (container, uri) in &r.images { div title=(uri) { (container) " " code { (short_image(uri)) } } } }
+                                    // Any earlier release that went live may be returned to (what `--to` allows).
+                                    td { @if current.is_some_and(|c| r.at < c.at) {
+                                        a.rollback-to href=(rollback_href(service, Some(&r.key.release))) { "Roll back to this" }
+                                    } }
                                 } } }
                             }
                             @if live.loaded.read < live.loaded.listed {
@@ -220,6 +228,103 @@ pub fn services(
             }
         }))
     }
+}
+
+/// The confirmation page of a rollback of `service` (to `to`; `None`: the release live before).
+fn rollback_href(service: &convoy::names::ServiceName, to: Option<&convoy::names::ReleaseId>) -> String {
+    match to {
+        Some(to) => format!("/services/{service}/rollback?to={to}"),
+        None => format!("/services/{service}/rollback"),
+    }
+}
+
+/// The confirmation of a rollback: what [`crate::rollback::plan`] found it would submit, said
+/// plainly (which release is reverted, which returns, the digests, the schema, the approval), and
+/// the form that submits exactly that (`of`, `to` and the moment `at` that names it).
+pub fn rollback_confirm(
+    service: &convoy::names::ServiceName,
+    plan: &crate::rollback::Plan,
+    token: &str,
+    at: DateTime<Utc>,
+) -> Markup {
+    let (of, to) = (&plan.of, &plan.to);
+    html! {
+        (layout(&format!("roll back {service}"), false, html! {
+            h1 { "Confirm: roll back " (service) " from " (of) " to " (to) }
+            dl #plan {
+                dt { "live now (reverted)" } dd #of { (of) span.muted { " · went live " (time(plan.of_went_live)) } }
+                dt { "returns to" } dd #to { (to) }
+                dt { "new release" } dd #new-release { code { (plan.release) } span.muted { " · manifest " (plan.object) } }
+            }
+            @if let Some(group) = &plan.group {
+                p #group { (to) " is " (service) "'s part of group release " a href=(release_href(group)) { (group) }
+                    ": the rollback returns every service of it (" (plan.services().join(", ")) "), as one release." }
+            }
+            p { "It deploys these images, pinned by digest as " (to) " deployed them (a tag may point elsewhere now; nothing is rebuilt):" }
+            table #rollback-images {
+                thead { tr { th { "image" } th { "pinned" } } }
+                tbody { @for (name, uri) in plan.images() { tr { td { (name) } td { code { (uri) } } } } }
+            }
+            p #schema {
+                @if plan.down.is_some() { "Unless migrate down is ticked below, no " } @else { "No " }
+                "migration runs: the database schema stays where " (of) " left it."
+            }
+            p #approval {
+                "It then goes through the same verification and approval as any release: the test listener is probed for "
+                (to) "'s code, and a person approves the traffic shift, unless the operator's settings give rollbacks a window "
+                "(" code { "rollback.approval_window_hours" } ") and " (of) " went live within it, when policy approves once the verification passed."
+            }
+            form #roll-back method="post" action=(rollback_href(service, None)) {
+                input type="hidden" name="token" value=(token);
+                input type="hidden" name="of" value=(of);
+                input type="hidden" name="to" value=(to);
+                input type="hidden" name="at" value=(at.timestamp());
+                @if let Some((container, command)) = &plan.down {
+                    p #migrate-down { label {
+                        input type="checkbox" name="migrate_down" value="yes";
+                        " Migrate down first: run " (of) "'s down command " code { (command.join(" ")) } " in container "
+                        code { (container) } ", from " (of) "'s image, once, before deploying."
+                    } }
+                }
+                p.note { "The manifest is uploaded with the AWS credentials this dashboard runs with. This page submits one release however often it is sent (a double click, a reload); a fresh confirmation page is a fresh rollback." }
+                button #confirm type="submit" class="button reject" { "Yes, roll back to " (to) }
+                " "
+                a href="/services" { "Cancel" }
+            }
+        }))
+    }
+}
+
+/// A rollback submitted (or found submitted already, by the same confirmation), with the link to
+/// its release page.
+pub fn rollback_submitted(submitted: &crate::rollback::Submitted, migrate_down: bool) -> Markup {
+    let key = &submitted.release;
+    html! {
+        (layout(&format!("rollback {key}"), false, html! {
+            h1 #submitted { @if submitted.written { "Submitted: " } @else { "Submitted already: " } (key) }
+            p #message {
+                "A rollback of " (submitted.of) " to " (submitted.to) " (" (submitted.manifest) ")"
+                @if submitted.written { "." } @else { " was submitted by this confirmation before: nothing new was written, no second release." }
+                @if !migrate_down { " No migration runs: the database schema stays where " (submitted.of) " left it." }
+            }
+            p { "Convoy reads the manifest within seconds; then the release has its page: "
+                a #release-link href=(release_href(key)) { (key) } "." }
+            p.muted { "From a terminal: " code { "convoy wait " (key.service) " " (key.release) } }
+        }))
+    }
+}
+
+/// Why a rollback was not submitted (nothing was written).
+pub fn rollback_refused(service: &convoy::names::ServiceName, why: &str) -> Markup {
+    layout(
+        "Refused",
+        false,
+        html! {
+            h1 { "Convoy refused to roll back " (service) }
+            p #message { (why) }
+            p { "Nothing was submitted. " a href="/services" { "Back to the services" } }
+        },
+    )
 }
 
 /// `repository@sha256:<first 12 hex>` of a pinned image URI (the page's title has it whole).
@@ -238,6 +343,9 @@ pub fn release(release: &Release, bucket: &str, now: DateTime<Utc>) -> Markup {
             h1 { (key.service) " / " (key.release) " " span class=(badge_class(&release.state)) { (state_name(&release.state)) } }
             p #state { (release.state) }
             p.muted { "manifest " (release.source.describe()) " · record s3://" (bucket) "/state/" (key.service) "/" (key.release) ".json" }
+            @if let Some(submitter) = &release.submitter {
+                p.muted.submitter { "submitted by " (submitter.describe()) }
+            }
             @if let State::AwaitingApproval { deployment } = &release.state {
                 section.decide {
                     p { "Deployment " code { (deployment) } " passed verification and waits for the traffic shift." }
@@ -544,6 +652,113 @@ mod tests {
         assert!(page.contains("<span class=\"bad\">changed outside Convoy</span>"), "{page}");
         assert!(page.contains("release r0") && page.contains("replaces the change"), "{page}");
         assert!(!release(&evidence(), "b", Utc::now()).into_string().contains("id=\"drift\""), "no check, no table");
+    }
+
+    /// The plan of a rollback of web from v2 to v1; `down`: v2's recorded down command.
+    fn rollback_plan(down: Option<Vec<String>>) -> crate::rollback::Plan {
+        let uri = |repo: &str, hex: &str| {
+            format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}@sha256:{}", hex.repeat(64))
+        };
+        crate::rollback::Plan {
+            release: ReleaseKey::new("web".parse().expect("name"), "rollback-v1-1800000000".parse().expect("id")),
+            of: "v2".parse().expect("id"),
+            of_went_live: Utc::now(),
+            to: "v1".parse().expect("id"),
+            group: None,
+            down: down.map(|command| ("app".to_owned(), command)),
+            object: "releases/web/rollback-v1-1800000000.json".into(),
+            manifest: serde_json::json!({"images": {"app": uri("app", "a"), "nginx": uri("nginx", "b")},
+                                         "rollback": {"of": "v2", "to": "v1", "migrate_down": false}}),
+        }
+    }
+
+    #[test]
+    fn the_rollback_confirmation_names_of_and_to_the_pinned_digests_the_schema_and_the_approval() {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("a moment");
+        let page = rollback_confirm(&"web".parse().expect("name"), &rollback_plan(None), "tok", at).into_string();
+        assert!(page.contains("Confirm: roll back web from v2 to v1"), "{page}");
+        assert!(page.contains(&format!("/app@sha256:{}", "a".repeat(64))), "{page}");
+        assert!(page.contains(&format!("/nginx@sha256:{}", "b".repeat(64))), "{page}");
+        assert!(page.contains("No migration runs: the database schema stays where v2 left it."), "{page}");
+        assert!(page.contains("the same verification and approval as any release"), "{page}");
+        assert!(page.contains("rollback.approval_window_hours"), "{page}");
+        for field in [
+            r#"name="token" value="tok""#,
+            r#"name="of" value="v2""#,
+            r#"name="to" value="v1""#,
+            r#"name="at" value="1800000000""#,
+        ] {
+            assert!(page.contains(field), "{field}: {page}");
+        }
+        assert!(page.contains(r#"action="/services/web/rollback""#), "{page}");
+        assert!(!page.contains("migrate_down"), "no down command recorded: no checkbox");
+    }
+
+    #[test]
+    fn the_rollback_confirmation_offers_migrate_down_with_the_recorded_command_escaped() {
+        let down = vec!["./migrate".to_owned(), "--down".to_owned(), "<script>x</script>".to_owned()];
+        let at = Utc::now();
+        let page = rollback_confirm(&"web".parse().expect("name"), &rollback_plan(Some(down)), "tok", at).into_string();
+        assert!(page.contains(r#"type="checkbox" name="migrate_down""#), "{page}");
+        assert!(
+            page.contains("run v2's down command <code>./migrate --down &lt;script&gt;x&lt;/script&gt;</code>"),
+            "{page}"
+        );
+        assert!(!page.contains("<script>"), "the command is text, not markup");
+        assert!(page.contains("Unless migrate down is ticked below, no migration runs"), "{page}");
+    }
+
+    #[test]
+    fn the_rollback_confirmation_of_a_groups_part_says_every_service_of_the_group_rolls_back() {
+        let mut plan = rollback_plan(None);
+        plan.group = Some(ReleaseKey::new("shop".parse().expect("name"), "v1".parse().expect("id")));
+        plan.manifest["services"] = serde_json::json!({"web": {}, "worker": {}});
+        let page = rollback_confirm(&"web".parse().expect("name"), &plan, "tok", Utc::now()).into_string();
+        assert!(page.contains(r#"part of group release <a href="/release/shop/v1">shop/v1</a>"#), "{page}");
+        assert!(page.contains("returns every service of it (web, worker), as one release"), "{page}");
+    }
+
+    #[test]
+    fn a_rollback_submitted_again_says_nothing_new_was_written_and_links_the_release() {
+        let plan = rollback_plan(None);
+        let mut submitted = crate::rollback::Submitted {
+            release: plan.release.clone(),
+            of: plan.of.clone(),
+            to: plan.to.clone(),
+            manifest: "s3://b/releases/web/rollback-v1-1800000000.json".into(),
+            manifest_json: plan.manifest.clone(),
+            written: true,
+        };
+        let first = rollback_submitted(&submitted, false).into_string();
+        assert!(first.contains("Submitted: web/rollback-v1-1800000000"), "{first}");
+        assert!(first.contains(r#"href="/release/web/rollback-v1-1800000000""#), "{first}");
+        submitted.written = false;
+        let again = rollback_submitted(&submitted, false).into_string();
+        assert!(again.contains("Submitted already: web/rollback-v1-1800000000"), "{again}");
+        assert!(again.contains("nothing new was written, no second release"), "{again}");
+    }
+
+    #[test]
+    fn the_services_page_offers_a_rollback_for_a_service_with_an_earlier_live_release_and_each_earlier_row() {
+        let records =
+            [crate::rollback::tests::went_live("v1", 5, None), crate::rollback::tests::went_live("v2", 1, None)];
+        let web: convoy::names::ServiceName = "web".parse().expect("name");
+        let live = |records: &[Release]| convoy::history::Live {
+            loaded: convoy::history::Loaded {
+                history: convoy::history::history(&web, records),
+                listed: records.len(),
+                read: records.len(),
+                unreadable: Vec::new(),
+                records: records.to_vec(),
+            },
+            check: convoy::history::LiveCheck::NotAsked { why: "no cluster".into() },
+        };
+        let page = services("b", &[(web.clone(), live(&records))], None, Utc::now()).into_string();
+        assert!(page.contains(r#"href="/services/web/rollback">Roll back…</a>"#), "{page}");
+        assert_eq!(page.matches("Roll back to this").count(), 1, "v1's row only: {page}");
+        assert!(page.contains(r#"href="/services/web/rollback?to=v1""#), "{page}");
+        let alone = services("b", &[(web.clone(), live(&records[1..]))], None, Utc::now()).into_string();
+        assert!(!alone.contains("Roll back"), "nothing earlier went live: {alone}");
     }
 
     #[test]

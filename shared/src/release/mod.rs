@@ -54,6 +54,7 @@ mod services_tests;
 mod stored;
 #[cfg(test)]
 mod stored_tests;
+pub mod submission;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod verification;
@@ -271,6 +272,10 @@ pub struct Release {
     /// sections.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<crate::scheduled::ScheduleMove>,
+    /// Who uploaded the manifest, as CloudTrail recorded the write (`crate::submitter`); `None`
+    /// in records older than the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitter: Option<crate::submitter::Submitter>,
     pub timeline: Vec<Entry>,
 }
 
@@ -284,6 +289,7 @@ pub enum Event {
     Verification(verification::Event),
     Approval(approval::Event),
     Services(services::Event),
+    Submission(submission::Event),
 }
 
 macro_rules! stage_event {
@@ -302,6 +308,7 @@ stage_event!(Deployment, deployment);
 stage_event!(Verification, verification);
 stage_event!(Approval, approval);
 stage_event!(Services, services);
+stage_event!(Submission, submission);
 
 /// What a transition needs besides the record and the event; plain data from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -333,6 +340,7 @@ impl StageEvent for Event {
             Event::Verification(event) => event.apply_to(release, context),
             Event::Approval(event) => event.apply_to(release, context),
             Event::Services(event) => event.apply_to(release, context),
+            Event::Submission(event) => event.apply_to(release, context),
         }
     }
 }
@@ -471,6 +479,7 @@ impl Release {
             rollback: None,
             drift: Vec::new(),
             schedules: Vec::new(),
+            submitter: None,
             timeline: Vec::new(),
         }
     }

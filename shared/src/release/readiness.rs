@@ -460,6 +460,7 @@ impl Release {
                 Err(reason) => next.reject(reason.clone(), at),
             }
             next.note_drift(drift.to_vec(), at);
+            next.submitter = self.submitter.as_ref().map(|submitter| submitter.for_new_upload(at));
             let effects = next.pending_work();
             return Decision::changed(next, effects);
         }

@@ -17,6 +17,7 @@ mod readiness;
 mod reconcile;
 mod rollback;
 mod services;
+mod submitter;
 mod transition;
 mod verification;
 
@@ -71,6 +72,8 @@ pub struct Convoy {
     /// EventBridge Scheduler schedules and default-bus rules whose ECS target runs a service's
     /// task family: they move to the release's revision, and back on a rollback.
     pub scheduled_tasks: Arc<dyn ScheduledTasks>,
+    /// The trail that says who uploaded each manifest (the reconciler's; the others never ask).
+    pub upload_trail: Arc<dyn crate::ports::UploadTrail>,
     pub config: Config,
 }
 

@@ -12,6 +12,7 @@ use crate::events::{Push, Upload};
 use crate::manifest::{self, MAX_MANIFEST_BYTES, Submitted};
 use crate::names::{Digest, ReleaseKey};
 use crate::release::{Admitted, Effect, GroupOpening, ImageKey, ManifestSource, Release, Sighting, State, readiness};
+use crate::submitter::Submitter;
 
 impl Convoy {
     /// A manifest was uploaded: read it, create (or update) the release record, and pin the images
@@ -75,6 +76,7 @@ impl Convoy {
         };
         fresh.settings = self.config.settings_version.clone();
         fresh.note_drift(drift.clone(), now);
+        fresh.submitter = Some(Submitter::at_creation(self.config.manifest_trail.as_deref(), now));
         let stored = match self.create(outbox, fresh).await? {
             Some(created) => created,
             None => {

@@ -171,10 +171,21 @@ impl Convoy {
         if matches!(release.state, State::ShiftingTraffic { .. }) {
             self.attribute(outbox, &release, now).await;
         }
+        // Who submitted it is looked for in the trail's log files whatever the state: they arrive
+        // minutes after the upload, when the release may have ended.
+        if release.submitter_wanted().is_some() {
+            self.find_submitter(outbox, &release, now).await;
+        }
         match &release.state {
-            // Who decided is still asked of CloudTrail: the release stays active until it answers.
-            state if state.is_terminal() && release.attribution_wanted().is_some() => {
-                self.attribute(outbox, &release, now).await;
+            // Who decided (or submitted) is still asked of CloudTrail: the release stays active
+            // until it answers.
+            state
+                if state.is_terminal()
+                    && (release.attribution_wanted().is_some() || release.submitter_wanted().is_some()) =>
+            {
+                if release.attribution_wanted().is_some() {
+                    self.attribute(outbox, &release, now).await;
+                }
                 Ok(None)
             }
             state if state.is_terminal() => {

@@ -12,6 +12,8 @@
 //!   pipeline's deploy action, says what that action reported), and an execution's end in moto's
 //!   `GetPipelineExecution` answers;
 //! - [`cloudtrail`]: a CloudTrail record of each decision call, and `LookupEvents` over them;
+//! - [`trail_files`]: a data event record of each S3 object write, and the delivery of a
+//!   trail's log files to its bucket;
 //! - [`cloudwatch`]: Smithy RPC v2 CBOR (the SDK's protocol for CloudWatch, which moto does not
 //!   read) bridged to moto's AWS JSON 1.0.
 //!
@@ -27,6 +29,7 @@ mod codedeploy;
 mod codepipeline;
 pub mod ecr;
 mod ecs;
+mod trail_files;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -87,6 +90,7 @@ struct Shared {
     ecr: Arc<Mutex<ecr::Ecr>>,
     codepipeline: Arc<Mutex<codepipeline::CodePipeline>>,
     trail: Arc<Mutex<cloudtrail::Trail>>,
+    data_events: Arc<Mutex<trail_files::DataEvents>>,
     throttles: Arc<Mutex<Throttles>>,
 }
 
@@ -142,6 +146,7 @@ impl StandIn {
             ecr: Arc::default(),
             codepipeline: Arc::default(),
             trail: Arc::default(),
+            data_events: Arc::default(),
             throttles: Arc::new(Mutex::new(Throttles::aws())),
         };
         let serving = shared.clone();
@@ -388,6 +393,10 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         if let Some(answer) = overlaid {
             return respond(&mut client, status, &answer.to_string()).await;
         }
+    }
+    let source_ip = client.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    if let Some(write) = trail_files::s3_write(&head, &response, &source_ip) {
+        shared.data_events.lock().expect("data events").push(write);
     }
     client.write_all(&response).await?;
     client.shutdown().await

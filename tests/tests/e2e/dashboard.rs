@@ -434,3 +434,138 @@ async fn the_services_page_shows_each_services_live_release_confirmed_with_ecs_a
         std::fs::write(docs, &png).expect("save docs/images/services.png");
     }
 }
+
+/// The rollback manifests under `releases/web/` (what a rollback writes), by key.
+async fn rollback_manifests(backend: &crate::scenario::MotoBackend) -> Vec<String> {
+    let (s3, bucket) = (&backend.world.s3, &backend.world.bucket);
+    let listed = s3.list_objects_v2().bucket(bucket).prefix("releases/web/rollback-").send().await.expect("list");
+    listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+}
+
+/// The value of the confirmation form's hidden field `name`.
+async fn field(client: &fantoccini::Client, name: &str) -> String {
+    let input = client.find(Locator::Css(&format!("#roll-back input[name={name}]"))).await.expect("the field");
+    input.attr("value").await.unwrap().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_from_the_services_page_submits_v1s_pinned_digests_once_and_the_release_deploys_them() {
+    use crate::rollback::{calls, codedeploy_goes_live, registered_images, uploaded_event, v1_then_v2};
+    use crate::scenario::{Backend, invoke_manifest_uploaded, release_key};
+    let (mut backend, _first) = crate::deploy::with_green(convoy_tests::http::Behaviour::version("v1"), "auto").await;
+    let _servers = v1_then_v2(&mut backend).await;
+    let mut v1_pinned = backend.record(&release_key("v1")).await.unwrap().pinned_uris();
+    v1_pinned.sort();
+    let run_tasks = calls(&backend, "RunTask");
+    let mut command = crate::cli::command(&backend);
+    command.env("CONVOY_CLUSTER", &backend.ecs.cluster);
+    let dashboard = convoy_tests::dashboard::Dashboard::start(command, 0).expect("convoy dashboard starts");
+    let browser = Browser::start(1100, 1000).await;
+    let client = &browser.client;
+    client.goto(&dashboard.link).await.unwrap();
+    client.goto(&format!("{}services", dashboard.url)).await.unwrap();
+    let button = client.find(Locator::Css("#live tr.service[data-service=web] a.rollback")).await.expect("Roll back…");
+    button.click().await.unwrap();
+
+    // The confirmation says what will happen; opening it writes nothing.
+    let confirm = client.wait().for_element(Locator::Css("#confirm")).await.expect("the confirmation");
+    let heading = client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Confirm: roll back web from v2 to v1");
+    let images = client.find(Locator::Css("#rollback-images")).await.unwrap().text().await.unwrap();
+    for (container, uri) in &v1_pinned {
+        assert!(images.contains(&format!("{container} {uri}")), "{container} {uri}: {images}");
+    }
+    let schema = client.find(Locator::Css("#schema")).await.unwrap().text().await.unwrap();
+    assert!(schema.contains("no migration runs: the database schema stays where v2 left it"), "{schema}");
+    let down = client.find(Locator::Css("#migrate-down")).await.expect("v2 recorded a down command").text().await;
+    assert!(down.unwrap().contains("./migrate --down"), "v2's down command is named");
+    assert!(rollback_manifests(&backend).await.is_empty(), "a GET writes nothing");
+    let mut form = Vec::new();
+    for name in ["token", "of", "to", "at"] {
+        form.push((name, field(client, name).await));
+    }
+
+    let png = client.screenshot().await.expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| std::env::temp_dir(), std::path::PathBuf::from);
+    std::fs::write(target.join("rollback-confirm.png"), &png).expect("save the screenshot");
+    // docs/images/rollback-confirm.png is refreshed on request only, so that a test run leaves the tree clean.
+    if std::env::var_os("CONVOY_UPDATE_SCREENSHOT").is_some() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/images/rollback-confirm.png");
+        std::fs::write(docs, &png).expect("save docs/images/rollback-confirm.png");
+    }
+
+    confirm.click().await.unwrap();
+    let Ok(submitted) = client.wait().for_element(Locator::Css("#submitted")).await else {
+        panic!("not submitted: {}", client.source().await.unwrap_or_default())
+    };
+    let submitted = submitted.text().await.unwrap();
+    let link = client.find(Locator::Css("#release-link")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let release = link.strip_prefix("/release/web/").expect("the new release's page").to_owned();
+    assert_eq!(submitted, format!("Submitted: web/{release}"));
+    assert_eq!(release, format!("rollback-v1-{}", form[3].1), "named by `to` and the confirmation's moment");
+    let object = format!("releases/web/{release}.json");
+    assert_eq!(rollback_manifests(&backend).await, std::slice::from_ref(&object));
+    let got = backend.world.s3.get_object().bucket(&backend.world.bucket).key(&object).send().await.unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(manifest["rollback"], serde_json::json!({"of": "v2", "to": "v1", "migrate_down": false}));
+    let mut images: Vec<(String, String)> =
+        manifest["images"].as_object().unwrap().iter().map(|(c, u)| (c.clone(), u.as_str().unwrap().into())).collect();
+    images.sort();
+    assert_eq!(images, v1_pinned, "v1's pinned digests");
+
+    // The same form again (a second click): the same release, nothing written. Without its token,
+    // or from another origin, the change is refused as approve's is.
+    let host = format!("127.0.0.1:{}", dashboard.port);
+    let (origin, cookie) = (format!("http://{host}"), format!("convoy_dashboard={}", dashboard.secret));
+    let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let body = body.join("&");
+    let without_token = body.split('&').filter(|p| !p.starts_with("token=")).collect::<Vec<_>>().join("&");
+    let send = |origin: String, body: String| {
+        let (host, cookie) = (host.clone(), cookie.clone());
+        async move {
+            let form = "application/x-www-form-urlencoded";
+            let headers = [("Host", host.as_str()), ("Origin", &origin), ("Content-Type", form), ("Cookie", &cookie)];
+            request(dashboard.port, "POST", "/services/web/rollback", &headers, &body).await
+        }
+    };
+    let (status, answer) = send(origin.clone(), body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(&format!("Submitted already: web/{release}")), "{answer}");
+    let (status, answer) = send(origin.clone(), without_token).await;
+    assert_eq!(status, 403, "no token: {answer}");
+    let (status, answer) = send("http://evil.example".into(), body.clone()).await;
+    assert_eq!(status, 403, "a foreign origin: {answer}");
+    assert_eq!(
+        rollback_manifests(&backend).await,
+        std::slice::from_ref(&object),
+        "one release, however often it is posted"
+    );
+
+    // Refusals get a page that says why, and write nothing.
+    let get = |path: String| {
+        let (host, cookie) = (host.clone(), cookie.clone());
+        async move { request(dashboard.port, "GET", &path, &[("Host", &host), ("Cookie", &cookie)], "").await }
+    };
+    let (status, answer) = get("/services/web/rollback?to=v0".into()).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("release v0 of web never went live"), "{answer}");
+    let (status, answer) = get("/services/nothing-live/rollback".into()).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("no release of nothing-live is live"), "{answer}");
+    assert_eq!(rollback_manifests(&backend).await, std::slice::from_ref(&object));
+
+    // Driven as any release, it deploys exactly v1's digests and runs no migration.
+    let event = uploaded_event(&backend, &object).await;
+    invoke_manifest_uploaded(&backend.convoy, event).await.unwrap();
+    let key = convoy::names::ReleaseKey::new("web".parse().unwrap(), release.parse().unwrap());
+    let record = backend.record(&key).await.unwrap();
+    let State::Deploying { deployment } = record.state.clone() else { panic!("not deploying: {:#?}", record.timeline) };
+    let rollback = record.rollback.clone().expect("a rollback");
+    assert_eq!((rollback.of.as_str(), rollback.to.as_str()), ("v2", "v1"));
+    let revision = record.deployment.as_ref().and_then(|d| d.task_definition.clone()).expect("a revision");
+    assert_eq!(registered_images(&backend, &revision).await, v1_pinned);
+    codedeploy_goes_live(&backend, deployment.as_str()).await;
+    assert_eq!(backend.record(&key).await.unwrap().state, State::Succeeded);
+    assert_eq!(calls(&backend, "RunTask"), run_tasks, "no migration ran");
+}

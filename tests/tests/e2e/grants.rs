@@ -465,3 +465,40 @@ fn scheduled_tasks_are_pointed_only_at_the_clusters_tasks_passing_only_the_named
     );
     assert!(!allowed(&policies, &Request::new(None, "events:ListRules", "*")), "no role named: nothing listed");
 }
+
+#[test]
+fn only_the_reconciler_reads_the_named_trail_and_its_log_files_of_this_account_and_region() {
+    let trail = format!("arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/audit");
+    let key = format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let finding =
+        stack(&[("ManifestTrailArn", &trail), ("ManifestTrailBucket", "audit-logs"), ("ManifestTrailKmsKeyArn", &key)]);
+    let file = |path: &str| format!("arn:aws:s3:::audit-logs/{path}");
+    let ours = format!(
+        "AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2026/12/07/{ACCOUNT}_CloudTrail_{REGION}_20261207T1010Z_x.json.gz"
+    );
+    let (policies, _) = role_policies(&finding, &function_role("ReconcilerFunction"));
+    let may = |request: Request| allowed(&policies, &request);
+    for action in ["cloudtrail:GetTrail", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"] {
+        assert!(may(Request::new(None, action, &trail)), "{action}");
+        let other = format!("arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/other");
+        assert!(!may(Request::new(None, action, &other)), "{action} on another trail");
+    }
+    assert!(!may(Request::new(None, "cloudtrail:StopLogging", &trail)), "never changes the trail");
+    assert!(!may(Request::new(None, "cloudtrail:PutEventSelectors", &trail)), "never changes its selectors");
+    assert!(may(Request::new(None, "s3:ListBucket", "arn:aws:s3:::audit-logs")));
+    assert!(may(Request::new(None, "s3:GetObject", &file(&ours))), "this account's files");
+    assert!(may(Request::new(None, "s3:GetObject", &file(&format!("audit/AWSLogs/o-abc/{ours}")))), "under a prefix");
+    let elsewhere = ours.replace(ACCOUNT, "999999999999");
+    assert!(!may(Request::new(None, "s3:GetObject", &file(&elsewhere))), "another account's files");
+    assert!(!may(Request::new(None, "s3:GetObject", &file("secrets.txt"))), "anything else in the bucket");
+    assert!(!may(Request::new(None, "s3:PutObject", &file(&ours))), "never writes a log file");
+    assert!(may(Request::new(None, "kms:Decrypt", &key)), "the trail's key");
+    for function in ["ImagePushedFunction", "ManifestUploadedFunction", "VerifyFunction", "DeploymentChangedFunction"] {
+        let (policies, _) = role_policies(&finding, &function_role(function));
+        assert!(!allowed(&policies, &Request::new(None, "s3:GetObject", &file(&ours))), "{function}");
+        assert!(!allowed(&policies, &Request::new(None, "cloudtrail:GetTrail", &trail)), "{function}");
+    }
+    let (policies, _) = role_policies(&stack(&[]), &function_role("ReconcilerFunction"));
+    assert!(!allowed(&policies, &Request::new(None, "cloudtrail:GetTrail", &trail)), "no trail named: nothing granted");
+    assert!(!allowed(&policies, &Request::new(None, "s3:ListBucket", "arn:aws:s3:::audit-logs")));
+}

@@ -40,4 +40,5 @@ mod scenario;
 mod scheduled_tasks;
 mod settings_file;
 mod store;
+mod submitter;
 mod trust;

@@ -21,7 +21,7 @@ const DOWN: [&str; 2] = ["./migrate", "--down"];
 
 /// From now on web's test listener is a green server serving `version` (the release id its
 /// verification looks for), kept while the returned server lives.
-async fn green_serves(backend: &mut MotoBackend, version: &str) -> Server {
+pub(crate) async fn green_serves(backend: &mut MotoBackend, version: &str) -> Server {
     let green = http::serve(Behaviour::version(version)).await;
     let web = backend.convoy.config.services.get_mut(&SERVICE.parse().unwrap()).expect("web's settings");
     web.test_listener.clone_from(&green.url);
@@ -30,13 +30,13 @@ async fn green_serves(backend: &mut MotoBackend, version: &str) -> Server {
 
 /// How many times the stand-in was asked `operation` (moto lacks RunTask's and CodeDeploy's
 /// shapes; every one goes through it).
-fn calls(backend: &MotoBackend, operation: &str) -> usize {
+pub(crate) fn calls(backend: &MotoBackend, operation: &str) -> usize {
     backend.standin.log().iter().filter(|r| r.operation == operation).count()
 }
 
 /// CodeDeploy's hook for `deployment` passes (approval by policy), it waits, is continued, and
 /// succeeds; its end is reported twice.
-async fn codedeploy_goes_live(backend: &MotoBackend, deployment: &str) {
+pub(crate) async fn codedeploy_goes_live(backend: &MotoBackend, deployment: &str) {
     backend.codedeploy_hook(deployment, "exec-1").await;
     backend.standin.waits(deployment);
     backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
@@ -47,7 +47,7 @@ async fn codedeploy_goes_live(backend: &MotoBackend, deployment: &str) {
 
 /// Release `release` of web (its images pushed under the tag `release`), with a migration that
 /// records its down command when `migration`, all the way to `Succeeded`.
-async fn goes_live(backend: &MotoBackend, release: &str, migration: bool) {
+pub(crate) async fn goes_live(backend: &MotoBackend, release: &str, migration: bool) {
     backend.push("app", release).await;
     backend.push("nginx", release).await;
     let mut manifest: Value = serde_json::from_str(&manifest_v1(backend, release, &containers(), migration)).unwrap();
@@ -89,7 +89,7 @@ async fn keep_image(backend: &MotoBackend, container: &str, tag: &str) {
 
 /// The S3 event for an object the `convoy` binary uploaded (S3's "Object Created" through
 /// EventBridge, as template.yaml's rule delivers it).
-async fn uploaded_event(backend: &MotoBackend, key: &str) -> Value {
+pub(crate) async fn uploaded_event(backend: &MotoBackend, key: &str) -> Value {
     let head = backend.world.s3.head_object().bucket(&backend.world.bucket).key(key).send().await.unwrap();
     let size = head.content_length().unwrap_or_default() as u64;
     convoy_tests::fixtures::s3_eventbridge(&backend.world.bucket, key, head.version_id(), size)
@@ -110,7 +110,7 @@ fn key_of(release: &Value) -> ReleaseKey {
 }
 
 /// The images of the task definition revision `arn` registers, by container.
-async fn registered_images(backend: &MotoBackend, arn: &str) -> Vec<(String, String)> {
+pub(crate) async fn registered_images(backend: &MotoBackend, arn: &str) -> Vec<(String, String)> {
     let described = backend.ecs_client().describe_task_definition().task_definition(arn).send().await.unwrap();
     let definition = described.task_definition().unwrap();
     let mut images: Vec<(String, String)> = definition
@@ -276,7 +276,7 @@ fn web_settings(backend: &mut MotoBackend, window_hours: Option<u32>) {
 
 /// v1 (no migration) and v2 (a migration with its down command) live, approved by policy; then
 /// web's test listener serves v1, the code a rollback to v1 runs.
-async fn v1_then_v2(backend: &mut MotoBackend) -> Vec<Server> {
+pub(crate) async fn v1_then_v2(backend: &mut MotoBackend) -> Vec<Server> {
     goes_live(backend, "v1", false).await;
     let second = green_serves(backend, "v2").await;
     goes_live(backend, "v2", true).await;

@@ -469,6 +469,7 @@ impl MemoryBackend {
             watch: Arc::new(convoy::adapters::memory::MemoryWatch::default()),
             api_calls: Arc::new(convoy::adapters::memory::MemoryApiCalls::default()),
             scheduled_tasks: Arc::new(convoy::adapters::memory::MemoryScheduledTasks::default()),
+            upload_trail: Arc::new(convoy::adapters::memory::MemoryUploadTrail::new(ACCOUNT, REGION)),
             config: Config {
                 store: StoreSettings { state_bucket: MEMORY_BUCKET.into(), force_path_style: false },
                 manifest_prefix: "releases/".into(),
@@ -486,6 +487,7 @@ impl MemoryBackend {
                 claim_lease: convoy::config::CLAIM_LEASE,
                 event_bus: "default".into(),
                 move_scheduled_tasks: true,
+                manifest_trail: None,
                 services: convoy::settings::parse(&settings).expect("settings"),
                 release_groups: Default::default(),
                 settings_object_version: None,

@@ -13,6 +13,7 @@ mod logs;
 mod prober;
 mod s3;
 mod scheduled;
+mod upload_trail;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 pub use cloudtrail::{CloudTrailHistory, NoCloudTrail};
@@ -27,6 +28,7 @@ pub use logs::CloudWatchLogs;
 pub use prober::HttpProber;
 pub use s3::S3Store;
 pub use scheduled::{DEFAULT_BUS, EventBridgeSchedules};
+pub use upload_trail::{NoUploadTrail, TrailLogFiles};
 
 use crate::config::StoreSettings;
 use crate::error::Cause;

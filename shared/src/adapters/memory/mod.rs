@@ -13,6 +13,7 @@ mod eventbridge;
 mod logs;
 mod s3;
 mod scheduled;
+mod upload_trail;
 
 use std::sync::Mutex;
 
@@ -27,6 +28,7 @@ pub use eventbridge::MemoryEvents;
 pub use logs::MemoryLogs;
 pub use s3::{MemoryDocuments, MemoryObjects, MemoryStore};
 pub use scheduled::MemoryScheduledTasks;
+pub use upload_trail::MemoryUploadTrail;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic in another test thread must not hide this one's result behind a poisoned lock.
