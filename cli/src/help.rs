@@ -40,7 +40,9 @@ to, pinned by digest (tags may have moved since), and \"rollback\": {of, to, mig
 manifest-uploaded function confirms the claim from Convoy's records, or fails the release at the
 manifest stage. A service's part of a group release rolls back the whole group release (a version 2
 manifest, releases/<group>/...). No migration runs unless --migrate-down (the reverted release's
-recorded migration.down, from its own image). Follow it with convoy wait. When that name is taken
+recorded migration.down, from its own image; for a group release, its one migration's down
+command, once, from the task definition of the service that migration named, before any service
+moves). Follow it with convoy wait. When that name is taken
 already (the same rollback, the same second), nothing is written and it says \"submitted already\".
 
 Exit status: 0 submitted (or submitted already), 1 refused (nothing live, nothing before it, --to never went live),

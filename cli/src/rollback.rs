@@ -68,7 +68,7 @@ pub struct Plan {
     /// The group release `to` is the service's part of: every service of it rolls back.
     pub group: Option<ReleaseKey>,
     /// The down command `of`'s manifest recorded (what `--migrate-down` runs), as
-    /// (container, command); `None` when it recorded none, or for a group release (not supported).
+    /// (container, command); `None` when it recorded none (a group release: its one migration's).
     pub down: Option<(String, Vec<String>)>,
     /// Where the manifest goes in the state bucket (`<prefix><name>/<release>.json`).
     pub object: String,
@@ -174,12 +174,22 @@ pub async fn plan(
     if !prefix.ends_with('/') {
         prefix.push('/');
     }
-    // What `--migrate-down` would run: a group release's rollback runs none (not supported yet).
-    let of_record = loaded.records.iter().find(|r| r.key == live.key);
-    let down = of_record
-        .filter(|_| to_record.part_of.is_none() && live.part_of.is_none())
-        .and_then(|r| r.manifest.as_ref()?.migration.as_ref())
-        .and_then(|m| Some((m.container.to_string(), m.down.clone()?)));
+    // What `--migrate-down` would run: `of`'s migration's down command (a group release's: its one
+    // migration's, from its group record).
+    let down = match &live.part_of {
+        Some(of_group) => store
+            .load(of_group)
+            .await
+            .map_err(unavailable)?
+            .and_then(|s| s.release.group?.migration)
+            .and_then(|m| Some((m.container.to_string(), m.down?))),
+        None => loaded
+            .records
+            .iter()
+            .find(|r| r.key == live.key)
+            .and_then(|r| r.manifest.as_ref()?.migration.as_ref())
+            .and_then(|m| Some((m.container.to_string(), m.down.clone()?))),
+    };
     Ok(Plan {
         object: format!("{prefix}{}/{}.json", key.service, key.release),
         release: key,

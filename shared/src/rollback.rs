@@ -6,7 +6,8 @@
 //! Convoy's own records (never the manifest's word): `to` went live for the service (each service,
 //! for a group), `of` is the release live now, and the manifest's images are exactly the digests
 //! `to` pinned. The confirmed [`Rollback`] is what the record keeps. A rollback runs no migration
-//! of its own; with `migrate_down` it runs the down command `of`'s record holds, from `of`'s image.
+//! of its own; with `migrate_down` it runs the down command `of`'s record holds, from `of`'s image
+//! (for a group release: its one migration's, from the task definition of the service it names).
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,10 @@ pub struct Rollback {
 /// The down command of the reverted release's migration, in its container, from its image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownMigration {
+    /// For a group release, the service whose task definition its migration (and so the down
+    /// migration) derives from; `None` for a release of one service: its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceName>,
     pub container: ContainerName,
     pub command: Vec<String>,
     /// `of`'s pinned image of that container (`<registry>/<repository>@sha256:…`): the code that
@@ -102,7 +107,8 @@ pub fn confirm_service(
 /// Confirms a group rollback: `to`'s group record (`to_group`) names exactly the manifest's
 /// services, and for each service its part of `to` went live, `of` is live now, and the manifest
 /// gives it `to`'s part's pinned digests. `parts` holds, per service, what its records say and
-/// its part of `to`.
+/// its part of `to`. With `migrate_down`, `of`'s group record (`of_group`) gives the down
+/// migration: its one migration's down command, from `of`'s pinned image of that container.
 ///
 /// # Errors
 /// The reason the claim is not confirmed, for the record.
@@ -110,13 +116,9 @@ pub fn confirm_group(
     manifest: &GroupManifest,
     claim: &RollbackClaim,
     to_group: Option<&Release>,
+    of_group: Option<&Release>,
     parts: &BTreeMap<ServiceName, (Live<'_>, Option<&Release>)>,
 ) -> Result<Rollback, String> {
-    if claim.migrate_down {
-        return Err("migrate_down is not supported for a group release's rollback yet: roll back without it, \
-                    and run the down migration as a release of its service"
-            .to_owned());
-    }
     let group = &manifest.group;
     let Some(to_manifest) = to_group.and_then(|r| r.group.as_ref()) else {
         return Err(format!("group {group} has no release {} in Convoy's records", Excerpt(claim.to.as_str())));
@@ -145,7 +147,8 @@ pub fn confirm_group(
         // The group release went live when its last service did.
         since = since.max(live.since);
     }
-    Ok(confirmed(claim, None, since))
+    let down = if claim.migrate_down { Some(down_of_group(manifest, claim, of_group)?) } else { None };
+    Ok(confirmed(claim, down, since))
 }
 
 /// Whether a confirmed rollback may skip the person's approval under the operator's rollback
@@ -235,7 +238,9 @@ pub fn manifest_for(
 fn confirmed(claim: &RollbackClaim, down: Option<DownMigration>, of_went_live: Option<DateTime<Utc>>) -> Rollback {
     let schema = match &down {
         // The command is the manifest's text: quoted (escaped, cut), as any value from outside.
-        Some(down) => format!("migrated down by {}'s down command {}", claim.of, Excerpt(&down.command.join(" "))),
+        Some(down) => {
+            format!("database schema migrated down by {}'s down command {}", claim.of, Excerpt(&down.command.join(" ")))
+        }
         None => format!("database schema stays where {} left it (no migration runs)", claim.of),
     };
     Rollback {
@@ -332,6 +337,52 @@ fn down_of(service: &ServiceName, claim: &RollbackClaim, of_record: Option<&Rele
         return Err(format!("migrate_down: release {of} has no pinned image of container {}", migration.container));
     };
     Ok(DownMigration {
+        service: None,
+        container: migration.container.clone(),
+        command,
+        image,
+        timeout_seconds: migration.timeout_seconds,
+    })
+}
+
+/// The down migration of group release `of` (its record `of_group`): the down command of its one
+/// migration, in the same container of the same service, from `of`'s pinned image of it.
+fn down_of_group(
+    manifest: &GroupManifest,
+    claim: &RollbackClaim,
+    of_group: Option<&Release>,
+) -> Result<DownMigration, String> {
+    let (group, of) = (&manifest.group, Excerpt(claim.of.as_str()));
+    let Some(of_manifest) = of_group.and_then(|r| r.group.as_ref()) else {
+        return Err(format!("group {group} has no release {of} in Convoy's records"));
+    };
+    let Some(migration) = &of_manifest.migration else {
+        return Err(format!("migrate_down: release {of} ran no migration of its own, so there is none to undo"));
+    };
+    let Some(command) = migration.down.clone() else {
+        return Err(format!(
+            "migrate_down: release {of}'s migration names no down command (migration.down in its manifest)"
+        ));
+    };
+    let service = &migration.service;
+    // The down migration derives from the rollback's own revision of that service: a service the
+    // rollback does not return has none.
+    if !manifest.services.contains_key(service) {
+        return Err(format!(
+            "migrate_down: release {of}'s migration runs from service {service}'s task definition, which the \
+             rollback does not return"
+        ));
+    }
+    let pinned = of_group.map(|r| r.pinned_uris_of(service)).unwrap_or_default();
+    let image = pinned.into_iter().find(|(c, _)| *c == migration.container.as_str()).map(|(_, u)| u);
+    let Some(image) = image else {
+        return Err(format!(
+            "migrate_down: release {of} has no pinned image of container {} of service {service}",
+            migration.container
+        ));
+    };
+    Ok(DownMigration {
+        service: Some(service.clone()),
         container: migration.container.clone(),
         command,
         image,

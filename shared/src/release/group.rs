@@ -177,8 +177,12 @@ impl Release {
     }
 
     /// The service whose task definition the migration is derived from: the release's own service,
-    /// or the one a group's manifest names.
+    /// or the one a group's manifest names (for a group's rollback with `migrate_down`: the one
+    /// the reverted release's migration named).
     pub fn migration_service(&self) -> &ServiceName {
+        if let Some(service) = self.rollback.as_ref().and_then(|r| r.down.as_ref()).and_then(|d| d.service.as_ref()) {
+            return service;
+        }
         match self.group.as_ref().and_then(|g| g.migration.as_ref()) {
             Some(migration) => &migration.service,
             None => &self.key.service,

@@ -69,7 +69,14 @@ impl Convoy {
                 }
                 let parts = lives.iter().map(|(s, l)| (s.clone(), (l.live(), l.record(&claim.to)))).collect();
                 let to_group = to_group.as_ref().map(|stored| &stored.release);
-                match rollback::confirm_group(&opening.manifest, &claim, to_group, &parts) {
+                // Only a down migration needs `of`'s record (its migration): no read otherwise.
+                let of_group = if claim.migrate_down {
+                    self.store.load(&ReleaseKey::new(key.service.clone(), claim.of.clone())).await?
+                } else {
+                    None
+                };
+                let of_group = of_group.as_ref().map(|stored| &stored.release);
+                match rollback::confirm_group(&opening.manifest, &claim, to_group, of_group, &parts) {
                     Ok(confirmed) => {
                         opening.manifest.rollback = Some(RollbackClaim { confirmed: Some(confirmed), ..claim });
                         Ok(Ok(Admitted::Group(opening)))

@@ -43,7 +43,7 @@ pub(crate) async fn shop(behaviour: Behaviour) -> (MotoBackend, Server) {
     shop_of(behaviour, &["worker"]).await
 }
 
-fn group_key(group: &str, release: &str) -> ReleaseKey {
+pub(crate) fn group_key(group: &str, release: &str) -> ReleaseKey {
     ReleaseKey::new(group.parse().unwrap(), release.parse().unwrap())
 }
 
@@ -53,7 +53,7 @@ pub(crate) fn part_key(service: &str, release: &str) -> ReleaseKey {
 
 /// web runs app and nginx, the worker app: app is one image of the release. The migration runs
 /// from web's task definition; `order` says who goes first.
-fn manifest_v2(backend: &MotoBackend, release: &str, order: Value) -> Value {
+pub(crate) fn manifest_v2(backend: &MotoBackend, release: &str, order: Value) -> Value {
     let mut services = json!({"web": {"containers": {"app": "app", "nginx": "nginx"}},
                               "worker": {"containers": {"worker": "app"}}});
     if order.to_string().contains("\"cron\"") {
@@ -83,7 +83,7 @@ pub(crate) async fn migrated(backend: &MotoBackend, release: &str, order: Value)
 }
 
 /// [`migrated`], for the version 2 manifest `manifest` of group `shop`.
-async fn migrated_with(backend: &MotoBackend, release: &str, manifest: &Value) -> ReleaseKey {
+pub(crate) async fn migrated_with(backend: &MotoBackend, release: &str, manifest: &Value) -> ReleaseKey {
     let key = group_key("shop", release);
     let body = manifest.to_string();
     let (_, early) = backend.push("app", release).await;

@@ -3,7 +3,8 @@
 //! `v1` tag is moved to a new image; `convoy rollback web` submits v1's pinned digests, and the new
 //! release deploys exactly those, runs no migration, and says it is a rollback of v2 to v1. A
 //! forged claim fails at the manifest stage with nothing run; a group release rolls back whole,
-//! each service once. Needs the binaries built (`cargo build --workspace --bins`).
+//! each service once, and with `--migrate-down` runs its migration's down command once before
+//! any service moves. Needs the binaries built (`cargo build --workspace --bins`).
 
 use aws_sdk_ecr::types::ImageIdentifier;
 use convoy::names::ReleaseKey;
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::cli::run;
 use crate::deploy::{containers, with_green};
-use crate::groups::{changes, migrated, part_key, shop, worker_completes};
+use crate::groups::{changes, group_key, manifest_v2, migrated, migrated_with, part_key, shop, worker_completes};
 use crate::scenario::*;
 
 const DOWN: [&str; 2] = ["./migrate", "--down"];
@@ -342,7 +343,7 @@ async fn migrate_down_runs_v2s_recorded_down_command_once_from_v2s_image_before_
     let State::Migrating { task } = record.state.clone() else { panic!("migrating down, not {}", record.state) };
     let down = record.rollback.as_ref().and_then(|r| r.down.clone()).expect("v2's down migration");
     assert_eq!(down.command, DOWN);
-    assert!(record.rollback.as_ref().unwrap().schema.starts_with("migrated down by v2's down command"));
+    assert!(record.rollback.as_ref().unwrap().schema.starts_with("database schema migrated down by v2's down command"));
     assert_eq!(calls(&backend, "RunTask"), run_tasks + 1, "one RunTask: the down migration");
     let ecs = backend.ecs_client();
     let described = ecs.describe_tasks().cluster(&backend.ecs.cluster).tasks(task.as_str()).send().await.unwrap();
@@ -382,4 +383,127 @@ async fn migrate_down_of_a_release_that_recorded_no_down_command_fails_at_the_ma
     let State::Failed { stage: Stage::Manifest, reason } = &record.state else { panic!("{}", record.state) };
     assert!(reason.contains("release \"v2\" ran no migration of its own"), "{reason}");
     assert_eq!(calls(&backend, "RunTask"), run_tasks, "nothing ran");
+}
+
+/// Group release g1 of shop live, then g2, whose migration (from web's `app` container) records
+/// its down command; then web's test listener serves g1, the code a rollback to g1 runs.
+async fn g1_then_g2_with_a_down_command(backend: &mut MotoBackend) -> Vec<Server> {
+    shop_goes_live(backend, "g1").await;
+    let second = green_serves(backend, "g2").await;
+    let mut manifest = manifest_v2(backend, "g2", json!(["worker", "web"]));
+    manifest["migration"]["down"] = json!(DOWN);
+    migrated_with(backend, "g2", &manifest).await;
+    shop_deploys(backend, "g2").await;
+    let g2 = backend.record(&group_key("shop", "g2")).await.unwrap();
+    assert_eq!(g2.state, State::Succeeded, "{:#?}", g2.timeline);
+    vec![second, green_serves(backend, "g1").await]
+}
+
+/// `convoy rollback web --migrate-down` submitted (web is a part of g2: the whole group release
+/// rolls back) and its manifest's event delivered twice: the rollback's key, migrating down.
+async fn group_migrates_down(backend: &MotoBackend) -> (ReleaseKey, String) {
+    let (code, out, stderr) = rollback(backend, &["web", "--migrate-down"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(out["migrate_down"], json!(true), "{out}");
+    let key = key_of(&out["release"]);
+    assert_eq!(key.service.as_str(), "shop", "{out}");
+    let event = uploaded_event(backend, &format!("releases/shop/{}.json", key.release)).await;
+    for _ in 0..2 {
+        invoke_manifest_uploaded(&backend.convoy, event.clone()).await.unwrap();
+    }
+    let record = backend.record(&key).await.unwrap();
+    let State::Migrating { task } = record.state else { panic!("migrating down, not {:#?}", record.timeline) };
+    (key, task.to_string())
+}
+
+/// The task definition each of shop's services runs, by ECS.
+async fn services_run(backend: &MotoBackend) -> Vec<Option<String>> {
+    let ecs = backend.ecs_client();
+    let described = ecs.describe_services().cluster(&backend.ecs.cluster).services("web").services("worker");
+    let described = described.send().await.unwrap();
+    described.services().iter().map(|s| s.task_definition().map(ToOwned::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn migrate_down_of_a_group_release_runs_g2s_down_command_once_from_g2s_image_then_returns_each_service_once() {
+    let (mut backend, _first) = shop(Behaviour::version("g1")).await;
+    let _servers = g1_then_g2_with_a_down_command(&mut backend).await;
+    let g2_app =
+        backend.record(&part_key("web", "g2")).await.unwrap().pinned_uris().into_iter().find(|(c, _)| c == "app");
+    let g1_web = backend.record(&part_key("web", "g1")).await.unwrap().pinned_uris();
+    let g1_worker = backend.record(&part_key("worker", "g1")).await.unwrap().pinned_uris();
+    let before = changes(&backend);
+    let (key, task) = group_migrates_down(&backend).await;
+
+    let record = backend.record(&key).await.unwrap();
+    let rollback = record.rollback.clone().expect("a rollback");
+    assert_eq!((rollback.of.as_str(), rollback.to.as_str()), ("g2", "g1"));
+    let down = rollback.down.clone().expect("g2's down migration");
+    assert_eq!(
+        (down.service.as_ref().map(|s| s.as_str()), &down.command[..]),
+        (Some("web"), &DOWN.map(String::from)[..])
+    );
+    assert!(rollback.schema.starts_with("database schema migrated down by g2's down command"), "{}", rollback.schema);
+    let after: Vec<String> = changes(&backend).into_iter().skip(before.len()).collect();
+    assert_eq!(after, ["RunTask"], "the down migration first, and nothing else yet");
+    let ecs = backend.ecs_client();
+    let described = ecs.describe_tasks().cluster(&backend.ecs.cluster).tasks(&task).send().await.unwrap();
+    let found = &described.tasks()[0];
+    let overrides = found.overrides().unwrap().container_overrides();
+    assert_eq!((overrides[0].name(), overrides[0].command()), (Some("app"), &DOWN.map(String::from)[..]));
+    let definition = found.task_definition_arn().unwrap();
+    let images = registered_images(&backend, definition).await;
+    assert_eq!(images.into_iter().find(|(c, _)| c == "app"), g2_app, "g2's pinned image undoes g2's migration");
+    let containers: Vec<String> = registered_images(&backend, definition).await.into_iter().map(|(c, _)| c).collect();
+    assert_eq!(containers, ["app", "nginx"], "derived from web's task definition, as g2's migration was");
+
+    // It exits 0 (its STOPPED event twice); then each service returns to g1, once.
+    let stopped = backend.migration_exited_0(&key, &task);
+    for _ in 0..2 {
+        crate::deploy::invoke(&backend.convoy, "migration-stopped", stopped.clone()).await;
+    }
+    shop_deploys(&backend, key.release.as_str()).await;
+    let record = backend.record(&key).await.unwrap();
+    assert_eq!(record.state, State::Succeeded, "{:#?}", record.timeline);
+    let migration = record.migration.as_ref().expect("the down migration's evidence");
+    assert_eq!((migration.task.as_ref().map(|t| t.as_str()), migration.exit_code), (Some(task.as_str()), Some(0)));
+    let after: Vec<String> = changes(&backend).into_iter().skip(before.len()).collect();
+    assert_eq!(after, ["RunTask", "UpdateService", "CreateDeployment"], "one down migration, each service once");
+    let web = backend.record(&part_key("web", key.release.as_str())).await.unwrap();
+    let worker = backend.record(&part_key("worker", key.release.as_str())).await.unwrap();
+    assert_eq!((web.pinned_uris(), worker.pinned_uris()), (g1_web, g1_worker), "g1's digests");
+    let (code, printed, _) = run(&backend, &["status", "shop", key.release.as_str()]);
+    assert_eq!(code, 0);
+    assert!(printed.contains("schema    database schema migrated down by g2's down command"), "{printed}");
+}
+
+#[tokio::test]
+async fn a_failing_down_migration_of_a_group_rollback_leaves_every_service_untouched() {
+    let (mut backend, _first) = shop(Behaviour::version("g1")).await;
+    let _servers = g1_then_g2_with_a_down_command(&mut backend).await;
+    let (before, running) = (changes(&backend), services_run(&backend).await);
+    let (key, task) = group_migrates_down(&backend).await;
+
+    let stopped = backend.migration_exited(&key, &task, 1);
+    for _ in 0..2 {
+        crate::deploy::invoke(&backend.convoy, "migration-stopped", stopped.clone()).await;
+    }
+    backend.convoy.reconcile(chrono::Utc::now()).await.unwrap();
+    let record = backend.record(&key).await.unwrap();
+    let State::Failed { stage: Stage::Migration, .. } = &record.state else { panic!("{:#?}", record.timeline) };
+    assert_eq!(record.migration.as_ref().and_then(|m| m.exit_code), Some(1), "the evidence is kept");
+    assert!(
+        record.services.iter().all(|s| s.state == convoy::release::SectionState::Waiting),
+        "{:#?}",
+        record.services
+    );
+    let after: Vec<String> = changes(&backend).into_iter().skip(before.len()).collect();
+    assert_eq!(after, ["RunTask"], "the down migration only: no service deployed");
+    assert_eq!(services_run(&backend).await, running, "each service runs what g2 left it");
+    for service in ["web", "worker"] {
+        assert!(
+            backend.record(&part_key(service, key.release.as_str())).await.is_none(),
+            "no part of {service} opened"
+        );
+    }
 }

@@ -181,9 +181,14 @@ impl MotoBackend {
     /// by ECS once app exited, listed first), told to the stand-in, which then describes the
     /// task so: the event to deliver to migration-stopped.
     pub fn migration_exited_0(&self, key: &ReleaseKey, task: &str) -> Value {
+        self.migration_exited(key, task, 0)
+    }
+
+    /// [`Self::migration_exited_0`], with `app`'s exit code `exit_code`.
+    pub fn migration_exited(&self, key: &ReleaseKey, task: &str, exit_code: i32) -> Value {
         let containers = [
             convoy_tests::fixtures::ContainerExit::exited("nginx", 137),
-            convoy_tests::fixtures::ContainerExit::exited("app", 0),
+            convoy_tests::fixtures::ContainerExit::exited("app", exit_code),
         ];
         let stopped = convoy_tests::fixtures::ecs_task_stopped(&convoy_tests::fixtures::TaskStopped {
             cluster: &self.ecs.cluster,
