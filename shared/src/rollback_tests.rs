@@ -34,17 +34,7 @@ fn pinned(release: &str, pinned: char, migration: &str) -> Release {
         etag: None,
     };
     let opened = Release::open(key.clone(), source, manifest::parse(text.as_bytes(), &key).unwrap(), t(0));
-    let image = crate::release::ImageKey::of(&opened.images.values().next().unwrap().image);
-    let found = readiness::Event::ImageFound {
-        image,
-        digest: Digest::new(&digest(pinned)).unwrap(),
-        at: t(1),
-        via: Sighting::RegistryLookup,
-    };
-    match opened.apply(&found).unwrap() {
-        crate::release::Decision::Changed { release, .. } => *release,
-        crate::release::Decision::Unchanged { why } => panic!("{why}"),
-    }
+    pinned_by(opened, pinned)
 }
 
 fn t(seconds: i64) -> DateTime<Utc> {
@@ -229,17 +219,7 @@ fn group_pinned(release: &str, pinned: char, migration: Option<serde_json::Value
     };
     let methods = BTreeMap::from([(web(), DeployMethod::CodeDeploy), (worker(), DeployMethod::EcsRolling)]);
     let opened = Release::open_group(key, source, GroupOpening { manifest, methods }, t(0));
-    let image = crate::release::ImageKey::of(&opened.images.values().next().unwrap().image);
-    let found = readiness::Event::ImageFound {
-        image,
-        digest: Digest::new(&digest(pinned)).unwrap(),
-        at: t(1),
-        via: Sighting::RegistryLookup,
-    };
-    match opened.apply(&found).unwrap() {
-        crate::release::Decision::Changed { release, .. } => *release,
-        crate::release::Decision::Unchanged { why } => panic!("{why}"),
-    }
+    pinned_by(opened, pinned)
 }
 
 fn worker() -> ServiceName {
@@ -326,4 +306,19 @@ fn migrate_down_of_a_group_release_is_refused_when_it_ran_no_migration_named_no_
     assert_eq!(why, "migrate_down: release \"g2\"'s migration names no down command (migration.down in its manifest)");
     let why = confirm_shop_rollback(true, None).unwrap_err();
     assert_eq!(why, "group shop has no release \"g2\" in Convoy's records");
+}
+
+/// `opened` once its (first) image is found with the digest `pinned` names.
+fn pinned_by(opened: Release, pinned: char) -> Release {
+    let image = crate::release::ImageKey::of(&opened.images.values().next().unwrap().image);
+    let found = readiness::Event::ImageFound {
+        image,
+        digest: Digest::new(&digest(pinned)).unwrap(),
+        at: t(1),
+        via: Sighting::RegistryLookup,
+    };
+    match opened.apply(&found).unwrap() {
+        crate::release::Decision::Changed { release, .. } => *release,
+        crate::release::Decision::Unchanged { why } => panic!("{why}"),
+    }
 }
