@@ -58,7 +58,7 @@ impl Submitter {
     /// The line `convoy status` and the dashboard show.
     pub fn describe(&self) -> String {
         match self {
-            Submitter::Unknown { reason } => format!("unknown: {}", reason.trim_start_matches("unknown: ")),
+            Submitter::Unknown { reason } => format!("unknown: {reason}"),
             Submitter::Looking { trail, until } => {
                 format!("not yet known: looking in trail {trail}'s log files until {}", until.format("%H:%M:%S UTC"))
             }
@@ -312,19 +312,11 @@ pub fn find_upload(
     delivery: &Delivery,
     log_file: &str,
 ) -> Option<Uploader> {
-    let mut found: Option<Uploader> = None;
-    for record in records {
-        let Some(uploader) = read_write(record, source, delivery, log_file) else { continue };
-        let versioned = source.version_id.is_some();
-        let later = found.as_ref().is_none_or(|f| uploader.event_time > f.event_time);
-        if versioned {
-            return Some(uploader);
-        }
-        if uploader.event_time <= created && later {
-            found = Some(uploader);
-        }
+    let mut writes = records.iter().filter_map(|record| read_write(record, source, delivery, log_file));
+    if source.version_id.is_some() {
+        return writes.next();
     }
-    found
+    writes.filter(|write| write.event_time <= created).max_by_key(|write| write.event_time)
 }
 
 /// One record, when it is a successful write of `source`'s object in `account`.

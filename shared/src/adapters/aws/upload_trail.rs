@@ -87,26 +87,30 @@ impl TrailLogFiles {
 #[async_trait::async_trait]
 impl crate::ports::UploadTrail for TrailLogFiles {
     async fn coverage(&self, trail: &str, bucket: &str, key: &str) -> Result<Coverage, TrailError> {
-        let unavailable = |e| TrailError::Unavailable(e);
         let described = match self.cloudtrail.get_trail().name(trail).send().await {
             Ok(described) => described,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_trail_not_found_exception()) => {
                 return Ok(Coverage::NotLogged(format!("no data-event trail: trail {trail} does not exist")));
             }
-            Err(err) => return Err(unavailable(super::cause(err))),
+            Err(err) => return Err(TrailError::Unavailable(super::cause(err))),
         };
         let Some(found) = described.trail() else {
             return Ok(Coverage::NotLogged(format!("no data-event trail: trail {trail} does not exist")));
         };
-        let status =
-            self.cloudtrail.get_trail_status().name(trail).send().await.map_err(|e| unavailable(super::cause(e)))?;
+        let status = self
+            .cloudtrail
+            .get_trail_status()
+            .name(trail)
+            .send()
+            .await
+            .map_err(|e| TrailError::Unavailable(super::cause(e)))?;
         let selectors = self
             .cloudtrail
             .get_event_selectors()
             .trail_name(trail)
             .send()
             .await
-            .map_err(|e| unavailable(super::cause(e)))?;
+            .map_err(|e| TrailError::Unavailable(super::cause(e)))?;
         let mut config = TrailConfig {
             arn: found.trail_arn().unwrap_or(trail).to_owned(),
             bucket: found.s3_bucket_name().unwrap_or_default().to_owned(),
